@@ -1,0 +1,107 @@
+"""The reference backend: the unrolled loop of the chapter (10.5), for every cell and option.
+
+Autograd differentiates through the loop, which is backpropagation through time (10.7):
+the loss L = Σ_t L^t (10.3) reaches h^{t-k} only through the chain of steps in between.
+
+Lengths and resets are applied with masks over the whole batch at each step, so a ragged
+or segmented batch costs the same O(T) steps as a full one: a finished sequence keeps its
+state (``torch.where(valid, new, old)``) and a reset sets it to zero before the step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.cells.base import Params, RecurrentCell, State
+
+if TYPE_CHECKING:
+    from rnnkit.layers.base import RecurrentLayer
+
+
+def run_direction(
+    cell: RecurrentCell,
+    p: Params,
+    x: Tensor,
+    state: State,
+    *,
+    valid: Tensor | None,
+    zero: Tensor | None,
+    reverse: bool,
+    mask: Tensor | None,
+) -> tuple[Tensor, State]:
+    """Run one cell over x (T, B, I) from ``state``; returns outputs (T, B, H) and state.
+
+    ``valid`` (T, B, 1) marks steps inside each sequence; ``zero`` (T, B, 1) the steps
+    before which the state is set to zero (already shifted for the reverse direction).
+    """
+    T = x.size(0)
+    gx = cell.project(p, x)  # (T, B, G*H): the input half of every gate, one GEMM
+    outs: list[Tensor] = [x.new_empty(0)] * T
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    for t in steps:
+        if zero is not None:
+            state = tuple(torch.where(zero[t], torch.zeros_like(s), s) for s in state)
+        new = cell.step(p, gx[t], state, mask)
+        if valid is not None:
+            new = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state, strict=True))
+        state = new
+        outs[t] = new[0]
+    out = torch.stack(outs) if T else x.new_zeros(0, x.size(1), cell.hidden_size)
+    if valid is not None:
+        out = torch.where(valid, out, torch.zeros_like(out))  # packed semantics: zeros past the end
+    return out, state
+
+
+def run(
+    layer: RecurrentLayer,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None,
+    reset: Tensor | None,
+) -> tuple[Tensor, State]:
+    """Run the whole stack on x (T, B, I); state is a tuple of (L*D, B, H) tensors."""
+    T, B, _ = x.shape
+    D = 2 if layer.bidirectional else 1
+    valid = None
+    if lengths is not None:
+        steps = torch.arange(T, device=x.device)
+        valid = (steps[:, None] < lengths.to(x.device)[None, :]).unsqueeze(-1)  # (T, B, 1)
+    zero_fwd = zero_rev = None
+    if reset is not None:
+        r = reset.unsqueeze(-1)  # (T, B, 1)
+        if valid is not None:
+            r = r & valid  # a reset past a sequence's end must not touch its final state
+        zero_fwd = r
+        # Going backwards, a segment that starts at t ends the reverse run of step t - 1:
+        # the state is zeroed before step t - 1, i.e. shift the mask one step earlier.
+        zero_rev = torch.cat([r[1:], torch.zeros_like(r[:1])])
+
+    finals: list[State] = []
+    inp = x
+    for k, cell in enumerate(layer.cells):
+        outs = []
+        for d in range(D):
+            idx = k * D + d
+            s0 = tuple(s[idx] for s in state)
+            mask = cell.sample_recurrent_mask(B, inp)
+            out, s_n = run_direction(
+                cell,
+                layer.cell_parameters(k, d),
+                inp,
+                s0,
+                valid=valid,
+                zero=zero_rev if d else zero_fwd,
+                reverse=bool(d),
+                mask=mask,
+            )
+            outs.append(out)
+            finals.append(s_n)
+        inp = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
+        if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
+            inp = F.dropout(inp, layer.dropout, training=True)
+    n_state = len(state)
+    return inp, tuple(torch.stack([f[j] for f in finals]) for j in range(n_state))

@@ -1,0 +1,8 @@
+"""One time step of each recurrent cell: the chapter's equations."""
+
+from rnnkit.cells.base import RecurrentCell
+from rnnkit.cells.gru import GRUCell
+from rnnkit.cells.lstm import LSTMCell
+from rnnkit.cells.rnn import RNNCell
+
+__all__ = ["GRUCell", "LSTMCell", "RNNCell", "RecurrentCell"]

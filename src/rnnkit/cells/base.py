@@ -1,0 +1,305 @@
+"""What every recurrent cell shares: parameters, initialisation and the cell options.
+
+A cell computes one time step and nothing else. Its math is split in two so that the
+sequence runners can hoist the input projection out of the time loop (one GEMM over all
+T steps, as cuDNN does):
+
+    gx  = project(p, x)                 # W_x· x^t + b_x·, for all gates at once
+    s^t = recur(p, gx^t, s^{t-1})       # the chapter's equations for one step
+
+``p`` is a mapping from torch's parameter names (``weight_ih``, ``weight_hh``, ``bias_ih``,
+``bias_hh``) to tensors. A standalone cell passes its own parameters; a layer owns them
+under torch's layer names (``weight_ih_l0_reverse``) and passes the ones of each layer and
+direction, so a ``torch.nn`` state_dict loads into either as is.
+
+The state is always a tuple inside rnnkit: ``(h,)`` for RNN/GRU, ``(h, c)`` for LSTM.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit import _checks
+
+State = tuple[Tensor, ...]
+Params = Mapping[str, Tensor]
+
+
+class RecurrentCell(nn.Module, abc.ABC):
+    """Base class of the one-step cells.
+
+    Options shared by all cells:
+
+    - ``zoneout`` (Krueger et al. 2016): during training each unit of the state keeps its
+      previous value with this probability; at evaluation the state is the expected value
+      ``p * s^{t-1} + (1 - p) * s^t``.
+    - ``recurrent_dropout`` (Gal & Ghahramani 2016, "variational" dropout): the input
+      ``h^{t-1}`` of the recurrent product is multiplied by a dropout mask that is sampled
+      once per sequence and reused at every step (a layer samples it per call).
+    - ``forget_bias`` (Jozefowicz et al. 2015) and ``chrono_init`` (Tallec & Ollivier 2018):
+      initialisation of the gate biases of gated cells; they change no math.
+    """
+
+    kind: ClassVar[str]  # the torch mode name: "LSTM", "GRU", "RNN_TANH", "RNN_RELU"
+    num_gates: ClassVar[int]  # blocks of H rows stacked in weight_ih / weight_hh
+    state_names: ClassVar[tuple[str, ...]] = ("h",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        zoneout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        forget_bias: float | None = None,
+        chrono_init: float | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        _own_parameters: bool = True,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.input_size = _checks.positive_int(owner, "input_size", input_size)
+        self.hidden_size = _checks.positive_int(owner, "hidden_size", hidden_size)
+        if not isinstance(bias, bool):
+            raise TypeError(f"{owner}: bias must be a bool; got {type(bias).__name__}")
+        self.bias = bias
+        self.zoneout = _checks.probability(owner, "zoneout", zoneout)
+        self.recurrent_dropout = _checks.probability(
+            owner, "recurrent_dropout", recurrent_dropout, upper_open=True
+        )
+        self.forget_bias = self._check_forget_bias(forget_bias, chrono_init)
+        self.chrono_init = self._check_chrono(chrono_init)
+        if _own_parameters:
+            for name, shape in self.parameter_shapes().items():
+                param = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+                self.register_parameter(name, param)
+            self.reset_parameters()
+
+    # ---- options --------------------------------------------------------------------
+
+    def _check_forget_bias(self, forget_bias: float | None, chrono: float | None) -> float | None:
+        owner = type(self).__name__
+        if forget_bias is None:
+            return None
+        if self.kind.startswith("RNN"):
+            raise ValueError(f"{owner}: forget_bias needs a gated cell (LSTM or GRU); got {owner}")
+        if chrono is not None:
+            raise ValueError(
+                f"{owner}: forget_bias and chrono_init both set the forget-gate bias; "
+                f"expected one of them, got forget_bias={forget_bias!r}, chrono_init={chrono!r}"
+            )
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
+            raise TypeError(f"{owner}: forget_bias must be a number; got {forget_bias!r}")
+        if not self.bias:
+            raise ValueError(f"{owner}: forget_bias needs bias=True; got bias=False")
+        return float(forget_bias)
+
+    def _check_chrono(self, chrono: float | None) -> float | None:
+        owner = type(self).__name__
+        if chrono is None:
+            return None
+        if self.kind.startswith("RNN"):
+            raise ValueError(f"{owner}: chrono_init needs a gated cell (LSTM or GRU); got {owner}")
+        bad = isinstance(chrono, bool) or not isinstance(chrono, (int, float))
+        if bad or not chrono >= 2:
+            raise ValueError(
+                f"{owner}: chrono_init is the longest expected dependency T_max and must be a "
+                f"number >= 2; got {chrono!r}"
+            )
+        if not self.bias:
+            raise ValueError(f"{owner}: chrono_init needs bias=True; got bias=False")
+        return float(chrono)
+
+    @property
+    def uses_cell_options(self) -> list[str]:
+        """The options whose math torch's fused kernels do not have (empty for a plain cell).
+
+        ``recurrent_dropout`` only changes the math while training.
+        """
+        used = []
+        if getattr(self, "layer_norm", False):
+            used.append("layer_norm")
+        if self.zoneout > 0:
+            used.append("zoneout")
+        if self.recurrent_dropout > 0 and self.training:
+            used.append("recurrent_dropout")
+        return used
+
+    # ---- parameters -----------------------------------------------------------------
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """torch's names and shapes; subclasses add their own (layer-norm gains)."""
+        G, H, I = self.num_gates, self.hidden_size, self.input_size
+        shapes: dict[str, tuple[int, ...]] = {"weight_ih": (G * H, I), "weight_hh": (G * H, H)}
+        if self.bias:
+            # Two biases, as cuDNN has them, so that torch's state_dicts load unchanged;
+            # only their sum matters except in the GRU candidate, where b_hn sits inside r ∘ (·).
+            shapes["bias_ih"] = (G * H,)
+            shapes["bias_hh"] = (G * H,)
+        return shapes
+
+    @torch.no_grad()
+    def init_parameters(self, p: Params) -> None:
+        """Initialise ``p`` in place: torch's U(-1/√H, 1/√H), then the bias options."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name, value in p.items():
+            if name.startswith("ln_"):
+                # LayerNorm gains start at 1 and shifts at 0 (Ba et al. 2016).
+                value.fill_(1.0 if name.endswith("weight") else 0.0)
+            else:
+                value.uniform_(-bound, bound)
+        H = self.hidden_size
+        if self.forget_bias is not None:
+            keep = self.keep_gate_slice()
+            p["bias_ih"][keep] = self.forget_bias
+            p["bias_hh"][keep] = 0.0
+        if self.chrono_init is not None:
+            # Tallec & Ollivier 2018, eq. 16: b_f ~ log U(1, T_max - 1), b_i = -b_f, so that
+            # the characteristic forgetting times spread over [1, T_max].
+            keep = self.keep_gate_slice()
+            u = torch.empty(H, dtype=torch.float64).uniform_(1.0, self.chrono_init - 1.0)
+            b_keep = torch.log(u).to(p["bias_ih"])
+            p["bias_ih"][keep] = b_keep
+            p["bias_hh"][keep] = 0.0
+            tied = self.tied_input_slice()
+            if tied is not None:
+                p["bias_ih"][tied] = -b_keep
+                p["bias_hh"][tied] = 0.0
+
+    def keep_gate_slice(self) -> slice:
+        """Rows of the gate whose bias says how much of the old state is kept."""
+        raise ValueError(f"{type(self).__name__} has no gate that keeps the state")
+
+    def tied_input_slice(self) -> slice | None:
+        """Rows of the gate that chrono init ties to minus the keep gate (LSTM's i)."""
+        return None
+
+    def reset_parameters(self) -> None:
+        self.init_parameters(dict(self.named_parameters(recurse=False)))
+
+    def own_parameters(self) -> dict[str, Tensor]:
+        return dict(self.named_parameters(recurse=False))
+
+    # ---- one time step --------------------------------------------------------------
+
+    def project(self, p: Params, x: Tensor) -> Tensor:
+        """The input half of every gate, W_x· x + b_x·: shape (..., G*H)."""
+        return F.linear(x, p["weight_ih"], p.get("bias_ih"))
+
+    @abc.abstractmethod
+    def recur(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:
+        """One step of the chapter's equations, given the projected input ``gx``."""
+
+    def step(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:
+        """``recur`` followed by zoneout, the step every runner takes."""
+        new = self.recur(p, gx, state, mask)
+        if self.zoneout > 0:
+            new = tuple(self._zoneout(s, n) for s, n in zip(state, new, strict=True))
+        return new
+
+    def _zoneout(self, prev: Tensor, new: Tensor) -> Tensor:
+        if self.training:
+            # Krueger et al. 2016: a fresh Bernoulli(p) mask per unit and step; units
+            # where it is 1 keep their previous value (identity gradient through time).
+            keep = torch.rand_like(new) < self.zoneout
+            return torch.where(keep, prev, new)
+        return self.zoneout * prev + (1.0 - self.zoneout) * new
+
+    @staticmethod
+    def masked(h: Tensor, mask: Tensor | None) -> Tensor:
+        """h^{t-1} as the recurrent product sees it under variational dropout."""
+        return h if mask is None else h * mask
+
+    def sample_recurrent_mask(self, batch: int, like: Tensor) -> Tensor | None:
+        """One (B, H) dropout mask for a whole sequence (Gal & Ghahramani 2016)."""
+        if not (self.training and self.recurrent_dropout > 0):
+            return None
+        keep = 1.0 - self.recurrent_dropout
+        shape = (batch, self.hidden_size)
+        return torch.bernoulli(like.new_full(shape, keep)) / keep
+
+    # ---- drop-in forward ------------------------------------------------------------
+
+    def forward(
+        self,
+        input: Tensor,
+        hx: Tensor | tuple[Tensor, Tensor] | None = None,
+        *,
+        recurrent_mask: Tensor | None = None,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """One step. Shape: input (B, I) or (I,); state (B, H) or (H,) each.
+
+        Returns h' (RNN, GRU) or the tuple (h', c') (LSTM), as the torch.nn cells do.
+        ``recurrent_mask`` (B, H) fixes the variational-dropout mask (sampled per call
+        if omitted).
+        """
+        owner = type(self).__name__
+        x = _checks.tensor_arg(owner, "input", input)
+        if x.dim() not in (1, 2):
+            raise ValueError(
+                f"{owner}: input must be 2-D (B, I) or 1-D (I,); got {x.dim()}-D with shape "
+                f"{tuple(x.shape)}"
+            )
+        batched = x.dim() == 2
+        if not batched:
+            x = x.unsqueeze(0)
+        if x.size(-1) != self.input_size:
+            raise ValueError(
+                f"{owner}: input.size(-1) must equal input_size; "
+                f"expected {self.input_size}, got {x.size(-1)}"
+            )
+        p = self.own_parameters()
+        _checks.same_dtype_device(owner, "input", x, p["weight_ih"], "the parameters")
+        state = self._state_in(hx, x, batched)
+        if recurrent_mask is None:
+            recurrent_mask = self.sample_recurrent_mask(x.size(0), x)
+        new = self.step(p, self.project(p, x), state, recurrent_mask)
+        if not batched:
+            new = tuple(s.squeeze(0) for s in new)
+        return new if len(new) > 1 else new[0]  # type: ignore[return-value]
+
+    def _state_in(self, hx: object, x: Tensor, batched: bool) -> State:
+        owner = type(self).__name__
+        B, H = x.size(0), self.hidden_size
+        n = len(self.state_names)
+        if hx is None:
+            zeros = x.new_zeros(B, H)
+            return tuple(zeros for _ in range(n))
+        if n == 1:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"{owner}: hx must be a tensor h; got {type(hx).__name__}")
+            parts: tuple = (hx,)
+        else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != n:
+                given = f"{len(hx)} items" if isinstance(hx, (tuple, list)) else type(hx).__name__
+                raise TypeError(f"{owner}: hx must be a tuple (h, c); got {given}")
+            parts = tuple(hx)
+        expected = (B, H) if batched else (H,)
+        out = []
+        for name, s in zip(self.state_names, parts, strict=True):
+            _checks.tensor_arg(owner, f"hx {name}", s)
+            _checks.shape_is(owner, f"hx {name}", s, expected)
+            _checks.same_dtype_device(owner, f"hx {name}", s, x, "input")
+            out.append(s if batched else s.unsqueeze(0))
+        return tuple(out)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if not self.bias:
+            parts.append("bias=False")
+        for name in ("zoneout", "recurrent_dropout"):
+            if getattr(self, name):
+                parts.append(f"{name}={getattr(self, name)}")
+        for name in ("forget_bias", "chrono_init"):
+            if getattr(self, name) is not None:
+                parts.append(f"{name}={getattr(self, name)}")
+        return ", ".join(parts)

@@ -1,0 +1,1 @@
+"""Data that works offline: task generators and corpora read from what is installed."""

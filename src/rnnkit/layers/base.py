@@ -1,0 +1,399 @@
+"""Recurrent layers: stacking, bidirectional runs, lengths, resets and state in and out.
+
+A layer owns its parameters under torch's names (``weight_ih_l0``, ``bias_hh_l1_reverse``,
+...) so that a ``torch.nn.RNN/LSTM/GRU`` state_dict loads as is, and one parameter-less
+cell per stacked layer that knows the math. The call
+
+    out, state = layer(x, state=None, lengths=None, reset=None)
+
+normalises every argument to time-major form, checks it, and hands the sequence to a
+backend (see :mod:`rnnkit.backends`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit import _checks, backends
+from rnnkit.cells.base import RecurrentCell, State
+
+LayerState = Tensor | tuple[Tensor, Tensor]
+
+
+class RecurrentLayer(nn.Module):
+    """Base of :class:`~rnnkit.RNN`, :class:`~rnnkit.LSTM` and :class:`~rnnkit.GRU`.
+
+    Shape:
+        input (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I);
+        state (L*D, B, H) - a tuple (h, c) for LSTM - or (L*D, H) unbatched;
+        output (T, B, D*H) (batch_first: (B, T, D*H)); D = 2 if bidirectional else 1.
+    """
+
+    cell_class: ClassVar[type[RecurrentCell]]
+    torch_class: ClassVar[type[nn.Module]]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        backend: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **cell_options: Any,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.input_size = _checks.positive_int(owner, "input_size", input_size)
+        self.hidden_size = _checks.positive_int(owner, "hidden_size", hidden_size)
+        self.num_layers = _checks.positive_int(owner, "num_layers", num_layers)
+        for name, flag in (("bias", bias), ("batch_first", batch_first)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{owner}: {name} must be a bool; got {flag!r}")
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"{owner}: bidirectional must be a bool; got {bidirectional!r}")
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = _checks.probability(owner, "dropout", dropout)
+        self.bidirectional = bidirectional
+        if backend not in backends.CHOICES:
+            raise ValueError(f"{owner}: backend must be one of {backends.CHOICES}; got {backend!r}")
+        self.backend = backend
+        self.last_backend: str | None = None
+        self.last_backend_reason: str | None = None
+        self._warned_fallback = False
+
+        D = self.num_directions
+        self.cells = nn.ModuleList(
+            self.cell_class(
+                input_size if k == 0 else hidden_size * D,
+                hidden_size,
+                bias,
+                _own_parameters=False,
+                **cell_options,
+            )
+            for k in range(self.num_layers)
+        )
+        # Registration order is torch's: per layer, per direction, w_ih, w_hh, b_ih, b_hh.
+        for k, cell in enumerate(self.cells):
+            for d in range(D):
+                for name, shape in cell.parameter_shapes().items():
+                    param = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+                    self.register_parameter(self._param_name(name, k, d), param)
+        self.reset_parameters()
+
+    # ---- parameters -----------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return self.cells[0].kind
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * self.num_directions
+
+    @staticmethod
+    def _param_name(name: str, k: int, d: int) -> str:
+        return f"{name}_l{k}{'_reverse' if d else ''}"
+
+    def cell_parameters(self, k: int, d: int) -> dict[str, Tensor]:
+        """The parameters of layer ``k``, direction ``d``, under the cell's names."""
+        return {
+            name: getattr(self, self._param_name(name, k, d))
+            for name in self.cells[k].parameter_shapes()
+        }
+
+    def flat_weights(self) -> list[Tensor]:
+        """torch's ``_flat_weights`` order, as its fused kernels take them."""
+        return [
+            w
+            for k in range(self.num_layers)
+            for d in range(self.num_directions)
+            for w in self.cell_parameters(k, d).values()
+        ]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """As ``torch.nn.RNNBase.all_weights``: one list per layer and direction."""
+        return [
+            list(self.cell_parameters(k, d).values())
+            for k in range(self.num_layers)
+            for d in range(self.num_directions)
+        ]
+
+    def reset_parameters(self) -> None:
+        for k, cell in enumerate(self.cells):
+            for d in range(self.num_directions):
+                cell.init_parameters(self.cell_parameters(k, d))
+
+    def flatten_parameters(self) -> None:
+        """Kept for drop-in use with code written for ``torch.nn``; nothing to do."""
+
+    # ---- conversion -----------------------------------------------------------------
+
+    def _torch_kwargs(self) -> dict[str, Any]:
+        return dict(
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bias=self.bias,
+            batch_first=self.batch_first,
+            dropout=self.dropout,
+            bidirectional=self.bidirectional,
+        )
+
+    @classmethod
+    def from_torch(cls, module: nn.Module, **options: Any) -> RecurrentLayer:
+        """A layer with ``module``'s configuration and weights (``options``: cell options)."""
+        owner = cls.__name__
+        if type(module) is not cls.torch_class:
+            raise TypeError(
+                f"{owner}.from_torch: module must be a {cls.torch_class.__module__}."
+                f"{cls.torch_class.__name__}; got {type(module).__name__}"
+            )
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"{owner}.from_torch: proj_size must be 0; got {module.proj_size}")
+        kwargs = cls._kwargs_from_torch(module)
+        w = module.weight_ih_l0
+        layer = cls(**kwargs, **options, device=w.device, dtype=w.dtype)
+        layer.load_state_dict(module.state_dict(), strict=not options.get("layer_norm"))
+        return layer
+
+    @classmethod
+    def _kwargs_from_torch(cls, module: Any) -> dict[str, Any]:
+        return dict(
+            input_size=module.input_size,
+            hidden_size=module.hidden_size,
+            num_layers=module.num_layers,
+            bias=module.bias,
+            batch_first=module.batch_first,
+            dropout=float(module.dropout),
+            bidirectional=module.bidirectional,
+        )
+
+    def to_torch(self) -> nn.Module:
+        """The equivalent ``torch.nn`` module, with the same weights."""
+        owner = type(self).__name__
+        cell = self.cells[0]
+        unsupported = [
+            name
+            for name in ("layer_norm", "zoneout", "recurrent_dropout")
+            if getattr(cell, name, False)
+        ]
+        if unsupported:
+            raise ValueError(
+                f"{owner}.to_torch: torch.nn.{self.torch_class.__name__} has no "
+                f"{', '.join(unsupported)}; expected a layer without them"
+            )
+        w = self.weight_ih_l0
+        module = self.torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
+        module.load_state_dict(self.state_dict())
+        return module
+
+    # ---- forward --------------------------------------------------------------------
+
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        state: LayerState | None = None,
+        lengths: Tensor | list[int] | None = None,
+        reset: Tensor | None = None,
+    ) -> tuple[Tensor | PackedSequence, LayerState]:
+        """Run the layer over a sequence; returns ``(output, state)``.
+
+        Args:
+            input: (T, B, I), (B, T, I) with ``batch_first``, (T, I) unbatched, or a
+                ``PackedSequence``.
+            state: initial state, zeros if None; the returned state continues the
+                sequence exactly when passed to the next call (streaming).
+            lengths: (B,) true length of each right-padded sequence (0 allowed): outputs
+                past the end are zero and the state is the one at the last valid step.
+            reset: (T, B) bool ((B, T) with ``batch_first``): the state of sample b is set
+                to zero before step t where ``reset[t, b]``.
+        """
+        owner = type(self).__name__
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError(
+                    f"{owner}: lengths must be None for a PackedSequence input; "
+                    "its lengths are taken from it"
+                )
+            x, lengths_t = pad_packed_sequence(input)  # (T, B, I), original batch order
+            batched, batch_first = True, False
+        else:
+            x = _checks.tensor_arg(owner, "input", input)
+            if x.dim() not in (2, 3):
+                raise ValueError(
+                    f"{owner}: input must be 3-D (T, B, I) / (B, T, I) or 2-D (T, I); "
+                    f"got {x.dim()}-D with shape {tuple(x.shape)}"
+                )
+            batched, batch_first = x.dim() == 3, self.batch_first
+            if not batched:
+                x = x.unsqueeze(1)
+            elif batch_first:
+                x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
+            lengths_t = None
+        if not x.is_floating_point():
+            raise TypeError(f"{owner}: input must be a floating-point tensor; got {x.dtype}")
+        if x.size(-1) != self.input_size:
+            raise ValueError(
+                f"{owner}: input.size(-1) must equal input_size; "
+                f"expected {self.input_size}, got {x.size(-1)}"
+            )
+        _checks.same_dtype_device(owner, "input", x, self.weight_ih_l0, "the parameters")
+        T, B, _ = x.shape
+        if not packed:
+            lengths_t = self._check_lengths(lengths, batched, T, B)
+        if T == 0 and lengths_t is None:
+            raise ValueError(
+                f"{owner}: input has T = 0 time steps; expected T >= 1, or "
+                "lengths (all 0) to run empty sequences"
+            )
+        reset_t = self._check_reset(reset, batched, batch_first, T, B, x.device)
+        s0 = self._check_state(state, batched, B, x)
+
+        name, reason = backends.select(self, reset_t)
+        self.last_backend, self.last_backend_reason = name, reason
+        if self.backend == "auto" and name != "native" and not self._warned_fallback:
+            self._warned_fallback = True
+            warnings.warn(
+                f"{owner} runs on the reference backend ({reason}); it is slower than torch's "
+                "fused kernel. Pass backend='reference' to choose it explicitly and silence this.",
+                backends.PerformanceWarning,
+                stacklevel=4,  # forward <- Module._call_impl <- __call__ <- user
+            )
+        out, s_n = backends.BACKENDS[name](self, x, s0, lengths_t, reset_t)
+
+        if packed:
+            assert isinstance(input, PackedSequence)
+            out_packed = pack_padded_sequence(
+                out,
+                lengths_t,
+                enforce_sorted=input.sorted_indices is None,  # type: ignore[arg-type]
+            )
+            return out_packed, self._state_out(s_n, True)
+        if not batched:
+            out = out.squeeze(1)
+        elif batch_first:
+            out = out.transpose(0, 1)  # (T, B, D*H) -> (B, T, D*H)
+        return out, self._state_out(s_n, batched)
+
+    # ---- argument checks ------------------------------------------------------------
+
+    def _check_lengths(self, lengths: object, batched: bool, T: int, B: int) -> Tensor | None:
+        owner = type(self).__name__
+        if lengths is None:
+            return None
+        if not batched:
+            raise ValueError(f"{owner}: lengths needs a batched input (3-D); got a 2-D input")
+        if isinstance(lengths, (list, tuple)):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
+                raise TypeError(f"{owner}: lengths must hold integers; got {lengths!r}")
+            lengths = torch.tensor(lengths, dtype=torch.long)
+        if not isinstance(lengths, Tensor):
+            raise TypeError(
+                f"{owner}: lengths must be a 1-D integer tensor or list; "
+                f"got {type(lengths).__name__}"
+            )
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise TypeError(f"{owner}: lengths must have an integer dtype; got {lengths.dtype}")
+        if tuple(lengths.shape) != (B,):
+            raise ValueError(
+                f"{owner}: lengths must have shape (B,) = ({B},); got {tuple(lengths.shape)}"
+            )
+        lengths = lengths.detach().to("cpu", torch.long)
+        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+            raise ValueError(
+                f"{owner}: lengths must lie in [0, T] = [0, {T}]; got min {int(lengths.min())}, "
+                f"max {int(lengths.max())}"
+            )
+        return lengths
+
+    def _check_reset(
+        self, reset: object, batched: bool, batch_first: bool, T: int, B: int, device: torch.device
+    ) -> Tensor | None:
+        owner = type(self).__name__
+        if reset is None:
+            return None
+        if not isinstance(reset, Tensor):
+            raise TypeError(f"{owner}: reset must be a bool tensor; got {type(reset).__name__}")
+        if reset.dtype != torch.bool:
+            raise TypeError(f"{owner}: reset must have dtype torch.bool; got {reset.dtype}")
+        if not batched:
+            expected: tuple[int, ...] = (T,)
+        else:
+            expected = (B, T) if batch_first else (T, B)
+        if tuple(reset.shape) != expected:
+            layout = "(T,)" if not batched else ("(B, T)" if batch_first else "(T, B)")
+            raise ValueError(
+                f"{owner}: reset must have shape {layout} = {expected}; got {tuple(reset.shape)}"
+            )
+        if not batched:
+            reset = reset.unsqueeze(1)
+        elif batch_first:
+            reset = reset.transpose(0, 1)  # (B, T) -> (T, B)
+        return reset.to(device)
+
+    def _check_state(self, state: object, batched: bool, B: int, x: Tensor) -> State:
+        owner = type(self).__name__
+        names = self.cells[0].state_names
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        if state is None:
+            zeros = x.new_zeros(LD, B, H)
+            return tuple(zeros for _ in names)
+        if len(names) == 1:
+            if not isinstance(state, Tensor):
+                raise TypeError(f"{owner}: state must be a tensor h; got {type(state).__name__}")
+            parts: tuple = (state,)
+        else:
+            if not isinstance(state, (tuple, list)) or len(state) != len(names):
+                given = (
+                    f"{len(state)} tensors"
+                    if isinstance(state, (tuple, list))
+                    else type(state).__name__
+                )
+                raise TypeError(f"{owner}: state must be a tuple (h, c); got {given}")
+            parts = tuple(state)
+        expected = (LD, B, H) if batched else (LD, H)
+        out = []
+        for name, s in zip(names, parts, strict=True):
+            _checks.tensor_arg(owner, f"state {name}", s)
+            _checks.shape_is(owner, f"state {name}", s, expected)
+            _checks.same_dtype_device(owner, f"state {name}", s, x, "input")
+            out.append(s if batched else s.unsqueeze(1))
+        return tuple(out)
+
+    def _state_out(self, state: State, batched: bool) -> LayerState:
+        if not batched:
+            state = tuple(s.squeeze(1) for s in state)
+        return state if len(state) > 1 else state[0]  # type: ignore[return-value]
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        for name, default in (
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+            ("backend", "auto"),
+        ):
+            if getattr(self, name) != default:
+                parts.append(f"{name}={getattr(self, name)!r}")
+        return ", ".join(parts)
