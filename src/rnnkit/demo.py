@@ -29,7 +29,7 @@ class AddingModel(nn.Module):
 
 def run_demo(
     *,
-    steps: int = 400,
+    steps: int = 600,
     length: int = 50,
     batch: int = 64,
     seed: int = 0,
@@ -39,7 +39,7 @@ def run_demo(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = AddingModel()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x_val, y_val = adding_problem(512, length, generator=torch.Generator().manual_seed(seed + 1))
     log(
         f"adding problem, T = {length}: an LSTM must remember two marked values across the "

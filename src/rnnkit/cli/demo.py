@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--steps",
         type=_positive,
-        default=400,
-        help="optimiser steps (default: 400, about a minute on 2 CPU cores)",
+        default=600,
+        help="optimiser steps (default: 600, about half a minute on 2 CPU cores)",
     )
     p.add_argument(
         "--length", type=_positive, default=50, help="sequence length T in steps (default: 50)"

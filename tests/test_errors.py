@@ -1,0 +1,337 @@
+"""Every mistake at the public boundary gives a clear error naming argument, expected, given."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+import rnnkit
+
+
+def _raises(exc, message, fn, *args, **kwargs):
+    with pytest.raises(exc, match=re.escape(message)):
+        fn(*args, **kwargs)
+
+
+def test_input_errors():
+    lstm = rnnkit.LSTM(32, 8)
+    _raises(
+        ValueError,
+        "LSTM: input.size(-1) must equal input_size; expected 32, got 31",
+        lstm,
+        torch.randn(5, 2, 31),
+    )
+    _raises(
+        ValueError,
+        "LSTM: input must be 3-D (T, B, I) / (B, T, I) or 2-D (T, I); "
+        "got 4-D with shape (1, 5, 2, 32)",
+        lstm,
+        torch.randn(1, 5, 2, 32),
+    )
+    _raises(ValueError, "got 1-D with shape (32,)", lstm, torch.randn(32))
+    _raises(TypeError, "LSTM: input must be a torch.Tensor; got list", lstm, [[1.0]])
+    _raises(
+        TypeError,
+        "LSTM: input must be a floating-point tensor; got torch.int64",
+        lstm,
+        torch.zeros(5, 2, 32, dtype=torch.long),
+    )
+    _raises(
+        ValueError,
+        "LSTM: input has T = 0 time steps; expected T >= 1, or lengths (all 0)",
+        lstm,
+        torch.randn(0, 2, 32),
+    )
+
+
+def test_dtype_and_device_mismatches():
+    gru = rnnkit.GRU(4, 8)
+    _raises(
+        ValueError,
+        "GRU: input.dtype must equal the parameters.dtype; expected "
+        "torch.float32, got torch.float64",
+        gru,
+        torch.randn(3, 2, 4, dtype=torch.float64),
+    )
+    _raises(
+        ValueError,
+        "GRU: state h.dtype must equal input.dtype; expected torch.float32, got torch.float64",
+        gru,
+        torch.randn(3, 2, 4),
+        torch.zeros(1, 2, 8, dtype=torch.float64),
+    )
+    on_meta = rnnkit.GRU(4, 8, device="meta")
+    _raises(
+        ValueError,
+        "GRU: input.device must equal the parameters.device; expected meta, got cpu",
+        on_meta,
+        torch.randn(3, 2, 4),
+    )
+    _raises(
+        ValueError,
+        "GRU: state h.device must equal input.device; expected cpu, got meta",
+        gru,
+        torch.randn(3, 2, 4),
+        torch.zeros(1, 2, 8, device="meta"),
+    )
+
+
+def test_state_errors():
+    lstm = rnnkit.LSTM(4, 8, num_layers=2, bidirectional=True)
+    x = torch.randn(3, 5, 4)
+    h = torch.zeros(4, 5, 8)
+    _raises(TypeError, "LSTM: state must be a tuple (h, c); got 1 tensors", lstm, x, (h,))
+    _raises(TypeError, "LSTM: state must be a tuple (h, c); got Tensor", lstm, x, h)
+    _raises(
+        ValueError,
+        "LSTM: state c must have shape (4, 5, 8); got (2, 5, 8)",
+        lstm,
+        x,
+        (h, torch.zeros(2, 5, 8)),
+    )
+    _raises(
+        ValueError, "LSTM: state h must have shape (4, 8); got (4, 5, 8)", lstm, x[:, 0], (h, h)
+    )
+    rnn = rnnkit.RNN(4, 8)
+    _raises(TypeError, "RNN: state must be a tensor h; got tuple", rnn, x, (h, h))
+    _raises(
+        ValueError,
+        "RNN: state h must have shape (1, 5, 8); got (1, 4, 8)",
+        rnn,
+        x,
+        torch.zeros(1, 4, 8),
+    )
+
+
+def test_lengths_errors():
+    gru = rnnkit.GRU(4, 8)
+    x = torch.randn(6, 3, 4)
+    _raises(
+        ValueError, "GRU: lengths must have shape (B,) = (3,); got (2,)", gru, x, lengths=[6, 2]
+    )
+    _raises(
+        ValueError,
+        "GRU: lengths must lie in [0, T] = [0, 6]; got min -1, max 6",
+        gru,
+        x,
+        lengths=[6, -1, 2],
+    )
+    _raises(
+        ValueError,
+        "GRU: lengths must lie in [0, T] = [0, 6]; got min 2, max 7",
+        gru,
+        x,
+        lengths=[7, 2, 2],
+    )
+    _raises(
+        TypeError,
+        "GRU: lengths must have an integer dtype; got torch.float32",
+        gru,
+        x,
+        lengths=torch.tensor([6.0, 2.0, 1.0]),
+    )
+    _raises(
+        TypeError, "GRU: lengths must hold integers; got [6, 2.5, 1]", gru, x, lengths=[6, 2.5, 1]
+    )
+    _raises(
+        TypeError, "GRU: lengths must be a 1-D integer tensor or list; got str", gru, x, lengths="6"
+    )
+    _raises(
+        ValueError,
+        "GRU: lengths needs a batched input (3-D); got a 2-D input",
+        gru,
+        x[:, 0],
+        lengths=[6],
+    )
+    packed = nn.utils.rnn.pack_padded_sequence(x, [6, 2, 1])
+    _raises(
+        ValueError,
+        "GRU: lengths must be None for a PackedSequence input",
+        gru,
+        packed,
+        lengths=[6, 2, 1],
+    )
+
+
+def test_reset_errors():
+    rnn = rnnkit.RNN(4, 8)
+    x = torch.randn(6, 3, 4)
+    _raises(
+        ValueError,
+        "RNN: reset must have shape (T, B) = (6, 3); got (3, 6)",
+        rnn,
+        x,
+        reset=torch.zeros(3, 6, dtype=torch.bool),
+    )
+    first = rnnkit.RNN(4, 8, batch_first=True)
+    _raises(
+        ValueError,
+        "RNN: reset must have shape (B, T) = (6, 3); got (3, 6)",
+        first,
+        x,
+        reset=torch.zeros(3, 6, dtype=torch.bool),
+    )
+    _raises(
+        TypeError,
+        "RNN: reset must have dtype torch.bool; got torch.float32",
+        rnn,
+        x,
+        reset=torch.zeros(6, 3),
+    )
+    _raises(TypeError, "RNN: reset must be a bool tensor; got list", rnn, x, reset=[[True]])
+    _raises(
+        ValueError,
+        "RNN: reset must have shape (T,) = (6,); got (6, 1)",
+        rnn,
+        x[:, 0],
+        reset=torch.zeros(6, 1, dtype=torch.bool),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "message"),
+    [
+        ({"hidden_size": 0}, ValueError, "LSTM: hidden_size must be a positive integer; got 0"),
+        ({"hidden_size": -3}, ValueError, "LSTM: hidden_size must be a positive integer; got -3"),
+        ({"input_size": 2.5}, ValueError, "LSTM: input_size must be a positive integer; got 2.5"),
+        ({"num_layers": 0}, ValueError, "LSTM: num_layers must be a positive integer; got 0"),
+        ({"dropout": 1.5}, ValueError, "LSTM: dropout must be a number in [0, 1]; got 1.5"),
+        ({"dropout": -0.1}, ValueError, "LSTM: dropout must be a number in [0, 1]; got -0.1"),
+        ({"bias": "yes"}, TypeError, "LSTM: bias must be a bool; got 'yes'"),
+        ({"bidirectional": 1}, TypeError, "LSTM: bidirectional must be a bool; got 1"),
+        (
+            {"backend": "cuda"},
+            ValueError,
+            "LSTM: backend must be one of ('auto', 'reference', 'native'); got 'cuda'",
+        ),
+        ({"zoneout": 2}, ValueError, "LSTMCell: zoneout must be a number in [0, 1]; got 2"),
+        (
+            {"recurrent_dropout": 1.0},
+            ValueError,
+            "LSTMCell: recurrent_dropout must be a number in [0, 1); got 1.0",
+        ),
+        (
+            {"chrono_init": 1},
+            ValueError,
+            "LSTMCell: chrono_init is the longest expected dependency T_max and must be a number "
+            ">= 2; got 1",
+        ),
+        (
+            {"chrono_init": 10, "forget_bias": 1.0},
+            ValueError,
+            "LSTMCell: forget_bias and chrono_init both set the forget-gate bias; expected one of "
+            "them, got forget_bias=1.0, chrono_init=10",
+        ),
+        (
+            {"forget_bias": 1.0, "bias": False},
+            ValueError,
+            "LSTMCell: forget_bias needs bias=True; got bias=False",
+        ),
+        ({"layer_norm": "yes"}, TypeError, "LSTMCell: layer_norm must be a bool; got 'yes'"),
+    ],
+)
+def test_constructor_errors(kwargs, exc, message):
+    args = {"input_size": 4, "hidden_size": 8, **kwargs}
+    _raises(exc, message, rnnkit.LSTM, **args)
+
+
+def test_rnn_specific_constructor_errors():
+    _raises(
+        ValueError,
+        "RNN: nonlinearity must be 'tanh' or 'relu'; got 'sigmoid'",
+        rnnkit.RNN,
+        4,
+        8,
+        nonlinearity="sigmoid",
+    )
+    _raises(
+        ValueError,
+        "RNNCell: nonlinearity must be 'tanh' or 'relu'; got 'gelu'",
+        rnnkit.RNNCell,
+        4,
+        8,
+        nonlinearity="gelu",
+    )
+    _raises(
+        ValueError,
+        "RNNCell: forget_bias needs a gated cell (LSTM or GRU); got RNNCell",
+        rnnkit.RNN,
+        4,
+        8,
+        forget_bias=1.0,
+    )
+    _raises(
+        ValueError,
+        "RNNCell: chrono_init needs a gated cell (LSTM or GRU); got RNNCell",
+        rnnkit.RNNCell,
+        4,
+        8,
+        chrono_init=10,
+    )
+
+
+def test_cell_forward_errors():
+    cell = rnnkit.LSTMCell(4, 8)
+    _raises(
+        ValueError,
+        "LSTMCell: input.size(-1) must equal input_size; expected 4, got 5",
+        cell,
+        torch.randn(2, 5),
+    )
+    _raises(
+        ValueError,
+        "LSTMCell: input must be 2-D (B, I) or 1-D (I,); got 3-D",
+        cell,
+        torch.randn(1, 2, 4),
+    )
+    _raises(
+        TypeError,
+        "LSTMCell: hx must be a tuple (h, c); got Tensor",
+        cell,
+        torch.randn(2, 4),
+        torch.zeros(2, 8),
+    )
+    _raises(
+        ValueError,
+        "LSTMCell: hx c must have shape (2, 8); got (3, 8)",
+        cell,
+        torch.randn(2, 4),
+        (torch.zeros(2, 8), torch.zeros(3, 8)),
+    )
+    gru = rnnkit.GRUCell(4, 8)
+    _raises(
+        TypeError,
+        "GRUCell: hx must be a tensor h; got tuple",
+        gru,
+        torch.randn(2, 4),
+        (torch.zeros(2, 8),),
+    )
+    _raises(
+        ValueError,
+        "GRUCell: input.dtype must equal the parameters.dtype",
+        gru,
+        torch.randn(2, 4, dtype=torch.float64),
+    )
+
+
+def test_conversion_errors():
+    _raises(
+        TypeError,
+        "LSTM.from_torch: module must be a torch.nn.modules.rnn.LSTM; got GRU",
+        rnnkit.LSTM.from_torch,
+        nn.GRU(4, 8),
+    )
+    _raises(
+        ValueError,
+        "LSTM.from_torch: proj_size must be 0; got 2",
+        rnnkit.LSTM.from_torch,
+        nn.LSTM(4, 8, proj_size=2),
+    )
+    _raises(
+        ValueError,
+        "LSTM.to_torch: torch.nn.LSTM has no layer_norm, zoneout; expected a layer without them",
+        rnnkit.LSTM(4, 8, layer_norm=True, zoneout=0.1).to_torch,
+    )
