@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import pytest
@@ -130,7 +131,7 @@ def test_reset_equals_running_segments_separately(kind, option, batch_first, bid
         out, final = layer(tb(x), reset=tb(reset))
     out = tb(out)
     pieces = []
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+    for a, b in itertools.pairwise(cuts):
         seg_out, seg_final = layer(tb(x[a:b, :1]))
         pieces.append(tb(seg_out))
     _close(out[:, :1], torch.cat(pieces))
@@ -199,6 +200,7 @@ def test_forcing_native_on_an_unsupported_call_is_an_error():
     layer = rnnkit.LSTM(3, 4, zoneout=0.1, backend="native")
     with pytest.raises(
         ValueError,
-        match=r"backend='native' cannot run this call exactly \(torch's fused kernels have no zoneout\)",
+        match=r"backend='native' cannot run this call exactly "
+        r"\(torch's fused kernels have no zoneout\)",
     ):
         layer(torch.randn(2, 1, 3))
