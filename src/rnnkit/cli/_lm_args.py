@@ -1,0 +1,74 @@
+"""Argument types and error style shared by the language-model commands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import NoReturn
+
+import torch
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser`` report a bad argument as one line (no usage block), exit status 2."""
+
+    def error(message: str) -> NoReturn:
+        print(f"{parser.prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+def positive_int(text: str, allow_zero: bool = False) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    if value < 0 or (value == 0 and not allow_zero):
+        kind = "an integer >= 0" if allow_zero else "a positive integer"
+        raise argparse.ArgumentTypeError(f"expected {kind}; got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    return positive_int(text, allow_zero=True)
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
+    return value
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads PyTorch may use (default: PyTorch's choice, about one per core; "
+        "on a busy shared machine 1 is often fastest)",
+    )
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)

@@ -1,0 +1,86 @@
+"""`rnnkit generate`: sample text from a trained language model, streamed as it comes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from rnnkit.cli._lm_args import (
+    add_threads,
+    nonnegative_float,
+    nonnegative_int,
+    one_line_errors,
+    positive_int,
+    set_threads,
+)
+from rnnkit.train import load
+
+EXAMPLES = """examples:
+  rnnkit generate runs/lstm --prompt 'def ' --length 300
+  rnnkit generate runs/lstm --prompt 'import ' --temperature 0.5 --top-k 10 --seed 1"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="sample text from a trained language model",
+        description="Sample text from the model of a run folder, one character at a time, "
+        "printing each as it is sampled. The prompt is read first to set the hidden state "
+        "and is printed as is. The same --seed gives the same text.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    one_line_errors(p)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by rnnkit train")
+    p.add_argument(
+        "--prompt", default="", help="text that primes the state (default: empty: a new line)"
+    )
+    p.add_argument(
+        "--length", type=nonnegative_int, default=500, help="characters to sample (default: 500)"
+    )
+    p.add_argument(
+        "--temperature",
+        type=nonnegative_float,
+        default=0.8,
+        help="divides the logits: below 1 is more conservative, 0 always picks the most "
+        "likely character (default: 0.8)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=None,
+        help="sample only among the K most likely characters (default: all)",
+    )
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where the model runs (default: cpu)",
+    )
+    add_threads(p)
+    p.set_defaults(func=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    set_threads(args)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but this PyTorch sees no CUDA device")
+    model = load(args.run_dir, args.device)
+    generator = torch.Generator().manual_seed(args.seed)
+    out = sys.stdout
+    out.write(args.prompt)
+    out.flush()
+    for ch in model.sample(
+        args.prompt,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        generator=generator,
+    ):
+        out.write(ch)
+        out.flush()
+    out.write("\n")
+    return 0

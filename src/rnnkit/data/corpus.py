@@ -1,0 +1,173 @@
+"""Text corpora that work offline: the standard library's own sources, or a user's files.
+
+The default corpus is the Python standard library's ``.py`` files of the running
+interpreter (tests and installed packages left out): about 12 MB of real text on every
+Python install. The file list is walked in sorted order, and each file goes to the
+train, validation or test split by a checksum of its relative path, so the split is
+deterministic, is "by file" (no test file was half seen in training), and a file keeps
+its split when others are added.
+
+``--text FILE|DIR`` reads one UTF-8 file, or every UTF-8 text file under a folder
+(split by file as above when there are enough files, else by position: the first 90% of
+the characters train, the next 5% validate, the last 5% test).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "validation", "test")
+# Percent buckets of crc32(path) % 100: [0, 90) train, [90, 95) validation, [95, 100) test.
+_TRAIN_BELOW, _VALIDATION_BELOW = 90, 95
+# With fewer files than this, a by-file split can leave a split empty or tiny.
+_MIN_FILES_FOR_FILE_SPLIT = 20
+_SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The three splits of a text corpus and where they came from."""
+
+    train: str
+    validation: str
+    test: str
+    source: dict[str, Any]  # how to read it again: {"kind": "stdlib"} or {"kind": "text", ...}
+    num_files: int
+
+    def split(self, name: str) -> str:
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+    def describe(self) -> str:
+        sizes = ", ".join(f"{name} {len(self.split(name)):,}" for name in SPLITS)
+        where = self.source.get("path", "the Python standard library")
+        return f"{where}: {self.num_files} file(s); characters: {sizes}"
+
+
+def stdlib_root() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def stdlib_files() -> list[Path]:
+    """The standard library's ``.py`` files in a deterministic (sorted) order."""
+    root = stdlib_root()
+    files = _walk(root, suffix=".py")
+    if not files:
+        raise OSError(f"no .py files under the standard library folder {root}")
+    return files
+
+
+def load_corpus(source: dict[str, Any] | None = None) -> Corpus:
+    """Read the corpus described by ``source`` (None: the default standard-library corpus)."""
+    source = dict(source or {"kind": "stdlib"})
+    kind = source.get("kind")
+    if kind == "stdlib":
+        root = stdlib_root()
+        named = [(f, _read_lenient(f)) for f in stdlib_files()]
+        named = [(f, t) for f, t in named if t]
+        source = {"kind": "stdlib", "python": sys.version.split()[0]}
+        return _split(root, named, source)
+    if kind == "text":
+        return read_text(source.get("path", ""))
+    raise ValueError(f"corpus source kind must be 'stdlib' or 'text'; got {kind!r}")
+
+
+def read_text(path: str | os.PathLike[str]) -> Corpus:
+    """The corpus of one UTF-8 file, or of every UTF-8 text file under a folder."""
+    named = read_files(path)
+    p = Path(path)
+    source = {"kind": "text", "path": str(p.resolve())}
+    return _split(p if p.is_dir() else p.parent, named, source)
+
+
+def read_all(path: str | os.PathLike[str]) -> str:
+    """All the text of a file or folder, unsplit (what ``rnnkit eval --text`` scores)."""
+    return _join(text for _, text in read_files(path))
+
+
+def read_files(path: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """``(path, text)`` of a UTF-8 file, or of the UTF-8 text files under a folder."""
+    if not os.fspath(path):
+        raise ValueError("--text needs a file or folder path; got an empty string")
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"text file or folder not found: {p}")
+    if p.is_dir():
+        named = [(f, _read_lenient(f)) for f in _walk(p, suffix=None)]
+        named = [(f, t) for f, t in named if t]
+        if not named:
+            raise ValueError(f"folder {p} holds no UTF-8 text files")
+        return named
+    return [(p, read_text_file(p))]
+
+
+def read_text_file(path: Path) -> str:
+    """One file's text; a one-line ValueError if it is empty, binary or not UTF-8."""
+    data = path.read_bytes()
+    if not data:
+        raise ValueError(f"text file {path} is empty")
+    if b"\x00" in data:
+        raise ValueError(f"{path} is a binary file (it contains NUL bytes); expected UTF-8 text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})"
+        ) from None
+    if not text.strip():
+        raise ValueError(f"text file {path} holds only whitespace")
+    return text
+
+
+def _read_lenient(path: Path) -> str:
+    """A file's text, or '' for files a folder scan skips (binary, not UTF-8, empty)."""
+    try:
+        return read_text_file(path)
+    except (ValueError, OSError):
+        return ""
+
+
+def _walk(root: Path, suffix: str | None) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        # Pruning in place keeps os.walk out of tests, installed packages and caches.
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+        for name in filenames:
+            if name.startswith(".") or (suffix is not None and not name.endswith(suffix)):
+                continue
+            found.append(Path(dirpath) / name)
+    return sorted(found, key=lambda f: f.relative_to(root).as_posix())
+
+
+def _bucket(root: Path, path: Path) -> int:
+    # crc32 rather than hash(): Python salts str hashes per process.
+    return zlib.crc32(path.relative_to(root).as_posix().encode("utf-8")) % 100
+
+
+def _split(root: Path, named: list[tuple[Path, str]], source: dict[str, Any]) -> Corpus:
+    parts: dict[str, list[str]] = {name: [] for name in SPLITS}
+    if len(named) >= _MIN_FILES_FOR_FILE_SPLIT:
+        for path, text in named:
+            b = _bucket(root, path)
+            name = (
+                "train" if b < _TRAIN_BELOW else "validation" if b < _VALIDATION_BELOW else "test"
+            )
+            parts[name].append(text)
+    if not all(parts.values()):
+        whole = _join(text for _, text in named)
+        n = len(whole)
+        a, b = n * _TRAIN_BELOW // 100, n * _VALIDATION_BELOW // 100
+        return Corpus(whole[:a], whole[a:b], whole[b:], source, len(named))
+    return Corpus(*(_join(parts[name]) for name in SPLITS), source, len(named))
+
+
+def _join(texts: Any) -> str:
+    # Every file ends in a newline, so one file's last line never runs into the next.
+    return "".join(t if t.endswith("\n") else t + "\n" for t in texts)

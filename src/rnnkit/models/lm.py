@@ -1,0 +1,164 @@
+"""A character-level language model: the chapter's motivating example (section 10.1).
+
+The model reads text one character at a time and predicts the next one; its recurrent
+state is what "remembers" what was already read or generated:
+
+    e^t       = Embed(x^t)                      (B, E)
+    h^t, s^t  = RNN(e^t, s^{t-1})               any rnnkit layer: RNN, LSTM, GRU, ...
+    p(x^{t+1}) = softmax(W_hy h^t + b_y)        (10.2), y^t = g(w_hy h^t)
+
+Generation samples x^{t+1} from p and feeds it back as the next input, carrying the
+state (Karpathy's char-rnn, 2015; Graves 2013, "Generating sequences with RNNs").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.data.vocab import UNK_ID, Vocabulary
+from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers.base import LayerState, RecurrentLayer
+from rnnkit.models._config import config_from_dict
+
+# The recurrent layers a language model can be built from, by the name the CLI takes.
+# A new cell joins by adding its layer class here.
+CELLS: dict[str, type[RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+@dataclass
+class CharLMConfig:
+    """Everything needed to rebuild a :class:`CharLM` besides its vocabulary."""
+
+    vocab_size: int  # characters + 1 unknown class; taken from the vocabulary
+    cell: str = "lstm"  # the recurrent layer, a key of CELLS; LSTM as in the chapter
+    num_layers: int = 2  # stacked layers; 2 is char-rnn's default
+    hidden_size: int = 256  # H of every layer: ~1.2 M parameters as an LSTM, CPU-sized
+    embed_size: int = 64  # E; one-hot inputs would waste an H x V matmul per step
+    dropout: float = 0.0  # on the embeddings, between layers and before the head
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
+        for name in ("vocab_size", "num_layers", "hidden_size", "embed_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size must be at least 2; got {self.vocab_size}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
+        self.dropout = float(self.dropout)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "model config") -> CharLMConfig:
+        return config_from_dict(cls, data, where=where)
+
+
+class CharLM(nn.Module):
+    """Embedding -> rnnkit recurrent layer -> linear head over the vocabulary.
+
+    Shape:
+        ids (T, B) long; logits (T, B, V); state as the layer's: (L, B, H), or (h, c).
+
+    Example:
+        >>> vocab = Vocabulary.from_text("hello world")
+        >>> model = CharLM(CharLMConfig(vocab_size=len(vocab), hidden_size=16), vocab)
+        >>> logits, state = model(vocab.encode("hello").unsqueeze(1))
+        >>> tuple(logits.shape)
+        (5, 1, 9)
+    """
+
+    def __init__(self, config: CharLMConfig, vocab: Vocabulary) -> None:
+        super().__init__()
+        if len(vocab) != config.vocab_size:
+            raise ValueError(
+                f"CharLM: config.vocab_size must equal len(vocab); "
+                f"expected {len(vocab)}, got {config.vocab_size}"
+            )
+        self.config = config
+        self.vocab = vocab
+        V, E, H, L = config.vocab_size, config.embed_size, config.hidden_size, config.num_layers
+        self.embedding = nn.Embedding(V, E)
+        self.drop = nn.Dropout(config.dropout)
+        # Between-layer dropout is the layer's own (Zaremba et al. 2014: non-recurrent
+        # connections only), so the fused kernel still runs.
+        self.rnn = CELLS[config.cell](E, H, L, dropout=config.dropout if L > 1 else 0.0)
+        self.head = nn.Linear(H, V)
+
+    def forward(self, ids: Tensor, state: LayerState | None = None) -> tuple[Tensor, LayerState]:
+        """Logits for the character after each of ``ids`` (T, B), and the final state."""
+        if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.dtype != torch.long:
+            got = (
+                f"{ids.dtype} tensor of shape {tuple(ids.shape)}"
+                if isinstance(ids, Tensor)
+                else type(ids).__name__
+            )
+            raise ValueError(f"CharLM: ids must be a (T, B) long tensor; got {got}")
+        e = self.drop(self.embedding(ids))  # (T, B, E)
+        out, state = self.rnn(e, state)  # (T, B, H)
+        return self.head(self.drop(out)), state  # (T, B, V)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prompt: str = "",
+        length: int = 200,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[str]:
+        """Yield ``length`` sampled characters, one at a time, after priming on ``prompt``.
+
+        ``temperature`` divides the logits (0 picks the most likely character);
+        ``top_k`` keeps only the k most likely characters. The unknown class is never
+        sampled. Same ``generator`` seed, same text.
+        """
+        if length < 0:
+            raise ValueError(f"length must be >= 0; got {length}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0; got {temperature}")
+        if top_k is not None and top_k <= 0:
+            raise ValueError(f"top_k must be a positive integer; got {top_k}")
+        was_training = self.training
+        self.eval()
+        try:
+            device = self.head.weight.device
+            # With no prompt, start as at the top of a file: after a newline.
+            start = "\n" if "\n" in self.vocab else self.vocab.chars[0]
+            ids = self.vocab.encode(prompt or start).to(device)
+            logits, state = self(ids.unsqueeze(1))  # primes the state on the whole prompt
+            last = logits[-1, 0]  # (V,)
+            for _ in range(length):
+                nxt = _pick(last, temperature, top_k, generator)
+                yield self.vocab.decode([nxt])
+                logits, state = self(torch.tensor([[nxt]], device=device), state)
+                last = logits[-1, 0]
+        finally:
+            self.train(was_training)
+
+
+def _pick(
+    logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+) -> int:
+    logits = logits.float().clone()
+    logits[UNK_ID] = float("-inf")
+    if temperature == 0:
+        return int(logits.argmax())
+    if top_k is not None and top_k < logits.numel():
+        kth = torch.topk(logits, top_k).values[-1]
+        logits[logits < kth] = float("-inf")
+    probs = torch.softmax(logits / temperature, dim=-1).cpu()
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,57 @@
+"""Bits per character: how well a language model predicts held-out text.
+
+bpc = -(1/N) Σ_t log2 p(x^{t+1} | x^{≤t}): the average code length, in bits, of each
+next character under the model (Graves 2013, sec. 3). A model that knows nothing pays
+log2(V); the text's own entropy is the floor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.models.lm import CharLM
+from rnnkit.train.tbptt import truncated_bptt
+
+
+@torch.no_grad()
+def bits_per_char(
+    model: CharLM, ids: Tensor, batch_size: int = 32, seq_len: int = 256
+) -> tuple[float, int]:
+    """``(bpc, characters scored)`` of ``model`` on ``ids`` (N,).
+
+    The text is read as ``batch_size`` contiguous streams with the state carried across
+    windows of ``seq_len``, as in training; every character but each stream's first is
+    scored, and the streams cover the whole text up to a remainder shorter than B.
+    """
+    N = ids.numel()
+    if N < 2:
+        raise ValueError(f"the text has {N} character(s); at least 2 are needed to score one")
+    B = min(batch_size, N - 1)
+    n = (N - 1) // B  # scored characters per stream
+    device = model.head.weight.device
+    streams = ids.to(torch.long).contiguous().as_strided((B, n + 1), (n, 1)).t()  # (n+1, B)
+    inputs, targets = streams[:-1], streams[1:]  # (n, B) each
+    batches = (
+        (inputs[t : t + seq_len].to(device), targets[t : t + seq_len].to(device))
+        for t in range(0, n, seq_len)
+    )
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        for logits, y, _ in truncated_bptt(model, batches):
+            total += F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"
+            ).item()
+    finally:
+        model.train(was_training)
+    return total / (B * n) / math.log(2.0), B * n
+
+
+def bits_per_char_of_text(model: CharLM, text: str, **kwargs: int) -> tuple[float, int]:
+    """As :func:`bits_per_char`, for a string; unseen characters count as the unknown class."""
+    return bits_per_char(model, model.vocab.encode(text), **kwargs)

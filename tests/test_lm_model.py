@@ -1,0 +1,89 @@
+"""The character vocabulary and the language model: shapes, state, sampling, configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.data.vocab import UNK_ID, UNK_TEXT, Vocabulary
+from rnnkit.models import CELLS, CharLM, CharLMConfig
+
+TEXT = "def f(x):\n    return x + 1\n" * 4
+
+
+def _model(cell: str = "lstm", **kw: object) -> CharLM:
+    vocab = Vocabulary.from_text(TEXT)
+    options = {"hidden_size": 12, "embed_size": 5, "num_layers": 2, **kw}
+    return CharLM(CharLMConfig(vocab_size=len(vocab), cell=cell, **options), vocab)
+
+
+def test_vocab_round_trip_and_unknown_class():
+    vocab = Vocabulary.from_text(TEXT)
+    assert len(vocab) == len(set(TEXT)) + 1
+    ids = vocab.encode(TEXT)
+    assert ids.dtype == torch.long and ids.min() >= 1
+    assert vocab.decode(ids) == TEXT
+    odd = vocab.encode("x€r\U0001f600")  # a character above the table, one beyond the BMP
+    assert odd.tolist()[1] == UNK_ID and odd.tolist()[3] == UNK_ID
+    assert vocab.decode(odd) == f"x{UNK_TEXT}r{UNK_TEXT}"
+    assert Vocabulary.from_dict(vocab.to_dict()) == vocab
+    with pytest.raises(ValueError, match="one string entry"):
+        Vocabulary.from_dict({"chars": "ab", "extra": 1})
+    with pytest.raises(ValueError, match="unique"):
+        Vocabulary(["a", "a"])
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_forward_shapes_and_streaming(cell: str):
+    model = _model(cell).eval()
+    ids = model.vocab.encode(TEXT).view(-1, 2)  # (T, B)
+    logits, _ = model(ids)
+    assert logits.shape == (ids.size(0), 2, len(model.vocab))
+    assert isinstance(model.rnn, CELLS[cell])
+    # Two halves with the state carried give the whole: the model streams.
+    a, s = model(ids[:10])
+    b, _ = model(ids[10:], s)
+    torch.testing.assert_close(torch.cat([a, b]), logits)
+
+
+def test_config_checks_and_unknown_keys():
+    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru; got 'tcn'"):
+        CharLMConfig(vocab_size=10, cell="tcn")
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        CharLMConfig(vocab_size=10, hidden_size=0)
+    with pytest.raises(ValueError, match="dropout must lie in"):
+        CharLMConfig(vocab_size=10, dropout=1.0)
+    config = CharLMConfig(vocab_size=10, cell="gru")
+    assert CharLMConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown key"):
+        CharLMConfig.from_dict({**config.to_dict(), "heads": 4})
+    with pytest.raises(ValueError, match="hidden_size has the wrong type"):
+        CharLMConfig.from_dict({**config.to_dict(), "hidden_size": "64"})
+    with pytest.raises(ValueError, match="vocab_size must equal len"):
+        CharLM(CharLMConfig(vocab_size=3), Vocabulary.from_text(TEXT))
+
+
+def test_forward_rejects_non_id_input():
+    with pytest.raises(ValueError, match=r"ids must be a \(T, B\) long tensor"):
+        _model()(torch.zeros(3, 2))
+
+
+def test_sampling_is_seeded_streams_and_never_unknown():
+    model = _model()
+    first = "".join(model.sample("def", 40, generator=torch.Generator().manual_seed(3)))
+    again = "".join(model.sample("def", 40, generator=torch.Generator().manual_seed(3)))
+    other = "".join(model.sample("def", 40, generator=torch.Generator().manual_seed(4)))
+    assert first == again and first != other and len(first) == 40
+    assert UNK_TEXT not in first
+    greedy = "".join(model.sample("", 10, temperature=0))
+    assert greedy == "".join(model.sample("", 10, temperature=0))
+    top1 = "".join(model.sample("", 10, top_k=1, generator=torch.Generator().manual_seed(9)))
+    assert top1 == greedy  # k = 1 keeps only the most likely character
+    assert model.training  # sampling restores the mode it found
+    with pytest.raises(ValueError, match="temperature"):
+        next(model.sample("", 1, temperature=-1))
+
+
+def test_load_is_public():
+    assert rnnkit.load is rnnkit.train.load
