@@ -6,6 +6,8 @@ from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
 
 __version__ = "0.1.0"
 
+from rnnkit.train.checkpoint import load  # after __version__, which it reads
+
 __all__ = [
     "GRU",
     "LSTM",
@@ -17,4 +19,5 @@ __all__ = [
     "RecurrentCell",
     "RecurrentLayer",
     "__version__",
+    "load",
 ]
