@@ -1,0 +1,222 @@
+"""`rnnkit explain`: the chapter's claims, each run as an experiment and plotted.
+
+Each sub-command prints the numbers behind its figure and writes one PNG into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="run the chapter's claims as experiments and plot them",
+        description="Run one of the chapter's claims as an experiment: print the numbers "
+        "and write a PNG whose title states the claim tested.",
+        epilog="example: rnnkit explain gradient-flow --init chrono --out figures",
+    )
+    experiments = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--out", type=Path, default=Path("."), help="folder for the PNG (default: .)"
+    )
+    common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    common.add_argument(
+        "--threads",
+        type=_positive,
+        default=1,
+        help="CPU threads for torch (default: 1, steady timings on a shared machine)",
+    )
+
+    g = experiments.add_parser(
+        "gradient-flow",
+        parents=[common],
+        help="gradient norms back through time: RNN (tanh, relu), GRU, LSTM (10.14)",
+        description="‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against the distance from the loss, and the "
+        "spectral norm of the product of step Jacobians, at initialisation and after "
+        "training on the adding problem. Writes gradient-flow-INIT.png.",
+    )
+    g.add_argument("--length", type=_positive, default=50, help="sequence length T (default: 50)")
+    g.add_argument("--hidden", type=_positive, default=32, help="hidden size H (default: 32)")
+    g.add_argument(
+        "--init",
+        choices=("default", "orthogonal", "chrono", "forget-bias"),
+        default="default",
+        help="initialisation: torch's default, orthogonal W_hh, chrono (Tallec & Ollivier "
+        "2018) or forget-gate bias 1 (default: default)",
+    )
+    g.add_argument(
+        "--steps",
+        type=_non_negative,
+        default=300,
+        help="adding-problem training steps before the second measurement; 0 skips it "
+        "(default: 300)",
+    )
+    g.set_defaults(func=run_gradient_flow)
+
+    a = experiments.add_parser(
+        "gates",
+        parents=[common],
+        help="an LSTM language model's gates and the cell units that track the text",
+        description="Recompute the forget, input and output gates and the cell state of a "
+        "trained LSTM language model over a text, draw them as heat maps and find the cell "
+        "units that track quotes, brackets, indentation and line position (Karpathy et al. "
+        "2015). Writes gates.png.",
+    )
+    a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run folder")
+    source = a.add_mutually_exclusive_group()
+    source.add_argument("--text", help="text to read (default: a short Python snippet)")
+    source.add_argument("--file", type=Path, help="read the text from this UTF-8 file")
+    a.add_argument("--layer", type=int, help="stacked layer to show (default: the last)")
+    a.add_argument(
+        "--units", help="comma-separated cell units to show (default: the best per property)"
+    )
+    a.add_argument(
+        "--max-chars",
+        type=_positive,
+        default=100,
+        help="characters shown in the heat maps (default: 100; all are used for correlations)",
+    )
+    a.set_defaults(func=run_gates)
+
+    c = experiments.add_parser(
+        "compare",
+        parents=[common],
+        help="parameters, time and results of RNN, GRU, LSTM (10.17)",
+        description="Parameter counts, training-step and inference times, and adding-problem "
+        "results of every recurrent layer, at equal hidden size and at the LSTM's "
+        "parameter budget. Writes compare.png.",
+    )
+    c.add_argument("--hidden", type=_positive, default=64, help="hidden size H (default: 64)")
+    c.add_argument("--length", type=_positive, default=50, help="sequence length T (default: 50)")
+    c.add_argument("--batch", type=_positive, default=32, help="batch size B (default: 32)")
+    c.add_argument(
+        "--repeats", type=_positive, default=10, help="timed repeats, median kept (default: 10)"
+    )
+    c.add_argument(
+        "--steps",
+        type=_non_negative,
+        default=300,
+        help="adding-problem training steps per layer; 0 skips training (default: 300)",
+    )
+    c.set_defaults(func=run_compare)
+
+    b = experiments.add_parser(
+        "bidirectional",
+        parents=[common],
+        help="uni- against bidirectional layers on labels from the future (10.18)",
+        description="Train unidirectional and bidirectional layers to output, at each step t, "
+        "the inputs x_(t+d) for offsets d from -K to K; only the bidirectional layer can "
+        "know the future. Writes bidirectional.png.",
+    )
+    b.add_argument(
+        "--cell", choices=("rnn", "gru", "lstm"), default="lstm", help="layer (default: lstm)"
+    )
+    b.add_argument("--hidden", type=_positive, default=32, help="hidden size H (default: 32)")
+    b.add_argument("--length", type=_positive, default=20, help="sequence length T (default: 20)")
+    b.add_argument("--vocab", type=_positive, default=4, help="alphabet size V (default: 4)")
+    b.add_argument("--max-offset", type=_positive, default=3, help="largest offset K (default: 3)")
+    b.add_argument("--steps", type=_positive, default=300, help="training steps (default: 300)")
+    b.set_defaults(func=run_bidirectional)
+
+
+def _start(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+
+def _finish(result: object, path: Path) -> int:
+    print(result.report())  # type: ignore[attr-defined]
+    written = result.plot(path)  # type: ignore[attr-defined]
+    print(f"wrote {written}")
+    return 0
+
+
+def run_gradient_flow(args: argparse.Namespace) -> int:
+    from rnnkit.explain import run_gradient_flow as experiment
+
+    _start(args)
+    result = experiment(
+        length=args.length, hidden=args.hidden, init=args.init, steps=args.steps, seed=args.seed
+    )
+    return _finish(result, args.out / f"gradient-flow-{args.init}.png")
+
+
+def run_gates(args: argparse.Namespace) -> int:
+    from rnnkit.explain.gates import SAMPLE_TEXT, analyse_gates, load_model
+
+    _start(args)
+    if args.file is not None:
+        text = args.file.read_text(encoding="utf-8")
+    else:
+        text = SAMPLE_TEXT if args.text is None else args.text
+    units = None
+    if args.units:
+        try:
+            units = [int(u) for u in args.units.split(",")]
+        except ValueError:
+            raise ValueError(
+                f"--units must be comma-separated integers; got {args.units!r}"
+            ) from None
+    model = load_model(args.run_dir)
+    analysis = analyse_gates(model, text, layer=args.layer, units=units)
+    print(analysis.report())
+    written = analysis.plot(args.out / "gates.png", max_chars=args.max_chars)
+    print(f"wrote {written}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from rnnkit.explain import run_compare as experiment
+
+    _start(args)
+    result = experiment(
+        hidden=args.hidden,
+        length=args.length,
+        batch=args.batch,
+        repeats=args.repeats,
+        steps=args.steps,
+        seed=args.seed,
+    )
+    return _finish(result, args.out / "compare.png")
+
+
+def run_bidirectional(args: argparse.Namespace) -> int:
+    from rnnkit.explain import run_bidirectional as experiment
+
+    _start(args)
+    result = experiment(
+        cell=args.cell,
+        hidden=args.hidden,
+        length=args.length,
+        vocab=args.vocab,
+        max_offset=args.max_offset,
+        steps=args.steps,
+        seed=args.seed,
+    )
+    return _finish(result, args.out / "bidirectional.png")

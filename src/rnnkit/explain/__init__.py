@@ -1,0 +1,29 @@
+"""The chapter's claims, run and plotted: each module is one experiment.
+
+- :mod:`~rnnkit.explain.gradient_flow`: vanishing gradients and the LSTM's cell-state path
+  (chapter 10.7, 10.14, 10.15).
+- :mod:`~rnnkit.explain.gates`: what an LSTM language model's gates and cell units do
+  (10.9-10.13, 10.16; Karpathy et al. 2015).
+- :mod:`~rnnkit.explain.compare`: parameters and time of RNN, GRU and LSTM (10.17).
+- :mod:`~rnnkit.explain.bidirectional`: outputs that depend on future inputs (10.18).
+
+Each experiment returns a result object with the numbers, a ``report()`` that prints them
+as text and a ``plot(path)`` that writes a PNG; the library never prints by itself.
+"""
+
+from rnnkit.explain.bidirectional import BidirectionalResult, run_bidirectional
+from rnnkit.explain.compare import CompareResult, run_compare
+from rnnkit.explain.gates import GateAnalysis, analyse_gates, trace_lstm
+from rnnkit.explain.gradient_flow import GradientFlowResult, run_gradient_flow
+
+__all__ = [
+    "BidirectionalResult",
+    "CompareResult",
+    "GateAnalysis",
+    "GradientFlowResult",
+    "analyse_gates",
+    "run_bidirectional",
+    "run_compare",
+    "run_gradient_flow",
+    "trace_lstm",
+]

@@ -1,0 +1,241 @@
+"""Parameters, time and results of the recurrent cells side by side (chapter 10.17).
+
+The chapter says GRUs have fewer parameters than LSTMs ("as they lack an output gate"),
+need less computation and perform similarly. Per layer the weights are G·H·(I + H) plus
+2·G·H biases, with G = 1 (RNN), 3 (GRU), 4 (LSTM) gate blocks — the GRU's saving is one
+block of four, whatever the sizes. Two comparisons answer the claim fairly:
+
+- equal hidden size H: what the chapter compares, and what a drop-in swap gives;
+- equal parameter budget: each cell's H solved so its parameter count matches the LSTM's,
+  the comparison that separates "fewer parameters" from "better use of them".
+
+Cells are listed by :func:`available_cells`; a new layer joins the comparison by being
+added there (minGRU/minLSTM join automatically when rnnkit provides them).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+import rnnkit
+from rnnkit.data.tasks import adding_problem
+from rnnkit.explain.gradient_flow import BASELINE_MSE, LastStep, train_adding
+
+Builder = Callable[[int, int], nn.Module]  # (input_size, hidden_size) -> layer
+
+
+@dataclass(frozen=True)
+class CellKind:
+    name: str
+    build: Builder
+
+
+def available_cells() -> list[CellKind]:
+    """The layers compared: RNN, GRU, LSTM, then MinGRU and MinLSTM where rnnkit has them."""
+    cells = [
+        CellKind("RNN tanh", lambda i, h: rnnkit.RNN(i, h)),
+        CellKind("GRU", lambda i, h: rnnkit.GRU(i, h)),
+        CellKind("LSTM", lambda i, h: rnnkit.LSTM(i, h)),
+    ]
+    for name in ("MinGRU", "MinLSTM"):
+        layer_class = getattr(rnnkit, name, None)
+        if layer_class is not None:
+            cells.append(CellKind(name, lambda i, h, c=layer_class: c(i, h)))
+    return cells
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def hidden_for_budget(kind: CellKind, input_size: int, budget: int) -> int:
+    """The hidden size whose parameter count is closest to ``budget``.
+
+    A recurrent layer's count is a polynomial of degree at most 2 in H (the H² of W_hh, the
+    H·I of W_ih, the biases), so three tiny layers give its coefficients exactly.
+    """
+    counts = [count_parameters(kind.build(input_size, h)) for h in (1, 2, 3)]
+    a = (counts[2] - 2 * counts[1] + counts[0]) / 2
+    b = counts[1] - counts[0] - 3 * a
+    c = counts[0] - a - b
+    root = (
+        (-b + math.sqrt(b * b - 4 * a * (c - budget))) / (2 * a)
+        if a > 0
+        else (budget - c) / b  # linear in H: a layer without a recurrent matrix
+    )
+    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
+    return min(candidates, key=lambda h: abs(a * h * h + b * h + c - budget))
+
+
+def time_layer(layer: nn.Module, x: Tensor, repeats: int) -> tuple[float, float]:
+    """Median milliseconds of a training step (forward + backward) and of inference."""
+
+    def train_step() -> None:
+        layer.zero_grad(set_to_none=True)
+        out, _ = layer(x)
+        out.sum().backward()
+
+    def infer() -> None:
+        with torch.no_grad():
+            layer(x)
+
+    medians = []
+    for fn in (train_step, infer):
+        fn()  # warm-up: first-call allocations and kernel selection
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        medians.append(1000 * statistics.median(times))
+    return medians[0], medians[1]
+
+
+@dataclass
+class Row:
+    name: str
+    hidden: int
+    params: int
+    train_ms: float
+    infer_ms: float
+    mse: float | None = None  # adding-problem validation MSE after training, if measured
+
+
+@dataclass
+class CompareResult:
+    length: int
+    batch: int
+    steps: int
+    threads: int
+    equal_hidden: list[Row]
+    equal_budget: list[Row]
+
+    def report(self) -> str:
+        lines = [
+            f"adding-problem inputs (I = 2), T = {self.length}, B = {self.batch}, "
+            f"{self.threads} CPU thread(s); times are medians; 'x RNN' is the ratio to the "
+            "RNN measured in the same run"
+        ]
+        for title, rows in (
+            ("equal hidden size", self.equal_hidden),
+            ("equal parameter budget (the LSTM's)", self.equal_budget),
+        ):
+            ref = rows[0]
+            lines.append(f"-- {title}")
+            head = f"{'cell':<10}{'H':>6}{'params':>10}{'train ms':>10}{'x RNN':>7}"
+            head += f"{'infer ms':>10}{'x RNN':>7}"
+            if any(r.mse is not None for r in rows):
+                head += f"{'MSE':>9}"
+            lines.append(head)
+            for r in rows:
+                line = f"{r.name:<10}{r.hidden:>6}{r.params:>10}"
+                line += f"{r.train_ms:>10.2f}{r.train_ms / ref.train_ms:>7.2f}"
+                line += f"{r.infer_ms:>10.2f}{r.infer_ms / ref.infer_ms:>7.2f}"
+                if r.mse is not None:
+                    line += f"{r.mse:>9.4f}"
+                lines.append(line)
+        if any(r.mse is not None for r in self.equal_budget):
+            lines.append(
+                f"MSE: adding problem after {self.steps} Adam steps; predicting 1 always "
+                f"gives {BASELINE_MSE:.4f}"
+            )
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> Path:
+        from rnnkit.explain import plotting
+
+        with_mse = any(r.mse is not None for r in self.equal_budget)
+        fig, axes = plotting.figure(
+            1, 3 if with_mse else 2, width=15 if with_mse else 10, height=4.6
+        )
+        names = [r.name for r in self.equal_hidden]
+        colours = [plotting.COLOURS.get(n, "tab:gray") for n in names]
+        pos = range(len(names))
+        ax = axes[0, 0]
+        ax.bar(pos, [r.params for r in self.equal_hidden], color=colours)
+        for j, r in enumerate(self.equal_hidden):
+            ax.text(j, r.params, f"{r.params}", ha="center", va="bottom", fontsize=9)
+        ax.set_xticks(pos, names)
+        ax.set_ylabel("parameters")
+        ax.set_title(
+            f"parameters at equal hidden size H = {self.equal_hidden[0].hidden}", loc="left"
+        )
+        ax = axes[0, 1]
+        width = 0.2
+        series = [
+            ("train, equal H", [r.train_ms for r in self.equal_hidden], -1.5, ""),
+            ("train, equal budget", [r.train_ms for r in self.equal_budget], -0.5, "//"),
+            ("inference, equal H", [r.infer_ms for r in self.equal_hidden], 0.5, ".."),
+            ("inference, equal budget", [r.infer_ms for r in self.equal_budget], 1.5, "xx"),
+        ]
+        for label, values, shift, hatch in series:
+            ax.bar(
+                [p + shift * width for p in pos],
+                values,
+                width,
+                color=colours,
+                hatch=hatch,
+                edgecolor="black",
+                linewidth=0.5,
+                label=label,
+            )
+        ax.set_xticks(pos, names)
+        ax.set_ylabel(f"milliseconds per batch (T = {self.length}, B = {self.batch})")
+        ax.set_title("time per training step and per inference (median)", loc="left")
+        ax.legend(fontsize=8)
+        if with_mse:
+            ax = axes[0, 2]
+            mses = [r.mse if r.mse is not None else float("nan") for r in self.equal_budget]
+            ax.bar(pos, mses, color=colours)
+            ax.axhline(BASELINE_MSE, color="black", ls="--", label="predict the mean (1/6)")
+            labels = [f"{r.name}\nH = {r.hidden}" for r in self.equal_budget]
+            ax.set_xticks(pos, labels)
+            ax.set_ylabel("validation MSE (lower is better)")
+            ax.set_title(f"adding problem after {self.steps} steps, equal budget", loc="left")
+            ax.legend(fontsize=8)
+        title = (
+            "Claim (10.17): GRUs have fewer parameters than LSTMs and need less computation, "
+            "with similar results"
+        )
+        return plotting.save(fig, path, title)
+
+
+def run_compare(
+    *,
+    hidden: int = 64,
+    length: int = 50,
+    batch: int = 32,
+    repeats: int = 10,
+    steps: int = 300,
+    seed: int = 0,
+    cells: list[CellKind] | None = None,
+) -> CompareResult:
+    """Count, time and (with ``steps`` > 0) train every cell at equal H and equal budget."""
+    for name, value in (("hidden", hidden), ("length", length), ("batch", batch)):
+        if value < 1:
+            raise ValueError(f"compare: {name} must be >= 1; got {value}")
+    if repeats < 1 or steps < 0:
+        raise ValueError(f"compare: repeats must be >= 1 and steps >= 0; got {repeats}, {steps}")
+    cells = available_cells() if cells is None else cells
+    x, _ = adding_problem(batch, length, generator=torch.Generator().manual_seed(seed))
+    budget = count_parameters(rnnkit.LSTM(2, hidden))
+    equal_hidden, equal_budget = [], []
+    for kind in cells:
+        for rows, h in ((equal_hidden, hidden), (equal_budget, hidden_for_budget(kind, 2, budget))):
+            torch.manual_seed(seed)
+            layer = kind.build(2, h)
+            train_ms, infer_ms = time_layer(layer, x, repeats)
+            rows.append(Row(kind.name, h, count_parameters(layer), train_ms, infer_ms))
+        if steps > 0:
+            torch.manual_seed(seed)
+            net = LastStep(kind.build(2, equal_budget[-1].hidden))
+            equal_budget[-1].mse = train_adding(net, steps=steps, length=length, seed=seed)
+    return CompareResult(length, batch, steps, torch.get_num_threads(), equal_hidden, equal_budget)

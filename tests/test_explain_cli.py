@@ -1,0 +1,74 @@
+"""`rnnkit explain ...` end to end on tiny configurations: exit status, output, PNG."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from rnnkit.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    yield  # the commands set one thread themselves (--threads, default 1)
+    torch.set_num_threads(threads)
+
+
+def _check_png(path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(path) as image:
+        image.verify()  # raises on a truncated or corrupt file
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 300 and image.height > 200
+    assert path.stat().st_size < 300_000
+
+
+def test_gradient_flow_command(tmp_path, capsys) -> None:
+    argv = ["explain", "gradient-flow", "--length", "6", "--hidden", "4", "--steps", "2"]
+    assert main([*argv, "--init", "chrono", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "known case: linear RNN with W_hh = 0.9·I" in out
+    assert "after 2 training steps" in out and "LSTM ∏ f (direct term)" in out
+    _check_png(tmp_path / "gradient-flow-chrono.png")
+
+
+def test_compare_command(tmp_path, capsys) -> None:
+    argv = ["explain", "compare", "--hidden", "4", "--length", "4", "--batch", "2"]
+    assert main([*argv, "--repeats", "1", "--steps", "0", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "equal hidden size" in out and "MSE" not in out.split("budget")[-1]
+    _check_png(tmp_path / "compare.png")
+
+
+def test_bidirectional_command(tmp_path, capsys) -> None:
+    argv = ["explain", "bidirectional", "--cell", "rnn", "--hidden", "4", "--length", "5"]
+    assert main([*argv, "--max-offset", "1", "--steps", "3", "--out", str(tmp_path)]) == 0
+    assert "bidirectional, H = 4 per direction" in capsys.readouterr().out
+    _check_png(tmp_path / "bidirectional.png")
+
+
+def test_bad_arguments_exit_with_status_2(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", "gradient-flow", "--init", "xavier"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", "compare", "--steps", "-1"])
+    assert exc.value.code == 2
+    capsys.readouterr()
+    assert main(["explain", "bidirectional", "--length", "4", "--max-offset", "2"]) == 2
+    assert "length > 2 * max_offset" in capsys.readouterr().err
+
+
+def test_gates_on_a_missing_run_folder(tmp_path, capsys) -> None:
+    assert main(["explain", "gates", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit explain: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_gates_units_must_be_integers(tmp_path, capsys) -> None:
+    assert main(["explain", "gates", str(tmp_path), "--units", "1,x"]) == 2
+    assert "--units must be comma-separated integers" in capsys.readouterr().err

@@ -1,0 +1,156 @@
+"""Gate recomputation against the layer, text properties, and the unit search."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import rnnkit
+from rnnkit.explain import gates
+from rnnkit.explain.gates import analyse_gates, text_features, trace_lstm
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors gain nothing from a second thread, and on a loaded machine torch's
+    # thread pool can be 50x slower than one thread.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"layer_norm": True, "backend": "reference"}, {"zoneout": 0.3, "backend": "reference"}],
+    ids=["plain", "layer_norm", "zoneout"],
+)
+def test_recomputed_h_equals_the_layer_output(options: dict) -> None:
+    layer = rnnkit.LSTM(3, 6, num_layers=2, dropout=0.5, **options).eval()
+    x = torch.randn(9, 2, 3)
+    traces = trace_lstm(layer, x)  # raises if the recomputed h differs
+    out, (h_n, c_n) = layer(x)
+    torch.testing.assert_close(traces[-1].h, out)
+    for k, trace in enumerate(traces):
+        torch.testing.assert_close(trace.h[-1], h_n[k])
+        torch.testing.assert_close(trace.c[-1], c_n[k])
+        for name in ("i", "f", "o"):
+            values = getattr(trace, name)
+            assert bool(((values > 0) & (values < 1)).all()), name
+    # The gate equations, checked once by hand on layer 0, step 0 (h^{-1} = c^{-1} = 0).
+    if not options:
+        p = layer.cell_parameters(0, 0)
+        a = x[0] @ p["weight_ih"].T + p["bias_ih"] + p["bias_hh"]
+        i, f, g, o = a.chunk(4, dim=-1)
+        c = torch.sigmoid(i) * torch.tanh(g)
+        torch.testing.assert_close(traces[0].c[0], c)
+        torch.testing.assert_close(traces[0].h[0], torch.sigmoid(o) * torch.tanh(c))
+        torch.testing.assert_close(traces[0].f[0], torch.sigmoid(f))
+
+
+def test_trace_catches_a_layer_that_differs() -> None:
+    layer = rnnkit.LSTM(3, 4, zoneout=0.5, backend="reference").train()  # random zoneout
+    with pytest.raises(ValueError, match="differs from the layer's output"):
+        trace_lstm(layer, torch.randn(20, 2, 3))
+
+
+def test_trace_rejects_other_layers() -> None:
+    with pytest.raises(TypeError, match=r"must be an rnnkit\.LSTM; got GRU"):
+        trace_lstm(rnnkit.GRU(2, 3), torch.randn(4, 1, 2))
+    with pytest.raises(ValueError, match="must be unidirectional"):
+        trace_lstm(rnnkit.LSTM(2, 3, bidirectional=True), torch.randn(4, 1, 2))
+
+
+def test_text_features() -> None:
+    text = 'f(a, "x)")\n  [b]'
+    feats = text_features(text)
+    assert feats["inside quotes"].tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert feats["bracket depth"].tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0]
+    assert feats["indentation"].tolist() == [0] * 11 + [1, 2, 2, 2, 2]
+    assert feats["line position"].tolist() == [*range(1, 11), 0, *range(1, 6)]
+    escaped = text_features("'a\\'b'c")["inside quotes"].tolist()
+    assert escaped == [1, 1, 1, 1, 1, 0, 0]
+
+
+def test_correlations() -> None:
+    feature = torch.arange(10.0)
+    units = torch.stack([feature * 2 + 1, -feature, torch.ones(10), torch.randn(10)], dim=1)
+    r = gates.correlations(units, feature)
+    torch.testing.assert_close(r[:3], torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64))
+    assert abs(float(r[3])) < 1
+
+
+class _Vocab:
+    def __init__(self, chars: str) -> None:
+        self.chars = chars
+
+    def encode(self, text: str) -> torch.Tensor:
+        return torch.tensor([self.chars.index(ch) for ch in text])
+
+
+class TinyLM(nn.Module):
+    """What the analysis needs of a character language model: vocab, embedding, rnn."""
+
+    def __init__(self, chars: str, hidden: int = 8) -> None:
+        super().__init__()
+        self.vocab = _Vocab(chars)
+        self.embedding = nn.Embedding(len(chars), 2)
+        self.rnn = rnnkit.LSTM(2, hidden)
+
+
+def _plant_line_counter(model: TinyLM, unit: int) -> None:
+    """Make cell unit ``unit`` count the characters since the last newline.
+
+    Embedding: newline -> (1, 0), any other character -> (0, 1). On other characters
+    f ≈ 1, i ≈ 1, c̃ ≈ 1 (c grows by one); on a newline f ≈ 0, c̃ = 0 (c resets to 0).
+    """
+    H = model.rnn.hidden_size
+    with torch.no_grad():
+        rest = model.embedding.num_embeddings - 1  # "\n" is the first character
+        model.embedding.weight.copy_(torch.tensor([[1.0, 0.0]] + [[0.0, 1.0]] * rest))
+        w_ih, w_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
+        b_ih, b_hh = model.rnn.bias_ih_l0, model.rnn.bias_hh_l0
+        for gate in range(4):  # rows of this unit in each gate block i, f, g, o
+            row = gate * H + unit
+            w_hh[row] = 0.0
+            b_hh[row] = 0.0
+        w_ih[0 * H + unit], b_ih[0 * H + unit] = torch.tensor([0.0, 0.0]), 30.0  # i ≈ 1
+        w_ih[1 * H + unit], b_ih[1 * H + unit] = torch.tensor([-30.0, 30.0]), 0.0  # f
+        w_ih[2 * H + unit], b_ih[2 * H + unit] = torch.tensor([0.0, 30.0]), 0.0  # c̃
+        w_ih[3 * H + unit], b_ih[3 * H + unit] = torch.tensor([0.0, 0.0]), 30.0  # o ≈ 1
+
+
+def test_analyse_gates_finds_a_planted_unit(tmp_path) -> None:
+    model = TinyLM("\nab (')", hidden=8)
+    _plant_line_counter(model, unit=5)
+    text = "ab (a 'b')\nab\na (b)\n  'ab' a\n"
+    analysis = analyse_gates(model, text)
+    by_feature = {m.feature: m for m in analysis.matches}
+    match = by_feature["line position"]
+    assert match.unit == 5 and match.r > 0.999
+    torch.testing.assert_close(
+        analysis.trace.c[:, 0, 5].double(), analysis.features["line position"], atol=1e-4, rtol=0
+    )
+    assert analysis.units[0] in {m.unit for m in analysis.matches}
+    assert len(analysis.units) == 8 and 5 in analysis.units
+    report = analysis.report()
+    assert "line position  unit    5  r = +1.000" in report
+    path = analysis.plot(tmp_path / "gates.png", max_chars=20)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyse_gates_constant_feature_and_errors() -> None:
+    model = TinyLM("\nab (')")
+    analysis = analyse_gates(model, "abab", units=[0, 2])
+    assert analysis.units == [0, 2]
+    assert "inside quotes  constant in this text" in analysis.report()
+    with pytest.raises(ValueError, match=r"units must be non-empty and lie in \[0, 7\]"):
+        analyse_gates(model, "abab", units=[8])
+    with pytest.raises(ValueError, match=r"layer must lie in \[0, 0\]; got 1"):
+        analyse_gates(model, "abab", layer=1)
+    with pytest.raises(ValueError, match="at least 2 characters"):
+        analyse_gates(model, "a")
+    model.rnn = rnnkit.GRU(2, 8)
+    with pytest.raises(TypeError, match=r"model\.rnn must be an rnnkit\.LSTM; got GRU"):
+        analyse_gates(model, "abab")
