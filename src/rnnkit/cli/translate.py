@@ -1,0 +1,81 @@
+"""`rnnkit translate`: run a trained numbers model (seq2seq) on inputs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rnnkit.cli._lm_args import one_line_errors
+from rnnkit.seq2seq import load_run, plot_attention, translate
+
+EXAMPLES = """examples:
+  rnnkit translate runs/en "three hundred and twelve"
+  rnnkit translate runs/en "nine thousand and one" --beam 4
+  printf '12\\n97\\n' | rnnkit translate runs/fr
+  rnnkit translate runs/en "forty-two thousand" --plot attention.png"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate numbers with a trained seq2seq run (words <-> digits)",
+        description="Translate each input with the encoder-decoder of a numbers run folder "
+        "(written by rnnkit train --task numbers) and print one output per line. Inputs "
+        "are the arguments, or the lines of standard input when none is given. An input "
+        "the model cannot read (empty, unknown characters, longer than anything seen in "
+        "training) is refused with a message rather than answered wrongly.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    one_line_errors(p)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a numbers run folder")
+    p.add_argument("text", nargs="*", metavar="TEXT", help="inputs (default: lines of stdin)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--beam", type=int, default=1, help="beam width K (default: 1, greedy)")
+    how.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sample each character at this temperature instead of searching",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=0.0,
+        help="beam length penalty exponent α, GNMT's ((5+|Y|)/6)^α (default: 0)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed for --temperature")
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="write the attention weights of the (single) input as a heat map PNG",
+    )
+    p.add_argument("--scores", action="store_true", help="print the log-probability too")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.beam < 1:
+        raise ValueError(f"--beam must be >= 1; got {args.beam}")
+    if args.temperature is not None and not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0; got {args.temperature}")
+    run_ = load_run(args.run_dir)  # the run folder is checked before any input is read
+    texts = list(args.text) if args.text else [line.rstrip("\n") for line in sys.stdin]
+    if not texts:
+        raise ValueError("empty input: give TEXT arguments or lines on standard input")
+    if args.plot and len(texts) != 1:
+        raise ValueError(f"--plot draws one input; got {len(texts)}")
+    results = translate(
+        run_,
+        texts,
+        beam=args.beam,
+        alpha=args.alpha,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+    for r in results:
+        print(f"{r.output}\t{r.score:.4f}" if args.scores else r.output)
+    if args.plot:
+        plot_attention(results[0], args.plot, title=f"{results[0].source} -> {results[0].output}")
+        print(f"attention heat map written to {args.plot}", file=sys.stderr)
+    return 0

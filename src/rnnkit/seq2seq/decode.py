@@ -1,0 +1,181 @@
+"""Decoding: greedy, batched beam search, and sampling with a temperature.
+
+Every decoder carries the decoder state from step to step (:meth:`Seq2Seq.step`): a new
+token costs one step, never a re-run of the prefix. Beam search keeps its K hypotheses per
+input as rows of one batch of B*K and reorders the state rows after each step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.seq2seq.data import BOS, EOS, PAD
+from rnnkit.seq2seq.model import Seq2Seq
+
+
+@dataclass
+class Decoded:
+    """One decoded output per input.
+
+    tokens: the ids up to and without EOS; finished: whether EOS was produced within
+    ``max_len`` steps; score: the sum of log-probabilities (EOS included; for beam search
+    divided by the length penalty); attention: (steps, S) weights, one row per produced
+    token including EOS, or None without attention.
+    """
+
+    tokens: list[int]
+    finished: bool
+    score: float
+    attention: Tensor | None
+
+
+def _unpack(
+    tokens: Tensor, logp: Tensor, weights: list[Tensor] | None, src_lengths: Tensor
+) -> list[Decoded]:
+    """Cut (B, T) token rows at their first EOS."""
+    out = []
+    for b in range(tokens.size(0)):
+        row = tokens[b].tolist()
+        finished = EOS in row
+        n = row.index(EOS) + 1 if finished else len(row)
+        attn = None
+        if weights is not None:
+            attn = torch.stack([w[b] for w in weights[:n]])[:, : int(src_lengths[b])]
+        out.append(Decoded(row[: n - finished], finished, float(logp[b, :n].sum()), attn))
+    return out
+
+
+@torch.no_grad()
+def greedy(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> list[Decoded]:
+    """The most likely token at each step (src (S, B), src_lengths (B,))."""
+    model.eval()
+    memory = model.encode(src, src_lengths)
+    state = model.init_state(memory)
+    B = src.size(1)
+    y = torch.full((B,), BOS, dtype=torch.long, device=src.device)
+    done = torch.zeros(B, dtype=torch.bool, device=src.device)
+    tokens, logps, weights = [], [], []
+    for _ in range(max_len):
+        logits, state, w = model.step(y, state, memory)
+        logp = F.log_softmax(logits, dim=-1)
+        y = logp.argmax(-1).masked_fill(done, PAD)  # finished rows emit padding
+        tokens.append(y)
+        logps.append(logp.gather(1, y[:, None]).squeeze(1).masked_fill(done, 0.0))
+        if w is not None:
+            weights.append(w)
+        done = done | (y == EOS)
+        if bool(done.all()):
+            break
+    return _unpack(torch.stack(tokens, 1), torch.stack(logps, 1), weights or None, src_lengths)
+
+
+@torch.no_grad()
+def sample(
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    max_len: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[Decoded]:
+    """Draw each token from softmax(logits / temperature); lower is closer to greedy."""
+    if not temperature > 0:
+        raise ValueError(f"sample: temperature must be > 0; got {temperature}")
+    model.eval()
+    memory = model.encode(src, src_lengths)
+    state = model.init_state(memory)
+    B = src.size(1)
+    y = torch.full((B,), BOS, dtype=torch.long, device=src.device)
+    done = torch.zeros(B, dtype=torch.bool, device=src.device)
+    tokens, logps, weights = [], [], []
+    for _ in range(max_len):
+        logits, state, w = model.step(y, state, memory)
+        logp = F.log_softmax(logits / temperature, dim=-1)
+        y = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+        y = y.masked_fill(done, PAD)
+        tokens.append(y)
+        logps.append(logp.gather(1, y[:, None]).squeeze(1).masked_fill(done, 0.0))
+        if w is not None:
+            weights.append(w)
+        done = done | (y == EOS)
+        if bool(done.all()):
+            break
+    return _unpack(torch.stack(tokens, 1), torch.stack(logps, 1), weights or None, src_lengths)
+
+
+def length_penalty(length: Tensor, alpha: float) -> Tensor:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, eq. 14); α = 0 turns it off."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@torch.no_grad()
+def beam_search(
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    max_len: int,
+    beam: int = 4,
+    alpha: float = 0.0,
+) -> list[Decoded]:
+    """Batched beam search of width ``beam``; returns the best hypothesis per input.
+
+    Hypotheses are ranked by their summed log-probability while searching; a hypothesis
+    that has produced EOS stays in the beam with its score frozen (its only continuation
+    is padding at no cost) until the search ends, when all beams of all inputs have
+    finished or ``max_len`` steps have run. The final choice divides by the length
+    penalty with exponent ``alpha``. With ``beam=1`` this is exactly greedy decoding.
+    """
+    if beam < 1:
+        raise ValueError(f"beam_search: beam must be >= 1; got {beam}")
+    model.eval()
+    B, K = src.size(1), beam
+    device = src.device
+    rows = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,) input of each row
+    memory = model.encode(src, src_lengths).index_select(rows)
+    state = model.init_state(memory)
+    scores = torch.full((B, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live hypothesis per input at the start
+    y = torch.full((B * K,), BOS, dtype=torch.long, device=device)
+    done = torch.zeros(B * K, dtype=torch.bool, device=device)
+    length = torch.zeros(B * K, device=device)
+    history = torch.empty(B * K, 0, dtype=torch.long, device=device)  # (B*K, t)
+    step_logp = torch.empty(B * K, 0, device=device)
+    attn: Tensor | None = None  # (B*K, t, S)
+    for _ in range(max_len):
+        logits, state, w = model.step(y, state, memory)
+        logp = F.log_softmax(logits, dim=-1)  # (B*K, V)
+        V = logp.size(-1)
+        # A finished hypothesis continues with padding only, at no cost.
+        logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
+        logp[:, PAD] = torch.where(done, 0.0, float("-inf"))
+        cand = (scores.view(B * K, 1) + logp).view(B, K * V)
+        scores, top = cand.topk(K, dim=1)  # (B, K)
+        parent = (torch.arange(B, device=device)[:, None] * K + top // V).view(-1)  # (B*K,)
+        y = (top % V).view(-1)
+        state = state.index_select(parent)
+        history = torch.cat([history.index_select(0, parent), y[:, None]], dim=1)
+        tok_logp = logp.index_select(0, parent).gather(1, y[:, None])
+        step_logp = torch.cat([step_logp.index_select(0, parent), tok_logp], dim=1)
+        if w is not None:
+            w = w.index_select(0, parent)[:, None]  # (B*K, 1, S) weights that chose y
+            attn = w if attn is None else torch.cat([attn.index_select(0, parent), w], dim=1)
+        was_done = done.index_select(0, parent)
+        length = length.index_select(0, parent) + (~was_done).float()
+        done = was_done | (y == EOS)
+        if bool(done.all()):
+            break
+    final = scores.view(-1) / length_penalty(length.clamp(min=1), alpha)
+    best = torch.arange(B, device=device) * K + final.view(B, K).argmax(1)  # (B,)
+    decoded = _unpack(
+        history[best],
+        step_logp[best],
+        None if attn is None else list(attn[best].unbind(1)),
+        src_lengths,
+    )
+    for d, b in zip(decoded, best.tolist(), strict=True):
+        d.score = float(final[b])
+    return decoded

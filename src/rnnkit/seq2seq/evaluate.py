@@ -1,0 +1,198 @@
+"""Using a trained numbers run: translate texts, score the test split, plot attention.
+
+Inputs are checked before the model sees them, so that a question the model cannot
+answer gives a clear error rather than a confident wrong answer: empty inputs,
+characters outside the training vocabulary, inputs longer than any seen in training,
+and outputs that never reach end-of-sequence are all refused with a one-line message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from rnnkit.seq2seq.checkpoint import NumbersRun
+from rnnkit.seq2seq.data import normalise, pad_sources
+from rnnkit.seq2seq.decode import Decoded, beam_search, greedy, sample
+
+
+@dataclass
+class Translation:
+    source: str  # the normalised input the model read
+    output: str
+    score: float  # log-probability (beam: divided by the length penalty)
+    attention: Tensor | None  # (len(output) + 1, len(source)): rows are output chars + EOS
+
+
+def prepare_source(run: NumbersRun, text: str) -> str:
+    """The normalised input, or a ValueError saying why the model cannot read it."""
+    if run.task.direction == "digits2words":
+        source = "".join(text.replace(",", "").replace("_", "").split())
+    else:
+        source = normalise(text)
+    if not source:
+        raise ValueError("empty input: expected a number in " + _what_input(run))
+    unknown = run.src_vocab.unknown(source)
+    if unknown:
+        shown = "".join(unknown)
+        raise ValueError(
+            f"input {text!r} has characters outside the vocabulary ({shown!r}); expected "
+            + _what_input(run)
+        )
+    if len(source) > run.max_source_length:
+        raise ValueError(
+            f"input is {len(source)} characters long; the longest input seen in training "
+            f"had {run.max_source_length} (numbers {run.task.min_number}.."
+            f"{run.task.max_number})"
+        )
+    return source
+
+
+def _what_input(run: NumbersRun) -> str:
+    t = run.task
+    kind = "digits" if t.direction == "digits2words" else f"{t.lang} words"
+    return f"{kind} for {t.min_number}..{t.max_number}"
+
+
+def decode_sources(
+    run: NumbersRun,
+    sources: Sequence[str],
+    *,
+    beam: int = 1,
+    alpha: float = 0.0,
+    temperature: float | None = None,
+    generator: torch.Generator | None = None,
+) -> list[Decoded]:
+    """Decode already-checked sources in one batch: greedy, beam or sampling."""
+    src, lengths = pad_sources([run.src_vocab.encode(s) for s in sources])
+    max_len = 2 * run.max_target_length + 8
+    if temperature is not None:
+        return sample(run.model, src, lengths, max_len, temperature, generator)
+    if beam > 1:
+        return beam_search(run.model, src, lengths, max_len, beam, alpha)
+    return greedy(run.model, src, lengths, max_len)
+
+
+def translate(
+    run: NumbersRun,
+    texts: Sequence[str],
+    *,
+    beam: int = 1,
+    alpha: float = 0.0,
+    temperature: float | None = None,
+    seed: int | None = None,
+) -> list[Translation]:
+    """Translate each text; a ValueError names the first input the model cannot read."""
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1; got {beam}")
+    if temperature is not None and beam > 1:
+        raise ValueError("sampling (a temperature) and beam search exclude each other")
+    if not texts:
+        raise ValueError("empty input: no text to translate")
+    sources = [prepare_source(run, t) for t in texts]
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    decoded = decode_sources(
+        run, sources, beam=beam, alpha=alpha, temperature=temperature, generator=generator
+    )
+    out = []
+    for text, source, d in zip(texts, sources, decoded, strict=True):
+        if not d.finished:
+            raise ValueError(
+                f"no end of output for {text!r} within {2 * run.max_target_length + 8} "
+                "characters; the model cannot translate it"
+            )
+        out.append(Translation(source, run.tgt_vocab.decode(d.tokens), d.score, d.attention))
+    return out
+
+
+# ---- scoring --------------------------------------------------------------------------
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions all cost 1)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+@dataclass
+class Example:
+    number: int
+    source: str
+    target: str
+    output: str
+
+
+@dataclass
+class EvalResult:
+    split: str
+    examples: list[Example]
+
+    @property
+    def exact(self) -> float:
+        """Share of outputs equal to the target."""
+        return sum(e.output == e.target for e in self.examples) / len(self.examples)
+
+    @property
+    def cer(self) -> float:
+        """Character error rate: total edit distance over total target characters."""
+        edits = sum(edit_distance(e.output, e.target) for e in self.examples)
+        return edits / sum(len(e.target) for e in self.examples)
+
+
+def evaluate(
+    run: NumbersRun,
+    split: str = "test",
+    *,
+    beam: int = 1,
+    alpha: float = 0.0,
+    limit: int | None = None,
+    batch_size: int = 250,
+) -> EvalResult:
+    """Decode the fixed ``split`` set of the run's task and score it."""
+    n = int(run.meta["config"]["n_test" if split == "test" else "n_valid"])
+    numbers = run.task.fixed_set(split, n)[: limit or None]
+    examples = []
+    for i in range(0, len(numbers), batch_size):
+        chunk = numbers[i : i + batch_size]
+        pairs = [run.task.pair(k) for k in chunk]
+        decoded = decode_sources(run, [s for s, _ in pairs], beam=beam, alpha=alpha)
+        for k, (s, t), d in zip(chunk, pairs, decoded, strict=True):
+            examples.append(Example(k, s, t, run.tgt_vocab.decode(d.tokens)))
+    return EvalResult(split, examples)
+
+
+# ---- attention heat map ---------------------------------------------------------------
+
+
+def plot_attention(translation: Translation, path: str | Path, title: str = "") -> None:
+    """Write the attention weights as a heat map PNG: output characters down, input across."""
+    if translation.attention is None:
+        raise ValueError("this model has no attention (attention='none'): nothing to plot")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = translation.attention.numpy()  # (len(output) + 1, len(source))
+    rows = [*translation.output, "<eos>"]
+    cols = list(translation.source)
+    fig, ax = plt.subplots(figsize=(0.16 * len(cols) + 1.6, 0.22 * len(rows) + 1.2), dpi=80)
+    ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(cols)), [c if c != " " else "␣" for c in cols], fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel("input")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,365 @@
+"""Seq2seq: attention masking, decoders against each other and against the full pass,
+the numbers task's split, the run folder and every error message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnkit.seq2seq import (
+    NumbersConfig,
+    NumbersTask,
+    Seq2Seq,
+    Seq2SeqConfig,
+    beam_search,
+    evaluate,
+    greedy,
+    load_run,
+    plot_attention,
+    sample,
+    train_numbers,
+    translate,
+)
+from rnnkit.seq2seq.data import BOS, EOS, PAD, CharVocab, normalise, pad_sources
+from rnnkit.seq2seq.evaluate import edit_distance
+
+ATTENTIONS = ["none", "additive", "dot", "general"]
+
+
+def tiny_model(attention: str = "general", encoder: str = "gru", decoder: str = "gru", **kw):
+    torch.manual_seed(0)
+    config = Seq2SeqConfig(
+        src_vocab_size=12,
+        tgt_vocab_size=9,
+        embed_size=6,
+        encoder=encoder,
+        encoder_hidden=5,
+        bidirectional=True,
+        decoder=decoder,
+        decoder_hidden=10,
+        attention=attention,
+        **kw,
+    )
+    return Seq2Seq(config).double().eval()
+
+
+def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(1)
+    lengths = torch.tensor([7, 3, 5, 1])
+    src = torch.randint(4, 12, (7, 4))  # (S, B)
+    src[torch.arange(7)[:, None] >= lengths[None, :]] = PAD
+    return src, lengths
+
+
+# ---- attention masks padding ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("encoder", ["gru", "lstm"])
+def test_padding_changes_nothing(attention, encoder):
+    model = tiny_model(attention, encoder=encoder, decoder=encoder, decoder_layers=2)
+    src, lengths = padded_batch()
+    tgt_in = torch.randint(3, 9, (6, 4))
+    tgt_in[0] = BOS
+    ref = model(src, lengths, tgt_in)
+    noisy = src.clone()
+    pad = torch.arange(7)[:, None] >= lengths[None, :]
+    noisy[pad] = torch.randint(4, 12, (int(pad.sum()),))  # garbage where padding was
+    torch.testing.assert_close(model(noisy, lengths, tgt_in), ref, rtol=0, atol=1e-12)
+    # Each sequence alone, without any padding, gives its row of the batch.
+    for b in range(4):
+        alone = model(src[: lengths[b], b : b + 1], lengths[b : b + 1], tgt_in[:, b : b + 1])
+        torch.testing.assert_close(alone, ref[:, b : b + 1], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("attention", ["additive", "dot", "general"])
+def test_attention_weights_are_zero_on_padding(attention):
+    model = tiny_model(attention)
+    src, lengths = padded_batch()
+    for d in greedy(model, src, lengths, max_len=5):
+        assert d.attention is not None
+        torch.testing.assert_close(d.attention.sum(-1), torch.ones(len(d.attention)).double())
+    memory = model.encode(src, lengths)
+    state = model.init_state(memory)
+    _, _, w = model.step(torch.full((4,), BOS), state, memory)
+    assert w is not None
+    assert bool((w[~memory.mask] == 0).all())
+
+
+# ---- decoders -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_step_by_step_equals_teacher_forced_pass(attention):
+    model = tiny_model(attention, decoder="lstm", decoder_layers=2)
+    src, lengths = padded_batch()
+    decoded = greedy(model, src, lengths, max_len=6)
+    T = max(len(d.tokens) + 1 for d in decoded)
+    tgt = torch.full((T, 4), PAD)
+    for b, d in enumerate(decoded):
+        ids = [*d.tokens, EOS] if d.finished else d.tokens
+        tgt[: len(ids), b] = torch.tensor(ids)
+    tgt_in = torch.cat([torch.full((1, 4), BOS), tgt[:-1]])
+    logp = F.log_softmax(model(src, lengths, tgt_in), -1)  # (T, B, V)
+    for b, d in enumerate(decoded):
+        n = len(d.tokens) + d.finished
+        full = logp[torch.arange(n), b, tgt[:n, b]].sum()
+        torch.testing.assert_close(full.item(), d.score, rtol=0, atol=1e-10)
+    # And the greedy tokens are the argmax of the full pass at every step.
+    for b, d in enumerate(decoded):
+        assert logp[: len(d.tokens), b].argmax(-1).tolist() == d.tokens
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_beam_one_equals_greedy(attention):
+    model = tiny_model(attention)
+    src, lengths = padded_batch()
+    g = greedy(model, src, lengths, max_len=8)
+    b1 = beam_search(model, src, lengths, max_len=8, beam=1)
+    assert [d.tokens for d in b1] == [d.tokens for d in g]
+    assert [d.finished for d in b1] == [d.finished for d in g]
+    for x, y in zip(b1, g, strict=True):
+        assert x.score == pytest.approx(y.score, abs=1e-10)
+        if y.attention is not None:
+            torch.testing.assert_close(x.attention, y.attention)
+
+
+def test_beam_search_is_batched_and_scores_its_hypothesis():
+    model = tiny_model("additive")
+    src, lengths = padded_batch()
+    batch = beam_search(model, src, lengths, max_len=8, beam=3)
+    for b in range(4):
+        alone = beam_search(model, src[: lengths[b], b : b + 1], lengths[b : b + 1], 8, beam=3)
+        assert alone[0].tokens == batch[b].tokens
+        assert alone[0].score == pytest.approx(batch[b].score, abs=1e-9)
+    # The score is the log-probability the teacher-forced pass gives the hypothesis.
+    d = batch[0]
+    ids = [*d.tokens, EOS] if d.finished else d.tokens
+    tgt_in = torch.tensor([BOS, *ids[:-1]])[:, None]
+    logp = F.log_softmax(model(src[: lengths[0], :1], lengths[:1], tgt_in), -1)[:, 0]
+    assert logp[torch.arange(len(ids)), ids].sum().item() == pytest.approx(d.score, abs=1e-9)
+
+
+def test_beam_search_keeps_the_most_likely_finished_hypothesis():
+    # A wider beam never ends with a lower log-probability than greedy here (α = 0).
+    model = tiny_model("general")
+    src, lengths = padded_batch()
+    g = greedy(model, src, lengths, max_len=12)
+    b = beam_search(model, src, lengths, max_len=12, beam=8)
+    for x, y in zip(b, g, strict=True):
+        if x.finished and y.finished:
+            assert x.score >= y.score - 1e-9
+
+
+def test_sampling_is_seeded_and_cold_sampling_is_greedy():
+    model = tiny_model("dot")
+    src, lengths = padded_batch()
+    draw = [
+        [d.tokens for d in sample(model, src, lengths, 8, 1.5, torch.Generator().manual_seed(3))]
+        for _ in range(2)
+    ]
+    assert draw[0] == draw[1]
+    cold = sample(model, src, lengths, 8, 1e-4, torch.Generator().manual_seed(0))
+    assert [d.tokens for d in cold] == [d.tokens for d in greedy(model, src, lengths, 8)]
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        sample(model, src, lengths, 8, 0.0)
+
+
+def test_scheduled_sampling_feeds_the_models_own_tokens():
+    model = tiny_model("general")
+    src, lengths = padded_batch()
+    tgt_in = torch.randint(3, 9, (5, 4))
+    tgt_in[0] = BOS
+    own = model(src, lengths, tgt_in, sampling_probability=1.0)
+    fed = torch.cat([tgt_in[:1], own[:-1].argmax(-1)])
+    torch.testing.assert_close(model(src, lengths, fed), own, rtol=0, atol=1e-12)
+
+
+def test_model_config_errors():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        Seq2SeqConfig(5, 5, attention="cosine")
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        Seq2SeqConfig(5, 5, encoder="transformer")
+    with pytest.raises(ValueError, match="'dot' needs the decoder hidden size"):
+        Seq2Seq(Seq2SeqConfig(5, 5, encoder_hidden=4, decoder_hidden=6, attention="dot"))
+    with pytest.raises(ValueError, match="unknown keys"):
+        Seq2SeqConfig.from_dict({"src_vocab_size": 5, "tgt_vocab_size": 5, "heads": 2})
+    with pytest.raises(ValueError, match="src_lengths must have"):
+        tiny_model().encode(torch.ones(3, 2, dtype=torch.long), torch.tensor([3, 0]))
+
+
+# ---- the numbers task -----------------------------------------------------------------
+
+
+def test_split_by_number_is_disjoint_and_complete():
+    task = NumbersTask(lang="en", min_number=0, max_number=4999)
+    splits = {
+        s: {n for n in range(5000) if task.split_of(n) == s} for s in ("train", "valid", "test")
+    }
+    assert sum(len(v) for v in splits.values()) == 5000
+    assert not splits["train"] & splits["test"]
+    assert not splits["train"] & splits["valid"]
+    assert not splits["valid"] & splits["test"]
+    assert 150 < len(splits["test"]) < 350  # 5 % of 5000, by a hash
+    test = task.fixed_set("test", 200)
+    valid = task.fixed_set("valid", 200)
+    assert set(test) <= splits["test"]
+    assert set(valid) <= splits["valid"]
+    drawn = task.sample("train", 2000, torch.Generator().manual_seed(0))
+    assert set(drawn) <= splits["train"]
+    # Digit counts are drawn uniformly: 1- to 4-digit numbers all appear.
+    assert {len(str(n)) for n in drawn} == {1, 2, 3, 4}
+    # The split is a property of the number, not of the direction or language.
+    other = NumbersTask(lang="fr", direction="digits2words", max_number=4999)
+    assert other.fixed_set("test", 200) == test
+
+
+def test_pairs_and_vocabulary():
+    task = NumbersTask(lang="en")
+    assert task.pair(312004) == ("three hundred and twelve thousand and four", "312004")
+    assert NumbersTask(lang="fr", direction="digits2words").pair(97) == (
+        "97",
+        "quatre-vingt-dix-sept",
+    )
+    assert normalise("One Thousand,  Two") == "one thousand two"
+    vocab = CharVocab("0123456789")
+    assert vocab.decode([*vocab.encode("907", eos=True), 5]) == "907"
+    assert vocab.unknown("9a7b") == ["a", "b"]
+    src, lengths = pad_sources([[4, 5], [6]])
+    assert src.tolist() == [[4, 6], [5, PAD]] and lengths.tolist() == [2, 1]
+
+
+def test_task_errors():
+    with pytest.raises(ValueError, match=r"unsupported language 'xx'; expected one of .*en"):
+        NumbersTask(lang="xx")
+    with pytest.raises(ValueError, match="direction must be one of"):
+        NumbersTask(direction="both")
+    with pytest.raises(ValueError, match="0 <= min_number <= max_number"):
+        NumbersTask(min_number=10, max_number=5)
+    with pytest.raises(ValueError, match="valid_fraction must lie in"):
+        NumbersTask(valid_fraction=0.0)
+    single = NumbersTask(min_number=7, max_number=7)
+    other = next(s for s in ("train", "valid", "test") if s != single.split_of(7))
+    with pytest.raises(ValueError, match=f"has \\(almost\\) no {other} numbers; widen it"):
+        single.sample(other, 1, torch.Generator())
+    with pytest.raises(ValueError, match="n_valid must be a positive integer"):
+        NumbersConfig(n_valid=0)
+
+
+# ---- the run folder, translation and evaluation ---------------------------------------
+
+
+def tiny_config(**kw) -> NumbersConfig:
+    base = dict(
+        max_number=999,
+        n_valid=20,
+        n_test=30,
+        embed_size=8,
+        encoder_hidden=8,
+        decoder_hidden=16,
+        steps=4,
+        batch_size=8,
+        eval_every=2,
+        label_smoothing=0.1,
+        scheduled_sampling=0.5,
+    )
+    return NumbersConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("numbers") / "run"
+    train_numbers(tiny_config(), out, log=lambda _: None)
+    return out
+
+
+def test_run_folder_is_json_and_safetensors(run_dir):
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == [
+        "config.json",
+        "metrics.csv",
+        "model.safetensors",
+        "optimizer.json",
+        "optimizer.safetensors",
+    ]
+    meta = json.loads((run_dir / "config.json").read_text())
+    assert meta["task"] == "numbers" and meta["config"]["lang"] == "en"
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,train_loss") and [r.split(",")[0] for r in rows[1:]] == [
+        "2",
+        "4",
+    ]
+
+
+def test_resume_continues_where_the_checkpoint_left(run_dir, tmp_path):
+    # A run stopped after its first step by the time limit, then resumed, equals the run
+    # trained in one go.
+    split = tmp_path / "split"
+    train_numbers(tiny_config(max_seconds=1e-9), split, log=lambda _: None)
+    assert json.loads((split / "optimizer.json").read_text())["step"] == 1
+    train_numbers(tiny_config(), split, log=lambda _: None, resume=True)
+    a, b = load_run(split).model.state_dict(), load_run(run_dir).model.state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="already holds a run; pass resume"):
+        train_numbers(tiny_config(), split, log=lambda _: None)
+    with pytest.raises(ValueError, match="different configuration: lang differ"):
+        train_numbers(tiny_config(lang="fr"), split, log=lambda _: None, resume=True)
+    with pytest.raises(ValueError, match=r"cannot resume: .* holds no run"):
+        train_numbers(tiny_config(), tmp_path / "none", log=lambda _: None, resume=True)
+
+
+def test_translate_evaluate_and_plot(run_dir, tmp_path):
+    run = load_run(run_dir)
+    out = translate(run, ["Three hundred, and twelve", "seven"], beam=1)
+    assert [t.source for t in out] == ["three hundred and twelve", "seven"]
+    assert all(set(t.output) <= set("0123456789") for t in out)
+    assert out[0].attention is not None
+    assert out[0].attention.shape == (len(out[0].output) + 1, len(out[0].source))
+    beam = translate(run, ["seven"], beam=3, alpha=0.6)
+    assert len(beam) == 1
+    result = evaluate(run, "test", limit=10)
+    assert len(result.examples) == 10 and 0.0 <= result.exact <= 1.0 and result.cer >= 0.0
+    png = tmp_path / "a.png"
+    plot_attention(out[0], png, title="test")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_edit_distance():
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance("", "abc") == 3 and edit_distance("312", "312") == 0
+
+
+def test_bad_inputs_give_one_line_errors(run_dir, tmp_path):
+    run = load_run(run_dir)
+    cases = {
+        "": "empty input",
+        "   ": "empty input",
+        "seven €": "characters outside the vocabulary",
+        "seven " * 40: "longest input seen in training",
+    }
+    for text, message in cases.items():
+        with pytest.raises(ValueError, match=message):
+            translate(run, [text])
+    with pytest.raises(ValueError, match="no text to translate"):
+        translate(run, [])
+    with pytest.raises(ValueError, match="exclude each other"):
+        translate(run, ["seven"], beam=2, temperature=1.0)
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    (lm / "config.json").write_text(json.dumps({"format": "rnnkit.charlm", "model": {}}))
+    with pytest.raises(ValueError, match="is a run of task 'language-model', not a numbers"):
+        load_run(lm)
+    with pytest.raises(ValueError, match="is not a run folder: it has no config"):
+        load_run(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    meta = json.loads((run_dir / "config.json").read_text())
+    meta["config"]["colour"] = "red"
+    (bad / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="unknown key"):
+        load_run(bad)
