@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from rnnkit import __version__
-from rnnkit.cli import demo, explain, generate, train
+from rnnkit.cli import demo, explain, generate, train, translate
 from rnnkit.cli import eval as eval_command
 
-COMMANDS = [demo, train, generate, eval_command, explain]
+COMMANDS = [demo, train, generate, eval_command, translate, explain]
 
 
 class CLIError(Exception):

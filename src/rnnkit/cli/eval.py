@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import add_threads, one_line_errors, positive_int, set_threads
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
@@ -12,7 +13,8 @@ from rnnkit.train.checkpoint import read_run_config
 
 EXAMPLES = """examples:
   rnnkit eval runs/lstm                      # the test split of the run's own corpus
-  rnnkit eval runs/lstm --text notes.txt     # any UTF-8 file or folder"""
+  rnnkit eval runs/lstm --text notes.txt     # any UTF-8 file or folder
+  rnnkit eval runs/en --beam 4               # a numbers run: exact match and CER"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,11 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="characters per forward call; the state carries over (default: 256)",
     )
     add_threads(p)
+    seq2seq_args.add_numbers_eval_arguments(p)
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     set_threads(args)
+    if seq2seq_args.is_numbers_run(args.run_dir):  # config.json says "task": "numbers"
+        return seq2seq_args.run_numbers_eval(args, foreign=("text",))
+    if seq2seq_args.numbers_eval_flags(args):
+        raise ValueError(f"{seq2seq_args.numbers_eval_flags(args)}: only for numbers runs")
     model = load(args.run_dir)  # the run folder is checked before the text is read
     if args.text is not None:
         text, what = read_all(args.text), args.text

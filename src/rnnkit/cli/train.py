@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import (
     add_threads,
     nonnegative_float,
@@ -39,6 +40,7 @@ EXAMPLES = """examples:
   rnnkit train --text notes.txt --cell gru --hidden 128 --steps 500 --out runs/notes
   rnnkit train --resume runs/notes --steps 1000  # continue where it stopped
   torchrun --nproc_per_node=2 -m rnnkit train --batch-size 64   # 2 processes, 32 streams each
+  rnnkit train --task numbers --lang en --direction words2digits --out runs/en   # seq2seq
 
 Ctrl-C (or SIGTERM) stops after the current step and saves; --resume continues exactly."""
 
@@ -59,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     one_line_errors(p)
+    p.add_argument(
+        "--task",
+        choices=["lm", "numbers"],
+        default="lm",
+        help="lm: the character language model (default); numbers: the seq2seq task, "
+        "numbers in words <-> digits (options in the 'numbers task' group)",
+    )
     data = p.add_argument_group("data")
     data.add_argument(
         "--text",
@@ -131,10 +140,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "may be given with it (a new, larger budget)",
     )
     add_threads(p)
+    seq2seq_args.add_numbers_arguments(p)
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.task == "numbers":
+        return seq2seq_args.run_numbers_train(args, foreign=("text", "seq_len", "device"))
+    if seq2seq_args.numbers_only_flags(args):
+        raise ValueError(f"{seq2seq_args.numbers_only_flags(args)}: only for --task numbers")
     set_threads(args)
     if args.resume is not None:
         given = [name for name in _RUN_OPTIONS if getattr(args, name) is not None]
