@@ -87,3 +87,11 @@ def test_sampling_is_seeded_streams_and_never_unknown():
 
 def test_load_is_public():
     assert rnnkit.load is rnnkit.train.load
+
+
+def test_vocab_min_count_leaves_rare_characters_to_the_unknown_class():
+    vocab = Vocabulary.from_text(["aaab", "bbc"], min_count=2)
+    assert vocab.chars == ["a", "b"]
+    assert vocab.encode("abc").tolist() == [1, 2, UNK_ID]
+    with pytest.raises(ValueError, match="min_count must be a positive integer"):
+        Vocabulary.from_text("abc", min_count=0)

@@ -21,6 +21,7 @@ from rnnkit.train import TrainConfig, train
 # Options that define a run; a resumed run takes them from its config.json.
 _RUN_OPTIONS = (
     "text",
+    "min_count",
     "cell",
     "layers",
     "hidden",
@@ -73,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--text",
         metavar="FILE|DIR",
         help="a UTF-8 text file, or a folder of them (default: the Python standard library)",
+    )
+    data.add_argument(
+        "--min-count",
+        type=positive_int,
+        help="characters seen fewer times than this in the training text join the "
+        "unknown-character class (default: 1, keep every character)",
     )
     model = p.add_argument_group("model")
     model.add_argument(
@@ -145,7 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    if args.task == "numbers":
+    resuming_numbers = args.resume is not None and seq2seq_args.is_numbers_run(args.resume)
+    if args.task == "numbers" or resuming_numbers:  # a numbers run resumes as one
         return seq2seq_args.run_numbers_train(args, foreign=("text", "seq_len", "device"))
     if seq2seq_args.numbers_only_flags(args):
         raise ValueError(f"{seq2seq_args.numbers_only_flags(args)}: only for --task numbers")
@@ -194,6 +202,7 @@ def run_train(args: argparse.Namespace) -> int:
             model_options=model_options,
             train_config=TrainConfig(**train_options, **budget),
             source=source,
+            vocab_min_count=args.min_count or 1,
         )
     if not summary.is_main:
         return 0  # not the main process of a distributed run: rank 0 reports

@@ -68,6 +68,7 @@ def load_corpus(source: dict[str, Any] | None = None) -> Corpus:
     """Read the corpus described by ``source`` (None: the default standard-library corpus)."""
     source = dict(source or {"kind": "stdlib"})
     kind = source.get("kind")
+    # Other keys (the vocabulary's min_count, the Python version read) describe the run.
     if kind == "stdlib":
         root = stdlib_root()
         named = [(f, _read_lenient(f)) for f in stdlib_files()]

@@ -45,13 +45,21 @@ class Vocabulary:
             self._table[ord(ch)] = i
 
     @classmethod
-    def from_text(cls, text: str | Iterable[str]) -> Vocabulary:
-        """The sorted distinct characters of ``text`` (a string or several)."""
+    def from_text(cls, text: str | Iterable[str], min_count: int = 1) -> Vocabulary:
+        """The sorted distinct characters of ``text`` (a string or several).
+
+        Characters seen fewer than ``min_count`` times are left to the unknown class: a
+        few stray symbols would otherwise each cost a row of the embedding and the head.
+        """
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"Vocabulary: min_count must be a positive integer; got {min_count!r}")
         parts = [text] if isinstance(text, str) else list(text)
-        seen: set[int] = set()
+        counts: dict[int, int] = {}
         for part in parts:
-            seen.update(np.unique(_code_points(part)).tolist())
-        return cls([chr(c) for c in sorted(seen)])
+            codes, n = np.unique(_code_points(part), return_counts=True)
+            for c, k in zip(codes.tolist(), n.tolist(), strict=True):
+                counts[c] = counts.get(c, 0) + k
+        return cls([chr(c) for c in sorted(counts) if counts[c] >= min_count])
 
     def __len__(self) -> int:
         return len(self.chars) + 1

@@ -31,7 +31,7 @@ class TrainConfig:
     steps: int | None = None  # budget in optimiser steps (None: no step limit)
     minutes: float | None = 3.0  # budget in wall-clock minutes (None: no time limit)
     eval_every: int = 200  # steps between validations (and checkpoints and samples)
-    eval_chars: int = 200_000  # validation characters scored per evaluation (speed)
+    eval_chars: int = 100_000  # validation characters scored per evaluation (a few seconds)
     sample_chars: int = 200  # characters of the sample printed at each evaluation
     log_every: int = 10  # steps between progress updates and metrics.csv rows
     seed: int = 0  # seeds initialisation, dropout and samples

@@ -37,6 +37,7 @@ from rnnkit.train.report import LN2, Progress, Row, plot_loss, read_metrics, wri
 from rnnkit.train.tbptt import StreamWindows, detach_state
 
 SAMPLE_TEMPERATURE = 0.8  # samples shown during training: a little sharper than the model
+PLOT_EVERY_S = 30.0  # loss.png is redrawn at a checkpoint at most this often, and at the end
 
 
 @dataclass
@@ -61,8 +62,13 @@ def prepare_new_run(
     model_options: dict[str, Any],
     train: TrainConfig,
     source: dict[str, Any] | None = None,
+    vocab_min_count: int = 1,
 ) -> tuple[ckpt.RunConfig, Corpus]:
-    """The config and corpus of a new run in ``out_dir``; raises before touching disk."""
+    """The config and corpus of a new run in ``out_dir``; raises before touching disk.
+
+    Characters seen fewer than ``vocab_min_count`` times in the training split join the
+    unknown class.
+    """
     CharLMConfig(vocab_size=2, **model_options)  # option errors first, before reading text
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -72,10 +78,11 @@ def prepare_new_run(
             f"{out} already holds a run; continue it with --resume {out} or choose another --out"
         )
     corpus = load_corpus(source)
-    vocab = Vocabulary.from_text(corpus.train)
+    vocab = Vocabulary.from_text(corpus.train, vocab_min_count)
     model = CharLMConfig(vocab_size=len(vocab), **model_options)
     _check_fits(corpus, train)
-    return ckpt.RunConfig(model, vocab, train, corpus.source), corpus
+    data = {**corpus.source, "vocab_min_count": vocab_min_count}
+    return ckpt.RunConfig(model, vocab, train, data), corpus
 
 
 def prepare_resume(
@@ -181,6 +188,7 @@ class Trainer:
         self.state: LayerState | None = None
         self._stop: str | None = None
         self._last_saved_step = -1
+        self._plotted_at, self._plotted_step = -math.inf, -1
         if resume:
             self._restore()
 
@@ -272,6 +280,8 @@ class Trainer:
                 self._log_row(window_loss / window_steps, window_chars / max(window_time, 1e-9))
             if self._last_saved_step != self.step_count:
                 self.checkpoint()
+            if self.ctx.is_main and self._plotted_step != self.step_count:
+                self._plot()
         finally:
             restore()
             if self.progress is not None:
@@ -338,8 +348,13 @@ class Trainer:
         self._save_state()
         if self.ctx.is_main:
             write_metrics(self.run_dir / ckpt.METRICS, self.rows)
-            plot_loss(self.run_dir / ckpt.LOSS_PLOT, self.rows, self._title())
+            if time.perf_counter() - self._plotted_at > PLOT_EVERY_S:
+                self._plot()
         self._last_saved_step = self.step_count
+
+    def _plot(self) -> None:
+        plot_loss(self.run_dir / ckpt.LOSS_PLOT, self.rows, self._title())
+        self._plotted_at, self._plotted_step = time.perf_counter(), self.step_count
 
     def _sample(self, model: CharLM) -> str:
         gen = torch.Generator().manual_seed(self.config.train.seed)
@@ -452,6 +467,7 @@ def train(
     model_options: dict[str, Any] | None = None,
     train_config: TrainConfig | None = None,
     source: dict[str, Any] | None = None,
+    vocab_min_count: int = 1,
     resume: str | Path | None = None,
     steps: int | None = None,
     minutes: float | None = None,
@@ -479,7 +495,9 @@ def train(
             cell = (model_options or {}).get("cell", "lstm")
             default = Path("runs") / f"{cell}-{time.strftime('%Y%m%d-%H%M%S')}"
             run_dir = Path(distributed.broadcast_str(ctx, str(out_dir or default)))
-            config, corpus = prepare_new_run(run_dir, model_options or {}, train_config, source)
+            config, corpus = prepare_new_run(
+                run_dir, model_options or {}, train_config, source, vocab_min_count
+            )
         distributed.barrier(ctx)  # every process has checked before anything is written
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,127 @@
+"""Training throughput of `rnnkit train` against a minimal hand-written torch.nn.LSTM loop.
+
+Both sides train the same character-level model (embedding -> 2-layer LSTM -> linear head)
+with the same configuration on the same windows of the default corpus: truncated BPTT
+with the state carried and detached, AdamW, gradient-norm clipping. The rnnkit side is
+the library's own training step (:meth:`rnnkit.train.Trainer.step`: stream batching, LR
+schedule, rnnkit.LSTM); the baseline is the loop one would write by hand around
+``torch.nn.LSTM``. Steps are timed in alternation, in the same process, and the medians
+give characters per second and their ratio (goal: >= 0.9, the toolkit adds no overhead).
+
+    python benchmarks/bench_lm_throughput.py                 # the `rnnkit train` defaults
+    python benchmarks/bench_lm_throughput.py --quick         # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from _timing import interleaved_medians, machine
+from rnnkit.data.corpus import load_corpus
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.models.lm import CharLMConfig
+from rnnkit.train import TrainConfig, Trainer
+from rnnkit.train.checkpoint import RunConfig
+from rnnkit.train.distributed import Context
+
+
+class HandLM(nn.Module):
+    """The baseline model: what one writes by hand with torch.nn."""
+
+    def __init__(self, V: int, E: int, H: int, L: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(V, E)
+        self.lstm = nn.LSTM(E, H, L)
+        self.head = nn.Linear(H, V)
+
+    def forward(self, x: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
+        out, state = self.lstm(self.embedding(x), state)  # (T, B, H)
+        return self.head(out), state
+
+
+def hand_loop(ids: torch.Tensor, V: int, m: CharLMConfig, t: TrainConfig):
+    """One step of the minimal loop per call: next window, forward, backward, AdamW."""
+    B, T = t.batch_size, t.seq_len
+    n = (ids.numel() - 1) // B
+    data = ids[: B * n + 1].long()
+    x_all, y_all = data[:-1].view(B, n).t(), data[1:].view(B, n).t()  # (n, B)
+    model = HandLM(V, m.embed_size, m.hidden_size, m.num_layers)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    box: dict = {"k": 0, "state": None}
+
+    def step() -> None:
+        k = box["k"] % (n // T)
+        box["k"] += 1
+        x, y = x_all[k * T : (k + 1) * T], y_all[k * T : (k + 1) * T]
+        state = None if box["state"] is None else tuple(s.detach() for s in box["state"])
+        logits, box["state"] = model(x, state)
+        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), t.clip_norm)
+        opt.step()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--steps-per-sample", type=int, default=5, help="steps per timing")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    m_opts = {}  # the `rnnkit train` defaults
+    t = TrainConfig(steps=10**9, minutes=None, eval_every=10**9)
+    corpus = load_corpus()
+    text = corpus.train[:2_000_000]  # the same windows for both sides; 2 M characters
+    vocab = Vocabulary.from_text(corpus.train)
+    m = CharLMConfig(vocab_size=len(vocab), **m_opts)
+    ids = vocab.encode(text, dtype=torch.int32)
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        config = RunConfig(m, vocab, t, corpus.source)
+        corpus_small = type(corpus)(text, corpus.validation[:1000], "", corpus.source, 0)
+        trainer = Trainer(run_dir, config, corpus_small, ctx=Context(0, 1, torch.device("cpu")))
+        hand = hand_loop(ids, len(vocab), m, t)
+        k = args.steps_per_sample
+
+        def rnnkit_steps() -> None:
+            for _ in range(k):
+                trainer.step()
+
+        def hand_steps() -> None:
+            for _ in range(k):
+                hand()
+
+        repeats = 3 if args.quick else 9
+        medians = interleaved_medians(
+            {"torch.nn.LSTM hand-written": hand_steps, "rnnkit train": rnnkit_steps},
+            repeats=repeats,
+            warmup=1,
+        )
+    chars = k * t.batch_size * t.seq_len
+    base = chars / medians["torch.nn.LSTM hand-written"]
+    print(f"machine: {machine()}")
+    print(
+        f"model: LSTM {m.num_layers} x {m.hidden_size}, embedding {m.embed_size}, vocabulary "
+        f"{m.vocab_size}; batch {t.batch_size} streams x seq_len {t.seq_len}; "
+        f"median of {repeats} samples of {k} steps"
+    )
+    print(f"{'loop':<28}{'chars/s':>12}{'ratio':>8}")
+    for name, sec in medians.items():
+        rate = chars / sec
+        print(f"{name:<28}{rate:>12,.0f}{rate / base:>8.3f}")
+    ratio = chars / medians["rnnkit train"] / base
+    print(f"ratio rnnkit / hand-written: {ratio:.3f} (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
