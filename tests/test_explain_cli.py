@@ -72,3 +72,23 @@ def test_gates_on_a_missing_run_folder(tmp_path, capsys) -> None:
 def test_gates_units_must_be_integers(tmp_path, capsys) -> None:
     assert main(["explain", "gates", str(tmp_path), "--units", "1,x"]) == 2
     assert "--units must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_gates_command_on_a_trained_language_model(tmp_path, capsys) -> None:
+    text = 'def f(x):\n    return [x, "a(b)"]  # (x)\n\nclass A:\n    y = (1, 2)\n'
+    corpus = tmp_path / "code.py"
+    corpus.write_text(text * 4, encoding="utf-8")
+    run = tmp_path / "run"
+    train = ["train", "--text", str(corpus), "--cell", "lstm", "--layers", "2", "--hidden", "8"]
+    train += ["--embed", "4", "--seq-len", "8", "--batch-size", "2", "--steps", "2"]
+    assert main([*train, "--eval-every", "2", "--threads", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    argv = ["explain", "gates", str(run), "--text", text, "--units", "0,3", "--layer", "0"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "LSTM layer 0, 65 characters, 8 cell units" in out
+    for feature in ("inside quotes", "inside comment", "bracket depth", "line position"):
+        assert feature in out
+    _check_png(tmp_path / "gates.png")
+    assert main(["explain", "gates", str(run), "--layer", "2"]) == 2
+    assert "layer must lie in [0, 1]; got 2" in capsys.readouterr().err

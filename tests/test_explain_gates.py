@@ -71,6 +71,13 @@ def test_text_features() -> None:
     assert feats["line position"].tolist() == [*range(1, 11), 0, *range(1, 6)]
     escaped = text_features("'a\\'b'c")["inside quotes"].tolist()
     assert escaped == [1, 1, 1, 1, 1, 0, 0]
+    triple = text_features('x = """a\n"b" (\n""" + 1')
+    assert triple["inside quotes"].tolist() == [0] * 4 + [1] * 13 + [0] * 5
+    assert triple["bracket depth"].sum() == 0  # the bracket is inside the string
+    comment = text_features("a # it's (\nb'c'")
+    assert comment["inside comment"].tolist() == [0, 0] + [1] * 8 + [0] * 5
+    assert comment["inside quotes"].tolist() == [0] * 12 + [1, 1, 0]
+    assert comment["bracket depth"].sum() == 0
 
 
 def test_correlations() -> None:

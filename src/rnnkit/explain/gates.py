@@ -118,42 +118,64 @@ def trace_lstm(layer: LSTM, x: Tensor, *, check: bool = True) -> list[LSTMTrace]
 def text_features(text: str) -> dict[str, Tensor]:
     """Per character, the value of each property *after* reading it, shape (T,) each.
 
-    - ``inside quotes``: 1 inside a '...' or "..." string (a backslash escapes);
-    - ``bracket depth``: open ( [ { minus closed ones outside strings;
+    Properties of Python-like source, as in Karpathy et al. 2015 (fig. 3):
+
+    - ``inside quotes``: 1 inside a '...', "..." or triple-quoted string (a backslash
+      escapes; a newline ends a one-line string);
+    - ``inside comment``: 1 from a ``#`` outside strings to the end of the line;
+    - ``bracket depth``: open ( [ { minus closed ones, outside strings and comments;
     - ``indentation``: leading spaces of the current line read so far;
     - ``line position``: characters since the last newline.
     """
-    quote: str | None = None
-    escaped = False
+    quote = ""  # the delimiter of the string we are in: ', ", \'\'\' or \"\"\"; "" outside
+    comment = escaped = closing = False
     depth = indent = column = 0
     at_line_start = True
-    rows: list[tuple[float, float, float, float]] = []
-    for ch in text:
+    skip = 0  # characters of a triple quote still to read
+    rows: list[tuple[float, ...]] = []
+    for t, ch in enumerate(text):
         if ch == "\n":
-            column, indent, at_line_start = 0, 0, True
+            column, indent, at_line_start, comment = 0, 0, True, False
         else:
             column += 1
             if at_line_start and ch == " ":
                 indent += 1
             else:
                 at_line_start = False
-        if quote is not None:
+        if skip:
+            skip -= 1
+            if skip == 0 and closing:
+                quote = ""
+        elif quote:
             if escaped:
                 escaped = False
             elif ch == "\\":
                 escaped = True
-            elif ch == quote or ch == "\n":  # a newline ends an unterminated string
-                quote = None
+            elif len(quote) == 3 and text[t : t + 3] == quote:
+                skip, closing = 2, True
+            elif len(quote) == 1 and (ch == quote or ch == "\n"):
+                quote = ""
+        elif comment:
+            pass
+        elif ch == "#":
+            comment = True
         elif ch in "'\"":
-            quote = ch
+            if text[t : t + 3] == ch * 3:
+                quote, skip, closing = ch * 3, 2, False
+            else:
+                quote = ch
         elif ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth = max(depth - 1, 0)
-        rows.append((float(quote is not None), float(depth), float(indent), float(column)))
-    values = torch.tensor(rows, dtype=torch.float64).reshape(-1, 4)
-    names = ("inside quotes", "bracket depth", "indentation", "line position")
-    return {name: values[:, j] for j, name in enumerate(names)}
+        rows.append(
+            (float(bool(quote)), float(comment), float(depth), float(indent), float(column))
+        )
+    values = torch.tensor(rows, dtype=torch.float64).reshape(-1, len(FEATURES))
+    return {name: values[:, j] for j, name in enumerate(FEATURES)}
+
+
+FEATURES = ("inside quotes", "inside comment", "bracket depth", "indentation", "line position")
 
 
 def correlations(units: Tensor, feature: Tensor) -> Tensor:
@@ -206,40 +228,67 @@ class GateAnalysis:
 
         n = min(len(self.text), max_chars)
         chars = [_visible(ch) for ch in self.text[:n]]
-        labels = [f"unit {u}" for u in self.units]
-        for m in self.matches:
-            if m.varies and m.unit in self.units:
-                j = self.units.index(m.unit)
-                labels[j] += f" ~ {m.feature} ({m.r:+.2f})"
+        labels = []
+        for u in self.units:
+            found = [
+                f"{SHORT[m.feature]} {m.r:+.2f}" for m in self.matches if m.varies and m.unit == u
+            ]
+            labels.append(f"unit {u}" + (f" ({', '.join(found)})" if found else ""))
         t = self.trace
+        props = torch.stack(
+            [v[:n] / max(float(v.abs().max()), 1e-12) for v in self.features.values()]
+        )
         panels = [
-            ("forget gate f^t (1 = keep the cell state)", t.f, (0.0, 1.0), "viridis"),
-            ("input gate i^t (1 = write the candidate)", t.i, (0.0, 1.0), "viridis"),
-            ("output gate o^t (1 = expose the cell)", t.o, (0.0, 1.0), "viridis"),
-            ("cell state tanh(c^t) (long-term memory)", torch.tanh(t.c), (-1.0, 1.0), "RdBu_r"),
+            (
+                "text properties, each scaled to [0, 1]",
+                props,
+                [SHORT[f] for f in self.features],
+                (0.0, 1.0),
+                "Greys",
+            ),
+            ("forget gate f^t (1 = keep the cell state)", t.f, labels, (0.0, 1.0), "viridis"),
+            ("input gate i^t (1 = write the candidate)", t.i, labels, (0.0, 1.0), "viridis"),
+            ("output gate o^t (1 = expose the cell)", t.o, labels, (0.0, 1.0), "viridis"),
+            (
+                "cell state tanh(c^t): the long-term memory",
+                torch.tanh(t.c),
+                labels,
+                (-1.0, 1.0),
+                "RdBu_r",
+            ),
         ]
-        rows = len(self.units)
+        heights = [len(p[2]) for p in panels]
         fig, axes = plotting.figure(
             len(panels),
             1,
-            width=max(8.0, 0.11 * n + 3.5),
-            height=1.0 + len(panels) * (0.9 + 0.22 * rows),
+            width=max(8.0, 0.11 * n + 3.0),
+            height=1.2 + 0.9 * len(panels) + 0.2 * sum(heights),
         )
-        for ax, (name, values, lim, cmap) in zip(axes[:, 0], panels, strict=True):
-            data = values[:n, 0, self.units].T.numpy()  # (units, chars)
-            im = ax.imshow(data, aspect="auto", cmap=cmap, vmin=lim[0], vmax=lim[1])
+        for ax, (name, values, rows, lim, cmap) in zip(axes[:, 0], panels, strict=True):
+            if values.dim() == 3:
+                values = values[:n, 0, self.units].T  # (units, chars)
+            im = ax.imshow(values.numpy(), aspect="auto", cmap=cmap, vmin=lim[0], vmax=lim[1])
             ax.set_title(name, loc="left")
-            ax.set_yticks(range(rows), labels, fontsize=8)
+            ax.set_yticks(range(len(rows)), rows, fontsize=8)
             ax.set_xticks(range(n), chars, fontsize=8, fontfamily="monospace")
             ax.tick_params(axis="x", length=0)
             fig.colorbar(im, ax=ax, fraction=0.015, pad=0.01)
         title = (
             "Claim (10.9-10.16): the cell state is a long-term memory and the gates decide "
             "what it keeps\n"
-            f"LSTM layer {self.layer}: gates and cell units over the text "
-            f"(first {n} characters; units chosen by correlation with the text)"
+            f"LSTM layer {self.layer} over the text (first {n} of {len(self.text)} characters); "
+            "units chosen by correlation with the text properties (Pearson r)"
         )
         return plotting.save(fig, path, title)
+
+
+SHORT = {
+    "inside quotes": "quotes",
+    "inside comment": "comment",
+    "bracket depth": "brackets",
+    "indentation": "indent",
+    "line position": "column",
+}
 
 
 def _visible(ch: str) -> str:

@@ -44,5 +44,9 @@ def save(fig: Any, path: str | Path, title: str) -> Path:
     # with no visible loss on line plots and heat maps.
     buffer.seek(0)
     with Image.open(buffer) as image:
-        image.convert("RGB").quantize(colors=256).save(path, format="PNG", optimize=True)
+        # Octree without dithering keeps colour maps smooth (median cut shifts their ends).
+        small = image.convert("RGB").quantize(
+            colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
+        small.save(path, format="PNG", optimize=True)
     return path
