@@ -1,0 +1,83 @@
+"""rnnkit's RNN/LSTM/GRU against torch.nn on the same machine, in the same run.
+
+For each shape, times a training step (forward + backward) and inference (no_grad
+forward) of torch.nn's layer, of rnnkit's layer on the native and on the reference
+backend, and of the layer-norm and zoneout variants (reference backend only), and prints
+each as a ratio to torch.nn (lower is faster; 1.00 is parity).
+
+    python benchmarks/bench_layers.py              # both shapes, all cells
+    python benchmarks/bench_layers.py --quick      # fewer repeats
+
+Shapes: T=100, B=64, I=H=512 (PyTorch's fastrnns defaults) and T=1000, B=1, I=32, H=64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import torch
+from _timing import interleaved_medians, machine
+from torch import nn
+
+import rnnkit
+
+SHAPES = {"fastrnns T=100 B=64 I=H=512": (100, 64, 512, 512),
+          "long T=1000 B=1 I=32 H=64": (1000, 1, 32, 64)}
+CELLS = {"LSTM": (nn.LSTM, rnnkit.LSTM), "GRU": (nn.GRU, rnnkit.GRU), "RNN": (nn.RNN, rnnkit.RNN)}
+
+
+def variants(name: str, ref: nn.Module) -> dict[str, nn.Module]:
+    ours_cls = CELLS[name][1]
+    out: dict[str, nn.Module] = {
+        "native": ours_cls.from_torch(ref),
+        "reference": ours_cls.from_torch(ref),
+        "zoneout 0.1": ours_cls.from_torch(ref, zoneout=0.1, backend="reference"),
+    }
+    out["native"].backend = "native"
+    out["reference"].backend = "reference"
+    if name == "LSTM":
+        out["layer_norm"] = ours_cls.from_torch(ref, layer_norm=True, backend="reference")
+    return out
+
+
+def train_step(module: nn.Module, x: torch.Tensor):
+    def run() -> None:
+        out, _ = module(x)
+        out.sum().backward()
+    return run
+
+
+def infer(module: nn.Module, x: torch.Tensor):
+    def run() -> None:
+        with torch.no_grad():
+            module(x)
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--cells", default="LSTM,GRU,RNN", help="comma-separated subset")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 7
+    warnings.simplefilter("ignore", rnnkit.PerformanceWarning)
+    torch.manual_seed(0)
+    print(f"machine: {machine()}")
+    print(f"{'shape':28s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  ratios to torch.nn")
+    for shape_name, (T, B, I, H) in SHAPES.items():
+        x = torch.randn(T, B, I)
+        for name in args.cells.split(","):
+            ref = CELLS[name][0](I, H)
+            mods = {"torch.nn": ref, **variants(name, ref)}
+            for mode, make in (("train", train_step), ("inference", infer)):
+                fns = {k: make(m, x) for k, m in mods.items()}
+                times = interleaved_medians(fns, repeats=repeats)
+                base = times["torch.nn"]
+                ratios = "  ".join(f"{k} {times[k] / base:.2f}" for k in mods if k != "torch.nn")
+                print(f"{shape_name:28s} {name:5s} {mode:9s} {base * 1e3:11.2f}  {ratios}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
