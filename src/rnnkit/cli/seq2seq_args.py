@@ -20,7 +20,8 @@ from rnnkit.seq2seq.data import DIRECTIONS
 from rnnkit.seq2seq.model import ENCODERS
 
 # (flags, dest, type, help): dest is a NumbersConfig field, or one of the CLI-only names
-# "minutes", "out", "resume", "cell", "hidden", "layers" handled in config_from_args.
+# "minutes", "out", "resume", "cell", "embed", "hidden", "layers" handled in
+# config_from_args. Shared options keep the dest the host command gives them.
 _SHARED: list[tuple[str, str, Any, str]] = [
     ("--steps", "steps", int, "optimiser steps"),
     ("--minutes", "minutes", float, "stop (and save) after this many minutes of training"),
@@ -29,7 +30,7 @@ _SHARED: list[tuple[str, str, Any, str]] = [
     ("--eval-every", "eval_every", int, "steps between validations and checkpoints"),
     ("--seed", "seed", int, "random seed"),
     ("--dropout", "dropout", float, "dropout between layers and before the output layer"),
-    ("--embed", "embed_size", int, "character embedding size"),
+    ("--embed", "embed", int, "character embedding size"),
     ("--hidden", "hidden", int, "hidden size of encoder (per direction) and decoder"),
     ("--layers", "layers", int, "stacked layers of encoder and decoder"),
     ("--cell", "cell", str, "cell of encoder and decoder: rnn, lstm or gru"),
@@ -63,7 +64,6 @@ _CHOICES = {
     "decoder": list(ENCODERS),
     "cell": list(ENCODERS),
 }
-_CLI_ONLY = ("minutes", "out", "resume", "hidden", "layers", "cell")
 
 
 def add_numbers_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +88,17 @@ def add_numbers_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="do not feed h̃_{t-1} back into the decoder (Luong et al. 2015, sec. 3.3)",
     )
-    parser.set_defaults(numbers_options=tuple(d for _, d, _, _ in [*_OWN, *_SHARED]))
+    own = {d for _, d, _, _ in [*_OWN, *_SHARED]} | {"unidirectional", "no_input_feeding"}
+    # The host command's other options do not apply to this task: giving one is an error,
+    # never silently ignored (checked in run_numbers_train).
+    foreign = tuple(
+        a.dest
+        for a in parser._actions
+        if a.dest not in own and a.option_strings and a.dest not in ("help", "task")
+    )
+    parser.set_defaults(
+        numbers_options=tuple(d for _, d, _, _ in [*_OWN, *_SHARED]), numbers_foreign=foreign
+    )
 
 
 def numbers_only_flags(args: argparse.Namespace) -> str:
@@ -110,6 +120,8 @@ def config_from_args(args: argparse.Namespace, base: NumbersConfig | None = None
         if cell not in ENCODERS:
             raise ValueError(f"--cell must be one of {', '.join(ENCODERS)}; got {cell!r}")
         values.update(encoder=cell, decoder=cell)
+    if _given(args, "embed") is not None:
+        values["embed_size"] = args.embed
     if hidden is not None:
         values.update(encoder_hidden=hidden, decoder_hidden=hidden)
     if layers is not None:
@@ -130,13 +142,15 @@ def config_from_args(args: argparse.Namespace, base: NumbersConfig | None = None
 def run_numbers_train(args: argparse.Namespace, foreign: tuple[str, ...] = ()) -> int:
     """`rnnkit train --task numbers ...`: train (or resume) a numbers run.
 
-    ``foreign`` names options of the host command that do not apply to this task; giving
-    one is an error rather than being silently ignored.
+    ``foreign`` names options of the host command that do not apply to this task (in
+    addition to those found by :func:`add_numbers_arguments`); giving one is an error
+    rather than being silently ignored.
     """
-    given = [d for d in foreign if getattr(args, d, None) not in (None, False)]
+    foreign = (*getattr(args, "numbers_foreign", ()), *foreign)
+    given = [d for d in dict.fromkeys(foreign) if getattr(args, d, None) not in (None, False)]
     if given:
         flags = ", ".join("--" + d.replace("_", "-") for d in given)
-        raise ValueError(f"{flags} does not apply to --task numbers")
+        raise ValueError(f"{flags}: not used by --task numbers")
     if args.resume is not None:
         allowed = {"steps", "minutes", "resume", "threads"}
         extra = [
@@ -199,7 +213,7 @@ def run_numbers_eval(args: argparse.Namespace, foreign: tuple[str, ...] = ()) ->
     given = [d for d in foreign if getattr(args, d, None) not in (None, False)]
     if given:
         flags = ", ".join("--" + d.replace("_", "-") for d in given)
-        raise ValueError(f"{flags} does not apply to a numbers run")
+        raise ValueError(f"{flags}: not used by a numbers run")
     split = getattr(args, "split", None) or "test"
     split = {"validation": "valid"}.get(split, split)
     if split not in ("valid", "test"):

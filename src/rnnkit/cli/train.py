@@ -154,7 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     resuming_numbers = args.resume is not None and seq2seq_args.is_numbers_run(args.resume)
     if args.task == "numbers" or resuming_numbers:  # a numbers run resumes as one
-        return seq2seq_args.run_numbers_train(args, foreign=("text", "seq_len", "device"))
+        return seq2seq_args.run_numbers_train(
+            args, foreign=("text", "min_count", "seq_len", "device")
+        )
     if seq2seq_args.numbers_only_flags(args):
         raise ValueError(f"{seq2seq_args.numbers_only_flags(args)}: only for --task numbers")
     set_threads(args)

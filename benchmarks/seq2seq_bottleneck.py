@@ -1,0 +1,117 @@
+"""The encoding bottleneck, measured: exact match against input length, with and without attention.
+
+The chapter's seq2seq encodes the whole input into one vector; its list of limitations
+(10.20) names this the encoding bottleneck. This script trains the same encoder-decoder on
+the numbers task twice - with ``attention="none"`` (the decoder sees only the fixed
+vector) and with attention - for the same number of steps, scores both on the same held-out
+test numbers, and tabulates exact-match accuracy by input length. It prints a Markdown
+table and writes a PNG plot.
+
+    python benchmarks/seq2seq_bottleneck.py --runs runs --steps 800 \
+        --png docs/img/seq2seq-bottleneck.png
+
+A run folder that already exists under ``--runs`` (``<lang>-<direction>-<attention>``) is
+scored, not retrained, so the script can reuse runs made with ``rnnkit train --task
+numbers`` and the same settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from rnnkit.seq2seq import NumbersConfig, evaluate, load_run, train_numbers
+
+
+def bins_of(lengths: list[int], width: int) -> list[tuple[int, int]]:
+    top = max(lengths)
+    return [(lo, lo + width - 1) for lo in range(0, top + 1, width)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="runs", help="folder of the run folders")
+    parser.add_argument("--lang", default="en")
+    parser.add_argument("--direction", default="words2digits")
+    parser.add_argument("--max-number", type=int, default=999_999)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--attention", nargs="+", default=["none", "general"])
+    parser.add_argument("--bin", type=int, default=10, help="input-length bin width (chars)")
+    parser.add_argument("--png", default=None, help="write the plot here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    results = {}
+    for kind in args.attention:
+        out = Path(args.runs) / f"{args.lang}-{args.direction}-{kind}"
+        if not (out / "model.safetensors").exists():
+            config = NumbersConfig(
+                lang=args.lang,
+                direction=args.direction,
+                max_number=args.max_number,
+                attention=kind,
+                steps=args.steps,
+                eval_every=args.eval_every,
+            )
+            t0 = time.perf_counter()
+            train_numbers(config, out)
+            print(f"trained {out} in {time.perf_counter() - t0:.0f}s")
+        run = load_run(out)
+        results[kind] = evaluate(run, "test")
+        r = results[kind]
+        print(f"{kind}: exact {r.exact:.2%}, CER {r.cer:.2%} on {len(r.examples)} test numbers")
+
+    lengths = [len(e.source) for e in next(iter(results.values())).examples]
+    bins = bins_of(lengths, args.bin)
+    header = "| input length (chars) | test numbers | " + " | ".join(
+        f"exact match, attention={k}" for k in results
+    )
+    print()
+    print(header + " |")
+    print("|---" * (2 + len(results)) + "|")
+    curves: dict[str, list[float]] = {k: [] for k in results}
+    centers, counts = [], []
+    for lo, hi in bins:
+        cells = []
+        n = 0
+        for kind, r in results.items():
+            sel = [e for e in r.examples if lo <= len(e.source) <= hi]
+            n = len(sel)
+            acc = sum(e.output == e.target for e in sel) / n if n else float("nan")
+            curves[kind].append(acc)
+            cells.append(f"{acc:.1%}" if n else "-")
+        if n:
+            centers.append((lo + hi) / 2)
+            counts.append(n)
+            print(f"| {lo}-{hi} | {n} | " + " | ".join(cells) + " |")
+    total = " | ".join(f"**{r.exact:.1%}**" for r in results.values())
+    print(f"| all | {len(lengths)} | {total} |")
+
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5.2, 3.2), dpi=100)
+        for kind, accs in curves.items():
+            ys = [100 * a for a in accs if a == a]  # drop empty bins (NaN)
+            label = "no attention (fixed vector)" if kind == "none" else f"attention: {kind}"
+            ax.plot(centers, ys, marker="o", label=label)
+        ax.set_xlabel("input length (characters)")
+        ax.set_ylabel("exact match on held-out numbers (%)")
+        ax.set_title(f"{args.lang} {args.direction}, {args.steps} steps each", fontsize=9)
+        ax.set_ylim(0, 102)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.png)
+        print(f"plot written to {args.png}")
+
+
+if __name__ == "__main__":
+    main()
