@@ -25,7 +25,7 @@ from rnnkit.seq2seq import (
     translate,
 )
 from rnnkit.seq2seq.data import BOS, EOS, PAD, CharVocab, normalise, pad_sources
-from rnnkit.seq2seq.evaluate import edit_distance
+from rnnkit.seq2seq.evaluate import edit_distance, prepare_source
 
 ATTENTIONS = ["none", "additive", "dot", "general"]
 
@@ -363,3 +363,16 @@ def test_bad_inputs_give_one_line_errors(run_dir, tmp_path):
     (bad / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="unknown key"):
         load_run(bad)
+
+
+def test_digits_outside_the_trained_range_are_refused(tmp_path):
+    out = tmp_path / "fr"
+    config = tiny_config(lang="fr", direction="digits2words", min_number=10, steps=1)
+    train_numbers(config, out, log=lambda _: None)
+    run = load_run(out)
+    for text in ("0312", "7", "1,2,3,4"):
+        with pytest.raises(ValueError, match=r"not a number of the trained range 10\.\.999"):
+            translate(run, [text])
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        translate(run, ["douze"])
+    assert prepare_source(run, "1 2") == "12"

@@ -2,7 +2,8 @@
 
 Every decoder carries the decoder state from step to step (:meth:`Seq2Seq.step`): a new
 token costs one step, never a re-run of the prefix. Beam search keeps its K hypotheses per
-input as rows of one batch of B*K and reorders the state rows after each step.
+input as rows of one batch of B*K and reorders the state rows after each step. The
+decoders put the model in eval mode (no dropout) and compute no gradients.
 """
 
 from __future__ import annotations

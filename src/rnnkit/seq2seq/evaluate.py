@@ -3,7 +3,8 @@
 Inputs are checked before the model sees them, so that a question the model cannot
 answer gives a clear error rather than a confident wrong answer: empty inputs,
 characters outside the training vocabulary, inputs longer than any seen in training,
-and outputs that never reach end-of-sequence are all refused with a one-line message.
+numbers outside the trained range (digits), and outputs that never reach end-of-sequence
+are all refused with a one-line message.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def prepare_source(run: NumbersRun, text: str) -> str:
             f"input {text!r} has characters outside the vocabulary ({shown!r}); expected "
             + _what_input(run)
         )
+    if run.task.direction == "digits2words" and source.isdigit():
+        t = run.task
+        if str(int(source)) != source or not t.min_number <= int(source) <= t.max_number:
+            raise ValueError(
+                f"input {text!r} is not a number of the trained range {t.min_number}.."
+                f"{t.max_number} written without leading zeros"
+            )
     if len(source) > run.max_source_length:
         raise ValueError(
             f"input is {len(source)} characters long; the longest input seen in training "
