@@ -116,7 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--length", type=_positive, default=50, help="sequence length T (default: 50)")
     c.add_argument("--batch", type=_positive, default=32, help="batch size B (default: 32)")
     c.add_argument(
-        "--repeats", type=_positive, default=10, help="timed repeats, median kept (default: 10)"
+        "--repeats", type=_positive, default=20, help="timed repeats, median kept (default: 20)"
     )
     c.add_argument(
         "--steps",

@@ -75,28 +75,33 @@ def hidden_for_budget(kind: CellKind, input_size: int, budget: int) -> int:
     return min(candidates, key=lambda h: abs(a * h * h + b * h + c - budget))
 
 
-def time_layer(layer: nn.Module, x: Tensor, repeats: int) -> tuple[float, float]:
-    """Median milliseconds of a training step (forward + backward) and of inference."""
+def time_layers(layers: list[nn.Module], x: Tensor, repeats: int) -> list[tuple[float, float]]:
+    """Median milliseconds of a training step (forward + backward) and of an inference.
 
-    def train_step() -> None:
+    The layers take turns within each repeat, so a change in the load of a shared
+    machine during the run slows all of them alike instead of one.
+    """
+
+    def train_step(layer: nn.Module) -> None:
         layer.zero_grad(set_to_none=True)
         out, _ = layer(x)
         out.sum().backward()
 
-    def infer() -> None:
+    def infer(layer: nn.Module) -> None:
         with torch.no_grad():
             layer(x)
 
-    medians = []
-    for fn in (train_step, infer):
-        fn()  # warm-up: first-call allocations and kernel selection
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        medians.append(1000 * statistics.median(times))
-    return medians[0], medians[1]
+    times: list[tuple[list[float], list[float]]] = [([], []) for _ in layers]
+    for layer in layers:  # warm-up: first-call allocations and kernel selection
+        train_step(layer)
+        infer(layer)
+    for _ in range(repeats):
+        for layer, (train_times, infer_times) in zip(layers, times, strict=True):
+            for fn, out in ((train_step, train_times), (infer, infer_times)):
+                start = time.perf_counter()
+                fn(layer)
+                out.append(time.perf_counter() - start)
+    return [(1000 * statistics.median(tr), 1000 * statistics.median(inf)) for tr, inf in times]
 
 
 @dataclass
@@ -213,7 +218,7 @@ def run_compare(
     hidden: int = 64,
     length: int = 50,
     batch: int = 32,
-    repeats: int = 10,
+    repeats: int = 20,
     steps: int = 300,
     seed: int = 0,
     cells: list[CellKind] | None = None,
@@ -227,15 +232,22 @@ def run_compare(
     cells = available_cells() if cells is None else cells
     x, _ = adding_problem(batch, length, generator=torch.Generator().manual_seed(seed))
     budget = count_parameters(rnnkit.LSTM(2, hidden))
-    equal_hidden, equal_budget = [], []
-    for kind in cells:
-        for rows, h in ((equal_hidden, hidden), (equal_budget, hidden_for_budget(kind, 2, budget))):
+    hiddens = [(hidden, hidden_for_budget(kind, 2, budget)) for kind in cells]
+    layers = []
+    for kind, sizes in zip(cells, hiddens, strict=True):
+        for h in sizes:
             torch.manual_seed(seed)
-            layer = kind.build(2, h)
-            train_ms, infer_ms = time_layer(layer, x, repeats)
-            rows.append(Row(kind.name, h, count_parameters(layer), train_ms, infer_ms))
+            layers.append(kind.build(2, h))
+    timings = time_layers(layers, x, repeats)
+    equal_hidden, equal_budget = [], []
+    for j, kind in enumerate(cells):
+        for rows, h, k in (
+            (equal_hidden, hiddens[j][0], 2 * j),
+            (equal_budget, hiddens[j][1], 2 * j + 1),
+        ):
+            rows.append(Row(kind.name, h, count_parameters(layers[k]), *timings[k]))
         if steps > 0:
             torch.manual_seed(seed)
-            net = LastStep(kind.build(2, equal_budget[-1].hidden))
+            net = LastStep(kind.build(2, hiddens[j][1]))
             equal_budget[-1].mse = train_adding(net, steps=steps, length=length, seed=seed)
     return CompareResult(length, batch, steps, torch.get_num_threads(), equal_hidden, equal_budget)

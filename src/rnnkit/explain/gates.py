@@ -362,6 +362,18 @@ def load_model(run_dir: str | Path) -> Any:
 SAMPLE_TEXT = '''def greet(name, times=1):
     """Say hello to (name) several times."""
     for n in range(times):
+        # the greeting: "hello, " plus the name
         print("hello, " + name, [n, {"k": (n + 1)}])
     return {'name': name, "count": (times * 2)}
+
+
+class Counter:
+    def __init__(self, start=0):
+        self.value = int(start)  # never negative
+
+    def add(self, items):
+        for item in items:
+            if isinstance(item, (int, float)):
+                self.value += max(0, int(item))
+        return self.value
 '''

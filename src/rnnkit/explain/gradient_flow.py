@@ -276,7 +276,7 @@ class GradientFlowResult:
     seconds: float
 
     def report(self, distances: tuple[int, ...] = (1, 5, 10, 25, 50, 100, 200)) -> str:
-        ks = [k for k in distances if k < self.length]
+        ks = sorted({k for k in distances if k < self.length} | {self.length - 1})
         a, k, got, want = self.linear_check
         lines = [
             f"gradient flow: T = {self.length}, H = {self.hidden}, init = {self.init}, "
