@@ -32,7 +32,7 @@ def supports(layer: RecurrentLayer, reset: Tensor | None) -> str | None:
     """None if the native kernels compute this call exactly, else the reason they don't."""
     if layer.kind not in _KERNELS:
         return f"torch has no fused kernel for {layer.kind}"
-    options = layer.cells[0].uses_cell_options
+    options = layer.first_cell.uses_cell_options
     if options:
         return f"torch's fused kernels have no {', '.join(options)}"
     if reset is not None:

@@ -85,18 +85,32 @@ class RecurrentLayer(nn.Module):
             for k in range(self.num_layers)
         )
         # Registration order is torch's: per layer, per direction, w_ih, w_hh, b_ih, b_hh.
+        # The names are fixed at construction; forward looks parameters up by them in
+        # ``_parameters`` directly, which keeps the per-call cost of the native path at
+        # torch.nn's (Module.__getattr__ and ModuleList indexing are slow in a hot path).
+        self._names: list[list[dict[str, str]]] = []
         for k, cell in enumerate(self.cells):
+            per_direction = []
             for d in range(D):
+                names = {}
                 for name, shape in cell.parameter_shapes().items():
                     param = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
-                    self.register_parameter(self._param_name(name, k, d), param)
+                    names[name] = self._param_name(name, k, d)
+                    self.register_parameter(names[name], param)
+                per_direction.append(names)
+            self._names.append(per_direction)
+        self._flat_names = [n for per_d in self._names for names in per_d for n in names.values()]
         self.reset_parameters()
 
     # ---- parameters -----------------------------------------------------------------
 
     @property
     def kind(self) -> str:
-        return self.cells[0].kind
+        return self.first_cell.kind
+
+    @property
+    def first_cell(self) -> RecurrentCell:
+        return self._modules["cells"]._modules["0"]  # type: ignore[index,return-value]
 
     @property
     def num_directions(self) -> int:
@@ -112,19 +126,13 @@ class RecurrentLayer(nn.Module):
 
     def cell_parameters(self, k: int, d: int) -> dict[str, Tensor]:
         """The parameters of layer ``k``, direction ``d``, under the cell's names."""
-        return {
-            name: getattr(self, self._param_name(name, k, d))
-            for name in self.cells[k].parameter_shapes()
-        }
+        params = self._parameters
+        return {name: params[full] for name, full in self._names[k][d].items()}  # type: ignore[misc]
 
     def flat_weights(self) -> list[Tensor]:
         """torch's ``_flat_weights`` order, as its fused kernels take them."""
-        return [
-            w
-            for k in range(self.num_layers)
-            for d in range(self.num_directions)
-            for w in self.cell_parameters(k, d).values()
-        ]
+        params = self._parameters
+        return [params[name] for name in self._flat_names]  # type: ignore[misc]
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -268,9 +276,11 @@ class RecurrentLayer(nn.Module):
         s0 = self._check_state(state, batched, B, x)
 
         name, reason = backends.select(self, reset_t)
-        self.last_backend, self.last_backend_reason = name, reason
+        # Plain attributes, set without Module.__setattr__'s bookkeeping (hot path).
+        object.__setattr__(self, "last_backend", name)
+        object.__setattr__(self, "last_backend_reason", reason)
         if self.backend == "auto" and name != "native" and not self._warned_fallback:
-            self._warned_fallback = True
+            object.__setattr__(self, "_warned_fallback", True)
             warnings.warn(
                 f"{owner} runs on the reference backend ({reason}); it is slower than torch's "
                 "fused kernel. Pass backend='reference' to choose it explicitly and silence this.",
@@ -351,7 +361,7 @@ class RecurrentLayer(nn.Module):
 
     def _check_state(self, state: object, batched: bool, B: int, x: Tensor) -> State:
         owner = type(self).__name__
-        names = self.cells[0].state_names
+        names = self.first_cell.state_names
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         if state is None:
             zeros = x.new_zeros(LD, B, H)
