@@ -95,3 +95,22 @@ def test_vocab_min_count_leaves_rare_characters_to_the_unknown_class():
     assert vocab.encode("abc").tolist() == [1, 2, UNK_ID]
     with pytest.raises(ValueError, match="min_count must be a positive integer"):
         Vocabulary.from_text("abc", min_count=0)
+
+
+def test_bits_per_char_against_a_direct_computation():
+    from rnnkit.train import bits_per_char
+
+    model = _model("gru").eval().requires_grad_(False)
+    ids = model.vocab.encode(TEXT[:41])  # 40 targets
+    # One stream, the whole text in one call: bpc is the plain mean of -log2 p.
+    logits, _ = model(ids[:-1].unsqueeze(1))
+    logp = torch.log_softmax(logits[:, 0], -1)
+    direct = -logp.gather(1, ids[1:].unsqueeze(1)).mean().item() / torch.log(torch.tensor(2.0))
+    bpc, n = bits_per_char(model, ids, batch_size=1, seq_len=7)  # windows, state carried
+    assert n == 40 and bpc == pytest.approx(float(direct), rel=1e-5)
+    # With the state reset before every character, each is predicted from zeros alone.
+    alone = model(ids[:-1].unsqueeze(0))[0][0]  # (B=40 one-step sequences, V)
+    logp1 = torch.log_softmax(alone, -1).gather(1, ids[1:].unsqueeze(1))
+    reset, _ = bits_per_char(model, ids, batch_size=1, reset_every=1)
+    assert reset == pytest.approx(float(-logp1.mean() / torch.log(torch.tensor(2.0))), rel=1e-5)
+    assert reset != pytest.approx(bpc)

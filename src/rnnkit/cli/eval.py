@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import add_threads, one_line_errors, positive_int, set_threads
@@ -21,10 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="bits per character of a trained language model on a text",
-        description="Score the model of a run folder on a text: the average number of bits "
-        "it needs per character (lower is better; log2 of the vocabulary size is what a "
-        "model that knows nothing pays). The last line printed is 'bpc: <number>'. "
-        "Characters the model never saw count as its unknown-character class.",
+        description=textwrap.fill(
+            "Score the model of a run folder on a text: the average number of bits "
+            "it needs per character (lower is better; log2 of the vocabulary size is what a "
+            "model that knows nothing pays). The last line printed is 'bpc: <number>'. "
+            "Characters the model never saw count as its unknown-character class.",
+            88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,6 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=256,
         help="characters per forward call; the state carries over (default: 256)",
     )
+    p.add_argument(
+        "--reset-every",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="set the hidden state back to zeros every K characters (default: never); "
+        "the rise in bpc shows how much the model uses context older than K characters",
+    )
     add_threads(p)
     seq2seq_args.add_numbers_eval_arguments(p)
     p.set_defaults(func=run_eval)
@@ -69,8 +81,9 @@ def run_eval(args: argparse.Namespace) -> int:
         text, what = corpus.split(split), f"the {split} split of the run's corpus"
     ids = model.vocab.encode(text)
     unknown = int((ids == UNK_ID).sum())
-    bpc, scored = bits_per_char(model, ids, args.batch_size, args.seq_len)
+    bpc, scored = bits_per_char(model, ids, args.batch_size, args.seq_len, args.reset_every)
     print(f"text: {what}: {len(text):,} characters, {unknown:,} unknown to the model")
-    print(f"scored: {scored:,} characters")
+    context = "all earlier" if args.reset_every is None else f"at most {args.reset_every}"
+    print(f"scored: {scored:,} characters, each with {context} characters of context")
     print(f"bpc: {bpc:.4f}")
     return 0

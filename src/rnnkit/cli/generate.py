@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 import torch
 
@@ -26,9 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
         help="sample text from a trained language model",
-        description="Sample text from the model of a run folder, one character at a time, "
-        "printing each as it is sampled. The prompt is read first to set the hidden state "
-        "and is printed as is. The same --seed gives the same text.",
+        description=textwrap.fill(
+            "Sample text from the model of a run folder, one character at a time, "
+            "printing each as it is sampled. The prompt is read first to set the hidden state "
+            "and is printed as is. The same --seed gives the same text.",
+            88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import (
@@ -51,13 +52,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a character-level language model (default: an LSTM on Python's own sources)",
-        description="Train a character-level language model with truncated backpropagation "
-        "through time: the text is read as --batch-size parallel streams, --seq-len "
-        "characters at a time, with the hidden state carried from window to window. "
-        "Without --text the corpus is the Python standard library's .py files of this "
-        "interpreter (split into train/validation/test by file). The run folder gets "
-        "config.json, model.safetensors (best validation weights), the training state, "
-        "metrics.csv and loss.png.",
+        description=textwrap.fill(
+            "Train a character-level language model with truncated backpropagation "
+            "through time: the text is read as --batch-size parallel streams, --seq-len "
+            "characters at a time, with the hidden state carried from window to window. "
+            "Without --text the corpus is the Python standard library's .py files of this "
+            "interpreter (split into train/validation/test by file). The run folder gets "
+            "config.json, model.safetensors (best validation weights), the training state, "
+            "metrics.csv and loss.png.",
+            88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

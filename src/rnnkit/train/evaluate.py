@@ -19,14 +19,26 @@ from rnnkit.train.tbptt import truncated_bptt
 
 @torch.no_grad()
 def bits_per_char(
-    model: CharLM, ids: Tensor, batch_size: int = 32, seq_len: int = 256
+    model: CharLM,
+    ids: Tensor,
+    batch_size: int = 32,
+    seq_len: int = 256,
+    reset_every: int | None = None,
 ) -> tuple[float, int]:
     """``(bpc, characters scored)`` of ``model`` on ``ids`` (N,).
 
     The text is read as ``batch_size`` contiguous streams with the state carried across
     windows of ``seq_len``, as in training; every character but each stream's first is
     scored, and the streams cover the whole text up to a remainder shorter than B.
+
+    ``reset_every=K`` sets the state back to zeros every K characters instead: the
+    model then never sees more than K characters of context, and the rise in bpc
+    measures how much it gains from the older context (its memory).
     """
+    if reset_every is not None:
+        if reset_every <= 0:
+            raise ValueError(f"reset_every must be a positive integer; got {reset_every}")
+        seq_len = reset_every
     N = ids.numel()
     if N < 2:
         raise ValueError(f"the text has {N} character(s); at least 2 are needed to score one")
@@ -43,7 +55,11 @@ def bits_per_char(
     model.eval()
     total = 0.0
     try:
-        for logits, y, _ in truncated_bptt(model, batches):
+        if reset_every is None:
+            outputs = ((out, y) for out, y, _ in truncated_bptt(model, batches))
+        else:
+            outputs = ((model(x)[0], y) for x, y in batches)  # each window from zeros
+        for logits, y in outputs:
             total += F.cross_entropy(
                 logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"
             ).item()
