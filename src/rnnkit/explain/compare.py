@@ -195,7 +195,8 @@ class CompareResult:
         ax.set_xticks(pos, names)
         ax.set_ylabel(f"milliseconds per batch (T = {self.length}, B = {self.batch})")
         ax.set_title("time per training step and per inference (median)", loc="left")
-        ax.legend(fontsize=8)
+        # Below the axes: inside, the legend would cover the tallest bars.
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
         if with_mse:
             ax = axes[0, 2]
             mses = [r.mse if r.mse is not None else float("nan") for r in self.equal_budget]
