@@ -37,8 +37,10 @@ def test_gradient_flow_command(tmp_path, capsys) -> None:
 
 
 def test_compare_command(tmp_path, capsys) -> None:
-    argv = ["explain", "compare", "--hidden", "4", "--length", "4", "--batch", "2"]
-    assert main([*argv, "--repeats", "1", "--steps", "0", "--out", str(tmp_path)]) == 0
+    argv = ["explain", "compare", "--hidden", "4", "--input-size", "3", "--length", "4"]
+    assert (
+        main([*argv, "--batch", "2", "--repeats", "1", "--steps", "0", "--out", str(tmp_path)]) == 0
+    )
     out = capsys.readouterr().out
     assert "equal hidden size" in out and "MSE" not in out.split("budget")[-1]
     _check_png(tmp_path / "compare.png")
@@ -90,5 +92,7 @@ def test_gates_command_on_a_trained_language_model(tmp_path, capsys) -> None:
     for feature in ("inside quotes", "inside comment", "bracket depth", "line position"):
         assert feature in out
     _check_png(tmp_path / "gates.png")
+    assert main(["explain", "gates", str(run), "--file", str(corpus), "--out", str(tmp_path)]) == 0
+    assert f"LSTM layer 1, {4 * len(text)} characters" in capsys.readouterr().out
     assert main(["explain", "gates", str(run), "--layer", "2"]) == 2
     assert "layer must lie in [0, 1]; got 2" in capsys.readouterr().err

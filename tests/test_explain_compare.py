@@ -55,7 +55,13 @@ def test_hidden_for_budget_of_a_layer_without_recurrent_matrix() -> None:
 def test_run_compare_tiny(tmp_path) -> None:
     extra = CellKind("RNN relu", lambda i, h: rnnkit.RNN(i, h, nonlinearity="relu"))
     result = run_compare(
-        hidden=8, length=5, batch=2, repeats=1, steps=2, cells=[*available_cells(), extra]
+        hidden=8,
+        input_size=2,
+        length=5,
+        batch=2,
+        repeats=1,
+        steps=2,
+        cells=[*available_cells(), extra],
     )
     names = [r.name for r in result.equal_hidden]
     assert names[:3] == ["RNN tanh", "GRU", "LSTM"] and names[-1] == "RNN relu"
@@ -71,6 +77,18 @@ def test_run_compare_tiny(tmp_path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_run_compare_embeds_the_task_into_a_wider_input(tmp_path) -> None:
+    gru = next(k for k in available_cells() if k.name == "GRU")
+    result = run_compare(hidden=4, input_size=6, length=4, batch=2, repeats=1, steps=1, cells=[gru])
+    assert result.equal_hidden[0].params == count_parameters(rnnkit.GRU(6, 4))
+    assert result.equal_budget[0].hidden == hidden_for_budget(
+        gru, 6, count_parameters(rnnkit.LSTM(6, 4))
+    )
+    assert "input size I = 6" in result.report()
+
+
 def test_run_compare_checks_arguments() -> None:
     with pytest.raises(ValueError, match="compare: hidden must be >= 1; got 0"):
         run_compare(hidden=0)
+    with pytest.raises(ValueError, match="compare: input_size must be >= 1; got 0"):
+        run_compare(input_size=0)

@@ -113,6 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "parameter budget. Writes compare.png.",
     )
     c.add_argument("--hidden", type=_positive, default=64, help="hidden size H (default: 64)")
+    c.add_argument("--input-size", type=_positive, default=32, help="input size I (default: 32)")
     c.add_argument("--length", type=_positive, default=50, help="sequence length T (default: 50)")
     c.add_argument("--batch", type=_positive, default=32, help="batch size B (default: 32)")
     c.add_argument(
@@ -197,6 +198,7 @@ def run_compare(args: argparse.Namespace) -> int:
     _start(args)
     result = experiment(
         hidden=args.hidden,
+        input_size=args.input_size,
         length=args.length,
         batch=args.batch,
         repeats=args.repeats,

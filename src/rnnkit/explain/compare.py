@@ -9,6 +9,10 @@ block of four, whatever the sizes. Two comparisons answer the claim fairly:
 - equal parameter budget: each cell's H solved so its parameter count matches the LSTM's,
   the comparison that separates "fewer parameters" from "better use of them".
 
+Times are taken on random inputs of size I; the results are on the adding problem, whose
+two features a trained linear layer embeds into I (so a cell without a recurrent matrix,
+whose parameters grow only linearly in H, is not compared at a degenerate I = 2).
+
 Cells are listed by :func:`available_cells`; a new layer joins the comparison by being
 added there (minGRU/minLSTM join automatically when rnnkit provides them).
 """
@@ -26,7 +30,6 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit
-from rnnkit.data.tasks import adding_problem
 from rnnkit.explain.gradient_flow import BASELINE_MSE, LastStep, train_adding
 
 Builder = Callable[[int, int], nn.Module]  # (input_size, hidden_size) -> layer
@@ -116,6 +119,7 @@ class Row:
 
 @dataclass
 class CompareResult:
+    input_size: int
     length: int
     batch: int
     steps: int
@@ -125,7 +129,7 @@ class CompareResult:
 
     def report(self) -> str:
         lines = [
-            f"adding-problem inputs (I = 2), T = {self.length}, B = {self.batch}, "
+            f"input size I = {self.input_size}, T = {self.length}, B = {self.batch}, "
             f"{self.threads} CPU thread(s); times are medians; 'x RNN' is the ratio to the "
             "RNN measured in the same run"
         ]
@@ -193,7 +197,7 @@ class CompareResult:
                 label=label,
             )
         ax.set_xticks(pos, names)
-        ax.set_ylabel(f"milliseconds per batch (T = {self.length}, B = {self.batch})")
+        ax.set_ylabel(f"ms per batch (I = {self.input_size}, T = {self.length}, B = {self.batch})")
         ax.set_title("time per training step and per inference (median)", loc="left")
         # Below the axes: inside, the legend would cover the tallest bars.
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
@@ -217,6 +221,7 @@ class CompareResult:
 def run_compare(
     *,
     hidden: int = 64,
+    input_size: int = 32,
     length: int = 50,
     batch: int = 32,
     repeats: int = 20,
@@ -225,20 +230,21 @@ def run_compare(
     cells: list[CellKind] | None = None,
 ) -> CompareResult:
     """Count, time and (with ``steps`` > 0) train every cell at equal H and equal budget."""
-    for name, value in (("hidden", hidden), ("length", length), ("batch", batch)):
+    sizes = (("hidden", hidden), ("input_size", input_size), ("length", length), ("batch", batch))
+    for name, value in sizes:
         if value < 1:
             raise ValueError(f"compare: {name} must be >= 1; got {value}")
     if repeats < 1 or steps < 0:
         raise ValueError(f"compare: repeats must be >= 1 and steps >= 0; got {repeats}, {steps}")
     cells = available_cells() if cells is None else cells
-    x, _ = adding_problem(batch, length, generator=torch.Generator().manual_seed(seed))
-    budget = count_parameters(rnnkit.LSTM(2, hidden))
-    hiddens = [(hidden, hidden_for_budget(kind, 2, budget)) for kind in cells]
+    x = torch.randn(length, batch, input_size, generator=torch.Generator().manual_seed(seed))
+    budget = count_parameters(rnnkit.LSTM(input_size, hidden))
+    hiddens = [(hidden, hidden_for_budget(kind, input_size, budget)) for kind in cells]
     layers = []
     for kind, sizes in zip(cells, hiddens, strict=True):
         for h in sizes:
             torch.manual_seed(seed)
-            layers.append(kind.build(2, h))
+            layers.append(kind.build(input_size, h))
     timings = time_layers(layers, x, repeats)
     equal_hidden, equal_budget = [], []
     for j, kind in enumerate(cells):
@@ -249,6 +255,7 @@ def run_compare(
             rows.append(Row(kind.name, h, count_parameters(layers[k]), *timings[k]))
         if steps > 0:
             torch.manual_seed(seed)
-            net = LastStep(kind.build(2, hiddens[j][1]))
+            net = LastStep(kind.build(input_size, hiddens[j][1]))
             equal_budget[-1].mse = train_adding(net, steps=steps, length=length, seed=seed)
-    return CompareResult(length, batch, steps, torch.get_num_threads(), equal_hidden, equal_budget)
+    threads = torch.get_num_threads()
+    return CompareResult(input_size, length, batch, steps, threads, equal_hidden, equal_budget)

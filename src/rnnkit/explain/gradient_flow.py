@@ -81,15 +81,19 @@ def build_layer(
 
 
 class LastStep(nn.Module):
-    """A layer read out at its last step by a linear head: the adding-problem model."""
+    """A layer read out at its last step by a linear head: the adding-problem model.
 
-    def __init__(self, rnn: RecurrentLayer) -> None:
+    A layer wider than the task's two input features gets a linear embedding in front.
+    """
+
+    def __init__(self, rnn: nn.Module) -> None:
         super().__init__()
+        self.embed = nn.Linear(2, rnn.input_size) if rnn.input_size != 2 else nn.Identity()
         self.rnn = rnn
         self.head = nn.Linear(rnn.hidden_size, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        out, _ = self.rnn(x)  # (T, B, H)
+        out, _ = self.rnn(self.embed(x))  # (T, B, H)
         return self.head(out[-1]).squeeze(-1)  # (B,)
 
 
