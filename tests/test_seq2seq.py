@@ -26,6 +26,7 @@ from rnnkit.seq2seq import (
 )
 from rnnkit.seq2seq.data import BOS, EOS, PAD, CharVocab, normalise, pad_sources
 from rnnkit.seq2seq.evaluate import edit_distance, prepare_source
+from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS
 
 ATTENTIONS = ["none", "additive", "dot", "general"]
 
@@ -376,3 +377,21 @@ def test_digits_outside_the_trained_range_are_refused(tmp_path):
     with pytest.raises(ValueError, match="outside the vocabulary"):
         translate(run, ["douze"])
     assert prepare_source(run, "1 2") == "12"
+
+
+@pytest.mark.parametrize("kind", sorted(set(ENCODERS) & set(DECODER_CELLS)))
+def test_every_rnnkit_layer_and_cell_can_encode_and_decode(kind):
+    # Greedy never emits padding or begin-of-sequence; beam 1 is greedy; the greedy
+    # scores are the teacher-forced log-probabilities.
+    model = tiny_model("additive", encoder=kind, decoder=kind, decoder_layers=2)
+    src, lengths = padded_batch()
+    g = greedy(model, src, lengths, max_len=6)
+    b1 = beam_search(model, src, lengths, max_len=6, beam=1)
+    assert [d.tokens for d in b1] == [d.tokens for d in g]
+    for b, d in enumerate(g):
+        assert PAD not in d.tokens and BOS not in d.tokens
+        ids = [*d.tokens, EOS] if d.finished else d.tokens
+        tgt_in = torch.tensor([BOS, *ids[:-1]])[:, None]
+        one = model(src[: lengths[b], b : b + 1], lengths[b : b + 1], tgt_in)
+        logp = F.log_softmax(one, -1)[:, 0]
+        assert logp[torch.arange(len(ids)), ids].sum().item() == pytest.approx(d.score, abs=1e-9)

@@ -17,7 +17,7 @@ from rnnkit.seq2seq import NumbersConfig, evaluate, load_run, train_numbers
 from rnnkit.seq2seq.attention import KINDS
 from rnnkit.seq2seq.checkpoint import dataclass_from_dict, is_numbers_run, read_config
 from rnnkit.seq2seq.data import DIRECTIONS
-from rnnkit.seq2seq.model import ENCODERS
+from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS
 
 # (flags, dest, type, help): dest is a NumbersConfig field, or one of the CLI-only names
 # "minutes", "out", "resume", "cell", "embed", "hidden", "layers" handled in
@@ -33,7 +33,7 @@ _SHARED: list[tuple[str, str, Any, str]] = [
     ("--embed", "embed", int, "character embedding size"),
     ("--hidden", "hidden", int, "hidden size of encoder (per direction) and decoder"),
     ("--layers", "layers", int, "stacked layers of encoder and decoder"),
-    ("--cell", "cell", str, "cell of encoder and decoder: rnn, lstm or gru"),
+    ("--cell", "cell", str, "kind of encoder and decoder (gru, lstm, rnn, ...)"),
     ("--threads", "threads", int, "torch CPU threads"),
     ("--out", "out", str, "run folder to create"),
     ("--resume", "resume", str, "continue the run in this folder (only --steps/--minutes)"),
@@ -46,8 +46,8 @@ _OWN: list[tuple[str, str, Any, str]] = [
     ("--split-seed", "split_seed", int, "which numbers go to train/valid/test (default: 0)"),
     ("--n-valid", "n_valid", int, "validation numbers scored at each evaluation"),
     ("--n-test", "n_test", int, "test numbers scored by rnnkit eval"),
-    ("--encoder", "encoder", str, "encoder layer: rnn, lstm or gru (default: gru)"),
-    ("--decoder", "decoder", str, "decoder cell: rnn, lstm or gru (default: gru)"),
+    ("--encoder", "encoder", str, "encoder: any rnnkit layer (default: gru)"),
+    ("--decoder", "decoder", str, "decoder: any rnnkit cell (default: gru)"),
     ("--encoder-hidden", "encoder_hidden", int, "encoder hidden size per direction"),
     ("--decoder-hidden", "decoder_hidden", int, "decoder hidden size"),
     ("--encoder-layers", "encoder_layers", int, "stacked encoder layers"),
@@ -61,8 +61,8 @@ _CHOICES = {
     "direction": list(DIRECTIONS),
     "attention": list(KINDS),
     "encoder": list(ENCODERS),
-    "decoder": list(ENCODERS),
-    "cell": list(ENCODERS),
+    "decoder": list(DECODER_CELLS),
+    "cell": [k for k in ENCODERS if k in DECODER_CELLS],
 }
 
 
@@ -117,8 +117,8 @@ def config_from_args(args: argparse.Namespace, base: NumbersConfig | None = None
     values: dict[str, Any] = {}
     cell, hidden, layers = _given(args, "cell"), _given(args, "hidden"), _given(args, "layers")
     if cell is not None:
-        if cell not in ENCODERS:
-            raise ValueError(f"--cell must be one of {', '.join(ENCODERS)}; got {cell!r}")
+        if cell not in _CHOICES["cell"]:
+            raise ValueError(f"--cell must be one of {', '.join(_CHOICES['cell'])}; got {cell!r}")
         values.update(encoder=cell, decoder=cell)
     if _given(args, "embed") is not None:
         values["embed_size"] = args.embed

@@ -34,6 +34,15 @@ class Decoded:
     attention: Tensor | None
 
 
+def _log_probs(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """log p(y_t | y_<t, x) with padding and begin-of-sequence ruled out: they are never
+    outputs. They are set to -inf after the softmax, so the other log-probabilities stay
+    those of the model (and of its teacher-forced pass)."""
+    logp = F.log_softmax(logits / temperature, dim=-1)
+    logp[:, [PAD, BOS]] = float("-inf")
+    return logp
+
+
 def _unpack(
     tokens: Tensor, logp: Tensor, weights: list[Tensor] | None, src_lengths: Tensor
 ) -> list[Decoded]:
@@ -62,7 +71,7 @@ def greedy(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> li
     tokens, logps, weights = [], [], []
     for _ in range(max_len):
         logits, state, w = model.step(y, state, memory)
-        logp = F.log_softmax(logits, dim=-1)
+        logp = _log_probs(logits)
         y = logp.argmax(-1).masked_fill(done, PAD)  # finished rows emit padding
         tokens.append(y)
         logps.append(logp.gather(1, y[:, None]).squeeze(1).masked_fill(done, 0.0))
@@ -95,7 +104,7 @@ def sample(
     tokens, logps, weights = [], [], []
     for _ in range(max_len):
         logits, state, w = model.step(y, state, memory)
-        logp = F.log_softmax(logits / temperature, dim=-1)
+        logp = _log_probs(logits, temperature)
         y = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
         y = y.masked_fill(done, PAD)
         tokens.append(y)
@@ -148,7 +157,7 @@ def beam_search(
     attn: Tensor | None = None  # (B*K, t, S)
     for _ in range(max_len):
         logits, state, w = model.step(y, state, memory)
-        logp = F.log_softmax(logits, dim=-1)  # (B*K, V)
+        logp = _log_probs(logits)  # (B*K, V)
         V = logp.size(-1)
         # A finished hypothesis continues with padding only, at no cost.
         logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)

@@ -39,9 +39,9 @@ def prepare_source(run: NumbersRun, text: str) -> str:
         raise ValueError("empty input: expected a number in " + _what_input(run))
     unknown = run.src_vocab.unknown(source)
     if unknown:
-        shown = "".join(unknown)
+        shown = ", ".join(repr(c) for c in unknown)
         raise ValueError(
-            f"input {text!r} has characters outside the vocabulary ({shown!r}); expected "
+            f"input {text!r} has characters outside the vocabulary: {shown}; expected "
             + _what_input(run)
         )
     if run.task.direction == "digits2words" and source.isdigit():

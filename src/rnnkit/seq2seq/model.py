@@ -36,16 +36,19 @@ import rnnkit
 from rnnkit.cells.base import RecurrentCell
 from rnnkit.seq2seq.attention import KINDS, Attention, Memory
 
-ENCODERS: dict[str, type[rnnkit.RecurrentLayer]] = {
-    "rnn": rnnkit.RNN,
-    "lstm": rnnkit.LSTM,
-    "gru": rnnkit.GRU,
-}
-DECODER_CELLS: dict[str, type[RecurrentCell]] = {
-    "rnn": rnnkit.RNNCell,
-    "lstm": rnnkit.LSTMCell,
-    "gru": rnnkit.GRUCell,
-}
+
+def _exported(base: type) -> dict[str, type]:
+    """rnnkit's public subclasses of ``base`` by lower-case name ("lstm", "gru", ...), so
+    that every layer and cell rnnkit exports can be an encoder or a decoder."""
+    found = {}
+    for value in vars(rnnkit).values():
+        if isinstance(value, type) and issubclass(value, base) and value is not base:
+            found[value.__name__.lower().removesuffix("cell")] = value
+    return dict(sorted(found.items()))
+
+
+ENCODERS: dict[str, type[rnnkit.RecurrentLayer]] = _exported(rnnkit.RecurrentLayer)
+DECODER_CELLS: dict[str, type[RecurrentCell]] = _exported(RecurrentCell)
 
 
 @dataclass
@@ -55,11 +58,11 @@ class Seq2SeqConfig:
     src_vocab_size: int  # source characters + 4 specials
     tgt_vocab_size: int  # target characters + 4 specials
     embed_size: int = 32  # characters need few dimensions
-    encoder: str = "gru"  # rnn | lstm | gru
+    encoder: str = "gru"  # any rnnkit layer by name: rnn | lstm | gru | ...
     encoder_hidden: int = 128  # per direction
     encoder_layers: int = 1
     bidirectional: bool = True  # h̄_s sees the whole input, as in Bahdanau et al. 2015
-    decoder: str = "gru"  # rnn | lstm | gru
+    decoder: str = "gru"  # any rnnkit cell by name: rnn | lstm | gru | ...
     decoder_hidden: int = 128
     decoder_layers: int = 1
     attention: str = "general"  # none | additive | dot | general
@@ -67,10 +70,10 @@ class Seq2SeqConfig:
     dropout: float = 0.0  # between stacked layers and before the output layer
 
     def __post_init__(self) -> None:
-        for name in ("encoder", "decoder"):
-            if getattr(self, name) not in ENCODERS:
+        for name, known in (("encoder", ENCODERS), ("decoder", DECODER_CELLS)):
+            if getattr(self, name) not in known:
                 raise ValueError(
-                    f"Seq2SeqConfig: {name} must be one of {', '.join(ENCODERS)}; "
+                    f"Seq2SeqConfig: {name} must be one of {', '.join(known)}; "
                     f"got {getattr(self, name)!r}"
                 )
         if self.attention not in KINDS:
@@ -171,8 +174,9 @@ class Seq2Seq(nn.Module):
         c = self.config
         B = memory.summary.size(0)
         h0 = torch.tanh(self.bridge(memory.summary)).view(B, c.decoder_layers, -1)
+        extra = len(self.cells[0].state_names) - 1  # the LSTM's c starts at zero
         layers = tuple(
-            (h0[:, k],) if c.decoder != "lstm" else (h0[:, k], torch.zeros_like(h0[:, k]))
+            (h0[:, k], *(torch.zeros_like(h0[:, k]) for _ in range(extra)))
             for k in range(c.decoder_layers)
         )
         return DecoderState(layers, memory.summary.new_zeros(B, c.decoder_hidden))
