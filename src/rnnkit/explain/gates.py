@@ -69,7 +69,8 @@ def trace_lstm(layer: LSTM, x: Tensor, *, check: bool = True) -> list[LSTMTrace]
     """Recompute every gate of a unidirectional ``rnnkit.LSTM`` over x (T, B, I).
 
     Returns one :class:`LSTMTrace` per stacked layer. With ``check``, the recomputed
-    last-layer h^t must match ``layer(x)`` (to 1e-5 relative), so the heat maps show
+    last-layer h^t must match ``layer(x)`` (to 1e-4; float32 kernels round differently over
+    long texts, while a real mismatch is of order 0.1), so the heat maps show
     what the layer really computed. The layer should be in eval mode (no dropout).
     """
     if not isinstance(layer, LSTM):
@@ -103,7 +104,7 @@ def trace_lstm(layer: LSTM, x: Tensor, *, check: bool = True) -> list[LSTMTrace]
             inp = trace.h  # (T, B, H): the next layer's input (no dropout in eval)
         if check:
             out, _ = layer(x)
-            if not torch.allclose(out, traces[-1].h, rtol=1e-5, atol=1e-5):
+            if not torch.allclose(out, traces[-1].h, rtol=1e-4, atol=1e-4):
                 err = (out - traces[-1].h).abs().max().item()
                 raise ValueError(
                     f"trace_lstm: recomputed h differs from the layer's output by {err:.3g}; "
