@@ -114,3 +114,14 @@ def test_bits_per_char_against_a_direct_computation():
     reset, _ = bits_per_char(model, ids, batch_size=1, reset_every=1)
     assert reset == pytest.approx(float(-logp1.mean() / torch.log(torch.tensor(2.0))), rel=1e-5)
     assert reset != pytest.approx(bpc)
+
+
+def test_forget_bias_sets_the_gate_and_keeps_the_fused_kernel():
+    model = _model("lstm", forget_bias=1.0, num_layers=1)
+    H = model.config.hidden_size
+    b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0  # gates i, f, g, o
+    torch.testing.assert_close(b[H : 2 * H], torch.ones(H))
+    model(model.vocab.encode("def").unsqueeze(1))
+    assert model.rnn.last_backend == "native"
+    with pytest.raises(ValueError, match="forget_bias needs a gated cell"):
+        CharLMConfig(vocab_size=5, cell="rnn", forget_bias=1.0)

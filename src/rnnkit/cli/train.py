@@ -28,6 +28,7 @@ _RUN_OPTIONS = (
     "hidden",
     "embed",
     "dropout",
+    "forget_bias",
     "seq_len",
     "batch_size",
     "lr",
@@ -105,6 +106,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=nonnegative_float,
         help=f"dropout probability in [0, 1) on embeddings, between layers and before the "
         f"output (default: {m.dropout})",
+    )
+    model.add_argument(
+        "--forget-bias",
+        type=float,
+        help="initial forget-gate bias of lstm (update-gate bias of gru); "
+        "1 is Jozefowicz et al.'s advice (default: PyTorch's initialisation)",
     )
     tr = p.add_argument_group("training")
     tr.add_argument(
@@ -184,6 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
                 ("hidden_size", args.hidden),
                 ("embed_size", args.embed),
                 ("dropout", args.dropout),
+                ("forget_bias", args.forget_bias),
             )
             if value is not None
         }

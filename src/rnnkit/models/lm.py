@@ -43,6 +43,7 @@ class CharLMConfig:
     )
     embed_size: int = 64  # E; one-hot inputs would waste an H x V matmul per step
     dropout: float = 0.0  # on the embeddings, between layers and before the head
+    forget_bias: float | None = None  # gated cells' forget/update-gate bias (None: torch's init)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -56,6 +57,10 @@ class CharLMConfig:
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
         self.dropout = float(self.dropout)
+        if self.forget_bias is not None:
+            if self.cell == "rnn":
+                raise ValueError("forget_bias needs a gated cell (lstm or gru); got cell 'rnn'")
+            self.forget_bias = float(self.forget_bias)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,7 +98,9 @@ class CharLM(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         # Between-layer dropout is the layer's own (Zaremba et al. 2014: non-recurrent
         # connections only), so the fused kernel still runs.
-        self.rnn = CELLS[config.cell](E, H, L, dropout=config.dropout if L > 1 else 0.0)
+        # Jozefowicz et al. 2015: a forget-gate bias of 1 lets gradients flow from the start.
+        options = {} if config.forget_bias is None else {"forget_bias": config.forget_bias}
+        self.rnn = CELLS[config.cell](E, H, L, dropout=config.dropout if L > 1 else 0.0, **options)
         self.head = nn.Linear(H, V)
 
     def forward(self, ids: Tensor, state: LayerState | None = None) -> tuple[Tensor, LayerState]:
