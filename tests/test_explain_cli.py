@@ -38,11 +38,11 @@ def test_gradient_flow_command(tmp_path, capsys) -> None:
 
 def test_compare_command(tmp_path, capsys) -> None:
     argv = ["explain", "compare", "--hidden", "4", "--input-size", "3", "--length", "4"]
-    assert (
-        main([*argv, "--batch", "2", "--repeats", "1", "--steps", "0", "--out", str(tmp_path)]) == 0
-    )
+    argv += ["--batch", "2", "--repeats", "1", "--steps", "0", "--scaling-lengths", "3,6"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "equal hidden size" in out and "MSE" not in out.split("budget")[-1]
+    assert "T=3" in out and "T=6" in out
     _check_png(tmp_path / "compare.png")
 
 
@@ -59,6 +59,9 @@ def test_bad_arguments_exit_with_status_2(tmp_path, capsys) -> None:
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
         main(["explain", "compare", "--steps", "-1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", "compare", "--scaling-lengths", "10,x"])
     assert exc.value.code == 2
     capsys.readouterr()
     assert main(["explain", "bidirectional", "--length", "4", "--max-offset", "2"]) == 2

@@ -62,6 +62,7 @@ def test_run_compare_tiny(tmp_path) -> None:
         repeats=1,
         steps=2,
         cells=[*available_cells(), extra],
+        scaling_lengths=(2, 4),
     )
     names = [r.name for r in result.equal_hidden]
     assert names[:3] == ["RNN tanh", "GRU", "LSTM"] and names[-1] == "RNN relu"
@@ -71,15 +72,27 @@ def test_run_compare_tiny(tmp_path) -> None:
     assert [r.hidden for r in result.equal_budget][:3] == [18, 9, 8]  # H² + 4H ≈ 384 = 4·8·10 + 64
     assert all(r.train_ms > 0 and r.infer_ms > 0 for r in result.equal_hidden)
     assert all(r.mse is not None and r.mse >= 0 for r in result.equal_budget)
+    assert result.scaling_lengths == [2, 4]
+    assert list(result.scaling) == names and all(len(v) == 2 for v in result.scaling.values())
     text = result.report()
-    assert "equal parameter budget" in text and "RNN relu" in text
+    assert "equal parameter budget" in text and "RNN relu" in text and "T=4" in text
     path = result.plot(tmp_path / "compare.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_compare_embeds_the_task_into_a_wider_input(tmp_path) -> None:
     gru = next(k for k in available_cells() if k.name == "GRU")
-    result = run_compare(hidden=4, input_size=6, length=4, batch=2, repeats=1, steps=1, cells=[gru])
+    result = run_compare(
+        hidden=4,
+        input_size=6,
+        length=4,
+        batch=2,
+        repeats=1,
+        steps=1,
+        cells=[gru],
+        scaling_lengths=(),
+    )
+    assert result.scaling == {}
     assert result.equal_hidden[0].params == count_parameters(rnnkit.GRU(6, 4))
     assert result.equal_budget[0].hidden == hidden_for_budget(
         gru, 6, count_parameters(rnnkit.LSTM(6, 4))

@@ -31,6 +31,17 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _lengths(text: str) -> tuple[int, ...]:
+    if not text.strip():
+        return ()
+    try:
+        return tuple(_positive(part) for part in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers; got {text!r}"
+        ) from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
@@ -125,6 +136,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=300,
         help="adding-problem training steps per layer; 0 skips training (default: 300)",
     )
+    c.add_argument(
+        "--scaling-lengths",
+        type=_lengths,
+        default=(25, 50, 100, 200, 400),
+        metavar="T1,T2,...",
+        help="sequence lengths for the time-against-T panel; '' skips it "
+        "(default: 25,50,100,200,400)",
+    )
     c.set_defaults(func=run_compare)
 
     b = experiments.add_parser(
@@ -204,6 +223,7 @@ def run_compare(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         steps=args.steps,
         seed=args.seed,
+        scaling_lengths=args.scaling_lengths,
     )
     return _finish(result, args.out / "compare.png")
 

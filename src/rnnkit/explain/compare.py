@@ -23,7 +23,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -126,6 +126,8 @@ class CompareResult:
     threads: int
     equal_hidden: list[Row]
     equal_budget: list[Row]
+    scaling_lengths: list[int] = field(default_factory=list)  # T of the scaling measurement
+    scaling: dict[str, list[float]] = field(default_factory=dict)  # inference ms per T, equal H
 
     def report(self) -> str:
         lines = [
@@ -156,15 +158,25 @@ class CompareResult:
                 f"MSE: adding problem after {self.steps} Adam steps; predicting 1 always "
                 f"gives {BASELINE_MSE:.4f}"
             )
+        if self.scaling:
+            lines.append("-- inference time (ms) against sequence length T, equal hidden size")
+            lines.append(
+                f"{'cell':<10}" + "".join(f"{'T=' + str(t):>9}" for t in self.scaling_lengths)
+            )
+            for name, times in self.scaling.items():
+                lines.append(f"{name:<10}" + "".join(f"{v:>9.2f}" for v in times))
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:
         from rnnkit.explain import plotting
 
         with_mse = any(r.mse is not None for r in self.equal_budget)
-        fig, axes = plotting.figure(
-            1, 3 if with_mse else 2, width=15 if with_mse else 10, height=4.6
-        )
+        n_panels = 2 + with_mse + bool(self.scaling)
+        rows = 1 if n_panels <= 2 else 2
+        fig, grid = plotting.figure(rows, 2, width=12, height=4.8 * rows)
+        axes = grid.reshape(1, -1)  # panels left to right, top to bottom
+        if n_panels == 3:
+            axes[0, 3].set_visible(False)
         names = [r.name for r in self.equal_hidden]
         colours = [plotting.COLOURS.get(n, "tab:gray") for n in names]
         pos = range(len(names))
@@ -211,10 +223,26 @@ class CompareResult:
             ax.set_ylabel("validation MSE (lower is better)")
             ax.set_title(f"adding problem after {self.steps} steps, equal budget", loc="left")
             ax.legend(fontsize=8)
+        if self.scaling:
+            ax = axes[0, 2 + with_mse]
+            for name, times in self.scaling.items():
+                colour = plotting.COLOURS.get(name, "tab:gray")
+                ax.loglog(self.scaling_lengths, times, "o-", color=colour, label=name)
+            T0, T1 = self.scaling_lengths[0], self.scaling_lengths[-1]
+            ref = max(times[0] for times in self.scaling.values())
+            ax.loglog([T0, T1], [ref, ref * T1 / T0], "k:", label="∝ T (one step after another)")
+            ax.set_xticks(self.scaling_lengths, [str(T) for T in self.scaling_lengths])
+            ax.minorticks_off()
+            ax.set_xlabel("sequence length T")
+            ax.set_ylabel(f"inference ms (B = {self.batch}, H = {self.equal_hidden[0].hidden})")
+            ax.set_title("(10.20) time against sequence length, equal H", loc="left")
+            ax.legend(fontsize=8)
         title = (
             "Claim (10.17): GRUs have fewer parameters than LSTMs and need less computation, "
             "with similar results"
         )
+        if self.scaling:
+            title += "\nClaim (10.20): RNNs are slow, with no parallelization over time"
         return plotting.save(fig, path, title)
 
 
@@ -228,12 +256,15 @@ def run_compare(
     steps: int = 300,
     seed: int = 0,
     cells: list[CellKind] | None = None,
+    scaling_lengths: tuple[int, ...] = (25, 50, 100, 200, 400),
 ) -> CompareResult:
     """Count, time and (with ``steps`` > 0) train every cell at equal H and equal budget."""
     sizes = (("hidden", hidden), ("input_size", input_size), ("length", length), ("batch", batch))
     for name, value in sizes:
         if value < 1:
             raise ValueError(f"compare: {name} must be >= 1; got {value}")
+    if any(T < 1 for T in scaling_lengths):
+        raise ValueError(f"compare: scaling lengths must be >= 1; got {scaling_lengths}")
     if repeats < 1 or steps < 0:
         raise ValueError(f"compare: repeats must be >= 1 and steps >= 0; got {repeats}, {steps}")
     cells = available_cells() if cells is None else cells
@@ -257,5 +288,22 @@ def run_compare(
             torch.manual_seed(seed)
             net = LastStep(kind.build(input_size, hiddens[j][1]))
             equal_budget[-1].mse = train_adding(net, steps=steps, length=length, seed=seed)
+    scaling: dict[str, list[float]] = {kind.name: [] for kind in cells}
+    equal_h_layers = layers[0::2]
+    for T in scaling_lengths:
+        x_T = torch.randn(T, batch, input_size, generator=torch.Generator().manual_seed(seed))
+        timed = time_layers(equal_h_layers, x_T, max(3, repeats // 4))
+        for kind, (_, infer_ms) in zip(cells, timed, strict=True):
+            scaling[kind.name].append(infer_ms)
     threads = torch.get_num_threads()
-    return CompareResult(input_size, length, batch, steps, threads, equal_hidden, equal_budget)
+    return CompareResult(
+        input_size,
+        length,
+        batch,
+        steps,
+        threads,
+        equal_hidden,
+        equal_budget,
+        list(scaling_lengths),
+        scaling if scaling_lengths else {},
+    )
