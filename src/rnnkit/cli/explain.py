@@ -96,8 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="an LSTM language model's gates and the cell units that track the text",
         description="Recompute the forget, input and output gates and the cell state of a "
         "trained LSTM language model over a text, draw them as heat maps and find the cell "
-        "units that track quotes, brackets, indentation and line position (Karpathy et al. "
-        "2015). Writes gates.png.",
+        "units that track strings, comments, brackets, indentation and line position "
+        "(Karpathy et al. 2015). Writes gates.png.",
     )
     a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run folder")
     source = a.add_mutually_exclusive_group()
@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = experiments.add_parser(
         "compare",
         parents=[common],
-        help="parameters, time and results of RNN, GRU, LSTM (10.17)",
+        help="parameters, time and results of RNN, GRU, LSTM, ...; time against T (10.17, 10.20)",
         description="Parameter counts, training-step and inference times, and adding-problem "
         "results of every recurrent layer, at equal hidden size and at the LSTM's "
         "parameter budget. Writes compare.png.",
