@@ -182,7 +182,7 @@ def evaluate(
 
 
 def plot_attention(translation: Translation, path: str | Path, title: str = "") -> None:
-    """Write the attention weights as a heat map PNG: output characters down, input across."""
+    """Write the attention weights as a heat map PNG (the longer of input and output across)."""
     if translation.attention is None:
         raise ValueError("this model has no attention (attention='none'): nothing to plot")
     import matplotlib
@@ -191,14 +191,19 @@ def plot_attention(translation: Translation, path: str | Path, title: str = "") 
     import matplotlib.pyplot as plt
 
     weights = translation.attention.numpy()  # (len(output) + 1, len(source))
-    rows = [*translation.output, "<eos>"]
-    cols = list(translation.source)
-    fig, ax = plt.subplots(figsize=(0.16 * len(cols) + 1.6, 0.22 * len(rows) + 1.2), dpi=80)
+    outputs = [*translation.output, "<eos>"]
+    inputs = [c if c != " " else "␣" for c in translation.source]
+    # The longer sequence goes across, so that the picture stays wide and readable.
+    across, down, names = inputs, outputs, ("input", "output")
+    if len(outputs) > len(inputs):
+        weights, across, down, names = weights.T, outputs, inputs, ("output", "input")
+    width = max(4.0, 0.16 * len(across) + 1.6)
+    fig, ax = plt.subplots(figsize=(width, 0.22 * len(down) + 1.3), dpi=80)
     ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(len(cols)), [c if c != " " else "␣" for c in cols], fontsize=7)
-    ax.set_yticks(range(len(rows)), rows, fontsize=7)
-    ax.set_xlabel("input")
-    ax.set_ylabel("output")
+    ax.set_xticks(range(len(across)), [c if c != " " else "␣" for c in across], fontsize=7)
+    ax.set_yticks(range(len(down)), down, fontsize=7)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
