@@ -3,12 +3,12 @@
 "The encoder reads the input sequence and outputs a vector. The decoder reads the vector
 and produces the output sequence." Here:
 
-- the encoder is any rnnkit layer (RNN, LSTM, GRU; stacked, uni- or bidirectional) run
-  with ``lengths``, so padding never enters its state;
+- the encoder is any rnnkit layer (RNN, LSTM, GRU, MinGRU, MinLSTM; stacked, uni- or
+  bidirectional) run with ``lengths``, so padding never enters its state;
 - its final state (both directions of the top layer) is the chapter's vector; a linear
   bridge with tanh turns it into the decoder's initial hidden state;
-- the decoder is a stack of rnnkit cells stepped one token at a time, in the global
-  attention model of Luong et al. 2015 (sec. 3):
+- the decoder is a stack of rnnkit cells (any of them) stepped one token at a time, in
+  the global attention model of Luong et al. 2015 (sec. 3):
 
       x_t  = [emb(y_{t-1}); h̃_{t-1}]          (input feeding, sec. 3.3)
       h_t  = cells(x_t, h_{t-1})
