@@ -98,10 +98,11 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(5.2, 3.2), dpi=100)
-        for kind, accs in curves.items():
+        styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+        for (kind, accs), (marker, line) in zip(curves.items(), styles, strict=False):
             ys = [100 * a for a in accs if a == a]  # drop empty bins (NaN)
             label = "no attention (fixed vector)" if kind == "none" else f"attention: {kind}"
-            ax.plot(centers, ys, marker="o", label=label)
+            ax.plot(centers, ys, marker=marker, linestyle=line, label=label)
         ax.set_xlabel("input length (characters)")
         ax.set_ylabel("exact match on held-out numbers (%)")
         ax.set_title(f"{args.lang} {args.direction}, {args.steps} steps each", fontsize=9)
