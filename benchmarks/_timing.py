@@ -33,5 +33,7 @@ def machine() -> str:
 
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )

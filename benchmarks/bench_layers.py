@@ -17,13 +17,15 @@ import argparse
 import warnings
 
 import torch
-from _timing import interleaved_medians, machine
 from torch import nn
 
 import rnnkit
+from _timing import interleaved_medians, machine
 
-SHAPES = {"fastrnns T=100 B=64 I=H=512": (100, 64, 512, 512),
-          "long T=1000 B=1 I=32 H=64": (1000, 1, 32, 64)}
+SHAPES = {
+    "fastrnns T=100 B=64 I=H=512": (100, 64, 512, 512),
+    "long T=1000 B=1 I=32 H=64": (1000, 1, 32, 64),
+}
 CELLS = {"LSTM": (nn.LSTM, rnnkit.LSTM), "GRU": (nn.GRU, rnnkit.GRU), "RNN": (nn.RNN, rnnkit.RNN)}
 
 
@@ -45,6 +47,7 @@ def train_step(module: nn.Module, x: torch.Tensor):
     def run() -> None:
         out, _ = module(x)
         out.sum().backward()
+
     return run
 
 
@@ -52,6 +55,7 @@ def infer(module: nn.Module, x: torch.Tensor):
     def run() -> None:
         with torch.no_grad():
             module(x)
+
     return run
 
 
@@ -75,8 +79,9 @@ def main() -> None:
                 times = interleaved_medians(fns, repeats=repeats)
                 base = times["torch.nn"]
                 ratios = "  ".join(f"{k} {times[k] / base:.2f}" for k in mods if k != "torch.nn")
-                print(f"{shape_name:28s} {name:5s} {mode:9s} {base * 1e3:11.2f}  {ratios}",
-                      flush=True)
+                print(
+                    f"{shape_name:28s} {name:5s} {mode:9s} {base * 1e3:11.2f}  {ratios}", flush=True
+                )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 - ``reference``: the unrolled loop of the chapter; runs every cell and option.
 - ``native``: torch's fused kernels, for the configurations they compute exactly.
+- ``scan``: all time steps at once, for cells whose recurrence is linear in the state
+  (minGRU, minLSTM).
 
 A layer with ``backend="auto"`` takes the fastest backend that computes its call exactly;
 ``layer.last_backend`` and ``layer.last_backend_reason`` say which ran and why.
@@ -10,12 +12,13 @@ A layer with ``backend="auto"`` takes the fastest backend that computes its call
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from torch import Tensor
 
-from rnnkit.backends import native, reference
+from rnnkit.backends import native, reference, scan
 from rnnkit.cells.base import State
+from rnnkit.cells.linear import LinearRecurrentCell
 
 if TYPE_CHECKING:
     from rnnkit.layers.base import RecurrentLayer
@@ -24,29 +27,53 @@ Runner = Callable[
     ["RecurrentLayer", Tensor, State, "Tensor | None", "Tensor | None"], tuple[Tensor, State]
 ]
 
-BACKENDS: dict[str, Runner] = {"reference": reference.run, "native": native.run}
+BACKENDS: dict[str, Runner] = {"reference": reference.run, "native": native.run, "scan": scan.run}
 CHOICES = ("auto", *BACKENDS)
+
+
+class Choice(NamedTuple):
+    name: str  # the backend that runs the call
+    reason: str  # why, in words
+    fallback: bool = False  # an automatic choice of a slower path than the layer's usual one
 
 
 class PerformanceWarning(UserWarning):
     """An automatic choice fell back to a slower backend (shown once per layer)."""
 
 
-def select(layer: RecurrentLayer, reset: Tensor | None) -> tuple[str, str]:
-    """The backend a call will use and why: ``(name, reason)``."""
-    unsupported = native.supports(layer, reset)
+def select(layer: RecurrentLayer, steps: int, reset: Tensor | None) -> Choice:
+    """The backend a call over ``steps`` time steps will use, and why."""
+    owner = type(layer).__name__
+    linear = isinstance(layer.first_cell, LinearRecurrentCell)
     if layer.backend == "reference":
-        return "reference", "forced by backend='reference'"
+        return Choice("reference", "forced by backend='reference'")
+    if layer.backend == "scan":
+        if not linear:
+            raise ValueError(
+                f"{owner}: backend='scan' needs a cell whose recurrence is linear in the state "
+                f"(MinGRU, MinLSTM); got {layer.first_cell.kind}"
+            )
+        return Choice("scan", "forced by backend='scan'")
+    if linear:
+        if layer.backend == "native":
+            raise ValueError(
+                f"{owner}: backend='native' has no kernel for {layer.first_cell.kind}; "
+                "use backend='auto', 'scan' or 'reference'"
+            )
+        if steps == 1:
+            return Choice("reference", "a single step: the O(1) recurrence, no scan")
+        return Choice("scan", "linear recurrence: all steps at once")
+    unsupported = native.supports(layer, reset)
     if layer.backend == "native":
         if unsupported:
             raise ValueError(
-                f"{type(layer).__name__}: backend='native' cannot run this call exactly "
+                f"{owner}: backend='native' cannot run this call exactly "
                 f"({unsupported}); use backend='auto' or 'reference'"
             )
-        return "native", "forced by backend='native'"
+        return Choice("native", "forced by backend='native'")
     if unsupported:
-        return "reference", unsupported
-    return "native", "standard configuration: torch's fused kernel"
+        return Choice("reference", unsupported, fallback=True)
+    return Choice("native", "standard configuration: torch's fused kernel")
 
 
-__all__ = ["BACKENDS", "CHOICES", "PerformanceWarning", "select"]
+__all__ = ["BACKENDS", "CHOICES", "Choice", "PerformanceWarning", "select"]

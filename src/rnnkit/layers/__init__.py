@@ -2,5 +2,6 @@
 
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.classic import GRU, LSTM, RNN
+from rnnkit.layers.minimal import MinGRU, MinLSTM
 
-__all__ = ["GRU", "LSTM", "RNN", "RecurrentLayer"]
+__all__ = ["GRU", "LSTM", "RNN", "MinGRU", "MinLSTM", "RecurrentLayer"]

@@ -275,11 +275,11 @@ class RecurrentLayer(nn.Module):
         reset_t = self._check_reset(reset, batched, batch_first, T, B, x.device)
         s0 = self._check_state(state, batched, B, x)
 
-        name, reason = backends.select(self, reset_t)
+        name, reason, fallback = backends.select(self, T, reset_t)
         # Plain attributes, set without Module.__setattr__'s bookkeeping (hot path).
         object.__setattr__(self, "last_backend", name)
         object.__setattr__(self, "last_backend_reason", reason)
-        if self.backend == "auto" and name != "native" and not self._warned_fallback:
+        if fallback and not self._warned_fallback:
             object.__setattr__(self, "_warned_fallback", True)
             warnings.warn(
                 f"{owner} runs on the reference backend ({reason}); it is slower than torch's "

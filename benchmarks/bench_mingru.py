@@ -1,0 +1,110 @@
+"""MinGRU's scan against torch.nn.GRU: a training step (forward + backward) on the CPU.
+
+Both are timed in the same run, interleaved, after a warm-up; the script prints the
+median times, the speed-up, peak memory of each (measured in a fresh subprocess each, as
+the growth of the process's peak resident memory over the set-up), and the fraction of
+the machine's matrix-multiply peak that the MinGRU step reaches (its GEMM FLOPs over its
+time, against a large square matmul measured in the same run).
+
+    python benchmarks/bench_mingru.py            # the two shapes of the issue
+    python benchmarks/bench_mingru.py --quick    # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import rnnkit
+from _timing import interleaved_medians, machine
+
+SHAPES = [(4096, 8, 256, 256), (16384, 1, 64, 64)]  # (T, B, I, H)
+
+
+def make(kind: str, T: int, B: int, I: int, H: int):
+    layer = nn.GRU(I, H) if kind == "gru" else rnnkit.MinGRU(I, H)
+    x = torch.randn(T, B, I, requires_grad=True)
+
+    def step() -> None:
+        out, _ = layer(x)
+        out.sum().backward()
+
+    return step
+
+
+def peak_memory_mib(kind: str, T: int, B: int, I: int, H: int) -> float:
+    """Peak RSS growth of one training step, in a fresh process."""
+    here = str(Path(__file__).resolve().parent)
+    code = (
+        f"import resource, sys, torch; sys.path.insert(0, {here!r});"
+        "from bench_mingru import make;"
+        f"step = make({kind!r}, {T}, {B}, {I}, {H});"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; step();"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip())
+
+
+def gemm_peak_flops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"machine: {machine()}")
+    peak = gemm_peak_flops()
+    print(f"matrix-multiply peak (2048^3 matmul, best of 5): {peak / 1e9:.1f} GFLOP/s")
+    rows = []
+    for T, B, I, H in SHAPES:
+        fns = {"torch.nn.GRU": make("gru", T, B, I, H), "rnnkit.MinGRU": make("mingru", T, B, I, H)}
+        times = interleaved_medians(fns, repeats=3 if args.quick else 7, warmup=1)
+        gru_t, min_t = times["torch.nn.GRU"], times["rnnkit.MinGRU"]
+        # MinGRU's GEMMs: forward x W^T (2H outputs), backward grad_x and grad_W: 3 products.
+        flops = 3 * 2 * T * B * I * 2 * H
+        mem = {k: peak_memory_mib(k, T, B, I, H) for k in ("gru", "mingru")}
+        row = dict(
+            T=T,
+            B=B,
+            I=I,
+            H=H,
+            gru_ms=gru_t * 1e3,
+            mingru_ms=min_t * 1e3,
+            speedup=gru_t / min_t,
+            gru_mib=mem["gru"],
+            mingru_mib=mem["mingru"],
+            peak_fraction=flops / min_t / peak,
+        )
+        rows.append(row)
+        print(
+            f"T={T:6d} B={B} I=H={H}: GRU {row['gru_ms']:9.1f} ms  "
+            f"MinGRU {row['mingru_ms']:8.1f} ms"
+            f"  speed-up {row['speedup']:5.1f}x  peak memory GRU {mem['gru']:.0f} MiB, "
+            f"MinGRU {mem['mingru']:.0f} MiB  MinGRU at {row['peak_fraction']:.0%} of GEMM peak",
+            flush=True,
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
