@@ -4,6 +4,8 @@ the numbers task's split, the run folder and every error message."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -395,3 +397,19 @@ def test_every_rnnkit_layer_and_cell_can_encode_and_decode(kind):
         one = model(src[: lengths[b], b : b + 1], lengths[b : b + 1], tgt_in)
         logp = F.log_softmax(one, -1)[:, 0]
         assert logp[torch.arange(len(ids)), ids].sum().item() == pytest.approx(d.score, abs=1e-9)
+
+
+def test_sigint_stops_after_the_step_and_saves(tmp_path):
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("step 2/"):
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C during training
+
+    out = tmp_path / "run"
+    train_numbers(tiny_config(steps=6), out, log=log)
+    assert json.loads((out / "optimizer.json").read_text())["step"] == 3
+    assert any(line.startswith("SIGINT: stopping after this step") for line in lines)
+    assert "stopped by SIGINT" in lines[-1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

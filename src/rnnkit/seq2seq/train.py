@@ -11,11 +11,14 @@ run from its folder exactly where the last checkpoint left it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -134,6 +137,29 @@ def _validate(
     return loss, exact / len(pairs)
 
 
+@contextlib.contextmanager
+def _stop_on_signals(log: Callable[[str], None]) -> Iterator[list[str]]:
+    """SIGINT/SIGTERM ask the loop to stop after the current step (it then saves); a
+    second SIGINT stops at once. Yields a list that holds the signal's name once asked."""
+    asked: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield asked  # Python delivers signals to the main thread only
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if asked and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        asked.append(signal.Signals(signum).name)
+        log(f"{asked[0]}: stopping after this step and saving ...")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield asked
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def train_numbers(
     config: NumbersConfig,
     out_dir: str | Path,
@@ -228,38 +254,49 @@ def train_numbers(
     t0 = time.perf_counter()
     losses: list[float] = []
     step = start
-    while step < config.steps:
-        lr = _lr_at(config, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        pairs = [task.pair(n) for n in task.sample("train", config.batch_size, gen)]
-        max_src = max(max_src, *(len(s) for s, _ in pairs))
-        max_tgt = max(max_tgt, *(len(t) for _, t in pairs))
-        src, lengths, tgt_in, tgt_out = batch_tensors(pairs, src_vocab, tgt_vocab)
-        ss = config.scheduled_sampling * step / config.steps
-        logits = model(src, lengths, tgt_in, sampling_probability=ss, generator=gen)
-        loss: Tensor = sequence_loss(logits, tgt_out, config.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        opt.step()
-        losses.append(loss.item())
-        step += 1
-        elapsed = time.perf_counter() - t0
-        out_of_time = config.max_seconds is not None and elapsed >= config.max_seconds
-        if step % config.eval_every == 0 or step == config.steps or out_of_time:
-            v_loss, v_exact = _validate(model, task, valid, (src_vocab, tgt_vocab), 2 * max_tgt + 8)
-            train_loss = sum(losses) / len(losses)
-            losses.clear()
-            with metrics_path.open("a", newline="") as f:
-                row = (step, f"{train_loss:.4f}", f"{v_loss:.4f}", f"{v_exact:.4f}", f"{lr:.6f}")
-                csv.writer(f).writerow([*row, f"{elapsed:.1f}"])
-            save(step)
-            log(
-                f"step {step}/{config.steps}  train loss {train_loss:.4f}  valid loss "
-                f"{v_loss:.4f}  valid exact {v_exact:.1%}  {elapsed:.0f}s"
-            )
-        if out_of_time:
-            log(f"stopped after {elapsed:.0f}s (max_seconds); resume to continue")
-            break
+    with _stop_on_signals(log) as asked:
+        while step < config.steps:
+            lr = _lr_at(config, step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            pairs = [task.pair(n) for n in task.sample("train", config.batch_size, gen)]
+            max_src = max(max_src, *(len(s) for s, _ in pairs))
+            max_tgt = max(max_tgt, *(len(t) for _, t in pairs))
+            src, lengths, tgt_in, tgt_out = batch_tensors(pairs, src_vocab, tgt_vocab)
+            ss = config.scheduled_sampling * step / config.steps
+            logits = model(src, lengths, tgt_in, sampling_probability=ss, generator=gen)
+            loss: Tensor = sequence_loss(logits, tgt_out, config.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+            elapsed = time.perf_counter() - t0
+            out_of_time = config.max_seconds is not None and elapsed >= config.max_seconds
+            stop = out_of_time or bool(asked)
+            if step % config.eval_every == 0 or step == config.steps or stop:
+                v_loss, v_exact = _validate(
+                    model, task, valid, (src_vocab, tgt_vocab), 2 * max_tgt + 8
+                )
+                train_loss = sum(losses) / len(losses)
+                losses.clear()
+                with metrics_path.open("a", newline="") as f:
+                    row = (
+                        step,
+                        f"{train_loss:.4f}",
+                        f"{v_loss:.4f}",
+                        f"{v_exact:.4f}",
+                        f"{lr:.6f}",
+                    )
+                    csv.writer(f).writerow([*row, f"{elapsed:.1f}"])
+                save(step)
+                log(
+                    f"step {step}/{config.steps}  train loss {train_loss:.4f}  valid loss "
+                    f"{v_loss:.4f}  valid exact {v_exact:.1%}  {elapsed:.0f}s"
+                )
+            if stop:
+                why = asked[0] if asked else "max_seconds"
+                log(f"stopped by {why} after {elapsed:.0f}s at step {step}; resume to continue")
+                break
     return out
