@@ -63,13 +63,13 @@ class NumbersConfig:
     input_feeding: bool = True
     dropout: float = 0.0
     # -- training
-    steps: int = 3000  # optimiser steps
+    steps: int = 1000  # optimiser steps: 5-10 minutes on 2 CPU cores for 0..999999
     batch_size: int = 64
     lr: float = 3e-3  # Adam; decays to 5 % of this along a cosine
     clip: float = 1.0  # maximum gradient norm
     label_smoothing: float = 0.0
     scheduled_sampling: float = 0.0  # final probability of reading the model's own token
-    eval_every: int = 250
+    eval_every: int = 200
     seed: int = 0
     threads: int = 1  # torch CPU threads; 1 is fastest for these small matrices
     max_seconds: float | None = None  # stop (and checkpoint) after this much training time
