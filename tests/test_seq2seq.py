@@ -27,7 +27,7 @@ from rnnkit.seq2seq import (
     translate,
 )
 from rnnkit.seq2seq.data import BOS, EOS, PAD, CharVocab, normalise, pad_sources
-from rnnkit.seq2seq.evaluate import edit_distance, prepare_source
+from rnnkit.seq2seq.evaluate import Translation, edit_distance, prepare_source
 from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS
 
 ATTENTIONS = ["none", "additive", "dot", "general"]
@@ -413,3 +413,11 @@ def test_sigint_stops_after_the_step_and_saves(tmp_path):
     assert any(line.startswith("SIGINT: stopping after this step") for line in lines)
     assert "stopped by SIGINT" in lines[-1]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_plot_needs_attention(tmp_path):
+    model = tiny_model("none")
+    src, lengths = padded_batch()
+    assert all(d.attention is None for d in greedy(model, src, lengths, max_len=3))
+    with pytest.raises(ValueError, match="has no attention"):
+        plot_attention(Translation("seven", "7", 0.0, None), tmp_path / "x.png")
