@@ -93,6 +93,7 @@ def bad_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
             "train", *TINY, "--text", "notes.txt", "--seq-len", "9"
         ],
         "--text: not used by a numbers run": ["eval", str(run_dir), "--text", "x.txt"],
+        "--seq-len: not used by a numbers run": ["eval", str(run_dir), "--seq-len", "9"],
         "cannot be given with it": ["train", "--resume", str(run_dir), "--lr", "1"],
         "already holds a run": ["train", *TINY, "--out", str(run_dir)],
         "valid or test split": ["eval", str(run_dir), "--split", "train"],

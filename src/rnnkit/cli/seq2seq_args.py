@@ -189,7 +189,17 @@ def _example_input(config: NumbersConfig) -> str:
 
 
 def add_numbers_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `rnnkit eval` that only a numbers run reads."""
+    """Options of `rnnkit eval` that only a numbers run reads.
+
+    The host command's own options (but --split and --threads) do not apply to a numbers
+    run; giving one with a value other than its default is an error there.
+    """
+    foreign = {
+        a.dest: a.default
+        for a in parser._actions
+        if a.option_strings and a.dest not in ("help", "split", "threads")
+    }
+    parser.set_defaults(numbers_eval_foreign=foreign)
     group = parser.add_argument_group("numbers runs")
     group.add_argument("--beam", type=int, default=None, help="beam width (default: greedy)")
     group.add_argument(
@@ -210,7 +220,8 @@ def run_numbers_eval(args: argparse.Namespace, foreign: tuple[str, ...] = ()) ->
     """`rnnkit eval RUN_DIR` of a numbers run: exact match and CER on a split."""
     if not is_numbers_run(args.run_dir):
         read_config(args.run_dir)  # raises the reason
-    given = [d for d in foreign if getattr(args, d, None) not in (None, False)]
+    defaults = {**getattr(args, "numbers_eval_foreign", {}), **dict.fromkeys(foreign)}
+    given = [d for d, default in defaults.items() if getattr(args, d, None) != default]
     if given:
         flags = ", ".join("--" + d.replace("_", "-") for d in given)
         raise ValueError(f"{flags}: not used by a numbers run")
