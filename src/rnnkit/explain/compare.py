@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit
+import rnnkit.layers
 from rnnkit.explain.gradient_flow import BASELINE_MSE, LastStep, train_adding
 
 Builder = Callable[[int, int], nn.Module]  # (input_size, hidden_size) -> layer
@@ -49,7 +50,7 @@ def available_cells() -> list[CellKind]:
         CellKind("LSTM", lambda i, h: rnnkit.LSTM(i, h)),
     ]
     for name in ("MinGRU", "MinLSTM"):
-        layer_class = getattr(rnnkit, name, None)
+        layer_class = getattr(rnnkit.layers, name, None)
         if layer_class is not None:
             cells.append(CellKind(name, lambda i, h, c=layer_class: c(i, h)))
     return cells
