@@ -91,11 +91,11 @@ def add_numbers_arguments(parser: argparse.ArgumentParser) -> None:
     own = {d for _, d, _, _ in [*_OWN, *_SHARED]} | {"unidirectional", "no_input_feeding"}
     # The host command's other options do not apply to this task: giving one is an error,
     # never silently ignored (checked in run_numbers_train).
-    foreign = tuple(
-        a.dest
+    foreign = {
+        a.dest: a.default
         for a in parser._actions
         if a.dest not in own and a.option_strings and a.dest not in ("help", "task")
-    )
+    }
     parser.set_defaults(
         numbers_options=tuple(d for _, d, _, _ in [*_OWN, *_SHARED]), numbers_foreign=foreign
     )
@@ -146,8 +146,8 @@ def run_numbers_train(args: argparse.Namespace, foreign: tuple[str, ...] = ()) -
     addition to those found by :func:`add_numbers_arguments`); giving one is an error
     rather than being silently ignored.
     """
-    foreign = (*getattr(args, "numbers_foreign", ()), *foreign)
-    given = [d for d in dict.fromkeys(foreign) if getattr(args, d, None) not in (None, False)]
+    defaults = {**getattr(args, "numbers_foreign", {}), **dict.fromkeys(foreign)}
+    given = [d for d, default in defaults.items() if getattr(args, d, None) != default]
     if given:
         flags = ", ".join("--" + d.replace("_", "-") for d in given)
         raise ValueError(f"{flags}: not used by --task numbers")
