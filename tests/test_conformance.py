@@ -95,6 +95,29 @@ def test_matches_torch(kind, layers, bidir, batch_first, with_state, ragged, bac
         torch.testing.assert_close(p.grad, ref_params[name].grad, atol=tol, rtol=0, msg=name)
 
 
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_short_chunks_on_the_one_step_kernels_match_torch(kind, bias, steps):
+    ours_cls, ref_cls = KINDS[kind]
+    ref = ref_cls(I, H, 2, bias=bias, bidirectional=True).double()
+    ours = ours_cls.from_torch(ref)
+    x1 = torch.randn(steps, B, I, dtype=torch.float64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    out1, st1 = ours(x1)
+    out2, st2 = ref(x2)
+    assert ours.last_backend == "native"
+    torch.testing.assert_close(out1, out2, atol=1e-12, rtol=0)
+    for a, b in zip(_as_tuple(st1), _as_tuple(st2), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    (out1.sum() + sum(s.sum() for s in _as_tuple(st1))).backward()
+    (out2.sum() + sum(s.sum() for s in _as_tuple(st2))).backward()
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-12, rtol=0)
+    ref_params = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, ref_params[name].grad, atol=1e-12, rtol=0, msg=name)
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_unbatched_input_matches_torch(kind):
     ours_cls, ref_cls = KINDS[kind]

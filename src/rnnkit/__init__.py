@@ -1,11 +1,11 @@
 """rnnkit: recurrent neural networks for PyTorch, from the classic chapter to parallel scans."""
 
+__version__ = "0.1.0"  # first: modules imported below read it
+
 from rnnkit.backends import PerformanceWarning
-from rnnkit.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
-from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
-
-__version__ = "0.1.0"
-
+from rnnkit.cells import GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RecurrentCell, RNNCell
+from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
+from rnnkit.stream import Stream
 from rnnkit.train.checkpoint import load  # after __version__, which it reads
 
 __all__ = [
@@ -14,10 +14,15 @@ __all__ = [
     "RNN",
     "GRUCell",
     "LSTMCell",
+    "MinGRU",
+    "MinGRUCell",
+    "MinLSTM",
+    "MinLSTMCell",
     "PerformanceWarning",
     "RNNCell",
     "RecurrentCell",
     "RecurrentLayer",
+    "Stream",
     "__version__",
     "load",
 ]

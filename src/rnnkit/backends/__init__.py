@@ -76,4 +76,14 @@ def select(layer: RecurrentLayer, steps: int, reset: Tensor | None) -> Choice:
     return Choice("native", "standard configuration: torch's fused kernel")
 
 
-__all__ = ["BACKENDS", "CHOICES", "Choice", "PerformanceWarning", "select"]
+def stepper(layer: RecurrentLayer) -> tuple[str, native.Stepper]:
+    """The fastest exact one-step function for a unidirectional layer, and its backend."""
+    select(layer, 1, None)  # a forced backend that cannot run the layer raises here
+    if layer.backend in ("auto", "native"):
+        fast = native.stepper(layer)
+        if fast is not None:
+            return "native", fast
+    return "reference", reference.stepper(layer)
+
+
+__all__ = ["BACKENDS", "CHOICES", "Choice", "PerformanceWarning", "select", "stepper"]

@@ -10,6 +10,7 @@ state (``torch.where(valid, new, old)``) and a reset sets it to zero before the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -105,3 +106,28 @@ def run(
             inp = F.dropout(inp, layer.dropout, training=True)
     n_state = len(state)
     return inp, tuple(torch.stack([f[j] for f in finals]) for j in range(n_state))
+
+
+def stepper(layer: RecurrentLayer) -> Callable[[Tensor, list[State]], tuple[Tensor, list[State]]]:
+    """One step of a unidirectional stack through ``cell.step``, for any cell and option.
+
+    Variational-dropout masks are drawn per call here: a stream has no sequence to share
+    them across.
+    """
+    cells = list(layer.cells)
+    params = [layer.cell_parameters(k, 0) for k in range(layer.num_layers)]
+    dropout = layer.dropout if layer.training else 0.0
+    last = layer.num_layers - 1
+
+    def step(x: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
+        new: list[State] = []
+        for k, (cell, p) in enumerate(zip(cells, params, strict=True)):
+            mask = cell.sample_recurrent_mask(x.size(0), x)
+            s = cell.step(p, cell.project(p, x), states[k], mask)
+            new.append(s)
+            x = s[0]
+            if dropout and k < last:
+                x = F.dropout(x, dropout, training=True)
+        return x, new
+
+    return step

@@ -1,0 +1,185 @@
+"""Continuous streams (the chapter's first "desired capability", 10.21).
+
+A :class:`Stream` wraps a unidirectional layer or model with the ``(x, state) -> (out,
+state)`` contract and feeds it an unbounded sequence chunk by chunk, carrying the state:
+chunks of any size - single steps included - give the same outputs as one call on the
+whole sequence, and memory stays flat however long the stream runs (the state is
+detached between chunks, so no autograd graph grows behind it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit import backends
+from rnnkit.layers.base import RecurrentLayer
+from rnnkit.train.tbptt import detach_state
+
+
+class Stream:
+    """Run ``module`` on an unbounded stream, chunk by chunk, with its state carried.
+
+    Args:
+        module: a unidirectional rnnkit layer, or a model whose forward is
+            ``(x, state) -> (out, state)`` with state tensors shaped (L, B, ...).
+        detach: cut the autograd graph behind the state after every chunk (default), so a
+            stream of any length holds one chunk's graph at most.
+
+    Shape:
+        chunk (T, B, ...) time-major, or (B, T, ...) if ``module.batch_first``;
+        a single step for :meth:`step` is (B, ...).
+    """
+
+    def __init__(self, module: nn.Module, *, detach: bool = True) -> None:
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"Stream: module must be a torch.nn.Module; got {type(module).__name__}"
+            )
+        for name, sub in module.named_modules():
+            if getattr(sub, "bidirectional", False):
+                where = f" ({name})" if name else ""
+                raise ValueError(
+                    f"Stream: a stream runs forward in time, but {type(sub).__name__}{where} is "
+                    "bidirectional and its reverse direction needs the future; expected a "
+                    "unidirectional layer or model"
+                )
+        self.module = module
+        self.detach = detach
+        self.batch_first = bool(getattr(module, "batch_first", False))
+        self._state: Any = None  # the module's form: (L, B, H) tensors
+        self._layers: list[Any] | None = None  # a layer's state as a list per layer k
+        self._stepper: Any = None
+        self._stepper_key: tuple = ()
+        self.batch_size: int | None = None
+        self.steps = 0  # time steps consumed since the last full reset
+        self.last_backend: str | None = None
+
+    @property
+    def state(self) -> Any:
+        """The carried state in the module's own form (None before the first chunk)."""
+        if self._layers is not None:
+            n = len(self._layers[0])
+            state = tuple(torch.stack([s[j] for s in self._layers]) for j in range(n))
+            self._state = state if n > 1 else state[0]
+            self._layers = None
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._state, self._layers = value, None
+
+    def __call__(self, chunk: Tensor) -> Tensor:
+        """Feed the next chunk; returns its outputs, shaped like the module's output."""
+        if not isinstance(chunk, Tensor):
+            raise TypeError(f"Stream: chunk must be a torch.Tensor; got {type(chunk).__name__}")
+        if chunk.dim() < 2:
+            layout = "(B, T, ...)" if self.batch_first else "(T, B, ...)"
+            raise ValueError(
+                f"Stream: chunk must have a time and a batch axis {layout}; got shape "
+                f"{tuple(chunk.shape)} (use step() for a single step)"
+            )
+        T, B = (chunk.size(1), chunk.size(0)) if self.batch_first else chunk.shape[:2]
+        if self.batch_size is not None and self.batch_size != B:
+            raise ValueError(
+                f"Stream: chunk batch size must equal the running stream's; expected "
+                f"{self.batch_size}, got {B} (reset() starts a new stream)"
+            )
+        out, state = self.module(chunk, self.state)
+        self.state = detach_state(state) if self.detach and torch.is_grad_enabled() else state
+        self.last_backend = getattr(self.module, "last_backend", None)
+        self.batch_size = B
+        self.steps += T
+        return out
+
+    def step(self, x: Tensor) -> Tensor:
+        """Feed one time step x (B, ...); returns its output (B, ...).
+
+        For an rnnkit layer this takes a fast path - torch's one-step kernels, or the
+        cell's step for options they lack - with the state kept per stacked layer, so a
+        step costs about what ``torch.nn.LSTMCell`` costs.
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Stream: x must be a torch.Tensor; got {type(x).__name__}")
+        layer = self.module
+        if isinstance(layer, RecurrentLayer) and x.dim() == 2:
+            return self._layer_step(layer, x)
+        if x.dim() < 1:
+            raise ValueError("Stream: a step must have a batch axis (B, ...); got a scalar")
+        axis = 1 if self.batch_first else 0
+        return self(x.unsqueeze(axis)).squeeze(axis)
+
+    def _layer_step(self, layer: RecurrentLayer, x: Tensor) -> Tensor:
+        B, I = x.shape
+        if layer.input_size != I:
+            raise ValueError(
+                f"Stream: x.size(-1) must equal the layer's input_size; expected "
+                f"{layer.input_size}, got {I}"
+            )
+        if self.batch_size is not None and self.batch_size != B:
+            raise ValueError(
+                f"Stream: step batch size must equal the running stream's; expected "
+                f"{self.batch_size}, got {B} (reset() starts a new stream)"
+            )
+        key = (layer.training, x.dtype, x.device)
+        if self._stepper is None or key != self._stepper_key:
+            weight = layer.weight_ih_l0
+            if x.dtype != weight.dtype or x.device != weight.device:
+                layer(x.unsqueeze(0), self.state)  # the layer's own error names the mismatch
+            self.last_backend, self._stepper = backends.stepper(layer)
+            self._stepper_key = key
+        if self._layers is None:
+            state = self._state
+            if state is None:
+                zeros = x.new_zeros(B, layer.hidden_size)
+                n = len(layer.first_cell.state_names)
+                self._layers = [(zeros,) * n for _ in range(layer.num_layers)]
+            else:
+                parts = state if isinstance(state, tuple) else (state,)
+                self._layers = [tuple(s[k] for s in parts) for k in range(layer.num_layers)]
+        h, layers = self._stepper(x, self._layers)
+        if self.detach and torch.is_grad_enabled():
+            layers = [tuple(s.detach() for s in st) for st in layers]
+        self._layers = layers
+        self.batch_size = B
+        self.steps += 1
+        return h
+
+    def reset(self, samples: Sequence[int] | Tensor | None = None) -> None:
+        """Zero the whole state (``samples=None``) or the state of chosen samples.
+
+        ``samples`` is a list of batch indices or a (B,) bool mask.
+        """
+        if samples is None:
+            self.state, self.batch_size, self.steps = None, None, 0
+            return
+        if self.state is None:
+            return  # nothing has run yet: every state is already zero
+        B = self.batch_size
+        assert B is not None
+        if isinstance(samples, Tensor) and samples.dtype == torch.bool:
+            if tuple(samples.shape) != (B,):
+                raise ValueError(
+                    f"Stream: reset mask must have shape (B,) = ({B},); got {tuple(samples.shape)}"
+                )
+            keep = ~samples.cpu()
+        else:
+            index = torch.as_tensor(samples, dtype=torch.long).reshape(-1)
+            if index.numel() and (int(index.min()) < -B or int(index.max()) >= B):
+                raise ValueError(
+                    f"Stream: reset samples must be batch indices in [0, {B}); got {index.tolist()}"
+                )
+            keep = torch.ones(B, dtype=torch.bool)
+            keep[index] = False
+        self.state = _zero_samples(self.state, keep)
+
+
+def _zero_samples(state: Any, keep: Tensor) -> Any:
+    """``state`` with the samples where ``keep`` is False set to zero (batch axis 1)."""
+    if isinstance(state, Tensor):
+        mask = keep.to(state.device).view(1, -1, *([1] * (state.dim() - 2)))
+        return state * mask.to(state.dtype)
+    return type(state)(_zero_samples(s, keep) for s in state)

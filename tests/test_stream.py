@@ -1,0 +1,190 @@
+"""Continuous streams: any split into chunks equals one whole call; resets; errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.models.lm import CharLM, CharLMConfig
+from rnnkit.stream import Stream
+
+LAYERS = {
+    "rnn": rnnkit.RNN,
+    "lstm": rnnkit.LSTM,
+    "gru": rnnkit.GRU,
+    "mingru": rnnkit.MinGRU,
+    "minlstm": rnnkit.MinLSTM,
+}
+OPTIONS = {
+    "plain": {},
+    "layer_norm": {"layer_norm": True},
+    "zoneout": {"zoneout": 0.25},
+    "recurrent_dropout": {"recurrent_dropout": 0.25},
+    "chrono": {"chrono_init": 30},
+}
+
+
+def _layer(kind, option, **kwargs):
+    opts = OPTIONS[option]
+    if "layer_norm" in opts and kind != "lstm":
+        pytest.skip("layer_norm is an LSTM option")
+    if "chrono_init" in opts and kind == "rnn":
+        pytest.skip("chrono_init needs a gated cell")
+    if "recurrent_dropout" in opts and kind.startswith("min"):
+        pytest.skip("minimal cells have no recurrent product")
+    layer = LAYERS[kind](
+        3, 5, 2, dtype=torch.float64, backend="reference" if opts else "auto", **opts, **kwargs
+    )
+    return layer.eval()
+
+
+def _parts(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_any_split_into_chunks_equals_the_whole(kind, option):
+    layer = _layer(kind, option)
+    x = torch.randn(23, 2, 3, dtype=torch.float64)
+    whole, final = layer(x)
+    stream = Stream(layer)
+    outs, t = [], 0
+    for size in (1, 1, 5, 1, 7, 2, 1, 5):  # steps and chunks, mixed
+        if size == 1:
+            outs.append(stream.step(x[t])[None])
+        else:
+            outs.append(stream(x[t : t + size]))
+        t += size
+    assert t == 23 and stream.steps == 23
+    torch.testing.assert_close(torch.cat(outs), whole, atol=1e-10, rtol=0)
+    for a, b in zip(_parts(stream.state), _parts(final), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_single_steps_use_the_one_step_kernels():
+    stream = Stream(rnnkit.GRU(3, 4))
+    stream.step(torch.randn(2, 3))
+    assert stream.last_backend == "native"
+    ln = Stream(rnnkit.LSTM(3, 4, layer_norm=True, backend="reference"))
+    ln.step(torch.randn(2, 3))
+    assert ln.last_backend == "reference"
+
+
+def test_batch_first_layers_stream_along_their_time_axis():
+    layer = rnnkit.GRU(3, 4, batch_first=True, dtype=torch.float64)
+    x = torch.randn(2, 9, 3, dtype=torch.float64)
+    whole, _ = layer(x)
+    stream = Stream(layer)
+    got = torch.cat([stream(x[:, :4]), stream.step(x[:, 4])[:, None], stream(x[:, 5:])], dim=1)
+    torch.testing.assert_close(got, whole, atol=1e-12, rtol=0)
+
+
+def test_a_language_model_streams_too():
+    vocab = Vocabulary.from_text("hello world, streams of text")
+    model = CharLM(CharLMConfig(vocab_size=len(vocab), hidden_size=8, embed_size=4), vocab)
+    model = model.double().eval()
+    ids = vocab.encode("hello world, hello stream")[:, None]  # (T, 1)
+    whole, _ = model(ids)
+    stream = Stream(model)
+    got = torch.cat([stream(ids[:3]), stream.step(ids[3])[None], stream(ids[4:])])
+    torch.testing.assert_close(got, whole, atol=1e-10, rtol=0)
+
+
+def test_reset_of_chosen_samples_equals_a_fresh_start_for_them():
+    layer = rnnkit.LSTM(3, 4, dtype=torch.float64)
+    x = torch.randn(10, 3, 3, dtype=torch.float64)
+    stream = Stream(layer)
+    stream(x[:6])
+    stream.reset([1])
+    after = stream(x[6:])
+    fresh, _ = layer(x[6:, 1:2])
+    torch.testing.assert_close(after[:, 1:2], fresh, atol=1e-12, rtol=0)
+    untouched, _ = layer(x[:, ::2])
+    torch.testing.assert_close(after[:, ::2], untouched[6:], atol=1e-12, rtol=0)
+    # A bool mask does the same, and reset() of the whole state starts over.
+    stream.reset(torch.tensor([True, False, True]))
+    stream.reset()
+    assert stream.state is None and stream.steps == 0
+    torch.testing.assert_close(stream(x), layer(x)[0], atol=1e-12, rtol=0)
+
+
+def test_the_state_holds_no_graph_between_chunks():
+    layer = rnnkit.GRU(3, 4)
+    stream = Stream(layer)
+    for _ in range(3):
+        out = stream(torch.randn(5, 2, 3))
+        out.sum().backward()  # each chunk's graph is its own
+        stream.step(torch.randn(2, 3)).sum().backward()
+    assert not stream.state.requires_grad
+
+
+def _raises(exc, message, fn, *args):
+    with pytest.raises(exc, match=re.escape(message)):
+        fn(*args)
+
+
+def test_errors():
+    _raises(
+        ValueError,
+        "Stream: a stream runs forward in time, but LSTM is bidirectional and "
+        "its reverse direction needs the future",
+        Stream,
+        rnnkit.LSTM(3, 4, bidirectional=True),
+    )
+    _raises(TypeError, "Stream: module must be a torch.nn.Module; got str", Stream, "lstm")
+    stream = Stream(rnnkit.GRU(3, 4))
+    stream(torch.randn(5, 2, 3))
+    _raises(
+        ValueError,
+        "Stream: chunk batch size must equal the running stream's; expected 2, "
+        "got 3 (reset() starts a new stream)",
+        stream,
+        torch.randn(5, 3, 3),
+    )
+    _raises(
+        ValueError,
+        "Stream: step batch size must equal the running stream's; expected 2, got 1",
+        stream.step,
+        torch.randn(1, 3),
+    )
+    _raises(
+        ValueError,
+        "Stream: x.size(-1) must equal the layer's input_size; expected 3, got 4",
+        stream.step,
+        torch.randn(2, 4),
+    )
+    _raises(
+        ValueError,
+        "GRU: input.size(-1) must equal input_size; expected 3, got 4",
+        stream,
+        torch.randn(5, 2, 4),
+    )
+    _raises(
+        ValueError,
+        "Stream: reset mask must have shape (B,) = (2,); got (3,)",
+        stream.reset,
+        torch.tensor([True, False, True]),
+    )
+    _raises(
+        ValueError,
+        "Stream: reset samples must be batch indices in [0, 2); got [2]",
+        stream.reset,
+        [2],
+    )
+    _raises(
+        ValueError,
+        "Stream: chunk must have a time and a batch axis (T, B, ...); got shape (3,)",
+        stream,
+        torch.randn(3),
+    )
+    _raises(
+        ValueError,
+        "GRU: input.dtype must equal the parameters.dtype",
+        stream.step,
+        torch.randn(2, 3, dtype=torch.float64),
+    )
