@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -31,3 +33,72 @@ def adding_problem(
     markers[second, cols] = 1.0
     y = values[first, cols] + values[second, cols]
     return torch.stack([values, markers], dim=-1), y
+
+
+def copy_memory(
+    batch: int,
+    length: int,
+    *,
+    n_symbols: int = 8,
+    n_copy: int = 10,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """The copy-memory task of Arjovsky et al. 2016 (sec. 4.1), after Hochreiter 1997.
+
+    The input is ``n_copy`` symbols drawn from 1..n_symbols, then ``length - 1`` blanks (0),
+    a delimiter (n_symbols + 1) and ``n_copy`` more blanks; the target is blanks until the
+    delimiter has passed and then the ``n_copy`` symbols. A model without memory can at
+    best output blanks and then guess, a cross-entropy of n_copy·ln(n_symbols)/(T + 2·n_copy)
+    per step (:func:`copy_memory_baseline`).
+
+    Returns:
+        x, y (T + 2·n_copy, B) token ids; vocabulary size n_symbols + 2.
+    """
+    if length < 1:
+        raise ValueError(f"copy_memory: length must be >= 1; got {length}")
+    symbols = torch.randint(1, n_symbols + 1, (n_copy, batch), generator=generator)
+    total = length + 2 * n_copy
+    x = torch.zeros(total, batch, dtype=torch.long)
+    x[:n_copy] = symbols
+    x[length + n_copy - 1] = n_symbols + 1  # the delimiter: "now repeat"
+    y = torch.zeros(total, batch, dtype=torch.long)
+    y[-n_copy:] = symbols
+    return x, y
+
+
+def copy_memory_baseline(length: int, *, n_symbols: int = 8, n_copy: int = 10) -> float:
+    """Cross-entropy per step of the best memoryless strategy.
+
+    n_copy·ln(n_symbols) / (T + 2·n_copy): blanks are certain, the symbols a uniform guess.
+    """
+    return n_copy * math.log(n_symbols) / (length + 2 * n_copy)
+
+
+def selective_copy(
+    batch: int,
+    length: int,
+    *,
+    n_tokens: int = 16,
+    vocab: int = 16,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Selective copying (Gu & Dao 2023, "Mamba", sec. 4.1.1).
+
+    ``n_tokens`` data tokens (ids 1..vocab-2) sit at random positions among ``length``
+    noise steps (id 0); then ``n_tokens`` marker steps (id vocab - 1) ask for them back in
+    order. Unlike plain copying, the positions vary, so a model must select by content.
+
+    Returns:
+        x (length + n_tokens, B) ids; y (n_tokens, B) the data tokens, answered over the
+        last n_tokens steps.
+    """
+    if length < n_tokens:
+        raise ValueError(f"selective_copy: length must be >= n_tokens = {n_tokens}; got {length}")
+    data = torch.randint(1, vocab - 1, (n_tokens, batch), generator=generator)
+    # Random distinct positions per sample, kept in order.
+    scores = torch.rand(length, batch, generator=generator)
+    positions = scores.topk(n_tokens, dim=0).indices.sort(dim=0).values  # (n_tokens, B)
+    x = torch.zeros(length + n_tokens, batch, dtype=torch.long)
+    x.scatter_(0, positions, data)
+    x[length:] = vocab - 1
+    return x, data
