@@ -10,6 +10,11 @@ give characters per second and their ratio (goal: >= 0.9, the toolkit adds no ov
 
     python benchmarks/bench_lm_throughput.py                 # the `rnnkit train` defaults
     python benchmarks/bench_lm_throughput.py --quick         # fewer repeats
+    python benchmarks/bench_lm_throughput.py --cells         # RNN/GRU/LSTM at equal size
+
+``--cells`` instead times `rnnkit train`'s step for the three cells at an equal
+parameter budget (the hidden sizes of docs/language-model.md), interleaved the same way:
+on a shared machine this, not the wall-clock of separate runs, is how fast each cell is.
 """
 
 from __future__ import annotations
@@ -69,11 +74,33 @@ def hand_loop(ids: torch.Tensor, V: int, m: CharLMConfig, t: TrainConfig):
     return step
 
 
+EQUAL_PARAMETERS = {"lstm": 128, "gru": 148, "rnn": 254}  # ~263 k parameters each, V = 166
+
+
+def cell_rates(corpus, vocab, t: TrainConfig, k: int, repeats: int) -> dict[str, float]:
+    """Characters per second of the training step of each cell, timed interleaved."""
+    text = corpus.train[:2_000_000]
+    small = type(corpus)(text, corpus.validation[:1000], "", corpus.source, 0)
+    steps = {}
+    with tempfile.TemporaryDirectory() as run_dir:
+        for cell, H in EQUAL_PARAMETERS.items():
+            m = CharLMConfig(vocab_size=len(vocab), cell=cell, hidden_size=H)
+            config = RunConfig(m, vocab, t, corpus.source)
+            trainer = Trainer(run_dir, config, small, ctx=Context(0, 1, torch.device("cpu")))
+            steps[f"{cell} H={H} ({trainer.model.num_parameters():,} parameters)"] = (
+                lambda tr=trainer: [tr.step() for _ in range(k)]
+            )
+        medians = interleaved_medians(steps, repeats=repeats, warmup=1)
+    chars = k * t.batch_size * t.seq_len
+    return {name: chars / sec for name, sec in medians.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--steps-per-sample", type=int, default=5, help="steps per timing")
+    parser.add_argument("--cells", action="store_true", help="RNN/GRU/LSTM at equal size")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -81,6 +108,17 @@ def main() -> None:
     m_opts = {}  # the `rnnkit train` defaults
     t = TrainConfig(steps=10**9, minutes=None, eval_every=10**9)
     corpus = load_corpus()
+    repeats = 3 if args.quick else 9
+    if args.cells:
+        vocab = Vocabulary.from_text(corpus.train)
+        rates = cell_rates(corpus, vocab, t, args.steps_per_sample, repeats)
+        print(f"machine: {machine()}")
+        print(f"batch {t.batch_size} streams x seq_len {t.seq_len}; median of {repeats} samples")
+        base = rates[next(iter(rates))]
+        print(f"{'cell':<40}{'chars/s':>12}{'vs lstm':>9}")
+        for name, rate in rates.items():
+            print(f"{name:<40}{rate:>12,.0f}{rate / base:>9.2f}")
+        return
     text = corpus.train[:2_000_000]  # the same windows for both sides; 2 M characters
     vocab = Vocabulary.from_text(corpus.train)
     m = CharLMConfig(vocab_size=len(vocab), **m_opts)
@@ -101,7 +139,6 @@ def main() -> None:
             for _ in range(k):
                 hand()
 
-        repeats = 3 if args.quick else 9
         medians = interleaved_medians(
             {"torch.nn.LSTM hand-written": hand_steps, "rnnkit train": rnnkit_steps},
             repeats=repeats,
