@@ -99,7 +99,7 @@ def prepare_resume(
         budget = config.train.to_dict()
         budget.update(steps=steps, minutes=minutes)
         config.train = TrainConfig(**budget)
-    done = _budget_left(config.train, int(info.get("step", 0)), float(info.get("elapsed_s", 0)))
+    done = _budget_used_up(config.train, int(info.get("step", 0)), float(info.get("elapsed_s", 0)))
     if done is not None:
         raise ValueError(
             f"{run} already reached its budget ({done}); give a larger --steps or --minutes"
@@ -125,8 +125,8 @@ def _check_fits(corpus: Corpus, train: TrainConfig) -> None:
         )
 
 
-def _budget_left(train: TrainConfig, step: int, elapsed_s: float) -> str | None:
-    """None while budget remains, else which limit was reached."""
+def _budget_used_up(train: TrainConfig, step: int, elapsed_s: float) -> str | None:
+    """Which limit was reached ("step 300 of 300"), or None while budget remains."""
     if train.steps is not None and step >= train.steps:
         return f"step {step} of {train.steps}"
     if train.minutes is not None and elapsed_s >= train.minutes * 60:
@@ -242,7 +242,7 @@ class Trainer:
         window_loss, window_steps, window_chars, window_time = 0.0, 0, 0, 0.0
         self.lr = tc.lr_at(self.step_count, self.budget_fraction())
         try:
-            while _budget_left(tc, self.step_count, self.elapsed) is None:
+            while _budget_used_up(tc, self.step_count, self.elapsed) is None:
                 t0 = time.perf_counter()
                 loss = self.step()
                 dt = time.perf_counter() - t0
