@@ -74,3 +74,50 @@ def test_a_short_run_beats_the_adding_baseline():
     assert result["baseline"] == pytest.approx(baseline(config))
     assert result["final"] < 0.3 * result["baseline"]
     assert result["metric"] == "mse" and result["steps"] == 300
+
+
+def test_cli_trains_a_task_and_saves_its_result(tmp_path, capsys):
+    from rnnkit.cli import main
+
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "--task",
+        "copy",
+        "--length",
+        "10",
+        "--cell",
+        "minlstm",
+        "--hidden",
+        "16",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "copy, T = 10, minlstm 1 x 16: cross-entropy" in text
+    assert (out / "config.json").is_file() and (out / "result.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--task", "adding", "--length", "3"], "length must be at least 10 for the adding task"),
+        (["--task", "copy", "--seq-len", "5"], "--seq-len: not an option of --task copy"),
+        (
+            ["--length", "50", "--steps", "1"],
+            "--length, --no-chrono: only for --task adding|copy|selective-copy",
+        ),
+    ],
+)
+def test_cli_errors_are_one_line(argv, message, capsys):
+    from rnnkit.cli import main
+
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnkit train: error: ") and message in err
+    assert "\n" not in err

@@ -6,7 +6,7 @@ import argparse
 import sys
 import textwrap
 
-from rnnkit.cli import seq2seq_args
+from rnnkit.cli import memory_args, seq2seq_args
 from rnnkit.cli._lm_args import (
     add_threads,
     nonnegative_float,
@@ -44,6 +44,7 @@ EXAMPLES = """examples:
   rnnkit train --resume runs/notes --steps 1000  # continue where it stopped
   torchrun --nproc_per_node=2 -m rnnkit train --batch-size 64   # 2 processes, 32 streams each
   rnnkit train --task numbers --lang en --direction words2digits --out runs/en   # seq2seq
+  rnnkit train --task adding --length 1000 --cell mingru --steps 2000   # long memory
 
 Ctrl-C (or SIGTERM) stops after the current step and saves; --resume continues exactly."""
 
@@ -69,10 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     one_line_errors(p)
     p.add_argument(
         "--task",
-        choices=["lm", "numbers"],
+        choices=["lm", "numbers", "adding", "copy", "selective-copy"],
         default="lm",
         help="lm: the character language model (default); numbers: the seq2seq task, "
-        "numbers in words <-> digits (options in the 'numbers task' group)",
+        "numbers in words <-> digits (options in the 'numbers task' group); adding, copy, "
+        "selective-copy: the long-memory tasks (options in their group)",
     )
     data = p.add_argument_group("data")
     data.add_argument(
@@ -159,10 +161,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_threads(p)
     seq2seq_args.add_numbers_arguments(p)
+    memory_args.add_memory_arguments(p)
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if memory_args.is_memory_task(args):
+        set_threads(args)
+        return memory_args.run_memory_train(args)
+    if args.length is not None or args.no_chrono:
+        raise ValueError("--length, --no-chrono: only for --task adding|copy|selective-copy")
     resuming_numbers = args.resume is not None and seq2seq_args.is_numbers_run(args.resume)
     if args.task == "numbers" or resuming_numbers:  # a numbers run resumes as one
         return seq2seq_args.run_numbers_train(

@@ -22,13 +22,19 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.data.vocab import UNK_ID, Vocabulary
-from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM
 from rnnkit.layers.base import LayerState, RecurrentLayer
 from rnnkit.models._config import config_from_dict
 
 # The recurrent layers a language model can be built from, by the name the CLI takes.
 # A new cell joins by adding its layer class here.
-CELLS: dict[str, type[RecurrentLayer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+CELLS: dict[str, type[RecurrentLayer]] = {
+    "rnn": RNN,
+    "lstm": LSTM,
+    "gru": GRU,
+    "mingru": MinGRU,
+    "minlstm": MinLSTM,
+}
 
 
 @dataclass
