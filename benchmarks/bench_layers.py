@@ -63,8 +63,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
     parser.add_argument("--cells", default="LSTM,GRU,RNN", help="comma-separated subset")
+    parser.add_argument(
+        "--native-only", action="store_true", help="time torch.nn against the native backend only"
+    )
+    parser.add_argument("--repeats", type=int, help="timed rounds (default: 7, --quick: 3)")
     args = parser.parse_args()
-    repeats = 3 if args.quick else 7
+    repeats = args.repeats or (3 if args.quick else 7)
     warnings.simplefilter("ignore", rnnkit.PerformanceWarning)
     torch.manual_seed(0)
     print(f"machine: {machine()}")
@@ -74,6 +78,8 @@ def main() -> None:
         for name in args.cells.split(","):
             ref = CELLS[name][0](I, H)
             mods = {"torch.nn": ref, **variants(name, ref)}
+            if args.native_only:
+                mods = {"torch.nn": ref, "native": mods["native"]}
             for mode, make in (("train", train_step), ("inference", infer)):
                 fns = {k: make(m, x) for k, m in mods.items()}
                 times = interleaved_medians(fns, repeats=repeats)

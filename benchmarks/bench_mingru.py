@@ -40,17 +40,26 @@ def make(kind: str, T: int, B: int, I: int, H: int):
 
 
 def peak_memory_mib(kind: str, T: int, B: int, I: int, H: int) -> float:
-    """Peak RSS growth of one training step, in a fresh process."""
+    """Peak RSS growth of one training step, in a fresh process.
+
+    Read from VmHWM, the high-water mark of the process's own memory: getrusage's
+    ru_maxrss would carry over this (larger) parent's peak through exec on Linux.
+    """
     here = str(Path(__file__).resolve().parent)
     code = (
-        f"import resource, sys, torch; sys.path.insert(0, {here!r});"
-        "from bench_mingru import make;"
+        f"import sys, torch; sys.path.insert(0, {here!r});"
+        "from bench_mingru import make, vm_hwm_kib;"
         f"step = make({kind!r}, {T}, {B}, {I}, {H});"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; step();"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)"
+        "before = vm_hwm_kib(); step(); print((vm_hwm_kib() - before) / 1024)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout.strip())
+
+
+def vm_hwm_kib() -> int:
+    """The peak resident memory of this process so far, in KiB (Linux)."""
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
 def gemm_peak_flops(n: int = 2048, repeats: int = 5) -> float:

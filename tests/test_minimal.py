@@ -29,6 +29,18 @@ def test_scan_equals_the_sequential_recurrence(T):
     torch.testing.assert_close(linear_scan(a, b, h0), _sequential(a, b, h0), atol=1e-12, rtol=0)
 
 
+def test_scan_gradients_equal_the_sequential_loops_at_three_levels():
+    T = CHUNK * CHUNK * 2 + 7  # three levels of blocks and a remainder
+    a = torch.rand(T, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(T, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(T, 3, dtype=torch.float64)
+    got = torch.autograd.grad((linear_scan(a, b, h0) * w).sum(), (a, b, h0))
+    want = torch.autograd.grad((_sequential(a, b, h0) * w).sum(), (a, b, h0))
+    for u, v in zip(got, want, strict=True):
+        torch.testing.assert_close(u, v, atol=1e-10, rtol=0)
+
+
 def test_scan_gradcheck_across_chunk_levels():
     T = CHUNK * 2 + 3
     a = torch.rand(T, 2, dtype=torch.float64, requires_grad=True)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.backends.stack import run_stack
 from rnnkit.cells.base import State
 
 Stepper = Callable[[Tensor, list[State]], tuple[Tensor, list[State]]]
@@ -119,27 +120,20 @@ def _steps(layer: RecurrentLayer, x: Tensor, state: State) -> tuple[Tensor, Stat
     """A few steps with torch's one-step kernels (those of ``torch.nn.LSTMCell`` and co.)."""
     kernel = _STEP_KERNELS[layer.kind]
     T = x.size(0)
-    D = layer.num_directions
     lstm = len(state) == 2
-    finals: list[State] = []
-    inp = x
-    for k in range(layer.num_layers):
-        outs = []
-        for d in range(D):
-            w = tuple(layer.cell_parameters(k, d).values())
-            if not layer.bias:
-                w = (*w, None, None)
-            s: Any = (state[0][k * D + d], state[1][k * D + d]) if lstm else state[0][k * D + d]
-            hs: list[Tensor] = [inp] * T
-            for t in range(T - 1, -1, -1) if d else range(T):
-                s = kernel(inp[t], s, *w)
-                hs[t] = s[0] if lstm else s
-            outs.append(torch.stack(hs))
-            finals.append(tuple(s) if lstm else (s,))
-        inp = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
-        if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
-            inp = torch.nn.functional.dropout(inp, layer.dropout, training=True)
-    return inp, tuple(torch.stack([f[j] for f in finals]) for j in range(len(state)))
+
+    def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
+        w = tuple(layer.cell_parameters(k, d).values())
+        if not layer.bias:
+            w = (*w, None, None)
+        s: Any = s0 if lstm else s0[0]
+        hs: list[Tensor] = [inp] * T
+        for t in range(T - 1, -1, -1) if d else range(T):
+            s = kernel(inp[t], s, *w)
+            hs[t] = s[0] if lstm else s
+        return torch.stack(hs), (tuple(s) if lstm else (s,))
+
+    return run_stack(layer, x, state, direction)
 
 
 def stepper(layer: RecurrentLayer) -> Stepper | None:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import Params, RecurrentCell, State
 
 if TYPE_CHECKING:
@@ -65,47 +66,22 @@ def run(
     reset: Tensor | None,
 ) -> tuple[Tensor, State]:
     """Run the whole stack on x (T, B, I); state is a tuple of (L*D, B, H) tensors."""
-    T, B, _ = x.shape
-    D = 2 if layer.bidirectional else 1
-    valid = None
-    if lengths is not None:
-        steps = torch.arange(T, device=x.device)
-        valid = (steps[:, None] < lengths.to(x.device)[None, :]).unsqueeze(-1)  # (T, B, 1)
-    zero_fwd = zero_rev = None
-    if reset is not None:
-        r = reset.unsqueeze(-1)  # (T, B, 1)
-        if valid is not None:
-            r = r & valid  # a reset past a sequence's end must not touch its final state
-        zero_fwd = r
-        # Going backwards, a segment that starts at t ends the reverse run of step t - 1:
-        # the state is zeroed before step t - 1, i.e. shift the mask one step earlier.
-        zero_rev = torch.cat([r[1:], torch.zeros_like(r[:1])])
+    m = masks(x, lengths, reset)
 
-    finals: list[State] = []
-    inp = x
-    for k, cell in enumerate(layer.cells):
-        outs = []
-        for d in range(D):
-            idx = k * D + d
-            s0 = tuple(s[idx] for s in state)
-            mask = cell.sample_recurrent_mask(B, inp)
-            out, s_n = run_direction(
-                cell,
-                layer.cell_parameters(k, d),
-                inp,
-                s0,
-                valid=valid,
-                zero=zero_rev if d else zero_fwd,
-                reverse=bool(d),
-                mask=mask,
-            )
-            outs.append(out)
-            finals.append(s_n)
-        inp = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
-        if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
-            inp = F.dropout(inp, layer.dropout, training=True)
-    n_state = len(state)
-    return inp, tuple(torch.stack([f[j] for f in finals]) for j in range(n_state))
+    def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
+        cell = layer.cells[k]
+        return run_direction(
+            cell,
+            layer.cell_parameters(k, d),
+            inp,
+            s0,
+            valid=m.valid,
+            zero=m.zero_rev if d else m.zero_fwd,
+            reverse=bool(d),
+            mask=cell.sample_recurrent_mask(x.size(1), inp),
+        )
+
+    return run_stack(layer, x, state, direction)
 
 
 def stepper(layer: RecurrentLayer) -> Callable[[Tensor, list[State]], tuple[Tensor, list[State]]]:

@@ -28,61 +28,84 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import State
 
 if TYPE_CHECKING:
     from rnnkit.layers.base import RecurrentLayer
 
-CHUNK = 32  # steps per block; the Python-level loop runs ~C·log_C(T) small steps
+CHUNK = 32  # steps per block; the Python-level loop runs ~2·C·log_C(T) small steps
 
 
-def _scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """h_t = a_t ∘ h_{t-1} + b_t for t = 1..T; a, b (T, N), h0 (N,); returns h (T, N)."""
+def _scan(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, out: Tensor) -> Tensor:
+    """h_t = a_t ∘ h_{t∓1} + b_t into ``out``; a, b, out (T, N), h0 (N,) the outer state.
+
+    Forward: h_t = a_t h_{t-1} + b_t with h_{-1} = h0. Reverse: h_t = a_t h_{t+1} + b_t
+    with h_T = h0 (the backward pass's recurrence, run without flipping any array).
+    """
     T = a.size(0)
-    if T <= CHUNK:
-        h = torch.empty_like(b)
-        prev = h0
-        for t in range(T):
-            prev = torch.addcmul(b[t], a[t], prev)
-            h[t] = prev
-        return h
-    K = -(-T // CHUNK)  # number of chunks
-    pad = K * CHUNK - T
-    if pad:
-        # Padding steps with a = 1, b = 0 leave the state unchanged.
-        a = torch.cat([a, a.new_ones(pad, a.size(1))])
-        b = torch.cat([b, b.new_zeros(pad, b.size(1))])
-    a_c = a.view(K, CHUNK, -1)  # (K, C, N)
-    b_c = b.view(K, CHUNK, -1)
-    decay = torch.cumprod(a_c, dim=1)  # ∏ of a within the chunk up to each step
-    local = torch.empty_like(b_c)  # the recurrence inside each chunk from a zero state
-    prev = b_c[:, 0]
-    local[:, 0] = prev
-    for j in range(1, CHUNK):
-        prev = torch.addcmul(b_c[:, j], a_c[:, j], prev)
-        local[:, j] = prev
-    # The state at each chunk's end obeys the same linear recurrence, K steps long.
-    ends = _scan(decay[:, -1], local[:, -1], h0)  # (K, N)
-    entering = torch.cat([h0[None], ends[:-1]])  # state entering each chunk
-    h = torch.addcmul(local, decay, entering[:, None])  # (K, C, N)
-    return h.view(K * CHUNK, -1)[:T]
+    K, r = divmod(T, CHUNK)
+    if K <= 1:
+        _sequential(a, b, h0, reverse, out)
+        return out
+    # The blocked part covers K·C steps; the r left over run sequentially after it, at the
+    # end of time (forward) or at its start (reverse).
+    main = slice(T - K * CHUNK, T) if reverse else slice(0, K * CHUNK)
+    rest = slice(0, r) if reverse else slice(K * CHUNK, T)
+    _blocked(a[main], b[main], h0, reverse, out[main], K)
+    if r:
+        _sequential(a[rest], b[rest], out[main][0 if reverse else -1], reverse, out[rest])
+    return out
+
+
+def _sequential(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, out: Tensor) -> None:
+    prev = h0
+    for t in range(a.size(0) - 1, -1, -1) if reverse else range(a.size(0)):
+        prev = torch.addcmul(b[t], a[t], prev, out=out[t])
+
+
+def _blocked(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, out: Tensor, K: int) -> None:
+    a_c, b_c = a.view(K, CHUNK, -1), b.view(K, CHUNK, -1)  # (K, C, N)
+    order = range(CHUNK - 1, -1, -1) if reverse else range(CHUNK)
+    first, later = order[0], order[1:]
+    # Pass 1, all chunks at once: each chunk's recurrence from a zero state, and the
+    # product of its a's - what the chunk does to the state that enters it.
+    local, decay = b_c[:, first], a_c[:, first]
+    for j in later:
+        local = torch.addcmul(b_c[:, j], a_c[:, j], local)
+        decay = decay * a_c[:, j]
+    # The states between chunks obey the same recurrence, K steps long.
+    ends = _scan(decay, local, h0, reverse, torch.empty_like(local))  # (K, N)
+    # The state entering each chunk, in the order the chunks are run.
+    entering = torch.cat([ends[1:], h0[None]] if reverse else [h0[None], ends[:-1]])
+    # Pass 2: every chunk again, now from the state that truly enters it.
+    h_c = out.view(K, CHUNK, -1)
+    prev = entering
+    for j in order:
+        prev = torch.addcmul(b_c[:, j], a_c[:, j], prev, out=h_c[:, j])
 
 
 class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-        h = _scan(a, b, h0)
+        h = _scan(a, b, h0, False, torch.empty_like(b))
         ctx.save_for_backward(a, h0, h)
         return h
 
     @staticmethod
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         a, h0, h = ctx.saved_tensors
-        # g_t = G_t + a_{t+1} g_{t+1}: a scan backwards in time with the a's shifted by one.
-        a_next = torch.cat([a[1:], a.new_zeros(1, a.size(1))])
-        g = _scan(a_next.flip(0), grad_h.flip(0), torch.zeros_like(h0)).flip(0)
-        h_prev = torch.cat([h0[None], h[:-1]])
-        return g * h_prev, g, a[0] * g[0]
+        grad_h = grad_h.contiguous()
+        # g_t = G_t + a_{t+1} g_{t+1}: the same scan backwards in time, with the a's one
+        # step ahead; g_{T-1} = G_{T-1} enters it as the outer state.
+        g = torch.empty_like(grad_h)
+        g[-1] = grad_h[-1]
+        if a.size(0) > 1:
+            _scan(a[1:], grad_h[:-1], grad_h[-1], True, g[:-1])
+        grad_a = torch.empty_like(a)
+        torch.mul(g[1:], h[:-1], out=grad_a[1:])  # ∂L/∂a_t = g_t ∘ h_{t-1}
+        grad_a[0] = g[0] * h0
+        return grad_a, g, a[0] * g[0]
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -103,45 +126,27 @@ def run(
     T, B, _ = x.shape
     if T == 0:  # only reachable with lengths all 0: the state passes through
         return x.new_zeros(0, B, layer.output_size), tuple(s.clone() for s in state)
-    D = layer.num_directions
-    valid = None
-    if lengths is not None:
-        steps = torch.arange(T, device=x.device)
-        valid = (steps[:, None] < lengths.to(x.device)[None, :]).unsqueeze(-1)  # (T, B, 1)
-    zero_fwd = zero_rev = None
-    if reset is not None:
-        r = reset.unsqueeze(-1)  # (T, B, 1)
-        if valid is not None:
-            r = r & valid
-        zero_fwd = r
-        zero_rev = torch.cat([r[1:], torch.zeros_like(r[:1])])  # as in the reference backend
+    m = masks(x, lengths, reset)
 
-    finals = []
-    inp = x
-    for k, cell in enumerate(layer.cells):
-        outs = []
-        for d in range(D):
-            p = layer.cell_parameters(k, d)
-            h0 = state[0][k * D + d]  # (B, H)
-            a, b = cell.scan_coefficients(p, cell.project(p, inp))  # (T, B, H) each
-            zero = zero_rev if d else zero_fwd
-            if zero is not None:
-                a = a.masked_fill(zero, 0.0)  # h_{t-1} := 0 before step t
-            if valid is not None:
-                # Past a sequence's end the state must not move: a = 1, b = 0.
-                a = torch.where(valid, a, torch.ones_like(a))
-                b = torch.where(valid, b, torch.zeros_like(b))
-            if d:
-                h = linear_scan(a.flip(0), b.flip(0), h0).flip(0)
-                final = h[0]
-            else:
-                h = linear_scan(a, b, h0)
-                final = h[-1]
-            if valid is not None:
-                h = torch.where(valid, h, torch.zeros_like(h))
-            outs.append(h)
-            finals.append(final)
-        inp = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
-        if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
-            inp = torch.nn.functional.dropout(inp, layer.dropout, training=True)
-    return inp, (torch.stack(finals),)
+    def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
+        cell = layer.cells[k]
+        p = layer.cell_parameters(k, d)
+        a, b = cell.scan_coefficients(p, cell.project(p, inp))  # (T, B, H) each
+        zero = m.zero_rev if d else m.zero_fwd
+        if zero is not None:
+            a = a.masked_fill(zero, 0.0)  # h_{t-1} := 0 before step t
+        if m.valid is not None:
+            # Past a sequence's end the state must not move: a = 1, b = 0.
+            a = torch.where(m.valid, a, torch.ones_like(a))
+            b = torch.where(m.valid, b, torch.zeros_like(b))
+        if d:
+            h = linear_scan(a.flip(0), b.flip(0), s0[0]).flip(0)
+            final = h[0]
+        else:
+            h = linear_scan(a, b, s0[0])
+            final = h[-1]
+        if m.valid is not None:
+            h = torch.where(m.valid, h, torch.zeros_like(h))
+        return h, (final,)
+
+    return run_stack(layer, x, state, direction)

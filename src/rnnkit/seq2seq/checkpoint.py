@@ -15,21 +15,22 @@ Each file is written to a temporary name and then moved over the old one with
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
-from safetensors.torch import load_file, save_file
-from torch import Tensor
+from safetensors.torch import load_file
 
+from rnnkit.models._config import config_from_dict
 from rnnkit.seq2seq.data import CharVocab, NumbersTask
 from rnnkit.seq2seq.model import Seq2Seq, Seq2SeqConfig
+from rnnkit.train.checkpoint import (
+    atomic_write,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_tensors,
+)
 
 TASK = "numbers"
 FORMAT = "rnnkit.numbers"  # what "format" says in config.json; the language model writes its own
@@ -39,74 +40,21 @@ C = TypeVar("C")
 
 def dataclass_from_dict(cls: type[C], data: object, where: str) -> C:
     """``cls(**data)`` after checking keys and types; unknown keys are rejected."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a JSON object; got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    hints = typing.get_type_hints(cls)
-    for name, value in data.items():
-        if not _matches(value, hints[name]):
-            raise ValueError(f"{where}: {name} has the wrong type; got {value!r}")
-    return cls(**data)
-
-
-def _matches(value: object, hint: Any) -> bool:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint) if isinstance(hint, type) else True
+    return config_from_dict(cls, data, where=where)
 
 
 # ---- atomic writes --------------------------------------------------------------------
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"))
 
 
-def write_tensors(path: Path, tensors: dict[str, Tensor]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
-
-
-# ---- optimiser state as tensors + JSON --------------------------------------------------
-
-
-def optimizer_to_files(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Split ``opt.state_dict()`` into named tensors and a JSON-able rest."""
-    sd = opt.state_dict()
-    tensors: dict[str, Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, entry in sd["state"].items():
-        for key, value in entry.items():
-            if isinstance(value, Tensor):
-                tensors[f"state.{pid}.{key}"] = value
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def optimizer_from_files(
-    opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]
-) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("state."):
-            _, pid, key = name.split(".", 2)
-            state.setdefault(int(pid), {})[key] = value
-    for pid, entry in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(entry)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+# The tensors, and the optimiser's state as tensors + JSON, are written as the language
+# model writes them.
+write_tensors = save_tensors
+optimizer_to_files = optimizer_to_tensors
+optimizer_from_files = optimizer_from_tensors
 
 
 # ---- a loaded run ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ decoders put the model in eval mode (no dropout) and compute no gradients.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -59,9 +60,15 @@ def _unpack(
     return out
 
 
-@torch.no_grad()
-def greedy(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> list[Decoded]:
-    """The most likely token at each step (src (S, B), src_lengths (B,))."""
+def _decode_one_by_one(
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    max_len: int,
+    pick: Callable[[Tensor], Tensor],
+    temperature: float = 1.0,
+) -> list[Decoded]:
+    """One token per step for every input, chosen by ``pick`` from the (B, V) log-probs."""
     model.eval()
     memory = model.encode(src, src_lengths)
     state = model.init_state(memory)
@@ -71,8 +78,8 @@ def greedy(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> li
     tokens, logps, weights = [], [], []
     for _ in range(max_len):
         logits, state, w = model.step(y, state, memory)
-        logp = _log_probs(logits)
-        y = logp.argmax(-1).masked_fill(done, PAD)  # finished rows emit padding
+        logp = _log_probs(logits, temperature)
+        y = pick(logp).masked_fill(done, PAD)  # finished rows emit padding
         tokens.append(y)
         logps.append(logp.gather(1, y[:, None]).squeeze(1).masked_fill(done, 0.0))
         if w is not None:
@@ -81,6 +88,12 @@ def greedy(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> li
         if bool(done.all()):
             break
     return _unpack(torch.stack(tokens, 1), torch.stack(logps, 1), weights or None, src_lengths)
+
+
+@torch.no_grad()
+def greedy(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> list[Decoded]:
+    """The most likely token at each step (src (S, B), src_lengths (B,))."""
+    return _decode_one_by_one(model, src, src_lengths, max_len, lambda logp: logp.argmax(-1))
 
 
 @torch.no_grad()
@@ -95,26 +108,11 @@ def sample(
     """Draw each token from softmax(logits / temperature); lower is closer to greedy."""
     if not temperature > 0:
         raise ValueError(f"sample: temperature must be > 0; got {temperature}")
-    model.eval()
-    memory = model.encode(src, src_lengths)
-    state = model.init_state(memory)
-    B = src.size(1)
-    y = torch.full((B,), BOS, dtype=torch.long, device=src.device)
-    done = torch.zeros(B, dtype=torch.bool, device=src.device)
-    tokens, logps, weights = [], [], []
-    for _ in range(max_len):
-        logits, state, w = model.step(y, state, memory)
-        logp = _log_probs(logits, temperature)
-        y = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
-        y = y.masked_fill(done, PAD)
-        tokens.append(y)
-        logps.append(logp.gather(1, y[:, None]).squeeze(1).masked_fill(done, 0.0))
-        if w is not None:
-            weights.append(w)
-        done = done | (y == EOS)
-        if bool(done.all()):
-            break
-    return _unpack(torch.stack(tokens, 1), torch.stack(logps, 1), weights or None, src_lengths)
+
+    def draw(logp: Tensor) -> Tensor:
+        return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+
+    return _decode_one_by_one(model, src, src_lengths, max_len, draw, temperature)
 
 
 def length_penalty(length: Tensor, alpha: float) -> Tensor:
