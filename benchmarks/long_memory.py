@@ -23,7 +23,7 @@ from rnnkit.models.memory import MemoryTaskConfig, train_memory_task
 PRESETS = {
     # Short sequences that finish in a few minutes on 2 CPU cores.
     "quick": [
-        dict(task="adding", length=100, cell=c, steps=1500, lr=3e-3, minutes=4)
+        dict(task="adding", length=100, cell=c, steps=1500, lr=3e-3, minutes=3)
         for c in ("lstm", "gru", "mingru", "rnn")
     ],
     # The goals: adding at T = 1000, copy memory at T = 200, selective copying
