@@ -48,7 +48,9 @@ def test_forward_shapes_and_streaming(cell: str):
 
 
 def test_config_checks_and_unknown_keys():
-    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru, mingru, minlstm; got 'tcn'"):
+    with pytest.raises(
+        ValueError, match="cell must be one of rnn, lstm, gru, mingru, minlstm; got 'tcn'"
+    ):
         CharLMConfig(vocab_size=10, cell="tcn")
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
         CharLMConfig(vocab_size=10, hidden_size=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rnnkit.cli._lm_args import positive_int
 from rnnkit.demo import run_demo
 
 
@@ -17,25 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--steps",
-        type=_positive,
+        type=positive_int,
         default=600,
         help="optimiser steps (default: 600, about half a minute on 2 CPU cores)",
     )
     p.add_argument(
-        "--length", type=_positive, default=50, help="sequence length T in steps (default: 50)"
+        "--length", type=positive_int, default=50, help="sequence length T in steps (default: 50)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,32 +10,14 @@ from pathlib import Path
 
 import torch
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {value}")
-    return value
+from rnnkit.cli._lm_args import nonnegative_int, positive_int
 
 
 def _lengths(text: str) -> tuple[int, ...]:
     if not text.strip():
         return ()
     try:
-        return tuple(_positive(part) for part in text.split(","))
+        return tuple(positive_int(part) for part in text.split(","))
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers; got {text!r}"
@@ -59,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     common.add_argument(
         "--threads",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="CPU threads for torch (default: 1, steady timings on a shared machine)",
     )
@@ -72,8 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "spectral norm of the product of step Jacobians, at initialisation and after "
         "training on the adding problem. Writes gradient-flow-INIT.png.",
     )
-    g.add_argument("--length", type=_positive, default=50, help="sequence length T (default: 50)")
-    g.add_argument("--hidden", type=_positive, default=32, help="hidden size H (default: 32)")
+    g.add_argument(
+        "--length", type=positive_int, default=50, help="sequence length T (default: 50)"
+    )
+    g.add_argument("--hidden", type=positive_int, default=32, help="hidden size H (default: 32)")
     g.add_argument(
         "--init",
         choices=("default", "orthogonal", "chrono", "forget-bias"),
@@ -83,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--steps",
-        type=_non_negative,
+        type=nonnegative_int,
         default=300,
         help="adding-problem training steps before the second measurement; 0 skips it "
         "(default: 300)",
@@ -109,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     a.add_argument(
         "--max-chars",
-        type=_positive,
+        type=positive_int,
         default=100,
         help="characters shown in the heat maps (default: 100; all are used for correlations)",
     )
@@ -123,16 +107,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "results of every recurrent layer, at equal hidden size and at the LSTM's "
         "parameter budget. Writes compare.png.",
     )
-    c.add_argument("--hidden", type=_positive, default=64, help="hidden size H (default: 64)")
-    c.add_argument("--input-size", type=_positive, default=32, help="input size I (default: 32)")
-    c.add_argument("--length", type=_positive, default=50, help="sequence length T (default: 50)")
-    c.add_argument("--batch", type=_positive, default=32, help="batch size B (default: 32)")
+    c.add_argument("--hidden", type=positive_int, default=64, help="hidden size H (default: 64)")
+    c.add_argument("--input-size", type=positive_int, default=32, help="input size I (default: 32)")
     c.add_argument(
-        "--repeats", type=_positive, default=20, help="timed repeats, median kept (default: 20)"
+        "--length", type=positive_int, default=50, help="sequence length T (default: 50)"
+    )
+    c.add_argument("--batch", type=positive_int, default=32, help="batch size B (default: 32)")
+    c.add_argument(
+        "--repeats", type=positive_int, default=20, help="timed repeats, median kept (default: 20)"
     )
     c.add_argument(
         "--steps",
-        type=_non_negative,
+        type=nonnegative_int,
         default=300,
         help="adding-problem training steps per layer; 0 skips training (default: 300)",
     )
@@ -157,11 +143,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--cell", choices=("rnn", "gru", "lstm"), default="lstm", help="layer (default: lstm)"
     )
-    b.add_argument("--hidden", type=_positive, default=32, help="hidden size H (default: 32)")
-    b.add_argument("--length", type=_positive, default=20, help="sequence length T (default: 20)")
-    b.add_argument("--vocab", type=_positive, default=4, help="alphabet size V (default: 4)")
-    b.add_argument("--max-offset", type=_positive, default=3, help="largest offset K (default: 3)")
-    b.add_argument("--steps", type=_positive, default=300, help="training steps (default: 300)")
+    b.add_argument("--hidden", type=positive_int, default=32, help="hidden size H (default: 32)")
+    b.add_argument(
+        "--length", type=positive_int, default=20, help="sequence length T (default: 20)"
+    )
+    b.add_argument("--vocab", type=positive_int, default=4, help="alphabet size V (default: 4)")
+    b.add_argument(
+        "--max-offset", type=positive_int, default=3, help="largest offset K (default: 3)"
+    )
+    b.add_argument("--steps", type=positive_int, default=300, help="training steps (default: 300)")
     b.set_defaults(func=run_bidirectional)
 
 
