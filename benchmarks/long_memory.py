@@ -54,7 +54,10 @@ def verdict(result: dict) -> str:
     base, final = result["baseline"], result["final"]
     if result["metric"] == "accuracy":
         return f"{final:.1%} (chance {base:.1%})"
-    return f"{final:.4g} ({base / max(final, 1e-12):.0f}x below the baseline {base:.4g})"
+    ratio = base / max(final, 1e-12)
+    if ratio < 2:
+        return f"{final:.4g}: not solved (baseline {base:.4g})"
+    return f"{final:.4g} ({ratio:.0f}x below the baseline {base:.4g})"
 
 
 def main() -> None:
