@@ -8,16 +8,6 @@ import torch
 from rnnkit.explain.bidirectional import accuracy_per_offset, run_bidirectional, shifted_symbols
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a loaded machine torch's
-    # thread pool can be 50x slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_shifted_symbols_labels() -> None:
     offsets = range(-2, 3)
     x, y = shifted_symbols(3, 6, 5, offsets, generator=torch.Generator().manual_seed(0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 import rnnkit
@@ -14,16 +13,6 @@ from rnnkit.explain.compare import (
     hidden_for_budget,
     run_compare,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a loaded machine torch's
-    # thread pool can be 50x slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(("name", "gates"), [("RNN tanh", 1), ("GRU", 3), ("LSTM", 4)])

@@ -11,16 +11,6 @@ from rnnkit.explain import gates
 from rnnkit.explain.gates import analyse_gates, text_features, trace_lstm
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a loaded machine torch's
-    # thread pool can be 50x slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize(
     "options",
     [{}, {"layer_norm": True, "backend": "reference"}, {"zoneout": 0.3, "backend": "reference"}],

@@ -10,17 +10,6 @@ import rnnkit
 from rnnkit.explain import gradient_flow as gf
 from rnnkit.explain.gates import lstm_gates
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a loaded machine torch's
-    # thread pool can be 50x slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 T, B, H = 12, 3, 5
 
 
