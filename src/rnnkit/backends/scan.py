@@ -65,7 +65,9 @@ def _sequential(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, out: Tensor) ->
 
 
 def _blocked(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, out: Tensor, K: int) -> None:
-    a_c, b_c = a.view(K, CHUNK, -1), b.view(K, CHUNK, -1)  # (K, C, N)
+    # reshape, not view: an incoming gradient may be expanded or strided (a copy is made
+    # only then); ``out`` is always ours and contiguous, and may be ``b`` itself.
+    a_c, b_c = a.reshape(K, CHUNK, -1), b.reshape(K, CHUNK, -1)  # (K, C, N)
     order = range(CHUNK - 1, -1, -1) if reverse else range(CHUNK)
     first, later = order[0], order[1:]
     # Pass 1, all chunks at once: each chunk's recurrence from a zero state, and the
@@ -85,23 +87,33 @@ def _blocked(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, out: Tensor, K: in
         prev = torch.addcmul(b_c[:, j], a_c[:, j], prev, out=h_c[:, j])
 
 
+def scan_forward(a: Tensor, b: Tensor, h0: Tensor, out: Tensor) -> Tensor:
+    """h_t = a_t ∘ h_{t-1} + b_t into ``out`` (T, N), which may be ``b`` itself."""
+    return _scan(a, b, h0, False, out)
+
+
+def scan_gradient(a: Tensor, grad_h: Tensor) -> Tensor:
+    """g_t = ∂L/∂h_t over the future, from G_t = ``grad_h`` (T, N): ∂L/∂b_t = g_t."""
+    # g_t = G_t + a_{t+1} g_{t+1}: the same scan backwards in time, with the a's one step
+    # ahead; g_{T-1} = G_{T-1} enters it as the outer state.
+    g = torch.empty(grad_h.shape, dtype=grad_h.dtype, device=grad_h.device)
+    g[-1] = grad_h[-1]
+    if a.size(0) > 1:
+        _scan(a[1:], grad_h[:-1], grad_h[-1], True, g[:-1])
+    return g
+
+
 class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-        h = _scan(a, b, h0, False, torch.empty_like(b))
+        h = scan_forward(a, b, h0, torch.empty_like(b))
         ctx.save_for_backward(a, h0, h)
         return h
 
     @staticmethod
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         a, h0, h = ctx.saved_tensors
-        grad_h = grad_h.contiguous()
-        # g_t = G_t + a_{t+1} g_{t+1}: the same scan backwards in time, with the a's one
-        # step ahead; g_{T-1} = G_{T-1} enters it as the outer state.
-        g = torch.empty_like(grad_h)
-        g[-1] = grad_h[-1]
-        if a.size(0) > 1:
-            _scan(a[1:], grad_h[:-1], grad_h[-1], True, g[:-1])
+        g = scan_gradient(a, grad_h)
         grad_a = torch.empty_like(a)
         torch.mul(g[1:], h[:-1], out=grad_a[1:])  # ∂L/∂a_t = g_t ∘ h_{t-1}
         grad_a[0] = g[0] * h0
@@ -131,20 +143,23 @@ def run(
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell = layer.cells[k]
         p = layer.cell_parameters(k, d)
-        a, b = cell.scan_coefficients(p, cell.project(p, inp))  # (T, B, H) each
+        gx = cell.project(p, inp)
         zero = m.zero_rev if d else m.zero_fwd
-        if zero is not None:
-            a = a.masked_fill(zero, 0.0)  # h_{t-1} := 0 before step t
-        if m.valid is not None:
-            # Past a sequence's end the state must not move: a = 1, b = 0.
-            a = torch.where(m.valid, a, torch.ones_like(a))
-            b = torch.where(m.valid, b, torch.zeros_like(b))
-        if d:
-            h = linear_scan(a.flip(0), b.flip(0), s0[0]).flip(0)
-            final = h[0]
+        if zero is None and m.valid is None:
+            # The common training call: the cell may fuse its gates into the scan.
+            h = cell.scan(p, gx.flip(0) if d else gx, s0[0])
         else:
-            h = linear_scan(a, b, s0[0])
-            final = h[-1]
+            a, b = cell.scan_coefficients(p, gx)  # (T, B, H) each
+            if zero is not None:
+                a = a.masked_fill(zero, 0.0)  # h_{t-1} := 0 before step t
+            if m.valid is not None:
+                # Past a sequence's end the state must not move: a = 1, b = 0.
+                a = torch.where(m.valid, a, torch.ones_like(a))
+                b = torch.where(m.valid, b, torch.zeros_like(b))
+            h = linear_scan(a.flip(0), b.flip(0), s0[0]) if d else linear_scan(a, b, s0[0])
+        if d:
+            h = h.flip(0)
+        final = h[0] if d else h[-1]
         if m.valid is not None:
             h = torch.where(m.valid, h, torch.zeros_like(h))
         return h, (final,)

@@ -72,6 +72,15 @@ class LinearRecurrentCell(RecurrentCell):
             return torch.where(keep, torch.ones_like(a), a), torch.where(keep, 0.0, b)
         return self.zoneout + (1.0 - self.zoneout) * a, (1.0 - self.zoneout) * b
 
+    def scan(self, p: Params, gx: Tensor, h0: Tensor) -> Tensor:
+        """h^t for every t of an unmasked sequence from its projections gx (T, ..., G·H).
+
+        The scan backend's entry point; a subclass may fuse its gates into the scan.
+        """
+        from rnnkit.backends.scan import linear_scan  # the backend imports the cells
+
+        return linear_scan(*self.scan_coefficients(p, gx), h0)
+
     def recur(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:
         (h_prev,) = state
         a, b = self.coefficients(p, gx)

@@ -42,6 +42,11 @@ class MinGRUCell(LinearRecurrentCell):
     def coefficients(self, p: Params, gx: Tensor) -> tuple[Tensor, Tensor]:
         return _Coefficients.apply(gx)
 
+    def scan(self, p: Params, gx: Tensor, h0: Tensor) -> Tensor:
+        if self.zoneout:
+            return super().scan(p, gx, h0)
+        return _GatedScan.apply(gx, h0)
+
 
 class _Coefficients(torch.autograd.Function):
     """a = 1 − z, b = z ∘ h̃ with z = σ(a_z), and their gradient derived by hand.
@@ -70,3 +75,47 @@ class _Coefficients(torch.autograd.Function):
         g_z.sub_(grad_a).mul_(z).mul_(a)
         torch.mul(grad_b, z, out=g_h)
         return grad
+
+
+class _GatedScan(torch.autograd.Function):
+    """The gates and the scan in one function: h^t for all t from the projections.
+
+    Autograd over ``_Coefficients`` and the linear scan would build ∂L/∂a^t = g^t ∘ h^{t-1}
+    in a buffer of its own and read it back; here it is folded into the update gate's
+    gradient, with g^t = ∂L/∂h^t summed over the future (the reverse scan):
+
+        ∂L/∂z^t = g^t ∘ (h̃^t − h^{t-1}),   ∂L/∂a_z^t = ∂L/∂z^t ∘ z^t (1 − z^t),
+        ∂L/∂h̃^t = g^t ∘ z^t,               ∂L/∂h^0 = (1 − z^1) ∘ g^1.
+
+    The states are written over b^t = z^t ∘ h̃^t, which the scan reads only before it
+    writes the same step. Two passes over (T, B, H) and one buffer fewer than the
+    unfused pair; the function is the same.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gx: Tensor, h0: Tensor) -> Tensor:
+        from rnnkit.backends.scan import scan_forward  # the backend imports the cells
+
+        a_z, h_tilde = gx.chunk(2, dim=-1)
+        z = torch.sigmoid(a_z)
+        a = 1 - z
+        h = torch.mul(z, h_tilde)  # b^t, overwritten by h^t
+        T = h.size(0)
+        scan_forward(a.view(T, -1), h.view(T, -1), h0.reshape(-1), out=h.view(T, -1))
+        ctx.save_for_backward(z, a, h_tilde, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor]:
+        from rnnkit.backends.scan import scan_gradient
+
+        z, a, h_tilde, h, h0 = ctx.saved_tensors
+        T = h.size(0)
+        g = scan_gradient(a.view(T, -1), grad_h.reshape(T, -1)).view_as(h)
+        grad = torch.empty(*z.shape[:-1], 2 * z.size(-1), dtype=z.dtype, device=z.device)
+        g_z, g_h = grad.chunk(2, dim=-1)
+        torch.mul(g, z, out=g_h)  # ∂L/∂h̃ = g ∘ z
+        torch.sub(h_tilde[1:], h[:-1], out=g_z[1:])  # h̃^t − h^{t-1}
+        torch.sub(h_tilde[0], h0, out=g_z[0])
+        g_z.mul_(g_h).mul_(a)  # ∘ g z (1 − z)
+        return grad, a[0] * g[0]
