@@ -1,103 +1,165 @@
 """The long-memory table: each cell on the adding problem, copy memory and selective copying.
 
 Each row trains one configuration from scratch (fresh data every step, a fixed held-out
-batch for evaluation) within a step and time budget, and reports the result against the
-task's memoryless baseline. Rows run one after another; the table is printed as markdown
-and, with --out, written to a file.
+batch for evaluation) until it reaches the task's goal or its step or time budget runs
+out, and reports the result against the task's memoryless baseline. Rows run in worker
+processes of one torch thread each (``--jobs`` at a time), so a row's time is the
+training time on one core. Each finished row is saved as JSON under ``--results``; the
+markdown table is assembled from the saved rows, so rows can be run in several calls;
+a row's progress goes to ``NAME.log`` beside its JSON.
 
-    python benchmarks/long_memory.py --preset quick          # minutes: short sequences
-    python benchmarks/long_memory.py --preset issue --out docs/long-memory-table.md
-    python benchmarks/long_memory.py --task adding --length 200 --cells lstm,gru,mingru,rnn
+    python benchmarks/long_memory.py --preset quick                # minutes: short sequences
+    python benchmarks/long_memory.py --preset issue --jobs 2 --out docs/long-memory-table.md
+    python benchmarks/long_memory.py --preset issue --rows copy-200-lstm --jobs 1
+    python benchmarks/long_memory.py --preset issue --table-only --out docs/long-memory-table.md
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from _timing import machine
 from rnnkit.models.memory import MemoryTaskConfig, train_memory_task
 
-PRESETS = {
-    # Short sequences that finish in a few minutes on 2 CPU cores.
-    "quick": [
-        dict(task="adding", length=100, cell=c, steps=1500, lr=3e-3, minutes=3)
+
+def _row(task: str, length: int, cell: str, hidden: int, **options: Any) -> tuple[str, dict]:
+    layers = options.get("num_layers", 1)
+    name = f"{task}-{length}-{cell}" + (f"-{layers}x{hidden}" if layers > 1 else "")
+    return name, dict(task=task, length=length, cell=cell, hidden_size=hidden, **options)
+
+
+PRESETS: dict[str, dict[str, dict]] = {
+    # Short sequences that finish in a few minutes.
+    "quick": dict(
+        _row("adding", 100, c, 64, steps=1500, lr=3e-3, minutes=3, until_goal=True)
         for c in ("lstm", "gru", "mingru", "rnn")
-    ],
-    # The issue's goals: adding at T = 1000, copy memory at T = 200, selective copying
-    # with a 3-layer MinGRU.
-    "issue": [
-        *(
-            dict(task="adding", length=1000, cell=c, steps=3000, lr=3e-3, minutes=20)
-            for c in ("lstm", "gru", "mingru", "rnn")
-        ),
-        *(
-            dict(task="copy", length=200, cell=c, steps=4000, lr=3e-3, minutes=20)
-            for c in ("lstm", "gru", "mingru")
-        ),
-        dict(
-            task="selective-copy",
-            length=256,
-            cell="mingru",
-            num_layers=3,
-            steps=4000,
-            lr=3e-3,
-            minutes=30,
-        ),
-    ],
+    ),
+    # The issue's goals: adding at T = 1000, copy memory at T = 200, selective copying with
+    # a 3-layer MinGRU; the Elman RNN at the lengths where it stops solving the adding problem.
+    "issue": dict(
+        [
+            _row("adding", 1000, "lstm", 32, lr=3e-3, steps=6000, minutes=30, until_goal=True),
+            _row("adding", 1000, "gru", 32, lr=3e-3, steps=6000, minutes=30, until_goal=True),
+            _row("adding", 1000, "mingru", 64, lr=3e-3, steps=6000, minutes=30, until_goal=True),
+            _row("adding", 1000, "rnn", 32, lr=3e-3, steps=6000, minutes=15, until_goal=True),
+            *(
+                _row("adding", T, "rnn", 32, lr=3e-3, steps=6000, minutes=10, until_goal=True)
+                for T in (20, 50, 100)
+            ),
+            _row("copy", 200, "lstm", 128, lr=1e-3, steps=20000, minutes=40, until_goal=True),
+            _row("copy", 200, "gru", 128, lr=1e-3, steps=20000, minutes=40, until_goal=True),
+            _row(
+                "selective-copy",
+                128,
+                "mingru",
+                128,
+                num_layers=3,
+                lr=3e-3,
+                steps=20000,
+                minutes=40,
+                until_goal=True,
+            ),
+        ]
+    ),
 }
 
 
 def verdict(result: dict) -> str:
     base, final = result["baseline"], result["final"]
     if result["metric"] == "accuracy":
-        return f"{final:.1%} (chance {base:.1%})"
+        return f"{final:.1%} right (chance {base:.1%})"
     ratio = base / max(final, 1e-12)
     if ratio < 2:
         return f"{final:.4g}: not solved (baseline {base:.4g})"
-    return f"{final:.4g} ({ratio:.0f}x below the baseline {base:.4g})"
+    return f"{final:.4g}, {ratio:.0f}× below the baseline {base:.4g}"
+
+
+def reached(result: dict) -> str:
+    if result.get("goal_step") is None:
+        return "no"
+    return f"step {result['goal_step']}, {result['goal_seconds'] / 60:.1f} min"
+
+
+def train_row(name: str, row: dict, results: Path) -> tuple[str, dict]:
+    torch.set_num_threads(1)  # one core per row: rows run side by side
+    results.mkdir(parents=True, exist_ok=True)
+    with open(results / f"{name}.log", "w", encoding="utf-8") as progress:
+
+        def log(line: str) -> None:
+            progress.write(line + "\n")
+            progress.flush()
+
+        result = train_memory_task(MemoryTaskConfig(**row), log=log)
+    result["machine"] = machine()
+    return name, result
+
+
+def save(path: Path, data: dict) -> None:
+    """Write JSON atomically: a row is either whole on disk or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def table(rows: dict[str, dict], results: Path) -> list[str]:
+    lines = [
+        "| task | T | cell | layers × H | params | batch, lr | steps | time | goal | reached at "
+        "| result vs baseline |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    machines = set()
+    for name in rows:
+        path = results / f"{name}.json"
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text(encoding="utf-8"))
+        c = result["config"]
+        machines.add(result.get("machine", "?"))
+        accuracy = result["metric"] == "accuracy"
+        goal = f"≥ {result['goal']:.0%}" if accuracy else f"< {result['goal']:.2g}"
+        lines.append(
+            f"| {c['task']} | {c['length']} | {c['cell']} | {c['num_layers']} × "
+            f"{c['hidden_size']} | {result['parameters']:,} | {c['batch_size']}, {c['lr']:g} | "
+            f"{result['steps']} | {result['seconds'] / 60:.1f} min | {goal} | "
+            f"{reached(result)} | {verdict(result)} |"
+        )
+    return [f"machine: {'; '.join(sorted(machines))} (one thread per row)", "", *lines]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS))
-    parser.add_argument("--task", default="adding")
-    parser.add_argument("--length", type=int, default=100)
-    parser.add_argument("--cells", default="lstm,gru,mingru,rnn")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--rows", help="comma-separated row names of the preset (default: all)")
+    parser.add_argument("--jobs", type=int, default=1, help="rows trained at once")
+    parser.add_argument("--results", type=Path, default=Path("bench-out/long_memory"))
+    parser.add_argument("--table-only", action="store_true", help="assemble the saved rows")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = (
-        PRESETS[args.preset]
-        if args.preset
-        else [
-            dict(task=args.task, length=args.length, cell=c, steps=args.steps, minutes=args.minutes)
-            for c in args.cells.split(",")
-        ]
-    )
-    lines = [
-        f"machine: {machine()}",
-        "",
-        "| task | T | cell | layers × H | params | steps | time | result vs baseline |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    print("\n".join(lines), flush=True)
-    for row in rows:
-        config = MemoryTaskConfig(**row)
-        result = train_memory_task(config, log=lambda _: None)
-        line = (
-            f"| {config.task} | {config.length} | {config.cell} | {config.num_layers} × "
-            f"{config.hidden_size} | {result['parameters']:,} | {result['steps']} | "
-            f"{result['seconds'] / 60:.1f} min | {verdict(result)} |"
-        )
-        lines.append(line)
-        print(line, flush=True)
+    rows = PRESETS[args.preset]
+    chosen = args.rows.split(",") if args.rows else list(rows)
+    unknown = [name for name in chosen if name not in rows]
+    if unknown:
+        parser.error(f"--rows: unknown {', '.join(unknown)}; the preset has {', '.join(rows)}")
+    if not args.table_only:
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(train_row, name, rows[name], args.results) for name in chosen]
+            for future in as_completed(futures):
+                name, result = future.result()
+                save(args.results / f"{name}.json", result)
+                print(f"{name}: {verdict(result)}; goal reached at {reached(result)}", flush=True)
+    lines = table(rows, args.results)
+    print("\n".join(lines))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

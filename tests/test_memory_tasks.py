@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from rnnkit.data.tasks import adding_problem, copy_memory, copy_memory_baseline, selective_copy
-from rnnkit.models.memory import MemoryTaskConfig, baseline, train_memory_task
+from rnnkit.models.memory import (
+    MemoryTaskConfig,
+    baseline,
+    goal,
+    reaches_goal,
+    train_memory_task,
+)
 
 
 def test_adding_problem_targets_are_the_marked_sums():
@@ -74,6 +80,32 @@ def test_a_short_run_beats_the_adding_baseline():
     assert result["baseline"] == pytest.approx(baseline(config))
     assert result["final"] < 0.3 * result["baseline"]
     assert result["metric"] == "mse" and result["steps"] == 300
+    assert result["goal"] == 0.01 and [row[0] for row in result["history"]] == [100, 200, 300]
+
+
+def test_until_goal_stops_at_the_first_evaluation_that_reaches_it():
+    config = MemoryTaskConfig(
+        task="adding", length=10, cell="gru", hidden_size=32, steps=2000, eval_every=50, lr=1e-2
+    )
+    full = train_memory_task(config, log=lambda _: None)
+    assert full["goal_step"] is not None and full["goal_step"] < 2000
+    first = next(step for step, mse, _ in full["history"] if mse < 0.01)
+    assert full["goal_step"] == first and full["steps"] == 2000
+    early = train_memory_task(
+        MemoryTaskConfig(**{**config.to_dict(), "until_goal": True}), log=lambda _: None
+    )
+    # The same seed and data: the same run, cut where it first reaches the goal.
+    assert early["steps"] == early["goal_step"] == first
+    assert early["final"] == pytest.approx(full["history"][len(early["history"]) - 1][1])
+
+
+def test_goals_of_each_task():
+    assert goal(MemoryTaskConfig(task="adding", length=10)) == 0.01
+    copy = MemoryTaskConfig(task="copy", length=200)
+    assert goal(copy) == pytest.approx(10 * math.log(8) / 220 / 100)
+    assert not reaches_goal(copy, goal(copy)) and reaches_goal(copy, 0.99 * goal(copy))
+    select = MemoryTaskConfig(task="selective-copy", length=64)
+    assert reaches_goal(select, 0.99) and not reaches_goal(select, 0.98)
 
 
 def test_cli_trains_a_task_and_saves_its_result(tmp_path, capsys):
@@ -110,7 +142,7 @@ def test_cli_trains_a_task_and_saves_its_result(tmp_path, capsys):
         (["--task", "copy", "--seq-len", "5"], "--seq-len: not an option of --task copy"),
         (
             ["--length", "50", "--steps", "1"],
-            "--length, --no-chrono: only for --task adding|copy|selective-copy",
+            "--length, --no-chrono, --until-goal: only for --task adding|copy|selective-copy",
         ),
     ],
 )
