@@ -11,7 +11,8 @@ a row's progress goes to ``NAME.log`` beside its JSON.
     python benchmarks/long_memory.py --preset quick                # minutes: short sequences
     python benchmarks/long_memory.py --preset issue --jobs 2 --out docs/long-memory-table.md
     python benchmarks/long_memory.py --preset issue --rows copy-200-lstm --jobs 1
-    python benchmarks/long_memory.py --preset issue --table-only --out docs/long-memory-table.md
+    python benchmarks/long_memory.py --preset issue --table-only --out docs/long-memory-table.md \
+        --plot docs/img/long-memory.png
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,10 @@ def train_row(name: str, row: dict, results: Path) -> tuple[str, dict]:
     return name, result
 
 
+def _train_job(job: tuple[str, dict, Path]) -> tuple[str, dict]:
+    return train_row(*job)
+
+
 def save(path: Path, data: dict) -> None:
     """Write JSON atomically: a row is either whole on disk or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +143,36 @@ def table(rows: dict[str, dict], results: Path) -> list[str]:
     return [f"machine: {'; '.join(sorted(machines))} (one thread per row)", "", *lines]
 
 
+def plot(rows: dict[str, dict], results: Path, path: Path) -> None:
+    """Learning curves of the saved rows: error over its baseline, and accuracy."""
+    from rnnkit.explain.plotting import figure
+    from rnnkit.explain.plotting import save as save_png
+
+    fig, axes = figure(1, 2, width=11, height=4)
+    error, accuracy = axes[0]
+    for name in rows:
+        path_json = results / f"{name}.json"
+        if not path_json.is_file():
+            continue
+        result = json.loads(path_json.read_text(encoding="utf-8"))
+        minutes = [seconds / 60 for _, _, seconds in result["history"]]
+        values = [metric for _, metric, _ in result["history"]]
+        if result["metric"] == "accuracy":
+            accuracy.plot(minutes, values, label=name)
+        else:
+            error.plot(minutes, [v / result["baseline"] for v in values], label=name)
+    error.axhline(1.0, color="grey", lw=0.8, ls="--")
+    error.set(yscale="log", xlabel="training minutes (one core)", ylabel="metric / baseline")
+    error.set_title("adding (MSE) and copy memory (cross-entropy)")
+    accuracy.axhline(0.99, color="grey", lw=0.8, ls="--")
+    accuracy.set(xlabel="training minutes (one core)", ylabel="held-out accuracy")
+    accuracy.set_title("selective copying")
+    for ax in (error, accuracy):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    save_png(fig, path, "Long memory: below 1 beats the memoryless baseline")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
@@ -145,6 +181,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("bench-out/long_memory"))
     parser.add_argument("--table-only", action="store_true", help="assemble the saved rows")
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    parser.add_argument("--plot", type=Path, help="also draw the learning curves (PNG)")
     args = parser.parse_args()
     rows = PRESETS[args.preset]
     chosen = args.rows.split(",") if args.rows else list(rows)
@@ -152,16 +189,19 @@ def main() -> None:
     if unknown:
         parser.error(f"--rows: unknown {', '.join(unknown)}; the preset has {', '.join(rows)}")
     if not args.table_only:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(train_row, name, rows[name], args.results) for name in chosen]
-            for future in as_completed(futures):
-                name, result = future.result()
+        # SIGTERM unwinds like Ctrl-C, so the pool's exit terminates its workers too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        jobs = [(name, rows[name], args.results) for name in chosen]
+        with get_context("spawn").Pool(args.jobs) as pool:
+            for name, result in pool.imap_unordered(_train_job, jobs):
                 save(args.results / f"{name}.json", result)
                 print(f"{name}: {verdict(result)}; goal reached at {reached(result)}", flush=True)
     lines = table(rows, args.results)
     print("\n".join(lines))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if args.plot:
+        plot(rows, args.results, args.plot)
 
 
 if __name__ == "__main__":
