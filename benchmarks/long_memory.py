@@ -49,16 +49,16 @@ PRESETS: dict[str, dict[str, dict]] = {
     # a 3-layer MinGRU; the Elman RNN at the lengths where it stops solving the adding problem.
     "issue": dict(
         [
-            _row("adding", 1000, "lstm", 32, lr=3e-3, steps=6000, minutes=30, until_goal=True),
+            _row("adding", 1000, "lstm", 32, lr=3e-3, steps=5000, minutes=15),
             _row("adding", 1000, "gru", 32, lr=3e-3, steps=6000, minutes=30, until_goal=True),
-            _row("adding", 1000, "mingru", 64, lr=3e-3, steps=6000, minutes=30, until_goal=True),
-            _row("adding", 1000, "rnn", 32, lr=3e-3, steps=6000, minutes=15, until_goal=True),
+            _row("adding", 1000, "mingru", 64, lr=3e-3, steps=5000, minutes=15),
+            _row("adding", 1000, "rnn", 32, lr=3e-3, steps=6000, minutes=10, until_goal=True),
             *(
-                _row("adding", T, "rnn", 32, lr=3e-3, steps=6000, minutes=10, until_goal=True)
+                _row("adding", T, "rnn", 32, lr=3e-3, steps=6000, minutes=5, until_goal=True)
                 for T in (20, 50, 100)
             ),
             _row("copy", 200, "lstm", 128, lr=1e-3, steps=20000, minutes=40, until_goal=True),
-            _row("copy", 200, "gru", 128, lr=1e-3, steps=20000, minutes=40, until_goal=True),
+            _row("copy", 200, "gru", 128, lr=1e-3, steps=20000, minutes=60, until_goal=True),
             _row(
                 "selective-copy",
                 128,

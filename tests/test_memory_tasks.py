@@ -12,6 +12,7 @@ from rnnkit.models.memory import (
     MemoryTaskConfig,
     baseline,
     goal,
+    lr_factor,
     reaches_goal,
     train_memory_task,
 )
@@ -99,6 +100,25 @@ def test_until_goal_stops_at_the_first_evaluation_that_reaches_it():
     assert early["final"] == pytest.approx(full["history"][len(early["history"]) - 1][1])
 
 
+def test_cosine_schedule_runs_from_lr_to_zero():
+    flat = MemoryTaskConfig(steps=100)
+    assert lr_factor(flat, 0) == lr_factor(flat, 100) == 1.0
+    cosine = MemoryTaskConfig(steps=100, cosine=True)
+    assert lr_factor(cosine, 0) == 1.0
+    assert lr_factor(cosine, 50) == pytest.approx(0.5)
+    assert lr_factor(cosine, 100) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(cosine, 25) > lr_factor(cosine, 75)
+    # Wired into training: the second step of a 2-step cosine run is taken at half the rate.
+    runs = [
+        train_memory_task(
+            MemoryTaskConfig(length=10, steps=2, eval_every=1, lr=0.1, cosine=c), log=lambda _: None
+        )
+        for c in (False, True)
+    ]
+    assert runs[0]["history"][0][1] == runs[1]["history"][0][1]
+    assert runs[0]["history"][1][1] != runs[1]["history"][1][1]
+
+
 def test_goals_of_each_task():
     assert goal(MemoryTaskConfig(task="adding", length=10)) == 0.01
     copy = MemoryTaskConfig(task="copy", length=200)
@@ -142,7 +162,8 @@ def test_cli_trains_a_task_and_saves_its_result(tmp_path, capsys):
         (["--task", "copy", "--seq-len", "5"], "--seq-len: not an option of --task copy"),
         (
             ["--length", "50", "--steps", "1"],
-            "--length, --no-chrono, --until-goal: only for --task adding|copy|selective-copy",
+            "--length, --no-chrono, --until-goal, --cosine: only for --task "
+            "adding|copy|selective-copy",
         ),
     ],
 )

@@ -38,6 +38,11 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
         "delay, selective copying's noise length (default: 100)",
     )
     group.add_argument(
+        "--cosine",
+        action="store_true",
+        help="decay the learning rate to 0 over --steps along half a cosine",
+    )
+    group.add_argument(
         "--until-goal",
         action="store_true",
         help="stop at the first evaluation that reaches the task's goal (adding: MSE < 0.01; "
@@ -67,7 +72,11 @@ def run_memory_train(args: argparse.Namespace) -> int:
     if args.length is not None:
         options["length"] = args.length
     config = MemoryTaskConfig(
-        task=args.task, chrono=not args.no_chrono, until_goal=args.until_goal, **options
+        task=args.task,
+        chrono=not args.no_chrono,
+        until_goal=args.until_goal,
+        cosine=args.cosine,
+        **options,
     )
     out = Path(args.out) if args.out else None
     if out is not None:

@@ -169,9 +169,10 @@ def run_train(args: argparse.Namespace) -> int:
     if memory_args.is_memory_task(args):
         set_threads(args)
         return memory_args.run_memory_train(args)
-    if args.length is not None or args.no_chrono or args.until_goal:
+    if args.length is not None or args.no_chrono or args.until_goal or args.cosine:
         raise ValueError(
-            "--length, --no-chrono, --until-goal: only for --task adding|copy|selective-copy"
+            "--length, --no-chrono, --until-goal, --cosine: only for --task "
+            "adding|copy|selective-copy"
         )
     resuming_numbers = args.resume is not None and seq2seq_args.is_numbers_run(args.resume)
     if args.task == "numbers" or resuming_numbers:  # a numbers run resumes as one

@@ -48,6 +48,7 @@ class MemoryTaskConfig:
     num_layers: int = 1  # stacked layers (the minGRU paper uses 3 for selective copying)
     batch_size: int = 64  # sequences per step, drawn fresh every step
     lr: float = 1e-3  # Adam learning rate
+    cosine: bool = False  # decay the learning rate to 0 over `steps` (half a cosine)
     steps: int = 2000  # optimiser steps at most
     minutes: float = 0.0  # wall-clock budget; 0 = no limit
     chrono: bool = True  # chrono initialisation with T_max = length (gated cells)
@@ -88,6 +89,13 @@ def baseline(config: MemoryTaskConfig) -> float:
     if config.task == "copy":
         return copy_memory_baseline(config.length, n_symbols=COPY_SYMBOLS)
     return 1.0 / (SELECT_VOCAB - 2)  # guessing a data token
+
+
+def lr_factor(config: MemoryTaskConfig, step: int) -> float:
+    """The learning rate at ``step`` (0-based) as a share of ``config.lr``."""
+    if not config.cosine:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
 
 
 def goal(config: MemoryTaskConfig) -> float:
@@ -172,6 +180,7 @@ def train_memory_task(
     x_val, y_val = _batch(config, 256, torch.Generator().manual_seed(config.seed + 10_000))
     model = MemoryModel(config)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step))
     higher_is_better = config.task == "selective-copy"
     base = baseline(config)
     best = -math.inf if higher_is_better else math.inf
@@ -186,6 +195,7 @@ def train_memory_task(
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         opt.step()
+        schedule.step()
         elapsed = time.perf_counter() - start
         out_of_time = config.minutes > 0 and elapsed > 60 * config.minutes
         if step % config.eval_every == 0 or step == config.steps or out_of_time:
