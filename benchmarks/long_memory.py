@@ -36,6 +36,7 @@ from rnnkit.models.memory import MemoryTaskConfig, train_memory_task
 def _row(task: str, length: int, cell: str, hidden: int, **options: Any) -> tuple[str, dict]:
     layers = options.get("num_layers", 1)
     name = f"{task}-{length}-{cell}" + (f"-{layers}x{hidden}" if layers > 1 else "")
+    name += "-cosine" if options.get("cosine") else ""
     return name, dict(task=task, length=length, cell=cell, hidden_size=hidden, **options)
 
 
@@ -52,23 +53,29 @@ PRESETS: dict[str, dict[str, dict]] = {
             _row("adding", 1000, "lstm", 32, lr=3e-3, steps=5000, minutes=15),
             _row("adding", 1000, "gru", 32, lr=3e-3, steps=6000, minutes=30, until_goal=True),
             _row("adding", 1000, "mingru", 64, lr=3e-3, steps=5000, minutes=15),
-            _row("adding", 1000, "rnn", 32, lr=3e-3, steps=6000, minutes=10, until_goal=True),
+            _row("adding", 1000, "rnn", 32, lr=3e-3, steps=6000, minutes=5, until_goal=True),
             *(
-                _row("adding", T, "rnn", 32, lr=3e-3, steps=6000, minutes=5, until_goal=True)
+                _row("adding", T, "rnn", 32, lr=3e-3, steps=30000, minutes=5, until_goal=True)
                 for T in (20, 50, 100)
             ),
-            _row("copy", 200, "lstm", 128, lr=1e-3, steps=20000, minutes=40, until_goal=True),
             _row("copy", 200, "gru", 128, lr=1e-3, steps=20000, minutes=60, until_goal=True),
-            _row(
-                "selective-copy",
-                128,
-                "mingru",
-                128,
-                num_layers=3,
-                lr=3e-3,
-                steps=20000,
-                minutes=40,
-                until_goal=True,
+            *(
+                _row("copy", T, "gru", 128, lr=1e-3, steps=20000, minutes=m, until_goal=True)
+                for T, m in ((50, 15), (100, 30))
+            ),
+            *(
+                _row(
+                    task,
+                    T,
+                    "mingru",
+                    128,
+                    num_layers=3,
+                    lr=3e-3,
+                    steps=20000,
+                    minutes=m,
+                    until_goal=True,
+                )
+                for task, T, m in (("copy", 200, 45), ("selective-copy", 128, 40))
             ),
         ]
     ),
@@ -160,7 +167,8 @@ def plot(rows: dict[str, dict], results: Path, path: Path) -> None:
         if result["metric"] == "accuracy":
             accuracy.plot(minutes, values, label=name)
         else:
-            error.plot(minutes, [v / result["baseline"] for v in values], label=name)
+            style = "--" if result["config"]["task"] == "copy" else "-"  # 2 tasks, 1 panel
+            error.plot(minutes, [v / result["baseline"] for v in values], style, label=name)
     error.axhline(1.0, color="grey", lw=0.8, ls="--")
     error.set(yscale="log", xlabel="training minutes (one core)", ylabel="metric / baseline")
     error.set_title("adding (MSE) and copy memory (cross-entropy)")
