@@ -10,7 +10,7 @@ a row's progress goes to ``NAME.log`` beside its JSON.
 
     python benchmarks/long_memory.py --preset quick                # minutes: short sequences
     python benchmarks/long_memory.py --preset issue --jobs 2 --out docs/long-memory-table.md
-    python benchmarks/long_memory.py --preset issue --rows copy-200-lstm --jobs 1
+    python benchmarks/long_memory.py --preset issue --rows copy-50-gru --jobs 1
     python benchmarks/long_memory.py --preset issue --table-only --out docs/long-memory-table.md \
         --plot docs/img/long-memory.png
 """
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
-import tempfile
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import torch
 
 from _timing import machine
 from rnnkit.models.memory import MemoryTaskConfig, train_memory_task
+from rnnkit.train.checkpoint import write_json
 
 
 def _row(task: str, length: int, cell: str, hidden: int, **options: Any) -> tuple[str, dict]:
@@ -116,15 +115,6 @@ def _train_job(job: tuple[str, dict, Path]) -> tuple[str, dict]:
     return train_row(*job)
 
 
-def save(path: Path, data: dict) -> None:
-    """Write JSON atomically: a row is either whole on disk or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
 def table(rows: dict[str, dict], results: Path) -> list[str]:
     lines = [
         "| task | T | cell | layers × H | params | batch, lr | steps | time | goal | reached at "
@@ -202,7 +192,8 @@ def main() -> None:
         jobs = [(name, rows[name], args.results) for name in chosen]
         with get_context("spawn").Pool(args.jobs) as pool:
             for name, result in pool.imap_unordered(_train_job, jobs):
-                save(args.results / f"{name}.json", result)
+                args.results.mkdir(parents=True, exist_ok=True)
+                write_json(args.results / f"{name}.json", result)  # whole or absent
                 print(f"{name}: {verdict(result)}; goal reached at {reached(result)}", flush=True)
     lines = table(rows, args.results)
     print("\n".join(lines))

@@ -142,8 +142,8 @@ class MemoryModel(nn.Module):
     def forward(self, x: Tensor, last: int | None = None) -> Tensor:
         """Read-outs (T, B, outputs), or of the last ``last`` steps only."""
         out, _ = self.rnn(self.embed(x))  # (T, B, H)
-        # The losses read few steps (the adding problem one); a read-out of all T steps
-        # costs more than the scan itself in the MinGRU's backward pass.
+        # The losses read few steps (the adding problem one, selective copying 16): the
+        # read-out and its gradient are computed for those steps only.
         return self.head(out if last is None else out[-last:])
 
 
