@@ -6,7 +6,8 @@ from rnnkit.backends import PerformanceWarning
 from rnnkit.cells import GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RecurrentCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
 from rnnkit.stream import Stream
-from rnnkit.train.checkpoint import load  # after __version__, which it reads
+from rnnkit.train.fit import fit  # after __version__, which the run folder reads
+from rnnkit.train.run import load
 
 __all__ = [
     "GRU",
@@ -24,5 +25,6 @@ __all__ = [
     "RecurrentLayer",
     "Stream",
     "__version__",
+    "fit",
     "load",
 ]

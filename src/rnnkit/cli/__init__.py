@@ -1,7 +1,8 @@
 """The command line: a thin shell that parses arguments and calls the library.
 
-Each command lives in its own module with ``register(subparsers)``; a user's mistake
-ends in a one-line message and exit status 2, never a traceback.
+Each command lives in its own module with ``register(subparsers)``; `rnnkit train` builds
+one parser per task (:mod:`rnnkit.cli.train`). A user's mistake ends in a one-line message
+and exit status 2, never a traceback; a run that diverged ends in one line and status 1.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rnnkit import __version__
 from rnnkit.cli import demo, explain, generate, train, translate
@@ -35,21 +36,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":  # one parser per task: built once the task is known
+        return _guarded("train", lambda: train.main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    return _guarded(args.command, lambda: int(args.func(args) or 0))
+
+
+def _guarded(command: str, run: Callable[[], int]) -> int:
+    """Run a command; its errors become one line on stderr and an exit status."""
+    from rnnkit.train.loop import TrainingDivergedError
+
     try:
-        return int(args.func(args) or 0)
-    except (CLIError, ValueError, TypeError, OSError) as err:
+        return run()
+    except (CLIError, ValueError, TypeError, OSError, TrainingDivergedError) as err:
         if os.environ.get("RNNKIT_TRACEBACK"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
-        print(f"rnnkit {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        print(f"rnnkit {command}: error: {message}", file=sys.stderr)
+        return 1 if isinstance(err, TrainingDivergedError) else 2
     except KeyboardInterrupt:
-        print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
+        print(f"rnnkit {command}: interrupted", file=sys.stderr)
         return 130
 
 

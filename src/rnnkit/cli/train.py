@@ -1,245 +1,227 @@
-"""`rnnkit train`: train a character-level language model (the chapter's section 10.1)."""
+"""`rnnkit train [TASK] [options]`: train any registered task through the one loop.
+
+TASK is ``lm`` when omitted (``--task TASK`` is a synonym). Each task's parser is built
+from its ``Options`` fields and :class:`~rnnkit.train.TrainConfig`'s, with the task's own
+defaults, so ``rnnkit train TASK --help`` lists exactly what that task reads.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import textwrap
+from collections.abc import Sequence
+from typing import Any
 
-from rnnkit.cli import memory_args, seq2seq_args
-from rnnkit.cli._lm_args import (
-    add_threads,
-    nonnegative_float,
-    nonnegative_int,
-    one_line_errors,
-    positive_float,
-    positive_int,
-    set_threads,
-)
-from rnnkit.models.lm import CELLS, CharLMConfig
+from rnnkit.cli._lm_args import one_line_errors
+from rnnkit.cli.options import add_fields, given
+from rnnkit.tasks import NAMES, REGISTRY, get_task
+from rnnkit.tasks.base import Task
 from rnnkit.train import TrainConfig, train
-
-# Options that define a run; a resumed run takes them from its config.json.
-_RUN_OPTIONS = (
-    "text",
-    "min_count",
-    "cell",
-    "layers",
-    "hidden",
-    "embed",
-    "dropout",
-    "forget_bias",
-    "seq_len",
-    "batch_size",
-    "lr",
-    "eval_every",
-    "seed",
-    "device",
-    "out",
-)
+from rnnkit.train.config import BUDGET_KEYS
+from rnnkit.train.files import read_json
+from rnnkit.train.runfolder import RunFolder, parse_config
 
 EXAMPLES = """examples:
-  rnnkit train                                   # LSTM on the standard library, 3 minutes
-  rnnkit train --text notes.txt --cell gru --hidden 128 --steps 500 --out runs/notes
-  rnnkit train --resume runs/notes --steps 1000  # continue where it stopped
-  torchrun --nproc_per_node=2 -m rnnkit train --batch-size 64   # 2 processes, 32 streams each
-  rnnkit train --task numbers --lang en --direction words2digits --out runs/en   # seq2seq
-  rnnkit train --task adding --length 1000 --cell mingru --steps 2000   # long memory
+  rnnkit train                                      # lm: an LSTM on the standard library, 3 min
+  rnnkit train lm --text notes.txt --cell gru --steps 500 --out runs/notes
+  rnnkit train --resume runs/notes --steps 1000     # continue exactly where it stopped
+  rnnkit train --config runs/notes/config.json --seed 1 --out runs/notes-2   # a new run
+  rnnkit train numbers --lang fr --direction digits2words --out runs/fr
+  rnnkit train adding --length 1000 --cell mingru --steps 2000
+  torchrun --nproc_per_node=2 -m rnnkit train --batch-size 64
 
-Ctrl-C (or SIGTERM) stops after the current step and saves; --resume continues exactly."""
+Ctrl-C (or SIGTERM) stops after the current step and saves; a second Ctrl-C stops at once."""
+
+RESUME_ALLOWS = BUDGET_KEYS  # a resumed run continues its own config; only the budget grows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    m, t = CharLMConfig(vocab_size=2), TrainConfig()
-    p = sub.add_parser(
+    tasks = ", ".join(NAMES)
+    sub.add_parser(
         "train",
-        help="train a character-level language model (default: an LSTM on Python's own sources)",
+        add_help=False,
+        help=f"train a task: {tasks} (default lm; `rnnkit train TASK --help` for its options)",
+    )
+
+
+def build_parser(
+    task_cls: type[Task],
+) -> tuple[argparse.ArgumentParser, dict[str, str], dict[str, str]]:
+    """The parser of `rnnkit train TASK`, with {dest: field} maps for options and training."""
+    p = argparse.ArgumentParser(
+        prog=f"rnnkit train {task_cls.name}",
         description=textwrap.fill(
-            "Train a character-level language model with truncated backpropagation "
-            "through time: the text is read as --batch-size parallel streams, --seq-len "
-            "characters at a time, with the hidden state carried from window to window. "
-            "Without --text the corpus is the Python standard library's .py files of this "
-            "interpreter (split into train/validation/test by file). The run folder gets "
-            "config.json, model.safetensors (best validation weights), the training state, "
-            "metrics.csv and loss.png.",
+            f"Train {task_cls.summary}. Other tasks: "
+            + ", ".join(n for n in NAMES if n != task_cls.name)
+            + ". The run folder gets config.json, model.safetensors (the best weights), the "
+            "training state (committed atomically at every evaluation), metrics.csv and "
+            "loss.png; see docs/run-folder.md.",
             88,
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     one_line_errors(p)
-    p.add_argument(
-        "--task",
-        choices=["lm", "numbers", "adding", "copy", "selective-copy"],
-        default="lm",
-        help="lm: the character language model (default); numbers: the seq2seq task, "
-        "numbers in words <-> digits (options in the 'numbers task' group); adding, copy, "
-        "selective-copy: the long-memory tasks (options in their group)",
+    task_dests = add_fields(p.add_argument_group(f"{task_cls.name} options"), task_cls.Options, {})
+    defaults = task_cls.default_train().to_dict()
+    group = p.add_argument_group(
+        "training (a --steps or --minutes given replaces the default budget)"
     )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--text",
-        metavar="FILE|DIR",
-        help="a UTF-8 text file, or a folder of them (default: the Python standard library)",
-    )
-    data.add_argument(
-        "--min-count",
-        type=positive_int,
-        help="characters seen fewer times than this in the training text join the "
-        "unknown-character class (default: 1, keep every character)",
-    )
-    model = p.add_argument_group("model")
-    model.add_argument(
-        "--cell",
-        choices=list(CELLS),
-        help=f"recurrent cell (default: {m.cell})",
-    )
-    model.add_argument(
-        "--layers", type=positive_int, help=f"stacked recurrent layers (default: {m.num_layers})"
-    )
-    model.add_argument(
-        "--hidden", type=positive_int, help=f"hidden units per layer H (default: {m.hidden_size})"
-    )
-    model.add_argument(
-        "--embed", type=positive_int, help=f"character embedding size E (default: {m.embed_size})"
-    )
-    model.add_argument(
-        "--dropout",
-        type=nonnegative_float,
-        help=f"dropout probability in [0, 1) on embeddings, between layers and before the "
-        f"output (default: {m.dropout})",
-    )
-    model.add_argument(
-        "--forget-bias",
-        type=float,
-        help="initial forget-gate bias of lstm (update-gate bias of gru); "
-        "1 is Jozefowicz et al.'s advice (default: PyTorch's initialisation)",
-    )
-    tr = p.add_argument_group("training")
-    tr.add_argument(
-        "--seq-len",
-        type=positive_int,
-        help=f"truncated-BPTT window in characters (default: {t.seq_len})",
-    )
-    tr.add_argument(
-        "--batch-size",
-        type=positive_int,
-        help=f"parallel streams, summed over all processes (default: {t.batch_size})",
-    )
-    tr.add_argument("--lr", type=positive_float, help=f"peak AdamW learning rate (default: {t.lr})")
-    tr.add_argument(
-        "--steps",
-        type=positive_int,
-        help="budget in optimiser steps (default: none; with --steps alone the run is "
-        "deterministic and has no time limit)",
-    )
-    tr.add_argument(
-        "--minutes",
-        type=positive_float,
-        help=f"budget in wall-clock minutes (default: {t.minutes:g} when --steps is not given)",
-    )
-    tr.add_argument(
-        "--eval-every",
-        type=positive_int,
-        help=f"steps between validations, checkpoints and samples (default: {t.eval_every})",
-    )
-    tr.add_argument("--seed", type=nonnegative_int, help=f"random seed (default: {t.seed})")
-    tr.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        help="auto picks cuda when available (default: auto)",
-    )
+    train_dests = add_fields(group, TrainConfig, defaults)
     run = p.add_argument_group("run folder")
     run.add_argument(
-        "--out", metavar="DIR", help="run folder to create (default: runs/<cell>-<date-time>)"
+        "--out", metavar="DIR", help="run folder to create (default: runs/TASK-<time>)"
     )
     run.add_argument(
         "--resume",
         metavar="DIR",
         help="continue the run in DIR exactly where it stopped; only --steps and --minutes "
-        "may be given with it (a new, larger budget)",
+        "may be given with it",
     )
-    add_threads(p)
-    seq2seq_args.add_numbers_arguments(p)
-    memory_args.add_memory_arguments(p)
-    p.set_defaults(func=run_train)
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="start a new run from a config file (a run's config.json is one); flags given "
+        "with it override it",
+    )
+    return p, task_dests, train_dests
 
 
-def run_train(args: argparse.Namespace) -> int:
-    if memory_args.is_memory_task(args):
-        set_threads(args)
-        return memory_args.run_memory_train(args)
-    if args.length is not None or args.no_chrono or args.until_goal or args.cosine:
-        raise ValueError(
-            "--length, --no-chrono, --until-goal, --cosine: only for --task "
-            "adding|copy|selective-copy"
-        )
-    resuming_numbers = args.resume is not None and seq2seq_args.is_numbers_run(args.resume)
-    if args.task == "numbers" or resuming_numbers:  # a numbers run resumes as one
-        return seq2seq_args.run_numbers_train(
-            args, foreign=("text", "min_count", "seq_len", "device")
-        )
-    if seq2seq_args.numbers_only_flags(args):
-        raise ValueError(f"{seq2seq_args.numbers_only_flags(args)}: only for --task numbers")
-    set_threads(args)
+def main(argv: Sequence[str]) -> int:
+    """`rnnkit train ...`: parse, train, report; errors propagate to :func:`rnnkit.cli.main`."""
+    task, rest = pick_task(list(argv))
+    task_cls = get_task(task)
+    parser, task_dests, train_dests = build_parser(task_cls)
+    args = parser.parse_args(rest)
+    options, training = given(args, task_dests), given(args, train_dests)
     if args.resume is not None:
-        given = [name for name in _RUN_OPTIONS if getattr(args, name) is not None]
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        extra = [k for k in [*options, *training] if k not in RESUME_ALLOWS]
+        if extra or args.out is not None or args.config is not None:
+            names = {
+                f: "--" + d.replace("_", "-") for d, f in {**task_dests, **train_dests}.items()
+            }
+            flags = [names[k] for k in extra]
+            flags += [f for f, v in (("--out", args.out), ("--config", args.config)) if v]
             raise ValueError(
-                f"--resume continues {args.resume} with its own config.json; {flags} cannot "
-                "be given with it (only --steps and --minutes)"
+                f"--resume continues {args.resume} with its own config.json; {', '.join(flags)} "
+                "cannot be given with it (only --steps and --minutes)"
             )
-        summary = train(resume=args.resume, steps=args.steps, minutes=args.minutes)
-    else:
-        if args.dropout is not None and args.dropout >= 1:
-            raise ValueError(f"--dropout must lie in [0, 1); got {args.dropout}")
-        model_options = {
-            key: value
-            for key, value in (
-                ("cell", args.cell),
-                ("num_layers", args.layers),
-                ("hidden_size", args.hidden),
-                ("embed_size", args.embed),
-                ("dropout", args.dropout),
-                ("forget_bias", args.forget_bias),
-            )
-            if value is not None
-        }
-        budget = {"steps": args.steps, "minutes": args.minutes}
-        if args.steps is None and args.minutes is None:
-            budget = {}  # the config's default: a few minutes
-        train_options = {
-            key: value
-            for key, value in (
-                ("seq_len", args.seq_len),
-                ("batch_size", args.batch_size),
-                ("lr", args.lr),
-                ("eval_every", args.eval_every),
-                ("seed", args.seed),
-                ("device", args.device),
-            )
-            if value is not None
-        }
-        source = {"kind": "text", "path": args.text} if args.text is not None else None
         summary = train(
-            args.out,
-            model_options=model_options,
-            train_config=TrainConfig(**train_options, **budget),
-            source=source,
-            vocab_min_count=args.min_count or 1,
+            task, resume=args.resume, steps=training.get("steps"), minutes=training.get("minutes")
         )
+    else:
+        if args.config is not None:
+            file_options, file_train = _read_config_file(args.config)
+            options = {**file_options, **options}
+            if any(k in training for k in BUDGET_KEYS):
+                file_train = {k: v for k, v in file_train.items() if k not in BUDGET_KEYS}
+            training = {**file_train, **training}
+        opts = task_cls.parse_options(options, where=f"{task} options", partial=True)
+        summary = train(task, opts, task_cls.default_train(**training), out=args.out)
+    report(summary)
+    return 0
+
+
+def pick_task(argv: list[str]) -> tuple[str, list[str]]:
+    """The task named by a leading TASK, ``--task``, or the run of ``--resume``/``--config``."""
+    named: list[str] = []
+    rest: list[str] = []
+    if argv and not argv[0].startswith("-"):
+        named.append(argv.pop(0))
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--task":
+            if i + 1 >= len(argv):
+                raise ValueError("--task needs a task name: " + ", ".join(NAMES))
+            named.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--task="):
+            named.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    for name in named:
+        if name not in REGISTRY:
+            raise ValueError(f"TASK must be one of {', '.join(NAMES)}; got {name!r}")
+    if len(set(named)) > 1:
+        raise ValueError(f"two tasks named: {' and '.join(named)}")
+    from_file = _task_of_files(rest)
+    if from_file is not None and named and named[0] != from_file[0]:
+        raise ValueError(f"{from_file[1]} is a run of task {from_file[0]!r}, not {named[0]!r}")
+    task = named[0] if named else from_file[0] if from_file else "lm"
+    return task, rest
+
+
+def _task_of_files(argv: list[str]) -> tuple[str, str] | None:
+    """(task, what) read from ``--resume DIR`` or ``--config FILE`` among ``argv``."""
+    if "-h" in argv or "--help" in argv:
+        return None
+    for i, arg in enumerate(argv):
+        for flag in ("--resume", "--config"):
+            value = None
+            if arg == flag and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(flag + "="):
+                value = arg.split("=", 1)[1]
+            if value is None:
+                continue
+            if flag == "--resume":
+                task = RunFolder(value).read_config().task
+            else:
+                task = _config_task(value)
+            if task not in REGISTRY:
+                raise ValueError(f"{value} names task {task!r}; known: {', '.join(NAMES)}")
+            return task, value
+    return None
+
+
+def _config_task(path: str) -> str:
+    data = read_json(_config_path(path))
+    return parse_config(data, path, partial=True).task
+
+
+def _config_path(path: str) -> Any:
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    if not p.is_file():
+        raise FileNotFoundError(f"--config: no such file: {path}")
+    return p
+
+
+def _read_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The options and the training fields a config file gives (checked, not yet merged)."""
+    data = read_json(_config_path(path))
+    config = parse_config(data, path, partial=True)
+    return config.options, dict(data.get("train", {}))
+
+
+def report(summary: Any) -> None:
+    """What `rnnkit train` prints when a run ends (main process only)."""
     if not summary.is_main:
-        return 0  # not the main process of a distributed run: rank 0 reports
-    how = f"stopped by {summary.stopped_by}" if summary.stopped_by else "finished"
-    print(
-        f"{how} at step {summary.step}: validation bpc {summary.val_bpc:.4f}, best "
-        f"{summary.best_val_bpc:.4f}; {summary.chars_per_s:,.0f} training chars/s"
+        return
+    item = get_task(summary.task).item_name
+    how = {None: "finished", "goal": "reached its goal"}.get(
+        summary.stopped_by, f"stopped by {summary.stopped_by}"
     )
-    print("sample from the best model:")
-    print(summary.sample)
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in summary.metrics.items())
+    best = summary.best
+    best_text = (
+        f"; best {best['metric']} {best['value']:.4g} at step {best['step']}"
+        if best.get("value") is not None
+        else ""
+    )
+    print(f"{how} at step {summary.step}: validation {shown}{best_text}")
+    print(f"{summary.items_per_s:,.0f} training {item}/s", end="")
+    print(f"; {summary.skipped_steps} non-finite step(s) skipped" if summary.skipped_steps else "")
+    for line in summary.lines:
+        print(line)
     print(f"run saved to {summary.run_dir}")
     print(f"  continue: rnnkit train --resume {summary.run_dir} --steps N")
-    print(f"  generate: rnnkit generate {summary.run_dir} --prompt 'def '")
+    print(f"  load:     rnnkit.load({summary.run_dir!r})")
     sys.stdout.flush()
-    return 0

@@ -1,100 +1,103 @@
-"""The training configuration, stored in a run's ``config.json`` next to the model's."""
+"""How any task is trained: budget, optimiser, schedule, evaluation, device and precision.
+
+One config for every task; a task changes only the defaults (``Task.train_defaults``).
+It is stored under ``"train"`` in a run's ``config.json``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from rnnkit.models._config import config_from_dict
+from rnnkit import _options
+from rnnkit._options import option
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "fp16")
+SCHEDULES = ("cosine", "constant")
+MAX_STEPS = 10**9
+BUDGET_KEYS = ("steps", "minutes")
 
 
 @dataclass
 class TrainConfig:
-    """How a language model is trained: truncated BPTT with AdamW (Loshchilov & Hutter 2019).
-
-    The budget is ``steps``, ``minutes`` or both (training stops at the first reached);
-    the learning-rate schedule decays over the same budget. A run is deterministic given
+    """The training loop's options (AdamW, Loshchilov & Hutter 2019; clipping, Pascanu et al.
+    2013). The budget is ``steps``, ``minutes`` or both: training stops at the first reached,
+    and the schedule decays over the same budget. A run is repeatable to the bit given
     ``seed`` when its budget is ``steps`` alone: a wall-clock budget depends on the machine.
     """
 
-    seq_len: int = 128  # T: characters per truncated-BPTT window (the gradient's horizon)
-    batch_size: int = 32  # B: parallel streams over the corpus, summed over all processes
-    lr: float = 3e-3  # peak AdamW learning rate; char-rnn-sized models train well at 2e-3-5e-3
-    weight_decay: float = 0.01  # AdamW's decoupled decay, on matrices only
-    warmup_steps: int = 50  # linear warm-up: Adam's early moment estimates are noisy
-    min_lr_ratio: float = 0.1  # the cosine schedule ends at this fraction of lr
-    clip_norm: float = 1.0  # gradient-norm clipping (Pascanu et al. 2013): no exploding steps
-    steps: int | None = None  # budget in optimiser steps (None: no step limit)
-    minutes: float | None = 3.0  # budget in wall-clock minutes (None: no time limit)
-    eval_every: int = 200  # steps between validations (and checkpoints and samples)
-    eval_chars: int = 100_000  # validation characters scored per evaluation (a few seconds)
-    sample_chars: int = 200  # characters of the sample printed at each evaluation
-    log_every: int = 10  # steps between progress updates and metrics.csv rows
-    seed: int = 0  # seeds initialisation, dropout and samples
-    device: str = "auto"  # auto (cuda if available), cpu or cuda
+    steps: int | None = option(None, "budget in optimiser steps", low=1, high=MAX_STEPS)
+    minutes: float | None = option(
+        None, "budget in wall-clock minutes of training", low=1e-3, high=10**6
+    )
+    lr: float = option(3e-3, "peak learning rate", low=1e-9, high=10.0)
+    weight_decay: float = option(0.01, "AdamW's decoupled decay, on matrices only", low=0, high=1)
+    schedule: str = option("cosine", "learning-rate decay over the budget", choices=SCHEDULES)
+    warmup_steps: int = option(
+        50,
+        "linear warm-up steps (at most a tenth of a --steps budget): Adam's first moment "
+        "estimates are noisy",
+        low=0,
+        high=MAX_STEPS,
+    )
+    min_lr_ratio: float = option(
+        0.1, "the cosine schedule ends at this fraction of --lr", low=0, high=1
+    )
+    clip_norm: float = option(1.0, "gradient-norm clipping: no exploding step", low=1e-9, high=1e9)
+    eval_every: int = option(
+        200, "steps between evaluations (each one checkpoints)", low=1, high=MAX_STEPS
+    )
+    log_every: int = option(10, "steps between progress lines", low=1, high=MAX_STEPS)
+    max_bad_steps: int = option(
+        10,
+        "non-finite losses or gradients in a row that stop the run (each one is skipped)",
+        low=1,
+        high=10**6,
+    )
+    seed: int = option(0, "seeds initialisation, data order and dropout", low=0, high=2**63 - 1)
+    device: str = option("auto", "auto picks cuda when available", choices=DEVICES)
+    precision: str = option(
+        "fp32",
+        "autocast precision of the forward pass (fp16 adds loss scaling)",
+        choices=PRECISIONS,
+    )
+    threads: int = option(
+        1,
+        "CPU threads torch may use (small recurrent models gain little from more)",
+        low=1,
+        high=4096,
+    )
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "batch_size", "eval_every", "eval_chars", "log_every"):
-            _positive_int(name, getattr(self, name))
-        for name in ("warmup_steps", "sample_chars"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
-        self.lr = _positive_float("lr", self.lr)
-        self.clip_norm = _positive_float("clip_norm", self.clip_norm)
-        self.weight_decay = _nonnegative_float("weight_decay", self.weight_decay)
-        self.min_lr_ratio = _nonnegative_float("min_lr_ratio", self.min_lr_ratio)
-        if self.min_lr_ratio > 1:
-            raise ValueError(f"min_lr_ratio must lie in [0, 1]; got {self.min_lr_ratio}")
+        _options.check(self)
         if self.steps is None and self.minutes is None:
-            raise ValueError("a budget is needed: steps, minutes or both")
-        if self.steps is not None:
-            _positive_int("steps", self.steps)
-        if self.minutes is not None:
-            self.minutes = _positive_float("minutes", self.minutes)
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+            raise ValueError("a budget is needed: --steps, --minutes or both")
+
+    def warmup(self) -> int:
+        """Warm-up steps, scaled to a step budget: never more than a tenth of it."""
+        if self.steps is None:
+            return self.warmup_steps
+        return min(self.warmup_steps, self.steps // 10)
 
     def lr_at(self, step: int, progress: float) -> float:
-        """Learning rate for ``step`` (0-based): linear warm-up, then cosine decay.
+        """Learning rate for ``step`` (0-based): linear warm-up, then the schedule.
 
         ``progress`` in [0, 1] is the fraction of the budget used (steps or time).
         """
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
+        warmup = self.warmup()
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        if self.schedule == "constant":
+            return self.lr
         p = min(max(progress, 0.0), 1.0)
         floor = self.min_lr_ratio
         return self.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return _options.to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: object, where: str = "train config") -> TrainConfig:
-        return config_from_dict(cls, data, where=where)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return value
-
-
-def _positive_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number; got {value!r}")
-    if math.isinf(value):
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    return float(value)
-
-
-def _nonnegative_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0; got {value!r}")
-    return float(value)
+    def from_dict(cls, data: object, where: str = "train", partial: bool = False) -> TrainConfig:
+        return _options.from_dict(cls, data, where=where, partial=partial)

@@ -1,131 +1,404 @@
-"""The language-model training loop: truncated BPTT, AdamW, clipping, checkpoints, DDP.
+"""The one training loop, for every task and for ``rnnkit.fit``.
 
-One step reads the next window of every stream, runs the model from the carried
-(detached) state, and takes an AdamW step on the mean cross-entropy with the gradient
-norm clipped. Every ``eval_every`` steps the model is scored on validation text, the best
-weights are kept in ``model.safetensors``, the full training state is saved for
-``--resume``, and a sample is shown. SIGINT/SIGTERM end the loop after the current step,
-with everything saved.
+One ``while`` that a reader follows top to bottom (nanoGPT's ``train.py``): take the next
+batch, set the learning rate, compute the task's loss under autocast, backpropagate, clip,
+skip the step if anything is not finite, step the optimiser; every ``eval_every`` steps
+evaluate, keep the best weights and commit a checkpoint. SIGINT/SIGTERM end the loop after
+the current step, with everything saved; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TextIO
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from rnnkit.data.corpus import Corpus, load_corpus
-from rnnkit.data.vocab import Vocabulary
-from rnnkit.layers.base import LayerState
-from rnnkit.models.lm import CharLM, CharLMConfig
-from rnnkit.train import checkpoint as ckpt
+from rnnkit.tasks.base import Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.evaluate import bits_per_char
-from rnnkit.train.report import LN2, Progress, Row, plot_loss, read_metrics, write_metrics
-from rnnkit.train.tbptt import StreamWindows, detach_state
+from rnnkit.train.files import optimizer_from_tensors, optimizer_to_tensors
+from rnnkit.train.metrics import Progress, Row, clock, fmt, plot, read_csv, to_csv
+from rnnkit.train.runfolder import LOSS_PLOT, METRICS, Checkpoint, RunFolder, RunFolderError
 
-SAMPLE_TEMPERATURE = 0.8  # samples shown during training: a little sharper than the model
 PLOT_EVERY_S = 30.0  # loss.png is redrawn at a checkpoint at most this often, and at the end
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss, gradients or weights stayed non-finite; the last checkpoint is kept."""
 
 
 @dataclass
 class Summary:
-    """How a call to :meth:`Trainer.fit` ended."""
+    """How a training run ended (on the main process; ``is_main`` False elsewhere)."""
 
-    run_dir: Path
+    run_dir: str
+    task: str
     step: int
-    stopped_by: str | None  # "SIGINT" or "SIGTERM" when a signal ended it, else None
-    val_bpc: float | None  # the last validation score (rank 0; None elsewhere)
-    best_val_bpc: float | None
-    chars_per_s: float  # training throughput of this call, evaluations excluded
-    sample: str
-    is_main: bool = True  # False in the other processes of a distributed run
+    stopped_by: str | None  # "SIGINT", "SIGTERM", "goal", or None at the end of the budget
+    metrics: dict[str, float]  # the last evaluation
+    best: dict[str, Any]  # {"metric", "value", "step"} of model.safetensors
+    items_per_s: float  # training throughput of this call, evaluations excluded
+    skipped_steps: int  # non-finite steps skipped over the whole run
+    history: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # what the task showed at the end
+    is_main: bool = True
 
 
-# ---- preparing a run (checks everything before any file is written) -------------------
+class Trainer:
+    """Trains ``task`` into ``folder``; :meth:`fit` runs to the budget."""
 
-
-def prepare_new_run(
-    out_dir: str | Path,
-    model_options: dict[str, Any],
-    train: TrainConfig,
-    source: dict[str, Any] | None = None,
-    vocab_min_count: int = 1,
-) -> tuple[ckpt.RunConfig, Corpus]:
-    """The config and corpus of a new run in ``out_dir``; raises before touching disk.
-
-    Characters seen fewer than ``vocab_min_count`` times in the training split join the
-    unknown class.
-    """
-    CharLMConfig(vocab_size=2, **model_options)  # option errors first, before reading text
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} exists and is not a folder")
-    if (out / ckpt.CONFIG).exists() or (out / ckpt.TRAIN_STATE).exists():
-        raise FileExistsError(
-            f"{out} already holds a run; continue it with --resume {out} or choose another --out"
+    def __init__(
+        self,
+        task: Task,
+        train: TrainConfig,
+        folder: RunFolder,
+        ctx: distributed.Context,
+        *,
+        start: Checkpoint | None = None,
+        out: TextIO | None = None,
+        on_step: Callable[[Trainer], None] | None = None,
+    ) -> None:
+        self.task, self.train, self.folder, self.ctx = task, train, folder, ctx
+        self.on_step = on_step
+        torch.set_num_threads(train.threads)
+        torch.manual_seed(train.seed)  # the same initial weights in every process
+        self.model = task.build_model().to(ctx.device)
+        self.net: nn.Module = DistributedDataParallel(self.model) if ctx.distributed else self.model
+        # Decoupled weight decay on matrices only: decaying biases and gains only hurts.
+        matrices = [p for p in self.model.parameters() if p.dim() >= 2]
+        vectors = [p for p in self.model.parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": matrices}, {"params": vectors, "weight_decay": 0.0}],
+            lr=train.lr,
+            weight_decay=train.weight_decay,
         )
-    corpus = load_corpus(source)
-    vocab = Vocabulary.from_text(corpus.train, vocab_min_count)
-    model = CharLMConfig(vocab_size=len(vocab), **model_options)
-    _check_fits(corpus, train)
-    data = {**corpus.source, "vocab_min_count": vocab_min_count}
-    return ckpt.RunConfig(model, vocab, train, data), corpus
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
+        self.scaler = torch.amp.GradScaler(ctx.device.type) if train.precision == "fp16" else None
+        self.batches = task.batches(train, ctx)
+        torch.manual_seed(train.seed + 1 + ctx.rank)  # each process its own dropout masks
+        self.progress = Progress(out) if ctx.is_main else None
 
+        self.step = 0
+        self.items = 0
+        self.elapsed = 0.0  # wall-clock seconds of training, agreed by all processes
+        self.lr = train.lr
+        self.best: dict[str, Any] = {"metric": task.metric, "value": None, "step": None}
+        self.bad_in_a_row = 0
+        self.skipped = 0
+        self.rows: list[Row] = []
+        self.history: list[tuple[int, float, dict[str, float]]] = []
+        self.last_metrics: dict[str, float] = {}
+        self.stop_reason: str | None = None
+        self._saved_step = -1
+        self._plotted_at, self._plotted_step = -math.inf, -1
+        if start is not None:
+            self._restore(start)
 
-def prepare_resume(
-    run_dir: str | Path, steps: int | None = None, minutes: float | None = None
-) -> tuple[ckpt.RunConfig, Corpus]:
-    """The config (budget updated) and corpus to continue ``run_dir``; raises before writing."""
-    run = Path(run_dir)
-    config = ckpt.read_run_config(run)
-    tensors, info = ckpt.load_train_state(run)  # fails now, not after reading the corpus
-    probe = CharLM(config.model, config.vocab)
-    model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    ckpt.load_weights(probe, model_tensors, str(run / str(info["tensors"])))
-    if steps is not None or minutes is not None:
-        budget = config.train.to_dict()
-        budget.update(steps=steps, minutes=minutes)
-        config.train = TrainConfig(**budget)
-    done = _budget_used_up(config.train, int(info.get("step", 0)), float(info.get("elapsed_s", 0)))
-    if done is not None:
-        raise ValueError(
-            f"{run} already reached its budget ({done}); give a larger --steps or --minutes"
+    # ---- the loop -----------------------------------------------------------------------
+
+    def budget_fraction(self) -> float:
+        """The fraction of the budget used: steps or wall-clock time, whichever is further."""
+        parts = [0.0]
+        if self.train.steps is not None:
+            parts.append(self.step / self.train.steps)
+        if self.train.minutes is not None:
+            parts.append(self.elapsed / (self.train.minutes * 60))
+        return max(parts)
+
+    def budget_left(self) -> bool:
+        return budget_reached(self.train, self.step, self.elapsed) is None
+
+    def request_stop(self, reason: str) -> None:
+        """End :meth:`fit` after the current step, saving everything (what signals do)."""
+        self.stop_reason = reason
+
+    def fit(self) -> Summary:
+        """Train until the budget is used or a stop is requested; saves before returning."""
+        start = time.perf_counter() - self.elapsed
+        train_time, call_items = 0.0, 0
+        window: list[float] = []
+        with self._signals():
+            try:
+                while self.budget_left() and self.stop_reason is None:
+                    t0 = time.perf_counter()
+                    loss = self._one_step()
+                    train_time += time.perf_counter() - t0
+                    call_items += self._last_items
+                    if loss is not None:
+                        window.append(loss)
+                    if self.on_step is not None:
+                        self.on_step(self)
+                    stop, self.elapsed = distributed.agree_max(
+                        self.ctx,
+                        [float(self.stop_reason is not None), time.perf_counter() - start],
+                    )
+                    if stop and self.stop_reason is None:
+                        self.stop_reason = "a stop in another process"
+                    if self.step % self.train.log_every == 0 and window:
+                        self._log(sum(window) / len(window), call_items / max(train_time, 1e-9))
+                        window.clear()
+                    if self.step % self.train.eval_every == 0:
+                        self.checkpoint()
+                if window:
+                    self._log(sum(window) / len(window), call_items / max(train_time, 1e-9))
+                if self._saved_step != self.step:
+                    self.checkpoint()
+                if self.ctx.is_main and self._plotted_step != self.step:
+                    self._plot()
+            finally:
+                if self.progress is not None:
+                    self.progress.close()
+        lines = []
+        if self.ctx.is_main and self.best["step"] is not None:
+            best = self.task.build_model()
+            best.load_state_dict(self.folder.best_weights())
+            lines = self.task.finish(best.to(self.ctx.device).eval(), self.folder.path)
+        return Summary(
+            run_dir=str(self.folder.path),
+            task=self.task.name,
+            step=self.step,
+            stopped_by=self.stop_reason,
+            metrics=self.last_metrics,
+            best=dict(self.best),
+            items_per_s=call_items / train_time if train_time > 0 else 0.0,
+            skipped_steps=self.skipped,
+            history=self.history,
+            lines=lines,
+            is_main=self.ctx.is_main,
         )
-    corpus = load_corpus(config.data)
-    _check_fits(corpus, config.train)
-    return config, corpus
+
+    def _one_step(self) -> float | None:
+        """One optimiser step on the next batch; the loss, or None when it was skipped."""
+        batch = next(self.batches)
+        self._last_items = self.task.items(batch)
+        self.lr = self.train.lr_at(self.step, self.budget_fraction())
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        with self._autocast():
+            loss = self.task.loss(self.net, batch, self.ctx.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        scaled = self.scaler.scale(loss) if self.scaler is not None else loss
+        scaled.backward()  # DDP averages the gradients over processes here
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train.clip_norm)
+        value = float(loss.detach())
+        # A non-finite gradient under fp16 is the loss scaler's business (it lowers the
+        # scale and skips); anywhere else it is a bad step.
+        finite = math.isfinite(value) and (self.scaler is not None or bool(torch.isfinite(norm)))
+        (bad,) = distributed.agree_max(self.ctx, [0.0 if finite else 1.0])
+        self.step += 1
+        self.items += self._last_items * self.ctx.world_size
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped += 1
+            self.bad_in_a_row += 1
+            self._message(
+                f"step {self.step}: non-finite loss or gradient ({value:.4g}); step skipped "
+                f"({self.bad_in_a_row} in a row)"
+            )
+            if self.bad_in_a_row >= self.train.max_bad_steps:
+                raise TrainingDivergedError(
+                    f"the loss or gradient was non-finite for {self.bad_in_a_row} steps in a "
+                    f"row (up to step {self.step}); lower --lr or check the data; the last "
+                    f"checkpoint (step {max(self._saved_step, 0)}) is kept in {self.folder}"
+                )
+            return None
+        self.bad_in_a_row = 0
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return value
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype)
+
+    # ---- evaluation and checkpoints -----------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Evaluate, keep the best weights, commit the training state, write the curves.
+
+        Every process calls it at the same step (the carried state is gathered).
+        """
+        for p in self.model.parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDivergedError(
+                    f"the weights became non-finite at step {self.step}; they are not saved; "
+                    f"the last checkpoint (step {max(self._saved_step, 0)}) is kept"
+                )
+        improved = False
+        if self.ctx.is_main:
+            metrics = self.task.evaluate(self.model)
+            value = metrics[self.task.metric]
+            self.last_metrics = metrics
+            self.history.append((self.step, self.elapsed, dict(metrics)))
+            for name, v in metrics.items():
+                self.rows.append(Row(self.step, self.elapsed, "validation", name, v))
+            improved = math.isfinite(value) and (
+                self.best["value"] is None
+                or (
+                    value > self.best["value"]
+                    if self.task.higher_is_better
+                    else value < self.best["value"]
+                )
+            )
+            if improved:
+                self.best = {"metric": self.task.metric, "value": value, "step": self.step}
+            shown = "  ".join(f"{k} {fmt(v)}" for k, v in metrics.items())
+            mark = " (best so far, saved)" if improved else ""
+            self._message(f"step {self.step}: validation {shown}{mark}")
+            for line in self.task.show(self.model, metrics):
+                self._message("    " + line)
+            if self.task.reached_goal(metrics) and self.stop_reason is None:
+                self.stop_reason = "goal"
+        self._commit(improved)
+        (goal,) = distributed.agree_max(self.ctx, [float(self.stop_reason == "goal")])
+        if goal and self.stop_reason is None:
+            self.stop_reason = "goal"
+        self._saved_step = self.step
+
+    def _commit(self, improved: bool) -> None:
+        tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt_tensors, opt_info = optimizer_to_tensors(self.optimizer)
+        tensors.update(opt_tensors)
+        tensors.update({f"task.{k}": v for k, v in self.task.carried(self.ctx).items()})
+        rng = torch.get_rng_state().to(self.ctx.device).unsqueeze(0)  # (1, n) uint8
+        tensors["rng.cpu"] = distributed.gather_batch(self.ctx, rng, dim=0).cpu()
+        if self.ctx.device.type == "cuda":
+            cuda_rng = torch.cuda.get_rng_state(self.ctx.device).to(self.ctx.device).unsqueeze(0)
+            tensors["rng.cuda"] = distributed.gather_batch(self.ctx, cuda_rng, dim=0).cpu()
+        data_json: dict[str, Any] = {}
+        for key, value in self.batches.state_dict().items():
+            if isinstance(value, Tensor):
+                tensors[f"data.{key}"] = value
+            else:
+                data_json[key] = value
+        if self.scaler is not None:
+            data_json["_scaler"] = {k: v for k, v in self.scaler.state_dict().items()}
+        if not self.ctx.is_main:
+            return
+        info = {
+            "elapsed_s": self.elapsed,
+            "items": self.items,
+            "best": self.best,
+            "skipped_steps": self.skipped,
+            "world_size": self.ctx.world_size,
+            "optimizer": opt_info,
+            "data": data_json,
+            "task": {},
+        }
+        self.folder.commit(self.step, tensors, info, to_csv(self.rows), improved)
+        if time.perf_counter() - self._plotted_at > PLOT_EVERY_S:
+            self._plot()
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        """Continue from a checkpoint exactly (every tensor and RNG), or say what is wrong."""
+        where = str(self.folder.path / ckpt.info["tensors"])
+        weights = ckpt.prefixed("model")
+        own = self.model.state_dict()
+        missing, unknown = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+        if missing or unknown:
+            raise RunFolderError(
+                f"{where} does not fit the config: missing {missing[:3]}, unknown {unknown[:3]}"
+            )
+        for name, value in weights.items():
+            if value.shape != own[name].shape:
+                raise RunFolderError(
+                    f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
+                    f"{tuple(own[name].shape)}"
+                )
+        self.model.load_state_dict(weights)
+        opt = {k: v.to(self.ctx.device) for k, v in ckpt.tensors.items() if k.startswith("optim.")}
+        try:
+            optimizer_from_tensors(self.optimizer, opt, ckpt.info["optimizer"])
+            data = {**ckpt.info["data"], **ckpt.prefixed("data")}
+            scaler = data.pop("_scaler", None)
+            self.batches.load_state_dict(data)
+            if self.scaler is not None and scaler:
+                self.scaler.load_state_dict(scaler)
+            self.task.load_carried(ckpt.prefixed("task"), self.ctx)
+            rng = ckpt.tensors["rng.cpu"]
+            best = ckpt.info["best"]
+            self.best = {"metric": best["metric"], "value": best["value"], "step": best["step"]}
+            self.elapsed = float(ckpt.info["elapsed_s"])
+            self.items = int(ckpt.info["items"])
+            self.skipped = int(ckpt.info.get("skipped_steps", 0))
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise RunFolderError(f"{where} is corrupt or does not fit ({err})") from None
+        if rng.dim() == 2 and rng.size(0) == self.ctx.world_size:
+            torch.set_rng_state(rng[self.ctx.rank].contiguous())
+            if "rng.cuda" in ckpt.tensors and self.ctx.device.type == "cuda":
+                torch.cuda.set_rng_state(ckpt.tensors["rng.cuda"][self.ctx.rank].contiguous())
+        else:
+            # Another number of processes: dropout masks cannot continue exactly; reseed.
+            torch.manual_seed(self.train.seed + 1 + self.ctx.rank + ckpt.step)
+        self.step = ckpt.step
+        self._saved_step = ckpt.step
+        self.rows = read_csv(self.folder.path / METRICS, ckpt.step)
+        self.history = _history(self.rows)
+
+    # ---- what it shows ------------------------------------------------------------------
+
+    def _log(self, loss: float, items_per_s: float) -> None:
+        self.rows.append(Row(self.step, self.elapsed, "train", "loss", loss))
+        self.rows.append(Row(self.step, self.elapsed, "train", "lr", self.lr))
+        if self.progress is not None:
+            of = f"/{self.train.steps}" if self.train.steps is not None else ""
+            self.progress.update(
+                self.budget_fraction(),
+                f"step {self.step}{of}  loss {fmt(loss)}  "
+                f"{items_per_s:,.0f} {self.task.item_name}/s  {clock(self.elapsed)}",
+            )
+
+    def _message(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.message(text)
+
+    def _plot(self) -> None:
+        from rnnkit.train.files import atomic_write
+
+        atomic_write(self.folder.path / LOSS_PLOT, plot(self.rows, self.task.title(self.model)))
+        self._plotted_at, self._plotted_step = time.perf_counter(), self.step
+
+    # ---- signals ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM ask the loop to stop after this step; a second SIGINT aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # Python delivers signals to the main thread only
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            if self.stop_reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # asked twice: stop now; the files stay consistent
+            self.stop_reason = name
+            self._message(f"{name}: stopping after this step and saving ...")
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
 
-def _check_fits(corpus: Corpus, train: TrainConfig) -> None:
-    need = train.batch_size * train.seq_len + 1
-    if len(corpus.train) < need:
-        raise ValueError(
-            f"the training text is too short for one window: {len(corpus.train):,} "
-            f"characters cannot fill batch_size {train.batch_size} streams of seq_len "
-            f"{train.seq_len} (need at least {need:,}); use a longer text or a smaller "
-            "--batch-size/--seq-len"
-        )
-    if len(corpus.validation) < 2:
-        raise ValueError(
-            f"the validation split has {len(corpus.validation)} character(s); "
-            "use a longer text (5% of it validates)"
-        )
-
-
-def _budget_used_up(train: TrainConfig, step: int, elapsed_s: float) -> str | None:
+def budget_reached(train: TrainConfig, step: int, elapsed_s: float) -> str | None:
     """Which limit was reached ("step 300 of 300"), or None while budget remains."""
     if train.steps is not None and step >= train.steps:
         return f"step {step} of {train.steps}"
@@ -134,384 +407,9 @@ def _budget_used_up(train: TrainConfig, step: int, elapsed_s: float) -> str | No
     return None
 
 
-# ---- the trainer ------------------------------------------------------------------------
-
-
-class Trainer:
-    """Trains a :class:`CharLM` into a run folder; :meth:`fit` runs to the budget."""
-
-    def __init__(
-        self,
-        run_dir: str | Path,
-        config: ckpt.RunConfig,
-        corpus: Corpus,
-        *,
-        resume: bool = False,
-        out: TextIO | None = None,
-        ctx: distributed.Context | None = None,
-    ) -> None:
-        self.run_dir = Path(run_dir)
-        self.config = config
-        self.ctx = ctx or distributed.setup(config.train.device)
-        tc = config.train
-        torch.manual_seed(tc.seed)  # same initial weights in every process
-        self.model = CharLM(config.model, config.vocab).to(self.ctx.device)
-        self.net: torch.nn.Module = (
-            DistributedDataParallel(self.model) if self.ctx.distributed else self.model
-        )
-        # Decoupled weight decay on matrices only: decaying biases and gains only hurts.
-        matrices = [p for p in self.model.parameters() if p.dim() >= 2]
-        vectors = [p for p in self.model.parameters() if p.dim() < 2]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": matrices}, {"params": vectors, "weight_decay": 0.0}],
-            lr=tc.lr,
-            weight_decay=tc.weight_decay,
-        )
-        vocab = config.vocab
-        # int32 halves the memory of the 12-million-character default corpus.
-        train_ids = vocab.encode(corpus.train, dtype=torch.int32)
-        self.windows = StreamWindows(
-            train_ids, tc.batch_size, tc.seq_len, distributed.rows(self.ctx, tc.batch_size)
-        )
-        self.val_ids = vocab.encode(corpus.validation[: tc.eval_chars], dtype=torch.int32)
-        torch.manual_seed(tc.seed + 1 + self.ctx.rank)  # each process its own dropout masks
-        self.progress = Progress(out) if self.ctx.is_main else None
-
-        self.step_count = 0
-        self.chars = 0
-        self.lr = tc.lr
-        self.elapsed_before = 0.0  # seconds spent in earlier calls of a resumed run
-        self.elapsed = 0.0  # agreed by all processes at the end of each step
-        self.best_val_bpc: float | None = None
-        self.last_val_bpc: float | None = None
-        self.rows: list[Row] = []
-        self.state: LayerState | None = None
-        self._stop: str | None = None
-        self._last_saved_step = -1
-        self._plotted_at, self._plotted_step = -math.inf, -1
-        if resume:
-            self._restore()
-
-    # ---- one step -----------------------------------------------------------------------
-
-    def budget_fraction(self) -> float:
-        """The fraction of the budget used: steps or wall-clock time, whichever is further."""
-        tc = self.config.train
-        parts = [0.0]
-        if tc.steps is not None:
-            parts.append(self.step_count / tc.steps)
-        if tc.minutes is not None:
-            parts.append(self.elapsed / (tc.minutes * 60))
-        return max(parts)
-
-    def step(self) -> float:
-        """One truncated-BPTT step on the next window of every stream; the loss in nats."""
-        tc = self.config.train
-        x, y, new_pass = next(self.windows)
-        if new_pass:
-            self.state = None  # the streams start over: the old context is not theirs
-        x = x.to(self.ctx.device, torch.long, non_blocking=True)  # (T, B)
-        y = y.to(self.ctx.device, torch.long, non_blocking=True)  # (T, B)
-        lr = tc.lr_at(self.step_count, self.budget_fraction())
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        logits, state = self.net(x, self.state)  # (T, B, V)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # DDP averages the gradients over processes here
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_norm)
-        self.optimizer.step()
-        self.state = detach_state(state)  # carried forward, gradients stop here
-        self.step_count += 1
-        self.chars += tc.batch_size * tc.seq_len
-        self.lr = lr
-        return loss.item()
-
-    # ---- the loop -----------------------------------------------------------------------
-
-    def request_stop(self, reason: str) -> None:
-        """End :meth:`fit` after the current step, saving everything (what signals do)."""
-        self._stop = reason
-
-    def fit(self, on_step: Callable[[Trainer], None] | None = None) -> Summary:
-        """Train until the budget is used or a stop is requested; saves before returning."""
-        tc = self.config.train
-        restore = self._install_signal_handlers()
-        start = time.perf_counter()
-        train_time, call_chars = 0.0, 0
-        window_loss, window_steps, window_chars, window_time = 0.0, 0, 0, 0.0
-        self.lr = tc.lr_at(self.step_count, self.budget_fraction())
-        try:
-            while _budget_used_up(tc, self.step_count, self.elapsed) is None:
-                t0 = time.perf_counter()
-                loss = self.step()
-                dt = time.perf_counter() - t0
-                if not math.isfinite(loss):
-                    raise ValueError(
-                        f"the training loss became {loss} at step {self.step_count}; "
-                        "lower --lr (the last checkpoint is kept)"
-                    )
-                train_time += dt
-                call_chars += tc.batch_size * tc.seq_len
-                window_loss += loss
-                window_steps += 1
-                window_chars += tc.batch_size * tc.seq_len
-                window_time += dt
-                if on_step is not None:
-                    on_step(self)
-                stop, elapsed = distributed.agree_max(
-                    self.ctx,
-                    [
-                        float(self._stop is not None),
-                        self.elapsed_before + time.perf_counter() - start,
-                    ],
-                )
-                self.elapsed = elapsed
-                if stop and self._stop is None:
-                    self._stop = "a stop in another process"
-                if self.step_count % tc.log_every == 0:
-                    self._log_row(window_loss / window_steps, window_chars / max(window_time, 1e-9))
-                    window_loss, window_steps, window_chars, window_time = 0.0, 0, 0, 0.0
-                if self.step_count % tc.eval_every == 0:
-                    self.checkpoint()
-                if self._stop is not None:
-                    break
-            if window_steps:
-                self._log_row(window_loss / window_steps, window_chars / max(window_time, 1e-9))
-            if self._last_saved_step != self.step_count:
-                self.checkpoint()
-            if self.ctx.is_main and self._plotted_step != self.step_count:
-                self._plot()
-        finally:
-            restore()
-            if self.progress is not None:
-                self.progress.close()
-        sample = ""
-        if self.ctx.is_main:
-            best = ckpt.load(self.run_dir, self.ctx.device)
-            sample = self._sample(best)
-        return Summary(
-            run_dir=self.run_dir,
-            step=self.step_count,
-            stopped_by=self._stop,
-            val_bpc=self.last_val_bpc,
-            best_val_bpc=self.best_val_bpc,
-            chars_per_s=call_chars / train_time if train_time > 0 else 0.0,
-            sample=sample,
-            is_main=self.ctx.is_main,
-        )
-
-    def _log_row(self, loss: float, chars_per_s: float) -> None:
-        row = Row(
-            step=self.step_count,
-            chars=self.chars,
-            elapsed_s=self.elapsed,
-            lr=self.lr,
-            train_loss=loss,
-            train_bpc=loss / LN2,
-            chars_per_s=chars_per_s,
-        )
-        if self.rows and self.rows[-1].step == row.step:
-            return
-        self.rows.append(row)
-        if self.progress is not None:
-            tc = self.config.train
-            of = f"/{tc.steps}" if tc.steps is not None else ""
-            self.progress.update(
-                self.budget_fraction(),
-                f"step {self.step_count}{of}  loss {loss:.3f}  bpc {row.train_bpc:.3f}  "
-                f"{chars_per_s / 1000:.1f}k chars/s  {_clock(self.elapsed)}",
-            )
-
-    # ---- evaluation and checkpoints -------------------------------------------------------
-
-    def checkpoint(self) -> None:
-        """Validate, keep the best weights, save the training state, write the curves.
-
-        Every process must call it at the same step (the hidden states are gathered).
-        """
-        tc = self.config.train
-        if self.ctx.is_main:
-            bpc, _ = bits_per_char(self.model, self.val_ids, tc.batch_size, tc.seq_len)
-            self.last_val_bpc = bpc
-            improved = self.best_val_bpc is None or bpc < self.best_val_bpc
-            if improved:
-                self.best_val_bpc = bpc
-                ckpt.save_model(self.run_dir, self.model)
-            if self.rows and self.rows[-1].step == self.step_count:
-                self.rows[-1].val_bpc = bpc
-            assert self.progress is not None
-            mark = " (best so far, saved)" if improved else ""
-            self.progress.message(f"step {self.step_count}: validation bpc {bpc:.4f}{mark}")
-            if tc.sample_chars:
-                self.progress.message(_indent(self._sample(self.model)))
-        self._save_state()
-        if self.ctx.is_main:
-            write_metrics(self.run_dir / ckpt.METRICS, self.rows)
-            if time.perf_counter() - self._plotted_at > PLOT_EVERY_S:
-                self._plot()
-        self._last_saved_step = self.step_count
-
-    def _plot(self) -> None:
-        plot_loss(self.run_dir / ckpt.LOSS_PLOT, self.rows, self._title())
-        self._plotted_at, self._plotted_step = time.perf_counter(), self.step_count
-
-    def _sample(self, model: CharLM) -> str:
-        gen = torch.Generator().manual_seed(self.config.train.seed)
-        chars = model.sample(
-            "", self.config.train.sample_chars, temperature=SAMPLE_TEMPERATURE, generator=gen
-        )
-        return "".join(chars)
-
-    def _title(self) -> str:
-        m = self.config.model
-        return (
-            f"{m.cell.upper()} {m.num_layers}x{m.hidden_size}, "
-            f"{self.model.num_parameters():,} parameters"
-        )
-
-    def _save_state(self) -> None:
-        tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        opt_tensors, opt_info = ckpt.optimizer_to_tensors(self.optimizer)
-        tensors.update(opt_tensors)
-        if self.state is not None:
-            parts = self.state if isinstance(self.state, tuple) else (self.state,)
-            for name, part in zip(("h", "c"), parts, strict=False):
-                tensors[f"hidden.{name}"] = distributed.gather_batch(self.ctx, part, dim=1)
-        rng = torch.get_rng_state().to(self.ctx.device).unsqueeze(0)  # (1, n) uint8
-        tensors["rng.cpu"] = distributed.gather_batch(self.ctx, rng, dim=0).cpu()
-        if self.ctx.device.type == "cuda":
-            cuda_rng = torch.cuda.get_rng_state(self.ctx.device).to(self.ctx.device).unsqueeze(0)
-            tensors["rng.cuda"] = distributed.gather_batch(self.ctx, cuda_rng, dim=0).cpu()
-        if not self.ctx.is_main:
-            return
-        info = {
-            "position": self.windows.position,
-            "chars": self.chars,
-            "elapsed_s": self.elapsed,
-            "best_val_bpc": self.best_val_bpc,
-            "world_size": self.ctx.world_size,
-            "optimizer": opt_info,
-        }
-        ckpt.save_train_state(self.run_dir, self.step_count, tensors, info)
-
-    def _restore(self) -> None:
-        tensors, info = ckpt.load_train_state(self.run_dir)
-        model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        ckpt.load_weights(self.model, model_tensors, str(self.run_dir / info["tensors"]))
-        opt_tensors = {
-            k: v.to(self.ctx.device) for k, v in tensors.items() if k.startswith("optim.")
-        }
-        ckpt.optimizer_from_tensors(self.optimizer, opt_tensors, info["optimizer"])
-        self.windows.position = int(info["position"])
-        rows = distributed.rows(self.ctx, self.config.train.batch_size)
-        hidden = [tensors[f"hidden.{n}"][:, rows] for n in ("h", "c") if f"hidden.{n}" in tensors]
-        if hidden:
-            parts = tuple(h.to(self.ctx.device) for h in hidden)
-            self.state = parts if len(parts) > 1 else parts[0]
-        rng = tensors["rng.cpu"]
-        if rng.size(0) == self.ctx.world_size:
-            torch.set_rng_state(rng[self.ctx.rank].contiguous())
-            if "rng.cuda" in tensors and self.ctx.device.type == "cuda":
-                torch.cuda.set_rng_state(tensors["rng.cuda"][self.ctx.rank].contiguous())
-        else:
-            # Another number of processes: dropout masks cannot continue exactly; reseed.
-            torch.manual_seed(self.config.train.seed + 1 + self.ctx.rank + int(info["step"]))
-        self.step_count = int(info["step"])
-        self.chars = int(info["chars"])
-        self.elapsed_before = self.elapsed = float(info["elapsed_s"])
-        self.best_val_bpc = info.get("best_val_bpc")
-        self._last_saved_step = self.step_count
-        self.rows = read_metrics(self.run_dir / ckpt.METRICS, self.step_count)
-
-    # ---- signals --------------------------------------------------------------------------
-
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        """SIGINT/SIGTERM ask the loop to stop after this step; a second SIGINT aborts."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None  # Python delivers signals to the main thread only
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            name = signal.Signals(signum).name
-            if self._stop is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # asked twice: stop now; the files stay consistent
-            self._stop = name
-            if self.progress is not None:
-                self.progress.message(f"{name}: stopping after this step and saving ...")
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-        def restore() -> None:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-        return restore
-
-
-def _print_flushed(text: str) -> None:
-    print(text, flush=True)  # before the progress bar, which goes to stderr
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m}:{s:02d}"
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
-
-
-def train(
-    out_dir: str | Path | None = None,
-    *,
-    model_options: dict[str, Any] | None = None,
-    train_config: TrainConfig | None = None,
-    source: dict[str, Any] | None = None,
-    vocab_min_count: int = 1,
-    resume: str | Path | None = None,
-    steps: int | None = None,
-    minutes: float | None = None,
-    out: TextIO | None = None,
-    log: Callable[[str], None] | None = None,
-    on_step: Callable[[Trainer], None] | None = None,
-) -> Summary:
-    """Train a new run into ``out_dir`` or continue ``resume``; what ``rnnkit train`` does.
-
-    ``model_options`` are :class:`CharLMConfig` fields besides ``vocab_size``; ``source``
-    is the corpus (None: the standard library). With ``resume``, only the budget
-    (``steps``, ``minutes``) may change. ``on_step(trainer)`` is called after every
-    step (e.g. to ``request_stop``). Under torchrun every process calls this.
-    """
-    train_config = train_config or TrainConfig()
-    log = log or _print_flushed
-    if resume is not None:
-        run_dir = Path(resume)
-        config, corpus = prepare_resume(run_dir, steps, minutes)
-        ctx = distributed.setup(config.train.device)
-    else:
-        ctx = distributed.setup(train_config.device)
-    try:
-        if resume is None:
-            cell = (model_options or {}).get("cell", "lstm")
-            default = Path("runs") / f"{cell}-{time.strftime('%Y%m%d-%H%M%S')}"
-            run_dir = Path(distributed.broadcast_str(ctx, str(out_dir or default)))
-            config, corpus = prepare_new_run(
-                run_dir, model_options or {}, train_config, source, vocab_min_count
-            )
-        distributed.barrier(ctx)  # every process has checked before anything is written
-        if ctx.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.save_run_config(run_dir, config)
-            m = config.model
-            log(f"corpus: {corpus.describe()}")
-            log(
-                f"model: {m.cell.upper()}, {m.num_layers} x {m.hidden_size} hidden, "
-                f"embedding {m.embed_size}, vocabulary {m.vocab_size}; run folder: {run_dir}"
-            )
-        distributed.barrier(ctx)
-        trainer = Trainer(run_dir, config, corpus, resume=resume is not None, out=out, ctx=ctx)
-        if ctx.is_main:
-            log(f"parameters: {trainer.model.num_parameters():,}; processes: {ctx.world_size}")
-        return trainer.fit(on_step)
-    finally:
-        distributed.teardown(ctx)
+def _history(rows: list[Row]) -> list[tuple[int, float, dict[str, float]]]:
+    by_step: dict[int, tuple[float, dict[str, float]]] = {}
+    for r in rows:
+        if r.split == "validation":
+            by_step.setdefault(r.step, (r.time, {}))[1][r.metric] = r.value
+    return [(s, t, m) for s, (t, m) in sorted(by_step.items())]

@@ -1,0 +1,143 @@
+"""What a task is: the part of training that is specific to one job.
+
+A task says how to read its data and build its model from its options, what a batch is,
+its loss, its metrics, and what to show at an evaluation. Everything else - optimiser and
+schedule, budgets, evaluation and best-model keeping, progress, signals, checkpoints,
+resume, DDP, device and precision - is :class:`rnnkit.train.Trainer`'s, once for all
+tasks. A new task is one module with a :class:`Task` subclass and one registry entry in
+:mod:`rnnkit.tasks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from rnnkit import _options
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.distributed import Context
+
+
+class BatchSource(ABC):
+    """An endless iterator of training batches whose position a checkpoint can restore.
+
+    ``state_dict`` returns tensors (generator states) and JSON scalars (positions); the
+    trainer stores them with the checkpoint and hands them back to ``load_state_dict``.
+    """
+
+    @abstractmethod
+    def __next__(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class Task(ABC):
+    """One job rnnkit trains. Subclasses set the class attributes and the methods."""
+
+    name: ClassVar[str]  # what `rnnkit train NAME` takes
+    summary: ClassVar[str]  # one line for `rnnkit train --help`
+    Options: ClassVar[type]  # a dataclass of the task's own options, built with option()
+    train_defaults: ClassVar[dict[str, Any]] = {}  # TrainConfig fields this task changes
+    metric: ClassVar[str]  # the validation metric that picks the best model
+    higher_is_better: ClassVar[bool] = False
+    extra_files: ClassVar[tuple[str, ...]] = ()  # files of its own in the run folder
+
+    def __init__(self, options: Any, derived: dict[str, Any] | None = None) -> None:
+        """``derived`` is what an earlier :meth:`prepare` found (read from config.json);
+        None for a new run."""
+        self.options = options
+        self.derived: dict[str, Any] = dict(derived or {})
+
+    def options_dict(self) -> dict[str, Any]:
+        """The options as ``config.json`` stores them."""
+        return dataclasses.asdict(self.options)
+
+    @classmethod
+    def parse_options(cls, data: object, where: str, partial: bool = False) -> Any:
+        return _options.from_dict(cls.Options, data, where=where, partial=partial)
+
+    @classmethod
+    def default_train(cls, **given: Any) -> TrainConfig:
+        """This task's TrainConfig: its defaults, then ``given``. A budget given (steps or
+        minutes) replaces the default budget as a whole."""
+        values = dict(cls.train_defaults)
+        if any(given.get(k) is not None for k in ("steps", "minutes")):
+            values.pop("steps", None)
+            values.pop("minutes", None)
+        values.update({k: v for k, v in given.items() if v is not None})
+        return TrainConfig(**values)
+
+    # ---- data (checked before any file is written) ------------------------------------
+
+    @abstractmethod
+    def prepare(self, train: TrainConfig, ctx: Context) -> None:
+        """Read the data; fill ``self.derived`` on a new run; raise on any problem."""
+
+    def describe(self) -> str:
+        """One line on the data, printed when training starts."""
+        return self.name
+
+    # ---- model ------------------------------------------------------------------------
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """The model, from ``options`` and ``derived`` alone (loading needs no data)."""
+
+    # ---- training ---------------------------------------------------------------------
+
+    @abstractmethod
+    def batches(self, train: TrainConfig, ctx: Context) -> BatchSource:
+        """This process's training batches (its share of each global batch)."""
+
+    @abstractmethod
+    def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
+        """The scalar training loss of ``batch`` (``net`` may be wrapped in DDP)."""
+
+    def items(self, batch: Any) -> int:
+        """How many examples (characters, sequences) ``batch`` holds, for throughput."""
+        return 1
+
+    item_name: ClassVar[str] = "sequences"
+
+    def carried(self, ctx: Context) -> dict[str, Tensor]:
+        """State a task carries from step to step (truncated BPTT's hidden state), whole
+        over all processes; every process calls it at a checkpoint."""
+        return {}
+
+    def load_carried(self, tensors: dict[str, Tensor], ctx: Context) -> None:
+        """Restore what :meth:`carried` returned (this process's share)."""
+        return None
+
+    # ---- evaluation -------------------------------------------------------------------
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics, including ``self.metric``; run on the main process."""
+
+    def show(self, model: nn.Module, metrics: dict[str, float]) -> list[str]:
+        """Lines to print after an evaluation (a sample, a baseline)."""
+        return []
+
+    def reached_goal(self, metrics: dict[str, float]) -> bool:
+        """True to end training early (e.g. a task's goal, asked for by an option)."""
+        return False
+
+    def title(self, model: nn.Module) -> str:
+        """The title of ``loss.png``: the model in a few words."""
+        n = sum(p.numel() for p in model.parameters())
+        return f"{self.name}: {n:,} parameters"
+
+    def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
+        """Lines to print when training ends, given the best model (main process)."""
+        return []

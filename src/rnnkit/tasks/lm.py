@@ -1,0 +1,204 @@
+"""`rnnkit train lm`: a character-level language model (the chapter's section 10.1).
+
+The text is read as ``batch_size`` parallel streams, ``seq_len`` characters at a time,
+with the hidden state carried (detached) from window to window: truncated BPTT
+(:mod:`rnnkit.train.tbptt`). Scored in bits per character on the validation split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit import _options
+from rnnkit._options import option
+from rnnkit.data.corpus import Corpus, load_corpus
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.layers.base import LayerState
+from rnnkit.models.lm import CELLS, CharLM, CharLMConfig
+from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.train import distributed
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.evaluate import bits_per_char
+from rnnkit.train.tbptt import StreamWindows, detach_state
+
+SAMPLE_TEMPERATURE = 0.8  # samples shown during training: a little sharper than the model
+LN2 = math.log(2.0)
+
+
+@dataclass
+class LMOptions:
+    """The language model's data and model options."""
+
+    text: str | None = option(
+        None, "a UTF-8 text file, or a folder of them (default: the Python standard library)"
+    )
+    min_count: int = option(
+        1,
+        "characters seen fewer times in the training text join the unknown class",
+        low=1,
+        high=10**9,
+    )
+    cell: str = option("lstm", "recurrent cell", choices=tuple(CELLS))
+    num_layers: int = option(2, "stacked recurrent layers", flag="--layers", low=1, high=64)
+    hidden_size: int = option(128, "hidden units per layer H", flag="--hidden", low=1, high=65536)
+    embed_size: int = option(64, "character embedding size E", flag="--embed", low=1, high=65536)
+    dropout: float = option(
+        0.0,
+        "dropout on embeddings, between layers and before the output",
+        low=0,
+        high=1,
+        open_high=True,
+    )
+    forget_bias: float | None = option(
+        None,
+        "initial forget-gate bias of lstm (update-gate bias of gru) (default: torch's)",
+        low=-100,
+        high=100,
+    )
+    seq_len: int = option(128, "truncated-BPTT window in characters", low=1, high=10**6)
+    batch_size: int = option(32, "parallel streams, summed over all processes", low=1, high=10**6)
+    eval_chars: int = option(
+        100_000, "validation characters scored per evaluation", low=2, high=10**10
+    )
+    sample_chars: int = option(
+        200, "characters of the sample shown at each evaluation", low=0, high=10**6
+    )
+
+    def __post_init__(self) -> None:
+        _options.check(self)
+        self.model_config(vocab_size=2)  # the model's own checks (forget_bias needs a gate)
+
+    def model_config(self, vocab_size: int) -> CharLMConfig:
+        return CharLMConfig(
+            vocab_size=vocab_size,
+            cell=self.cell,
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            embed_size=self.embed_size,
+            dropout=self.dropout,
+            forget_bias=self.forget_bias,
+        )
+
+
+class Windows(BatchSource):
+    """:class:`StreamWindows` with the position a checkpoint restores."""
+
+    def __init__(self, windows: StreamWindows) -> None:
+        self.windows = windows
+
+    def __next__(self) -> tuple[Tensor, Tensor, bool]:
+        return next(self.windows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"position": self.windows.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.windows.position = int(state["position"])
+
+
+class LanguageModelTask(Task):
+    name = "lm"
+    summary = "a character-level language model (by default an LSTM on Python's own sources)"
+    Options = LMOptions
+    train_defaults: ClassVar[dict[str, Any]] = {"minutes": 3.0}
+    metric = "bpc"
+    item_name = "chars"
+
+    corpus: Corpus
+    vocab: Vocabulary
+
+    def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
+        o = self.options
+        source = {"kind": "text", "path": o.text} if o.text is not None else None
+        self.corpus = load_corpus(source)
+        if "vocab" in self.derived:
+            self.vocab = Vocabulary.from_dict(self.derived["vocab"])
+        else:
+            self.vocab = Vocabulary.from_text(self.corpus.train, o.min_count)
+            self.derived = {"vocab": self.vocab.to_dict(), "corpus": self.corpus.source}
+        need = o.batch_size * o.seq_len + 1
+        if len(self.corpus.train) < need:
+            raise ValueError(
+                f"the training text is too short for one window: {len(self.corpus.train):,} "
+                f"characters cannot fill --batch-size {o.batch_size} streams of --seq-len "
+                f"{o.seq_len} (need at least {need:,}); use a longer text or smaller values"
+            )
+        if len(self.corpus.validation) < 2:
+            raise ValueError(
+                f"the validation split has {len(self.corpus.validation)} character(s); "
+                "use a longer text (5% of it validates)"
+            )
+        distributed.rows(ctx, o.batch_size)  # divisible by the number of processes
+        self.val_ids = self.vocab.encode(self.corpus.validation[: o.eval_chars], torch.int32)
+        self.state: LayerState | None = None
+
+    def describe(self) -> str:
+        return self.corpus.describe()
+
+    def build_model(self) -> CharLM:
+        vocab = Vocabulary.from_dict(self.derived["vocab"])
+        return CharLM(self.options.model_config(len(vocab)), vocab)
+
+    def title(self, model: nn.Module) -> str:
+        o = self.options
+        return f"{o.cell.upper()} {o.num_layers}x{o.hidden_size}, vocabulary {len(self.vocab)}"
+
+    def batches(self, train: TrainConfig, ctx: distributed.Context) -> Windows:
+        o = self.options
+        # int32 halves the memory of the 12-million-character default corpus.
+        ids = self.vocab.encode(self.corpus.train, dtype=torch.int32)
+        rows = distributed.rows(ctx, o.batch_size)
+        return Windows(StreamWindows(ids, o.batch_size, o.seq_len, rows))
+
+    def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
+        x, y, new_pass = batch
+        if new_pass:
+            self.state = None  # the streams start over: the old context is not theirs
+        x = x.to(device, torch.long, non_blocking=True)  # (T, B)
+        y = y.to(device, torch.long, non_blocking=True)  # (T, B)
+        logits, state = net(x, self.state)  # (T, B, V)
+        self.state = detach_state(state)  # carried forward, gradients stop here
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
+
+    def items(self, batch: Any) -> int:
+        return batch[0].numel()
+
+    def carried(self, ctx: distributed.Context) -> dict[str, Tensor]:
+        if self.state is None:
+            return {}
+        parts = self.state if isinstance(self.state, tuple) else (self.state,)
+        return {
+            name: distributed.gather_batch(ctx, part, dim=1)
+            for name, part in zip(("h", "c"), parts, strict=False)
+        }
+
+    def load_carried(self, tensors: dict[str, Tensor], ctx: distributed.Context) -> None:
+        rows = distributed.rows(ctx, self.options.batch_size)
+        parts = tuple(tensors[n][:, rows].to(ctx.device) for n in ("h", "c") if n in tensors)
+        self.state = (parts if len(parts) > 1 else parts[0]) if parts else None
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        o = self.options
+        assert isinstance(model, CharLM)
+        bpc, _ = bits_per_char(model, self.val_ids, o.batch_size, o.seq_len)
+        return {"bpc": bpc, "loss": bpc * LN2}
+
+    def show(self, model: nn.Module, metrics: dict[str, float]) -> list[str]:
+        return self.sample(model).splitlines() if self.options.sample_chars else []
+
+    def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
+        return ["sample from the best model:", *self.sample(model).splitlines()]
+
+    def sample(self, model: nn.Module) -> str:
+        assert isinstance(model, CharLM)
+        gen = torch.Generator().manual_seed(0)
+        chars = model.sample(
+            "", self.options.sample_chars, temperature=SAMPLE_TEMPERATURE, generator=gen
+        )
+        return "".join(chars)

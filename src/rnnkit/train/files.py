@@ -1,0 +1,132 @@
+"""Files that are never half-written: atomic writes, JSON, safetensors, optimiser state.
+
+No pickle anywhere: tensors go to safetensors, everything else to JSON. Every file is
+written to a temporary name in the same folder, flushed to disk, and renamed over its
+destination (rename is atomic on POSIX): a reader sees the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import Tensor
+
+TEMP_SUFFIX = ".tmp"  # temporary files are ".<name>.<random>.tmp"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half.
+
+    A symlink at ``path`` is replaced, never followed.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the name points to them
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; run folders are shared results
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``; a one-line ValueError names the file when it is not JSON."""
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link; rnnkit does not follow links in a run")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path.parent} has no {path.name}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+
+
+def save_tensors(
+    path: Path, tensors: dict[str, Tensor], meta: dict[str, str] | None = None
+) -> None:
+    # safetensors wants contiguous CPU tensors that share no memory.
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    atomic_write(path, st_save(flat, metadata=meta))
+
+
+def load_tensors(path: Path) -> dict[str, Tensor]:
+    """The tensors in ``path``; a one-line error when it is missing, truncated or corrupt."""
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link; rnnkit does not follow links in a run")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.parent} has no {path.name}")
+    try:
+        return st_load(path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{path} is truncated or corrupt ({' '.join(str(err).split())})") from None
+
+
+def tensors_meta(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file (its header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return {}
+
+
+def optimizer_to_tensors(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """An optimiser's state_dict split into tensors (safetensors) and the rest (JSON)."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, entry in sd["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, Tensor):
+                tensors[f"optim.{idx}.{key}"] = value
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_tensors(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], info: dict[str, Any]
+) -> None:
+    """Load what :func:`optimizer_to_tensors` wrote; ValueError when it does not fit."""
+    state: dict[int, dict[str, Any]] = {}
+    try:
+        for name, value in tensors.items():
+            if name.startswith("optim."):
+                _, idx, key = name.split(".", 2)
+                state.setdefault(int(idx), {})[key] = value
+        for name, value in info["scalars"].items():
+            idx, key = name.split(".", 1)
+            state.setdefault(int(idx), {})[key] = value
+        groups = info["param_groups"]
+        for group in groups:
+            if "betas" in group:
+                group["betas"] = tuple(group["betas"])  # JSON has no tuples
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"the optimiser state does not fit the model ({err})") from None
+    flat = [p for g in optimizer.param_groups for p in g["params"]]
+    for idx, entry in state.items():
+        for key, value in entry.items():
+            if isinstance(value, Tensor) and value.dim() > 0 and value.shape != flat[idx].shape:
+                raise ValueError(
+                    f"the optimiser's {key} of parameter {idx} has shape "
+                    f"{tuple(value.shape)}; the model's is {tuple(flat[idx].shape)}"
+                )

@@ -1,0 +1,244 @@
+"""Starting, resuming and loading a run of any task: every check before the first write.
+
+:func:`train` is what ``rnnkit train TASK`` runs: it checks the options, the folder and the
+data (and, to resume, every file of the checkpoint) without writing anything, then takes
+the folder's lock, re-checks under it, and hands over to the :class:`Trainer`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from rnnkit.tasks import get_task
+from rnnkit.tasks.base import Task
+from rnnkit.train import distributed
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.loop import Summary, Trainer, budget_reached
+from rnnkit.train.runfolder import MANIFEST, Checkpoint, RunConfig, RunFolder, RunFolderError
+
+
+def train(
+    task: str,
+    options: Any = None,
+    train_config: TrainConfig | None = None,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: TextIO | None = None,
+    on_step: Callable[[Trainer], None] | None = None,
+) -> Summary:
+    """Train a new run of ``task`` into ``out``, or continue the run in ``resume``.
+
+    ``options`` is the task's ``Options`` (or a dict of its fields); ``train_config``
+    defaults to the task's own. With ``resume`` only the budget (``steps``, ``minutes``)
+    may change. ``on_step(trainer)`` runs after every step. Under torchrun every process
+    calls this; rank 0 writes.
+    """
+    if resume is not None:
+        folder, config, task_obj, start = _check_resume(resume, steps, minutes)
+        return launch(
+            task_obj,
+            config.train,
+            folder=folder,
+            start=start,
+            log=log,
+            progress=progress,
+            on_step=on_step,
+        )
+    task_cls = get_task(task)
+    task_obj = task_cls(_options(task_cls, options))
+    train_config = train_config or task_cls.default_train()
+    return launch(task_obj, train_config, out=out, log=log, progress=progress, on_step=on_step)
+
+
+def launch(
+    task: Task,
+    train_config: TrainConfig,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    folder: RunFolder | None = None,
+    start: Checkpoint | None = None,
+    log: Callable[[str], None] | None = None,
+    progress: TextIO | None = None,
+    on_step: Callable[[Trainer], None] | None = None,
+) -> Summary:
+    """Run ``task``: into a new folder ``out``, or on in the checked ``folder`` (resuming,
+    from ``start`` when it has a checkpoint). Writes nothing until everything is checked."""
+    log = log or _print
+    resuming = folder is not None
+    ctx = distributed.setup(train_config.device)
+    try:
+        if folder is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = distributed.broadcast_str(ctx, str(out or Path("runs") / f"{task.name}-{stamp}"))
+            folder = RunFolder(path, task.extra_files)
+            _check_new(folder)
+        task.prepare(train_config, ctx)
+        config = RunConfig(task.name, task.options_dict(), train_config, task.derived)
+        # Built (and, to resume, restored) before the lock: a checkpoint that does not fit
+        # is refused with the folder untouched.
+        trainer = Trainer(
+            task, train_config, folder, ctx, start=start, out=progress, on_step=on_step
+        )
+        distributed.barrier(ctx)  # every process has checked before anything is written
+        with folder.locked() if ctx.is_main else contextlib.nullcontext():
+            if ctx.is_main:
+                _prepare_folder(folder, config, start, resuming, log)
+                n = sum(p.numel() for p in trainer.model.parameters())
+                at = f"; continuing at step {start.step}" if start is not None else ""
+                log(f"{task.name}: {task.describe()}; run folder: {folder}")
+                log(
+                    f"model: {task.title(trainer.model)}; {n:,} parameters; processes: "
+                    f"{ctx.world_size}{at}"
+                )
+            distributed.barrier(ctx)
+            return trainer.fit()
+    finally:
+        distributed.teardown(ctx)
+
+
+def _prepare_folder(
+    folder: RunFolder, config: RunConfig, start: Any, resuming: bool, log: Callable[[str], None]
+) -> None:
+    """Under the lock: check again (another writer may have finished meanwhile), then
+    clear a kill's leftovers and write config.json."""
+    if not resuming:
+        reuse = _check_new(folder)
+        if reuse:
+            log(reuse)
+            folder.reset()
+    else:
+        info = folder.read_manifest()
+        if (info or {}).get("step") != (start.step if start is not None else None):
+            raise RunFolderError(f"{folder} changed while it was being checked; try again")
+        folder.clean()
+        folder.repair()
+        if start is None:
+            log(f"{folder} has no checkpoint yet: starting it from step 0")
+    folder.write_config(config)
+
+
+def _check_new(folder: RunFolder) -> str | None:
+    """Refuse a folder that is not ours or holds a run; say when one is reused."""
+    folder.check_owned()
+    if (folder.path / MANIFEST).exists():
+        raise RunFolderError(
+            f"{folder} already holds a run; continue it with --resume {folder} or choose "
+            "another --out"
+        )
+    if folder.has_config():
+        folder.read_config()  # ours, or refused in one line
+        return f"{folder} holds a run stopped before its first checkpoint; starting anew in it"
+    return None
+
+
+def _check_resume(
+    resume: str | os.PathLike[str], steps: int | None, minutes: float | None
+) -> tuple[RunFolder, RunConfig, Task, Any]:
+    """Everything a resume needs, read and checked; nothing written."""
+    probe = RunFolder(resume)
+    if not probe.path.is_dir() and not probe.path.is_symlink():
+        raise RunFolderError(f"run folder not found: {probe.path}")
+    config = probe.read_config()
+    task_cls = get_task(config.task)
+    folder = RunFolder(resume, task_cls.extra_files)
+    folder.check_owned()
+    opts = task_cls.parse_options(config.options, where=f"{folder}/config.json: options")
+    train_config = config.train
+    if steps is not None or minutes is not None:
+        budget = train_config.to_dict()
+        budget.update(steps=steps, minutes=minutes)
+        train_config = TrainConfig(**budget)
+    start = folder.read_checkpoint()
+    if start is not None:
+        done = budget_reached(train_config, start.step, float(start.info["elapsed_s"]))
+        if done is not None:
+            raise RunFolderError(
+                f"{folder} already reached its budget ({done}); give a larger --steps or --minutes"
+            )
+    config = RunConfig(config.task, config.options, train_config, config.derived)
+    task = task_cls(opts, config.derived)
+    # The checkpoint must fit the model before anything is written: build and load it.
+    if start is not None:
+        _probe_fits(task, train_config, start, folder)
+    return folder, config, task, start
+
+
+def _probe_fits(task: Task, train_config: TrainConfig, start: Any, folder: RunFolder) -> None:
+    model = task.build_model()
+    weights = start.prefixed("model")
+    own = model.state_dict()
+    where = folder.path / start.info["tensors"]
+    if set(own) != set(weights):
+        raise RunFolderError(f"{where} does not fit the config: its weights have other names")
+    for name, value in weights.items():
+        if value.shape != own[name].shape:
+            raise RunFolderError(
+                f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
+                f"{tuple(own[name].shape)}"
+            )
+
+
+def load(
+    run_dir: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    model: nn.Module | None = None,
+) -> nn.Module:
+    """The trained model of a run folder of any task (its best weights), in eval mode.
+
+    For a run of :func:`rnnkit.fit`, pass the ``model`` to load the weights into.
+
+    Example:
+        >>> model = rnnkit.load("runs/lm")  # doctest: +SKIP
+        >>> print("".join(model.sample("def ", 100)))  # doctest: +SKIP
+    """
+    probe = RunFolder(run_dir)
+    config = probe.read_config()
+    if model is None:
+        if config.task == "fit":
+            raise RunFolderError(
+                f"{run_dir} is a run of rnnkit.fit: give the model to load its weights into, "
+                "rnnkit.load(run, model=MyModel(...))"
+            )
+        task_cls = get_task(config.task)
+        folder = RunFolder(run_dir, task_cls.extra_files)
+        opts = task_cls.parse_options(config.options, where=f"{run_dir}/config.json: options")
+        model = task_cls(opts, config.derived).build_model()
+    else:
+        folder = probe
+    weights = folder.best_weights()
+    own = model.state_dict()
+    if set(own) != set(weights) or any(v.shape != own[k].shape for k, v in weights.items()):
+        raise RunFolderError(
+            f"{folder.path / 'model.safetensors'} does not fit the model built from its config"
+        )
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+def _options(task_cls: type[Task], options: Any) -> Any:
+    if options is None:
+        return task_cls.Options()
+    if isinstance(options, task_cls.Options):
+        return options
+    if isinstance(options, dict):
+        return task_cls.parse_options(options, where=f"{task_cls.name} options", partial=True)
+    raise TypeError(
+        f"options of task {task_cls.name!r} must be a {task_cls.Options.__name__} or a dict; "
+        f"got {type(options).__name__}"
+    )
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)

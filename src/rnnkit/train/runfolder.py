@@ -1,0 +1,346 @@
+"""The run folder: one layout for every task, and the promises it keeps.
+
+    config.json                      task, format version, every option, what the task
+                                     derived from its data (vocabularies, sizes); usable
+                                     as ``--config`` to start a new run
+    model.safetensors                the weights with the best validation score so far
+    train_state.json                 the manifest: step, best score, optimiser settings,
+                                     data position; names the tensor file it belongs to
+    train_state-<step>.safetensors   weights, optimiser moments, every RNG, carried state
+    metrics.csv                      step, time, split, metric, value: every evaluation
+    loss.png                         the curves
+    .lock                            held (flock) by the one process writing the run
+
+A checkpoint is committed as one unit: the tensors are written under a new name, then
+``metrics.csv``, then the small manifest is renamed into place (the commit), then the new
+best weights are copied to ``model.safetensors``, and only then are older tensor files
+removed. A kill at any moment leaves either the old checkpoint or the new one. If it lands
+between the commit and the copy, the manifest says so and the copy is redone (or, when
+loading, read from the checkpoint).
+
+rnnkit writes only the names above (plus a task's own, such as ``confusion.png``) and its
+temporary files; a folder holding anything else is not an rnnkit run and is refused, and
+symbolic links are never followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from rnnkit import __version__
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import (
+    TEMP_SUFFIX,
+    load_tensors,
+    read_json,
+    save_tensors,
+    tensors_meta,
+    write_json,
+)
+
+FORMAT = "rnnkit.run"
+FORMAT_VERSION = 2  # 1 was the per-task folders of rnnkit 0.1 ("rnnkit.charlm", ...)
+CONFIG = "config.json"
+MODEL = "model.safetensors"
+MANIFEST = "train_state.json"
+METRICS = "metrics.csv"
+LOSS_PLOT = "loss.png"
+LOCK = ".lock"
+OWNED = (CONFIG, MODEL, MANIFEST, METRICS, LOSS_PLOT, LOCK)
+_STATE = re.compile(r"train_state-(\d{8})\.safetensors")
+_TEMP = re.compile(r"\..+\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX))
+CONFIG_KEYS = ("format", "format_version", "rnnkit_version", "task", "options", "train", "derived")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked; the message is one line."""
+
+
+@dataclass
+class RunConfig:
+    """What ``config.json`` holds. ``options`` are the task's own (see its ``Options``)."""
+
+    task: str
+    options: dict[str, Any]
+    train: TrainConfig
+    derived: dict[str, Any] = field(default_factory=dict)  # vocabularies, sizes, splits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "rnnkit_version": __version__,
+            "task": self.task,
+            "options": self.options,
+            "train": self.train.to_dict(),
+            "derived": self.derived,
+        }
+
+
+def parse_config(data: object, where: str, *, partial: bool = False) -> RunConfig:
+    """A :class:`RunConfig` from JSON; ``partial`` (a ``--config`` file) allows omissions.
+
+    The task's own options are checked by the task (see :mod:`rnnkit.tasks`).
+    """
+    if not isinstance(data, dict):
+        raise RunFolderError(f"{where} must hold a JSON object; got {type(data).__name__}")
+    fmt = data.get("format", FORMAT if partial else None)
+    if fmt != FORMAT:
+        what = f"format {fmt!r}" if fmt is not None else "no format"
+        raise RunFolderError(
+            f"{where} has {what}; this rnnkit reads {FORMAT!r} run folders (version "
+            f"{FORMAT_VERSION}) - runs of rnnkit 0.1 must be trained again"
+        )
+    version = data.get("format_version", FORMAT_VERSION if partial else None)
+    if version != FORMAT_VERSION:
+        raise RunFolderError(
+            f"{where} has format_version {version!r} (rnnkit "
+            f"{data.get('rnnkit_version', '?')}); this rnnkit {__version__} reads "
+            f"version {FORMAT_VERSION}"
+        )
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise RunFolderError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    required = ("task",) if partial else CONFIG_KEYS
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise RunFolderError(f"{where}: missing key(s) {', '.join(missing)}")
+    task = data["task"]
+    if not isinstance(task, str):
+        raise RunFolderError(f"{where}: task must be a string; got {task!r}")
+    options, derived = data.get("options", {}), data.get("derived", {})
+    for key, value in (("options", options), ("derived", derived)):
+        if not isinstance(value, dict):
+            raise RunFolderError(f"{where}: {key} must be a JSON object")
+    try:
+        train = TrainConfig.from_dict(data.get("train", {}), where=f"{where}: train", partial=True)
+    except ValueError as err:
+        raise RunFolderError(str(err)) from None
+    return RunConfig(task, options, train, derived)
+
+
+@dataclass
+class Checkpoint:
+    """A committed training state: the manifest's JSON and the tensors it names."""
+
+    step: int
+    info: dict[str, Any]
+    tensors: dict[str, Tensor]
+
+    def prefixed(self, prefix: str) -> dict[str, Tensor]:
+        """The tensors under ``prefix.`` with the prefix removed ("model." -> weights)."""
+        n = len(prefix) + 1
+        return {k[n:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+
+
+class RunFolder:
+    """A run folder on disk. Reading never writes; writing needs :meth:`locked`."""
+
+    def __init__(self, path: str | os.PathLike[str], extra_files: tuple[str, ...] = ()) -> None:
+        self.path = Path(path)
+        self.extra_files = extra_files  # a task's own files (e.g. confusion.png)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def entries(self) -> list[Path]:
+        if self.path.is_symlink():
+            raise RunFolderError(f"{self.path} is a symbolic link; give the folder itself")
+        if not self.path.exists():
+            return []
+        if not self.path.is_dir():
+            raise RunFolderError(f"{self.path} exists and is not a folder")
+        return sorted(self.path.iterdir())
+
+    def check_owned(self) -> None:
+        """Refuse a folder holding a symlink or anything rnnkit does not write."""
+        foreign, links = [], []
+        for entry in self.entries():
+            if entry.is_symlink():
+                links.append(entry.name)
+            elif not self._owned(entry.name) or entry.is_dir():
+                foreign.append(entry.name)
+        if links:
+            raise RunFolderError(
+                f"{self.path} holds symbolic link(s) {', '.join(links[:3])}; rnnkit does not "
+                "follow links in a run folder"
+            )
+        if foreign:
+            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise RunFolderError(
+                f"{self.path} holds files rnnkit did not write ({', '.join(foreign[:3])}{more}); "
+                "it is not an rnnkit run folder: choose a new or empty folder"
+            )
+
+    def _owned(self, name: str) -> bool:
+        return (
+            name in OWNED
+            or name in self.extra_files
+            or bool(_STATE.fullmatch(name))
+            or bool(_TEMP.fullmatch(name))
+        )
+
+    def has_config(self) -> bool:
+        return (self.path / CONFIG).is_file()
+
+    def read_config(self) -> RunConfig:
+        if not self.path.is_dir():
+            raise RunFolderError(f"run folder not found: {self.path}")
+        try:
+            data = read_json(self.path / CONFIG)
+        except FileNotFoundError:
+            raise RunFolderError(f"{self.path} is not a run folder: it has no {CONFIG}") from None
+        return parse_config(data, str(self.path / CONFIG))
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None before the first checkpoint; checked for its keys."""
+        path = self.path / MANIFEST
+        if not path.exists() and not path.is_symlink():
+            return None
+        info = read_json(path)
+        if not isinstance(info, dict):
+            raise RunFolderError(f"{path} is corrupt: it is not a JSON object")
+        step, name = info.get("step"), info.get("tensors")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise RunFolderError(f"{path} is corrupt: step is {step!r}")
+        if not isinstance(name, str) or _STATE.fullmatch(name) is None:
+            raise RunFolderError(f"{path} is corrupt: it names no tensor file")
+        for key in ("elapsed_s", "optimizer", "best", "data", "task", "world_size"):
+            if key not in info:
+                raise RunFolderError(f"{path} is corrupt: it has no {key!r}")
+        return info
+
+    def read_checkpoint(self) -> Checkpoint | None:
+        """The committed training state, or None before the first checkpoint."""
+        info = self.read_manifest()
+        if info is None:
+            return None
+        tensors = load_tensors(self.path / info["tensors"])
+        if not any(k.startswith("model.") for k in tensors):
+            raise RunFolderError(f"{self.path / info['tensors']} holds no model weights")
+        return Checkpoint(int(info["step"]), info, tensors)
+
+    def best_weights(self) -> dict[str, Tensor]:
+        """The best weights: ``model.safetensors``, or the checkpoint's when that copy is
+        older than the manifest says (a kill between the commit and the copy)."""
+        info = self.read_manifest()
+        model = self.path / MODEL
+        if info is not None:
+            best = info.get("best") or {}
+            if best.get("step") == info["step"] and _step_of(model) != info["step"]:
+                ckpt = self.read_checkpoint()
+                assert ckpt is not None
+                return ckpt.prefixed("model")
+        if not model.exists():
+            raise RunFolderError(
+                f"{self.path} has no {MODEL} yet: the run stopped before its first "
+                "evaluation (continue it with --resume)"
+            )
+        return load_tensors(model)
+
+    # ---- writing (under the lock) -----------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold ``.lock`` for the duration; a second writer is refused with the holder's pid."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = self.path / LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise RunFolderError(
+                    f"{lock} is a symbolic link; rnnkit does not follow it"
+                ) from None
+            raise
+        try:
+            _flock(fd, lock)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def clean(self) -> None:
+        """Remove temporary files and tensor files the manifest does not name (a kill's
+        leftovers); called under the lock."""
+        info = self.read_manifest()
+        keep = info["tensors"] if info else None
+        for entry in self.entries():
+            if _TEMP.fullmatch(entry.name) or (_STATE.fullmatch(entry.name) and entry.name != keep):
+                entry.unlink(missing_ok=True)
+
+    def reset(self) -> None:
+        """Remove every file of a run that never checkpointed, before a new run starts in it."""
+        for entry in self.entries():
+            if entry.name != LOCK and self._owned(entry.name) and not entry.is_dir():
+                entry.unlink(missing_ok=True)
+
+    def write_config(self, config: RunConfig) -> None:
+        write_json(self.path / CONFIG, config.to_dict())
+
+    def commit(
+        self,
+        step: int,
+        tensors: dict[str, Tensor],
+        info: dict[str, Any],
+        metrics_csv: bytes,
+        best_improved: bool,
+    ) -> None:
+        """Commit a checkpoint as one unit (see the module's docstring)."""
+        from rnnkit.train.files import atomic_write
+
+        name = f"train_state-{step:08d}.safetensors"
+        save_tensors(self.path / name, tensors)
+        atomic_write(self.path / METRICS, metrics_csv)
+        write_json(self.path / MANIFEST, {**info, "step": step, "tensors": name})  # the commit
+        if best_improved:
+            weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+            save_tensors(self.path / MODEL, weights, meta={"step": str(step)})
+        for entry in self.entries():
+            if _STATE.fullmatch(entry.name) and entry.name != name:
+                entry.unlink(missing_ok=True)
+
+    def repair(self) -> None:
+        """Redo the copy of the best weights a kill interrupted (under the lock)."""
+        info = self.read_manifest()
+        if info is None:
+            return
+        best = info.get("best") or {}
+        if best.get("step") == info["step"] and _step_of(self.path / MODEL) != info["step"]:
+            ckpt = self.read_checkpoint()
+            assert ckpt is not None
+            save_tensors(self.path / MODEL, ckpt.prefixed("model"), meta={"step": str(ckpt.step)})
+
+
+def _step_of(model: Path) -> int | None:
+    if not model.is_file():
+        return None
+    step = tensors_meta(model).get("step")
+    return int(step) if step is not None and step.isdigit() else None
+
+
+def _flock(fd: int, lock: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): one writer is the user's to ensure
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        raise RunFolderError(
+            f"{lock.parent} is being written by another rnnkit process (pid {holder}); "
+            "wait for it to finish or choose another folder"
+        ) from None
