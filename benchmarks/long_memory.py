@@ -4,9 +4,11 @@ Each row trains one configuration from scratch (fresh data every step, a fixed h
 batch for evaluation) until it reaches the task's goal or its step or time budget runs
 out, and reports the result against the task's memoryless baseline. Rows run in worker
 processes of one torch thread each (``--jobs`` at a time), so a row's time is the
-training time on one core. Each finished row is saved as JSON under ``--results``; the
-markdown table is assembled from the saved rows, so rows can be run in several calls;
-a row's progress goes to ``NAME.log`` beside its JSON.
+training time on one core. Each row is an ordinary run of ``rnnkit.train.train`` into its
+own run folder, ``runs/NAME`` under ``--results`` (weights, checkpoint, metrics.csv,
+loss.png; a rerun of the row replaces it). Each finished row is saved as JSON under
+``--results``; the markdown table is assembled from the saved rows, so rows can be run in
+several calls; a row's progress goes to ``NAME.log`` beside its JSON.
 
     python benchmarks/long_memory.py --preset quick                # minutes: short sequences
     python benchmarks/long_memory.py --preset issue --jobs 2 --out docs/long-memory-table.md
@@ -18,18 +20,24 @@ a row's progress goes to ``NAME.log`` beside its JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shutil
 import signal
 import sys
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from _timing import machine
-from rnnkit.models.memory import MemoryTaskConfig, train_memory_task
-from rnnkit.train.checkpoint import write_json
+from rnnkit.models.memory import baseline, goal
+from rnnkit.tasks import get_task
+from rnnkit.tasks.memory import MemoryOptions, first_goal
+from rnnkit.train import RunFolder, load, train
+from rnnkit.train.files import write_json
+
+# A row's keys that are TrainConfig fields; the others are the task's MemoryOptions.
+TRAIN_KEYS = ("lr", "steps", "minutes", "seed", "eval_every")
 
 
 def _row(task: str, length: int, cell: str, hidden: int, **options: Any) -> tuple[str, dict]:
@@ -98,7 +106,20 @@ def reached(result: dict) -> str:
 
 
 def train_row(name: str, row: dict, results: Path) -> tuple[str, dict]:
-    torch.set_num_threads(1)  # one core per row: rows run side by side
+    """Train one row into its run folder; its JSON result, built from the run's history."""
+    options_row = dict(row)
+    task = options_row.pop("task")
+    given = {key: options_row.pop(key) for key in TRAIN_KEYS if key in options_row}
+    if options_row.pop("cosine", False):
+        given.update(schedule="cosine", min_lr_ratio=0.0)  # decays to 0 over the steps
+    task_cls = get_task(task)
+    options = MemoryOptions(**options_row)
+    # One core per row (rows run side by side); the CPU, as the table says.
+    train_config = task_cls.default_train(**given, threads=1, device="cpu", log_every=100)
+    run_dir = results / "runs" / name
+    if run_dir.exists():
+        RunFolder(run_dir).check_owned()  # a folder rnnkit did not write is left alone
+        shutil.rmtree(run_dir)
     results.mkdir(parents=True, exist_ok=True)
     with open(results / f"{name}.log", "w", encoding="utf-8") as progress:
 
@@ -106,8 +127,28 @@ def train_row(name: str, row: dict, results: Path) -> tuple[str, dict]:
             progress.write(line + "\n")
             progress.flush()
 
-        result = train_memory_task(MemoryTaskConfig(**row), log=log)
-    result["machine"] = machine()
+        summary = train(task, options, train_config, out=run_dir, log=log, progress=progress)
+    config = options.model_config(task)
+    metric = task_cls.metric
+    reached = first_goal(config, metric, summary.history)
+    result = {
+        "config": {"task": task, **dataclasses.asdict(options), **train_config.to_dict()},
+        "metric": metric,
+        "final": summary.metrics[metric],
+        "best": summary.best["value"],
+        "baseline": baseline(config),
+        "goal": goal(config),
+        "goal_step": None if reached is None else reached[0],
+        "goal_seconds": None if reached is None else reached[1],
+        "steps": summary.step,
+        "seconds": summary.history[-1][1] if summary.history else 0.0,
+        "parameters": sum(p.numel() for p in load(run_dir).parameters()),
+        # (step, metric, seconds) per evaluation, as the table's earlier rows have it
+        "history": [(step, m[metric], seconds) for step, seconds, m in summary.history],
+        "run": str(run_dir),
+        "stopped_by": summary.stopped_by,
+        "machine": machine(),
+    }
     return name, result
 
 

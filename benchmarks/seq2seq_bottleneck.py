@@ -10,9 +10,11 @@ table and writes a PNG plot.
     python benchmarks/seq2seq_bottleneck.py --runs runs --steps 800 \
         --png docs/img/seq2seq-bottleneck.png
 
-A run folder that already exists under ``--runs`` (``<lang>-<direction>-<attention>``) is
-scored, not retrained, so the script can reuse runs made with ``rnnkit train --task
-numbers`` and the same settings.
+Each run trains through the one training loop (``rnnkit.train.train("numbers", ...)``,
+the task's own training defaults with ``--steps`` and ``--eval-every``). A run folder that
+already exists under ``--runs`` (``<lang>-<direction>-<attention>``) is scored, not
+retrained, so the script can reuse runs made with ``rnnkit train numbers`` and the same
+settings.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.seq2seq import NumbersConfig, evaluate, load_run, train_numbers
+from rnnkit.seq2seq import evaluate, load_run
+from rnnkit.tasks.numbers import NumbersOptions, NumbersTask
+from rnnkit.train import train
 
 
 def bins_of(lengths: list[int], width: int) -> list[tuple[int, int]]:
@@ -49,16 +53,17 @@ def main() -> None:
     for kind in args.attention:
         out = Path(args.runs) / f"{args.lang}-{args.direction}-{kind}"
         if not (out / "model.safetensors").exists():
-            config = NumbersConfig(
+            options = NumbersOptions(
                 lang=args.lang,
                 direction=args.direction,
                 max_number=args.max_number,
                 attention=kind,
-                steps=args.steps,
-                eval_every=args.eval_every,
             )
+            # The task's defaults (Adam-like AdamW without decay, cosine decay to 5 %,
+            # clipping at 1, one thread) with this budget: a TrainConfig.
+            config = NumbersTask.default_train(steps=args.steps, eval_every=args.eval_every)
             t0 = time.perf_counter()
-            train_numbers(config, out)
+            train("numbers", options, config, out=out)
             print(f"trained {out} in {time.perf_counter() - t0:.0f}s")
         run = load_run(out)
         results[kind] = evaluate(run, "test")

@@ -1,19 +1,24 @@
 """Seq2seq: attention masking, decoders against each other and against the full pass,
-the numbers task's split, the run folder and every error message."""
+the numbers task's split, its training through the one loop, the run folder and every
+error message."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
+import rnnkit
 from rnnkit.seq2seq import (
-    NumbersConfig,
     NumbersTask,
     Seq2Seq,
     Seq2SeqConfig,
@@ -23,12 +28,15 @@ from rnnkit.seq2seq import (
     load_run,
     plot_attention,
     sample,
-    train_numbers,
     translate,
 )
 from rnnkit.seq2seq.data import BOS, EOS, PAD, CharVocab, normalise, pad_sources
 from rnnkit.seq2seq.evaluate import Translation, edit_distance, prepare_source
 from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS
+from rnnkit.tasks.numbers import NumbersOptions
+from rnnkit.tasks.numbers import NumbersTask as NumbersTrainingTask
+from rnnkit.train import RunConfig, RunFolder, TrainConfig, train
+from rnnkit.train.distributed import Context
 
 ATTENTIONS = ["none", "additive", "dot", "general"]
 
@@ -249,71 +257,200 @@ def test_task_errors():
     other = next(s for s in ("train", "valid", "test") if s != single.split_of(7))
     with pytest.raises(ValueError, match=f"has \\(almost\\) no {other} numbers; widen it"):
         single.sample(other, 1, torch.Generator())
-    with pytest.raises(ValueError, match="n_valid must be a positive integer"):
-        NumbersConfig(n_valid=0)
+    with pytest.raises(ValueError, match=r"--n-valid must be an integer in \[1, .*; got 0"):
+        NumbersOptions(n_valid=0)
+    with pytest.raises(ValueError, match=r"--embed \(embed_size\) must be an integer"):
+        NumbersOptions(embed_size=0)
+    with pytest.raises(ValueError, match="--direction must be one of words2digits"):
+        NumbersOptions(direction="both")
+    with pytest.raises(ValueError, match=r"--attention must be one of none, additive"):
+        NumbersOptions(attention="soft")
+    with pytest.raises(ValueError, match="--min-number must be <= --max-number; got 10 > 5"):
+        NumbersOptions(min_number=10, max_number=5)
+    with pytest.raises(ValueError, match=r"--valid-fraction must be a finite number in \(0, 0.5\)"):
+        NumbersOptions(valid_fraction=0.0)
+    with pytest.raises(ValueError, match=r"--scheduled-sampling must be a finite number in \["):
+        NumbersOptions(scheduled_sampling=1.0)
 
 
-# ---- the run folder, translation and evaluation ---------------------------------------
+# ---- training through the one loop, the run folder, translation and evaluation ------
+
+TINY = dict(
+    max_number=999,
+    n_valid=20,
+    n_test=30,
+    embed_size=8,
+    encoder_hidden=8,
+    decoder_hidden=16,
+    batch_size=8,
+    label_smoothing=0.1,
+    scheduled_sampling=0.5,
+)
 
 
-def tiny_config(**kw) -> NumbersConfig:
-    base = dict(
-        max_number=999,
-        n_valid=20,
-        n_test=30,
-        embed_size=8,
-        encoder_hidden=8,
-        decoder_hidden=16,
-        steps=4,
-        batch_size=8,
-        eval_every=2,
-        label_smoothing=0.1,
-        scheduled_sampling=0.5,
+def quiet_train(task_options=None, train_config=None, **kw):
+    """``rnnkit.train.train("numbers", ...)`` without printing."""
+    return train(
+        "numbers",
+        task_options,
+        train_config,
+        log=lambda _: None,
+        progress=io.StringIO(),
+        **kw,
     )
-    return NumbersConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("numbers") / "run"
-    train_numbers(tiny_config(), out, log=lambda _: None)
+    quiet_train(TINY, TrainConfig(steps=4, eval_every=2), out=out)
     return out
 
 
-def test_run_folder_is_json_and_safetensors(run_dir):
+def test_run_folder_is_the_common_one(run_dir):
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == [
+        ".lock",
         "config.json",
+        "loss.png",
         "metrics.csv",
         "model.safetensors",
-        "optimizer.json",
-        "optimizer.safetensors",
+        "train_state-00000004.safetensors",
+        "train_state.json",
     ]
     meta = json.loads((run_dir / "config.json").read_text())
-    assert meta["task"] == "numbers" and meta["config"]["lang"] == "en"
+    assert meta["format"] == "rnnkit.run" and meta["task"] == "numbers"
+    assert meta["options"]["lang"] == "en" and meta["options"]["max_number"] == 999
+    assert meta["train"]["steps"] == 4
+    derived = meta["derived"]
+    assert set(derived["target_chars"]) == set("0123456789")
+    assert derived["max_target_length"] == 3
+    # the longest English number word below 1000 ("three hundred and seventy-seven" ...)
+    assert derived["max_source_length"] == max(len(NumbersTask().words(n)) for n in range(1000))
     rows = (run_dir / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("step,train_loss") and [r.split(",")[0] for r in rows[1:]] == [
-        "2",
-        "4",
-    ]
+    validation = [r.split(",") for r in rows[1:] if ",validation," in r]
+    assert {(r[0], r[3]) for r in validation} >= {("2", "exact"), ("4", "exact"), ("4", "cer")}
+    assert isinstance(rnnkit.load(run_dir), Seq2Seq)
 
 
-def test_resume_continues_where_the_checkpoint_left(run_dir, tmp_path):
-    # A run stopped after its first step by the time limit, then resumed, equals the run
-    # trained in one go.
-    split = tmp_path / "split"
-    train_numbers(tiny_config(max_seconds=1e-9), split, log=lambda _: None)
-    assert json.loads((split / "optimizer.json").read_text())["step"] == 1
-    train_numbers(tiny_config(), split, log=lambda _: None, resume=True)
-    a, b = load_run(split).model.state_dict(), load_run(run_dir).model.state_dict()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match="already holds a run; pass resume"):
-        train_numbers(tiny_config(), split, log=lambda _: None)
-    with pytest.raises(ValueError, match="different configuration: lang differ"):
-        train_numbers(tiny_config(lang="fr"), split, log=lambda _: None, resume=True)
-    with pytest.raises(ValueError, match=r"cannot resume: .* holds no run"):
-        train_numbers(tiny_config(), tmp_path / "none", log=lambda _: None, resume=True)
+def test_tiny_run_loads_as_a_seq2seq(tmp_path):
+    out = tmp_path / "tiny"
+    options = NumbersOptions(**{**TINY, "max_number": 99})
+    summary = quiet_train(options, TrainConfig(steps=20, eval_every=10), out=out)
+    assert summary.step == 20 and set(summary.metrics) == {"exact", "cer", "loss"}
+    assert 0.0 <= summary.metrics["exact"] <= 1.0 and summary.best["metric"] == "exact"
+    assert any(line.startswith("valid exact match") for line in summary.lines)
+    assert any("rnnkit translate" in line for line in summary.lines)
+    model = rnnkit.load(out)
+    assert isinstance(model, Seq2Seq) and not model.training
+    run = load_run(out)
+    assert run.options == options and run.task.max_number == 99
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, run.model.state_dict()[name])
+
+
+def same_files(a: Path, b: Path, step: int) -> None:
+    """Bitwise the same best weights and training state (every tensor)."""
+    for name in ("model.safetensors", f"train_state-{step:08d}.safetensors"):
+        x, y = load_file(str(a / name)), load_file(str(b / name))
+        assert x.keys() == y.keys(), name
+        if name.startswith("train_state"):
+            assert {"model.head.bias", "data.generator", "rng.cpu"} <= set(x)
+        for key in x:
+            assert torch.equal(x[key], y[key]), f"{name}: {key}"
+
+
+def test_resume_with_a_larger_budget_is_bitwise_the_uninterrupted_run(tmp_path):
+    # A constant rate and no scheduled sampling: nothing depends on the budget, so 10
+    # steps, then a resume to 20, is the 20-step run to the bit.
+    options = {**TINY, "max_number": 99, "scheduled_sampling": 0.0, "dropout": 0.1,
+               "decoder_layers": 2}  # fmt: skip
+    config = dict(eval_every=10, schedule="constant", warmup_steps=0)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    quiet_train(options, TrainConfig(steps=20, **config), out=whole)
+    quiet_train(options, TrainConfig(steps=10, **config), out=split)
+    summary = quiet_train(resume=split, steps=20)
+    assert summary.step == 20
+    same_files(whole, split, 20)
+
+
+def test_interrupted_run_resumes_bitwise(tmp_path):
+    # Cosine schedule, scheduled sampling and dropout: the run stopped after step 10 (as
+    # by Ctrl-C) and resumed ends with every tensor of the run trained in one go.
+    options = {**TINY, "max_number": 99, "dropout": 0.1, "decoder_layers": 2}
+    config = TrainConfig(steps=20, eval_every=10)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    quiet_train(options, config, out=whole)
+
+    def stop_at_10(trainer):
+        if trainer.step == 10:
+            trainer.request_stop("test")
+
+    first = quiet_train(options, config, out=split, on_step=stop_at_10)
+    assert first.step == 10 and first.stopped_by == "test"
+    assert json.loads((split / "train_state.json").read_text())["data"]["step"] == 10
+    quiet_train(resume=split)
+    same_files(whole, split, 20)
+
+
+def test_batches_share_the_global_batch_and_ramp_scheduled_sampling():
+    options = NumbersOptions(**{**TINY, "batch_size": 6})
+    config = TrainConfig(steps=10)
+    cpu = torch.device("cpu")
+    one, two = Context(0, 1, cpu), [Context(rank, 2, cpu) for rank in (0, 1)]
+    task = NumbersTrainingTask(options)
+    task.prepare(config, one)
+    whole = task.batches(config, one)
+    shares = [task.batches(config, ctx) for ctx in two]
+    for step in range(4):
+        batch = next(whole)
+        parts = [next(s) for s in shares]
+        assert batch.sampling == pytest.approx(0.5 * step / 10)
+        assert torch.equal(batch.lengths, torch.cat([p.lengths for p in parts]))
+        columns = [p.src[:, b] for p in parts for b in range(p.src.size(1))]
+        for b, column in enumerate(columns):
+            n = int(batch.lengths[b])
+            assert torch.equal(batch.src[:n, b], column[:n])
+    state = whole.state_dict()
+    assert isinstance(state["generator"], torch.Tensor) and state["step"] == 4
+    again = task.batches(config, one)
+    again.load_state_dict(state)
+    a, b = next(whole), next(again)
+    assert b.sampling == pytest.approx(0.5 * 4 / 10) and a.sampling == b.sampling
+    assert torch.equal(a.src, b.src) and torch.equal(a.tgt_out, b.tgt_out)
+
+
+def test_data_problems_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="--scheduled-sampling rises over the step budget"):
+        quiet_train(TINY, TrainConfig(minutes=1.0), out=tmp_path / "x")
+    with pytest.raises(ValueError, match=r"the range 7\.\.7 has no validation numbers"):
+        quiet_train({**TINY, "min_number": 7, "max_number": 7}, TrainConfig(steps=1),
+                    out=tmp_path / "x")  # fmt: skip
+    with pytest.raises(ValueError, match=r"unsupported language 'xx'"):
+        quiet_train({**TINY, "lang": "xx"}, TrainConfig(steps=1), out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    # A split too rare to fill its share gives what it has rather than searching forever.
+    rare = NumbersTask(min_number=1000, max_number=9999, valid_fraction=1e-6)
+    assert rare.fixed_set("valid", 3) == []
+
+
+def test_task_defaults_are_the_old_loops():
+    config = NumbersTrainingTask.default_train()
+    assert (config.steps, config.minutes, config.lr, config.weight_decay) == (1000, None, 3e-3, 0.0)
+    assert config.lr_at(0, 0.0) == 3e-3  # no warm-up
+    assert config.lr_at(999, 1.0) == pytest.approx(0.05 * 3e-3)  # cosine to 5 %
+    assert (config.clip_norm, config.eval_every, config.schedule) == (1.0, 200, "cosine")
+    assert NumbersTrainingTask.default_train(minutes=2.0).steps is None
+
+
+def test_importing_the_task_does_not_import_num2words():
+    code = (
+        "import sys, rnnkit, rnnkit.tasks.numbers, rnnkit.seq2seq\n"
+        "from rnnkit.tasks import get_task\n"
+        "get_task('numbers')(rnnkit.tasks.numbers.NumbersOptions())\n"
+        "assert 'num2words' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 def test_translate_evaluate_and_plot(run_dir, tmp_path):
@@ -343,7 +480,7 @@ def test_bad_inputs_give_one_line_errors(run_dir, tmp_path):
         "": "empty input",
         "   ": "empty input",
         "seven €": "characters outside the vocabulary",
-        "seven " * 40: "longest input seen in training",
+        "seven " * 40: "longest input of the trained range 0..999 has",
     }
     for text, message in cases.items():
         with pytest.raises(ValueError, match=message):
@@ -352,27 +489,44 @@ def test_bad_inputs_give_one_line_errors(run_dir, tmp_path):
         translate(run, [])
     with pytest.raises(ValueError, match="exclude each other"):
         translate(run, ["seven"], beam=2, temperature=1.0)
-    lm = tmp_path / "lm"
-    lm.mkdir()
-    (lm / "config.json").write_text(json.dumps({"format": "rnnkit.charlm", "model": {}}))
-    with pytest.raises(ValueError, match="is a run of task 'language-model', not a numbers"):
-        load_run(lm)
     with pytest.raises(ValueError, match="is not a run folder: it has no config"):
         load_run(tmp_path)
     bad = tmp_path / "bad"
     bad.mkdir()
     meta = json.loads((run_dir / "config.json").read_text())
-    meta["config"]["colour"] = "red"
+    meta["options"]["colour"] = "red"
     (bad / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match=r"options: unknown key\(s\) colour"):
         load_run(bad)
+    del meta["options"]["colour"]
+    del meta["derived"]["target_chars"]
+    (bad / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"derived: missing key\(s\) target_chars"):
+        load_run(bad)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"format": "rnnkit.numbers", "task": "numbers"}))
+    with pytest.raises(ValueError, match=r"runs of rnnkit 0\.1 must be trained again"):
+        load_run(old)
+
+
+def test_load_run_refuses_a_run_of_another_task_in_one_line(tmp_path):
+    lm = tmp_path / "lm"
+    folder = RunFolder(lm)
+    lm.mkdir()
+    folder.write_config(RunConfig("lm", {}, TrainConfig(steps=1), {}))
+    with pytest.raises(ValueError) as err:
+        load_run(lm)
+    assert str(err.value) == f"{lm} is a run of task 'lm', not a numbers (seq2seq) run"
+    assert len(str(err.value).splitlines()) == 1
 
 
 def test_digits_outside_the_trained_range_are_refused(tmp_path):
     out = tmp_path / "fr"
-    config = tiny_config(lang="fr", direction="digits2words", min_number=10, steps=1)
-    train_numbers(config, out, log=lambda _: None)
+    options = {**TINY, "lang": "fr", "direction": "digits2words", "min_number": 10}
+    quiet_train(options, TrainConfig(steps=1), out=out)
     run = load_run(out)
+    assert run.max_source_length == 3
     for text in ("0312", "7", "1,2,3,4"):
         with pytest.raises(ValueError, match=r"not a number of the trained range 10\.\.999"):
             translate(run, [text])
@@ -400,19 +554,15 @@ def test_every_rnnkit_layer_and_cell_can_encode_and_decode(kind):
 
 
 def test_sigint_stops_after_the_step_and_saves(tmp_path):
-    lines: list[str] = []
-
-    def log(line: str) -> None:
-        lines.append(line)
-        if line.startswith("step 2/"):
+    def interrupt(trainer) -> None:
+        if trainer.step == 2:
             os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C during training
 
     out = tmp_path / "run"
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest runs in the background
-    train_numbers(tiny_config(steps=6), out, log=log)
-    assert json.loads((out / "optimizer.json").read_text())["step"] == 3
-    assert any(line.startswith("SIGINT: stopping after this step") for line in lines)
-    assert "stopped by SIGINT" in lines[-1]
+    summary = quiet_train(TINY, TrainConfig(steps=6, eval_every=4), out=out, on_step=interrupt)
+    assert summary.stopped_by == "SIGINT" and summary.step == 2
+    assert json.loads((out / "train_state.json").read_text())["step"] == 2
     assert signal.getsignal(signal.SIGINT) is before  # restored
 
 

@@ -8,30 +8,53 @@ import shutil
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from rnnkit.cli import main
 from rnnkit.seq2seq.data import EOS
+from rnnkit.train import TrainConfig, train
 
+TINY_OPTIONS = dict(
+    max_number=999, embed_size=8, encoder_hidden=8, decoder_hidden=8, n_valid=10, n_test=12
+)
 TINY = [
-    "--task", "numbers", "--max-number", "999", "--steps", "3", "--eval-every", "3",
-    "--embed", "8", "--hidden", "8", "--n-valid", "10", "--n-test", "12",
+    "numbers", "--max-number", "999", "--steps", "3", "--eval-every", "3", "--embed", "8",
+    "--encoder-hidden", "8", "--decoder-hidden", "8", "--n-valid", "10", "--n-test", "12",
 ]  # fmt: skip
+
+
+def status(argv: list[str]) -> int:
+    """The exit status of ``rnnkit ARGV`` (argparse's own errors exit)."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
 
 
 def set_eos_bias(run: Path, bias: float) -> None:
     """Make the run's decoder end at once (bias > 0) or never (bias < 0): the few steps of
     training below leave its outputs to chance, and the tests need them known."""
     path = run / "model.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()  # the step the copy belongs to: kept, so it is read as current
     weights = load_file(str(path))
     weights["head.bias"][EOS] = bias
-    save_file(weights, str(path))
+    save_file(weights, str(path), metadata=meta)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
+    """A numbers run trained through the Python API."""
     out = tmp_path_factory.mktemp("cli") / "en"
-    assert main(["train", *TINY, "--out", str(out)]) == 0
+    train(
+        "numbers",
+        TINY_OPTIONS,
+        TrainConfig(steps=3, eval_every=3),
+        out=out,
+        log=lambda _: None,
+        progress=io.StringIO(),
+    )
     return out
 
 
@@ -41,15 +64,6 @@ def ending_run(run_dir, tmp_path) -> Path:
     shutil.copytree(run_dir, out)
     set_eos_bias(out, 50.0)
     return out
-
-
-def test_train_writes_a_numbers_run(run_dir, capsys):
-    meta = json.loads((run_dir / "config.json").read_text())
-    assert meta["task"] == "numbers"
-    assert meta["config"]["encoder_hidden"] == 8 and meta["config"]["steps"] == 3
-    assert main(["train", "--resume", str(run_dir), "--steps", "4"]) == 0
-    assert json.loads((run_dir / "optimizer.json").read_text())["step"] == 4
-    assert "run saved to" in capsys.readouterr().out
 
 
 def test_translate_arguments_stdin_and_plot(ending_run, capsys, monkeypatch, tmp_path):
@@ -69,12 +83,44 @@ def test_eval_prints_exact_match_and_cer(run_dir, capsys):
     assert "character error rate:" in out and out.strip().splitlines()[-1].startswith(
         "exact match:"
     )
+    assert "test split: 5 held-out numbers in 0..999, beam 2" in out
+    assert main(["eval", str(run_dir), "--split", "validation", "--device", "cpu"]) == 0
+    assert "words2digits, valid split:" in capsys.readouterr().out
+
+
+def test_train_numbers_writes_a_run_that_resumes(tmp_path, capsys):
+    # `rnnkit train numbers` is the generic CLI built from NumbersOptions' fields.
+    out = tmp_path / "en"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["task"] == "numbers"
+    assert meta["options"]["encoder_hidden"] == 8 and meta["train"]["steps"] == 3
+    assert meta["train"]["weight_decay"] == 0.0 and meta["train"]["min_lr_ratio"] == 0.05
+    printed = capsys.readouterr().out
+    assert "valid exact match" in printed and f"rnnkit translate {out}" in printed
+    assert main(["train", "--resume", str(out), "--steps", "4"]) == 0
+    assert json.loads((out / "train_state.json").read_text())["step"] == 4
+    assert "run saved to" in capsys.readouterr().out
+    options = ["--no-bidirectional", "--no-input-feeding", "--attention", "none"]
+    other = tmp_path / "uni"
+    assert main(["train", *TINY, *options, "--out", str(other)]) == 0
+    meta = json.loads((other / "config.json").read_text())["options"]
+    assert (meta["bidirectional"], meta["input_feeding"], meta["attention"]) == (
+        False,
+        False,
+        "none",
+    )
 
 
 def bad_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
     lm = tmp_path / "lm"
     lm.mkdir()
-    (lm / "config.json").write_text(json.dumps({"format": "rnnkit.charlm"}))
+    config = json.loads((run_dir / "config.json").read_text())
+    config.update(task="lm", options={}, derived={})
+    (lm / "config.json").write_text(json.dumps(config))
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"format": "rnnkit.numbers", "task": "numbers"}))
     endless = tmp_path / "endless"
     shutil.copytree(run_dir, endless)
     set_eos_bias(endless, -50.0)
@@ -82,27 +128,50 @@ def bad_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
         "no end of output for 'seven' within": ["translate", str(endless), "seven"],
         "empty input": ["translate", str(run_dir), ""],
         "outside the vocabulary": ["translate", str(run_dir), "sept cent"],
-        "longest input seen in training": ["translate", str(run_dir), "seven " * 30],
-        "unsupported language 'xx'": ["train", *TINY, "--lang", "xx", "--out", str(tmp_path / "x")],
+        "longest input of the trained range": ["translate", str(run_dir), "seven " * 30],
         "not a numbers (seq2seq) run": ["translate", str(lm), "seven"],
+        "runs of rnnkit 0.1 must be trained again": ["translate", str(old), "seven"],
         "is not a run folder": ["translate", str(tmp_path), "seven"],
         "--plot draws one input": ["translate", str(run_dir), "a", "b", "--plot", "p.png"],
         "--beam must be >= 1": ["translate", str(run_dir), "seven", "--beam", "0"],
-        "--lang: only for --task numbers": ["train", "--lang", "fr"],
-        "--text, --seq-len: not used by --task numbers": [
-            "train", *TINY, "--text", "notes.txt", "--seq-len", "9"
-        ],
         "--text: not used by a numbers run": ["eval", str(run_dir), "--text", "x.txt"],
         "--seq-len: not used by a numbers run": ["eval", str(run_dir), "--seq-len", "9"],
+        "valid or test split": ["eval", str(run_dir), "--split", "train"],
+        "--limit must be >= 1": ["eval", str(run_dir), "--limit", "0"],
+        "--precision: not used by a numbers run": ["eval", str(run_dir), "--precision", "bf16"],
+    }  # fmt: skip
+
+
+def bad_train_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
+    """Mistakes `rnnkit train numbers` (the generic CLI) must refuse in one line."""
+    return {
+        "unsupported language 'xx'": ["train", *TINY, "--lang", "xx", "--out", str(tmp_path / "x")],
+        "unrecognized arguments: --text": ["train", *TINY, "--text", "notes.txt"],
         "cannot be given with it": ["train", "--resume", str(run_dir), "--lr", "1"],
         "already holds a run": ["train", *TINY, "--out", str(run_dir)],
-        "valid or test split": ["eval", str(run_dir), "--split", "train"],
+        "--direction": ["train", *TINY, "--direction", "both"],
+        "--min-number must be <= --max-number": [
+            "train", *TINY, "--min-number", "2000", "--out", str(tmp_path / "y")
+        ],
+        "--scheduled-sampling rises over the step budget": [
+            "train", "numbers", "--minutes", "1", "--scheduled-sampling", "0.2",
+            "--out", str(tmp_path / "z"),
+        ],
     }  # fmt: skip
 
 
 def test_every_bad_input_is_one_line_with_status_2(run_dir, tmp_path, capsys):
     for message, argv in bad_calls(run_dir, tmp_path).items():
-        assert main(argv) == 2, argv
+        assert status(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err
         assert message in err and "Traceback" not in err, (message, err)
+
+
+def test_every_bad_train_call_is_one_line_with_status_2(run_dir, tmp_path, capsys):
+    for message, argv in bad_train_calls(run_dir, tmp_path).items():
+        assert status(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert message in err and "Traceback" not in err, (message, err)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -83,10 +83,17 @@ def expectation(field: dataclasses.Field[Any], kind: type) -> str:
     if low is None and high is None:
         return noun
     if high is None:
-        return f"{noun} >= {low:g}"
+        return f"{noun} >= {_num(low)}"
     close = ")" if meta.get("open_high") else "]"
-    lo = "-inf" if low is None else f"{low:g}"
-    return f"{noun} in [{lo}, {high:g}{close}"
+    lo = "-inf" if low is None else _num(low)
+    return f"{noun} in [{lo}, {_num(high)}{close}"
+
+
+def _num(x: float) -> str:
+    """A bound as a reader writes it: 65536, 1000000, 0.001, 1e-09."""
+    if float(x).is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return f"{x:g}"
 
 
 def check_value(field: dataclasses.Field[Any], hint: Any, value: Any) -> Any:

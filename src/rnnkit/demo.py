@@ -1,30 +1,40 @@
-"""A one-minute demonstration: an LSTM learns the adding problem and its loss falls."""
+"""A one-minute demonstration: an LSTM learns the adding problem and its loss falls.
+
+It is ``rnnkit train adding`` with a small LSTM and a high learning rate: the same loop,
+the same run folder. Without ``out`` the run goes to a temporary folder, removed after.
+"""
 
 from __future__ import annotations
 
-import time
+import io
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
-import torch
-from torch import nn
+from rnnkit.models.memory import MemoryTaskConfig, baseline
+from rnnkit.tasks.memory import AddingTask, MemoryOptions
+from rnnkit.train import train
 
-from rnnkit.data.tasks import adding_problem
-from rnnkit.layers import LSTM
-
-BASELINE_MSE = 1.0 / 6.0  # always predicting 1 (the mean target)
+BASELINE_MSE = baseline(MemoryTaskConfig("adding"))  # 1/6: always predicting 1
+EVAL_EVERY = 50
 
 
-class AddingModel(nn.Module):
-    """An LSTM read out at its last step by a linear head."""
+class _Lines(io.TextIOBase):
+    """A text stream that hands each complete line to ``log``."""
 
-    def __init__(self, hidden_size: int = 64) -> None:
-        super().__init__()
-        self.rnn = LSTM(2, hidden_size, chrono_init=100)
-        self.head = nn.Linear(hidden_size, 1)
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log, self.pending = log, ""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)  # (T, B, H)
-        return self.head(out[-1]).squeeze(-1)  # (B,)
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.log(line)
+        return len(text)
 
 
 def run_demo(
@@ -33,33 +43,31 @@ def run_demo(
     length: int = 50,
     batch: int = 64,
     seed: int = 0,
+    out: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[float]:
-    """Train on the adding problem and return the evaluation MSE after each report."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = AddingModel()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    x_val, y_val = adding_problem(512, length, generator=torch.Generator().manual_seed(seed + 1))
+    """Train an LSTM on the adding problem; returns the validation MSE of each evaluation.
+
+    The run is saved in ``out`` (``rnnkit.load(out)`` returns the model); without it,
+    in a temporary folder that is removed afterwards.
+    """
+    options = MemoryOptions(length=length, cell="lstm", hidden_size=64, batch_size=batch)
+    task = AddingTask(options)  # checks the options before anything is printed
+    train_config = AddingTask.default_train(
+        steps=steps, lr=1e-2, eval_every=EVAL_EVERY, log_every=EVAL_EVERY, seed=seed,
+        device="cpu",
+    )
     log(
         f"adding problem, T = {length}: an LSTM must remember two marked values across the "
-        f"sequence; predicting 1 always gives MSE {BASELINE_MSE:.3f}"
+        f"sequence; predicting 1 always gives MSE {task.baseline:.3f}"
     )
-    history = []
-    start = time.perf_counter()
-    for step in range(1, steps + 1):
-        x, y = adding_problem(batch, length, generator=gen)
-        loss = nn.functional.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % 50 == 0 or step == steps:
-            with torch.no_grad():
-                val = nn.functional.mse_loss(model(x_val), y_val).item()
-            history.append(val)
-            log(
-                f"step {step:4d}  validation MSE {val:.4f}  "
-                f"({val / BASELINE_MSE:.1%} of the baseline, {time.perf_counter() - start:.0f} s)"
-            )
-    return history
+    with tempfile.TemporaryDirectory(prefix="rnnkit-demo-") as scratch:
+        folder = Path(out) if out is not None else Path(scratch) / "adding"
+        summary = train(
+            "adding", options, train_config, out=folder, log=lambda _: None, progress=_Lines(log)
+        )
+        for line in summary.lines:
+            log(line)
+    if out is not None:
+        log(f"run saved to {folder}; rnnkit.load({str(folder)!r}) returns the model")
+    return [metrics["mse"] for _, _, metrics in summary.history]

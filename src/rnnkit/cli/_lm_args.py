@@ -1,11 +1,11 @@
-"""Argument types and error style shared by the language-model commands."""
+"""Argument types, error style and runtime options shared by the commands."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 
@@ -72,3 +72,29 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
 
 def set_threads(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
+
+
+def add_runtime(parser: argparse.ArgumentParser) -> None:
+    """--device, --precision and --threads: where and how a command runs its model."""
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where the model runs; auto picks cuda when available (default: auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="autocast precision of the forward pass (default: fp32)",
+    )
+    add_threads(parser)
+
+
+def runtime(args: argparse.Namespace) -> tuple[torch.device, Any]:
+    """(device, autocast context) from :func:`add_runtime`'s options; sets the threads."""
+    from rnnkit.train.config import autocast, resolve_device
+
+    set_threads(args)
+    device = resolve_device(args.device)
+    return device, autocast(device, args.precision)

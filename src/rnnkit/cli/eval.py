@@ -1,4 +1,9 @@
-"""`rnnkit eval`: bits per character of a trained language model on a text."""
+"""`rnnkit eval`: score the model of a run folder of any task.
+
+A language model is scored in bits per character on a text or a split of its corpus; a
+numbers run in exact match and character error rate; any other task on its own
+validation metrics.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,11 @@ import argparse
 import textwrap
 
 from rnnkit.cli import seq2seq_args
-from rnnkit.cli._lm_args import add_threads, one_line_errors, positive_int, set_threads
+from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
-from rnnkit.train.checkpoint import read_run_config
+from rnnkit.train.runfolder import RunFolder
 
 EXAMPLES = """examples:
   rnnkit eval runs/lstm                      # the test split of the run's own corpus
@@ -61,29 +66,63 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="set the hidden state back to zeros every K characters (default: never); "
         "the rise in bpc shows how much the model uses context older than K characters",
     )
-    add_threads(p)
+    add_runtime(p)
     seq2seq_args.add_numbers_eval_arguments(p)
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    set_threads(args)
-    if seq2seq_args.is_numbers_run(args.run_dir):  # config.json says "task": "numbers"
+    task = RunFolder(args.run_dir).read_config().task
+    if task == "numbers":
         return seq2seq_args.run_numbers_eval(args, foreign=("text",))
     if seq2seq_args.numbers_eval_flags(args):
         raise ValueError(f"{seq2seq_args.numbers_eval_flags(args)}: only for numbers runs")
-    model = load(args.run_dir)  # the run folder is checked before the text is read
+    if task != "lm":
+        return _eval_task(args)
+    device, precision = runtime(args)
+    model = load(args.run_dir, device)  # the run folder is checked before the text is read
     if args.text is not None:
         text, what = read_all(args.text), args.text
     else:
         split = args.split or "test"
-        corpus = load_corpus(read_run_config(args.run_dir).data)
+        config = RunFolder(args.run_dir).read_config()
+        corpus = load_corpus(config.derived.get("corpus"))
         text, what = corpus.split(split), f"the {split} split of the run's corpus"
     ids = model.vocab.encode(text)
     unknown = int((ids == UNK_ID).sum())
-    bpc, scored = bits_per_char(model, ids, args.batch_size, args.seq_len, args.reset_every)
+    with precision:
+        bpc, scored = bits_per_char(model, ids, args.batch_size, args.seq_len, args.reset_every)
     print(f"text: {what}: {len(text):,} characters, {unknown:,} unknown to the model")
     context = "all earlier" if args.reset_every is None else f"at most {args.reset_every}"
     print(f"scored: {scored:,} characters, each with {context} characters of context")
     print(f"bpc: {bpc:.4f}")
+    return 0
+
+
+_LM_ONLY = {"text": None, "split": None, "batch_size": 32, "seq_len": 256, "reset_every": None}
+
+
+def _eval_task(args: argparse.Namespace) -> int:
+    """Any other task: its validation metrics, from its own data and its best model."""
+    from rnnkit.tasks import get_task
+    from rnnkit.train.distributed import Context
+
+    given = [k for k, default in _LM_ONLY.items() if getattr(args, k) != default]
+    config = RunFolder(args.run_dir).read_config()
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(
+            f"{flags}: only for language-model runs; {args.run_dir} is a {config.task} run"
+        )
+    device, precision = runtime(args)
+    task_cls = get_task(config.task)
+    options = task_cls.parse_options(config.options, where=f"{args.run_dir}/config.json")
+    task = task_cls(options, config.derived)
+    model = load(args.run_dir, device)
+    task.prepare(config.train, Context(0, 1, device))
+    with precision:
+        metrics = task.evaluate(model)
+    print(f"{config.task} run {args.run_dir}, validation set:")
+    for name, value in metrics.items():
+        print(f"{name}: {value:.6g}")
     return 0

@@ -9,13 +9,14 @@ import textwrap
 import torch
 
 from rnnkit.cli._lm_args import (
-    add_threads,
+    add_runtime,
     nonnegative_float,
     nonnegative_int,
     one_line_errors,
     positive_int,
-    set_threads,
+    runtime,
 )
+from rnnkit.models.lm import CharLM
 from rnnkit.train import load
 
 EXAMPLES = """examples:
@@ -58,33 +59,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sample only among the K most likely characters (default: all)",
     )
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
-    p.add_argument(
-        "--device",
-        choices=["cpu", "cuda"],
-        default="cpu",
-        help="where the model runs (default: cpu)",
-    )
-    add_threads(p)
+    add_runtime(p)
     p.set_defaults(func=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    set_threads(args)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but this PyTorch sees no CUDA device")
-    model = load(args.run_dir, args.device)
+    device, precision = runtime(args)
+    model = load(args.run_dir, device)
+    if not isinstance(model, CharLM):
+        what = "rnnkit generate samples text"
+        raise ValueError(f"{args.run_dir} is not a language-model run ({what})")
     generator = torch.Generator().manual_seed(args.seed)
     out = sys.stdout
     out.write(args.prompt)
     out.flush()
-    for ch in model.sample(
-        args.prompt,
-        args.length,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        generator=generator,
-    ):
-        out.write(ch)
-        out.flush()
+    with precision:
+        for ch in model.sample(
+            args.prompt,
+            args.length,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            generator=generator,
+        ):
+            out.write(ch)
+            out.flush()
     out.write("\n")
     return 0

@@ -20,10 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "translate",
         help="translate numbers with a trained seq2seq run (words <-> digits)",
         description="Translate each input with the encoder-decoder of a numbers run folder "
-        "(written by rnnkit train --task numbers) and print one output per line. Inputs "
-        "are the arguments, or the lines of standard input when none is given. An input "
-        "the model cannot read (empty, unknown characters, longer than anything seen in "
-        "training) is refused with a message rather than answered wrongly.",
+        "(written by rnnkit train numbers) and print one output per line. Inputs are the "
+        "arguments, or the lines of standard input when none is given. An input the model "
+        "cannot read (empty, unknown characters, longer than any of the trained range, "
+        "digits outside it) is refused with a message rather than answered wrongly.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

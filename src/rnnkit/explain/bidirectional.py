@@ -103,38 +103,39 @@ class BidirectionalResult:
     def plot(self, path: str | Path) -> Path:
         from rnnkit.explain import plotting
 
-        fig, axes = plotting.figure(1, 2, width=12.0, height=4.6)
-        styles = [("tab:red", "-"), ("tab:orange", "--"), ("tab:blue", "-")]
-        K = self.offsets[-1]
-        ax = axes[0, 0]
-        for m, (colour, ls) in zip(self.models, styles, strict=False):
-            ax.plot(m.steps, m.future_accuracy, ls, color=colour, label=m.name)
-        ax.axhline(
-            1 / self.vocab, color="black", ls="--", label=f"chance 1/V = {1 / self.vocab:.2f}"
-        )
-        ax.set_xlabel("training step")
-        ax.set_ylabel(f"accuracy of y^t = x^(t+{K})")
-        ax.set_title(f"learning to output a future input (d = +{K})", loc="left")
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=8)
-        ax = axes[0, 1]
-        for m, (colour, ls) in zip(self.models, styles, strict=False):
-            ax.plot(self.offsets, m.final, "o" + ls, color=colour, label=m.name)
-        ax.axhline(1 / self.vocab, color="black", ls="--", label="chance")
-        ax.axvline(0, color="gray", lw=0.8)
-        ax.set_xlabel("offset d of the label y^t = x^(t+d)  (d > 0: the future)")
-        ax.set_ylabel("validation accuracy")
-        ax.set_xticks(self.offsets)
-        ax.set_ylim(0, 1.02)
-        ax.set_title("after training: past (d < 0) against future (d > 0)", loc="left")
-        ax.legend(fontsize=8)
-        title = (
-            "Claim (10.18): a bidirectional RNN's output at time t depends on future elements "
-            "too\n"
-            f"{self.cell.upper()} layers, T = {self.length}, {self.vocab} symbols, "
-            f"{self.steps} training steps"
-        )
-        return plotting.save(fig, path, title)
+        with plotting.style():  # the caller's rcParams are restored after
+            fig, axes = plotting.figure(1, 2, width=12.0, height=4.6)
+            styles = [("tab:red", "-"), ("tab:orange", "--"), ("tab:blue", "-")]
+            K = self.offsets[-1]
+            ax = axes[0, 0]
+            for m, (colour, ls) in zip(self.models, styles, strict=False):
+                ax.plot(m.steps, m.future_accuracy, ls, color=colour, label=m.name)
+            ax.axhline(
+                1 / self.vocab, color="black", ls="--", label=f"chance 1/V = {1 / self.vocab:.2f}"
+            )
+            ax.set_xlabel("training step")
+            ax.set_ylabel(f"accuracy of y^t = x^(t+{K})")
+            ax.set_title(f"learning to output a future input (d = +{K})", loc="left")
+            ax.set_ylim(0, 1.02)
+            ax.legend(fontsize=8)
+            ax = axes[0, 1]
+            for m, (colour, ls) in zip(self.models, styles, strict=False):
+                ax.plot(self.offsets, m.final, "o" + ls, color=colour, label=m.name)
+            ax.axhline(1 / self.vocab, color="black", ls="--", label="chance")
+            ax.axvline(0, color="gray", lw=0.8)
+            ax.set_xlabel("offset d of the label y^t = x^(t+d)  (d > 0: the future)")
+            ax.set_ylabel("validation accuracy")
+            ax.set_xticks(self.offsets)
+            ax.set_ylim(0, 1.02)
+            ax.set_title("after training: past (d < 0) against future (d > 0)", loc="left")
+            ax.legend(fontsize=8)
+            title = (
+                "Claim (10.18): a bidirectional RNN's output at time t depends on future elements "
+                "too\n"
+                f"{self.cell.upper()} layers, T = {self.length}, {self.vocab} symbols, "
+                f"{self.steps} training steps"
+            )
+            return plotting.save(fig, path, title)
 
 
 def run_bidirectional(

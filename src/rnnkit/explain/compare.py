@@ -174,80 +174,85 @@ class CompareResult:
         with_mse = any(r.mse is not None for r in self.equal_budget)
         n_panels = 2 + with_mse + bool(self.scaling)
         rows = 1 if n_panels <= 2 else 2
-        fig, grid = plotting.figure(rows, 2, width=12, height=4.8 * rows)
-        axes = grid.reshape(1, -1)  # panels left to right, top to bottom
-        if n_panels == 3:
-            axes[0, 3].set_visible(False)
-        names = [r.name for r in self.equal_hidden]
-        colours = [plotting.COLOURS.get(n, "tab:gray") for n in names]
-        pos = range(len(names))
-        ax = axes[0, 0]
-        ax.bar(pos, [r.params for r in self.equal_hidden], color=colours)
-        for j, r in enumerate(self.equal_hidden):
-            ax.text(j, r.params, f"{r.params}", ha="center", va="bottom", fontsize=9)
-        ax.set_xticks(pos, names)
-        ax.set_ylabel("parameters")
-        ax.set_title(
-            f"parameters at equal hidden size H = {self.equal_hidden[0].hidden}", loc="left"
-        )
-        ax = axes[0, 1]
-        width = 0.2
-        series = [
-            ("train, equal H", [r.train_ms for r in self.equal_hidden], -1.5, ""),
-            ("train, equal budget", [r.train_ms for r in self.equal_budget], -0.5, "//"),
-            ("inference, equal H", [r.infer_ms for r in self.equal_hidden], 0.5, ".."),
-            ("inference, equal budget", [r.infer_ms for r in self.equal_budget], 1.5, "xx"),
-        ]
-        for label, values, shift, hatch in series:
-            ax.bar(
-                [p + shift * width for p in pos],
-                values,
-                width,
-                color=colours,
-                hatch=hatch,
-                edgecolor="black",
-                linewidth=0.5,
-                label=label,
+        with plotting.style():  # the caller's rcParams are restored after
+            fig, grid = plotting.figure(rows, 2, width=12, height=4.8 * rows)
+            axes = grid.reshape(1, -1)  # panels left to right, top to bottom
+            if n_panels == 3:
+                axes[0, 3].set_visible(False)
+            names = [r.name for r in self.equal_hidden]
+            colours = [plotting.COLOURS.get(n, "tab:gray") for n in names]
+            pos = range(len(names))
+            ax = axes[0, 0]
+            ax.bar(pos, [r.params for r in self.equal_hidden], color=colours)
+            for j, r in enumerate(self.equal_hidden):
+                ax.text(j, r.params, f"{r.params}", ha="center", va="bottom", fontsize=9)
+            ax.set_xticks(pos, names)
+            ax.set_ylabel("parameters")
+            ax.set_title(
+                f"parameters at equal hidden size H = {self.equal_hidden[0].hidden}", loc="left"
             )
-        ax.set_xticks(pos, names)
-        ax.set_ylabel(f"ms per batch (I = {self.input_size}, T = {self.length}, B = {self.batch})")
-        ax.set_title("time per training step and per inference (median)", loc="left")
-        # Below the axes: inside, the legend would cover the tallest bars.
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
-        if with_mse:
-            ax = axes[0, 2]
-            mses = [r.mse if r.mse is not None else float("nan") for r in self.equal_budget]
-            ax.bar(pos, mses, color=colours)
-            for j, mse in enumerate(mses):
-                ax.text(j, mse, f"{mse:.4f}", ha="center", va="bottom", fontsize=9)
-            ax.set_yscale("log")  # a solved task sits orders of magnitude below the baseline
-            ax.axhline(BASELINE_MSE, color="black", ls="--", label="predict the mean (1/6)")
-            labels = [f"{r.name}\nH = {r.hidden}" for r in self.equal_budget]
-            ax.set_xticks(pos, labels)
-            ax.set_ylabel("validation MSE, log scale (lower is better)")
-            ax.set_title(f"adding problem after {self.steps} steps, equal budget", loc="left")
-            ax.legend(fontsize=8)
-        if self.scaling:
-            ax = axes[0, 2 + with_mse]
-            for name, times in self.scaling.items():
-                colour = plotting.COLOURS.get(name, "tab:gray")
-                ax.loglog(self.scaling_lengths, times, "o-", color=colour, label=name)
-            T0, T1 = self.scaling_lengths[0], self.scaling_lengths[-1]
-            ref = statistics.median(times[0] for times in self.scaling.values())
-            ax.loglog([T0, T1], [ref, ref * T1 / T0], "k:", label="∝ T (one step after another)")
-            ax.set_xticks(self.scaling_lengths, [str(T) for T in self.scaling_lengths])
-            ax.minorticks_off()
-            ax.set_xlabel("sequence length T")
-            ax.set_ylabel(f"inference ms (B = {self.batch}, H = {self.equal_hidden[0].hidden})")
-            ax.set_title("(10.20) time against sequence length, equal H", loc="left")
-            ax.legend(fontsize=8)
-        title = (
-            "Claim (10.17): GRUs have fewer parameters than LSTMs and need less computation, "
-            "with similar results"
-        )
-        if self.scaling:
-            title += "\nClaim (10.20): RNNs are slow, with no parallelization over time"
-        return plotting.save(fig, path, title)
+            ax = axes[0, 1]
+            width = 0.2
+            series = [
+                ("train, equal H", [r.train_ms for r in self.equal_hidden], -1.5, ""),
+                ("train, equal budget", [r.train_ms for r in self.equal_budget], -0.5, "//"),
+                ("inference, equal H", [r.infer_ms for r in self.equal_hidden], 0.5, ".."),
+                ("inference, equal budget", [r.infer_ms for r in self.equal_budget], 1.5, "xx"),
+            ]
+            for label, values, shift, hatch in series:
+                ax.bar(
+                    [p + shift * width for p in pos],
+                    values,
+                    width,
+                    color=colours,
+                    hatch=hatch,
+                    edgecolor="black",
+                    linewidth=0.5,
+                    label=label,
+                )
+            ax.set_xticks(pos, names)
+            ax.set_ylabel(
+                f"ms per batch (I = {self.input_size}, T = {self.length}, B = {self.batch})"
+            )
+            ax.set_title("time per training step and per inference (median)", loc="left")
+            # Below the axes: inside, the legend would cover the tallest bars.
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+            if with_mse:
+                ax = axes[0, 2]
+                mses = [r.mse if r.mse is not None else float("nan") for r in self.equal_budget]
+                ax.bar(pos, mses, color=colours)
+                for j, mse in enumerate(mses):
+                    ax.text(j, mse, f"{mse:.4f}", ha="center", va="bottom", fontsize=9)
+                ax.set_yscale("log")  # a solved task sits orders of magnitude below the baseline
+                ax.axhline(BASELINE_MSE, color="black", ls="--", label="predict the mean (1/6)")
+                labels = [f"{r.name}\nH = {r.hidden}" for r in self.equal_budget]
+                ax.set_xticks(pos, labels)
+                ax.set_ylabel("validation MSE, log scale (lower is better)")
+                ax.set_title(f"adding problem after {self.steps} steps, equal budget", loc="left")
+                ax.legend(fontsize=8)
+            if self.scaling:
+                ax = axes[0, 2 + with_mse]
+                for name, times in self.scaling.items():
+                    colour = plotting.COLOURS.get(name, "tab:gray")
+                    ax.loglog(self.scaling_lengths, times, "o-", color=colour, label=name)
+                T0, T1 = self.scaling_lengths[0], self.scaling_lengths[-1]
+                ref = statistics.median(times[0] for times in self.scaling.values())
+                ax.loglog(
+                    [T0, T1], [ref, ref * T1 / T0], "k:", label="∝ T (one step after another)"
+                )
+                ax.set_xticks(self.scaling_lengths, [str(T) for T in self.scaling_lengths])
+                ax.minorticks_off()
+                ax.set_xlabel("sequence length T")
+                ax.set_ylabel(f"inference ms (B = {self.batch}, H = {self.equal_hidden[0].hidden})")
+                ax.set_title("(10.20) time against sequence length, equal H", loc="left")
+                ax.legend(fontsize=8)
+            title = (
+                "Claim (10.17): GRUs have fewer parameters than LSTMs and need less computation, "
+                "with similar results"
+            )
+            if self.scaling:
+                title += "\nClaim (10.20): RNNs are slow, with no parallelization over time"
+            return plotting.save(fig, path, title)
 
 
 def run_compare(

@@ -259,28 +259,30 @@ class GateAnalysis:
             ),
         ]
         heights = [len(p[2]) for p in panels]
-        fig, axes = plotting.figure(
-            len(panels),
-            1,
-            width=max(8.0, 0.11 * n + 3.0),
-            height=1.2 + 0.9 * len(panels) + 0.2 * sum(heights),
-        )
-        for ax, (name, values, rows, lim, cmap) in zip(axes[:, 0], panels, strict=True):
-            if values.dim() == 3:
-                values = values[:n, 0, self.units].T  # (units, chars)
-            im = ax.imshow(values.numpy(), aspect="auto", cmap=cmap, vmin=lim[0], vmax=lim[1])
-            ax.set_title(name, loc="left")
-            ax.set_yticks(range(len(rows)), rows, fontsize=8)
-            ax.set_xticks(range(n), chars, fontsize=8, fontfamily="monospace")
-            ax.tick_params(axis="x", length=0)
-            fig.colorbar(im, ax=ax, fraction=0.015, pad=0.01)
-        title = (
-            "Claim (10.9-10.16): the cell state is a long-term memory and the gates decide "
-            "what it keeps\n"
-            f"LSTM layer {self.layer} over the text (first {n} of {len(self.text)} characters); "
-            "units chosen by correlation with the text properties (Pearson r)"
-        )
-        return plotting.save(fig, path, title)
+        with plotting.style():  # the caller's rcParams are restored after
+            fig, axes = plotting.figure(
+                len(panels),
+                1,
+                width=max(8.0, 0.11 * n + 3.0),
+                height=1.2 + 0.9 * len(panels) + 0.2 * sum(heights),
+            )
+            for ax, (name, values, rows, lim, cmap) in zip(axes[:, 0], panels, strict=True):
+                if values.dim() == 3:
+                    values = values[:n, 0, self.units].T  # (units, chars)
+                im = ax.imshow(values.numpy(), aspect="auto", cmap=cmap, vmin=lim[0], vmax=lim[1])
+                ax.set_title(name, loc="left")
+                ax.set_yticks(range(len(rows)), rows, fontsize=8)
+                ax.set_xticks(range(n), chars, fontsize=8, fontfamily="monospace")
+                ax.tick_params(axis="x", length=0)
+                fig.colorbar(im, ax=ax, fraction=0.015, pad=0.01)
+            title = (
+                "Claim (10.9-10.16): the cell state is a long-term memory and the gates decide "
+                "what it keeps\n"
+                f"LSTM layer {self.layer} over the text "
+                f"(first {n} of {len(self.text)} characters); "
+                "units chosen by correlation with the text properties (Pearson r)"
+            )
+            return plotting.save(fig, path, title)
 
 
 SHORT = {

@@ -312,40 +312,41 @@ class GradientFlowResult:
         from rnnkit.explain import plotting
 
         stages = list(self.stages.items())
-        fig, axes = plotting.figure(2, len(stages), width=6.0 * len(stages), height=8.0)
-        ks = list(range(self.length))
-        for col, (stage_name, stage) in enumerate(stages):
-            ax = axes[0, col]
-            for name, curve in stage.grad.items():
-                base = name.removesuffix(" c")
-                style = "--" if name.endswith(" c") else "-"
-                label = f"{base}: ‖∂L/∂c‖" if name.endswith(" c") else f"{name}: ‖∂L/∂h‖"
-                if stage.mse:
-                    label += f" (MSE {stage.mse[base]:.3f})"
-                ax.semilogy(ks, _floor(curve), style, color=plotting.COLOURS[base], label=label)
-            ax.set_title(f"{stage_name}: gradient norm vs distance from the loss", loc="left")
-            ax.set_xlabel("distance k from the loss (steps back in time)")
-            ax.set_ylabel("‖∂L/∂s^(T-1-k)‖ / ‖∂L/∂h^(T-1)‖")
-            ax.legend(fontsize=8)
-            ax.grid(True, which="major", alpha=0.3)
-            ax = axes[1, col]
-            for name, curve in stage.jac.items():
-                base = name.split(" (")[0].split(" dc")[0].split(" ∏")[0]
-                style = {"(h, c)": "-", "dc/dc": "--", "∏ f": ":"}
-                ls = next((v for key, v in style.items() if key in name), "-")
-                ax.semilogy(ks, _floor(curve), ls, color=plotting.COLOURS[base], label=name)
-            ax.set_title(f"{stage_name}: ‖∏ ∂s^t/∂s^(t-1)‖₂ over k steps", loc="left")
-            ax.set_xlabel("number of steps k in the product")
-            ax.set_ylabel("spectral norm")
-            ax.legend(fontsize=8)
-            ax.grid(True, which="major", alpha=0.3)
-        title = (
-            "Claim (10.14): the RNN's gradient shrinks as it flows back through time; "
-            "the LSTM's cell state keeps it (∂c^t/∂c^(t-1) = f^t)\n"
-            f"adding problem, T = {self.length}, H = {self.hidden}, init = {self.init}, "
-            "loss at the last step"
-        )
-        return plotting.save(fig, path, title)
+        with plotting.style():  # the caller's rcParams are restored after
+            fig, axes = plotting.figure(2, len(stages), width=6.0 * len(stages), height=8.0)
+            ks = list(range(self.length))
+            for col, (stage_name, stage) in enumerate(stages):
+                ax = axes[0, col]
+                for name, curve in stage.grad.items():
+                    base = name.removesuffix(" c")
+                    style = "--" if name.endswith(" c") else "-"
+                    label = f"{base}: ‖∂L/∂c‖" if name.endswith(" c") else f"{name}: ‖∂L/∂h‖"
+                    if stage.mse:
+                        label += f" (MSE {stage.mse[base]:.3f})"
+                    ax.semilogy(ks, _floor(curve), style, color=plotting.COLOURS[base], label=label)
+                ax.set_title(f"{stage_name}: gradient norm vs distance from the loss", loc="left")
+                ax.set_xlabel("distance k from the loss (steps back in time)")
+                ax.set_ylabel("‖∂L/∂s^(T-1-k)‖ / ‖∂L/∂h^(T-1)‖")
+                ax.legend(fontsize=8)
+                ax.grid(True, which="major", alpha=0.3)
+                ax = axes[1, col]
+                for name, curve in stage.jac.items():
+                    base = name.split(" (")[0].split(" dc")[0].split(" ∏")[0]
+                    style = {"(h, c)": "-", "dc/dc": "--", "∏ f": ":"}
+                    ls = next((v for key, v in style.items() if key in name), "-")
+                    ax.semilogy(ks, _floor(curve), ls, color=plotting.COLOURS[base], label=name)
+                ax.set_title(f"{stage_name}: ‖∏ ∂s^t/∂s^(t-1)‖₂ over k steps", loc="left")
+                ax.set_xlabel("number of steps k in the product")
+                ax.set_ylabel("spectral norm")
+                ax.legend(fontsize=8)
+                ax.grid(True, which="major", alpha=0.3)
+            title = (
+                "Claim (10.14): the RNN's gradient shrinks as it flows back through time; "
+                "the LSTM's cell state keeps it (∂c^t/∂c^(t-1) = f^t)\n"
+                f"adding problem, T = {self.length}, H = {self.hidden}, init = {self.init}, "
+                "loss at the last step"
+            )
+            return plotting.save(fig, path, title)
 
 
 def _floor(curve: list[float]) -> list[float]:

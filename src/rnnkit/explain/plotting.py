@@ -1,17 +1,19 @@
-"""Figures without a display: matplotlib's Agg backend, one style for every experiment."""
+"""Figures without a display: matplotlib's object API, one style for every experiment.
+
+Library hygiene: nothing here calls ``matplotlib.use`` or imports ``matplotlib.pyplot``,
+so the backend, the open figures and the global ``rcParams`` of a notebook or an
+application that imports rnnkit are left alone. Each figure draws on its own Agg canvas
+(files only: no window, works on servers and in tests), and matplotlib and Pillow are
+imported when a figure is drawn, not when rnnkit is imported.
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import matplotlib
-from PIL import Image
-
-matplotlib.use("Agg")  # files only: no window, works on servers and in tests
-
-import matplotlib.pyplot as plt  # after matplotlib.use: the backend is fixed first
 
 # Colours per model, kept fixed so the same model looks the same in every figure.
 COLOURS = {
@@ -23,23 +25,47 @@ COLOURS = {
     "MinLSTM": "tab:cyan",
 }
 
+# One text style for every experiment; applied only while a figure is built and saved.
+STYLE = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10}
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """Apply :data:`STYLE` inside the block; the caller's ``rcParams`` are restored after.
+
+    Build a figure from :func:`figure` to :func:`save` inside it, so that titles, labels,
+    legends and ticks created along the way get the style.
+    """
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        yield
+
 
 def figure(rows: int, cols: int, *, width: float, height: float) -> tuple[Any, Any]:
-    """A figure and its axes array (always 2-D), sized in inches."""
-    plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10})
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    """A figure and its axes array (always 2-D), sized in inches, on its own Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with style():
+        fig = Figure(figsize=(width, height))
+        FigureCanvasAgg(fig)  # attaches itself to fig: no pyplot, no global figure manager
+        axes = fig.subplots(rows, cols, squeeze=False)
     return fig, axes
 
 
 def save(fig: Any, path: str | Path, title: str) -> Path:
     """Write ``fig`` as a PNG with ``title`` (the claim tested) on top; returns the path."""
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.suptitle(title, fontsize=11, fontweight="bold")
-    fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)  # 80 dpi: 10-pt labels stay readable
-    plt.close(fig)
+    with style():
+        fig.suptitle(title, fontsize=11, fontweight="bold")
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=80)  # 80 dpi: 10-pt labels stay readable
+    # No pyplot, so nothing to close: the figure is freed with its last reference.
     # A 256-colour palette keeps figures small enough to commit (tens of KB, not hundreds)
     # with no visible loss on line plots and heat maps.
     buffer.seek(0)

@@ -1,17 +1,14 @@
-"""Models and training for the long-memory tasks (the chapter's "long memory", 10.21).
+"""The model and the measures of the long-memory tasks (the chapter's "long memory", 10.21).
 
 The tasks come from :mod:`rnnkit.data.tasks`: the adding problem (Hochreiter &
 Schmidhuber 1997), copy memory (Arjovsky et al. 2016) and selective copying (Gu & Dao 2023).
 Each is generated on the fly from a seed; each has a memoryless baseline, and a result is
-reported against it.
+reported against it. They are trained as ``rnnkit train adding|copy|selective-copy``
+(:mod:`rnnkit.tasks.memory`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +19,6 @@ from torch import Tensor, nn
 from rnnkit.data.tasks import adding_problem, copy_memory, copy_memory_baseline, selective_copy
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM
 from rnnkit.layers.base import RecurrentLayer
-from rnnkit.models._config import config_from_dict
 
 TASKS = ("adding", "copy", "selective-copy")
 LAYERS: dict[str, type[RecurrentLayer]] = {
@@ -39,30 +35,21 @@ COPY_SYMBOLS, SELECT_TOKENS, SELECT_VOCAB = 8, 16, 16
 
 @dataclass
 class MemoryTaskConfig:
-    """One long-memory experiment."""
+    """A long-memory task and the model that learns it (training options live elsewhere)."""
 
     task: str = "adding"  # adding | copy | selective-copy
     length: int = 100  # T: the span the model must remember across
     cell: str = "lstm"  # a key of LAYERS
     hidden_size: int = 128  # H per layer
     num_layers: int = 1  # stacked layers (the minGRU paper uses 3 for selective copying)
-    batch_size: int = 64  # sequences per step, drawn fresh every step
-    lr: float = 1e-3  # Adam learning rate
-    cosine: bool = False  # decay the learning rate to 0 over `steps` (half a cosine)
-    steps: int = 2000  # optimiser steps at most
-    minutes: float = 0.0  # wall-clock budget; 0 = no limit
     chrono: bool = True  # chrono initialisation with T_max = length (gated cells)
-    clip: float = 1.0  # gradient-norm clipping
-    eval_every: int = 100  # steps between evaluations on the fixed validation batch
-    seed: int = 0  # the data stream and the initial weights
-    until_goal: bool = False  # stop at the first evaluation that reaches goal(config)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
         if self.cell not in LAYERS:
             raise ValueError(f"cell must be one of {', '.join(LAYERS)}; got {self.cell!r}")
-        for name in ("length", "hidden_size", "num_layers", "batch_size", "steps", "eval_every"):
+        for name in ("length", "hidden_size", "num_layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -71,15 +58,6 @@ class MemoryTaskConfig:
                 f"length must be at least {MIN_LENGTH[self.task]} for the {self.task} task "
                 f"(shorter needs no long memory); got {self.length}"
             )
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: object) -> MemoryTaskConfig:
-        return config_from_dict(cls, data, where="long-memory config")
 
 
 def baseline(config: MemoryTaskConfig) -> float:
@@ -89,13 +67,6 @@ def baseline(config: MemoryTaskConfig) -> float:
     if config.task == "copy":
         return copy_memory_baseline(config.length, n_symbols=COPY_SYMBOLS)
     return 1.0 / (SELECT_VOCAB - 2)  # guessing a data token
-
-
-def lr_factor(config: MemoryTaskConfig, step: int) -> float:
-    """The learning rate at ``step`` (0-based) as a share of ``config.lr``."""
-    if not config.cosine:
-        return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, config.steps) / config.steps))
 
 
 def goal(config: MemoryTaskConfig) -> float:
@@ -147,89 +118,30 @@ class MemoryModel(nn.Module):
         return self.head(out if last is None else out[-last:])
 
 
-def _batch(config: MemoryTaskConfig, batch: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+def make_batch(
+    config: MemoryTaskConfig, batch: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """``batch`` fresh sequences of the task: inputs (T', B, ...) and targets (..., B)."""
     if config.task == "adding":
-        return adding_problem(batch, config.length, generator=gen)
+        return adding_problem(batch, config.length, generator=generator)
     if config.task == "copy":
-        return copy_memory(batch, config.length, n_symbols=COPY_SYMBOLS, generator=gen)
+        return copy_memory(batch, config.length, n_symbols=COPY_SYMBOLS, generator=generator)
     return selective_copy(
-        batch, config.length, n_tokens=SELECT_TOKENS, vocab=SELECT_VOCAB, generator=gen
+        batch, config.length, n_tokens=SELECT_TOKENS, vocab=SELECT_VOCAB, generator=generator
     )
 
 
-def _loss_and_metric(config: MemoryTaskConfig, model: MemoryModel, x: Tensor, y: Tensor):
-    """The training loss and the reported metric (MSE, CE per step, or accuracy)."""
+def loss_and_metric(
+    config: MemoryTaskConfig, model: nn.Module, x: Tensor, y: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The training loss and the task's metric (MSE, cross-entropy per step, or accuracy)."""
     if config.task == "adding":
-        loss = F.mse_loss(model(x, last=1)[0, :, 0], y)  # read out at the last step
-        return loss, loss.item()
+        loss = F.mse_loss(model(x, last=1)[0, :, 0].float(), y)  # read out at the last step
+        return loss, loss.detach()
     if config.task == "copy":
-        out = model(x)
+        out = model(x).float()
         loss = F.cross_entropy(out.flatten(0, 1), y.flatten())  # every step, as in the paper
-        return loss, loss.item()
-    logits = model(x, last=SELECT_TOKENS)  # answers over the marker steps
+        return loss, loss.detach()
+    logits = model(x, last=SELECT_TOKENS).float()  # answers over the marker steps
     loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-    return loss, (logits.argmax(-1) == y).float().mean().item()
-
-
-def train_memory_task(
-    config: MemoryTaskConfig, log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Train on fresh batches, evaluate on a fixed held-out batch; returns the results."""
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    x_val, y_val = _batch(config, 256, torch.Generator().manual_seed(config.seed + 10_000))
-    model = MemoryModel(config)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(config, step))
-    higher_is_better = config.task == "selective-copy"
-    base = baseline(config)
-    best = -math.inf if higher_is_better else math.inf
-    history: list[tuple[int, float, float]] = []  # (step, metric, seconds)
-    solved: tuple[int, float] | None = None  # (step, seconds) of the first goal reached
-    start = time.perf_counter()
-    step = 0
-    for step in range(1, config.steps + 1):
-        x, y = _batch(config, config.batch_size, gen)
-        loss, _ = _loss_and_metric(config, model, x, y)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        opt.step()
-        schedule.step()
-        elapsed = time.perf_counter() - start
-        out_of_time = config.minutes > 0 and elapsed > 60 * config.minutes
-        if step % config.eval_every == 0 or step == config.steps or out_of_time:
-            model.eval()
-            with torch.no_grad():
-                _, metric = _loss_and_metric(config, model, x_val, y_val)
-            model.train()
-            history.append((step, metric, elapsed))
-            best = max(best, metric) if higher_is_better else min(best, metric)
-            if solved is None and reaches_goal(config, metric):
-                solved = (step, elapsed)
-            log(
-                f"step {step:5d}  {_metric_name(config)} {metric:.4g}  "
-                f"(baseline {base:.4g})  {elapsed:.0f} s"
-            )
-            if solved is not None and config.until_goal:
-                break
-        if out_of_time:
-            break
-    return {
-        "config": config.to_dict(),
-        "metric": _metric_name(config),
-        "final": history[-1][1],
-        "best": best,
-        "baseline": base,
-        "goal": goal(config),
-        "goal_step": None if solved is None else solved[0],
-        "goal_seconds": None if solved is None else solved[1],
-        "steps": step,
-        "seconds": time.perf_counter() - start,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "history": history,
-    }
-
-
-def _metric_name(config: MemoryTaskConfig) -> str:
-    return {"adding": "mse", "copy": "cross-entropy", "selective-copy": "accuracy"}[config.task]
+    return loss, (logits.argmax(-1) == y).float().mean()

@@ -4,17 +4,20 @@
 - :mod:`~rnnkit.seq2seq.attention`: none / additive / dot / general, padding masked;
 - :mod:`~rnnkit.seq2seq.decode`: greedy, beam search, sampling;
 - :mod:`~rnnkit.seq2seq.data`: numbers in words <-> digits with ``num2words``;
-- :mod:`~rnnkit.seq2seq.train`, :mod:`~rnnkit.seq2seq.checkpoint`,
-  :mod:`~rnnkit.seq2seq.evaluate`: training, the run folder, translation and scoring.
+- :mod:`~rnnkit.seq2seq.run`, :mod:`~rnnkit.seq2seq.evaluate`: a trained run, translation
+  and scoring.
+
+Training is the one loop's: ``rnnkit train numbers`` or
+``rnnkit.train.train("numbers", NumbersOptions(...))``, with the task in
+:mod:`rnnkit.tasks.numbers`.
 """
 
 from rnnkit.seq2seq.attention import Attention, Memory
-from rnnkit.seq2seq.checkpoint import NumbersRun, load_run
 from rnnkit.seq2seq.data import CharVocab, NumbersTask
 from rnnkit.seq2seq.decode import Decoded, beam_search, greedy, sample
 from rnnkit.seq2seq.evaluate import EvalResult, Translation, evaluate, plot_attention, translate
 from rnnkit.seq2seq.model import DecoderState, Seq2Seq, Seq2SeqConfig
-from rnnkit.seq2seq.train import NumbersConfig, train_numbers
+from rnnkit.seq2seq.run import NumbersRun, is_numbers_run, load_run
 
 __all__ = [
     "Attention",
@@ -23,7 +26,6 @@ __all__ = [
     "DecoderState",
     "EvalResult",
     "Memory",
-    "NumbersConfig",
     "NumbersRun",
     "NumbersTask",
     "Seq2Seq",
@@ -32,9 +34,9 @@ __all__ = [
     "beam_search",
     "evaluate",
     "greedy",
+    "is_numbers_run",
     "load_run",
     "plot_attention",
     "sample",
-    "train_numbers",
     "translate",
 ]

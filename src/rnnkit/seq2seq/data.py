@@ -192,7 +192,9 @@ class NumbersTask:
                 chosen.update(pool[i] for i in order[:per_band])
                 continue
             band: set[int] = set()
-            while len(band) < per_band:
+            draws = 1000 * per_band + 10_000  # a split this rare in the band gives what it has
+            while len(band) < per_band and draws > 0:
+                draws -= 1
                 n = lo + int(torch.randint(size, (1,), generator=g))
                 if self.split_of(n) == split:
                     band.add(n)

@@ -2,7 +2,7 @@
 
 Inputs are checked before the model sees them, so that a question the model cannot
 answer gives a clear error rather than a confident wrong answer: empty inputs,
-characters outside the training vocabulary, inputs longer than any seen in training,
+characters outside the training vocabulary, inputs longer than any of the trained range,
 numbers outside the trained range (digits), and outputs that never reach end-of-sequence
 are all refused with a one-line message.
 """
@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from rnnkit.seq2seq.checkpoint import NumbersRun
 from rnnkit.seq2seq.data import normalise, pad_sources
 from rnnkit.seq2seq.decode import Decoded, beam_search, greedy, sample
+
+if TYPE_CHECKING:
+    from rnnkit.seq2seq.run import NumbersRun
 
 
 @dataclass
@@ -53,9 +56,8 @@ def prepare_source(run: NumbersRun, text: str) -> str:
             )
     if len(source) > run.max_source_length:
         raise ValueError(
-            f"input is {len(source)} characters long; the longest input seen in training "
-            f"had {run.max_source_length} (numbers {run.task.min_number}.."
-            f"{run.task.max_number})"
+            f"input is {len(source)} characters long; the longest input of the trained "
+            f"range {run.task.min_number}..{run.task.max_number} has {run.max_source_length}"
         )
     return source
 
@@ -77,6 +79,7 @@ def decode_sources(
 ) -> list[Decoded]:
     """Decode already-checked sources in one batch: greedy, beam or sampling."""
     src, lengths = pad_sources([run.src_vocab.encode(s) for s in sources])
+    src = src.to(next(run.model.parameters()).device)
     max_len = 2 * run.max_target_length + 8
     if temperature is not None:
         return sample(run.model, src, lengths, max_len, temperature, generator)
@@ -166,7 +169,7 @@ def evaluate(
     batch_size: int = 250,
 ) -> EvalResult:
     """Decode the fixed ``split`` set of the run's task and score it."""
-    n = int(run.meta["config"]["n_test" if split == "test" else "n_valid"])
+    n = run.options.n_test if split == "test" else run.options.n_valid
     numbers = run.task.fixed_set(split, n)[: limit or None]
     examples = []
     for i in range(0, len(numbers), batch_size):
@@ -185,10 +188,10 @@ def plot_attention(translation: Translation, path: str | Path, title: str = "") 
     """Write the attention weights as a heat map PNG (the longer of input and output across)."""
     if translation.attention is None:
         raise ValueError("this model has no attention (attention='none'): nothing to plot")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # matplotlib's object API on an Agg canvas: no pyplot, no matplotlib.use, so the
+    # backend and open figures of a notebook or application are left alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     weights = translation.attention.numpy()  # (len(output) + 1, len(source))
     outputs = [*translation.output, "<eos>"]
@@ -198,7 +201,9 @@ def plot_attention(translation: Translation, path: str | Path, title: str = "") 
     if len(outputs) > len(inputs):
         weights, across, down, names = weights.T, outputs, inputs, ("output", "input")
     width = max(4.0, 0.16 * len(across) + 1.6)
-    fig, ax = plt.subplots(figsize=(width, 0.22 * len(down) + 1.3), dpi=80)
+    fig = Figure(figsize=(width, 0.22 * len(down) + 1.3), dpi=80)
+    FigureCanvasAgg(fig)  # attaches itself to fig
+    ax = fig.add_subplot()
     ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(across)), [c if c != " " else "␣" for c in across], fontsize=7)
     ax.set_yticks(range(len(down)), down, fontsize=7)
@@ -207,5 +212,4 @@ def plot_attention(translation: Translation, path: str | Path, title: str = "") 
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    fig.savefig(path)  # the format follows the file's extension, as before

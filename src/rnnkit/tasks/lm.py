@@ -115,7 +115,10 @@ class LanguageModelTask(Task):
 
     def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
         o = self.options
-        source = {"kind": "text", "path": o.text} if o.text is not None else None
+        # A resumed run reads the corpus it recorded (an absolute path), wherever it runs.
+        source = self.derived.get("corpus")
+        if source is None and o.text is not None:
+            source = {"kind": "text", "path": o.text}
         self.corpus = load_corpus(source)
         if "vocab" in self.derived:
             self.vocab = Vocabulary.from_dict(self.derived["vocab"])

@@ -101,3 +101,29 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: object, where: str = "train", partial: bool = False) -> TrainConfig:
         return _options.from_dict(cls, data, where=where, partial=partial)
+
+
+def resolve_device(name: str) -> Any:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if name not in DEVICES:
+        raise ValueError(f"--device must be one of {', '.join(DEVICES)}; got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but this PyTorch sees no CUDA device")
+    cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if cuda else "cpu")
+
+
+def autocast(device: Any, precision: str) -> Any:
+    """The autocast context of ``precision`` on ``device`` (a no-op for fp32)."""
+    import contextlib
+
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)

@@ -118,6 +118,7 @@ def _prepare_folder(
         if reuse:
             log(reuse)
             folder.reset()
+        folder.clean()  # a kill's temporary files
     else:
         info = folder.read_manifest()
         if (info or {}).get("step") != (start.step if start is not None else None):
