@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import math
 import os
@@ -26,7 +28,7 @@ import torch
 from safetensors.torch import load_file
 
 import rnnkit
-from rnnkit.tasks import NAMES
+from rnnkit.tasks import NAMES, get_task
 from rnnkit.train import RunFolder, RunFolderError, TrainConfig, TrainingDivergedError, train
 from rnnkit.train.runfolder import MANIFEST
 
@@ -57,10 +59,8 @@ def spec(task: str, tmp: Path) -> dict[str, Any]:
 
 
 def run(s: dict[str, Any], out: Path, **kw: Any) -> rnnkit.train.Summary:
-    return train(
-        s["task"], s["options"], TrainConfig(**s["train"]), out=out, log=lambda _: None,
-        progress=open(os.devnull, "w"), **kw,
-    )  # fmt: skip
+    kw = {"log": lambda _: None, "progress": io.StringIO(), **kw}
+    return train(s["task"], s["options"], TrainConfig(**s["train"]), out=out, **kw)
 
 
 def final_state(out: Path) -> dict[str, torch.Tensor]:
@@ -97,7 +97,7 @@ def _reference(reference: dict, task: str) -> tuple[dict, dict[str, torch.Tensor
 # ---- kill -9 during the save ------------------------------------------------------------
 
 KILLER = """
-import json, os, signal, sys
+import io, json, os, signal, sys
 n, when = int(sys.argv[1]), sys.argv[2]
 spec = json.loads(sys.argv[3])
 real_replace, calls = os.replace, [0]
@@ -113,7 +113,7 @@ def replace(src, dst):  # every file rnnkit commits ends in one os.replace
 os.replace = replace
 from rnnkit.train import TrainConfig, train
 train(spec["task"], spec["options"], TrainConfig(**spec["train"]), out=spec["out"],
-      log=lambda _: None, progress=open(os.devnull, "w"))
+      log=lambda _: None, progress=io.StringIO())
 print("finished", calls[0])
 """
 
@@ -140,7 +140,7 @@ def test_kill_during_save_then_resume_is_bitwise(task, point, when, reference, t
         run(s, out)  # a new run starts in the folder
     else:
         try:
-            train(s["task"], resume=out, log=lambda _: None, progress=open(os.devnull, "w"))
+            train(s["task"], resume=out, log=lambda _: None, progress=io.StringIO())
         except RunFolderError as err:  # killed after the last commit: the run is complete
             assert "already reached its budget" in str(err)
             complete = True
@@ -157,7 +157,8 @@ def test_a_folder_killed_before_its_first_checkpoint_can_be_resumed_or_reused(tm
     out = tmp_path / "run"
     folder = RunFolder(out)
     out.mkdir()
-    config = rnnkit.train.RunConfig("adding", s["options"], TrainConfig(**s["train"]), {})
+    options = dataclasses.asdict(get_task("adding").Options(**s["options"]))
+    config = rnnkit.train.RunConfig("adding", options, TrainConfig(**s["train"]), {})
     folder.write_config(config)  # what a kill right after the start leaves
     lines: list[str] = []
     run(s, out, log=lines.append)
@@ -166,7 +167,7 @@ def test_a_folder_killed_before_its_first_checkpoint_can_be_resumed_or_reused(tm
     out2.mkdir()
     RunFolder(out2).write_config(config)
     lines.clear()
-    summary = train("adding", resume=out2, log=lines.append, progress=open(os.devnull, "w"))
+    summary = train("adding", resume=out2, log=lines.append, progress=io.StringIO())
     assert any("no checkpoint yet" in line for line in lines)
     assert_same(final_state(out2), final_state(out))
     assert summary.step == 6
@@ -222,9 +223,7 @@ def test_repeated_non_finite_losses_stop_the_run_with_a_message(tmp_path, monkey
 
     cls = get_task("adding")
     real = cls.loss
-    monkeypatch.setattr(
-        cls, "loss", lambda self, net, b, d: real(self, net, b, d) * float("inf")
-    )
+    monkeypatch.setattr(cls, "loss", lambda self, net, b, d: real(self, net, b, d) * float("inf"))
     with pytest.raises(TrainingDivergedError, match="2 steps in a row"):
         run(s, tmp_path / "run")
     assert not (tmp_path / "run" / MANIFEST).exists()
@@ -281,9 +280,8 @@ def test_a_second_writer_is_refused(task, tmp_path):
 def test_two_new_runs_into_one_folder_one_is_refused(tmp_path):
     s = spec("adding", tmp_path)
     out = tmp_path / "run"
-    with RunFolder(out).locked():
-        with pytest.raises(RunFolderError, match="another rnnkit process"):
-            run(s, out)
+    with RunFolder(out).locked(), pytest.raises(RunFolderError, match="another rnnkit process"):
+        run(s, out)
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
 
 
@@ -374,5 +372,5 @@ def test_every_task_loads_and_resumes_through_the_one_folder(task, tmp_path):
     rows = (out / "metrics.csv").read_text().splitlines()[1:]
     evals = {int(r.split(",")[0]) for r in rows if ",validation," in r}
     assert evals == {2, 4, 6}
-    second = train(task, resume=out, steps=8, log=lambda _: None, progress=open(os.devnull, "w"))
+    second = train(task, resume=out, steps=8, log=lambda _: None, progress=io.StringIO())
     assert second.step == 8
