@@ -138,7 +138,6 @@ def bad_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
         "--seq-len: not used by a numbers run": ["eval", str(run_dir), "--seq-len", "9"],
         "valid or test split": ["eval", str(run_dir), "--split", "train"],
         "--limit must be >= 1": ["eval", str(run_dir), "--limit", "0"],
-        "--precision: not used by a numbers run": ["eval", str(run_dir), "--precision", "bf16"],
     }  # fmt: skip
 
 
@@ -175,3 +174,13 @@ def test_every_bad_train_call_is_one_line_with_status_2(run_dir, tmp_path, capsy
         assert len(err.splitlines()) == 1, err
         assert message in err and "Traceback" not in err, (message, err)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_eval_and_translate_honour_precision_and_device(run_dir, ending_run, capsys):
+    """bf16 autocast is accepted and used; fp16 on the CPU is refused in one line."""
+    assert main(["eval", str(run_dir), "--precision", "bf16", "--limit", "5"]) == 0
+    assert "exact match" in capsys.readouterr().out
+    assert main(["translate", str(ending_run), "seven", "--precision", "bf16"]) == 0
+    capsys.readouterr()
+    assert main(["translate", str(ending_run), "seven", "--precision", "fp16"]) == 2
+    assert "needs a CUDA device" in capsys.readouterr().err

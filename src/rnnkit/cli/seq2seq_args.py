@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
+from rnnkit.cli._lm_args import runtime
 from rnnkit.seq2seq import evaluate, is_numbers_run, load_run
 
 __all__ = [
@@ -25,13 +24,13 @@ __all__ = [
 def add_numbers_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `rnnkit eval` that only a numbers run reads.
 
-    The host command's own options (but --split, --device and --threads) do not apply to
+    The host command's own options (but --split, --device, --precision, --threads) do not apply to
     a numbers run; giving one with a value other than its default is an error there.
     """
     foreign = {
         a.dest: a.default
         for a in parser._actions
-        if a.option_strings and a.dest not in ("help", "split", "device", "threads")
+        if a.option_strings and a.dest not in ("help", "split", "device", "precision", "threads")
     }
     parser.set_defaults(numbers_eval_foreign=foreign)
     group = parser.add_argument_group("numbers runs")
@@ -71,15 +70,10 @@ def run_numbers_eval(args: argparse.Namespace, foreign: tuple[str, ...] = ()) ->
         raise ValueError(f"--beam must be >= 1; got {beam}")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1; got {args.limit}")
-    if getattr(args, "threads", None) is not None:
-        torch.set_num_threads(args.threads)
-    device: str | torch.device = "cpu"
-    if getattr(args, "device", None) is not None:
-        from rnnkit.train.config import resolve_device
-
-        device = resolve_device(args.device)
+    device, precision = runtime(args)
     run = load_run(args.run_dir, device)  # refuses a folder that is not a numbers run
-    result = evaluate(run, split, beam=beam, alpha=args.alpha or 0.0, limit=args.limit)
+    with precision:
+        result = evaluate(run, split, beam=beam, alpha=args.alpha or 0.0, limit=args.limit)
     t = run.task
     how = "greedy" if beam == 1 else f"beam {beam}, alpha {args.alpha or 0.0:g}"
     print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnkit.cli._lm_args import one_line_errors
+from rnnkit.cli._lm_args import add_runtime, one_line_errors, runtime
 from rnnkit.seq2seq import load_run, plot_attention, translate
 
 EXAMPLES = """examples:
@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the attention weights of the (single) input as a heat map PNG",
     )
     p.add_argument("--scores", action="store_true", help="print the log-probability too")
+    add_runtime(p)
     p.set_defaults(func=run)
 
 
@@ -59,20 +60,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--beam must be >= 1; got {args.beam}")
     if args.temperature is not None and not args.temperature > 0:
         raise ValueError(f"--temperature must be > 0; got {args.temperature}")
-    run_ = load_run(args.run_dir)  # the run folder is checked before any input is read
+    device, precision = runtime(args)
+    run_ = load_run(args.run_dir, device)  # the run folder is checked before input is read
     texts = list(args.text) if args.text else [line.rstrip("\n") for line in sys.stdin]
     if not texts:
         raise ValueError("empty input: give TEXT arguments or lines on standard input")
     if args.plot and len(texts) != 1:
         raise ValueError(f"--plot draws one input; got {len(texts)}")
-    results = translate(
-        run_,
-        texts,
-        beam=args.beam,
-        alpha=args.alpha,
-        temperature=args.temperature,
-        seed=args.seed,
-    )
+    with precision:
+        results = translate(
+            run_,
+            texts,
+            beam=args.beam,
+            alpha=args.alpha,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
     for r in results:
         print(f"{r.output}\t{r.score:.4f}" if args.scores else r.output)
     if args.plot:

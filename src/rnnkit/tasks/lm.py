@@ -166,7 +166,8 @@ class LanguageModelTask(Task):
         x = x.to(device, torch.long, non_blocking=True)  # (T, B)
         y = y.to(device, torch.long, non_blocking=True)  # (T, B)
         logits, state = net(x, self.state)  # (T, B, V)
-        self.state = detach_state(state)  # carried forward, gradients stop here
+        # Carried forward with gradients cut here, in float32 (autocast may give bf16).
+        self.state = _float32(detach_state(state))
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1))
 
     def items(self, batch: Any) -> int:
@@ -205,3 +206,9 @@ class LanguageModelTask(Task):
             "", self.options.sample_chars, temperature=SAMPLE_TEMPERATURE, generator=gen
         )
         return "".join(chars)
+
+
+def _float32(state: LayerState) -> LayerState:
+    if isinstance(state, tuple):
+        return tuple(s.float() for s in state)  # type: ignore[return-value]
+    return state.float()

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rnnkit.tasks.base import Task
 from rnnkit.train import distributed
-from rnnkit.train.config import TrainConfig
+from rnnkit.train.config import TrainConfig, autocast
 from rnnkit.train.files import optimizer_from_tensors, optimizer_to_tensors
 from rnnkit.train.metrics import Progress, Row, clock, fmt, plot, read_csv, to_csv
 from rnnkit.train.runfolder import LOSS_PLOT, METRICS, Checkpoint, RunFolder, RunFolderError
@@ -82,7 +82,7 @@ class Trainer:
             lr=train.lr,
             weight_decay=train.weight_decay,
         )
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
+        autocast(ctx.device, train.precision)  # refuses fp16 on the CPU before anything runs
         self.scaler = torch.amp.GradScaler(ctx.device.type) if train.precision == "fp16" else None
         self.batches = task.batches(train, ctx)
         torch.manual_seed(train.seed + 1 + ctx.rank)  # each process its own dropout masks
@@ -184,7 +184,7 @@ class Trainer:
         self.lr = self.train.lr_at(self.step, self.budget_fraction())
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
-        with self._autocast():
+        with autocast(self.ctx.device, self.train.precision):
             loss = self.task.loss(self.net, batch, self.ctx.device)
         self.optimizer.zero_grad(set_to_none=True)
         scaled = self.scaler.scale(loss) if self.scaler is not None else loss
@@ -221,11 +221,6 @@ class Trainer:
         else:
             self.optimizer.step()
         return value
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.ctx.device.type, dtype=self.autocast_dtype)
 
     # ---- evaluation and checkpoints -----------------------------------------------------
 
