@@ -41,11 +41,6 @@ DISTRIBUTIONS = {
     "yaml": "PyYAML",
 }
 
-# Distributions imported but not declared yet; each is reported to the pyproject owner.
-# Pillow: imported by explain/plotting.py (PNG palette quantisation). It is installed as
-# a dependency of matplotlib, but a direct import deserves a direct declaration.
-UNDECLARED_PENDING = {"pillow"}
-
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter; fail with its stderr if it fails."""
@@ -197,13 +192,6 @@ def test_every_imported_package_is_declared() -> None:
     missing = {
         f"{DISTRIBUTIONS[name]} (import {name}: {', '.join(sorted(files))})"
         for name, files in imported.items()
-        if _normalise(DISTRIBUTIONS[name]) not in declared | UNDECLARED_PENDING
+        if _normalise(DISTRIBUTIONS[name]) not in declared
     }
     assert not missing, "imported but not declared in pyproject.toml: " + "; ".join(sorted(missing))
-
-
-@pytest.mark.parametrize("distribution", sorted(UNDECLARED_PENDING))
-def test_pending_undeclared_packages_are_still_imported(distribution: str) -> None:
-    # Keeps UNDECLARED_PENDING honest: an entry whose import is gone must be removed.
-    names = {n for n, d in DISTRIBUTIONS.items() if _normalise(d) == distribution}
-    assert names & set(_imported_packages()), f"{distribution} is no longer imported"
