@@ -374,3 +374,23 @@ def test_every_task_loads_and_resumes_through_the_one_folder(task, tmp_path):
     assert evals == {2, 4, 6}
     second = train(task, resume=out, steps=8, log=lambda _: None, progress=io.StringIO())
     assert second.step == 8
+
+
+@pytest.mark.parametrize("task", NAMES)
+def test_sigterm_stops_after_the_step_and_saves(task, tmp_path):
+    import signal
+
+    s = spec(task, tmp_path)
+    out = tmp_path / "run"
+
+    def stop(trainer):
+        if trainer.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to the loop's own handler
+
+    handler = signal.getsignal(signal.SIGTERM)
+    summary = run(s, out, on_step=stop)
+    assert signal.getsignal(signal.SIGTERM) == handler  # restored
+    assert summary.stopped_by == "SIGTERM" and summary.step == 3
+    assert json.loads((out / MANIFEST).read_text())["step"] == 3
+    resumed = train(task, resume=out, log=lambda _: None, progress=io.StringIO())
+    assert resumed.step == 6
