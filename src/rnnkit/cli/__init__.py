@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from rnnkit import __version__
 from rnnkit.cli import demo, explain, generate, train, translate
 from rnnkit.cli import eval as eval_command
+from rnnkit.cli._lm_args import one_line_errors
 
 COMMANDS = [demo, train, generate, eval_command, translate, explain]
 
@@ -32,7 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    _one_line_errors_everywhere(parser)
     return parser
+
+
+def _one_line_errors_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Every parser and sub-parser reports a mistake in one line (exit 2), no usage block."""
+    one_line_errors(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _one_line_errors_everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,11 +6,13 @@ Each sub-command prints the numbers behind its figure and writes one PNG into ``
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from rnnkit.cli._lm_args import nonnegative_int, positive_int
+from rnnkit.cli._lm_args import add_runtime, nonnegative_int, positive_int, runtime
 
 
 def _lengths(text: str) -> tuple[int, ...]:
@@ -39,12 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=Path("."), help="folder for the PNG (default: .)"
     )
     common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    common.add_argument(
-        "--threads",
-        type=positive_int,
-        default=1,
-        help="CPU threads for torch (default: 1, steady timings on a shared machine)",
-    )
+    add_runtime(common)
 
     g = experiments.add_parser(
         "gradient-flow",
@@ -155,9 +152,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(func=run_bidirectional)
 
 
-def _start(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
+@contextlib.contextmanager
+def _start(args: argparse.Namespace) -> Iterator[torch.device]:
+    """Threads, seed, and the device and autocast precision the experiment runs under:
+    tensors and modules it creates go to ``--device`` (torch's default-device context)."""
+    device, precision = runtime(args)
     torch.manual_seed(args.seed)
+    with torch.device(device), precision:
+        yield device
 
 
 def _finish(result: object, path: Path) -> int:
@@ -170,17 +172,17 @@ def _finish(result: object, path: Path) -> int:
 def run_gradient_flow(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_gradient_flow as experiment
 
-    _start(args)
-    result = experiment(
-        length=args.length, hidden=args.hidden, init=args.init, steps=args.steps, seed=args.seed
-    )
+    with _start(args):
+        result = experiment(
+            length=args.length, hidden=args.hidden, init=args.init, steps=args.steps,
+            seed=args.seed,
+        )  # fmt: skip
     return _finish(result, args.out / f"gradient-flow-{args.init}.png")
 
 
 def run_gates(args: argparse.Namespace) -> int:
     from rnnkit.explain.gates import SAMPLE_TEXT, analyse_gates, load_model
 
-    _start(args)
     if args.file is not None:
         text = args.file.read_text(encoding="utf-8")
     else:
@@ -193,8 +195,9 @@ def run_gates(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--units must be comma-separated integers; got {args.units!r}"
             ) from None
-    model = load_model(args.run_dir)
-    analysis = analyse_gates(model, text, layer=args.layer, units=units)
+    with _start(args) as device:
+        model = load_model(args.run_dir).to(device)
+        analysis = analyse_gates(model, text, layer=args.layer, units=units)
     print(analysis.report())
     written = analysis.plot(args.out / "gates.png", max_chars=args.max_chars)
     print(f"wrote {written}")
@@ -204,31 +207,31 @@ def run_gates(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_compare as experiment
 
-    _start(args)
-    result = experiment(
-        hidden=args.hidden,
-        input_size=args.input_size,
-        length=args.length,
-        batch=args.batch,
-        repeats=args.repeats,
-        steps=args.steps,
-        seed=args.seed,
-        scaling_lengths=args.scaling_lengths,
-    )
+    with _start(args):
+        result = experiment(
+            hidden=args.hidden,
+            input_size=args.input_size,
+            length=args.length,
+            batch=args.batch,
+            repeats=args.repeats,
+            steps=args.steps,
+            seed=args.seed,
+            scaling_lengths=args.scaling_lengths,
+        )
     return _finish(result, args.out / "compare.png")
 
 
 def run_bidirectional(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_bidirectional as experiment
 
-    _start(args)
-    result = experiment(
-        cell=args.cell,
-        hidden=args.hidden,
-        length=args.length,
-        vocab=args.vocab,
-        max_offset=args.max_offset,
-        steps=args.steps,
-        seed=args.seed,
-    )
+    with _start(args):
+        result = experiment(
+            cell=args.cell,
+            hidden=args.hidden,
+            length=args.length,
+            vocab=args.vocab,
+            max_offset=args.max_offset,
+            steps=args.steps,
+            seed=args.seed,
+        )
     return _finish(result, args.out / "bidirectional.png")

@@ -263,6 +263,11 @@ class RecurrentLayer(nn.Module):
                 f"{owner}: input.size(-1) must equal input_size; "
                 f"expected {self.input_size}, got {x.size(-1)}"
             )
+        if x.dtype != self.weight_ih_l0.dtype and _autocast_on(x.device):
+            # A lower-precision layer upstream under autocast (torch.nn's layers accept this
+            # too): the layer reads its input at the parameters' precision, and autocast
+            # picks the precision of each product inside.
+            x = x.to(self.weight_ih_l0.dtype)
         _checks.same_dtype_device(owner, "input", x, self.weight_ih_l0, "the parameters")
         T, B, _ = x.shape
         if not packed:
@@ -384,6 +389,8 @@ class RecurrentLayer(nn.Module):
         for name, s in zip(names, parts, strict=True):
             _checks.tensor_arg(owner, f"state {name}", s)
             _checks.shape_is(owner, f"state {name}", s, expected)
+            if s.dtype != x.dtype and _autocast_on(x.device):
+                s = s.to(x.dtype)  # a state carried out of an autocast region
             _checks.same_dtype_device(owner, f"state {name}", s, x, "input")
             out.append(s if batched else s.unsqueeze(1))
         return tuple(out)
@@ -407,3 +414,13 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
+
+
+def _autocast_on(device: torch.device) -> bool:
+    """Whether autocast is active for ``device``'s type (older torch spells it per device)."""
+    try:
+        return bool(torch.is_autocast_enabled(device.type))
+    except TypeError:  # torch < 2.4
+        if device.type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled())
