@@ -15,6 +15,7 @@ from pathlib import Path
 from rnnkit.models.memory import MemoryTaskConfig, baseline
 from rnnkit.tasks.memory import AddingTask, MemoryOptions
 from rnnkit.train import train
+from rnnkit.train.config import autocast, resolve_device
 
 BASELINE_MSE = baseline(MemoryTaskConfig("adding"))  # 1/6: always predicting 1
 EVAL_EVERY = 50
@@ -44,6 +45,9 @@ def run_demo(
     batch: int = 64,
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    threads: int = 1,
     log: Callable[[str], None] = print,
 ) -> list[float]:
     """Train an LSTM on the adding problem; returns the validation MSE of each evaluation.
@@ -55,8 +59,9 @@ def run_demo(
     task = AddingTask(options)  # checks the options before anything is printed
     train_config = AddingTask.default_train(
         steps=steps, lr=1e-2, eval_every=EVAL_EVERY, log_every=EVAL_EVERY, seed=seed,
-        device="cpu",
+        device=device, precision=precision, threads=threads,
     )
+    autocast(resolve_device(device), precision)  # a device or precision error comes first
     log(
         f"adding problem, T = {length}: an LSTM must remember two marked values across the "
         f"sequence; predicting 1 always gives MSE {task.baseline:.3f}"

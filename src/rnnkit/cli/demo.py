@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rnnkit.cli._lm_args import nonnegative_int, positive_int
+from rnnkit.cli._lm_args import add_runtime, nonnegative_int, positive_int
 from rnnkit.demo import run_demo
 
 
@@ -35,9 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="keep the run in this new folder (default: a temporary folder, removed after)",
     )
+    add_runtime(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    run_demo(steps=args.steps, length=args.length, seed=args.seed, out=args.out)
+    run_demo(
+        steps=args.steps, length=args.length, seed=args.seed, out=args.out,
+        device=args.device, precision=args.precision, threads=args.threads,
+    )  # fmt: skip
     return 0
