@@ -127,8 +127,6 @@ def autocast(device: Any, precision: str) -> Any:
         return contextlib.nullcontext()
     if precision == "fp16" and device.type == "cpu":
         # torch's CPU kernels (oneDNN's LSTM among them) do not all run in float16.
-        raise ValueError(
-            "--precision fp16 needs a CUDA device; on the CPU use --precision bf16"
-        )
+        raise ValueError("--precision fp16 needs a CUDA device; on the CPU use --precision bf16")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rnnkit.tasks.base import Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, autocast
-from rnnkit.train.files import optimizer_from_tensors, optimizer_to_tensors
+from rnnkit.train.files import atomic_write, optimizer_from_tensors, optimizer_to_tensors
 from rnnkit.train.metrics import Progress, Row, clock, fmt, plot, read_csv, to_csv
 from rnnkit.train.runfolder import LOSS_PLOT, METRICS, Checkpoint, RunFolder, RunFolderError
 
@@ -94,6 +94,7 @@ class Trainer:
         self.lr = train.lr
         self.best: dict[str, Any] = {"metric": task.metric, "value": None, "step": None}
         self.bad_in_a_row = 0
+        self._last_items = 0
         self.skipped = 0
         self.rows: list[Row] = []
         self.history: list[tuple[int, float, dict[str, float]]] = []
@@ -215,6 +216,7 @@ class Trainer:
                 )
             return None
         self.bad_in_a_row = 0
+        self._last_items = 0
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -364,8 +366,6 @@ class Trainer:
             self.progress.message(text)
 
     def _plot(self) -> None:
-        from rnnkit.train.files import atomic_write
-
         atomic_write(self.folder.path / LOSS_PLOT, plot(self.rows, self.task.title(self.model)))
         self._plotted_at, self._plotted_step = time.perf_counter(), self.step
 

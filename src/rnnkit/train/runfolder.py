@@ -40,6 +40,7 @@ from rnnkit import __version__
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.files import (
     TEMP_SUFFIX,
+    atomic_write,
     load_tensors,
     read_json,
     save_tensors,
@@ -299,8 +300,6 @@ class RunFolder:
         best_improved: bool,
     ) -> None:
         """Commit a checkpoint as one unit (see the module's docstring)."""
-        from rnnkit.train.files import atomic_write
-
         name = f"train_state-{step:08d}.safetensors"
         save_tensors(self.path / name, tensors)
         atomic_write(self.path / METRICS, metrics_csv)
