@@ -66,6 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="set the hidden state back to zeros every K characters (default: never); "
         "the rise in bpc shows how much the model uses context older than K characters",
     )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for the figures a task's evaluation writes, e.g. a confusion matrix "
+        "(default: the run folder)",
+    )
     add_runtime(p)
     seq2seq_args.add_numbers_eval_arguments(p)
     p.set_defaults(func=run_eval)
@@ -79,6 +85,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{seq2seq_args.numbers_eval_flags(args)}: only for numbers runs")
     if task != "lm":
         return _eval_task(args)
+    if args.out is not None:
+        raise ValueError("--out: a language-model evaluation writes no figure")
     device, precision = runtime(args)
     model = load(args.run_dir, device)  # the run folder is checked before the text is read
     if args.text is not None:
@@ -121,8 +129,8 @@ def _eval_task(args: argparse.Namespace) -> int:
     model = load(args.run_dir, device)
     task.prepare(config.train, Context(0, 1, device))
     with precision:
-        metrics = task.evaluate(model)
-    print(f"{config.task} run {args.run_dir}, validation set:")
-    for name, value in metrics.items():
-        print(f"{name}: {value:.6g}")
+        lines = task.report(model, args.run_dir, args.out or args.run_dir)
+    print(f"{config.task} run {args.run_dir}:")
+    for line in lines:
+        print(line)
     return 0

@@ -141,3 +141,9 @@ class Task(ABC):
     def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
         """Lines to print when training ends, given the best model (main process)."""
         return []
+
+    def report(self, model: nn.Module, run_dir: Any, out_dir: Any) -> list[str]:
+        """What `rnnkit eval RUN` prints for this task (after :meth:`prepare`): by default
+        the validation metrics. A task with a test split scores it here, and may write
+        figures (a confusion matrix) into ``out_dir``."""
+        return [f"{name}: {value:.6g}" for name, value in self.evaluate(model).items()]
