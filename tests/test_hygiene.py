@@ -38,6 +38,10 @@ DISTRIBUTIONS = {
     "onnx": "onnx",
     "onnxruntime": "onnxruntime",
     "PIL": "Pillow",
+    "aeon": "aeon",
+    "statsmodels": "statsmodels",
+    "sklearn": "scikit-learn",
+    "pandas": "pandas",
     "yaml": "PyYAML",
 }
 
