@@ -3,9 +3,9 @@
 Both sides train the same character-level model (embedding -> 2-layer LSTM -> linear head)
 with the same configuration on the same windows of the default corpus: truncated BPTT
 with the state carried and detached, AdamW, gradient-norm clipping. The rnnkit side is
-the library's own training step (:meth:`rnnkit.train.Trainer.step`: stream batching, LR
-schedule, rnnkit.LSTM); the baseline is the loop one would write by hand around
-``torch.nn.LSTM``. Steps are timed in alternation, in the same process, and the medians
+the library's own training step (``rnnkit.train.Trainer._one_step`` on the ``lm`` task:
+stream batching, LR schedule, rnnkit.LSTM); the baseline is the loop one would write by
+hand around ``torch.nn.LSTM``. Steps are timed in alternation, in the same process, and the medians
 give characters per second and their ratio (goal: >= 0.9, the toolkit adds no overhead).
 
     python benchmarks/bench_lm_throughput.py                 # the `rnnkit train` defaults
@@ -20,19 +20,21 @@ on a shared machine this, not the wall-clock of separate runs, is how fast each 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from _timing import interleaved_medians, machine
-from rnnkit.data.corpus import load_corpus
-from rnnkit.data.vocab import Vocabulary
-from rnnkit.models.lm import CharLMConfig
-from rnnkit.train import TrainConfig, Trainer
-from rnnkit.train.checkpoint import RunConfig
+from rnnkit.tasks.lm import LanguageModelTask, LMOptions
+from rnnkit.train import RunFolder, TrainConfig, Trainer
 from rnnkit.train.distributed import Context
+
+CPU = Context(0, 1, torch.device("cpu"))
+TRAIN_CHARS = 2_000_000  # the same windows for both sides: the first 2 M training characters
 
 
 class HandLM(nn.Module):
@@ -49,13 +51,13 @@ class HandLM(nn.Module):
         return self.head(out), state
 
 
-def hand_loop(ids: torch.Tensor, V: int, m: CharLMConfig, t: TrainConfig):
+def hand_loop(ids: torch.Tensor, V: int, o: LMOptions, t: TrainConfig) -> Callable[[], None]:
     """One step of the minimal loop per call: next window, forward, backward, AdamW."""
-    B, T = t.batch_size, t.seq_len
+    B, T = o.batch_size, o.seq_len
     n = (ids.numel() - 1) // B
     data = ids[: B * n + 1].long()
     x_all, y_all = data[:-1].view(B, n).t(), data[1:].view(B, n).t()  # (n, B)
-    model = HandLM(V, m.embed_size, m.hidden_size, m.num_layers)
+    model = HandLM(V, o.embed_size, o.hidden_size, o.num_layers)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     box: dict = {"k": 0, "state": None}
 
@@ -74,24 +76,37 @@ def hand_loop(ids: torch.Tensor, V: int, m: CharLMConfig, t: TrainConfig):
     return step
 
 
+def lm_task(options: LMOptions, t: TrainConfig) -> LanguageModelTask:
+    """The ``lm`` task prepared on the default corpus (the vocabulary of all of it), reading
+    only the first TRAIN_CHARS training characters."""
+    task = LanguageModelTask(options)
+    task.prepare(t, CPU)
+    task.corpus = dataclasses.replace(task.corpus, train=task.corpus.train[:TRAIN_CHARS])
+    return task
+
+
+def trainer_of(task: LanguageModelTask, t: TrainConfig, run_dir: str) -> Trainer:
+    """The loop of `rnnkit train` on ``task``. Its ``_one_step`` is what is timed: the next
+    window, the LR schedule, forward, backward, clipping, AdamW; no evaluation, no file."""
+    return Trainer(task, t, RunFolder(run_dir), CPU)
+
+
 EQUAL_PARAMETERS = {"lstm": 128, "gru": 148, "rnn": 254}  # ~263 k parameters each, V = 166
 
 
-def cell_rates(corpus, vocab, t: TrainConfig, k: int, repeats: int) -> dict[str, float]:
+def cell_rates(o: LMOptions, t: TrainConfig, k: int, repeats: int) -> dict[str, float]:
     """Characters per second of the training step of each cell, timed interleaved."""
-    text = corpus.train[:2_000_000]
-    small = type(corpus)(text, corpus.validation[:1000], "", corpus.source, 0)
     steps = {}
     with tempfile.TemporaryDirectory() as run_dir:
         for cell, H in EQUAL_PARAMETERS.items():
-            m = CharLMConfig(vocab_size=len(vocab), cell=cell, hidden_size=H)
-            config = RunConfig(m, vocab, t, corpus.source)
-            trainer = Trainer(run_dir, config, small, ctx=Context(0, 1, torch.device("cpu")))
-            steps[f"{cell} H={H} ({trainer.model.num_parameters():,} parameters)"] = (
-                lambda tr=trainer: [tr.step() for _ in range(k)]
-            )
+            task = lm_task(dataclasses.replace(o, cell=cell, hidden_size=H), t)
+            trainer = trainer_of(task, t, run_dir)
+            n = sum(p.numel() for p in trainer.model.parameters())
+            steps[f"{cell} H={H} ({n:,} parameters)"] = lambda tr=trainer: [
+                tr._one_step() for _ in range(k)
+            ]
         medians = interleaved_medians(steps, repeats=repeats, warmup=1)
-    chars = k * t.batch_size * t.seq_len
+    chars = k * o.batch_size * o.seq_len
     return {name: chars / sec for name, sec in medians.items()}
 
 
@@ -105,35 +120,31 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    m_opts = {}  # the `rnnkit train` defaults
-    t = TrainConfig(steps=10**9, minutes=None, eval_every=10**9)
-    corpus = load_corpus()
+    o = LMOptions()  # the `rnnkit train` defaults
+    # A budget that never ends and no evaluation: only the training step is timed.
+    t = LanguageModelTask.default_train(steps=10**9, eval_every=10**9, threads=args.threads)
     repeats = 3 if args.quick else 9
+    k = args.steps_per_sample
     if args.cells:
-        vocab = Vocabulary.from_text(corpus.train)
-        rates = cell_rates(corpus, vocab, t, args.steps_per_sample, repeats)
+        rates = cell_rates(o, t, k, repeats)
         print(f"machine: {machine()}")
-        print(f"batch {t.batch_size} streams x seq_len {t.seq_len}; median of {repeats} samples")
-        base = rates[next(iter(rates))]
+        print(f"batch {o.batch_size} streams x seq_len {o.seq_len}; median of {repeats} samples")
+        first = rates[next(iter(rates))]
         print(f"{'cell':<40}{'chars/s':>12}{'vs lstm':>9}")
         for name, rate in rates.items():
-            print(f"{name:<40}{rate:>12,.0f}{rate / base:>9.2f}")
+            print(f"{name:<40}{rate:>12,.0f}{rate / first:>9.2f}")
         return
-    text = corpus.train[:2_000_000]  # the same windows for both sides; 2 M characters
-    vocab = Vocabulary.from_text(corpus.train)
-    m = CharLMConfig(vocab_size=len(vocab), **m_opts)
-    ids = vocab.encode(text, dtype=torch.int32)
+    base = lm_task(o, t)
+    V = len(base.vocab)
+    ids = base.vocab.encode(base.corpus.train, dtype=torch.int32)
 
     with tempfile.TemporaryDirectory() as run_dir:
-        config = RunConfig(m, vocab, t, corpus.source)
-        corpus_small = type(corpus)(text, corpus.validation[:1000], "", corpus.source, 0)
-        trainer = Trainer(run_dir, config, corpus_small, ctx=Context(0, 1, torch.device("cpu")))
-        hand = hand_loop(ids, len(vocab), m, t)
-        k = args.steps_per_sample
+        trainer = trainer_of(base, t, run_dir)
+        hand = hand_loop(ids, V, o, t)
 
         def rnnkit_steps() -> None:
             for _ in range(k):
-                trainer.step()
+                trainer._one_step()
 
         def hand_steps() -> None:
             for _ in range(k):
@@ -144,19 +155,19 @@ def main() -> None:
             repeats=repeats,
             warmup=1,
         )
-    chars = k * t.batch_size * t.seq_len
-    base = chars / medians["torch.nn.LSTM hand-written"]
+    chars = k * o.batch_size * o.seq_len
+    rate0 = chars / medians["torch.nn.LSTM hand-written"]
     print(f"machine: {machine()}")
     print(
-        f"model: LSTM {m.num_layers} x {m.hidden_size}, embedding {m.embed_size}, vocabulary "
-        f"{m.vocab_size}; batch {t.batch_size} streams x seq_len {t.seq_len}; "
+        f"model: {o.cell.upper()} {o.num_layers} x {o.hidden_size}, embedding {o.embed_size}, "
+        f"vocabulary {V}; batch {o.batch_size} streams x seq_len {o.seq_len}; "
         f"median of {repeats} samples of {k} steps"
     )
     print(f"{'loop':<28}{'chars/s':>12}{'ratio':>8}")
     for name, sec in medians.items():
         rate = chars / sec
-        print(f"{name:<28}{rate:>12,.0f}{rate / base:>8.3f}")
-    ratio = chars / medians["rnnkit train"] / base
+        print(f"{name:<28}{rate:>12,.0f}{rate / rate0:>8.3f}")
+    ratio = chars / medians["rnnkit train"] / rate0
     print(f"ratio rnnkit / hand-written: {ratio:.3f} (goal >= 0.9)")
 
 

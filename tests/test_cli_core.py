@@ -30,16 +30,31 @@ def test_bad_option_value_is_one_line_and_status_2():
     assert done.returncode == 2
     assert "expected a positive integer; got -3" in done.stderr
     assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("rnnkit demo: error: ")
 
 
 def test_library_value_error_becomes_one_line(capsys):
     assert main(["demo", "--length", "1", "--steps", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "rnnkit demo: error: --length must be at least 2; got 1"
+    assert err == (
+        "rnnkit demo: error: --length must be at least 10 for the adding task (shorter needs "
+        "no long memory); got 1"
+    )
 
 
-def test_demo_loss_falls_below_the_baseline():
+def test_demo_loss_falls_below_the_baseline(tmp_path):
     lines: list[str] = []
-    history = run_demo(steps=300, length=20, log=lines.append)
+    history = run_demo(steps=300, length=20, log=lines.append, out=tmp_path / "demo")
+    assert len(history) == 6  # an evaluation every 50 steps
     assert history[-1] < 0.25 * BASELINE_MSE
     assert lines[0].startswith("adding problem, T = 20")
+    assert lines[-1].startswith(f"run saved to {tmp_path / 'demo'}")
+    model = rnnkit.load(tmp_path / "demo")  # the demo is a run like any other
+    assert not model.training
+
+
+def test_demo_without_out_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--steps", "2", "--length", "10"]) == 0
+    assert "adding problem, T = 10" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

@@ -20,13 +20,15 @@ def test_equation_table_points_at_the_quoted_lines():
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    command = ci.strip().splitlines()[-1]
-    assert command in readme
+    commands = [line for line in ci.splitlines() if "python -m pytest" in line]
+    assert commands, "the CI script runs no tests"
+    assert all(command.strip() in readme for command in commands)
 
 
-def test_readme_quick_start_runs():
+def test_readme_quick_start_runs(tmp_path, monkeypatch):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     assert blocks
+    monkeypatch.chdir(tmp_path)  # what the examples write (runs/...) stays out of the checkout
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})

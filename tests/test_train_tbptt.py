@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
 from rnnkit import GRU
-from rnnkit.train import StreamWindows, detach_state, truncated_bptt, windows
+from rnnkit.tasks.lm import LanguageModelTask, LMOptions
+from rnnkit.train import StreamWindows, TrainConfig, detach_state, truncated_bptt, windows
+from rnnkit.train.distributed import Context
 
 
 def test_windows_cut_an_unbounded_stream_of_ragged_chunks():
@@ -75,3 +79,47 @@ def test_stream_windows_layout_wrap_and_process_slices():
 def test_stream_windows_too_short_names_the_sizes():
     with pytest.raises(ValueError, match="too short for one window: 20 characters"):
         StreamWindows(torch.arange(20), batch_size=4, seq_len=8)
+
+
+def test_the_lm_task_carries_the_detached_state_and_drops_it_at_a_new_pass(tmp_path: Path):
+    path = tmp_path / "text.txt"
+    path.write_text(Path(textwrap.__file__).read_text(encoding="utf-8")[:3000], encoding="utf-8")
+    options = LMOptions(
+        text=str(path), hidden_size=16, embed_size=8, num_layers=2, seq_len=16, batch_size=4,
+        eval_chars=100, sample_chars=0,
+    )  # fmt: skip
+    task = LanguageModelTask(options)
+    ctx = Context(0, 1, torch.device("cpu"))
+    train = TrainConfig(steps=12)
+    task.prepare(train, ctx)
+    model = task.build_model()
+    batches = task.batches(train, ctx)
+    per_pass = batches.windows.windows_per_pass
+    assert per_pass >= 3
+    (x1, y1, new1), (x2, y2, new2) = next(batches), next(batches)
+    assert new1 and not new2 and torch.equal(y1[:-1], x1[1:]) and torch.equal(x2[0], y1[-1])
+    loss1 = task.loss(model, (x1, y1, new1), "cpu")
+    assert task.carried(ctx).keys() == {"h", "c"}
+    assert task.carried(ctx)["h"].shape == (2, 4, 16)  # (L, B, H)
+    loss2 = task.loss(model, (x2, y2, new2), "cpu")
+    # The carried state is the state after both windows read as one sequence ...
+    _, whole = model(torch.cat([x1, x2]).long())
+    for carried, direct in zip(task.state, whole, strict=True):
+        torch.testing.assert_close(carried, direct)
+        assert not carried.requires_grad  # ... with the gradient cut at the window edge
+    loss2.backward()
+    assert loss1.requires_grad and torch.isfinite(loss2)
+    # A checkpoint's carried state comes back exactly.
+    saved = {k: v.clone() for k, v in task.carried(ctx).items()}
+    task.state = None
+    task.load_carried(saved, ctx)
+    assert all(torch.equal(a, b) for a, b in zip(task.state, whole, strict=True))
+    # A new pass starts the streams over: the old context is dropped.
+    for _ in range(per_pass - 2):
+        next(batches)
+    x, y, new = next(batches)
+    assert new and torch.equal(x, x1)
+    again = task.loss(model, (x, y, new), "cpu")
+    task.state = None
+    fresh = task.loss(model, (x1, y1, True), "cpu")
+    assert torch.equal(again, fresh)

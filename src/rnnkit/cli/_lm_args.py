@@ -45,6 +45,10 @@ def _float(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    return _float(text)
+
+
 def positive_float(text: str) -> float:
     value = _float(text)
     if value <= 0:

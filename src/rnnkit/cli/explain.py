@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument(
         "--out", type=Path, default=Path("."), help="folder for the PNG (default: .)"
     )
-    common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    common.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     add_runtime(common)
 
     g = experiments.add_parser(
@@ -156,6 +156,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _start(args: argparse.Namespace) -> Iterator[torch.device]:
     """Threads, seed, and the device and autocast precision the experiment runs under:
     tensors and modules it creates go to ``--device`` (torch's default-device context)."""
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
     device, precision = runtime(args)
     torch.manual_seed(args.seed)
     with torch.device(device), precision:

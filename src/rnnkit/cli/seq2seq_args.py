@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rnnkit.cli._lm_args import runtime
+from rnnkit.cli._lm_args import finite_float, positive_int, runtime
 from rnnkit.seq2seq import evaluate, is_numbers_run, load_run
 
 __all__ = [
@@ -34,12 +34,17 @@ def add_numbers_eval_arguments(parser: argparse.ArgumentParser) -> None:
     }
     parser.set_defaults(numbers_eval_foreign=foreign)
     group = parser.add_argument_group("numbers runs")
-    group.add_argument("--beam", type=int, default=None, help="beam width (default: greedy)")
     group.add_argument(
-        "--alpha", type=float, default=None, help="beam length penalty exponent (default: 0)"
+        "--beam", type=positive_int, default=None, help="beam width (default: greedy)"
     )
     group.add_argument(
-        "--limit", type=int, default=None, help="score only the first N numbers of the split"
+        "--alpha", type=finite_float, default=None, help="beam length penalty exponent (default: 0)"
+    )
+    group.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="score only the first N numbers of the split",
     )
 
 
@@ -65,11 +70,7 @@ def run_numbers_eval(args: argparse.Namespace, foreign: tuple[str, ...] = ()) ->
     split = {"validation": "valid"}.get(split, split)
     if split not in ("valid", "test"):
         raise ValueError(f"a numbers run is scored on its valid or test split; got {split!r}")
-    beam = args.beam or 1
-    if beam < 1:
-        raise ValueError(f"--beam must be >= 1; got {beam}")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1; got {args.limit}")
+    beam = args.beam or 1  # the parser took care of the range
     device, precision = runtime(args)
     run = load_run(args.run_dir, device)  # refuses a folder that is not a numbers run
     with precision:

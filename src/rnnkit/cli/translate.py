@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnkit.cli._lm_args import add_runtime, one_line_errors, runtime
+from rnnkit.cli._lm_args import (
+    add_runtime,
+    finite_float,
+    nonnegative_int,
+    one_line_errors,
+    positive_float,
+    positive_int,
+    runtime,
+)
 from rnnkit.seq2seq import load_run, plot_attention, translate
 
 EXAMPLES = """examples:
@@ -31,20 +39,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a numbers run folder")
     p.add_argument("text", nargs="*", metavar="TEXT", help="inputs (default: lines of stdin)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--beam", type=int, default=1, help="beam width K (default: 1, greedy)")
+    how.add_argument(
+        "--beam", type=positive_int, default=1, help="beam width K (default: 1, greedy)"
+    )
     how.add_argument(
         "--temperature",
-        type=float,
+        type=positive_float,
         default=None,
         help="sample each character at this temperature instead of searching",
     )
     p.add_argument(
         "--alpha",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="beam length penalty exponent α, GNMT's ((5+|Y|)/6)^α (default: 0)",
     )
-    p.add_argument("--seed", type=int, default=None, help="random seed for --temperature")
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=None, help="random seed for --temperature"
+    )
     p.add_argument(
         "--plot",
         metavar="FILE",
@@ -56,10 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.beam < 1:
-        raise ValueError(f"--beam must be >= 1; got {args.beam}")
-    if args.temperature is not None and not args.temperature > 0:
-        raise ValueError(f"--temperature must be > 0; got {args.temperature}")
     device, precision = runtime(args)
     run_ = load_run(args.run_dir, device)  # the run folder is checked before input is read
     texts = list(args.text) if args.text else [line.rstrip("\n") for line in sys.stdin]

@@ -145,10 +145,13 @@ class Trainer:
                     )
                     if stop and self.stop_reason is None:
                         self.stop_reason = "a stop in another process"
-                    if self.step % self.train.log_every == 0 and window:
+                    evaluate = self.step % self.train.eval_every == 0
+                    last = not self.budget_left() or self.stop_reason is not None
+                    # The rows of a step are logged before its checkpoint commits them.
+                    if window and (self.step % self.train.log_every == 0 or evaluate or last):
                         self._log(sum(window) / len(window), call_items / max(train_time, 1e-9))
                         window.clear()
-                    if self.step % self.train.eval_every == 0:
+                    if evaluate:
                         self.checkpoint()
                 if window:
                     self._log(sum(window) / len(window), call_items / max(train_time, 1e-9))
@@ -216,7 +219,6 @@ class Trainer:
                 )
             return None
         self.bad_in_a_row = 0
-        self._last_items = 0
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()

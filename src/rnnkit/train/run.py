@@ -77,6 +77,8 @@ def launch(
     from ``start`` when it has a checkpoint). Writes nothing until everything is checked."""
     log = log or _print
     resuming = folder is not None
+    if out is not None and not os.fspath(out):
+        raise ValueError("--out needs a folder path; got an empty string")
     ctx = distributed.setup(train_config.device)
     try:
         if folder is None:
@@ -170,14 +172,25 @@ def _check_resume(
             )
     config = RunConfig(config.task, config.options, train_config, config.derived)
     task = task_cls(opts, config.derived)
+    build(task, folder)  # derived data that cannot rebuild the model is refused now
     # The checkpoint must fit the model before anything is written: build and load it.
     if start is not None:
         _probe_fits(task, train_config, start, folder)
     return folder, config, task, start
 
 
+def build(task: Task, folder: RunFolder) -> nn.Module:
+    """``task``'s model from its config alone; a config that cannot build it is refused
+    in one line naming the file."""
+    try:
+        return task.build_model()
+    except (KeyError, TypeError, ValueError) as err:
+        what = f"has no {err}" if isinstance(err, KeyError) else f"is inconsistent ({err})"
+        raise RunFolderError(f"{folder.path / 'config.json'}: derived {what}") from None
+
+
 def _probe_fits(task: Task, train_config: TrainConfig, start: Any, folder: RunFolder) -> None:
-    model = task.build_model()
+    model = build(task, folder)
     weights = start.prefixed("model")
     own = model.state_dict()
     where = folder.path / start.info["tensors"]
@@ -215,7 +228,7 @@ def load(
         task_cls = get_task(config.task)
         folder = RunFolder(run_dir, task_cls.extra_files)
         opts = task_cls.parse_options(config.options, where=f"{run_dir}/config.json: options")
-        model = task_cls(opts, config.derived).build_model()
+        model = build(task_cls(opts, config.derived), folder)
     else:
         folder = probe
     weights = folder.best_weights()

@@ -122,8 +122,13 @@ def parse_config(data: object, where: str, *, partial: bool = False) -> RunConfi
     for key, value in (("options", options), ("derived", derived)):
         if not isinstance(value, dict):
             raise RunFolderError(f"{where}: {key} must be a JSON object")
+    given = data.get("train", {})
+    if partial and isinstance(given, dict) and not any(k in given for k in ("steps", "minutes")):
+        # A config file may leave the budget to the task's defaults or the command line:
+        # its other fields are checked here against a stand-in budget.
+        given = {**given, "steps": 1}
     try:
-        train = TrainConfig.from_dict(data.get("train", {}), where=f"{where}: train", partial=True)
+        train = TrainConfig.from_dict(given, where=f"{where}: train", partial=True)
     except ValueError as err:
         raise RunFolderError(str(err)) from None
     return RunConfig(task, options, train, derived)
