@@ -81,14 +81,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, Path]]:
-    """Each task's uninterrupted run, trained once for the module."""
-    tmp = tmp_path_factory.mktemp("reference")
-    return {task: (spec(task, tmp), tmp / task) for task in NAMES}
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for each task's uninterrupted run, trained once for the module."""
+    return tmp_path_factory.mktemp("reference")
 
 
-def _reference(reference: dict, task: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    s, out = reference[task]
+def _reference(reference: Path, task: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    s, out = spec(task, reference), reference / task
     if not (out / MANIFEST).exists():
         run(s, out)
     return s, final_state(out)
