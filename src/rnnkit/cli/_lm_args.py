@@ -20,11 +20,15 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
     parser.error = error  # type: ignore[method-assign]
 
 
-def positive_int(text: str, allow_zero: bool = False) -> int:
+def integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+
+
+def positive_int(text: str, allow_zero: bool = False) -> int:
+    value = integer(text)
     if value < 0 or (value == 0 and not allow_zero):
         kind = "an integer >= 0" if allow_zero else "a positive integer"
         raise argparse.ArgumentTypeError(f"expected {kind}; got {value}")
@@ -35,7 +39,7 @@ def nonnegative_int(text: str) -> int:
     return positive_int(text, allow_zero=True)
 
 
-def _float(text: str) -> float:
+def finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -45,19 +49,15 @@ def _float(text: str) -> float:
     return value
 
 
-def finite_float(text: str) -> float:
-    return _float(text)
-
-
 def positive_float(text: str) -> float:
-    value = _float(text)
+    value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
     return value
 
 
 def nonnegative_float(text: str) -> float:
-    value = _float(text)
+    value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}")
     return value

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import typing
 from typing import Any
 
 from rnnkit._options import base_type, check_value, expectation, flag_of
+from rnnkit.cli._lm_args import finite_float, integer
 
 
 def add_fields(
@@ -60,19 +60,7 @@ def _metavar(field: dataclasses.Field[Any], kind: type) -> str:
 
 def _parser(field: dataclasses.Field[Any], hint: Any, kind: type) -> Any:
     def parse(text: str) -> Any:
-        value: Any = text
-        if kind is int:
-            try:
-                value = int(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
-        elif kind is float:
-            try:
-                value = float(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-            if not math.isfinite(value):
-                raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+        value: Any = {int: integer, float: finite_float}.get(kind, str)(text)
         try:
             return check_value(field, hint, value)
         except ValueError:
