@@ -28,7 +28,14 @@ from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, autocast
 from rnnkit.train.files import atomic_write, optimizer_from_tensors, optimizer_to_tensors
 from rnnkit.train.metrics import Progress, Row, clock, fmt, plot, read_csv, to_csv
-from rnnkit.train.runfolder import LOSS_PLOT, METRICS, Checkpoint, RunFolder, RunFolderError
+from rnnkit.train.runfolder import (
+    LOSS_PLOT,
+    METRICS,
+    Checkpoint,
+    RunFolder,
+    RunFolderError,
+    check_fits,
+)
 
 PLOT_EVERY_S = 30.0  # loss.png is redrawn at a checkpoint at most this often, and at the end
 
@@ -308,18 +315,7 @@ class Trainer:
         """Continue from a checkpoint exactly (every tensor and RNG), or say what is wrong."""
         where = str(self.folder.path / ckpt.info["tensors"])
         weights = ckpt.prefixed("model")
-        own = self.model.state_dict()
-        missing, unknown = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
-        if missing or unknown:
-            raise RunFolderError(
-                f"{where} does not fit the config: missing {missing[:3]}, unknown {unknown[:3]}"
-            )
-        for name, value in weights.items():
-            if value.shape != own[name].shape:
-                raise RunFolderError(
-                    f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
-                    f"{tuple(own[name].shape)}"
-                )
+        check_fits(self.model.state_dict(), weights, where)
         self.model.load_state_dict(weights)
         opt = {k: v.to(self.ctx.device) for k, v in ckpt.tensors.items() if k.startswith("optim.")}
         try:

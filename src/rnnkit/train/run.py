@@ -22,7 +22,14 @@ from rnnkit.tasks.base import Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.loop import Summary, Trainer, budget_reached
-from rnnkit.train.runfolder import MANIFEST, Checkpoint, RunConfig, RunFolder, RunFolderError
+from rnnkit.train.runfolder import (
+    MANIFEST,
+    Checkpoint,
+    RunConfig,
+    RunFolder,
+    RunFolderError,
+    check_fits,
+)
 
 
 def train(
@@ -173,9 +180,9 @@ def _check_resume(
     config = RunConfig(config.task, config.options, train_config, config.derived)
     task = task_cls(opts, config.derived)
     build(task, folder)  # derived data that cannot rebuild the model is refused now
-    # The checkpoint must fit the model before anything is written: build and load it.
-    if start is not None:
-        _probe_fits(task, train_config, start, folder)
+    if start is not None:  # checked before the data is read; the Trainer loads it later
+        where = folder.path / start.info["tensors"]
+        check_fits(build(task, folder).state_dict(), start.prefixed("model"), where)
     return folder, config, task, start
 
 
@@ -187,21 +194,6 @@ def build(task: Task, folder: RunFolder) -> nn.Module:
     except (KeyError, TypeError, ValueError) as err:
         what = f"has no {err}" if isinstance(err, KeyError) else f"is inconsistent ({err})"
         raise RunFolderError(f"{folder.path / 'config.json'}: derived {what}") from None
-
-
-def _probe_fits(task: Task, train_config: TrainConfig, start: Any, folder: RunFolder) -> None:
-    model = build(task, folder)
-    weights = start.prefixed("model")
-    own = model.state_dict()
-    where = folder.path / start.info["tensors"]
-    if set(own) != set(weights):
-        raise RunFolderError(f"{where} does not fit the config: its weights have other names")
-    for name, value in weights.items():
-        if value.shape != own[name].shape:
-            raise RunFolderError(
-                f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
-                f"{tuple(own[name].shape)}"
-            )
 
 
 def load(
@@ -232,11 +224,7 @@ def load(
     else:
         folder = probe
     weights = folder.best_weights()
-    own = model.state_dict()
-    if set(own) != set(weights) or any(v.shape != own[k].shape for k, v in weights.items()):
-        raise RunFolderError(
-            f"{folder.path / 'model.safetensors'} does not fit the model built from its config"
-        )
+    check_fits(model.state_dict(), weights, folder.path / "model.safetensors")
     model.load_state_dict(weights)
     return model.to(device).eval()
 

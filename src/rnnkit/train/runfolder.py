@@ -328,6 +328,21 @@ class RunFolder:
             save_tensors(self.path / MODEL, ckpt.prefixed("model"), meta={"step": str(ckpt.step)})
 
 
+def check_fits(own: dict[str, Tensor], weights: dict[str, Tensor], where: object) -> None:
+    """Refuse ``weights`` whose names or shapes differ from a model's ``own`` state_dict."""
+    missing, unknown = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    if missing or unknown:
+        raise RunFolderError(
+            f"{where} does not fit the config: missing {missing[:3]}, unknown {unknown[:3]}"
+        )
+    for name, value in weights.items():
+        if value.shape != own[name].shape:
+            raise RunFolderError(
+                f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
+                f"{tuple(own[name].shape)}"
+            )
+
+
 def _step_of(model: Path) -> int | None:
     if not model.is_file():
         return None
