@@ -40,6 +40,15 @@ def _text(tmp: Path) -> str:
     return str(path)
 
 
+def _tag_data(tmp: Path) -> str:
+    """A tiny JSON-lines tagging file: letters are A, everything else B."""
+    path = tmp / "tag.jsonl"
+    lines = ["ab 12", "c3 d", "x y z", "if x:", "f(1, 2)"] * 8
+    rows = [{"x": s, "y": ["A" if c.isalpha() else "B" for c in s]} for s in lines]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
 def spec(task: str, tmp: Path) -> dict[str, Any]:
     """A tiny, deterministic run of ``task``: seconds, with several checkpoints."""
     options: dict[str, Any] = {
@@ -50,6 +59,8 @@ def spec(task: str, tmp: Path) -> dict[str, Any]:
         "adding": {"length": 10, "hidden_size": 8, "batch_size": 8, "n_val": 16},
         "copy": {"length": 10, "hidden_size": 8, "batch_size": 8, "n_val": 16},
         "selective-copy": {"length": 32, "hidden_size": 8, "batch_size": 8, "n_val": 16},
+        "tag": {"data": _tag_data(tmp), "hidden_size": 8, "embed_size": 4, "seq_len": 4,
+                "batch_size": 4, "eval_chars": 60, "dropout": 0.1},
     }[task]  # fmt: skip
     return {
         "task": task,

@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "adding": "rnnkit.tasks.memory:AddingTask",
     "copy": "rnnkit.tasks.memory:CopyTask",
     "selective-copy": "rnnkit.tasks.memory:SelectiveCopyTask",
+    "tag": "rnnkit.tasks.tag:TagTask",
 }
 NAMES = tuple(REGISTRY)
 

@@ -1,0 +1,748 @@
+"""`rnnkit train tag`: a tag for every character, read in both directions (chapter 10.18).
+
+Many-to-many sequence labelling: each step's output may depend on what comes *after*
+it. By default every character of the Python standard library's sources is tagged with
+its token type (NAME, KEYWORD, OP, NUMBER, STRING, COMMENT, NEWLINE, WHITESPACE; see
+:mod:`rnnkit.data.tagging`); whether ``if`` is a keyword or the start of ``iffy``, or
+whether ``f`` starts a name or an f-string, is only known from the characters that
+follow, which a bidirectional layer reads::
+
+    e^t          = Embed(x^t)                     (B, T, E)   (or the step's features)
+    h^t (fwd)    = RNN(e^1..e^t)                  past and present
+    g^t (bwd)    = RNN(e^T..e^t)                  present and future
+    p(tag^t)     = softmax(W [h^t; g^t] + b)      one prediction per step
+
+Training reads windows of ``--seq-len`` characters cut from the training files (the last
+window of a file is shorter: ``lengths=`` keeps the padding out, its labels are -100),
+``--batch-size`` of them drawn at random each step from a generator seeded by
+``--seed``. Evaluation scores every character once, each in a window with
+``--eval-context`` characters of context on either side. ``--data FILE`` reads your own
+JSON lines instead (:func:`rnnkit.data.tagging.read_jsonl`).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit import _options
+from rnnkit._options import option
+from rnnkit.data import tagging
+from rnnkit.data.tagging import IGNORE, Document, TaggedData
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.models._config import config_from_dict
+from rnnkit.models.lm import CELLS
+from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.train import distributed
+from rnnkit.train.config import TrainConfig
+
+EVAL_BATCH = 64  # windows per forward call at evaluation
+FIGURE = "tagged.png"
+FIGURE_LINES = 16  # lines of source per snippet in the figure
+FIGURE_COLUMNS = 88  # characters per line shown (longer lines are cut)
+
+
+# ---- the model ----------------------------------------------------------------------
+
+
+@dataclass
+class TaggerConfig:
+    """Everything that rebuilds a :class:`Tagger`."""
+
+    num_tags: int
+    vocab_size: int = 0  # characters + 1 unknown class; 0 for feature inputs
+    num_features: int = 0  # features per step; 0 for characters
+    cell: str = "lstm"
+    num_layers: int = 1
+    hidden_size: int = 64
+    embed_size: int = 32
+    bidirectional: bool = True
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
+        for name in ("num_tags", "num_layers", "hidden_size", "embed_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if (self.vocab_size > 0) == (self.num_features > 0):
+            raise ValueError(
+                "give vocab_size (characters) or num_features (feature vectors), not both; "
+                f"got vocab_size={self.vocab_size}, num_features={self.num_features}"
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
+        self.dropout = float(self.dropout)
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "tagger config") -> TaggerConfig:
+        return config_from_dict(cls, data, where=where)
+
+
+class Tagger(nn.Module):
+    """Embedding (or the step's features, standardised) -> rnnkit layer -> Linear per step.
+
+    Shape:
+        x (B, T) long character ids, or (B, T, F) float features; lengths (B,) or None;
+        logits (B, T, K), zero-input past each sequence's end (the padding is ignored by
+        the loss through its -100 labels).
+
+    Example:
+        >>> model = Tagger(TaggerConfig(num_tags=3, vocab_size=10, hidden_size=8))
+        >>> tuple(model(torch.zeros(2, 5, dtype=torch.long), torch.tensor([5, 2])).shape)
+        (2, 5, 3)
+    """
+
+    def __init__(self, config: TaggerConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        if c.vocab_size:
+            self.embedding: nn.Embedding | None = nn.Embedding(c.vocab_size, c.embed_size)
+            size = c.embed_size
+        else:
+            self.embedding = None
+            size = c.num_features
+        # Feature inputs are standardised with the training split's statistics, kept here
+        # so that a loaded model takes raw features.
+        self.register_buffer("mean", torch.zeros(c.num_features))
+        self.register_buffer("std", torch.ones(c.num_features))
+        self.drop = nn.Dropout(c.dropout)
+        self.rnn = CELLS[c.cell](
+            size,
+            c.hidden_size,
+            c.num_layers,
+            batch_first=True,
+            bidirectional=c.bidirectional,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(c.hidden_size * (2 if c.bidirectional else 1), c.num_tags)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if self.embedding is not None:
+            if x.dim() != 2 or x.dtype != torch.long:
+                raise ValueError(
+                    f"Tagger: x must be (B, T) long character ids; got {x.dtype} {tuple(x.shape)}"
+                )
+            e = self.embedding(x)
+        else:
+            if x.dim() != 3 or x.size(-1) != self.config.num_features:
+                raise ValueError(
+                    f"Tagger: x must be (B, T, {self.config.num_features}) features; got "
+                    f"{tuple(x.shape)}"
+                )
+            e = (x.float() - self.mean) / self.std
+        e = self.drop(e)
+        if lengths is None or e.device.type != "cpu":
+            out, _ = self.rnn(e, lengths=lengths)  # (B, T, D*H)
+        else:
+            out = self._by_length(e, torch.as_tensor(lengths).cpu())
+        return self.head(self.drop(out))  # (B, T, K)
+
+    def _by_length(self, e: Tensor, lengths: Tensor) -> Tensor:
+        """The layer's ``lengths=`` result, computed group by group: rows of one length
+        run together over exactly that many steps, with no padding. On the CPU, torch's
+        kernel on packed sequences (what ``lengths=`` runs) is ~10x slower than on
+        unpadded ones, and a batch of windows holds few distinct lengths."""
+        T = e.size(1)
+        if bool((lengths == T).all()):
+            return self.rnn(e)[0]
+        out = e.new_zeros(e.size(0), T, self.head.in_features)
+        for n in lengths.unique().tolist():
+            rows = (lengths == n).nonzero().squeeze(1)
+            if n > 0:
+                out[rows, :n] = self.rnn(e[rows, :n])[0]
+        return out
+
+
+def tag_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy per labelled step of ``logits`` (B, T, K) against ``target`` (B, T);
+    steps labelled -100 (padding) are left out. The loss to give :func:`rnnkit.fit`."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1), ignore_index=IGNORE
+    )
+
+
+# ---- options ------------------------------------------------------------------------
+
+
+@dataclass
+class TagOptions:
+    """The tagging task's data and model options."""
+
+    data: str | None = option(
+        None,
+        'a JSON-lines file, one {"x": "text" or [[features], ...], "y": ["TAG", ...]} a line '
+        "(default: the Python standard library, every character tagged by tokenize)",
+    )
+    test_data: str | None = option(
+        None, "a JSON-lines file to test on (default: 10% of --data's lines)"
+    )
+    split_seed: int = option(
+        0,
+        "which lines of --data validate and test (a checksum of seed and line number)",
+        low=0,
+        high=2**63 - 1,
+    )
+    cell: str = option("lstm", "recurrent cell", choices=tuple(CELLS))
+    num_layers: int = option(1, "stacked recurrent layers", flag="--layers", low=1, high=64)
+    hidden_size: int = option(
+        64, "hidden units per layer and direction H", flag="--hidden", low=1, high=65536
+    )
+    embed_size: int = option(32, "character embedding size E", flag="--embed", low=1, high=65536)
+    bidirectional: bool = option(
+        True, "read each window in both directions (--no-bidirectional: left to right only)"
+    )
+    dropout: float = option(
+        0.0,
+        "dropout on the inputs, between layers and before the output",
+        low=0,
+        high=1,
+        open_high=True,
+    )
+    seq_len: int = option(
+        256, "characters (steps) per training window, cut from each file", low=1, high=10**6
+    )
+    batch_size: int = option(
+        32, "windows per step, drawn at random, summed over all processes", low=1, high=10**6
+    )
+    eval_context: int = option(
+        128,
+        "characters of context read on either side of each scored window at evaluation",
+        low=0,
+        high=10**6,
+    )
+    eval_chars: int = option(
+        200_000,
+        "validation characters scored per evaluation (spread over the split)",
+        low=1,
+        high=10**10,
+    )
+
+    def __post_init__(self) -> None:
+        _options.check(self)
+        if self.test_data is not None and self.data is None:
+            raise ValueError("--test-data needs --data (the default data has its own test files)")
+        self.model_config(num_tags=2, vocab_size=2)  # the model's own checks
+
+    def model_config(
+        self, num_tags: int, vocab_size: int = 0, num_features: int = 0
+    ) -> TaggerConfig:
+        return TaggerConfig(
+            num_tags=num_tags,
+            vocab_size=vocab_size,
+            num_features=num_features,
+            cell=self.cell,
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            embed_size=self.embed_size,
+            bidirectional=self.bidirectional,
+            dropout=self.dropout,
+        )
+
+
+# ---- encoded splits and their windows -----------------------------------------------
+
+
+class Encoded(NamedTuple):
+    """A split as one long input and tag tensor, with where each document begins."""
+
+    x: Tensor  # (N,) int32 ids, or (N, F) float32 features
+    y: Tensor  # (N,) int16 tag ids (-1: a tag unseen in training)
+    bounds: Tensor  # (D + 1,) int64: document d is [bounds[d], bounds[d + 1])
+
+
+def encode(docs: list[Document], vocab: Vocabulary | None) -> Encoded:
+    if vocab is not None:
+        x = vocab.encode("".join(str(d.x) for d in docs), torch.int32)
+    else:
+        x = torch.from_numpy(np.concatenate([np.asarray(d.x, np.float32) for d in docs]))
+    y = torch.from_numpy(np.concatenate([d.y for d in docs]).astype(np.int16))
+    bounds = torch.zeros(len(docs) + 1, dtype=torch.long)
+    bounds[1:] = torch.tensor([len(d) for d in docs]).cumsum(0)
+    return Encoded(x, y, bounds)
+
+
+def windows(bounds: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(start, length, doc)`` of every window of ``size`` steps cut from each document
+    (its last window shorter)."""
+    lengths = bounds[1:] - bounds[:-1]
+    count = (lengths + size - 1) // size  # (D,)
+    doc = torch.repeat_interleave(torch.arange(len(lengths)), count)
+    first = torch.repeat_interleave(count.cumsum(0) - count, count)
+    offset = (torch.arange(len(doc)) - first) * size
+    start = bounds[:-1][doc] + offset
+    length = torch.minimum(lengths[doc] - offset, torch.tensor(size))
+    return start, length, doc
+
+
+def gather(data: Encoded, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Padded inputs (B, T[, F]), tags (B, T) with -100 on padding, and lengths (B,) of
+    the spans ``[start, start + length)``."""
+    T = int(length.max())
+    steps = torch.arange(T)
+    pos = start[:, None] + steps  # (B, T)
+    valid = steps < length[:, None]
+    pos = torch.where(valid, pos, start[:, None])
+    x = data.x[pos]
+    if x.dim() == 2:
+        x = torch.where(valid, x, torch.zeros((), dtype=x.dtype)).long()
+    else:
+        x = x * valid[..., None]
+    y = torch.where(valid, data.y[pos].long(), torch.tensor(IGNORE))
+    return x, y, length.clone()
+
+
+class WindowBatches(BatchSource):
+    """Random training windows from one seeded generator; this process keeps its rows."""
+
+    def __init__(self, data: Encoded, size: int, batch_size: int, seed: int, rows: slice) -> None:
+        self.data, self.batch_size, self.rows = data, batch_size, rows
+        self.start, self.length, _ = windows(data.bounds, size)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __next__(self) -> tuple[Tensor, Tensor, Tensor]:
+        # Every process draws the whole global batch and keeps its share.
+        pick = torch.randint(len(self.start), (self.batch_size,), generator=self.generator)
+        pick = pick[self.rows]
+        return gather(self.data, self.start[pick], self.length[pick])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    data: Encoded,
+    size: int,
+    context: int,
+    pick: Tensor | None = None,
+) -> tuple[Tensor, Tensor, float]:
+    """Predicted and true tags of the windows ``pick`` (default: all) of ``data``, each
+    read with ``context`` steps either side (within its document), and the summed loss.
+
+    Returns ``(predicted (N,), truth (N,), loss_sum)`` in the order of the steps.
+    """
+    device = next(model.parameters()).device
+    start, length, doc = windows(data.bounds, size)
+    if pick is not None:
+        start, length, doc = start[pick], length[pick], doc[pick]
+    lo = torch.maximum(start - context, data.bounds[doc])
+    hi = torch.minimum(start + length + context, data.bounds[doc + 1])
+    was_training = model.training
+    model.eval()
+    preds, truths, loss_sum = [], [], 0.0
+    try:
+        for i in range(0, len(start), EVAL_BATCH):
+            s, n = start[i : i + EVAL_BATCH], length[i : i + EVAL_BATCH]
+            a, b = lo[i : i + EVAL_BATCH], hi[i : i + EVAL_BATCH]
+            x, _, lengths = gather(data, a, b - a)
+            logits = model(x.to(device), lengths).float().cpu()  # (B, T, K)
+            steps = torch.arange(logits.size(1))
+            core = (steps >= (s - a)[:, None]) & (steps < (s - a + n)[:, None])
+            truth = gather(data, s, n)[1]
+            truth = truth[truth != IGNORE]
+            scores = logits[core]  # (n_core, K), in step order
+            known = truth >= 0
+            if known.any():
+                loss_sum += float(F.cross_entropy(scores[known], truth[known], reduction="sum"))
+            preds.append(scores.argmax(-1))
+            truths.append(truth)
+    finally:
+        model.train(was_training)
+    return torch.cat(preds), torch.cat(truths), loss_sum
+
+
+def spread(count: int, total_steps: Tensor, budget: int) -> Tensor:
+    """Indices of about ``budget`` steps' worth of ``count`` windows, evenly spread."""
+    total = int(total_steps)
+    if total <= budget:
+        return torch.arange(count)
+    keep = max(1, count * budget // total)
+    return torch.linspace(0, count - 1, keep).round().long().unique()
+
+
+# ---- the task -----------------------------------------------------------------------
+
+
+class TagTask(Task):
+    name = "tag"
+    summary = "a tag for every character (by default Python's token types): a bidirectional RNN"
+    Options = TagOptions
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "minutes": 4.0,
+        "lr": 3e-3,
+        "weight_decay": 0.0,
+        "warmup_steps": 50,
+        "eval_every": 250,
+        "clip_norm": 1.0,
+    }
+    metric = "accuracy"
+    higher_is_better = True
+    item_name = "chars"
+    extra_files = (FIGURE,)
+
+    options: TagOptions
+    data: TaggedData
+
+    # ---- data -------------------------------------------------------------------------
+
+    def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
+        o = self.options
+        distributed.rows(ctx, o.batch_size)  # divisible by the number of processes
+        source = self.derived.get("source")
+        if source is None:
+            if o.data is None:
+                data = tagging.load_stdlib()
+            else:
+                data = tagging.load_jsonl(o.data, o.test_data, o.split_seed)
+            self.derived = derive(data)
+        else:
+            if not isinstance(source, dict) or source.get("kind") not in ("stdlib", "jsonl"):
+                raise ValueError("config.json: derived.source is not that of a tag run")
+            if source["kind"] == "stdlib":
+                data = tagging.load_stdlib()
+            else:
+                data = tagging.load_jsonl(
+                    source["data"], source["test_data"], source["split_seed"], recorded=source
+                )
+            if data.tags != self.derived.get("tags"):
+                raise ValueError(
+                    "the data's tags differ from those the run recorded in config.json"
+                )
+        self.data = data
+        vocab = self.vocab()
+        self.encoded = {name: encode(data.split(name), vocab) for name in ("train", "validation")}
+        self.prior = prior_table(self.encoded["train"], len(vocab) if vocab else 0, len(data.tags))
+        count = len(windows(self.encoded["validation"].bounds, o.seq_len)[0])
+        self.val_pick = spread(count, self.encoded["validation"].bounds[-1], o.eval_chars)
+
+    def vocab(self) -> Vocabulary | None:
+        v = self.derived.get("vocab")
+        return None if v is None else Vocabulary.from_dict(v)
+
+    def describe(self) -> str:
+        return self.data.describe()
+
+    # ---- model ------------------------------------------------------------------------
+
+    def build_model(self) -> Tagger:
+        d = self.derived
+        vocab = self.vocab()
+        config = self.options.model_config(
+            num_tags=len(d["tags"]),
+            vocab_size=len(vocab) if vocab is not None else 0,
+            num_features=0 if vocab is not None else int(d["features"]),
+        )
+        model = Tagger(config)
+        if vocab is None:
+            model.mean.copy_(torch.tensor(d["mean"]))
+            model.std.copy_(torch.tensor(d["std"]))
+        return model
+
+    def title(self, model: nn.Module) -> str:
+        o = self.options
+        way = "bidirectional" if o.bidirectional else "unidirectional"
+        n = sum(p.numel() for p in model.parameters())
+        return f"tag: {way} {o.cell.upper()} {o.num_layers}x{o.hidden_size}, {n:,} parameters"
+
+    # ---- training ---------------------------------------------------------------------
+
+    def batches(self, train: TrainConfig, ctx: distributed.Context) -> WindowBatches:
+        o = self.options
+        rows = distributed.rows(ctx, o.batch_size)
+        return WindowBatches(self.encoded["train"], o.seq_len, o.batch_size, train.seed, rows)
+
+    def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
+        x, y, lengths = batch
+        logits = net(x.to(device, non_blocking=True), lengths)
+        return tag_loss(logits, y.to(device, non_blocking=True))
+
+    def items(self, batch: Any) -> int:
+        return int(batch[2].sum())
+
+    # ---- evaluation -------------------------------------------------------------------
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        o = self.options
+        data = self.encoded["validation"]
+        pred, truth, loss_sum = predict(model, data, o.seq_len, o.eval_context, self.val_pick)
+        return {
+            "accuracy": float((pred == truth).float().mean()),
+            "loss": loss_sum / max(int((truth >= 0).sum()), 1),
+        }
+
+    def baseline(self, data: Encoded, pick: Tensor | None = None) -> tuple[float, str]:
+        """The per-character prior's accuracy on the steps that ``predict`` scores
+        (characters), or the most frequent training tag's (features)."""
+        truth, x = scored(data, self.options.seq_len, pick)
+        if x is not None:
+            return float((self.prior[x] == truth).float().mean()), "per-character prior"
+        return float((self.prior[0] == truth).float().mean()), "most frequent tag"
+
+    def show(self, model: nn.Module, metrics: dict[str, float]) -> list[str]:
+        base, what = self.baseline(self.encoded["validation"], self.val_pick)
+        return [f"accuracy {metrics['accuracy']:.4%} ({what} {base:.4%})"]
+
+    def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
+        m = self.evaluate(model)
+        base, what = self.baseline(self.encoded["validation"], self.val_pick)
+        n = int(self.encoded["validation"].bounds[-1])
+        scored_n = min(n, self.options.eval_chars)
+        return [
+            f"validation accuracy {m['accuracy']:.4%} per character (about {scored_n:,} of "
+            f"{n:,}); {what} baseline {base:.4%}",
+            f"  evaluate on the test split: rnnkit eval {run_dir}",
+        ]
+
+    def report(self, model: nn.Module, run_dir: Any, out_dir: Any) -> list[str]:
+        """Accuracy and per-tag accuracy on the test split, and ``tagged.png``."""
+        o = self.options
+        test_docs = self.data.test
+        test = encode(test_docs, self.vocab())
+        pred, truth, loss_sum = predict(model, test, o.seq_len, o.eval_context)
+        tags = self.data.tags
+        base, what = self.baseline(test, None)
+        unit = "files" if self.data.source["kind"] == "stdlib" else "lines"
+        lines = [
+            f"test: {len(test_docs):,} {unit}, {len(truth):,} characters"
+            if self.data.is_text
+            else f"test: {len(test_docs):,} {unit}, {len(truth):,} steps",
+            f"accuracy: {float((pred == truth).float().mean()):.4%}",
+            f"{what} baseline: {base:.4%}",
+            f"loss: {loss_sum / max(int((truth >= 0).sum()), 1):.4g}",
+            "per-tag accuracy (share of each true tag predicted right):",
+        ]
+        for k, name in enumerate(tags):
+            here = truth == k
+            if here.any():
+                acc = float((pred[here] == k).float().mean())
+                lines.append(f"  {name:<12} {acc:8.4%}  of {int(here.sum()):,}")
+        unseen = int((truth < 0).sum())
+        if unseen:
+            lines.append(f"  (tags unseen in training, always wrong: {unseen:,})")
+        wrong = confusions(pred, truth, tags)
+        if wrong:
+            lines.append("most frequent errors (true -> predicted): " + ", ".join(wrong))
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = draw_tagged(test_docs, test, pred, truth, tags, out / FIGURE, self.title(model))
+        lines.append(f"figure: {path}")
+        return lines
+
+
+def derive(data: TaggedData) -> dict[str, Any]:
+    """What a run records of its data: the source, the tags, the vocabulary of the
+    training split (or the feature statistics)."""
+    derived: dict[str, Any] = {"source": data.source, "tags": list(data.tags)}
+    if data.is_text:
+        derived["vocab"] = Vocabulary.from_text([str(d.x) for d in data.train]).to_dict()
+    else:
+        x = np.concatenate([np.asarray(d.x, np.float64) for d in data.train])
+        std = x.std(0)
+        derived["features"] = int(x.shape[1])
+        derived["mean"] = [float(v) for v in x.mean(0)]
+        derived["std"] = [float(v) if v > 1e-12 else 1.0 for v in std]
+    if data.source["kind"] == "stdlib":
+        derived["skipped_files"] = len(data.skipped)
+    return derived
+
+
+def prior_table(data: Encoded, vocab_size: int, num_tags: int) -> Tensor:
+    """Each character's most frequent training tag (the overall most frequent one for
+    characters never seen, and for feature inputs: a (1,) table)."""
+    y = data.y.long()
+    overall = torch.bincount(y[y >= 0], minlength=num_tags).argmax()
+    if not vocab_size:
+        return overall.reshape(1)
+    counts = torch.bincount(data.x.long() * num_tags + y, minlength=vocab_size * num_tags)
+    counts = counts.reshape(vocab_size, num_tags)
+    table = counts.argmax(1)
+    table[counts.sum(1) == 0] = overall
+    return table
+
+
+def scored(data: Encoded, size: int, pick: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """The true tags (and character ids) of the windows ``pick`` in step order."""
+    start, length, _ = windows(data.bounds, size)
+    if pick is not None:
+        start, length = start[pick], length[pick]
+    pos = torch.repeat_interleave(start - (length.cumsum(0) - length), length)
+    pos = pos + torch.arange(int(length.sum()))
+    return data.y[pos].long(), (data.x[pos].long() if data.x.dim() == 1 else None)
+
+
+def confusions(pred: Tensor, truth: Tensor, tags: list[str], top: int = 5) -> list[str]:
+    k = len(tags)
+    wrong = (pred != truth) & (truth >= 0)
+    if not wrong.any():
+        return []
+    counts = torch.bincount(truth[wrong] * k + pred[wrong], minlength=k * k)
+    order = counts.argsort(descending=True)[:top]
+    return [
+        f"{tags[int(i) // k]} -> {tags[int(i) % k]} {int(counts[i]):,}"
+        for i in order
+        if counts[i] > 0
+    ]
+
+
+# ---- the figure ---------------------------------------------------------------------
+
+COLOURS = {
+    "WHITESPACE": "#f4f4f4",
+    "NAME": "#cfe3ff",
+    "KEYWORD": "#ffc9a8",
+    "OP": "#e0e0e0",
+    "NUMBER": "#c9f2c0",
+    "STRING": "#fff1a8",
+    "COMMENT": "#d9d2f0",
+    "NEWLINE": "#f6d0e4",
+}
+_CYCLE = ["#cfe3ff", "#ffc9a8", "#c9f2c0", "#fff1a8", "#d9d2f0", "#f6d0e4", "#c8f0f0", "#e0e0e0"]
+
+
+Row = list[tuple[Any, int, int]]  # (character or None, predicted, true) per step
+
+
+def draw_tagged(
+    docs: list[Document],
+    data: Encoded,
+    pred: Tensor,
+    truth: Tensor,
+    tags: list[str],
+    path: Path,
+    title: str,
+) -> Path:
+    """Snippets of the test data, each character's background coloured by its predicted
+    tag and errors boxed in red: a typical block of ``FIGURE_LINES`` lines (the one with
+    the most different tags) and, when it is another, the block with the most errors."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
+
+    colours = [COLOURS.get(t, _CYCLE[i % len(_CYCLE)]) for i, t in enumerate(tags)]
+    panels = snippets(docs, data, pred, truth)
+    width = max((len(r) for _, rows in panels for r in rows), default=1)
+    heights = [max(len(rows), 1) + 1.5 for _, rows in panels]
+    fig = Figure(figsize=(max(1 + 0.085 * width, 8), 0.19 * sum(heights) + 1.2), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for ax, (caption, rows) in zip(axes, panels, strict=True):
+        errors = 0
+        for r, row in enumerate(rows):
+            for c, (ch, p, t) in enumerate(row):
+                ax.add_patch(Rectangle((c, -r - 1), 1, 1, color=colours[p], lw=0))
+                if p != t:
+                    errors += 1
+                    ax.add_patch(Rectangle((c, -r - 1), 1, 1, fill=False, ec="red", lw=1.0))
+                shown = {"\n": "\u21b5", "\t": "\u2192"}.get(ch, ch)
+                if isinstance(shown, str) and shown.strip():
+                    ax.text(
+                        c + 0.5,
+                        -r - 0.5,
+                        shown,
+                        ha="center",
+                        va="center",
+                        family="monospace",
+                        fontsize=7,
+                    )
+        ax.set_xlim(0, width)
+        ax.set_ylim(-max(len(rows), 1), 0)
+        ax.set_axis_off()
+        ax.set_title(f"{caption}: {errors} wrong", fontsize=9, loc="left")
+    handles = [
+        Patch(facecolor=colours[i], edgecolor="#999999", label=t) for i, t in enumerate(tags)
+    ]
+    handles.append(Patch(facecolor="white", edgecolor="red", label="wrong"))
+    fig.legend(handles=handles, loc="lower center", ncol=(len(handles) + 1) // 2, fontsize=8)
+    fig.suptitle(f"{title}: background = predicted tag", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(fig, path)
+    return path
+
+
+def save_png(fig: Any, path: Path) -> None:
+    """``fig`` as a PNG of a 64-colour palette: a few flat colours and black text, so
+    nothing is lost and the file is a third of the size."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        small = image.convert("RGB").quantize(
+            colors=64, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
+        small.save(path, format="PNG", optimize=True)
+
+
+def snippets(
+    docs: list[Document], data: Encoded, pred: Tensor, truth: Tensor
+) -> list[tuple[str, list[Row]]]:
+    """(caption, rows) of the blocks to draw: a typical one and the worst one."""
+    if not docs:
+        return [("no test data", [])]
+    # predict() scores every step of the split in order, so step i is pred[i].
+    wrong = (pred != truth).numpy()
+    true = truth.numpy()
+    typical: tuple[int, int, int, int] | None = None  # (variety, -errors, doc, first line)
+    worst: tuple[int, int, int] | None = None  # (errors, doc, first line)
+    for d, doc in enumerate(docs):
+        a = int(data.bounds[d])
+        if isinstance(doc.x, str):
+            lines = doc.x.splitlines(keepends=True)
+            ends = np.cumsum([len(line) for line in lines])
+            blocks = range(0, max(len(lines) - FIGURE_LINES, 0) + 1, FIGURE_LINES // 2)
+            for first in blocks:
+                lo = a + (int(ends[first - 1]) if first else 0)
+                hi = a + int(ends[min(first + FIGURE_LINES, len(lines)) - 1])
+                errors, variety = int(wrong[lo:hi].sum()), len(np.unique(true[lo:hi]))
+                if typical is None or (variety, -errors) > typical[:2]:
+                    typical = (variety, -errors, d, first)
+                if worst is None or errors > worst[0]:
+                    worst = (errors, d, first)
+        else:
+            errors = int(wrong[a : a + len(doc)].sum())
+            if typical is None:
+                typical = (0, -errors, d, 0)
+            if worst is None or errors > worst[0]:
+                worst = (errors, d, 0)
+    assert typical is not None and worst is not None
+    picks = [("a typical snippet", typical[2], typical[3])]
+    if worst[0] > 0 and (worst[1], worst[2]) != (typical[2], typical[3]):
+        picks.append(("the snippet with the most errors", worst[1], worst[2]))
+    out = []
+    for caption, d, first in picks:
+        doc, a = docs[d], int(data.bounds[d])
+        p, t = pred[a : a + len(doc)].tolist(), truth[a : a + len(doc)].tolist()
+        rows: list[Row] = []
+        if isinstance(doc.x, str):
+            at = 0
+            for i, line in enumerate(doc.x.splitlines(keepends=True)):
+                if first <= i < first + FIGURE_LINES:
+                    steps = range(min(len(line), FIGURE_COLUMNS))
+                    rows.append([(line[j], p[at + j], t[at + j]) for j in steps])
+                at += len(line)
+            caption = f"{caption}, {doc.name} from line {first + 1}"
+        else:
+            for r in range(0, min(len(doc), FIGURE_COLUMNS * FIGURE_LINES), FIGURE_COLUMNS):
+                end = min(r + FIGURE_COLUMNS, len(doc))
+                rows.append([(None, p[j], t[j]) for j in range(r, end)])
+            caption = f"{caption}, {doc.name}"
+        out.append((caption, rows))
+    return out
+
+
+__all__ = ["TagOptions", "TagTask", "Tagger", "TaggerConfig", "tag_loss"]

@@ -1,0 +1,292 @@
+"""`rnnkit train tag`: the labelling, the JSON-lines reader, the bidirectional model, and a
+run from training to `rnnkit eval` - all on small data, in seconds."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import rnnkit
+from rnnkit.cli import main
+from rnnkit.data import pad_collate
+from rnnkit.data import tagging as T
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.tasks.tag import Tagger, TaggerConfig, TagOptions, tag_loss
+from rnnkit.train import TrainConfig, train
+from rnnkit.train.fit import accuracy
+
+# ---- the labelling ---------------------------------------------------------------------
+
+
+def test_every_character_of_a_small_source_gets_its_token_type():
+    assert T.tag_names("x = 1  # c") == [
+        "NAME", "WHITESPACE", "OP", "WHITESPACE", "NUMBER",
+        "WHITESPACE", "WHITESPACE", "COMMENT", "COMMENT", "COMMENT",
+    ]  # fmt: skip
+    src = 'if ok:\n    s = f"{a}b" + "x" \\\n        + r"""y\nz"""\nelse: pass\n'
+    tags = T.tag_names(src)
+    assert len(tags) == len(src)
+    by_char = list(zip(src, tags, strict=True))
+    assert by_char[:3] == [("i", "KEYWORD"), ("f", "KEYWORD"), (" ", "WHITESPACE")]
+    assert by_char[5] == (":", "OP") and by_char[6] == ("\n", "NEWLINE")
+    assert all(t == "WHITESPACE" for t in tags[7:11])  # the indentation
+    fstring = src.index('f"')
+    assert set(tags[fstring : fstring + 7]) == {"STRING"}  # f"{a}b", the field included
+    raw = src.index('r"""')
+    assert set(tags[raw : raw + 10]) == {"STRING"}  # the newline inside is the string's
+    backslash = src.index("\\")
+    assert tags[backslash : backslash + 2] == ["WHITESPACE", "WHITESPACE"]  # continuation
+    assert tags[src.index("else") : src.index("else") + 4] == ["KEYWORD"] * 4
+    assert tags[src.index("pass")] == "KEYWORD"
+    # Whatever is WHITESPACE is a blank or a line continuation.
+    assert {c for c, t in by_char if t == "WHITESPACE"} <= {" ", "\\", "\n"}
+
+
+def test_names_numbers_soft_keywords_and_comment_lines():
+    src = "match = x1 + 0x1F  # hi\n# only\n\n"
+    tags = T.tag_names(src)
+    assert tags[:5] == ["NAME"] * 5  # a soft keyword is a name
+    assert tags[src.index("x1") : src.index("x1") + 2] == ["NAME", "NAME"]
+    assert tags[src.index("0x1F") : src.index("0x1F") + 4] == ["NUMBER"] * 4
+    assert tags[-1] == tags[-2] == "NEWLINE"  # NL after a comment line and a blank line
+    assert tags[src.index("# only")] == "COMMENT"
+
+
+@pytest.mark.parametrize("bad", ['x = "open\n', 'x = """never closed\n', "  x = 1\n y = 2\n"])
+def test_a_source_the_tokenizer_refuses_raises(bad):
+    with pytest.raises(T.TokenizeError):
+        T.tag_source(bad)
+
+
+def test_the_stdlib_data_is_split_by_file_as_the_language_model_corpus():
+    from rnnkit.data import corpus
+
+    data = T.load_stdlib()
+    root = corpus.stdlib_root()
+    assert data.tags == list(T.TAGS) and data.train and data.validation and data.test
+    for name in ("train", "validation", "test"):
+        for doc in data.split(name)[:5]:
+            assert T.file_split(root, root / doc.name) == name
+            assert len(doc.y) == len(doc.x)
+    # The corpus's own rule: [0, 90) train, [90, 95) validation, [95, 100) test.
+    some = data.test[0].name
+    assert corpus._bucket(root, root / some) >= corpus._VALIDATION_BELOW
+
+
+# ---- the JSON-lines reader -------------------------------------------------------------
+
+
+def _write(path: Path, lines: list[str]) -> str:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def python_lines(n: int = 60) -> list[str]:
+    """JSON lines of real Python: each line of textwrap.py with its tokenize tags."""
+    src = Path(textwrap.__file__).read_text(encoding="utf-8")
+    tags = T.tag_names(src)
+    out, at = [], 0
+    for line in src.splitlines(keepends=True):
+        if line.strip() and len(out) < n:
+            out.append(json.dumps({"x": line, "y": tags[at : at + len(line)]}))
+        at += len(line)
+    return out
+
+
+def test_the_reader_reads_text_and_features(tmp_path):
+    f = _write(
+        tmp_path / "a.jsonl",
+        ['{"x": "ab", "y": ["A", "B"], "id": 7}', "", '{"x": "c", "y": ["A"]}'],
+    )
+    ex = T.read_jsonl(f)
+    assert [(e.x, e.y, e.line) for e in ex] == [("ab", ["A", "B"], 1), ("c", ["A"], 3)]
+    g = _write(tmp_path / "b.jsonl", ['{"x": [[1, 2.5], [0, -1]], "y": ["u", "v"]}'])
+    (e,) = T.read_jsonl(g)
+    assert e.x.dtype == np.float32 and e.x.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ('{"x": "ab", "y": ["A", "B"', "not valid JSON"),
+        ('["ab", ["A", "B"]]', "expected an object"),
+        ('{"x": "ab"}', 'missing key "y"'),
+        ('{"y": ["A"]}', 'missing key "x"'),
+        ('{"x": "abc", "y": ["A", "B"]}', "len(y) must equal len(x); got 2 tags for 3"),
+        ('{"x": 12, "y": ["A"]}', "x must be a string or a list of steps"),
+        ('{"x": "a", "y": "A"}', "y must be a list of tag names"),
+        ('{"x": "a", "y": [1]}', "y must be a list of tag names"),
+        ('{"x": [["a"]], "y": ["A"]}', "must hold numbers"),
+        ('{"x": [[1, 2], [3]], "y": ["A", "B"]}', "step 1 of x has 1 feature(s)"),
+        ('{"x": [[NaN]], "y": ["A"]}', "NaN"),
+        ('{"x": "", "y": []}', "x is empty"),
+        ('{"x": [[1.0]], "y": ["A"]}', "x is features, but x of line 1 is text"),
+    ],
+)
+def test_each_reader_error_is_one_line_with_the_line_number(tmp_path, line, words):
+    f = _write(tmp_path / "d.jsonl", ['{"x": "ok", "y": ["A", "B"]}', line])
+    with pytest.raises(ValueError) as err:
+        T.read_jsonl(f)
+    message = str(err.value)
+    assert "\n" not in message and "d.jsonl line 2" in message and words in message, message
+
+
+def test_reader_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--data: file not found"):
+        T.read_jsonl(tmp_path / "nope.jsonl")
+    with pytest.raises(ValueError, match="no examples"):
+        T.read_jsonl(_write(tmp_path / "e.jsonl", [""]))
+    (tmp_path / "bin.jsonl").write_bytes(b'{"x": "\xff"}')
+    with pytest.raises(ValueError, match="not UTF-8"):
+        T.read_jsonl(tmp_path / "bin.jsonl")
+
+
+def test_the_split_by_line_is_seeded_and_recorded(tmp_path):
+    f = _write(tmp_path / "p.jsonl", python_lines(50))
+    a = T.load_jsonl(f, split_seed=1)
+    b = T.load_jsonl(f, split_seed=1)
+    c = T.load_jsonl(f, split_seed=2)
+    names = [d.name for d in a.test]
+    assert names == [d.name for d in b.test] and names != [d.name for d in c.test]
+    assert a.source["split"] == {"train": 40, "validation": 5, "test": 5}
+    assert a.source["split_seed"] == 1 and len(a.source["sha256"]["data"]) == 64
+    # A run refuses the file once it changed.
+    Path(f).write_text(Path(f).read_text() + python_lines(51)[-1] + "\n")
+    with pytest.raises(ValueError, match="changed since the run was started"):
+        T.load_jsonl(f, split_seed=1, recorded=a.source)
+
+
+# ---- the model -------------------------------------------------------------------------
+
+
+def test_running_rows_by_length_equals_the_layers_lengths():
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(num_tags=3, vocab_size=9, hidden_size=6, num_layers=2))
+    x = torch.randint(9, (5, 11))
+    lengths = torch.tensor([11, 4, 11, 0, 7])
+    out = model(x, lengths)
+    ref, _ = model.rnn(model.embedding(x), lengths=lengths)
+    torch.testing.assert_close(out, model.head(ref))
+
+
+def test_bidirectional_beats_unidirectional_when_the_tag_is_the_next_character():
+    """Tag t is 1 when character t + 1 is 'a': unknowable without the future."""
+    g = torch.Generator().manual_seed(0)
+
+    def batch():
+        x = torch.randint(4, (32, 20), generator=g)
+        y = torch.zeros_like(x)
+        y[:, :-1] = (x[:, 1:] == 0).long()
+        return x, y
+
+    scores = {}
+    for bi in (True, False):
+        torch.manual_seed(0)
+        model = Tagger(TaggerConfig(num_tags=2, vocab_size=4, hidden_size=16, bidirectional=bi))
+        opt = torch.optim.Adam(model.parameters(), lr=0.02)
+        for _ in range(40):
+            x, y = batch()
+            loss = tag_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        x, y = batch()
+        scores[bi] = accuracy(model(x)[:, :-1], y[:, :-1])
+    assert scores[True] > 0.97, scores
+    assert scores[False] < 0.85, scores  # ~0.75: "not a" is all it can say
+
+
+def test_fit_and_pad_collate_on_the_readers_output(tmp_path):
+    examples = T.read_jsonl(_write(tmp_path / "p.jsonl", python_lines(40)))
+    vocab = Vocabulary.from_text([e.x for e in examples])
+    data = T.TaggedSequences(examples, vocab, T.TAGS)
+    loader = DataLoader(data, batch_size=8, shuffle=True, collate_fn=pad_collate)
+    x, lengths, y = next(iter(loader))
+    assert x.shape == y.shape and (y[torch.arange(8), lengths - 1] >= 0).all()
+    assert (y == -100).sum() == (x.size(1) - lengths).sum()
+    model = Tagger(TaggerConfig(num_tags=len(T.TAGS), vocab_size=len(vocab), hidden_size=8))
+    summary = rnnkit.fit(
+        model, loader, loader, loss=tag_loss, metrics={"accuracy": accuracy},
+        monitor="accuracy", steps=6, eval_every=3, out=tmp_path / "fit", log=lambda _: None,
+        progress=io.StringIO(),
+    )  # fmt: skip
+    assert 0.0 <= summary.best["value"] <= 1.0
+
+
+# ---- runs --------------------------------------------------------------------------------
+
+SMALL = {"hidden_size": 8, "embed_size": 4, "seq_len": 16, "batch_size": 4, "eval_chars": 300}
+
+
+def test_train_load_eval_writes_the_figure(tmp_path, capsys):
+    data = _write(tmp_path / "p.jsonl", python_lines(60))
+    out = tmp_path / "run"
+    summary = train(
+        "tag", {"data": data, **SMALL},
+        TrainConfig(steps=6, eval_every=3, threads=1), out=out,
+        log=lambda _: None, progress=io.StringIO(),
+    )  # fmt: skip
+    assert "accuracy" in summary.metrics
+    model = rnnkit.load(out)
+    assert isinstance(model, Tagger) and model.config.bidirectional
+    figs = tmp_path / "figs"
+    assert main(["eval", str(out), "--out", str(figs)]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy:" in printed and "per-character prior baseline" in printed
+    assert "per-tag accuracy" in printed
+    png = figs / "tagged.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_features_and_a_test_file(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+
+    def lines(n):
+        out = []
+        for _ in range(n):
+            v = rng.normal(size=(7, 2)).round(3)
+            out.append(
+                json.dumps({"x": v.tolist(), "y": ["hi" if a > 0 else "lo" for a in v[:, 0]]})
+            )
+        return out
+
+    data = _write(tmp_path / "f.jsonl", lines(30))
+    test = _write(tmp_path / "t.jsonl", lines(5))
+    out = tmp_path / "run"
+    argv = ["train", "tag", "--data", data, "--test-data", test, "--steps", "4",
+            "--eval-every", "2", "--hidden", "4", "--seq-len", "5", "--batch-size", "2",
+            "--no-bidirectional", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["derived"]["features"] == 2 and config["derived"]["tags"] == ["hi", "lo"]
+    assert config["derived"]["source"]["split"] == {"train": 27, "validation": 3, "test": 5}
+    assert main(["eval", str(out)]) == 0
+    assert "most frequent tag baseline" in capsys.readouterr().out
+    assert (out / "tagged.png").exists()
+
+
+def test_cli_train_on_a_jsonl_file(tmp_path, capsys):
+    data = _write(tmp_path / "p.jsonl", python_lines(40))
+    out = tmp_path / "cli"
+    argv = ["train", "tag", "--data", data, "--steps", "4", "--hidden", "8", "--embed", "4",
+            "--seq-len", "16", "--batch-size", "4", "--cell", "gru", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "validation accuracy" in printed and "per-character prior baseline" in printed
+
+
+def test_cli_errors_name_the_file_and_line(tmp_path, capsys):
+    bad = _write(tmp_path / "bad.jsonl", ['{"x": "ab", "y": ["A", "B"]}', '{"x": "ab"}'])
+    assert main(["train", "tag", "--data", bad, "--steps", "2", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.jsonl line 2" in err and "missing key" in err
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="--test-data needs --data"):
+        TagOptions(test_data="x.jsonl")
