@@ -133,11 +133,15 @@ def bad_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
         "runs of rnnkit 0.1 must be trained again": ["translate", str(old), "seven"],
         "is not a run folder": ["translate", str(tmp_path), "seven"],
         "--plot draws one input": ["translate", str(run_dir), "a", "b", "--plot", "p.png"],
-        "argument --beam: expected a positive integer; got 0": ["translate", str(run_dir), "seven", "--beam", "0"],
+        "argument --beam: expected a positive integer; got 0": [
+            "translate", str(run_dir), "seven", "--beam", "0"
+        ],
         "--text: not used by a numbers run": ["eval", str(run_dir), "--text", "x.txt"],
         "--seq-len: not used by a numbers run": ["eval", str(run_dir), "--seq-len", "9"],
         "valid or test split": ["eval", str(run_dir), "--split", "train"],
-        "argument --limit: expected a positive integer; got 0": ["eval", str(run_dir), "--limit", "0"],
+        "argument --limit: expected a positive integer; got 0": [
+            "eval", str(run_dir), "--limit", "0"
+        ],
     }  # fmt: skip
 
 
