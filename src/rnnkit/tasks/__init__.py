@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "copy": "rnnkit.tasks.memory:CopyTask",
     "selective-copy": "rnnkit.tasks.memory:SelectiveCopyTask",
     "tag": "rnnkit.tasks.tag:TagTask",
+    "forecast": "rnnkit.tasks.forecast:ForecastTask",
 }
 NAMES = tuple(REGISTRY)
 

@@ -1,0 +1,119 @@
+"""`rnnkit forecast`: forecast the next values of series with a trained forecast run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
+
+EXAMPLES = """examples:
+  rnnkit forecast runs/m1                               # the run's own series, to stdout
+  rnnkit forecast runs/m1 --data sales.csv --out forecasts.csv --plot forecasts.png
+  rnnkit forecast runs/m1 --data sales.csv --horizon 3 --series north --series south"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "forecast",
+        help="forecast series with a trained forecast run (CSV of forecasts and intervals)",
+        description="Forecast the values after the end of each series with the model of a "
+        "run folder written by rnnkit train forecast: the point forecast and the 80%% "
+        "interval per series and step, as CSV (series,step,forecast,lo80,hi80). The series "
+        "are the run's own (all their values) unless --data names a file in any format "
+        "the task reads (.tsf, wide CSV, long CSV).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    one_line_errors(p)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a forecast run folder")
+    p.add_argument(
+        "--data", metavar="FILE", help="series to forecast (default: the run's own data)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", "tsf", "wide", "long"],
+        default="auto",
+        help="format of --data (default: auto, by extension and header)",
+    )
+    p.add_argument("--time-column", metavar="NAME", help="the time column of a wide CSV")
+    p.add_argument(
+        "--horizon",
+        type=positive_int,
+        default=None,
+        help="steps to forecast, at most the trained horizon (default: the trained horizon)",
+    )
+    p.add_argument("--out", metavar="FILE.csv", help="write the CSV here (default: stdout)")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="draw the forecasts and intervals of a few series"
+    )
+    p.add_argument(
+        "--series",
+        action="append",
+        metavar="NAME",
+        help="a series to draw with --plot (repeatable; default: the first four)",
+    )
+    add_runtime(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rnnkit.tasks.forecast import forecast, plot_forecasts, read_source, write_csv
+    from rnnkit.train import load
+    from rnnkit.train.runfolder import RunFolder
+
+    if args.data is None and (args.format != "auto" or args.time_column is not None):
+        raise ValueError("--format and --time-column describe --data; give --data FILE")
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None and Path(path).is_dir():
+            raise ValueError(f"{flag}: {path} is a folder; expected a file name")
+    if args.series and not args.plot:
+        raise ValueError("--series picks the series drawn by --plot; give --plot FILE.png")
+    config = RunFolder(args.run_dir).read_config()
+    if config.task != "forecast":
+        raise ValueError(f"{args.run_dir} is a {config.task} run, not a forecast run")
+    trained = int(config.derived.get("horizon", 0))
+    if args.horizon is not None and args.horizon > trained:
+        raise ValueError(
+            f"--horizon must be at most {trained}, the horizon {args.run_dir} was trained "
+            f"for; got {args.horizon}"
+        )
+    device, precision = runtime(args)
+    model = load(args.run_dir, device)  # the run is checked before the data is read
+    if args.data is None:
+        data = read_source(config.derived["source"])
+    else:
+        data = read_source(
+            {"path": args.data, "format": args.format, "time_column": args.time_column}
+        )
+    names = list(data.names)
+    picked = list(range(min(4, len(names))))
+    if args.series:
+        missing = [s for s in args.series if s not in names]
+        if missing:
+            raise ValueError(
+                f"--series {missing[0]!r} is not a series of {data.source}; it has "
+                f"{', '.join(repr(n) for n in names[:5])}{', ...' if len(names) > 5 else ''}"
+            )
+        picked = [names.index(s) for s in dict.fromkeys(args.series)]
+    with precision:
+        forecasts = forecast(model, data.values, args.horizon)
+    text = write_csv(args.out, names, forecasts)
+    h = len(forecasts[0].mean)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        print(f"forecasts of {len(names)} series, {h} steps each: {args.out}", file=sys.stderr)
+    if args.plot:
+        plot_forecasts(
+            args.plot,
+            [names[i] for i in picked],
+            [data.values[i] for i in picked],
+            [len(data.values[i]) for i in picked],
+            [forecasts[i] for i in picked],
+            f"{Path(args.run_dir).name}: forecasts of {data.source}, 80% intervals",
+        )
+        print(f"figure: {args.plot}", file=sys.stderr)
+    return 0

@@ -1,0 +1,579 @@
+"""Time series that work offline: Monash ``.tsf`` files, CSV files, and shipped series.
+
+Three file formats are read (``read_series`` picks one by the file, or ``format=``):
+
+* **Monash ``.tsf``** (Godahewa et al. 2021): ``#`` comments, a header of ``@relation``,
+  ``@attribute NAME TYPE``, ``@frequency``, ``@horizon``, ``@missing``,
+  ``@equallength`` lines, then ``@data`` and one series a line: the attribute values and
+  the series separated by ``:``, the values by ``,``, ``?`` for a missing value. The
+  first string attribute (``series_name``) names the series.
+* **wide CSV**: a header row and one column per series. Leading columns named like a
+  time (``time``, ``date``, ``year``, ``month``, ..., or an empty name) or holding no
+  number at all (``1991 Jul``) are time columns and are skipped (``time_column=`` names
+  one). A file
+  whose first row is all numbers has no header: its columns are series 1, 2, ...
+* **long CSV**: a header with an id column (``id``, ``series``, ``unique_id``, ...), a
+  value column (``value``, ``y``, ``target``) and optionally a time column, one row per
+  observation, the rows of a series in time order (numeric and ISO-date times are checked).
+
+Missing values - an empty cell, ``?``, ``NA``, ``NaN``, ``null`` - are filled by linear
+interpolation between the observed values around them; missing values before the first
+or after the last observation of a series are dropped (a wide CSV's shorter columns end
+early). The counts are kept on the :class:`SeriesSet`. A malformed file is refused with
+a one-line message naming the file and line.
+
+The shipped series (``--dataset``) are read with the same readers from files that aeon and
+statsmodels install (the ``timeseries`` extra); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MISSING_TOKENS = frozenset({"", "?", "na", "nan", "null", "none", "n/a", "#n/a", "-"})
+TIME_NAMES = frozenset(
+    {
+        "", "time", "date", "datetime", "timestamp", "ds", "t", "year", "month", "quarter",
+        "week", "day", "hour", "period", "index", "obs", "start_timestamp",
+    }
+)  # fmt: skip
+ID_NAMES = ("id", "unique_id", "series", "series_id", "series_name", "item_id", "name", "key")
+VALUE_NAMES = ("value", "values", "y", "target", "observation")
+# Seasonal period of a frequency, as the Monash archive uses for MASE (the first of its
+# periods); a frequency not listed has period 1.
+SEASONALITY = {
+    "yearly": 1,
+    "annual": 1,
+    "quarterly": 4,
+    "monthly": 12,
+    "weekly": 52,
+    "daily": 7,
+    "hourly": 24,
+    "half_hourly": 48,
+    "30_minutes": 48,
+    "10_minutes": 144,
+    "minutely": 1440,
+    "4_seconds": 21600,
+}
+FORMATS = ("auto", "tsf", "wide", "long")
+_ISO = re.compile(r"\d{4}-\d{2}(-\d{2})?([ T]\d{2}[:-]\d{2}([:-]\d{2})?)?")
+
+
+@dataclass
+class SeriesSet:
+    """Series read from a file or a shipped dataset, missing values handled.
+
+    ``values[i]`` is series ``names[i]`` as floats, gaps filled; ``seasonality`` and
+    ``horizon`` are what the data says (None when it says nothing).
+    """
+
+    names: list[str]
+    values: list[list[float]]
+    source: str  # what was read, for messages: a path or "dataset m1-yearly (...)"
+    frequency: str | None = None
+    seasonality: int | None = None
+    horizon: int | None = None
+    filled: int = 0  # missing values interpolated inside a series
+    dropped: int = 0  # missing values dropped at the start or end of a series
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def describe(self) -> str:
+        lengths = [len(v) for v in self.values]
+        span = f"{min(lengths)}" if min(lengths) == max(lengths) else (
+            f"{min(lengths)}-{max(lengths)}"
+        )
+        freq = f", {self.frequency}" if self.frequency else ""
+        gaps = ""
+        if self.filled or self.dropped:
+            gaps = f", {self.filled} missing value(s) interpolated, {self.dropped} dropped at ends"
+        return f"{self.source}: {len(self)} series of length {span}{freq}{gaps}"
+
+
+# ---- missing values -----------------------------------------------------------------
+
+
+def fill_missing(values: Sequence[float | None]) -> tuple[list[float], int, int]:
+    """(filled values, interpolated count, dropped count): linear interpolation inside,
+    missing values (None or NaN) at either end dropped."""
+    known = [i for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+    if not known:
+        return [], 0, len(values)
+    first, last = known[0], known[-1]
+    out: list[float] = []
+    filled = 0
+    prev = first
+    for i in range(first, last + 1):
+        v = values[i]
+        if v is not None and not math.isnan(v):
+            out.append(float(v))
+            prev = i
+            continue
+        nxt = next(j for j in known if j > i)
+        a, b = float(values[prev]), float(values[nxt])  # type: ignore[arg-type]
+        out.append(a + (b - a) * (i - prev) / (nxt - prev))
+        filled += 1
+    return out, filled, len(values) - (last - first + 1)
+
+
+def parse_value(text: str) -> float | None:
+    """A number, None for a missing-value token; ValueError for anything else."""
+    s = text.strip()
+    if s.lower() in MISSING_TOKENS:
+        return None
+    value = float(s)  # ValueError for text
+    if math.isinf(value):
+        raise ValueError(s)
+    return None if math.isnan(value) else value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return parse_value(text) is not None
+    except ValueError:
+        return False
+
+
+def _finish(
+    names: list[str],
+    raw: list[list[float | None]],
+    path: str,
+    **kw: Any,
+) -> SeriesSet:
+    """Fill the gaps of every series; refuse a series without any value."""
+    values, filled, dropped = [], 0, 0
+    for name, series in zip(names, raw, strict=True):
+        v, f, d = fill_missing(series)
+        if not v:
+            raise ValueError(f"{path}: series {name!r} has no values (all missing)")
+        values.append(v)
+        filled += f
+        dropped += d
+    if not values:
+        raise ValueError(f"{path}: no series found")
+    return SeriesSet(names, values, path, filled=filled, dropped=dropped, **kw)
+
+
+def _open(path: str | os.PathLike[str]) -> list[str]:
+    """The lines of a UTF-8 text file (a BOM is skipped); one-line errors."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p}: is a folder; expected a .tsf or .csv file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"series file not found: {p}") from None
+    except UnicodeDecodeError as err:
+        line = p.read_bytes()[: err.start].count(b"\n") + 1
+        raise ValueError(f"{p}, line {line}: not UTF-8 text ({err.reason})") from None
+    if not text.strip():
+        raise ValueError(f"{p}: the file is empty")
+    return text.splitlines()
+
+
+# ---- .tsf -----------------------------------------------------------------------------
+
+
+def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
+    """A Monash ``.tsf`` file (format described in the module docstring)."""
+    where = str(path)
+    lines = _open(path)
+    attributes: list[tuple[str, str]] = []
+    frequency: str | None = None
+    horizon: int | None = None
+    names: list[str] = []
+    raw: list[list[float | None]] = []
+    in_data = False
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        at = f"{where}, line {number}"
+        if not in_data:
+            if not text.startswith("@"):
+                raise ValueError(
+                    f"{at}: expected a header line starting with @ (or @data before the "
+                    f"series); got {_clip(text)!r}"
+                )
+            key, _, rest = text[1:].partition(" ")
+            key, rest = key.lower(), rest.strip()
+            if key == "attribute":
+                parts = rest.split()
+                if len(parts) != 2 or parts[1] not in ("string", "numeric", "date"):
+                    raise ValueError(
+                        f"{at}: expected '@attribute NAME string|numeric|date'; got {_clip(text)!r}"
+                    )
+                attributes.append((parts[0], parts[1]))
+            elif key == "frequency":
+                frequency = rest.lower() or None
+            elif key == "horizon":
+                if not rest.isdigit() or int(rest) < 1:
+                    raise ValueError(f"{at}: @horizon must be a positive integer; got {rest!r}")
+                horizon = int(rest)
+            elif key in ("missing", "equallength"):
+                if rest.lower() not in ("true", "false"):
+                    raise ValueError(f"{at}: @{key} must be true or false; got {rest!r}")
+            elif key == "relation":
+                pass
+            elif key == "data":
+                in_data = True
+            else:
+                raise ValueError(
+                    f"{at}: unknown header @{key}; expected @relation, @attribute, "
+                    "@frequency, @horizon, @missing, @equallength or @data"
+                )
+            continue
+        parts = text.split(":")
+        if len(parts) != len(attributes) + 1:
+            raise ValueError(
+                f"{at}: expected {len(attributes)} attribute value(s) and the series, "
+                f"separated by ':' ({len(attributes) + 1} fields); got {len(parts)}"
+            )
+        name = next(
+            (v for v, (_, kind) in zip(parts, attributes, strict=False) if kind == "string"),
+            f"T{len(names) + 1}",
+        )
+        series: list[float | None] = []
+        for k, cell in enumerate(parts[-1].split(","), 1):
+            try:
+                series.append(parse_value(cell))
+            except ValueError:
+                raise ValueError(
+                    f"{at}: value {k} of series {name!r} is {_clip(cell)!r}; expected a "
+                    "number or ? for a missing value"
+                ) from None
+        names.append(name)
+        raw.append(series)
+    if not in_data:
+        raise ValueError(f"{where}: no @data line; not a .tsf file")
+    seasonality = SEASONALITY.get(frequency, 1) if frequency else None
+    return _finish(
+        names, raw, where, frequency=frequency, seasonality=seasonality, horizon=horizon
+    )
+
+
+# ---- CSV ------------------------------------------------------------------------------
+
+
+def _rows(path: str | os.PathLike[str]) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every non-blank CSV row."""
+    lines = _open(path)
+    rows = []
+    reader = csv.reader(lines)
+    try:
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                rows.append((reader.line_num, cells))
+    except csv.Error as err:
+        raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({err})") from None
+    if not rows:
+        raise ValueError(f"{path}: the file has no rows")
+    return rows
+
+
+def _header_kind(header: list[str]) -> str:
+    """'long' when the header names an id and a value column, else 'wide'."""
+    names = [h.strip().lower() for h in header]
+    if any(n in ID_NAMES for n in names) and any(n in VALUE_NAMES for n in names):
+        return "long"
+    return "wide"
+
+
+def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) -> SeriesSet:
+    """A CSV file with one column per series (see the module docstring)."""
+    where = str(path)
+    rows = _rows(path)
+    width = max(len(cells) for _, cells in rows)
+    first = rows[0][1]
+    has_header = not all(_is_number(c) for c in first)
+    if has_header:
+        header = [h.strip() for h in first] + [""] * (width - len(first))
+        body = rows[1:]
+    else:
+        header = [f"series{k + 1}" for k in range(width)]
+        body = rows
+    if not body:
+        raise ValueError(f"{where}: a header row and no data rows")
+    skip = 0  # leading time columns
+    if time_column is not None:
+        if time_column not in header:
+            raise ValueError(
+                f"{where}: --time-column {time_column!r} is not a column; the header has "
+                f"{', '.join(repr(h) for h in header[:8])}"
+            )
+        skip = header.index(time_column) + 1
+    elif has_header:
+        while skip < width - 1 and (
+            header[skip].lower() in TIME_NAMES
+            or not any(_is_number(c[skip]) for _, c in body if skip < len(c))
+        ):
+            skip += 1
+    names = header[skip:]
+    if not names:
+        raise ValueError(f"{where}: no value columns after the time column(s)")
+    raw: list[list[float | None]] = [[] for _ in names]
+    for number, cells in body:
+        for k, name in enumerate(names):
+            cell = cells[skip + k] if skip + k < len(cells) else ""
+            try:
+                raw[k].append(parse_value(cell))
+            except ValueError:
+                raise ValueError(
+                    f"{where}, line {number}: column {name!r} has {_clip(cell)!r}; expected "
+                    "a number, or an empty cell, ?, NA or NaN for a missing value"
+                ) from None
+    for k, name in enumerate(names):
+        if not name:
+            names[k] = f"series{k + 1}"
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"{where}, line {rows[0][0]}: column name {dup!r} appears twice")
+    return _finish(names, raw, where)
+
+
+def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
+    """A CSV file of ``id,time,value`` rows (see the module docstring)."""
+    where = str(path)
+    rows = _rows(path)
+    header = [h.strip().lower() for h in rows[0][1]]
+    id_col = next((header.index(n) for n in ID_NAMES if n in header), None)
+    value_col = next((header.index(n) for n in VALUE_NAMES if n in header), None)
+    if id_col is None or value_col is None:
+        raise ValueError(
+            f"{where}, line {rows[0][0]}: a long CSV needs an id column ({', '.join(ID_NAMES)}) "
+            f"and a value column ({', '.join(VALUE_NAMES)}); got header {rows[0][1]!r}"
+        )
+    time_col = next(
+        (i for i, n in enumerate(header) if n in TIME_NAMES and n and i not in (id_col,)), None
+    )
+    series: dict[str, list[float | None]] = {}
+    last_time: dict[str, tuple[Any, int]] = {}
+    for number, cells in rows[1:]:
+        if len(cells) < len(header):
+            raise ValueError(
+                f"{where}, line {number}: expected {len(header)} cells as in the header; got "
+                f"{len(cells)}"
+            )
+        key = cells[id_col].strip()
+        if not key:
+            raise ValueError(f"{where}, line {number}: the id cell is empty")
+        try:
+            value = parse_value(cells[value_col])
+        except ValueError:
+            raise ValueError(
+                f"{where}, line {number}: value {_clip(cells[value_col])!r} of series {key!r} "
+                "is not a number (or a missing-value token: empty, ?, NA, NaN)"
+            ) from None
+        if time_col is not None:
+            stamp = _time_key(cells[time_col])
+            before = last_time.get(key)
+            comparable = before is not None and type(before[0]) is type(stamp)
+            if stamp is not None and comparable and stamp <= before[0]:
+                raise ValueError(
+                    f"{where}, line {number}: time {cells[time_col].strip()!r} of series "
+                    f"{key!r} does not come after line {before[1]}'s; the rows of a "
+                    "series must be in time order, each time once"
+                )
+            if stamp is not None:
+                last_time[key] = (stamp, number)
+        series.setdefault(key, []).append(value)
+    if not series:
+        raise ValueError(f"{where}: a header row and no data rows")
+    return _finish(list(series), list(series.values()), where)
+
+
+def _time_key(text: str) -> Any:
+    """A comparable time: a number, an ISO date string, or None (not checked)."""
+    s = text.strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    return s if _ISO.fullmatch(s) else None
+
+
+def read_series(
+    path: str | os.PathLike[str], format: str = "auto", time_column: str | None = None
+) -> SeriesSet:
+    """Read a ``.tsf`` file, or a wide or long CSV file; ``format`` auto picks by the
+    extension (``.tsf``) and the CSV header (an id and a value column: long)."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"series file not found: {p}")
+    if format == "auto":
+        format = "tsf" if p.suffix.lower() == ".tsf" else _header_kind(_rows(p)[0][1])
+    if format == "tsf":
+        data = read_tsf(p)
+    elif format == "long":
+        data = read_long_csv(p)
+    else:
+        data = read_wide_csv(p, time_column)
+    if time_column is not None and format != "wide":
+        raise ValueError(f"--time-column is for a wide CSV; {p} was read as {format}")
+    data.info["format"] = format
+    return data
+
+
+def _clip(text: str, n: int = 40) -> str:
+    text = text.strip()
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# ---- shipped series -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A series set that installed packages ship, and how it is forecast by default."""
+
+    name: str
+    summary: str
+    load: Callable[[], SeriesSet]
+    seasonality: int
+    horizon: int
+    origins: int  # forecast origins per series for validation and test (rolling)
+
+
+def _aeon_file(*parts: str) -> Path:
+    try:
+        import aeon
+    except ImportError:
+        raise ValueError(
+            "the shipped forecasting data comes with aeon: pip install 'rnnkit[timeseries]' "
+            "(or give your own file with --data)"
+        ) from None
+    return Path(aeon.__file__).parent.joinpath("datasets", "data", *parts)
+
+
+def _statsmodels_file(*parts: str) -> Path:
+    try:
+        import statsmodels
+    except ImportError:
+        raise ValueError(
+            "this shipped series comes with statsmodels: pip install 'rnnkit[timeseries]' "
+            "(or give your own file with --data)"
+        ) from None
+    return Path(statsmodels.__file__).parent.joinpath("datasets", *parts)
+
+
+def _csv(locate: Callable[..., Path], *parts: str, name: str, frequency: str) -> SeriesSet:
+    data = read_wide_csv(locate(*parts))
+    data.names = [name] if len(data) == 1 else data.names
+    data.frequency = frequency
+    return data
+
+
+def _elnino() -> SeriesSet:
+    """statsmodels' El Niño sea-surface temperatures: a row per year, a column per month,
+    read as one monthly series."""
+    rows = read_wide_csv(_statsmodels_file("elnino", "elnino.csv"))
+    values = [v for year in zip(*rows.values, strict=True) for v in year]
+    return SeriesSet(["elnino"], [values], rows.source, frequency="monthly")
+
+
+def _m1_yearly() -> SeriesSet:
+    return read_tsf(_aeon_file("m1_yearly_dataset", "m1_yearly_dataset.tsf"))
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset(
+            "m1-yearly",
+            "M1 competition, 181 yearly series of 15-58 years (aeon's m1_yearly_dataset.tsf)",
+            _m1_yearly, 1, 6, 1,
+        ),
+        Dataset(
+            "airline",
+            "airline passengers, monthly 1949-1960, 144 values (aeon's Airline.csv)",
+            lambda: _csv(_aeon_file, "Airline", "Airline.csv", name="airline",
+                         frequency="monthly"),
+            12, 12, 12,
+        ),
+        Dataset(
+            "lynx",
+            "Canadian lynx trappings, yearly 1821-1934, 114 values (aeon's Lynx.csv)",
+            lambda: _csv(_aeon_file, "Lynx", "Lynx.csv", name="lynx", frequency="yearly"),
+            1, 10, 10,
+        ),
+        Dataset(
+            "shampoo",
+            "shampoo sales, monthly over 3 years, 36 values (aeon's ShampooSales.csv)",
+            lambda: _csv(_aeon_file, "ShampooSales", "ShampooSales.csv", name="shampoo",
+                         frequency="monthly"),
+            12, 6, 3,
+        ),
+        Dataset(
+            "uschange",
+            "US consumption, income, production, savings, unemployment: 5 quarterly series "
+            "of percentage changes, 187 values (aeon's Uschange.csv)",
+            lambda: _csv(_aeon_file, "Uschange", "Uschange.csv", name="",
+                         frequency="quarterly"),
+            4, 8, 8,
+        ),
+        Dataset(
+            "sunspots",
+            "yearly sunspot numbers 1700-2008, 309 values (statsmodels' sunspots)",
+            lambda: _csv(_statsmodels_file, "sunspots", "sunspots.csv", name="sunspots",
+                         frequency="yearly"),
+            1, 11, 11,
+        ),
+        Dataset(
+            "co2",
+            "Mauna Loa CO2, weekly 1958-2001, 2284 values, 59 missing (statsmodels' co2)",
+            lambda: _csv(_statsmodels_file, "co2", "co2.csv", name="co2", frequency="weekly"),
+            52, 52, 26,
+        ),
+        Dataset(
+            "elnino",
+            "El Nino sea-surface temperature, monthly 1950-2010, 732 values (statsmodels' "
+            "elnino)",
+            _elnino, 12, 12, 12,
+        ),
+        Dataset(
+            "nile",
+            "Nile river flow at Aswan, yearly 1871-1970, 100 values (statsmodels' nile)",
+            lambda: _csv(_statsmodels_file, "nile", "nile.csv", name="nile", frequency="yearly"),
+            1, 10, 10,
+        ),
+    )
+}  # fmt: skip
+
+
+def load_dataset(name: str) -> SeriesSet:
+    """A shipped series set by name (:data:`DATASETS`), read from installed files."""
+    if name not in DATASETS:
+        raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}; got {name!r}")
+    d = DATASETS[name]
+    data = d.load()
+    data.source = f"dataset {name}"
+    data.seasonality = d.seasonality
+    data.horizon = d.horizon
+    data.info.update(origins=d.origins, summary=d.summary)
+    return data
+
+
+__all__ = [
+    "DATASETS",
+    "FORMATS",
+    "SEASONALITY",
+    "Dataset",
+    "SeriesSet",
+    "fill_missing",
+    "load_dataset",
+    "read_long_csv",
+    "read_series",
+    "read_tsf",
+    "read_wide_csv",
+]

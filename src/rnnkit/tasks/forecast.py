@@ -1,0 +1,1048 @@
+"""`rnnkit train forecast`: probabilistic forecasting with one global model (chapter 10.6).
+
+One recurrent network learns from every series of a set at once (a *global* model, as
+DeepAR, Salinas et al. 2020). It reads a series one value at a time from its first
+observation and, at every step t, forecasts the next ``horizon`` values at once (a direct
+multi-step head, trained at every position of a window: MQ-RNN's forking sequences,
+Wen et al. 2017). Every input and output is scale-free, so series of any level share it:
+
+* the inputs at step t are the value over its trailing mean absolute value
+  ``s_t = mean |y_(t-w+1..t)|`` (``--scale-window`` w), the last change, the change over
+  one season and the value minus its trailing mean, each in units of ``d_t``,
+  log(d_t / s_t) and 1/(t+1); ``d_t`` is the MASE scale of the history so far - the mean
+  absolute seasonal difference ``mean |y_j - y_(j-m)|`` (m the seasonality; lag 1 while
+  the history is a season or less);
+* the output at step t is, for each step ahead k, where the forecast lies relative to the
+  seasonal naive forecast, in units of ``d_t``: the median and the 10 % and 90 % quantiles
+  (``--head quantile``, pinball loss: an 80 % interval), or a Gaussian mean and scale
+  (``--head gaussian``, negative log-likelihood). A loss in units of d_t is the error
+  MASE counts, and an untrained network forecasts seasonal naive.
+
+Because every input at step t depends on the values up to t only, a forecast from a
+history is one pass over it - and :class:`OnlineForecaster` continues that pass with
+:class:`rnnkit.Stream` as new values arrive, equal to a fresh pass over the longer
+history. Training windows of ``--context`` steps start from the state the model reaches on
+the values before them (run without gradients), so training sees what a forecast sees.
+
+Evaluation (Hyndman & Koehler 2006; the M4 and Monash definitions): each series is
+forecast from ``--origins`` consecutive origins at its end - the last ``horizon`` values
+for a set of many series, a rolling origin for a single long series - and scored in MASE
+(mean absolute error over the in-sample seasonal naive error of the history), sMAPE
+(``200 |y - f| / (|y| + |f|)``, 0 where both are 0) and the coverage of the 80 %
+intervals, next to seasonal naive. Validation uses the same number of origins just
+before the test's, and training sees only the values before validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit import _options
+from rnnkit._options import option
+from rnnkit.models.lm import CELLS
+from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.train import distributed
+from rnnkit.train.config import TrainConfig
+
+HEADS = ("quantile", "gaussian")
+QUANTILES = (0.1, 0.5, 0.9)  # the 80 % interval and the median
+Z80 = 1.2815515655446004  # the 0.9 quantile of the standard normal
+N_FEATURES = 6
+CLIP = 10.0  # inputs are clipped to [-CLIP, CLIP]
+D_FLOOR = 0.01  # d_t is at least this fraction of s_t (a constant history has d = 0)
+DATASET_NAMES = (
+    "m1-yearly", "airline", "lynx", "shampoo", "uschange", "sunspots", "co2", "elnino", "nile",
+)  # fmt: skip  (rnnkit.data.series.DATASETS; listed here so that no data package loads)
+PLOTTED = 4  # series drawn in forecast.png
+EVAL_BATCH = 256  # series per forward pass at evaluation
+
+
+# ---- options ---------------------------------------------------------------------------
+
+
+@dataclass
+class ForecastOptions:
+    """The forecasting task's data, evaluation and model options."""
+
+    data: str | None = option(
+        None,
+        "your series: a Monash .tsf file, a wide CSV (a column per series) or a long CSV "
+        "(id,time,value); see docs/forecast.md (default: --dataset)",
+    )
+    dataset: str = option(
+        "m1-yearly",
+        "shipped series set, read from the files aeon and statsmodels install (used when "
+        "--data is not given)",
+        choices=DATASET_NAMES,
+    )
+    format: str = option(
+        "auto", "format of --data: auto reads .tsf by extension, long CSV by its header",
+        choices=("auto", "tsf", "wide", "long"),
+    )
+    time_column: str | None = option(
+        None, "the time column of a wide CSV (default: leading time-like columns are skipped)"
+    )
+    horizon: int | None = option(
+        None,
+        "steps ahead forecast at once (default: the data's: a .tsf @horizon or the "
+        "dataset's; required for a CSV)",
+        low=1,
+        high=10_000,
+    )
+    seasonality: int | None = option(
+        None,
+        "seasonal period m of seasonal naive and MASE (default: from the data's frequency, "
+        "else 1)",
+        low=1,
+        high=100_000,
+    )
+    origins: int | None = option(
+        None,
+        "forecast origins per series for test and validation, one step apart (default: "
+        "the dataset's; 1 for --data with several series, the horizon for a single one)",
+        low=1,
+        high=10_000,
+    )
+    context: int = option(
+        64,
+        "steps of a training window (the values before it are run through the model "
+        "without gradients first)",
+        low=2,
+        high=100_000,
+    )
+    scale_window: int | None = option(
+        None,
+        "trailing values whose mean absolute value scales the inputs (default: the larger "
+        "of horizon and seasonality)",
+        low=1,
+        high=100_000,
+    )
+    head: str = option(
+        "quantile",
+        "output: quantile (median and 10/90 % quantiles, pinball loss) or gaussian (mean "
+        "and scale, negative log-likelihood)",
+        choices=HEADS,
+    )
+    cell: str = option("lstm", "recurrent cell", choices=tuple(CELLS))
+    hidden_size: int = option(64, "hidden units per layer H", flag="--hidden", low=1, high=65536)
+    num_layers: int = option(1, "stacked recurrent layers", flag="--layers", low=1, high=64)
+    dropout: float = option(
+        0.1, "dropout between layers and before the head", low=0, high=1, open_high=True
+    )
+    batch_size: int = option(
+        32, "training windows per step, summed over all processes", low=1, high=1_000_000
+    )
+    calibrate: bool = option(
+        True,
+        "scale the 80% intervals so that they cover 80% of the validation values, at "
+        "each evaluation (split conformal; --no-calibrate: the head's own intervals)",
+    )
+
+    def __post_init__(self) -> None:
+        _options.check(self)
+
+
+@dataclass
+class ForecastConfig:
+    """Everything that builds a :class:`ForecastModel` (stored in the run's config)."""
+
+    horizon: int
+    seasonality: int = 1
+    scale_window: int = 1
+    head: str = "quantile"
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}; got {self.head!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
+        for name in ("horizon", "seasonality", "scale_window", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+# ---- features: scale-free, causal, the same in one pass and step by step -----------------
+
+
+class Prepared(NamedTuple):
+    """A series ready for the model: per step t its inputs, anchors and unit."""
+
+    y: np.ndarray  # (n,) float64
+    x: np.ndarray  # (n, N_FEATURES) float32: the inputs
+    anchor: np.ndarray  # (n, h) float64: seasonal naive forecast from origin t
+    unit: np.ndarray  # (n,) float64: d_t, the unit of the outputs
+
+
+def prepare_series(y: Sequence[float] | np.ndarray, config: ForecastConfig) -> Prepared:
+    """The inputs, anchors and units of every step of ``y`` in one pass (numpy)."""
+    y = np.asarray(y, dtype=np.float64)
+    n, m, w, h = len(y), config.seasonality, config.scale_window, config.horizon
+    t = np.arange(n)
+    c = np.concatenate([[0.0], np.cumsum(np.abs(y))])
+    cs = np.concatenate([[0.0], np.cumsum(y)])
+    lo = np.maximum(0, t - w + 1)
+    s = (c[t + 1] - c[lo]) / (t + 1 - lo)
+    level = (cs[t + 1] - cs[lo]) / (t + 1 - lo)
+    s[s <= 0] = 1.0
+    diff1 = np.zeros(n)
+    diff1[1:] = y[1:] - y[:-1]
+    c1 = np.concatenate([[0.0], np.cumsum(np.abs(diff1[1:]))])
+    d = np.empty(n)
+    d[0] = s[0]
+    d[1:] = c1[t[1:]] / t[1:]
+    diffm = np.zeros(n)
+    if m > 1 and n > m:
+        diffm[m:] = y[m:] - y[:-m]
+        cm = np.concatenate([[0.0], np.cumsum(np.abs(diffm[m:]))])
+        d[m:] = cm[t[m:] - m + 1] / (t[m:] - m + 1)
+    d = np.maximum(d, D_FLOOR * s)
+    k = np.arange(h)
+    if m > 1:
+        back = t[:, None] + 1 + k[None, :] - m * (k[None, :] // m + 1)
+        back = np.where(t[:, None] + 1 >= m, back, t[:, None])
+    else:
+        back = np.broadcast_to(t[:, None], (n, h))
+    anchor = y[back]
+    x = np.stack(
+        [y / s, diff1 / d, diffm / d, np.log(d / s), 1.0 / (t + 1), (y - level) / d], axis=1
+    ).clip(-CLIP, CLIP)
+    return Prepared(y, x.astype(np.float32), anchor, d)
+
+
+class _Steps:
+    """:func:`prepare_series` one value at a time, in bounded memory: the same sums in the
+    same order, so the same numbers."""
+
+    def __init__(self, config: ForecastConfig) -> None:
+        self.m, self.w, self.h = config.seasonality, config.scale_window, config.horizon
+        self.t = -1
+        self.cum = deque([0.0], maxlen=self.w + 1)  # cumulative |y|, the last w + 1
+        self.cum_signed = deque([0.0], maxlen=self.w + 1)  # cumulative y
+        self.recent: deque[float] = deque(maxlen=max(self.m, 1) + 1)
+        self.sum1 = 0.0
+        self.summ = 0.0
+
+    def push(self, value: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """The inputs, anchors and unit of the step that ``value`` ends."""
+        y = float(value)
+        if not math.isfinite(y):
+            raise ValueError(f"OnlineForecaster: a value must be a finite number; got {value!r}")
+        self.t += 1
+        t, m = self.t, self.m
+        self.cum.append(self.cum[-1] + abs(y))
+        self.cum_signed.append(self.cum_signed[-1] + y)
+        count = min(t + 1, self.w)
+        s = (self.cum[-1] - self.cum[-1 - count]) / count
+        level = (self.cum_signed[-1] - self.cum_signed[-1 - count]) / count
+        if s <= 0:
+            s = 1.0
+        diff1 = y - self.recent[-1] if t >= 1 else 0.0
+        if t >= 1:
+            self.sum1 += abs(diff1)
+        d = self.sum1 / t if t >= 1 else s
+        diffm = 0.0
+        if m > 1 and t >= m:
+            diffm = y - self.recent[-m]
+            self.summ += abs(diffm)
+            d = self.summ / (t - m + 1)
+        d = max(d, D_FLOOR * s)
+        self.recent.append(y)
+        history = list(self.recent)
+        if m > 1 and t + 1 >= m:
+            anchor = np.array([history[-m + (k % m)] for k in range(self.h)])
+        else:
+            anchor = np.full(self.h, y)
+        x = np.array([y / s, diff1 / d, diffm / d, math.log(d / s), 1.0 / (t + 1), (y - level) / d])
+        return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
+
+
+# ---- the model -------------------------------------------------------------------------
+
+
+class ForecastModel(nn.Module):
+    """A recurrent layer over the inputs and a head that forecasts ``horizon`` steps.
+
+    ``forward(x, state=None, lengths=None) -> (raw, state)``: x (T, B, N_FEATURES)
+    time-major, raw (T, B, horizon, 3 or 2) - the contract :class:`rnnkit.Stream` runs.
+    :func:`forecast` and :class:`OnlineForecaster` turn raw outputs into values.
+    """
+
+    def __init__(self, config: ForecastConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        inner = c.dropout if c.num_layers > 1 else 0.0
+        self.features = N_FEATURES
+        self.rnn = CELLS[c.cell](self.features, c.hidden_size, c.num_layers, dropout=inner)
+        self.drop = nn.Dropout(c.dropout)
+        self.outputs = 3 if c.head == "quantile" else 2
+        self.head = nn.Linear(c.hidden_size + self.features, c.horizon * self.outputs)
+        # A small head: the untrained model forecasts (about) seasonal naive.
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+        # How far the 80 % interval reaches, relative to the head's own quantiles: set by
+        # validation when the run calibrates (saved with the weights), else 1.
+        self.register_buffer("interval_scale", torch.ones(()))
+
+    def forward(
+        self, x: Tensor, state: Any = None, lengths: Tensor | None = None
+    ) -> tuple[Tensor, Any]:
+        out, state = self.rnn(x, state, lengths=lengths)
+        raw = self.head(torch.cat([self.drop(out), x.to(out.dtype)], dim=-1))
+        return raw.unflatten(-1, (self.config.horizon, self.outputs)), state
+
+    def bands(self, raw: Tensor, calibrated: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        """(point, 80 % lower, 80 % upper) in output units, from raw outputs; the interval
+        scaled by ``interval_scale`` unless ``calibrated`` is False."""
+        raw = raw.float()
+        mid = raw[..., 0]
+        if self.config.head == "quantile":
+            below, above = F.softplus(raw[..., 1]), F.softplus(raw[..., 2])
+        else:
+            below = above = Z80 * (F.softplus(raw[..., 1]) + 1e-3)
+        c = self.interval_scale.float() if calibrated else 1.0
+        return mid, mid - c * below, mid + c * above
+
+
+def output_loss(model: ForecastModel, raw: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """The mean loss over the ``mask``ed targets (output units): pinball over the three
+    quantiles, or the Gaussian negative log-likelihood (constant dropped)."""
+    raw = raw.float()
+    target = torch.where(mask, target, torch.zeros_like(target))
+    if model.config.head == "quantile":
+        mid, lower, upper = model.bands(raw, calibrated=False)
+        loss = torch.zeros_like(mid)
+        for q, pred in zip(QUANTILES, (lower, mid, upper), strict=True):
+            e = target - pred
+            loss = loss + torch.maximum(q * e, (q - 1) * e)
+    else:
+        sigma = F.softplus(raw[..., 1]) + 1e-3
+        loss = torch.log(sigma) + 0.5 * ((target - raw[..., 0]) / sigma) ** 2
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+
+class Forecast(NamedTuple):
+    """A forecast of the next steps: the point forecast and the 80 % interval."""
+
+    mean: np.ndarray  # (h,) the median (quantile head) or mean (gaussian head)
+    lower: np.ndarray  # (h,) the 10 % quantile
+    upper: np.ndarray  # (h,)  the 90 % quantile
+
+
+def _values(raw: Tensor, model: ForecastModel, anchor: np.ndarray, unit: np.ndarray) -> Any:
+    """Values from raw outputs at some steps: anchor + unit * band, for each band."""
+    bands = [b.double().cpu().numpy() for b in model.bands(raw)]
+    return [anchor + unit[..., None] * b for b in bands]
+
+
+@torch.no_grad()
+def _run(model: ForecastModel, prepared: list[Prepared], steps: list[list[int]]) -> list[Any]:
+    """For each series, the forecasts from the given steps (origin = step + 1): one pass
+    over each series, batched. Returns per series (mean, lower, upper), each (k, h)."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results: list[Any] = [None] * len(prepared)
+    try:
+        for start in range(0, len(prepared), EVAL_BATCH):
+            chunk = list(range(start, min(start + EVAL_BATCH, len(prepared))))
+            T = max(len(prepared[i].y) for i in chunk)
+            x = torch.zeros(T, len(chunk), model.features)
+            for b, i in enumerate(chunk):
+                x[: len(prepared[i].y), b] = torch.from_numpy(prepared[i].x)
+            lengths = torch.tensor([len(prepared[i].y) for i in chunk])
+            raw, _ = model(x.to(device), lengths=lengths)
+            for b, i in enumerate(chunk):
+                at = steps[i]
+                p = prepared[i]
+                results[i] = _values(raw[at, b], model, p.anchor[at], p.unit[at])
+    finally:
+        model.train(was)
+    return results
+
+
+def forecast(
+    model: ForecastModel, series: Sequence[Sequence[float]], horizon: int | None = None
+) -> list[Forecast]:
+    """The forecast of the next ``horizon`` values (at most the model's) after each series."""
+    h = model.config.horizon if horizon is None else horizon
+    if not 1 <= h <= model.config.horizon:
+        raise ValueError(
+            f"--horizon must be in [1, {model.config.horizon}] (the trained horizon); got {h}"
+        )
+    prepared = []
+    for k, s in enumerate(series):
+        if len(s) == 0:
+            raise ValueError(f"series {k + 1} is empty: a forecast needs at least one value")
+        prepared.append(prepare_series(s, model.config))
+    out = _run(model, prepared, [[len(p.y) - 1] for p in prepared])
+    return [Forecast(*(b[0, :h] for b in bands)) for bands in out]
+
+
+class OnlineForecaster:
+    """Update a forecast as each new value arrives, without retraining or rereading.
+
+    The model's state is carried by :class:`rnnkit.Stream` and the scales by running
+    sums, so an update costs one step of the network, whatever the length of the history;
+    the forecast equals :func:`forecast` on the whole history (to float rounding).
+
+    Example:
+        >>> model = rnnkit.load("runs/forecast")  # doctest: +SKIP
+        >>> online = OnlineForecaster(model, history=[112, 118, 132])  # doctest: +SKIP
+        >>> online.update(129).mean  # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, history: Iterable[float] = ()) -> None:
+        from rnnkit.stream import Stream
+
+        if not isinstance(model, ForecastModel):
+            raise TypeError(
+                f"OnlineForecaster: model must be a ForecastModel (rnnkit.load of a forecast "
+                f"run); got {type(model).__name__}"
+            )
+        self.model = model.eval()
+        self.stream = Stream(model)
+        self.steps = _Steps(model.config)
+        self._last: Forecast | None = None
+        values = list(history)
+        if values:
+            self.extend(values)
+
+    @property
+    def forecast(self) -> Forecast:
+        """The forecast after the values seen so far."""
+        if self._last is None:
+            raise ValueError("OnlineForecaster: no value seen yet; call update(value) first")
+        return self._last
+
+    @property
+    def seen(self) -> int:
+        return self.steps.t + 1
+
+    def update(self, value: float) -> Forecast:
+        """Take the next observed value; returns the new forecast of the steps after it."""
+        return self.extend([value])
+
+    @torch.no_grad()
+    def extend(self, values: Sequence[float]) -> Forecast:
+        """Take several values at once (one call of the stream); returns the forecast."""
+        rows = [self.steps.push(v) for v in values]
+        if not rows:
+            return self.forecast
+        device = next(self.model.parameters()).device
+        x = torch.from_numpy(np.stack([r[0] for r in rows]))[:, None].to(device)  # (T, 1, F)
+        raw = self.stream(x)[-1, 0]  # the last step's (h, outputs)
+        _, anchor, unit = rows[-1]
+        mean, lower, upper = _values(raw, self.model, anchor, np.float64(unit))
+        self._last = Forecast(mean, lower, upper)
+        return self._last
+
+
+# ---- metrics (M4 / Monash) ---------------------------------------------------------------
+
+
+def mase_scale(history: Sequence[float] | np.ndarray, seasonality: int) -> float:
+    """The in-sample mean absolute error of seasonal naive: ``mean |y_t - y_(t-m)|``
+    (lag 1 when the history is a season or shorter); nan for fewer than 2 values."""
+    y = np.asarray(history, dtype=np.float64)
+    m = seasonality if len(y) > seasonality else 1
+    if len(y) <= m:
+        return float("nan")
+    return float(np.mean(np.abs(y[m:] - y[:-m])))
+
+
+def mase(actual: Any, predicted: Any, history: Any, seasonality: int) -> float:
+    """MASE of one forecast: mean absolute error over :func:`mase_scale` of its history."""
+    error = np.mean(np.abs(np.asarray(actual, float) - np.asarray(predicted, float)))
+    return float(error / mase_scale(history, seasonality))
+
+
+def smape(actual: Any, predicted: Any) -> float:
+    """sMAPE in percent: ``mean 200 |y - f| / (|y| + |f|)``, a term 0 where both are 0."""
+    a, f = np.asarray(actual, float), np.asarray(predicted, float)
+    den = np.abs(a) + np.abs(f)
+    terms = np.where(den > 0, 200 * np.abs(a - f) / np.where(den > 0, den, 1), 0.0)
+    return float(np.mean(terms))
+
+
+def seasonal_naive(history: Any, horizon: int, seasonality: int) -> Forecast:
+    """The last season repeated (the last value when m = 1 or the history is shorter),
+    with the normal 80 % interval of Hyndman & Athanasopoulos (FPP3, 5.5): the
+    residual deviation of the seasonal differences times sqrt(1 + (k - 1) // m)."""
+    y = np.asarray(history, dtype=np.float64)
+    m = seasonality if len(y) >= seasonality else 1
+    k = np.arange(horizon)
+    mean = y[len(y) - m + (k % m)]
+    resid = y[m:] - y[:-m]
+    sigma = float(np.sqrt(np.mean(resid**2))) if len(resid) else 0.0
+    spread = Z80 * sigma * np.sqrt(1 + k // m)
+    return Forecast(mean, mean - spread, mean + spread)
+
+
+class Window(NamedTuple):
+    """One scored forecast: series ``series`` from ``origin`` (its first value forecast)."""
+
+    series: int
+    origin: int
+
+
+def windows(
+    lengths: Sequence[int], horizon: int, origins: int, split: str
+) -> list[Window]:
+    """The scored forecasts of a split: the test's ``origins`` last origins of each series
+    (the last ``horizon`` values, then one step earlier, ...), validation's the same number
+    just before the test's values; an origin needs 2 values of history."""
+    out = []
+    for i, n in enumerate(lengths):
+        first_test = n - horizon - origins + 1
+        for j in range(origins):
+            o = n - horizon - j if split == "test" else first_test - horizon - j
+            if o >= 2:
+                out.append(Window(i, o))
+    return out
+
+
+def training_end(n: int, horizon: int, origins: int) -> int:
+    """Values of a series of length n that training may see (before validation's)."""
+    return max(0, n - 2 * horizon - 2 * origins + 2)
+
+
+@dataclass
+class Scores:
+    """Metrics of a set of forecasts."""
+
+    mase: float
+    smape: float
+    coverage: float  # share of the actual values inside the 80 % intervals
+    windows: int
+    skipped: int = 0  # windows left out of MASE: a constant history (scale 0)
+
+    def line(self) -> str:
+        return (
+            f"MASE {self.mase:.3f}, sMAPE {self.smape:.2f}%, 80% coverage {self.coverage:.1%}"
+        )
+
+
+def score(
+    values: Sequence[np.ndarray],
+    scored: Sequence[Window],
+    forecasts: Sequence[Forecast],
+    horizon: int,
+    seasonality: int,
+) -> Scores:
+    """MASE (mean over windows), sMAPE and interval coverage (over all values)."""
+    mases, smapes, inside, count, skipped = [], [], 0, 0, 0
+    for w, f in zip(scored, forecasts, strict=True):
+        y = values[w.series]
+        actual = y[w.origin : w.origin + horizon]
+        scale = mase_scale(y[: w.origin], seasonality)
+        if scale > 0:
+            mases.append(np.mean(np.abs(actual - f.mean[:horizon])) / scale)
+        else:
+            skipped += 1
+        smapes.append(smape(actual, f.mean[:horizon]))
+        inside += int(np.sum((actual >= f.lower[:horizon]) & (actual <= f.upper[:horizon])))
+        count += len(actual)
+    return Scores(
+        float(np.mean(mases)) if mases else float("nan"),
+        float(np.mean(smapes)),
+        inside / max(count, 1),
+        len(scored),
+        skipped,
+    )
+
+
+def model_forecasts(
+    model: ForecastModel, values: Sequence[np.ndarray], scored: Sequence[Window]
+) -> list[Forecast]:
+    """The model's forecast for every window: one pass over each series."""
+    by_series: dict[int, list[int]] = {}
+    for w in scored:
+        by_series.setdefault(w.series, []).append(w.origin)
+    order = sorted(by_series)
+    last = [max(by_series[i]) for i in order]
+    prepared = [
+        prepare_series(values[i][:o], model.config) for i, o in zip(order, last, strict=True)
+    ]
+    steps = [[o - 1 for o in by_series[i]] for i in order]
+    out = _run(model, prepared, steps)
+    table = {}
+    for i, bands in zip(order, out, strict=True):
+        for j, o in enumerate(by_series[i]):
+            table[i, o] = Forecast(*(b[j] for b in bands))
+    return [table[w.series, w.origin] for w in scored]
+
+
+def scaled(f: Forecast, c: float) -> Forecast:
+    """``f`` with its interval stretched by ``c`` about the point forecast."""
+    return Forecast(f.mean, f.mean - c * (f.mean - f.lower), f.mean + c * (f.upper - f.mean))
+
+
+def calibration(
+    values: Sequence[np.ndarray], scored: Sequence[Window], forecasts: Sequence[Forecast],
+    horizon: int,
+) -> float:
+    """The factor c by which the intervals of ``forecasts`` must be stretched (c > 1) or
+    shrunk about their point forecasts to cover 80 % of the actual values: the
+    split-conformal quantile (Vovk et al. 2005; Stankeviciute et al. 2021) of how far
+    each value lies out along its side of the interval. Clipped to [0.05, 100]."""
+    ratios = []
+    for w, f in zip(scored, forecasts, strict=True):
+        a = values[w.series][w.origin : w.origin + horizon]
+        m, lo, hi = f.mean[:horizon], f.lower[:horizon], f.upper[:horizon]
+        up = (a - m) / np.maximum(hi - m, 1e-12)
+        down = (m - a) / np.maximum(m - lo, 1e-12)
+        ratios.append(np.where(a >= m, up, down))
+    r = np.concatenate(ratios)
+    if len(r) == 0:
+        return 1.0
+    level = min(1.0, math.ceil((len(r) + 1) * 0.8) / len(r))
+    c = float(np.quantile(r, level, method="higher"))
+    return min(max(c, 0.05), 100.0) if math.isfinite(c) else 1.0  # fmt: skip
+
+
+def naive_forecasts(
+    values: Sequence[np.ndarray], scored: Sequence[Window], horizon: int, seasonality: int
+) -> list[Forecast]:
+    return [seasonal_naive(values[w.series][: w.origin], horizon, seasonality) for w in scored]
+
+
+# ---- training batches ---------------------------------------------------------------------
+
+
+class Batch(NamedTuple):
+    """Training windows: inputs after a no-gradient burn-in over the values before them."""
+
+    burn: Tensor  # (Tb, B, F) the values before each window, right-padded
+    burn_lengths: Tensor  # (B,)
+    x: Tensor  # (T, B, F)
+    lengths: Tensor  # (B,)
+    target: Tensor  # (T, B, h) in output units
+    mask: Tensor  # (T, B, h) bool: a target inside the training values
+
+
+class Windows(BatchSource):
+    """Random training windows from one seeded generator; every process draws the global
+    batch and keeps its rows, so the batches do not depend on the number of processes."""
+
+    def __init__(
+        self,
+        prepared: list[Prepared],
+        ends: list[int],
+        context: int,
+        batch_size: int,
+        seed: int,
+        rows: slice,
+    ) -> None:
+        self.prepared, self.ends, self.context = prepared, ends, context
+        self.batch_size, self.rows = batch_size, rows
+        self.eligible = [i for i, e in enumerate(ends) if e >= 3]
+        self.generator = torch.Generator().manual_seed(seed)
+        self.targets = [_targets(p, e) for p, e in zip(prepared, ends, strict=True)]
+
+    def __next__(self) -> Batch:
+        g = self.generator
+        picks = torch.randint(len(self.eligible), (self.batch_size,), generator=g).tolist()
+        u = torch.rand(self.batch_size, generator=g, dtype=torch.float64).tolist()
+        series = [self.eligible[k] for k in picks][self.rows]
+        u = u[self.rows]
+        starts, spans = [], []
+        for i, r in zip(series, u, strict=True):
+            last = self.ends[i] - 1  # positions 0 .. last - 1 have a target
+            a = int(r * (max(0, last - self.context) + 1))
+            starts.append(a)
+            spans.append(min(self.context, last - a))
+        B, h = len(series), self.prepared[0].anchor.shape[1]
+        Tb, T = max(starts), max(spans)
+        F_ = self.prepared[0].x.shape[1]
+        burn = torch.zeros(Tb, B, F_)
+        x = torch.zeros(T, B, F_)
+        target = torch.zeros(T, B, h)
+        mask = torch.zeros(T, B, h, dtype=torch.bool)
+        for b, (i, a, n) in enumerate(zip(series, starts, spans, strict=True)):
+            p = self.prepared[i]
+            burn[:a, b] = torch.from_numpy(p.x[:a])
+            x[:n, b] = torch.from_numpy(p.x[a : a + n])
+            tgt, ok = self.targets[i]
+            target[:n, b] = tgt[a : a + n]
+            mask[:n, b] = ok[a : a + n]
+        return Batch(burn, torch.tensor(starts), x, torch.tensor(spans), target, mask)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
+
+
+def _targets(p: Prepared, end: int) -> tuple[Tensor, Tensor]:
+    """Per step t and step ahead k: the value t + 1 + k in output units, and whether it
+    is a training value (before ``end``) of a step with some history (t >= 1)."""
+    n, h = p.anchor.shape
+    t = np.arange(n)[:, None] + 1 + np.arange(h)[None, :]
+    ok = (t < end) & (np.arange(n)[:, None] >= 1)
+    future = p.y[np.minimum(t, n - 1)]
+    target = np.where(ok, (future - p.anchor) / p.unit[:, None], 0.0)
+    return torch.from_numpy(target.astype(np.float32)), torch.from_numpy(ok)
+
+
+# ---- the task ---------------------------------------------------------------------------
+
+
+class ForecastTask(Task):
+    name = "forecast"
+    summary = (
+        "time-series forecasting: one global recurrent model over many series, 80% "
+        "intervals, scored against seasonal naive (default: M1 yearly)"
+    )
+    Options = ForecastOptions
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "steps": 1500,
+        "lr": 3e-3,
+        "weight_decay": 0.01,
+        "warmup_steps": 50,
+        "eval_every": 100,
+        "clip_norm": 1.0,
+    }
+    metric = "mase"
+    higher_is_better = False
+    item_name = "windows"
+    extra_files = ("forecast.png",)
+
+    options: ForecastOptions
+
+    # ---- data -------------------------------------------------------------------------
+
+    def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
+        o = self.options
+        distributed.rows(ctx, o.batch_size)  # divisible by the number of processes
+        if not self.derived:
+            source = source_of(o)
+            # Read as given (messages name the file as the user did); kept absolute.
+            data = read_source({**source, "path": o.data} if o.data else source)
+            self.derived = derive(o, data)
+        else:
+            data = read_source(self.derived["source"])
+            if checksum(data.values) != self.derived.get("checksum"):
+                raise ValueError(
+                    f"{data.source} has changed since this run started (its values differ "
+                    "from the ones recorded in config.json); start a new run"
+                )
+        self.data = data
+        self.values = [np.asarray(v, dtype=np.float64) for v in data.values]
+        d = self.derived
+        self.config = model_config(o, d)
+        h, m, r = d["horizon"], d["seasonality"], d["origins"]
+        lengths = [len(v) for v in self.values]
+        self.valid = windows(lengths, h, r, "validation")
+        self.test = windows(lengths, h, r, "test")
+        self.ends = [training_end(n, h, r) for n in lengths]
+        if not self.valid or not any(e >= 3 for e in self.ends):
+            need = 2 * h + 2 * r + 1
+            raise ValueError(
+                f"{data.source}: the series are too short for --horizon {h} with --origins "
+                f"{r}: a series needs at least {need} values (training, validation and test "
+                f"each need their share); the longest has {max(lengths)}"
+            )
+        self.naive_valid = score(
+            self.values, self.valid, naive_forecasts(self.values, self.valid, h, m), h, m
+        )
+
+    def describe(self) -> str:
+        d = self.derived
+        positions = sum(max(0, e - 1) for e in self.ends)
+        return (
+            f"{self.data.describe()}; horizon {d['horizon']}, seasonality "
+            f"{d['seasonality']}, {d['origins']} origin(s) per series: {len(self.test)} test "
+            f"and {len(self.valid)} validation forecasts, {positions:,} training positions; "
+            f"seasonal naive on validation: {self.naive_valid.line()}"
+        )
+
+    # ---- model ------------------------------------------------------------------------
+
+    def build_model(self) -> ForecastModel:
+        return ForecastModel(model_config(self.options, self.derived))
+
+    def title(self, model: nn.Module) -> str:
+        o, d = self.options, self.derived
+        where = Path(d["source"].get("path", "")).name or d["source"].get("dataset", "")
+        return (
+            f"forecast {where}, h = {d['horizon']}: {o.cell.upper()} {o.num_layers}x"
+            f"{o.hidden_size}, {o.head} head"
+        )
+
+    # ---- training ---------------------------------------------------------------------
+
+    def batches(self, train: TrainConfig, ctx: distributed.Context) -> Windows:
+        o = self.options
+        prepared = [prepare_series(v[: max(e, 1)], self.config) for v, e in
+                    zip(self.values, self.ends, strict=True)]
+        return Windows(
+            prepared, self.ends, o.context, o.batch_size, train.seed,
+            distributed.rows(ctx, o.batch_size),
+        )  # fmt: skip
+
+    def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
+        b: Batch = batch
+        model: ForecastModel = getattr(net, "module", net)
+        state = None
+        if b.burn.size(0) > 0:
+            with torch.no_grad():
+                _, state = model.rnn(b.burn.to(device), lengths=b.burn_lengths)
+        raw, _ = net(b.x.to(device), state, lengths=b.lengths)
+        return output_loss(model, raw, b.target.to(device), b.mask.to(device))
+
+    def items(self, batch: Any) -> int:
+        return int(batch.lengths.numel())
+
+    # ---- evaluation -------------------------------------------------------------------
+
+    def scores(self, model: nn.Module, split: str) -> tuple[Scores, Scores]:
+        """(model, seasonal naive) on the validation or test windows."""
+        assert isinstance(model, ForecastModel)
+        h, m = self.derived["horizon"], self.derived["seasonality"]
+        scored = self.valid if split == "validation" else self.test
+        ours = score(self.values, scored, model_forecasts(model, self.values, scored), h, m)
+        if split == "validation":
+            return ours, self.naive_valid
+        naive = naive_forecasts(self.values, scored, h, m)
+        return ours, score(self.values, scored, naive, h, m)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Validation MASE, sMAPE and interval coverage; with ``--calibrate`` the interval
+        scale is set first (the head's own coverage is reported as ``raw_coverage``)."""
+        assert isinstance(model, ForecastModel)
+        h, m = self.derived["horizon"], self.derived["seasonality"]
+        model.interval_scale.fill_(1.0)
+        raw = model_forecasts(model, self.values, self.valid)
+        c = calibration(self.values, self.valid, raw, h) if self.options.calibrate else 1.0
+        model.interval_scale.fill_(c)
+        ours = score(self.values, self.valid, [scaled(f, c) for f in raw], h, m)
+        return {
+            "mase": ours.mase,
+            "smape": ours.smape,
+            "coverage": ours.coverage,
+            "raw_coverage": score(self.values, self.valid, raw, h, m).coverage,
+            "interval_scale": c,
+        }
+
+    def show(self, model: nn.Module, metrics: dict[str, float]) -> list[str]:
+        lines = [f"seasonal naive on validation: {self.naive_valid.line()}"]
+        if self.options.calibrate:
+            lines.append(
+                f"80% intervals scaled by {metrics['interval_scale']:.3g}: the head's own "
+                f"covered {metrics['raw_coverage']:.1%} of the validation values"
+            )
+        return lines
+
+    def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
+        lines = self.test_lines(model)
+        path = self.plot(model, Path(run_dir) / "forecast.png")
+        return [*lines, f"test forecasts of {min(PLOTTED, len(self.values))} series: {path}"]
+
+    def report(self, model: nn.Module, run_dir: Any, out_dir: Any) -> list[str]:
+        lines = self.test_lines(model)
+        path = self.plot(model, Path(out_dir) / "forecast.png")
+        return [*lines, f"figure: {path}"]
+
+    def test_lines(self, model: nn.Module) -> list[str]:
+        ours, naive = self.scores(model, "test")
+        d = self.derived
+        what = (
+            f"the last {d['horizon']} values of each of {len(self.values)} series"
+            if d["origins"] == 1
+            else f"{d['origins']} rolling origins x horizon {d['horizon']}"
+        )
+        verdict = "better than" if ours.mase < naive.mase else "not better than"
+        return [
+            f"test ({what}, {ours.windows} forecasts):",
+            f"  model:          {ours.line()}",
+            f"  seasonal naive: {naive.line()} (m = {d['seasonality']})",
+            f"  the model is {verdict} seasonal naive in MASE "
+            f"({ours.mase / naive.mase:.2f}x its error)",
+        ]
+
+    def plot(self, model: nn.Module, path: Path) -> Path:
+        """The test forecasts of the first series with their intervals."""
+        assert isinstance(model, ForecastModel)
+        h = self.derived["horizon"]
+        picks = [w for w in self.test if w.origin == len(self.values[w.series]) - h][:PLOTTED]
+        fcs = model_forecasts(model, self.values, picks)
+        return plot_forecasts(
+            path,
+            [self.data.names[w.series] for w in picks],
+            [self.values[w.series] for w in picks],
+            [w.origin for w in picks],
+            fcs,
+            f"{self.title(model)}: test forecasts, 80% intervals",
+        )
+
+
+# ---- data of a run ----------------------------------------------------------------------
+
+
+def source_of(o: ForecastOptions) -> dict[str, Any]:
+    """How to read the run's data again (an absolute path, or a dataset's name)."""
+    if o.data is None:
+        if o.format != "auto" or o.time_column is not None:
+            raise ValueError("--format and --time-column describe --data; give --data FILE")
+        return {"dataset": o.dataset}
+    if o.dataset != DATASET_NAMES[0]:
+        raise ValueError(f"give --data or --dataset, not both; got --data {o.data} and "
+                         f"--dataset {o.dataset}")  # fmt: skip
+    return {"path": os.path.abspath(o.data), "format": o.format, "time_column": o.time_column}
+
+
+def read_source(source: dict[str, Any]) -> Any:
+    from rnnkit.data.series import load_dataset, read_series
+
+    if "dataset" in source:
+        return load_dataset(source["dataset"])
+    return read_series(source["path"], source.get("format", "auto"), source.get("time_column"))
+
+
+def checksum(values: Sequence[Sequence[float]]) -> str:
+    h = hashlib.sha256()
+    for v in values:
+        h.update(np.asarray(v, dtype=np.float64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
+    """What a run takes from its data: horizon, seasonality, origins, scale window."""
+    horizon = o.horizon or data.horizon
+    if horizon is None:
+        raise ValueError(
+            f"{data.source} does not say how far to forecast: give --horizon (e.g. 6 for "
+            "yearly, 8 for quarterly, 18 for monthly series, as in M4)"
+        )
+    seasonality = o.seasonality or data.seasonality or 1
+    origins = o.origins or data.info.get("origins") or (1 if len(data) > 1 else horizon)
+    return {
+        "source": source_of(o),
+        "described": data.describe(),
+        "series": len(data),
+        "checksum": checksum(data.values),
+        "horizon": int(horizon),
+        "seasonality": int(seasonality),
+        "origins": int(origins),
+        "scale_window": int(o.scale_window or max(horizon, seasonality)),
+    }
+
+
+def model_config(o: ForecastOptions, d: dict[str, Any]) -> ForecastConfig:
+    return ForecastConfig(
+        horizon=d["horizon"],
+        seasonality=d["seasonality"],
+        scale_window=d["scale_window"],
+        head=o.head,
+        cell=o.cell,
+        hidden_size=o.hidden_size,
+        num_layers=o.num_layers,
+        dropout=o.dropout,
+    )
+
+
+# ---- figures and files ---------------------------------------------------------------------
+
+
+def plot_forecasts(
+    path: str | Path,
+    names: Sequence[str],
+    histories: Sequence[np.ndarray],
+    origins: Sequence[int],
+    forecasts: Sequence[Forecast],
+    title: str,
+    tail: int | None = None,
+) -> Path:
+    """One panel per series: its values (those after ``origin`` dashed: what happened),
+    the forecast from ``origin`` and its 80 % interval. matplotlib's object API only."""
+    from rnnkit.explain import plotting
+
+    n = len(names)
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    with plotting.style():
+        width = 5.2 * cols if cols > 1 else 8.0
+        fig, axes = plotting.figure(rows, cols, width=width, height=2.6 * rows + 0.4)
+        for k, ax in enumerate(axes.flat):
+            if k >= n:
+                ax.set_visible(False)
+                continue
+            y, o, f = np.asarray(histories[k], float), origins[k], forecasts[k]
+            h = len(f.mean)
+            keep = tail or max(4 * h, 24)
+            first = max(0, o - keep)
+            ax.plot(range(first, o), y[first:o], color="black", lw=1.2, label="history")
+            if len(y) > o:
+                ax.plot(range(o - 1, len(y)), y[o - 1 :], color="black", lw=1, ls="--",
+                        label="actual")  # fmt: skip
+            steps = range(o, o + h)
+            ax.fill_between(steps, f.lower, f.upper, color="tab:blue", alpha=0.25,
+                            label="80% interval")  # fmt: skip
+            ax.plot(steps, f.mean, color="tab:blue", lw=1.5, marker=".", label="forecast")
+            ax.set_title(str(names[k]))
+            ax.set_xlabel("step")
+            if k == 0:
+                ax.legend(loc="best", fontsize=8)
+    return plotting.save(fig, path, title)
+
+
+def write_csv(path: str | Path | None, names: Sequence[str], forecasts: Sequence[Forecast]) -> str:
+    """The forecasts as CSV: series, step, forecast, lo80, hi80 (to ``path``, or returned)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\n")
+    out.writerow(["series", "step", "forecast", "lo80", "hi80"])
+    for name, f in zip(names, forecasts, strict=True):
+        for k in range(len(f.mean)):
+            out.writerow([name, k + 1, *(f"{b[k]:.10g}" for b in f)])
+    text = buffer.getvalue()
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+__all__ = [
+    "Forecast",
+    "ForecastConfig",
+    "ForecastModel",
+    "ForecastOptions",
+    "ForecastTask",
+    "OnlineForecaster",
+    "Scores",
+    "Window",
+    "forecast",
+    "mase",
+    "mase_scale",
+    "model_forecasts",
+    "naive_forecasts",
+    "plot_forecasts",
+    "prepare_series",
+    "score",
+    "seasonal_naive",
+    "smape",
+    "training_end",
+    "windows",
+    "write_csv",
+]

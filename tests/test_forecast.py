@@ -1,0 +1,414 @@
+"""rnnkit train forecast: readers, metrics, the online forecast, the commands.
+
+Every file is tiny and written by the tests; the one training run is a few steps of a
+small model. The generic promises (resume, kills, corrupt files) run over the task in
+tests/test_promises.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.cli import main
+from rnnkit.data.series import fill_missing, load_dataset, read_series
+from rnnkit.tasks.forecast import (
+    ForecastConfig,
+    ForecastModel,
+    OnlineForecaster,
+    forecast,
+    mase,
+    mase_scale,
+    prepare_series,
+    score,
+    seasonal_naive,
+    smape,
+    training_end,
+    windows,
+)
+from rnnkit.train import TrainConfig, train
+
+# ---- readers --------------------------------------------------------------------------
+
+TSF = """# a comment
+@relation tiny
+@attribute series_name string
+@attribute start_timestamp date
+@frequency monthly
+@horizon 3
+@missing true
+@equallength false
+@data
+a:2000-01-01 00-00-00:1,2,?,4,5
+b:2000-01-01 00-00-00:?,10,20,30
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_tsf_reader(tmp_path: Path) -> None:
+    data = read_series(write(tmp_path, "s.tsf", TSF))
+    assert data.names == ["a", "b"]
+    assert data.values == [[1, 2, 3, 4, 5], [10, 20, 30]]  # ? inside: interpolated
+    assert (data.filled, data.dropped) == (1, 1)  # ? at the start: dropped
+    assert (data.frequency, data.seasonality, data.horizon) == ("monthly", 12, 3)
+
+
+def test_tsf_without_attributes_names_series_by_position(tmp_path: Path) -> None:
+    data = read_series(write(tmp_path, "s.tsf", "@frequency yearly\n@data\n1,2,3\n4,5\n"))
+    assert data.names == ["T1", "T2"] and data.values == [[1, 2, 3], [4, 5]]
+    assert data.seasonality == 1 and data.horizon is None
+
+
+def test_wide_csv_reader(tmp_path: Path) -> None:
+    text = "month,north,south\n2020-01,1,10\n2020-02,2,\n2020-03,NA,30\n2020-04,4,40\n2020-05,,\n"
+    data = read_series(write(tmp_path, "w.csv", text))
+    assert data.names == ["north", "south"]
+    assert data.values == [[1, 2, 3, 4], [10, 20, 30, 40]]
+    assert (data.filled, data.dropped) == (2, 2)
+    assert data.info["format"] == "wide"
+
+
+def test_wide_csv_text_time_column_and_named_time_column(tmp_path: Path) -> None:
+    data = read_series(write(tmp_path, "w.csv", "when,x\n1991 Jul,1\n1991 Aug,2\n"))
+    assert data.names == ["x"] and data.values == [[1, 2]]
+    # a numeric time column is skipped when named like a time, or with time_column
+    data = read_series(write(tmp_path, "y.csv", "year,x\n1990,5\n1991,6\n"))
+    assert data.names == ["x"] and data.values == [[5, 6]]
+    data = read_series(write(tmp_path, "z.csv", "stamp,x\n1,5\n2,6\n"), time_column="stamp")
+    assert data.names == ["x"]
+
+
+def test_one_series_csv_with_and_without_header(tmp_path: Path) -> None:
+    data = read_series(write(tmp_path, "one.csv", "sales\n3\n4.5\n6\n"))
+    assert data.names == ["sales"] and data.values == [[3, 4.5, 6]]
+    data = read_series(write(tmp_path, "bare.csv", "3\n4.5\n6\n"))
+    assert data.names == ["series1"] and data.values == [[3, 4.5, 6]]
+
+
+def test_long_csv_reader(tmp_path: Path) -> None:
+    text = "id,time,value\na,1,1.5\nb,1,7\na,2,2.5\nb,2,?\na,3,3.5\nb,3,9\n"
+    data = read_series(write(tmp_path, "l.csv", text))
+    assert data.names == ["a", "b"]
+    assert data.values == [[1.5, 2.5, 3.5], [7, 8, 9]]
+    assert data.info["format"] == "long" and data.filled == 1
+
+
+def test_fill_missing() -> None:
+    nan = float("nan")
+    assert fill_missing([None, 1.0, nan, nan, 4.0, None]) == ([1, 2, 3, 4], 2, 2)
+    assert fill_missing([None, None]) == ([], 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("a.tsf", "@frequency yearly\n@data\n1,2,x,4\n", "a.tsf, line 3: value 3 of series 'T1'"),
+        ("b.tsf", "@attribute n string\n@data\nno-colon\n", "b.tsf, line 3: expected 1"),
+        ("c.tsf", "@frequency yearly\n@colour blue\n@data\n1\n", "c.tsf, line 2: unknown header"),
+        ("d.tsf", "@horizon six\n@data\n1,2\n", "d.tsf, line 1: @horizon must be"),
+        ("e.tsf", "@frequency yearly\n1,2,3\n", "e.tsf, line 2: expected a header line"),
+        ("f.tsf", "@frequency yearly\n", "f.tsf: no @data line"),
+        ("g.csv", "x,y\n1,2\n3,oops\n", "g.csv, line 3: column 'y' has 'oops'"),
+        ("g2.csv", "month,a\n1,n/a?\n2,3\n", "g2.csv, line 2: column 'a' has 'n/a?'"),
+        ("h.csv", "x,y\n1,\n2,\n", "h.csv: series 'y' has no values"),
+        ("i.csv", "", "i.csv: the file is empty"),
+        ("j.csv", "id,time,value\na,2,1\na,1,2\n", "j.csv, line 3: time '1' of series 'a'"),
+        ("k.csv", "id,time,value\na,1,abc\n", "k.csv, line 2: value 'abc' of series 'a'"),
+        ("l.csv", "id,time,value\na,1\n", "l.csv, line 2: expected 3 cells"),
+        ("m.csv", "x,x\n1,2\n", "m.csv, line 1: column name 'x' appears twice"),
+    ],
+)
+def test_malformed_files_are_refused_in_one_line(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(ValueError) as err:
+        read_series(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file_and_unknown_dataset(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="series file not found"):
+        read_series(tmp_path / "nope.csv")
+    with pytest.raises(ValueError, match="--dataset must be one of"):
+        load_dataset("nope")
+
+
+def test_dataset_choices_are_the_shipped_datasets() -> None:
+    from rnnkit.data.series import DATASETS
+    from rnnkit.tasks.forecast import DATASET_NAMES
+
+    assert tuple(DATASETS) == DATASET_NAMES
+
+
+def test_shipped_datasets_read_offline() -> None:
+    m1 = load_dataset("m1-yearly")
+    assert len(m1) == 181 and m1.horizon == 6 and m1.seasonality == 1
+    co2 = load_dataset("co2")
+    assert len(co2) == 1 and co2.filled == 59 and co2.seasonality == 52
+    assert len(load_dataset("elnino").values[0]) == 61 * 12
+
+
+# ---- metrics ----------------------------------------------------------------------------
+
+
+def test_mase_and_smape_by_hand() -> None:
+    history = [1, 2, 4, 7]  # naive in-sample errors 1, 2, 3: scale 2
+    assert mase_scale(history, 1) == 2
+    assert mase([8, 10], [7, 7], history, 1) == pytest.approx((1 + 3) / 2 / 2)
+    seasonal = [1, 3, 2, 4, 3, 6]  # lag-2 errors 1, 1, 1, 2: scale 1.25
+    assert mase_scale(seasonal, 2) == pytest.approx(1.25)
+    assert mase_scale([1, 3], 2) == 2  # a season or less: lag 1
+    assert math.isnan(mase_scale([5], 1))
+    # sMAPE: 200 |y - f| / (|y| + |f|), a term 0 where both are 0
+    assert smape([100, 0], [110, 0]) == pytest.approx((200 * 10 / 210 + 0) / 2)
+    assert smape([1, 2], [1, 2]) == 0
+    assert smape([-1], [1]) == pytest.approx(200)
+
+
+def test_seasonal_naive_and_its_interval() -> None:
+    f = seasonal_naive([1, 2, 3, 4, 5, 6], 4, 3)
+    assert list(f.mean) == [4, 5, 6, 4]
+    # residuals y_t - y_(t-3) are all 3: sigma 3; step 4 is in the second season
+    z = 1.2815515655446004
+    assert f.upper - f.mean == pytest.approx(z * 3 * np.sqrt([1, 1, 1, 2]))
+    assert list(seasonal_naive([1, 2], 2, 12).mean) == [2, 2]  # shorter than m: naive
+
+
+def test_score_pools_windows_and_coverage() -> None:
+    values = [np.array([1.0, 2, 4, 7, 8, 10])]
+    scored = windows([6], 2, 1, "test")
+    assert scored == [(0, 4)]
+    f = seasonal_naive(values[0][:4], 2, 1)  # 7, 7
+    s = score(values, scored, [f], 2, 1)
+    assert s.mase == pytest.approx(1.0)
+    assert s.smape == pytest.approx(np.mean([200 / 15, 200 * 3 / 17]))
+    assert 0 <= s.coverage <= 1 and s.windows == 1
+
+
+def test_splits_do_not_overlap() -> None:
+    n, h, r = 40, 5, 3
+    test, valid = windows([n], h, r, "test"), windows([n], h, r, "validation")
+    assert sorted(w.origin for w in test) == [33, 34, 35]  # last target: n - 1
+    assert max(w.origin for w in valid) + h <= min(w.origin for w in test)
+    assert training_end(n, h, r) == min(w.origin for w in valid)
+
+
+# ---- the model: scale-free, causal, streamable -----------------------------------------
+
+
+def small_model(seasonality: int = 1, horizon: int = 4, cell: str = "lstm") -> ForecastModel:
+    torch.manual_seed(0)
+    config = ForecastConfig(
+        horizon=horizon, seasonality=seasonality, scale_window=max(horizon, seasonality),
+        cell=cell, hidden_size=12,
+    )  # fmt: skip
+    return ForecastModel(config).eval()
+
+
+def series(n: int = 50, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 20 + np.cumsum(rng.normal(0.3, 1.0, n)) + 3 * np.sin(np.arange(n) * 2 * np.pi / 4)
+
+
+@pytest.mark.parametrize(("seasonality", "cell"), [(1, "lstm"), (4, "gru"), (4, "mingru")])
+def test_online_forecast_equals_a_full_rerun(seasonality: int, cell: str) -> None:
+    model = small_model(seasonality, cell=cell)
+    y = series()
+    online = OnlineForecaster(model, history=y[:10])
+    assert online.seen == 10
+    for k in range(10, len(y)):
+        got = online.update(float(y[k]))
+        want = forecast(model, [y[: k + 1]])[0]
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(y).max())
+    # the stream carries the state: one step per update, whatever the history
+    assert online.stream.steps == len(y)
+
+
+def test_online_step_features_equal_one_pass() -> None:
+    from rnnkit.tasks.forecast import _Steps
+
+    model = small_model(4)
+    y = series(30)
+    prepared = prepare_series(y, model.config)
+    steps = _Steps(model.config)
+    for t, value in enumerate(y):
+        x, anchor, unit = steps.push(value)
+        np.testing.assert_array_equal(x, prepared.x[t])
+        np.testing.assert_array_equal(anchor, prepared.anchor[t])
+        assert unit == prepared.unit[t]
+
+
+def test_forecast_is_scale_free_and_causal() -> None:
+    model = small_model(4)
+    y = series()
+    a = forecast(model, [y])[0]
+    b = forecast(model, [1000 * y])[0]
+    np.testing.assert_allclose(1000 * a.mean, b.mean, rtol=1e-4)
+    assert np.all(a.lower <= a.mean) and np.all(a.mean <= a.upper)
+    with pytest.raises(ValueError, match=r"--horizon must be in \[1, 4\]"):
+        forecast(model, [y], horizon=5)
+
+
+def test_online_forecaster_refuses_other_models_and_bad_values() -> None:
+    with pytest.raises(TypeError, match="ForecastModel"):
+        OnlineForecaster(rnnkit.LSTM(3, 4))
+    online = OnlineForecaster(small_model())
+    with pytest.raises(ValueError, match="no value seen yet"):
+        online.forecast  # noqa: B018
+    with pytest.raises(ValueError, match="finite number"):
+        online.update(float("nan"))
+
+
+# ---- training, loading and the commands ------------------------------------------------
+
+
+def wide_csv(tmp_path: Path, n_series: int = 5, n: int = 40) -> Path:
+    path = tmp_path / "shops.csv"
+    rows = [["week", *(f"shop{i}" for i in range(n_series))]]
+    columns = [series(n, seed=i) * (i + 1) for i in range(n_series)]
+    for t in range(n):
+        rows.append([str(t), *(f"{c[t]:.3f}" for c in columns)])
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+OPTIONS = {"horizon": 4, "seasonality": 4, "hidden_size": 8, "batch_size": 4, "context": 8}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("forecast")
+    data = wide_csv(tmp)
+    out = tmp / "run"
+    config = TrainConfig(steps=4, eval_every=2, seed=0, threads=1)
+    train("forecast", {**OPTIONS, "data": str(data)}, config, out=out, log=lambda _: None,
+          progress=io.StringIO())  # fmt: skip
+    return out
+
+
+def test_training_load_and_forecast_command(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (run_dir / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    model = rnnkit.load(run_dir)
+    assert isinstance(model, ForecastModel) and model.config.horizon == 4
+    derived = json.loads((run_dir / "config.json").read_text())["derived"]
+    assert derived["seasonality"] == 4 and derived["origins"] == 1
+    out, plot = tmp_path / "f.csv", tmp_path / "f.png"
+    data = wide_csv(tmp_path, n_series=3, n=30)
+    code = main(["forecast", str(run_dir), "--data", str(data), "--out", str(out),
+                 "--plot", str(plot), "--series", "shop2", "--horizon", "3"])  # fmt: skip
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["series"] for r in rows] == [f"shop{i}" for i in range(3) for _ in range(3)]
+    assert [int(r["step"]) for r in rows[:3]] == [1, 2, 3]
+    for r in rows:
+        assert float(r["lo80"]) <= float(r["forecast"]) <= float(r["hi80"])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    # the same numbers as the library's forecast
+    values = read_series(data).values
+    f = forecast(model, values, 3)[0]
+    assert float(rows[0]["forecast"]) == pytest.approx(f.mean[0], rel=1e-8)
+    # default: the run's own series, to stdout
+    capsys.readouterr()
+    assert main(["forecast", str(run_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "series,step,forecast,lo80,hi80" and len(lines) == 1 + 5 * 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--horizon", "5"], "--horizon must be at most 4"),
+        (["--data", "{missing}"], "series file not found"),
+        (["--data", "{bad}"], "bad.csv, line 3: column 'x' has 'oops'"),
+        (["--series", "shop0"], "--series picks the series drawn by --plot"),
+        (["--plot", "{png}", "--series", "nope"], "--series 'nope' is not a series"),
+        (["--format", "long"], "--format and --time-column describe --data"),
+    ],
+)
+def test_forecast_command_errors_are_one_line(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list, message: str
+) -> None:
+    bad = write(tmp_path, "bad.csv", "x\n1\noops\n")
+    paths = {"missing": str(tmp_path / "nope.csv"), "bad": str(bad), "png": str(tmp_path / "p.png")}
+    argv = [a.format(**paths) for a in argv]
+    capsys.readouterr()
+    assert main(["forecast", str(run_dir), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rnnkit forecast: error:") and "\n" not in err
+    assert message in err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_cli_train_forecast_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = wide_csv(tmp_path)
+    out = tmp_path / "run"
+    argv = ["train", "forecast", "--data", str(data), "--steps", "4", "--eval-every", "2",
+            "--horizon", "4", "--hidden", "8", "--batch-size", "4", "--context", "8",
+            "--out", str(out), "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "seasonal naive:" in printed and "80% coverage" in printed
+    assert main(["eval", str(out), "--out", str(tmp_path / "figs")]) == 0
+    assert "test (the last 4 values of each of 5 series" in capsys.readouterr().out
+    assert (tmp_path / "figs" / "forecast.png").exists()
+
+
+def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = write(tmp_path, "one.csv", "y\n1\n2\n3\n4\n5\n6\n")
+    cases = [
+        (["--data", str(one)], "does not say how far to forecast: give --horizon"),
+        (["--data", str(one), "--horizon", "3"], "too short for --horizon 3"),
+        (["--time-column", "t"], "--format and --time-column describe --data"),
+        (["--data", str(one), "--dataset", "nile"], "give --data or --dataset, not both"),
+    ]
+    for extra, message in cases:
+        capsys.readouterr()
+        out = tmp_path / "never"
+        assert main(["train", "forecast", *extra, "--steps", "2", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+        assert not out.exists()
+
+
+def test_resume_refuses_changed_data(tmp_path: Path) -> None:
+    data = wide_csv(tmp_path)
+    out = tmp_path / "run"
+    quiet = {"log": lambda _: None, "progress": io.StringIO()}
+    config = TrainConfig(steps=2, eval_every=2, threads=1)
+    train("forecast", {**OPTIONS, "data": str(data)}, config, out=out, **quiet)
+    data.write_text(data.read_text().replace("week,shop0", "week,shop0").replace(",1", ",2"))
+    with pytest.raises(ValueError, match="has changed since this run started"):
+        train("forecast", resume=out, steps=4, **quiet)
+
+
+def test_docs_online_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python blocks of docs/forecast.md run as written, on a tiny run of M1 yearly."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "forecast.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(steps=2, eval_every=2, threads=1)
+    train("forecast", {"hidden_size": 8}, config, out="runs/m1", log=lambda _: None,
+          progress=io.StringIO())  # fmt: skip
+    for block in blocks:
+        exec(compile(block, "docs/forecast.md", "exec"), {})
