@@ -147,20 +147,19 @@ def _walk(root: Path, suffix: str | None) -> list[Path]:
     return sorted(found, key=lambda f: f.relative_to(root).as_posix())
 
 
-def _bucket(root: Path, path: Path) -> int:
+def file_split(root: Path, path: Path) -> str:
+    """The split of a file under ``root``: "train", "validation" or "test" by
+    ``crc32(relative path) % 100`` (every task that splits files by file uses this rule)."""
     # crc32 rather than hash(): Python salts str hashes per process.
-    return zlib.crc32(path.relative_to(root).as_posix().encode("utf-8")) % 100
+    b = zlib.crc32(path.relative_to(root).as_posix().encode("utf-8")) % 100
+    return "train" if b < _TRAIN_BELOW else "validation" if b < _VALIDATION_BELOW else "test"
 
 
 def _split(root: Path, named: list[tuple[Path, str]], source: dict[str, Any]) -> Corpus:
     parts: dict[str, list[str]] = {name: [] for name in SPLITS}
     if len(named) >= _MIN_FILES_FOR_FILE_SPLIT:
         for path, text in named:
-            b = _bucket(root, path)
-            name = (
-                "train" if b < _TRAIN_BELOW else "validation" if b < _VALIDATION_BELOW else "test"
-            )
-            parts[name].append(text)
+            parts[file_split(root, path)].append(text)
     if not all(parts.values()):
         whole = _join(text for _, text in named)
         n = len(whole)

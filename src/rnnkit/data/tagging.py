@@ -27,7 +27,7 @@ Two sources:
   ============  ================================================================
 
   The files are those the language model reads (:func:`rnnkit.data.corpus.stdlib_files`),
-  split by file with the corpus's own checksum of the relative path (``_bucket`` in
+  split by file with the corpus's own checksum of the relative path (``file_split`` in
   :mod:`rnnkit.data.corpus`: 90 % train, 5 % validation, 5 % test), so a file is in the
   same split for both tasks and no test file was half seen in training. A file the
   tokenizer refuses is skipped and counted.
@@ -66,6 +66,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data import corpus
+from rnnkit.data.corpus import file_split
 from rnnkit.data.vocab import Vocabulary
 
 TAGS = ("WHITESPACE", "NAME", "KEYWORD", "OP", "NUMBER", "STRING", "COMMENT", "NEWLINE")
@@ -191,15 +192,6 @@ class TaggedData:
         else:
             where = f"{self.source['data']}: lines"
         return f"{where}: {sizes}; {len(self.tags)} tags"
-
-
-def file_split(root: Path, path: Path) -> str:
-    """The split of a file under ``root``: the language model's corpus's own rule
-    (the bucket ``crc32(relative path) % 100``), reused rather than copied."""
-    b = corpus._bucket(root, path)
-    if b < corpus._TRAIN_BELOW:
-        return "train"
-    return "validation" if b < corpus._VALIDATION_BELOW else "test"
 
 
 @functools.lru_cache(maxsize=1)
