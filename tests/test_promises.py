@@ -59,6 +59,7 @@ def spec(task: str, tmp: Path) -> dict[str, Any]:
         "adding": {"length": 10, "hidden_size": 8, "batch_size": 8, "n_val": 16},
         "copy": {"length": 10, "hidden_size": 8, "batch_size": 8, "n_val": 16},
         "selective-copy": {"length": 32, "hidden_size": 8, "batch_size": 8, "n_val": 16},
+        "classify": {"dataset": "UnitTest", "hidden_size": 8, "batch_size": 4},
         "forecast": {"dataset": "shampoo", "hidden_size": 8, "batch_size": 4, "context": 8},
         "tag": {"data": _tag_data(tmp), "hidden_size": 8, "embed_size": 4, "seq_len": 4,
                 "batch_size": 4, "eval_chars": 60, "dropout": 0.1},

@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "selective-copy": "rnnkit.tasks.memory:SelectiveCopyTask",
     "tag": "rnnkit.tasks.tag:TagTask",
     "forecast": "rnnkit.tasks.forecast:ForecastTask",
+    "classify": "rnnkit.tasks.classify:ClassifyTask",
 }
 NAMES = tuple(REGISTRY)
 

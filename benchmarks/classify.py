@@ -1,0 +1,347 @@
+"""The classification table: rnnkit vs MiniRocket vs 1-NN DTW on UEA/UCR datasets aeon ships.
+
+Every method trains on the official _TRAIN file and is scored once on the official _TEST
+file (both read with :func:`rnnkit.data.ts_format.read_ts`), all in the same process:
+
+- rnnkit: ``rnnkit train classify`` with its defaults, once per candidate of
+  ``--candidates`` (a cell and an input-noise level: the default 1.5 was chosen on
+  JapaneseVowels, and smooth univariate shapes want less); a seeded stratified 20 % of the
+  training file validates, and the candidate whose run reached the highest validation
+  accuracy (ties: the lower validation loss at that evaluation) is the one scored on the
+  test file - the test file never chooses. Each run has 1500 steps or
+  ``--minutes-per-run``, whichever comes first, so that a dataset stays within 5 minutes;
+  its time is the training time of every candidate, plus the test predictions.
+- MiniRocket (``aeon.classification.convolution_based.MiniRocketClassifier``, 10,000
+  kernels, ridge classifier): needs series of one length, so unequal-length sets are
+  right-padded with zeros to the longest series of the train and test files (what aeon's
+  ``Padder`` does by default).
+- 1-NN DTW (``aeon.classification.distance_based.KNeighborsTimeSeriesClassifier``,
+  ``distance="dtw"``, full window): takes unequal lengths as they are. Its cost is at
+  prediction, so its time is fit + predict (the others' too, for the same footing).
+
+Each dataset runs to the end before the next starts, on ``--threads`` threads (1 by
+default, for torch, numba and BLAS alike). Each finished dataset is saved as JSON under
+``--results``, and the markdown table (accuracy per dataset and method, seconds, each
+method's mean rank) is assembled from the saved rows, so datasets can be run in several
+calls:
+
+    python benchmarks/classify.py --datasets JapaneseVowels           # one dataset
+    python benchmarks/classify.py --out docs/classify-table.md        # all six, then table
+    python benchmarks/classify.py --table-only --out docs/classify-table.md
+
+``--cv`` is how the task's defaults were chosen, on the training file alone: each
+configuration of ``--grid`` (JSON objects of task options, e.g. ``{"noise": 1.5}``) is
+trained with half of the training file held out for validation (``--val-fraction 0.5``),
+with split seeds 0, 1 and 2, evaluated every 100 steps; the mean best and last
+validation accuracy and loss are printed. The test file is not read.
+
+    python benchmarks/classify.py --cv --datasets JapaneseVowels \
+        --grid '{"noise": 0.5}' '{"noise": 1.5}' '{"noise": 1.5, "pool": "max"}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DATASETS = (
+    "JapaneseVowels",
+    "BasicMotions",
+    "ArrowHead",
+    "GunPoint",
+    "ItalyPowerDemand",
+    "PickupGestureWiimoteZ",
+)
+METHODS = ("rnnkit", "MiniRocket", "1-NN DTW")
+
+
+def limit_threads(n: int) -> None:
+    """One budget of threads for torch, numba and BLAS (set before they start)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def load(name: str) -> dict[str, Any]:
+    """The official split as numpy arrays: lists of (D, T_i) series and label indices."""
+    import numpy as np
+
+    from rnnkit.data.ts_format import read_ts
+    from rnnkit.tasks.classify import dataset_files
+
+    train_file, test_file = (read_ts(p) for p in dataset_files(name))
+    index = {c: k for k, c in enumerate(train_file.classes)}
+    return {
+        "X_train": [x.numpy().T.astype(np.float64) for x, _ in train_file],
+        "y_train": np.array(train_file.labels),
+        "X_test": [x.numpy().T.astype(np.float64) for x, _ in test_file],
+        "y_test": np.array([index[test_file.classes[y]] for y in test_file.labels]),
+        "classes": len(train_file.classes),
+    }
+
+
+def run_rnnkit(
+    name: str, candidates: list[str], seed: int, threads: int, minutes: float
+) -> dict[str, Any]:
+    """Train the task once per candidate ("cell:noise"), pick on validation, score the
+    pick on the test file."""
+    import torch
+
+    from rnnkit.tasks.classify import ClassifyTask, predict
+    from rnnkit.train import load as load_run
+    from rnnkit.train import train
+    from rnnkit.train.distributed import Context
+
+    start = time.perf_counter()
+    tried = {}
+    root = Path(tempfile.mkdtemp(prefix=f"classify-{name}-"))
+    try:
+        for candidate in candidates:
+            cell, noise = candidate.split(":")
+            out = root / candidate.replace(":", "-")
+            options = {"dataset": name, "cell": cell, "noise": float(noise)}
+            config = ClassifyTask.default_train(
+                seed=seed, threads=threads, steps=1500, minutes=minutes
+            )
+            t0 = time.perf_counter()
+            summary = train(
+                "classify", options, config, out=out, log=lambda _: None, progress=io.StringIO()
+            )
+            at = {step: m for step, _, m in summary.history}[summary.best["step"]]
+            tried[candidate] = {
+                "val_accuracy": summary.best["value"],
+                "val_loss": at["loss"],
+                "best_step": summary.best["step"],
+                "steps": summary.step,
+                "seconds": time.perf_counter() - t0,
+                "out": out,
+                "options": options,
+            }
+            print(
+                f"  rnnkit {candidate}: validation accuracy {summary.best['value']:.4f} (loss "
+                f"{at['loss']:.4f}) at step {summary.best['step']} of {summary.step}, "
+                f"{tried[candidate]['seconds']:.0f} s",
+                flush=True,
+            )
+        pick = max(candidates, key=lambda c: (tried[c]["val_accuracy"], -tried[c]["val_loss"]))
+        task = ClassifyTask(ClassifyTask.Options(**tried[pick]["options"]))
+        task.prepare(ClassifyTask.default_train(), Context(0, 1, torch.device("cpu")))
+        predicted, _ = predict(load_run(tried[pick]["out"]), task.test_split)
+        accuracy = float((predicted == task.test_split.y).float().mean())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {
+        "accuracy": accuracy,
+        "seconds": time.perf_counter() - start,
+        "cell": pick,  # "cell:noise"
+        "tried": {c: {k: v for k, v in t.items() if k != "out"} for c, t in tried.items()},
+    }
+
+
+def run_minirocket(data: dict[str, Any], seed: int, threads: int) -> dict[str, Any]:
+    import numpy as np
+    from aeon.classification.convolution_based import MiniRocketClassifier
+
+    series = data["X_train"] + data["X_test"]
+    longest = max(x.shape[1] for x in series)
+    padded = len({x.shape[1] for x in series}) > 1
+
+    def pad(X: list[Any]) -> Any:
+        return np.stack([np.pad(x, ((0, 0), (0, longest - x.shape[1]))) for x in X])
+
+    start = time.perf_counter()
+    model = MiniRocketClassifier(random_state=seed, n_jobs=threads)
+    model.fit(pad(data["X_train"]), data["y_train"])
+    predicted = model.predict(pad(data["X_test"]))
+    return {
+        "accuracy": float((predicted == data["y_test"]).mean()),
+        "seconds": time.perf_counter() - start,
+        "padded_to": longest if padded else None,
+    }
+
+
+def run_dtw(data: dict[str, Any], threads: int) -> dict[str, Any]:
+    import numpy as np
+    from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
+
+    equal = len({x.shape[1] for x in data["X_train"] + data["X_test"]}) == 1
+
+    def as_input(X: list[Any]) -> Any:
+        return np.stack(X) if equal else X  # aeon takes a list of (D, T_i) when unequal
+
+    start = time.perf_counter()
+    model = KNeighborsTimeSeriesClassifier(distance="dtw", n_neighbors=1, n_jobs=threads)
+    model.fit(as_input(data["X_train"]), data["y_train"])
+    predicted = model.predict(as_input(data["X_test"]))
+    return {
+        "accuracy": float((predicted == data["y_test"]).mean()),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def cross_validate(name: str, grid: list[str], threads: int) -> None:
+    """Each configuration of ``grid`` on half of the training file, three split seeds."""
+    from rnnkit.tasks.classify import ClassifyTask
+    from rnnkit.train import train
+
+    print("| options | best val accuracy | last val accuracy | last val loss | s/run |")
+    print("|---|---|---|---|---|")
+    for text in grid:
+        given = json.loads(text)
+        runs = []
+        for seed in (0, 1, 2):
+            root = Path(tempfile.mkdtemp(prefix="classify-cv-"))
+            options = {"dataset": name, "val_fraction": 0.5, **given, "split_seed": seed}
+            config = ClassifyTask.default_train(seed=seed, threads=threads, eval_every=100)
+            t0 = time.perf_counter()
+            try:
+                s = train("classify", options, config, out=root / "run", log=lambda _: None,
+                          progress=io.StringIO())  # fmt: skip
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            runs.append((s.best["value"], s.metrics["accuracy"], s.metrics["loss"],
+                         time.perf_counter() - t0))  # fmt: skip
+        mean = [sum(r[k] for r in runs) / len(runs) for k in range(4)]
+        print(f"| `{json.dumps(given)}` | {mean[0]:.4f} | {mean[1]:.4f} | {mean[2]:.3f} | "
+              f"{mean[3]:.0f} |", flush=True)  # fmt: skip
+
+
+def warm_up_numba() -> None:
+    """Compile aeon's numba kernels on a toy set, so no dataset's time includes it."""
+    import numpy as np
+
+    toy = {
+        "X_train": [np.random.default_rng(0).normal(size=(1, 16)) for _ in range(6)],
+        "y_train": np.array([0, 1] * 3),
+        "X_test": [np.random.default_rng(1).normal(size=(1, 16)) for _ in range(2)],
+        "y_test": np.array([0, 1]),
+    }
+    run_minirocket(toy, 0, 1)
+    run_dtw(toy, 1)
+
+
+def ranks(row: dict[str, float]) -> dict[str, float]:
+    """Rank 1 = the highest accuracy; ties share the mean of their ranks."""
+    out = {}
+    for m, acc in row.items():
+        better = sum(a > acc for a in row.values())
+        same = sum(a == acc for a in row.values())
+        out[m] = better + (same + 1) / 2
+    return out
+
+
+def table(rows: dict[str, dict[str, Any]], machine: str) -> str:
+    names = [d for d in DATASETS if d in rows] + sorted(set(rows) - set(DATASETS))
+    head = (
+        "| dataset | rnnkit (cell:noise) | MiniRocket | 1-NN DTW | rnnkit s | MiniRocket s "
+        "| DTW s |\n"
+        "|---|---|---|---|---|---|---|\n"
+    )
+    lines, all_ranks = [], []
+    for name in names:
+        r = rows[name]
+        acc = {m: round(r[m]["accuracy"], 6) for m in METHODS}  # float32 vs float64
+        best = max(acc.values())
+        all_ranks.append(ranks(acc))
+
+        def cell(m: str, acc: dict[str, float] = acc, best: float = best) -> str:
+            text = f"{100 * acc[m]:.1f}"
+            return f"**{text}**" if acc[m] == best else text
+
+        pad = " †" if r["MiniRocket"].get("padded_to") else ""
+        lines.append(
+            f"| {name} | {cell('rnnkit')} ({r['rnnkit']['cell']}) | {cell('MiniRocket')}{pad} "
+            f"| {cell('1-NN DTW')} | {r['rnnkit']['seconds']:.0f} | "
+            f"{r['MiniRocket']['seconds']:.1f} | {r['1-NN DTW']['seconds']:.1f} |"
+        )
+    mean = {m: sum(rk[m] for rk in all_ranks) / len(all_ranks) for m in METHODS}
+    lines.append(
+        f"| **mean rank** (1 = best) | {mean['rnnkit']:.2f} | {mean['MiniRocket']:.2f} | "
+        f"{mean['1-NN DTW']:.2f} | | | |"
+    )
+    notes = (
+        "\nTest accuracy (%) on the official test split; the best of each row in bold. "
+        "Seconds are fit + predict on one thread (rnnkit's include training every "
+        "candidate it chose among; its pick is shown as cell:noise). † series of unequal "
+        "length, right-padded with zeros to the longest for MiniRocket. Machine: " + machine + ".\n"
+    )
+    return head + "\n".join(lines) + "\n" + notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated names")
+    p.add_argument(
+        "--candidates",
+        default="gru:1.5,lstm:1.5,gru:0.5,lstm:0.5",
+        help="what rnnkit chooses among on validation: cell:noise, comma-separated",
+    )
+    p.add_argument("--minutes-per-run", type=float, default=1.1, help="time cap of each rnnkit run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--results", default="runs/classify-bench", help="folder of the JSON rows")
+    p.add_argument("--out", help="write the markdown table to this file")
+    p.add_argument("--table-only", action="store_true", help="assemble the saved rows only")
+    p.add_argument("--cv", action="store_true", help="choose defaults: see the module's text")
+    p.add_argument("--grid", nargs="+", default=["{}"], help="--cv: JSON objects of options")
+    args = p.parse_args(argv)
+    limit_threads(args.threads)
+    if args.cv:
+        for name in args.datasets.split(","):
+            print(f"{name}, trained on half of its training file, validated on the other half:")
+            cross_validate(name, args.grid, args.threads)
+        return 0
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    import platform
+
+    import torch
+
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs (shared), torch {torch.__version__}, "
+        f"{args.threads} thread(s)"
+    )
+    if not args.table_only:
+        warm_up_numba()
+        for name in args.datasets.split(","):
+            print(f"{name}:", flush=True)
+            data = load(name)
+            row = {
+                "rnnkit": run_rnnkit(
+                    name,
+                    args.candidates.split(","),
+                    args.seed,
+                    args.threads,
+                    args.minutes_per_run,
+                ),
+                "MiniRocket": run_minirocket(data, args.seed, args.threads),
+                "1-NN DTW": run_dtw(data, args.threads),
+                "machine": machine,
+            }
+            for m in METHODS:
+                print(f"  {m}: {row[m]['accuracy']:.4f} in {row[m]['seconds']:.1f} s", flush=True)
+            (results / f"{name}.json").write_text(json.dumps(row, indent=2) + "\n")
+    rows = {f.stem: json.loads(f.read_text()) for f in sorted(results.glob("*.json"))}
+    rows = {k: v for k, v in rows.items() if k in args.datasets.split(",") or args.table_only}
+    if not rows:
+        print("no saved rows", file=sys.stderr)
+        return 1
+    text = table(rows, next(iter(rows.values()))["machine"])
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""A reader (and writer) of the UEA/UCR ``.ts`` time-series classification format.
+
+Written here rather than borrowed from aeon so that a user's own file is read the same
+way whether or not aeon is installed. A file is a header of ``@tags`` and then one series
+per line::
+
+    # comments start with '#' (or '%')
+    @problemName Vowels
+    @timeStamps false
+    @missing true
+    @univariate false
+    @dimensions 2
+    @equalLength false
+    @classLabel true a b c
+    @data
+    1.0,2.0,3.0:0.5,?,0.7:a        dimension 1 : dimension 2 : class label
+    4.0,5.0:0.1,0.2:c               series may differ in length (not their dimensions)
+
+Tags are case-insensitive; unknown tags are skipped. ``@timeStamps true`` series write
+each value as ``(timestamp,value)``: the values are read in file order and the timestamps
+are dropped. A missing value is ``?`` or ``NaN``. What happens to it is ``missing``:
+
+- ``"ffill"`` (the default): carried forward within its series and dimension; a gap at
+  the start takes the first value that follows; a dimension with no value at all in a
+  series is an error (there is nothing to fill it from);
+- ``"error"``: the first missing value is an error;
+- ``"keep"``: left as NaN (for your own handling).
+
+A file of series to classify (``@classLabel false``, no label after the dimensions) is
+read with ``require_labels=False``; its labels are -1.
+
+Every problem is a one-line ``ValueError`` naming the file and the line: a header tag with
+a bad value, no ``@data``, a series with the wrong number of dimensions, dimensions of
+unequal length within a series, a value that is not a number, a label that
+``@classLabel`` does not declare.
+
+Example:
+    >>> data = read_ts("Vowels_TRAIN.ts")  # doctest: +SKIP
+    >>> x, label = data[0]  # x: (T_0, D) float32, label: an index into data.classes
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+MISSING_MODES = ("ffill", "error", "keep")
+COMMENTS = ("#", "%")
+BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength", "targetlabel")
+_STAMPED = re.compile(r"\(([^()]*)\)")  # "(2007-01-01 00:00:00,241.97)"
+
+
+@dataclass
+class TSData(Sequence[tuple[Tensor, int]]):
+    """The series of one ``.ts`` file: a sequence of ``(x (T_i, D) float32, label index)``.
+
+    It is a dataset as ``torch.utils.data.DataLoader`` takes it: with
+    :func:`rnnkit.data.pad_collate` a batch is ``(padded (B, T, D), lengths, labels)``.
+    """
+
+    path: str
+    classes: list[str]  # label index -> class name, in the order @classLabel declares them
+    samples: list[tuple[Tensor, int]]
+    problem_name: str | None = None
+    missing: int = 0  # missing values in the file (filled unless missing="keep")
+    lines: list[int] = field(default_factory=list)  # the file's line of each series
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:  # type: ignore[override]
+        return self.samples[i]
+
+    def __iter__(self) -> Iterator[tuple[Tensor, int]]:
+        return iter(self.samples)
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.samples[0][0].size(1))
+
+    @property
+    def lengths(self) -> list[int]:
+        return [int(x.size(0)) for x, _ in self.samples]
+
+    @property
+    def labels(self) -> list[int]:
+        return [y for _, y in self.samples]
+
+
+@dataclass
+class _Header:
+    problem_name: str | None = None
+    timestamps: bool = False
+    univariate: bool | None = None
+    dimensions: int | None = None
+    equal_length: bool | None = None
+    series_length: int | None = None
+    class_label: bool | None = None
+    classes: list[str] = field(default_factory=list)
+    target_label: bool = False
+
+
+def read_ts(
+    path: str | os.PathLike[str], missing: str = "ffill", require_labels: bool = True
+) -> TSData:
+    """The labelled series of the ``.ts`` file ``path`` (see the module's description).
+
+    ``require_labels=False`` also reads a file of series to classify (``@classLabel
+    false``, no label after the dimensions): every label is then -1 and ``classes`` empty.
+    """
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}; got {missing!r}")
+    where = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{where}: no such file")
+    if p.is_dir():
+        raise ValueError(f"{where} is a folder; expected a .ts file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where} is not UTF-8 text; expected a .ts file") from None
+    return parse_ts(text, where, missing, require_labels)
+
+
+def parse_ts(
+    text: str, where: str = "<text>", missing: str = "ffill", require_labels: bool = True
+) -> TSData:
+    """:func:`read_ts` of the text of a file; ``where`` names it in messages."""
+    lines = text.splitlines()
+    header, first = _read_header(lines, where, require_labels)
+    labelled = bool(header.class_label)
+    dims = header.dimensions
+    samples: list[tuple[Tensor, int]] = []
+    rows: list[int] = []
+    n_missing = 0
+    index = {name: k for k, name in enumerate(header.classes)}
+    declared = ", ".join(header.classes)
+    for n in range(first, len(lines)):
+        line = lines[n].strip()
+        if not line or line.startswith(COMMENTS):
+            continue
+        at = f"{where}, line {n + 1}"
+        parts, label = _split_series(line, at, header.timestamps, labelled)
+        if dims is None:
+            dims = len(parts)
+        if len(parts) != dims:
+            then = " and then the class label" if labelled else " (no label: @classLabel false)"
+            raise ValueError(
+                f"{at}: expected {dims} dimension(s) separated by ':'{then}; got "
+                f"{len(parts)} dimension(s)"
+            )
+        if labelled and label not in index:
+            raise ValueError(
+                f"{at}: class label {label!r} is not declared by @classLabel ({declared})"
+            )
+        columns = [_values(part, at, d + 1, header.timestamps) for d, part in enumerate(parts)]
+        length = len(columns[0])
+        for d, col in enumerate(columns[1:], start=2):
+            if len(col) != length:
+                raise ValueError(
+                    f"{at}: dimension {d} has {len(col)} values and dimension 1 has {length}; "
+                    "the dimensions of one series must have the same length"
+                )
+        fixed = header.series_length if header.equal_length else None
+        if fixed is not None and length != fixed:
+            raise ValueError(
+                f"{at}: the series has {length} values; @seriesLength says {fixed} (and "
+                "@equalLength true)"
+            )
+        x = torch.tensor(columns, dtype=torch.float32).T.contiguous()  # (T, D)
+        holes = torch.isnan(x)
+        if holes.any():
+            n_missing += int(holes.sum())
+            if missing == "error":
+                t, d = (int(v) for v in holes.nonzero()[0])
+                raise ValueError(
+                    f"{at}: dimension {d + 1}, value {t + 1} is missing ('?' or NaN) and "
+                    "missing values are refused"
+                )
+            if missing == "ffill":
+                x = _fill(x, at)
+        samples.append((x, index[label] if labelled else -1))
+        rows.append(n + 1)
+    if not samples:
+        raise ValueError(f"{where}: no series after @data (line {first})")
+    if header.equal_length and header.series_length is None:
+        lengths = {int(x.size(0)) for x, _ in samples}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"{where}: @equalLength true, but the series have {len(lengths)} different "
+                f"lengths ({min(lengths)} to {max(lengths)})"
+            )
+    return TSData(where, list(header.classes), samples, header.problem_name, n_missing, rows)
+
+
+def _read_header(lines: list[str], where: str, require_labels: bool) -> tuple[_Header, int]:
+    """The header's tags and the index of the first line after @data."""
+    h = _Header()
+    for n, raw in enumerate(lines):
+        line = raw.strip()
+        if not line or line.startswith(COMMENTS):
+            continue
+        at = f"{where}, line {n + 1}"
+        if not line.startswith("@"):
+            raise ValueError(
+                f"{at}: expected a @tag of the header or @data before the series; got "
+                f"{_short(line)!r}"
+            )
+        tokens = line.split()
+        tag, values = tokens[0][1:].lower(), tokens[1:]
+        if tag == "data":
+            if values:
+                raise ValueError(f"{at}: @data takes no value; the series start on the next line")
+            _check_header(h, where, require_labels)
+            return h, n + 1
+        if tag in BOOLEAN_TAGS:
+            value = _boolean(tokens[0], values, at)
+            if tag == "timestamps":
+                h.timestamps = value
+            elif tag == "univariate":
+                h.univariate = value
+            elif tag == "equallength":
+                h.equal_length = value
+            elif tag == "targetlabel":
+                h.target_label = value
+        elif tag == "problemname":
+            h.problem_name = " ".join(values) or None
+        elif tag in ("dimensions", "serieslength"):
+            number = _positive(tokens[0], values, at)
+            if tag == "dimensions":
+                h.dimensions = number
+            else:
+                h.series_length = number
+        elif tag == "classlabel":
+            if not values or values[0].lower() not in ("true", "false"):
+                raise ValueError(
+                    f"{at}: {tokens[0]} must be 'true' followed by the class labels, or "
+                    f"'false'; got {' '.join(values)!r}"
+                )
+            h.class_label = values[0].lower() == "true"
+            h.classes = values[1:]
+            if h.class_label and not h.classes:
+                raise ValueError(f"{at}: {tokens[0]} true must list the class labels")
+            if len(set(h.classes)) != len(h.classes):
+                twice = sorted({c for c in h.classes if h.classes.count(c) > 1})
+                raise ValueError(f"{at}: {tokens[0]} declares {', '.join(twice)} twice")
+        # other tags (@missing is read from the data itself; unknown tags) are skipped
+    raise ValueError(f"{where}: no @data line; a .ts file's series follow a line '@data'")
+
+
+def _check_header(h: _Header, where: str, require_labels: bool) -> None:
+    if h.target_label:
+        raise ValueError(
+            f"{where}: @targetLabel true marks a regression file (numeric targets); "
+            "classification needs @classLabel true with the class labels"
+        )
+    if not h.class_label and require_labels:
+        said = "@classLabel false" if h.class_label is False else "no @classLabel tag"
+        raise ValueError(
+            f"{where}: {said}; classification needs '@classLabel true <labels>' before @data"
+        )
+    if h.univariate and h.dimensions not in (None, 1):
+        raise ValueError(f"{where}: @univariate true contradicts @dimensions {h.dimensions}")
+    if h.univariate and h.dimensions is None:
+        h.dimensions = 1
+
+
+def _boolean(tag: str, values: list[str], at: str) -> bool:
+    if len(values) != 1 or values[0].lower() not in ("true", "false"):
+        raise ValueError(f"{at}: {tag} must be true or false; got {' '.join(values)!r}")
+    return values[0].lower() == "true"
+
+
+def _positive(tag: str, values: list[str], at: str) -> int:
+    if len(values) != 1 or not values[0].isdigit() or int(values[0]) < 1:
+        raise ValueError(f"{at}: {tag} must be a positive integer; got {' '.join(values)!r}")
+    return int(values[0])
+
+
+def _split_series(line: str, at: str, stamped: bool, labelled: bool) -> tuple[list[str], str]:
+    """The dimensions' texts and the label ("" when unlabelled) of one series line."""
+    if stamped:
+        # "(t,v),(t,v):(t,v),(t,v):label": split on the ':' outside the parentheses.
+        parts, depth, start = [], 0, 0
+        for i, c in enumerate(line):
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            elif c == ":" and depth == 0:
+                parts.append(line[start:i])
+                start = i + 1
+        parts.append(line[start:])
+    else:
+        parts = line.split(":")
+    if not labelled:
+        return parts, ""
+    if len(parts) < 2:
+        raise ValueError(
+            f"{at}: expected the values of each dimension separated by ':' and then the "
+            f"class label; got no ':' in {_short(line)!r}"
+        )
+    return parts[:-1], parts[-1].strip()
+
+
+def _values(text: str, at: str, dim: int, stamped: bool) -> list[float]:
+    if stamped:
+        tokens = [m.rsplit(",", 1)[-1] for m in _STAMPED.findall(text)]
+        if not tokens and text.strip():
+            raise ValueError(
+                f"{at}: dimension {dim}: @timeStamps true expects (timestamp,value) pairs; "
+                f"got {_short(text)!r}"
+            )
+    else:
+        tokens = text.split(",")
+    if not tokens or tokens == [""] or all(not t.strip() for t in tokens):
+        raise ValueError(f"{at}: dimension {dim} has no values")
+    out = []
+    for k, token in enumerate(tokens, start=1):
+        t = token.strip()
+        if t == "?" or t.lower() == "nan":
+            out.append(math.nan)
+            continue
+        try:
+            value = float(t)
+        except ValueError:
+            raise ValueError(
+                f"{at}: dimension {dim}, value {k}: {_short(t)!r} is not a number (a missing "
+                "value is '?' or NaN)"
+            ) from None
+        if not math.isfinite(value):
+            raise ValueError(f"{at}: dimension {dim}, value {k}: {t!r} is not finite")
+        out.append(value)
+    return out
+
+
+def _fill(x: Tensor, at: str) -> Tensor:
+    """Forward fill along time per dimension; a leading gap takes the first value."""
+    T, D = x.shape
+    holes = torch.isnan(x)
+    empty = holes.all(0)
+    if empty.any():
+        d = int(empty.nonzero()[0]) + 1
+        raise ValueError(
+            f"{at}: dimension {d} has no value at all (every one missing); nothing to fill it "
+            "from (read with missing='keep' to handle it yourself)"
+        )
+    steps = torch.arange(T).unsqueeze(1).expand(T, D)
+    last = torch.where(holes, torch.full_like(steps, -1), steps)
+    last = torch.cummax(last, dim=0).values  # the last valid step at or before t; -1: none
+    first = (~holes).to(torch.uint8).argmax(0).expand(T, D)  # the first valid step
+    return x.gather(0, torch.where(last < 0, first, last))
+
+
+def write_ts(
+    path: str | os.PathLike[str],
+    series: Sequence[Tensor | Sequence[Sequence[float]]],
+    labels: Sequence[int | str],
+    classes: Sequence[str] | None = None,
+    problem_name: str = "rnnkit",
+) -> None:
+    """Write series (each (T_i, D)) and their labels as a ``.ts`` file :func:`read_ts`
+    reads back. ``labels`` are indices into ``classes`` or class names; NaN is written
+    as ``?``."""
+    if len(series) != len(labels):
+        raise ValueError(f"write_ts: {len(series)} series but {len(labels)} labels")
+    if not series:
+        raise ValueError("write_ts: no series to write")
+    xs = [torch.as_tensor(s, dtype=torch.float64) for s in series]
+    if any(x.dim() != 2 for x in xs):
+        raise ValueError("write_ts: every series must be 2-D (T, D)")
+    dims = {int(x.size(1)) for x in xs}
+    if len(dims) > 1:
+        raise ValueError(f"write_ts: the series have different dimensions {sorted(dims)}")
+    if classes is None:
+        classes = (
+            sorted({str(y) for y in labels})
+            if isinstance(labels[0], str)
+            else [str(k) for k in range(max(int(y) for y in labels) + 1)]
+        )
+    names = [str(c) for c in classes]
+    if any(not c or any(ch.isspace() or ch == ":" for ch in c) for c in names):
+        raise ValueError("write_ts: class names must be non-empty, without spaces or ':'")
+    lengths = {int(x.size(0)) for x in xs}
+    (D,) = dims
+    head = [
+        f"@problemName {problem_name}",
+        "@timeStamps false",
+        f"@missing {'true' if any(torch.isnan(x).any() for x in xs) else 'false'}",
+        f"@univariate {'true' if D == 1 else 'false'}",
+        f"@dimensions {D}",
+        f"@equalLength {'true' if len(lengths) == 1 else 'false'}",
+        *([f"@seriesLength {lengths.pop()}"] if len(lengths) == 1 else []),
+        "@classLabel true " + " ".join(names),
+        "@data",
+    ]
+    body = []
+    for x, y in zip(xs, labels, strict=True):
+        name = y if isinstance(y, str) else names[int(y)]
+        if name not in names:
+            raise ValueError(f"write_ts: label {name!r} is not one of the classes")
+        dims_text = [",".join("?" if math.isnan(v) else repr(float(v)) for v in col.tolist())
+                     for col in x.T]  # fmt: skip
+        body.append(":".join([*dims_text, name]))
+    Path(path).write_text("\n".join(head + body) + "\n", encoding="utf-8")
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+__all__ = ["MISSING_MODES", "TSData", "parse_ts", "read_ts", "write_ts"]

@@ -1,0 +1,749 @@
+"""`rnnkit train classify`: one class per whole sequence (many-to-one, the chapter's 10.4).
+
+A recurrent layer reads each series to its own end (``lengths=``: no padding enters the
+result) and a read-out of its outputs - the last state, or the mean or maximum of the
+outputs over the valid steps - goes through a linear layer to the classes.
+
+The data are UEA/UCR ``.ts`` files read by :mod:`rnnkit.data.ts_format`: the official
+train/test splits of a dataset aeon ships (``--dataset``), or the user's own files
+(``--data``, ``--test-data``; without a test file a seeded stratified share of ``--data``
+is held out). A seeded stratified ``--val-fraction`` of the training series validates
+(it picks the best model); the test split is scored only at the end, by :meth:`finish`
+and ``rnnkit eval``. Each input channel is normalised with the mean and standard
+deviation of the training series; the statistics, the splits and the files read (with
+their SHA-256) are recorded in ``config.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit import _options
+from rnnkit._options import option
+from rnnkit.data.ts_format import TSData, read_ts
+from rnnkit.models.lm import CELLS
+from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.train import distributed
+from rnnkit.train.config import TrainConfig
+
+# The classification sets aeon ships with official _TRAIN/_TEST .ts files, under
+# aeon/datasets/data/NAME/ (its _eq variants and the regression sets are left out).
+DATASETS = (
+    "JapaneseVowels",
+    "BasicMotions",
+    "ArrowHead",
+    "GunPoint",
+    "ItalyPowerDemand",
+    "PickupGestureWiimoteZ",
+    "ACSF1",
+    "OSULeaf",
+    "Covid3Month_disc",
+    "UnitTest",
+)
+DEFAULT_DATASET = "JapaneseVowels"
+POOLS = ("last", "mean", "max")
+MISSING = ("ffill", "error")
+EVAL_BATCH = 256  # series scored at once
+AUTO_STEPS = 64  # --downsample 0 shortens the longest training series to at most this
+DERIVED_KEYS = ("source", "classes", "dimensions", "split", "mean", "std", "majority", "downsample")
+
+
+@dataclass
+class ClassifyOptions:
+    """The classification task's data and model options."""
+
+    # -- the data
+    dataset: str | None = option(
+        None,
+        "a UEA/UCR dataset aeon ships, read from its official _TRAIN/_TEST .ts files "
+        f"(default {DEFAULT_DATASET} when --data is not given)",
+        choices=DATASETS,
+    )
+    data: str | None = option(
+        None, "your own labelled .ts file (UEA/UCR format) to train on, instead of --dataset"
+    )
+    test_data: str | None = option(
+        None,
+        "your own .ts test file (default: a seeded stratified --test-fraction of --data is "
+        "held out)",
+    )
+    test_fraction: float = option(
+        0.25,
+        "share of --data held out as the test split when --test-data is not given, in (0, 1)",
+        low=0,
+        high=1,
+        open_high=True,
+    )
+    val_fraction: float = option(
+        0.2,
+        "share of the training series held out (stratified) to validate and pick the best "
+        "model; 0: none (the training series are scored instead)",
+        low=0,
+        high=0.9,
+    )
+    split_seed: int = option(
+        0, "seeds the stratified test and validation splits", low=0, high=2**63 - 1
+    )
+    missing: str = option(
+        "ffill",
+        "missing values ('?' or NaN): ffill carries the last value forward within the "
+        "series (a leading gap takes the first value); error refuses the file",
+        choices=MISSING,
+    )
+    # -- the model
+    cell: str = option("gru", "recurrent cell", choices=tuple(CELLS))
+    hidden_size: int = option(128, "hidden units per layer and direction H", flag="--hidden",
+                              low=1, high=65536)  # fmt: skip
+    num_layers: int = option(1, "stacked recurrent layers", flag="--layers", low=1, high=64)
+    bidirectional: bool = option(True, "read each series in both directions")
+    pool: str = option(
+        "mean",
+        "read-out: the last state (last), or the mean or maximum of the outputs over the "
+        "valid steps",
+        choices=POOLS,
+    )
+    dropout: float = option(
+        0.1,
+        "dropout between stacked layers and before the output layer",
+        low=0,
+        high=1,
+        open_high=True,
+    )
+    downsample: int = option(
+        0,
+        "average every K steps into one before the recurrent layer (piecewise aggregate "
+        f"approximation); 0: the smallest K that leaves the longest training series at most "
+        f"{AUTO_STEPS} steps",
+        low=0,
+        high=10**6,
+    )
+    noise: float = option(
+        1.5,
+        "standard deviation of Gaussian noise added to the normalised inputs in training "
+        "(0: none), a regulariser for small training sets; 1.5 was chosen on JapaneseVowels, "
+        "smooth univariate shapes want less (0.5)",
+        low=0,
+        high=10,
+    )
+    batch_size: int = option(32, "series per step, summed over all processes", low=1, high=10**6)
+
+    def __post_init__(self) -> None:
+        _options.check(self)
+        for flag, value in (("--data", self.data), ("--test-data", self.test_data)):
+            if value is not None and not value.strip():
+                raise ValueError(f"{flag} must name a .ts file; got {value!r}")
+        if self.dataset is not None and self.data is not None:
+            raise ValueError(
+                f"give --dataset or --data, not both; got --dataset {self.dataset} and "
+                f"--data {self.data}"
+            )
+        if self.test_data is not None and self.data is None:
+            raise ValueError("--test-data needs --data (the training file of your own data)")
+        if self.test_fraction <= 0:
+            raise ValueError(
+                f"--test-fraction must be a finite number in (0, 1); got {self.test_fraction!r}"
+            )
+
+
+# ---- the model ---------------------------------------------------------------------------
+
+
+class SequenceClassifier(nn.Module):
+    """Normalise -> recurrent layer over the valid steps -> read-out -> linear -> logits.
+
+    ``forward(x, lengths=None)``: x is (B, T, D) raw values, right-padded, ``lengths`` (B,)
+    the true lengths (None: all T); returns (B, classes) logits. The channel statistics
+    are buffers set from the training split, so a loaded model takes raw series.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_classes: int,
+        cell: str = "gru",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        pool: str = "mean",
+        dropout: float = 0.0,
+        noise: float = 0.0,
+        downsample: int = 1,
+        mean: Tensor | list[float] | None = None,
+        std: Tensor | list[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
+        if isinstance(downsample, bool) or not isinstance(downsample, int) or downsample < 1:
+            raise ValueError(f"downsample must be a positive integer; got {downsample!r}")
+        self.pool, self.noise, self.downsample = pool, float(noise), downsample
+        self.rnn = CELLS[cell](
+            input_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(self.rnn.output_size, num_classes)
+        mean_t = torch.zeros(input_size) if mean is None else torch.as_tensor(mean)
+        std_t = torch.ones(input_size) if std is None else torch.as_tensor(std)
+        # Not in the state dict: config.json's derived statistics rebuild them.
+        self.register_buffer("mean", mean_t.float().reshape(input_size), persistent=False)
+        self.register_buffer("std", std_t.float().reshape(input_size), persistent=False)
+
+    def features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """(B, D*H): the read-out of each series before the linear layer."""
+        B, T, _ = x.shape
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.long)
+        lengths = lengths.to("cpu", torch.long)
+        z = (x - self.mean) / self.std
+        if self.downsample > 1:
+            z, lengths = aggregate(z, lengths, self.downsample)
+            B, T, _ = z.shape
+        if self.training and self.noise > 0:
+            z = z + self.noise * torch.randn_like(z)
+        out, state = self.rnn(z, lengths=lengths)  # out (B, T, D*H), zero past each end
+        if self.pool == "last":
+            h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+            D = self.rnn.num_directions
+            return h[-D:].transpose(0, 1).reshape(B, -1)
+        if self.pool == "mean":
+            n = lengths.clamp(min=1).to(out.device, out.dtype).unsqueeze(1)
+            return out.sum(1) / n
+        valid = torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        masked = out.masked_fill(~valid.to(out.device).unsqueeze(-1), float("-inf"))
+        return masked.max(1).values
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.head(self.drop(self.features(x, lengths)))
+
+
+# ---- batches -----------------------------------------------------------------------------
+
+
+def aggregate(x: Tensor, lengths: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Each window of ``k`` steps averaged into one (the last window of a series over its
+    valid steps only): (B, ceil(T / k), D) and the new lengths ceil(length / k)."""
+    B, T, D = x.shape
+    windows = -(-T // k)
+    valid = (torch.arange(windows * k).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device)
+    x = F.pad(x, (0, 0, 0, windows * k - T)).masked_fill(~valid.unsqueeze(-1), 0.0)
+    total = x.reshape(B, windows, k, D).sum(2)
+    count = valid.reshape(B, windows, k).sum(2, keepdim=True).clamp(min=1).to(x.dtype)
+    return total / count, torch.div(lengths + k - 1, k, rounding_mode="floor")
+
+
+def pad(series: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """(padded (N, T, D), lengths (N,)) of (T_i, D) series."""
+    lengths = torch.tensor([int(s.size(0)) for s in series], dtype=torch.long)
+    return nn.utils.rnn.pad_sequence(series, batch_first=True), lengths
+
+
+class SeriesBatches(BatchSource):
+    """Shuffled passes over the training series: every process draws the same global
+    batch from one seeded generator and keeps its rows. The generator, the current pass's
+    order and the position in it are the state a checkpoint restores."""
+
+    def __init__(
+        self, x: Tensor, lengths: Tensor, y: Tensor, batch_size: int, seed: int, rows: slice
+    ) -> None:
+        self.x, self.lengths, self.y = x, lengths, y
+        self.batch_size, self.rows = batch_size, rows
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(y), generator=self.generator)
+        self.position = 0
+
+    def __next__(self) -> tuple[Tensor, Tensor, Tensor]:
+        picks = []
+        need = self.batch_size
+        while need:
+            take = self.order[self.position : self.position + need]
+            picks.append(take)
+            need -= len(take)
+            self.position += len(take)
+            if self.position >= len(self.order):  # a new pass
+                self.order = torch.randperm(len(self.y), generator=self.generator)
+                self.position = 0
+        index = torch.cat(picks)[self.rows]
+        lengths = self.lengths[index]
+        return self.x[index, : int(lengths.max())], lengths, self.y[index]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.get_state(),
+            "order": self.order.clone(),
+            "position": self.position,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
+        self.order = state["order"].to("cpu", torch.long).clone()
+        self.position = int(state["position"])
+
+
+# ---- the task ----------------------------------------------------------------------------
+
+
+class Split:
+    """The series of one split, padded once: x (N, T, D) raw values, lengths, labels."""
+
+    def __init__(self, series: list[Tensor], labels: list[int], what: str) -> None:
+        self.what, self.n = what, len(series)
+        self.x, self.lengths = pad(series) if series else (torch.zeros(0, 1, 1), torch.zeros(0))
+        self.y = torch.tensor(labels, dtype=torch.long)
+
+
+class ClassifyTask(Task):
+    name = "classify"
+    summary = "sequence classification: one class per whole series (UEA/UCR .ts files)"
+    Options = ClassifyOptions
+    # AdamW, cosine decay to a tenth, a short warm-up, clipping at 1: measured on
+    # JapaneseVowels (docs/classify.md). Evaluations are few: a small validation split
+    # often ties at its best accuracy, the trainer keeps the first of tied evaluations, and
+    # the validation loss keeps falling to the end of the schedule.
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "steps": 1500,
+        "lr": 3e-3,
+        "weight_decay": 0.01,
+        "warmup_steps": 50,
+        "eval_every": 500,
+        "clip_norm": 1.0,
+    }
+    metric = "accuracy"
+    higher_is_better = True
+    extra_files = ("confusion.png",)
+
+    options: ClassifyOptions
+    train_split: Split
+    val_split: Split | None
+    test_split: Split
+
+    # ---- data -------------------------------------------------------------------------
+
+    def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
+        o = self.options
+        distributed.rows(ctx, o.batch_size)  # divisible by the number of processes
+        resuming = bool(self.derived)
+        if resuming:
+            check_derived(self.derived, "config.json: derived")
+            source = self.derived["source"]
+        else:
+            source = describe_source(o)
+        train_file, test_file = read_source(source, o.missing, check=resuming)
+        classes = train_file.classes
+        present = sorted(set(train_file.labels))
+        if len(present) < 2:
+            only = classes[present[0]]
+            raise ValueError(
+                f"{train_file.path}: every series is of class {only!r}; classification needs "
+                "at least two classes"
+            )
+        if test_file is not None:
+            test_labels = map_labels(test_file, classes, train_file.path)
+            if test_file.dimensions != train_file.dimensions:
+                raise ValueError(
+                    f"{test_file.path}: its series have {test_file.dimensions} dimension(s); "
+                    f"the training file's have {train_file.dimensions}"
+                )
+        if resuming:
+            split = self.derived["split"]
+            check_split(split, len(train_file), test_file is None, "config.json: derived")
+        else:
+            split = make_split(train_file.labels, o, test_file is None)
+        held = set(split["val"]) | set(split["test"] or [])
+        train_idx = [i for i in range(len(train_file)) if i not in held]
+        if not resuming:
+            series = [train_file[i][0] for i in train_idx]
+            mean, std = channel_stats(series)
+            counts = torch.bincount(
+                torch.tensor([train_file[i][1] for i in train_idx]), minlength=len(classes)
+            )
+            source["train"]["sha256"] = sha256(train_file.path)
+            if source.get("test"):
+                source["test"]["sha256"] = sha256(test_file.path)  # type: ignore[union-attr]
+            self.derived = {
+                "source": source,
+                "classes": classes,
+                "dimensions": train_file.dimensions,
+                "split": split,
+                "mean": mean,
+                "std": std,
+                "majority": int(counts.argmax()),
+                "downsample": o.downsample or -(-max(len(x) for x in series) // AUTO_STEPS),
+            }
+
+        def pick(idx: list[int], what: str) -> Split:
+            return Split([train_file[i][0] for i in idx], [train_file[i][1] for i in idx], what)
+
+        self.train_split = pick(train_idx, "train")
+        self.val_split = pick(split["val"], "validation") if split["val"] else None
+        if test_file is not None:
+            self.test_split = Split([x for x, _ in test_file], test_labels, "test")
+            self.test_name = Path(test_file.path).name
+        else:
+            self.test_split = pick(split["test"], "test")
+            self.test_name = f"the held-out {o.test_fraction:g} of {Path(train_file.path).name}"
+        self.train_name = Path(train_file.path).name
+        every = train_file.lengths + (test_file.lengths if test_file is not None else [])
+        self.lengths = (min(every), max(every))
+
+    def describe(self) -> str:
+        d = self.derived
+        name = d["source"].get("dataset") or self.train_name
+        val = (
+            f"{self.val_split.n} validation"
+            if self.val_split is not None
+            else ("no validation (the training series are scored)")
+        )
+        lo, hi = self.lengths
+        k = d["downsample"]
+        every = f" (averaged every {k} steps)" if k > 1 else ""
+        return (
+            f"{name}: {self.train_split.n} train / {val} / {self.test_split.n} "
+            f"test series, {d['dimensions']} dimension(s), lengths {lo}-{hi}{every}, "
+            f"{len(d['classes'])} classes"
+        )
+
+    # ---- model ------------------------------------------------------------------------
+
+    def build_model(self) -> SequenceClassifier:
+        check_derived(self.derived, "config.json: derived")
+        o, d = self.options, self.derived
+        return SequenceClassifier(
+            d["dimensions"],
+            len(d["classes"]),
+            cell=o.cell,
+            hidden_size=o.hidden_size,
+            num_layers=o.num_layers,
+            bidirectional=o.bidirectional,
+            pool=o.pool,
+            dropout=o.dropout,
+            noise=o.noise,
+            downsample=d["downsample"],
+            mean=d["mean"],
+            std=d["std"],
+        )
+
+    def title(self, model: nn.Module) -> str:
+        o, d = self.options, self.derived
+        name = d["source"].get("dataset") or Path(d["source"]["train"]["path"]).name
+        both = "bidirectional " if o.bidirectional else ""
+        return (
+            f"classify {name}: {both}{o.cell.upper()} {o.num_layers}x{o.hidden_size}, "
+            f"{o.pool} read-out, {len(d['classes'])} classes"
+        )
+
+    # ---- training ---------------------------------------------------------------------
+
+    def batches(self, train: TrainConfig, ctx: distributed.Context) -> SeriesBatches:
+        s = self.train_split
+        rows = distributed.rows(ctx, self.options.batch_size)
+        return SeriesBatches(s.x, s.lengths, s.y, self.options.batch_size, train.seed, rows)
+
+    def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
+        x, lengths, y = batch
+        logits = net(x.to(device, non_blocking=True), lengths)
+        return F.cross_entropy(logits.float(), y.to(device, non_blocking=True))
+
+    def items(self, batch: Any) -> int:
+        return int(batch[2].numel())
+
+    # ---- evaluation -------------------------------------------------------------------
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Accuracy and loss on the validation split (the training split without one)."""
+        split = self.val_split if self.val_split is not None else self.train_split
+        predicted, loss = predict(model, split)
+        return {"accuracy": float((predicted == split.y).float().mean()), "loss": loss}
+
+    def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
+        predicted, _ = predict(model, self.test_split)
+        right = int((predicted == self.test_split.y).sum())
+        n = self.test_split.n
+        majority = self.derived["majority"]
+        base = int((self.test_split.y == majority).sum())
+        return [
+            f"test accuracy {right / n:.2%} ({right}/{n} series of {self.test_name}); "
+            f"majority-class baseline {base / n:.2%} (always class "
+            f"{self.derived['classes'][majority]!r}, the most frequent in training)",
+            f"  per-class accuracy and confusion.png: rnnkit eval {run_dir}",
+        ]
+
+    def report(self, model: nn.Module, run_dir: Any, out_dir: Any) -> list[str]:
+        """Test accuracy, per-class accuracy, and ``confusion.png`` in ``out_dir``."""
+        from rnnkit.train.files import atomic_write
+
+        classes = self.derived["classes"]
+        split = self.test_split
+        predicted, loss = predict(model, split)
+        C = len(classes)
+        confusion = torch.zeros(C, C, dtype=torch.long)
+        confusion.index_put_((split.y, predicted), torch.ones_like(split.y), accumulate=True)
+        right = int(confusion.diag().sum())
+        majority = self.derived["majority"]
+        base = int(confusion[majority].sum())
+        lines = [
+            f"test: {self.test_name}, {split.n} series",
+            f"test accuracy: {right / split.n:.4f} ({right}/{split.n}); majority-class "
+            f"baseline {base / split.n:.4f} (always {classes[majority]!r})",
+            f"test loss: {loss:.4f}",
+            "per-class accuracy (true class: right/series):",
+        ]
+        width = max(len(c) for c in classes)
+        for k, name in enumerate(classes):
+            total = int(confusion[k].sum())
+            share = f"{confusion[k, k] / total:7.2%}" if total else "    n/a"
+            lines.append(f"  {name:>{width}}: {share} ({int(confusion[k, k])}/{total})")
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file; expected a folder for confusion.png")
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "confusion.png"
+        what = self.derived["source"].get("dataset") or self.train_name
+        title = f"{what}: test accuracy {right / split.n:.2%} ({right}/{split.n})"
+        atomic_write(path, confusion_png(confusion, classes, title))
+        lines.append(f"confusion matrix: {path}")
+        return lines
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split) -> tuple[Tensor, float]:
+    """(predicted classes (N,), mean cross-entropy) of ``split``, in eval mode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    predicted = torch.empty(split.n, dtype=torch.long)
+    total = 0.0
+    try:
+        # By length, so that a chunk is padded to about its own length.
+        order = torch.argsort(split.lengths, stable=True)
+        for i in range(0, split.n, EVAL_BATCH):
+            index = order[i : i + EVAL_BATCH]
+            lengths = split.lengths[index]
+            x = split.x[index, : int(lengths.max())].to(device)
+            logits = model(x, lengths).float().cpu()
+            total += float(F.cross_entropy(logits, split.y[index], reduction="sum"))
+            predicted[index] = logits.argmax(-1)
+    finally:
+        model.train(was_training)
+    return predicted, total / max(split.n, 1)
+
+
+def aeon_data_dir() -> Path:
+    """aeon's folder of shipped datasets (found without importing aeon)."""
+    spec = importlib.util.find_spec("aeon")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "--dataset reads the .ts files aeon ships, and aeon is not installed: "
+            "pip install 'rnnkit[timeseries]', or give your own file with --data"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
+
+
+def dataset_files(name: str) -> tuple[Path, Path]:
+    """The official _TRAIN and _TEST .ts files of a dataset aeon ships."""
+    if name not in DATASETS:
+        raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}; got {name!r}")
+    folder = aeon_data_dir() / name
+    files = (folder / f"{name}_TRAIN.ts", folder / f"{name}_TEST.ts")
+    for f in files:
+        if not f.is_file():
+            raise ValueError(f"--dataset {name}: {f} is missing from this aeon installation")
+    return files
+
+
+def describe_source(o: ClassifyOptions) -> dict[str, Any]:
+    """What a new run reads, as config.json records it."""
+    if o.data is None:
+        name = o.dataset or DEFAULT_DATASET
+        train, test = dataset_files(name)
+        return {"dataset": name, "train": {"file": train.name}, "test": {"file": test.name}}
+    for flag, value in (("--data", o.data), ("--test-data", o.test_data)):
+        if value is not None and not Path(value).is_file():
+            what = "is a folder" if Path(value).is_dir() else "does not exist"
+            raise ValueError(f"{flag} {value} {what}; expected a .ts file")
+    test = {"path": str(Path(o.test_data).resolve())} if o.test_data else None
+    return {"dataset": None, "train": {"path": str(Path(o.data).resolve())}, "test": test}
+
+
+def read_source(source: dict[str, Any], missing: str, check: bool) -> tuple[TSData, TSData | None]:
+    """The training and test files of ``source``; with ``check`` their SHA-256 must be
+    the recorded one (a resumed or evaluated run reads the data it was trained on)."""
+    if source.get("dataset"):
+        paths: list[Path | None] = list(dataset_files(source["dataset"]))
+    else:
+        test = source.get("test")
+        paths = [Path(source["train"]["path"]), Path(test["path"]) if test else None]
+    out: list[TSData | None] = []
+    for path, part in zip(paths, ("train", "test"), strict=True):
+        if path is None:
+            out.append(None)
+            continue
+        if not path.is_file():
+            raise ValueError(f"{path}: the {part} file of this run is missing")
+        recorded = (source.get(part) or {}).get("sha256")
+        if check and recorded is not None and sha256(path) != recorded:
+            raise ValueError(
+                f"{path} changed since the run started (its SHA-256 differs from the one in "
+                "config.json); restore it, or start a new run"
+            )
+        out.append(read_ts(path, missing=missing))
+    assert out[0] is not None
+    return out[0], out[1]
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def map_labels(test: TSData, classes: list[str], train_path: str) -> list[int]:
+    """The test file's labels as indices of the training file's classes (by name)."""
+    index = {name: k for k, name in enumerate(classes)}
+    out = []
+    for (_, y), line in zip(test.samples, test.lines, strict=True):
+        name = test.classes[y]
+        if name not in index:
+            raise ValueError(
+                f"{test.path}, line {line}: class {name!r} is not a class of the training "
+                f"file {train_path} ({', '.join(classes)})"
+            )
+        out.append(index[name])
+    return out
+
+
+def stratified(
+    labels: list[int], index: list[int], fraction: float, g: torch.Generator
+) -> list[int]:
+    """A seeded, stratified ``fraction`` of ``index`` (sorted): per class round(fraction *
+    n_c) series, never all of a class."""
+    by_class: dict[int, list[int]] = {}
+    for i in index:
+        by_class.setdefault(labels[i], []).append(i)
+    held = []
+    for c in sorted(by_class):
+        members = by_class[c]
+        k = min(round(fraction * len(members)), len(members) - 1)
+        order = torch.randperm(len(members), generator=g).tolist()
+        held += [members[j] for j in order[:k]]
+    return sorted(held)
+
+
+def make_split(labels: list[int], o: ClassifyOptions, hold_test: bool) -> dict[str, Any]:
+    """The seeded stratified split of the training file: test (when there is no test
+    file), then validation from the rest."""
+    g = torch.Generator().manual_seed(o.split_seed)
+    everything = list(range(len(labels)))
+    test = stratified(labels, everything, o.test_fraction, g) if hold_test else None
+    if hold_test and not test:
+        raise ValueError(
+            f"--test-fraction {o.test_fraction:g} of {len(labels)} series holds out none for "
+            "the test; give a larger --test-fraction or a --test-data file"
+        )
+    rest = [i for i in everything if i not in set(test or [])]
+    val = stratified(labels, rest, o.val_fraction, g) if o.val_fraction > 0 else []
+    if o.val_fraction > 0 and not val:
+        raise ValueError(
+            f"--val-fraction {o.val_fraction:g} of {len(rest)} training series holds out none; "
+            "give a larger one, or --val-fraction 0 to validate on the training series"
+        )
+    return {"seed": o.split_seed, "test": test, "val": val}
+
+
+def check_split(split: Any, n: int, hold_test: bool, where: str) -> None:
+    if not isinstance(split, dict) or not isinstance(split.get("val"), list):
+        raise ValueError(f"{where}: split must be an object with a list 'val'")
+    parts = [split["val"]] + ([split.get("test")] if hold_test else [])
+    if hold_test and not isinstance(split.get("test"), list):
+        raise ValueError(f"{where}: split must hold the list 'test' of held-out series")
+    for part in parts:
+        if not all(isinstance(i, int) and 0 <= i < n for i in part):
+            raise ValueError(f"{where}: split indices must be integers in [0, {n})")
+
+
+def check_derived(derived: dict[str, Any], where: str) -> None:
+    """Refuse ``derived`` without what a classify run needs (a hand-edited config.json)."""
+    missing = [k for k in DERIVED_KEYS if k not in derived]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {', '.join(missing)} of a classify run")
+    d = derived
+    if not isinstance(d["classes"], list) or len(d["classes"]) < 2:
+        raise ValueError(f"{where}: classes must be a list of at least two names")
+    dims = d["dimensions"]
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+        raise ValueError(f"{where}: dimensions must be a positive integer; got {dims!r}")
+    for key in ("mean", "std"):
+        v = d[key]
+        if (
+            not isinstance(v, list)
+            or len(v) != dims
+            or not all(isinstance(a, (int, float)) and math.isfinite(a) for a in v)
+        ):
+            raise ValueError(f"{where}: {key} must be {dims} finite numbers")
+    k = d["downsample"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{where}: downsample must be a positive integer; got {k!r}")
+    if not isinstance(d["source"], dict) or "train" not in d["source"]:
+        raise ValueError(f"{where}: source must be an object naming the training file")
+
+
+def channel_stats(series: list[Tensor]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation over every step of ``series`` (a constant
+    channel gets 1, so it is only centred)."""
+    steps = torch.cat(series).double()  # (sum T_i, D)
+    mean = steps.mean(0)
+    std = steps.std(0, unbiased=False) if len(steps) > 1 else torch.ones_like(mean)
+    std = torch.where(std > 1e-8, std, torch.ones_like(std))
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+def confusion_png(confusion: Tensor, classes: list[str], title: str) -> bytes:
+    """The confusion matrix (rows: true class, columns: predicted) as PNG bytes.
+
+    matplotlib's object API on an Agg canvas: no pyplot, no global backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    C = len(classes)
+    size = min(max(3.6, 0.45 * C + 2.2), 14.0)
+    fig = Figure(figsize=(size + 0.8, size), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    totals = confusion.sum(1, keepdim=True).clamp(min=1)
+    share = (confusion / totals).numpy()  # each true class's row sums to 1
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    if C <= 30:
+        font = 8 if C <= 12 else 6
+        for i in range(C):
+            for j in range(C):
+                n = int(confusion[i, j])
+                if n:
+                    ax.text(j, i, str(n), ha="center", va="center", fontsize=font,
+                            color="white" if share[i, j] > 0.6 else "black")  # fmt: skip
+        ax.set_xticks(range(C), classes, fontsize=font, rotation=90 if C > 12 else 0)
+        ax.set_yticks(range(C), classes, fontsize=font)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
