@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from rnnkit import _options
@@ -40,6 +41,20 @@ class BatchSource(ABC):
 
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class SeededBatches(BatchSource):
+    """A batch source whose draws come from one seeded ``torch.Generator``: its state is
+    the position a checkpoint restores (subclasses add what else they keep)."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
 
 
 class Task(ABC):

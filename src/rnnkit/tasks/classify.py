@@ -32,7 +32,7 @@ from rnnkit import _options
 from rnnkit._options import option
 from rnnkit.data.ts_format import TSData, read_ts
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -254,7 +254,7 @@ def pad(series: list[Tensor]) -> tuple[Tensor, Tensor]:
     return nn.utils.rnn.pad_sequence(series, batch_first=True), lengths
 
 
-class SeriesBatches(BatchSource):
+class SeriesBatches(SeededBatches):
     """Shuffled passes over the training series: every process draws the same global
     batch from one seeded generator and keeps its rows. The generator, the current pass's
     order and the position in it are the state a checkpoint restores."""
@@ -264,7 +264,7 @@ class SeriesBatches(BatchSource):
     ) -> None:
         self.x, self.lengths, self.y = x, lengths, y
         self.batch_size, self.rows = batch_size, rows
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed)
         self.order = torch.randperm(len(y), generator=self.generator)
         self.position = 0
 
@@ -285,13 +285,13 @@ class SeriesBatches(BatchSource):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "generator": self.generator.get_state(),
+            **super().state_dict(),
             "order": self.order.clone(),
             "position": self.position,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
+        super().load_state_dict(state)
         self.order = state["order"].to("cpu", torch.long).clone()
         self.position = int(state["position"])
 

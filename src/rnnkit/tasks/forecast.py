@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from rnnkit import _options
 from rnnkit._options import option
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -638,7 +638,7 @@ class Batch(NamedTuple):
     mask: Tensor  # (T, B, h) bool: a target inside the training values
 
 
-class Windows(BatchSource):
+class Windows(SeededBatches):
     """Random training windows from one seeded generator; every process draws the global
     batch and keeps its rows, so the batches do not depend on the number of processes."""
 
@@ -654,7 +654,7 @@ class Windows(BatchSource):
         self.prepared, self.ends, self.context = prepared, ends, context
         self.batch_size, self.rows = batch_size, rows
         self.eligible = [i for i, e in enumerate(ends) if e >= 3]
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed)
         self.targets = [_targets(p, e) for p, e in zip(prepared, ends, strict=True)]
 
     def __next__(self) -> Batch:
@@ -684,12 +684,6 @@ class Windows(BatchSource):
             target[:n, b] = tgt[a : a + n]
             mask[:n, b] = ok[a : a + n]
         return Batch(burn, torch.tensor(starts), x, torch.tensor(spans), target, mask)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
 
 
 def _targets(p: Prepared, end: int) -> tuple[Tensor, Tensor]:

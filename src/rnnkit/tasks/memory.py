@@ -30,7 +30,7 @@ from rnnkit.models.memory import (
     make_batch,
     reaches_goal,
 )
-from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.metrics import clock, read_csv
@@ -88,24 +88,18 @@ class MemoryOptions:
         )
 
 
-class FreshBatches(BatchSource):
+class FreshBatches(SeededBatches):
     """A new batch every step from one seeded generator; this process keeps its rows."""
 
     def __init__(self, config: MemoryTaskConfig, batch_size: int, seed: int, rows: slice) -> None:
         self.config, self.batch_size, self.rows = config, batch_size, rows
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed)
 
     def __next__(self) -> tuple[Tensor, Tensor]:
         # Every process draws the whole global batch (the same generator, the same state)
         # and keeps its share: the batch does not depend on the number of processes.
         x, y = make_batch(self.config, self.batch_size, self.generator)
         return x[:, self.rows], y[..., self.rows]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
 
 
 class MemoryTask(Task):

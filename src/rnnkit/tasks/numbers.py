@@ -27,7 +27,7 @@ from rnnkit.seq2seq.data import NumbersTask as NumberPairs
 from rnnkit.seq2seq.decode import greedy
 from rnnkit.seq2seq.evaluate import edit_distance
 from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS, Seq2Seq, Seq2SeqConfig, sequence_loss
-from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -161,7 +161,7 @@ class Batch(NamedTuple):
     sampling: float  # probability of reading the model's own previous token
 
 
-class NumberBatches(BatchSource):
+class NumberBatches(SeededBatches):
     """Training pairs drawn on the fly: every process draws the same global batch of
     numbers from one generator and keeps its rows; the step count sets the scheduled
     sampling probability. Both are restored by a resume, so it continues bitwise."""
@@ -178,7 +178,7 @@ class NumberBatches(BatchSource):
     ) -> None:
         self.pairs, self.vocabs, self.batch_size, self.rows = pairs, vocabs, batch_size, rows
         self.sampling, self.sampling_steps = sampling, sampling_steps
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed)
         self.step = 0
 
     def __next__(self) -> Batch:
@@ -193,10 +193,10 @@ class NumberBatches(BatchSource):
         return Batch(src, lengths, tgt_in, tgt_out, p)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "step": self.step}
+        return {**super().state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].contiguous())
+        super().load_state_dict(state)
         self.step = int(state["step"])
 
 

@@ -39,7 +39,7 @@ from rnnkit.data.tagging import IGNORE, Document, TaggedData
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models._config import config_from_dict
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import BatchSource, Task
+from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -300,25 +300,19 @@ def gather(data: Encoded, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor
     return x, y, length.clone()
 
 
-class WindowBatches(BatchSource):
+class WindowBatches(SeededBatches):
     """Random training windows from one seeded generator; this process keeps its rows."""
 
     def __init__(self, data: Encoded, size: int, batch_size: int, seed: int, rows: slice) -> None:
         self.data, self.batch_size, self.rows = data, batch_size, rows
         self.start, self.length, _ = windows(data.bounds, size)
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(seed)
 
     def __next__(self) -> tuple[Tensor, Tensor, Tensor]:
         # Every process draws the whole global batch and keeps its share.
         pick = torch.randint(len(self.start), (self.batch_size,), generator=self.generator)
         pick = pick[self.rows]
         return gather(self.data, self.start[pick], self.length[pick])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
 
 
 @torch.no_grad()
