@@ -151,3 +151,63 @@ def test_analyse_gates_constant_feature_and_errors() -> None:
     model.rnn = rnnkit.GRU(2, 8)
     with pytest.raises(TypeError, match=r"model\.rnn must be an rnnkit\.LSTM; got GRU"):
         analyse_gates(model, "abab")
+
+
+def test_reference_model_repeats_exactly(tmp_path) -> None:
+    first, result = gates.train_reference_model(steps=3, seed=1)
+    second, _ = gates.train_reference_model(steps=3, seed=1, out=tmp_path / "kept")
+    assert result["steps"] == 3 and result["metric"] == "bpc" and result["value"] > 0
+    for (name, a), (_, b) in zip(
+        first.state_dict().items(), second.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert (tmp_path / "kept" / "model.safetensors").is_file()  # --save-run keeps the folder
+    other, _ = gates.train_reference_model(steps=3, seed=2)
+    assert not torch.equal(other.rnn.weight_hh_l0, first.rnn.weight_hh_l0)
+    with pytest.raises(ValueError, match="steps must be a positive integer; got 0"):
+        gates.train_reference_model(steps=0)
+
+
+def test_gates_command_without_run_dir(tmp_path, capsys) -> None:
+    from rnnkit.cli import main
+
+    assert main(["explain", "gates", "--steps", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "reference model: LSTM 1x128 on the standard library, 2 steps from seed 0" in out
+    assert "cell units that track the text" in out
+    assert (tmp_path / "gates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gates_steps_needs_no_run_dir(tmp_path, capsys) -> None:
+    from rnnkit.cli import main
+
+    assert main(["explain", "gates", str(tmp_path), "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rnnkit explain: error: --steps and --save-run train the reference model: give no RUN_DIR"
+    )
+
+
+@pytest.mark.slow
+def test_reference_figures_are_the_ones_the_docs_quote(tmp_path, capsys) -> None:
+    """The default `rnnkit explain gates` prints the table docs/chapter.md (10.16) quotes."""
+    import re
+    from pathlib import Path
+
+    from rnnkit.cli import main
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "chapter.md"
+    section = page.read_text(encoding="utf-8").split("## 10.16 ")[1].split("\n## ")[0]
+    quoted = re.findall(r"^\| ([a-z ]+) \| (\d+) \| ([+−-]\d\.\d\d) \|$", section, re.MULTILINE)
+    assert len(quoted) == 5
+    bpc = re.search(r"validation\s+(\d\.\d\d)\s+bits\s+per\s+character", section)
+    assert bpc is not None
+    assert main(["explain", "gates", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    printed_bpc = re.search(r"validation bpc (\d\.\d+)", out)
+    assert printed_bpc is not None and f"{float(printed_bpc.group(1)):.2f}" == bpc.group(1)
+    for feature, unit, r in quoted:
+        r = r.replace("−", "-")
+        printed = re.search(rf"{feature} +unit +{unit}  r = ([+-]\d\.\d+)", out)
+        assert printed is not None, f"{feature}: unit {unit} not printed\n{out}"
+        assert f"{float(printed.group(1)):+.2f}" == r, feature

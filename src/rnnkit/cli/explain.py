@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,9 +79,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Recompute the forget, input and output gates and the cell state of a "
         "trained LSTM language model over a text, draw them as heat maps and find the cell "
         "units that track strings, comments, brackets, indentation and line position "
-        "(Karpathy et al. 2015). Writes gates.png.",
+        "(Karpathy et al. 2015). Without RUN_DIR it first trains the reference model (a "
+        "1-layer, 128-unit LSTM on the standard library, --steps steps from --seed on one "
+        "thread), so the figures repeat exactly. Writes gates.png.",
     )
-    a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a training run folder")
+    a.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="?",
+        metavar="RUN_DIR",
+        help="a language-model run folder (default: train the reference model)",
+    )
+    a.add_argument(
+        "--steps",
+        type=positive_int,
+        help="training steps of the reference model, without RUN_DIR (default: 2000)",
+    )
+    a.add_argument(
+        "--save-run",
+        type=Path,
+        metavar="DIR",
+        help="keep the reference model's run folder in DIR, a new folder (default: discard it)",
+    )
     source = a.add_mutually_exclusive_group()
     source.add_argument("--text", help="text to read (default: a short Python snippet)")
     source.add_argument("--file", type=Path, help="read the text from this UTF-8 file")
@@ -164,6 +184,10 @@ def _start(args: argparse.Namespace) -> Iterator[torch.device]:
         yield device
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def _finish(result: object, path: Path) -> int:
     print(result.report())  # type: ignore[attr-defined]
     written = result.plot(path)  # type: ignore[attr-defined]
@@ -183,7 +207,13 @@ def run_gradient_flow(args: argparse.Namespace) -> int:
 
 
 def run_gates(args: argparse.Namespace) -> int:
-    from rnnkit.explain.gates import SAMPLE_TEXT, analyse_gates, load_model
+    from rnnkit.explain.gates import (
+        REFERENCE_STEPS,
+        SAMPLE_TEXT,
+        analyse_gates,
+        load_model,
+        train_reference_model,
+    )
 
     if args.file is not None:
         text = args.file.read_text(encoding="utf-8")
@@ -197,9 +227,23 @@ def run_gates(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--units must be comma-separated integers; got {args.units!r}"
             ) from None
+    if args.run_dir is not None and (args.steps is not None or args.save_run is not None):
+        raise ValueError("--steps and --save-run train the reference model: give no RUN_DIR")
+    if len(text) < 2:  # checked before the reference model trains
+        raise ValueError(f"the text must have at least 2 characters; got {len(text)}")
     with _start(args) as device:
-        model = load_model(args.run_dir).to(device)
-        analysis = analyse_gates(model, text, layer=args.layer, units=units)
+        if args.run_dir is None:
+            model, result = train_reference_model(
+                steps=args.steps or REFERENCE_STEPS, seed=args.seed, out=args.save_run,
+                log=_stderr,
+            )  # fmt: skip
+            print(
+                f"reference model: LSTM 1x128 on the standard library, {result['steps']} steps "
+                f"from seed {result['seed']}, validation {result['metric']} {result['value']:.4f}"
+            )
+        else:
+            model = load_model(args.run_dir)
+        analysis = analyse_gates(model.to(device), text, layer=args.layer, units=units)
     print(analysis.report())
     written = analysis.plot(args.out / "gates.png", max_chars=args.max_chars)
     print(f"wrote {written}")

@@ -349,6 +349,46 @@ def analyse_gates(
     return GateAnalysis(text, k, trace, features, matches, list(units))
 
 
+# The run `rnnkit explain gates` trains when no run folder is given: fixed options, seed and
+# step count (not a time budget), one thread, so the figures in docs/chapter.md repeat to the
+# last digit on the same machine and torch build.
+REFERENCE_OPTIONS: dict[str, Any] = {"cell": "lstm", "num_layers": 1, "hidden_size": 128}
+REFERENCE_STEPS = 2000
+
+
+def train_reference_model(
+    *,
+    steps: int = REFERENCE_STEPS,
+    seed: int = 0,
+    out: str | Path | None = None,
+    log: Any = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train the reference LSTM language model and return it with its validation result.
+
+    A 1-layer, 128-unit LSTM on the Python standard library, ``steps`` steps from ``seed``
+    on one thread, through the one trainer (:func:`rnnkit.train.run.train`): the same
+    arguments give the same weights. The run folder is written into ``out`` (a new folder)
+    or into a temporary folder that is removed afterwards.
+    """
+    import tempfile
+
+    from rnnkit.train.config import TrainConfig
+    from rnnkit.train.run import load, train
+
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"train_reference_model: steps must be a positive integer; got {steps!r}")
+    config = TrainConfig(steps=steps, seed=seed, threads=1, eval_every=steps, log_every=steps)
+    threads = torch.get_num_threads()
+    try:
+        with tempfile.TemporaryDirectory(prefix="rnnkit-gates-") as tmp:
+            folder = Path(tmp) / "run" if out is None else Path(out)
+            summary = train("lm", dict(REFERENCE_OPTIONS), config, out=folder, log=log)
+            model = load(folder)
+    finally:
+        torch.set_num_threads(threads)
+    return model, {"steps": steps, "seed": seed, **summary.best}
+
+
 def load_model(run_dir: str | Path) -> Any:
     """``rnnkit.load(run_dir)``: the language model saved in a training run folder."""
     import rnnkit
