@@ -6,23 +6,31 @@
   (10.9-10.13, 10.16; Karpathy et al. 2015).
 - :mod:`~rnnkit.explain.compare`: parameters and time of RNN, GRU and LSTM (10.17).
 - :mod:`~rnnkit.explain.bidirectional`: outputs that depend on future inputs (10.18).
+- :mod:`~rnnkit.explain.bptt`: the backward pass written as its recurrences, checked
+  against autograd (10.7, 10.15).
 
 Each experiment returns a result object with the numbers, a ``report()`` that prints them
 as text and a ``plot(path)`` that writes a PNG; the library never prints by itself.
 """
 
 from rnnkit.explain.bidirectional import BidirectionalResult, run_bidirectional
+from rnnkit.explain.bptt import BPTTResult, autograd_bptt, lstm_bptt, rnn_bptt, run_bptt
 from rnnkit.explain.compare import CompareResult, run_compare
 from rnnkit.explain.gates import GateAnalysis, analyse_gates, trace_lstm
 from rnnkit.explain.gradient_flow import GradientFlowResult, run_gradient_flow
 
 __all__ = [
+    "BPTTResult",
     "BidirectionalResult",
     "CompareResult",
     "GateAnalysis",
     "GradientFlowResult",
     "analyse_gates",
+    "autograd_bptt",
+    "lstm_bptt",
+    "rnn_bptt",
     "run_bidirectional",
+    "run_bptt",
     "run_compare",
     "run_gradient_flow",
     "trace_lstm",
