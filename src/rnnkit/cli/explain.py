@@ -170,6 +170,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--steps", type=positive_int, default=300, help="training steps (default: 300)")
     b.set_defaults(func=run_bidirectional)
+
+    r = experiments.add_parser(
+        "rnn-loop",
+        parents=[common],
+        help="a sentence fed to a word RNN one word at a time: h^t = f(x^t, h^(t-1)) (10.4)",
+        description="Train a word-level language model (embedding, one recurrent layer, "
+        "linear head) on the standard library's docstrings for a fixed number of steps, "
+        "print its validation perplexity next to the unigram baseline's, then feed a "
+        "sentence through the cell one word at a time in a Python loop, printing ‖h^t‖ and "
+        "the top-5 next words after each word; checks the loop against the layer run on "
+        "the whole sentence at once. Writes rnn-loop.png.",
+    )
+    r.add_argument(
+        "--sentence",
+        help='the sentence to feed in (default: "If the file does not exist, raise an")',
+    )
+    r.add_argument(
+        "--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="layer (default: rnn)"
+    )
+    r.add_argument(
+        "--vocab",
+        type=positive_int,
+        default=5000,
+        help="vocabulary size, <unk> included: the most frequent training words (default: 5000)",
+    )
+    r.add_argument("--embed", type=positive_int, default=64, help="embedding size (default: 64)")
+    r.add_argument("--hidden", type=positive_int, default=128, help="hidden size H (default: 128)")
+    r.add_argument("--steps", type=positive_int, default=600, help="training steps (default: 600)")
+    r.add_argument(
+        "--seq-len", type=positive_int, default=32, help="words per training window (default: 32)"
+    )
+    r.add_argument("--batch", type=positive_int, default=32, help="windows per step (default: 32)")
+    r.set_defaults(func=run_rnn_loop)
+
     t = experiments.add_parser(
         "bptt",
         parents=[common],
@@ -300,6 +334,25 @@ def run_bidirectional(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     return _finish(result, args.out / "bidirectional.png")
+
+
+def run_rnn_loop(args: argparse.Namespace) -> int:
+    from rnnkit.explain.rnn_loop import DEFAULT_SENTENCE
+    from rnnkit.explain.rnn_loop import run_rnn_loop as experiment
+
+    with _start(args):
+        result = experiment(
+            sentence=DEFAULT_SENTENCE if args.sentence is None else args.sentence,
+            cell=args.cell,
+            vocab=args.vocab,
+            embed=args.embed,
+            hidden=args.hidden,
+            steps=args.steps,
+            seq_len=args.seq_len,
+            batch=args.batch,
+            seed=args.seed,
+        )
+    return _finish(result, args.out / "rnn-loop.png")
 
 
 def run_bptt(args: argparse.Namespace) -> int:

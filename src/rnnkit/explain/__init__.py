@@ -6,6 +6,7 @@
   (10.9-10.13, 10.16; Karpathy et al. 2015).
 - :mod:`~rnnkit.explain.compare`: parameters and time of RNN, GRU and LSTM (10.17).
 - :mod:`~rnnkit.explain.bidirectional`: outputs that depend on future inputs (10.18).
+- :mod:`~rnnkit.explain.rnn_loop`: a word RNN fed one word at a time (10.4).
 - :mod:`~rnnkit.explain.bptt`: the backward pass written as its recurrences, checked
   against autograd (10.7, 10.15).
 
@@ -18,6 +19,7 @@ from rnnkit.explain.bptt import BPTTResult, autograd_bptt, lstm_bptt, rnn_bptt, 
 from rnnkit.explain.compare import CompareResult, run_compare
 from rnnkit.explain.gates import GateAnalysis, analyse_gates, trace_lstm
 from rnnkit.explain.gradient_flow import GradientFlowResult, run_gradient_flow
+from rnnkit.explain.rnn_loop import RnnLoopResult, run_rnn_loop
 
 __all__ = [
     "BPTTResult",
@@ -25,6 +27,7 @@ __all__ = [
     "CompareResult",
     "GateAnalysis",
     "GradientFlowResult",
+    "RnnLoopResult",
     "analyse_gates",
     "autograd_bptt",
     "lstm_bptt",
@@ -33,5 +36,6 @@ __all__ = [
     "run_bptt",
     "run_compare",
     "run_gradient_flow",
+    "run_rnn_loop",
     "trace_lstm",
 ]
