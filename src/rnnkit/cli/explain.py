@@ -204,6 +204,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--batch", type=positive_int, default=32, help="windows per step (default: 32)")
     r.set_defaults(func=run_rnn_loop)
 
+    e = experiments.add_parser(
+        "lstm-example",
+        parents=[common],
+        help="a 1-unit LSTM with hand-set weights stores, holds and erases a value (10.16)",
+        description="Trace a 1-unit LSTM whose weights are set by hand, step by step in "
+        "float64: inputs (value, store, recall, erase), the gates f, i, c̃, o, the cell state "
+        "c and the output h, each recomputed from the layer's parameters and checked against "
+        "the layer. The cell state holds a stored value through distractors while the forget "
+        "gate stays open and drops it when it closes. Writes lstm-example.png "
+        "(lstm-example-trained.png with --trained).",
+    )
+    e.add_argument(
+        "--sequence",
+        type=_lstm_example_sequence,
+        metavar="STEPS",
+        help="comma-separated steps: a number in [-1, 1] is a distractor value, S<v> stores "
+        "v, R recalls, E erases (R and E may carry a value: R0.4) "
+        "(default: 0.3,S0.8,-0.5,0.9,-1,R,0.4,E,-0.7,R,S-0.6,0.5,0.2,R,S0.9,R)",
+    )
+    e.add_argument(
+        "--trained",
+        action="store_true",
+        help="also train an LSTM of the same size on the task from --seed and trace it",
+    )
+    e.add_argument(
+        "--steps", type=positive_int, help="training steps with --trained (default: 1000)"
+    )
+    e.set_defaults(func=run_lstm_example)
+
     t = experiments.add_parser(
         "bptt",
         parents=[common],
@@ -353,6 +382,33 @@ def run_rnn_loop(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     return _finish(result, args.out / "rnn-loop.png")
+
+
+def _lstm_example_sequence(text: str) -> str:
+    from rnnkit.explain.lstm_example import parse_sequence
+
+    try:
+        parse_sequence(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("lstm_example: ")) from None
+    return text
+
+
+def run_lstm_example(args: argparse.Namespace) -> int:
+    from rnnkit.explain import run_lstm_example as experiment
+
+    if args.precision != "fp32":
+        raise ValueError(
+            f"lstm-example: --precision must be fp32 (the example runs in float64, exact to "
+            f"the last digit); got {args.precision}"
+        )
+    if args.steps is not None and not args.trained:
+        raise ValueError(f"lstm-example: --steps needs --trained; got --steps {args.steps} alone")
+    steps = {} if args.steps is None else {"steps": args.steps}
+    with _start(args):
+        result = experiment(args.sequence, trained=args.trained, seed=args.seed, **steps)
+    name = "lstm-example-trained.png" if args.trained else "lstm-example.png"
+    return _finish(result, args.out / name)
 
 
 def run_bptt(args: argparse.Namespace) -> int:

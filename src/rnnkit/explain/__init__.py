@@ -9,6 +9,8 @@
 - :mod:`~rnnkit.explain.rnn_loop`: a word RNN fed one word at a time (10.4).
 - :mod:`~rnnkit.explain.bptt`: the backward pass written as its recurrences, checked
   against autograd (10.7, 10.15).
+- :mod:`~rnnkit.explain.lstm_example`: a 1-unit LSTM with hand-set weights, traced step by
+  step (10.16).
 
 Each experiment returns a result object with the numbers, a ``report()`` that prints them
 as text and a ``plot(path)`` that writes a PNG; the library never prints by itself.
@@ -19,6 +21,7 @@ from rnnkit.explain.bptt import BPTTResult, autograd_bptt, lstm_bptt, rnn_bptt, 
 from rnnkit.explain.compare import CompareResult, run_compare
 from rnnkit.explain.gates import GateAnalysis, analyse_gates, trace_lstm
 from rnnkit.explain.gradient_flow import GradientFlowResult, run_gradient_flow
+from rnnkit.explain.lstm_example import LSTMExampleResult, run_lstm_example
 from rnnkit.explain.rnn_loop import RnnLoopResult, run_rnn_loop
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "CompareResult",
     "GateAnalysis",
     "GradientFlowResult",
+    "LSTMExampleResult",
     "RnnLoopResult",
     "analyse_gates",
     "autograd_bptt",
@@ -36,6 +40,7 @@ __all__ = [
     "run_bptt",
     "run_compare",
     "run_gradient_flow",
+    "run_lstm_example",
     "run_rnn_loop",
     "trace_lstm",
 ]
