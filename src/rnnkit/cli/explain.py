@@ -253,6 +253,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch", type=positive_int, default=2, help="batch size B (default: 2)")
     t.set_defaults(func=run_bptt)
 
+    dr = experiments.add_parser(
+        "draw",
+        parents=[common],
+        help="the chapter's figures drawn from a real module: unrolled RNN, LSTM, GRU, "
+        "bidirectional, seq2seq (10.2-10.19)",
+        description="Draw one of the chapter's figures: the unrolled RNN (10.2, 10.5), the LSTM "
+        "cell (10.8-10.13), the GRU (10.17), the bidirectional RNN (10.18) or the "
+        "encoder-decoder of rnnkit train numbers (10.19), from a module built with the given "
+        "sizes or the recurrent layer of a run folder. Every size and gate label is read from "
+        "the module. Writes draw-KIND.png (or .svg).",
+        epilog="example: rnnkit explain draw lstm --hidden 32 --format svg --out figures",
+    )
+    dr.add_argument(
+        "kind",
+        nargs="?",
+        choices=("rnn", "lstm", "gru", "bidirectional", "seq2seq"),
+        metavar="KIND",
+        help="rnn | lstm | gru | bidirectional | seq2seq (with --run, default: the run's layer)",
+    )
+    dr.add_argument(
+        "--input-size",
+        type=positive_int,
+        help="input size I (default: 8; seq2seq: its embedding size, 32)",
+    )
+    dr.add_argument(
+        "--hidden",
+        type=positive_int,
+        help="hidden size H (default: 16; seq2seq: encoder and decoder, by default 64 per "
+        "direction and 128)",
+    )
+    dr.add_argument(
+        "--layers", type=positive_int, help="stacked layers (default: 1; the rnn figure: <= 4)"
+    )
+    dr.add_argument(
+        "--cell",
+        choices=("rnn", "lstm", "gru", "mingru", "minlstm"),
+        help="layer of the rnn and bidirectional figures, encoder and decoder of seq2seq "
+        "(default: rnn; seq2seq: gru)",
+    )
+    dr.add_argument(
+        "--steps", type=positive_int, default=3, help="time steps drawn, 1 to 6 (default: 3)"
+    )
+    dr.add_argument(
+        "--format", choices=("png", "svg"), default="png", help="file format (default: png)"
+    )
+    dr.add_argument(
+        "--run",
+        type=Path,
+        metavar="RUN_DIR",
+        help="draw the recurrent layer (or the encoder-decoder) of this training run folder",
+    )
+    dr.set_defaults(func=run_draw)
+
 
 @contextlib.contextmanager
 def _start(args: argparse.Namespace) -> Iterator[torch.device]:
@@ -423,3 +476,35 @@ def run_bptt(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     return _finish(result, args.out / "bptt.png")
+
+
+def run_draw(args: argparse.Namespace) -> int:
+    from rnnkit.explain.draw import build, describe, recurrent_module
+
+    if args.kind is None and args.run is None:
+        raise ValueError("draw: give KIND (rnn, lstm, gru, bidirectional, seq2seq) or --run")
+    options = {
+        "--input-size": args.input_size,
+        "--hidden": args.hidden,
+        "--layers": args.layers,
+        "--cell": args.cell,
+    }
+    given = [flag for flag, value in options.items() if value is not None]
+    if args.run is not None and given:
+        raise ValueError(f"draw: --run reads the sizes from the run; got {', '.join(given)} too")
+    # A figure reads shapes only: the module is built on the CPU whatever --device says.
+    with _start(args), torch.device("cpu"):
+        if args.run is not None:
+            import rnnkit
+
+            module = recurrent_module(rnnkit.load(args.run))
+        else:
+            module = build(
+                args.kind,
+                input_size=args.input_size,
+                hidden=args.hidden,
+                layers=args.layers,
+                cell=args.cell,
+            )
+        diagram = describe(module, kind=args.kind, steps=args.steps)
+    return _finish(diagram, args.out / f"draw-{diagram.kind}.{args.format}")

@@ -11,6 +11,7 @@
   against autograd (10.7, 10.15).
 - :mod:`~rnnkit.explain.lstm_example`: a 1-unit LSTM with hand-set weights, traced step by
   step (10.16).
+- :mod:`~rnnkit.explain.draw`: the chapter's figures drawn from a real module.
 
 Each experiment returns a result object with the numbers, a ``report()`` that prints them
 as text and a ``plot(path)`` that writes a PNG; the library never prints by itself.
@@ -19,6 +20,7 @@ as text and a ``plot(path)`` that writes a PNG; the library never prints by itse
 from rnnkit.explain.bidirectional import BidirectionalResult, run_bidirectional
 from rnnkit.explain.bptt import BPTTResult, autograd_bptt, lstm_bptt, rnn_bptt, run_bptt
 from rnnkit.explain.compare import CompareResult, run_compare
+from rnnkit.explain.draw import Diagram, draw_figure
 from rnnkit.explain.gates import GateAnalysis, analyse_gates, trace_lstm
 from rnnkit.explain.gradient_flow import GradientFlowResult, run_gradient_flow
 from rnnkit.explain.lstm_example import LSTMExampleResult, run_lstm_example
@@ -28,12 +30,14 @@ __all__ = [
     "BPTTResult",
     "BidirectionalResult",
     "CompareResult",
+    "Diagram",
     "GateAnalysis",
     "GradientFlowResult",
     "LSTMExampleResult",
     "RnnLoopResult",
     "analyse_gates",
     "autograd_bptt",
+    "draw_figure",
     "lstm_bptt",
     "rnn_bptt",
     "run_bidirectional",
