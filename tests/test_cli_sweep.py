@@ -477,7 +477,14 @@ def other_command_cases() -> Iterator[Case]:
         yield Case(f"explain-{name}-out-a-file", (*before, "--out", "{FILE}"))
     yield Case("explain-no-experiment", ("explain",))
     yield Case("explain-unknown-experiment", ("explain", "bogus"))
-    yield Case("explain-gates-no-run", ("explain", "gates"))
+    # without a run folder gates trains its reference model: every mistake is refused first
+    yield Case("explain-gates-steps-and-a-run", ("explain", "gates", "{RUN_lm}", "--steps", "2"))
+    yield Case("explain-gates-save-run-and-a-run", (
+        "explain", "gates", "{RUN_lm}", "--save-run", "{EMPTY}/kept",
+    ))  # fmt: skip
+    yield Case("explain-gates-save-run-a-file", ("explain", "gates", "--save-run", "{FILE}"))
+    yield Case("explain-gates-save-run-foreign", ("explain", "gates", "--save-run", "{FOREIGN}"))
+    yield Case("explain-gates-text-too-short", ("explain", "gates", "--text", "a"))
     yield Case("explain-gates-text-and-file", (
         "explain", "gates", "{RUN_lm}", "--text", "abc", "--file", "{TEXT}",
     ))  # fmt: skip
