@@ -326,9 +326,19 @@ def test_conversion_errors():
     )
     _raises(
         ValueError,
-        "LSTM.from_torch: proj_size must be 0; got 2",
-        rnnkit.LSTM.from_torch,
-        nn.LSTM(4, 8, proj_size=2),
+        "LSTM: proj_size must be smaller than hidden_size; expected < 8, got 8",
+        rnnkit.LSTM,
+        4,
+        8,
+        proj_size=8,
+    )
+    _raises(
+        ValueError,
+        "GRU: proj_size is only supported by LSTM, as in torch.nn; got proj_size=2",
+        rnnkit.GRU,
+        4,
+        8,
+        proj_size=2,
     )
     _raises(
         ValueError,

@@ -5,6 +5,7 @@ __version__ = "0.1.0"  # first: modules imported below read it
 from rnnkit.backends import PerformanceWarning
 from rnnkit.cells import GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RecurrentCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
+from rnnkit.serialization import safe_globals
 from rnnkit.stream import Stream
 from rnnkit.train.fit import fit  # after __version__, which the run folder reads
 from rnnkit.train.run import load
@@ -27,4 +28,5 @@ __all__ = [
     "__version__",
     "fit",
     "load",
+    "safe_globals",
 ]

@@ -2,6 +2,12 @@
 
 Every message names the owner (``LSTM``), the argument, what was expected and what was
 given, so a user's mistake never surfaces as a traceback from deep inside a kernel.
+
+The exception types serve two audiences at once. rnnkit's own contract is that a mistake
+at the public boundary is a ``ValueError`` or ``TypeError`` (the CLI turns either into a
+one-line exit 2); code written for ``torch.nn`` catches what torch raises for the same
+mistake - ``RuntimeError`` for a shape that does not fit, ``TypeError`` for a wrong type.
+The classes below inherit from both, so either ``except`` clause catches them.
 """
 
 from __future__ import annotations
@@ -11,9 +17,51 @@ import math
 from torch import Tensor
 
 
+class ShapeError(ValueError, RuntimeError):
+    """A tensor's shape or a size does not fit (torch: RuntimeError; rnnkit: ValueError)."""
+
+
+class DtypeError(TypeError, ValueError, RuntimeError):
+    """A tensor has the wrong dtype.
+
+    torch raises ValueError (a layer's input) or RuntimeError (a cell's input, any state),
+    rnnkit has raised ValueError for a mismatch and TypeError for an integer input.
+    """
+
+
+class DeviceError(ValueError, RuntimeError):
+    """A tensor lives on another device than the one it must share (torch: RuntimeError)."""
+
+
+class SizeTypeError(TypeError, ValueError):
+    """A size is not an integer (torch: TypeError; rnnkit has raised ValueError)."""
+
+
+class StateError(TypeError, RuntimeError):
+    """The state is not the tensor or ``(h, c)`` pair the cell carries.
+
+    torch raises RuntimeError for an LSTM state of three tensors, and AttributeError or
+    IndexError by accident for the rest; a wrong structure is a TypeError here.
+    """
+
+
 def positive_int(owner: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive integer; got {value!r}")
+    return _int_at_least(owner, name, value, 1, "a positive integer", ValueError)
+
+
+def non_negative_int(owner: str, name: str, value: object) -> int:
+    # torch.nn's cells accept sizes of 0 (empty weights) and fail on negative ones inside
+    # torch.empty with a RuntimeError.
+    return _int_at_least(owner, name, value, 0, "a non-negative integer", ShapeError)
+
+
+def _int_at_least(
+    owner: str, name: str, value: object, low: int, what: str, error: type[Exception]
+) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SizeTypeError(f"{owner}: {name} must be {what}; got {value!r}")
+    if value < low:
+        raise error(f"{owner}: {name} must be {what}; got {value!r}")
     return value
 
 
@@ -36,12 +84,12 @@ def tensor_arg(owner: str, name: str, value: object) -> Tensor:
 
 def same_dtype_device(owner: str, name: str, value: Tensor, ref: Tensor, ref_name: str) -> None:
     if value.dtype != ref.dtype:
-        raise ValueError(
+        raise DtypeError(
             f"{owner}: {name}.dtype must equal {ref_name}.dtype; "
             f"expected {ref.dtype}, got {value.dtype}"
         )
     if value.device != ref.device:
-        raise ValueError(
+        raise DeviceError(
             f"{owner}: {name}.device must equal {ref_name}.device; "
             f"expected {ref.device}, got {value.device}"
         )
@@ -49,6 +97,6 @@ def same_dtype_device(owner: str, name: str, value: Tensor, ref: Tensor, ref_nam
 
 def shape_is(owner: str, name: str, value: Tensor, expected: tuple[int, ...]) -> None:
     if tuple(value.shape) != tuple(expected):
-        raise ValueError(
+        raise ShapeError(
             f"{owner}: {name} must have shape {tuple(expected)}; got {tuple(value.shape)}"
         )

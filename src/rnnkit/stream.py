@@ -134,9 +134,8 @@ class Stream:
         if self._layers is None:
             state = self._state
             if state is None:
-                zeros = x.new_zeros(B, layer.hidden_size)
-                n = len(layer.first_cell.state_names)
-                self._layers = [(zeros,) * n for _ in range(layer.num_layers)]
+                zeros = tuple(x.new_zeros(B, size) for size in layer.first_cell.state_sizes)
+                self._layers = [zeros for _ in range(layer.num_layers)]
             else:
                 parts = state if isinstance(state, tuple) else (state,)
                 self._layers = [tuple(s[k] for s in parts) for k in range(layer.num_layers)]

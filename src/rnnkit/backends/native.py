@@ -8,7 +8,11 @@ large fixed cost per call (oneDNN prepares its weights each time) - measured her
 B = 1, one step takes about 4x (H = 64) to 24x (H = 1024) as long as the one-step kernel.
 Ragged batches go through torch's packed-sequence path;
 sequences of length 0, which packing refuses, are taken out of the batch and keep their
-state.
+state. An LSTM with projections (``proj_size``) runs on the sequence kernel only: the
+one-step kernel ``torch.lstm_cell`` has no W_hr.
+
+The weights are read from the layer at every call, never cached, so a parametrized or
+swapped weight is the one the kernel sees.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.backends.stack import run_stack
-from rnnkit.cells.base import State
+from rnnkit.cells.base import State, current_weight
 
 Stepper = Callable[[Tensor, list[State]], tuple[Tensor, list[State]]]
 
@@ -76,7 +80,7 @@ def run(
         if bool((lengths == T).all()):
             lengths = None  # nothing is padded: the plain kernel is faster than packing
     if lengths is None:
-        if T <= SHORT_STEPS:
+        if T <= SHORT_STEPS and not layer.proj_size:
             return _steps(layer, x, state)
         return _call(layer, x, state, None)
     nonempty = lengths > 0
@@ -141,22 +145,27 @@ def stepper(layer: RecurrentLayer) -> Stepper | None:
 
     The returned function maps ``(x (B, I), [state of layer k])`` to ``(h (B, H), states)``
     with no per-call checks: streams call it once per step, where Python overhead is the
-    cost (see :class:`rnnkit.Stream`).
+    cost (see :class:`rnnkit.Stream`). The weights are read at each step, so a stream
+    over a parametrized layer follows its training.
     """
-    if layer.bidirectional or supports(layer, None) is not None:
+    if layer.bidirectional or layer.proj_size or supports(layer, None) is not None:
         return None
     kernel = _STEP_KERNELS[layer.kind]
     lstm = layer.kind == "LSTM"
-    weights = []
-    for k in range(layer.num_layers):
-        w = tuple(layer.cell_parameters(k, 0).values())
-        weights.append(w if layer.bias else (*w, None, None))
     dropout = layer.dropout if layer.training else 0.0
     last = layer.num_layers - 1
 
+    names = [layer.weight_names(k, 0) for k in range(layer.num_layers)]
+    no_bias: list[Tensor | None] = [] if layer.bias else [None, None]  # b_ih, b_hh
+
+    def weights(k: int) -> list[Tensor | None]:
+        # Read at each step, by name: the cheapest exact read (a dict per step costs ~5%).
+        return [current_weight(layer, name) for name in names[k]] + no_bias
+
     def step(x: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
         new: list[State] = []
-        for k, w in enumerate(weights):
+        for k in range(last + 1):
+            w = weights(k)
             if lstm:
                 s = kernel(x, states[k], *w)
                 x = s[0]

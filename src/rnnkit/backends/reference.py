@@ -52,7 +52,7 @@ def run_direction(
             new = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state, strict=True))
         state = new
         outs[t] = new[0]
-    out = torch.stack(outs) if T else x.new_zeros(0, x.size(1), cell.hidden_size)
+    out = torch.stack(outs) if T else x.new_zeros(0, x.size(1), cell.output_size)
     if valid is not None:
         out = torch.where(valid, out, torch.zeros_like(out))  # packed semantics: zeros past the end
     return out, state
@@ -88,16 +88,16 @@ def stepper(layer: RecurrentLayer) -> Callable[[Tensor, list[State]], tuple[Tens
     """One step of a unidirectional stack through ``cell.step``, for any cell and option.
 
     Variational-dropout masks are drawn per call here: a stream has no sequence to share
-    them across.
+    them across. The weights are read at each step (a parametrized layer computes them).
     """
     cells = list(layer.cells)
-    params = [layer.cell_parameters(k, 0) for k in range(layer.num_layers)]
     dropout = layer.dropout if layer.training else 0.0
     last = layer.num_layers - 1
 
     def step(x: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
         new: list[State] = []
-        for k, (cell, p) in enumerate(zip(cells, params, strict=True)):
+        for k, cell in enumerate(cells):
+            p = layer.cell_parameters(k, 0)
             mask = cell.sample_recurrent_mask(x.size(0), x)
             s = cell.step(p, cell.project(p, x), states[k], mask)
             new.append(s)

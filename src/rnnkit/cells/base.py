@@ -13,6 +13,10 @@ under torch's layer names (``weight_ih_l0_reverse``) and passes the ones of each
 direction, so a ``torch.nn`` state_dict loads into either as is.
 
 The state is always a tuple inside rnnkit: ``(h,)`` for RNN/GRU, ``(h, c)`` for LSTM.
+
+Weights are looked up at call time by ordinary attribute access (:func:`current_weight`),
+never held on to, so whatever takes a parameter's place - ``torch.nn.utils.parametrize``,
+``weight_norm``, ``torch.func.functional_call``, a forward pre-hook - is what runs.
 """
 
 from __future__ import annotations
@@ -30,6 +34,30 @@ from rnnkit import _checks
 
 State = tuple[Tensor, ...]
 Params = Mapping[str, Tensor]
+
+
+def current_weight(module: nn.Module, name: str) -> Tensor:
+    """``getattr(module, name)``, with a fast path for a parameter still in its place.
+
+    Every way torch swaps a weight keeps attribute access right: a parametrization deletes
+    the parameter and installs a property, ``weight_norm``/``spectral_norm``/``prune``
+    delete it and set a plain tensor before each forward, ``functional_call`` puts its
+    tensor into ``_parameters``. So a name still found in ``_parameters`` is what
+    ``getattr`` would return, and the dictionary read skips ``Module.__getattr__``, which
+    costs about ten times as much on the per-call path.
+    """
+    weight = module._parameters.get(name)
+    return weight if weight is not None else getattr(module, name)
+
+
+def zero_state(like: Tensor, sizes: tuple[int, ...], *shape: int) -> State:
+    """Zero states of shape (*shape, size) for each size, like ``like``.
+
+    States of one size share one tensor: nothing writes a state in place, and on the
+    per-call path one allocation fewer is measurable.
+    """
+    zeros = like.new_zeros(*shape, sizes[0])
+    return tuple(zeros if size == sizes[0] else like.new_zeros(*shape, size) for size in sizes)
 
 
 class RecurrentCell(nn.Module, abc.ABC):
@@ -50,6 +78,7 @@ class RecurrentCell(nn.Module, abc.ABC):
     kind: ClassVar[str]  # the torch mode name: "LSTM", "GRU", "RNN_TANH", "RNN_RELU"
     num_gates: ClassVar[int]  # blocks of H rows stacked in weight_ih / weight_hh
     state_names: ClassVar[tuple[str, ...]] = ("h",)
+    has_projection: ClassVar[bool] = False  # takes proj_size (the LSTM's W_hr)
 
     def __init__(
         self,
@@ -67,8 +96,8 @@ class RecurrentCell(nn.Module, abc.ABC):
     ) -> None:
         super().__init__()
         owner = type(self).__name__
-        self.input_size = _checks.positive_int(owner, "input_size", input_size)
-        self.hidden_size = _checks.positive_int(owner, "hidden_size", hidden_size)
+        self.input_size = _checks.non_negative_int(owner, "input_size", input_size)
+        self.hidden_size = _checks.non_negative_int(owner, "hidden_size", hidden_size)
         if not isinstance(bias, bool):
             raise TypeError(f"{owner}: bias must be a bool; got {type(bias).__name__}")
         self.bias = bias
@@ -78,6 +107,7 @@ class RecurrentCell(nn.Module, abc.ABC):
         )
         self.forget_bias = self._check_forget_bias(forget_bias, chrono_init)
         self.chrono_init = self._check_chrono(chrono_init)
+        self._parameter_names = tuple(self.parameter_shapes())
         if _own_parameters:
             for name, shape in self.parameter_shapes().items():
                 param = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
@@ -134,6 +164,18 @@ class RecurrentCell(nn.Module, abc.ABC):
             used.append("recurrent_dropout")
         return used
 
+    # ---- sizes ----------------------------------------------------------------------
+
+    @property
+    def output_size(self) -> int:
+        """Size of h^t, the output and the first state (an LSTM's projection makes it P)."""
+        return self.hidden_size
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        """Size of each state in ``state_names``: h^t is the output, the rest are H wide."""
+        return (self.output_size,) + (self.hidden_size,) * (len(self.state_names) - 1)
+
     # ---- parameters -----------------------------------------------------------------
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -150,7 +192,7 @@ class RecurrentCell(nn.Module, abc.ABC):
     @torch.no_grad()
     def init_parameters(self, p: Params) -> None:
         """Initialise ``p`` in place: torch's U(-1/√H, 1/√H), then the bias options."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size else 0.0  # H = 0: empty
         for name, value in p.items():
             if name.startswith("ln_"):
                 # LayerNorm gains start at 1 and shifts at 0 (Ba et al. 2016).
@@ -187,7 +229,8 @@ class RecurrentCell(nn.Module, abc.ABC):
         self.init_parameters(dict(self.named_parameters(recurse=False)))
 
     def own_parameters(self) -> dict[str, Tensor]:
-        return dict(self.named_parameters(recurse=False))
+        """This cell's weights under torch's names, as attribute access finds them now."""
+        return {name: current_weight(self, name) for name in self._parameter_names}
 
     # ---- one time step --------------------------------------------------------------
 
@@ -224,7 +267,7 @@ class RecurrentCell(nn.Module, abc.ABC):
         if not (self.training and self.recurrent_dropout > 0):
             return None
         keep = 1.0 - self.recurrent_dropout
-        shape = (batch, self.hidden_size)
+        shape = (batch, self.output_size)  # the size of h^{t-1}
         return torch.bernoulli(like.new_full(shape, keep)) / keep
 
     # ---- drop-in forward ------------------------------------------------------------
@@ -236,16 +279,16 @@ class RecurrentCell(nn.Module, abc.ABC):
         *,
         recurrent_mask: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """One step. Shape: input (B, I) or (I,); state (B, H) or (H,) each.
+        """One step. Shape: input (B, I) or (I,); each state in hx (B, H) or (H,).
 
-        Returns h' (RNN, GRU) or the tuple (h', c') (LSTM), as the torch.nn cells do.
-        ``recurrent_mask`` (B, H) fixes the variational-dropout mask (sampled per call
-        if omitted).
+        Returns h' (RNN, GRU) or the tuple (h', c') (LSTM), as the torch.nn cells do; an
+        LSTM with ``proj_size`` P carries h as (B, P). ``recurrent_mask``, shaped like h,
+        fixes the variational-dropout mask (sampled per call if omitted).
         """
         owner = type(self).__name__
         x = _checks.tensor_arg(owner, "input", input)
         if x.dim() not in (1, 2):
-            raise ValueError(
+            raise _checks.ShapeError(
                 f"{owner}: input must be 2-D (B, I) or 1-D (I,); got {x.dim()}-D with shape "
                 f"{tuple(x.shape)}"
             )
@@ -253,7 +296,7 @@ class RecurrentCell(nn.Module, abc.ABC):
         if not batched:
             x = x.unsqueeze(0)
         if x.size(-1) != self.input_size:
-            raise ValueError(
+            raise _checks.ShapeError(
                 f"{owner}: input.size(-1) must equal input_size; "
                 f"expected {self.input_size}, got {x.size(-1)}"
             )
@@ -269,28 +312,31 @@ class RecurrentCell(nn.Module, abc.ABC):
 
     def _state_in(self, hx: object, x: Tensor, batched: bool) -> State:
         owner = type(self).__name__
-        B, H = x.size(0), self.hidden_size
-        n = len(self.state_names)
+        B = x.size(0)
         if hx is None:
-            zeros = x.new_zeros(B, H)
-            return tuple(zeros for _ in range(n))
-        if n == 1:
-            if not isinstance(hx, Tensor):
-                raise TypeError(f"{owner}: hx must be a tensor h; got {type(hx).__name__}")
-            parts: tuple = (hx,)
-        else:
-            if not isinstance(hx, (tuple, list)) or len(hx) != n:
-                given = f"{len(hx)} items" if isinstance(hx, (tuple, list)) else type(hx).__name__
-                raise TypeError(f"{owner}: hx must be a tuple (h, c); got {given}")
-            parts = tuple(hx)
-        expected = (B, H) if batched else (H,)
+            return zero_state(x, self.state_sizes, B)
         out = []
-        for name, s in zip(self.state_names, parts, strict=True):
+        for name, size, s in zip(
+            self.state_names, self.state_sizes, self._state_parts(hx), strict=True
+        ):
             _checks.tensor_arg(owner, f"hx {name}", s)
-            _checks.shape_is(owner, f"hx {name}", s, expected)
+            _checks.shape_is(owner, f"hx {name}", s, (B, size) if batched else (size,))
             _checks.same_dtype_device(owner, f"hx {name}", s, x, "input")
             out.append(s if batched else s.unsqueeze(0))
         return tuple(out)
+
+    def _state_parts(self, hx: object) -> tuple:
+        """``hx`` as a tuple of one entry per state, or StateError naming what was given."""
+        owner = type(self).__name__
+        n = len(self.state_names)
+        if n == 1:
+            if not isinstance(hx, Tensor):
+                raise _checks.StateError(f"{owner}: hx must be a tensor h; got {type(hx).__name__}")
+            return (hx,)
+        if not isinstance(hx, (tuple, list)) or len(hx) != n:
+            given = f"{len(hx)} items" if isinstance(hx, (tuple, list)) else type(hx).__name__
+            raise _checks.StateError(f"{owner}: hx must be a tuple (h, c); got {given}")
+        return tuple(hx)
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}, {self.hidden_size}"]

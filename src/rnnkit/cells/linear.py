@@ -38,7 +38,7 @@ class LinearRecurrentCell(RecurrentCell):
     @torch.no_grad()
     def init_parameters(self, p: Params) -> None:
         # torch's U(-1/√I, 1/√I) for a Linear layer: the gates read x only.
-        bound = 1.0 / self.input_size**0.5
+        bound = 1.0 / self.input_size**0.5 if self.input_size else 0.0  # I = 0: nothing read
         for value in p.values():
             value.uniform_(-bound, bound)
         if self.forget_bias is not None:

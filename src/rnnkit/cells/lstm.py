@@ -16,6 +16,15 @@ The four gates' weights are stacked in torch's order i, f, g (= c̃), o, so that
 With ``layer_norm=True`` this is the layer-normalised LSTM of Ba et al. 2016 (sec. 3.1,
 "Layer normalized recurrent neural networks"): the two products are normalised separately
 before the bias, LN(W_x x) + LN(W_h h) + b, and the output reads h^t = o^t ∘ tanh(LN(c^t)).
+
+With ``proj_size=P`` > 0 this is the LSTM with a recurrent projection layer of Sak et al.
+2014 ("Long Short-Term Memory Recurrent Neural Network Architectures for Large Scale
+Acoustic Modeling", sec. 2, LSTMP), as ``torch.nn.LSTM(..., proj_size=P)`` computes it:
+
+    h^t = W_hr (o^t ∘ tanh(c^t))                    W_hr: (P, H), no bias
+
+h^t, the output and the recurrent input are P wide, c^t stays H wide; W_h· reads h^{t-1}
+and so is (4H, P). With P ≪ H this cuts the recurrent weights from 4H² to 4HP + HP.
 """
 
 from __future__ import annotations
@@ -38,12 +47,15 @@ class LSTMCell(RecurrentCell):
     Args:
         layer_norm: normalise the gate pre-activations and the cell state (Ba et al. 2016);
             adds the parameters ``ln_ih_*``, ``ln_hh_*`` and ``ln_c_*`` (gain, shift).
+        proj_size: P > 0 projects h^t to P units with ``weight_hr`` (P, H), as
+            ``torch.nn.LSTM``'s ``proj_size`` (Sak et al. 2014); 0 (default) for none.
         Other options as in :class:`~rnnkit.cells.base.RecurrentCell`.
     """
 
     kind: ClassVar[str] = "LSTM"
     num_gates: ClassVar[int] = 4
     state_names: ClassVar[tuple[str, ...]] = ("h", "c")
+    has_projection: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -52,15 +64,27 @@ class LSTMCell(RecurrentCell):
         bias: bool = True,
         *,
         layer_norm: bool = False,
+        proj_size: int = 0,
         **options: object,
     ) -> None:
         if not isinstance(layer_norm, bool):
             raise TypeError(f"LSTMCell: layer_norm must be a bool; got {layer_norm!r}")
         self.layer_norm = layer_norm
+        self.proj_size = check_proj_size("LSTMCell", proj_size, hidden_size)
         super().__init__(input_size, hidden_size, bias, **options)  # type: ignore[arg-type]
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.hidden_size
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = super().parameter_shapes()
+        if self.proj_size:
+            # torch's order: w_ih, w_hh, b_ih, b_hh, then w_hr (its _flat_weights and
+            # the fused kernel expect this order).
+            G, H, P = self.num_gates, self.hidden_size, self.proj_size
+            shapes["weight_hh"] = (G * H, P)  # W_h· reads the projected h^{t-1}
+            shapes["weight_hr"] = (P, H)
         if self.layer_norm:
             G, H = self.num_gates, self.hidden_size
             for name, size in (("ln_ih", G * H), ("ln_hh", G * H), ("ln_c", H)):
@@ -100,8 +124,26 @@ class LSTMCell(RecurrentCell):
         c = f * c_prev + i * c_tilde  # cell state (10.6)
         o = torch.sigmoid(a_o)  # output gate (10.7)
         h = o * torch.tanh(self._ln(p, "ln_c", c) if self.layer_norm else c)  # (10.7)
+        if self.proj_size:
+            h = F.linear(h, p["weight_hr"])  # recurrent projection (Sak et al. 2014)
         return (h, c)
 
     def extra_repr(self) -> str:
         extra = super().extra_repr()
+        if self.proj_size:
+            extra = f"{extra}, proj_size={self.proj_size}"
         return f"{extra}, layer_norm=True" if self.layer_norm else extra
+
+
+def check_proj_size(owner: str, proj_size: object, hidden_size: object) -> int:
+    """torch's rule: 0 for none, else 0 < P < H (a projection is there to make h narrower)."""
+    if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+        raise TypeError(f"{owner}: proj_size must be an integer >= 0; got {proj_size!r}")
+    if proj_size < 0:
+        raise ValueError(f"{owner}: proj_size must be an integer >= 0; got {proj_size}")
+    if proj_size and isinstance(hidden_size, int) and proj_size >= hidden_size:
+        raise ValueError(
+            f"{owner}: proj_size must be smaller than hidden_size; "
+            f"expected < {hidden_size}, got {proj_size}"
+        )
+    return proj_size

@@ -7,7 +7,9 @@ cell per stacked layer that knows the math. The call
     out, state = layer(x, state=None, lengths=None, reset=None)
 
 normalises every argument to time-major form, checks it, and hands the sequence to a
-backend (see :mod:`rnnkit.backends`).
+backend (see :mod:`rnnkit.backends`). ``hx=`` is accepted for ``state=``, as torch.nn names
+it. Weights are read by attribute access at every call (:meth:`RecurrentLayer.cell_parameters`),
+so parametrizations, ``weight_norm`` and ``torch.func.functional_call`` reach every backend.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import _checks, backends
-from rnnkit.cells.base import RecurrentCell, State
+from rnnkit.cells.base import RecurrentCell, State, current_weight, zero_state
 
 LayerState = Tensor | tuple[Tensor, Tensor]
 
@@ -32,6 +34,7 @@ class RecurrentLayer(nn.Module):
         input (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I);
         state (L*D, B, H) - a tuple (h, c) for LSTM - or (L*D, H) unbatched;
         output (T, B, D*H) (batch_first: (B, T, D*H)); D = 2 if bidirectional else 1.
+        An LSTM with ``proj_size`` P > 0 has h and the output P wide instead of H.
     """
 
     cell_class: ClassVar[type[RecurrentCell]]
@@ -73,21 +76,30 @@ class RecurrentLayer(nn.Module):
         self.last_backend_reason: str | None = None
         self._warned_fallback = False
 
-        D = self.num_directions
-        self.cells = nn.ModuleList(
-            self.cell_class(
-                input_size if k == 0 else hidden_size * D,
-                hidden_size,
-                bias,
-                _own_parameters=False,
-                **cell_options,
+        if "proj_size" in cell_options and not self.cell_class.has_projection:
+            raise ValueError(
+                f"{owner}: proj_size is only supported by LSTM, as in torch.nn; "
+                f"got proj_size={cell_options['proj_size']!r}"
             )
-            for k in range(self.num_layers)
+        D = self.num_directions
+        first = self.cell_class(
+            input_size, hidden_size, bias, _own_parameters=False, **cell_options
         )
-        # Registration order is torch's: per layer, per direction, w_ih, w_hh, b_ih, b_hh.
-        # The names are fixed at construction; forward looks parameters up by them in
-        # ``_parameters`` directly, which keeps the per-call cost of the native path at
-        # torch.nn's (Module.__getattr__ and ModuleList indexing are slow in a hot path).
+        # Layer k > 0 reads the D outputs of layer k - 1 side by side (D*H, or D*P with a
+        # projection).
+        self.cells = nn.ModuleList(
+            [first]
+            + [
+                self.cell_class(
+                    first.output_size * D, hidden_size, bias, _own_parameters=False, **cell_options
+                )
+                for _ in range(1, self.num_layers)
+            ]
+        )
+        self.proj_size: int = getattr(first, "proj_size", 0)
+        # Registration order is torch's: per layer, per direction, w_ih, w_hh, b_ih, b_hh
+        # (and w_hr with a projection). The names are fixed at construction; forward reads
+        # the weights by them at every call (see cell_parameters).
         self._names: list[list[dict[str, str]]] = []
         for k, cell in enumerate(self.cells):
             per_direction = []
@@ -118,21 +130,39 @@ class RecurrentLayer(nn.Module):
 
     @property
     def output_size(self) -> int:
-        return self.hidden_size * self.num_directions
+        return self.first_cell.output_size * self.num_directions
 
     @staticmethod
     def _param_name(name: str, k: int, d: int) -> str:
         return f"{name}_l{k}{'_reverse' if d else ''}"
 
     def cell_parameters(self, k: int, d: int) -> dict[str, Tensor]:
-        """The parameters of layer ``k``, direction ``d``, under the cell's names."""
-        params = self._parameters
-        return {name: params[full] for name, full in self._names[k][d].items()}  # type: ignore[misc]
+        """The weights of layer ``k``, direction ``d``, under the cell's names.
+
+        Read now, by attribute access (:func:`~rnnkit.cells.base.current_weight`): a
+        parametrized weight is computed, a swapped one is the swap.
+        """
+        return {name: current_weight(self, full) for name, full in self._names[k][d].items()}
+
+    def weight_names(self, k: int, d: int) -> list[str]:
+        """The attribute names of layer ``k``, direction ``d``'s weights, in the cell's order."""
+        return list(self._names[k][d].values())
+
+    def _any_weight(self) -> Tensor:
+        """A weight that tells the layer's dtype and device, read without computing one.
+
+        A parametrized weight is computed at each read (and ``spectral_norm`` advances its
+        power iteration), so the check reads a parameter still in place when there is one;
+        the backend then reads every weight exactly once.
+        """
+        for weight in self._parameters.values():
+            if weight is not None:
+                return weight
+        return current_weight(self, self._flat_names[0])
 
     def flat_weights(self) -> list[Tensor]:
-        """torch's ``_flat_weights`` order, as its fused kernels take them."""
-        params = self._parameters
-        return [params[name] for name in self._flat_names]  # type: ignore[misc]
+        """torch's ``_flat_weights`` order, as its fused kernels take them, read now."""
+        return [current_weight(self, name) for name in self._flat_names]
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -144,9 +174,12 @@ class RecurrentLayer(nn.Module):
         ]
 
     def reset_parameters(self) -> None:
+        """Re-draw the registered parameters (a parametrized weight keeps its own state)."""
+        params = self._parameters
         for k, cell in enumerate(self.cells):
             for d in range(self.num_directions):
-                cell.init_parameters(self.cell_parameters(k, d))
+                names = self._names[k][d].items()
+                cell.init_parameters({n: params[f] for n, f in names if params.get(f) is not None})
 
     def flatten_parameters(self) -> None:
         """Kept for drop-in use with code written for ``torch.nn``; nothing to do."""
@@ -173,8 +206,6 @@ class RecurrentLayer(nn.Module):
                 f"{owner}.from_torch: module must be a {cls.torch_class.__module__}."
                 f"{cls.torch_class.__name__}; got {type(module).__name__}"
             )
-        if getattr(module, "proj_size", 0):
-            raise ValueError(f"{owner}.from_torch: proj_size must be 0; got {module.proj_size}")
         kwargs = cls._kwargs_from_torch(module)
         w = module.weight_ih_l0
         layer = cls(**kwargs, **options, device=w.device, dtype=w.dtype)
@@ -220,6 +251,8 @@ class RecurrentLayer(nn.Module):
         state: LayerState | None = None,
         lengths: Tensor | list[int] | None = None,
         reset: Tensor | None = None,
+        *,
+        hx: LayerState | None = None,
     ) -> tuple[Tensor | PackedSequence, LayerState]:
         """Run the layer over a sequence; returns ``(output, state)``.
 
@@ -227,13 +260,21 @@ class RecurrentLayer(nn.Module):
             input: (T, B, I), (B, T, I) with ``batch_first``, (T, I) unbatched, or a
                 ``PackedSequence``.
             state: initial state, zeros if None; the returned state continues the
-                sequence exactly when passed to the next call (streaming).
+                sequence exactly when passed to the next call (streaming). ``hx`` is the
+                same argument under torch.nn's name.
             lengths: (B,) true length of each right-padded sequence (0 allowed): outputs
                 past the end are zero and the state is the one at the last valid step.
             reset: (T, B) bool ((B, T) with ``batch_first``): the state of sample b is set
                 to zero before step t where ``reset[t, b]``.
         """
         owner = type(self).__name__
+        if hx is not None:
+            if state is not None:
+                raise TypeError(
+                    f"{owner}: the initial state is state= or hx= (torch.nn's name); "
+                    "expected one of them, got both"
+                )
+            state = hx
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -246,7 +287,7 @@ class RecurrentLayer(nn.Module):
         else:
             x = _checks.tensor_arg(owner, "input", input)
             if x.dim() not in (2, 3):
-                raise ValueError(
+                raise _checks.ShapeError(
                     f"{owner}: input must be 3-D (T, B, I) / (B, T, I) or 2-D (T, I); "
                     f"got {x.dim()}-D with shape {tuple(x.shape)}"
                 )
@@ -257,23 +298,26 @@ class RecurrentLayer(nn.Module):
                 x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
             lengths_t = None
         if not x.is_floating_point():
-            raise TypeError(f"{owner}: input must be a floating-point tensor; got {x.dtype}")
+            raise _checks.DtypeError(
+                f"{owner}: input must be a floating-point tensor; got {x.dtype}"
+            )
         if x.size(-1) != self.input_size:
-            raise ValueError(
+            raise _checks.ShapeError(
                 f"{owner}: input.size(-1) must equal input_size; "
                 f"expected {self.input_size}, got {x.size(-1)}"
             )
-        if x.dtype != self.weight_ih_l0.dtype and _autocast_on(x.device):
+        weight = self._any_weight()
+        if x.dtype != weight.dtype and _autocast_on(x.device):
             # A lower-precision layer upstream under autocast (torch.nn's layers accept this
             # too): the layer reads its input at the parameters' precision, and autocast
             # picks the precision of each product inside.
-            x = x.to(self.weight_ih_l0.dtype)
-        _checks.same_dtype_device(owner, "input", x, self.weight_ih_l0, "the parameters")
+            x = x.to(weight.dtype)
+        _checks.same_dtype_device(owner, "input", x, weight, "the parameters")
         T, B, _ = x.shape
         if not packed:
             lengths_t = self._check_lengths(lengths, batched, T, B)
         if T == 0 and lengths_t is None:
-            raise ValueError(
+            raise _checks.ShapeError(
                 f"{owner}: input has T = 0 time steps; expected T >= 1, or "
                 "lengths (all 0) to run empty sequences"
             )
@@ -366,34 +410,39 @@ class RecurrentLayer(nn.Module):
 
     def _check_state(self, state: object, batched: bool, B: int, x: Tensor) -> State:
         owner = type(self).__name__
-        names = self.first_cell.state_names
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        cell = self.first_cell
+        LD = self.num_layers * self.num_directions
         if state is None:
-            zeros = x.new_zeros(LD, B, H)
-            return tuple(zeros for _ in names)
-        if len(names) == 1:
-            if not isinstance(state, Tensor):
-                raise TypeError(f"{owner}: state must be a tensor h; got {type(state).__name__}")
-            parts: tuple = (state,)
-        else:
-            if not isinstance(state, (tuple, list)) or len(state) != len(names):
-                given = (
-                    f"{len(state)} tensors"
-                    if isinstance(state, (tuple, list))
-                    else type(state).__name__
-                )
-                raise TypeError(f"{owner}: state must be a tuple (h, c); got {given}")
-            parts = tuple(state)
-        expected = (LD, B, H) if batched else (LD, H)
+            return zero_state(x, cell.state_sizes, LD, B)
         out = []
-        for name, s in zip(names, parts, strict=True):
+        parts = self._state_parts(state)
+        for name, size, s in zip(cell.state_names, cell.state_sizes, parts, strict=True):
             _checks.tensor_arg(owner, f"state {name}", s)
-            _checks.shape_is(owner, f"state {name}", s, expected)
+            _checks.shape_is(owner, f"state {name}", s, (LD, B, size) if batched else (LD, size))
             if s.dtype != x.dtype and _autocast_on(x.device):
                 s = s.to(x.dtype)  # a state carried out of an autocast region
             _checks.same_dtype_device(owner, f"state {name}", s, x, "input")
             out.append(s if batched else s.unsqueeze(1))
         return tuple(out)
+
+    def _state_parts(self, state: object) -> tuple:
+        """``state`` as one entry per state name, or StateError naming what was given."""
+        owner = type(self).__name__
+        n = len(self.first_cell.state_names)
+        if n == 1:
+            if not isinstance(state, Tensor):
+                raise _checks.StateError(
+                    f"{owner}: state must be a tensor h; got {type(state).__name__}"
+                )
+            return (state,)
+        if not isinstance(state, (tuple, list)) or len(state) != n:
+            given = (
+                f"{len(state)} tensors"
+                if isinstance(state, (tuple, list))
+                else type(state).__name__
+            )
+            raise _checks.StateError(f"{owner}: state must be a tuple (h, c); got {given}")
+        return tuple(state)
 
     def _state_out(self, state: State, batched: bool) -> LayerState:
         if not batched:
@@ -402,6 +451,8 @@ class RecurrentLayer(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.proj_size:
+            parts.append(f"proj_size={self.proj_size}")  # torch's place for it
         if self.num_layers != 1:
             parts.append(f"num_layers={self.num_layers}")
         for name, default in (

@@ -8,6 +8,7 @@ from torch import nn
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.cells.base import RecurrentCell
+from rnnkit.cells.lstm import check_proj_size
 from rnnkit.layers.base import RecurrentLayer
 
 
@@ -62,14 +63,49 @@ class RNN(RecurrentLayer):
 
 
 class LSTM(RecurrentLayer):
-    """LSTM (chapter 10.8-10.16), a drop-in for ``torch.nn.LSTM`` (``proj_size`` = 0).
+    """LSTM (chapter 10.8-10.16), a drop-in for ``torch.nn.LSTM``.
 
-    The state is the tuple ``(h, c)``. Extra options: ``layer_norm``, ``zoneout``,
-    ``recurrent_dropout``, ``forget_bias``, ``chrono_init`` (see :class:`LSTMCell`).
+    The state is the tuple ``(h, c)``. ``proj_size`` P > 0 gives the LSTM with projections
+    of Sak et al. 2014, as torch's: h^t = W_hr (o^t ∘ tanh c^t) with ``weight_hr_l{k}``
+    (P, H); h, the output and the next layer's input are P (per direction) wide, c stays H.
+    Extra options: ``layer_norm``, ``zoneout``, ``recurrent_dropout``, ``forget_bias``,
+    ``chrono_init`` (see :class:`LSTMCell`).
     """
 
     cell_class: ClassVar[type[RecurrentCell]] = LSTMCell
     torch_class: ClassVar[type[nn.Module]] = nn.LSTM
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        check_proj_size("LSTM", proj_size, hidden_size)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size=proj_size,
+            **kwargs,
+        )
+
+    def _torch_kwargs(self) -> dict[str, Any]:
+        return {**super()._torch_kwargs(), "proj_size": self.proj_size}
+
+    @classmethod
+    def _kwargs_from_torch(cls, module: Any) -> dict[str, Any]:
+        return {**super()._kwargs_from_torch(module), "proj_size": module.proj_size}
 
 
 class GRU(RecurrentLayer):
