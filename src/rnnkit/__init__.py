@@ -5,6 +5,7 @@ __version__ = "0.1.0"  # first: modules imported below read it
 from rnnkit.backends import PerformanceWarning
 from rnnkit.cells import GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RecurrentCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
+from rnnkit.quantize import QuantizationWarning, quantize_dynamic
 from rnnkit.serialization import safe_globals
 from rnnkit.stream import Stream
 from rnnkit.train.fit import fit  # after __version__, which the run folder reads
@@ -21,6 +22,7 @@ __all__ = [
     "MinLSTM",
     "MinLSTMCell",
     "PerformanceWarning",
+    "QuantizationWarning",
     "RNNCell",
     "RecurrentCell",
     "RecurrentLayer",
@@ -28,5 +30,6 @@ __all__ = [
     "__version__",
     "fit",
     "load",
+    "quantize_dynamic",
     "safe_globals",
 ]

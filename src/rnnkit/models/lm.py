@@ -150,7 +150,9 @@ class CharLM(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            device = self.head.weight.device
+            # The embedding tells the device: a quantized head (rnnkit.quantize) has no
+            # weight tensor, only a weight() method.
+            device = self.embedding.weight.device
             # With no prompt, start as at the top of a file: after a newline.
             start = "\n" if "\n" in self.vocab else self.vocab.chars[0]
             ids = self.vocab.encode(prompt or start).to(device)

@@ -44,7 +44,7 @@ def bits_per_char(
         raise ValueError(f"the text has {N} character(s); at least 2 are needed to score one")
     B = min(batch_size, N - 1)
     n = (N - 1) // B  # scored characters per stream
-    device = model.head.weight.device
+    device = model.embedding.weight.device  # a quantized head has no weight tensor
     streams = ids.to(torch.long).contiguous().as_strided((B, n + 1), (n, 1)).t()  # (n+1, B)
     inputs, targets = streams[:-1], streams[1:]  # (n, B) each
     batches = (
