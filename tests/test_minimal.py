@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.backends.scan import CHUNK, linear_scan
+from rnnkit.kernels.scan import CHUNK, linear_scan
 
 LAYERS = {"mingru": rnnkit.MinGRU, "minlstm": rnnkit.MinLSTM}
 CELLS = {"mingru": rnnkit.MinGRUCell, "minlstm": rnnkit.MinLSTMCell}
@@ -81,8 +81,8 @@ def test_scan_backend_equals_step_by_step(kind, bidirectional, dtype, masked):
         options = dict(lengths=[T, 17, 0, 33], reset=reset)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     h1, h2 = h0.clone().requires_grad_(), h0.clone().requires_grad_()
+    assert layer.backend_for(x1, h1, **options).name == "scan"
     out_s, h_s = layer(x1, h1, **options)
-    assert layer.last_backend == "scan"
     layer.backend = "reference"
     out_r, h_r = layer(x2, h2, **options)
     tol = TOL[dtype]
@@ -104,8 +104,9 @@ def test_streaming_single_steps_equals_one_scan(kind):
     whole, final = layer(x)
     state, outs = None, []
     for t in range(50):
-        out, state = layer(x[t : t + 1], state)
-        assert layer.last_backend == "reference"  # one step: no scan
+        with rnnkit.backends.trace() as ran:
+            out, state = layer(x[t : t + 1], state)
+        assert ran[layer].name == "reference"  # one step: no scan
         outs.append(out)
     torch.testing.assert_close(torch.cat(outs), whole, atol=1e-10, rtol=0)
     torch.testing.assert_close(state, final, atol=1e-10, rtol=0)

@@ -168,32 +168,50 @@ def test_ragged_batch_is_as_if_each_sequence_ran_alone():
 def test_auto_backend_choice_is_inspectable_and_warned_once():
     plain = rnnkit.LSTM(3, 4)
     x = torch.randn(5, 2, 3)
-    plain(x)
-    assert plain.last_backend == "native"
+    assert plain.backend_for(x).name == "native"
+    with rnnkit.backends.trace() as ran:
+        plain(x)
+    assert ran[plain].name == "native"
     normed = rnnkit.LSTM(3, 4, layer_norm=True)
-    with pytest.warns(rnnkit.PerformanceWarning, match="layer_norm"):
+    choice = normed.backend_for(x)  # asked ahead: nothing runs, nothing is warned
+    assert choice.name == "reference" and choice.fallback
+    assert "layer_norm" in choice.reason
+    warned = pytest.warns(rnnkit.PerformanceWarning, match="layer_norm")
+    with warned, rnnkit.backends.trace() as ran:
         normed(x)
-    assert normed.last_backend == "reference"
-    assert "layer_norm" in normed.last_backend_reason
+    assert ran[normed] == choice
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # Python's own: once per call site and message
+        for _ in range(3):
+            normed(x)
+    assert len(caught) == 1 and issubclass(caught[0].category, rnnkit.PerformanceWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        normed(x)  # once per layer
         explicit = rnnkit.LSTM(3, 4, layer_norm=True, backend="reference")
         explicit(x)  # an explicit choice is not warned about
     with pytest.warns(rnnkit.PerformanceWarning, match="reset"):
         rnnkit.GRU(3, 4)(x, reset=torch.zeros(5, 2, dtype=torch.bool))
 
 
+def test_the_warning_names_the_callers_line():
+    layer = rnnkit.GRU(3, 4, zoneout=0.1)
+    with pytest.warns(rnnkit.PerformanceWarning) as caught:
+        layer(torch.randn(5, 2, 3))
+    assert caught[0].filename == __file__  # not a line inside rnnkit or torch
+
+
 def test_recurrent_dropout_runs_natively_in_eval_mode():
     layer = rnnkit.GRU(3, 4, recurrent_dropout=0.5)
     x = torch.randn(5, 2, 3)
     layer.eval()
-    layer(x)
-    assert layer.last_backend == "native"
-    layer.train()
-    with pytest.warns(rnnkit.PerformanceWarning, match="recurrent_dropout"):
+    with rnnkit.backends.trace() as ran:
         layer(x)
-    assert layer.last_backend == "reference"
+    assert ran[layer].name == "native"
+    layer.train()
+    warned = pytest.warns(rnnkit.PerformanceWarning, match="recurrent_dropout")
+    with warned, rnnkit.backends.trace() as ran:
+        layer(x)
+    assert ran[layer].name == "reference"
 
 
 def test_forcing_native_on_an_unsupported_call_is_an_error():

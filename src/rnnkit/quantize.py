@@ -237,7 +237,7 @@ class QuantizedRecurrent(nn.Module):
         self.num_directions = layer.num_directions
         self.output_size = layer.output_size
         self.is_lstm = isinstance(quantized, _torch_ao().LSTM)
-        self.last_backend = "quantized"  # which kernel ran, as rnnkit layers report it
+        self.last_backend = "quantized"  # what rnnkit.Stream reports for this layer
         self.quantized = quantized
 
     def forward(

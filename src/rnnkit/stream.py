@@ -56,6 +56,8 @@ class Stream:
         self._stepper_key: tuple = ()
         self.batch_size: int | None = None
         self.steps = 0  # time steps consumed since the last full reset
+        # The backend the last chunk or step ran on: a stream is stateful by nature, so it
+        # keeps what the layer itself does not (see rnnkit.backends.trace).
         self.last_backend: str | None = None
 
     @property
@@ -88,9 +90,14 @@ class Stream:
                 f"Stream: chunk batch size must equal the running stream's; expected "
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
             )
-        out, state = self.module(chunk, self.state)
+        with backends.trace() as ran:
+            out, state = self.module(chunk, self.state)
         self.state = detach_state(state) if self.detach and torch.is_grad_enabled() else state
-        self.last_backend = getattr(self.module, "last_backend", None)
+        choice = ran.get(self.module)
+        if choice is not None:  # an rnnkit layer
+            self.last_backend = choice.name
+        else:  # another module may name its own kernel (rnnkit.quantize_dynamic's do)
+            self.last_backend = getattr(self.module, "last_backend", None)
         self.batch_size = B
         self.steps += T
         return out
@@ -129,7 +136,7 @@ class Stream:
             weight = layer.weight_ih_l0
             if x.dtype != weight.dtype or x.device != weight.device:
                 layer(x.unsqueeze(0), self.state)  # the layer's own error names the mismatch
-            self.last_backend, self._stepper = backends.stepper(layer)
+            self.last_backend, self._stepper = backends.stepper(layer.plan())
             self._stepper_key = key
         if self._layers is None:
             state = self._state
@@ -139,7 +146,9 @@ class Stream:
             else:
                 parts = state if isinstance(state, tuple) else (state,)
                 self._layers = [tuple(s[k] for s in parts) for k in range(layer.num_layers)]
-        h, layers = self._stepper(x, self._layers)
+        # The weights are read at every step, so a stream over a parametrized layer follows
+        # its training.
+        h, layers = self._stepper(layer.read_weights(), x, self._layers)
         if self.detach and torch.is_grad_enabled():
             layers = [tuple(s.detach() for s in st) for st in layers]
         self._layers = layers

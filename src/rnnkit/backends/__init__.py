@@ -5,26 +5,29 @@
 - ``scan``: all time steps at once, for cells whose recurrence is linear in the state
   (minGRU, minLSTM).
 
-A layer with ``backend="auto"`` takes the fastest backend that computes its call exactly;
-``layer.last_backend`` and ``layer.last_backend_reason`` say which ran and why.
+A layer hands a backend a :class:`~rnnkit.backends.plan.Plan` and the weights it read for
+the call (see :mod:`rnnkit.backends.plan`); a backend never sees the layer. Which backend
+runs is a pure function of the plan and the call, :func:`choose`: ``layer.backend_for(x)``
+asks it ahead of a call, and :func:`trace` records what each layer ran inside a block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import NamedTuple
 
 from torch import Tensor
 
 from rnnkit.backends import native, reference, scan
+from rnnkit.backends.plan import Plan, Stepper, Weights
 from rnnkit.cells.base import State
 from rnnkit.cells.linear import LinearRecurrentCell
 
-if TYPE_CHECKING:
-    from rnnkit.layers.base import RecurrentLayer
-
+# run(plan, weights, x (T, B, I), state, lengths (B,) or None, reset (T, B) or None)
 Runner = Callable[
-    ["RecurrentLayer", Tensor, State, "Tensor | None", "Tensor | None"], tuple[Tensor, State]
+    [Plan, Weights, Tensor, State, "Tensor | None", "Tensor | None"], tuple[Tensor, State]
 ]
 
 BACKENDS: dict[str, Runner] = {"reference": reference.run, "native": native.run, "scan": scan.run}
@@ -38,33 +41,37 @@ class Choice(NamedTuple):
 
 
 class PerformanceWarning(UserWarning):
-    """An automatic choice fell back to a slower backend (shown once per layer)."""
+    """An automatic choice fell back to a slower backend (shown once per call site)."""
 
 
-def select(layer: RecurrentLayer, steps: int, reset: Tensor | None) -> Choice:
-    """The backend a call over ``steps`` time steps will use, and why."""
-    owner = type(layer).__name__
-    linear = isinstance(layer.first_cell, LinearRecurrentCell)
-    if layer.backend == "reference":
+def choose(plan: Plan, steps: int, resets: bool) -> Choice:
+    """The backend a call over ``steps`` time steps (with per-sample resets or not) runs on.
+
+    Pure: it reads the plan and nothing else, so asking ahead gives what a call will do.
+    A forced backend that cannot run the call exactly raises ``ValueError`` here.
+    """
+    owner = plan.owner
+    linear = isinstance(plan.cells[0], LinearRecurrentCell)
+    if plan.backend == "reference":
         return Choice("reference", "forced by backend='reference'")
-    if layer.backend == "scan":
+    if plan.backend == "scan":
         if not linear:
             raise ValueError(
                 f"{owner}: backend='scan' needs a cell whose recurrence is linear in the state "
-                f"(MinGRU, MinLSTM); got {layer.first_cell.kind}"
+                f"(MinGRU, MinLSTM); got {plan.kind}"
             )
         return Choice("scan", "forced by backend='scan'")
     if linear:
-        if layer.backend == "native":
+        if plan.backend == "native":
             raise ValueError(
-                f"{owner}: backend='native' has no kernel for {layer.first_cell.kind}; "
+                f"{owner}: backend='native' has no kernel for {plan.kind}; "
                 "use backend='auto', 'scan' or 'reference'"
             )
         if steps == 1:
             return Choice("reference", "a single step: the O(1) recurrence, no scan")
         return Choice("scan", "linear recurrence: all steps at once")
-    unsupported = native.supports(layer, reset)
-    if layer.backend == "native":
+    unsupported = native.supports(plan, resets)
+    if plan.backend == "native":
         if unsupported:
             raise ValueError(
                 f"{owner}: backend='native' cannot run this call exactly "
@@ -76,14 +83,55 @@ def select(layer: RecurrentLayer, steps: int, reset: Tensor | None) -> Choice:
     return Choice("native", "standard configuration: torch's fused kernel")
 
 
-def stepper(layer: RecurrentLayer) -> tuple[str, native.Stepper]:
-    """The fastest exact one-step function for a unidirectional layer, and its backend."""
-    select(layer, 1, None)  # a forced backend that cannot run the layer raises here
-    if layer.backend in ("auto", "native"):
-        fast = native.stepper(layer)
+def stepper(plan: Plan) -> tuple[str, Stepper]:
+    """The fastest exact one-step function for a unidirectional stack, and its backend."""
+    choose(plan, 1, False)  # a forced backend that cannot run the layer raises here
+    if plan.backend in ("auto", "native"):
+        fast = native.stepper(plan)
         if fast is not None:
             return "native", fast
-    return "reference", reference.stepper(layer)
+    return "reference", reference.stepper(plan)
 
 
-__all__ = ["BACKENDS", "CHOICES", "Choice", "PerformanceWarning", "select", "stepper"]
+# The open trace() blocks' records, innermost last; a context variable, so threads and
+# async tasks each see their own.
+_TRACES: ContextVar[tuple[dict[object, Choice], ...]] = ContextVar("rnnkit_traces", default=())
+
+
+@contextmanager
+def trace() -> Iterator[dict[object, Choice]]:
+    """Record which backend each layer ran on inside the block, and why.
+
+    Yields a dict from layer to its latest :class:`Choice`; the layers themselves are left
+    untouched (their ``forward`` changes nothing on the module)::
+
+        with rnnkit.backends.trace() as ran:
+            model(x)
+        ran[model.rnn].name  # "native"
+    """
+    record: dict[object, Choice] = {}
+    token = _TRACES.set((*_TRACES.get(), record))
+    try:
+        yield record
+    finally:
+        _TRACES.reset(token)
+
+
+def note(layer: object, choice: Choice) -> None:
+    """Tell the open :func:`trace` blocks that ``layer`` ran on ``choice`` (a layer calls it)."""
+    for record in _TRACES.get():
+        record[layer] = choice
+
+
+__all__ = [
+    "BACKENDS",
+    "CHOICES",
+    "Choice",
+    "PerformanceWarning",
+    "Plan",
+    "Weights",
+    "choose",
+    "note",
+    "stepper",
+    "trace",
+]

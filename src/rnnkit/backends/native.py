@@ -11,26 +11,21 @@ sequences of length 0, which packing refuses, are taken out of the batch and kee
 state. An LSTM with projections (``proj_size``) runs on the sequence kernel only: the
 one-step kernel ``torch.lstm_cell`` has no W_hr.
 
-The weights are read from the layer at every call, never cached, so a parametrized or
-swapped weight is the one the kernel sees.
+The weights come with every call (and every stream step), read then by the layer, never
+cached here, so a parametrized or swapped weight is the one the kernel sees.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.backends.plan import Plan, Stepper, Weights, flat_weights
 from rnnkit.backends.stack import run_stack
-from rnnkit.cells.base import State, current_weight
-
-Stepper = Callable[[Tensor, list[State]], tuple[Tensor, list[State]]]
-
-if TYPE_CHECKING:
-    from rnnkit.layers.base import RecurrentLayer
+from rnnkit.cells.base import State
 
 # Up to this many steps, a loop over the one-step kernel beats the sequence kernel's fixed
 # cost at every hidden size measured (see the module docstring).
@@ -51,20 +46,21 @@ _KERNELS = {
 }
 
 
-def supports(layer: RecurrentLayer, reset: Tensor | None) -> str | None:
+def supports(plan: Plan, resets: bool) -> str | None:
     """None if the native kernels compute this call exactly, else the reason they don't."""
-    if layer.kind not in _KERNELS:
-        return f"torch has no fused kernel for {layer.kind}"
-    options = layer.first_cell.uses_cell_options
+    if plan.kind not in _KERNELS:
+        return f"torch has no fused kernel for {plan.kind}"
+    options = plan.cells[0].uses_cell_options
     if options:
         return f"torch's fused kernels have no {', '.join(options)}"
-    if reset is not None:
+    if resets:
         return "torch's fused kernels have no per-sample reset"
     return None
 
 
 def run(
-    layer: RecurrentLayer,
+    plan: Plan,
+    weights: Weights,
     x: Tensor,
     state: State,
     lengths: Tensor | None,
@@ -74,38 +70,39 @@ def run(
     del reset  # supports() has ruled it out
     T, B, _ = x.shape
     if T == 0:  # only reachable with lengths all 0: nothing runs, the state passes through
-        return x.new_zeros(T, B, layer.output_size), tuple(s.clone() for s in state)
+        return x.new_zeros(T, B, plan.output_size), tuple(s.clone() for s in state)
     if lengths is not None:
         lengths = lengths.cpu()
         if bool((lengths == T).all()):
             lengths = None  # nothing is padded: the plain kernel is faster than packing
     if lengths is None:
-        if T <= SHORT_STEPS and not layer.proj_size:
-            return _steps(layer, x, state)
-        return _call(layer, x, state, None)
+        if T <= SHORT_STEPS and not plan.proj_size:
+            return _steps(plan, weights, x, state)
+        return _call(plan, weights, x, state, None)
     nonempty = lengths > 0
     if bool(nonempty.all()):
-        return _call(layer, x, state, lengths)
+        return _call(plan, weights, x, state, lengths)
     # Length 0 (which packing refuses): run the others; these keep their state, output 0.
     keep = nonempty.nonzero().squeeze(1).to(x.device)
-    out = x.new_zeros(T, B, layer.output_size)
+    out = x.new_zeros(T, B, plan.output_size)
     finals = tuple(s.clone() for s in state)
     if keep.numel():
         sub_state = tuple(s.index_select(1, keep) for s in state)
-        sub_out, sub_final = _call(layer, x.index_select(1, keep), sub_state, lengths[nonempty])
+        sub_x = x.index_select(1, keep)
+        sub_out, sub_final = _call(plan, weights, sub_x, sub_state, lengths[nonempty])
         out = out.index_copy(1, keep, sub_out)
         finals = tuple(f.index_copy(1, keep, s) for f, s in zip(finals, sub_final, strict=True))
     return out, finals
 
 
 def _call(
-    layer: RecurrentLayer, x: Tensor, state: State, lengths: Tensor | None
+    plan: Plan, weights: Weights, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State]:
-    kernel = _KERNELS[layer.kind]
+    kernel = _KERNELS[plan.kind]
     hx = state if len(state) > 1 else state[0]
-    args = (layer.flat_weights(), layer.bias, layer.num_layers, layer.dropout, layer.training)
+    args = (flat_weights(weights), plan.bias, plan.num_layers, plan.dropout, plan.training)
     if lengths is None:
-        result = kernel(x, hx, *args, layer.bidirectional, False)
+        result = kernel(x, hx, *args, plan.bidirectional, False)
         return result[0], tuple(result[1:])
     T = x.size(0)
     packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
@@ -114,22 +111,21 @@ def _call(
         hx = tuple(h.index_select(1, order) for h in hx)
     else:
         hx = hx.index_select(1, order)
-    result = kernel(packed.data, packed.batch_sizes, hx, *args, layer.bidirectional)
+    result = kernel(packed.data, packed.batch_sizes, hx, *args, plan.bidirectional)
     out_packed = PackedSequence(result[0], packed.batch_sizes, order, unorder)
     out, _ = pad_packed_sequence(out_packed, total_length=T)
     return out, tuple(s.index_select(1, unorder) for s in result[1:])
 
 
-def _steps(layer: RecurrentLayer, x: Tensor, state: State) -> tuple[Tensor, State]:
+def _steps(plan: Plan, weights: Weights, x: Tensor, state: State) -> tuple[Tensor, State]:
     """A few steps with torch's one-step kernels (those of ``torch.nn.LSTMCell`` and co.)."""
-    kernel = _STEP_KERNELS[layer.kind]
+    kernel = _STEP_KERNELS[plan.kind]
     T = x.size(0)
     lstm = len(state) == 2
+    no_bias = () if plan.bias else (None, None)  # b_ih, b_hh
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
-        w = tuple(layer.cell_parameters(k, d).values())
-        if not layer.bias:
-            w = (*w, None, None)
+        w = (*weights[k][d].values(), *no_bias)
         s: Any = s0 if lstm else s0[0]
         hs: list[Tensor] = [inp] * T
         for t in range(T - 1, -1, -1) if d else range(T):
@@ -137,35 +133,28 @@ def _steps(layer: RecurrentLayer, x: Tensor, state: State) -> tuple[Tensor, Stat
             hs[t] = s[0] if lstm else s
         return torch.stack(hs), (tuple(s) if lstm else (s,))
 
-    return run_stack(layer, x, state, direction)
+    return run_stack(plan, x, state, direction)
 
 
-def stepper(layer: RecurrentLayer) -> Stepper | None:
+def stepper(plan: Plan) -> Stepper | None:
     """One step of a unidirectional stack on torch's one-step kernels, or None if unsupported.
 
-    The returned function maps ``(x (B, I), [state of layer k])`` to ``(h (B, H), states)``
-    with no per-call checks: streams call it once per step, where Python overhead is the
-    cost (see :class:`rnnkit.Stream`). The weights are read at each step, so a stream
-    over a parametrized layer follows its training.
+    The returned function maps ``(weights, x (B, I), [state of layer k])`` to
+    ``(h (B, H), states)`` with no per-call checks: streams call it once per step, where
+    Python overhead is the cost (see :class:`rnnkit.Stream`).
     """
-    if layer.bidirectional or layer.proj_size or supports(layer, None) is not None:
+    if plan.bidirectional or plan.proj_size or supports(plan, False) is not None:
         return None
-    kernel = _STEP_KERNELS[layer.kind]
-    lstm = layer.kind == "LSTM"
-    dropout = layer.dropout if layer.training else 0.0
-    last = layer.num_layers - 1
+    kernel = _STEP_KERNELS[plan.kind]
+    lstm = plan.kind == "LSTM"
+    dropout = plan.dropout if plan.training else 0.0
+    last = plan.num_layers - 1
+    no_bias = () if plan.bias else (None, None)  # b_ih, b_hh
 
-    names = [layer.weight_names(k, 0) for k in range(layer.num_layers)]
-    no_bias: list[Tensor | None] = [] if layer.bias else [None, None]  # b_ih, b_hh
-
-    def weights(k: int) -> list[Tensor | None]:
-        # Read at each step, by name: the cheapest exact read (a dict per step costs ~5%).
-        return [current_weight(layer, name) for name in names[k]] + no_bias
-
-    def step(x: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
+    def step(weights: Weights, x: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
         new: list[State] = []
         for k in range(last + 1):
-            w = weights(k)
+            w = (*weights[k][0].values(), *no_bias)
             if lstm:
                 s = kernel(x, states[k], *w)
                 x = s[0]

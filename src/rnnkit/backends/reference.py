@@ -10,18 +10,13 @@ state (``torch.where(valid, new, old)``) and a reset sets it to zero before the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.backends.plan import Plan, Stepper, Weights
 from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import Params, RecurrentCell, State
-
-if TYPE_CHECKING:
-    from rnnkit.layers.base import RecurrentLayer
 
 
 def run_direction(
@@ -59,7 +54,8 @@ def run_direction(
 
 
 def run(
-    layer: RecurrentLayer,
+    plan: Plan,
+    weights: Weights,
     x: Tensor,
     state: State,
     lengths: Tensor | None,
@@ -69,10 +65,10 @@ def run(
     m = masks(x, lengths, reset)
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
-        cell = layer.cells[k]
+        cell = plan.cells[k]
         return run_direction(
             cell,
-            layer.cell_parameters(k, d),
+            weights[k][d],
             inp,
             s0,
             valid=m.valid,
@@ -81,23 +77,23 @@ def run(
             mask=cell.sample_recurrent_mask(x.size(1), inp),
         )
 
-    return run_stack(layer, x, state, direction)
+    return run_stack(plan, x, state, direction)
 
 
-def stepper(layer: RecurrentLayer) -> Callable[[Tensor, list[State]], tuple[Tensor, list[State]]]:
+def stepper(plan: Plan) -> Stepper:
     """One step of a unidirectional stack through ``cell.step``, for any cell and option.
 
     Variational-dropout masks are drawn per call here: a stream has no sequence to share
-    them across. The weights are read at each step (a parametrized layer computes them).
+    them across. The weights come with each step (a parametrized layer computes them).
     """
-    cells = list(layer.cells)
-    dropout = layer.dropout if layer.training else 0.0
-    last = layer.num_layers - 1
+    cells = plan.cells
+    dropout = plan.dropout if plan.training else 0.0
+    last = plan.num_layers - 1
 
-    def step(x: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
+    def step(weights: Weights, x: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
         new: list[State] = []
         for k, cell in enumerate(cells):
-            p = layer.cell_parameters(k, 0)
+            p = weights[k][0]
             mask = cell.sample_recurrent_mask(x.size(0), x)
             s = cell.step(p, cell.project(p, x), states[k], mask)
             new.append(s)

@@ -9,16 +9,14 @@ differ only in how one direction of one layer is run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.backends.plan import Plan
 from rnnkit.cells.base import State
-
-if TYPE_CHECKING:
-    from rnnkit.layers.base import RecurrentLayer
 
 
 class Masks(NamedTuple):
@@ -47,20 +45,18 @@ def masks(x: Tensor, lengths: Tensor | None, reset: Tensor | None) -> Masks:
 Direction = Callable[[int, int, Tensor, State], tuple[Tensor, State]]
 
 
-def run_stack(
-    layer: RecurrentLayer, x: Tensor, state: State, direction: Direction
-) -> tuple[Tensor, State]:
+def run_stack(plan: Plan, x: Tensor, state: State, direction: Direction) -> tuple[Tensor, State]:
     """Run every layer and direction; state is a tuple of (L*D, B, H) tensors."""
-    D = layer.num_directions
+    D, L = plan.num_directions, plan.num_layers
     finals: list[State] = []
     inp = x
-    for k in range(layer.num_layers):
+    for k in range(L):
         outs = []
         for d in range(D):
             out, final = direction(k, d, inp, tuple(s[k * D + d] for s in state))
             outs.append(out)
             finals.append(final)
         inp = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
-        if layer.dropout > 0 and layer.training and k < layer.num_layers - 1:
-            inp = F.dropout(inp, layer.dropout, training=True)
+        if plan.dropout > 0 and plan.training and k < L - 1:
+            inp = F.dropout(inp, plan.dropout, training=True)
     return inp, tuple(torch.stack([f[j] for f in finals]) for j in range(len(state)))

@@ -2,7 +2,7 @@
 
 When the gates read x^t alone (Feng et al. 2024), a^t and b^t are known for every step
 before the recurrence runs, so a layer can compute all T states with a scan
-(:mod:`rnnkit.backends.scan`) while a single step stays an O(1) update. Both forms share
+(:mod:`rnnkit.kernels.scan`) while a single step stays an O(1) update. Both forms share
 ``coefficients``, so they compute the same function.
 """
 
@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.cells.base import Params, RecurrentCell, State
+from rnnkit.kernels.scan import linear_scan
 
 
 class LinearRecurrentCell(RecurrentCell):
@@ -77,8 +78,6 @@ class LinearRecurrentCell(RecurrentCell):
 
         The scan backend's entry point; a subclass may fuse its gates into the scan.
         """
-        from rnnkit.backends.scan import linear_scan  # the backend imports the cells
-
         return linear_scan(*self.scan_coefficients(p, gx), h0)
 
     def recur(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from rnnkit.cells.base import Params
 from rnnkit.cells.linear import LinearRecurrentCell
+from rnnkit.kernels.scan import scan_forward, scan_gradient
 
 
 class MinGRUCell(LinearRecurrentCell):
@@ -94,8 +95,6 @@ class _GatedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, gx: Tensor, h0: Tensor) -> Tensor:
-        from rnnkit.backends.scan import scan_forward  # the backend imports the cells
-
         a_z, h_tilde = gx.chunk(2, dim=-1)
         z = torch.sigmoid(a_z)
         a = 1 - z
@@ -107,8 +106,6 @@ class _GatedScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor]:
-        from rnnkit.backends.scan import scan_gradient
-
         z, a, h_tilde, h, h0 = ctx.saved_tensors
         T = h.size(0)
         g = scan_gradient(a.view(T, -1), grad_h.reshape(T, -1)).view_as(h)

@@ -6,16 +6,20 @@ cell per stacked layer that knows the math. The call
 
     out, state = layer(x, state=None, lengths=None, reset=None)
 
-normalises every argument to time-major form, checks it, and hands the sequence to a
-backend (see :mod:`rnnkit.backends`). ``hx=`` is accepted for ``state=``, as torch.nn names
-it. Weights are read by attribute access at every call (:meth:`RecurrentLayer.cell_parameters`),
-so parametrizations, ``weight_norm`` and ``torch.func.functional_call`` reach every backend.
+normalises every argument to time-major form and checks it (one helper, ``_check_call``),
+asks :func:`rnnkit.backends.choose` which backend runs it, and hands that backend plain
+values: a :class:`~rnnkit.backends.Plan` (the cells and the layer's flags) and the weights,
+read by attribute access at every call (:meth:`RecurrentLayer.read_weights`), so
+parametrizations, ``weight_norm`` and ``torch.func.functional_call`` reach every backend.
+``forward`` changes nothing on the module: which backend ran is asked ahead with
+:meth:`RecurrentLayer.backend_for` or recorded by :func:`rnnkit.backends.trace`.
+``hx=`` is accepted for ``state=``, as torch.nn names it.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +29,18 @@ from rnnkit import _checks, backends
 from rnnkit.cells.base import RecurrentCell, State, current_weight, zero_state
 
 LayerState = Tensor | tuple[Tensor, Tensor]
+
+
+class _Call(NamedTuple):
+    """One call's arguments after the checks, in the time-major form the backends take."""
+
+    x: Tensor  # (T, B, I)
+    state: State  # (L*D, B, H) each
+    lengths: Tensor | None  # (B,) on the CPU
+    reset: Tensor | None  # (T, B) bool
+    packed: PackedSequence | None  # the input, if it came packed
+    batched: bool  # False: the input was (T, I)
+    batch_first: bool  # the input was (B, T, I)
 
 
 class RecurrentLayer(nn.Module):
@@ -72,9 +88,6 @@ class RecurrentLayer(nn.Module):
         if backend not in backends.CHOICES:
             raise ValueError(f"{owner}: backend must be one of {backends.CHOICES}; got {backend!r}")
         self.backend = backend
-        self.last_backend: str | None = None
-        self.last_backend_reason: str | None = None
-        self._warned_fallback = False
 
         if "proj_size" in cell_options and not self.cell_class.has_projection:
             raise ValueError(
@@ -143,6 +156,19 @@ class RecurrentLayer(nn.Module):
         parametrized weight is computed, a swapped one is the swap.
         """
         return {name: current_weight(self, full) for name, full in self._names[k][d].items()}
+
+    def read_weights(self) -> backends.Weights:
+        """Every layer's and direction's weights, read now (what a backend runs with).
+
+        ``read_weights()[k][d]`` is ``cell_parameters(k, d)``; each weight is read once.
+        """
+        # Lists turned into tuples: generator expressions cost ~15% more on the per-call path.
+        return tuple(
+            [
+                tuple([{n: current_weight(self, w) for n, w in names.items()} for names in per_k])
+                for per_k in self._names
+            ]
+        )
 
     def weight_names(self, k: int, d: int) -> list[str]:
         """The attribute names of layer ``k``, direction ``d``'s weights, in the cell's order."""
@@ -245,6 +271,42 @@ class RecurrentLayer(nn.Module):
 
     # ---- forward --------------------------------------------------------------------
 
+    def plan(self) -> backends.Plan:
+        """What a backend needs to know of the layer now, as a plain value (no weights)."""
+        cells = self._modules["cells"]._modules.values()  # skips Module.__getattr__ (hot path)
+        return backends.Plan(
+            type(self).__name__,
+            self.backend,
+            tuple(cells),  # type: ignore[arg-type]
+            self.bias,
+            self.dropout,
+            self.training,
+            self.bidirectional,
+            self.proj_size,
+        )
+
+    def backend_for(
+        self,
+        input: Tensor | PackedSequence,
+        state: LayerState | None = None,
+        lengths: Tensor | list[int] | None = None,
+        reset: Tensor | None = None,
+        *,
+        hx: LayerState | None = None,
+    ) -> backends.Choice:
+        """The backend a call with these arguments runs on, and why, without running it.
+
+        Takes the arguments of :meth:`forward` and checks them the same way:
+
+            >>> import torch, rnnkit
+            >>> rnnkit.LSTM(3, 4).backend_for(torch.zeros(5, 2, 3)).name
+            'native'
+            >>> rnnkit.LSTM(3, 4, layer_norm=True).backend_for(torch.zeros(5, 2, 3)).reason
+            "torch's fused kernels have no layer_norm"
+        """
+        call = self._check_call(input, state, lengths, reset, hx)
+        return backends.choose(self.plan(), call.x.size(0), call.reset is not None)
+
     def forward(
         self,
         input: Tensor | PackedSequence,
@@ -267,6 +329,35 @@ class RecurrentLayer(nn.Module):
             reset: (T, B) bool ((B, T) with ``batch_first``): the state of sample b is set
                 to zero before step t where ``reset[t, b]``.
         """
+        call = self._check_call(input, state, lengths, reset, hx)
+        plan = self.plan()
+        choice = backends.choose(plan, call.x.size(0), call.reset is not None)
+        if choice.fallback:
+            # The registry of warnings shows it once per call site; the message is fixed by
+            # the layer's class and the reason, so it is the same at every call.
+            warnings.warn(
+                f"{plan.owner} runs on the reference backend ({choice.reason}); it is slower "
+                "than torch's fused kernel. Pass backend='reference' to choose it explicitly "
+                "and silence this.",
+                backends.PerformanceWarning,
+                stacklevel=4,  # forward <- Module._call_impl <- __call__ <- user
+            )
+        backends.note(self, choice)
+        run = backends.BACKENDS[choice.name]
+        out, s_n = run(plan, self.read_weights(), call.x, call.state, call.lengths, call.reset)
+        return self._output(call, out, s_n)
+
+    # ---- argument checks ------------------------------------------------------------
+
+    def _check_call(
+        self,
+        input: object,
+        state: object,
+        lengths: object,
+        reset: object,
+        hx: object,
+    ) -> _Call:
+        """Every argument of a call checked and put in time-major form, or a clear error."""
         owner = type(self).__name__
         if hx is not None:
             if state is not None:
@@ -275,14 +366,14 @@ class RecurrentLayer(nn.Module):
                     "expected one of them, got both"
                 )
             state = hx
-        packed = isinstance(input, PackedSequence)
-        if packed:
+        packed = input if isinstance(input, PackedSequence) else None
+        if packed is not None:
             if lengths is not None:
                 raise ValueError(
                     f"{owner}: lengths must be None for a PackedSequence input; "
                     "its lengths are taken from it"
                 )
-            x, lengths_t = pad_packed_sequence(input)  # (T, B, I), original batch order
+            x, lengths_t = pad_packed_sequence(packed)  # (T, B, I), original batch order
             batched, batch_first = True, False
         else:
             x = _checks.tensor_arg(owner, "input", input)
@@ -314,7 +405,7 @@ class RecurrentLayer(nn.Module):
             x = x.to(weight.dtype)
         _checks.same_dtype_device(owner, "input", x, weight, "the parameters")
         T, B, _ = x.shape
-        if not packed:
+        if packed is None:
             lengths_t = self._check_lengths(lengths, batched, T, B)
         if T == 0 and lengths_t is None:
             raise _checks.ShapeError(
@@ -323,36 +414,24 @@ class RecurrentLayer(nn.Module):
             )
         reset_t = self._check_reset(reset, batched, batch_first, T, B, x.device)
         s0 = self._check_state(state, batched, B, x)
+        return _Call(x, s0, lengths_t, reset_t, packed, batched, batch_first)
 
-        name, reason, fallback = backends.select(self, T, reset_t)
-        # Plain attributes, set without Module.__setattr__'s bookkeeping (hot path).
-        object.__setattr__(self, "last_backend", name)
-        object.__setattr__(self, "last_backend_reason", reason)
-        if fallback and not self._warned_fallback:
-            object.__setattr__(self, "_warned_fallback", True)
-            warnings.warn(
-                f"{owner} runs on the reference backend ({reason}); it is slower than torch's "
-                "fused kernel. Pass backend='reference' to choose it explicitly and silence this.",
-                backends.PerformanceWarning,
-                stacklevel=4,  # forward <- Module._call_impl <- __call__ <- user
-            )
-        out, s_n = backends.BACKENDS[name](self, x, s0, lengths_t, reset_t)
-
-        if packed:
-            assert isinstance(input, PackedSequence)
+    def _output(
+        self, call: _Call, out: Tensor, state: State
+    ) -> tuple[Tensor | PackedSequence, LayerState]:
+        """The backend's (T, B, D*H) output and state in the form the call came in."""
+        if call.packed is not None:
             out_packed = pack_padded_sequence(
                 out,
-                lengths_t,
-                enforce_sorted=input.sorted_indices is None,  # type: ignore[arg-type]
+                call.lengths,  # type: ignore[arg-type]
+                enforce_sorted=call.packed.sorted_indices is None,
             )
-            return out_packed, self._state_out(s_n, True)
-        if not batched:
+            return out_packed, self._state_out(state, True)
+        if not call.batched:
             out = out.squeeze(1)
-        elif batch_first:
+        elif call.batch_first:
             out = out.transpose(0, 1)  # (T, B, D*H) -> (B, T, D*H)
-        return out, self._state_out(s_n, batched)
-
-    # ---- argument checks ------------------------------------------------------------
+        return out, self._state_out(state, call.batched)
 
     def _check_lengths(self, lengths: object, batched: bool, T: int, B: int) -> Tensor | None:
         owner = type(self).__name__

@@ -1,0 +1,1 @@
+"""Leaf operations under the cells and backends: they import torch and nothing of rnnkit."""
