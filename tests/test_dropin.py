@@ -349,7 +349,6 @@ def test_the_exception_classes_serve_both_contracts():
 DELIBERATE = [
     ("input_size=True", lambda M: M.LSTM(True, H)),
     ("bidirectional=1", lambda M: M.LSTM(I, H, bidirectional=1)),
-    ("cell bias='y'", lambda M: M.LSTMCell(I, H, bias="y")),
     ("cell nonlinearity='gelu'", lambda M: M.RNNCell(I, H, nonlinearity="gelu")),
 ]
 
@@ -363,6 +362,8 @@ def test_deliberate_differences_fail_early_and_clearly(name, call):
 
 ACCEPTED = [
     ("cell hidden_size=0", lambda M: M.LSTMCell(I, 0)(torch.randn(2, I))),
+    ("cell bias='y' (truthy: biases)", lambda M: M.LSTMCell(I, H, bias="y")(torch.randn(2, I))),
+    ("cell bias=0 (falsy: none)", lambda M: M.GRUCell(I, H, bias=0)(torch.randn(2, I))),
     ("cell input_size=0", lambda M: M.GRUCell(0, H)(torch.randn(2, 0))),
     ("cell empty batch", lambda M: M.GRUCell(I, H)(torch.randn(0, I))),
     ("cell unbatched", lambda M: M.LSTMCell(I, H)(torch.randn(I), (torch.zeros(H),) * 2)),

@@ -98,9 +98,9 @@ class RecurrentCell(nn.Module, abc.ABC):
         owner = type(self).__name__
         self.input_size = _checks.non_negative_int(owner, "input_size", input_size)
         self.hidden_size = _checks.non_negative_int(owner, "hidden_size", hidden_size)
-        if not isinstance(bias, bool):
-            raise TypeError(f"{owner}: bias must be a bool; got {type(bias).__name__}")
-        self.bias = bias
+        # torch.nn's cells take any truthy ``bias`` (RNNCell(10, 20, "relu") builds, with
+        # biases); the layers check for a bool, as torch.nn's layers do.
+        self.bias = bool(bias)
         self.zoneout = _checks.probability(owner, "zoneout", zoneout)
         self.recurrent_dropout = _checks.probability(
             owner, "recurrent_dropout", recurrent_dropout, upper_open=True
@@ -264,7 +264,8 @@ class RecurrentCell(nn.Module, abc.ABC):
 
     def sample_recurrent_mask(self, batch: int, like: Tensor) -> Tensor | None:
         """One (B, H) dropout mask for a whole sequence (Gal & Ghahramani 2016)."""
-        if not (self.training and self.recurrent_dropout > 0):
+        # `training` read only when an option needs it, as torch.nn's cells never read it.
+        if not (self.recurrent_dropout > 0 and self.training):
             return None
         keep = 1.0 - self.recurrent_dropout
         shape = (batch, self.output_size)  # the size of h^{t-1}
