@@ -1,14 +1,13 @@
 """rnnkit: recurrent neural networks for PyTorch, from the classic chapter to parallel scans."""
 
-__version__ = "0.1.0"  # first: modules imported below read it
-
+from rnnkit._version import __version__
 from rnnkit.backends import PerformanceWarning
 from rnnkit.cells import GRUCell, LSTMCell, MinGRUCell, MinLSTMCell, RecurrentCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM, RecurrentLayer
 from rnnkit.quantize import QuantizationWarning, quantize_dynamic
 from rnnkit.serialization import safe_globals
 from rnnkit.stream import Stream
-from rnnkit.train.fit import fit  # after __version__, which the run folder reads
+from rnnkit.train.fit import fit
 from rnnkit.train.run import load
 
 __all__ = [

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from rnnkit import __version__
+from rnnkit._version import __version__
 from rnnkit.cli import demo, explain, forecast, generate, train, translate
 from rnnkit.cli import eval as eval_command
 from rnnkit.cli._lm_args import one_line_errors

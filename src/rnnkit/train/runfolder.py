@@ -36,7 +36,7 @@ from typing import Any
 
 from torch import Tensor
 
-from rnnkit import __version__
+from rnnkit._version import __version__
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.files import (
     TEMP_SUFFIX,
