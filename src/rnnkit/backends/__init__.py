@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from rnnkit.backends import native, reference, scan
@@ -118,7 +119,13 @@ def trace() -> Iterator[dict[object, Choice]]:
 
 
 def note(layer: object, choice: Choice) -> None:
-    """Tell the open :func:`trace` blocks that ``layer`` ran on ``choice`` (a layer calls it)."""
+    """Tell the open :func:`trace` blocks that ``layer`` ran on ``choice`` (a layer calls it).
+
+    Not under ``torch.compile``: Dynamo cannot trace ``ContextVar.get`` and would break the
+    graph at every layer; ask ``layer.backend_for(x)`` instead, which is the same choice.
+    """
+    if torch.compiler.is_compiling():
+        return
     for record in _TRACES.get():
         record[layer] = choice
 

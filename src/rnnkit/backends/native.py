@@ -26,6 +26,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit.backends.plan import Plan, Stepper, Weights, flat_weights
 from rnnkit.backends.stack import run_stack
 from rnnkit.cells.base import State
+from rnnkit.kernels.native_rnn import native_rnn
 
 # Up to this many steps, a loop over the one-step kernel beats the sequence kernel's fixed
 # cost at every hidden size measured (see the module docstring).
@@ -101,6 +102,14 @@ def _call(
     kernel = _KERNELS[plan.kind]
     hx = state if len(state) > 1 else state[0]
     args = (flat_weights(weights), plan.bias, plan.num_layers, plan.dropout, plan.training)
+    dropping = plan.dropout > 0 and plan.training
+    if lengths is None and not dropping and torch.compiler.is_compiling():
+        # One opaque node instead of the per-step graph the compiler would unroll the
+        # kernel into (see rnnkit.kernels.native_rnn); eager calls never come here.
+        out, h_n, c_n = native_rnn(
+            plan.kind, x, list(state), args[0], plan.bias, plan.num_layers, plan.bidirectional
+        )
+        return out, ((h_n, c_n) if plan.kind == "LSTM" else (h_n,))
     if lengths is None:
         result = kernel(x, hx, *args, plan.bidirectional, False)
         return result[0], tuple(result[1:])

@@ -41,10 +41,18 @@ class MinGRUCell(LinearRecurrentCell):
         return slice(0, self.hidden_size)  # z
 
     def coefficients(self, p: Params, gx: Tensor) -> tuple[Tensor, Tensor]:
+        if torch.compiler.is_compiling():
+            # The hand-written backward writes into strided views with ``out=``, which
+            # Dynamo cannot trace; the compiler fuses these few ops by itself.
+            a_z, h_tilde = gx.chunk(2, dim=-1)  # order z, h̃
+            z = torch.sigmoid(a_z)  # update gate
+            return 1 - z, z * h_tilde
         return _Coefficients.apply(gx)
 
     def scan(self, p: Params, gx: Tensor, h0: Tensor) -> Tensor:
-        if self.zoneout:
+        if self.zoneout or torch.compiler.is_compiling():
+            # Compiled: the gates above, then the scan as one opaque operator
+            # (rnnkit.kernels.scan.linear_scan); _GatedScan's out= writes break the graph.
             return super().scan(p, gx, h0)
         return _GatedScan.apply(gx, h0)
 

@@ -117,8 +117,61 @@ class _LinearScan(torch.autograd.Function):
         return grad_a, g, a[0] * g[0]
 
 
+# Under torch.compile the scan runs as an opaque operator: Dynamo cannot trace the ``out=``
+# writes into strided views above (a graph break each), and an unrolled scan would grow
+# the graph with T. A ``torch.library.custom_op`` is one node whatever T is, traced with
+# its ``register_fake`` shape function; its gradient (``register_autograd``) is a second
+# opaque operator running the same backward as ``_LinearScan`` (torch.library docs,
+# "Custom Python operators").
+@torch.library.custom_op("rnnkit::linear_scan", mutates_args=())
+def _scan_op(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    return scan_forward(a, b, h0, torch.empty_like(b, memory_format=torch.contiguous_format))
+
+
+@_scan_op.register_fake
+def _(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    return torch.empty_like(b, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("rnnkit::linear_scan_backward", mutates_args=())
+def _scan_backward_op(
+    a: Tensor, h0: Tensor, h: Tensor, grad_h: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    g = scan_gradient(a, grad_h)
+    grad_a = torch.empty_like(a, memory_format=torch.contiguous_format)
+    torch.mul(g[1:], h[:-1], out=grad_a[1:])  # ∂L/∂a_t = g_t ∘ h_{t-1}
+    grad_a[0] = g[0] * h0
+    return grad_a, g, a[0] * g[0]
+
+
+@_scan_backward_op.register_fake
+def _(a: Tensor, h0: Tensor, h: Tensor, grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    like = torch.contiguous_format
+    return (
+        torch.empty_like(a, memory_format=like),
+        torch.empty_like(h, memory_format=like),
+        (torch.empty_like(h0, memory_format=like)),
+    )
+
+
+def _scan_setup(ctx: Any, inputs: tuple[Tensor, Tensor, Tensor], output: Tensor) -> None:
+    a, _, h0 = inputs
+    ctx.save_for_backward(a, h0, output)
+
+
+def _scan_backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    a, h0, h = ctx.saved_tensors
+    return _scan_backward_op(a, h0, h, grad_h)
+
+
+_scan_op.register_autograd(_scan_backward, setup_context=_scan_setup)
+
+
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """h_t = a_t ∘ h_{t-1} + b_t for all t at once. Shapes: a, b (T, ...); h0 (...)."""
     shape = b.shape
-    flat = _LinearScan.apply(a.reshape(shape[0], -1), b.reshape(shape[0], -1), h0.reshape(-1))
+    flat_a, flat_b, flat_h0 = a.reshape(shape[0], -1), b.reshape(shape[0], -1), h0.reshape(-1)
+    if torch.compiler.is_compiling():
+        return _scan_op(flat_a, flat_b, flat_h0).view(shape)
+    flat = _LinearScan.apply(flat_a, flat_b, flat_h0)
     return flat.view(shape)

@@ -1,0 +1,63 @@
+"""Compile time of rnnkit layers under torch.compile against sequence length T.
+
+One training step (forward and backward) of a fresh ``torch.compile`` per layer and T,
+with ``torch._dynamo.reset()`` in between; the first call's time is almost all
+compilation. The ratio T = 500 / T = 50 shows whether the graph grows with T: the native
+and scan paths run as one opaque custom operator per layer (rnnkit.kernels.native_rnn,
+rnnkit.kernels.scan), the reference backend's loop is unrolled.
+
+    python benchmarks/compile_time.py [--backend inductor] [--layers LSTM GRU MinGRU]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch._dynamo
+import torch._inductor.config
+
+import rnnkit
+
+LAYERS = {
+    "LSTM": lambda: rnnkit.LSTM(8, 16),
+    "GRU": lambda: rnnkit.GRU(8, 16),
+    "RNN": lambda: rnnkit.RNN(8, 16),
+    "MinGRU": lambda: rnnkit.MinGRU(8, 16),
+    "LSTM-reference": lambda: rnnkit.LSTM(8, 16, backend="reference"),
+}
+
+
+def compile_seconds(name: str, T: int, backend: str) -> float:
+    """Seconds of the first compiled training step on x (T, B=4, I=8), H = 16."""
+    torch._dynamo.reset()
+    layer = LAYERS[name]()
+    x = torch.randn(T, 4, 8, requires_grad=True)
+    start = time.perf_counter()
+    out, state = torch.compile(layer, backend=backend)(x)
+    states = state if isinstance(state, tuple) else (state,)
+    loss = out.square().sum() + sum(s.square().sum() for s in states)
+    loss.backward()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="inductor")
+    parser.add_argument("--layers", nargs="+", default=["LSTM", "GRU", "MinGRU"])
+    parser.add_argument("--steps", nargs="+", type=int, default=[50, 500])
+    args = parser.parse_args()
+    # Compile from scratch every time: inductor's on-disk caches would otherwise serve a
+    # graph compiled earlier (any run with the same shapes), hiding the compile time.
+    torch._inductor.config.force_disable_caches = True
+    compile_seconds("RNN", 5, args.backend)  # the compiler's one-off imports and warm-up
+    print(f"torch {torch.__version__}, backend={args.backend}, threads={torch.get_num_threads()}")
+    for name in args.layers:
+        times = [compile_seconds(name, T, args.backend) for T in args.steps]
+        cells = "  ".join(f"T={T}: {s:6.1f} s" for T, s in zip(args.steps, times, strict=True))
+        print(f"{name:15s} {cells}  ratio {times[-1] / times[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

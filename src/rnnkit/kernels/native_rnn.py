@@ -1,0 +1,174 @@
+"""torch's fused sequence kernels as one opaque operator, for ``torch.compile``.
+
+A leaf: it imports torch only. Eager code calls ``torch.lstm`` and co. directly; this
+module exists for the compiler alone.
+
+Why: inductor decomposes ``aten.lstm``/``gru``/``rnn_tanh``/``rnn_relu`` into one cell per
+time step (``torch._decomp``), so the graph - and the compile time - grows with T (measured
+on this CPU, LSTM forward and backward at T = 50: 161 s). A ``torch.library.custom_op`` is
+opaque to the compiler: Dynamo and AOTAutograd record a single call, traced with the
+shape function of ``register_fake``, and inductor emits it as one extern kernel call
+(torch.library docs, "Custom Python operators"), whatever T is.
+
+Its gradient is given by ``register_autograd``. torch's kernels keep their workspace in
+the autograd graph of the eager call, which a custom operator cannot hand over, so the
+backward is itself an opaque operator that runs the forward again under
+``torch.enable_grad()`` and asks autograd for the gradients: one more forward pass per
+training step, in exchange for a graph that does not grow with T. Dropout between layers
+is random and would differ in the recomputation, so callers route only calls without
+active dropout here (see :func:`rnnkit.backends.native.run`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+_KERNELS = {
+    "LSTM": torch.lstm,
+    "GRU": torch.gru,
+    "RNN_TANH": torch.rnn_tanh,
+    "RNN_RELU": torch.rnn_relu,
+}
+
+
+def _run(
+    mode: str,
+    x: Tensor,
+    hx: Sequence[Tensor],
+    weights: Sequence[Tensor],
+    bias: bool,
+    num_layers: int,
+    bidirectional: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The sequence kernel on x (T, B, I): (out, h_n, c_n); c_n is empty but for LSTM."""
+    # No dropout (callers ensure it), so train=True changes nothing in the result; it keeps
+    # cuDNN's backward usable, which refuses a forward run with train=False.
+    state: Any = tuple(hx) if mode == "LSTM" else hx[0]
+    result = _KERNELS[mode](
+        x, state, list(weights), bias, num_layers, 0.0, True, bidirectional, False
+    )
+    c_n = result[2] if mode == "LSTM" else x.new_empty(0)
+    return result[0], result[1], c_n
+
+
+def _autograd_below() -> Any:
+    """A guard that lets autograd record inside a custom operator's body.
+
+    torch runs a custom operator's body under ``_AutoDispatchBelowAutograd``
+    (torch/_library/autograd.py): the autograd dispatch keys are excluded, so
+    ``enable_grad`` alone records nothing. This takes them out of the excluded set again,
+    for the recomputation only.
+    """
+    key = torch._C.DispatchKey
+    excluded = torch._C._dispatch_tls_local_exclude_set()
+    for k in (key.AutogradFunctionality, key.AutogradOther, key.AutogradNestedTensor):
+        excluded = excluded.remove(k)
+    return torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded)
+
+
+@torch.library.custom_op("rnnkit::native_rnn", mutates_args=())
+def native_rnn(
+    mode: str,
+    x: Tensor,
+    hx: list[Tensor],
+    weights: list[Tensor],
+    bias: bool,
+    num_layers: int,
+    bidirectional: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(out (T, B, D*H), h_n (L*D, B, H), c_n (L*D, B, H), empty unless mode is LSTM)."""
+    with torch.no_grad():  # the gradient is register_autograd's, below
+        return _run(mode, x, hx, weights, bias, num_layers, bidirectional)
+
+
+@native_rnn.register_fake
+def _(
+    mode: str,
+    x: Tensor,
+    hx: list[Tensor],
+    weights: list[Tensor],
+    bias: bool,
+    num_layers: int,
+    bidirectional: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    T, B, _ = x.shape
+    D = 2 if bidirectional else 1
+    # h_n's width is the output's per direction: H, or P with projections.
+    out = x.new_empty(T, B, D * hx[0].size(-1))
+    c_n = torch.empty_like(hx[1]) if mode == "LSTM" else x.new_empty(0)
+    return out, torch.empty_like(hx[0]), c_n
+
+
+@torch.library.custom_op("rnnkit::native_rnn_backward", mutates_args=())
+def native_rnn_backward(
+    mode: str,
+    x: Tensor,
+    hx: list[Tensor],
+    weights: list[Tensor],
+    bias: bool,
+    num_layers: int,
+    bidirectional: bool,
+    grad_out: Tensor,
+    grad_h: Tensor,
+    grad_c: Tensor,
+) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    """Gradients for x, hx and weights, by running the forward again (module docstring)."""
+    with torch.enable_grad(), _autograd_below():
+        inputs = [t.detach().requires_grad_(True) for t in (x, *hx, *weights)]
+        n = len(hx)
+        out, h_n, c_n = _run(
+            mode, inputs[0], inputs[1 : 1 + n], inputs[1 + n :], bias, num_layers, bidirectional
+        )
+        outputs, grads = [out, h_n], [grad_out, grad_h]
+        if mode == "LSTM":
+            outputs.append(c_n)
+            grads.append(grad_c)
+        found = torch.autograd.grad(outputs, inputs, grads, allow_unused=True)
+    full = [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, found, strict=True)]
+    return full[0], full[1 : 1 + n], full[1 + n :]
+
+
+@native_rnn_backward.register_fake
+def _(
+    mode: str,
+    x: Tensor,
+    hx: list[Tensor],
+    weights: list[Tensor],
+    bias: bool,
+    num_layers: int,
+    bidirectional: bool,
+    grad_out: Tensor,
+    grad_h: Tensor,
+    grad_c: Tensor,
+) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    return (
+        torch.empty_like(x),
+        [torch.empty_like(h) for h in hx],
+        [torch.empty_like(w) for w in weights],
+    )
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    mode, x, hx, weights, bias, num_layers, bidirectional = inputs
+    ctx.args = (mode, bias, num_layers, bidirectional)
+    ctx.n = len(hx)
+    ctx.save_for_backward(x, *hx, *weights)
+
+
+def _backward(ctx: Any, grad_out: Tensor, grad_h: Tensor, grad_c: Tensor) -> tuple[Any, ...]:
+    mode, bias, num_layers, bidirectional = ctx.args
+    saved = ctx.saved_tensors
+    x, hx, weights = saved[0], list(saved[1 : 1 + ctx.n]), list(saved[1 + ctx.n :])
+    # Gradients of unused outputs arrive as zeros (custom_op materializes them); c_n of a
+    # non-LSTM is empty and its gradient is ignored.
+    gx, ghx, gw = native_rnn_backward(
+        mode, x, hx, weights, bias, num_layers, bidirectional, grad_out, grad_h, grad_c
+    )
+    return None, gx, ghx, gw, None, None, None
+
+
+native_rnn.register_autograd(_backward, setup_context=_setup_context)
