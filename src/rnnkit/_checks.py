@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
 
 
@@ -100,3 +101,28 @@ def shape_is(owner: str, name: str, value: Tensor, expected: tuple[int, ...]) ->
         raise ShapeError(
             f"{owner}: {name} must have shape {tuple(expected)}; got {tuple(value.shape)}"
         )
+
+
+def lengths(owner: str, lengths: object, T: int, B: int) -> Tensor:
+    """``lengths`` (a list or integer tensor of B values in [0, T]) as a CPU long tensor."""
+    if isinstance(lengths, (list, tuple)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
+            raise TypeError(f"{owner}: lengths must hold integers; got {lengths!r}")
+        lengths = torch.tensor(lengths, dtype=torch.long)
+    if not isinstance(lengths, Tensor):
+        raise TypeError(
+            f"{owner}: lengths must be a 1-D integer tensor or list; got {type(lengths).__name__}"
+        )
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"{owner}: lengths must have an integer dtype; got {lengths.dtype}")
+    if tuple(lengths.shape) != (B,):
+        raise ValueError(
+            f"{owner}: lengths must have shape (B,) = ({B},); got {tuple(lengths.shape)}"
+        )
+    lengths = lengths.detach().to("cpu", torch.long)
+    if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+        raise ValueError(
+            f"{owner}: lengths must lie in [0, T] = [0, {T}]; got min {int(lengths.min())}, "
+            f"max {int(lengths.max())}"
+        )
+    return lengths

@@ -275,7 +275,7 @@ class QuantizedRecurrent(nn.Module):
         else:
             if not batched:
                 raise ValueError(f"{self.name}: lengths needs a batched input (3-D); got 2-D")
-            out, state_n = self._run_lengths(x, state, self._check_lengths(lengths, T, B))
+            out, state_n = self._run_lengths(x, state, _checks.lengths(self.name, lengths, T, B))
         if not batched:
             out = out.squeeze(0 if self.batch_first else 1)
             state_n = _map_state(state_n, lambda s: s.squeeze(1))
@@ -357,26 +357,6 @@ class QuantizedRecurrent(nn.Module):
         for name, s in zip(names, _parts(state), strict=True):  # type: ignore[arg-type]
             _checks.tensor_arg(self.name, f"state {name}", s)
             _checks.shape_is(self.name, f"state {name}", s, (LD, B, self.hidden_size))
-
-    def _check_lengths(self, lengths: object, T: int, B: int) -> Tensor:
-        if isinstance(lengths, (list, tuple)):
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
-                raise TypeError(f"{self.name}: lengths must hold integers; got {lengths!r}")
-            lengths = torch.tensor(lengths, dtype=torch.long)
-        if not isinstance(lengths, Tensor) or lengths.is_floating_point():
-            got = lengths.dtype if isinstance(lengths, Tensor) else type(lengths).__name__
-            raise TypeError(f"{self.name}: lengths must be a 1-D integer tensor or list; got {got}")
-        if tuple(lengths.shape) != (B,):
-            raise ValueError(
-                f"{self.name}: lengths must have shape (B,) = ({B},); got {tuple(lengths.shape)}"
-            )
-        lengths = lengths.detach().to("cpu", torch.long)
-        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
-            raise ValueError(
-                f"{self.name}: lengths must lie in [0, T] = [0, {T}]; "
-                f"got min {int(lengths.min())}, max {int(lengths.max())}"
-            )
-        return lengths
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, batch_first={self.batch_first}"

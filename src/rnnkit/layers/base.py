@@ -439,28 +439,7 @@ class RecurrentLayer(nn.Module):
             return None
         if not batched:
             raise ValueError(f"{owner}: lengths needs a batched input (3-D); got a 2-D input")
-        if isinstance(lengths, (list, tuple)):
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
-                raise TypeError(f"{owner}: lengths must hold integers; got {lengths!r}")
-            lengths = torch.tensor(lengths, dtype=torch.long)
-        if not isinstance(lengths, Tensor):
-            raise TypeError(
-                f"{owner}: lengths must be a 1-D integer tensor or list; "
-                f"got {type(lengths).__name__}"
-            )
-        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-            raise TypeError(f"{owner}: lengths must have an integer dtype; got {lengths.dtype}")
-        if tuple(lengths.shape) != (B,):
-            raise ValueError(
-                f"{owner}: lengths must have shape (B,) = ({B},); got {tuple(lengths.shape)}"
-            )
-        lengths = lengths.detach().to("cpu", torch.long)
-        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
-            raise ValueError(
-                f"{owner}: lengths must lie in [0, T] = [0, {T}]; got min {int(lengths.min())}, "
-                f"max {int(lengths.max())}"
-            )
-        return lengths
+        return _checks.lengths(owner, lengths, T, B)
 
     def _check_reset(
         self, reset: object, batched: bool, batch_first: bool, T: int, B: int, device: torch.device
