@@ -3,8 +3,9 @@
 One training step (forward and backward) of a fresh ``torch.compile`` per layer and T,
 with ``torch._dynamo.reset()`` in between; the first call's time is almost all
 compilation. The ratio T = 500 / T = 50 shows whether the graph grows with T: the native
-and scan paths run as one opaque custom operator per layer (rnnkit.kernels.native_rnn,
-rnnkit.kernels.scan), the reference backend's loop is unrolled.
+kernels (ragged or not, with dropout or not), the reference backend's loop and the
+minGRU/minLSTM scan each run as one opaque custom operator per layer call
+(rnnkit.kernels.native_rnn, rnnkit.backends.opaque, rnnkit.kernels.scan).
 
     python benchmarks/compile_time.py [--backend inductor] [--layers LSTM GRU MinGRU]
 """
@@ -26,6 +27,10 @@ LAYERS = {
     "RNN": lambda: rnnkit.RNN(8, 16),
     "MinGRU": lambda: rnnkit.MinGRU(8, 16),
     "LSTM-reference": lambda: rnnkit.LSTM(8, 16, backend="reference"),
+    "LSTM-layer_norm": lambda: rnnkit.LSTM(8, 16, layer_norm=True),
+    "GRU-zoneout": lambda: rnnkit.GRU(8, 16, zoneout=0.1),
+    "LSTM-ragged": lambda: rnnkit.LSTM(8, 16),
+    "GRU-dropout": lambda: rnnkit.GRU(8, 16, num_layers=2, dropout=0.3),
 }
 
 
@@ -34,8 +39,9 @@ def compile_seconds(name: str, T: int, backend: str) -> float:
     torch._dynamo.reset()
     layer = LAYERS[name]()
     x = torch.randn(T, 4, 8, requires_grad=True)
+    kwargs = {"lengths": torch.tensor([T, T // 2, 3, 1])} if name.endswith("ragged") else {}
     start = time.perf_counter()
-    out, state = torch.compile(layer, backend=backend)(x)
+    out, state = torch.compile(layer, backend=backend)(x, **kwargs)
     states = state if isinstance(state, tuple) else (state,)
     loss = out.square().sum() + sum(s.square().sum() for s in states)
     loss.backward()
@@ -45,7 +51,7 @@ def compile_seconds(name: str, T: int, backend: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="inductor")
-    parser.add_argument("--layers", nargs="+", default=["LSTM", "GRU", "MinGRU"])
+    parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
     parser.add_argument("--steps", nargs="+", type=int, default=[50, 500])
     args = parser.parse_args()
     # Compile from scratch every time: inductor's on-disk caches would otherwise serve a

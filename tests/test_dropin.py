@@ -651,3 +651,16 @@ def test_safe_globals_is_a_list_for_torchs_own_context_manager():
 def test_serialization_docstring_example_runs():
     result = doctest.testmod(rnnkit.serialization)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_dropout_on_one_layer_warns_as_torch_does():
+    """torch.nn warns that dropout acts between layers; rnnkit warns the same words."""
+    with pytest.warns(UserWarning) as theirs:
+        torch.nn.GRU(3, 4, dropout=0.25)
+    with pytest.warns(UserWarning) as ours:
+        rnnkit.GRU(3, 4, dropout=0.25)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rnnkit.GRU(3, 4, num_layers=2, dropout=0.25)
+        rnnkit.GRU(3, 4, dropout=0.0)

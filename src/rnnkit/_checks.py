@@ -120,6 +120,12 @@ def lengths(owner: str, lengths: object, T: int, B: int) -> Tensor:
             f"{owner}: lengths must have shape (B,) = ({B},); got {tuple(lengths.shape)}"
         )
     lengths = lengths.detach().to("cpu", torch.long)
+    if torch.compiler.is_compiling():
+        # Reading the values would break the graph (a data-dependent branch): the check
+        # runs inside it instead and raises RuntimeError when the call runs.
+        inside = ((lengths >= 0) & (lengths <= T)).all()
+        torch._assert_async(inside, f"{owner}: lengths must lie in [0, T] = [0, {T}]")
+        return lengths
     if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
         raise ValueError(
             f"{owner}: lengths must lie in [0, T] = [0, {T}]; got min {int(lengths.min())}, "

@@ -20,13 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.backends.plan import Plan, Stepper, Weights, flat_weights
 from rnnkit.backends.stack import run_stack
 from rnnkit.cells.base import State
-from rnnkit.kernels.native_rnn import native_rnn
+from rnnkit.kernels.native_rnn import KERNELS, native_rnn, sequence
 
 # Up to this many steps, a loop over the one-step kernel beats the sequence kernel's fixed
 # cost at every hidden size measured (see the module docstring).
@@ -39,17 +39,10 @@ _STEP_KERNELS = {
     "RNN_RELU": torch.rnn_relu_cell,
 }
 
-_KERNELS = {
-    "LSTM": torch.lstm,
-    "GRU": torch.gru,
-    "RNN_TANH": torch.rnn_tanh,
-    "RNN_RELU": torch.rnn_relu,
-}
-
 
 def supports(plan: Plan, resets: bool) -> str | None:
     """None if the native kernels compute this call exactly, else the reason they don't."""
-    if plan.kind not in _KERNELS:
+    if plan.kind not in KERNELS:
         return f"torch has no fused kernel for {plan.kind}"
     options = plan.cells[0].uses_cell_options
     if options:
@@ -72,58 +65,67 @@ def run(
     T, B, _ = x.shape
     if T == 0:  # only reachable with lengths all 0: nothing runs, the state passes through
         return x.new_zeros(T, B, plan.output_size), tuple(s.clone() for s in state)
-    if lengths is not None:
-        lengths = lengths.cpu()
-        if bool((lengths == T).all()):
-            lengths = None  # nothing is padded: the plain kernel is faster than packing
-    if lengths is None:
-        if T <= SHORT_STEPS and not plan.proj_size:
-            return _steps(plan, weights, x, state)
-        return _call(plan, weights, x, state, None)
-    nonempty = lengths > 0
-    if bool(nonempty.all()):
-        return _call(plan, weights, x, state, lengths)
-    # Length 0 (which packing refuses): run the others; these keep their state, output 0.
-    keep = nonempty.nonzero().squeeze(1).to(x.device)
-    out = x.new_zeros(T, B, plan.output_size)
-    finals = tuple(s.clone() for s in state)
-    if keep.numel():
-        sub_state = tuple(s.index_select(1, keep) for s in state)
-        sub_x = x.index_select(1, keep)
-        sub_out, sub_final = _call(plan, weights, sub_x, sub_state, lengths[nonempty])
-        out = out.index_copy(1, keep, sub_out)
-        finals = tuple(f.index_copy(1, keep, s) for f, s in zip(finals, sub_final, strict=True))
-    return out, finals
+    if torch.compiler.is_compiling():
+        return _compiled(plan, weights, x, state, lengths)
+    if lengths is not None and bool((lengths == T).all()):
+        lengths = None  # nothing is padded
+    if lengths is None and T <= SHORT_STEPS and not plan.proj_size:
+        return _steps(plan, weights, x, state)
+    return sequence(
+        plan.kind,
+        x,
+        state,
+        flat_weights(weights),
+        plan.bias,
+        plan.num_layers,
+        plan.dropout,
+        plan.training,
+        plan.bidirectional,
+        lengths,
+    )
 
 
-def _call(
+def _compiled(
     plan: Plan, weights: Weights, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State]:
-    kernel = _KERNELS[plan.kind]
-    hx = state if len(state) > 1 else state[0]
-    args = (flat_weights(weights), plan.bias, plan.num_layers, plan.dropout, plan.training)
-    dropping = plan.dropout > 0 and plan.training
-    if lengths is None and not dropping and torch.compiler.is_compiling():
-        # One opaque node instead of the per-step graph the compiler would unroll the
-        # kernel into (see rnnkit.kernels.native_rnn); eager calls never come here.
+    """Under ``torch.compile``: one opaque node per call (rnnkit.kernels.native_rnn).
+
+    Any T, ragged or not, is one node instead of the per-step graph the compiler would
+    unroll the kernel into. With dropout active, one node per layer and the dropout
+    between them in the graph: the operator's backward recomputes its forward, which must
+    draw nothing at random.
+    """
+    lstm = plan.kind == "LSTM"
+    if not (plan.dropout > 0 and plan.training):
         out, h_n, c_n = native_rnn(
-            plan.kind, x, list(state), args[0], plan.bias, plan.num_layers, plan.bidirectional
+            plan.kind,
+            x,
+            list(state),
+            flat_weights(weights),
+            plan.bias,
+            plan.num_layers,
+            plan.bidirectional,
+            lengths,
         )
-        return out, ((h_n, c_n) if plan.kind == "LSTM" else (h_n,))
-    if lengths is None:
-        result = kernel(x, hx, *args, plan.bidirectional, False)
-        return result[0], tuple(result[1:])
-    T = x.size(0)
-    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-    order, unorder = packed.sorted_indices, packed.unsorted_indices
-    if isinstance(hx, tuple):
-        hx = tuple(h.index_select(1, order) for h in hx)
-    else:
-        hx = hx.index_select(1, order)
-    result = kernel(packed.data, packed.batch_sizes, hx, *args, plan.bidirectional)
-    out_packed = PackedSequence(result[0], packed.batch_sizes, order, unorder)
-    out, _ = pad_packed_sequence(out_packed, total_length=T)
-    return out, tuple(s.index_select(1, unorder) for s in result[1:])
+        return out, ((h_n, c_n) if lstm else (h_n,))
+    D = plan.num_directions
+    finals: list[tuple[Tensor, Tensor]] = []
+    for k in range(plan.num_layers):
+        if k:
+            x = F.dropout(x, plan.dropout, training=True)
+        x, h_n, c_n = native_rnn(
+            plan.kind,
+            x,
+            [s[k * D : (k + 1) * D] for s in state],
+            flat_weights(weights[k : k + 1]),
+            plan.bias,
+            1,
+            plan.bidirectional,
+            lengths,
+        )
+        finals.append((h_n, c_n))
+    h = torch.cat([f[0] for f in finals])
+    return x, ((h, torch.cat([f[1] for f in finals])) if lstm else (h,))
 
 
 def _steps(plan: Plan, weights: Weights, x: Tensor, state: State) -> tuple[Tensor, State]:
@@ -172,7 +174,7 @@ def stepper(plan: Plan) -> Stepper | None:
                 s = (x,)
             new.append(s)
             if dropout and k < last:
-                x = torch.nn.functional.dropout(x, dropout, training=True)
+                x = F.dropout(x, dropout, training=True)
         return x, new
 
     return step

@@ -1,11 +1,9 @@
 """The reference backend: the unrolled loop of the chapter (10.5), for every cell and option.
 
-Autograd differentiates through the loop, which is backpropagation through time (10.7):
-the loss L = Σ_t L^t (10.3) reaches h^{t-k} only through the chain of steps in between.
-
-Lengths and resets are applied with masks over the whole batch at each step, so a ragged
-or segmented batch costs the same O(T) steps as a full one: a finished sequence keeps its
-state (``torch.where(valid, new, old)``) and a reset sets it to zero before the step.
+Each direction of each layer hoists the input projection out of the time loop (one GEMM
+over all T steps) and runs :func:`rnnkit.backends.loop.loop` over it. Under
+``torch.compile`` the loop runs as one opaque operator instead
+(:mod:`rnnkit.backends.opaque`), so the graph does not grow with T.
 """
 
 from __future__ import annotations
@@ -14,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.backends import opaque
+from rnnkit.backends.loop import loop
 from rnnkit.backends.plan import Plan, Stepper, Weights
 from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import Params, RecurrentCell, State
@@ -35,22 +35,24 @@ def run_direction(
     ``valid`` (T, B, 1) marks steps inside each sequence; ``zero`` (T, B, 1) the steps
     before which the state is set to zero (already shifted for the reverse direction).
     """
-    T = x.size(0)
     gx = cell.project(p, x)  # (T, B, G*H): the input half of every gate, one GEMM
-    outs: list[Tensor] = [x.new_empty(0)] * T
-    steps = range(T - 1, -1, -1) if reverse else range(T)
-    for t in steps:
-        if zero is not None:
-            state = tuple(torch.where(zero[t], torch.zeros_like(s), s) for s in state)
-        new = cell.step(p, gx[t], state, mask)
-        if valid is not None:
-            new = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state, strict=True))
-        state = new
-        outs[t] = new[0]
-    out = torch.stack(outs) if T else x.new_zeros(0, x.size(1), cell.output_size)
-    if valid is not None:
-        out = torch.where(valid, out, torch.zeros_like(out))  # packed semantics: zeros past the end
-    return out, state
+    cell_key = opaque.key(cell) if torch.compiler.is_compiling() else None
+    if cell_key is None:
+        return loop(cell, p, gx, state, valid=valid, zero=zero, reverse=reverse, mask=mask)
+    keep = cell.sample_zoneout(gx.size(0), state)  # drawn here, in the graph
+    out, final = opaque.cell_loop(
+        cell_key,
+        cell.training,
+        gx,
+        list(state),
+        [p[name] for name in cell._parameter_names],
+        valid,
+        zero,
+        mask,
+        list(keep or ()),
+        reverse,
+    )
+    return out, tuple(final)
 
 
 def run(

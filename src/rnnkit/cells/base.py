@@ -242,20 +242,61 @@ class RecurrentCell(nn.Module, abc.ABC):
     def recur(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:
         """One step of the chapter's equations, given the projected input ``gx``."""
 
-    def step(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:
-        """``recur`` followed by zoneout, the step every runner takes."""
+    def step(
+        self,
+        p: Params,
+        gx: Tensor,
+        state: State,
+        mask: Tensor | None,
+        keep: State | None = None,
+    ) -> State:
+        """``recur`` followed by zoneout, the step every runner takes.
+
+        ``keep`` gives this step's zoneout masks, one per state (drawn here if omitted):
+        a runner that draws them for all steps up front passes them in.
+        """
         new = self.recur(p, gx, state, mask)
         if self.zoneout > 0:
-            new = tuple(self._zoneout(s, n) for s, n in zip(state, new, strict=True))
+            keeps = keep if keep is not None else (None,) * len(new)
+            new = tuple(self._zoneout(s, n, k) for s, n, k in zip(state, new, keeps, strict=True))
         return new
 
-    def _zoneout(self, prev: Tensor, new: Tensor) -> Tensor:
+    def _zoneout(self, prev: Tensor, new: Tensor, keep: Tensor | None = None) -> Tensor:
         if self.training:
             # Krueger et al. 2016: a fresh Bernoulli(p) mask per unit and step; units
             # where it is 1 keep their previous value (identity gradient through time).
-            keep = torch.rand_like(new) < self.zoneout
+            if keep is None:
+                keep = torch.rand_like(new) < self.zoneout
             return torch.where(keep, prev, new)
         return self.zoneout * prev + (1.0 - self.zoneout) * new
+
+    def sample_zoneout(self, steps: int, state: State) -> State | None:
+        """Zoneout masks for ``steps`` steps at once, (T, B, size) per state; None if unused.
+
+        The same Bernoulli(p) draws as ``step`` makes one step at a time, taken up front so
+        that a loop run as one opaque operator is a deterministic function of its inputs.
+        """
+        if not (self.zoneout > 0 and self.training):
+            return None
+        return tuple(
+            torch.rand(steps, *s.shape, device=s.device, dtype=s.dtype) < self.zoneout
+            for s in state
+        )
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments that fix this cell's step (not its initialisation).
+
+        A cell rebuilt from them with the same weights computes the same function; the
+        opaque loop under ``torch.compile`` (:mod:`rnnkit.backends.opaque`) relies on it.
+        Subclasses with arguments of their own add them.
+        """
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "bias": self.bias,
+            "zoneout": self.zoneout,
+            "recurrent_dropout": self.recurrent_dropout,
+        }
 
     @staticmethod
     def masked(h: Tensor, mask: Tensor | None) -> Tensor:

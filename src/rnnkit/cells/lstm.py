@@ -77,6 +77,9 @@ class LSTMCell(RecurrentCell):
     def output_size(self) -> int:
         return self.proj_size or self.hidden_size
 
+    def config(self) -> dict[str, object]:
+        return {**super().config(), "layer_norm": self.layer_norm, "proj_size": self.proj_size}
+
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = super().parameter_shapes()
         if self.proj_size:

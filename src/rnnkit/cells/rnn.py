@@ -56,6 +56,9 @@ class RNNCell(RecurrentCell):
     def kind(self) -> str:  # type: ignore[override]
         return "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
 
+    def config(self) -> dict[str, object]:
+        return {**super().config(), "nonlinearity": self.nonlinearity}
+
     def recur(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:
         (h_prev,) = state
         g = _NONLINEARITIES[self.nonlinearity]

@@ -1,7 +1,8 @@
 """torch's fused sequence kernels as one opaque operator, for ``torch.compile``.
 
-A leaf: it imports torch only. Eager code calls ``torch.lstm`` and co. directly; this
-module exists for the compiler alone.
+A leaf: it imports torch only. :func:`sequence` calls the kernels - ``torch.lstm`` and co.,
+through the packed form for ragged batches - and is what eager code runs; the operator
+``rnnkit::native_rnn`` wraps it for the compiler.
 
 Why: inductor decomposes ``aten.lstm``/``gru``/``rnn_tanh``/``rnn_relu`` into one cell per
 time step (``torch._decomp``), so the graph - and the compile time - grows with T (measured
@@ -15,8 +16,9 @@ the autograd graph of the eager call, which a custom operator cannot hand over, 
 backward is itself an opaque operator that runs the forward again under
 ``torch.enable_grad()`` and asks autograd for the gradients: one more forward pass per
 training step, in exchange for a graph that does not grow with T. Dropout between layers
-is random and would differ in the recomputation, so callers route only calls without
-active dropout here (see :func:`rnnkit.backends.native.run`).
+is random and would differ in the recomputation, so the operator runs without it: with
+dropout active, the caller runs one operator per layer and the dropout between them in
+the graph (see :func:`rnnkit.backends.native.run`).
 """
 
 from __future__ import annotations
@@ -26,13 +28,74 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-_KERNELS = {
+KERNELS = {
     "LSTM": torch.lstm,
     "GRU": torch.gru,
     "RNN_TANH": torch.rnn_tanh,
     "RNN_RELU": torch.rnn_relu,
 }
+
+
+def sequence(
+    mode: str,
+    x: Tensor,
+    hx: Sequence[Tensor],
+    weights: Sequence[Tensor],
+    bias: bool,
+    num_layers: int,
+    dropout: float,
+    train: bool,
+    bidirectional: bool,
+    lengths: Tensor | None,
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """torch's sequence kernel on x (T, B, I): the output and the final (h_n[, c_n]).
+
+    ``lengths`` (B,) makes the batch ragged: it runs through torch's packed-sequence path,
+    the output is zero past each end and the state is the one at each sequence's last
+    step. Sequences of length 0, which packing refuses, are taken out of the batch and
+    keep their state.
+    """
+    T = x.size(0)
+    if lengths is not None:
+        lengths = lengths.cpu()
+        if bool((lengths == T).all()):
+            lengths = None  # nothing is padded: the plain kernel is faster than packing
+    args = (list(weights), bias, num_layers, dropout, train, bidirectional)
+    state: Any = tuple(hx) if mode == "LSTM" else hx[0]
+    if lengths is None:
+        result = KERNELS[mode](x, state, *args, False)
+        return result[0], tuple(result[1:])
+    nonempty = lengths > 0
+    if bool(nonempty.all()):
+        return _packed(mode, x, hx, args, lengths)
+    # Length 0: run the others; these keep their state and output zeros.
+    keep = nonempty.nonzero().squeeze(1).to(x.device)
+    D = 2 if bidirectional else 1
+    out = x.new_zeros(T, x.size(1), D * hx[0].size(-1))
+    finals = tuple(h.clone() for h in hx)
+    if keep.numel():
+        sub_hx = [h.index_select(1, keep) for h in hx]
+        sub_out, sub_final = _packed(mode, x.index_select(1, keep), sub_hx, args, lengths[nonempty])
+        out = out.index_copy(1, keep, sub_out)
+        finals = tuple(f.index_copy(1, keep, s) for f, s in zip(finals, sub_final, strict=True))
+    return out, finals
+
+
+def _packed(
+    mode: str, x: Tensor, hx: Sequence[Tensor], args: tuple[Any, ...], lengths: Tensor
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The kernel's packed form, on lengths all > 0; output padded back to T steps."""
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    order, unorder = packed.sorted_indices, packed.unsorted_indices
+    sorted_hx = tuple(h.index_select(1, order) for h in hx)
+    state: Any = sorted_hx if mode == "LSTM" else sorted_hx[0]
+    result = KERNELS[mode](packed.data, packed.batch_sizes, state, *args)
+    out, _ = pad_packed_sequence(
+        PackedSequence(result[0], packed.batch_sizes, order, unorder), total_length=x.size(0)
+    )
+    return out, tuple(s.index_select(1, unorder) for s in result[1:])
 
 
 def _run(
@@ -43,19 +106,19 @@ def _run(
     bias: bool,
     num_layers: int,
     bidirectional: bool,
+    lengths: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The sequence kernel on x (T, B, I): (out, h_n, c_n); c_n is empty but for LSTM."""
     # No dropout (callers ensure it), so train=True changes nothing in the result; it keeps
     # cuDNN's backward usable, which refuses a forward run with train=False.
-    state: Any = tuple(hx) if mode == "LSTM" else hx[0]
-    result = _KERNELS[mode](
-        x, state, list(weights), bias, num_layers, 0.0, True, bidirectional, False
-    )
-    c_n = result[2] if mode == "LSTM" else x.new_empty(0)
-    return result[0], result[1], c_n
+    out, final = sequence(mode, x, hx, weights, bias, num_layers, 0.0, True, bidirectional, lengths)
+    # Outputs of a custom operator must not alias its inputs: with every length 0 the
+    # state passes through, already cloned above.
+    c_n = final[1] if mode == "LSTM" else x.new_empty(0)
+    return out, final[0], c_n
 
 
-def _autograd_below() -> Any:
+def autograd_below() -> Any:
     """A guard that lets autograd record inside a custom operator's body.
 
     torch runs a custom operator's body under ``_AutoDispatchBelowAutograd``
@@ -79,10 +142,11 @@ def native_rnn(
     bias: bool,
     num_layers: int,
     bidirectional: bool,
+    lengths: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(out (T, B, D*H), h_n (L*D, B, H), c_n (L*D, B, H), empty unless mode is LSTM)."""
     with torch.no_grad():  # the gradient is register_autograd's, below
-        return _run(mode, x, hx, weights, bias, num_layers, bidirectional)
+        return _run(mode, x, hx, weights, bias, num_layers, bidirectional, lengths)
 
 
 @native_rnn.register_fake
@@ -94,6 +158,7 @@ def _(
     bias: bool,
     num_layers: int,
     bidirectional: bool,
+    lengths: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     T, B, _ = x.shape
     D = 2 if bidirectional else 1
@@ -112,16 +177,24 @@ def native_rnn_backward(
     bias: bool,
     num_layers: int,
     bidirectional: bool,
+    lengths: Tensor | None,
     grad_out: Tensor,
     grad_h: Tensor,
     grad_c: Tensor,
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """Gradients for x, hx and weights, by running the forward again (module docstring)."""
-    with torch.enable_grad(), _autograd_below():
+    with torch.enable_grad(), autograd_below():
         inputs = [t.detach().requires_grad_(True) for t in (x, *hx, *weights)]
         n = len(hx)
         out, h_n, c_n = _run(
-            mode, inputs[0], inputs[1 : 1 + n], inputs[1 + n :], bias, num_layers, bidirectional
+            mode,
+            inputs[0],
+            inputs[1 : 1 + n],
+            inputs[1 + n :],
+            bias,
+            num_layers,
+            bidirectional,
+            lengths,
         )
         outputs, grads = [out, h_n], [grad_out, grad_h]
         if mode == "LSTM":
@@ -141,6 +214,7 @@ def _(
     bias: bool,
     num_layers: int,
     bidirectional: bool,
+    lengths: Tensor | None,
     grad_out: Tensor,
     grad_h: Tensor,
     grad_c: Tensor,
@@ -153,22 +227,22 @@ def _(
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-    mode, x, hx, weights, bias, num_layers, bidirectional = inputs
+    mode, x, hx, weights, bias, num_layers, bidirectional, lengths = inputs
     ctx.args = (mode, bias, num_layers, bidirectional)
     ctx.n = len(hx)
-    ctx.save_for_backward(x, *hx, *weights)
+    ctx.save_for_backward(lengths, x, *hx, *weights)
 
 
 def _backward(ctx: Any, grad_out: Tensor, grad_h: Tensor, grad_c: Tensor) -> tuple[Any, ...]:
     mode, bias, num_layers, bidirectional = ctx.args
-    saved = ctx.saved_tensors
+    lengths, *saved = ctx.saved_tensors
     x, hx, weights = saved[0], list(saved[1 : 1 + ctx.n]), list(saved[1 + ctx.n :])
     # Gradients of unused outputs arrive as zeros (custom_op materializes them); c_n of a
     # non-LSTM is empty and its gradient is ignored.
     gx, ghx, gw = native_rnn_backward(
-        mode, x, hx, weights, bias, num_layers, bidirectional, grad_out, grad_h, grad_c
+        mode, x, hx, weights, bias, num_layers, bidirectional, lengths, grad_out, grad_h, grad_c
     )
-    return None, gx, ghx, gw, None, None, None
+    return None, gx, ghx, gw, None, None, None, None
 
 
 native_rnn.register_autograd(_backward, setup_context=_setup_context)

@@ -84,6 +84,15 @@ class RecurrentLayer(nn.Module):
         self.bias = bias
         self.batch_first = batch_first
         self.dropout = _checks.probability(owner, "dropout", dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            # torch.nn's warning, word for word: code that filters it keeps working.
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                UserWarning,
+                stacklevel=3,
+            )
         self.bidirectional = bidirectional
         if backend not in backends.CHOICES:
             raise ValueError(f"{owner}: backend must be one of {backends.CHOICES}; got {backend!r}")
@@ -332,9 +341,10 @@ class RecurrentLayer(nn.Module):
         call = self._check_call(input, state, lengths, reset, hx)
         plan = self.plan()
         choice = backends.choose(plan, call.x.size(0), call.reset is not None)
-        if choice.fallback:
+        if choice.fallback and not torch.compiler.is_compiling():
             # The registry of warnings shows it once per call site; the message is fixed by
-            # the layer's class and the reason, so it is the same at every call.
+            # the layer's class and the reason, so it is the same at every call. Not under
+            # the compiler, where a warning breaks the graph.
             warnings.warn(
                 f"{plan.owner} runs on the reference backend ({choice.reason}); it is slower "
                 "than torch's fused kernel. Pass backend='reference' to choose it explicitly "
