@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rnnkit import backends
+from rnnkit import _autocast, backends
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.train.tbptt import detach_state
 
@@ -131,13 +131,16 @@ class Stream:
                 f"Stream: step batch size must equal the running stream's; expected "
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
             )
+        weight = layer.weight_ih_l0
+        autocast = _autocast.enabled(x.device)
         key = (layer.training, x.dtype, x.device)
         if self._stepper is None or key != self._stepper_key:
-            weight = layer.weight_ih_l0
-            if x.dtype != weight.dtype or x.device != weight.device:
+            dtype_ok = x.dtype == weight.dtype or autocast  # autocast: read as the layer does
+            if not dtype_ok or x.device != weight.device:
                 layer(x.unsqueeze(0), self.state)  # the layer's own error names the mismatch
             self.last_backend, self._stepper = backends.stepper(layer.plan())
             self._stepper_key = key
+        fresh = self._layers is None and self._state is None
         if self._layers is None:
             state = self._state
             if state is None:
@@ -146,6 +149,8 @@ class Stream:
             else:
                 parts = state if isinstance(state, tuple) else (state,)
                 self._layers = [tuple(s[k] for s in parts) for k in range(layer.num_layers)]
+        if autocast:
+            return self._autocast_step(layer, x, weight.dtype, fresh)
         # The weights are read at every step, so a stream over a parametrized layer follows
         # its training.
         h, layers = self._stepper(layer.read_weights(), x, self._layers)
@@ -155,6 +160,36 @@ class Stream:
         self.batch_size = B
         self.steps += 1
         return h
+
+    def _autocast_step(
+        self, layer: RecurrentLayer, x: Tensor, dtype: torch.dtype, fresh: bool
+    ) -> Tensor:
+        """A step under autocast, in the dtypes a one-step call of the layer returns.
+
+        As the layer does (rnnkit._autocast): the step reads its input and state at the
+        parameters' precision, and what it returns is cast to torch.nn's dtypes for the call.
+        """
+        assert self._layers is not None and self._stepper is not None
+        given = None if fresh else tuple(s.dtype for s in self._layers[0])
+        dtypes = _autocast.result_dtypes(
+            layer.kind,
+            x.device,
+            x.dtype,
+            given,
+            len(self._layers[0]),
+            projection=layer.proj_size > 0,
+            sequence_kernel=True,
+        )
+        states = [tuple(s.to(dtype) for s in st) for st in self._layers]
+        h, layers = self._stepper(layer.read_weights(), x.to(dtype), states)
+        if self.detach and torch.is_grad_enabled():
+            layers = [tuple(s.detach() for s in st) for st in layers]
+        self._layers = [
+            tuple(s.to(d) for s, d in zip(st, dtypes[1:], strict=True)) for st in layers
+        ]
+        self.batch_size = x.size(0)
+        self.steps += 1
+        return h.to(dtypes[0])
 
     def reset(self, samples: Sequence[int] | Tensor | None = None) -> None:
         """Zero the whole state (``samples=None``) or the state of chosen samples.

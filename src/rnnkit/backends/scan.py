@@ -33,7 +33,9 @@ def run(
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell, p = plan.cells[k], weights[k][d]
-        gx = cell.project(p, inp)
+        # Under autocast the projection comes in the lower precision; the scan runs in the
+        # state's, as the step-by-step recurrence promotes to (a no-op otherwise).
+        gx = cell.project(p, inp).to(s0[0].dtype)
         zero = m.zero_rev if d else m.zero_fwd
         if zero is None and m.valid is None:
             # The common training call: the cell may fuse its gates into the scan.

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit import _checks
+from rnnkit import _autocast, _checks
 
 State = tuple[Tensor, ...]
 Params = Mapping[str, Tensor]
@@ -343,11 +343,31 @@ class RecurrentCell(nn.Module, abc.ABC):
                 f"expected {self.input_size}, got {x.size(-1)}"
             )
         p = self.own_parameters()
+        autocast = _autocast.enabled(x.device)
+        given_hx, input_dtype = hx, x.dtype
+        if autocast:
+            # As torch.nn's cells under autocast, a lower-precision input or state is taken:
+            # the step runs in the parameters' precision and returns the dtypes torch.nn's
+            # cell returns (see rnnkit._autocast).
+            x = x.to(p["weight_ih"].dtype)
+            hx = _autocast.cast_state(hx, x.dtype)
         _checks.same_dtype_device(owner, "input", x, p["weight_ih"], "the parameters")
         state = self._state_in(hx, x, batched)
         if recurrent_mask is None:
             recurrent_mask = self.sample_recurrent_mask(x.size(0), x)
         new = self.step(p, self.project(p, x), state, recurrent_mask)
+        if autocast:
+            given = None if given_hx is None else self._state_parts(given_hx)
+            dtypes = _autocast.result_dtypes(
+                self.kind,
+                x.device,
+                input_dtype,
+                None if given is None else tuple(s.dtype for s in given),
+                len(new),
+                projection=bool(getattr(self, "proj_size", 0)),
+                sequence_kernel=False,
+            )
+            new = tuple(s.to(d) for s, d in zip(new, dtypes[1:], strict=True))
         if not batched:
             new = tuple(s.squeeze(0) for s in new)
         return new if len(new) > 1 else new[0]  # type: ignore[return-value]

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit import _checks, backends
+from rnnkit import _autocast, _checks, backends
 from rnnkit.cells.base import RecurrentCell, State, current_weight, zero_state
 
 LayerState = Tensor | tuple[Tensor, Tensor]
@@ -41,6 +41,8 @@ class _Call(NamedTuple):
     packed: PackedSequence | None  # the input, if it came packed
     batched: bool  # False: the input was (T, I)
     batch_first: bool  # the input was (B, T, I)
+    # Under autocast: the dtypes (output, *state) torch.nn returns for this call.
+    autocast_dtypes: tuple[torch.dtype, ...] | None = None
 
 
 class RecurrentLayer(nn.Module):
@@ -408,7 +410,9 @@ class RecurrentLayer(nn.Module):
                 f"expected {self.input_size}, got {x.size(-1)}"
             )
         weight = self._any_weight()
-        if x.dtype != weight.dtype and _autocast_on(x.device):
+        input_dtype = x.dtype
+        autocast = _autocast.enabled(x.device)
+        if x.dtype != weight.dtype and autocast:
             # A lower-precision layer upstream under autocast (torch.nn's layers accept this
             # too): the layer reads its input at the parameters' precision, and autocast
             # picks the precision of each product inside.
@@ -424,12 +428,29 @@ class RecurrentLayer(nn.Module):
             )
         reset_t = self._check_reset(reset, batched, batch_first, T, B, x.device)
         s0 = self._check_state(state, batched, B, x)
-        return _Call(x, s0, lengths_t, reset_t, packed, batched, batch_first)
+        dtypes = None
+        if autocast:
+            # The recurrence runs in the parameters' precision on every backend; what it
+            # returns is cast to the dtypes torch.nn returns (see rnnkit._autocast).
+            given = None if state is None else tuple(s.dtype for s in self._state_parts(state))
+            dtypes = _autocast.result_dtypes(
+                self.kind,
+                x.device,
+                input_dtype,
+                given,
+                len(s0),
+                projection=self.proj_size > 0,
+                sequence_kernel=packed is None,
+            )
+        return _Call(x, s0, lengths_t, reset_t, packed, batched, batch_first, dtypes)
 
     def _output(
         self, call: _Call, out: Tensor, state: State
     ) -> tuple[Tensor | PackedSequence, LayerState]:
         """The backend's (T, B, D*H) output and state in the form the call came in."""
+        if call.autocast_dtypes is not None:
+            out = out.to(call.autocast_dtypes[0])
+            state = tuple(s.to(d) for s, d in zip(state, call.autocast_dtypes[1:], strict=True))
         if call.packed is not None:
             out_packed = pack_padded_sequence(
                 out,
@@ -487,7 +508,7 @@ class RecurrentLayer(nn.Module):
         for name, size, s in zip(cell.state_names, cell.state_sizes, parts, strict=True):
             _checks.tensor_arg(owner, f"state {name}", s)
             _checks.shape_is(owner, f"state {name}", s, (LD, B, size) if batched else (LD, size))
-            if s.dtype != x.dtype and _autocast_on(x.device):
+            if s.dtype != x.dtype and _autocast.enabled(x.device):
                 s = s.to(x.dtype)  # a state carried out of an autocast region
             _checks.same_dtype_device(owner, f"state {name}", s, x, "input")
             out.append(s if batched else s.unsqueeze(1))
@@ -533,13 +554,3 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
-
-
-def _autocast_on(device: torch.device) -> bool:
-    """Whether autocast is active for ``device``'s type (older torch spells it per device)."""
-    try:
-        return bool(torch.is_autocast_enabled(device.type))
-    except TypeError:  # torch < 2.4
-        if device.type == "cpu":
-            return bool(torch.is_autocast_cpu_enabled())
-        return bool(torch.is_autocast_enabled())

@@ -1,0 +1,114 @@
+"""The dtypes torch.nn's recurrent modules return under ``torch.autocast``.
+
+Autocast lowers the precision of matrix products; the rest of a recurrent step runs at the
+precision its operands promote to. So torch.nn's layers and cells do not all return the
+autocast dtype, and which dtype they return depends on the kernel that ran:
+
+- CUDA (and other accelerators): the fused sequence kernel (cuDNN) and the one-step
+  kernels are on autocast's list, so output and state come in the autocast dtype.
+- CPU: the one-step math is not on the list. An Elman RNN's tanh/relu of two products is in
+  the autocast dtype; a GRU's ``h' = (1 - z) n + z h`` and an LSTM's ``c' = f c + i g``
+  promote with the previous state, so they keep the dtype of the initial state (zeros in
+  the input's dtype when none is given); an LSTM's h follows c unless a projection (a
+  product) makes it low. ``torch.nn.LSTM``'s oneDNN sequence kernel - used for an unpacked
+  input without projection, in a dtype oneDNN runs - is on the list: all in the autocast dtype.
+  minGRU and minLSTM have no torch.nn counterpart; their ``h' = a h + b`` promotes with the
+  state, so they follow the GRU.
+
+rnnkit runs the recurrence in the parameters' precision on every backend and casts what it
+returns to these dtypes, so code written for torch.nn gets the dtypes it expects.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _probe(name: str) -> bool:
+    """A oneDNN capability of this CPU; read once, as torch's dispatch reads it."""
+    try:
+        return bool(getattr(torch.ops.mkldnn, name)())
+    except (AttributeError, RuntimeError):  # an older torch or a build without oneDNN
+        return False
+
+
+_ONEDNN = torch.backends.mkldnn.is_available()
+_ONEDNN_BF16 = _ONEDNN and _probe("_is_mkldnn_bf16_supported")
+_ONEDNN_FP16 = _ONEDNN and _probe("_is_mkldnn_fp16_supported")
+
+
+def enabled(device: torch.device) -> bool:
+    """Whether autocast is active for ``device``'s type (older torch spells it per device)."""
+    try:
+        return bool(torch.is_autocast_enabled(device.type))
+    except TypeError:  # torch < 2.4
+        if device.type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled())
+
+
+def lower_dtype(device: torch.device) -> torch.dtype:
+    """The dtype autocast gives products on ``device``'s type."""
+    try:
+        return torch.get_autocast_dtype(device.type)
+    except AttributeError:  # torch < 2.4
+        if device.type == "cpu":
+            return torch.get_autocast_cpu_dtype()
+        return torch.get_autocast_gpu_dtype()
+
+
+def _onednn_runs(dtype: torch.dtype) -> bool:
+    """Whether torch.nn.LSTM takes its oneDNN sequence kernel for an input of ``dtype``."""
+    if not (_ONEDNN and torch.backends.mkldnn.enabled):
+        return False
+    if dtype == torch.float32:
+        return True
+    if dtype == torch.bfloat16:
+        return _ONEDNN_BF16
+    if dtype == torch.float16:
+        return _ONEDNN_FP16 and not torch.is_grad_enabled()
+    return False
+
+
+def result_dtypes(
+    kind: str,
+    device: torch.device,
+    input_dtype: torch.dtype,
+    state_dtypes: tuple[torch.dtype, ...] | None,
+    num_states: int,
+    *,
+    projection: bool,
+    sequence_kernel: bool,
+) -> tuple[torch.dtype, ...]:
+    """``(output, *state)`` dtypes torch.nn returns under autocast (see the module docstring).
+
+    Args:
+        kind: the cell's kind ("LSTM", "GRU", "RNN_TANH", "MINGRU", ...).
+        input_dtype: the input's dtype as given (before any cast).
+        state_dtypes: the initial state's dtypes as given, None for zeros.
+        projection: an LSTM with ``proj_size``.
+        sequence_kernel: a layer called with an unpacked input (torch.nn.LSTM may then take
+            its oneDNN kernel); False for a cell or a packed input.
+    """
+    low = lower_dtype(device)
+    if device.type != "cpu" or kind.startswith("RNN"):
+        return (low,) * (1 + num_states)
+    states = state_dtypes if state_dtypes is not None else (input_dtype,) * num_states
+    if kind == "LSTM":
+        if sequence_kernel and not projection and _onednn_runs(input_dtype):
+            return (low, low, low)
+        h = low if projection else states[1]
+        return (h, h, states[1])
+    return (states[0],) * (1 + num_states)
+
+
+def cast_state(hx: object, dtype: torch.dtype) -> object:
+    """``hx`` (a tensor, a tuple of them or None) in ``dtype``; anything else as it is.
+
+    A malformed ``hx`` passes through untouched, so the checks that follow name it.
+    """
+    if isinstance(hx, torch.Tensor):
+        return hx.to(dtype)
+    if isinstance(hx, (tuple, list)):
+        return type(hx)(s.to(dtype) if isinstance(s, torch.Tensor) else s for s in hx)
+    return hx
