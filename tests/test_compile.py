@@ -187,13 +187,12 @@ def test_the_opaque_loop_passes_torchs_operator_checks() -> None:
     key = opaque.key(cell)
     args = (key, True, gx, state, weights, None, zero, None, keep, False)
     torch.library.opcheck(opaque.cell_loop, args)
+
     # and the recomputed backward is the eager loop's gradient, to float64 precision
-    torch.autograd.gradcheck(
-        lambda g, s, *w: opaque.cell_loop(key, True, g, [s], list(w), None, zero, None, keep, False)[
-            0
-        ],
-        (gx, state[0], *weights),
-    )
+    def out(g: torch.Tensor, s: torch.Tensor, *w: torch.Tensor) -> torch.Tensor:
+        return opaque.cell_loop(key, True, g, [s], list(w), None, zero, None, keep, False)[0]
+
+    torch.autograd.gradcheck(out, (gx, state[0], *weights))
 
 
 def test_the_native_operator_with_ragged_lengths_passes_torchs_operator_checks() -> None:
@@ -226,6 +225,36 @@ def test_a_cell_class_from_outside_rnnkit_runs_the_unrolled_loop() -> None:
     Outside.__module__ = "user_code"
     assert opaque.key(Outside(4, 4)) is None
     assert opaque.key(rnnkit.GRUCell(4, 4)) is not None
+
+
+CELLS = {
+    "RNNCell": lambda: rnnkit.RNNCell(I, H, nonlinearity="relu"),
+    "LSTMCell": lambda: rnnkit.LSTMCell(I, H),
+    "LSTMCell-options": lambda: rnnkit.LSTMCell(I, H, layer_norm=True, zoneout=0.2, proj_size=5),
+    "GRUCell": lambda: rnnkit.GRUCell(I, H, zoneout=0.1),
+    "MinGRUCell": lambda: rnnkit.MinGRUCell(I, H),
+    "MinLSTMCell": lambda: rnnkit.MinLSTMCell(I, H),
+}
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_cells_compile_without_graph_breaks_and_equal_eager(name: str, backend: str) -> None:
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    cell = CELLS[name]().double().eval()
+    x = torch.randn(B, I, dtype=torch.float64, requires_grad=True)
+    assert torch._dynamo.explain(cell)(x).graph_break_count == 0
+
+    def one_step(model: torch.nn.Module) -> list[torch.Tensor]:
+        new = model(x)
+        states = new if isinstance(new, tuple) else (new,)
+        loss = sum(s.square().sum() for s in states)
+        return [*states, *torch.autograd.grad(loss, [x, *cell.parameters()])]
+
+    expected = one_step(cell)
+    for e, g in zip(expected, one_step(torch.compile(cell, backend=backend)), strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-9)
 
 
 # name -> (layer factory, extra call arguments) for the compile-time check
