@@ -45,7 +45,8 @@ def loop(
     for t in steps:
         if zero is not None:
             state = tuple(torch.where(zero[t], torch.zeros_like(s), s) for s in state)
-        new = cell.step(p, gx[t], state, mask, None if keep is None else tuple(k[t] for k in keep))
+        keep_t = None if keep is None else tuple(k[t] for k in keep)
+        new = cell.step(p, gx[t], state, mask, keep_t)
         if valid is not None:
             new = tuple(torch.where(valid[t], n, s) for n, s in zip(new, state, strict=True))
         state = new
