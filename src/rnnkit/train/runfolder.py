@@ -59,6 +59,8 @@ LOCK = ".lock"
 OWNED = (CONFIG, MODEL, MANIFEST, METRICS, LOSS_PLOT, LOCK)
 _STATE = re.compile(r"train_state-(\d{8})\.safetensors")
 _TEMP = re.compile(r"\..+\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX))
+# What `rnnkit export RUN` writes into the run by default (rnnkit.cli.export).
+_EXPORTED = re.compile(r"model-(step|sequence)(\.int8)?\.onnx")
 CONFIG_KEYS = ("format", "format_version", "rnnkit_version", "task", "options", "train", "derived")
 
 
@@ -195,6 +197,7 @@ class RunFolder:
             or name in self.extra_files
             or bool(_STATE.fullmatch(name))
             or bool(_TEMP.fullmatch(name))
+            or bool(_EXPORTED.fullmatch(name))
         )
 
     def has_config(self) -> bool:

@@ -1,0 +1,281 @@
+"""ONNX export: every cell and option, step and sequence graphs, checked in onnxruntime.
+
+Each exported graph is run here on fresh random input - T = 1, 7 and 1000 from one
+sequence file, ragged lengths including 0 - and compared with the PyTorch model, besides
+the check ``export_onnx`` makes itself before it writes anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.export import export_onnx, read_metadata
+from rnnkit.export import onnx as export_module
+from rnnkit.models.lm import CharLM, CharLMConfig
+
+ort = pytest.importorskip("onnxruntime")
+
+I, H = 5, 8
+LAYERS = {
+    "rnn-tanh": lambda: rnnkit.RNN(I, H),
+    "rnn-relu-2": lambda: rnnkit.RNN(I, H, num_layers=2, nonlinearity="relu"),
+    "lstm": lambda: rnnkit.LSTM(I, H),
+    "lstm-2-proj": lambda: rnnkit.LSTM(I, H, num_layers=2, proj_size=3),
+    "lstm-layer_norm": lambda: rnnkit.LSTM(I, H, layer_norm=True),
+    "lstm-zoneout-recurrent_dropout": lambda: rnnkit.LSTM(
+        I, H, num_layers=2, zoneout=0.2, recurrent_dropout=0.3, dropout=0.4
+    ),
+    "gru": lambda: rnnkit.GRU(I, H, bias=False),
+    "gru-zoneout": lambda: rnnkit.GRU(I, H, zoneout=0.1),
+    "mingru-2": lambda: rnnkit.MinGRU(I, H, num_layers=2),
+    "minlstm": lambda: rnnkit.MinLSTM(I, H, zoneout=0.1),
+}
+BIDIRECTIONAL = {
+    "lstm-bi-2": lambda: rnnkit.LSTM(I, H, num_layers=2, bidirectional=True),
+    "gru-bi-layer_norm-free": lambda: rnnkit.GRU(I, H, bidirectional=True, zoneout=0.1),
+    "lstm-bi-layer_norm-proj": lambda: rnnkit.LSTM(
+        I, H, bidirectional=True, layer_norm=True, proj_size=3
+    ),
+    "minlstm-bi": lambda: rnnkit.MinLSTM(I, H, bidirectional=True),
+}
+
+
+def _layer(make) -> rnnkit.RNN:
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make().eval()
+
+
+def _session(proto):
+    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _states(layer, batch: int, rows: int) -> list[torch.Tensor]:
+    return [torch.randn(rows, batch, s) for s in layer.first_cell.state_sizes]
+
+
+def _close(got: np.ndarray, expected: torch.Tensor, atol: float = 1e-5) -> None:
+    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=0, atol=atol)
+
+
+def _float32_error(layer, x, states, lengths) -> float:
+    """How far PyTorch's own float32 result is from float64's: the floor of any float32 parity.
+
+    Over 1000 steps of a layer-norm LSTM it is 4e-5, above the 1e-5 asked of short runs.
+    """
+    wide = copy.deepcopy(layer).double()
+    s64 = tuple(s.double() for s in states)
+    y64, _ = wide(x.double(), s64 if len(s64) > 1 else s64[0], lengths=lengths)
+    y32, _ = layer(x, tuple(states) if len(states) > 1 else states[0], lengths=lengths)
+    return float((y32.double() - y64).abs().max())
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_a_step_graph_streams_like_the_layer(name: str) -> None:
+    layer = _layer(LAYERS[name])
+    proto = export_onnx(layer, mode="step")
+    meta = read_metadata(proto)
+    names = list(layer.first_cell.state_names)
+    assert meta["inputs"] == ["x", *names]
+    assert meta["outputs"] == ["y", *(f"{n}_out" for n in names)]
+    session = _session(proto)
+    torch.manual_seed(1)
+    x = torch.randn(20, 2, I)
+    states = _states(layer, 2, layer.num_layers)
+    expected, final = layer(x, tuple(states) if len(states) > 1 else states[0])
+    carried = [s.numpy() for s in states]
+    for t in range(20):
+        feed = {"x": x[t].numpy(), **dict(zip(names, carried, strict=True))}
+        y, *carried = session.run(None, feed)
+        _close(y, expected[t])
+    finals = final if isinstance(final, tuple) else (final,)
+    for got, want in zip(carried, finals, strict=True):
+        _close(got, want)
+
+
+@pytest.mark.parametrize("lengths", [False, True])
+@pytest.mark.parametrize("name", list(LAYERS) + list(BIDIRECTIONAL))
+def test_one_sequence_graph_runs_every_length(name: str, lengths: bool) -> None:
+    layer = _layer({**LAYERS, **BIDIRECTIONAL}[name])
+    proto = export_onnx(layer, mode="sequence", lengths=lengths)
+    session = _session(proto)
+    names = list(layer.first_cell.state_names)
+    rows = layer.num_layers * (2 if layer.bidirectional else 1)
+    torch.manual_seed(2)
+    for T in (1, 7, 1000):
+        if T == 1000 and name not in ("lstm-layer_norm", "lstm-bi-2", "mingru-2"):
+            continue  # a few long runs keep the file quick
+        x = torch.randn(T, 3, I)
+        states = _states(layer, 3, rows)
+        feed = {"x": x.numpy(), **{n: s.numpy() for n, s in zip(names, states, strict=True)}}
+        lens = None
+        if lengths:
+            lens = torch.tensor([T, max(T // 2, 1), 0])
+            feed["lengths"] = lens.numpy()
+        got = session.run(None, feed)
+        want, final = layer(x, tuple(states) if len(states) > 1 else states[0], lengths=lens)
+        finals = final if isinstance(final, tuple) else (final,)
+        # 1e-5, or twice PyTorch's own float32 error where that is larger (long runs).
+        atol = max(1e-5, 2 * _float32_error(layer, x, states, lens)) if T > 7 else 1e-5
+        for g, w in zip(got, [want, *finals], strict=True):
+            _close(g, w, atol)
+
+
+def _lm(cell: str) -> CharLM:
+    torch.manual_seed(0)
+    vocab = Vocabulary(list("abcde \n"))
+    config = CharLMConfig(
+        vocab_size=len(vocab.chars) + 1, cell=cell, num_layers=2, hidden_size=16, embed_size=6
+    )
+    return CharLM(config, vocab).eval()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "mingru"])
+def test_a_language_model_exports_in_both_modes(cell: str) -> None:
+    lm = _lm(cell)
+    ids = torch.randint(0, 8, (9, 2))
+    expected, final = lm(ids)
+    finals = final if isinstance(final, tuple) else (final,)
+    names = list(lm.rnn.first_cell.state_names)
+    sizes = lm.rnn.first_cell.state_sizes
+    zeros = {n: np.zeros((2, 2, s), np.float32) for n, s in zip(names, sizes, strict=True)}
+
+    step = export_onnx(lm, mode="step")
+    meta = read_metadata(step)
+    assert meta["model"] == "char_lm" and meta["vocab"] == ["", *"abcde \n"] and meta["unk_id"] == 0
+    session, carried = _session(step), list(zeros.values())
+    for t in range(9):
+        feed = {"x": ids[t].numpy(), **dict(zip(names, carried, strict=True))}
+        y, *carried = session.run(None, feed)
+        _close(y, expected[t])
+    sequence = export_onnx(lm, mode="sequence")
+    y, *states = _session(sequence).run(None, {"x": ids.numpy(), **zeros})
+    _close(y, expected)
+    for got, want in zip(states, finals, strict=True):
+        _close(got, want)
+
+
+def test_metadata_describes_the_graph() -> None:
+    proto = export_onnx(_layer(LAYERS["lstm-2-proj"]), mode="sequence", lengths=True)
+    meta = read_metadata(proto)
+    assert meta == {
+        "format": "rnnkit.onnx",
+        "version": 1,
+        "mode": "sequence",
+        "model": "layer",
+        "kind": "LSTM",
+        "lengths": True,
+        "inputs": ["x", "lengths", "h", "c"],
+        "outputs": ["y", "h_out", "c_out"],
+        "states": [{"name": "h", "shape": [2, "B", 3]}, {"name": "c", "shape": [2, "B", H]}],
+        "input_size": I,
+        "output_size": 3,
+    }
+    assert [i.name for i in proto.graph.input] == meta["inputs"]
+    assert [o.name for o in proto.graph.output] == meta["outputs"]
+
+
+def test_plain_layers_use_onnxs_own_operators_and_the_rest_a_scan() -> None:
+    ops = {n.op_type for n in export_onnx(_layer(LAYERS["lstm"]), mode="sequence").graph.node}
+    assert "LSTM" in ops and "Scan" not in ops
+    ops = {
+        n.op_type
+        for n in export_onnx(_layer(LAYERS["lstm-layer_norm"]), mode="sequence").graph.node
+    }
+    assert "Scan" in ops and "LSTM" not in ops
+
+
+def test_the_users_module_is_left_as_it_was() -> None:
+    layer = rnnkit.GRU(I, H, zoneout=0.1).train()
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    export_onnx(layer, mode="step")
+    assert layer.training
+    for k, v in layer.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: export_onnx(rnnkit.GRU(I, H, bidirectional=True)), r"mode='step' needs a unidir"),
+        (lambda: export_onnx(rnnkit.GRU(I, H), mode="step", lengths=True), r"lengths applies to"),
+        (lambda: export_onnx(rnnkit.GRU(I, H), mode="chunk"), r"mode must be 'step' or 'seq"),
+        (lambda: export_onnx(torch.nn.GRU(I, H)), r"model must be an rnnkit layer .* got GRU"),
+        (lambda: export_onnx(rnnkit.GRU(I, H), lengths=1), r"lengths must be a bool; got 1"),
+        (lambda: export_onnx(rnnkit.GRU(I, H), "/nonexistent/dir/g.onnx"), r"folder of .* not"),
+    ],
+)
+def test_what_cannot_be_exported_is_refused_in_one_line(call, match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match) as err:
+        call()
+    assert "\n" not in str(err.value)
+
+
+def test_an_existing_file_is_never_replaced_unasked(tmp_path: Path) -> None:
+    target = tmp_path / "mine.onnx"
+    target.write_bytes(b"the user's own file")
+    with pytest.raises(ValueError, match="exists; pass overwrite=True"):
+        export_onnx(rnnkit.GRU(I, H), target)
+    assert target.read_bytes() == b"the user's own file"
+    export_onnx(rnnkit.GRU(I, H), target, overwrite=True)
+    assert read_metadata(__import__("onnx").load(target))["kind"] == "GRU"
+
+
+def test_a_graph_that_differs_from_pytorch_is_refused_and_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = export_module._CellBody.forward
+
+    def off_by_a_little(self, *args):  # type: ignore[no-untyped-def]
+        *states, y = real(self, *args)
+        return (*states, y + 1e-3)
+
+    monkeypatch.setattr(export_module._CellBody, "forward", off_by_a_little)
+    target = tmp_path / "g.onnx"
+    with pytest.raises(ValueError, match=r"differs from PyTorch's by 0\.001 .*nothing was written"):
+        export_onnx(rnnkit.LSTM(I, H, layer_norm=True), target, mode="sequence")
+    assert not target.exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_the_cli_exports_a_trained_run_which_still_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    trained = _cli(
+        "train", "--steps", "20", "--hidden", "16", "--eval-every", "10", "--out", str(run)
+    )
+    assert trained.returncode == 0, trained.stderr
+    done = _cli("export", str(run), "--mode", "step")
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and (run / "model-step.onnx").is_file()
+    meta = read_metadata(__import__("onnx").load(run / "model-step.onnx"))
+    assert meta["model"] == "char_lm"
+    before = (run / "model-step.onnx").read_bytes()
+    again = _cli("export", str(run), "--mode", "step")
+    assert again.returncode == 2 and again.stderr.count("\n") == 1
+    assert "exists; pass --force" in again.stderr
+    assert (run / "model-step.onnx").read_bytes() == before
+    assert _cli("export", str(run), "--mode", "sequence", "--lengths").returncode == 0
+    not_a_run = _cli("export", str(tmp_path))
+    assert not_a_run.returncode == 2 and "must be a run folder" in not_a_run.stderr
+    # the exported graphs belong to the run: training resumes in the folder
+    resumed = _cli("train", "--resume", str(run), "--steps", "30")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "train_state.json").read_text())["step"] == 30
