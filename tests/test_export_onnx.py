@@ -279,3 +279,30 @@ def test_the_cli_exports_a_trained_run_which_still_resumes(tmp_path: Path) -> No
     resumed = _cli("train", "--resume", str(run), "--steps", "30")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "train_state.json").read_text())["step"] == 30
+
+
+@pytest.mark.parametrize(("cell", "head"), [("lstm", "quantile"), ("gru", "gaussian")])
+def test_a_forecaster_exports_in_both_modes(cell: str, head: str) -> None:
+    from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
+
+    torch.manual_seed(0)
+    config = ForecastConfig(horizon=4, seasonality=12, cell=cell, head=head, hidden_size=8)
+    model = ForecastModel(config).eval()
+    torch.nn.init.normal_(model.head.weight, std=0.3)  # not the near-zero initial head
+    x = torch.randn(30, 2, model.features)
+    expected, final = model(x)
+    finals = final if isinstance(final, tuple) else (final,)
+    names = list(model.rnn.first_cell.state_names)
+    zeros = {n: np.zeros((1, 2, 8), np.float32) for n in names}
+    step = export_onnx(model, mode="step")
+    meta = read_metadata(step)
+    assert meta["model"] == "forecast" and meta["output_shape"] == [4, model.outputs]
+    assert meta["forecast"]["horizon"] == 4 and meta["forecast"]["head"] == head
+    session, carried = _session(step), list(zeros.values())
+    for t in range(30):
+        feed = {"x": x[t].numpy(), **dict(zip(names, carried, strict=True))}
+        y, *carried = session.run(None, feed)
+        _close(y, expected[t])
+    got = _session(export_onnx(model, mode="sequence")).run(None, {"x": x.numpy(), **zeros})
+    for g, w in zip(got, [expected, *finals], strict=True):
+        _close(g, w)

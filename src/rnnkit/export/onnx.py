@@ -109,19 +109,23 @@ class _Subject:
     def __init__(self, model: nn.Module, layer: RecurrentLayer, kind: str) -> None:
         self.model = copy.deepcopy(model).eval().float()  # the user's module stays as it is
         self.layer: RecurrentLayer = self.model if kind == "layer" else self.model.rnn  # type: ignore[assignment]
-        self.kind = kind  # "layer" or "char_lm"
+        self.kind = kind  # "layer", "char_lm" or "forecast"
 
     @classmethod
     def of(cls, model: object) -> _Subject:
         from rnnkit.models.lm import CharLM
+        from rnnkit.tasks.forecast import ForecastModel
 
         if isinstance(model, RecurrentLayer):
             return cls(model, model, "layer")
         if isinstance(model, CharLM):
             return cls(model, model.rnn, "char_lm")
+        if isinstance(model, ForecastModel):
+            return cls(model, model.rnn, "forecast")
         raise TypeError(
-            "export_onnx: model must be an rnnkit layer (RNN, LSTM, GRU, MinGRU, MinLSTM) or a "
-            f"CharLM language model; got {type(model).__name__}"
+            "export_onnx: model must be an rnnkit layer (RNN, LSTM, GRU, MinGRU, MinLSTM), a "
+            "CharLM language model or a ForecastModel; got "
+            f"{type(model).__name__} (export its recurrent layer, model.rnn, instead)"
         )
 
     @property
@@ -147,10 +151,16 @@ class _Subject:
     def example_states(self, batch: int, generator: torch.Generator) -> list[Tensor]:
         return [torch.randn(self.rows, batch, s, generator=generator) for s in self.state_sizes]
 
-    def output_size(self) -> int:
+    def output_shape(self) -> list[int]:
+        """The trailing dimensions of y."""
         if self.kind == "char_lm":
-            return int(self.model.head.out_features)
-        return int(self.layer.output_size)
+            return [int(self.model.head.out_features)]
+        if self.kind == "forecast":
+            return [self.model.config.horizon, self.model.outputs]
+        return [int(self.layer.output_size)]
+
+    def output_size(self) -> int:
+        return int(np.prod(self.output_shape()))
 
     def metadata(self, mode: str, lengths: bool) -> dict[str, Any]:
         inputs = ["x", *(["lengths"] if lengths else []), *self.state_names]
@@ -173,6 +183,19 @@ class _Subject:
         if self.kind == "char_lm":
             data["vocab"] = ["", *self.model.vocab.chars]
             data["unk_id"] = 0
+        if self.kind == "forecast":
+            # y is raw (..., horizon, outputs): rnnkit.tasks.forecast.ForecastModel.bands
+            # turns it into the point forecast and the 80 % interval, in units of the step.
+            c = self.model.config
+            data["output_shape"] = self.output_shape()
+            data["forecast"] = {
+                "horizon": c.horizon,
+                "seasonality": c.seasonality,
+                "scale_window": c.scale_window,
+                "head": c.head,
+                "interval_scale": float(self.model.interval_scale),
+                "features": self.model.features,
+            }
         return data
 
     def run_torch(self, x: Tensor, states: list[Tensor], lengths: Tensor | None) -> list[Tensor]:
@@ -183,6 +206,8 @@ class _Subject:
                 e = self.model.embedding(x)
                 out, final = self.layer(e, state, lengths=lengths)
                 y = self.model.head(out)
+            elif self.kind == "forecast":
+                y, final = self.model(x, state, lengths=lengths)
             else:
                 y, final = self.layer(x, state, lengths=lengths)
         finals = final if isinstance(final, tuple) else (final,)
@@ -210,7 +235,13 @@ class _StepModule(nn.Module):
         L = self.layer.num_layers
         per_layer = [tuple(s[k] for s in states) for k in range(L)]
         h, new = self.step(self.layer.read_weights(), inp, per_layer)
-        y = model.head(h) if self.kind == "char_lm" else h
+        if self.kind == "char_lm":
+            y = model.head(h)
+        elif self.kind == "forecast":
+            shape = (model.config.horizon, model.outputs)
+            y = model.head(torch.cat([h, x], dim=-1)).unflatten(-1, shape)
+        else:
+            y = h
         return (y, *(torch.stack([n[j] for n in new]) for j in range(len(states))))
 
 
@@ -392,21 +423,28 @@ def _scan_graph(subject: _Subject, lengths: bool) -> Any:
         else:
             x = outs[0]
 
-    if subject.kind == "char_lm":
+    if subject.kind in ("char_lm", "forecast"):
         head = subject.model.head
         w = const("head_weight_t", head.weight.detach().numpy().T.copy())
         b = const("head_bias", head.bias.detach().numpy())
+        if subject.kind == "forecast":  # the head reads the features next to h^t
+            nodes.append(helper.make_node("Concat", [x, "x"], ["head_in"], axis=-1))
+            x = "head_in"
+        flat = "y" if subject.kind == "char_lm" else "y_flat"
         nodes += [
-            helper.make_node("MatMul", [x, w], ["logits_nobias"]),
-            helper.make_node("Add", ["logits_nobias", b], ["y"]),
+            helper.make_node("MatMul", [x, w], ["head_nobias"]),
+            helper.make_node("Add", ["head_nobias", b], [flat]),
         ]
+        if subject.kind == "forecast":
+            shape = const("y_shape", np.array([0, 0, *subject.output_shape()]))
+            nodes.append(helper.make_node("Reshape", [flat, shape], ["y"]))
     else:
         nodes.append(helper.make_node("Identity", [x], ["y"]))
     for n in names:
         nodes.append(helper.make_node("Concat", finals[n], [f"{n}_out"], axis=0))
 
-    out_size = subject.output_size()
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", "B", out_size])]
+    y_shape = ["T", "B", *subject.output_shape()]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)]
     for n, s in zip(names, subject.state_sizes, strict=True):
         outputs.append(
             helper.make_tensor_value_info(f"{n}_out", TensorProto.FLOAT, [subject.rows, "B", s])
