@@ -75,6 +75,7 @@ def test_train_reports_and_writes_the_run_folder(run: Path, capsys):
     names = {p.name for p in run.iterdir()}
     assert names == {
         ".lock",
+        "README.md",
         "config.json",
         "model.safetensors",
         "metrics.csv",

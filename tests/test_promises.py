@@ -131,7 +131,7 @@ print("finished", calls[0])
 
 # (task, kill points): every os.replace of the language model's run, a spread for the rest
 # (the config, the first commit's tensors/metrics/manifest/best copy, a later commit).
-POINTS = [("lm", n, w) for n in range(1, 15) for w in ("before", "after")] + [
+POINTS = [("lm", n, w) for n in range(1, 19) for w in ("before", "after")] + [
     (t, n, w) for t in NAMES if t != "lm" for n, w in
     ((1, "after"), (2, "before"), (3, "after"), (4, "before"), (5, "after"), (8, "before"))
 ]  # fmt: skip

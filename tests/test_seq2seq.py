@@ -311,6 +311,7 @@ def test_run_folder_is_the_common_one(run_dir):
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == [
         ".lock",
+        "README.md",
         "config.json",
         "loss.png",
         "metrics.csv",

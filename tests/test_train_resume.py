@@ -122,6 +122,7 @@ def test_run_folder_contents_and_load(tmp_path: Path, text_file: Path):
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == [
         ".lock",
+        "README.md",
         "config.json",
         "loss.png",
         "metrics.csv",

@@ -8,6 +8,7 @@ from rnnkit.quantize import QuantizationWarning, quantize_dynamic
 from rnnkit.serialization import safe_globals
 from rnnkit.stream import Stream
 from rnnkit.train.fit import fit
+from rnnkit.train.pretrained import load_pretrained, save_pretrained
 from rnnkit.train.run import load
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "__version__",
     "fit",
     "load",
+    "load_pretrained",
     "quantize_dynamic",
     "safe_globals",
+    "save_pretrained",
 ]

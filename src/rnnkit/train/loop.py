@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rnnkit.tasks.base import Task
-from rnnkit.train import distributed
+from rnnkit.train import card, distributed
 from rnnkit.train.config import TrainConfig, autocast
 from rnnkit.train.files import atomic_write, optimizer_from_tensors, optimizer_to_tensors
 from rnnkit.train.metrics import Progress, Row, clock, fmt, plot, read_csv, to_csv
@@ -310,6 +310,7 @@ class Trainer:
         self.folder.commit(self.step, tensors, info, to_csv(self.rows), improved)
         if time.perf_counter() - self._plotted_at > PLOT_EVERY_S:
             self._plot()
+        card.write(self.folder.path)  # README.md, from the files just committed
 
     def _restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint exactly (every tensor and RNG), or say what is wrong."""

@@ -147,6 +147,7 @@ def _check_new(folder: RunFolder) -> str | None:
             f"{folder} already holds a run; continue it with --resume {folder} or choose "
             "another --out"
         )
+    folder.check_not_pretrained()
     if folder.has_config():
         folder.read_config()  # ours, or refused in one line
         return f"{folder} holds a run stopped before its first checkpoint; starting anew in it"
@@ -203,7 +204,9 @@ def load(
 ) -> nn.Module:
     """The trained model of a run folder of any task (its best weights), in eval mode.
 
-    For a run of :func:`rnnkit.fit`, pass the ``model`` to load the weights into.
+    For a run of :func:`rnnkit.fit`, pass the ``model`` to load the weights into. The
+    model keeps the run's config as ``model.rnnkit_config`` (a :class:`RunConfig`), so
+    :func:`rnnkit.save_pretrained` can write it again.
 
     Example:
         >>> model = rnnkit.load("runs/lm")  # doctest: +SKIP
@@ -226,6 +229,7 @@ def load(
     weights = folder.best_weights()
     check_fits(model.state_dict(), weights, folder.path / "model.safetensors")
     model.load_state_dict(weights)
+    model.rnnkit_config = config  # a plain attribute: not part of the state_dict
     return model.to(device).eval()
 
 

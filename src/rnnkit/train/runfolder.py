@@ -9,6 +9,7 @@
     train_state-<step>.safetensors   weights, optimiser moments, every RNG, carried state
     metrics.csv                      step, time, split, metric, value: every evaluation
     loss.png                         the curves
+    README.md                        the model card (see :mod:`rnnkit.train.card`)
     .lock                            held (flock) by the one process writing the run
 
 A checkpoint is committed as one unit: the tensors are written under a new name, then
@@ -20,7 +21,12 @@ loading, read from the checkpoint).
 
 rnnkit writes only the names above (plus a task's own, such as ``confusion.png``) and its
 temporary files; a folder holding anything else is not an rnnkit run and is refused, and
-symbolic links are never followed.
+symbolic links are never followed. ``README.md`` is rnnkit's only when it carries the
+card's marker (:data:`CARD_MARK`): a user's own README.md is never rewritten or removed.
+
+A folder with ``model.safetensors`` and no manifest is a pretrained folder
+(:func:`rnnkit.save_pretrained`): it loads like a run, but holds no training state to
+continue and is never trained into (its weights would be replaced).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ MANIFEST = "train_state.json"
 METRICS = "metrics.csv"
 LOSS_PLOT = "loss.png"
 LOCK = ".lock"
+CARD = "README.md"  # owned only when it carries CARD_MARK (see is_card)
+CARD_MARK = "<!-- rnnkit model card: generated from config.json and metrics.csv -->"
 OWNED = (CONFIG, MODEL, MANIFEST, METRICS, LOSS_PLOT, LOCK)
 _STATE = re.compile(r"train_state-(\d{8})\.safetensors")
 _TEMP = re.compile(r"\..+\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX))
@@ -177,7 +185,7 @@ class RunFolder:
         for entry in self.entries():
             if entry.is_symlink():
                 links.append(entry.name)
-            elif not self._owned(entry.name) or entry.is_dir():
+            elif entry.is_dir() or not self._owns(entry):
                 foreign.append(entry.name)
         if links:
             raise RunFolderError(
@@ -190,6 +198,10 @@ class RunFolder:
                 f"{self.path} holds files rnnkit did not write ({', '.join(foreign[:3])}{more}); "
                 "it is not an rnnkit run folder: choose a new or empty folder"
             )
+
+    def _owns(self, entry: Path) -> bool:
+        """Whether rnnkit wrote ``entry``: by its name, and for README.md by its marker."""
+        return is_card(entry) if entry.name == CARD else self._owned(entry.name)
 
     def _owned(self, name: str) -> bool:
         return (
@@ -231,14 +243,31 @@ class RunFolder:
         return info
 
     def read_checkpoint(self) -> Checkpoint | None:
-        """The committed training state, or None before the first checkpoint."""
+        """The committed training state, or None before the first checkpoint; a
+        pretrained folder (weights, no manifest) is refused: it has nothing to continue."""
         info = self.read_manifest()
         if info is None:
+            self.check_not_pretrained()
             return None
         tensors = load_tensors(self.path / info["tensors"])
         if not any(k.startswith("model.") for k in tensors):
             raise RunFolderError(f"{self.path / info['tensors']} holds no model weights")
         return Checkpoint(int(info["step"]), info, tensors)
+
+    def is_pretrained(self) -> bool:
+        """Weights without a manifest: what :func:`rnnkit.save_pretrained` writes. A run
+        copies its best weights only after its manifest, so no kill leaves this."""
+        model = self.path / MODEL
+        return (model.exists() or model.is_symlink()) and not (self.path / MANIFEST).exists()
+
+    def check_not_pretrained(self) -> None:
+        """Refuse to train into a pretrained folder: it would replace its weights."""
+        if self.is_pretrained():
+            raise RunFolderError(
+                f"{self.path} holds {MODEL} but no {MANIFEST}: a pretrained folder has no "
+                f"training state to continue and is not trained into; start a new run from "
+                f"its options with --config {self.path / CONFIG} --out NEW"
+            )
 
     def best_weights(self) -> dict[str, Tensor]:
         """The best weights: ``model.safetensors``, or the checkpoint's when that copy is
@@ -293,7 +322,7 @@ class RunFolder:
     def reset(self) -> None:
         """Remove every file of a run that never checkpointed, before a new run starts in it."""
         for entry in self.entries():
-            if entry.name != LOCK and self._owned(entry.name) and not entry.is_dir():
+            if entry.name != LOCK and not entry.is_dir() and self._owns(entry):
                 entry.unlink(missing_ok=True)
 
     def write_config(self, config: RunConfig) -> None:
@@ -329,6 +358,19 @@ class RunFolder:
             ckpt = self.read_checkpoint()
             assert ckpt is not None
             save_tensors(self.path / MODEL, ckpt.prefixed("model"), meta={"step": str(ckpt.step)})
+
+
+def is_card(path: Path) -> bool:
+    """Whether ``path`` is a model card rnnkit wrote (a plain file with the marker near
+    its top); a symbolic link never is."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return CARD_MARK.encode("utf-8") in head
 
 
 def check_fits(own: dict[str, Tensor], weights: dict[str, Tensor], where: object) -> None:
