@@ -273,6 +273,9 @@ def test_the_cli_exports_a_trained_run_which_still_resumes(tmp_path: Path) -> No
     assert "exists; pass --force" in again.stderr
     assert (run / "model-step.onnx").read_bytes() == before
     assert _cli("export", str(run), "--mode", "sequence", "--lengths").returncode == 0
+    int8 = _cli("export", str(run), "--mode", "step", "--int8", "--force")
+    assert int8.returncode == 0, int8.stderr
+    assert read_metadata(__import__("onnx").load(run / "model-step.int8.onnx"))["quantization"]
     not_a_run = _cli("export", str(tmp_path))
     assert not_a_run.returncode == 2 and "must be a run folder" in not_a_run.stderr
     # the exported graphs belong to the run: training resumes in the folder

@@ -240,12 +240,13 @@ def test_online_forecast_equals_a_full_rerun(seasonality: int, cell: str) -> Non
 
 
 def test_online_step_features_equal_one_pass() -> None:
-    from rnnkit.tasks.forecast import _Steps
+    from rnnkit.deploy import ForecastFeatures
 
     model = small_model(4)
     y = series(30)
     prepared = prepare_series(y, model.config)
-    steps = _Steps(model.config)
+    c = model.config
+    steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon)
     for t, value in enumerate(y):
         x, anchor, unit = steps.push(value)
         np.testing.assert_array_equal(x, prepared.x[t])

@@ -39,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", default=None, help="the file to write (default: RUN_DIR/model-MODE.onnx)"
     )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write an int8-weight copy next to it (FILE with .int8.onnx; "
+        "onnxruntime's dynamic quantization)",
+    )
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=run_export)
 
@@ -48,14 +54,17 @@ def run_export(args: argparse.Namespace) -> int:
     if not (run_dir / "config.json").is_file():
         raise ValueError(f"RUN_DIR must be a run folder with a config.json; got {run_dir}")
     out = Path(args.out) if args.out else run_dir / f"model-{args.mode}.onnx"
-    if out.exists() and not args.force:
-        raise ValueError(f"--out {out} exists; pass --force to replace it")
+    int8 = out.with_name(out.name.removesuffix(".onnx") + ".int8.onnx")
+    for target in (out, int8) if args.int8 else (out,):
+        if target.exists() and not args.force:
+            raise ValueError(f"--out {target} exists; pass --force to replace it")
     try:
         from rnnkit.export import export_onnx, read_metadata
     except ImportError as err:
         raise ValueError(
             f"rnnkit export needs the export extra (pip install 'rnnkit[export]'): {err}"
         ) from None
+    from rnnkit.export import quantize_onnx
     from rnnkit.train import load
 
     model = load(run_dir)
@@ -66,4 +75,7 @@ def run_export(args: argparse.Namespace) -> int:
     what = f"{meta['mode']} graph of a {meta['kind']} {meta['model']}"
     print(f"wrote {out} ({size / 1e6:.2f} MB): {what}, ({inputs}) -> ({outputs}); "
           "checked against PyTorch in onnxruntime")  # fmt: skip
+    if args.int8:
+        quantize_onnx(out, int8, overwrite=args.force)
+        print(f"wrote {int8} ({int8.stat().st_size / 1e6:.2f} MB): int8 weights")
     return 0

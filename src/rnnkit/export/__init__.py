@@ -6,5 +6,6 @@ Needs the ``export`` extra (onnx, onnxruntime, onnxscript); ``import rnnkit`` do
 from __future__ import annotations
 
 from rnnkit.export.onnx import MODES, export_onnx, read_metadata
+from rnnkit.export.quantize import quantize_onnx
 
-__all__ = ["MODES", "export_onnx", "read_metadata"]
+__all__ = ["MODES", "export_onnx", "quantize_onnx", "read_metadata"]

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from torch import Tensor, nn
 
 from rnnkit import _options
 from rnnkit._options import option
+from rnnkit.deploy import CLIP, D_FLOOR, Z80, Forecast, ForecastFeatures
 from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
@@ -58,12 +58,20 @@ from rnnkit.train.config import TrainConfig
 
 HEADS = ("quantile", "gaussian")
 QUANTILES = (0.1, 0.5, 0.9)  # the 80 % interval and the median
-Z80 = 1.2815515655446004  # the 0.9 quantile of the standard normal
 N_FEATURES = 6
-CLIP = 10.0  # inputs are clipped to [-CLIP, CLIP]
-D_FLOOR = 0.01  # d_t is at least this fraction of s_t (a constant history has d = 0)
+# CLIP: inputs are clipped to [-CLIP, CLIP]; D_FLOOR: d_t is at least this fraction of s_t
+# (a constant history has d = 0). They live with the step-by-step features in rnnkit.deploy,
+# which runs exported forecasters without torch: one definition for training and serving.
 DATASET_NAMES = (
-    "m1-yearly", "airline", "lynx", "shampoo", "uschange", "sunspots", "co2", "elnino", "nile",
+    "m1-yearly",
+    "airline",
+    "lynx",
+    "shampoo",
+    "uschange",
+    "sunspots",
+    "co2",
+    "elnino",
+    "nile",
 )  # fmt: skip  (rnnkit.data.series.DATASETS; listed here so that no data package loads)
 PLOTTED = 4  # series drawn in forecast.png
 EVAL_BATCH = 256  # series per forward pass at evaluation
@@ -88,7 +96,8 @@ class ForecastOptions:
         choices=DATASET_NAMES,
     )
     format: str = option(
-        "auto", "format of --data: auto reads .tsf by extension, long CSV by its header",
+        "auto",
+        "format of --data: auto reads .tsf by extension, long CSV by its header",
         choices=("auto", "tsf", "wide", "long"),
     )
     time_column: str | None = option(
@@ -103,8 +112,7 @@ class ForecastOptions:
     )
     seasonality: int | None = option(
         None,
-        "seasonal period m of seasonal naive and MASE (default: from the data's frequency, "
-        "else 1)",
+        "seasonal period m of seasonal naive and MASE (default: from the data's frequency, else 1)",
         low=1,
         high=100_000,
     )
@@ -226,53 +234,6 @@ def prepare_series(y: Sequence[float] | np.ndarray, config: ForecastConfig) -> P
     return Prepared(y, x.astype(np.float32), anchor, d)
 
 
-class _Steps:
-    """:func:`prepare_series` one value at a time, in bounded memory: the same sums in the
-    same order, so the same numbers."""
-
-    def __init__(self, config: ForecastConfig) -> None:
-        self.m, self.w, self.h = config.seasonality, config.scale_window, config.horizon
-        self.t = -1
-        self.cum = deque([0.0], maxlen=self.w + 1)  # cumulative |y|, the last w + 1
-        self.cum_signed = deque([0.0], maxlen=self.w + 1)  # cumulative y
-        self.recent: deque[float] = deque(maxlen=max(self.m, 1) + 1)
-        self.sum1 = 0.0
-        self.summ = 0.0
-
-    def push(self, value: float) -> tuple[np.ndarray, np.ndarray, float]:
-        """The inputs, anchors and unit of the step that ``value`` ends."""
-        y = float(value)
-        if not math.isfinite(y):
-            raise ValueError(f"OnlineForecaster: a value must be a finite number; got {value!r}")
-        self.t += 1
-        t, m = self.t, self.m
-        self.cum.append(self.cum[-1] + abs(y))
-        self.cum_signed.append(self.cum_signed[-1] + y)
-        count = min(t + 1, self.w)
-        s = (self.cum[-1] - self.cum[-1 - count]) / count
-        level = (self.cum_signed[-1] - self.cum_signed[-1 - count]) / count
-        if s <= 0:
-            s = 1.0
-        diff1 = y - self.recent[-1] if t >= 1 else 0.0
-        if t >= 1:
-            self.sum1 += abs(diff1)
-        d = self.sum1 / t if t >= 1 else s
-        diffm = 0.0
-        if m > 1 and t >= m:
-            diffm = y - self.recent[-m]
-            self.summ += abs(diffm)
-            d = self.summ / (t - m + 1)
-        d = max(d, D_FLOOR * s)
-        self.recent.append(y)
-        history = list(self.recent)
-        if m > 1 and t + 1 >= m:
-            anchor = np.array([history[-m + (k % m)] for k in range(self.h)])
-        else:
-            anchor = np.full(self.h, y)
-        x = np.array([y / s, diff1 / d, diffm / d, math.log(d / s), 1.0 / (t + 1), (y - level) / d])
-        return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
-
-
 # ---- the model -------------------------------------------------------------------------
 
 
@@ -336,14 +297,6 @@ def output_loss(model: ForecastModel, raw: Tensor, target: Tensor, mask: Tensor)
         sigma = F.softplus(raw[..., 1]) + 1e-3
         loss = torch.log(sigma) + 0.5 * ((target - raw[..., 0]) / sigma) ** 2
     return (loss * mask).sum() / mask.sum().clamp(min=1)
-
-
-class Forecast(NamedTuple):
-    """A forecast of the next steps: the point forecast and the 80 % interval."""
-
-    mean: np.ndarray  # (h,) the median (quantile head) or mean (gaussian head)
-    lower: np.ndarray  # (h,) the 10 % quantile
-    upper: np.ndarray  # (h,)  the 90 % quantile
 
 
 def _values(raw: Tensor, model: ForecastModel, anchor: np.ndarray, unit: np.ndarray) -> Any:
@@ -419,7 +372,8 @@ class OnlineForecaster:
             )
         self.model = model.eval()
         self.stream = Stream(model)
-        self.steps = _Steps(model.config)
+        c = model.config
+        self.steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon)
         self._last: Forecast | None = None
         values = list(history)
         if values:
@@ -503,9 +457,7 @@ class Window(NamedTuple):
     origin: int
 
 
-def windows(
-    lengths: Sequence[int], horizon: int, origins: int, split: str
-) -> list[Window]:
+def windows(lengths: Sequence[int], horizon: int, origins: int, split: str) -> list[Window]:
     """The scored forecasts of a split: the test's ``origins`` last origins of each series
     (the last ``horizon`` values, then one step earlier, ...), validation's the same number
     just before the test's values; an origin needs 2 values of history."""
@@ -535,9 +487,7 @@ class Scores:
     skipped: int = 0  # windows left out of MASE: a constant history (scale 0)
 
     def line(self) -> str:
-        return (
-            f"MASE {self.mase:.3f}, sMAPE {self.smape:.2f}%, 80% coverage {self.coverage:.1%}"
-        )
+        return f"MASE {self.mase:.3f}, sMAPE {self.smape:.2f}%, 80% coverage {self.coverage:.1%}"
 
 
 def score(
@@ -596,7 +546,9 @@ def scaled(f: Forecast, c: float) -> Forecast:
 
 
 def calibration(
-    values: Sequence[np.ndarray], scored: Sequence[Window], forecasts: Sequence[Forecast],
+    values: Sequence[np.ndarray],
+    scored: Sequence[Window],
+    forecasts: Sequence[Forecast],
     horizon: int,
 ) -> float:
     """The factor c by which the intervals of ``forecasts`` must be stretched (c > 1) or
@@ -786,8 +738,10 @@ class ForecastTask(Task):
 
     def batches(self, train: TrainConfig, ctx: distributed.Context) -> Windows:
         o = self.options
-        prepared = [prepare_series(v[: max(e, 1)], self.config) for v, e in
-                    zip(self.values, self.ends, strict=True)]
+        prepared = [
+            prepare_series(v[: max(e, 1)], self.config)
+            for v, e in zip(self.values, self.ends, strict=True)
+        ]
         return Windows(
             prepared, self.ends, o.context, o.batch_size, train.seed,
             distributed.rows(ctx, o.batch_size),

@@ -1,0 +1,573 @@
+"""Run rnnkit's ONNX graphs with onnxruntime and numpy alone: streams, sequences, text.
+
+This file imports nothing from rnnkit and nothing but ``numpy`` and ``onnxruntime`` (the
+latter only to run a graph): copy it next to an exported graph and a deployment needs
+neither torch nor rnnkit::
+
+    pip install numpy onnxruntime
+    python -c "from deploy import OnnxStream; ..."
+
+The graphs are those of ``rnnkit.export.export_onnx`` (or ``rnnkit export RUN --format
+onnx``), which keep the recurrent state outside the graph: a step graph is
+``(x_t, h, [c]) -> (y_t, h', [c'])``, each state (L, B, S). The file says what it is in
+its ``rnnkit`` metadata (JSON), which this module reads through onnxruntime:
+
+- :class:`OnnxStream` runs a step graph one step at a time and carries the state, as
+  ``rnnkit.Stream`` does for the PyTorch layer;
+- :func:`run_sequence` runs a sequence graph on a whole (T, B, ...) batch;
+- :func:`generate` writes text with a character language model's step graph;
+- :class:`OnnxForecaster` updates a forecaster's forecast, with its 80 % interval, as
+  each new value of a series arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+try:  # the graphs need onnxruntime; the forecasting features below need numpy only
+    import onnxruntime as ort
+except ImportError:  # pragma: no cover - exercised where onnxruntime is absent
+    ort = None
+
+__all__ = [
+    "Forecast",
+    "ForecastFeatures",
+    "OnnxForecaster",
+    "OnnxStream",
+    "generate",
+    "load_session",
+    "read_metadata",
+    "run_sequence",
+]
+
+FORMAT = "rnnkit.onnx"
+VERSION = 1  # the newest metadata version this file reads
+
+State = Any  # one array (L, B, S), or a tuple of them (h, c) for an LSTM
+
+
+# ---- loading ------------------------------------------------------------------------
+
+
+def load_session(
+    path: str | os.PathLike[str] | bytes,
+    *,
+    threads: int | None = None,
+    options: ort.SessionOptions | None = None,
+    where: str = "load_session",
+) -> ort.InferenceSession:
+    """An onnxruntime CPU session of ``path`` (a file, or the graph's bytes).
+
+    ``threads`` sets onnxruntime's intra-op threads: 1 is usually fastest for one
+    stream at batch 1, where a step is too small to split.
+    """
+    if ort is None:
+        raise ValueError(f"{where}: running a graph needs onnxruntime (pip install onnxruntime)")
+    if options is None:
+        options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    if isinstance(path, bytes):
+        source: str | bytes = path
+        name = "the given bytes"
+    else:
+        source = os.fspath(path)
+        name = source
+        if not os.path.isfile(source):
+            raise ValueError(f"{where}: expected an ONNX file; {source!r} does not exist")
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own classes, one per failure kind
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{where}: expected an ONNX graph; onnxruntime cannot load {name} ({reason})"
+        ) from error
+
+
+def read_metadata(session: ort.InferenceSession, where: str = "read_metadata") -> dict[str, Any]:
+    """The ``rnnkit`` JSON of a loaded graph; ValueError if the graph is not rnnkit's."""
+    raw = session.get_modelmeta().custom_metadata_map.get("rnnkit")
+    if raw is None:
+        raise ValueError(
+            f"{where}: expected a graph exported by rnnkit (metadata key 'rnnkit'); "
+            "this ONNX graph has none"
+        )
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: the graph's 'rnnkit' metadata is not JSON ({error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{where}: expected metadata format {FORMAT!r}; got {got!r}")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise ValueError(
+            f"{where}: this file reads metadata version {VERSION} or older; got {version!r} "
+            "(take deploy.py from the rnnkit that exported the graph)"
+        )
+    return meta
+
+
+def _open(
+    source: str | os.PathLike[str] | bytes | ort.InferenceSession,
+    mode: str,
+    where: str,
+    threads: int | None = None,
+) -> tuple[ort.InferenceSession, dict[str, Any]]:
+    session = (
+        source
+        if ort is not None and isinstance(source, ort.InferenceSession)
+        else load_session(source, threads=threads, where=where)
+    )
+    meta = read_metadata(session, where)
+    if meta.get("mode") != mode:
+        other = "run_sequence()" if mode == "step" else "OnnxStream"
+        raise ValueError(
+            f"{where}: expected a graph exported with mode={mode!r}; got mode="
+            f"{meta.get('mode')!r} (use {other} for it)"
+        )
+    return session, meta
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"{a.dtype} array of shape {tuple(a.shape)}"
+
+
+def _as_array(value: Any, what: str, where: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except Exception:
+        raise ValueError(
+            f"{where}: {what} must be array-like; got {type(value).__name__}"
+        ) from None
+
+
+def _floats(
+    value: Any, shape: str, sizes: Sequence[int | None], what: str, where: str
+) -> np.ndarray:
+    """``value`` as float32 with the given sizes (None: any), or a one-line ValueError."""
+    a = _as_array(value, what, where)
+    fits = a.ndim == len(sizes) and all(
+        s is None or s == n for s, n in zip(sizes, a.shape, strict=True)
+    )
+    if not fits or a.dtype.kind not in "fiu":
+        raise ValueError(f"{where}: {what} must be a float32 array {shape}; got {_describe(a)}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _ids(value: Any, shape: str, ndim: int, vocab: int, what: str, where: str) -> np.ndarray:
+    """Character ids as int64 in [0, vocab), or a one-line ValueError."""
+    a = _as_array(value, what, where)
+    if a.ndim != ndim or a.dtype.kind not in "iu":
+        raise ValueError(
+            f"{where}: {what} must be an int64 array {shape} of ids; got {_describe(a)}"
+        )
+    if a.size and (int(a.min()) < 0 or int(a.max()) >= vocab):
+        raise ValueError(
+            f"{where}: {what} must hold ids in [0, {vocab}); got values in "
+            f"[{int(a.min())}, {int(a.max())}]"
+        )
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _state_arrays(
+    state: State, meta: dict[str, Any], batch: int | None, where: str
+) -> tuple[np.ndarray, ...]:
+    """A user's state (one array or a tuple, in the graph's state order) checked and cast."""
+    specs = meta["states"]
+    parts = state if isinstance(state, (tuple, list)) else (state,)
+    if len(parts) != len(specs):
+        names = ", ".join(s["name"] for s in specs)
+        raise ValueError(
+            f"{where}: state must hold {len(specs)} array(s) ({names}); got {len(parts)}"
+        )
+    out = []
+    for spec, part in zip(specs, parts, strict=True):
+        rows, _, size = spec["shape"]
+        out.append(
+            _floats(
+                part, f"({rows}, B, {size})", (rows, batch, size), f"state {spec['name']}", where
+            )
+        )
+    batches = {a.shape[1] for a in out}
+    if len(batches) > 1:
+        raise ValueError(f"{where}: state arrays must share one batch size; got {sorted(batches)}")
+    return tuple(out)
+
+
+def _zeros(meta: dict[str, Any], batch: int) -> tuple[np.ndarray, ...]:
+    return tuple(
+        np.zeros((s["shape"][0], batch, s["shape"][2]), dtype=np.float32) for s in meta["states"]
+    )
+
+
+def _user_state(arrays: tuple[np.ndarray, ...]) -> State:
+    return arrays[0] if len(arrays) == 1 else arrays
+
+
+# ---- streams ------------------------------------------------------------------------
+
+
+class OnnxStream:
+    """Run a step graph on an unbounded stream, one step at a time, with its state carried.
+
+    Args:
+        graph: the path of a graph exported with ``mode="step"``, its bytes, or an
+            ``onnxruntime.InferenceSession`` of it.
+        batch_size: B of every step; by default the first step's.
+        threads: onnxruntime's intra-op threads (default: onnxruntime's choice).
+
+    Shape:
+        a layer's step: x (B, I) float32 -> y (B, O) float32;
+        a character language model's: x (B,) int64 ids -> y (B, V) float32 logits.
+        :attr:`state`: one array (L, B, S), or ``(h, c)`` for an LSTM.
+    """
+
+    def __init__(
+        self,
+        graph: str | os.PathLike[str] | bytes | ort.InferenceSession,
+        *,
+        batch_size: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.session, self.metadata = _open(graph, "step", "OnnxStream", threads)
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(
+                f"OnnxStream: batch_size must be a positive integer; got {batch_size!r}"
+            )
+        meta = self.metadata
+        self.model: str = meta["model"]  # "layer" or "char_lm"
+        self.kind: str = meta["kind"]  # "LSTM", "GRU", ...
+        self.input_size: int | None = meta.get("input_size")
+        self.output_size: int = meta["output_size"]
+        self.vocab: list[str] | None = meta.get("vocab")
+        self.state_names: tuple[str, ...] = tuple(s["name"] for s in meta["states"])
+        self._inputs = list(meta["inputs"])
+        self._outputs = list(meta["outputs"])
+        self.batch_size: int | None = batch_size
+        self._fixed = batch_size  # the batch size asked for, kept through reset()
+        self._state: tuple[np.ndarray, ...] | None = None
+        self.steps = 0  # steps taken since the last full reset
+
+    @property
+    def state(self) -> State:
+        """The carried state: one array (L, B, S) or a tuple; None before the first step."""
+        return None if self._state is None else _user_state(self._state)
+
+    @state.setter
+    def state(self, value: State) -> None:
+        if value is None:
+            self._state = None
+            return
+        arrays = _state_arrays(value, self.metadata, self.batch_size, "OnnxStream.state")
+        self._state = tuple(a.copy() for a in arrays)  # the stream owns its state
+        self.batch_size = arrays[0].shape[1]
+
+    def step(self, x: Any) -> np.ndarray:
+        """Feed one time step x; returns its output y (B, O), or logits (B, V)."""
+        B = self.batch_size
+        b = "B" if B is None else str(B)
+        if self.model == "char_lm":
+            assert self.vocab is not None
+            x = _ids(x, f"({b},)", 1, len(self.vocab), "x", "OnnxStream.step")
+        else:
+            x = _floats(
+                x, f"({b}, {self.input_size})", (None, self.input_size), "x", "OnnxStream.step"
+            )
+        if B is not None and x.shape[0] != B:
+            raise ValueError(
+                f"OnnxStream.step: x's batch size must equal the stream's; expected {B}, got "
+                f"{x.shape[0]} (reset() starts a new stream)"
+            )
+        if self._state is None:
+            self._state = _zeros(self.metadata, x.shape[0])
+        feed = dict(zip(self._inputs, (x, *self._state), strict=True))
+        y, *state = self.session.run(self._outputs, feed)
+        self._state = tuple(state)
+        self.batch_size = x.shape[0]
+        self.steps += 1
+        return y
+
+    def reset(self, samples: Sequence[int] | np.ndarray | None = None) -> None:
+        """Zero the whole state (``samples=None``) or that of chosen samples.
+
+        ``samples`` is a list of batch indices or a (B,) bool mask. A full reset also
+        frees the batch size, unless it was given to the constructor.
+        """
+        if samples is None:
+            self._state, self.batch_size, self.steps = None, self._fixed, 0
+            return
+        if self._state is None:
+            return  # nothing has run yet: every state is already zero
+        B = self._state[0].shape[1]
+        chosen = np.asarray(samples)
+        if chosen.dtype == bool:
+            if chosen.shape != (B,):
+                raise ValueError(
+                    f"OnnxStream.reset: a mask must have shape ({B},); got {tuple(chosen.shape)}"
+                )
+        elif chosen.size and (
+            chosen.dtype.kind not in "iu" or chosen.min() < -B or chosen.max() >= B
+        ):
+            raise ValueError(
+                f"OnnxStream.reset: samples must be batch indices in [0, {B}); "
+                f"got {chosen.tolist()}"
+            )
+        zeroed = tuple(a.copy() for a in self._state)  # arrays handed out stay as they were
+        for a in zeroed:
+            a[:, chosen] = 0.0
+        self._state = zeroed
+
+
+# ---- sequences ----------------------------------------------------------------------
+
+
+def run_sequence(
+    graph: str | os.PathLike[str] | bytes | ort.InferenceSession,
+    x: Any,
+    lengths: Any = None,
+    state: State = None,
+) -> tuple[np.ndarray, State]:
+    """Run a sequence graph on ``x``; returns ``(y, final state)``.
+
+    ``x`` is time-major: (T, B, I) float32 for a layer, (T, B) int64 ids for a character
+    language model; y is (T, B, D·H) (logits (T, B, V)), zero past each sequence's
+    length. ``lengths`` (B,) needs a graph exported with ``lengths=True`` (without it every
+    sequence is T long); ``state`` defaults to zeros. Pass a loaded session as ``graph``
+    to run many batches without loading the file each time.
+    """
+    where = "run_sequence"
+    session, meta = _open(graph, "sequence", where)
+    if meta["model"] == "char_lm":
+        x = _ids(x, "(T, B)", 2, len(meta["vocab"]), "x", where)
+    else:
+        I = meta["input_size"]
+        x = _floats(x, f"(T, B, {I})", (None, None, I), "x", where)
+    T, B = x.shape[:2]
+    feed: dict[str, np.ndarray] = {"x": x}
+    if meta["lengths"]:
+        if lengths is None:
+            lengths = np.full((B,), T, dtype=np.int64)
+        lens = _as_array(lengths, "lengths", where)
+        if lens.shape != (B,) or lens.dtype.kind not in "iu":
+            raise ValueError(
+                f"{where}: lengths must be an int64 array of shape ({B},); got {_describe(lens)}"
+            )
+        if B and (lens.min() < 0 or lens.max() > T):
+            raise ValueError(f"{where}: lengths must lie in [0, T] = [0, {T}]; got {lens.tolist()}")
+        feed["lengths"] = lens.astype(np.int64)
+    elif lengths is not None:
+        raise ValueError(
+            f"{where}: this graph takes no lengths (exported with lengths=False); got lengths "
+            "- export with lengths=True, or leave lengths out"
+        )
+    arrays = _zeros(meta, B) if state is None else _state_arrays(state, meta, B, where)
+    feed.update(zip((s["name"] for s in meta["states"]), arrays, strict=True))
+    y, *final = session.run(list(meta["outputs"]), feed)
+    return y, _user_state(tuple(final))
+
+
+# ---- text ---------------------------------------------------------------------------
+
+
+def generate(
+    graph: str | os.PathLike[str] | bytes | OnnxStream,
+    prompt: str = "",
+    length: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int | None = 0,
+) -> str:
+    """The ``length`` characters a character language model writes after ``prompt``.
+
+    ``graph`` is a char_lm step graph (or an :class:`OnnxStream` of one, which is reset
+    first and holds the final state afterwards). The prompt primes the state from zeros;
+    with no prompt the model starts as at the top of a file, after a newline.
+    ``temperature`` divides the logits (0 always picks the most likely character) and
+    ``top_k`` keeps only the k most likely; the unknown class (id 0) is never written.
+    The same ``seed`` gives the same text.
+    """
+    where = "generate"
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise ValueError(f"{where}: length must be an integer >= 0; got {length!r}")
+    if not (isinstance(temperature, (int, float)) and temperature >= 0):
+        raise ValueError(f"{where}: temperature must be a number >= 0; got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"{where}: top_k must be a positive integer or None; got {top_k!r}")
+    stream = graph if isinstance(graph, OnnxStream) else OnnxStream(graph, batch_size=1)
+    if stream.model != "char_lm" or not stream.vocab:
+        raise ValueError(
+            f"{where}: expected a character language model's graph (model 'char_lm'); got "
+            f"model {stream.model!r}"
+        )
+    vocab = stream.vocab
+    ids = {ch: i for i, ch in enumerate(vocab) if i}  # vocab[0] is the unknown class
+    stream.reset()
+    start = prompt or ("\n" if "\n" in ids else vocab[1])
+    logits = None
+    for ch in start:
+        logits = stream.step(np.array([ids.get(ch, 0)], dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(length):
+        assert logits is not None
+        nxt = _pick(logits[0], temperature, top_k, rng)
+        out.append(vocab[nxt])
+        logits = stream.step(np.array([nxt], dtype=np.int64))
+    return "".join(out)
+
+
+def _pick(
+    logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator
+) -> int:
+    z = logits.astype(np.float64)  # a copy; float64 keeps exp() of large logits finite
+    z[0] = -np.inf  # the unknown class is never written
+    if temperature == 0:
+        return int(np.argmax(z))
+    if top_k is not None and top_k < z.size:
+        kth = np.partition(z, -top_k)[-top_k]
+        z[z < kth] = -np.inf
+    z = z / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    return int(rng.choice(p.size, p=p))
+
+
+# ---- forecasting ----------------------------------------------------------------------
+
+CLIP = 10.0  # a forecaster's inputs are clipped to [-CLIP, CLIP]
+D_FLOOR = 0.01  # d_t is at least this fraction of s_t (a constant history has d = 0)
+Z80 = 1.2815515655446004  # the 0.9 quantile of the standard normal
+
+
+class Forecast(NamedTuple):
+    """A forecast of the next steps: the point forecast and the 80 % interval."""
+
+    mean: np.ndarray  # (h,) the median (quantile head) or mean (gaussian head)
+    lower: np.ndarray  # (h,) the 10 % quantile
+    upper: np.ndarray  # (h,)  the 90 % quantile
+
+
+class ForecastFeatures:
+    """A forecaster's inputs, one observed value at a time, in bounded memory.
+
+    ``push(value)`` returns the step's inputs x (N_FEATURES,), the seasonal-naive anchors
+    (horizon,) and the unit d_t of the outputs. It is ``rnnkit.tasks.forecast.
+    prepare_series`` one value at a time - the same sums in the same order, so the same
+    numbers - and what ``rnnkit.tasks.forecast.OnlineForecaster`` uses too.
+    """
+
+    def __init__(self, seasonality: int, scale_window: int, horizon: int) -> None:
+        self.m, self.w, self.h = seasonality, scale_window, horizon
+        self.t = -1
+        self.cum = deque([0.0], maxlen=self.w + 1)  # cumulative |y|, the last w + 1
+        self.cum_signed = deque([0.0], maxlen=self.w + 1)  # cumulative y
+        self.recent: deque[float] = deque(maxlen=max(self.m, 1) + 1)
+        self.sum1 = 0.0
+        self.summ = 0.0
+
+    def push(self, value: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """The inputs, anchors and unit of the step that ``value`` ends."""
+        y = float(value)
+        if not math.isfinite(y):
+            raise ValueError(f"a forecast value must be a finite number; got {value!r}")
+        self.t += 1
+        t, m = self.t, self.m
+        self.cum.append(self.cum[-1] + abs(y))
+        self.cum_signed.append(self.cum_signed[-1] + y)
+        count = min(t + 1, self.w)
+        s = (self.cum[-1] - self.cum[-1 - count]) / count
+        level = (self.cum_signed[-1] - self.cum_signed[-1 - count]) / count
+        if s <= 0:
+            s = 1.0
+        diff1 = y - self.recent[-1] if t >= 1 else 0.0
+        if t >= 1:
+            self.sum1 += abs(diff1)
+        d = self.sum1 / t if t >= 1 else s
+        diffm = 0.0
+        if m > 1 and t >= m:
+            diffm = y - self.recent[-m]
+            self.summ += abs(diffm)
+            d = self.summ / (t - m + 1)
+        d = max(d, D_FLOOR * s)
+        self.recent.append(y)
+        history = list(self.recent)
+        if m > 1 and t + 1 >= m:
+            anchor = np.array([history[-m + (k % m)] for k in range(self.h)])
+        else:
+            anchor = np.full(self.h, y)
+        x = np.array([y / s, diff1 / d, diffm / d, math.log(d / s), 1.0 / (t + 1), (y - level) / d])
+        return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
+
+
+class OnnxForecaster:
+    """Update a forecast as each new value of one series arrives, from a step graph.
+
+    The exported forecaster (``rnnkit export RUN --mode step`` of a forecast run) reads
+    the step's features (:class:`ForecastFeatures`) and returns raw outputs (horizon,
+    3 or 2); they become values as in ``ForecastModel.bands``: the median and the 10 % and
+    90 % quantiles (quantile head), or the mean and ±z₀.₉σ (Gaussian head), the interval
+    scaled by the run's calibration, in units of d_t around the seasonal-naive anchor.
+    Equals ``rnnkit.tasks.forecast.OnlineForecaster`` to float32 rounding.
+    """
+
+    def __init__(
+        self,
+        graph: str | os.PathLike[str] | bytes | ort.InferenceSession,
+        history: Iterable[float] = (),
+        *,
+        threads: int | None = None,
+    ) -> None:
+        self.stream = OnnxStream(graph, batch_size=1, threads=threads)
+        meta = self.stream.metadata
+        if meta["model"] != "forecast":
+            raise ValueError(
+                f"OnnxForecaster: graph must be a forecaster's step graph; got a "
+                f"{meta['model']} graph"
+            )
+        spec = meta["forecast"]
+        self.horizon: int = spec["horizon"]
+        self.head: str = spec["head"]
+        self.interval_scale = float(spec["interval_scale"])
+        self.features = ForecastFeatures(spec["seasonality"], spec["scale_window"], self.horizon)
+        self._last: Forecast | None = None
+        for value in history:
+            self.update(value)
+
+    @property
+    def forecast(self) -> Forecast:
+        """The forecast after the values seen so far."""
+        if self._last is None:
+            raise ValueError("OnnxForecaster: no value seen yet; call update(value) first")
+        return self._last
+
+    @property
+    def seen(self) -> int:
+        return self.features.t + 1
+
+    def update(self, value: float) -> Forecast:
+        """Take the next observed value; returns the forecast of the steps after it."""
+        x, anchor, unit = self.features.push(value)
+        raw = self.stream.step(x[None]).reshape(self.horizon, -1).astype(np.float64)
+        mid = raw[:, 0]
+        if self.head == "quantile":
+            below, above = _softplus(raw[:, 1]), _softplus(raw[:, 2])
+        else:
+            below = above = Z80 * (_softplus(raw[:, 1]) + 1e-3)
+        c = self.interval_scale
+        bands = (mid, mid - c * below, mid + c * above)
+        self._last = Forecast(*(anchor + unit * b for b in bands))
+        return self._last
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
