@@ -15,8 +15,20 @@ carried) in four forms: PyTorch float, PyTorch int8 (``rnnkit.quantize_dynamic``
 float and ONNX int8 step graphs (run by ``OnnxStream`` at B = 32); then the time of one
 step of each at B = 1 and B = 32, and the size of the weights.
 
+Forecasting (``--parts forecast``): a trained forecaster (``--forecast-run``, or one
+trained here first with ``rnnkit train forecast``'s defaults: M1 yearly, horizon 6),
+scored on its test windows as ``rnnkit eval`` scores it (``ForecastTask.scores``: MASE,
+sMAPE, 80 % interval coverage) in the same four forms: the ONNX step graphs run by
+``rnnkit.deploy.OnnxForecaster`` over each series up to its forecast origin, PyTorch by
+``rnnkit.tasks.forecast.model_forecasts``. The float graph's forecasts are first checked
+against ``rnnkit.tasks.forecast.forecast``'s. Then the time of one update (one new value:
+features, step, forecast) at B = 1 of ``OnnxForecaster.update`` and of
+``OnlineForecaster.update``.
+
     python benchmarks/bench_export.py                     # trains a 1x128 LSTM LM first
     python benchmarks/bench_export.py --run /tmp/lmrun    # a run of `rnnkit train lm`
+    python benchmarks/bench_export.py --parts forecast    # trains a forecaster first
+    python benchmarks/bench_export.py --forecast-run /tmp/fc   # adds the forecast part
 """
 
 from __future__ import annotations
@@ -39,11 +51,25 @@ import rnnkit
 from _timing import interleaved_medians, machine
 from rnnkit import deploy
 from rnnkit.data.corpus import load_corpus
+from rnnkit.deploy import OnnxForecaster
 from rnnkit.export import export_onnx
 from rnnkit.export.quantize import quantize_onnx
 from rnnkit.models.lm import CharLM
 from rnnkit.quantize import QuantizationWarning, quantize_dynamic
+from rnnkit.tasks.forecast import (
+    Forecast,
+    ForecastConfig,
+    ForecastModel,
+    ForecastTask,
+    OnlineForecaster,
+    Window,
+    forecast,
+    model_forecasts,
+    prepare_series,
+    score,
+)
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.distributed import Context
 from rnnkit.train.evaluate import bits_per_char
 from rnnkit.train.run import load, train
 from rnnkit.train.runfolder import RunFolder
@@ -58,6 +84,7 @@ LAYERS: list[tuple[str, Callable[[int], torch.nn.Module], int]] = [
 TRAIN_OPTIONS = {"num_layers": 1, "hidden_size": 128}
 TRAIN_STEPS = 600
 STREAMS = 32  # `rnnkit eval`'s default batch
+PARTS = ("latency", "lm", "forecast")
 
 
 def main() -> None:
@@ -65,14 +92,30 @@ def main() -> None:
     parser.add_argument("--run", help="an lm run folder (default: train a small one first)")
     parser.add_argument("--repeats", type=int, default=21, help="timed rounds (median)")
     parser.add_argument("--chars", type=int, default=None, help="score only this many test chars")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=["latency", "lm"],
+        help="what to measure (default: latency lm; --forecast-run adds forecast)",
+    )
+    parser.add_argument(
+        "--forecast-run", help="a forecast run folder (default: train one with the defaults)"
+    )
     args = parser.parse_args()
+    parts = set(args.parts) | ({"forecast"} if args.forecast_run else set())
     torch.set_num_threads(1)
     print(f"machine: {machine()}, onnxruntime {ort.__version__}, 1 intra-op thread")
     print(f"load average at start: {_load()}")
     with tempfile.TemporaryDirectory() as tmp:
-        latency(Path(tmp), args.repeats)
-        run = args.run or _train_small(tmp)
-        int8_table(Path(tmp), run, args.repeats, args.chars)
+        if "latency" in parts:
+            latency(Path(tmp), args.repeats)
+        if "lm" in parts:
+            run = args.run or _train_small(tmp)
+            int8_table(Path(tmp), run, args.repeats, args.chars)
+        if "forecast" in parts:
+            forecast_run = args.forecast_run or _train_forecaster(tmp)
+            forecast_table(Path(tmp), forecast_run, args.repeats)
     print(f"\nload average at end: {_load()}")
 
 
@@ -264,6 +307,158 @@ def _state_dict_bytes(model: torch.nn.Module) -> int:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell()
+
+
+# ---- int8 on a trained forecaster ---------------------------------------------------
+
+FORECAST_UPDATES = 200  # updates per timed call
+FORECAST_TOLERANCE = 1e-4  # ONNX float vs PyTorch, in units d_t of each forecast
+
+
+def _train_forecaster(tmp: str) -> str:
+    out = f"{tmp}/forecast"
+    config = ForecastTask.default_train(seed=0, threads=1)
+    print(f"\ntraining a forecaster (defaults) for {config.steps} steps ...", flush=True)
+    train("forecast", {}, config, out=out, log=lambda _: None, progress=io.StringIO())
+    return out
+
+
+def forecast_table(tmp: Path, run: str, repeats: int) -> None:
+    config = RunFolder(run).read_config()
+    if config.task != "forecast":
+        raise ValueError(f"--forecast-run: expected a forecast run; {run} is a {config.task} run")
+    task = ForecastTask(ForecastTask.parse_options(config.options, where=run), config.derived)
+    model = load(run)
+    assert isinstance(model, ForecastModel)
+    task.prepare(config.train, Context(0, 1, torch.device("cpu")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuantizationWarning)
+        torch_int8 = quantize_dynamic(model)
+    kept_float = [str(w.message) for w in caught if issubclass(w.category, QuantizationWarning)]
+    int8_bytes = _state_dict_bytes(torch_int8)
+    path, int8 = tmp / "forecast.onnx", tmp / "forecast-int8.onnx"
+    export_onnx(model, path, mode="step")
+    quantize_onnx(path, int8)
+    h, m = task.derived["horizon"], task.derived["seasonality"]
+    values, test = task.values, task.test
+
+    # The float graph must forecast what rnnkit forecasts before int8 is worth measuring.
+    onnx_float = _onnx_forecasts(path, values, test)
+    histories = [values[w.series][: w.origin] for w in test]
+    worst = _gaps(onnx_float, forecast(model, histories), histories, model.config).max()
+    if worst > FORECAST_TOLERANCE:
+        raise AssertionError(
+            f"OnnxForecaster differs from rnnkit.tasks.forecast.forecast by {worst:.2g} d_t "
+            f"(tolerance {FORECAST_TOLERANCE:g})"
+        )
+    ours, naive = task.scores(model, "test")  # as `rnnkit eval` scores the run
+    forecasts = {
+        "PyTorch float": model_forecasts(model, values, test),
+        "PyTorch int8": model_forecasts(torch_int8, values, test),
+        "ONNX float": onnx_float,
+        "ONNX int8": _onnx_forecasts(int8, values, test),
+    }
+    scores = {k: score(values, test, f, h, m) for k, f in forecasts.items()}
+    scores["PyTorch float"] = ours
+    gaps = {
+        k: _gaps(f, forecasts["PyTorch float"], histories, model.config)
+        for k, f in forecasts.items()
+    }
+    size = {
+        "PyTorch float": _state_dict_bytes(model),
+        "PyTorch int8": int8_bytes,
+        "ONNX float": path.stat().st_size,
+        "ONNX int8": int8.stat().st_size,
+    }
+    # Updates at B = 1, the values of the longest series over and over (the scales and
+    # the state stay bounded, so each update costs the same however many came before).
+    series = max(values, key=len)
+    n = FORECAST_UPDATES
+    fns = {
+        "PyTorch float": _updates(OnlineForecaster(model), series, n),
+        "PyTorch int8": _updates(OnlineForecaster(torch_int8), series, n),
+        "ONNX float": _updates(OnnxForecaster(_session(path)), series, n),
+        "ONNX int8": _updates(OnnxForecaster(_session(int8)), series, n),
+    }
+    with torch.inference_mode():
+        times = interleaved_medians(fns, repeats=repeats)
+    update = {k: t / n * 1e6 for k, t in times.items()}
+
+    c = model.config
+    print(f"\nforecaster {c.cell.upper()} {c.num_layers}x{c.hidden_size}, {c.head} head ({run})")
+    print(
+        f"test: {len(test)} forecasts of horizon {h} ({task.data.describe()}); seasonal "
+        f"naive: {naive.line()}"
+    )
+    print(f"ONNX float vs rnnkit.tasks.forecast.forecast: largest gap {worst:.2g} d_t")
+    for line in kept_float:
+        print(f"PyTorch int8: {line}")
+    cols = list(scores)
+    print(f"{'':24}" + "".join(f"{col:>16}" for col in cols))
+    base = scores["PyTorch float"]
+    print(f"{'test MASE':24}" + "".join(f"{scores[k].mase:16.4f}" for k in cols))
+    print(
+        f"{'  vs PyTorch float':24}"
+        + "".join(f"{(scores[k].mase - base.mase) / base.mase:+16.3%}" for k in cols)
+    )
+    print(f"{'test sMAPE (%)':24}" + "".join(f"{scores[k].smape:16.3f}" for k in cols))
+    print(f"{'80% coverage':24}" + "".join(f"{scores[k].coverage:16.1%}" for k in cols))
+    # How far single forecasts moved (any band, any step) from PyTorch float's.
+    print(f"{'gap, median (d_t)':24}" + "".join(f"{np.median(gaps[k]):16.2g}" for k in cols))
+    print(f"{'gap, largest (d_t)':24}" + "".join(f"{gaps[k].max():16.2g}" for k in cols))
+    print(f"{'one update B=1 (µs)':24}" + "".join(f"{update[k]:16.1f}" for k in cols))
+    ratio = [update["PyTorch float"] / update[k] for k in cols]
+    print(
+        f"{'  speed vs PyTorch float':24}" + "".join(f"{'x' + format(r, '.2f'):>16}" for r in ratio)
+    )
+    print(f"{'weights (KiB)':24}" + "".join(f"{size[k] / 1024:16,.1f}" for k in cols))
+
+
+def _onnx_forecasts(path: Path, values: list[np.ndarray], scored: list[Window]) -> list[Forecast]:
+    """The step graph's forecast for every window: one OnnxForecaster per series, fed its
+    values one at a time up to each origin."""
+    session = _session(path)
+    origins: dict[int, list[int]] = {}
+    for w in scored:
+        origins.setdefault(w.series, []).append(w.origin)
+    table: dict[tuple[int, int], Forecast] = {}
+    for i, wanted in origins.items():
+        forecaster = OnnxForecaster(session)
+        for t in range(max(wanted)):
+            forecaster.update(float(values[i][t]))
+            if t + 1 in wanted:
+                table[i, t + 1] = forecaster.forecast
+    return [table[w.series, w.origin] for w in scored]
+
+
+def _gaps(
+    ours: list[Forecast],
+    theirs: list[Forecast],
+    histories: list[np.ndarray],
+    config: ForecastConfig,
+) -> np.ndarray:
+    """Per forecast, the largest difference of any band at any step, in units d_t of the
+    forecast (the unit of the network's outputs, so float32 rounding shows as ~1e-6 at
+    any level of the series)."""
+    gaps = []
+    for a, b, y in zip(ours, theirs, histories, strict=True):
+        unit = float(prepare_series(y, config).unit[-1])
+        gap = max(float(np.max(np.abs(p - q))) for p, q in zip(a, b, strict=True))
+        gaps.append(gap / unit)
+    return np.array(gaps)
+
+
+def _updates(forecaster: Any, series: np.ndarray, n: int) -> Callable[[], None]:
+    values = [float(v) for v in series]
+    position = 0
+
+    def run() -> None:
+        nonlocal position
+        for _ in range(n):
+            forecaster.update(values[position % len(values)])
+            position += 1
+
+    return run
 
 
 if __name__ == "__main__":

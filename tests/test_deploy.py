@@ -540,8 +540,8 @@ def test_quantized_language_model_writes_text(tmp_path: Path) -> None:
     assert "MatMulInteger" in _ops(int8)
     stored = {t.name: t.data_type for t in int8.graph.initializer}
     eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
-    assert stored.get("subject_model.embedding.weight_quantized") in eight_bit
-    assert "subject_model.embedding.weight" not in stored  # no float copy left behind
+    assert stored.get("pre.embedding.weight_quantized") in eight_bit
+    assert "pre.embedding.weight" not in stored  # no float copy left behind
     text = deploy.generate(tmp_path / "int8.onnx", "the ", 100, temperature=0.0)
     assert len(text) == 100 and set(text) <= set(TEXT)
 

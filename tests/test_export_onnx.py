@@ -309,3 +309,100 @@ def test_a_forecaster_exports_in_both_modes(cell: str, head: str) -> None:
     got = _session(export_onnx(model, mode="sequence")).run(None, {"x": x.numpy(), **zeros})
     for g, w in zip(got, [expected, *finals], strict=True):
         _close(g, w)
+
+
+# ---- every task's model -----------------------------------------------------------------
+
+
+def _task_models() -> dict[str, tuple[torch.nn.Module, bool]]:
+    """name -> (model in eval mode with non-trivial weights, x holds ids)."""
+    from rnnkit.models.memory import MemoryModel, MemoryTaskConfig
+    from rnnkit.tasks.classify import SequenceClassifier
+    from rnnkit.tasks.tag import Tagger, TaggerConfig
+
+    torch.manual_seed(0)
+    std = torch.tensor([1.0, 2.0, 0.5])
+    models = {
+        "tagger-ids-bi": (Tagger(TaggerConfig(num_tags=5, vocab_size=9, hidden_size=8)), True),
+        "tagger-features-uni": (
+            Tagger(TaggerConfig(num_tags=4, num_features=3, hidden_size=8, bidirectional=False)),
+            False,
+        ),
+        "classifier-mean-bi": (
+            SequenceClassifier(3, 4, "gru", 8, 2, True, "mean", mean=[0.1, 0.2, 0.3], std=std),
+            False,
+        ),
+        "classifier-last-uni": (SequenceClassifier(3, 4, "lstm", 8, 1, False, "last"), False),
+        "classifier-max-bi": (SequenceClassifier(3, 4, "mingru", 8, 1, True, "max"), False),
+        "memory-adding": (MemoryModel(MemoryTaskConfig("adding", 20, "lstm", 8)), False),
+        "memory-copy": (MemoryModel(MemoryTaskConfig("copy", 20, "gru", 8, 2)), True),
+    }
+    for model, _ in models.values():
+        model.eval()
+    models["tagger-features-uni"][0].mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    return models
+
+
+def _forward(name: str, model: torch.nn.Module, x: torch.Tensor, lengths) -> torch.Tensor:
+    """The model's own forward on time-major x, time-major out (what the graph computes)."""
+    with torch.no_grad():
+        if name.startswith("memory"):
+            return model(x)
+        y = model(x.transpose(0, 1), lengths)
+        return y if name.startswith("classifier") else y.transpose(0, 1)
+
+
+def _example(ids: bool, model: torch.nn.Module, T: int, B: int) -> torch.Tensor:
+    from rnnkit.export.parts import parts_of
+
+    parts = parts_of(model)
+    if ids:
+        return torch.randint(0, parts.pre.embedding.num_embeddings, (T, B))
+    return torch.randn(T, B, parts.features)
+
+
+@pytest.mark.parametrize("name", list(_task_models()))
+def test_every_task_model_exports_and_runs_as_its_forward(name: str) -> None:
+    model, ids = _task_models()[name]
+    rows = model.rnn.num_layers * (2 if model.rnn.bidirectional else 1)
+    names = list(model.rnn.first_cell.state_names)
+    sizes = model.rnn.first_cell.state_sizes
+    torch.manual_seed(3)
+    ragged = not name.startswith("memory")  # the memory tasks' forward takes no lengths
+    proto = export_onnx(model, mode="sequence", lengths=ragged)
+    assert read_metadata(proto)["model"] == name.split("-")[0]
+    session = _session(proto)
+    for T in (1, 7, 40):
+        x = _example(ids, model, T, 3)
+        lens = torch.tensor([T, max(T // 2, 1), 1]) if ragged else None
+        feed = {
+            "x": x.numpy(),
+            **{n: np.zeros((rows, 3, s), np.float32) for n, s in zip(names, sizes, strict=True)},
+        }
+        if ragged:
+            feed["lengths"] = lens.numpy()
+        y = session.run(None, feed)[0]
+        _close(y, _forward(name, model, x, lens))
+    if not (model.rnn.bidirectional or name.startswith("classifier")):
+        step = _session(export_onnx(model, mode="step"))
+        x = _example(ids, model, 9, 2)
+        want = _forward(name, model, x, None)
+        carried = [np.zeros((rows, 2, s), np.float32) for s in sizes]
+        for t in range(9):
+            got, *carried = step.run(
+                None, {"x": x[t].numpy(), **dict(zip(names, carried, strict=True))}
+            )
+            _close(got, want[t])
+
+
+def test_a_classifier_has_no_step_graph() -> None:
+    model, _ = _task_models()["classifier-last-uni"]
+    with pytest.raises(ValueError, match=r"a classifier answers after the whole sequence"):
+        export_onnx(model, mode="step")
+
+
+def test_a_downsampling_classifier_is_refused() -> None:
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    with pytest.raises(ValueError, match=r"downsample=2\) has no exact graph"):
+        export_onnx(SequenceClassifier(3, 4, downsample=2), mode="sequence")

@@ -413,3 +413,22 @@ def test_docs_online_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
           progress=io.StringIO())  # fmt: skip
     for block in blocks:
         exec(compile(block, "docs/forecast.md", "exec"), {})
+
+
+def test_an_int8_forecaster_without_parameters_still_forecasts() -> None:
+    """rnnkit.quantize_dynamic leaves a forecaster no parameters (packed int8 weights):
+    the forecast functions find its device from a buffer, not from a parameter."""
+    import warnings
+
+    import rnnkit
+
+    model = small_model(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        int8 = rnnkit.quantize_dynamic(model)
+    assert next(int8.parameters(), None) is None
+    y = series(30)
+    got = forecast(int8, [y])[0]
+    want = forecast(model, [y])[0]
+    np.testing.assert_allclose(got.mean, want.mean, rtol=0.05)
+    assert OnlineForecaster(int8, y).forecast.mean.shape == want.mean.shape

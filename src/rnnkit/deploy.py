@@ -202,6 +202,11 @@ def _state_arrays(
     return tuple(out)
 
 
+def _vocab_size(meta: dict[str, Any]) -> int:
+    """How many ids a graph that reads ids takes (graphs before ``vocab_size``: the vocab)."""
+    return int(meta.get("vocab_size") or len(meta.get("vocab") or ()))
+
+
 def _zeros(meta: dict[str, Any], batch: int) -> tuple[np.ndarray, ...]:
     return tuple(
         np.zeros((s["shape"][0], batch, s["shape"][2]), dtype=np.float32) for s in meta["states"]
@@ -245,7 +250,7 @@ class OnnxStream:
                 f"OnnxStream: batch_size must be a positive integer; got {batch_size!r}"
             )
         meta = self.metadata
-        self.model: str = meta["model"]  # "layer" or "char_lm"
+        self.model: str = meta["model"]  # "layer", "char_lm", "forecast", "tagger", ...
         self.kind: str = meta["kind"]  # "LSTM", "GRU", ...
         self.input_size: int | None = meta.get("input_size")
         self.output_size: int = meta["output_size"]
@@ -276,9 +281,8 @@ class OnnxStream:
         """Feed one time step x; returns its output y (B, O), or logits (B, V)."""
         B = self.batch_size
         b = "B" if B is None else str(B)
-        if self.model == "char_lm":
-            assert self.vocab is not None
-            x = _ids(x, f"({b},)", 1, len(self.vocab), "x", "OnnxStream.step")
+        if self.input_size is None:  # the graph reads ids (an embedding inside)
+            x = _ids(x, f"({b},)", 1, _vocab_size(self.metadata), "x", "OnnxStream.step")
         else:
             x = _floats(
                 x, f"({b}, {self.input_size})", (None, self.input_size), "x", "OnnxStream.step"
@@ -347,8 +351,8 @@ def run_sequence(
     """
     where = "run_sequence"
     session, meta = _open(graph, "sequence", where)
-    if meta["model"] == "char_lm":
-        x = _ids(x, "(T, B)", 2, len(meta["vocab"]), "x", where)
+    if meta["input_size"] is None:  # the graph reads ids
+        x = _ids(x, "(T, B)", 2, _vocab_size(meta), "x", where)
     else:
         I = meta["input_size"]
         x = _floats(x, f"(T, B, {I})", (None, None, I), "x", where)

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from rnnkit.backends import reference
 from rnnkit.cells.base import RecurrentCell
-from rnnkit.layers.base import RecurrentLayer
+from rnnkit.export.parts import Parts, parts_of
 
 MODES = ("step", "sequence")
 FORMAT = "rnnkit.onnx"
@@ -75,6 +75,11 @@ def export_onnx(
     if mode == "step":
         if lengths:
             raise ValueError("export_onnx: lengths applies to mode='sequence'; got mode='step'")
+        if subject.parts.pooled is not None:
+            raise ValueError(
+                f"export_onnx: mode='step' needs an output at every step; a {subject.kind} "
+                "answers after the whole sequence - export mode='sequence' instead"
+            )
         if subject.layer.bidirectional:
             raise ValueError(
                 "export_onnx: mode='step' needs a unidirectional model (a step cannot see the "
@@ -104,29 +109,20 @@ def read_metadata(model: Any) -> dict[str, Any]:
 
 
 class _Subject:
-    """The model, its recurrent layer, and how the graph's ends look for it."""
+    """The model in parts (:mod:`rnnkit.export.parts`) and how the graph's ends look."""
 
-    def __init__(self, model: nn.Module, layer: RecurrentLayer, kind: str) -> None:
-        self.model = copy.deepcopy(model).eval().float()  # the user's module stays as it is
-        self.layer: RecurrentLayer = self.model if kind == "layer" else self.model.rnn  # type: ignore[assignment]
-        self.kind = kind  # "layer", "char_lm" or "forecast"
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.model = parts.model
+        self.layer = parts.layer
+        self.kind = parts.kind
 
     @classmethod
     def of(cls, model: object) -> _Subject:
-        from rnnkit.models.lm import CharLM
-        from rnnkit.tasks.forecast import ForecastModel
-
-        if isinstance(model, RecurrentLayer):
-            return cls(model, model, "layer")
-        if isinstance(model, CharLM):
-            return cls(model, model.rnn, "char_lm")
-        if isinstance(model, ForecastModel):
-            return cls(model, model.rnn, "forecast")
-        raise TypeError(
-            "export_onnx: model must be an rnnkit layer (RNN, LSTM, GRU, MinGRU, MinLSTM), a "
-            "CharLM language model or a ForecastModel; got "
-            f"{type(model).__name__} (export its recurrent layer, model.rnn, instead)"
-        )
+        if not isinstance(model, nn.Module):
+            parts_of(model)  # raises the one-line TypeError naming what was given
+        own = copy.deepcopy(model).eval().float()  # the user's module stays as it is
+        return cls(parts_of(own))
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -143,21 +139,18 @@ class _Subject:
 
     def example_x(self, steps: int | None, batch: int, generator: torch.Generator) -> Tensor:
         shape = (batch,) if steps is None else (steps, batch)
-        if self.kind == "char_lm":
-            vocab = self.model.head.out_features
+        if self.parts.ids:
+            assert self.parts.pre is not None
+            vocab = self.parts.pre.embedding.num_embeddings
             return torch.randint(0, vocab, shape, generator=generator)
-        return torch.randn(*shape, self.layer.input_size, generator=generator)
+        return torch.randn(*shape, self.parts.features, generator=generator)
 
     def example_states(self, batch: int, generator: torch.Generator) -> list[Tensor]:
         return [torch.randn(self.rows, batch, s, generator=generator) for s in self.state_sizes]
 
     def output_shape(self) -> list[int]:
         """The trailing dimensions of y."""
-        if self.kind == "char_lm":
-            return [int(self.model.head.out_features)]
-        if self.kind == "forecast":
-            return [self.model.config.horizon, self.model.outputs]
-        return [int(self.layer.output_size)]
+        return list(self.parts.output_shape)
 
     def output_size(self) -> int:
         return int(np.prod(self.output_shape()))
@@ -177,39 +170,20 @@ class _Subject:
                 {"name": n, "shape": [self.rows, "B", s]}
                 for n, s in zip(self.state_names, self.state_sizes, strict=True)
             ],
-            "input_size": None if self.kind == "char_lm" else self.layer.input_size,
+            "input_size": None if self.parts.ids else self.parts.features,
             "output_size": self.output_size(),
         }
-        if self.kind == "char_lm":
-            data["vocab"] = ["", *self.model.vocab.chars]
-            data["unk_id"] = 0
-        if self.kind == "forecast":
-            # y is raw (..., horizon, outputs): rnnkit.tasks.forecast.ForecastModel.bands
-            # turns it into the point forecast and the 80 % interval, in units of the step.
-            c = self.model.config
-            data["output_shape"] = self.output_shape()
-            data["forecast"] = {
-                "horizon": c.horizon,
-                "seasonality": c.seasonality,
-                "scale_window": c.scale_window,
-                "head": c.head,
-                "interval_scale": float(self.model.interval_scale),
-                "features": self.model.features,
-            }
+        if self.parts.ids:
+            assert self.parts.pre is not None
+            data["vocab_size"] = int(self.parts.pre.embedding.num_embeddings)  # ids in [0, V)
+        data.update(self.parts.extra)
         return data
 
     def run_torch(self, x: Tensor, states: list[Tensor], lengths: Tensor | None) -> list[Tensor]:
         """What the graph must compute, by PyTorch: y and the final states."""
         state: Any = tuple(states) if len(states) > 1 else states[0]
         with torch.no_grad():
-            if self.kind == "char_lm":
-                e = self.model.embedding(x)
-                out, final = self.layer(e, state, lengths=lengths)
-                y = self.model.head(out)
-            elif self.kind == "forecast":
-                y, final = self.model(x, state, lengths=lengths)
-            else:
-                y, final = self.layer(x, state, lengths=lengths)
+            y, final = self.parts.run(x, state, lengths)
         finals = final if isinstance(final, tuple) else (final,)
         return [y, *finals]
 
@@ -222,26 +196,21 @@ class _StepModule(nn.Module):
 
     def __init__(self, subject: _Subject) -> None:
         super().__init__()
-        self.subject_model = subject.model
+        # Registered as submodules, so the graph's weights keep their module names
+        # (pre.embedding.weight, post.linear.weight, layer.weight_hh_l0, ...).
+        self.pre = subject.parts.pre
+        self.post = subject.parts.post
         self.layer = subject.layer
-        self.kind = subject.kind
         # The reference backend's one-step function: plain tensor code for every cell and
         # option, which the exporter turns into ONNX operators one to one.
         self.step = reference.stepper(subject.layer.plan())
 
     def forward(self, x: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
-        model = self.subject_model
-        inp = model.embedding(x) if self.kind == "char_lm" else x
+        inp = x if self.pre is None else self.pre(x)
         L = self.layer.num_layers
         per_layer = [tuple(s[k] for s in states) for k in range(L)]
         h, new = self.step(self.layer.read_weights(), inp, per_layer)
-        if self.kind == "char_lm":
-            y = model.head(h)
-        elif self.kind == "forecast":
-            shape = (model.config.horizon, model.outputs)
-            y = model.head(torch.cat([h, x], dim=-1)).unflatten(-1, shape)
-        else:
-            y = h
+        y = h if self.post is None else self.post(h, x)
         return (y, *(torch.stack([n[j] for n in new]) for j in range(len(states))))
 
 
@@ -326,134 +295,177 @@ def _sequence_graph(subject: _Subject, lengths: bool) -> Any:
     return _scan_graph(subject, lengths)
 
 
+class _GraphBuilder:
+    """Nodes, initializers, local functions and opsets of the graph being assembled."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.functions: dict[tuple[str, str], Any] = {}
+        self.opsets: dict[str, int] = {"": OPSET}
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, outputs, **attrs))
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        import onnx
+
+        self.inits.append(onnx.numpy_helper.from_array(value, name))
+        return name
+
+    def absorb(self, proto: Any) -> None:
+        """Take in a sub-model's local functions and opsets (its graph goes elsewhere)."""
+        for fn in proto.functions:
+            self.functions[(fn.domain, fn.name)] = fn
+        for op in proto.opset_import:
+            self.opsets[op.domain] = max(self.opsets.get(op.domain, 0), op.version)
+
+    def inline(
+        self,
+        module: nn.Module,
+        args: tuple[Tensor, ...],
+        dynamic: tuple[dict[int, Any], ...],
+        tag: str,
+        feeds: list[str],
+        results: list[str],
+    ) -> None:
+        """Export ``module`` with torch's exporter and wire it in: feeds -> it -> results."""
+        from onnx import helper
+
+        proto = _torch_export(
+            module,
+            args,
+            input_names=[f"arg{i}" for i in range(len(args))],
+            output_names=[f"res{j}" for j in range(len(results))],
+            dynamic=dynamic,
+        )
+        graph = proto.graph
+        _prefix_names(graph, tag)
+        for value in graph.input:  # the exporter may drop an input the module never reads
+            i = int(value.name[len(tag) + 3 :])
+            self.nodes.append(helper.make_node("Identity", [feeds[i]], [value.name]))
+        self.nodes.extend(graph.node)
+        self.inits.extend(graph.initializer)
+        for value, name in zip(graph.output, results, strict=True):
+            self.nodes.append(helper.make_node("Identity", [value.name], [name]))
+        self.absorb(proto)
+
+
 def _scan_graph(subject: _Subject, lengths: bool) -> Any:
-    """The stack as one ONNX Scan per layer and direction around the cell's step."""
+    """The stack as one ONNX Scan per layer and direction around the cell's step, with the
+    model's own ends (:mod:`rnnkit.export.parts`) exported around it."""
     import onnx
     from onnx import TensorProto, helper
 
-    layer = subject.layer
+    parts, layer = subject.parts, subject.layer
     D = 2 if layer.bidirectional else 1
     names = subject.state_names
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    functions: dict[tuple[str, str], Any] = {}
-    opsets: dict[str, int] = {"": OPSET}
+    g = _GraphBuilder()
+    gen = torch.Generator().manual_seed(0)
+    T_dim, B_dim = torch.export.Dim("T"), torch.export.Dim("B")
 
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(onnx.numpy_helper.from_array(value, name))
-        return name
-
-    x_type = TensorProto.INT64 if subject.kind == "char_lm" else TensorProto.FLOAT
-    x_shape: list[Any] = ["T", "B"] if subject.kind == "char_lm" else ["T", "B", layer.input_size]
+    x_type = TensorProto.INT64 if parts.ids else TensorProto.FLOAT
+    x_shape: list[Any] = ["T", "B"] if parts.ids else ["T", "B", parts.features]
     inputs = [helper.make_tensor_value_info("x", x_type, x_shape)]
     if lengths:
         inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT64, ["B"]))
-    for n, s in zip(names, subject.state_sizes, strict=True):
-        inputs.append(helper.make_tensor_value_info(n, TensorProto.FLOAT, [subject.rows, "B", s]))
+    for n, size in zip(names, subject.state_sizes, strict=True):
+        inputs.append(
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, [subject.rows, "B", size])
+        )
 
+    x_example = subject.example_x(5, 3, gen)
+    x_dyn = {0: T_dim, 1: B_dim}
     x = "x"
-    if subject.kind == "char_lm":
-        emb = subject.model.embedding.weight.detach().numpy()
-        nodes.append(helper.make_node("Gather", [const("embedding", emb), "x"], ["x_embedded"]))
-        x = "x_embedded"
+    if parts.pre is not None:
+        g.inline(parts.pre, (x_example,), (x_dyn,), "pre_", ["x"], ["layer_in"])
+        x = "layer_in"
 
     # valid (T, B, 1): step t lies inside sequence b (all True without lengths).
-    const("axis0", np.array([0]))
-    nodes.append(helper.make_node("Shape", [x], ["x_shape"]))
-    nodes.append(
-        helper.make_node("Slice", ["x_shape", const("zero1", np.array([0])),
-                                   const("two1", np.array([2]))], ["tb"])
-    )  # fmt: skip
+    g.const("axis0", np.array([0]))
+    g.node("Shape", ["x"], ["x_shape"])
+    g.node("Slice", ["x_shape", g.const("zero1", np.array([0])), g.const("two1", np.array([2]))],
+           ["tb"])  # fmt: skip
+    g.node("Gather", ["x_shape", g.const("zero", np.array(0))], ["t_len"])
     if lengths:
-        nodes += [
-            helper.make_node("Gather", ["x_shape", const("zero", np.array(0))], ["t_len"]),
-            helper.make_node("Range", [const("zero_i", np.array(0)), "t_len",
-                                       const("one_i", np.array(1))], ["steps"]),
-            helper.make_node("Unsqueeze", ["steps", const("axis1", np.array([1]))], ["steps_col"]),
-            helper.make_node("Unsqueeze", ["lengths", "axis0"], ["len_row"]),
-            helper.make_node("Less", ["steps_col", "len_row"], ["valid_tb"]),
-        ]  # fmt: skip
+        g.node("Range", [g.const("zero_i", np.array(0)), "t_len", g.const("one_i", np.array(1))],
+               ["steps"])  # fmt: skip
+        g.node("Unsqueeze", ["steps", g.const("axis1", np.array([1]))], ["steps_col"])
+        g.node("Unsqueeze", ["lengths", "axis0"], ["len_row"])
+        g.node("Less", ["steps_col", "len_row"], ["valid_tb"])
     else:
         true = helper.make_tensor("true", TensorProto.BOOL, [1], [True])
-        nodes.append(helper.make_node("ConstantOfShape", ["tb"], ["valid_tb"], value=true))
-    nodes.append(
-        helper.make_node("Unsqueeze", ["valid_tb", const("axis2", np.array([2]))], ["valid"])
-    )
+        g.node("ConstantOfShape", ["tb"], ["valid_tb"], value=true)
+    g.node("Unsqueeze", ["valid_tb", g.const("axis2", np.array([2]))], ["valid"])
 
     finals: dict[str, list[str]] = {n: [] for n in names}
     weights = layer.read_weights()
-    g = torch.Generator().manual_seed(0)
     for k, cell in enumerate(layer.cells):
         outs = []
         for d in range(D):
             tag = f"l{k}d{d}_"
-            params = dict(weights[k][d])
-            body = _body_graph(cell, params, subject, tag, g)
-            for fn in body.functions:
-                functions[(fn.domain, fn.name)] = fn
-            for op in body.opset_import:
-                opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
-            row = const(f"{tag}row", np.array(k * D + d))
+            body = _body_graph(cell, dict(weights[k][d]), tag, gen)
+            g.absorb(body)
+            row = g.const(f"{tag}row", np.array(k * D + d))
             init = []
             for n in names:
-                nodes.append(helper.make_node("Gather", [n, row], [f"{tag}{n}0"], axis=0))
+                g.node("Gather", [n, row], [f"{tag}{n}0"], axis=0)
                 init.append(f"{tag}{n}0")
-            scan_out = [f"{tag}{n}_final" for n in names] + [f"{tag}y"]
-            nodes.append(
-                helper.make_node(
-                    "Scan",
-                    [*init, x, "valid"],
-                    scan_out,
-                    body=body.graph,
-                    num_scan_inputs=2,
-                    scan_input_directions=[d, d],
-                    scan_output_directions=[d],
-                    name=f"{tag}scan",
-                )
+            g.node(
+                "Scan",
+                [*init, x, "valid"],
+                [*(f"{tag}{n}_final" for n in names), f"{tag}y"],
+                body=body.graph,
+                num_scan_inputs=2,
+                scan_input_directions=[d, d],
+                scan_output_directions=[d],
+                name=f"{tag}scan",
             )
             for n in names:
-                nodes.append(
-                    helper.make_node("Unsqueeze", [f"{tag}{n}_final", "axis0"], [f"{tag}{n}_row"])
-                )
+                g.node("Unsqueeze", [f"{tag}{n}_final", "axis0"], [f"{tag}{n}_row"])
                 finals[n].append(f"{tag}{n}_row")
             outs.append(f"{tag}y")
         if D == 2:
-            nodes.append(helper.make_node("Concat", outs, [f"l{k}_out"], axis=-1))
+            g.node("Concat", outs, [f"l{k}_out"], axis=-1)
             x = f"l{k}_out"
         else:
             x = outs[0]
-
-    if subject.kind in ("char_lm", "forecast"):
-        head = subject.model.head
-        w = const("head_weight_t", head.weight.detach().numpy().T.copy())
-        b = const("head_bias", head.bias.detach().numpy())
-        if subject.kind == "forecast":  # the head reads the features next to h^t
-            nodes.append(helper.make_node("Concat", [x, "x"], ["head_in"], axis=-1))
-            x = "head_in"
-        flat = "y" if subject.kind == "char_lm" else "y_flat"
-        nodes += [
-            helper.make_node("MatMul", [x, w], ["head_nobias"]),
-            helper.make_node("Add", ["head_nobias", b], [flat]),
-        ]
-        if subject.kind == "forecast":
-            shape = const("y_shape", np.array([0, 0, *subject.output_shape()]))
-            nodes.append(helper.make_node("Reshape", [flat, shape], ["y"]))
-    else:
-        nodes.append(helper.make_node("Identity", [x], ["y"]))
     for n in names:
-        nodes.append(helper.make_node("Concat", finals[n], [f"{n}_out"], axis=0))
+        g.node("Concat", finals[n], [f"{n}_out"], axis=0)
 
-    y_shape = ["T", "B", *subject.output_shape()]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)]
-    for n, s in zip(names, subject.state_sizes, strict=True):
-        outputs.append(
-            helper.make_tensor_value_info(f"{n}_out", TensorProto.FLOAT, [subject.rows, "B", s])
+    out_example = torch.randn(5, 3, layer.output_size, generator=gen)
+    if parts.pooled is not None:
+        if not lengths:  # every sequence runs all T steps
+            g.node("Gather", ["x_shape", g.const("one", np.array(1))], ["b_len"])
+            g.node("Unsqueeze", ["b_len", "axis0"], ["b_shape"])
+            g.node("Expand", ["t_len", "b_shape"], ["lengths_all"])
+        h_example = torch.randn(subject.rows, 3, subject.state_sizes[0], generator=gen)
+        g.inline(
+            parts.pooled,
+            (out_example, torch.tensor([5, 2, 1]), h_example),
+            (x_dyn, {0: B_dim}, {1: B_dim}),
+            "pool_",
+            [x, "lengths" if lengths else "lengths_all", f"{names[0]}_out"],
+            ["y"],
         )
-    graph = helper.make_graph(nodes, "rnnkit_sequence", inputs, outputs, initializer=inits)
+    elif parts.post is not None:
+        g.inline(parts.post, (out_example, x_example), (x_dyn, x_dyn), "post_", [x, "x"], ["y"])
+    else:
+        g.node("Identity", [x], ["y"])
+
+    y_shape = (["B"] if parts.pooled is not None else ["T", "B"]) + subject.output_shape()
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)]
+    for n, size in zip(names, subject.state_sizes, strict=True):
+        outputs.append(
+            helper.make_tensor_value_info(f"{n}_out", TensorProto.FLOAT, [subject.rows, "B", size])
+        )
+    graph = helper.make_graph(g.nodes, "rnnkit_sequence", inputs, outputs, initializer=g.inits)
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
-        functions=list(functions.values()),
+        opset_imports=[helper.make_opsetid(d, v) for d, v in g.opsets.items()],
+        functions=list(g.functions.values()),
         producer_name="rnnkit",
     )
     model.ir_version = min(model.ir_version, 10)  # what onnxruntime releases of 2024+ read
@@ -464,7 +476,6 @@ def _scan_graph(subject: _Subject, lengths: bool) -> Any:
 def _body_graph(
     cell: RecurrentCell,
     params: dict[str, Tensor],
-    subject: _Subject,
     tag: str,
     g: torch.Generator,
 ) -> Any:

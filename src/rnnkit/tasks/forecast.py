@@ -311,7 +311,7 @@ def _run(model: ForecastModel, prepared: list[Prepared], steps: list[list[int]])
     over each series, batched. Returns per series (mean, lower, upper), each (k, h)."""
     was = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model.interval_scale.device  # a buffer: int8 models keep no parameters
     results: list[Any] = [None] * len(prepared)
     try:
         for start in range(0, len(prepared), EVAL_BATCH):
@@ -400,7 +400,7 @@ class OnlineForecaster:
         rows = [self.steps.push(v) for v in values]
         if not rows:
             return self.forecast
-        device = next(self.model.parameters()).device
+        device = self.model.interval_scale.device
         x = torch.from_numpy(np.stack([r[0] for r in rows]))[:, None].to(device)  # (T, 1, F)
         raw = self.stream(x)[-1, 0]  # the last step's (h, outputs)
         _, anchor, unit = rows[-1]

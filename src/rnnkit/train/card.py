@@ -58,7 +58,18 @@ _USE: dict[str, tuple[list[str], list[str]]] = {
     "numbers": ([], ['rnnkit translate {run} "three hundred and twelve"']),
     "forecast": ([], ["rnnkit forecast {run}"]),
 }
-_EXPORTABLE = ("lm", "forecast")  # tasks whose model `rnnkit export` writes as ONNX
+# How `rnnkit export` writes each task's model as ONNX (rnnkit.export.parts): a step graph
+# where the model answers at every step, a sequence graph where it needs the whole
+# sequence (a bidirectional tagger, a classifier). The numbers task's seq2seq model has none.
+_EXPORT_MODE = {
+    "lm": "--mode step",
+    "forecast": "--mode step",
+    "adding": "--mode step",
+    "copy": "--mode step",
+    "selective-copy": "--mode step",
+    "tag": "--mode sequence --lengths",
+    "classify": "--mode sequence --lengths",
+}
 
 
 def build_model(config: RunConfig, where: object) -> nn.Module:
@@ -394,8 +405,8 @@ def _use(task: str, name: str, is_run: bool) -> list[str]:
         ]
     sh = ["```bash", f"rnnkit eval {run}"]
     sh += [line.format(run=run) for line in _USE.get(task, ([], []))[1]]
-    if task in _EXPORTABLE:
-        sh.append(f"rnnkit export {run} --format onnx --mode step")
+    if task in _EXPORT_MODE:
+        sh.append(f"rnnkit export {run} --format onnx {_EXPORT_MODE[task]}")
     if is_run:
         sh.append(f"rnnkit train --resume {run} --steps N   # train on, exactly where it stopped")
     sh.append(f"rnnkit train --config {run}/config.json --out NEW   # a new run, same options")
