@@ -25,10 +25,22 @@ against ``rnnkit.tasks.forecast.forecast``'s. Then the time of one update (one n
 features, step, forecast) at B = 1 of ``OnnxForecaster.update`` and of
 ``OnlineForecaster.update``.
 
+Classification (``--parts classify``): a trained classifier (``--classify-run``, or one
+trained here first with ``rnnkit train classify``'s defaults: JapaneseVowels, a
+bidirectional GRU 1x128 with a mean read-out), scored on its official test split as
+``rnnkit eval`` scores it (``rnnkit.tasks.classify.predict``: accuracy, cross-entropy)
+in the same four forms: the ONNX sequence graphs (``export_onnx(model, mode="sequence",
+lengths=True)``; a classifier has no step graph) run by ``rnnkit.deploy.run_sequence`` on
+the raw series, time-major, with their lengths. The float graph's logits are first
+checked against PyTorch's. Then the time of one batch of the whole test split and of one
+series of median length at B = 1.
+
     python benchmarks/bench_export.py                     # trains a 1x128 LSTM LM first
     python benchmarks/bench_export.py --run /tmp/lmrun    # a run of `rnnkit train lm`
     python benchmarks/bench_export.py --parts forecast    # trains a forecaster first
     python benchmarks/bench_export.py --forecast-run /tmp/fc   # adds the forecast part
+    python benchmarks/bench_export.py --parts classify    # trains a classifier first
+    python benchmarks/bench_export.py --classify-run /tmp/cl   # adds the classify part
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ import math
 import os
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +69,7 @@ from rnnkit.export import export_onnx
 from rnnkit.export.quantize import quantize_onnx
 from rnnkit.models.lm import CharLM
 from rnnkit.quantize import QuantizationWarning, quantize_dynamic
+from rnnkit.tasks.classify import ClassifyTask, SequenceClassifier, predict
 from rnnkit.tasks.forecast import (
     Forecast,
     ForecastConfig,
@@ -84,7 +98,7 @@ LAYERS: list[tuple[str, Callable[[int], torch.nn.Module], int]] = [
 TRAIN_OPTIONS = {"num_layers": 1, "hidden_size": 128}
 TRAIN_STEPS = 600
 STREAMS = 32  # `rnnkit eval`'s default batch
-PARTS = ("latency", "lm", "forecast")
+PARTS = ("latency", "lm", "forecast", "classify")
 
 
 def main() -> None:
@@ -97,13 +111,18 @@ def main() -> None:
         nargs="+",
         choices=PARTS,
         default=["latency", "lm"],
-        help="what to measure (default: latency lm; --forecast-run adds forecast)",
+        help="what to measure (default: latency lm; --forecast-run adds forecast, "
+        "--classify-run adds classify)",
     )
     parser.add_argument(
         "--forecast-run", help="a forecast run folder (default: train one with the defaults)"
     )
+    parser.add_argument(
+        "--classify-run", help="a classify run folder (default: train one with the defaults)"
+    )
     args = parser.parse_args()
     parts = set(args.parts) | ({"forecast"} if args.forecast_run else set())
+    parts |= {"classify"} if args.classify_run else set()
     torch.set_num_threads(1)
     print(f"machine: {machine()}, onnxruntime {ort.__version__}, 1 intra-op thread")
     print(f"load average at start: {_load()}")
@@ -116,6 +135,9 @@ def main() -> None:
         if "forecast" in parts:
             forecast_run = args.forecast_run or _train_forecaster(tmp)
             forecast_table(Path(tmp), forecast_run, args.repeats)
+        if "classify" in parts:
+            classify_run = args.classify_run or _train_classifier(tmp)
+            classify_table(Path(tmp), classify_run, args.repeats)
     print(f"\nload average at end: {_load()}")
 
 
@@ -459,6 +481,164 @@ def _updates(forecaster: Any, series: np.ndarray, n: int) -> Callable[[], None]:
             position += 1
 
     return run
+
+
+# ---- int8 on a trained classifier ---------------------------------------------------
+
+CLASSIFY_TOLERANCE = 1e-4  # ONNX float logits vs PyTorch's
+CLASSIFY_SERIES = 50  # B = 1 calls per timed call
+
+
+def _train_classifier(tmp: str) -> str:
+    out = f"{tmp}/classify"
+    config = ClassifyTask.default_train(seed=0, threads=1)
+    print(f"\ntraining a classifier (defaults) for {config.steps} steps ...", flush=True)
+    train("classify", {}, config, out=out, log=lambda _: None, progress=io.StringIO())
+    return out
+
+
+def classify_table(tmp: Path, run: str, repeats: int) -> None:
+    config = RunFolder(run).read_config()
+    if config.task != "classify":
+        raise ValueError(f"--classify-run: expected a classify run; {run} is a {config.task} run")
+    task = ClassifyTask(ClassifyTask.parse_options(config.options, where=run), config.derived)
+    model = load(run)
+    assert isinstance(model, SequenceClassifier)
+    model.eval()
+    task.prepare(config.train, Context(0, 1, torch.device("cpu")))
+    split = task.test_split
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuantizationWarning)
+        torch_int8 = quantize_dynamic(model)
+    kept_float = [str(w.message) for w in caught if issubclass(w.category, QuantizationWarning)]
+    path, int8 = tmp / "classify.onnx", tmp / "classify-int8.onnx"
+    export_onnx(model, path, mode="sequence", lengths=True)
+    ops = _op_counts(quantize_onnx(path, int8).graph)
+
+    # The raw series as the graph takes them: time-major, padded, with their lengths (the
+    # graph standardises them itself, as the model does).
+    x = split.x.float()  # (N, T, D)
+    lengths = split.lengths
+    x_tm = np.ascontiguousarray(x.transpose(0, 1).numpy())  # (T, N, D)
+    lens = lengths.numpy().astype(np.int64)
+    sessions = {"ONNX float": _session(path), "ONNX int8": _session(int8)}
+    with torch.inference_mode():
+        logits = {
+            "PyTorch float": model(x, lengths).numpy(),
+            "PyTorch int8": torch_int8(x, lengths).numpy(),
+        }
+    for name, session in sessions.items():
+        logits[name] = deploy.run_sequence(session, x_tm, lens)[0]
+
+    # The float graph must classify as PyTorch does before int8 is worth measuring.
+    ours, theirs = logits["ONNX float"], logits["PyTorch float"]
+    worst = float(np.abs(ours - theirs).max())
+    moved = int((ours.argmax(1) != theirs.argmax(1)).sum())
+    if worst > CLASSIFY_TOLERANCE or moved:
+        raise AssertionError(
+            f"the ONNX float graph differs from PyTorch: logits by {worst:.2g} (tolerance "
+            f"{CLASSIFY_TOLERANCE:g}), another class for {moved} of {split.n} series"
+        )
+    # As `rnnkit eval` scores the run (by length, in chunks); one batch must agree with it.
+    predicted, eval_loss = predict(model, split)
+    if not np.array_equal(predicted.numpy(), theirs.argmax(1)):
+        raise AssertionError("one batch of the test split classifies otherwise than predict()")
+    y = split.y.numpy()
+    right = {k: int((v.argmax(1) == y).sum()) for k, v in logits.items()}
+    loss = {
+        k: float(torch.nn.functional.cross_entropy(torch.from_numpy(v), split.y))
+        for k, v in logits.items()
+    }
+    loss["PyTorch float"] = eval_loss
+    changed = {k: int((v.argmax(1) != theirs.argmax(1)).sum()) for k, v in logits.items()}
+    gap = {k: float(np.abs(v - theirs).max()) for k, v in logits.items()}
+    size = {
+        "PyTorch float": _state_dict_bytes(model),
+        "PyTorch int8": _state_dict_bytes(torch_int8),
+        "ONNX float": path.stat().st_size,
+        "ONNX int8": int8.stat().st_size,
+    }
+
+    # One batch of the whole split, then one series of median length at B = 1.
+    one = int(np.argsort(lens, kind="stable")[split.n // 2])
+    T1 = int(lens[one])
+    x1, l1 = x[one : one + 1, :T1], lengths[one : one + 1]
+    x1_tm, l1_np = np.ascontiguousarray(x_tm[:T1, one : one + 1]), lens[one : one + 1]
+    n = CLASSIFY_SERIES
+    batch_fns: dict[str, Callable[[], object]] = {
+        "PyTorch float": lambda: model(x, lengths),
+        "PyTorch int8": lambda: torch_int8(x, lengths),
+        "ONNX float": lambda: deploy.run_sequence(sessions["ONNX float"], x_tm, lens),
+        "ONNX int8": lambda: deploy.run_sequence(sessions["ONNX int8"], x_tm, lens),
+    }
+    single_fns = {
+        "PyTorch float": _repeat(n, lambda m: m(x1, l1), model),
+        "PyTorch int8": _repeat(n, lambda m: m(x1, l1), torch_int8),
+        "ONNX float": _repeat(
+            n, lambda s: deploy.run_sequence(s, x1_tm, l1_np), sessions["ONNX float"]
+        ),
+        "ONNX int8": _repeat(
+            n, lambda s: deploy.run_sequence(s, x1_tm, l1_np), sessions["ONNX int8"]
+        ),
+    }
+    with torch.inference_mode():
+        batch = {k: t * 1e3 for k, t in interleaved_medians(batch_fns, repeats=repeats).items()}
+        single = {
+            k: t / n * 1e6 for k, t in interleaved_medians(single_fns, repeats=repeats).items()
+        }
+
+    N = split.n
+    majority = int((split.y == task.derived["majority"]).sum())
+    print(f"\n{task.title(model)} ({run})")
+    print(
+        f"test: {N} series of {task.test_name} (lengths {int(lens.min())}-{int(lens.max())}, "
+        f"{x.shape[2]} channels); majority-class baseline {majority / N:.2%}"
+    )
+    print(
+        f"ONNX float vs PyTorch: the same class for all {N} series, logits differ by at most "
+        f"{worst:.2g}"
+    )
+    print(
+        "ONNX int8 graph (quantize_onnx): "
+        f"{ops['MatMulInteger', False]} MatMulInteger + {ops['MatMulInteger', True]} in Scan "
+        f"bodies; float MatMul left: {ops['MatMul', False]} + {ops['MatMul', True]} in Scan "
+        "bodies"
+    )
+    for line in kept_float:
+        print(f"PyTorch int8: {line}")
+    cols = list(logits)
+    print(f"{'':24}" + "".join(f"{c:>16}" for c in cols))
+    base = right["PyTorch float"]
+    print(f"{'test accuracy':24}" + "".join(f"{right[c] / N:16.2%}" for c in cols))
+    print(f"{'  series right':24}" + "".join(f"{f'{right[c]}/{N}':>16}" for c in cols))
+    print(
+        f"{'  vs PyTorch float':24}" + "".join(f"{(right[c] - base) / base:+16.3%}" for c in cols)
+    )
+    print(f"{'test loss':24}" + "".join(f"{loss[c]:16.4f}" for c in cols))
+    print(f"{'class changed':24}" + "".join(f"{changed[c]:16d}" for c in cols))
+    print(f"{'logit gap, largest':24}" + "".join(f"{gap[c]:16.2g}" for c in cols))
+    for label, row, unit in (
+        (f"batch of {N} (ms)", batch, ".1f"),
+        (f"one series T={T1} (µs)", single, ".0f"),
+    ):
+        print(f"{label:24}" + "".join(f"{row[c]:16{unit}}" for c in cols))
+        ratio = [row["PyTorch float"] / row[c] for c in cols]
+        print(
+            f"{'  speed vs PyTorch float':24}"
+            + "".join(f"{'x' + format(r, '.2f'):>16}" for r in ratio)
+        )
+    print(f"{'weights (KiB)':24}" + "".join(f"{size[c] / 1024:16,.0f}" for c in cols))
+
+
+def _op_counts(graph: Any, nested: bool = False) -> Counter[tuple[str, bool]]:
+    """How often each operator occurs: (op_type, inside a nested graph) -> count."""
+    counts: Counter[tuple[str, bool]] = Counter()
+    for node in graph.node:
+        counts[node.op_type, nested] += 1
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == attr.GRAPH else list(attr.graphs):
+                counts += _op_counts(sub, True)
+    return counts
 
 
 if __name__ == "__main__":

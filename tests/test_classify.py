@@ -350,3 +350,22 @@ def test_auto_downsample_keeps_the_longest_training_series_within_64_steps(tmp_p
     task.prepare(ClassifyTask.default_train(), Context(0, 1, torch.device("cpu")))
     assert task.derived["downsample"] == 4  # the longest training series: 200 -> 50 steps
     assert task.build_model().downsample == 4
+
+
+def test_an_int8_classifier_predicts():
+    """rnnkit.quantize_dynamic leaves no parameters; predict finds the device all the same."""
+    import warnings
+
+    from rnnkit.tasks.classify import SequenceClassifier, Split, predict
+
+    torch.manual_seed(0)
+    model = SequenceClassifier(3, 4, "gru", 16, 1, True, "mean").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        int8 = rnnkit.quantize_dynamic(model)
+    assert next(int8.parameters(), None) is None
+    split = Split([torch.randn(n, 3) for n in (5, 9, 2)], [0, 1, 2], "test")
+    classes, loss = predict(int8, split)
+    expected, _ = predict(model, split)
+    assert classes.shape == (3,) and math.isfinite(loss)
+    assert torch.equal(classes, expected)

@@ -406,3 +406,62 @@ def test_a_downsampling_classifier_is_refused() -> None:
 
     with pytest.raises(ValueError, match=r"downsample=2\) has no exact graph"):
         export_onnx(SequenceClassifier(3, 4, downsample=2), mode="sequence")
+
+
+# ---- the encoder-decoder ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoder", "decoder", "attention", "bidirectional"),
+    [
+        ("gru", "gru", "general", True),
+        ("lstm", "lstm", "additive", False),
+        ("mingru", "lstm", "none", True),
+    ],
+)
+def test_an_encoder_decoder_exports_as_two_graphs_that_translate_as_it_does(
+    encoder: str, decoder: str, attention: str, bidirectional: bool, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from rnnkit import deploy
+    from rnnkit.seq2seq.data import EOS, CharVocab
+    from rnnkit.seq2seq.decode import greedy
+    from rnnkit.seq2seq.model import Seq2Seq, Seq2SeqConfig
+
+    source, target = "abcdefgh ", "0123456789"
+    src_vocab, tgt_vocab = CharVocab(source), CharVocab(target)
+    torch.manual_seed(0)
+    config = Seq2SeqConfig(
+        src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), encoder=encoder,
+        decoder=decoder, attention=attention, bidirectional=bidirectional, encoder_hidden=8,
+        decoder_hidden=10, decoder_layers=2,
+    )  # fmt: skip
+    model = Seq2Seq(config).eval()
+    with torch.no_grad():
+        model.head.bias[EOS] -= 3.0  # random weights end early otherwise: decode some tokens
+    model.rnnkit_config = SimpleNamespace(  # what rnnkit.load attaches: the run's vocabularies
+        derived={"source_chars": source, "target_chars": target, "max_target_length": 6}
+    )
+    encoder_path, decoder_path = tmp_path / "encoder.onnx", tmp_path / "decoder.onnx"
+    export_onnx(model, encoder_path, mode="sequence")
+    export_onnx(model, decoder_path, mode="step")
+    meta = read_metadata(__import__("onnx").load(decoder_path))
+    assert meta["part"] == "decoder" and meta["tgt_vocab"][4:] == list(target)
+    decoded = []
+    for text in ["abc", "h", "bad cafe", "a" * 15, "zz?"]:  # unknown characters too
+        src = torch.tensor(src_vocab.encode(text))[:, None]
+        want = tgt_vocab.decode(greedy(model, src, torch.tensor([len(text)]), 20)[0].tokens)
+        assert deploy.translate(encoder_path, decoder_path, text) == want
+        decoded.append(want)
+    assert any(decoded)  # the comparison saw tokens, not only empty outputs
+
+
+def test_translate_refuses_graphs_that_are_not_an_encoder_and_its_decoder(tmp_path: Path) -> None:
+    from rnnkit import deploy
+
+    encoder, decoder = tmp_path / "gru-seq.onnx", tmp_path / "gru-step.onnx"
+    export_onnx(rnnkit.GRU(3, 4), encoder, mode="sequence")
+    export_onnx(rnnkit.GRU(3, 4), decoder, mode="step")
+    with pytest.raises(ValueError, match="expected an encoder-decoder's encoder graph; got a lay"):
+        deploy.translate(encoder, decoder, "abc")

@@ -17,7 +17,9 @@ its ``rnnkit`` metadata (JSON), which this module reads through onnxruntime:
 - :func:`run_sequence` runs a sequence graph on a whole (T, B, ...) batch;
 - :func:`generate` writes text with a character language model's step graph;
 - :class:`OnnxForecaster` updates a forecaster's forecast, with its 80 % interval, as
-  each new value of a series arrives.
+  each new value of a series arrives;
+- :func:`translate` decodes with an encoder-decoder's two graphs (the encoder's sequence
+  graph and the decoder's step graph), greedily, one token per step.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "load_session",
     "read_metadata",
     "run_sequence",
+    "translate",
 ]
 
 FORMAT = "rnnkit.onnx"
@@ -575,3 +578,64 @@ class OnnxForecaster:
 
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
+
+
+# ---- encoder-decoder ------------------------------------------------------------------
+
+
+def translate(
+    encoder: str | os.PathLike[str] | bytes | ort.InferenceSession,
+    decoder: str | os.PathLike[str] | bytes | ort.InferenceSession,
+    text: str,
+    max_length: int | None = None,
+) -> str:
+    """Greedy decoding of ``text`` with an exported encoder-decoder.
+
+    ``encoder`` is the sequence graph and ``decoder`` the step graph of the same model
+    (``rnnkit export RUN --mode sequence`` and ``--mode step`` of a numbers run): the
+    source is encoded once, then each step feeds the previous token and carries the
+    decoder's state, until the end token or ``max_length`` tokens (default: twice the
+    longest training target plus 8, as rnnkit decodes).
+    """
+    where = "translate"
+    enc, enc_meta = _open(encoder, "sequence", where)
+    dec, dec_meta = _open(decoder, "step", where)
+    for meta, part in ((enc_meta, "encoder"), (dec_meta, "decoder")):
+        if meta.get("model") != "seq2seq" or meta.get("part") != part:
+            raise ValueError(
+                f"{where}: expected an encoder-decoder's {part} graph; got a "
+                f"{meta.get('model')} {meta.get('mode')} graph"
+            )
+    if "src_vocab" not in enc_meta:
+        raise ValueError(
+            f"{where}: the encoder graph carries no vocabulary; export it from a run folder "
+            "(rnnkit export RUN) rather than from a bare model"
+        )
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{where}: text must be a non-empty string; got {text!r}")
+    specials = enc_meta["specials"]
+    stoi = {c: i for i, c in enumerate(enc_meta["src_vocab"])}
+    ids = np.array([[stoi.get(c, specials["unk"])] for c in text], dtype=np.int64)  # (S, 1)
+    feed: dict[str, np.ndarray] = {"x": ids, "lengths": np.array([len(text)], np.int64)}
+    feed.update(zip((s["name"] for s in enc_meta["states"]), _zeros(enc_meta, 1), strict=True))
+    memory = dict(zip(enc_meta["outputs"], enc.run(list(enc_meta["outputs"]), feed), strict=True))
+    if max_length is None:
+        longest = enc_meta.get("max_target_length") or 28
+        max_length = 2 * int(longest) + 8
+    names = dec_meta["decoder_states"]
+    state = {"feed": memory["feed"], **{n: memory[n] for n in names}}
+    y = specials["bos"]
+    tokens: list[int] = []
+    for _ in range(max_length):
+        inputs = {"y_prev": np.array([y], np.int64), **state}
+        inputs.update({k: memory[k] for k in ("values", "keys", "mask", "summary")})
+        logits, feed_out, *rest = dec.run(list(dec_meta["outputs"]), inputs)
+        state = {"feed": feed_out, **dict(zip(names, rest[: len(names)], strict=True))}
+        scores = logits[0].copy()
+        scores[[specials["pad"], specials["bos"]]] = -np.inf  # never outputs, as in rnnkit
+        y = int(np.argmax(scores))
+        if y == specials["eos"]:
+            break
+        tokens.append(y)
+    vocab = enc_meta["tgt_vocab"]
+    return "".join(vocab[t] for t in tokens if t >= len(specials))

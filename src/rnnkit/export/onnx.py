@@ -72,6 +72,18 @@ def export_onnx(
         raise TypeError(f"export_onnx: lengths must be a bool; got {lengths!r}")
     target = _target_path(path, overwrite)
     subject = _Subject.of(model)
+    if subject.kind == "seq2seq":
+        proto = _seq2seq_graph(subject, mode, lengths, check, tolerance)
+    else:
+        proto = _graph(subject, mode, lengths, check, tolerance)
+    if target is not None:
+        from rnnkit.train.files import atomic_write
+
+        atomic_write(target, proto.SerializeToString())
+    return proto
+
+
+def _graph(subject: _Subject, mode: str, lengths: bool, check: bool, tolerance: float) -> Any:
     if mode == "step":
         if lengths:
             raise ValueError("export_onnx: lengths applies to mode='sequence'; got mode='step'")
@@ -89,11 +101,77 @@ def export_onnx(
     _set_metadata(proto, subject.metadata(mode, lengths))
     if check:
         _check(proto, subject, mode, lengths, tolerance)
-    if target is not None:
-        from rnnkit.train.files import atomic_write
-
-        atomic_write(target, proto.SerializeToString())
     return proto
+
+
+def _seq2seq_graph(
+    subject: _Subject, mode: str, lengths: bool, check: bool, tolerance: float
+) -> Any:
+    """The encoder (sequence mode, always with lengths) or the decoder's step."""
+    from rnnkit.export import seq2seq
+
+    model = subject.model
+    if mode == "sequence":
+        # Source lengths are part of the encoder's meaning (attention masks padding).
+        proto = _scan_graph(subject, lengths=True)
+        _set_metadata(proto, subject.metadata(mode, True))
+        if check:
+            _check(proto, subject, mode, True, tolerance)
+        return proto
+    del lengths  # a decoder step has none
+    g = torch.Generator().manual_seed(0)
+    example = seq2seq.step_example(model, 3, 5, g)
+    batch, steps = torch.export.Dim("B"), torch.export.Dim("S")
+    dims: list[dict[int, Any]] = [{0: batch}, {0: batch, 1: steps}, {0: batch, 1: steps},
+                                  {0: batch, 1: steps}, {0: batch}, {0: batch}]  # fmt: skip
+    dims += [{1: batch} for _ in example[6:]]
+    step = seq2seq.DecoderStep(model)
+    proto = _torch_export(
+        step,
+        tuple(example),
+        input_names=seq2seq.step_inputs(model),
+        output_names=seq2seq.step_outputs(model),
+        dynamic=(tuple(dims),),  # forward(*args)
+    )
+    meta = {
+        "format": FORMAT,
+        "version": 1,
+        "mode": "step",
+        "model": "seq2seq",
+        "kind": model.cells[0].kind,
+        "lengths": False,
+        "inputs": seq2seq.step_inputs(model),
+        "outputs": seq2seq.step_outputs(model),
+        "states": [],
+        "input_size": None,
+        "output_size": model.config.tgt_vocab_size,
+        **seq2seq.metadata(model, "decoder"),
+    }
+    _set_metadata(proto, meta)
+    if check:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(
+            proto.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        trial = seq2seq.step_example(model, 2, 7, torch.Generator().manual_seed(1))
+        got = session.run(None, {n: t.numpy() for n, t in zip(meta["inputs"], trial, strict=True)})
+        with torch.no_grad():
+            want = step(*trial)
+        _compare(got, want, tolerance)
+    return proto
+
+
+def _compare(got: Sequence[Any], expected: Sequence[Tensor], tolerance: float) -> None:
+    worst = 0.0
+    for e, o in zip(expected, got, strict=True):
+        if e.numel():
+            worst = max(worst, float(np.abs(e.double().numpy() - o.astype(np.float64)).max()))
+    if not worst <= tolerance:
+        raise ValueError(
+            f"export_onnx: onnxruntime's output differs from PyTorch's by {worst:.3g} "
+            f"(tolerance {tolerance:g}); nothing was written"
+        )
 
 
 def read_metadata(model: Any) -> dict[str, Any]:
@@ -121,8 +199,11 @@ class _Subject:
     def of(cls, model: object) -> _Subject:
         if not isinstance(model, nn.Module):
             parts_of(model)  # raises the one-line TypeError naming what was given
+        from rnnkit.export.seq2seq import encoder_parts
+        from rnnkit.seq2seq.model import Seq2Seq
+
         own = copy.deepcopy(model).eval().float()  # the user's module stays as it is
-        return cls(parts_of(own))
+        return cls(encoder_parts(own) if isinstance(own, Seq2Seq) else parts_of(own))
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -176,6 +257,9 @@ class _Subject:
         if self.parts.ids:
             assert self.parts.pre is not None
             data["vocab_size"] = int(self.parts.pre.embedding.num_embeddings)  # ids in [0, V)
+        if self.parts.outputs is not None:
+            data["outputs"] = [name for name, _, _ in self.parts.outputs]
+            data["output_size"] = None
         data.update(self.parts.extra)
         return data
 
@@ -184,6 +268,8 @@ class _Subject:
         state: Any = tuple(states) if len(states) > 1 else states[0]
         with torch.no_grad():
             y, final = self.parts.run(x, state, lengths)
+        if isinstance(y, tuple):  # several named outputs replace y and the states
+            return list(y)
         finals = final if isinstance(final, tuple) else (final,)
         return [y, *finals]
 
@@ -442,25 +528,31 @@ def _scan_graph(subject: _Subject, lengths: bool) -> Any:
             g.node("Unsqueeze", ["b_len", "axis0"], ["b_shape"])
             g.node("Expand", ["t_len", "b_shape"], ["lengths_all"])
         h_example = torch.randn(subject.rows, 3, subject.state_sizes[0], generator=gen)
+        results = ["y"] if parts.outputs is None else [name for name, _, _ in parts.outputs]
         g.inline(
             parts.pooled,
             (out_example, torch.tensor([5, 2, 1]), h_example),
             (x_dyn, {0: B_dim}, {1: B_dim}),
             "pool_",
             [x, "lengths" if lengths else "lengths_all", f"{names[0]}_out"],
-            ["y"],
+            results,
         )
     elif parts.post is not None:
         g.inline(parts.post, (out_example, x_example), (x_dyn, x_dyn), "post_", [x, "x"], ["y"])
     else:
         g.node("Identity", [x], ["y"])
 
-    y_shape = (["B"] if parts.pooled is not None else ["T", "B"]) + subject.output_shape()
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)]
-    for n, size in zip(names, subject.state_sizes, strict=True):
-        outputs.append(
-            helper.make_tensor_value_info(f"{n}_out", TensorProto.FLOAT, [subject.rows, "B", size])
-        )
+    if parts.outputs is not None:
+        outputs = [helper.make_tensor_value_info(n, t, shape) for n, t, shape in parts.outputs]
+    else:
+        y_shape = (["B"] if parts.pooled is not None else ["T", "B"]) + subject.output_shape()
+        outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)]
+        for n, size in zip(names, subject.state_sizes, strict=True):
+            outputs.append(
+                helper.make_tensor_value_info(
+                    f"{n}_out", TensorProto.FLOAT, [subject.rows, "B", size]
+                )
+            )
     graph = helper.make_graph(g.nodes, "rnnkit_sequence", inputs, outputs, initializer=g.inits)
     model = helper.make_model(
         graph,
@@ -544,7 +636,7 @@ def _check(proto: Any, subject: _Subject, mode: str, lengths: bool, tolerance: f
         trials = [(None, None)]
     else:
         trials = [(1, None), (7, torch.tensor([7, 3, 0]) if lengths else None)]
-    worst = 0.0
+    pairs: list[tuple[Tensor, Any]] = []
     for steps, lens in trials:
         x = subject.example_x(steps, B, g)
         states = [0.5 * s for s in subject.example_states(B, g)]
@@ -559,13 +651,8 @@ def _check(proto: Any, subject: _Subject, mode: str, lengths: bool, tolerance: f
             expected = [t.detach() for t in expected]
         else:
             expected = subject.run_torch(x, states, lens)
-        for e, o in zip(expected, got, strict=True):
-            worst = max(worst, float(np.abs(e.numpy() - o).max()) if e.numel() else 0.0)
-    if not worst <= tolerance:
-        raise ValueError(
-            f"export_onnx: onnxruntime's output differs from PyTorch's by {worst:.3g} "
-            f"(tolerance {tolerance:g}); nothing was written"
-        )
+        pairs += list(zip(expected, got, strict=True))
+    _compare([o for _, o in pairs], [e for e, _ in pairs], tolerance)
 
 
 def _target_path(path: str | Path | None, overwrite: bool) -> Path | None:

@@ -39,6 +39,9 @@ class Parts:
     post: nn.Module | None = None
     pooled: nn.Module | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # kind-specific metadata
+    # When ``pooled`` returns several tensors: (name, ONNX element type, shape) of each,
+    # which replace the graph's outputs (the seq2seq encoder's memory and decoder state).
+    outputs: list[tuple[str, int, list[Any]]] | None = None
 
     @property
     def stepwise(self) -> bool:
@@ -121,7 +124,10 @@ class PoolHead(nn.Module):
 
 
 def parts_of(model: object) -> Parts:
-    """The parts of an exportable model, or TypeError/ValueError naming what is not."""
+    """The parts of an exportable model, or TypeError/ValueError naming what is not.
+
+    The encoder-decoder's encoder is taken apart by :func:`rnnkit.export.seq2seq.encoder_parts`.
+    """
     from rnnkit.models.lm import CharLM
     from rnnkit.models.memory import MemoryModel
     from rnnkit.tasks.classify import SequenceClassifier
@@ -187,7 +193,7 @@ def parts_of(model: object) -> Parts:
         )  # fmt: skip
     raise TypeError(
         "export_onnx: model must be an rnnkit layer or the model of an rnnkit task (CharLM, "
-        "ForecastModel, Tagger, SequenceClassifier, MemoryModel); got "
+        "ForecastModel, Tagger, SequenceClassifier, MemoryModel, Seq2Seq); got "
         f"{type(model).__name__} (export one of its rnnkit layers instead)"
     )
 

@@ -88,6 +88,9 @@ def quantize_onnx(
                 op_types_to_quantize=types,
                 per_channel=per_channel,
                 weight_type=QuantType.QInt8,
+                # Into Scan bodies too: there the recurrent products of every Scan-based
+                # sequence graph live (layer norm, zoneout, minGRU, every task model).
+                extra_options={"EnableSubgraph": True},
             )
         finally:
             logging.disable(previous)

@@ -23,6 +23,14 @@ from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Context
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model's tensors live: its first parameter's device, or its first buffer's for
+    a model with none (``rnnkit.quantize_dynamic`` packs every weight into buffers)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 class BatchSource(ABC):
     """An endless iterator of training batches whose position a checkpoint can restore.
 

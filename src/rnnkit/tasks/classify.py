@@ -32,7 +32,7 @@ from rnnkit import _options
 from rnnkit._options import option
 from rnnkit.data.ts_format import TSData, read_ts
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import SeededBatches, Task
+from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -527,7 +527,7 @@ class ClassifyTask(Task):
 @torch.no_grad()
 def predict(model: nn.Module, split: Split) -> tuple[Tensor, float]:
     """(predicted classes (N,), mean cross-entropy) of ``split``, in eval mode."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     was_training = model.training
     model.eval()
     predicted = torch.empty(split.n, dtype=torch.long)

@@ -30,7 +30,7 @@ from rnnkit.models.memory import (
     make_batch,
     reaches_goal,
 )
-from rnnkit.tasks.base import SeededBatches, Task
+from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.metrics import clock, read_csv
@@ -169,7 +169,7 @@ class MemoryTask(Task):
     # ---- evaluation -------------------------------------------------------------------
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        device = next(model.parameters()).device
+        device = model_device(model)
         was_training = model.training
         model.eval()
         try:

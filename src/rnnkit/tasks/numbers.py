@@ -27,7 +27,7 @@ from rnnkit.seq2seq.data import NumbersTask as NumberPairs
 from rnnkit.seq2seq.decode import greedy
 from rnnkit.seq2seq.evaluate import edit_distance
 from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS, Seq2Seq, Seq2SeqConfig, sequence_loss
-from rnnkit.tasks.base import SeededBatches, Task
+from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -305,7 +305,7 @@ class NumbersTask(Task):
         teacher-forced loss per target character (no label smoothing)."""
         assert isinstance(model, Seq2Seq)
         was_training = model.training
-        device = next(model.parameters()).device
+        device = model_device(model)
         src_vocab, tgt_vocab = self.vocabs()
         limit = decode_limit(int(self.derived["max_target_length"]))
         loss_sum, tokens, exact, edits, chars = 0.0, 0, 0, 0, 0

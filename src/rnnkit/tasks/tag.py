@@ -39,7 +39,7 @@ from rnnkit.data.tagging import IGNORE, Document, TaggedData
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models._config import config_from_dict
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import SeededBatches, Task
+from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -328,7 +328,7 @@ def predict(
 
     Returns ``(predicted (N,), truth (N,), loss_sum)`` in the order of the steps.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     start, length, doc = windows(data.bounds, size)
     if pick is not None:
         start, length, doc = start[pick], length[pick], doc[pick]

@@ -60,15 +60,18 @@ _USE: dict[str, tuple[list[str], list[str]]] = {
 }
 # How `rnnkit export` writes each task's model as ONNX (rnnkit.export.parts): a step graph
 # where the model answers at every step, a sequence graph where it needs the whole
-# sequence (a bidirectional tagger, a classifier). The numbers task's seq2seq model has none.
-_EXPORT_MODE = {
-    "lm": "--mode step",
-    "forecast": "--mode step",
-    "adding": "--mode step",
-    "copy": "--mode step",
-    "selective-copy": "--mode step",
-    "tag": "--mode sequence --lengths",
-    "classify": "--mode sequence --lengths",
+# sequence (a bidirectional tagger, a classifier), both for the encoder-decoder (the
+# encoder and the decoder's step).
+_STEP, _SEQUENCE = "--mode step", "--mode sequence --lengths"
+_EXPORT_MODES = {
+    "lm": [_STEP],
+    "forecast": [_STEP],
+    "adding": [_STEP],
+    "copy": [_STEP],
+    "selective-copy": [_STEP],
+    "tag": [_SEQUENCE],
+    "classify": [_SEQUENCE],
+    "numbers": ["--mode sequence   # the encoder", "--mode step       # the decoder's step"],
 }
 
 
@@ -405,8 +408,8 @@ def _use(task: str, name: str, is_run: bool) -> list[str]:
         ]
     sh = ["```bash", f"rnnkit eval {run}"]
     sh += [line.format(run=run) for line in _USE.get(task, ([], []))[1]]
-    if task in _EXPORT_MODE:
-        sh.append(f"rnnkit export {run} --format onnx {_EXPORT_MODE[task]}")
+    for mode in _EXPORT_MODES.get(task, []):
+        sh.append(f"rnnkit export {run} --format onnx {mode}")
     if is_run:
         sh.append(f"rnnkit train --resume {run} --steps N   # train on, exactly where it stopped")
     sh.append(f"rnnkit train --config {run}/config.json --out NEW   # a new run, same options")
