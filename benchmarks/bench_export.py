@@ -69,6 +69,7 @@ from rnnkit.export import export_onnx
 from rnnkit.export.quantize import quantize_onnx
 from rnnkit.models.lm import CharLM
 from rnnkit.quantize import QuantizationWarning, quantize_dynamic
+from rnnkit.tasks.base import Task
 from rnnkit.tasks.classify import ClassifyTask, SequenceClassifier, predict
 from rnnkit.tasks.forecast import (
     Forecast,
@@ -133,10 +134,10 @@ def main() -> None:
             run = args.run or _train_small(tmp)
             int8_table(Path(tmp), run, args.repeats, args.chars)
         if "forecast" in parts:
-            forecast_run = args.forecast_run or _train_forecaster(tmp)
+            forecast_run = args.forecast_run or _train_default(ForecastTask, tmp)
             forecast_table(Path(tmp), forecast_run, args.repeats)
         if "classify" in parts:
-            classify_run = args.classify_run or _train_classifier(tmp)
+            classify_run = args.classify_run or _train_default(ClassifyTask, tmp)
             classify_table(Path(tmp), classify_run, args.repeats)
     print(f"\nload average at end: {_load()}")
 
@@ -337,26 +338,38 @@ FORECAST_UPDATES = 200  # updates per timed call
 FORECAST_TOLERANCE = 1e-4  # ONNX float vs PyTorch, in units d_t of each forecast
 
 
-def _train_forecaster(tmp: str) -> str:
-    out = f"{tmp}/forecast"
-    config = ForecastTask.default_train(seed=0, threads=1)
-    print(f"\ntraining a forecaster (defaults) for {config.steps} steps ...", flush=True)
-    train("forecast", {}, config, out=out, log=lambda _: None, progress=io.StringIO())
+def _train_default(task: type[Task], tmp: str) -> str:
+    """A run of ``task`` with its default budget, seed 0, one thread, in ``tmp``."""
+    out = f"{tmp}/{task.name}"
+    config = task.default_train(seed=0, threads=1)
+    print(f"\ntraining a {task.name} model (defaults) for {config.steps} steps ...", flush=True)
+    train(task.name, {}, config, out=out, log=lambda _: None, progress=io.StringIO())
     return out
 
 
-def forecast_table(tmp: Path, run: str, repeats: int) -> None:
+def _prepared(run: str, task_cls: type[Task], flag: str) -> tuple[Any, torch.nn.Module]:
+    """The run's task with its data ready, and its trained model (eval mode)."""
     config = RunFolder(run).read_config()
-    if config.task != "forecast":
-        raise ValueError(f"--forecast-run: expected a forecast run; {run} is a {config.task} run")
-    task = ForecastTask(ForecastTask.parse_options(config.options, where=run), config.derived)
-    model = load(run)
-    assert isinstance(model, ForecastModel)
+    if config.task != task_cls.name:
+        raise ValueError(f"{flag}: expected a {task_cls.name} run; {run} is a {config.task} run")
+    task = task_cls(task_cls.parse_options(config.options, where=run), config.derived)
+    model = load(run).eval()
     task.prepare(config.train, Context(0, 1, torch.device("cpu")))
+    return task, model
+
+
+def _torch_int8(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
+    """rnnkit.quantize_dynamic of ``model``, and what it kept in float (its warnings)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QuantizationWarning)
-        torch_int8 = quantize_dynamic(model)
-    kept_float = [str(w.message) for w in caught if issubclass(w.category, QuantizationWarning)]
+        int8 = quantize_dynamic(model)
+    return int8, [str(w.message) for w in caught if issubclass(w.category, QuantizationWarning)]
+
+
+def forecast_table(tmp: Path, run: str, repeats: int) -> None:
+    task, model = _prepared(run, ForecastTask, "--forecast-run")
+    assert isinstance(model, ForecastModel)
+    torch_int8, kept_float = _torch_int8(model)
     int8_bytes = _state_dict_bytes(torch_int8)
     path, int8 = tmp / "forecast.onnx", tmp / "forecast-int8.onnx"
     export_onnx(model, path, mode="step")
@@ -489,28 +502,11 @@ CLASSIFY_TOLERANCE = 1e-4  # ONNX float logits vs PyTorch's
 CLASSIFY_SERIES = 50  # B = 1 calls per timed call
 
 
-def _train_classifier(tmp: str) -> str:
-    out = f"{tmp}/classify"
-    config = ClassifyTask.default_train(seed=0, threads=1)
-    print(f"\ntraining a classifier (defaults) for {config.steps} steps ...", flush=True)
-    train("classify", {}, config, out=out, log=lambda _: None, progress=io.StringIO())
-    return out
-
-
 def classify_table(tmp: Path, run: str, repeats: int) -> None:
-    config = RunFolder(run).read_config()
-    if config.task != "classify":
-        raise ValueError(f"--classify-run: expected a classify run; {run} is a {config.task} run")
-    task = ClassifyTask(ClassifyTask.parse_options(config.options, where=run), config.derived)
-    model = load(run)
+    task, model = _prepared(run, ClassifyTask, "--classify-run")
     assert isinstance(model, SequenceClassifier)
-    model.eval()
-    task.prepare(config.train, Context(0, 1, torch.device("cpu")))
     split = task.test_split
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", QuantizationWarning)
-        torch_int8 = quantize_dynamic(model)
-    kept_float = [str(w.message) for w in caught if issubclass(w.category, QuantizationWarning)]
+    torch_int8, kept_float = _torch_int8(model)
     path, int8 = tmp / "classify.onnx", tmp / "classify-int8.onnx"
     export_onnx(model, path, mode="sequence", lengths=True)
     ops = _op_counts(quantize_onnx(path, int8).graph)

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from rnnkit.backends.loop import loop
 from rnnkit.cells.base import RecurrentCell
-from rnnkit.kernels.native_rnn import autograd_below
+from rnnkit.kernels.native_rnn import recomputed_gradients
 
 
 def key(cell: RecurrentCell) -> str | None:
@@ -142,25 +142,16 @@ def cell_loop_backward(
     grad_final: list[Tensor],
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """Gradients for gx, the state and the weights, by running the loop again."""
-    with torch.enable_grad(), autograd_below():
-        inputs = [t.detach().requires_grad_(True) for t in (gx, *state, *weights)]
-        n = len(state)
+    n = len(state)
+
+    def forward(leaves: list[Tensor]) -> list[Tensor]:
         out, final = _run(
-            cell_key,
-            training,
-            inputs[0],
-            inputs[1 : 1 + n],
-            inputs[1 + n :],
-            valid,
-            zero,
-            mask,
-            keep,
-            reverse,
-        )
-        found = torch.autograd.grad(
-            [out, *final], inputs, [grad_out, *grad_final], allow_unused=True
-        )
-    full = [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, found, strict=True)]
+            cell_key, training, leaves[0], leaves[1 : 1 + n], leaves[1 + n :], valid, zero,
+            mask, keep, reverse,
+        )  # fmt: skip
+        return [out, *final]
+
+    full = recomputed_gradients(forward, [gx, *state, *weights], [grad_out, *grad_final])
     return full[0], full[1 : 1 + n], full[1 + n :]
 
 

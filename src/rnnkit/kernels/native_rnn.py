@@ -23,7 +23,7 @@ the graph (see :func:`rnnkit.backends.native.run`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -133,6 +133,23 @@ def autograd_below() -> Any:
     return torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded)
 
 
+def recomputed_gradients(
+    forward: Callable[[list[Tensor]], list[Tensor]],
+    inputs: Sequence[Tensor],
+    grads: Sequence[Tensor],
+) -> list[Tensor]:
+    """The gradients of ``inputs`` for output gradients ``grads``, by running ``forward``
+    again under autograd - the backward of an opaque operator whose forward kept no graph.
+
+    Inputs the outputs do not depend on get zeros, as a custom operator must return a
+    tensor for each.
+    """
+    with torch.enable_grad(), autograd_below():
+        leaves = [t.detach().requires_grad_(True) for t in inputs]
+        found = torch.autograd.grad(forward(leaves), leaves, list(grads), allow_unused=True)
+    return [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, found, strict=True)]
+
+
 @torch.library.custom_op("rnnkit::native_rnn", mutates_args=())
 def native_rnn(
     mode: str,
@@ -183,25 +200,17 @@ def native_rnn_backward(
     grad_c: Tensor,
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """Gradients for x, hx and weights, by running the forward again (module docstring)."""
-    with torch.enable_grad(), autograd_below():
-        inputs = [t.detach().requires_grad_(True) for t in (x, *hx, *weights)]
-        n = len(hx)
+    n = len(hx)
+
+    def forward(leaves: list[Tensor]) -> list[Tensor]:
         out, h_n, c_n = _run(
-            mode,
-            inputs[0],
-            inputs[1 : 1 + n],
-            inputs[1 + n :],
-            bias,
-            num_layers,
-            bidirectional,
-            lengths,
-        )
-        outputs, grads = [out, h_n], [grad_out, grad_h]
-        if mode == "LSTM":
-            outputs.append(c_n)
-            grads.append(grad_c)
-        found = torch.autograd.grad(outputs, inputs, grads, allow_unused=True)
-    full = [torch.zeros_like(t) if g is None else g for t, g in zip(inputs, found, strict=True)]
+            mode, leaves[0], leaves[1 : 1 + n], leaves[1 + n :], bias, num_layers,
+            bidirectional, lengths,
+        )  # fmt: skip
+        return [out, h_n, c_n] if mode == "LSTM" else [out, h_n]
+
+    grads = [grad_out, grad_h, grad_c] if mode == "LSTM" else [grad_out, grad_h]
+    full = recomputed_gradients(forward, [x, *hx, *weights], grads)
     return full[0], full[1 : 1 + n], full[1 + n :]
 
 
