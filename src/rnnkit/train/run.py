@@ -112,7 +112,11 @@ def launch(
                     f"{ctx.world_size}{at}"
                 )
             distributed.barrier(ctx)
-            return trainer.fit()
+            summary = trainer.fit()
+            # The main process still writes the last checkpoint and the model card; no
+            # process tears the group down under it (gloo can abort a peer at teardown).
+            distributed.barrier(ctx)
+            return summary
     finally:
         distributed.teardown(ctx)
 
