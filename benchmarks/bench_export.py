@@ -279,12 +279,17 @@ def int8_table(tmp: Path, run: str, repeats: int, chars: int | None) -> None:
     for B in (1, STREAMS):
         row = steps[B]
         print(f"{f'one step B={B} (µs)':24}" + "".join(f"{row[c]:16.1f}" for c in cols))
-        ratio = [row["PyTorch float"] / row[c] for c in cols]
-        print(
-            f"{'  speed vs PyTorch float':24}"
-            + "".join(f"{'x' + format(r, '.2f'):>16}" for r in ratio)
-        )
+        _speed_row(row, cols)
     print(f"{'weights (KiB)':24}" + "".join(f"{size[c] / 1024:16,.0f}" for c in cols))
+
+
+def _speed_row(times: dict[str, float], cols: list[str]) -> None:
+    """The table's ratio line: PyTorch float's time over each column's (above 1: faster)."""
+    ratios = (times["PyTorch float"] / times[c] for c in cols)
+    print(
+        f"{'  speed vs PyTorch float':24}"
+        + "".join(f"{'x' + format(r, '.2f'):>16}" for r in ratios)
+    )
 
 
 def _onnx_bpc(path: Path, ids: np.ndarray) -> float:
@@ -442,10 +447,7 @@ def forecast_table(tmp: Path, run: str, repeats: int) -> None:
     print(f"{'gap, median (d_t)':24}" + "".join(f"{np.median(gaps[k]):16.2g}" for k in cols))
     print(f"{'gap, largest (d_t)':24}" + "".join(f"{gaps[k].max():16.2g}" for k in cols))
     print(f"{'one update B=1 (µs)':24}" + "".join(f"{update[k]:16.1f}" for k in cols))
-    ratio = [update["PyTorch float"] / update[k] for k in cols]
-    print(
-        f"{'  speed vs PyTorch float':24}" + "".join(f"{'x' + format(r, '.2f'):>16}" for r in ratio)
-    )
+    _speed_row(update, cols)
     print(f"{'weights (KiB)':24}" + "".join(f"{size[k] / 1024:16,.1f}" for k in cols))
 
 
@@ -618,11 +620,7 @@ def classify_table(tmp: Path, run: str, repeats: int) -> None:
         (f"one series T={T1} (µs)", single, ".0f"),
     ):
         print(f"{label:24}" + "".join(f"{row[c]:16{unit}}" for c in cols))
-        ratio = [row["PyTorch float"] / row[c] for c in cols]
-        print(
-            f"{'  speed vs PyTorch float':24}"
-            + "".join(f"{'x' + format(r, '.2f'):>16}" for r in ratio)
-        )
+        _speed_row(row, cols)
     print(f"{'weights (KiB)':24}" + "".join(f"{size[c] / 1024:16,.0f}" for c in cols))
 
 
