@@ -91,10 +91,11 @@ def load(name: str) -> dict[str, Any]:
 
 
 def run_rnnkit(
-    name: str, candidates: list[str], seed: int, threads: int, minutes: float
+    name: str, candidates: list[str], seed: int, threads: int, minutes: float, members: int = 1
 ) -> dict[str, Any]:
     """Train the task once per candidate ("cell:noise"), pick on validation, score the
-    pick on the test file."""
+    pick on the test file - with ``members`` > 1, the pick trained again as an ensemble
+    of that many networks (``--members``), with a time cap ``members`` times as long."""
     import torch
 
     from rnnkit.tasks.classify import ClassifyTask, predict
@@ -134,9 +135,26 @@ def run_rnnkit(
                 flush=True,
             )
         pick = max(candidates, key=lambda c: (tried[c]["val_accuracy"], -tried[c]["val_loss"]))
+        scored = tried[pick]["out"]
+        if members > 1:
+            scored = root / "ensemble"
+            config = ClassifyTask.default_train(
+                seed=seed, threads=threads, steps=1500, minutes=minutes * members
+            )
+            t0 = time.perf_counter()
+            summary = train(
+                "classify", {**tried[pick]["options"], "members": members}, config, out=scored,
+                log=lambda _: None, progress=io.StringIO(),
+            )  # fmt: skip
+            print(
+                f"  rnnkit {pick}, {members} members: validation accuracy "
+                f"{summary.best['value']:.4f} at step {summary.best['step']} of {summary.step}, "
+                f"{time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
         task = ClassifyTask(ClassifyTask.Options(**tried[pick]["options"]))
         task.prepare(ClassifyTask.default_train(), Context(0, 1, torch.device("cpu")))
-        predicted, _ = predict(load_run(tried[pick]["out"]), task.test_split)
+        predicted, _ = predict(load_run(scored), task.test_split)
         accuracy = float((predicted == task.test_split.y).float().mean())
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -144,6 +162,7 @@ def run_rnnkit(
         "accuracy": accuracy,
         "seconds": time.perf_counter() - start,
         "cell": pick,  # "cell:noise"
+        "members": members,
         "tried": {c: {k: v for k, v in t.items() if k != "out"} for c, t in tried.items()},
     }
 
@@ -259,8 +278,10 @@ def table(rows: dict[str, dict[str, Any]], machine: str) -> str:
             return f"**{text}**" if acc[m] == best else text
 
         pad = " †" if r["MiniRocket"].get("padded_to") else ""
+        k = r["rnnkit"].get("members", 1)
+        pick = r["rnnkit"]["cell"] + (f", {k} members" if k > 1 else "")
         lines.append(
-            f"| {name} | {cell('rnnkit')} ({r['rnnkit']['cell']}) | {cell('MiniRocket')}{pad} "
+            f"| {name} | {cell('rnnkit')} ({pick}) | {cell('MiniRocket')}{pad} "
             f"| {cell('1-NN DTW')} | {r['rnnkit']['seconds']:.0f} | "
             f"{r['MiniRocket']['seconds']:.1f} | {r['1-NN DTW']['seconds']:.1f} |"
         )
@@ -287,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         help="what rnnkit chooses among on validation: cell:noise, comma-separated",
     )
     p.add_argument("--minutes-per-run", type=float, default=1.1, help="time cap of each rnnkit run")
+    p.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="train rnnkit's validation pick again as an ensemble of this many networks",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", default="runs/classify-bench", help="folder of the JSON rows")
@@ -323,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.seed,
                     args.threads,
                     args.minutes_per_run,
+                    args.members,
                 ),
                 "MiniRocket": run_minirocket(data, args.seed, args.threads),
                 "1-NN DTW": run_dtw(data, args.threads),

@@ -22,6 +22,7 @@ import rnnkit
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.export import export_onnx, read_metadata
 from rnnkit.export import onnx as export_module
+from rnnkit.export.parts import parts_of
 from rnnkit.models.lm import CharLM, CharLMConfig
 
 ort = pytest.importorskip("onnxruntime")
@@ -284,19 +285,27 @@ def test_the_cli_exports_a_trained_run_which_still_resumes(tmp_path: Path) -> No
     assert json.loads((run / "train_state.json").read_text())["step"] == 30
 
 
-@pytest.mark.parametrize(("cell", "head"), [("lstm", "quantile"), ("gru", "gaussian")])
-def test_a_forecaster_exports_in_both_modes(cell: str, head: str) -> None:
+@pytest.mark.parametrize(
+    ("cell", "head", "members"),
+    [("lstm", "quantile", 1), ("gru", "gaussian", 1), ("lstm", "quantile", 3)],
+)
+def test_a_forecaster_exports_in_both_modes(cell: str, head: str, members: int) -> None:
     from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 
     torch.manual_seed(0)
-    config = ForecastConfig(horizon=4, seasonality=12, cell=cell, head=head, hidden_size=8)
+    config = ForecastConfig(
+        horizon=4, seasonality=12, cell=cell, head=head, hidden_size=8, members=members
+    )
     model = ForecastModel(config).eval()
-    torch.nn.init.normal_(model.head.weight, std=0.3)  # not the near-zero initial head
+    for linear in model.modules():  # not the near-zero initial head
+        if isinstance(linear, torch.nn.Linear):
+            torch.nn.init.normal_(linear.weight, std=0.3)
     x = torch.randn(30, 2, model.features)
     expected, final = model(x)
     finals = final if isinstance(final, tuple) else (final,)
-    names = list(model.rnn.first_cell.state_names)
-    zeros = {n: np.zeros((1, 2, 8), np.float32) for n in names}
+    names = list(parts_of(model).layer.first_cell.state_names)
+    # an ensemble's members run side by side as one block-diagonal layer: K*H wide
+    zeros = {n: np.zeros((1, 2, 8 * members), np.float32) for n in names}
     step = export_onnx(model, mode="step")
     meta = read_metadata(step)
     assert meta["model"] == "forecast" and meta["output_shape"] == [4, model.outputs]
@@ -334,6 +343,10 @@ def _task_models() -> dict[str, tuple[torch.nn.Module, bool]]:
         ),
         "classifier-last-uni": (SequenceClassifier(3, 4, "lstm", 8, 1, False, "last"), False),
         "classifier-max-bi": (SequenceClassifier(3, 4, "mingru", 8, 1, True, "max"), False),
+        "classifier-ensemble-bi": (
+            SequenceClassifier(3, 4, "gru", 8, 2, True, "last", members=3),
+            False,
+        ),
         "memory-adding": (MemoryModel(MemoryTaskConfig("adding", 20, "lstm", 8)), False),
         "memory-copy": (MemoryModel(MemoryTaskConfig("copy", 20, "gru", 8, 2)), True),
     }
@@ -364,9 +377,10 @@ def _example(ids: bool, model: torch.nn.Module, T: int, B: int) -> torch.Tensor:
 @pytest.mark.parametrize("name", list(_task_models()))
 def test_every_task_model_exports_and_runs_as_its_forward(name: str) -> None:
     model, ids = _task_models()[name]
-    rows = model.rnn.num_layers * (2 if model.rnn.bidirectional else 1)
-    names = list(model.rnn.first_cell.state_names)
-    sizes = model.rnn.first_cell.state_sizes
+    layer = parts_of(model).layer  # an ensemble's: its members as one block-diagonal layer
+    rows = layer.num_layers * (2 if layer.bidirectional else 1)
+    names = list(layer.first_cell.state_names)
+    sizes = layer.first_cell.state_sizes
     torch.manual_seed(3)
     ragged = not name.startswith("memory")  # the memory tasks' forward takes no lengths
     proto = export_onnx(model, mode="sequence", lengths=ragged)

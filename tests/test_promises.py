@@ -50,7 +50,9 @@ def _tag_data(tmp: Path) -> str:
 
 
 def spec(task: str, tmp: Path) -> dict[str, Any]:
-    """A tiny, deterministic run of ``task``: seconds, with several checkpoints."""
+    """A tiny, deterministic run of ``task``: seconds, with several checkpoints.
+    ``TASK+members``: the task's ensemble of two networks (``--members 2``)."""
+    task, _, variant = task.partition("+")
     options: dict[str, Any] = {
         "lm": {"text": _text(tmp), "hidden_size": 8, "embed_size": 4, "seq_len": 8,
                "batch_size": 4, "sample_chars": 0, "eval_chars": 400, "dropout": 0.1},
@@ -64,6 +66,8 @@ def spec(task: str, tmp: Path) -> dict[str, Any]:
         "tag": {"data": _tag_data(tmp), "hidden_size": 8, "embed_size": 4, "seq_len": 4,
                 "batch_size": 4, "eval_chars": 60, "dropout": 0.1},
     }[task]  # fmt: skip
+    if variant == "members":
+        options = {**options, "members": 2}
     return {
         "task": task,
         "options": options,
@@ -129,12 +133,28 @@ train(spec["task"], spec["options"], TrainConfig(**spec["train"]), out=spec["out
 print("finished", calls[0])
 """
 
+# The tasks whose models can be ensembles, as their two-member variants.
+ENSEMBLES = ("classify+members", "forecast+members")
+
 # (task, kill points): every os.replace of the language model's run, a spread for the rest
 # (the config, the first commit's tensors/metrics/manifest/best copy, a later commit).
-POINTS = [("lm", n, w) for n in range(1, 19) for w in ("before", "after")] + [
-    (t, n, w) for t in NAMES if t != "lm" for n, w in
-    ((1, "after"), (2, "before"), (3, "after"), (4, "before"), (5, "after"), (8, "before"))
-]  # fmt: skip
+POINTS = (
+    [("lm", n, w) for n in range(1, 19) for w in ("before", "after")]
+    + [
+        (t, n, w)
+        for t in NAMES
+        if t != "lm"
+        for n, w in (
+            (1, "after"),
+            (2, "before"),
+            (3, "after"),
+            (4, "before"),
+            (5, "after"),
+            (8, "before"),
+        )
+    ]
+    + [(t, n, w) for t in ENSEMBLES for n, w in ((3, "after"), (5, "after"), (8, "before"))]
+)
 
 
 @pytest.mark.slow

@@ -123,6 +123,13 @@ class PoolHead(nn.Module):
         return self.linear(feats)
 
 
+def _layer(rnn: nn.Module) -> RecurrentLayer:
+    """The model's recurrent layer; an ensemble's members as one block-diagonal layer."""
+    from rnnkit.layers.members import Members
+
+    return rnn.block_diagonal() if isinstance(rnn, Members) else rnn  # type: ignore[return-value]
+
+
 def parts_of(model: object) -> Parts:
     """The parts of an exportable model, or TypeError/ValueError naming what is not.
 
@@ -146,7 +153,7 @@ def parts_of(model: object) -> Parts:
         c = model.config
         shape = (c.horizon, model.outputs)
         return Parts(
-            "forecast", model, model.rnn, False, model.features, list(shape), None,
+            "forecast", model, _layer(model.rnn), False, model.features, list(shape), None,
             Head(model.head, reads_input=True, shape=shape),
             extra={
                 "output_shape": list(shape),
@@ -179,7 +186,7 @@ def parts_of(model: object) -> Parts:
             )
         classes = model.head.out_features
         return Parts(
-            "classifier", model, model.rnn, False, model.rnn.input_size, [classes],
+            "classifier", model, _layer(model.rnn), False, model.rnn.input_size, [classes],
             Standardize(model.mean, model.std),
             pooled=PoolHead(model.head, model.pool, model.rnn.num_directions),
             extra={"classes": classes, "pool": model.pool},

@@ -31,6 +31,8 @@ from torch import Tensor, nn
 from rnnkit import _options
 from rnnkit._options import option
 from rnnkit.data.ts_format import TSData, read_ts
+from rnnkit.layers.base import RecurrentLayer
+from rnnkit.layers.members import AverageProbabilities, Members
 from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
@@ -135,6 +137,13 @@ class ClassifyOptions:
         low=0,
         high=10,
     )
+    members: int = option(
+        1,
+        "train an ensemble of this many independent networks together and average their "
+        "class probabilities (a deep ensemble; each costs one network's time)",
+        low=1,
+        high=64,
+    )
     batch_size: int = option(32, "series per step, summed over all processes", low=1, high=10**6)
 
     def __post_init__(self) -> None:
@@ -180,6 +189,7 @@ class SequenceClassifier(nn.Module):
         downsample: int = 1,
         mean: Tensor | list[float] | None = None,
         std: Tensor | list[float] | None = None,
+        members: int = 1,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -188,17 +198,30 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
         if isinstance(downsample, bool) or not isinstance(downsample, int) or downsample < 1:
             raise ValueError(f"downsample must be a positive integer; got {downsample!r}")
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"members must be a positive integer; got {members!r}")
         self.pool, self.noise, self.downsample = pool, float(noise), downsample
-        self.rnn = CELLS[cell](
-            input_size,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
-        )
+        self.members = members
+
+        def layer() -> RecurrentLayer:
+            return CELLS[cell](
+                input_size,
+                hidden_size,
+                num_layers,
+                batch_first=True,
+                bidirectional=bidirectional,
+                dropout=dropout if num_layers > 1 else 0.0,
+            )
+
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(self.rnn.output_size, num_classes)
+        self.rnn: RecurrentLayer | Members
+        self.head: nn.Linear | AverageProbabilities
+        if members == 1:
+            self.rnn = layer()
+            self.head = nn.Linear(self.rnn.output_size, num_classes)
+        else:  # a deep ensemble: independent members side by side, probabilities averaged
+            self.rnn = Members([layer() for _ in range(members)])
+            self.head = AverageProbabilities(self.rnn, num_classes)
         mean_t = torch.zeros(input_size) if mean is None else torch.as_tensor(mean)
         std_t = torch.ones(input_size) if std is None else torch.as_tensor(std)
         # Not in the state dict: config.json's derived statistics rebuild them.
@@ -206,7 +229,14 @@ class SequenceClassifier(nn.Module):
         self.register_buffer("std", std_t.float().reshape(input_size), persistent=False)
 
     def features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """(B, D*H): the read-out of each series before the linear layer."""
+        """(B, D*H): the read-out of each series before the linear layer (an ensemble's:
+        (B, D*K*H), its members' side by side)."""
+        z, lengths = self._inputs(x, lengths)
+        out, state = self.rnn(z, lengths=lengths)  # out (B, T, D*H), zero past each end
+        return self._pool(out, state, lengths)
+
+    def _inputs(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Standardised (averaged, and noisy in training) inputs and their lengths."""
         B, T, _ = x.shape
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long)
@@ -214,10 +244,12 @@ class SequenceClassifier(nn.Module):
         z = (x - self.mean) / self.std
         if self.downsample > 1:
             z, lengths = aggregate(z, lengths, self.downsample)
-            B, T, _ = z.shape
         if self.training and self.noise > 0:
             z = z + self.noise * torch.randn_like(z)
-        out, state = self.rnn(z, lengths=lengths)  # out (B, T, D*H), zero past each end
+        return z, lengths
+
+    def _pool(self, out: Tensor, state: Any, lengths: Tensor) -> Tensor:
+        B, T, _ = out.shape
         if self.pool == "last":
             h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
             D = self.rnn.num_directions
@@ -229,8 +261,29 @@ class SequenceClassifier(nn.Module):
         masked = out.masked_fill(~valid.to(out.device).unsqueeze(-1), float("-inf"))
         return masked.max(1).values
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self.head(self.drop(self.features(x, lengths)))
+    def forward(self, x: Tensor, lengths: Tensor | None = None, members: bool = False) -> Tensor:
+        """(B, classes) logits; an ensemble's are the log of its mean probabilities.
+
+        ``members=True`` trains an ensemble: the batch holds one batch per member, one after
+        the other (K*b series), each member reads its own with its own noise, and the
+        result is each member's logits, (K, b, classes).
+        """
+        if not members:
+            return self.head(self.drop(self.features(x, lengths)))
+        if isinstance(self.rnn, Members):
+            assert isinstance(self.head, AverageProbabilities)
+            pairs = list(zip(self.rnn.layers, self.head.linear.linears, strict=True))
+        else:
+            pairs = [(self.rnn, self.head)]
+        K = len(pairs)
+        if lengths is None:
+            lengths = torch.full((x.size(0),), x.size(1), dtype=torch.long)
+        logits = []
+        for (layer, head), xk, nk in zip(pairs, x.chunk(K), lengths.chunk(K), strict=True):
+            z, nk = self._inputs(xk[:, : int(nk.max())], nk)
+            out, state = layer(z, lengths=nk)
+            logits.append(head(self.drop(self._pool(out, state, nk))))
+        return torch.stack(logits)
 
 
 # ---- batches -----------------------------------------------------------------------------
@@ -260,40 +313,62 @@ class SeriesBatches(SeededBatches):
     order and the position in it are the state a checkpoint restores."""
 
     def __init__(
-        self, x: Tensor, lengths: Tensor, y: Tensor, batch_size: int, seed: int, rows: slice
+        self,
+        x: Tensor,
+        lengths: Tensor,
+        y: Tensor,
+        batch_size: int,
+        seed: int,
+        rows: slice,
+        members: int = 1,
     ) -> None:
         self.x, self.lengths, self.y = x, lengths, y
         self.batch_size, self.rows = batch_size, rows
         super().__init__(seed)
-        self.order = torch.randperm(len(y), generator=self.generator)
-        self.position = 0
+        # An ensemble's members each make their own passes in their own order, as
+        # separate runs would; their batches come one after the other.
+        self.orders = [torch.randperm(len(y), generator=self.generator) for _ in range(members)]
+        self.positions = [0] * members
 
     def __next__(self) -> tuple[Tensor, Tensor, Tensor]:
-        picks = []
-        need = self.batch_size
-        while need:
-            take = self.order[self.position : self.position + need]
-            picks.append(take)
-            need -= len(take)
-            self.position += len(take)
-            if self.position >= len(self.order):  # a new pass
-                self.order = torch.randperm(len(self.y), generator=self.generator)
-                self.position = 0
-        index = torch.cat(picks)[self.rows]
+        index = torch.cat([self._draw(k) for k in range(len(self.orders))])
         lengths = self.lengths[index]
         return self.x[index, : int(lengths.max())], lengths, self.y[index]
 
+    def _draw(self, k: int) -> Tensor:
+        picks = []
+        need = self.batch_size
+        while need:
+            take = self.orders[k][self.positions[k] : self.positions[k] + need]
+            picks.append(take)
+            need -= len(take)
+            self.positions[k] += len(take)
+            if self.positions[k] >= len(self.orders[k]):  # a new pass
+                self.orders[k] = torch.randperm(len(self.y), generator=self.generator)
+                self.positions[k] = 0
+        return torch.cat(picks)[self.rows]
+
     def state_dict(self) -> dict[str, Any]:
+        if len(self.orders) == 1:  # the form of a single network's checkpoints
+            return {
+                **super().state_dict(),
+                "order": self.orders[0].clone(),
+                "position": self.positions[0],
+            }
         return {
             **super().state_dict(),
-            "order": self.order.clone(),
-            "position": self.position,
+            "orders": torch.stack(self.orders),
+            "positions": list(self.positions),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.order = state["order"].to("cpu", torch.long).clone()
-        self.position = int(state["position"])
+        if "orders" in state:
+            self.orders = [o.to("cpu", torch.long).clone() for o in state["orders"]]
+            self.positions = [int(p) for p in state["positions"]]
+            return
+        self.orders = [state["order"].to("cpu", torch.long).clone()]
+        self.positions = [int(state["position"])]
 
 
 # ---- the task ----------------------------------------------------------------------------
@@ -437,14 +512,16 @@ class ClassifyTask(Task):
             downsample=d["downsample"],
             mean=d["mean"],
             std=d["std"],
+            members=o.members,
         )
 
     def title(self, model: nn.Module) -> str:
         o, d = self.options, self.derived
         name = d["source"].get("dataset") or Path(d["source"]["train"]["path"]).name
         both = "bidirectional " if o.bidirectional else ""
+        many = f"{o.members} x " if o.members > 1 else ""
         return (
-            f"classify {name}: {both}{o.cell.upper()} {o.num_layers}x{o.hidden_size}, "
+            f"classify {name}: {many}{both}{o.cell.upper()} {o.num_layers}x{o.hidden_size}, "
             f"{o.pool} read-out, {len(d['classes'])} classes"
         )
 
@@ -453,12 +530,21 @@ class ClassifyTask(Task):
     def batches(self, train: TrainConfig, ctx: distributed.Context) -> SeriesBatches:
         s = self.train_split
         rows = distributed.rows(ctx, self.options.batch_size)
-        return SeriesBatches(s.x, s.lengths, s.y, self.options.batch_size, train.seed, rows)
+        return SeriesBatches(
+            s.x, s.lengths, s.y, self.options.batch_size, train.seed, rows, self.options.members
+        )
 
     def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
         x, lengths, y = batch
-        logits = net(x.to(device, non_blocking=True), lengths)
-        return F.cross_entropy(logits.float(), y.to(device, non_blocking=True))
+        y = y.to(device, non_blocking=True)
+        if self.options.members == 1:
+            logits = net(x.to(device, non_blocking=True), lengths)
+            return F.cross_entropy(logits.float(), y)
+        # An ensemble: each member its own batch, scored on its own (the mean of their
+        # losses), so that the members train as independent networks would - not as one
+        # mixture fitted together.
+        logits = net(x.to(device, non_blocking=True), lengths, members=True)  # (K, b, C)
+        return F.cross_entropy(logits.float().flatten(0, 1), y)
 
     def items(self, batch: Any) -> int:
         return int(batch[2].numel())

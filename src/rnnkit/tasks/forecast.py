@@ -51,6 +51,8 @@ from torch import Tensor, nn
 from rnnkit import _options
 from rnnkit._options import option
 from rnnkit.deploy import CLIP, D_FLOOR, Z80, Forecast, ForecastFeatures
+from rnnkit.layers.base import RecurrentLayer
+from rnnkit.layers.members import MemberLinear, Members
 from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
@@ -149,6 +151,13 @@ class ForecastOptions:
     dropout: float = option(
         0.1, "dropout between layers and before the head", low=0, high=1, open_high=True
     )
+    members: int = option(
+        1,
+        "train an ensemble of this many independent networks together and average their "
+        "forecasts and intervals (a deep ensemble; each costs one network's time)",
+        low=1,
+        high=64,
+    )
     batch_size: int = option(
         32, "training windows per step, summed over all processes", low=1, high=1_000_000
     )
@@ -157,7 +166,6 @@ class ForecastOptions:
         "scale the 80% intervals so that they cover 80% of the validation values, at "
         "each evaluation (split conformal; --no-calibrate: the head's own intervals)",
     )
-
     def __post_init__(self) -> None:
         _options.check(self)
 
@@ -174,13 +182,15 @@ class ForecastConfig:
     hidden_size: int = 64
     num_layers: int = 1
     dropout: float = 0.0
+    members: int = 1
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}; got {self.head!r}")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
-        for name in ("horizon", "seasonality", "scale_window", "hidden_size", "num_layers"):
+        names = ("horizon", "seasonality", "scale_window", "hidden_size", "num_layers", "members")
+        for name in names:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
@@ -251,23 +261,59 @@ class ForecastModel(nn.Module):
         c = config
         inner = c.dropout if c.num_layers > 1 else 0.0
         self.features = N_FEATURES
-        self.rnn = CELLS[c.cell](self.features, c.hidden_size, c.num_layers, dropout=inner)
         self.drop = nn.Dropout(c.dropout)
         self.outputs = 3 if c.head == "quantile" else 2
-        self.head = nn.Linear(c.hidden_size + self.features, c.horizon * self.outputs)
-        # A small head: the untrained model forecasts (about) seasonal naive.
-        nn.init.normal_(self.head.weight, std=0.01)
-        nn.init.zeros_(self.head.bias)
+        outputs = c.horizon * self.outputs
+        self.rnn: RecurrentLayer | Members
+        self.head: nn.Linear | AverageBands
+        if c.members == 1:
+            self.rnn = CELLS[c.cell](self.features, c.hidden_size, c.num_layers, dropout=inner)
+            self.head = nn.Linear(c.hidden_size + self.features, outputs)
+            linears = [self.head]
+        else:  # a deep ensemble: independent members side by side, their bands averaged
+            self.rnn = Members([
+                CELLS[c.cell](self.features, c.hidden_size, c.num_layers, dropout=inner)
+                for _ in range(c.members)
+            ])  # fmt: skip
+            self.head = AverageBands(self.rnn, c.horizon, self.outputs, self.features)
+            linears = list(self.head.linear.linears)
+        for linear in linears:  # small heads: the untrained model forecasts about seasonal naive
+            nn.init.normal_(linear.weight, std=0.01)
+            nn.init.zeros_(linear.bias)
         # How far the 80 % interval reaches, relative to the head's own quantiles: set by
         # validation when the run calibrates (saved with the weights), else 1.
         self.register_buffer("interval_scale", torch.ones(()))
 
     def forward(
-        self, x: Tensor, state: Any = None, lengths: Tensor | None = None
+        self, x: Tensor, state: Any = None, lengths: Tensor | None = None, members: bool = False
     ) -> tuple[Tensor, Any]:
-        out, state = self.rnn(x, state, lengths=lengths)
-        raw = self.head(torch.cat([self.drop(out), x.to(out.dtype)], dim=-1))
-        return raw.unflatten(-1, (self.config.horizon, self.outputs)), state
+        """(raw (T, B, horizon, outputs), state); an ensemble's raw outputs are those of its
+        averaged bands.
+
+        ``members=True`` trains an ensemble: the batch holds one batch per member, one after
+        the other (K*b windows; ``state`` (L, b, K*H), each member's over its own windows),
+        and the result is each member's raw outputs, (K, T, b, horizon, outputs).
+        """
+        shape = (self.config.horizon, self.outputs)
+        if not members:
+            out, state = self.rnn(x, state, lengths=lengths)
+            z = torch.cat([self.drop(out), x.to(out.dtype)], dim=-1)
+            return self.head(z).unflatten(-1, shape), state
+        if isinstance(self.rnn, Members):
+            assert isinstance(self.head, AverageBands)
+            pairs = list(zip(self.rnn.layers, self.head.linear.linears, strict=True))
+            states = self.rnn.split_state(state)
+        else:
+            pairs, states = [(self.rnn, self.head)], [state]
+        K = len(pairs)
+        chunks = lengths.chunk(K) if lengths is not None else [None] * K
+        raws, finals = [], []
+        for (layer, head), xk, sk, nk in zip(pairs, x.chunk(K, 1), states, chunks, strict=True):
+            out, final = layer(xk, sk, lengths=nk)
+            raws.append(head(torch.cat([self.drop(out), xk.to(out.dtype)], dim=-1)))
+            finals.append(final)
+        final = self.rnn.join_state(finals) if K > 1 else finals[0]  # type: ignore[union-attr]
+        return torch.stack(raws).unflatten(-1, shape), final
 
     def bands(self, raw: Tensor, calibrated: bool = True) -> tuple[Tensor, Tensor, Tensor]:
         """(point, 80 % lower, 80 % upper) in output units, from raw outputs; the interval
@@ -280,6 +326,32 @@ class ForecastModel(nn.Module):
             below = above = Z80 * (F.softplus(raw[..., 1]) + 1e-3)
         c = self.interval_scale.float() if calibrated else 1.0
         return mid, mid - c * below, mid + c * above
+
+
+class AverageBands(nn.Module):
+    """A forecaster ensemble's head: each member's head over its own units and the step's
+    inputs, then the members' point forecasts and interval half-widths averaged - the
+    average of their quantiles (Vincentization, Ratcliff 1979), which keeps a quantile
+    forecast's shape where mixing the distributions would widen it. Returned as raw outputs
+    (the half-widths through the inverse of the softplus), so that everything downstream
+    reads an ensemble as it reads one network."""
+
+    def __init__(self, members: Members, horizon: int, outputs: int, inputs: int) -> None:
+        super().__init__()
+        self.linear = MemberLinear(members, horizon * outputs, extra=inputs)
+        self.horizon, self.outputs = horizon, outputs
+        self.out_features = horizon * outputs
+
+    def members(self, z: Tensor) -> Tensor:
+        """(..., K, horizon * outputs): each member's raw outputs."""
+        return self.linear(z)
+
+    def forward(self, z: Tensor) -> Tensor:
+        raw = self.linear(z).unflatten(-1, (self.horizon, self.outputs))  # (..., K, h, o)
+        mid = raw[..., 0].mean(-2)
+        width = F.softplus(raw[..., 1:]).mean(-3)  # > 0: softplus is invertible there
+        inverse = width + torch.log(-torch.expm1(-width))  # softplus^-1, stable for small w
+        return torch.cat([mid.unsqueeze(-1), inverse], dim=-1).flatten(-2)
 
 
 def output_loss(model: ForecastModel, raw: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -602,14 +674,22 @@ class Windows(SeededBatches):
         batch_size: int,
         seed: int,
         rows: slice,
+        members: int = 1,
     ) -> None:
         self.prepared, self.ends, self.context = prepared, ends, context
-        self.batch_size, self.rows = batch_size, rows
+        self.batch_size, self.rows, self.members = batch_size, rows, members
         self.eligible = [i for i, e in enumerate(ends) if e >= 3]
         super().__init__(seed)
         self.targets = [_targets(p, e) for p, e in zip(prepared, ends, strict=True)]
 
     def __next__(self) -> Batch:
+        if self.members == 1:
+            return self._draw()
+        # An ensemble's members each train on their own windows, as separate runs would;
+        # their batches come one after the other on the batch axis.
+        return _concat([self._draw() for _ in range(self.members)])
+
+    def _draw(self) -> Batch:
         g = self.generator
         picks = torch.randint(len(self.eligible), (self.batch_size,), generator=g).tolist()
         u = torch.rand(self.batch_size, generator=g, dtype=torch.float64).tolist()
@@ -636,6 +716,22 @@ class Windows(SeededBatches):
             target[:n, b] = tgt[a : a + n]
             mask[:n, b] = ok[a : a + n]
         return Batch(burn, torch.tensor(starts), x, torch.tensor(spans), target, mask)
+
+
+def _concat(batches: list[Batch]) -> Batch:
+    """Batches side by side on the batch axis, each time axis padded to the longest."""
+
+    def cat(tensors: list[Tensor]) -> Tensor:
+        T = max(t.size(0) for t in tensors)
+        return torch.cat(
+            [F.pad(t, (0, 0) * (t.dim() - 1) + (0, T - t.size(0))) for t in tensors], 1
+        )
+
+    return Batch(
+        cat([b.burn for b in batches]), torch.cat([b.burn_lengths for b in batches]),
+        cat([b.x for b in batches]), torch.cat([b.lengths for b in batches]),
+        cat([b.target for b in batches]), cat([b.mask for b in batches]),
+    )  # fmt: skip
 
 
 def _targets(p: Prepared, end: int) -> tuple[Tensor, Tensor]:
@@ -729,8 +825,9 @@ class ForecastTask(Task):
     def title(self, model: nn.Module) -> str:
         o, d = self.options, self.derived
         where = Path(d["source"].get("path", "")).name or d["source"].get("dataset", "")
+        many = f"{o.members} x " if o.members > 1 else ""
         return (
-            f"forecast {where}, h = {d['horizon']}: {o.cell.upper()} {o.num_layers}x"
+            f"forecast {where}, h = {d['horizon']}: {many}{o.cell.upper()} {o.num_layers}x"
             f"{o.hidden_size}, {o.head} head"
         )
 
@@ -744,18 +841,32 @@ class ForecastTask(Task):
         ]
         return Windows(
             prepared, self.ends, o.context, o.batch_size, train.seed,
-            distributed.rows(ctx, o.batch_size),
+            distributed.rows(ctx, o.batch_size), o.members,
         )  # fmt: skip
 
     def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
         b: Batch = batch
         model: ForecastModel = getattr(net, "module", net)
+        K = model.config.members
         state = None
         if b.burn.size(0) > 0:
             with torch.no_grad():
-                _, state = model.rnn(b.burn.to(device), lengths=b.burn_lengths)
-        raw, _ = net(b.x.to(device), state, lengths=b.lengths)
-        return output_loss(model, raw, b.target.to(device), b.mask.to(device))
+                if K == 1:
+                    _, state = model.rnn(b.burn.to(device), lengths=b.burn_lengths)
+                else:  # each member over the values before its own windows
+                    assert isinstance(model.rnn, Members)
+                    burns = zip(model.rnn.layers, b.burn.to(device).chunk(K, 1),
+                                b.burn_lengths.chunk(K), strict=True)  # fmt: skip
+                    state = model.rnn.join_state([layer(x, lengths=n)[1] for layer, x, n in burns])
+        target, mask = b.target.to(device), b.mask.to(device)
+        if K == 1:
+            raw, _ = net(b.x.to(device), state, lengths=b.lengths)
+            return output_loss(model, raw, target, mask)
+        # Each member scored on its own windows (the mean of their losses), so that the
+        # members train as independent networks would - not as one mixture fitted together.
+        raws, _ = net(b.x.to(device), state, lengths=b.lengths, members=True)
+        losses = zip(raws, target.chunk(K, 1), mask.chunk(K, 1), strict=True)
+        return torch.stack([output_loss(model, r, t, m) for r, t, m in losses]).mean()
 
     def items(self, batch: Any) -> int:
         return int(batch.lengths.numel())
@@ -906,6 +1017,7 @@ def model_config(o: ForecastOptions, d: dict[str, Any]) -> ForecastConfig:
         hidden_size=o.hidden_size,
         num_layers=o.num_layers,
         dropout=o.dropout,
+        members=o.members,
     )
 
 
