@@ -35,6 +35,7 @@ from rnnkit.tasks.forecast import (
     windows,
 )
 from rnnkit.train import TrainConfig, train
+from rnnkit.train.distributed import Context
 
 # ---- readers --------------------------------------------------------------------------
 
@@ -379,6 +380,7 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         (["--data", str(one), "--horizon", "3"], "too short for --horizon 3"),
         (["--time-column", "t"], "--format and --time-column describe --data"),
         (["--data", str(one), "--dataset", "nile"], "give --data or --dataset, not both"),
+        (["--interval-scale", "2"], "--interval-scale is for --train-until test (a refit)"),
     ]
     for extra, message in cases:
         capsys.readouterr()
@@ -432,3 +434,40 @@ def test_an_int8_forecaster_without_parameters_still_forecasts() -> None:
     want = forecast(model, [y])[0]
     np.testing.assert_allclose(got.mean, want.mean, rtol=0.05)
     assert OnlineForecaster(int8, y).forecast.mean.shape == want.mean.shape
+
+
+def test_a_refit_trains_on_every_value_before_the_test_with_the_given_scale(
+    tmp_path: Path,
+) -> None:
+    from rnnkit.tasks.forecast import ForecastTask, training_end
+
+    data = wide_csv(tmp_path, n_series=2, n=40)
+    config = TrainConfig(steps=4, eval_every=4, seed=0, threads=1)
+    quiet = {"log": lambda _: None, "progress": io.StringIO()}
+    options = {**OPTIONS, "data": str(data), "origins": 2}
+    first = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
+    first.prepare(config, Context(0, 1, torch.device("cpu")))
+    refit_options = {**options, "train_until": "test", "interval_scale": 2.5}
+    task = ForecastTask(ForecastTask.parse_options(refit_options, "options", partial=True))
+    task.prepare(config, Context(0, 1, torch.device("cpu")))
+    # training sees the validation windows' values too: up to the first test origin
+    assert first.ends == [training_end(40, 4, 2)] * 2 == [30, 30]
+    assert task.ends == [min(w.origin for w in task.test)] * 2 == [35, 35]
+    assert "a refit" in task.describe()
+    out = tmp_path / "refit"
+    train("forecast", refit_options, config, out=out, **quiet)
+    model = rnnkit.load(out)
+    assert float(model.interval_scale) == 2.5  # the given scale, not one fitted on validation
+
+
+def test_an_ensemble_run_trains_loads_and_forecasts(tmp_path: Path) -> None:
+    # (kill -9 and a bitwise resume of an ensemble run: tests/test_promises.py)
+    data = wide_csv(tmp_path, n_series=3, n=40)
+    quiet = {"log": lambda _: None, "progress": io.StringIO()}
+    out = tmp_path / "run"
+    train("forecast", {**OPTIONS, "data": str(data), "members": 3},
+          TrainConfig(steps=4, eval_every=2, seed=0, threads=1), out=out, **quiet)  # fmt: skip
+    model = rnnkit.load(out)
+    assert len(model.rnn.layers) == 3 and model.config.members == 3
+    f = forecast(model, read_series(data).values)
+    assert len(f) == 3 and all(np.all(x.lower <= x.upper) for x in f)

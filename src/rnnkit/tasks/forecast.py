@@ -59,6 +59,7 @@ from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
 HEADS = ("quantile", "gaussian")
+TRAIN_UNTIL = ("validation", "test")
 QUANTILES = (0.1, 0.5, 0.9)  # the 80 % interval and the median
 N_FEATURES = 6
 # CLIP: inputs are clipped to [-CLIP, CLIP]; D_FLOOR: d_t is at least this fraction of s_t
@@ -166,8 +167,30 @@ class ForecastOptions:
         "scale the 80% intervals so that they cover 80% of the validation values, at "
         "each evaluation (split conformal; --no-calibrate: the head's own intervals)",
     )
+    train_until: str = option(
+        "validation",
+        "the values training sees: those before the validation windows (validation then "
+        "picks the best model and scales the intervals), or all before the test windows "
+        "(test: a refit, for the --steps an earlier run chose, with its --interval-scale; "
+        "the validation windows are then training data and choose nothing)",
+        choices=TRAIN_UNTIL,
+    )
+    interval_scale: float | None = option(
+        None,
+        "with --train-until test: the factor of the 80% intervals, the interval_scale "
+        "an earlier run found on validation (default 1)",
+        low=0.01,
+        high=100,
+    )
+
     def __post_init__(self) -> None:
         _options.check(self)
+        if self.interval_scale is not None and self.train_until != "test":
+            raise ValueError(
+                "--interval-scale is for --train-until test (a refit); with --train-until "
+                "validation the intervals are scaled on validation (--calibrate); got "
+                f"--interval-scale {self.interval_scale:g}"
+            )
 
 
 @dataclass
@@ -795,7 +818,10 @@ class ForecastTask(Task):
         lengths = [len(v) for v in self.values]
         self.valid = windows(lengths, h, r, "validation")
         self.test = windows(lengths, h, r, "test")
-        self.ends = [training_end(n, h, r) for n in lengths]
+        if o.train_until == "test":  # a refit: every value before the first test origin
+            self.ends = [max(0, n - h - r + 1) for n in lengths]
+        else:
+            self.ends = [training_end(n, h, r) for n in lengths]
         if not self.valid or not any(e >= 3 for e in self.ends):
             need = 2 * h + 2 * r + 1
             raise ValueError(
@@ -810,11 +836,16 @@ class ForecastTask(Task):
     def describe(self) -> str:
         d = self.derived
         positions = sum(max(0, e - 1) for e in self.ends)
+        refit = (
+            " (a refit: training sees the validation values too, and they choose nothing)"
+            if self.options.train_until == "test"
+            else ""
+        )
         return (
             f"{self.data.describe()}; horizon {d['horizon']}, seasonality "
             f"{d['seasonality']}, {d['origins']} origin(s) per series: {len(self.test)} test "
-            f"and {len(self.valid)} validation forecasts, {positions:,} training positions; "
-            f"seasonal naive on validation: {self.naive_valid.line()}"
+            f"and {len(self.valid)} validation forecasts, {positions:,} training "
+            f"positions{refit}; seasonal naive on validation: {self.naive_valid.line()}"
         )
 
     # ---- model ------------------------------------------------------------------------
@@ -889,9 +920,13 @@ class ForecastTask(Task):
         scale is set first (the head's own coverage is reported as ``raw_coverage``)."""
         assert isinstance(model, ForecastModel)
         h, m = self.derived["horizon"], self.derived["seasonality"]
+        o = self.options
         model.interval_scale.fill_(1.0)
         raw = model_forecasts(model, self.values, self.valid)
-        c = calibration(self.values, self.valid, raw, h) if self.options.calibrate else 1.0
+        if o.train_until == "test":  # the validation values were trained on: the given scale
+            c = 1.0 if o.interval_scale is None else o.interval_scale
+        else:
+            c = calibration(self.values, self.valid, raw, h) if o.calibrate else 1.0
         model.interval_scale.fill_(c)
         ours = score(self.values, self.valid, [scaled(f, c) for f in raw], h, m)
         return {
@@ -904,7 +939,9 @@ class ForecastTask(Task):
 
     def show(self, model: nn.Module, metrics: dict[str, float]) -> list[str]:
         lines = [f"seasonal naive on validation: {self.naive_valid.line()}"]
-        if self.options.calibrate:
+        if self.options.train_until == "test":
+            lines.append("(a refit: the validation values are training data)")
+        elif self.options.calibrate:
             lines.append(
                 f"80% intervals scaled by {metrics['interval_scale']:.3g}: the head's own "
                 f"covered {metrics['raw_coverage']:.1%} of the validation values"
