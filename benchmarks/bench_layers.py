@@ -7,8 +7,14 @@ each as a ratio to torch.nn (lower is faster; 1.00 is parity).
 
     python benchmarks/bench_layers.py              # both shapes, all cells
     python benchmarks/bench_layers.py --quick      # fewer repeats
+    python benchmarks/bench_layers.py --gru        # the GRU's table (below)
 
 Shapes: T=100, B=64, I=H=512 (PyTorch's fastrnns defaults) and T=1000, B=1, I=32, H=64.
+
+``--gru`` times rnnkit's GRU - its automatic choice, and its fused kernel forced - against
+torch.nn.GRU and torch.nn.LSTM of the same size at (T, B, I=H) = (100, 64, 512),
+(256, 8, 128) and (1000, 1, 64), and prints both ratios: torch has no fused GRU kernel on
+the CPU, so its GRU is the slow one of the two there.
 """
 
 from __future__ import annotations
@@ -59,6 +65,33 @@ def infer(module: nn.Module, x: torch.Tensor):
     return run
 
 
+GRU_SHAPES = ((100, 64, 512), (256, 8, 128), (1000, 1, 64))
+
+
+def gru_table(repeats: int) -> None:
+    """rnnkit.GRU (auto, fused) against torch.nn.GRU and torch.nn.LSTM, train and inference."""
+    print(f"{'T, B, I=H':14s} {'mode':9s} {'LSTM ms':>8s} {'GRU ms':>8s}  "
+          "rnnkit.GRU / torch.nn.LSTM (/ torch.nn.GRU)")  # fmt: skip
+    for T, B, H in GRU_SHAPES:
+        x = torch.randn(T, B, H)
+        ref = nn.GRU(H, H)
+        mods = {
+            "torch.nn.LSTM": nn.LSTM(H, H),
+            "torch.nn.GRU": ref,
+            "auto": rnnkit.GRU.from_torch(ref),
+            "fused": rnnkit.GRU.from_torch(ref, backend="fused"),
+        }
+        chosen = mods["auto"].backend_for(x).name
+        for mode, make in (("train", train_step), ("inference", infer)):
+            times = interleaved_medians({k: make(m, x) for k, m in mods.items()}, repeats=repeats)
+            lstm, gru = times["torch.nn.LSTM"], times["torch.nn.GRU"]
+            ratios = "  ".join(
+                f"{k} {times[k] / lstm:.2f} ({times[k] / gru:.2f})" for k in ("auto", "fused")
+            )
+            print(f"{f'{T}, {B}, {H}':14s} {mode:9s} {lstm * 1e3:8.2f} {gru * 1e3:8.2f}  "
+                  f"{ratios}  [auto: {chosen}]", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
@@ -67,11 +100,18 @@ def main() -> None:
         "--native-only", action="store_true", help="time torch.nn against the native backend only"
     )
     parser.add_argument("--repeats", type=int, help="timed rounds (default: 7, --quick: 3)")
+    parser.add_argument("--gru", action="store_true", help="the GRU's table only (see above)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)
     warnings.simplefilter("ignore", rnnkit.PerformanceWarning)
     torch.manual_seed(0)
     print(f"machine: {machine()}")
+    if args.gru:
+        gru_table(repeats)
+        return
     print(f"{'shape':28s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  ratios to torch.nn")
     for shape_name, (T, B, I, H) in SHAPES.items():
         x = torch.randn(T, B, I)

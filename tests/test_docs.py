@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ROW = re.compile(r"`(src/rnnkit/[\w/]+\.py):(\d+)` \| `(.+?)` \|")
+ROW = re.compile(r"`(src/rnnkit/[\w/]+\.(?:py|cpp)):(\d+)` \| `(.+?)` \|")
 
 
 def test_equation_table_points_at_the_quoted_lines():

@@ -205,7 +205,8 @@ def test_reset_errors():
         (
             {"backend": "cuda"},
             ValueError,
-            "LSTM: backend must be one of ('auto', 'reference', 'native', 'scan'); got 'cuda'",
+            "LSTM: backend must be one of ('auto', 'reference', 'native', 'scan', 'fused'); "
+            "got 'cuda'",
         ),
         ({"zoneout": 2}, ValueError, "LSTMCell: zoneout must be a number in [0, 1]; got 2"),
         (

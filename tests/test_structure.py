@@ -236,7 +236,7 @@ def test_stream_steps_leave_the_layer_unchanged(cls, training) -> None:
 
 
 def test_trace_blocks_nest_and_close() -> None:
-    a, b = rnnkit.GRU(3, 4), rnnkit.MinGRU(3, 4)
+    a, b = rnnkit.LSTM(3, 4), rnnkit.MinGRU(3, 4)
     x = torch.randn(5, 2, 3)
     with rnnkit.backends.trace() as outer:
         a(x)

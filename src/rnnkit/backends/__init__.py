@@ -4,6 +4,8 @@
 - ``native``: torch's fused kernels, for the configurations they compute exactly.
 - ``scan``: all time steps at once, for cells whose recurrence is linear in the state
   (minGRU, minLSTM).
+- ``fused``: the step loop in C++ with its backward written out
+  (:mod:`rnnkit.kernels.fused`), for the GRU on the CPU, where torch has no fused kernel.
 
 A layer hands a backend a :class:`~rnnkit.backends.plan.Plan` and the weights it read for
 the call (see :mod:`rnnkit.backends.plan`); a backend never sees the layer. Which backend
@@ -21,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from rnnkit.backends import native, reference, scan
+from rnnkit.backends import fused, native, reference, scan
 from rnnkit.backends.plan import Plan, Stepper, Weights
 from rnnkit.cells.base import State
 from rnnkit.cells.linear import LinearRecurrentCell
@@ -31,7 +33,12 @@ Runner = Callable[
     [Plan, Weights, Tensor, State, "Tensor | None", "Tensor | None"], tuple[Tensor, State]
 ]
 
-BACKENDS: dict[str, Runner] = {"reference": reference.run, "native": native.run, "scan": scan.run}
+BACKENDS: dict[str, Runner] = {
+    "reference": reference.run,
+    "native": native.run,
+    "scan": scan.run,
+    "fused": fused.run,
+}
 CHOICES = ("auto", *BACKENDS)
 
 
@@ -45,16 +52,25 @@ class PerformanceWarning(UserWarning):
     """An automatic choice fell back to a slower backend (shown once per call site)."""
 
 
-def choose(plan: Plan, steps: int, resets: bool) -> Choice:
+def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Choice:
     """The backend a call over ``steps`` time steps (with per-sample resets or not) runs on.
 
-    Pure: it reads the plan and nothing else, so asking ahead gives what a call will do.
-    A forced backend that cannot run the call exactly raises ``ValueError`` here.
+    Pure: it reads the plan and the input's device, dtype and batch size (``x``, time-major),
+    so asking ahead gives what a call will do. A forced backend that cannot run the call
+    exactly raises ``ValueError`` here.
     """
     owner = plan.owner
     linear = isinstance(plan.cells[0], LinearRecurrentCell)
     if plan.backend == "reference":
         return Choice("reference", "forced by backend='reference'")
+    if plan.backend == "fused":
+        why = fused.supports(plan, x)
+        if why:
+            raise ValueError(
+                f"{owner}: backend='fused' cannot run this call ({why}); use backend='auto' "
+                "or 'reference'"
+            )
+        return Choice("fused", "forced by backend='fused'")
     if plan.backend == "scan":
         if not linear:
             raise ValueError(
@@ -71,6 +87,11 @@ def choose(plan: Plan, steps: int, resets: bool) -> Choice:
         if steps == 1:
             return Choice("reference", "a single step: the O(1) recurrence, no scan")
         return Choice("scan", "linear recurrence: all steps at once")
+    if plan.backend == "auto" and plan.kind in fused.KINDS:
+        units = 0 if x is None else x.size(1) * plan.cells[0].hidden_size
+        if (0 < units < fused.MAX_UNITS or resets) and not fused.supports(plan, x):
+            why = "per-sample resets" if resets else f"B x H = {units} < {fused.MAX_UNITS}"
+            return Choice("fused", f"rnnkit's fused kernel ({why}: faster than torch's)")
     unsupported = native.supports(plan, resets)
     if plan.backend == "native":
         if unsupported:

@@ -316,7 +316,7 @@ class RecurrentLayer(nn.Module):
             "torch's fused kernels have no layer_norm"
         """
         call = self._check_call(input, state, lengths, reset, hx)
-        return backends.choose(self.plan(), call.x.size(0), call.reset is not None)
+        return backends.choose(self.plan(), call.x.size(0), call.reset is not None, call.x)
 
     def forward(
         self,
@@ -342,7 +342,7 @@ class RecurrentLayer(nn.Module):
         """
         call = self._check_call(input, state, lengths, reset, hx)
         plan = self.plan()
-        choice = backends.choose(plan, call.x.size(0), call.reset is not None)
+        choice = backends.choose(plan, call.x.size(0), call.reset is not None, call.x)
         if choice.fallback and not torch.compiler.is_compiling():
             # The registry of warnings shows it once per call site; the message is fixed by
             # the layer's class and the reason, so it is the same at every call. Not under

@@ -1,0 +1,210 @@
+"""Fused CPU recurrences: the step loop in C++, its backward written out by hand.
+
+The reference backend runs the chapter's loop in Python and lets autograd differentiate
+it: tens of microseconds of Python and many small saved tensors per step. Here the loop of
+one direction of one layer runs in ``fused_cpu.cpp`` (next to this file), forward and
+backward, and only the products over all T steps at once - the input projection and its
+gradients - stay in PyTorch. The backward is the chapter's backpropagation through time
+(10.7) written out; ``tests/test_fused.py`` holds it to autograd's through the reference
+loop (to 1e-10 in float64, and by gradcheck).
+
+The extension is built on first use with the compiler torch uses
+(``torch.utils.cpp_extension``) and cached under ``$RNNKIT_EXTENSIONS`` (default
+``~/.cache/rnnkit/extensions``), per torch version and source. Where it cannot be built
+(no compiler), :func:`available` is False after one :class:`UserWarning` and every layer
+runs where it ran before: torch's kernel or the reference loop. ``RNNKIT_FUSED=0`` turns
+the fused kernels off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+SOURCE = Path(__file__).with_name("fused_cpu.cpp")
+_lock = threading.Lock()
+_module: Any = None
+_failed: str | None = None
+
+
+def enabled() -> bool:
+    return os.environ.get("RNNKIT_FUSED", "1") != "0"
+
+
+def build_directory() -> Path:
+    root = os.environ.get("RNNKIT_EXTENSIONS") or Path.home() / ".cache" / "rnnkit" / "extensions"
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    version = torch.__version__.replace("+", "_")
+    return Path(root) / f"fused_cpu-{version}-{digest}"
+
+
+def extension() -> Any:
+    """The compiled module, built on the first call; None where it cannot be built."""
+    global _module, _failed
+    if _module is not None or _failed is not None or not enabled():
+        return _module
+    with _lock:
+        if _module is not None or _failed is not None:
+            return _module
+        try:
+            from torch.utils.cpp_extension import load
+
+            where = build_directory()
+            where.mkdir(parents=True, exist_ok=True)
+            _module = load(
+                name="rnnkit_fused_cpu",
+                sources=[str(SOURCE)],
+                build_directory=str(where),
+                extra_cflags=["-O3"],
+                verbose=False,
+            )
+        except Exception as err:  # no compiler, no headers, a read-only cache, ...
+            _failed = " ".join(str(err).split())[:300] or type(err).__name__
+            warnings.warn(
+                f"rnnkit could not build its fused CPU kernels ({_failed}); the GRU runs on "
+                "torch's kernel and the options on the reference loop instead. Set "
+                "RNNKIT_FUSED=0 to skip the attempt.",
+                UserWarning,
+                stacklevel=2,
+            )
+    return _module
+
+
+def available() -> bool:
+    """Whether the fused kernels are built (building them on the first call)."""
+    return extension() is not None
+
+
+class GRURecurrence(torch.autograd.Function):
+    """The GRU recurrence over projected inputs gx (T, B, 3H): (out (T, B, H), h_T (B, H)).
+
+    ``valid`` and ``zero`` are (T, B) bool masks or None (lengths and resets, as
+    :func:`rnnkit.backends.stack.masks` builds them), ``reverse`` runs from T - 1 down.
+    Differentiable once (no double backward).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        gx: Tensor,
+        h0: Tensor,
+        w_hh: Tensor,
+        b_hh: Tensor | None,
+        valid: Tensor | None,
+        zero: Tensor | None,
+        reverse: bool,
+    ) -> tuple[Tensor, Tensor]:
+        ext = extension()
+        out, h_n, h_prev, r, z, n, ghn = ext.gru_forward(gx, h0, w_hh, b_hh, valid, zero, reverse)
+        bias = b_hh if b_hh is not None else gx.new_empty(0)
+        ctx.save_for_backward(gx, h0, w_hh, bias, h_prev, r, z, n, ghn)
+        ctx.masks = (valid, zero)
+        ctx.reverse = reverse
+        ctx.has_bias = b_hh is not None
+        return out, h_n
+
+    @staticmethod
+    def backward(ctx: Any, d_out: Tensor | None, d_h: Tensor | None) -> tuple[Any, ...]:
+        gx, h0, w_hh, bias, h_prev, r, z, n, ghn = ctx.saved_tensors
+        valid, zero = ctx.masks
+        b_hh = bias if ctx.has_bias else None
+        if torch.is_grad_enabled() or _transformed(d_out) or _transformed(d_h):
+            # A double backward (create_graph) or a vmapped one (batched gradients): the
+            # same gradients through autograd over the loop's PyTorch form, which both
+            # transforms can follow.
+            grads = _autograd_backward(gx, h0, w_hh, b_hh, valid, zero, ctx.reverse, d_out, d_h)
+            return (*grads, None, None, None)
+        dgx, dh0, dw, db = extension().gru_backward(
+            d_out, d_h, w_hh, h_prev, r, z, n, ghn, valid, zero, ctx.reverse
+        )
+        return dgx, dh0, dw, (db if ctx.has_bias else None), None, None, None
+
+
+def _transformed(t: Tensor | None) -> bool:
+    """Whether a functorch transform (vmap over the backward: batched gradients) wraps t."""
+    if torch._C._are_functorch_transforms_active():
+        return True
+    if t is None:
+        return False
+    f = torch._C._functorch
+    return bool(f.is_functorch_wrapped_tensor(t) or f.is_legacy_batchedtensor(t))
+
+
+def reference_gru(
+    gx: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    valid: Tensor | None,
+    zero: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, Tensor]:
+    """What :class:`GRURecurrence` computes, as a PyTorch loop (``rnnkit.cells.gru``'s
+    step with ``rnnkit.backends.loop``'s masks): the function its backward differentiates."""
+    T = gx.size(0)
+    h, outs = h0, [gx.new_empty(0)] * T
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        if zero is not None:
+            h = torch.where(zero[t, :, None], torch.zeros_like(h), h)
+        gh = torch.nn.functional.linear(h, w_hh, b_hh)
+        x_r, x_z, x_n = gx[t].chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        new = (1 - z) * n + z * h
+        if valid is not None:
+            new = torch.where(valid[t, :, None], new, h)
+            outs[t] = torch.where(valid[t, :, None], new, torch.zeros_like(new))
+        else:
+            outs[t] = new
+        h = new
+    out = torch.stack(outs) if T else gx.new_zeros(0, gx.size(1), h0.size(1))
+    return out, h
+
+
+def _autograd_backward(
+    gx: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    valid: Tensor | None,
+    zero: Tensor | None,
+    reverse: bool,
+    d_out: Tensor | None,
+    d_h: Tensor | None,
+) -> list[Tensor | None]:
+    inputs = [gx, h0, w_hh] + ([b_hh] if b_hh is not None else [])
+    with torch.enable_grad():
+        leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in inputs]
+        out, h = reference_gru(*leaves[:3], leaves[3] if b_hh is not None else None,
+                               valid, zero, reverse)  # fmt: skip
+        pairs = [(o, g) for o, g in ((out, d_out), (h, d_h)) if g is not None]
+        found = torch.autograd.grad(
+            [o for o, _ in pairs], leaves, [g for _, g in pairs],
+            create_graph=torch.is_grad_enabled(), allow_unused=True,
+        )  # fmt: skip
+    grads = list(found) + ([] if b_hh is not None else [None])
+    return grads
+
+
+def gru(
+    gx: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    valid: Tensor | None = None,
+    zero: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """:class:`GRURecurrence` applied (the masks as (T, B) bool)."""
+    v = None if valid is None else valid.reshape(valid.shape[:2]).contiguous()
+    zm = None if zero is None else zero.reshape(zero.shape[:2]).contiguous()
+    return GRURecurrence.apply(gx, h0, w_hh, b_hh, v, zm, reverse)

@@ -1,0 +1,155 @@
+"""The fused backend (rnnkit.kernels.fused, rnnkit.backends.fused) against the reference.
+
+The reference is the chapter's loop differentiated by autograd (backend='reference'): the
+fused kernel's forward and its hand-written backward must give the same outputs, states and
+gradients to 1e-10 in float64, for every combination of direction, depth, lengths, resets
+and initial state, and pass gradcheck. Where the kernel cannot be built, layers run where
+they ran before, after one warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.kernels import fused
+
+pytestmark = pytest.mark.skipif(not fused.available(), reason="no C++ compiler here")
+
+F64 = torch.float64
+
+
+def _pair(**kw):
+    torch.manual_seed(0)
+    ours = rnnkit.GRU(3, 5, dtype=F64, backend="fused", **kw)
+    ref = rnnkit.GRU(3, 5, dtype=F64, backend="reference", **kw)
+    ref.load_state_dict(ours.state_dict())
+    return ours, ref
+
+
+def _run(layer, x, h0, lengths, reset):
+    out, h = layer(x, h0, lengths=lengths, reset=reset)
+    g = torch.Generator().manual_seed(1)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=F64)).sum()
+    loss = loss + (h * torch.randn(h.shape, generator=g, dtype=F64)).sum()
+    return out, h, loss
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("resets", [False, True])
+@pytest.mark.parametrize("initial", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_fused_gru_equals_the_reference_loop(
+    bidirectional, layers, ragged, resets, initial, bias
+):
+    ours, ref = _pair(num_layers=layers, bidirectional=bidirectional, bias=bias)
+    T, B = 7, 4
+    D = 2 if bidirectional else 1
+    x = torch.randn(T, B, 3, dtype=F64)
+    h0 = torch.randn(layers * D, B, 5, dtype=F64) if initial else None
+    lengths = torch.tensor([7, 3, 5, 1]) if ragged else None
+    reset = (torch.rand(T, B) < 0.2) if resets else None
+    results = []
+    for layer in (ours, ref):
+        xi = x.clone().requires_grad_()
+        hi = None if h0 is None else h0.clone().requires_grad_()
+        out, h, loss = _run(layer, xi, hi, lengths, reset)
+        grads = torch.autograd.grad(loss, [xi, *([hi] if hi is not None else []),
+                                           *layer.parameters()])  # fmt: skip
+        results.append((out, h, grads))
+    (o1, h1, g1), (o2, h2, g2) = results
+    torch.testing.assert_close(o1, o2, rtol=0, atol=1e-10)
+    torch.testing.assert_close(h1, h2, rtol=0, atol=1e-10)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_hand_written_backward_passes_gradcheck(reverse: bool) -> None:
+    torch.manual_seed(0)
+    T, B, H = 5, 3, 4
+    gx = torch.randn(T, B, 3 * H, dtype=F64, requires_grad=True)
+    h0 = torch.randn(B, H, dtype=F64, requires_grad=True)
+    w = torch.randn(3 * H, H, dtype=F64, requires_grad=True)
+    b = torch.randn(3 * H, dtype=F64, requires_grad=True)
+    valid = torch.arange(T)[:, None] < torch.tensor([5, 2, 4])[None, :]
+    zero = torch.zeros(T, B, dtype=torch.bool)
+    zero[2, 0] = zero[1, 2] = True
+
+    def f(gx, h0, w, b):
+        return fused.gru(gx, h0, w, b, valid, zero, reverse)
+
+    assert torch.autograd.gradcheck(f, (gx, h0, w, b))
+    # a double backward (and vmapped gradients) go through autograd over the loop's form
+    assert torch.autograd.gradgradcheck(f, (gx, h0, w, b))
+    want = fused.reference_gru(gx, h0, w, b, valid, zero, reverse)
+    got = f(gx, h0, w, b)
+    for a, c in zip(got, want, strict=True):
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-12)
+
+
+def test_float32_agrees_with_torch_nn_gru() -> None:
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(8, 16, 2, bidirectional=True)
+    ours = rnnkit.GRU.from_torch(ref)
+    x = torch.randn(50, 3, 8)
+    with rnnkit.backends.trace() as ran:
+        out, h = ours(x)
+    assert ran[ours].name == "fused"
+    want, want_h = ref(x)
+    torch.testing.assert_close(out, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(h, want_h, rtol=0, atol=1e-5)
+
+
+def test_the_auto_choice_is_fused_for_small_steps_and_resets_only() -> None:
+    layer = rnnkit.GRU(3, 256)
+    small, large = torch.zeros(5, 2, 3), torch.zeros(5, 64, 3)  # B x H: 512, 16384
+    assert layer.backend_for(small).name == "fused"
+    assert layer.backend_for(large).name == "native"
+    reset = torch.zeros(5, 64, dtype=torch.bool)
+    assert layer.backend_for(large, reset=reset).name == "fused"  # torch's kernel has none
+    assert rnnkit.LSTM(3, 4).backend_for(small).name == "native"
+    assert rnnkit.GRU(3, 4, zoneout=0.1).backend_for(small).name == "reference"
+    assert layer.double().backend_for(small.double()).name == "fused"
+    assert layer.to(torch.bfloat16).backend_for(small.bfloat16()).name == "native"
+
+
+def test_forcing_fused_where_it_cannot_run_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"LSTM: backend='fused' cannot run this call "
+                                         r"\(rnnkit's fused kernels have no LSTM\)"):  # fmt: skip
+        rnnkit.LSTM(3, 4, backend="fused")(torch.zeros(2, 1, 3))
+    with pytest.raises(ValueError, match=r"have no zoneout yet"):
+        rnnkit.GRU(3, 4, zoneout=0.1, backend="fused")(torch.zeros(2, 1, 3))
+    with pytest.raises(ValueError, match=r"run float32 and float64 on the CPU; got torch.bfloat16"):
+        rnnkit.GRU(3, 4, backend="fused").bfloat16()(torch.zeros(2, 1, 3, dtype=torch.bfloat16))
+
+
+def test_turned_off_the_gru_runs_on_torchs_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RNNKIT_FUSED", "0")
+    layer = rnnkit.GRU(3, 4)
+    assert layer.backend_for(torch.zeros(5, 2, 3)).name == "native"
+
+
+def test_without_a_compiler_one_warning_then_the_usual_kernels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch.utils.cpp_extension as cpp
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(fused, "_module", None)
+    monkeypatch.setattr(fused, "_failed", None)
+    monkeypatch.setattr(cpp, "load", no_compiler)
+    with pytest.warns(UserWarning, match=r"could not build its fused CPU kernels \(no C\+\+ "):
+        assert not fused.available()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: not again
+        layer = rnnkit.GRU(3, 4)
+        assert layer.backend_for(torch.zeros(5, 2, 3)).name == "native"
+        layer(torch.zeros(5, 2, 3))
