@@ -14,7 +14,9 @@ Shapes: T=100, B=64, I=H=512 (PyTorch's fastrnns defaults) and T=1000, B=1, I=32
 ``--gru`` times rnnkit's GRU - its automatic choice, and its fused kernel forced - against
 torch.nn.GRU and torch.nn.LSTM of the same size at (T, B, I=H) = (100, 64, 512),
 (256, 8, 128) and (1000, 1, 64), and prints both ratios: torch has no fused GRU kernel on
-the CPU, so its GRU is the slow one of the two there.
+the CPU, so its GRU is the slow one of the two there. ``--options`` times the LSTM with
+zoneout and with recurrent dropout (on the backend auto picks, and on the reference loop)
+and with layer norm, against torch.nn.LSTM, at the same shapes.
 """
 
 from __future__ import annotations
@@ -92,6 +94,26 @@ def gru_table(repeats: int) -> None:
                   f"{ratios}  [auto: {chosen}]", flush=True)  # fmt: skip
 
 
+def options_table(repeats: int) -> None:
+    """The LSTM options torch lacks, each on the backend auto picks and on the reference
+    loop, as ratios to torch.nn.LSTM of the same size (training step)."""
+    print(f"{'T, B, I=H':14s} {'LSTM ms':>8s}  ratio to torch.nn.LSTM (training step)")
+    for T, B, H in GRU_SHAPES:
+        x = torch.randn(T, B, H)
+        ref = nn.LSTM(H, H)
+        mods: dict[str, nn.Module] = {"torch.nn.LSTM": ref}
+        for label, kw in (("zoneout 0.1", {"zoneout": 0.1}),
+                          ("recurrent_dropout 0.25", {"recurrent_dropout": 0.25})):  # fmt: skip
+            mods[label] = rnnkit.LSTM.from_torch(ref, **kw)
+            mods[f"{label} (reference)"] = rnnkit.LSTM.from_torch(ref, backend="reference", **kw)
+        mods["layer_norm (reference)"] = rnnkit.LSTM.from_torch(ref, layer_norm=True)
+        chosen = mods["zoneout 0.1"].backend_for(x).name
+        times = interleaved_medians({k: train_step(m, x) for k, m in mods.items()}, repeats=repeats)
+        base = times["torch.nn.LSTM"]
+        ratios = "  ".join(f"{k} {times[k] / base:.2f}" for k in mods if k != "torch.nn.LSTM")
+        print(f"{f'{T}, {B}, {H}':14s} {base * 1e3:8.2f}  {ratios}  [auto: {chosen}]", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
@@ -102,6 +124,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="timed rounds (default: 7, --quick: 3)")
     parser.add_argument("--gru", action="store_true", help="the GRU's table only (see above)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--options", action="store_true", help="the LSTM options' table only (see above)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,6 +136,9 @@ def main() -> None:
     print(f"machine: {machine()}")
     if args.gru:
         gru_table(repeats)
+        return
+    if args.options:
+        options_table(repeats)
         return
     print(f"{'shape':28s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  ratios to torch.nn")
     for shape_name, (T, B, I, H) in SHAPES.items():

@@ -113,16 +113,19 @@ def test_the_auto_choice_is_fused_for_small_steps_and_resets_only() -> None:
     assert layer.backend_for(large).name == "native"
     reset = torch.zeros(5, 64, dtype=torch.bool)
     assert layer.backend_for(large, reset=reset).name == "fused"  # torch's kernel has none
-    assert rnnkit.LSTM(3, 4).backend_for(small).name == "native"
     assert rnnkit.GRU(3, 4, zoneout=0.1).backend_for(small).name == "reference"
     assert layer.double().backend_for(small.double()).name == "fused"
     assert layer.to(torch.bfloat16).backend_for(small.bfloat16()).name == "native"
 
 
 def test_forcing_fused_where_it_cannot_run_is_an_error() -> None:
-    with pytest.raises(ValueError, match=r"LSTM: backend='fused' cannot run this call "
-                                         r"\(rnnkit's fused kernels have no LSTM\)"):  # fmt: skip
-        rnnkit.LSTM(3, 4, backend="fused")(torch.zeros(2, 1, 3))
+    message = (
+        r"RNN: backend='fused' cannot run this call \(rnnkit's fused kernels have no RNN_TANH\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        rnnkit.RNN(3, 4, backend="fused")(torch.zeros(2, 1, 3))
+    with pytest.raises(ValueError, match=r"have no layer_norm yet"):
+        rnnkit.LSTM(3, 4, layer_norm=True, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"have no zoneout yet"):
         rnnkit.GRU(3, 4, zoneout=0.1, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"run float32 and float64 on the CPU; got torch.bfloat16"):
@@ -153,3 +156,80 @@ def test_without_a_compiler_one_warning_then_the_usual_kernels(
         layer = rnnkit.GRU(3, 4)
         assert layer.backend_for(torch.zeros(5, 2, 3)).name == "native"
         layer(torch.zeros(5, 2, 3))
+
+
+# ---- the LSTM with the options torch lacks -------------------------------------------------
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("options", ["plain", "recurrent_dropout", "zoneout", "both"])
+def test_the_fused_lstm_equals_the_cells_own_loop_with_the_same_masks(reverse, options):
+    """Training mode, the random masks drawn once and given to both: the kernel against
+    rnnkit.backends.loop.loop over rnnkit.cells.LSTMCell.step, forward and gradients."""
+    from rnnkit.backends.loop import loop
+    from rnnkit.cells import LSTMCell
+
+    torch.manual_seed(0)
+    T, B, H = 7, 4, 5
+    zoneout = 0.3 if options in ("zoneout", "both") else 0.0
+    dropout = 0.4 if options in ("recurrent_dropout", "both") else 0.0
+    cell = LSTMCell(3, H, zoneout=zoneout, recurrent_dropout=dropout, dtype=F64).train()
+    p = {k: v.detach().clone().requires_grad_() for k, v in cell.named_parameters()}
+    x = torch.randn(T, B, 3, dtype=F64)
+    h0, c0 = (torch.randn(B, H, dtype=F64, requires_grad=True) for _ in range(2))
+    lengths = torch.tensor([7, 3, 5, 1])
+    valid = (torch.arange(T)[:, None] < lengths[None, :]).unsqueeze(-1)
+    zero = torch.zeros(T, B, 1, dtype=torch.bool)
+    zero[2, 0] = zero[4, 2] = True
+    mask = cell.sample_recurrent_mask(B, x)
+    keep = cell.sample_zoneout(T, (h0, c0))
+    results = []
+    for run in ("fused", "loop"):
+        gx = cell.project(p, x)
+        if run == "fused":
+            outs = fused.lstm(gx, h0, c0, p["weight_hh"], p["bias_hh"], mask, keep, zoneout,
+                              valid, zero, reverse)  # fmt: skip
+        else:
+            out, (h, c) = loop(cell, p, gx, (h0, c0), valid=valid, zero=zero, reverse=reverse,
+                               mask=mask, keep=keep)  # fmt: skip
+            outs = (out, h, c)
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, generator=g, dtype=F64)).sum() for o in outs)
+        results.append((outs, torch.autograd.grad(loss, [h0, c0, *p.values()])))
+    (o1, g1), (o2, g2) = results
+    for a, b in zip((*o1, *g1), (*o2, *g2), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("resets", [False, True])
+def test_an_evaluating_zoneout_lstm_layer_equals_the_reference_backend(bidirectional, resets):
+    torch.manual_seed(0)
+    kw = {"num_layers": 2, "bidirectional": bidirectional, "zoneout": 0.2, "dtype": F64}
+    ours = rnnkit.LSTM(3, 5, backend="fused", **kw).eval()
+    ref = rnnkit.LSTM(3, 5, backend="reference", **kw).eval()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(7, 4, 3, dtype=F64)
+    reset = (torch.rand(7, 4) < 0.2) if resets else None
+    lengths = torch.tensor([7, 3, 5, 1])
+    results = []
+    for layer in (ours, ref):
+        xi = x.clone().requires_grad_()
+        out, (h, c) = layer(xi, lengths=lengths, reset=reset)
+        loss = out.square().sum() + h.sum() + (c * 0.5).sum()
+        results.append((out, h, c, *torch.autograd.grad(loss, [xi, *layer.parameters()])))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_the_lstms_auto_choice() -> None:
+    x = torch.zeros(5, 2, 3)
+    assert rnnkit.LSTM(3, 4).backend_for(x).name == "native"  # torch's oneDNN kernel
+    for options in ({"zoneout": 0.1}, {"recurrent_dropout": 0.2}):
+        assert rnnkit.LSTM(3, 4, **options).backend_for(x).name == "fused"
+    reset = torch.zeros(5, 2, dtype=torch.bool)
+    assert rnnkit.LSTM(3, 4).backend_for(x, reset=reset).name == "fused"
+    assert rnnkit.LSTM(3, 4, layer_norm=True).backend_for(x).name == "reference"
+    assert rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1).backend_for(x).name == "reference"
+    eval_dropout = rnnkit.LSTM(3, 4, recurrent_dropout=0.2).eval()
+    assert eval_dropout.backend_for(x).name == "native"  # no dropout in evaluation

@@ -190,13 +190,13 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
         explicit = rnnkit.LSTM(3, 4, layer_norm=True, backend="reference")
         explicit(x)  # an explicit choice is not warned about
     with pytest.warns(rnnkit.PerformanceWarning, match="reset"):
-        rnnkit.LSTM(3, 4)(x, reset=torch.zeros(5, 2, dtype=torch.bool))
-    if rnnkit.kernels.fused.available():  # the GRU's resets run in rnnkit's fused kernel
-        gru = rnnkit.GRU(3, 4)
-        with warnings.catch_warnings(), rnnkit.backends.trace() as ran:
-            warnings.simplefilter("error")
-            gru(x, reset=torch.zeros(5, 2, dtype=torch.bool))
-        assert ran[gru].name == "fused"
+        rnnkit.RNN(3, 4)(x, reset=torch.zeros(5, 2, dtype=torch.bool))
+    if rnnkit.kernels.fused.available():  # GRU and LSTM resets run in rnnkit's fused kernel
+        for layer in (rnnkit.GRU(3, 4), rnnkit.LSTM(3, 4)):
+            with warnings.catch_warnings(), rnnkit.backends.trace() as ran:
+                warnings.simplefilter("error")
+                layer(x, reset=torch.zeros(5, 2, dtype=torch.bool))
+            assert ran[layer].name == "fused"
 
 
 def test_the_warning_names_the_callers_line():
@@ -207,7 +207,7 @@ def test_the_warning_names_the_callers_line():
 
 
 def test_recurrent_dropout_runs_natively_in_eval_mode():
-    layer = rnnkit.LSTM(3, 4, recurrent_dropout=0.5)
+    layer = rnnkit.RNN(3, 4, recurrent_dropout=0.5)
     x = torch.randn(5, 2, 3)
     layer.eval()
     with rnnkit.backends.trace() as ran:

@@ -87,11 +87,17 @@ def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Cho
         if steps == 1:
             return Choice("reference", "a single step: the O(1) recurrence, no scan")
         return Choice("scan", "linear recurrence: all steps at once")
-    if plan.backend == "auto" and plan.kind in fused.KINDS:
+    if plan.backend == "auto" and plan.kind in fused.KINDS and not fused.supports(plan, x):
+        # Where torch's kernel cannot run the call (resets, options), or - for the GRU,
+        # which torch runs through autograd on the CPU - where ours is the faster.
         units = 0 if x is None else x.size(1) * plan.cells[0].hidden_size
-        if (0 < units < fused.MAX_UNITS or resets) and not fused.supports(plan, x):
-            why = "per-sample resets" if resets else f"B x H = {units} < {fused.MAX_UNITS}"
-            return Choice("fused", f"rnnkit's fused kernel ({why}: faster than torch's)")
+        small = plan.kind == "GRU" and 0 < units < fused.MAX_UNITS
+        unsupported = native.supports(plan, resets)
+        if unsupported:
+            return Choice("fused", f"rnnkit's fused kernel ({unsupported})")
+        if small:
+            return Choice("fused", f"rnnkit's fused kernel (B x H = {units} < "
+                                   f"{fused.MAX_UNITS}: faster than torch's)")  # fmt: skip
     unsupported = native.supports(plan, resets)
     if plan.backend == "native":
         if unsupported:

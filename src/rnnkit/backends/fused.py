@@ -1,11 +1,14 @@
 """The fused backend: each direction's step loop in C++, the backward written out.
 
-For the GRU on the CPU, where torch has no fused kernel: torch's own GRU runs its step
-loop through autograd, 3-14 times its LSTM's time at small batch. Here the input
-projection of every direction stays one GEMM over all T steps (``cell.project``) and the
-recurrence runs in :class:`rnnkit.kernels.fused.GRURecurrence`, with lengths and per-sample
-resets as masks; stacking, directions and dropout between layers are
-:func:`rnnkit.backends.stack.run_stack`'s, as for the reference backend.
+Where torch has no fused kernel on the CPU: the GRU (torch's own runs its step loop through
+autograd, 3-20 times its LSTM's time at small batch), and the LSTM with the options torch
+lacks - zoneout and recurrent dropout - and with per-sample resets, which otherwise run on
+the reference loop. The input projection of every direction stays one GEMM over all T
+steps (``cell.project``) and the recurrence runs in :mod:`rnnkit.kernels.fused`, with
+lengths and resets as masks; stacking, directions and dropout between layers are
+:func:`rnnkit.backends.stack.run_stack`'s, as for the reference backend. Zoneout's
+training masks are drawn for all steps up front (``cell.sample_zoneout``, as under
+``torch.compile``), the recurrent-dropout mask once per sequence as the reference does.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import State
 from rnnkit.kernels import fused
 
-KINDS = ("GRU",)
+KINDS = ("GRU", "LSTM")
 DTYPES = (torch.float32, torch.float64)
 # From this many units per step (batch x hidden size) torch's GRU, whose time then goes to
 # its per-step matrix products as ours does, is as fast or faster. Measured, training step,
@@ -32,6 +35,10 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
     if plan.kind not in KINDS:
         return f"rnnkit's fused kernels have no {plan.kind}"
     options = plan.cells[0].uses_cell_options
+    if plan.kind == "LSTM":
+        options = [o for o in options if o not in ("zoneout", "recurrent_dropout")]
+        if plan.proj_size:
+            options.append("proj_size")
     if options:
         return f"rnnkit's fused kernels have no {', '.join(options)} yet"
     if x is not None and (x.device.type != "cpu" or x.dtype not in DTYPES):
@@ -63,9 +70,17 @@ def run(
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell, p = plan.cells[k], weights[k][d]
-        gx = cell.project(p, inp)  # (T, B, 3H): the input half of every gate, one GEMM
+        gx = cell.project(p, inp)  # (T, B, G*H): the input half of every gate, one GEMM
         zero = m.zero_rev if d else m.zero_fwd
-        out, h = fused.gru(gx, s0[0], p["weight_hh"], p.get("bias_hh"), m.valid, zero, bool(d))
-        return out, (h,)
+        if plan.kind == "GRU":
+            out, h = fused.gru(gx, s0[0], p["weight_hh"], p.get("bias_hh"), m.valid, zero, bool(d))
+            return out, (h,)
+        mask = cell.sample_recurrent_mask(x.size(1), inp)
+        keep = cell.sample_zoneout(x.size(0), s0)
+        out, h, c = fused.lstm(
+            gx, s0[0], s0[1], p["weight_hh"], p.get("bias_hh"), mask,
+            None if keep is None else (keep[0], keep[1]), cell.zoneout, m.valid, zero, bool(d),
+        )  # fmt: skip
+        return out, (h, c)
 
     return run_stack(plan, x, state, direction)

@@ -208,3 +208,139 @@ def gru(
     v = None if valid is None else valid.reshape(valid.shape[:2]).contiguous()
     zm = None if zero is None else zero.reshape(zero.shape[:2]).contiguous()
     return GRURecurrence.apply(gx, h0, w_hh, b_hh, v, zm, reverse)
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """The LSTM recurrence over projected inputs gx (T, B, 4H), with recurrent dropout and
+    zoneout: (out (T, B, H), h_T, c_T (B, H)).
+
+    ``mask`` (B, H) multiplies h^{t-1} in the recurrent product (None: no dropout);
+    ``keep_h``/``keep_c`` (T, B, H) bool are zoneout's training masks (None: none, or the
+    evaluation blend with ``zoneout`` = p). The masks are constants (no gradient).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        gx: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        w_hh: Tensor,
+        b_hh: Tensor | None,
+        mask: Tensor | None,
+        keep_h: Tensor | None,
+        keep_c: Tensor | None,
+        zoneout: float,
+        valid: Tensor | None,
+        zero: Tensor | None,
+        reverse: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        out, h, c, h_prev, c_prev, gates, tc = extension().lstm_forward(
+            gx, h0, c0, w_hh, b_hh, mask, keep_h, keep_c, zoneout, valid, zero, reverse
+        )
+        bias = b_hh if b_hh is not None else gx.new_empty(0)
+        ctx.save_for_backward(gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc)
+        ctx.constants = (mask, keep_h, keep_c, zoneout, valid, zero, reverse)
+        ctx.has_bias = b_hh is not None
+        return out, h, c
+
+    @staticmethod
+    def backward(
+        ctx: Any, d_out: Tensor | None, d_h: Tensor | None, d_c: Tensor | None
+    ) -> tuple[Any, ...]:
+        gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc = ctx.saved_tensors
+        mask, keep_h, keep_c, zoneout, valid, zero, reverse = ctx.constants
+        b_hh = bias if ctx.has_bias else None
+        none = (None,) * 8
+        if torch.is_grad_enabled() or any(_transformed(g) for g in (d_out, d_h, d_c)):
+            # a double backward or vmapped gradients: autograd over the PyTorch form
+            inputs = [gx, h0, c0, w_hh] + ([b_hh] if b_hh is not None else [])
+            with torch.enable_grad():
+                leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in inputs]
+                outs = reference_lstm(
+                    *leaves[:4], leaves[4] if b_hh is not None else None,
+                    mask, keep_h, keep_c, zoneout, valid, zero, reverse,
+                )  # fmt: skip
+                pairs = [
+                    (o, g) for o, g in zip(outs, (d_out, d_h, d_c), strict=True) if g is not None
+                ]
+                found = torch.autograd.grad(
+                    [o for o, _ in pairs], leaves, [g for _, g in pairs],
+                    create_graph=torch.is_grad_enabled(), allow_unused=True,
+                )  # fmt: skip
+            grads = list(found) + ([] if b_hh is not None else [None])
+            return (*grads, *none[:7])
+        dgx, dh0, dc0, dw, db = extension().lstm_backward(
+            d_out, d_h, d_c, w_hh, h_prev, c_prev, gates, tc, mask, keep_h, keep_c, zoneout,
+            valid, zero, reverse,
+        )  # fmt: skip
+        return (dgx, dh0, dc0, dw, (db if ctx.has_bias else None), *none[:7])
+
+
+def reference_lstm(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    mask: Tensor | None,
+    keep_h: Tensor | None,
+    keep_c: Tensor | None,
+    zoneout: float,
+    valid: Tensor | None,
+    zero: Tensor | None,
+    reverse: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """What :class:`LSTMRecurrence` computes, as a PyTorch loop (``rnnkit.cells.lstm``'s
+    step, zoneout and recurrent dropout as ``rnnkit.cells.base`` applies them, and
+    ``rnnkit.backends.loop``'s masks)."""
+    T = gx.size(0)
+    h, c, outs = h0, c0, [gx.new_empty(0)] * T
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        if zero is not None:
+            z_t = zero[t, :, None]
+            h, c = (
+                torch.where(z_t, torch.zeros_like(h), h),
+                torch.where(z_t, torch.zeros_like(c), c),
+            )
+        h_in = h if mask is None else h * mask
+        a_i, a_f, a_g, a_o = (gx[t] + torch.nn.functional.linear(h_in, w_hh, b_hh)).chunk(4, -1)
+        c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+        h_new = torch.sigmoid(a_o) * torch.tanh(c_new)
+        if keep_h is not None and keep_c is not None:
+            h_new = torch.where(keep_h[t], h, h_new)
+            c_new = torch.where(keep_c[t], c, c_new)
+        elif zoneout > 0:
+            h_new = zoneout * h + (1.0 - zoneout) * h_new
+            c_new = zoneout * c + (1.0 - zoneout) * c_new
+        if valid is not None:
+            v = valid[t, :, None]
+            h_new, c_new = torch.where(v, h_new, h), torch.where(v, c_new, c)
+            outs[t] = torch.where(v, h_new, torch.zeros_like(h_new))
+        else:
+            outs[t] = h_new
+        h, c = h_new, c_new
+    out = torch.stack(outs) if T else gx.new_zeros(0, gx.size(1), h0.size(1))
+    return out, h, c
+
+
+def lstm(
+    gx: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    mask: Tensor | None = None,
+    keep: tuple[Tensor, Tensor] | None = None,
+    zoneout: float = 0.0,
+    valid: Tensor | None = None,
+    zero: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:class:`LSTMRecurrence` applied (the masks as (T, B) bool; ``keep`` the zoneout
+    masks (keep_h, keep_c) in training)."""
+    v = None if valid is None else valid.reshape(valid.shape[:2]).contiguous()
+    zm = None if zero is None else zero.reshape(zero.shape[:2]).contiguous()
+    kh, kc = (None, None) if keep is None else (keep[0].contiguous(), keep[1].contiguous())
+    m = None if mask is None else mask.contiguous()
+    return LSTMRecurrence.apply(gx, h0, c0, w_hh, b_hh, m, kh, kc, float(zoneout), v, zm, reverse)

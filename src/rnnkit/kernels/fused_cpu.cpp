@@ -245,7 +245,237 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
   return {dgx, dh, dw, db};
 }
 
+// The LSTM recurrence (rnnkit.cells.lstm, torch's gate order i, f, g = c~, o) of one
+// direction, with the options torch's kernels lack: variational recurrent dropout (one
+// (B, H) mask on h^{t-1} for the whole sequence) and zoneout (training: per-step masks,
+// a unit whose mask is set keeps its previous value; evaluation: the expectation
+// p s^{t-1} + (1 - p) s^t). Forward, per step:
+//   a = gx + W_h (m * h) + b_h;  i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
+//   c' = f c + i g;  h' = o tanh(c');  then zoneout mixes (h', c') with (h, c)
+// Backward (10.7, 10.15), with dh', dc' the gradients reaching h', c':
+//   do = dh' tanh(c');  dc = dc' + dh' o (1 - tanh^2 c');  df = dc c;  di = dc g;
+//   dg = dc i;  dc_prev = dc f (+ zoneout's share);  da = (di i(1-i), df f(1-f),
+//   dg (1-g^2), do o(1-o));  dh_prev = m * (W_h^T da) (+ zoneout's share)
+// keep_h, keep_c: (T, B, H) bool zoneout masks (training) or undefined; zoneout: p for
+// the evaluation blend (0: none).
+std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& h0,
+                                     const at::Tensor& c0, const at::Tensor& w_hh,
+                                     const c10::optional<at::Tensor>& b_opt,
+                                     const c10::optional<at::Tensor>& mask_opt,
+                                     const c10::optional<at::Tensor>& keep_h_opt,
+                                     const c10::optional<at::Tensor>& keep_c_opt, double zoneout,
+                                     const c10::optional<at::Tensor>& valid_opt,
+                                     const c10::optional<at::Tensor>& zero_opt, bool reverse) {
+  const at::Tensor gx = gx_in.contiguous();
+  const int64_t T = gx.size(0), B = gx.size(1), H = h0.size(1);
+  const at::Tensor Wt = w_hh.t().contiguous();  // (H, 4H)
+  const at::Tensor b = b_opt.has_value() ? b_opt->contiguous() : at::Tensor();
+  const at::Tensor mask = mask_opt.has_value() ? mask_opt->contiguous() : at::Tensor();
+  const at::Tensor keep_h = keep_h_opt.has_value() ? keep_h_opt->contiguous() : at::Tensor();
+  const at::Tensor keep_c = keep_c_opt.has_value() ? keep_c_opt->contiguous() : at::Tensor();
+  const at::Tensor valid = valid_opt.has_value() ? valid_opt->contiguous() : at::Tensor();
+  const at::Tensor zero = zero_opt.has_value() ? zero_opt->contiguous() : at::Tensor();
+  auto opts = gx.options();
+  at::Tensor out = at::empty({T, B, H}, opts);
+  at::Tensor h_prev = at::empty({T, B, H}, opts), c_prev = at::empty({T, B, H}, opts);
+  at::Tensor gates = at::empty({T, B, 4 * H}, opts);  // i, f, g, o after their nonlinearity
+  at::Tensor tc = at::empty({T, B, H}, opts);         // tanh(c')
+  at::Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();
+  at::Tensor hin = at::empty({B, H}, opts), gh = at::empty({B, 4 * H}, opts);
+  at::Tensor cnew = at::empty({B, H}, opts);  // c' of the step, before zoneout
+  const bool vector = B * H >= kVectorGates;
+  AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "rnnkit_lstm_forward", [&] {
+    using T_ = scalar_t;
+    T_* hp = h.data_ptr<T_>();
+    T_* cp = c.data_ptr<T_>();
+    T_* hinp = hin.data_ptr<T_>();
+    const T_* ghp = gh.data_ptr<T_>();
+    const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
+    const T_ p = static_cast<T_>(zoneout);
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      const bool* reset = mask_row(zero, t, B);
+      const bool* inside = mask_row(valid, t, B);
+      if (reset != nullptr) {
+        for (int64_t i = 0; i < B; ++i)
+          if (reset[i]) {
+            std::fill(hp + i * H, hp + (i + 1) * H, T_(0));
+            std::fill(cp + i * H, cp + (i + 1) * H, T_(0));
+          }
+      }
+      std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
+      std::copy(cp, cp + B * H, c_prev.data_ptr<T_>() + t * B * H);
+      if (mp != nullptr) {
+        for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
+        product(hin, Wt, b, gh);
+      } else {
+        product(h, Wt, b, gh);
+      }
+      const T_* g = gx.data_ptr<T_>() + t * B * 4 * H;
+      T_* a = gates.data_ptr<T_>() + t * B * 4 * H;
+      for (int64_t e = 0; e < B * 4 * H; ++e) a[e] = g[e] + ghp[e];
+      at::Tensor a_t = gates.select(0, t);
+      if (vector) {
+        at::Tensor blocks = a_t.view({B, 4, H});
+        blocks.select(1, 0).sigmoid_();
+        blocks.select(1, 1).sigmoid_();
+        blocks.select(1, 2).tanh_();
+        blocks.select(1, 3).sigmoid_();
+      } else {
+        for (int64_t i = 0; i < B; ++i) {
+          T_* row = a + i * 4 * H;
+          for (int64_t j = 0; j < H; ++j) {
+            row[j] = sigmoid(row[j]);
+            row[H + j] = sigmoid(row[H + j]);
+            row[2 * H + j] = std::tanh(row[2 * H + j]);
+            row[3 * H + j] = sigmoid(row[3 * H + j]);
+          }
+        }
+      }
+      T_* tcp = tc.data_ptr<T_>() + t * B * H;
+      T_* o = out.data_ptr<T_>() + t * B * H;
+      const bool* kh = keep_h.defined() ? keep_h.data_ptr<bool>() + t * B * H : nullptr;
+      const bool* kc = keep_c.defined() ? keep_c.data_ptr<bool>() + t * B * H : nullptr;
+      T_* cnp = cnew.data_ptr<T_>();
+      for (int64_t i = 0; i < B; ++i) {
+        const T_* row = a + i * 4 * H;
+        for (int64_t j = 0; j < H; ++j)
+          cnp[i * H + j] = row[H + j] * cp[i * H + j] + row[j] * row[2 * H + j];
+      }
+      if (vector) {
+        at::Tensor tc_t = tc.select(0, t);
+        at::tanh_out(tc_t, cnew);
+      } else {
+        for (int64_t e = 0; e < B * H; ++e) tcp[e] = std::tanh(cnp[e]);
+      }
+      for (int64_t i = 0; i < B; ++i) {
+        const bool stay = inside != nullptr && !inside[i];
+        const T_* row = a + i * 4 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t e = i * H + j;
+          const T_ cn = cnp[e];
+          const T_ tcn = tcp[e];
+          T_ hn = row[3 * H + j] * tcn, cz = cn;
+          if (kh != nullptr) {  // zoneout, training
+            if (kh[e]) hn = hp[e];
+            if (kc[e]) cz = cp[e];
+          } else if (p > T_(0)) {  // zoneout, evaluation
+            hn = p * hp[e] + (T_(1) - p) * hn;
+            cz = p * cp[e] + (T_(1) - p) * cz;
+          }
+          if (stay) {
+            o[e] = T_(0);
+          } else {
+            o[e] = hn;
+            hp[e] = hn;
+            cp[e] = cz;
+          }
+        }
+      }
+    }
+  });
+  return {out, h, c, h_prev, c_prev, gates, tc};
+}
+
+// Gradients of lstm_forward's inputs from those of out, h_T and c_T (each may be
+// undefined): dgx (T, B, 4H), dh0, dc0 (B, H), dw_hh (4H, H), db_hh (4H).
+std::vector<at::Tensor> lstm_backward(
+    const c10::optional<at::Tensor>& dout_opt, const c10::optional<at::Tensor>& dh_opt,
+    const c10::optional<at::Tensor>& dc_opt, const at::Tensor& w_hh, const at::Tensor& h_prev,
+    const at::Tensor& c_prev, const at::Tensor& gates, const at::Tensor& tc,
+    const c10::optional<at::Tensor>& mask_opt, const c10::optional<at::Tensor>& keep_h_opt,
+    const c10::optional<at::Tensor>& keep_c_opt, double zoneout,
+    const c10::optional<at::Tensor>& valid_opt, const c10::optional<at::Tensor>& zero_opt,
+    bool reverse) {
+  const int64_t T = tc.size(0), B = tc.size(1), H = tc.size(2);
+  auto opts = tc.options();
+  const at::Tensor W = w_hh.contiguous();  // (4H, H)
+  const at::Tensor dout = dout_opt.has_value() ? dout_opt->contiguous() : at::Tensor();
+  const at::Tensor mask = mask_opt.has_value() ? mask_opt->contiguous() : at::Tensor();
+  const at::Tensor keep_h = keep_h_opt.has_value() ? keep_h_opt->contiguous() : at::Tensor();
+  const at::Tensor keep_c = keep_c_opt.has_value() ? keep_c_opt->contiguous() : at::Tensor();
+  const at::Tensor valid = valid_opt.has_value() ? valid_opt->contiguous() : at::Tensor();
+  const at::Tensor zero = zero_opt.has_value() ? zero_opt->contiguous() : at::Tensor();
+  at::Tensor dh = dh_opt.has_value() ? dh_opt->contiguous().clone() : at::zeros({B, H}, opts);
+  at::Tensor dc = dc_opt.has_value() ? dc_opt->contiguous().clone() : at::zeros({B, H}, opts);
+  at::Tensor dgh = at::empty({T, B, 4 * H}, opts);
+  at::Tensor direct = at::empty({B, H}, opts), back = at::empty({B, H}, opts);
+  const at::Tensor none;
+  AT_DISPATCH_FLOATING_TYPES(tc.scalar_type(), "rnnkit_lstm_backward", [&] {
+    using T_ = scalar_t;
+    T_* dhp = dh.data_ptr<T_>();
+    T_* dcp = dc.data_ptr<T_>();
+    T_* dp = direct.data_ptr<T_>();
+    const T_* bp = back.data_ptr<T_>();
+    const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
+    const T_ p = static_cast<T_>(zoneout);
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = reverse ? s : T - 1 - s;
+      const bool* reset = mask_row(zero, t, B);
+      const bool* inside = mask_row(valid, t, B);
+      const int64_t at = t * B * H;
+      const T_* a = gates.data_ptr<T_>() + t * B * 4 * H;
+      const T_* tcp = tc.data_ptr<T_>() + at;
+      const T_* cpp = c_prev.data_ptr<T_>() + at;
+      const T_* dop = dout.defined() ? dout.data_ptr<T_>() + at : nullptr;
+      const bool* kh = keep_h.defined() ? keep_h.data_ptr<bool>() + at : nullptr;
+      const bool* kc = keep_c.defined() ? keep_c.data_ptr<bool>() + at : nullptr;
+      T_* dg = dgh.data_ptr<T_>() + t * B * 4 * H;
+      for (int64_t i = 0; i < B; ++i) {
+        const T_* row = a + i * 4 * H;
+        T_* drow = dg + i * 4 * H;
+        if (inside != nullptr && !inside[i]) {  // past the end: both gradients pass through
+          std::fill(drow, drow + 4 * H, T_(0));
+          std::copy(dhp + i * H, dhp + (i + 1) * H, dp + i * H);
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t e = i * H + j;
+          const T_ dhz = dhp[e] + (dop != nullptr ? dop[e] : T_(0));
+          const T_ dcz = dcp[e];
+          T_ dhn = dhz, dcn = dcz, dh_keep = T_(0), dc_keep = T_(0);
+          if (kh != nullptr) {
+            if (kh[e]) { dhn = T_(0); dh_keep = dhz; }
+            if (kc[e]) { dcn = T_(0); dc_keep = dcz; }
+          } else if (p > T_(0)) {
+            dhn = (T_(1) - p) * dhz; dh_keep = p * dhz;
+            dcn = (T_(1) - p) * dcz; dc_keep = p * dcz;
+          }
+          const T_ iv = row[j], fv = row[H + j], gv = row[2 * H + j], ov = row[3 * H + j];
+          const T_ t_c = tcp[e];
+          const T_ d_o = dhn * t_c;
+          const T_ d_c = dcn + dhn * ov * (T_(1) - t_c * t_c);
+          drow[j] = d_c * gv * iv * (T_(1) - iv);                 // da_i
+          drow[H + j] = d_c * cpp[e] * fv * (T_(1) - fv);         // da_f
+          drow[2 * H + j] = d_c * iv * (T_(1) - gv * gv);         // da_g
+          drow[3 * H + j] = d_o * ov * (T_(1) - ov);              // da_o
+          dcp[e] = d_c * fv + dc_keep;
+          dp[e] = dh_keep;
+        }
+      }
+      at::Tensor dg_t = dgh.select(0, t);
+      product(dg_t, W, none, back);  // W_h^T da: (B, 4H) @ (4H, H)
+      for (int64_t e = 0; e < B * H; ++e)
+        dhp[e] = dp[e] + (mp != nullptr ? mp[e] * bp[e] : bp[e]);
+      if (reset != nullptr) {
+        for (int64_t i = 0; i < B; ++i)
+          if (reset[i]) {
+            std::fill(dhp + i * H, dhp + (i + 1) * H, T_(0));
+            std::fill(dcp + i * H, dcp + (i + 1) * H, T_(0));
+          }
+      }
+    }
+  });
+  at::Tensor flat = dgh.view({T * B, 4 * H});
+  at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
+  at::Tensor dw = at::mm(flat.t(), hin.reshape({T * B, H}));
+  at::Tensor db = flat.sum(0);
+  return {dgh, dh, dc, dw, db};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_forward", &gru_forward, "GRU recurrence, forward (rnnkit.kernels.fused)");
   m.def("gru_backward", &gru_backward, "GRU recurrence, backward (rnnkit.kernels.fused)");
+  m.def("lstm_forward", &lstm_forward, "LSTM recurrence, forward (rnnkit.kernels.fused)");
+  m.def("lstm_backward", &lstm_backward, "LSTM recurrence, backward (rnnkit.kernels.fused)");
 }
