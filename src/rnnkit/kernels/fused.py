@@ -115,16 +115,22 @@ class GRURecurrence(torch.autograd.Function):
         gx, h0, w_hh, bias, h_prev, r, z, n, ghn = ctx.saved_tensors
         valid, zero = ctx.masks
         b_hh = bias if ctx.has_bias else None
-        if torch.is_grad_enabled() or _transformed(d_out) or _transformed(d_h):
-            # A double backward (create_graph) or a vmapped one (batched gradients): the
-            # same gradients through autograd over the loop's PyTorch form, which both
-            # transforms can follow.
-            grads = _autograd_backward(gx, h0, w_hh, b_hh, valid, zero, ctx.reverse, d_out, d_h)
+        if _needs_autograd(d_out, d_h):
+            grads = _autograd_backward(
+                lambda gx, h0, w, b: reference_gru(gx, h0, w, b, valid, zero, ctx.reverse),
+                [gx, h0, w_hh, b_hh], [d_out, d_h],
+            )  # fmt: skip
             return (*grads, None, None, None)
         dgx, dh0, dw, db = extension().gru_backward(
             d_out, d_h, w_hh, h_prev, r, z, n, ghn, valid, zero, ctx.reverse
         )
         return dgx, dh0, dw, (db if ctx.has_bias else None), None, None, None
+
+
+def _needs_autograd(*grads: Tensor | None) -> bool:
+    """A double backward (create_graph) or a vmapped one (batched gradients): then the
+    same gradients come from autograd over the loop's PyTorch form, which both follow."""
+    return torch.is_grad_enabled() or any(_transformed(g) for g in grads)
 
 
 def _transformed(t: Tensor | None) -> bool:
@@ -171,28 +177,21 @@ def reference_gru(
 
 
 def _autograd_backward(
-    gx: Tensor,
-    h0: Tensor,
-    w_hh: Tensor,
-    b_hh: Tensor | None,
-    valid: Tensor | None,
-    zero: Tensor | None,
-    reverse: bool,
-    d_out: Tensor | None,
-    d_h: Tensor | None,
+    forward: Any, inputs: list[Tensor | None], grads: list[Tensor | None]
 ) -> list[Tensor | None]:
-    inputs = [gx, h0, w_hh] + ([b_hh] if b_hh is not None else [])
+    """The gradients of ``inputs`` (None: an absent bias) for output gradients ``grads``,
+    by autograd through ``forward(*inputs)`` - differentiable again under create_graph."""
+    present = [t for t in inputs if t is not None]
     with torch.enable_grad():
-        leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in inputs]
-        out, h = reference_gru(*leaves[:3], leaves[3] if b_hh is not None else None,
-                               valid, zero, reverse)  # fmt: skip
-        pairs = [(o, g) for o, g in ((out, d_out), (h, d_h)) if g is not None]
-        found = torch.autograd.grad(
+        leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in present]
+        it = iter(leaves)
+        outs = forward(*[None if t is None else next(it) for t in inputs])
+        pairs = [(o, g) for o, g in zip(outs, grads, strict=True) if g is not None]
+        found = iter(torch.autograd.grad(
             [o for o, _ in pairs], leaves, [g for _, g in pairs],
             create_graph=torch.is_grad_enabled(), allow_unused=True,
-        )  # fmt: skip
-    grads = list(found) + ([] if b_hh is not None else [None])
-    return grads
+        ))  # fmt: skip
+    return [None if t is None else next(found) for t in inputs]
 
 
 def gru(
@@ -251,30 +250,20 @@ class LSTMRecurrence(torch.autograd.Function):
         gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc = ctx.saved_tensors
         mask, keep_h, keep_c, zoneout, valid, zero, reverse = ctx.constants
         b_hh = bias if ctx.has_bias else None
-        none = (None,) * 8
-        if torch.is_grad_enabled() or any(_transformed(g) for g in (d_out, d_h, d_c)):
-            # a double backward or vmapped gradients: autograd over the PyTorch form
-            inputs = [gx, h0, c0, w_hh] + ([b_hh] if b_hh is not None else [])
-            with torch.enable_grad():
-                leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in inputs]
-                outs = reference_lstm(
-                    *leaves[:4], leaves[4] if b_hh is not None else None,
-                    mask, keep_h, keep_c, zoneout, valid, zero, reverse,
-                )  # fmt: skip
-                pairs = [
-                    (o, g) for o, g in zip(outs, (d_out, d_h, d_c), strict=True) if g is not None
-                ]
-                found = torch.autograd.grad(
-                    [o for o, _ in pairs], leaves, [g for _, g in pairs],
-                    create_graph=torch.is_grad_enabled(), allow_unused=True,
-                )  # fmt: skip
-            grads = list(found) + ([] if b_hh is not None else [None])
-            return (*grads, *none[:7])
+        none = (None,) * 7
+        if _needs_autograd(d_out, d_h, d_c):
+            grads = _autograd_backward(
+                lambda gx, h0, c0, w, b: reference_lstm(
+                    gx, h0, c0, w, b, mask, keep_h, keep_c, zoneout, valid, zero, reverse
+                ),
+                [gx, h0, c0, w_hh, b_hh], [d_out, d_h, d_c],
+            )  # fmt: skip
+            return (*grads, *none)
         dgx, dh0, dc0, dw, db = extension().lstm_backward(
             d_out, d_h, d_c, w_hh, h_prev, c_prev, gates, tc, mask, keep_h, keep_c, zoneout,
             valid, zero, reverse,
         )  # fmt: skip
-        return (dgx, dh0, dc0, dw, (db if ctx.has_bias else None), *none[:7])
+        return (dgx, dh0, dc0, dw, (db if ctx.has_bias else None), *none)
 
 
 def reference_lstm(

@@ -72,6 +72,11 @@ void product(const at::Tensor& x, const at::Tensor& Wt, const at::Tensor& b, at:
   }
 }
 
+// An optional argument, contiguous, or an undefined tensor where it is absent.
+at::Tensor given(const c10::optional<at::Tensor>& t) {
+  return t.has_value() ? t->contiguous() : at::Tensor();
+}
+
 const bool* mask_row(const at::Tensor& mask, int64_t t, int64_t B) {
   return mask.defined() ? mask.data_ptr<bool>() + t * B : nullptr;
 }
@@ -88,9 +93,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gx_in, const at::Tensor& h
   const at::Tensor gx = gx_in.contiguous();
   const int64_t T = gx.size(0), B = gx.size(1), H = h0.size(1);
   const at::Tensor Wt = w_hh.t().contiguous();  // (H, 3H)
-  const at::Tensor b = b_opt.has_value() ? b_opt->contiguous() : at::Tensor();
-  const at::Tensor valid = valid_opt.has_value() ? valid_opt->contiguous() : at::Tensor();
-  const at::Tensor zero = zero_opt.has_value() ? zero_opt->contiguous() : at::Tensor();
+  const at::Tensor b = given(b_opt);
+  const at::Tensor valid = given(valid_opt);
+  const at::Tensor zero = given(zero_opt);
   auto opts = gx.options();
   at::Tensor out = at::empty({T, B, H}, opts);
   at::Tensor h_prev = at::empty({T, B, H}, opts);
@@ -177,9 +182,9 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
   const int64_t T = r.size(0), B = r.size(1), H = r.size(2);
   auto opts = r.options();
   const at::Tensor W = w_hh.contiguous();  // (3H, H): dh = dgh @ W
-  const at::Tensor dout = dout_opt.has_value() ? dout_opt->contiguous() : at::Tensor();
-  const at::Tensor valid = valid_opt.has_value() ? valid_opt->contiguous() : at::Tensor();
-  const at::Tensor zero = zero_opt.has_value() ? zero_opt->contiguous() : at::Tensor();
+  const at::Tensor dout = given(dout_opt);
+  const at::Tensor valid = given(valid_opt);
+  const at::Tensor zero = given(zero_opt);
   at::Tensor dh = dh_opt.has_value() ? dh_opt->contiguous().clone() : at::zeros({B, H}, opts);
   at::Tensor dgx = at::empty({T, B, 3 * H}, opts);
   at::Tensor dgh = at::empty({T, B, 3 * H}, opts);
@@ -269,12 +274,12 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
   const at::Tensor gx = gx_in.contiguous();
   const int64_t T = gx.size(0), B = gx.size(1), H = h0.size(1);
   const at::Tensor Wt = w_hh.t().contiguous();  // (H, 4H)
-  const at::Tensor b = b_opt.has_value() ? b_opt->contiguous() : at::Tensor();
-  const at::Tensor mask = mask_opt.has_value() ? mask_opt->contiguous() : at::Tensor();
-  const at::Tensor keep_h = keep_h_opt.has_value() ? keep_h_opt->contiguous() : at::Tensor();
-  const at::Tensor keep_c = keep_c_opt.has_value() ? keep_c_opt->contiguous() : at::Tensor();
-  const at::Tensor valid = valid_opt.has_value() ? valid_opt->contiguous() : at::Tensor();
-  const at::Tensor zero = zero_opt.has_value() ? zero_opt->contiguous() : at::Tensor();
+  const at::Tensor b = given(b_opt);
+  const at::Tensor mask = given(mask_opt);
+  const at::Tensor keep_h = given(keep_h_opt);
+  const at::Tensor keep_c = given(keep_c_opt);
+  const at::Tensor valid = given(valid_opt);
+  const at::Tensor zero = given(zero_opt);
   auto opts = gx.options();
   at::Tensor out = at::empty({T, B, H}, opts);
   at::Tensor h_prev = at::empty({T, B, H}, opts), c_prev = at::empty({T, B, H}, opts);
@@ -390,12 +395,12 @@ std::vector<at::Tensor> lstm_backward(
   const int64_t T = tc.size(0), B = tc.size(1), H = tc.size(2);
   auto opts = tc.options();
   const at::Tensor W = w_hh.contiguous();  // (4H, H)
-  const at::Tensor dout = dout_opt.has_value() ? dout_opt->contiguous() : at::Tensor();
-  const at::Tensor mask = mask_opt.has_value() ? mask_opt->contiguous() : at::Tensor();
-  const at::Tensor keep_h = keep_h_opt.has_value() ? keep_h_opt->contiguous() : at::Tensor();
-  const at::Tensor keep_c = keep_c_opt.has_value() ? keep_c_opt->contiguous() : at::Tensor();
-  const at::Tensor valid = valid_opt.has_value() ? valid_opt->contiguous() : at::Tensor();
-  const at::Tensor zero = zero_opt.has_value() ? zero_opt->contiguous() : at::Tensor();
+  const at::Tensor dout = given(dout_opt);
+  const at::Tensor mask = given(mask_opt);
+  const at::Tensor keep_h = given(keep_h_opt);
+  const at::Tensor keep_c = given(keep_c_opt);
+  const at::Tensor valid = given(valid_opt);
+  const at::Tensor zero = given(zero_opt);
   at::Tensor dh = dh_opt.has_value() ? dh_opt->contiguous().clone() : at::zeros({B, H}, opts);
   at::Tensor dc = dc_opt.has_value() ? dc_opt->contiguous().clone() : at::zeros({B, H}, opts);
   at::Tensor dgh = at::empty({T, B, 4 * H}, opts);
