@@ -1,5 +1,8 @@
 """MinGRU's scan against torch.nn.GRU: a training step (forward + backward) on the CPU.
 
+torch.nn.LSTM and rnnkit.GRU (on its fused kernel at these sizes) are timed in the same
+rounds too, and the MinGRU's speed-up over each printed beside.
+
 Both are timed in the same run, interleaved, after a warm-up; the script prints the
 median times, the speed-up, peak memory of each (measured in a fresh subprocess each, as
 the growth of the process's peak resident memory over the set-up), and the fraction of
@@ -29,7 +32,12 @@ SHAPES = [(4096, 8, 256, 256), (16384, 1, 64, 64)]  # (T, B, I, H)
 
 
 def make(kind: str, T: int, B: int, I: int, H: int):
-    layer = nn.GRU(I, H) if kind == "gru" else rnnkit.MinGRU(I, H)
+    layer = {
+        "gru": lambda: nn.GRU(I, H),
+        "lstm": lambda: nn.LSTM(I, H),
+        "rnnkit-gru": lambda: rnnkit.GRU(I, H),  # on its fused CPU kernel at these sizes
+        "mingru": lambda: rnnkit.MinGRU(I, H),
+    }[kind]()
     x = torch.randn(T, B, I, requires_grad=True)
 
     def step() -> None:
@@ -84,9 +92,15 @@ def main() -> None:
     print(f"matrix-multiply peak (2048^3 matmul, best of 5): {peak / 1e9:.1f} GFLOP/s")
     rows = []
     for T, B, I, H in SHAPES:
-        fns = {"torch.nn.GRU": make("gru", T, B, I, H), "rnnkit.MinGRU": make("mingru", T, B, I, H)}
+        fns = {
+            "torch.nn.GRU": make("gru", T, B, I, H),
+            "torch.nn.LSTM": make("lstm", T, B, I, H),
+            "rnnkit.GRU": make("rnnkit-gru", T, B, I, H),
+            "rnnkit.MinGRU": make("mingru", T, B, I, H),
+        }
         times = interleaved_medians(fns, repeats=3 if args.quick else 7, warmup=1)
         gru_t, min_t = times["torch.nn.GRU"], times["rnnkit.MinGRU"]
+        lstm_t, ours_t = times["torch.nn.LSTM"], times["rnnkit.GRU"]
         # MinGRU's GEMMs: forward x W^T (2H outputs), backward grad_x and grad_W: 3 products.
         flops = 3 * 2 * T * B * I * 2 * H
         mem = {k: peak_memory_mib(k, T, B, I, H) for k in ("gru", "mingru")}
@@ -98,6 +112,10 @@ def main() -> None:
             gru_ms=gru_t * 1e3,
             mingru_ms=min_t * 1e3,
             speedup=gru_t / min_t,
+            lstm_ms=lstm_t * 1e3,
+            speedup_vs_lstm=lstm_t / min_t,
+            rnnkit_gru_ms=ours_t * 1e3,
+            speedup_vs_rnnkit_gru=ours_t / min_t,
             gru_mib=mem["gru"],
             mingru_mib=mem["mingru"],
             peak_fraction=flops / min_t / peak,
@@ -108,6 +126,12 @@ def main() -> None:
             f"MinGRU {row['mingru_ms']:8.1f} ms"
             f"  speed-up {row['speedup']:5.1f}x  peak memory GRU {mem['gru']:.0f} MiB, "
             f"MinGRU {mem['mingru']:.0f} MiB  MinGRU at {row['peak_fraction']:.0%} of GEMM peak",
+            flush=True,
+        )
+        print(
+            f"{'':22s} torch.nn.LSTM {row['lstm_ms']:9.1f} ms (MinGRU "
+            f"{row['speedup_vs_lstm']:.1f}x faster)  rnnkit.GRU {row['rnnkit_gru_ms']:9.1f} ms "
+            f"(MinGRU {row['speedup_vs_rnnkit_gru']:.1f}x faster)",
             flush=True,
         )
     if args.json:
