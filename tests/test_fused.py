@@ -233,3 +233,16 @@ def test_the_lstms_auto_choice() -> None:
     assert rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1).backend_for(x).name == "reference"
     eval_dropout = rnnkit.LSTM(3, 4, recurrent_dropout=0.2).eval()
     assert eval_dropout.backend_for(x).name == "native"  # no dropout in evaluation
+
+
+def test_a_call_torchs_kernel_takes_never_builds_the_extension(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_build() -> None:
+        raise AssertionError("the extension was asked for")
+
+    monkeypatch.setattr(fused, "available", no_build)
+    x = torch.zeros(5, 64, 3)
+    assert rnnkit.LSTM(3, 4).backend_for(x).name == "native"
+    assert rnnkit.GRU(3, 512).backend_for(x).name == "native"  # B x H = 32768
+    assert rnnkit.RNN(3, 4).backend_for(x).name == "native"

@@ -5,7 +5,8 @@
 - ``scan``: all time steps at once, for cells whose recurrence is linear in the state
   (minGRU, minLSTM).
 - ``fused``: the step loop in C++ with its backward written out
-  (:mod:`rnnkit.kernels.fused`), for the GRU on the CPU, where torch has no fused kernel.
+  (:mod:`rnnkit.kernels.fused`), on the CPU for the GRU, which torch has no fused kernel
+  for, and for the LSTM options and resets torch's kernels lack.
 
 A layer hands a backend a :class:`~rnnkit.backends.plan.Plan` and the weights it read for
 the call (see :mod:`rnnkit.backends.plan`); a backend never sees the layer. Which backend
@@ -87,18 +88,16 @@ def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Cho
         if steps == 1:
             return Choice("reference", "a single step: the O(1) recurrence, no scan")
         return Choice("scan", "linear recurrence: all steps at once")
-    if plan.backend == "auto" and plan.kind in fused.KINDS and not fused.supports(plan, x):
+    unsupported = native.supports(plan, resets)
+    if plan.backend == "auto" and plan.kind in fused.KINDS:
         # Where torch's kernel cannot run the call (resets, options), or - for the GRU,
-        # which torch runs through autograd on the CPU - where ours is the faster.
+        # which torch runs through autograd on the CPU - where ours is the faster. Asked
+        # only then, so that a call torch's kernel takes never builds the extension.
         units = 0 if x is None else x.size(1) * plan.cells[0].hidden_size
         small = plan.kind == "GRU" and 0 < units < fused.MAX_UNITS
-        unsupported = native.supports(plan, resets)
-        if unsupported:
-            return Choice("fused", f"rnnkit's fused kernel ({unsupported})")
-        if small:
-            return Choice("fused", f"rnnkit's fused kernel (B x H = {units} < "
-                                   f"{fused.MAX_UNITS}: faster than torch's)")  # fmt: skip
-    unsupported = native.supports(plan, resets)
+        if (unsupported or small) and not fused.supports(plan, x):
+            why = unsupported or f"B x H = {units} < {fused.MAX_UNITS}: faster than torch's"
+            return Choice("fused", f"rnnkit's fused kernel ({why})")
     if plan.backend == "native":
         if unsupported:
             raise ValueError(
