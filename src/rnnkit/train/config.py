@@ -30,7 +30,10 @@ class TrainConfig:
 
     steps: int | None = option(None, "budget in optimiser steps", low=1, high=MAX_STEPS)
     minutes: float | None = option(
-        None, "budget in wall-clock minutes of training", low=1e-3, high=10**6
+        None,
+        "budget in wall-clock minutes of training (evaluations and checkpoints not counted)",
+        low=1e-3,
+        high=10**6,
     )
     lr: float = option(3e-3, "peak learning rate", low=1e-9, high=10.0)
     weight_decay: float = option(0.01, "AdamW's decoupled decay, on matrices only", low=0, high=1)

@@ -133,6 +133,9 @@ class Trainer:
     def fit(self) -> Summary:
         """Train until the budget is used or a stop is requested; saves before returning."""
         start = time.perf_counter() - self.elapsed
+        # Evaluations, checkpoints and progress lines are not training: a --minutes budget
+        # buys the same number of steps however often the run validates.
+        paused = 0.0
         train_time, call_items = 0.0, 0
         window: list[float] = []
         with self._signals():
@@ -148,18 +151,23 @@ class Trainer:
                         self.on_step(self)
                     stop, self.elapsed = distributed.agree_max(
                         self.ctx,
-                        [float(self.stop_reason is not None), time.perf_counter() - start],
+                        [
+                            float(self.stop_reason is not None),
+                            time.perf_counter() - start - paused,
+                        ],
                     )
                     if stop and self.stop_reason is None:
                         self.stop_reason = "a stop in another process"
                     evaluate = self.step % self.train.eval_every == 0
                     last = not self.budget_left() or self.stop_reason is not None
                     # The rows of a step are logged before its checkpoint commits them.
+                    t1 = time.perf_counter()
                     if window and (self.step % self.train.log_every == 0 or evaluate or last):
                         self._log(sum(window) / len(window), call_items / max(train_time, 1e-9))
                         window.clear()
                     if evaluate:
                         self.checkpoint()
+                    paused += time.perf_counter() - t1
                 if window:
                     self._log(sum(window) / len(window), call_items / max(train_time, 1e-9))
                 if self._saved_step != self.step:
