@@ -235,6 +235,8 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
             ["--text", "{text}", "--cell", "transformer"],
             "argument --cell: expected one of rnn, lstm, gru, mingru, minlstm; got 'transformer'",
         ),
+        (["--text", "{text}", "--corpus", "docs"], "--text and --corpus name two corpora"),
+        (["--corpus", "prose"], "argument --corpus: expected one of stdlib, docs; got 'prose'"),
         (["--text", "{text}", "--hidden", "0"], "expected an integer in [1, 65536]; got '0'"),
         (["--text", "{text}", "--dropout", "1.5"], "expected a finite number in [0, 1); got '1.5'"),
         (["--text", "{text}", "--lr", "nan"], "expected a finite number; got 'nan'"),

@@ -7,6 +7,11 @@ train, validation or test split by a checksum of its relative path, so the split
 deterministic, is "by file" (no test file was half seen in training), and a file keeps
 its split when others are added.
 
+The ``docs`` corpus is English prose from the same install: every docstring of the
+standard library's modules, classes and functions (one document per module, in source
+order) and the reference topics ``help()`` shows (``pydoc_data.topics``, one document per
+topic), about 2.2 million characters, split by document the same way.
+
 ``--text FILE|DIR`` reads one UTF-8 file, or every UTF-8 text file under a folder
 (split by file as above when there are enough files, else by position: the first 90% of
 the characters train, the next 5% validate, the last 5% test).
@@ -14,6 +19,7 @@ the characters train, the next 5% validate, the last 5% test).
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import sysconfig
@@ -37,7 +43,7 @@ class Corpus:
     train: str
     validation: str
     test: str
-    source: dict[str, Any]  # how to read it again: {"kind": "stdlib"} or {"kind": "text", ...}
+    source: dict[str, Any]  # how to read it again: {"kind": "stdlib" | "docs" | "text", ...}
     num_files: int
 
     def split(self, name: str) -> str:
@@ -47,8 +53,15 @@ class Corpus:
 
     def describe(self) -> str:
         sizes = ", ".join(f"{name} {len(self.split(name)):,}" for name in SPLITS)
-        where = self.source.get("path", "the Python standard library")
+        where = self.source.get("path") or NAMED[self.source.get("kind", "stdlib")]
         return f"{where}: {self.num_files} file(s); characters: {sizes}"
+
+
+# The corpora that every Python install holds, by the name --corpus takes.
+NAMED = {
+    "stdlib": "the Python standard library",
+    "docs": "the Python standard library's docstrings and help topics",
+}
 
 
 def stdlib_root() -> Path:
@@ -75,9 +88,45 @@ def load_corpus(source: dict[str, Any] | None = None) -> Corpus:
         named = [(f, t) for f, t in named if t]
         source = {"kind": "stdlib", "python": sys.version.split()[0]}
         return _split(root, named, source)
+    if kind == "docs":
+        source = {"kind": "docs", "python": sys.version.split()[0]}
+        return _split(stdlib_root(), docs_texts(), source)
     if kind == "text":
         return read_text(source.get("path", ""))
-    raise ValueError(f"corpus source kind must be 'stdlib' or 'text'; got {kind!r}")
+    raise ValueError(f"corpus source kind must be 'stdlib', 'docs' or 'text'; got {kind!r}")
+
+
+def docs_texts() -> list[tuple[Path, str]]:
+    """``(path, prose)`` of the ``docs`` corpus: each standard-library module's
+    docstrings, then each ``help()`` topic as if it were a file ``pydoc_data/topics/NAME``."""
+    named = []
+    for path in stdlib_files():
+        text = _docstrings(_read_lenient(path))
+        if text:
+            named.append((path, text))
+    try:
+        from pydoc_data.topics import topics  # a Python install may leave it out
+    except ImportError:
+        topics = {}
+    topic_dir = stdlib_root() / "pydoc_data" / "topics"
+    named += [(topic_dir / name, topics[name]) for name in sorted(topics) if topics[name].strip()]
+    if not named:
+        raise OSError(f"no docstrings or help topics under {stdlib_root()}")
+    return named
+
+
+def _docstrings(source: str) -> str:
+    """The docstrings of a module's source, module first, then in source order."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # files for other Python versions, lib2to3 data
+        return ""
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    nodes = sorted(
+        (n for n in ast.walk(tree) if isinstance(n, kinds)), key=lambda n: getattr(n, "lineno", 0)
+    )
+    docs = [ast.get_docstring(n, clean=True) for n in nodes]
+    return "\n\n".join(d for d in docs if d and d.strip())
 
 
 def read_text(path: str | os.PathLike[str]) -> Corpus:

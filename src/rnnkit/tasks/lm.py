@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from rnnkit import _options
 from rnnkit._options import option
-from rnnkit.data.corpus import Corpus, load_corpus
+from rnnkit.data.corpus import NAMED, Corpus, load_corpus
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.layers.base import LayerState
 from rnnkit.models.lm import CELLS, CharLM, CharLMConfig
@@ -36,7 +36,13 @@ class LMOptions:
     """The language model's data and model options."""
 
     text: str | None = option(
-        None, "a UTF-8 text file, or a folder of them (default: the Python standard library)"
+        None, "a UTF-8 text file, or a folder of them (default: the --corpus named)"
+    )
+    corpus: str = option(
+        "stdlib",
+        "the corpus every Python install holds, when no --text is given: stdlib (the "
+        "standard library's source) or docs (its docstrings and help topics: English prose)",
+        choices=tuple(NAMED),
     )
     min_count: int = option(
         1,
@@ -72,6 +78,11 @@ class LMOptions:
 
     def __post_init__(self) -> None:
         _options.check(self)
+        if self.text is not None and self.corpus != "stdlib":
+            raise ValueError(
+                f"--text and --corpus name two corpora; give one (got --text {self.text!r} "
+                f"and --corpus {self.corpus})"
+            )
         self.model_config(vocab_size=2)  # the model's own checks (forget_bias needs a gate)
 
     def model_config(self, vocab_size: int) -> CharLMConfig:
@@ -117,8 +128,8 @@ class LanguageModelTask(Task):
         o = self.options
         # A resumed run reads the corpus it recorded (an absolute path), wherever it runs.
         source = self.derived.get("corpus")
-        if source is None and o.text is not None:
-            source = {"kind": "text", "path": o.text}
+        if source is None:
+            source = {"kind": "text", "path": o.text} if o.text else {"kind": o.corpus}
         self.corpus = load_corpus(source)
         if "vocab" in self.derived:
             self.vocab = Vocabulary.from_dict(self.derived["vocab"])
