@@ -158,11 +158,18 @@ class CharLM(nn.Module):
             ids = self.vocab.encode(prompt or start).to(device)
             logits, state = self(ids.unsqueeze(1))  # primes the state on the whole prompt
             last = logits[-1, 0]  # (V,)
+            # Then one character at a time through a Stream's one-step path: half the cost
+            # of a whole-sequence call of length 1 (docs/language-model.md, generation).
+            # (Imported here: rnnkit.stream imports rnnkit.train, which imports this module.)
+            from rnnkit.stream import Stream
+
+            stream = Stream(self.rnn)
+            stream.state = state
             for _ in range(length):
                 nxt = _pick(last, temperature, top_k, generator)
                 yield self.vocab.decode([nxt])
-                logits, state = self(torch.tensor([[nxt]], device=device), state)
-                last = logits[-1, 0]
+                e = self.embedding(torch.tensor([nxt], device=device))  # (1, E)
+                last = self.head(stream.step(e))[0]  # (V,)
         finally:
             self.train(was_training)
 
