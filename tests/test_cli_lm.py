@@ -187,7 +187,8 @@ def test_a_config_file_may_leave_out_what_it_does_not_change(text: Path, tmp_pat
     assert code == 0, err
     config = json.loads((out / "config.json").read_text())
     assert config["options"]["hidden_size"] == 16 and config["train"]["steps"] == 2
-    assert config["train"]["lr"] == 3e-3  # the lm task's default
+    assert config["train"]["lr"] == 6e-3  # the lm task's default
+    assert config["train"]["warmup_steps"] == 200
 
 
 @pytest.mark.parametrize("command", ["train", "generate", "eval"])
