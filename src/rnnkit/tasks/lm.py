@@ -138,7 +138,8 @@ class LanguageModelTask(Task):
         # A resumed run reads the corpus it recorded (an absolute path), wherever it runs.
         source = self.derived.get("corpus")
         if source is None:
-            source = {"kind": "text", "path": o.text} if o.text else {"kind": o.corpus}
+            has_text = o.text is not None  # an empty --text is a path to refuse, not "none"
+            source = {"kind": "text", "path": o.text} if has_text else {"kind": o.corpus}
         self.corpus = load_corpus(source)
         if "vocab" in self.derived:
             self.vocab = Vocabulary.from_dict(self.derived["vocab"])
