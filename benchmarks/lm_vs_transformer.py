@@ -57,7 +57,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.data.vocab import Vocabulary
-from rnnkit.models.lm import CELLS, CharLM, _pick
+from rnnkit.models._sampling import pick_index
+from rnnkit.models.lm import CELLS, CharLM
 from rnnkit.tasks.lm import LanguageModelTask, LMOptions
 from rnnkit.train import RunFolder, Trainer
 from rnnkit.train.distributed import Context
@@ -267,7 +268,8 @@ def generation_speed(model: nn.Module, text: str, chars: int, cache: bool = True
     """Characters per second sampled at batch 1 after the prompt ``text`` (not timed).
 
     The recurrent model through `CharLM.sample`, what `rnnkit generate` runs; the
-    transformer with the same pick of the next character (`rnnkit.models.lm._pick`).
+    transformer with the same pick of the next character
+    (`rnnkit.models._sampling.pick_index`).
     """
     g = torch.Generator().manual_seed(0)
     model.eval()
@@ -282,9 +284,10 @@ def generation_speed(model: nn.Module, text: str, chars: int, cache: bool = True
     seq = model.vocab.encode(text).unsqueeze(1)  # (C, 1)
     caches: list[list[Tensor]] | None = [[] for _ in model.blocks] if cache else None
     logits, _ = model(seq, caches=caches)
+    u = torch.rand(chars, dtype=torch.float64, generator=g).tolist()
     start = time.perf_counter()
-    for _ in range(chars):
-        nxt = torch.tensor([[_pick(logits[-1, 0], 1.0, None, g)]])
+    for i in range(chars):
+        nxt = torch.tensor([[pick_index(logits[-1, 0], u[i], 1.0, None)]])
         if caches is not None:
             logits, _ = model(nxt, caches=caches)
         else:

@@ -20,7 +20,9 @@
 
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 namespace {
@@ -478,9 +480,138 @@ std::vector<at::Tensor> lstm_backward(
   return {dgh, dh, dc, dw, db};
 }
 
+// ---- Generation: a character language model's whole sampling loop -------------------
+//
+// rnnkit.models.lm.CharLM.sample, once the prompt is read: per character, pick the next one
+// from softmax(logits / temperature) (10.2), feed it back through every stacked layer
+// (one step of 10.4-10.7 for the LSTM, of the GRU or of the Elman RNN 10.1), and score the
+// next one with the head. At batch 1 every product is a matrix-vector one of a few
+// hundred rows; run from Python each costs its dispatch, several times its arithmetic.
+//
+// The pick is the inverse of the cumulative distribution at a uniform u drawn outside
+// (torch's generator), the rule rnnkit.models.lm.pick_index follows too:
+//   w_i = exp((l_i - max l) / temperature) for the allowed i (never the unknown class;
+//   with top_k, only l_i >= the k-th largest), 0 for the others;
+//   the pick is the first i with w_0 + ... + w_i > u * (w_0 + ... + w_{V-1}).
+// Temperature 0 picks the largest allowed logit (the first, on a tie).
+
+namespace {
+
+template <typename T>
+int64_t pick_index(const T* logits, int64_t V, double u, double temperature, int64_t top_k,
+                   int64_t unk, std::vector<double>& w) {
+  double top = -INFINITY;
+  int64_t best = -1;
+  for (int64_t i = 0; i < V; ++i)
+    if (i != unk && double(logits[i]) > top) {
+      top = double(logits[i]);
+      best = i;
+    }
+  if (temperature == 0.0) return best;
+  double kth = -INFINITY;
+  if (top_k > 0 && top_k < V) {
+    std::vector<double> sorted;
+    sorted.reserve(V);
+    for (int64_t i = 0; i < V; ++i)
+      sorted.push_back(i == unk ? -INFINITY : double(logits[i]));
+    std::nth_element(sorted.begin(), sorted.begin() + (top_k - 1), sorted.end(),
+                     std::greater<double>());
+    kth = sorted[top_k - 1];
+  }
+  double total = 0.0;
+  for (int64_t i = 0; i < V; ++i) {
+    const double l = double(logits[i]);
+    w[i] = (i == unk || l < kth) ? 0.0 : std::exp((l - top) / temperature);
+    total += w[i];
+  }
+  const double target = u * total;
+  double sum = 0.0;
+  int64_t last = best;
+  for (int64_t i = 0; i < V; ++i) {
+    if (w[i] == 0.0) continue;
+    sum += w[i];
+    last = i;
+    if (sum > target) return i;
+  }
+  return last;  // u * total rounded up to the total
+}
+
+}  // namespace
+
+// kind: 0 Elman RNN (tanh), 1 Elman RNN (relu), 2 LSTM, 3 GRU (torch's gate orders).
+// table (V, G): row v is W_ih x + b_ih of layer 0 for the embedding of character v.
+// w_ih_t[k-1] (H, G) and b_ih[k-1] (G): layers k >= 1; w_hh_t[k] (H, G) and b_hh[k] (G).
+// head_t (H, V), head_b (V). h, c (L, H) and logits (V) are read and left as after the
+// last character; c is empty unless kind is LSTM. Returns the picked ids (N,), N = u.size(0).
+at::Tensor lm_generate(int64_t kind, const at::Tensor& table, std::vector<at::Tensor> w_ih_t,
+                       std::vector<at::Tensor> b_ih, std::vector<at::Tensor> w_hh_t,
+                       std::vector<at::Tensor> b_hh, const at::Tensor& head_t,
+                       const at::Tensor& head_b, at::Tensor h, at::Tensor c, at::Tensor logits,
+                       const at::Tensor& u, double temperature, int64_t top_k, int64_t unk) {
+  const int64_t L = static_cast<int64_t>(w_hh_t.size());
+  const int64_t H = h.size(1), V = table.size(0), G = table.size(1), N = u.size(0);
+  TORCH_CHECK(L >= 1 && static_cast<int64_t>(w_ih_t.size()) == L - 1, "lm_generate: layers");
+  TORCH_CHECK(h.is_contiguous() && logits.is_contiguous() && (kind != 2 || c.is_contiguous()),
+              "lm_generate: h, c and logits must be contiguous");
+  at::Tensor ids = at::empty({N}, at::kLong);
+  int64_t* out = ids.data_ptr<int64_t>();
+  const double* up = u.data_ptr<double>();
+  // Products as in the recurrences above (product): a plain loop when small, else BLAS.
+  at::Tensor gx_t = at::empty({1, G}, table.options()), gh_t = at::empty({1, G}, table.options());
+  at::Tensor logits_row = logits.view({1, V});
+  AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "lm_generate", [&] {
+    using T_ = scalar_t;
+    std::vector<double> w(V);
+    T_* gx = gx_t.data_ptr<T_>();
+    const T_* gh = gh_t.data_ptr<T_>();
+    const T_* rows = table.data_ptr<T_>();
+    T_* hp = h.data_ptr<T_>();
+    T_* cp = kind == 2 ? c.data_ptr<T_>() : nullptr;
+    const T_* lp = logits.data_ptr<T_>();
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t id = pick_index(lp, V, up[n], temperature, top_k, unk, w);
+      out[n] = id;
+      for (int64_t k = 0; k < L; ++k) {
+        T_* hk = hp + k * H;
+        if (k == 0)
+          std::copy(rows + id * G, rows + (id + 1) * G, gx);
+        else  // the layer's input: the layer below's new h
+          product(h.select(0, k - 1).view({1, H}), w_ih_t[k - 1], b_ih[k - 1], gx_t);
+        product(h.select(0, k).view({1, H}), w_hh_t[k], b_hh[k], gh_t);
+        if (kind == 2) {  // i, f, g, o: c = f c + i g, h = o tanh(c) (10.4-10.7)
+          T_* ck = cp + k * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const T_ iv = sigmoid(gx[j] + gh[j]);
+            const T_ fv = sigmoid(gx[H + j] + gh[H + j]);
+            const T_ gv = std::tanh(gx[2 * H + j] + gh[2 * H + j]);
+            const T_ ov = sigmoid(gx[3 * H + j] + gh[3 * H + j]);
+            ck[j] = fv * ck[j] + iv * gv;
+            hk[j] = ov * std::tanh(ck[j]);
+          }
+        } else if (kind == 3) {  // r, z, n: h = (1 - z) n + z h (10.17)
+          for (int64_t j = 0; j < H; ++j) {
+            const T_ rv = sigmoid(gx[j] + gh[j]);
+            const T_ zv = sigmoid(gx[H + j] + gh[H + j]);
+            const T_ nv = std::tanh(gx[2 * H + j] + rv * gh[2 * H + j]);
+            hk[j] = (T_(1) - zv) * nv + zv * hk[j];
+          }
+        } else {  // h = tanh(a) or relu(a) (10.1)
+          for (int64_t j = 0; j < H; ++j) {
+            const T_ a = gx[j] + gh[j];
+            hk[j] = kind == 0 ? std::tanh(a) : (a > T_(0) ? a : T_(0));
+          }
+        }
+      }
+      product(h.select(0, L - 1).view({1, H}), head_t, head_b, logits_row);
+    }
+  });
+  return ids;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_forward", &gru_forward, "GRU recurrence, forward (rnnkit.kernels.fused)");
   m.def("gru_backward", &gru_backward, "GRU recurrence, backward (rnnkit.kernels.fused)");
   m.def("lstm_forward", &lstm_forward, "LSTM recurrence, forward (rnnkit.kernels.fused)");
   m.def("lstm_backward", &lstm_backward, "LSTM recurrence, backward (rnnkit.kernels.fused)");
+  m.def("lm_generate", &lm_generate, "a character LM's sampling loop (rnnkit.models.lm)");
 }

@@ -21,10 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rnnkit.data.vocab import UNK_ID, Vocabulary
+from rnnkit.data.vocab import Vocabulary
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM
 from rnnkit.layers.base import LayerState, RecurrentLayer
 from rnnkit.models._config import config_from_dict
+from rnnkit.models._sampling import BLOCK, FusedLoop, pick_index, uniforms
 
 # The recurrent layers a language model can be built from, by the name the CLI takes.
 # A new cell joins by adding its layer class here.
@@ -140,6 +141,11 @@ class CharLM(nn.Module):
         ``temperature`` divides the logits (0 picks the most likely character);
         ``top_k`` keeps only the k most likely characters. The unknown class is never
         sampled. Same ``generator`` seed, same text.
+
+        On the CPU a plain LSTM, GRU or Elman RNN samples in one C++ loop
+        (:class:`rnnkit.models._sampling.FusedLoop`), any other model one
+        :class:`rnnkit.Stream` step per character; both pick by the same rule
+        (:func:`rnnkit.models._sampling.pick_index`) from the same uniforms.
         """
         if length < 0:
             raise ValueError(f"length must be >= 0; got {length}")
@@ -158,31 +164,27 @@ class CharLM(nn.Module):
             ids = self.vocab.encode(prompt or start).to(device)
             logits, state = self(ids.unsqueeze(1))  # primes the state on the whole prompt
             last = logits[-1, 0]  # (V,)
-            # Then one character at a time through a Stream's one-step path: half the cost
-            # of a whole-sequence call of length 1 (docs/language-model.md, generation).
+            fused = FusedLoop.for_model(self)
+            if fused is not None:  # the whole loop in C++: docs/language-model.md, generation
+                h, c = fused.start(state)
+                last = last.contiguous()
+                for done in range(0, length, BLOCK):
+                    u = uniforms(generator)[: length - done]
+                    for nxt in fused.run(last, h, c, u, temperature, top_k):
+                        yield self.vocab.decode([nxt])
+                return
+            # Otherwise one character at a time through a Stream's one-step path: half the
+            # cost of a whole-sequence call of length 1.
             # (Imported here: rnnkit.stream imports rnnkit.train, which imports this module.)
             from rnnkit.stream import Stream
 
             stream = Stream(self.rnn)
             stream.state = state
-            for _ in range(length):
-                nxt = _pick(last, temperature, top_k, generator)
-                yield self.vocab.decode([nxt])
-                e = self.embedding(torch.tensor([nxt], device=device))  # (1, E)
-                last = self.head(stream.step(e))[0]  # (V,)
+            for done in range(0, length, BLOCK):
+                for u in uniforms(generator)[: length - done].tolist():
+                    nxt = pick_index(last, u, temperature, top_k)
+                    yield self.vocab.decode([nxt])
+                    e = self.embedding(torch.tensor([nxt], device=device))  # (1, E)
+                    last = self.head(stream.step(e))[0]  # (V,)
         finally:
             self.train(was_training)
-
-
-def _pick(
-    logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
-) -> int:
-    logits = logits.float().clone()
-    logits[UNK_ID] = float("-inf")
-    if temperature == 0:
-        return int(logits.argmax())
-    if top_k is not None and top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits[logits < kth] = float("-inf")
-    probs = torch.softmax(logits / temperature, dim=-1).cpu()
-    return int(torch.multinomial(probs, 1, generator=generator))
