@@ -31,7 +31,7 @@ with positions for the whole context; the speed does not depend on the weights.)
     python benchmarks/lm_vs_transformer.py --minutes 3 --grid hidden=128,256 lr=3e-3,6e-3
 
 ``--grid KEY=V1,V2 ...`` trains every combination of recurrent-model settings (keys:
-cell, hidden, layers, embed, batch, seq_len, lr, warmup, threads), ``--variants
+cell, hidden, layers, embed, batch, seq_len, lr, warmup, threads, dropout), ``--variants
 KEY=V,KEY=V ...`` each setting listed (``default``: none changed), and ranks them by
 validation bpc: how the defaults of `rnnkit train` were chosen (docs/language-model.md).
 The table, a JSON file of every result and a plot of the learning curves go to ``--out``.
@@ -77,6 +77,7 @@ GRID_KEYS = {
     "lr": float,
     "warmup": int,
     "threads": int,
+    "dropout": float,
 }
 
 
@@ -246,6 +247,7 @@ def build_task(spec: dict[str, Any]) -> LanguageModelTask:
         embed_size=spec.get("embed", 64),
         seq_len=spec["seq_len"],
         batch_size=spec["batch"],
+        dropout=spec.get("dropout", 0.0),
         sample_chars=0,
     )
     if spec["kind"] == "transformer":
@@ -516,6 +518,18 @@ def table(results: list[dict[str, Any]], marks: list[str]) -> list[str]:
     return lines
 
 
+def generation_ratios(results: list[dict[str, Any]]) -> list[str]:
+    """Each recurrent model's generation speed over each transformer's with its KV cache."""
+    rnns = [r for r in results if r["kind"] == "rnn"]
+    tfs = [r for r in results if "gen_kv" in r]
+    return [
+        f"generation at {GEN_CONTEXT:,} characters: {r['name']} / {t['name']} with KV cache = "
+        f"{r['gen'] / t['gen_kv']:.2f}x (goal >= 5)"
+        for r in rnns
+        for t in tfs
+    ]
+
+
 def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -603,6 +617,9 @@ def main() -> None:
     if args.grid or args.variants:
         results.sort(key=lambda r: r["val_bpc"])
     lines = table(results, marks)
+    ratios = generation_ratios(results)
+    if ratios:
+        lines += ["", *ratios]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = f"{args.corpus}-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}"
