@@ -93,6 +93,33 @@ def test_the_hand_written_backward_passes_gradcheck(reverse: bool) -> None:
         torch.testing.assert_close(a, c, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_layer_norm_lstms_backward_passes_gradcheck(reverse: bool) -> None:
+    torch.manual_seed(0)
+    T, B, H = 4, 3, 3
+    gx = torch.randn(T, B, 4 * H, dtype=F64, requires_grad=True)
+    h0, c0 = (torch.randn(B, H, dtype=F64, requires_grad=True) for _ in range(2))
+    w = torch.randn(4 * H, H, dtype=F64, requires_grad=True)
+    b = torch.randn(4 * H, dtype=F64, requires_grad=True)
+    norms = [torch.randn(n, dtype=F64, requires_grad=True) for n in (4 * H, 4 * H, H, H)]
+    mask = torch.rand(B, H, dtype=F64) * 2  # recurrent dropout's mask, a constant
+    valid = torch.arange(T)[:, None] < torch.tensor([4, 2, 3])[None, :]
+    zero = torch.zeros(T, B, dtype=torch.bool)
+    zero[2, 0] = True
+
+    def f(gx, h0, c0, w, b, *ln):
+        return fused.lstm(gx, h0, c0, w, b, mask, None, 0.2, valid, zero, reverse, tuple(ln))
+
+    inputs = (gx, h0, c0, w, b, *norms)
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)  # through autograd over the loop's form
+    want = fused.reference_lstm(
+        gx, h0, c0, w, b, mask, None, None, 0.2, valid, zero, reverse, *norms
+    )
+    for a, c in zip(f(*inputs), want, strict=True):
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-12)
+
+
 def test_float32_agrees_with_torch_nn_gru() -> None:
     torch.manual_seed(0)
     ref = torch.nn.GRU(8, 16, 2, bidirectional=True)
@@ -124,8 +151,8 @@ def test_forcing_fused_where_it_cannot_run_is_an_error() -> None:
     )
     with pytest.raises(ValueError, match=message):
         rnnkit.RNN(3, 4, backend="fused")(torch.zeros(2, 1, 3))
-    with pytest.raises(ValueError, match=r"have no layer_norm yet"):
-        rnnkit.LSTM(3, 4, layer_norm=True, backend="fused")(torch.zeros(2, 1, 3))
+    with pytest.raises(ValueError, match=r"have no proj_size yet"):
+        rnnkit.LSTM(3, 4, proj_size=2, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"have no zoneout yet"):
         rnnkit.GRU(3, 4, zoneout=0.1, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"run float32 and float64 on the CPU; got torch.bfloat16"):
@@ -162,7 +189,9 @@ def test_without_a_compiler_one_warning_then_the_usual_kernels(
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("options", ["plain", "recurrent_dropout", "zoneout", "both"])
+@pytest.mark.parametrize(
+    "options", ["plain", "recurrent_dropout", "zoneout", "both", "layer_norm", "all"]
+)
 def test_the_fused_lstm_equals_the_cells_own_loop_with_the_same_masks(reverse, options):
     """Training mode, the random masks drawn once and given to both: the kernel against
     rnnkit.backends.loop.loop over rnnkit.cells.LSTMCell.step, forward and gradients."""
@@ -171,10 +200,16 @@ def test_the_fused_lstm_equals_the_cells_own_loop_with_the_same_masks(reverse, o
 
     torch.manual_seed(0)
     T, B, H = 7, 4, 5
-    zoneout = 0.3 if options in ("zoneout", "both") else 0.0
-    dropout = 0.4 if options in ("recurrent_dropout", "both") else 0.0
-    cell = LSTMCell(3, H, zoneout=zoneout, recurrent_dropout=dropout, dtype=F64).train()
-    p = {k: v.detach().clone().requires_grad_() for k, v in cell.named_parameters()}
+    zoneout = 0.3 if options in ("zoneout", "both", "all") else 0.0
+    dropout = 0.4 if options in ("recurrent_dropout", "both", "all") else 0.0
+    ln = options in ("layer_norm", "all")
+    cell = LSTMCell(3, H, zoneout=zoneout, recurrent_dropout=dropout, layer_norm=ln, dtype=F64)
+    cell.train()
+    # Away from the initial values (layer norm's gains start at 1, its biases at 0).
+    p = {
+        k: (v.detach() + 0.3 * torch.randn_like(v)).requires_grad_()
+        for k, v in cell.named_parameters()
+    }
     x = torch.randn(T, B, 3, dtype=F64)
     h0, c0 = (torch.randn(B, H, dtype=F64, requires_grad=True) for _ in range(2))
     lengths = torch.tensor([7, 3, 5, 1])
@@ -187,8 +222,10 @@ def test_the_fused_lstm_equals_the_cells_own_loop_with_the_same_masks(reverse, o
     for run in ("fused", "loop"):
         gx = cell.project(p, x)
         if run == "fused":
+            names = ("hh_weight", "hh_bias", "c_weight", "c_bias")
+            norms = tuple(p[f"ln_{n}"] for n in names) if ln else None
             outs = fused.lstm(gx, h0, c0, p["weight_hh"], p["bias_hh"], mask, keep, zoneout,
-                              valid, zero, reverse)  # fmt: skip
+                              valid, zero, reverse, norms)  # fmt: skip
         else:
             out, (h, c) = loop(cell, p, gx, (h0, c0), valid=valid, zero=zero, reverse=reverse,
                                mask=mask, keep=keep)  # fmt: skip
@@ -203,10 +240,16 @@ def test_the_fused_lstm_equals_the_cells_own_loop_with_the_same_masks(reverse, o
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("resets", [False, True])
-def test_an_evaluating_zoneout_lstm_layer_equals_the_reference_backend(bidirectional, resets):
+@pytest.mark.parametrize("options", ["zoneout", "layer_norm", "both"])
+def test_an_evaluating_lstm_layer_equals_the_reference_backend(bidirectional, resets, options):
     torch.manual_seed(0)
-    kw = {"num_layers": 2, "bidirectional": bidirectional, "zoneout": 0.2, "dtype": F64}
+    kw = {"num_layers": 2, "bidirectional": bidirectional, "dtype": F64}
+    kw["zoneout"] = 0.2 if options != "layer_norm" else 0.0
+    kw["layer_norm"] = options != "zoneout"
     ours = rnnkit.LSTM(3, 5, backend="fused", **kw).eval()
+    with torch.no_grad():  # away from layer norm's initial gains and biases
+        for w in ours.parameters():
+            w.add_(0.3 * torch.randn_like(w))
     ref = rnnkit.LSTM(3, 5, backend="reference", **kw).eval()
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(7, 4, 3, dtype=F64)
@@ -225,11 +268,11 @@ def test_an_evaluating_zoneout_lstm_layer_equals_the_reference_backend(bidirecti
 def test_the_lstms_auto_choice() -> None:
     x = torch.zeros(5, 2, 3)
     assert rnnkit.LSTM(3, 4).backend_for(x).name == "native"  # torch's oneDNN kernel
-    for options in ({"zoneout": 0.1}, {"recurrent_dropout": 0.2}):
+    for options in ({"zoneout": 0.1}, {"recurrent_dropout": 0.2}, {"layer_norm": True}):
         assert rnnkit.LSTM(3, 4, **options).backend_for(x).name == "fused"
     reset = torch.zeros(5, 2, dtype=torch.bool)
     assert rnnkit.LSTM(3, 4).backend_for(x, reset=reset).name == "fused"
-    assert rnnkit.LSTM(3, 4, layer_norm=True).backend_for(x).name == "reference"
+    assert rnnkit.LSTM(3, 4, layer_norm=True).backend_for(x).name == "fused"
     assert rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1).backend_for(x).name == "reference"
     eval_dropout = rnnkit.LSTM(3, 4, recurrent_dropout=0.2).eval()
     assert eval_dropout.backend_for(x).name == "native"  # no dropout in evaluation

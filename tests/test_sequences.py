@@ -172,22 +172,22 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
     with rnnkit.backends.trace() as ran:
         plain(x)
     assert ran[plain].name == "native"
-    normed = rnnkit.LSTM(3, 4, layer_norm=True)
-    choice = normed.backend_for(x)  # asked ahead: nothing runs, nothing is warned
+    zoned = rnnkit.GRU(3, 4, zoneout=0.1)  # no kernel but the reference loop has zoneout
+    choice = zoned.backend_for(x)  # asked ahead: nothing runs, nothing is warned
     assert choice.name == "reference" and choice.fallback
-    assert "layer_norm" in choice.reason
-    warned = pytest.warns(rnnkit.PerformanceWarning, match="layer_norm")
+    assert "zoneout" in choice.reason
+    warned = pytest.warns(rnnkit.PerformanceWarning, match="zoneout")
     with warned, rnnkit.backends.trace() as ran:
-        normed(x)
-    assert ran[normed] == choice
+        zoned(x)
+    assert ran[zoned] == choice
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")  # Python's own: once per call site and message
         for _ in range(3):
-            normed(x)
+            zoned(x)
     assert len(caught) == 1 and issubclass(caught[0].category, rnnkit.PerformanceWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        explicit = rnnkit.LSTM(3, 4, layer_norm=True, backend="reference")
+        explicit = rnnkit.GRU(3, 4, zoneout=0.1, backend="reference")
         explicit(x)  # an explicit choice is not warned about
     with pytest.warns(rnnkit.PerformanceWarning, match="reset"):
         rnnkit.RNN(3, 4)(x, reset=torch.zeros(5, 2, dtype=torch.bool))

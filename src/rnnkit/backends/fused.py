@@ -1,14 +1,15 @@
 """The fused backend: each direction's step loop in C++, the backward written out.
 
-Where torch has no fused kernel on the CPU: the GRU (torch's own runs its step loop through
-autograd, 3-20 times its LSTM's time at small batch), and the LSTM with the options torch
-lacks - zoneout and recurrent dropout - and with per-sample resets, which otherwise run on
-the reference loop. The input projection of every direction stays one GEMM over all T
-steps (``cell.project``) and the recurrence runs in :mod:`rnnkit.kernels.fused`, with
-lengths and resets as masks; stacking, directions and dropout between layers are
-:func:`rnnkit.backends.stack.run_stack`'s, as for the reference backend. Zoneout's
-training masks are drawn for all steps up front (``cell.sample_zoneout``, as under
-``torch.compile``), the recurrent-dropout mask once per sequence as the reference does.
+Where torch has no fused kernel on the CPU: the GRU (torch's own runs its step loop
+through autograd, 3-20 times its LSTM's time at small batch), and the LSTM with the
+options torch lacks - layer norm, zoneout and recurrent dropout - and with per-sample
+resets, which otherwise run on the reference loop. The input projection of every direction
+stays one GEMM over all T steps (``cell.project``) and the recurrence runs in
+:mod:`rnnkit.kernels.fused`, with lengths and resets as masks; stacking, directions and
+dropout between layers are :func:`rnnkit.backends.stack.run_stack`'s, as for the reference
+backend. Zoneout's training masks are drawn for all steps up front
+(``cell.sample_zoneout``, as under ``torch.compile``), the recurrent-dropout mask once per
+sequence as the reference does.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
         return f"rnnkit's fused kernels have no {plan.kind}"
     options = plan.cells[0].uses_cell_options
     if plan.kind == "LSTM":
-        options = [o for o in options if o not in ("zoneout", "recurrent_dropout")]
+        options = [o for o in options if o not in ("zoneout", "recurrent_dropout", "layer_norm")]
         if plan.proj_size:
             options.append("proj_size")
     if options:
@@ -77,9 +78,15 @@ def run(
             return out, (h,)
         mask = cell.sample_recurrent_mask(x.size(1), inp)
         keep = cell.sample_zoneout(x.size(0), s0)
+        ln = (
+            (p["ln_hh_weight"], p["ln_hh_bias"], p["ln_c_weight"], p["ln_c_bias"])
+            if cell.layer_norm
+            else None
+        )
         out, h, c = fused.lstm(
             gx, s0[0], s0[1], p["weight_hh"], p.get("bias_hh"), mask,
             None if keep is None else (keep[0], keep[1]), cell.zoneout, m.valid, zero, bool(d),
+            ln,
         )  # fmt: skip
         return out, (h, c)
 

@@ -210,12 +210,14 @@ def gru(
 
 
 class LSTMRecurrence(torch.autograd.Function):
-    """The LSTM recurrence over projected inputs gx (T, B, 4H), with recurrent dropout and
-    zoneout: (out (T, B, H), h_T, c_T (B, H)).
+    """The LSTM recurrence over projected inputs gx (T, B, 4H), with recurrent dropout,
+    zoneout and layer norm: (out (T, B, H), h_T, c_T (B, H)).
 
     ``mask`` (B, H) multiplies h^{t-1} in the recurrent product (None: no dropout);
     ``keep_h``/``keep_c`` (T, B, H) bool are zoneout's training masks (None: none, or the
     evaluation blend with ``zoneout`` = p). The masks are constants (no gradient).
+    ``ln`` is (ln_hh weight, ln_hh bias, ln_c weight, ln_c bias), or four Nones for none:
+    the recurrent product is normalised before b_hh, and c^t inside the output's tanh.
     """
 
     @staticmethod
@@ -233,37 +235,52 @@ class LSTMRecurrence(torch.autograd.Function):
         valid: Tensor | None,
         zero: Tensor | None,
         reverse: bool,
+        ln_hh_w: Tensor | None,
+        ln_hh_b: Tensor | None,
+        ln_c_w: Tensor | None,
+        ln_c_b: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        out, h, c, h_prev, c_prev, gates, tc = extension().lstm_forward(
-            gx, h0, c0, w_hh, b_hh, mask, keep_h, keep_c, zoneout, valid, zero, reverse
+        ln = (ln_hh_w, ln_hh_b, ln_c_w, ln_c_b)
+        out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc = extension().lstm_forward(
+            gx, h0, c0, w_hh, b_hh, mask, keep_h, keep_c, zoneout, valid, zero, reverse, *ln
         )
-        bias = b_hh if b_hh is not None else gx.new_empty(0)
-        ctx.save_for_backward(gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc)
+        empty = gx.new_empty(0)
+        bias = b_hh if b_hh is not None else empty
+        lnw = [w if w is not None else empty for w in ln]
+        ctx.save_for_backward(
+            gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc, *lnw
+        )
         ctx.constants = (mask, keep_h, keep_c, zoneout, valid, zero, reverse)
         ctx.has_bias = b_hh is not None
+        ctx.has_ln = ln_hh_w is not None
         return out, h, c
 
     @staticmethod
     def backward(
         ctx: Any, d_out: Tensor | None, d_h: Tensor | None, d_c: Tensor | None
     ) -> tuple[Any, ...]:
-        gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc = ctx.saved_tensors
+        gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc, *lnw = (
+            ctx.saved_tensors
+        )
         mask, keep_h, keep_c, zoneout, valid, zero, reverse = ctx.constants
         b_hh = bias if ctx.has_bias else None
+        ln = lnw if ctx.has_ln else [None] * 4
         none = (None,) * 7
         if _needs_autograd(d_out, d_h, d_c):
             grads = _autograd_backward(
-                lambda gx, h0, c0, w, b: reference_lstm(
-                    gx, h0, c0, w, b, mask, keep_h, keep_c, zoneout, valid, zero, reverse
+                lambda gx, h0, c0, w, b, *ln: reference_lstm(
+                    gx, h0, c0, w, b, mask, keep_h, keep_c, zoneout, valid, zero, reverse,
+                    *ln,
                 ),
-                [gx, h0, c0, w_hh, b_hh], [d_out, d_h, d_c],
+                [gx, h0, c0, w_hh, b_hh, *ln], [d_out, d_h, d_c],
             )  # fmt: skip
-            return (*grads, *none)
-        dgx, dh0, dc0, dw, db = extension().lstm_backward(
+            return (*grads[:5], *none, *grads[5:])
+        dgx, dh0, dc0, dw, db, *dln = extension().lstm_backward(
             d_out, d_h, d_c, w_hh, h_prev, c_prev, gates, tc, mask, keep_h, keep_c, zoneout,
-            valid, zero, reverse,
+            valid, zero, reverse, ln[0], ln[2], xh, rh, xc, rc,
         )  # fmt: skip
-        return (dgx, dh0, dc0, dw, (db if ctx.has_bias else None), *none)
+        d_ln = dln if ctx.has_ln else [None] * 4
+        return (dgx, dh0, dc0, dw, (db if ctx.has_bias else None), *none, *d_ln)
 
 
 def reference_lstm(
@@ -279,10 +296,15 @@ def reference_lstm(
     valid: Tensor | None,
     zero: Tensor | None,
     reverse: bool,
+    ln_hh_w: Tensor | None = None,
+    ln_hh_b: Tensor | None = None,
+    ln_c_w: Tensor | None = None,
+    ln_c_b: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """What :class:`LSTMRecurrence` computes, as a PyTorch loop (``rnnkit.cells.lstm``'s
     step, zoneout and recurrent dropout as ``rnnkit.cells.base`` applies them, and
     ``rnnkit.backends.loop``'s masks)."""
+    F = torch.nn.functional
     T = gx.size(0)
     h, c, outs = h0, c0, [gx.new_empty(0)] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
@@ -293,9 +315,16 @@ def reference_lstm(
                 torch.where(z_t, torch.zeros_like(c), c),
             )
         h_in = h if mask is None else h * mask
-        a_i, a_f, a_g, a_o = (gx[t] + torch.nn.functional.linear(h_in, w_hh, b_hh)).chunk(4, -1)
+        if ln_hh_w is not None:  # Ba et al. 2016: normalised before the bias
+            wh = F.linear(h_in, w_hh)
+            gh = F.layer_norm(wh, wh.shape[-1:], ln_hh_w, ln_hh_b)
+            gh = gh if b_hh is None else gh + b_hh
+        else:
+            gh = F.linear(h_in, w_hh, b_hh)
+        a_i, a_f, a_g, a_o = (gx[t] + gh).chunk(4, -1)
         c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
-        h_new = torch.sigmoid(a_o) * torch.tanh(c_new)
+        c_out = c_new if ln_c_w is None else F.layer_norm(c_new, c_new.shape[-1:], ln_c_w, ln_c_b)
+        h_new = torch.sigmoid(a_o) * torch.tanh(c_out)
         if keep_h is not None and keep_c is not None:
             h_new = torch.where(keep_h[t], h, h_new)
             c_new = torch.where(keep_c[t], c, c_new)
@@ -325,11 +354,16 @@ def lstm(
     valid: Tensor | None = None,
     zero: Tensor | None = None,
     reverse: bool = False,
+    ln: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:class:`LSTMRecurrence` applied (the masks as (T, B) bool; ``keep`` the zoneout
-    masks (keep_h, keep_c) in training)."""
+    masks (keep_h, keep_c) in training; ``ln`` the layer norms' (ln_hh weight, ln_hh bias,
+    ln_c weight, ln_c bias))."""
     v = None if valid is None else valid.reshape(valid.shape[:2]).contiguous()
     zm = None if zero is None else zero.reshape(zero.shape[:2]).contiguous()
     kh, kc = (None, None) if keep is None else (keep[0].contiguous(), keep[1].contiguous())
     m = None if mask is None else mask.contiguous()
-    return LSTMRecurrence.apply(gx, h0, c0, w_hh, b_hh, m, kh, kc, float(zoneout), v, zm, reverse)
+    norms = (None,) * 4 if ln is None else ln
+    return LSTMRecurrence.apply(
+        gx, h0, c0, w_hh, b_hh, m, kh, kc, float(zoneout), v, zm, reverse, *norms
+    )

@@ -83,6 +83,43 @@ const bool* mask_row(const at::Tensor& mask, int64_t t, int64_t B) {
   return mask.defined() ? mask.data_ptr<bool>() + t * B : nullptr;
 }
 
+// Layer normalisation of each of the B rows of v (B, N) in place, as F.layer_norm (biased
+// variance, eps 1e-5): v = x^ w + b (+ extra), keeping x^ (B, N) and 1 / sqrt(var + eps) (B).
+template <typename T>
+void normalise(T* v, T* xhat, T* rstd, const T* w, const T* b, const T* extra, int64_t B,
+               int64_t N) {
+  for (int64_t i = 0; i < B; ++i) {
+    T* row = v + i * N;
+    T* xr = xhat + i * N;
+    T mean = T(0), var = T(0);
+    for (int64_t n = 0; n < N; ++n) mean += row[n];
+    mean /= T(N);
+    for (int64_t n = 0; n < N; ++n) var += (row[n] - mean) * (row[n] - mean);
+    const T r = T(1) / std::sqrt(var / T(N) + T(1e-5));
+    rstd[i] = r;
+    for (int64_t n = 0; n < N; ++n) {
+      xr[n] = (row[n] - mean) * r;
+      row[n] = xr[n] * w[n] + b[n] + (extra != nullptr ? extra[n] : T(0));
+    }
+  }
+}
+
+// The gradient of v from that of LN(v) (dy, N wide), given x^ and rstd of the row:
+// dv = rstd (dx - mean(dx) - x^ mean(dx x^)) with dx = dy w; adds dy x^ to dw.
+template <typename T>
+void normalise_backward(const T* dy, const T* xr, T r, const T* w, T* dw, T* dv, int64_t N) {
+  T s1 = T(0), s2 = T(0);
+  for (int64_t n = 0; n < N; ++n) {
+    const T dx = dy[n] * w[n];
+    s1 += dx;
+    s2 += dx * xr[n];
+    dw[n] += dy[n] * xr[n];
+  }
+  s1 /= T(N);
+  s2 /= T(N);
+  for (int64_t n = 0; n < N; ++n) dv[n] = r * (dy[n] * w[n] - s1 - xr[n] * s2);
+}
+
 }  // namespace
 
 // gx (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H) or undefined, valid and zero (T, B)
@@ -265,6 +302,14 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
 //   dg (1-g^2), do o(1-o));  dh_prev = m * (W_h^T da) (+ zoneout's share)
 // keep_h, keep_c: (T, B, H) bool zoneout masks (training) or undefined; zoneout: p for
 // the evaluation blend (0: none).
+// Layer normalisation (Ba et al. 2016, rnnkit.cells.lstm with layer_norm=True), when
+// ln_hh_w is given: the recurrent product is normalised over its 4H units before b_h,
+//   a = gx + LN_hh(W_h (m * h)) + b_h,  LN(v) = (v - mean v) / sqrt(var v + eps) * w + b,
+// and the cell state over its H units inside the output: h' = o tanh(LN_c(c')); c' itself
+// is what the next step reads. The normalised values and 1 / sqrt(var + eps) of both are
+// kept for the backward:
+//   dv = rstd (dx - mean(dx) - x^ mean(dx x^)),  dx = dy * w,  dw = sum dy x^,  db = sum dy
+// (the gradient of a normalisation through its mean and variance).
 std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& h0,
                                      const at::Tensor& c0, const at::Tensor& w_hh,
                                      const c10::optional<at::Tensor>& b_opt,
@@ -272,10 +317,17 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
                                      const c10::optional<at::Tensor>& keep_h_opt,
                                      const c10::optional<at::Tensor>& keep_c_opt, double zoneout,
                                      const c10::optional<at::Tensor>& valid_opt,
-                                     const c10::optional<at::Tensor>& zero_opt, bool reverse) {
+                                     const c10::optional<at::Tensor>& zero_opt, bool reverse,
+                                     const c10::optional<at::Tensor>& ln_hh_w_opt,
+                                     const c10::optional<at::Tensor>& ln_hh_b_opt,
+                                     const c10::optional<at::Tensor>& ln_c_w_opt,
+                                     const c10::optional<at::Tensor>& ln_c_b_opt) {
   const at::Tensor gx = gx_in.contiguous();
   const int64_t T = gx.size(0), B = gx.size(1), H = h0.size(1);
   const at::Tensor Wt = w_hh.t().contiguous();  // (H, 4H)
+  const at::Tensor ln_hh_w = given(ln_hh_w_opt), ln_hh_b = given(ln_hh_b_opt);
+  const at::Tensor ln_c_w = given(ln_c_w_opt), ln_c_b = given(ln_c_b_opt);
+  const bool ln = ln_hh_w.defined();
   const at::Tensor b = given(b_opt);
   const at::Tensor mask = given(mask_opt);
   const at::Tensor keep_h = given(keep_h_opt);
@@ -290,6 +342,13 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
   at::Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();
   at::Tensor hin = at::empty({B, H}, opts), gh = at::empty({B, 4 * H}, opts);
   at::Tensor cnew = at::empty({B, H}, opts);  // c' of the step, before zoneout
+  // Layer norm: x^ and rstd of the recurrent product and of c', per step and row.
+  at::Tensor xh = ln ? at::empty({T, B, 4 * H}, opts) : at::empty({0}, opts);
+  at::Tensor rh = ln ? at::empty({T, B}, opts) : at::empty({0}, opts);
+  at::Tensor xc = ln ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
+  at::Tensor rc = ln ? at::empty({T, B}, opts) : at::empty({0}, opts);
+  at::Tensor lnc = ln ? at::empty({B, H}, opts) : cnew;  // LN_c(c'): what tanh reads
+  const at::Tensor none;
   const bool vector = B * H >= kVectorGates;
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "rnnkit_lstm_forward", [&] {
     using T_ = scalar_t;
@@ -312,11 +371,12 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
       }
       std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
       std::copy(cp, cp + B * H, c_prev.data_ptr<T_>() + t * B * H);
-      if (mp != nullptr) {
-        for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
-        product(hin, Wt, b, gh);
-      } else {
-        product(h, Wt, b, gh);
+      if (mp != nullptr) for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
+      product(mp != nullptr ? hin : h, Wt, ln ? none : b, gh);
+      if (ln) {  // gh = LN_hh(W_h h) + b_h, row by row
+        normalise(gh.data_ptr<T_>(), xh.data_ptr<T_>() + t * B * 4 * H,
+                  rh.data_ptr<T_>() + t * B, ln_hh_w.data_ptr<T_>(), ln_hh_b.data_ptr<T_>(),
+                  b.defined() ? b.data_ptr<T_>() : nullptr, B, 4 * H);
       }
       const T_* g = gx.data_ptr<T_>() + t * B * 4 * H;
       T_* a = gates.data_ptr<T_>() + t * B * 4 * H;
@@ -349,11 +409,18 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
         for (int64_t j = 0; j < H; ++j)
           cnp[i * H + j] = row[H + j] * cp[i * H + j] + row[j] * row[2 * H + j];
       }
+      if (ln) {  // tanh reads LN_c(c')
+        std::copy(cnp, cnp + B * H, lnc.data_ptr<T_>());
+        normalise(lnc.data_ptr<T_>(), xc.data_ptr<T_>() + t * B * H, rc.data_ptr<T_>() + t * B,
+                  ln_c_w.data_ptr<T_>(), ln_c_b.data_ptr<T_>(), static_cast<const T_*>(nullptr),
+                  B, H);
+      }
       if (vector) {
         at::Tensor tc_t = tc.select(0, t);
-        at::tanh_out(tc_t, cnew);
+        at::tanh_out(tc_t, lnc);
       } else {
-        for (int64_t e = 0; e < B * H; ++e) tcp[e] = std::tanh(cnp[e]);
+        const T_* lp = lnc.data_ptr<T_>();
+        for (int64_t e = 0; e < B * H; ++e) tcp[e] = std::tanh(lp[e]);
       }
       for (int64_t i = 0; i < B; ++i) {
         const bool stay = inside != nullptr && !inside[i];
@@ -381,11 +448,12 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
       }
     }
   });
-  return {out, h, c, h_prev, c_prev, gates, tc};
+  return {out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc};
 }
 
 // Gradients of lstm_forward's inputs from those of out, h_T and c_T (each may be
-// undefined): dgx (T, B, 4H), dh0, dc0 (B, H), dw_hh (4H, H), db_hh (4H).
+// undefined): dgx (T, B, 4H), dh0, dc0 (B, H), dw_hh (4H, H), db_hh (4H), and with layer
+// norm those of ln_hh's and ln_c's weight and bias (empty without).
 std::vector<at::Tensor> lstm_backward(
     const c10::optional<at::Tensor>& dout_opt, const c10::optional<at::Tensor>& dh_opt,
     const c10::optional<at::Tensor>& dc_opt, const at::Tensor& w_hh, const at::Tensor& h_prev,
@@ -393,8 +461,14 @@ std::vector<at::Tensor> lstm_backward(
     const c10::optional<at::Tensor>& mask_opt, const c10::optional<at::Tensor>& keep_h_opt,
     const c10::optional<at::Tensor>& keep_c_opt, double zoneout,
     const c10::optional<at::Tensor>& valid_opt, const c10::optional<at::Tensor>& zero_opt,
-    bool reverse) {
+    bool reverse, const c10::optional<at::Tensor>& ln_hh_w_opt,
+    const c10::optional<at::Tensor>& ln_c_w_opt, const c10::optional<at::Tensor>& xh_opt,
+    const c10::optional<at::Tensor>& rh_opt, const c10::optional<at::Tensor>& xc_opt,
+    const c10::optional<at::Tensor>& rc_opt) {
   const int64_t T = tc.size(0), B = tc.size(1), H = tc.size(2);
+  const at::Tensor ln_hh_w = given(ln_hh_w_opt), ln_c_w = given(ln_c_w_opt);
+  const at::Tensor xh = given(xh_opt), rh = given(rh_opt), xc = given(xc_opt), rc = given(rc_opt);
+  const bool ln = ln_hh_w.defined();
   auto opts = tc.options();
   const at::Tensor W = w_hh.contiguous();  // (4H, H)
   const at::Tensor dout = given(dout_opt);
@@ -406,10 +480,29 @@ std::vector<at::Tensor> lstm_backward(
   at::Tensor dh = dh_opt.has_value() ? dh_opt->contiguous().clone() : at::zeros({B, H}, opts);
   at::Tensor dc = dc_opt.has_value() ? dc_opt->contiguous().clone() : at::zeros({B, H}, opts);
   at::Tensor dgh = at::empty({T, B, 4 * H}, opts);
+  // With layer norm the gates' gradient (dgx, and b_h's) differs from the recurrent
+  // product's (dgh, before LN_hh); without, they are one tensor.
+  at::Tensor dgx = ln ? at::zeros({T, B, 4 * H}, opts) : dgh;
+  at::Tensor dln_hh_w = ln ? at::zeros({4 * H}, opts) : at::empty({0}, opts);
+  at::Tensor dln_c_w = ln ? at::zeros({H}, opts) : at::empty({0}, opts);
+  at::Tensor dln_c_b = ln ? at::zeros({H}, opts) : at::empty({0}, opts);
   at::Tensor direct = at::empty({B, H}, opts), back = at::empty({B, H}, opts);
   const at::Tensor none;
   AT_DISPATCH_FLOATING_TYPES(tc.scalar_type(), "rnnkit_lstm_backward", [&] {
     using T_ = scalar_t;
+    std::vector<T_> dln(H), dcn(H);  // per row: dL/d(tanh's argument), dL/dc' (pass 1)
+    T_* dlnp = dln.data();
+    T_* dcnp = dcn.data();
+    const T_* lncw = ln ? ln_c_w.data_ptr<T_>() : nullptr;
+    const T_* lnhw = ln ? ln_hh_w.data_ptr<T_>() : nullptr;
+    const T_* xhp = ln ? xh.data_ptr<T_>() : nullptr;
+    const T_* rhp = ln ? rh.data_ptr<T_>() : nullptr;
+    const T_* xcp = ln ? xc.data_ptr<T_>() : nullptr;
+    const T_* rcp = ln ? rc.data_ptr<T_>() : nullptr;
+    T_* dlncw = ln ? dln_c_w.data_ptr<T_>() : nullptr;
+    T_* dlncb = ln ? dln_c_b.data_ptr<T_>() : nullptr;
+    T_* dlnhw = ln ? dln_hh_w.data_ptr<T_>() : nullptr;
+    T_* dgxp = ln ? dgx.data_ptr<T_>() : nullptr;
     T_* dhp = dh.data_ptr<T_>();
     T_* dcp = dc.data_ptr<T_>();
     T_* dp = direct.data_ptr<T_>();
@@ -436,6 +529,8 @@ std::vector<at::Tensor> lstm_backward(
           std::copy(dhp + i * H, dhp + (i + 1) * H, dp + i * H);
           continue;
         }
+        // Pass 1: zoneout's split of dh', dc' and the gradient reaching the tanh of the
+        // output (dln: of LN_c(c') with layer norm, of c' without).
         for (int64_t j = 0; j < H; ++j) {
           const int64_t e = i * H + j;
           const T_ dhz = dhp[e] + (dop != nullptr ? dop[e] : T_(0));
@@ -448,16 +543,33 @@ std::vector<at::Tensor> lstm_backward(
             dhn = (T_(1) - p) * dhz; dh_keep = p * dhz;
             dcn = (T_(1) - p) * dcz; dc_keep = p * dcz;
           }
-          const T_ iv = row[j], fv = row[H + j], gv = row[2 * H + j], ov = row[3 * H + j];
           const T_ t_c = tcp[e];
-          const T_ d_o = dhn * t_c;
-          const T_ d_c = dcn + dhn * ov * (T_(1) - t_c * t_c);
+          const T_ ov = row[3 * H + j];
+          drow[3 * H + j] = dhn * t_c * ov * (T_(1) - ov);  // da_o
+          dlnp[j] = dhn * ov * (T_(1) - t_c * t_c);
+          dcnp[j] = dcn;
+          dcp[e] = dc_keep;
+          dp[e] = dh_keep;
+        }
+        if (ln) {  // through LN_c to c'
+          for (int64_t j = 0; j < H; ++j) dlncb[j] += dlnp[j];
+          normalise_backward(dlnp, xcp + (t * B + i) * H, rcp[t * B + i], lncw, dlncw, dlnp, H);
+        }
+        // Pass 2: dc = dc' + (the output's share); the gate deltas.
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t e = i * H + j;
+          const T_ iv = row[j], fv = row[H + j], gv = row[2 * H + j];
+          const T_ d_c = dcnp[j] + dlnp[j];
           drow[j] = d_c * gv * iv * (T_(1) - iv);                 // da_i
           drow[H + j] = d_c * cpp[e] * fv * (T_(1) - fv);         // da_f
           drow[2 * H + j] = d_c * iv * (T_(1) - gv * gv);         // da_g
-          drow[3 * H + j] = d_o * ov * (T_(1) - ov);              // da_o
-          dcp[e] = d_c * fv + dc_keep;
-          dp[e] = dh_keep;
+          dcp[e] += d_c * fv;
+        }
+        if (ln) {  // dgx = da; through LN_hh to the recurrent product W_h (m * h)
+          T_* gxrow = dgxp + t * B * 4 * H + i * 4 * H;
+          std::copy(drow, drow + 4 * H, gxrow);
+          normalise_backward(gxrow, xhp + (t * B + i) * 4 * H, rhp[t * B + i], lnhw, dlnhw,
+                             drow, 4 * H);
         }
       }
       at::Tensor dg_t = dgh.select(0, t);
@@ -476,8 +588,10 @@ std::vector<at::Tensor> lstm_backward(
   at::Tensor flat = dgh.view({T * B, 4 * H});
   at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
   at::Tensor dw = at::mm(flat.t(), hin.reshape({T * B, H}));
-  at::Tensor db = flat.sum(0);
-  return {dgh, dh, dc, dw, db};
+  // b_h and LN_hh's bias both add to the gates: their gradient is the gates' own.
+  at::Tensor db = dgx.view({T * B, 4 * H}).sum(0);
+  at::Tensor dln_hh_b = ln ? db.clone() : at::empty({0}, opts);
+  return {dgx, dh, dc, dw, db, dln_hh_w, dln_hh_b, dln_c_w, dln_c_b};
 }
 
 // ---- Generation: a character language model's whole sampling loop -------------------
@@ -489,7 +603,7 @@ std::vector<at::Tensor> lstm_backward(
 // hundred rows; run from Python each costs its dispatch, several times its arithmetic.
 //
 // The pick is the inverse of the cumulative distribution at a uniform u drawn outside
-// (torch's generator), the rule rnnkit.models.lm.pick_index follows too:
+// (torch's generator), the rule rnnkit.models._sampling.pick_index follows too:
 //   w_i = exp((l_i - max l) / temperature) for the allowed i (never the unknown class;
 //   with top_k, only l_i >= the k-th largest), 0 for the others;
 //   the pick is the first i with w_0 + ... + w_i > u * (w_0 + ... + w_{V-1}).

@@ -312,8 +312,8 @@ class RecurrentLayer(nn.Module):
             >>> import torch, rnnkit
             >>> rnnkit.LSTM(3, 4).backend_for(torch.zeros(5, 2, 3)).name
             'native'
-            >>> rnnkit.LSTM(3, 4, layer_norm=True).backend_for(torch.zeros(5, 2, 3)).reason
-            "torch's fused kernels have no layer_norm"
+            >>> rnnkit.GRU(3, 4, zoneout=0.1).backend_for(torch.zeros(5, 2, 3)).reason
+            "torch's fused kernels have no zoneout"
         """
         call = self._check_call(input, state, lengths, reset, hx)
         return backends.choose(self.plan(), call.x.size(0), call.reset is not None, call.x)
