@@ -247,7 +247,7 @@ def build_task(spec: dict[str, Any]) -> LanguageModelTask:
         embed_size=spec.get("embed", 64),
         seq_len=spec["seq_len"],
         batch_size=spec["batch"],
-        dropout=spec.get("dropout", 0.0),
+        dropout=spec.get("dropout"),  # None: rnnkit train's default for the corpus
         sample_chars=0,
     )
     if spec["kind"] == "transformer":

@@ -359,6 +359,7 @@ REFERENCE_OPTIONS: dict[str, Any] = {
     "num_layers": 1,
     "hidden_size": 128,
     "seq_len": 128,
+    "dropout": 0.0,
 }
 REFERENCE_STEPS = 2000
 

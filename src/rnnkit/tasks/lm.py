@@ -30,6 +30,20 @@ from rnnkit.train.tbptt import StreamWindows, detach_state
 
 SAMPLE_TEMPERATURE = 0.8  # samples shown during training: a little sharper than the model
 LN2 = math.log(2.0)
+# --dropout's default. Measured with benchmarks/lm_vs_transformer.py (docs/language-model.md,
+# "How the defaults were chosen"): on a 2.0 M-character text, which 3 minutes read about
+# ten times over, dropout 0.1 took 0.13 bits off the 10-minute test bpc; on the 11 M
+# characters of the standard library, read about twice in the default 3 minutes, it cost
+# 0.08. The threshold between the two is a judgement, not a measurement.
+AUTO_DROPOUT = 0.1
+AUTO_DROPOUT_BELOW = 5_000_000  # training characters
+
+
+def auto_dropout(given: float | None, train_chars: int) -> float:
+    """--dropout as given, or its default for a training text of ``train_chars``."""
+    if given is not None:
+        return given
+    return AUTO_DROPOUT if train_chars < AUTO_DROPOUT_BELOW else 0.0
 
 
 @dataclass
@@ -55,9 +69,11 @@ class LMOptions:
     num_layers: int = option(2, "stacked recurrent layers", flag="--layers", low=1, high=64)
     hidden_size: int = option(128, "hidden units per layer H", flag="--hidden", low=1, high=65536)
     embed_size: int = option(64, "character embedding size E", flag="--embed", low=1, high=65536)
-    dropout: float = option(
-        0.0,
-        "dropout on embeddings, between layers and before the output",
+    dropout: float | None = option(
+        None,
+        "dropout on embeddings, between layers and before the output (default: "
+        f"{AUTO_DROPOUT} for a training text under {AUTO_DROPOUT_BELOW:,} characters, which "
+        "a run reads many times over, else 0)",
         low=0,
         high=1,
         open_high=True,
@@ -86,14 +102,15 @@ class LMOptions:
             )
         self.model_config(vocab_size=2)  # the model's own checks (forget_bias needs a gate)
 
-    def model_config(self, vocab_size: int) -> CharLMConfig:
+    def model_config(self, vocab_size: int, dropout: float | None = None) -> CharLMConfig:
+        """The model's config; ``dropout`` is the run's (its default resolved), if known."""
         return CharLMConfig(
             vocab_size=vocab_size,
             cell=self.cell,
             num_layers=self.num_layers,
             hidden_size=self.hidden_size,
             embed_size=self.embed_size,
-            dropout=self.dropout,
+            dropout=dropout if dropout is not None else (self.dropout or 0.0),
             forget_bias=self.forget_bias,
         )
 
@@ -145,7 +162,11 @@ class LanguageModelTask(Task):
             self.vocab = Vocabulary.from_dict(self.derived["vocab"])
         else:
             self.vocab = Vocabulary.from_text(self.corpus.train, o.min_count)
-            self.derived = {"vocab": self.vocab.to_dict(), "corpus": self.corpus.source}
+            self.derived = {
+                "vocab": self.vocab.to_dict(),
+                "corpus": self.corpus.source,
+                "dropout": auto_dropout(o.dropout, len(self.corpus.train)),
+            }
         need = o.batch_size * o.seq_len + 1
         if len(self.corpus.train) < need:
             raise ValueError(
@@ -167,11 +188,14 @@ class LanguageModelTask(Task):
 
     def build_model(self) -> CharLM:
         vocab = Vocabulary.from_dict(self.derived["vocab"])
-        return CharLM(self.options.model_config(len(vocab)), vocab)
+        # A run folder from before the default was resolved records its dropout in options.
+        return CharLM(self.options.model_config(len(vocab), self.derived.get("dropout")), vocab)
 
     def title(self, model: nn.Module) -> str:
         o = self.options
-        return f"{o.cell.upper()} {o.num_layers}x{o.hidden_size}, vocabulary {len(self.vocab)}"
+        title = f"{o.cell.upper()} {o.num_layers}x{o.hidden_size}, vocabulary {len(self.vocab)}"
+        dropout = getattr(getattr(model, "config", None), "dropout", 0.0)
+        return f"{title}, dropout {dropout:g}" if dropout else title
 
     def batches(self, train: TrainConfig, ctx: distributed.Context) -> Windows:
         o = self.options
