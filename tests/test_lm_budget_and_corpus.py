@@ -113,3 +113,53 @@ def _cpu():
     from rnnkit.train.distributed import Context
 
     return Context(0, 1, torch.device("cpu"))
+
+
+# ---- --dropout's default: by the size of the training text ------------------------------
+
+
+def test_dropout_defaults_by_the_training_texts_size():
+    from rnnkit.tasks.lm import AUTO_DROPOUT, AUTO_DROPOUT_BELOW, auto_dropout
+
+    assert auto_dropout(None, AUTO_DROPOUT_BELOW - 1) == AUTO_DROPOUT == 0.1
+    assert auto_dropout(None, AUTO_DROPOUT_BELOW) == 0.0
+    assert auto_dropout(0.0, 1000) == 0.0 and auto_dropout(0.3, 10**9) == 0.3  # given: kept
+
+
+def test_the_run_records_the_dropout_it_trains_with(tmp_path: Path):
+    import textwrap
+
+    from rnnkit.train.run import load
+
+    text = tmp_path / "text.txt"
+    text.write_text(Path(textwrap.__file__).read_text(encoding="utf-8"), encoding="utf-8")
+    small = {"text": str(text), "hidden_size": 8, "embed_size": 4, "num_layers": 2,
+             "seq_len": 8, "batch_size": 2, "eval_chars": 50, "sample_chars": 0}  # fmt: skip
+    for given, want in ((None, 0.1), (0.0, 0.0), (0.25, 0.25)):
+        out = tmp_path / f"run-{given}"
+        train("lm", LMOptions(**small, dropout=given), TrainConfig(steps=2, threads=1),
+              out=out, log=lambda s: None)  # fmt: skip
+        derived = json.loads((out / "config.json").read_text())["derived"]
+        assert derived["dropout"] == want
+        model = load(out)
+        assert model.config.dropout == want and model.drop.p == want
+        assert model.rnn.dropout == want  # between the two layers
+
+
+def test_docs_corpus_trains_with_dropout_and_the_standard_library_without():
+    task = LanguageModelTask(LMOptions(corpus="docs", batch_size=2, seq_len=8))
+    task.prepare(TrainConfig(steps=1), _cpu())
+    assert len(task.corpus.train) < 5_000_000 and task.derived["dropout"] == 0.1
+    stdlib = LanguageModelTask(LMOptions(batch_size=2, seq_len=8))
+    stdlib.prepare(TrainConfig(steps=1), _cpu())
+    assert len(stdlib.corpus.train) > 5_000_000 and stdlib.derived["dropout"] == 0.0
+
+
+def test_a_run_folder_from_before_the_default_keeps_its_recorded_dropout():
+    from rnnkit.data.vocab import Vocabulary
+
+    vocab = Vocabulary.from_text("some text")
+    for options, want in ((LMOptions(dropout=0.2), 0.2), (LMOptions(), 0.0)):
+        task = LanguageModelTask(options)
+        task.derived = {"vocab": vocab.to_dict()}  # no "dropout": written before it was
+        assert task.build_model().config.dropout == want
