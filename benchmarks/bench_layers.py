@@ -15,8 +15,8 @@ Shapes: T=100, B=64, I=H=512 (PyTorch's fastrnns defaults) and T=1000, B=1, I=32
 torch.nn.GRU and torch.nn.LSTM of the same size at (T, B, I=H) = (100, 64, 512),
 (256, 8, 128) and (1000, 1, 64), and prints both ratios: torch has no fused GRU kernel on
 the CPU, so its GRU is the slow one of the two there. ``--options`` times the LSTM with
-zoneout, with recurrent dropout and with layer norm (each on the backend auto picks, and
-on the reference loop) against torch.nn.LSTM, at the same shapes.
+zoneout, with recurrent dropout and with layer norm, and the GRU with zoneout (each on the
+backend auto picks, and on the reference loop) against torch.nn.LSTM, at the same shapes.
 """
 
 from __future__ import annotations
@@ -107,6 +107,11 @@ def options_table(repeats: int) -> None:
                           ("layer_norm", {"layer_norm": True})):  # fmt: skip
             mods[label] = rnnkit.LSTM.from_torch(ref, **kw)
             mods[f"{label} (reference)"] = rnnkit.LSTM.from_torch(ref, backend="reference", **kw)
+        gru = nn.GRU(H, H)
+        mods["GRU zoneout 0.1"] = rnnkit.GRU.from_torch(gru, zoneout=0.1)
+        mods["GRU zoneout 0.1 (reference)"] = rnnkit.GRU.from_torch(
+            gru, zoneout=0.1, backend="reference"
+        )
         chosen = mods["zoneout 0.1"].backend_for(x).name
         times = interleaved_medians({k: train_step(m, x) for k, m in mods.items()}, repeats=repeats)
         base = times["torch.nn.LSTM"]

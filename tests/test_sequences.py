@@ -172,7 +172,7 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
     with rnnkit.backends.trace() as ran:
         plain(x)
     assert ran[plain].name == "native"
-    zoned = rnnkit.GRU(3, 4, zoneout=0.1)  # no kernel but the reference loop has zoneout
+    zoned = rnnkit.RNN(3, 4, zoneout=0.1)  # no kernel but the reference loop has zoneout
     choice = zoned.backend_for(x)  # asked ahead: nothing runs, nothing is warned
     assert choice.name == "reference" and choice.fallback
     assert "zoneout" in choice.reason
@@ -187,7 +187,7 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
     assert len(caught) == 1 and issubclass(caught[0].category, rnnkit.PerformanceWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        explicit = rnnkit.GRU(3, 4, zoneout=0.1, backend="reference")
+        explicit = rnnkit.RNN(3, 4, zoneout=0.1, backend="reference")
         explicit(x)  # an explicit choice is not warned about
     with pytest.warns(rnnkit.PerformanceWarning, match="reset"):
         rnnkit.RNN(3, 4)(x, reset=torch.zeros(5, 2, dtype=torch.bool))
@@ -200,7 +200,7 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
 
 
 def test_the_warning_names_the_callers_line():
-    layer = rnnkit.GRU(3, 4, zoneout=0.1)
+    layer = rnnkit.RNN(3, 4, zoneout=0.1)  # the reference loop: warned
     with pytest.warns(rnnkit.PerformanceWarning) as caught:
         layer(torch.randn(5, 2, 3))
     assert caught[0].filename == __file__  # not a line inside rnnkit or torch

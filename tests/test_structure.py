@@ -181,7 +181,8 @@ CONFIGS = [
     (rnnkit.LSTM, "auto", {}),
     (rnnkit.LSTM, "native", {}),
     (rnnkit.LSTM, "reference", {}),
-    (rnnkit.GRU, "auto", {"zoneout": 0.1}),  # falls back to reference, with a warning
+    (rnnkit.GRU, "auto", {"zoneout": 0.1}),  # rnnkit's fused kernel
+    (rnnkit.RNN, "auto", {"zoneout": 0.1}),  # falls back to reference, with a warning
     (rnnkit.RNN, "native", {}),
     (rnnkit.MinGRU, "auto", {}),
     (rnnkit.MinGRU, "scan", {}),

@@ -35,11 +35,8 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
     """None if the fused kernels can run this call exactly, else the reason they can't."""
     if plan.kind not in KINDS:
         return f"rnnkit's fused kernels have no {plan.kind}"
-    options = plan.cells[0].uses_cell_options
-    if plan.kind == "LSTM":
-        options = [o for o in options if o not in ("zoneout", "recurrent_dropout", "layer_norm")]
-        if plan.proj_size:
-            options.append("proj_size")
+    # Every option of the GRU and the LSTM has its kernel; only projections have none.
+    options = ["proj_size"] if plan.proj_size else []
     if options:
         return f"rnnkit's fused kernels have no {', '.join(options)} yet"
     if x is not None and (x.device.type != "cpu" or x.dtype not in DTYPES):
@@ -73,11 +70,14 @@ def run(
         cell, p = plan.cells[k], weights[k][d]
         gx = cell.project(p, inp)  # (T, B, G*H): the input half of every gate, one GEMM
         zero = m.zero_rev if d else m.zero_fwd
-        if plan.kind == "GRU":
-            out, h = fused.gru(gx, s0[0], p["weight_hh"], p.get("bias_hh"), m.valid, zero, bool(d))
-            return out, (h,)
         mask = cell.sample_recurrent_mask(x.size(1), inp)
         keep = cell.sample_zoneout(x.size(0), s0)
+        if plan.kind == "GRU":
+            out, h = fused.gru(
+                gx, s0[0], p["weight_hh"], p.get("bias_hh"), m.valid, zero, bool(d), mask,
+                None if keep is None else keep[0], cell.zoneout,
+            )  # fmt: skip
+            return out, (h,)
         ln = (
             (p["ln_hh_weight"], p["ln_hh_bias"], p["ln_c_weight"], p["ln_c_bias"])
             if cell.layer_norm

@@ -87,7 +87,9 @@ class GRURecurrence(torch.autograd.Function):
 
     ``valid`` and ``zero`` are (T, B) bool masks or None (lengths and resets, as
     :func:`rnnkit.backends.stack.masks` builds them), ``reverse`` runs from T - 1 down.
-    Differentiable once (no double backward).
+    ``mask`` (B, H) multiplies h^{t-1} in the recurrent product (recurrent dropout, None:
+    none); ``keep`` (T, B, H) bool is zoneout's training mask (None: none, or the
+    evaluation blend with ``zoneout`` = p). The masks are constants (no gradient).
     """
 
     @staticmethod
@@ -100,12 +102,17 @@ class GRURecurrence(torch.autograd.Function):
         valid: Tensor | None,
         zero: Tensor | None,
         reverse: bool,
+        mask: Tensor | None = None,
+        keep: Tensor | None = None,
+        zoneout: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
-        ext = extension()
-        out, h_n, h_prev, r, z, n, ghn = ext.gru_forward(gx, h0, w_hh, b_hh, valid, zero, reverse)
+        out, h_n, h_prev, r, z, n, ghn = extension().gru_forward(
+            gx, h0, w_hh, b_hh, valid, zero, reverse, mask, keep, zoneout
+        )
         bias = b_hh if b_hh is not None else gx.new_empty(0)
         ctx.save_for_backward(gx, h0, w_hh, bias, h_prev, r, z, n, ghn)
         ctx.masks = (valid, zero)
+        ctx.options = (mask, keep, zoneout)
         ctx.reverse = reverse
         ctx.has_bias = b_hh is not None
         return out, h_n
@@ -114,17 +121,21 @@ class GRURecurrence(torch.autograd.Function):
     def backward(ctx: Any, d_out: Tensor | None, d_h: Tensor | None) -> tuple[Any, ...]:
         gx, h0, w_hh, bias, h_prev, r, z, n, ghn = ctx.saved_tensors
         valid, zero = ctx.masks
+        mask, keep, zoneout = ctx.options
         b_hh = bias if ctx.has_bias else None
+        none = (None,) * 6
         if _needs_autograd(d_out, d_h):
             grads = _autograd_backward(
-                lambda gx, h0, w, b: reference_gru(gx, h0, w, b, valid, zero, ctx.reverse),
+                lambda gx, h0, w, b: reference_gru(
+                    gx, h0, w, b, valid, zero, ctx.reverse, mask, keep, zoneout
+                ),
                 [gx, h0, w_hh, b_hh], [d_out, d_h],
             )  # fmt: skip
-            return (*grads, None, None, None)
+            return (*grads, *none)
         dgx, dh0, dw, db = extension().gru_backward(
-            d_out, d_h, w_hh, h_prev, r, z, n, ghn, valid, zero, ctx.reverse
+            d_out, d_h, w_hh, h_prev, r, z, n, ghn, valid, zero, ctx.reverse, mask, keep, zoneout
         )
-        return dgx, dh0, dw, (db if ctx.has_bias else None), None, None, None
+        return dgx, dh0, dw, (db if ctx.has_bias else None), *none
 
 
 def _needs_autograd(*grads: Tensor | None) -> bool:
@@ -151,21 +162,29 @@ def reference_gru(
     valid: Tensor | None,
     zero: Tensor | None,
     reverse: bool,
+    mask: Tensor | None = None,
+    keep: Tensor | None = None,
+    zoneout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """What :class:`GRURecurrence` computes, as a PyTorch loop (``rnnkit.cells.gru``'s
-    step with ``rnnkit.backends.loop``'s masks): the function its backward differentiates."""
+    step, zoneout and recurrent dropout as ``rnnkit.cells.base`` applies them, and
+    ``rnnkit.backends.loop``'s masks): the function its backward differentiates."""
     T = gx.size(0)
     h, outs = h0, [gx.new_empty(0)] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
         if zero is not None:
             h = torch.where(zero[t, :, None], torch.zeros_like(h), h)
-        gh = torch.nn.functional.linear(h, w_hh, b_hh)
+        gh = torch.nn.functional.linear(h if mask is None else h * mask, w_hh, b_hh)
         x_r, x_z, x_n = gx[t].chunk(3, dim=-1)
         h_r, h_z, h_n = gh.chunk(3, dim=-1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
         new = (1 - z) * n + z * h
+        if keep is not None:
+            new = torch.where(keep[t], h, new)
+        elif zoneout > 0:
+            new = zoneout * h + (1.0 - zoneout) * new
         if valid is not None:
             new = torch.where(valid[t, :, None], new, h)
             outs[t] = torch.where(valid[t, :, None], new, torch.zeros_like(new))
@@ -202,11 +221,17 @@ def gru(
     valid: Tensor | None = None,
     zero: Tensor | None = None,
     reverse: bool = False,
+    mask: Tensor | None = None,
+    keep: Tensor | None = None,
+    zoneout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
-    """:class:`GRURecurrence` applied (the masks as (T, B) bool)."""
+    """:class:`GRURecurrence` applied (the masks as (T, B) bool; ``mask`` recurrent
+    dropout's (B, H); ``keep`` zoneout's (T, B, H) training mask)."""
     v = None if valid is None else valid.reshape(valid.shape[:2]).contiguous()
     zm = None if zero is None else zero.reshape(zero.shape[:2]).contiguous()
-    return GRURecurrence.apply(gx, h0, w_hh, b_hh, v, zm, reverse)
+    m = None if mask is None else mask.contiguous()
+    k = None if keep is None else keep.contiguous()
+    return GRURecurrence.apply(gx, h0, w_hh, b_hh, v, zm, reverse, m, k, float(zoneout))
 
 
 class LSTMRecurrence(torch.autograd.Function):
@@ -259,9 +284,7 @@ class LSTMRecurrence(torch.autograd.Function):
     def backward(
         ctx: Any, d_out: Tensor | None, d_h: Tensor | None, d_c: Tensor | None
     ) -> tuple[Any, ...]:
-        gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc, *lnw = (
-            ctx.saved_tensors
-        )
+        gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc, *lnw = ctx.saved_tensors
         mask, keep_h, keep_c, zoneout, valid, zero, reverse = ctx.constants
         b_hh = bias if ctx.has_bias else None
         ln = lnw if ctx.has_ln else [None] * 4

@@ -125,10 +125,16 @@ void normalise_backward(const T* dy, const T* xr, T r, const T* w, T* dw, T* dv,
 // gx (T, B, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H) or undefined, valid and zero (T, B)
 // bool or undefined. Returns out (T, B, H), h_T (B, H) and what the backward reads:
 // h_prev (T, B, H), the state each step started from, and r, z, n, gh_n (T, B, H).
+// The options torch's GRU lacks, as rnnkit.cells.base applies them: mask (B, H) multiplies
+// h^{t-1} in the recurrent product only (variational recurrent dropout; the z h^{t-1} term
+// reads h^{t-1} itself); keep (T, B, H) bool are zoneout's training masks (a set unit keeps
+// its previous value) and zoneout = p the evaluation blend p h^{t-1} + (1 - p) h'.
 std::vector<at::Tensor> gru_forward(const at::Tensor& gx_in, const at::Tensor& h0,
                                     const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_opt,
                                     const c10::optional<at::Tensor>& valid_opt,
-                                    const c10::optional<at::Tensor>& zero_opt, bool reverse) {
+                                    const c10::optional<at::Tensor>& zero_opt, bool reverse,
+                                    const c10::optional<at::Tensor>& mask_opt,
+                                    const c10::optional<at::Tensor>& keep_opt, double zoneout) {
   const at::Tensor gx = gx_in.contiguous();
   const int64_t T = gx.size(0), B = gx.size(1), H = h0.size(1);
   const at::Tensor Wt = w_hh.t().contiguous();  // (H, 3H)
@@ -144,9 +150,14 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gx_in, const at::Tensor& h
   at::Tensor gh = at::empty({B, 3 * H}, opts);
   const bool vector = B * H >= kVectorGates;
   at::Tensor rz = at::empty({B, 2 * H}, opts), nb = at::empty({B, H}, opts);
+  const at::Tensor mask = given(mask_opt), keep_mask = given(keep_opt);
+  at::Tensor hin = at::empty({B, H}, opts);
   AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "rnnkit_gru_forward", [&] {
     using T_ = scalar_t;
     T_* hp = h.data_ptr<T_>();
+    T_* hinp = hin.data_ptr<T_>();
+    const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
+    const T_ p = static_cast<T_>(zoneout);
     const T_* ghp = gh.data_ptr<T_>();
     T_* rzp = rz.data_ptr<T_>();
     T_* nbp = nb.data_ptr<T_>();
@@ -159,7 +170,9 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gx_in, const at::Tensor& h
           if (reset[i]) std::fill(hp + i * H, hp + (i + 1) * H, T_(0));
       }
       std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
-      product(h, Wt, b, gh);
+      if (mp != nullptr) for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
+      product(mp != nullptr ? hin : h, Wt, b, gh);
+      const bool* kh = keep_mask.defined() ? keep_mask.data_ptr<bool>() + t * B * H : nullptr;
       const T_* g = gx.data_ptr<T_>() + t * B * 3 * H;
       T_* o = out.data_ptr<T_>() + t * B * H;
       T_* rp = r.data_ptr<T_>() + t * B * H;
@@ -198,7 +211,12 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gx_in, const at::Tensor& h
           if (keep) {
             o[e] = T_(0);  // past the end: zero output, the state carried
           } else {
-            const T_ hv = (T_(1) - zv) * nv + zv * hp[e];
+            T_ hv = (T_(1) - zv) * nv + zv * hp[e];
+            if (kh != nullptr) {  // zoneout, training
+              if (kh[e]) hv = hp[e];
+            } else if (p > T_(0)) {  // zoneout, evaluation
+              hv = p * hp[e] + (T_(1) - p) * hv;
+            }
             o[e] = hv;
             hp[e] = hv;
           }
@@ -217,8 +235,11 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
                                      const at::Tensor& r, const at::Tensor& z, const at::Tensor& n,
                                      const at::Tensor& ghn,
                                      const c10::optional<at::Tensor>& valid_opt,
-                                     const c10::optional<at::Tensor>& zero_opt, bool reverse) {
+                                     const c10::optional<at::Tensor>& zero_opt, bool reverse,
+                                     const c10::optional<at::Tensor>& mask_opt,
+                                     const c10::optional<at::Tensor>& keep_opt, double zoneout) {
   const int64_t T = r.size(0), B = r.size(1), H = r.size(2);
+  const at::Tensor mask = given(mask_opt), keep_mask = given(keep_opt);
   auto opts = r.options();
   const at::Tensor W = w_hh.contiguous();  // (3H, H): dh = dgh @ W
   const at::Tensor dout = given(dout_opt);
@@ -235,8 +256,11 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
     T_* dhp = dh.data_ptr<T_>();
     T_* dp = direct.data_ptr<T_>();
     const T_* bp = back.data_ptr<T_>();
+    const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
+    const T_ p = static_cast<T_>(zoneout);
     for (int64_t s = 0; s < T; ++s) {
       const int64_t t = reverse ? s : T - 1 - s;  // the forward's order, reversed
+      const bool* kh = keep_mask.defined() ? keep_mask.data_ptr<bool>() + t * B * H : nullptr;
       const bool* reset = mask_row(zero, t, B);
       const bool* inside = mask_row(valid, t, B);
       const int64_t at = t * B * H;
@@ -258,7 +282,14 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
         }
         for (int64_t j = 0; j < H; ++j) {
           const int64_t e = i * H + j;
-          const T_ g = dhp[e] + (dop != nullptr ? dop[e] : T_(0));  // dh'
+          const T_ dhz = dhp[e] + (dop != nullptr ? dop[e] : T_(0));  // dh', after zoneout
+          T_ g = dhz, kept = T_(0);  // zoneout's split: to h' and straight to h^{t-1}
+          if (kh != nullptr) {
+            if (kh[e]) { g = T_(0); kept = dhz; }
+          } else if (p > T_(0)) {
+            g = (T_(1) - p) * dhz;
+            kept = p * dhz;
+          }
           const T_ rv = rp[e], zv = zp[e], nv = np[e];
           const T_ dn = g * (T_(1) - zv);
           const T_ dz = g * (hp[e] - nv);
@@ -271,12 +302,13 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
           dg[row + j] = da_r;
           dg[row + H + j] = da_z;
           dg[row + 2 * H + j] = da_n * rv;
-          dp[e] = g * zv;
+          dp[e] = g * zv + kept;
         }
       }
       at::Tensor dg_t = dgh.select(0, t);
       product(dg_t, W, none, back);  // W_h^T dgh: (B, 3H) @ (3H, H)
-      for (int64_t e = 0; e < B * H; ++e) dhp[e] = dp[e] + bp[e];
+      for (int64_t e = 0; e < B * H; ++e)  // m (W_h^T dgh): recurrent dropout's mask
+        dhp[e] = dp[e] + (mp != nullptr ? mp[e] : T_(1)) * bp[e];
       if (reset != nullptr) {  // the state was set to zero before this step
         for (int64_t i = 0; i < B; ++i)
           if (reset[i]) std::fill(dhp + i * H, dhp + (i + 1) * H, T_(0));
@@ -284,7 +316,8 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
     }
   });
   at::Tensor flat = dgh.view({T * B, 3 * H});
-  at::Tensor dw = at::mm(flat.t(), h_prev.view({T * B, H}));
+  at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
+  at::Tensor dw = at::mm(flat.t(), hin.reshape({T * B, H}));
   at::Tensor db = flat.sum(0);
   return {dgx, dh, dw, db};
 }

@@ -312,7 +312,7 @@ class RecurrentLayer(nn.Module):
             >>> import torch, rnnkit
             >>> rnnkit.LSTM(3, 4).backend_for(torch.zeros(5, 2, 3)).name
             'native'
-            >>> rnnkit.GRU(3, 4, zoneout=0.1).backend_for(torch.zeros(5, 2, 3)).reason
+            >>> rnnkit.RNN(3, 4, zoneout=0.1).backend_for(torch.zeros(5, 2, 3)).reason
             "torch's fused kernels have no zoneout"
         """
         call = self._check_call(input, state, lengths, reset, hx)

@@ -17,16 +17,13 @@ compute); anything else samples through :class:`rnnkit.Stream` in Python.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.layers.base import LayerState, RecurrentLayer
-
-if TYPE_CHECKING:
-    from rnnkit.models.lm import CharLM
 
 BLOCK = 64  # characters per block of uniforms, and per call of the fused loop
 KINDS = {"RNN_TANH": 0, "RNN_RELU": 1, "LSTM": 2, "GRU": 3}  # lm_generate's numbering
@@ -55,7 +52,7 @@ def pick_index(logits: Tensor, u: float, temperature: float, top_k: int | None) 
 class FusedLoop:
     """``CharLM.sample``'s loop in C++ for one model, its weights read once (see module)."""
 
-    def __init__(self, model: CharLM) -> None:
+    def __init__(self, model: Any) -> None:  # a CharLM (not imported: it imports this)
         from rnnkit.kernels import fused
 
         layer = model.rnn
@@ -86,7 +83,7 @@ class FusedLoop:
         )
 
     @staticmethod
-    def for_model(model: CharLM) -> FusedLoop | None:
+    def for_model(model: Any) -> FusedLoop | None:
         """The fused loop for ``model``, or None where it does not compute the same thing."""
         from rnnkit.backends import native
         from rnnkit.kernels import fused
