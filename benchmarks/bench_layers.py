@@ -15,8 +15,10 @@ Shapes: T=100, B=64, I=H=512 (PyTorch's fastrnns defaults) and T=1000, B=1, I=32
 torch.nn.GRU and torch.nn.LSTM of the same size at (T, B, I=H) = (100, 64, 512),
 (256, 8, 128) and (1000, 1, 64), and prints both ratios: torch has no fused GRU kernel on
 the CPU, so its GRU is the slow one of the two there. ``--options`` times the LSTM with
-zoneout, with recurrent dropout and with layer norm, and the GRU with zoneout (each on the
-backend auto picks, and on the reference loop) against torch.nn.LSTM, at the same shapes.
+zoneout, with recurrent dropout and with layer norm, the GRU and the Elman RNN with zoneout
+(each on the backend auto picks, and on the reference loop), beside rnnkit.LSTM on torch's
+kernel, torch.nn.GRU, rnnkit.GRU and MinGRU, all as ratios to torch.nn.LSTM, at the same
+shapes: one table of everything the fused kernels are measured by.
 """
 
 from __future__ import annotations
@@ -95,22 +97,34 @@ def gru_table(repeats: int) -> None:
 
 
 def options_table(repeats: int) -> None:
-    """The LSTM options torch lacks, each on the backend auto picks and on the reference
-    loop, as ratios to torch.nn.LSTM of the same size (training step)."""
+    """Every layer the fused kernels are measured by - the options torch lacks on the
+    backend auto picks and on the reference loop, the GRU, MinGRU, rnnkit.LSTM on torch's
+    kernel - as ratios to torch.nn.LSTM of the same size (training step)."""
     print(f"{'T, B, I=H':14s} {'LSTM ms':>8s}  ratio to torch.nn.LSTM (training step)")
     for T, B, H in GRU_SHAPES:
         x = torch.randn(T, B, H)
         ref = nn.LSTM(H, H)
         mods: dict[str, nn.Module] = {"torch.nn.LSTM": ref}
+        native = rnnkit.LSTM.from_torch(ref)
+        native.backend = "native"
+        mods["rnnkit.LSTM (native)"] = native
+        gru = nn.GRU(H, H)
+        mods["torch.nn.GRU"] = gru
+        mods["rnnkit.GRU (auto)"] = rnnkit.GRU.from_torch(gru)
+        mods["MinGRU"] = rnnkit.MinGRU(H, H)
         for label, kw in (("zoneout 0.1", {"zoneout": 0.1}),
                           ("recurrent_dropout 0.25", {"recurrent_dropout": 0.25}),
                           ("layer_norm", {"layer_norm": True})):  # fmt: skip
             mods[label] = rnnkit.LSTM.from_torch(ref, **kw)
             mods[f"{label} (reference)"] = rnnkit.LSTM.from_torch(ref, backend="reference", **kw)
-        gru = nn.GRU(H, H)
         mods["GRU zoneout 0.1"] = rnnkit.GRU.from_torch(gru, zoneout=0.1)
         mods["GRU zoneout 0.1 (reference)"] = rnnkit.GRU.from_torch(
             gru, zoneout=0.1, backend="reference"
+        )
+        elman = nn.RNN(H, H)
+        mods["RNN zoneout 0.1"] = rnnkit.RNN.from_torch(elman, zoneout=0.1)
+        mods["RNN zoneout 0.1 (reference)"] = rnnkit.RNN.from_torch(
+            elman, zoneout=0.1, backend="reference"
         )
         chosen = mods["zoneout 0.1"].backend_for(x).name
         times = interleaved_medians({k: train_step(m, x) for k, m in mods.items()}, repeats=repeats)

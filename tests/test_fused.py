@@ -142,21 +142,20 @@ def test_the_auto_choice_is_fused_for_small_steps_and_resets_only() -> None:
     assert layer.backend_for(large, reset=reset).name == "fused"  # torch's kernel has none
     assert rnnkit.GRU(3, 4, zoneout=0.1).backend_for(small).name == "fused"
     assert rnnkit.GRU(3, 256, zoneout=0.1).backend_for(large).name == "fused"  # no other kernel
-    assert rnnkit.RNN(3, 4, zoneout=0.1).backend_for(small).name == "reference"
+    assert rnnkit.RNN(3, 4, zoneout=0.1).backend_for(small).name == "fused"
+    assert rnnkit.RNN(3, 4).backend_for(small).name == "native"  # plain: torch's kernel
     assert layer.double().backend_for(small.double()).name == "fused"
     assert layer.to(torch.bfloat16).backend_for(small.bfloat16()).name == "native"
 
 
 def test_forcing_fused_where_it_cannot_run_is_an_error() -> None:
     message = (
-        r"RNN: backend='fused' cannot run this call \(rnnkit's fused kernels have no RNN_TANH\)"
+        r"MinGRU: backend='fused' cannot run this call \(rnnkit's fused kernels have no MINGRU\)"
     )
     with pytest.raises(ValueError, match=message):
-        rnnkit.RNN(3, 4, backend="fused")(torch.zeros(2, 1, 3))
+        rnnkit.MinGRU(3, 4, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"have no proj_size yet"):
         rnnkit.LSTM(3, 4, proj_size=2, backend="fused")(torch.zeros(2, 1, 3))
-    with pytest.raises(ValueError, match=r"have no RNN_RELU"):
-        rnnkit.RNN(3, 4, nonlinearity="relu", zoneout=0.1, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"run float32 and float64 on the CPU; got torch.bfloat16"):
         rnnkit.GRU(3, 4, backend="fused").bfloat16()(torch.zeros(2, 1, 3, dtype=torch.bfloat16))
 
@@ -271,6 +270,95 @@ def test_the_gru_options_backward_passes_gradcheck(training: bool) -> None:
     assert torch.autograd.gradcheck(f, (gx, h0, w, b))
     assert torch.autograd.gradgradcheck(f, (gx, h0, w, b))
     want = fused.reference_gru(gx, h0, w, b, valid, zero, False, mask, keep, 0.3)
+    for a, c in zip(f(gx, h0, w, b), want, strict=True):
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-12)
+
+
+# ---- the Elman RNN with the options torch lacks --------------------------------------------
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("options", ["recurrent_dropout", "zoneout", "both"])
+def test_the_fused_rnn_equals_the_cells_own_loop_with_the_same_masks(
+    nonlinearity, reverse, options
+):
+    from rnnkit.backends.loop import loop
+    from rnnkit.cells import RNNCell
+
+    torch.manual_seed(0)
+    T, B, H = 7, 4, 5
+    zoneout = 0.3 if options in ("zoneout", "both") else 0.0
+    dropout = 0.4 if options in ("recurrent_dropout", "both") else 0.0
+    cell = RNNCell(3, H, nonlinearity=nonlinearity, zoneout=zoneout,
+                   recurrent_dropout=dropout, dtype=F64).train()  # fmt: skip
+    p = {k: v.detach().clone().requires_grad_() for k, v in cell.named_parameters()}
+    x = torch.randn(T, B, 3, dtype=F64)
+    h0 = torch.randn(B, H, dtype=F64, requires_grad=True)
+    valid = (torch.arange(T)[:, None] < torch.tensor([7, 3, 5, 1])[None, :]).unsqueeze(-1)
+    zero = torch.zeros(T, B, 1, dtype=torch.bool)
+    zero[2, 0] = zero[4, 2] = True
+    mask = cell.sample_recurrent_mask(B, x)
+    keep = cell.sample_zoneout(T, (h0,))
+    results = []
+    for run in ("fused", "loop"):
+        gx = cell.project(p, x)
+        if run == "fused":
+            outs = fused.rnn(gx, h0, p["weight_hh"], p["bias_hh"], valid, zero, reverse, mask,
+                             None if keep is None else keep[0], zoneout,
+                             nonlinearity == "relu")  # fmt: skip
+        else:
+            out, (h,) = loop(cell, p, gx, (h0,), valid=valid, zero=zero, reverse=reverse,
+                             mask=mask, keep=keep)  # fmt: skip
+            outs = (out, h)
+        g = torch.Generator().manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, generator=g, dtype=F64)).sum() for o in outs)
+        results.append((outs, torch.autograd.grad(loss, [h0, *p.values()])))
+    (o1, g1), (o2, g2) = results
+    for a, b in zip((*o1, *g1), (*o2, *g2), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_an_evaluating_zoneout_rnn_layer_equals_the_reference_backend(nonlinearity):
+    torch.manual_seed(0)
+    kw = {"num_layers": 2, "bidirectional": True, "zoneout": 0.2, "dtype": F64,
+          "nonlinearity": nonlinearity}  # fmt: skip
+    ours = rnnkit.RNN(3, 5, backend="fused", **kw).eval()
+    ref = rnnkit.RNN(3, 5, backend="reference", **kw).eval()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(7, 4, 3, dtype=F64)
+    reset = torch.rand(7, 4) < 0.2
+    lengths = torch.tensor([7, 3, 5, 1])
+    results = []
+    for layer in (ours, ref):
+        xi = x.clone().requires_grad_()
+        out, h = layer(xi, lengths=lengths, reset=reset)
+        loss = out.square().sum() + h.sum()
+        results.append((out, h, *torch.autograd.grad(loss, [xi, *layer.parameters()])))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_the_rnns_backward_passes_gradcheck(relu: bool) -> None:
+    torch.manual_seed(0)
+    T, B, H = 5, 3, 4
+    gx = torch.randn(T, B, H, dtype=F64, requires_grad=True)
+    h0 = torch.randn(B, H, dtype=F64, requires_grad=True)
+    w = torch.randn(H, H, dtype=F64, requires_grad=True)
+    b = torch.randn(H, dtype=F64, requires_grad=True)
+    mask = torch.rand(B, H, dtype=F64) * 2
+    keep = torch.rand(T, B, H) < 0.3
+    valid = torch.arange(T)[:, None] < torch.tensor([5, 2, 4])[None, :]
+    zero = torch.zeros(T, B, dtype=torch.bool)
+    zero[2, 0] = True
+
+    def f(gx, h0, w, b):
+        return fused.rnn(gx, h0, w, b, valid, zero, False, mask, keep, 0.3, relu)
+
+    assert torch.autograd.gradcheck(f, (gx, h0, w, b))
+    want = fused.reference_rnn(gx, h0, w, b, valid, zero, False, mask, keep, 0.3, relu)
     for a, c in zip(f(gx, h0, w, b), want, strict=True):
         torch.testing.assert_close(a, c, rtol=0, atol=1e-12)
 

@@ -172,7 +172,8 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
     with rnnkit.backends.trace() as ran:
         plain(x)
     assert ran[plain].name == "native"
-    zoned = rnnkit.RNN(3, 4, zoneout=0.1)  # no kernel but the reference loop has zoneout
+    # No kernel but the reference loop has zoneout with a projection.
+    zoned = rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1)
     choice = zoned.backend_for(x)  # asked ahead: nothing runs, nothing is warned
     assert choice.name == "reference" and choice.fallback
     assert "zoneout" in choice.reason
@@ -187,12 +188,12 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
     assert len(caught) == 1 and issubclass(caught[0].category, rnnkit.PerformanceWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        explicit = rnnkit.RNN(3, 4, zoneout=0.1, backend="reference")
+        explicit = rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1, backend="reference")
         explicit(x)  # an explicit choice is not warned about
     with pytest.warns(rnnkit.PerformanceWarning, match="reset"):
-        rnnkit.RNN(3, 4)(x, reset=torch.zeros(5, 2, dtype=torch.bool))
-    if rnnkit.kernels.fused.available():  # GRU and LSTM resets run in rnnkit's fused kernel
-        for layer in (rnnkit.GRU(3, 4), rnnkit.LSTM(3, 4)):
+        rnnkit.LSTM(3, 4, proj_size=2)(x, reset=torch.zeros(5, 2, dtype=torch.bool))
+    if rnnkit.kernels.fused.available():  # other resets run in rnnkit's fused kernel
+        for layer in (rnnkit.GRU(3, 4), rnnkit.LSTM(3, 4), rnnkit.RNN(3, 4)):
             with warnings.catch_warnings(), rnnkit.backends.trace() as ran:
                 warnings.simplefilter("error")
                 layer(x, reset=torch.zeros(5, 2, dtype=torch.bool))
@@ -200,14 +201,14 @@ def test_auto_backend_choice_is_inspectable_and_warned_once():
 
 
 def test_the_warning_names_the_callers_line():
-    layer = rnnkit.RNN(3, 4, zoneout=0.1)  # the reference loop: warned
+    layer = rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1)  # the reference loop: warned
     with pytest.warns(rnnkit.PerformanceWarning) as caught:
         layer(torch.randn(5, 2, 3))
     assert caught[0].filename == __file__  # not a line inside rnnkit or torch
 
 
 def test_recurrent_dropout_runs_natively_in_eval_mode():
-    layer = rnnkit.RNN(3, 4, recurrent_dropout=0.5)
+    layer = rnnkit.LSTM(3, 4, proj_size=2, recurrent_dropout=0.5)  # no fused kernel
     x = torch.randn(5, 2, 3)
     layer.eval()
     with rnnkit.backends.trace() as ran:

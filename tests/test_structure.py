@@ -182,7 +182,8 @@ CONFIGS = [
     (rnnkit.LSTM, "native", {}),
     (rnnkit.LSTM, "reference", {}),
     (rnnkit.GRU, "auto", {"zoneout": 0.1}),  # rnnkit's fused kernel
-    (rnnkit.RNN, "auto", {"zoneout": 0.1}),  # falls back to reference, with a warning
+    (rnnkit.RNN, "auto", {"zoneout": 0.1}),  # rnnkit's fused kernel
+    (rnnkit.LSTM, "auto", {"proj_size": 2, "zoneout": 0.1}),  # reference, with a warning
     (rnnkit.RNN, "native", {}),
     (rnnkit.MinGRU, "auto", {}),
     (rnnkit.MinGRU, "scan", {}),

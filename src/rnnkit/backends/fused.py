@@ -1,15 +1,15 @@
 """The fused backend: each direction's step loop in C++, the backward written out.
 
 Where torch has no fused kernel on the CPU: the GRU (torch's own runs its step loop
-through autograd, 3-20 times its LSTM's time at small batch), and the LSTM with the
-options torch lacks - layer norm, zoneout and recurrent dropout - and with per-sample
-resets, which otherwise run on the reference loop. The input projection of every direction
-stays one GEMM over all T steps (``cell.project``) and the recurrence runs in
-:mod:`rnnkit.kernels.fused`, with lengths and resets as masks; stacking, directions and
-dropout between layers are :func:`rnnkit.backends.stack.run_stack`'s, as for the reference
-backend. Zoneout's training masks are drawn for all steps up front
-(``cell.sample_zoneout``, as under ``torch.compile``), the recurrent-dropout mask once per
-sequence as the reference does.
+through autograd, 3-20 times its LSTM's time at small batch), and every cell with the
+options torch lacks - zoneout and recurrent dropout, the LSTM's layer norm - and with
+per-sample resets, which otherwise run on the reference loop. The input projection of
+every direction stays one GEMM over all T steps (``cell.project``) and the recurrence
+runs in :mod:`rnnkit.kernels.fused`, with lengths and resets as masks; stacking,
+directions and dropout between layers are :func:`rnnkit.backends.stack.run_stack`'s, as
+for the reference backend. Zoneout's training masks are drawn for all steps up front
+(``cell.sample_zoneout``, as under ``torch.compile``), the recurrent-dropout mask once
+per sequence as the reference does.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import State
 from rnnkit.kernels import fused
 
-KINDS = ("GRU", "LSTM")
+KINDS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
 DTYPES = (torch.float32, torch.float64)
 # From this many units per step (batch x hidden size) torch's GRU, whose time then goes to
 # its per-step matrix products as ours does, is as fast or faster. Measured, training step,
@@ -35,7 +35,7 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
     """None if the fused kernels can run this call exactly, else the reason they can't."""
     if plan.kind not in KINDS:
         return f"rnnkit's fused kernels have no {plan.kind}"
-    # Every option of the GRU and the LSTM has its kernel; only projections have none.
+    # Every option of every cell has its kernel; only projections have none.
     options = ["proj_size"] if plan.proj_size else []
     if options:
         return f"rnnkit's fused kernels have no {', '.join(options)} yet"
@@ -76,6 +76,12 @@ def run(
             out, h = fused.gru(
                 gx, s0[0], p["weight_hh"], p.get("bias_hh"), m.valid, zero, bool(d), mask,
                 None if keep is None else keep[0], cell.zoneout,
+            )  # fmt: skip
+            return out, (h,)
+        if plan.kind in ("RNN_TANH", "RNN_RELU"):
+            out, h = fused.rnn(
+                gx, s0[0], p["weight_hh"], p.get("bias_hh"), m.valid, zero, bool(d), mask,
+                None if keep is None else keep[0], cell.zoneout, plan.kind == "RNN_RELU",
             )  # fmt: skip
             return out, (h,)
         ln = (

@@ -234,6 +234,111 @@ def gru(
     return GRURecurrence.apply(gx, h0, w_hh, b_hh, v, zm, reverse, m, k, float(zoneout))
 
 
+class RNNRecurrence(torch.autograd.Function):
+    """The Elman RNN recurrence (10.1, 10.2) over projected inputs gx (T, B, H), with the
+    options torch's kernels lack: (out (T, B, H), h_T (B, H)). The arguments are
+    :class:`GRURecurrence`'s, and ``relu`` picks the nonlinearity (else tanh)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        gx: Tensor,
+        h0: Tensor,
+        w_hh: Tensor,
+        b_hh: Tensor | None,
+        valid: Tensor | None,
+        zero: Tensor | None,
+        reverse: bool,
+        mask: Tensor | None,
+        keep: Tensor | None,
+        zoneout: float,
+        relu: bool,
+    ) -> tuple[Tensor, Tensor]:
+        out, h_n, h_prev, act = extension().rnn_forward(
+            gx, h0, w_hh, b_hh, valid, zero, reverse, mask, keep, zoneout, relu
+        )
+        bias = b_hh if b_hh is not None else gx.new_empty(0)
+        ctx.save_for_backward(gx, h0, w_hh, bias, h_prev, act)
+        ctx.constants = (valid, zero, reverse, mask, keep, zoneout, relu)
+        ctx.has_bias = b_hh is not None
+        return out, h_n
+
+    @staticmethod
+    def backward(ctx: Any, d_out: Tensor | None, d_h: Tensor | None) -> tuple[Any, ...]:
+        gx, h0, w_hh, bias, h_prev, act = ctx.saved_tensors
+        b_hh = bias if ctx.has_bias else None
+        none = (None,) * 7
+        if _needs_autograd(d_out, d_h):
+            grads = _autograd_backward(
+                lambda gx, h0, w, b: reference_rnn(gx, h0, w, b, *ctx.constants),
+                [gx, h0, w_hh, b_hh], [d_out, d_h],
+            )  # fmt: skip
+            return (*grads, *none)
+        dgx, dh0, dw, db = extension().rnn_backward(
+            d_out, d_h, w_hh, h_prev, act, *ctx.constants
+        )
+        return dgx, dh0, dw, (db if ctx.has_bias else None), *none
+
+
+def reference_rnn(
+    gx: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    valid: Tensor | None,
+    zero: Tensor | None,
+    reverse: bool,
+    mask: Tensor | None = None,
+    keep: Tensor | None = None,
+    zoneout: float = 0.0,
+    relu: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """What :class:`RNNRecurrence` computes, as a PyTorch loop (``rnnkit.cells.rnn``'s
+    step, zoneout and recurrent dropout as ``rnnkit.cells.base`` applies them, and
+    ``rnnkit.backends.loop``'s masks)."""
+    T = gx.size(0)
+    h, outs = h0, [gx.new_empty(0)] * T
+    act = torch.relu if relu else torch.tanh
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        if zero is not None:
+            h = torch.where(zero[t, :, None], torch.zeros_like(h), h)
+        h_in = h if mask is None else h * mask
+        new = act(gx[t] + torch.nn.functional.linear(h_in, w_hh, b_hh))  # 10.1
+        if keep is not None:
+            new = torch.where(keep[t], h, new)
+        elif zoneout > 0:
+            new = zoneout * h + (1.0 - zoneout) * new
+        if valid is not None:
+            new = torch.where(valid[t, :, None], new, h)
+            outs[t] = torch.where(valid[t, :, None], new, torch.zeros_like(new))
+        else:
+            outs[t] = new
+        h = new
+    out = torch.stack(outs) if T else gx.new_zeros(0, gx.size(1), h0.size(1))
+    return out, h
+
+
+def rnn(
+    gx: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    valid: Tensor | None = None,
+    zero: Tensor | None = None,
+    reverse: bool = False,
+    mask: Tensor | None = None,
+    keep: Tensor | None = None,
+    zoneout: float = 0.0,
+    relu: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """:class:`RNNRecurrence` applied (the masks as for :func:`gru`)."""
+    v = None if valid is None else valid.reshape(valid.shape[:2]).contiguous()
+    zm = None if zero is None else zero.reshape(zero.shape[:2]).contiguous()
+    m = None if mask is None else mask.contiguous()
+    k = None if keep is None else keep.contiguous()
+    return RNNRecurrence.apply(gx, h0, w_hh, b_hh, v, zm, reverse, m, k, float(zoneout), relu)
+
+
 class LSTMRecurrence(torch.autograd.Function):
     """The LSTM recurrence over projected inputs gx (T, B, 4H), with recurrent dropout,
     zoneout and layer norm: (out (T, B, H), h_T, c_T (B, H)).

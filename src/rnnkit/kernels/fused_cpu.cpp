@@ -627,6 +627,153 @@ std::vector<at::Tensor> lstm_backward(
   return {dgx, dh, dc, dw, db, dln_hh_w, dln_hh_b, dln_c_w, dln_c_b};
 }
 
+// ---- The Elman RNN (10.1, 10.2) with the options torch's kernels lack -----------------
+//
+// Forward, per step: a = gx + W_h (m * h) + b_h;  h' = tanh(a) or relu(a);  then zoneout
+// mixes h' with h, as for the GRU. Backward, with dh' the gradient reaching h' (after
+// zoneout's split): da = dh' (1 - h'^2) for tanh, dh' [a > 0] for relu;
+// dh^{t-1} = (zoneout's kept share) + m (W_h^T da);  dW_h = sum_t da^T (m h^{t-1}).
+// relu: whether the nonlinearity is relu (else tanh). Returns out, h_T and what the
+// backward reads: h_prev and h' before zoneout (T, B, H).
+std::vector<at::Tensor> rnn_forward(const at::Tensor& gx_in, const at::Tensor& h0,
+                                    const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_opt,
+                                    const c10::optional<at::Tensor>& valid_opt,
+                                    const c10::optional<at::Tensor>& zero_opt, bool reverse,
+                                    const c10::optional<at::Tensor>& mask_opt,
+                                    const c10::optional<at::Tensor>& keep_opt, double zoneout,
+                                    bool relu) {
+  const at::Tensor gx = gx_in.contiguous();
+  const int64_t T = gx.size(0), B = gx.size(1), H = h0.size(1);
+  const at::Tensor Wt = w_hh.t().contiguous();  // (H, H)
+  const at::Tensor b = given(b_opt), valid = given(valid_opt), zero = given(zero_opt);
+  const at::Tensor mask = given(mask_opt), keep_mask = given(keep_opt);
+  auto opts = gx.options();
+  at::Tensor out = at::empty({T, B, H}, opts), h_prev = at::empty({T, B, H}, opts);
+  at::Tensor act = at::empty({T, B, H}, opts);  // h' before zoneout
+  at::Tensor h = h0.contiguous().clone(), hin = at::empty({B, H}, opts);
+  at::Tensor gh = at::empty({B, H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(gx.scalar_type(), "rnnkit_rnn_forward", [&] {
+    using T_ = scalar_t;
+    T_* hp = h.data_ptr<T_>();
+    T_* hinp = hin.data_ptr<T_>();
+    const T_* ghp = gh.data_ptr<T_>();
+    const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
+    const T_ p = static_cast<T_>(zoneout);
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = reverse ? T - 1 - s : s;
+      const bool* reset = mask_row(zero, t, B);
+      const bool* inside = mask_row(valid, t, B);
+      if (reset != nullptr) {
+        for (int64_t i = 0; i < B; ++i)
+          if (reset[i]) std::fill(hp + i * H, hp + (i + 1) * H, T_(0));
+      }
+      std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
+      if (mp != nullptr) for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
+      product(mp != nullptr ? hin : h, Wt, b, gh);
+      const T_* g = gx.data_ptr<T_>() + t * B * H;
+      const bool* kh = keep_mask.defined() ? keep_mask.data_ptr<bool>() + t * B * H : nullptr;
+      T_* ap = act.data_ptr<T_>() + t * B * H;
+      T_* o = out.data_ptr<T_>() + t * B * H;
+      for (int64_t i = 0; i < B; ++i) {
+        const bool stay = inside != nullptr && !inside[i];
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t e = i * H + j;
+          const T_ a = g[e] + ghp[e];
+          const T_ hn = relu ? (a > T_(0) ? a : T_(0)) : std::tanh(a);  // 10.1
+          ap[e] = hn;
+          T_ hv = hn;
+          if (kh != nullptr) {  // zoneout, training
+            if (kh[e]) hv = hp[e];
+          } else if (p > T_(0)) {  // zoneout, evaluation
+            hv = p * hp[e] + (T_(1) - p) * hn;
+          }
+          if (stay) {
+            o[e] = T_(0);  // past the end: zero output, the state carried
+          } else {
+            o[e] = hv;
+            hp[e] = hv;
+          }
+        }
+      }
+    }
+  });
+  return {out, h, h_prev, act};
+}
+
+// Gradients of rnn_forward's inputs from those of out and h_T (either may be undefined):
+// dgx (T, B, H), dh0 (B, H), dw_hh (H, H), db_hh (H).
+std::vector<at::Tensor> rnn_backward(const c10::optional<at::Tensor>& dout_opt,
+                                     const c10::optional<at::Tensor>& dh_opt,
+                                     const at::Tensor& w_hh, const at::Tensor& h_prev,
+                                     const at::Tensor& act,
+                                     const c10::optional<at::Tensor>& valid_opt,
+                                     const c10::optional<at::Tensor>& zero_opt, bool reverse,
+                                     const c10::optional<at::Tensor>& mask_opt,
+                                     const c10::optional<at::Tensor>& keep_opt, double zoneout,
+                                     bool relu) {
+  const int64_t T = act.size(0), B = act.size(1), H = act.size(2);
+  auto opts = act.options();
+  const at::Tensor W = w_hh.contiguous();  // (H, H): dh = da @ W
+  const at::Tensor dout = given(dout_opt), valid = given(valid_opt), zero = given(zero_opt);
+  const at::Tensor mask = given(mask_opt), keep_mask = given(keep_opt);
+  at::Tensor dh = dh_opt.has_value() ? dh_opt->contiguous().clone() : at::zeros({B, H}, opts);
+  at::Tensor dgx = at::empty({T, B, H}, opts);
+  at::Tensor direct = at::empty({B, H}, opts), back = at::empty({B, H}, opts);
+  const at::Tensor none;
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnnkit_rnn_backward", [&] {
+    using T_ = scalar_t;
+    T_* dhp = dh.data_ptr<T_>();
+    T_* dp = direct.data_ptr<T_>();
+    const T_* bp = back.data_ptr<T_>();
+    const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
+    const T_ p = static_cast<T_>(zoneout);
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = reverse ? s : T - 1 - s;
+      const bool* reset = mask_row(zero, t, B);
+      const bool* inside = mask_row(valid, t, B);
+      const int64_t at = t * B * H;
+      const T_* ap = act.data_ptr<T_>() + at;
+      const T_* dop = dout.defined() ? dout.data_ptr<T_>() + at : nullptr;
+      const bool* kh = keep_mask.defined() ? keep_mask.data_ptr<bool>() + at : nullptr;
+      T_* da = dgx.data_ptr<T_>() + at;
+      for (int64_t i = 0; i < B; ++i) {
+        if (inside != nullptr && !inside[i]) {  // past the end: the gradient passes through
+          std::fill(da + i * H, da + (i + 1) * H, T_(0));
+          std::copy(dhp + i * H, dhp + (i + 1) * H, dp + i * H);
+          continue;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t e = i * H + j;
+          const T_ dhz = dhp[e] + (dop != nullptr ? dop[e] : T_(0));
+          T_ g = dhz, kept = T_(0);
+          if (kh != nullptr) {
+            if (kh[e]) { g = T_(0); kept = dhz; }
+          } else if (p > T_(0)) {
+            g = (T_(1) - p) * dhz;
+            kept = p * dhz;
+          }
+          const T_ hn = ap[e];
+          da[e] = relu ? (hn > T_(0) ? g : T_(0)) : g * (T_(1) - hn * hn);  // through 10.1
+          dp[e] = kept;
+        }
+      }
+      at::Tensor da_t = dgx.select(0, t);
+      product(da_t, W, none, back);  // W_h^T da: (B, H) @ (H, H)
+      for (int64_t e = 0; e < B * H; ++e)
+        dhp[e] = dp[e] + (mp != nullptr ? mp[e] : T_(1)) * bp[e];
+      if (reset != nullptr) {
+        for (int64_t i = 0; i < B; ++i)
+          if (reset[i]) std::fill(dhp + i * H, dhp + (i + 1) * H, T_(0));
+      }
+    }
+  });
+  at::Tensor flat = dgx.view({T * B, H});
+  at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
+  at::Tensor dw = at::mm(flat.t(), hin.reshape({T * B, H}));
+  at::Tensor db = flat.sum(0);
+  return {dgx, dh, dw, db};
+}
+
 // ---- Generation: a character language model's whole sampling loop -------------------
 //
 // rnnkit.models.lm.CharLM.sample, once the prompt is read: per character, pick the next one
@@ -760,5 +907,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward", &gru_backward, "GRU recurrence, backward (rnnkit.kernels.fused)");
   m.def("lstm_forward", &lstm_forward, "LSTM recurrence, forward (rnnkit.kernels.fused)");
   m.def("lstm_backward", &lstm_backward, "LSTM recurrence, backward (rnnkit.kernels.fused)");
+  m.def("rnn_forward", &rnn_forward, "Elman RNN recurrence, forward (rnnkit.kernels.fused)");
+  m.def("rnn_backward", &rnn_backward, "Elman RNN recurrence, backward (rnnkit.kernels.fused)");
   m.def("lm_generate", &lm_generate, "a character LM's sampling loop (rnnkit.models.lm)");
 }
