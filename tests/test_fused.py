@@ -358,6 +358,7 @@ def test_the_rnns_backward_passes_gradcheck(relu: bool) -> None:
         return fused.rnn(gx, h0, w, b, valid, zero, False, mask, keep, 0.3, relu)
 
     assert torch.autograd.gradcheck(f, (gx, h0, w, b))
+    assert torch.autograd.gradgradcheck(f, (gx, h0, w, b))  # through the loop's PyTorch form
     want = fused.reference_rnn(gx, h0, w, b, valid, zero, False, mask, keep, 0.3, relu)
     for a, c in zip(f(gx, h0, w, b), want, strict=True):
         torch.testing.assert_close(a, c, rtol=0, atol=1e-12)

@@ -169,18 +169,38 @@ def reference_gru(
     """What :class:`GRURecurrence` computes, as a PyTorch loop (``rnnkit.cells.gru``'s
     step, zoneout and recurrent dropout as ``rnnkit.cells.base`` applies them, and
     ``rnnkit.backends.loop``'s masks): the function its backward differentiates."""
+
+    def step(gx_t: Tensor, h: Tensor) -> Tensor:
+        gh = torch.nn.functional.linear(h if mask is None else h * mask, w_hh, b_hh)
+        x_r, x_z, x_n = gx_t.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        return (1 - z) * n + z * h
+
+    return _one_state_loop(step, gx, h0, valid, zero, reverse, keep, zoneout)
+
+
+def _one_state_loop(
+    step: Any,
+    gx: Tensor,
+    h0: Tensor,
+    valid: Tensor | None,
+    zero: Tensor | None,
+    reverse: bool,
+    keep: Tensor | None,
+    zoneout: float,
+) -> tuple[Tensor, Tensor]:
+    """The time loop of a cell whose state is h alone (GRU, Elman RNN): ``step(gx^t,
+    h^{t-1})`` gives h^t, then resets, zoneout and lengths as ``rnnkit.backends.loop``
+    and ``rnnkit.cells.base`` apply them."""
     T = gx.size(0)
     h, outs = h0, [gx.new_empty(0)] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
         if zero is not None:
             h = torch.where(zero[t, :, None], torch.zeros_like(h), h)
-        gh = torch.nn.functional.linear(h if mask is None else h * mask, w_hh, b_hh)
-        x_r, x_z, x_n = gx[t].chunk(3, dim=-1)
-        h_r, h_z, h_n = gh.chunk(3, dim=-1)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        new = (1 - z) * n + z * h
+        new = step(gx[t], h)
         if keep is not None:
             new = torch.where(keep[t], h, new)
         elif zoneout > 0:
@@ -274,9 +294,7 @@ class RNNRecurrence(torch.autograd.Function):
                 [gx, h0, w_hh, b_hh], [d_out, d_h],
             )  # fmt: skip
             return (*grads, *none)
-        dgx, dh0, dw, db = extension().rnn_backward(
-            d_out, d_h, w_hh, h_prev, act, *ctx.constants
-        )
+        dgx, dh0, dw, db = extension().rnn_backward(d_out, d_h, w_hh, h_prev, act, *ctx.constants)
         return dgx, dh0, dw, (db if ctx.has_bias else None), *none
 
 
@@ -296,26 +314,13 @@ def reference_rnn(
     """What :class:`RNNRecurrence` computes, as a PyTorch loop (``rnnkit.cells.rnn``'s
     step, zoneout and recurrent dropout as ``rnnkit.cells.base`` applies them, and
     ``rnnkit.backends.loop``'s masks)."""
-    T = gx.size(0)
-    h, outs = h0, [gx.new_empty(0)] * T
     act = torch.relu if relu else torch.tanh
-    for t in range(T - 1, -1, -1) if reverse else range(T):
-        if zero is not None:
-            h = torch.where(zero[t, :, None], torch.zeros_like(h), h)
+
+    def step(gx_t: Tensor, h: Tensor) -> Tensor:
         h_in = h if mask is None else h * mask
-        new = act(gx[t] + torch.nn.functional.linear(h_in, w_hh, b_hh))  # 10.1
-        if keep is not None:
-            new = torch.where(keep[t], h, new)
-        elif zoneout > 0:
-            new = zoneout * h + (1.0 - zoneout) * new
-        if valid is not None:
-            new = torch.where(valid[t, :, None], new, h)
-            outs[t] = torch.where(valid[t, :, None], new, torch.zeros_like(new))
-        else:
-            outs[t] = new
-        h = new
-    out = torch.stack(outs) if T else gx.new_zeros(0, gx.size(1), h0.size(1))
-    return out, h
+        return act(gx_t + torch.nn.functional.linear(h_in, w_hh, b_hh))  # 10.1
+
+    return _one_state_loop(step, gx, h0, valid, zero, reverse, keep, zoneout)
 
 
 def rnn(
