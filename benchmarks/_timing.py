@@ -12,28 +12,48 @@ from collections.abc import Callable
 
 
 def interleaved_medians(
-    fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 2
+    fns: dict[str, Callable[[], object]],
+    *,
+    repeats: int,
+    warmup: int = 2,
+    synchronize: Callable[[], object] | None = None,
 ) -> dict[str, float]:
-    """Median seconds per call of each function, timed in alternation, after a warm-up."""
+    """Median seconds per call of each function, timed in alternation, after a warm-up.
+
+    ``synchronize`` (``torch.cuda.synchronize`` for GPU work) runs before the clock starts
+    and before it stops, so that a call is timed to the end of the work it queued."""
+    sync = synchronize or (lambda: None)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def machine() -> str:
+def machine(device: str = "cpu") -> str:
     import os
     import platform
 
     import torch
 
-    return (
+    where = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
+    if device.startswith("cuda"):
+        where += f", GPU {torch.cuda.get_device_name(device)}"
+    return where
+
+
+def synchronizer(device: str) -> Callable[[], object] | None:
+    """What to pass as ``interleaved_medians(synchronize=...)`` for work on ``device``."""
+    import torch
+
+    return torch.cuda.synchronize if device.startswith("cuda") else None

@@ -18,7 +18,9 @@ the CPU, so its GRU is the slow one of the two there. ``--options`` times the LS
 zoneout, with recurrent dropout and with layer norm, the GRU and the Elman RNN with zoneout
 (each on the backend auto picks, and on the reference loop), beside rnnkit.LSTM on torch's
 kernel, torch.nn.GRU, rnnkit.GRU and MinGRU, all as ratios to torch.nn.LSTM, at the same
-shapes: one table of everything the fused kernels are measured by.
+shapes: one table of everything the fused kernels are measured by. ``--device cuda`` runs
+``--gru`` and ``--options`` on the GPU (the options on rnnkit's Triton kernels; the GRU
+stays on cuDNN there), timed to the end of the queued work.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from _timing import interleaved_medians, machine
+from _timing import interleaved_medians, machine, synchronizer
 
 SHAPES = {
     "fastrnns T=100 B=64 I=H=512": (100, 64, 512, 512),
@@ -72,22 +74,23 @@ def infer(module: nn.Module, x: torch.Tensor):
 GRU_SHAPES = ((100, 64, 512), (256, 8, 128), (1000, 1, 64))
 
 
-def gru_table(repeats: int) -> None:
+def gru_table(repeats: int, device: str = "cpu") -> None:
     """rnnkit.GRU (auto, fused) against torch.nn.GRU and torch.nn.LSTM, train and inference."""
     print(f"{'T, B, I=H':14s} {'mode':9s} {'LSTM ms':>8s} {'GRU ms':>8s}  "
           "rnnkit.GRU / torch.nn.LSTM (/ torch.nn.GRU)")  # fmt: skip
     for T, B, H in GRU_SHAPES:
-        x = torch.randn(T, B, H)
-        ref = nn.GRU(H, H)
+        x = torch.randn(T, B, H, device=device)
+        ref = nn.GRU(H, H).to(device)
         mods = {
-            "torch.nn.LSTM": nn.LSTM(H, H),
+            "torch.nn.LSTM": nn.LSTM(H, H).to(device),
             "torch.nn.GRU": ref,
             "auto": rnnkit.GRU.from_torch(ref),
             "fused": rnnkit.GRU.from_torch(ref, backend="fused"),
         }
         chosen = mods["auto"].backend_for(x).name
         for mode, make in (("train", train_step), ("inference", infer)):
-            times = interleaved_medians({k: make(m, x) for k, m in mods.items()}, repeats=repeats)
+            fns = {k: make(m, x) for k, m in mods.items()}
+            times = interleaved_medians(fns, repeats=repeats, synchronize=synchronizer(device))
             lstm, gru = times["torch.nn.LSTM"], times["torch.nn.GRU"]
             ratios = "  ".join(
                 f"{k} {times[k] / lstm:.2f} ({times[k] / gru:.2f})" for k in ("auto", "fused")
@@ -96,22 +99,22 @@ def gru_table(repeats: int) -> None:
                   f"{ratios}  [auto: {chosen}]", flush=True)  # fmt: skip
 
 
-def options_table(repeats: int) -> None:
+def options_table(repeats: int, device: str = "cpu") -> None:
     """Every layer the fused kernels are measured by - the options torch lacks on the
     backend auto picks and on the reference loop, the GRU, MinGRU, rnnkit.LSTM on torch's
     kernel - as ratios to torch.nn.LSTM of the same size (training step)."""
     print(f"{'T, B, I=H':14s} {'LSTM ms':>8s}  ratio to torch.nn.LSTM (training step)")
     for T, B, H in GRU_SHAPES:
-        x = torch.randn(T, B, H)
-        ref = nn.LSTM(H, H)
+        x = torch.randn(T, B, H, device=device)
+        ref = nn.LSTM(H, H).to(device)
         mods: dict[str, nn.Module] = {"torch.nn.LSTM": ref}
         native = rnnkit.LSTM.from_torch(ref)
         native.backend = "native"
         mods["rnnkit.LSTM (native)"] = native
-        gru = nn.GRU(H, H)
+        gru = nn.GRU(H, H).to(device)
         mods["torch.nn.GRU"] = gru
         mods["rnnkit.GRU (auto)"] = rnnkit.GRU.from_torch(gru)
-        mods["MinGRU"] = rnnkit.MinGRU(H, H)
+        mods["MinGRU"] = rnnkit.MinGRU(H, H, device=device)
         for label, kw in (("zoneout 0.1", {"zoneout": 0.1}),
                           ("recurrent_dropout 0.25", {"recurrent_dropout": 0.25}),
                           ("layer_norm", {"layer_norm": True})):  # fmt: skip
@@ -121,13 +124,14 @@ def options_table(repeats: int) -> None:
         mods["GRU zoneout 0.1 (reference)"] = rnnkit.GRU.from_torch(
             gru, zoneout=0.1, backend="reference"
         )
-        elman = nn.RNN(H, H)
+        elman = nn.RNN(H, H).to(device)
         mods["RNN zoneout 0.1"] = rnnkit.RNN.from_torch(elman, zoneout=0.1)
         mods["RNN zoneout 0.1 (reference)"] = rnnkit.RNN.from_torch(
             elman, zoneout=0.1, backend="reference"
         )
         chosen = mods["zoneout 0.1"].backend_for(x).name
-        times = interleaved_medians({k: train_step(m, x) for k, m in mods.items()}, repeats=repeats)
+        fns = {k: train_step(m, x) for k, m in mods.items()}
+        times = interleaved_medians(fns, repeats=repeats, synchronize=synchronizer(device))
         base = times["torch.nn.LSTM"]
         ratios = "  ".join(f"{k} {times[k] / base:.2f}" for k in mods if k != "torch.nn.LSTM")
         print(f"{f'{T}, {B}, {H}':14s} {base * 1e3:8.2f}  {ratios}  [auto: {chosen}]", flush=True)
@@ -146,18 +150,21 @@ def main() -> None:
     parser.add_argument(
         "--options", action="store_true", help="the LSTM options' table only (see above)"
     )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda: where --gru and --options run (cpu)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)
     warnings.simplefilter("ignore", rnnkit.PerformanceWarning)
     torch.manual_seed(0)
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(args.device)}")
     if args.gru:
-        gru_table(repeats)
+        gru_table(repeats, args.device)
         return
     if args.options:
-        options_table(repeats)
+        options_table(repeats, args.device)
         return
     print(f"{'shape':28s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  ratios to torch.nn")
     for shape_name, (T, B, I, H) in SHAPES.items():

@@ -11,6 +11,7 @@ time, against a large square matmul measured in the same run).
 
     python benchmarks/bench_mingru.py            # the two shapes of the issue
     python benchmarks/bench_mingru.py --quick    # fewer repeats
+    python benchmarks/bench_mingru.py --device cuda   # on the GPU (the Triton scan)
 """
 
 from __future__ import annotations
@@ -26,19 +27,19 @@ import torch
 from torch import nn
 
 import rnnkit
-from _timing import interleaved_medians, machine
+from _timing import interleaved_medians, machine, synchronizer
 
 SHAPES = [(4096, 8, 256, 256), (16384, 1, 64, 64)]  # (T, B, I, H)
 
 
-def make(kind: str, T: int, B: int, I: int, H: int):
+def make(kind: str, T: int, B: int, I: int, H: int, device: str = "cpu"):
     layer = {
         "gru": lambda: nn.GRU(I, H),
         "lstm": lambda: nn.LSTM(I, H),
         "rnnkit-gru": lambda: rnnkit.GRU(I, H),  # on its fused CPU kernel at these sizes
         "mingru": lambda: rnnkit.MinGRU(I, H),
-    }[kind]()
-    x = torch.randn(T, B, I, requires_grad=True)
+    }[kind]().to(device)
+    x = torch.randn(T, B, I, device=device, requires_grad=True)
 
     def step() -> None:
         out, _ = layer(x)
@@ -47,12 +48,21 @@ def make(kind: str, T: int, B: int, I: int, H: int):
     return step
 
 
-def peak_memory_mib(kind: str, T: int, B: int, I: int, H: int) -> float:
-    """Peak RSS growth of one training step, in a fresh process.
+def peak_memory_mib(kind: str, T: int, B: int, I: int, H: int, device: str = "cpu") -> float:
+    """Peak RSS growth of one training step, in a fresh process (on CUDA: the growth of
+    the peak of torch's allocator over one step, in this process).
 
     Read from VmHWM, the high-water mark of the process's own memory: getrusage's
     ru_maxrss would carry over this (larger) parent's peak through exec on Linux.
     """
+    if device.startswith("cuda"):
+        step = make(kind, T, B, I, H, device)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
     here = str(Path(__file__).resolve().parent)
     code = (
         f"import sys, torch; sys.path.insert(0, {here!r});"
@@ -70,13 +80,16 @@ def vm_hwm_kib() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
-def gemm_peak_flops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def gemm_peak_flops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = synchronizer(device) or (lambda: None)
     a @ b
     best = float("inf")
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
 
@@ -85,25 +98,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     args = parser.parse_args()
+    device = args.device
     torch.manual_seed(0)
-    print(f"machine: {machine()}")
-    peak = gemm_peak_flops()
+    print(f"machine: {machine(device)}")
+    peak = gemm_peak_flops(device=device)
     print(f"matrix-multiply peak (2048^3 matmul, best of 5): {peak / 1e9:.1f} GFLOP/s")
     rows = []
     for T, B, I, H in SHAPES:
         fns = {
-            "torch.nn.GRU": make("gru", T, B, I, H),
-            "torch.nn.LSTM": make("lstm", T, B, I, H),
-            "rnnkit.GRU": make("rnnkit-gru", T, B, I, H),
-            "rnnkit.MinGRU": make("mingru", T, B, I, H),
+            "torch.nn.GRU": make("gru", T, B, I, H, device),
+            "torch.nn.LSTM": make("lstm", T, B, I, H, device),
+            "rnnkit.GRU": make("rnnkit-gru", T, B, I, H, device),
+            "rnnkit.MinGRU": make("mingru", T, B, I, H, device),
         }
-        times = interleaved_medians(fns, repeats=3 if args.quick else 7, warmup=1)
+        sync = synchronizer(device)
+        times = interleaved_medians(fns, repeats=3 if args.quick else 7, warmup=1, synchronize=sync)
         gru_t, min_t = times["torch.nn.GRU"], times["rnnkit.MinGRU"]
         lstm_t, ours_t = times["torch.nn.LSTM"], times["rnnkit.GRU"]
         # MinGRU's GEMMs: forward x W^T (2H outputs), backward grad_x and grad_W: 3 products.
         flops = 3 * 2 * T * B * I * 2 * H
-        mem = {k: peak_memory_mib(k, T, B, I, H) for k in ("gru", "mingru")}
+        mem = {k: peak_memory_mib(k, T, B, I, H, device) for k in ("gru", "mingru")}
         row = dict(
             T=T,
             B=B,

@@ -156,7 +156,7 @@ def test_forcing_fused_where_it_cannot_run_is_an_error() -> None:
         rnnkit.MinGRU(3, 4, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"have no proj_size yet"):
         rnnkit.LSTM(3, 4, proj_size=2, backend="fused")(torch.zeros(2, 1, 3))
-    with pytest.raises(ValueError, match=r"run float32 and float64 on the CPU; got torch.bfloat16"):
+    with pytest.raises(ValueError, match=r"float64 on the CPU and on CUDA; got torch.bfloat16"):
         rnnkit.GRU(3, 4, backend="fused").bfloat16()(torch.zeros(2, 1, 3, dtype=torch.bfloat16))
 
 

@@ -43,6 +43,7 @@ DISTRIBUTIONS = {
     "sklearn": "scikit-learn",
     "pandas": "pandas",
     "yaml": "PyYAML",
+    "triton": "triton",
 }
 
 

@@ -6,7 +6,8 @@
   (minGRU, minLSTM).
 - ``fused``: the step loop in C++ with its backward written out
   (:mod:`rnnkit.kernels.fused`), on the CPU for the GRU, which torch has no fused kernel
-  for, and for the LSTM options and resets torch's kernels lack.
+  for, and for the options and resets torch's kernels lack; on CUDA, for those options,
+  a Triton kernel per step (:mod:`rnnkit.kernels.fused_cuda`).
 
 A layer hands a backend a :class:`~rnnkit.backends.plan.Plan` and the weights it read for
 the call (see :mod:`rnnkit.backends.plan`); a backend never sees the layer. Which backend
@@ -94,7 +95,8 @@ def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Cho
         # which torch runs through autograd on the CPU - where ours is the faster. Asked
         # only then, so that a call torch's kernel takes never builds the extension.
         units = 0 if x is None else x.size(1) * plan.cells[0].hidden_size
-        small = plan.kind == "GRU" and 0 < units < fused.MAX_UNITS
+        on_cpu = x is None or x.device.type == "cpu"  # on CUDA, cuDNN's GRU is fused
+        small = plan.kind == "GRU" and on_cpu and 0 < units < fused.MAX_UNITS
         if (unsupported or small) and not fused.supports(plan, x):
             why = unsupported or f"B x H = {units} < {fused.MAX_UNITS}: faster than torch's"
             return Choice("fused", f"rnnkit's fused kernel ({why})")

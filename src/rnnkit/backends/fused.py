@@ -1,4 +1,5 @@
-"""The fused backend: each direction's step loop in C++, the backward written out.
+"""The fused backend: each direction's step loop in C++ (on CUDA: a Triton kernel per
+step), the backward written out.
 
 Where torch has no fused kernel on the CPU: the GRU (torch's own runs its step loop
 through autograd, 3-20 times its LSTM's time at small batch), and every cell with the
@@ -10,6 +11,9 @@ directions and dropout between layers are :func:`rnnkit.backends.stack.run_stack
 for the reference backend. Zoneout's training masks are drawn for all steps up front
 (``cell.sample_zoneout``, as under ``torch.compile``), the recurrent-dropout mask once
 per sequence as the reference does.
+
+On CUDA (:mod:`rnnkit.kernels.fused_cuda`, where Triton is installed) it runs the options
+and resets that cuDNN lacks; the plain GRU stays on cuDNN, which is fused there.
 """
 
 from __future__ import annotations
@@ -39,18 +43,24 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
     options = ["proj_size"] if plan.proj_size else []
     if options:
         return f"rnnkit's fused kernels have no {', '.join(options)} yet"
-    if x is not None and (x.device.type != "cpu" or x.dtype not in DTYPES):
+    device = "cpu" if x is None else x.device.type
+    if x is not None and (device not in ("cpu", "cuda") or x.dtype not in DTYPES):
         return (
-            "rnnkit's fused kernels run float32 and float64 on the CPU; got "
-            f"{x.dtype} on {x.device.type}"
+            "rnnkit's fused kernels run float32 and float64 on the CPU and on CUDA; got "
+            f"{x.dtype} on {device}"
         )
     if torch.compiler.is_compiling():
         return "under torch.compile (its graph takes torch's kernel as one operator)"
-    if torch.is_autocast_enabled("cpu"):
+    if torch.is_autocast_enabled(device):
         return "under autocast (torch's kernel casts as torch.nn does)"
     if not fused.enabled():
         return "turned off by RNNKIT_FUSED=0"
-    if not fused.available():
+    if device == "cuda":
+        from rnnkit.kernels import fused_cuda  # imports Triton: only for CUDA tensors
+
+        if not fused_cuda.available():
+            return "rnnkit's CUDA kernels need Triton, which is not installed"
+    elif not fused.available():
         return "rnnkit's fused kernels could not be built here"
     return None
 

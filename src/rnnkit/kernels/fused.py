@@ -82,6 +82,16 @@ def available() -> bool:
     return extension() is not None
 
 
+def kernels(t: Tensor) -> Any:
+    """The kernels for ``t``'s device: the C++ extension on the CPU, Triton's on CUDA
+    (:mod:`rnnkit.kernels.fused_cuda`, the same functions under the same names)."""
+    if t.device.type == "cuda":
+        from rnnkit.kernels import fused_cuda
+
+        return fused_cuda
+    return extension()
+
+
 class GRURecurrence(torch.autograd.Function):
     """The GRU recurrence over projected inputs gx (T, B, 3H): (out (T, B, H), h_T (B, H)).
 
@@ -106,7 +116,7 @@ class GRURecurrence(torch.autograd.Function):
         keep: Tensor | None = None,
         zoneout: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
-        out, h_n, h_prev, r, z, n, ghn = extension().gru_forward(
+        out, h_n, h_prev, r, z, n, ghn = kernels(gx).gru_forward(
             gx, h0, w_hh, b_hh, valid, zero, reverse, mask, keep, zoneout
         )
         bias = b_hh if b_hh is not None else gx.new_empty(0)
@@ -132,7 +142,7 @@ class GRURecurrence(torch.autograd.Function):
                 [gx, h0, w_hh, b_hh], [d_out, d_h],
             )  # fmt: skip
             return (*grads, *none)
-        dgx, dh0, dw, db = extension().gru_backward(
+        dgx, dh0, dw, db = kernels(r).gru_backward(
             d_out, d_h, w_hh, h_prev, r, z, n, ghn, valid, zero, ctx.reverse, mask, keep, zoneout
         )
         return dgx, dh0, dw, (db if ctx.has_bias else None), *none
@@ -274,7 +284,7 @@ class RNNRecurrence(torch.autograd.Function):
         zoneout: float,
         relu: bool,
     ) -> tuple[Tensor, Tensor]:
-        out, h_n, h_prev, act = extension().rnn_forward(
+        out, h_n, h_prev, act = kernels(gx).rnn_forward(
             gx, h0, w_hh, b_hh, valid, zero, reverse, mask, keep, zoneout, relu
         )
         bias = b_hh if b_hh is not None else gx.new_empty(0)
@@ -294,7 +304,7 @@ class RNNRecurrence(torch.autograd.Function):
                 [gx, h0, w_hh, b_hh], [d_out, d_h],
             )  # fmt: skip
             return (*grads, *none)
-        dgx, dh0, dw, db = extension().rnn_backward(d_out, d_h, w_hh, h_prev, act, *ctx.constants)
+        dgx, dh0, dw, db = kernels(act).rnn_backward(d_out, d_h, w_hh, h_prev, act, *ctx.constants)
         return dgx, dh0, dw, (db if ctx.has_bias else None), *none
 
 
@@ -376,7 +386,7 @@ class LSTMRecurrence(torch.autograd.Function):
         ln_c_b: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ln = (ln_hh_w, ln_hh_b, ln_c_w, ln_c_b)
-        out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc = extension().lstm_forward(
+        out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc = kernels(gx).lstm_forward(
             gx, h0, c0, w_hh, b_hh, mask, keep_h, keep_c, zoneout, valid, zero, reverse, *ln
         )
         empty = gx.new_empty(0)
@@ -408,7 +418,7 @@ class LSTMRecurrence(torch.autograd.Function):
                 [gx, h0, c0, w_hh, b_hh, *ln], [d_out, d_h, d_c],
             )  # fmt: skip
             return (*grads[:5], *none, *grads[5:])
-        dgx, dh0, dc0, dw, db, *dln = extension().lstm_backward(
+        dgx, dh0, dc0, dw, db, *dln = kernels(tc).lstm_backward(
             d_out, d_h, d_c, w_hh, h_prev, c_prev, gates, tc, mask, keep_h, keep_c, zoneout,
             valid, zero, reverse, ln[0], ln[2], xh, rh, xc, rc,
         )  # fmt: skip

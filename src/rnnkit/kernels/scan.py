@@ -84,13 +84,30 @@ def _blocked(a: Tensor, b: Tensor, h0: Tensor, reverse: bool, out: Tensor, K: in
         prev = torch.addcmul(b_c[:, j], a_c[:, j], prev, out=h_c[:, j])
 
 
+def gpu_kernels(t: Tensor) -> Any:
+    """The Triton scan (:mod:`rnnkit.kernels.fused_cuda`) for a CUDA tensor where it can
+    run, else None: one kernel over tiles of time steps instead of the blocked scan's
+    ~2·C·log_C(T) small launches."""
+    if t.device.type != "cuda":
+        return None
+    from rnnkit.kernels import fused_cuda
+
+    return fused_cuda if fused_cuda.available() else None
+
+
 def scan_forward(a: Tensor, b: Tensor, h0: Tensor, out: Tensor) -> Tensor:
     """h_t = a_t ∘ h_{t-1} + b_t into ``out`` (T, N), which may be ``b`` itself."""
+    gpu = gpu_kernels(b)
+    if gpu is not None and out.is_contiguous():
+        return gpu.scan_forward(a, b, h0, out)
     return _scan(a, b, h0, False, out)
 
 
 def scan_gradient(a: Tensor, grad_h: Tensor) -> Tensor:
     """g_t = ∂L/∂h_t over the future, from G_t = ``grad_h`` (T, N): ∂L/∂b_t = g_t."""
+    gpu = gpu_kernels(grad_h)
+    if gpu is not None:
+        return gpu.scan_gradient(a, grad_h)
     # g_t = G_t + a_{t+1} g_{t+1}: the same scan backwards in time, with the a's one step
     # ahead; g_{T-1} = G_{T-1} enters it as the outer state.
     g = torch.empty(grad_h.shape, dtype=grad_h.dtype, device=grad_h.device)
