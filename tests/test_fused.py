@@ -135,10 +135,13 @@ def test_float32_agrees_with_torch_nn_gru() -> None:
 
 def test_the_auto_choice_is_fused_for_small_steps_and_resets_only() -> None:
     layer = rnnkit.GRU(3, 256)
-    small, large = torch.zeros(5, 2, 3), torch.zeros(5, 64, 3)  # B x H: 512, 16384
+    small, large = torch.zeros(5, 2, 3), torch.zeros(5, 256, 3)  # B x H: 512, 65536
     assert layer.backend_for(small).name == "fused"
+    assert layer.backend_for(torch.zeros(5, 64, 3)).name == "fused"  # B <= 64: any width
+    assert layer.backend_for(torch.zeros(5, 128, 3)).name == "native"  # B x H = 32768
+    assert rnnkit.GRU(3, 128).backend_for(torch.zeros(5, 128, 3)).name == "fused"  # 16384
     assert layer.backend_for(large).name == "native"
-    reset = torch.zeros(5, 64, dtype=torch.bool)
+    reset = torch.zeros(5, 256, dtype=torch.bool)
     assert layer.backend_for(large, reset=reset).name == "fused"  # torch's kernel has none
     assert rnnkit.GRU(3, 4, zoneout=0.1).backend_for(small).name == "fused"
     assert rnnkit.GRU(3, 256, zoneout=0.1).backend_for(large).name == "fused"  # no other kernel
@@ -464,7 +467,7 @@ def test_a_call_torchs_kernel_takes_never_builds_the_extension(
         raise AssertionError("the extension was asked for")
 
     monkeypatch.setattr(fused, "available", no_build)
-    x = torch.zeros(5, 64, 3)
+    x = torch.zeros(5, 256, 3)
     assert rnnkit.LSTM(3, 4).backend_for(x).name == "native"
-    assert rnnkit.GRU(3, 512).backend_for(x).name == "native"  # B x H = 32768
+    assert rnnkit.GRU(3, 512).backend_for(x).name == "native"  # B = 256
     assert rnnkit.RNN(3, 4).backend_for(x).name == "native"

@@ -94,11 +94,12 @@ def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Cho
         # Where torch's kernel cannot run the call (resets, options), or - for the GRU,
         # which torch runs through autograd on the CPU - where ours is the faster. Asked
         # only then, so that a call torch's kernel takes never builds the extension.
-        units = 0 if x is None else x.size(1) * plan.cells[0].hidden_size
         on_cpu = x is None or x.device.type == "cpu"  # on CUDA, cuDNN's GRU is fused
-        small = plan.kind == "GRU" and on_cpu and 0 < units < fused.MAX_UNITS
+        batch = 0 if x is None else x.size(1)
+        faster = fused.faster_than_torchs_gru(batch, plan.cells[0].hidden_size)
+        small = faster if plan.kind == "GRU" and on_cpu else None
         if (unsupported or small) and not fused.supports(plan, x):
-            why = unsupported or f"B x H = {units} < {fused.MAX_UNITS}: faster than torch's"
+            why = unsupported or small
             return Choice("fused", f"rnnkit's fused kernel ({why})")
     if plan.backend == "native":
         if unsupported:

@@ -24,15 +24,26 @@ from torch import Tensor
 from rnnkit.backends.plan import Plan, Weights
 from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import State
-from rnnkit.kernels import fused
+from rnnkit.kernels import fused, gemm
 
 KINDS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
 DTYPES = (torch.float32, torch.float64)
-# From this many units per step (batch x hidden size) torch's GRU, whose time then goes to
-# its per-step matrix products as ours does, is as fast or faster. Measured, training step,
-# fused / torch.nn.GRU at T = 100 (I = H): B x H = 8192: 0.93 (16 x 512), 0.80 (64 x 128),
-# 0.70 (128 x 64); 16384: 1.03 (32 x 512); 32768: 1.08 (64 x 512).
-MAX_UNITS = 16384
+# Where the fused GRU is faster than torch's (which runs its step loop through autograd on
+# the CPU, its products on MKL): at batches up to 64 whatever the width, and up to 128 for
+# at most 16,384 units per step. Measured, training step, fused / torch.nn.GRU at T = 100
+# (I = H), B x H: 8 x 2048 0.18, 16 x 512 0.60, 32 x 1024 0.57, 64 x 512 0.72,
+# 64 x 128 0.72, 128 x 128 0.81; but 128 x 64 1.05, 128 x 256 1.00, 192 x 128 1.05,
+# 256 x 64 1.18, 256 x 256 1.21 (2-core AMD EPYC, torch 2.13, 3 December 2026).
+MAX_BATCH, MAX_UNITS = 64, 16384
+
+
+def faster_than_torchs_gru(batch: int, hidden: int) -> str | None:
+    """Why the fused GRU is the faster on the CPU for this batch and width, or None."""
+    if 0 < batch <= MAX_BATCH:
+        return f"B = {batch} <= {MAX_BATCH}: faster than torch's"
+    if 0 < batch <= 2 * MAX_BATCH and batch * hidden <= MAX_UNITS:
+        return f"B x H = {batch * hidden} <= {MAX_UNITS}: faster than torch's"
+    return None
 
 
 def supports(plan: Plan, x: Tensor | None) -> str | None:
@@ -78,7 +89,7 @@ def run(
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell, p = plan.cells[k], weights[k][d]
-        gx = cell.project(p, inp)  # (T, B, G*H): the input half of every gate, one GEMM
+        gx = cell.project(p, inp, gemm.linear)  # (T, B, G*H): every gate's input half, 1 GEMM
         zero = m.zero_rev if d else m.zero_fwd
         mask = cell.sample_recurrent_mask(x.size(1), inp)
         keep = cell.sample_zoneout(x.size(0), s0)

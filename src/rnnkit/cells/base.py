@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import torch
@@ -234,9 +234,11 @@ class RecurrentCell(nn.Module, abc.ABC):
 
     # ---- one time step --------------------------------------------------------------
 
-    def project(self, p: Params, x: Tensor) -> Tensor:
-        """The input half of every gate, W_x· x + b_x·: shape (..., G*H)."""
-        return F.linear(x, p["weight_ih"], p.get("bias_ih"))
+    def project(self, p: Params, x: Tensor, linear: Callable[..., Tensor] = F.linear) -> Tensor:
+        """The input half of every gate, W_x· x + b_x·: shape (..., G*H). ``linear`` is the
+        product to use (``F.linear``'s signature; the fused backend passes
+        :func:`rnnkit.kernels.gemm.linear`)."""
+        return linear(x, p["weight_ih"], p.get("bias_ih"))
 
     @abc.abstractmethod
     def recur(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:

@@ -29,6 +29,7 @@ and so is (4H, P). With P ≪ H this cuts the recurrent weights from 4H² to 4HP
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -105,10 +106,10 @@ class LSTMCell(RecurrentCell):
     def _ln(self, p: Params, name: str, v: Tensor) -> Tensor:
         return F.layer_norm(v, v.shape[-1:], p[f"{name}_weight"], p[f"{name}_bias"])
 
-    def project(self, p: Params, x: Tensor) -> Tensor:
+    def project(self, p: Params, x: Tensor, linear: Callable[..., Tensor] = F.linear) -> Tensor:
         if not self.layer_norm:
-            return super().project(p, x)
-        gx = self._ln(p, "ln_ih", F.linear(x, p["weight_ih"]))
+            return super().project(p, x, linear)
+        gx = self._ln(p, "ln_ih", linear(x, p["weight_ih"]))
         return gx if "bias_ih" not in p else gx + p["bias_ih"]
 
     def recur(self, p: Params, gx: Tensor, state: State, mask: Tensor | None) -> State:

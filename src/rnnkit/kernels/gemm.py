@@ -1,0 +1,79 @@
+"""Large float32 matrix products on the CPU through oneDNN, where torch has it.
+
+torch runs ``F.linear`` and ``torch.mm`` on the CPU through its BLAS (MKL in the x86
+wheels), and its fused LSTM through oneDNN, whose own GEMM is the faster of the two on
+some CPUs: on the AMD EPYC this project is measured on, 1.5-2.4 times at the products
+of a training step from 2^20 multiply-adds up (``benchmarks/fused_profile.py`` prints
+both). The fused backend (:mod:`rnnkit.backends.fused`) routes its large float32 products
+there: the input projection and its gradients here, the per-step recurrent products and
+dW_h in ``fused_cpu.cpp``. Smaller products, float64 and machines without oneDNN keep
+torch's path; ``RNNKIT_ONEDNN=0`` turns the routing off.
+
+oneDNN's product is ``mkldnn::_linear_pointwise`` (y = x w^T + b), the operator
+``torch.compile``'s CPU backend calls for linear layers; it has no gradient of its own, so
+:func:`linear` writes one, with the same operator.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import torch
+from torch import Tensor
+
+# From this many multiply-adds oneDNN's product is faster than MKL's on the CPUs measured;
+# below, the call costs more than it saves (fused_cpu.cpp's kOneDNNProduct is the same).
+MIN_MACS = 1 << 20
+
+
+@functools.cache
+def _operator() -> Any:
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise.default
+    except (AttributeError, RuntimeError):  # a build without the operator
+        return None
+
+
+def enabled() -> bool:
+    return os.environ.get("RNNKIT_ONEDNN", "1") != "0" and _operator() is not None
+
+
+def pays(x: Tensor, macs: int) -> bool:
+    """Whether a product of ``macs`` multiply-adds on ``x``'s data goes to oneDNN."""
+    return macs >= MIN_MACS and x.dtype == torch.float32 and x.device.type == "cpu" and enabled()
+
+
+def _product(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """x (M, K) w^T (K, N) + b, 2-D, through oneDNN."""
+    return _operator()(x, w, b, "none", [], None)
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return _product(x, w, b)
+
+    @staticmethod
+    def backward(ctx: Any, dy: Tensor) -> tuple[Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        # dx = dy w, dw = dy^T x, db = the sum of dy over rows; each product through
+        # linear() again, so that a double backward differentiates them too.
+        dx = linear(dy, w.t()) if ctx.needs_input_grad[0] else None
+        dw = linear(dy.t(), x.t()) if ctx.needs_input_grad[1] else None
+        db = dy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+    """``F.linear(x, w, b)``, through oneDNN where that :func:`pays`."""
+    M = x.numel() // max(x.size(-1), 1)
+    if not pays(x, M * w.size(0) * w.size(1)) or w.dtype != x.dtype:
+        return torch.nn.functional.linear(x, w, b)
+    flat = x.reshape(M, x.size(-1))
+    return _Linear.apply(flat, w, b).view(*x.shape[:-1], w.size(0))
