@@ -38,11 +38,21 @@ def enabled() -> bool:
     return os.environ.get("RNNKIT_FUSED", "1") != "0"
 
 
+def _vector_flags() -> list[str]:
+    """AVX2 and FMA where this CPU has them (torch's own dispatch says so): the float32
+    gates then run eight at a time (``sigmoid_n``, ``tanh_n`` in fused_cpu.cpp)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    return ["-mavx2", "-mfma"] if capability in ("AVX2", "AVX512") else []
+
+
 def build_directory() -> Path:
     root = os.environ.get("RNNKIT_EXTENSIONS") or Path.home() / ".cache" / "rnnkit" / "extensions"
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
     version = torch.__version__.replace("+", "_")
-    return Path(root) / f"fused_cpu-{version}-{digest}"
+    # The flags are part of the name: a cache shared by machines of different CPUs keeps
+    # one build per instruction set.
+    flags = "-avx2" if _vector_flags() else ""
+    return Path(root) / f"fused_cpu-{version}-{digest}{flags}"
 
 
 def extension() -> Any:
@@ -62,7 +72,7 @@ def extension() -> Any:
                 name="rnnkit_fused_cpu",
                 sources=[str(SOURCE)],
                 build_directory=str(where),
-                extra_cflags=["-O3"],
+                extra_cflags=["-O3", *_vector_flags()],
                 verbose=False,
             )
         except Exception as err:  # no compiler, no headers, a read-only cache, ...
