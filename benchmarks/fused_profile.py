@@ -62,8 +62,8 @@ def parts(T: int, B: int, H: int, G: int) -> dict[str, object]:
             gemm.linear(d, W_hh_t)
 
     def weight_and_input_gradients() -> None:  # dW_h, dW_ih, dx: three GEMMs over all steps
-        gemm.linear(dg_all.t(), x.t())
-        gemm.linear(dg_all.t(), x.t())
+        gemm.gradient(dg_all, x)
+        gemm.gradient(dg_all, x)
         gemm.linear(dg_all, W_ih.t())
 
     return {

@@ -72,7 +72,7 @@ def extension() -> Any:
                 name="rnnkit_fused_cpu",
                 sources=[str(SOURCE)],
                 build_directory=str(where),
-                extra_cflags=["-O3", *_vector_flags()],
+                extra_cflags=["-O3", "-fopenmp-simd", *_vector_flags()],
                 verbose=False,
             )
         except Exception as err:  # no compiler, no headers, a read-only cache, ...

@@ -177,23 +177,30 @@ at::Tensor onednn_weight(const at::Tensor& w, int64_t rows) {
   return w.contiguous();
 }
 
-// a (M, K) @ b (K, N), through oneDNN where that pays.
-at::Tensor fast_mm(const at::Tensor& a, const at::Tensor& b) {
-  at::Tensor y = onednn_product(a, b.t(), at::Tensor());
-  return y.defined() ? y : at::mm(a, b);
+// a^T b for a (M, P), b (M, Q), both row-major: the weight gradient, a sum over all M =
+// T*B steps and samples. Through oneDNN where that pays, which copies its first operand
+// to rows (it takes the second with any strides): so the narrower one goes first, and the
+// (small) result is transposed where it comes out the other way round.
+at::Tensor gradient_mm(const at::Tensor& a, const at::Tensor& b) {
+  if (a.size(1) <= b.size(1)) {
+    at::Tensor y = onednn_product(a.t(), b.t(), at::Tensor());
+    if (y.defined()) return y;
+  } else {
+    at::Tensor y = onednn_product(b.t(), a.t(), at::Tensor());
+    if (y.defined()) return y.t().contiguous();
+  }
+  return at::mm(a.t(), b);
 }
 
-// y = x @ Wt (+ b): x (B, K), Wt (K, N), both contiguous; y (B, N) written in place.
-// W is Wt^T as a contiguous (N, K) tensor, for oneDNN's product (undefined: not used).
-void product(const at::Tensor& x, const at::Tensor& Wt, const at::Tensor& b, at::Tensor& y,
-             const at::Tensor& W = at::Tensor()) {
+// x @ Wt (+ b): x (B, K), Wt (K, N), both contiguous, written into y (B, N) - or, from
+// oneDNN, a new (B, N) tensor (no copy into y): the result is the tensor returned. W is
+// Wt^T as a contiguous (N, K) tensor, for oneDNN's product (undefined: not used).
+at::Tensor product(const at::Tensor& x, const at::Tensor& Wt, const at::Tensor& b, at::Tensor& y,
+                   const at::Tensor& W = at::Tensor()) {
   const int64_t B = x.size(0), K = x.size(1), N = Wt.size(1);
   if (B * K * N >= kOneDNNProduct && W.defined()) {
     at::Tensor r = onednn_product(x, W, b);
-    if (r.defined()) {
-      y.copy_(r);
-      return;
-    }
+    if (r.defined()) return r;
   }
   if (B * K * N <= kSmallProduct) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_small_product", [&] {
@@ -206,6 +213,7 @@ void product(const at::Tensor& x, const at::Tensor& Wt, const at::Tensor& b, at:
   } else {
     at::mm_out(y, x, Wt);
   }
+  return y;
 }
 
 // An optional argument, contiguous, or an undefined tensor where it is absent.
@@ -226,14 +234,27 @@ void normalise(T* v, T* xhat, T* rstd, const T* w, const T* b, const T* extra, i
     T* row = v + i * N;
     T* xr = xhat + i * N;
     T mean = T(0), var = T(0);
+    // The sums in SIMD lanes (-fopenmp-simd): their order changes, their value only in
+    // the last bits.
+#pragma omp simd reduction(+ : mean)
     for (int64_t n = 0; n < N; ++n) mean += row[n];
     mean /= T(N);
+#pragma omp simd reduction(+ : var)
     for (int64_t n = 0; n < N; ++n) var += (row[n] - mean) * (row[n] - mean);
     const T r = T(1) / std::sqrt(var / T(N) + T(1e-5));
     rstd[i] = r;
-    for (int64_t n = 0; n < N; ++n) {
-      xr[n] = (row[n] - mean) * r;
-      row[n] = xr[n] * w[n] + b[n] + (extra != nullptr ? extra[n] : T(0));
+    if (extra != nullptr) {
+#pragma omp simd
+      for (int64_t n = 0; n < N; ++n) {
+        xr[n] = (row[n] - mean) * r;
+        row[n] = xr[n] * w[n] + b[n] + extra[n];
+      }
+    } else {
+#pragma omp simd
+      for (int64_t n = 0; n < N; ++n) {
+        xr[n] = (row[n] - mean) * r;
+        row[n] = xr[n] * w[n] + b[n];
+      }
     }
   }
 }
@@ -243,6 +264,7 @@ void normalise(T* v, T* xhat, T* rstd, const T* w, const T* b, const T* extra, i
 template <typename T>
 void normalise_backward(const T* dy, const T* xr, T r, const T* w, T* dw, T* dv, int64_t N) {
   T s1 = T(0), s2 = T(0);
+#pragma omp simd reduction(+ : s1, s2)
   for (int64_t n = 0; n < N; ++n) {
     const T dx = dy[n] * w[n];
     s1 += dx;
@@ -251,6 +273,7 @@ void normalise_backward(const T* dy, const T* xr, T r, const T* w, T* dw, T* dv,
   }
   s1 /= T(N);
   s2 /= T(N);
+#pragma omp simd
   for (int64_t n = 0; n < N; ++n) dv[n] = r * (dy[n] * w[n] - s1 - xr[n] * s2);
 }
 
@@ -294,7 +317,6 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gx_in, const at::Tensor& h
     T_* hinp = hin.data_ptr<T_>();
     const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
     const T_ p = static_cast<T_>(zoneout);
-    const T_* ghp = gh.data_ptr<T_>();
     T_* rzp = rz.data_ptr<T_>();
     T_* nbp = nb.data_ptr<T_>();
     for (int64_t s = 0; s < T; ++s) {
@@ -307,7 +329,8 @@ std::vector<at::Tensor> gru_forward(const at::Tensor& gx_in, const at::Tensor& h
       }
       std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
       if (mp != nullptr) for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
-      product(mp != nullptr ? hin : h, Wt, b, gh, Wn);
+      const at::Tensor gh_t = product(mp != nullptr ? hin : h, Wt, b, gh, Wn);
+      const T_* ghp = gh_t.data_ptr<T_>();
       const bool* kh = keep_mask.defined() ? keep_mask.data_ptr<bool>() + t * B * H : nullptr;
       const T_* g = gx.data_ptr<T_>() + t * B * 3 * H;
       T_* o = out.data_ptr<T_>() + t * B * H;
@@ -392,7 +415,6 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
     using T_ = scalar_t;
     T_* dhp = dh.data_ptr<T_>();
     T_* dp = direct.data_ptr<T_>();
-    const T_* bp = back.data_ptr<T_>();
     const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
     const T_ p = static_cast<T_>(zoneout);
     for (int64_t s = 0; s < T; ++s) {
@@ -443,7 +465,8 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
         }
       }
       at::Tensor dg_t = dgh.select(0, t);
-      product(dg_t, W, none, back, Wn);  // W_h^T dgh: (B, 3H) @ (3H, H)
+      const at::Tensor back_t = product(dg_t, W, none, back, Wn);  // W_h^T dgh
+      const T_* bp = back_t.data_ptr<T_>();
       for (int64_t e = 0; e < B * H; ++e)  // m (W_h^T dgh): recurrent dropout's mask
         dhp[e] = dp[e] + (mp != nullptr ? mp[e] : T_(1)) * bp[e];
       if (reset != nullptr) {  // the state was set to zero before this step
@@ -454,7 +477,7 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
   });
   at::Tensor flat = dgh.view({T * B, 3 * H});
   at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
-  at::Tensor dw = fast_mm(flat.t(), hin.reshape({T * B, H}));
+  at::Tensor dw = gradient_mm(flat, hin.reshape({T * B, H}));
   at::Tensor db = flat.sum(0);
   return {dgx, dh, dw, db};
 }
@@ -527,7 +550,6 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
     T_* hp = h.data_ptr<T_>();
     T_* cp = c.data_ptr<T_>();
     T_* hinp = hin.data_ptr<T_>();
-    const T_* ghp = gh.data_ptr<T_>();
     const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
     const T_ p = static_cast<T_>(zoneout);
     for (int64_t s = 0; s < T; ++s) {
@@ -544,9 +566,10 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
       std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
       std::copy(cp, cp + B * H, c_prev.data_ptr<T_>() + t * B * H);
       if (mp != nullptr) for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
-      product(mp != nullptr ? hin : h, Wt, ln ? none : b, gh, Wn);
-      if (ln) {  // gh = LN_hh(W_h h) + b_h, row by row
-        normalise(gh.data_ptr<T_>(), xh.data_ptr<T_>() + t * B * 4 * H,
+      const at::Tensor gh_t = product(mp != nullptr ? hin : h, Wt, ln ? none : b, gh, Wn);
+      const T_* ghp = gh_t.data_ptr<T_>();
+      if (ln) {  // gh = LN_hh(W_h h) + b_h, row by row, in place
+        normalise(gh_t.data_ptr<T_>(), xh.data_ptr<T_>() + t * B * 4 * H,
                   rh.data_ptr<T_>() + t * B, ln_hh_w.data_ptr<T_>(), ln_hh_b.data_ptr<T_>(),
                   b.defined() ? b.data_ptr<T_>() : nullptr, B, 4 * H);
       }
@@ -689,7 +712,6 @@ std::vector<at::Tensor> lstm_backward(
     T_* dhp = dh.data_ptr<T_>();
     T_* dcp = dc.data_ptr<T_>();
     T_* dp = direct.data_ptr<T_>();
-    const T_* bp = back.data_ptr<T_>();
     const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
     const T_ p = static_cast<T_>(zoneout);
     for (int64_t s = 0; s < T; ++s) {
@@ -756,7 +778,8 @@ std::vector<at::Tensor> lstm_backward(
         }
       }
       at::Tensor dg_t = dgh.select(0, t);
-      product(dg_t, W, none, back, Wn);  // W_h^T da: (B, 4H) @ (4H, H)
+      const at::Tensor back_t = product(dg_t, W, none, back, Wn);  // W_h^T da
+      const T_* bp = back_t.data_ptr<T_>();
       for (int64_t e = 0; e < B * H; ++e)
         dhp[e] = dp[e] + (mp != nullptr ? mp[e] * bp[e] : bp[e]);
       if (reset != nullptr) {
@@ -770,7 +793,7 @@ std::vector<at::Tensor> lstm_backward(
   });
   at::Tensor flat = dgh.view({T * B, 4 * H});
   at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
-  at::Tensor dw = fast_mm(flat.t(), hin.reshape({T * B, H}));
+  at::Tensor dw = gradient_mm(flat, hin.reshape({T * B, H}));
   // b_h and LN_hh's bias both add to the gates: their gradient is the gates' own.
   at::Tensor db = dgx.view({T * B, 4 * H}).sum(0);
   at::Tensor dln_hh_b = ln ? db.clone() : at::empty({0}, opts);
@@ -807,7 +830,6 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& gx_in, const at::Tensor& h
     using T_ = scalar_t;
     T_* hp = h.data_ptr<T_>();
     T_* hinp = hin.data_ptr<T_>();
-    const T_* ghp = gh.data_ptr<T_>();
     const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
     const T_ p = static_cast<T_>(zoneout);
     for (int64_t s = 0; s < T; ++s) {
@@ -820,7 +842,8 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& gx_in, const at::Tensor& h
       }
       std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
       if (mp != nullptr) for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
-      product(mp != nullptr ? hin : h, Wt, b, gh, Wn);
+      const at::Tensor gh_t = product(mp != nullptr ? hin : h, Wt, b, gh, Wn);
+      const T_* ghp = gh_t.data_ptr<T_>();
       const T_* g = gx.data_ptr<T_>() + t * B * H;
       const bool* kh = keep_mask.defined() ? keep_mask.data_ptr<bool>() + t * B * H : nullptr;
       T_* ap = act.data_ptr<T_>() + t * B * H;
@@ -879,7 +902,6 @@ std::vector<at::Tensor> rnn_backward(const c10::optional<at::Tensor>& dout_opt,
     using T_ = scalar_t;
     T_* dhp = dh.data_ptr<T_>();
     T_* dp = direct.data_ptr<T_>();
-    const T_* bp = back.data_ptr<T_>();
     const T_* mp = mask.defined() ? mask.data_ptr<T_>() : nullptr;
     const T_ p = static_cast<T_>(zoneout);
     for (int64_t s = 0; s < T; ++s) {
@@ -913,7 +935,8 @@ std::vector<at::Tensor> rnn_backward(const c10::optional<at::Tensor>& dout_opt,
         }
       }
       at::Tensor da_t = dgx.select(0, t);
-      product(da_t, W, none, back, Wn);  // W_h^T da: (B, H) @ (H, H)
+      const at::Tensor back_t = product(da_t, W, none, back, Wn);  // W_h^T da
+      const T_* bp = back_t.data_ptr<T_>();
       for (int64_t e = 0; e < B * H; ++e)
         dhp[e] = dp[e] + (mp != nullptr ? mp[e] : T_(1)) * bp[e];
       if (reset != nullptr) {
@@ -924,7 +947,7 @@ std::vector<at::Tensor> rnn_backward(const c10::optional<at::Tensor>& dout_opt,
   });
   at::Tensor flat = dgx.view({T * B, H});
   at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
-  at::Tensor dw = fast_mm(flat.t(), hin.reshape({T * B, H}));
+  at::Tensor dw = gradient_mm(flat, hin.reshape({T * B, H}));
   at::Tensor db = flat.sum(0);
   return {dgx, dh, dw, db};
 }

@@ -65,9 +65,18 @@ class _Linear(torch.autograd.Function):
         # dx = dy w, dw = dy^T x, db = the sum of dy over rows; each product through
         # linear() again, so that a double backward differentiates them too.
         dx = linear(dy, w.t()) if ctx.needs_input_grad[0] else None
-        dw = linear(dy.t(), x.t()) if ctx.needs_input_grad[1] else None
+        dw = gradient(dy, x) if ctx.needs_input_grad[1] else None
         db = dy.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return dx, dw, db
+
+
+def gradient(a: Tensor, b: Tensor) -> Tensor:
+    """a^T b for a (M, P), b (M, Q): a weight's gradient, summed over M rows. oneDNN copies
+    the first operand of its product to rows and takes the second as it is, so the
+    narrower of the two goes first (fused_cpu.cpp's gradient_mm, the same rule)."""
+    if a.size(1) <= b.size(1):
+        return linear(a.t(), b.t())
+    return linear(b.t(), a.t()).t().contiguous()
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
