@@ -14,6 +14,7 @@ from torch import Tensor
 from rnnkit.backends.plan import Plan, Weights
 from rnnkit.backends.stack import masks, run_stack
 from rnnkit.cells.base import State
+from rnnkit.kernels import gemm
 from rnnkit.kernels.scan import linear_scan
 
 
@@ -35,7 +36,7 @@ def run(
         cell, p = plan.cells[k], weights[k][d]
         # Under autocast the projection comes in the lower precision; the scan runs in the
         # state's, as the step-by-step recurrence promotes to (a no-op otherwise).
-        gx = cell.project(p, inp).to(s0[0].dtype)
+        gx = cell.project(p, inp, gemm.linear).to(s0[0].dtype)
         zero = m.zero_rev if d else m.zero_fwd
         if zero is None and m.valid is None:
             # The common training call: the cell may fuse its gates into the scan.

@@ -6,8 +6,9 @@ some CPUs: on the AMD EPYC this project is measured on, 1.5-2.4 times at the pro
 of a training step from 2^20 multiply-adds up (``benchmarks/fused_profile.py`` prints
 both). The fused backend (:mod:`rnnkit.backends.fused`) routes its large float32 products
 there: the input projection and its gradients here, the per-step recurrent products and
-dW_h in ``fused_cpu.cpp``. Smaller products, float64 and machines without oneDNN keep
-torch's path; ``RNNKIT_ONEDNN=0`` turns the routing off.
+dW_h in ``fused_cpu.cpp``; the scan backend (minGRU, minLSTM) its projections. Smaller
+products, float64, autocast, torch.compile and machines without oneDNN keep torch's path;
+``RNNKIT_ONEDNN=0`` turns the routing off.
 
 oneDNN's product is ``mkldnn::_linear_pointwise`` (y = x w^T + b), the operator
 ``torch.compile``'s CPU backend calls for linear layers; it has no gradient of its own, so
@@ -44,7 +45,15 @@ def enabled() -> bool:
 
 def pays(x: Tensor, macs: int) -> bool:
     """Whether a product of ``macs`` multiply-adds on ``x``'s data goes to oneDNN."""
-    return macs >= MIN_MACS and x.dtype == torch.float32 and x.device.type == "cpu" and enabled()
+    return (
+        macs >= MIN_MACS
+        and x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and enabled()
+        # torch's own path where autocast casts F.linear, or torch.compile traces it
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+    )
 
 
 def _product(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
