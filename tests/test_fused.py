@@ -157,8 +157,6 @@ def test_forcing_fused_where_it_cannot_run_is_an_error() -> None:
     )
     with pytest.raises(ValueError, match=message):
         rnnkit.MinGRU(3, 4, backend="fused")(torch.zeros(2, 1, 3))
-    with pytest.raises(ValueError, match=r"have no proj_size yet"):
-        rnnkit.LSTM(3, 4, proj_size=2, backend="fused")(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match=r"float64 on the CPU and on CUDA; got torch.bfloat16"):
         rnnkit.GRU(3, 4, backend="fused").bfloat16()(torch.zeros(2, 1, 3, dtype=torch.bfloat16))
 
@@ -455,7 +453,9 @@ def test_the_lstms_auto_choice() -> None:
     reset = torch.zeros(5, 2, dtype=torch.bool)
     assert rnnkit.LSTM(3, 4).backend_for(x, reset=reset).name == "fused"
     assert rnnkit.LSTM(3, 4, layer_norm=True).backend_for(x).name == "fused"
-    assert rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1).backend_for(x).name == "reference"
+    assert rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1).backend_for(x).name == "fused"
+    bf16 = rnnkit.LSTM(3, 4, zoneout=0.1).bfloat16()  # no fused kernel in bfloat16
+    assert bf16.backend_for(x.bfloat16()).name == "reference"
     eval_dropout = rnnkit.LSTM(3, 4, recurrent_dropout=0.2).eval()
     assert eval_dropout.backend_for(x).name == "native"  # no dropout in evaluation
 
@@ -491,3 +491,71 @@ def test_the_float32_gates_are_within_float32_rounding_and_keep_nan(scale: float
     _, x_z, x_n = g3.chunk(3, -1)
     want = (1 - torch.sigmoid(x_z)) * torch.tanh(x_n)
     torch.testing.assert_close(out, want, rtol=0, atol=3e-7, equal_nan=True)
+
+
+@pytest.mark.parametrize("options", ["zoneout", "recurrent_dropout", "layer_norm", "all"])
+@pytest.mark.parametrize("training", [False, True])
+def test_the_projected_lstm_equals_the_reference_backend(options: str, training: bool) -> None:
+    """proj_size (Sak et al. 2014) with every option, two layers, both directions, lengths,
+    resets and an initial state: outputs, states and every gradient to 1e-10 (float64).
+    In training recurrent dropout's masks come from the same seed in both backends;
+    zoneout's are drawn in another order (all steps up front), so training with zoneout is
+    compared below with the masks given."""
+    if training and options in ("zoneout", "all"):
+        options = "recurrent_dropout" if options == "zoneout" else "no_zoneout"
+    kw = {"num_layers": 2, "bidirectional": True, "proj_size": 3, "dtype": F64}
+    if options in ("zoneout", "all"):
+        kw["zoneout"] = 0.3
+    if options in ("recurrent_dropout", "all", "no_zoneout"):
+        kw["recurrent_dropout"] = 0.4
+    if options in ("layer_norm", "all", "no_zoneout"):
+        kw["layer_norm"] = True
+    torch.manual_seed(0)
+    ours = rnnkit.LSTM(4, 6, **kw).train(training)
+    ref = rnnkit.LSTM(4, 6, backend="reference", **kw).train(training)
+    ref.load_state_dict(ours.state_dict())
+    T, B = 7, 3
+    x = torch.randn(T, B, 4, dtype=F64)
+    state = (torch.randn(4, B, 3, dtype=F64), torch.randn(4, B, 6, dtype=F64))
+    lengths, reset = torch.tensor([7, 4, 1]), torch.rand(T, B) < 0.2
+    assert ours.backend_for(x, lengths=lengths, reset=reset).name == "fused"
+    results = []
+    for layer in (ours, ref):
+        xi = x.clone().requires_grad_()
+        s0 = tuple(s.clone().requires_grad_() for s in state)
+        torch.manual_seed(5)  # the same zoneout and dropout masks for both
+        out, (h, c) = layer(xi, s0, lengths=lengths, reset=reset)
+        g = torch.Generator().manual_seed(1)
+        loss = sum((t * torch.randn(t.shape, generator=g, dtype=F64)).sum() for t in (out, h, c))
+        grads = torch.autograd.grad(loss, [xi, *s0, *layer.parameters()])
+        results.append((out, h, c, *grads))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_the_projected_lstms_backward_passes_gradcheck(layer_norm: bool) -> None:
+    torch.manual_seed(0)
+    T, B, H, P = 4, 2, 4, 2
+    valid = torch.tensor([[1, 1]] * 3 + [[1, 0]]).bool()
+    zero = torch.zeros(T, B, dtype=torch.bool)
+    zero[2, 0] = True
+    keep_h, keep_c = torch.rand(T, B, P) < 0.3, torch.rand(T, B, H) < 0.3
+    mask = torch.rand(B, P, dtype=F64) + 0.5
+    inputs = [torch.randn(T, B, 4 * H, dtype=F64), torch.randn(B, P, dtype=F64),
+              torch.randn(B, H, dtype=F64), torch.randn(4 * H, P, dtype=F64),
+              torch.randn(4 * H, dtype=F64), torch.randn(P, H, dtype=F64)]  # fmt: skip
+    ln = [torch.randn(n, dtype=F64) for n in (4 * H, 4 * H, H, H)] if layer_norm else []
+    leaves = tuple(t.requires_grad_() for t in inputs + ln)
+
+    def fn(gx, h0, c0, w, b, w_hr, *norms):
+        return fused.lstm(gx, h0, c0, w, b, mask, (keep_h, keep_c), 0.3, valid, zero, False,
+                          tuple(norms) or None, w_hr)  # fmt: skip
+
+    def ref(gx, h0, c0, w, b, w_hr, *norms):
+        return fused.reference_lstm(gx, h0, c0, w, b, mask, keep_h, keep_c, 0.3, valid, zero,
+                                    False, *(norms or [None] * 4), w_hr=w_hr)  # fmt: skip
+
+    for a, e in zip(fn(*leaves), ref(*leaves), strict=True):  # zoneout's training masks
+        torch.testing.assert_close(a, e, atol=1e-10, rtol=0)
+    assert torch.autograd.gradcheck(fn, leaves)

@@ -183,7 +183,7 @@ CONFIGS = [
     (rnnkit.LSTM, "reference", {}),
     (rnnkit.GRU, "auto", {"zoneout": 0.1}),  # rnnkit's fused kernel
     (rnnkit.RNN, "auto", {"zoneout": 0.1}),  # rnnkit's fused kernel
-    (rnnkit.LSTM, "auto", {"proj_size": 2, "zoneout": 0.1}),  # reference, with a warning
+    (rnnkit.LSTM, "auto", {"proj_size": 2, "zoneout": 0.1}),  # rnnkit's fused kernel
     (rnnkit.RNN, "native", {}),
     (rnnkit.MinGRU, "auto", {}),
     (rnnkit.MinGRU, "scan", {}),

@@ -50,11 +50,9 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
     """None if the fused kernels can run this call exactly, else the reason they can't."""
     if plan.kind not in KINDS:
         return f"rnnkit's fused kernels have no {plan.kind}"
-    # Every option of every cell has its kernel; only projections have none.
-    options = ["proj_size"] if plan.proj_size else []
-    if options:
-        return f"rnnkit's fused kernels have no {', '.join(options)} yet"
     device = "cpu" if x is None else x.device.type
+    if plan.proj_size and device == "cuda":  # every option of every cell has its kernel
+        return "rnnkit's CUDA kernels have no proj_size yet"
     if x is not None and (device not in ("cpu", "cuda") or x.dtype not in DTYPES):
         return (
             "rnnkit's fused kernels run float32 and float64 on the CPU and on CUDA; got "
@@ -113,7 +111,7 @@ def run(
         out, h, c = fused.lstm(
             gx, s0[0], s0[1], p["weight_hh"], p.get("bias_hh"), mask,
             None if keep is None else (keep[0], keep[1]), cell.zoneout, m.valid, zero, bool(d),
-            ln,
+            ln, p.get("weight_hr"),
         )  # fmt: skip
         return out, (h, c)
 

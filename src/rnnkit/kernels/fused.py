@@ -373,6 +373,8 @@ class LSTMRecurrence(torch.autograd.Function):
     evaluation blend with ``zoneout`` = p). The masks are constants (no gradient).
     ``ln`` is (ln_hh weight, ln_hh bias, ln_c weight, ln_c bias), or four Nones for none:
     the recurrent product is normalised before b_hh, and c^t inside the output's tanh.
+    ``w_hr`` (P, H) is the projection of h (Sak et al. 2014), or None: h, the output, h0
+    and the masks on h are then P wide.
     """
 
     @staticmethod
@@ -394,46 +396,55 @@ class LSTMRecurrence(torch.autograd.Function):
         ln_hh_b: Tensor | None,
         ln_c_w: Tensor | None,
         ln_c_b: Tensor | None,
+        w_hr: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ln = (ln_hh_w, ln_hh_b, ln_c_w, ln_c_b)
-        out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc = kernels(gx).lstm_forward(
-            gx, h0, c0, w_hh, b_hh, mask, keep_h, keep_c, zoneout, valid, zero, reverse, *ln
-        )
+        out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc, hpre = kernels(gx).lstm_forward(
+            gx, h0, c0, w_hh, b_hh, mask, keep_h, keep_c, zoneout, valid, zero, reverse, *ln,
+            w_hr,
+        )  # fmt: skip
         empty = gx.new_empty(0)
         bias = b_hh if b_hh is not None else empty
         lnw = [w if w is not None else empty for w in ln]
         ctx.save_for_backward(
-            gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc, *lnw
-        )
+            gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc, *lnw,
+            w_hr if w_hr is not None else empty, hpre,
+        )  # fmt: skip
         ctx.constants = (mask, keep_h, keep_c, zoneout, valid, zero, reverse)
         ctx.has_bias = b_hh is not None
         ctx.has_ln = ln_hh_w is not None
+        ctx.has_proj = w_hr is not None
         return out, h, c
 
     @staticmethod
     def backward(
         ctx: Any, d_out: Tensor | None, d_h: Tensor | None, d_c: Tensor | None
     ) -> tuple[Any, ...]:
-        gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc, *lnw = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        gx, h0, c0, w_hh, bias, h_prev, c_prev, gates, tc, xh, rh, xc, rc = saved[:13]
+        lnw, proj, hpre = saved[13:17], saved[17], saved[18]
         mask, keep_h, keep_c, zoneout, valid, zero, reverse = ctx.constants
         b_hh = bias if ctx.has_bias else None
-        ln = lnw if ctx.has_ln else [None] * 4
+        ln = list(lnw) if ctx.has_ln else [None] * 4
+        w_hr = proj if ctx.has_proj else None
         none = (None,) * 7
         if _needs_autograd(d_out, d_h, d_c):
             grads = _autograd_backward(
-                lambda gx, h0, c0, w, b, *ln: reference_lstm(
+                lambda gx, h0, c0, w, b, w_hr, *ln: reference_lstm(
                     gx, h0, c0, w, b, mask, keep_h, keep_c, zoneout, valid, zero, reverse,
-                    *ln,
+                    *ln, w_hr=w_hr,
                 ),
-                [gx, h0, c0, w_hh, b_hh, *ln], [d_out, d_h, d_c],
+                [gx, h0, c0, w_hh, b_hh, w_hr, *ln], [d_out, d_h, d_c],
             )  # fmt: skip
-            return (*grads[:5], *none, *grads[5:])
-        dgx, dh0, dc0, dw, db, *dln = kernels(tc).lstm_backward(
+            return (*grads[:5], *none, *grads[6:], grads[5])
+        dgx, dh0, dc0, dw, db, *dln, dw_hr = kernels(tc).lstm_backward(
             d_out, d_h, d_c, w_hh, h_prev, c_prev, gates, tc, mask, keep_h, keep_c, zoneout,
-            valid, zero, reverse, ln[0], ln[2], xh, rh, xc, rc,
+            valid, zero, reverse, ln[0], ln[2], xh, rh, xc, rc, w_hr, hpre if ctx.has_proj
+            else None,
         )  # fmt: skip
         d_ln = dln if ctx.has_ln else [None] * 4
-        return (dgx, dh0, dc0, dw, (db if ctx.has_bias else None), *none, *d_ln)
+        d_proj = dw_hr if ctx.has_proj else None
+        return (dgx, dh0, dc0, dw, (db if ctx.has_bias else None), *none, *d_ln, d_proj)
 
 
 def reference_lstm(
@@ -453,6 +464,7 @@ def reference_lstm(
     ln_hh_b: Tensor | None = None,
     ln_c_w: Tensor | None = None,
     ln_c_b: Tensor | None = None,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """What :class:`LSTMRecurrence` computes, as a PyTorch loop (``rnnkit.cells.lstm``'s
     step, zoneout and recurrent dropout as ``rnnkit.cells.base`` applies them, and
@@ -478,6 +490,8 @@ def reference_lstm(
         c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
         c_out = c_new if ln_c_w is None else F.layer_norm(c_new, c_new.shape[-1:], ln_c_w, ln_c_b)
         h_new = torch.sigmoid(a_o) * torch.tanh(c_out)
+        if w_hr is not None:
+            h_new = F.linear(h_new, w_hr)  # the projection (Sak et al. 2014)
         if keep_h is not None and keep_c is not None:
             h_new = torch.where(keep_h[t], h, h_new)
             c_new = torch.where(keep_c[t], c, c_new)
@@ -508,15 +522,16 @@ def lstm(
     zero: Tensor | None = None,
     reverse: bool = False,
     ln: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:class:`LSTMRecurrence` applied (the masks as (T, B) bool; ``keep`` the zoneout
     masks (keep_h, keep_c) in training; ``ln`` the layer norms' (ln_hh weight, ln_hh bias,
-    ln_c weight, ln_c bias))."""
+    ln_c weight, ln_c bias); ``w_hr`` the projection (P, H) or None)."""
     v = None if valid is None else valid.reshape(valid.shape[:2]).contiguous()
     zm = None if zero is None else zero.reshape(zero.shape[:2]).contiguous()
     kh, kc = (None, None) if keep is None else (keep[0].contiguous(), keep[1].contiguous())
     m = None if mask is None else mask.contiguous()
     norms = (None,) * 4 if ln is None else ln
     return LSTMRecurrence.apply(
-        gx, h0, c0, w_hh, b_hh, m, kh, kc, float(zoneout), v, zm, reverse, *norms
+        gx, h0, c0, w_hh, b_hh, m, kh, kc, float(zoneout), v, zm, reverse, *norms, w_hr
     )

@@ -503,6 +503,9 @@ std::vector<at::Tensor> gru_backward(const c10::optional<at::Tensor>& dout_opt,
 // kept for the backward:
 //   dv = rstd (dx - mean(dx) - x^ mean(dx x^)),  dx = dy * w,  dw = sum dy x^,  db = sum dy
 // (the gradient of a normalisation through its mean and variance).
+// A projection (Sak et al. 2014, proj_size P, w_hr (P, H)) makes h = W_hr (o tanh c'), P
+// wide - h0, the output, keep_h and the mask are then (., P), w_hh (4H, P) - with
+// d(o tanh c') = dh W_hr per step and dW_hr = sum_t dh_t^T (o tanh c')_t after the loop.
 std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& h0,
                                      const at::Tensor& c0, const at::Tensor& w_hh,
                                      const c10::optional<at::Tensor>& b_opt,
@@ -514,10 +517,16 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
                                      const c10::optional<at::Tensor>& ln_hh_w_opt,
                                      const c10::optional<at::Tensor>& ln_hh_b_opt,
                                      const c10::optional<at::Tensor>& ln_c_w_opt,
-                                     const c10::optional<at::Tensor>& ln_c_b_opt) {
+                                     const c10::optional<at::Tensor>& ln_c_b_opt,
+                                     const c10::optional<at::Tensor>& w_hr_opt) {
   const at::Tensor gx = gx_in.contiguous();
-  const int64_t T = gx.size(0), B = gx.size(1), H = h0.size(1);
-  const at::Tensor Wt = w_hh.t().contiguous();  // (H, 4H)
+  // With a projection (Sak et al. 2014) h is W_hr (o tanh c'), R = P wide; else R = H.
+  const at::Tensor w_hr = given(w_hr_opt);
+  const bool proj = w_hr.defined();
+  const int64_t T = gx.size(0), B = gx.size(1), H = c0.size(1), R = h0.size(1);
+  const at::Tensor Wt = w_hh.t().contiguous();  // (R, 4H)
+  const at::Tensor Wr_t = proj ? w_hr.t().contiguous() : at::Tensor();  // (H, P)
+  const at::Tensor Wr_n = proj ? onednn_weight(w_hr, gx.size(1)) : at::Tensor();
   const at::Tensor Wn = onednn_weight(w_hh, gx.size(1));
   const at::Tensor ln_hh_w = given(ln_hh_w_opt), ln_hh_b = given(ln_hh_b_opt);
   const at::Tensor ln_c_w = given(ln_c_w_opt), ln_c_b = given(ln_c_b_opt);
@@ -529,12 +538,15 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
   const at::Tensor valid = given(valid_opt);
   const at::Tensor zero = given(zero_opt);
   auto opts = gx.options();
-  at::Tensor out = at::empty({T, B, H}, opts);
-  at::Tensor h_prev = at::empty({T, B, H}, opts), c_prev = at::empty({T, B, H}, opts);
+  at::Tensor out = at::empty({T, B, R}, opts);
+  at::Tensor h_prev = at::empty({T, B, R}, opts), c_prev = at::empty({T, B, H}, opts);
+  // o tanh(c') before the projection, kept for its gradient (the output itself without)
+  at::Tensor hpre = proj ? at::empty({T, B, H}, opts) : at::empty({0}, opts);
+  at::Tensor hstep = at::empty({B, H}, opts), hproj = at::empty({B, R}, opts);
   at::Tensor gates = at::empty({T, B, 4 * H}, opts);  // i, f, g, o after their nonlinearity
   at::Tensor tc = at::empty({T, B, H}, opts);         // tanh(c')
   at::Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();
-  at::Tensor hin = at::empty({B, H}, opts), gh = at::empty({B, 4 * H}, opts);
+  at::Tensor hin = at::empty({B, R}, opts), gh = at::empty({B, 4 * H}, opts);
   at::Tensor cnew = at::empty({B, H}, opts);  // c' of the step, before zoneout
   // Layer norm: x^ and rstd of the recurrent product and of c', per step and row.
   at::Tensor xh = ln ? at::empty({T, B, 4 * H}, opts) : at::empty({0}, opts);
@@ -559,13 +571,13 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
       if (reset != nullptr) {
         for (int64_t i = 0; i < B; ++i)
           if (reset[i]) {
-            std::fill(hp + i * H, hp + (i + 1) * H, T_(0));
+            std::fill(hp + i * R, hp + (i + 1) * R, T_(0));
             std::fill(cp + i * H, cp + (i + 1) * H, T_(0));
           }
       }
-      std::copy(hp, hp + B * H, h_prev.data_ptr<T_>() + t * B * H);
+      std::copy(hp, hp + B * R, h_prev.data_ptr<T_>() + t * B * R);
       std::copy(cp, cp + B * H, c_prev.data_ptr<T_>() + t * B * H);
-      if (mp != nullptr) for (int64_t e = 0; e < B * H; ++e) hinp[e] = hp[e] * mp[e];
+      if (mp != nullptr) for (int64_t e = 0; e < B * R; ++e) hinp[e] = hp[e] * mp[e];
       const at::Tensor gh_t = product(mp != nullptr ? hin : h, Wt, ln ? none : b, gh, Wn);
       const T_* ghp = gh_t.data_ptr<T_>();
       if (ln) {  // gh = LN_hh(W_h h) + b_h, row by row, in place
@@ -602,8 +614,8 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
         }
       }
       T_* tcp = tc.data_ptr<T_>() + t * B * H;
-      T_* o = out.data_ptr<T_>() + t * B * H;
-      const bool* kh = keep_h.defined() ? keep_h.data_ptr<bool>() + t * B * H : nullptr;
+      T_* o = out.data_ptr<T_>() + t * B * R;
+      const bool* kh = keep_h.defined() ? keep_h.data_ptr<bool>() + t * B * R : nullptr;
       const bool* kc = keep_c.defined() ? keep_c.data_ptr<bool>() + t * B * H : nullptr;
       T_* cnp = cnew.data_ptr<T_>();
       for (int64_t i = 0; i < B; ++i) {
@@ -627,38 +639,53 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& gx_in, const at::Tensor& 
         const T_* lp = lnc.data_ptr<T_>();
         for (int64_t e = 0; e < B * H; ++e) tcp[e] = std::tanh(lp[e]);
       }
+      // c': zoneout mixes it with c; past a sample's end c is kept. And h' = o tanh(c'),
+      // projected by W_hr where there is a projection.
+      T_* hq = proj ? hpre.data_ptr<T_>() + t * B * H : hstep.data_ptr<T_>();
       for (int64_t i = 0; i < B; ++i) {
         const bool stay = inside != nullptr && !inside[i];
         const T_* row = a + i * 4 * H;
         for (int64_t j = 0; j < H; ++j) {
           const int64_t e = i * H + j;
-          const T_ cn = cnp[e];
-          const T_ tcn = tcp[e];
-          T_ hn = row[3 * H + j] * tcn, cz = cn;
-          if (kh != nullptr) {  // zoneout, training
-            if (kh[e]) hn = hp[e];
+          hq[e] = row[3 * H + j] * tcp[e];
+          T_ cz = cnp[e];
+          if (kc != nullptr) {  // zoneout, training
             if (kc[e]) cz = cp[e];
           } else if (p > T_(0)) {  // zoneout, evaluation
-            hn = p * hp[e] + (T_(1) - p) * hn;
             cz = p * cp[e] + (T_(1) - p) * cz;
+          }
+          if (!stay) cp[e] = cz;
+        }
+      }
+      at::Tensor h_src = proj ? product(hpre.select(0, t), Wr_t, none, hproj, Wr_n) : hstep;
+      const T_* hs = h_src.data_ptr<T_>();
+      for (int64_t i = 0; i < B; ++i) {
+        const bool stay = inside != nullptr && !inside[i];
+        for (int64_t j = 0; j < R; ++j) {
+          const int64_t e = i * R + j;
+          T_ hn = hs[e];
+          if (kh != nullptr) {  // zoneout, training
+            if (kh[e]) hn = hp[e];
+          } else if (p > T_(0)) {  // zoneout, evaluation
+            hn = p * hp[e] + (T_(1) - p) * hn;
           }
           if (stay) {
             o[e] = T_(0);
           } else {
             o[e] = hn;
             hp[e] = hn;
-            cp[e] = cz;
           }
         }
       }
     }
   });
-  return {out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc};
+  return {out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc, hpre};
 }
 
 // Gradients of lstm_forward's inputs from those of out, h_T and c_T (each may be
-// undefined): dgx (T, B, 4H), dh0, dc0 (B, H), dw_hh (4H, H), db_hh (4H), and with layer
-// norm those of ln_hh's and ln_c's weight and bias (empty without).
+// undefined): dgx (T, B, 4H), dh0 (B, R), dc0 (B, H), dw_hh (4H, R), db_hh (4H), with layer
+// norm those of ln_hh's and ln_c's weight and bias, and with a projection dw_hr (P, H)
+// (empty without).
 std::vector<at::Tensor> lstm_backward(
     const c10::optional<at::Tensor>& dout_opt, const c10::optional<at::Tensor>& dh_opt,
     const c10::optional<at::Tensor>& dc_opt, const at::Tensor& w_hh, const at::Tensor& h_prev,
@@ -669,13 +696,19 @@ std::vector<at::Tensor> lstm_backward(
     bool reverse, const c10::optional<at::Tensor>& ln_hh_w_opt,
     const c10::optional<at::Tensor>& ln_c_w_opt, const c10::optional<at::Tensor>& xh_opt,
     const c10::optional<at::Tensor>& rh_opt, const c10::optional<at::Tensor>& xc_opt,
-    const c10::optional<at::Tensor>& rc_opt) {
-  const int64_t T = tc.size(0), B = tc.size(1), H = tc.size(2);
+    const c10::optional<at::Tensor>& rc_opt, const c10::optional<at::Tensor>& w_hr_opt,
+    const c10::optional<at::Tensor>& hpre_opt) {
+  const int64_t T = tc.size(0), B = tc.size(1), H = tc.size(2), R = h_prev.size(2);
+  const at::Tensor w_hr = given(w_hr_opt), hpre = given(hpre_opt);
+  const bool proj = w_hr.defined();
+  // d(o tanh c') = (the gradient reaching h) W_hr, one product per step
+  const at::Tensor Wr = proj ? w_hr.contiguous() : at::Tensor();  // (P, H)
+  const at::Tensor Wr_n = proj ? onednn_weight(w_hr.t(), tc.size(1)) : at::Tensor();
   const at::Tensor ln_hh_w = given(ln_hh_w_opt), ln_c_w = given(ln_c_w_opt);
   const at::Tensor xh = given(xh_opt), rh = given(rh_opt), xc = given(xc_opt), rc = given(rc_opt);
   const bool ln = ln_hh_w.defined();
   auto opts = tc.options();
-  const at::Tensor W = w_hh.contiguous();  // (4H, H)
+  const at::Tensor W = w_hh.contiguous();  // (4H, R)
   const at::Tensor Wn = onednn_weight(w_hh.t(), tc.size(1));
   const at::Tensor dout = given(dout_opt);
   const at::Tensor mask = given(mask_opt);
@@ -683,7 +716,7 @@ std::vector<at::Tensor> lstm_backward(
   const at::Tensor keep_c = given(keep_c_opt);
   const at::Tensor valid = given(valid_opt);
   const at::Tensor zero = given(zero_opt);
-  at::Tensor dh = dh_opt.has_value() ? dh_opt->contiguous().clone() : at::zeros({B, H}, opts);
+  at::Tensor dh = dh_opt.has_value() ? dh_opt->contiguous().clone() : at::zeros({B, R}, opts);
   at::Tensor dc = dc_opt.has_value() ? dc_opt->contiguous().clone() : at::zeros({B, H}, opts);
   at::Tensor dgh = at::empty({T, B, 4 * H}, opts);
   // With layer norm the gates' gradient (dgx, and b_h's) differs from the recurrent
@@ -692,7 +725,11 @@ std::vector<at::Tensor> lstm_backward(
   at::Tensor dln_hh_w = ln ? at::zeros({4 * H}, opts) : at::empty({0}, opts);
   at::Tensor dln_c_w = ln ? at::zeros({H}, opts) : at::empty({0}, opts);
   at::Tensor dln_c_b = ln ? at::zeros({H}, opts) : at::empty({0}, opts);
-  at::Tensor direct = at::empty({B, H}, opts), back = at::empty({B, H}, opts);
+  at::Tensor direct = at::empty({B, R}, opts), back = at::empty({B, R}, opts);
+  // The share of dh' that reaches the step's h (after zoneout), per step where it is kept
+  // for dW_hr; and its image through W_hr.
+  at::Tensor dhn_all = proj ? at::empty({T, B, R}, opts) : at::empty({B, R}, opts);
+  at::Tensor dpre = at::empty({B, H}, opts);
   const at::Tensor none;
   AT_DISPATCH_FLOATING_TYPES(tc.scalar_type(), "rnnkit_lstm_backward", [&] {
     using T_ = scalar_t;
@@ -718,34 +755,57 @@ std::vector<at::Tensor> lstm_backward(
       const int64_t t = reverse ? s : T - 1 - s;
       const bool* reset = mask_row(zero, t, B);
       const bool* inside = mask_row(valid, t, B);
-      const int64_t at = t * B * H;
+      const int64_t at = t * B * H, atr = t * B * R;
       const T_* a = gates.data_ptr<T_>() + t * B * 4 * H;
       const T_* tcp = tc.data_ptr<T_>() + at;
       const T_* cpp = c_prev.data_ptr<T_>() + at;
-      const T_* dop = dout.defined() ? dout.data_ptr<T_>() + at : nullptr;
-      const bool* kh = keep_h.defined() ? keep_h.data_ptr<bool>() + at : nullptr;
+      const T_* dop = dout.defined() ? dout.data_ptr<T_>() + atr : nullptr;
+      const bool* kh = keep_h.defined() ? keep_h.data_ptr<bool>() + atr : nullptr;
       const bool* kc = keep_c.defined() ? keep_c.data_ptr<bool>() + at : nullptr;
       T_* dg = dgh.data_ptr<T_>() + t * B * 4 * H;
+      // Pass 0, over h's R units: zoneout's split of dh' into the share reaching the
+      // step's h and the share kept for h^{t-1}; past a sample's end all of it passes.
+      at::Tensor dhn_t = proj ? dhn_all.select(0, t) : dhn_all;
+      T_* dhnp = dhn_t.data_ptr<T_>();
+      for (int64_t i = 0; i < B; ++i) {
+        if (inside != nullptr && !inside[i]) {
+          std::copy(dhp + i * R, dhp + (i + 1) * R, dp + i * R);
+          std::fill(dhnp + i * R, dhnp + (i + 1) * R, T_(0));
+          continue;
+        }
+        for (int64_t j = 0; j < R; ++j) {
+          const int64_t e = i * R + j;
+          const T_ dhz = dhp[e] + (dop != nullptr ? dop[e] : T_(0));
+          T_ dhn = dhz, dh_keep = T_(0);
+          if (kh != nullptr) {
+            if (kh[e]) { dhn = T_(0); dh_keep = dhz; }
+          } else if (p > T_(0)) {
+            dhn = (T_(1) - p) * dhz; dh_keep = p * dhz;
+          }
+          dhnp[e] = dhn;
+          dp[e] = dh_keep;
+        }
+      }
+      // What reaches o tanh(c'): through W_hr with a projection, as it is without.
+      const at::Tensor dq_t = proj ? product(dhn_t, Wr, none, dpre, Wr_n) : dhn_t;
+      const T_* dq = dq_t.data_ptr<T_>();
       for (int64_t i = 0; i < B; ++i) {
         const T_* row = a + i * 4 * H;
         T_* drow = dg + i * 4 * H;
-        if (inside != nullptr && !inside[i]) {  // past the end: both gradients pass through
+        if (inside != nullptr && !inside[i]) {  // past the end: dc passes through too
           std::fill(drow, drow + 4 * H, T_(0));
-          std::copy(dhp + i * H, dhp + (i + 1) * H, dp + i * H);
           continue;
         }
-        // Pass 1: zoneout's split of dh', dc' and the gradient reaching the tanh of the
+        // Pass 1: zoneout's split of dc', and the gradient reaching the tanh of the
         // output (dln: of LN_c(c') with layer norm, of c' without).
         for (int64_t j = 0; j < H; ++j) {
           const int64_t e = i * H + j;
-          const T_ dhz = dhp[e] + (dop != nullptr ? dop[e] : T_(0));
           const T_ dcz = dcp[e];
-          T_ dhn = dhz, dcn = dcz, dh_keep = T_(0), dc_keep = T_(0);
-          if (kh != nullptr) {
-            if (kh[e]) { dhn = T_(0); dh_keep = dhz; }
+          const T_ dhn = dq[e];
+          T_ dcn = dcz, dc_keep = T_(0);
+          if (kc != nullptr) {
             if (kc[e]) { dcn = T_(0); dc_keep = dcz; }
           } else if (p > T_(0)) {
-            dhn = (T_(1) - p) * dhz; dh_keep = p * dhz;
             dcn = (T_(1) - p) * dcz; dc_keep = p * dcz;
           }
           const T_ t_c = tcp[e];
@@ -754,7 +814,6 @@ std::vector<at::Tensor> lstm_backward(
           dlnp[j] = dhn * ov * (T_(1) - t_c * t_c);
           dcnp[j] = dcn;
           dcp[e] = dc_keep;
-          dp[e] = dh_keep;
         }
         if (ln) {  // through LN_c to c'
           for (int64_t j = 0; j < H; ++j) dlncb[j] += dlnp[j];
@@ -780,12 +839,12 @@ std::vector<at::Tensor> lstm_backward(
       at::Tensor dg_t = dgh.select(0, t);
       const at::Tensor back_t = product(dg_t, W, none, back, Wn);  // W_h^T da
       const T_* bp = back_t.data_ptr<T_>();
-      for (int64_t e = 0; e < B * H; ++e)
+      for (int64_t e = 0; e < B * R; ++e)
         dhp[e] = dp[e] + (mp != nullptr ? mp[e] * bp[e] : bp[e]);
       if (reset != nullptr) {
         for (int64_t i = 0; i < B; ++i)
           if (reset[i]) {
-            std::fill(dhp + i * H, dhp + (i + 1) * H, T_(0));
+            std::fill(dhp + i * R, dhp + (i + 1) * R, T_(0));
             std::fill(dcp + i * H, dcp + (i + 1) * H, T_(0));
           }
       }
@@ -793,11 +852,14 @@ std::vector<at::Tensor> lstm_backward(
   });
   at::Tensor flat = dgh.view({T * B, 4 * H});
   at::Tensor hin = mask.defined() ? h_prev * mask.unsqueeze(0) : h_prev;
-  at::Tensor dw = gradient_mm(flat, hin.reshape({T * B, H}));
+  at::Tensor dw = gradient_mm(flat, hin.reshape({T * B, R}));
   // b_h and LN_hh's bias both add to the gates: their gradient is the gates' own.
   at::Tensor db = dgx.view({T * B, 4 * H}).sum(0);
   at::Tensor dln_hh_b = ln ? db.clone() : at::empty({0}, opts);
-  return {dgx, dh, dc, dw, db, dln_hh_w, dln_hh_b, dln_c_w, dln_c_b};
+  // dW_hr = sum_t (share reaching h^t)^T (o tanh c')^t, one product after the loop
+  at::Tensor dw_hr = proj ? gradient_mm(dhn_all.view({T * B, R}), hpre.reshape({T * B, H}))
+                          : at::empty({0}, opts);
+  return {dgx, dh, dc, dw, db, dln_hh_w, dln_hh_b, dln_c_w, dln_c_b, dw_hr};
 }
 
 // ---- The Elman RNN (10.1, 10.2) with the options torch's kernels lack -----------------

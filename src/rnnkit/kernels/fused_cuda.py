@@ -542,7 +542,10 @@ def lstm_forward(
     mask: Tensor | None, keep_h: Tensor | None, keep_c: Tensor | None, zoneout: float,
     valid: Tensor | None, zero: Tensor | None, reverse: bool, ln_hh_w: Tensor | None,
     ln_hh_b: Tensor | None, ln_c_w: Tensor | None, ln_c_b: Tensor | None,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, ...]:  # fmt: skip
+    if w_hr is not None:  # rnnkit.backends.fused.supports keeps projections off the GPU
+        raise NotImplementedError("rnnkit's CUDA kernels have no proj_size yet")
     gx = gx.contiguous()
     T, B, H = gx.size(0), gx.size(1), h0.size(1)
     ln = ln_hh_w is not None
@@ -575,7 +578,7 @@ def lstm_forward(
             xh[t] if ln else gx, rh[t] if ln else gx, xc[t] if ln else gx, rc[t] if ln else gx,
             H, HAS_BIAS=b_hh is not None, LN=ln, BLOCK=_block(H), **flags,
         )  # fmt: skip
-    return out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc
+    return out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc, empty
 
 
 def lstm_backward(
@@ -584,6 +587,7 @@ def lstm_backward(
     keep_h: Tensor | None, keep_c: Tensor | None, zoneout: float, valid: Tensor | None,
     zero: Tensor | None, reverse: bool, ln_hh_w: Tensor | None, ln_c_w: Tensor | None,
     xh: Tensor | None, rh: Tensor | None, xc: Tensor | None, rc: Tensor | None,
+    w_hr: Tensor | None = None, hpre: Tensor | None = None,
 ) -> tuple[Tensor, ...]:  # fmt: skip
     T, B, H = tc.shape
     ln = ln_hh_w is not None
@@ -613,11 +617,11 @@ def lstm_backward(
     dw, db = _weight_gradients(dgh, dgx, h_prev, mask)
     empty = tc.new_empty(0)
     if not ln:
-        return dgx, dh, dc, dw, db, empty, empty, empty, empty
+        return dgx, dh, dc, dw, db, empty, empty, empty, empty, empty
     # LN's weights: dw = sum dy x^, db = sum dy; LN_hh's dy is the gates' gradient.
     d_ln_hh_w = (dgx * xh).sum((0, 1))
     d_ln_c_w, d_ln_c_b = (dyc * xc).sum((0, 1)), dyc.sum((0, 1))
-    return dgx, dh, dc, dw, db, d_ln_hh_w, db.clone(), d_ln_c_w, d_ln_c_b
+    return dgx, dh, dc, dw, db, d_ln_hh_w, db.clone(), d_ln_c_w, d_ln_c_b, empty
 
 
 @functools.cache

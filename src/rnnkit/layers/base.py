@@ -312,8 +312,8 @@ class RecurrentLayer(nn.Module):
             >>> import torch, rnnkit
             >>> rnnkit.LSTM(3, 4).backend_for(torch.zeros(5, 2, 3)).name
             'native'
-            >>> layer = rnnkit.LSTM(3, 4, proj_size=2, zoneout=0.1)
-            >>> layer.backend_for(torch.zeros(5, 2, 3)).reason
+            >>> layer = rnnkit.LSTM(3, 4, zoneout=0.1).bfloat16()
+            >>> layer.backend_for(torch.zeros(5, 2, 3, dtype=torch.bfloat16)).reason
             "torch's fused kernels have no zoneout"
         """
         call = self._check_call(input, state, lengths, reset, hx)
