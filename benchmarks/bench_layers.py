@@ -20,7 +20,9 @@ zoneout, with recurrent dropout and with layer norm, the GRU and the Elman RNN w
 kernel, torch.nn.GRU, rnnkit.GRU and MinGRU, all as ratios to torch.nn.LSTM, at the same
 shapes: one table of everything the fused kernels are measured by. ``--device cuda`` runs
 ``--gru`` and ``--options`` on the GPU (the options on rnnkit's Triton kernels; the GRU
-stays on cuDNN there), timed to the end of the queued work.
+stays on cuDNN there), timed to the end of the queued work. ``--projection`` times the
+LSTM with a projection and zoneout (fused, and on the reference loop) against
+torch.nn.LSTM(proj_size=P).
 """
 
 from __future__ import annotations
@@ -137,6 +139,32 @@ def options_table(repeats: int, device: str = "cpu") -> None:
         print(f"{f'{T}, {B}, {H}':14s} {base * 1e3:8.2f}  {ratios}  [auto: {chosen}]", flush=True)
 
 
+PROJ_SHAPES = ((100, 64, 512, 256), (256, 8, 128, 64))
+
+
+def projection_table(repeats: int) -> None:
+    """The LSTM with a projection and zoneout on the fused kernel and on the reference loop,
+    against torch.nn.LSTM(proj_size=P) without options (training step)."""
+    print(f"{'T, B, I=H, P':18s} {'torch ms':>9s}  ratio to torch.nn.LSTM(proj_size=P)")
+    # torch says, once, that its projected LSTM runs without oneDNN: the point of the table
+    warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
+    for T, B, H, P in PROJ_SHAPES:
+        x = torch.randn(T, B, H)
+        ref = nn.LSTM(H, H, proj_size=P)
+        mods = {
+            "torch.nn.LSTM": ref,
+            "zoneout 0.1 (fused)": rnnkit.LSTM.from_torch(ref, zoneout=0.1),
+            "zoneout 0.1 (reference)": rnnkit.LSTM.from_torch(
+                ref, zoneout=0.1, backend="reference"
+            ),
+        }
+        chosen = mods["zoneout 0.1 (fused)"].backend_for(x).name
+        times = interleaved_medians({k: train_step(m, x) for k, m in mods.items()}, repeats=repeats)
+        base = times["torch.nn.LSTM"]
+        ratios = "  ".join(f"{k} {times[k] / base:.2f}" for k in mods if k != "torch.nn.LSTM")
+        print(f"{f'{T}, {B}, {H}, {P}':18s} {base * 1e3:9.2f}  {ratios}  [auto: {chosen}]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
@@ -153,6 +181,9 @@ def main() -> None:
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda: where --gru and --options run (cpu)"
     )
+    parser.add_argument(
+        "--projection", action="store_true", help="the projected LSTM's table only (above)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,6 +196,9 @@ def main() -> None:
         return
     if args.options:
         options_table(repeats, args.device)
+        return
+    if args.projection:
+        projection_table(repeats)
         return
     print(f"{'shape':28s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  ratios to torch.nn")
     for shape_name, (T, B, I, H) in SHAPES.items():
