@@ -135,28 +135,42 @@ def test_the_rnn_kernel_equals_the_reference_loop(option: str, relu: bool) -> No
 @cases
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_the_lstm_kernel_equals_the_reference_loop(option: str, layer_norm: bool) -> None:
+@pytest.mark.parametrize("projection", [False, True])
+def test_the_lstm_kernel_equals_the_reference_loop(
+    option: str, layer_norm: bool, projection: bool
+) -> None:
+    """With ``projection`` h is W_hr (o tanh c), P = 3 wide: h0, W_h, the dropout mask
+    and h's zoneout mask are P wide, c's H."""
     T, B, H = 6, 4, 5
-    valid, zero, reverse, mask, keep, p = _masks(T, B, H, option)
-    keep_c = None if keep is None else keep.roll(1, 0)
+    R = 3 if projection else H
+    valid, zero, reverse, mask, keep, p = _masks(T, B, R, option)
+    keep_c = _masks(T, B, H, option)[4]
+    keep_c = None if keep_c is None else keep_c.roll(1, 0)
     after = (valid, zero, reverse)
-    inputs = [_tensor(T, B, 4 * H), _tensor(B, H), _tensor(B, H), _tensor(4 * H, H)]
-    inputs += [_tensor(4 * H)]
+    inputs = [_tensor(T, B, 4 * H), _tensor(B, R), _tensor(B, H), _tensor(4 * H, R)]
+    inputs += [_tensor(4 * H), *([_tensor(R, H)] if projection else [])]
     if layer_norm:
         inputs += [_tensor(4 * H), _tensor(4 * H), _tensor(H), _tensor(H)]
 
-    def ours(gx, h0, c0, w, b, *ln):
-        both = None if keep is None else (keep, keep_c)
-        return fused.lstm(gx, h0, c0, w, b, mask, both, p, *after, tuple(ln) or None)
+    def split(rest):
+        return (rest[0], rest[1:]) if projection else (None, rest)
 
-    def ref(gx, h0, c0, w, b, *ln):
-        return fused.reference_lstm(gx, h0, c0, w, b, mask, keep, keep_c, p, *after, *ln)
+    def ours(gx, h0, c0, w, b, *rest):
+        w_hr, ln = split(rest)
+        both = None if keep is None else (keep, keep_c)
+        return fused.lstm(gx, h0, c0, w, b, mask, both, p, *after, tuple(ln) or None, w_hr)
+
+    def ref(gx, h0, c0, w, b, *rest):
+        w_hr, ln = split(rest)
+        return fused.reference_lstm(
+            gx, h0, c0, w, b, mask, keep, keep_c, p, *after, *(ln or [None] * 4), w_hr=w_hr
+        )
 
     _compare(ours, ref, inputs)
 
 
 @cases
-@pytest.mark.parametrize("cell", ["gru", "lstm-ln", "rnn"])
+@pytest.mark.parametrize("cell", ["gru", "lstm-ln", "lstm-projected", "rnn"])
 def test_the_kernels_pass_gradcheck(cell: str) -> None:
     T, B, H = 4, 3, 3
     valid = _masks(T, B, H, "lengths")[0]
@@ -168,13 +182,20 @@ def test_the_kernels_pass_gradcheck(cell: str) -> None:
     elif cell == "rnn":
         fn = lambda gx, h0, w, b: fused.rnn(gx, h0, w, b, valid, zero, False, None, None, 0.3)  # noqa: E731
         inputs = (_tensor(T, B, H), _tensor(B, H), _tensor(H, H), _tensor(H))
-    else:
+    elif cell == "lstm-ln":
 
         def fn(gx, h0, c0, w, b, *ln):
             return fused.lstm(gx, h0, c0, w, b, None, None, 0.2, valid, zero, False, tuple(ln))
 
         inputs = (_tensor(T, B, 4 * H), _tensor(B, H), _tensor(B, H), _tensor(4 * H, H))
         inputs += (_tensor(4 * H), _tensor(4 * H), _tensor(4 * H), _tensor(H), _tensor(H))
+    else:  # a projection to P = 2, with zoneout's evaluation blend
+
+        def fn(gx, h0, c0, w, b, w_hr):
+            return fused.lstm(gx, h0, c0, w, b, None, None, 0.2, valid, zero, False, None, w_hr)
+
+        inputs = (_tensor(T, B, 4 * H), _tensor(B, 2), _tensor(B, H), _tensor(4 * H, 2))
+        inputs += (_tensor(4 * H), _tensor(2, H))
     inputs = tuple(t.requires_grad_() for t in inputs)
     # fast_mode: a random projection of the Jacobian (the parity tests above compare the
     # whole gradient with autograd's); the interpreter runs every kernel in Python.
@@ -182,12 +203,14 @@ def test_the_kernels_pass_gradcheck(cell: str) -> None:
 
 
 @cases
-@pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN])
+@pytest.mark.parametrize("cls", [rnnkit.LSTM, rnnkit.GRU, rnnkit.RNN, "projected"])
 def test_a_layer_with_options_equals_the_reference_backend(cls) -> None:
     """The whole layer - two layers, both directions, lengths, resets, initial state -
     on the fused backend (the Triton kernels) and on the reference backend."""
     torch.manual_seed(0)
     kw = {"num_layers": 2, "bidirectional": True, "zoneout": 0.2, "dtype": F64, "device": DEVICE}
+    if cls == "projected":
+        cls, kw["proj_size"] = rnnkit.LSTM, 2
     if cls is rnnkit.LSTM:
         kw["layer_norm"] = True
     ours = cls(3, 4, backend="fused", **kw).eval()
@@ -271,8 +294,10 @@ COMPILED = [
     ("_gru_backward_step", ("HAS_DOUT", "HAS_KEEP", "BLEND", "HAS_VALID")),
     ("_rnn_forward_step", ("RELU", "HAS_KEEP", "BLEND", "HAS_VALID")),
     ("_rnn_backward_step", ("RELU", "HAS_DOUT", "HAS_KEEP", "BLEND", "HAS_VALID")),
-    ("_lstm_forward_step", ("HAS_BIAS", "LN", "HAS_KEEP", "BLEND", "HAS_VALID")),
-    ("_lstm_backward_step", ("HAS_DOUT", "LN", "HAS_KEEP", "BLEND", "HAS_VALID")),
+    ("_lstm_forward_step", ("HAS_BIAS", "LN", "HAS_KEEP", "BLEND", "HAS_VALID", "PROJ")),
+    ("_lstm_backward_step", ("HAS_DOUT", "LN", "HAS_KEEP", "BLEND", "HAS_VALID", "PROJ")),
+    ("_projected_step", ("HAS_KEEP", "BLEND", "HAS_VALID")),
+    ("_projected_backward_step", ("HAS_DOUT", "HAS_KEEP", "BLEND", "HAS_VALID")),
     ("_scan_kernel", ("GRADIENT",)),
 ]
 
@@ -290,7 +315,8 @@ def test_every_kernel_compiles_for_a_gpu(name: str, flags: tuple[str, ...], dtyp
     from rnnkit.kernels import fused_cuda
 
     kernel = getattr(fused_cuda, name)
-    sizes = ("T", "N") if name == "_scan_kernel" else ("H",)
+    sizes = {"_scan_kernel": ("T", "N"), "_projected_step": ("R",)}.get(name, ("H",))
+    sizes = {"_projected_backward_step": ("R",)}.get(name, sizes)
     masks = ("KEEP", "VALID", "KEEP_H", "KEEP_C")
     blocks = {"BLOCK": 256, "BLOCK_T": 32, "BLOCK_N": 64}
     for on in (False, True):

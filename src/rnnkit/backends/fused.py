@@ -50,9 +50,7 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
     """None if the fused kernels can run this call exactly, else the reason they can't."""
     if plan.kind not in KINDS:
         return f"rnnkit's fused kernels have no {plan.kind}"
-    device = "cpu" if x is None else x.device.type
-    if plan.proj_size and device == "cuda":  # every option of every cell has its kernel
-        return "rnnkit's CUDA kernels have no proj_size yet"
+    device = "cpu" if x is None else x.device.type  # every option of every cell has its kernel
     if x is not None and (device not in ("cpu", "cuda") or x.dtype not in DTYPES):
         return (
             "rnnkit's fused kernels run float32 and float64 on the CPU and on CUDA; got "

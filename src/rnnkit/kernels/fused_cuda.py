@@ -234,7 +234,10 @@ if triton is not None:
         OUT, HN, CN, GATES, TC, XH, RH, XC, RC, H,
         HAS_BIAS: tl.constexpr, LN: tl.constexpr, HAS_KEEP: tl.constexpr,
         BLEND: tl.constexpr, HAS_VALID: tl.constexpr, BLOCK: tl.constexpr,
+        PROJ: tl.constexpr = False,
     ):  # fmt: skip
+        # PROJ: HN receives o tanh(c') before the projection (h's zoneout and lengths are
+        # then _projected_step's, after the product with W_hr); OUT and HP are unused.
         i = tl.program_id(0)
         cols = tl.arange(0, BLOCK)
         m = cols < H
@@ -273,7 +276,6 @@ if triton is not None:
         g_f = _sigmoid(tl.load(GX + row + H + cols, mask=m, other=0.0) + v_f)
         g_g = _tanh(tl.load(GX + row + 2 * H + cols, mask=m, other=0.0) + v_g)
         g_o = _sigmoid(tl.load(GX + row + 3 * H + cols, mask=m, other=0.0) + v_o)
-        h = tl.load(HP + at + cols, mask=m, other=0.0)
         c = tl.load(CP + at + cols, mask=m, other=0.0)
         c_new = g_f * c + g_i * g_g
         c_out = c_new
@@ -283,12 +285,17 @@ if triton is not None:
             tl.store(RC + i, rc)
             c_out = xc * _load(LNCW, cols, m) + _load(LNCB, cols, m)
         tc = _tanh(c_out)
-        h_new = _zoneout(g_o * tc, h, KEEP_H, P, at, cols, m, HAS_KEEP, BLEND)
+        h_new = g_o * tc
+        h = h_new  # (unused with PROJ: HP is P wide then)
+        if not PROJ:
+            h = tl.load(HP + at + cols, mask=m, other=0.0)
+            h_new = _zoneout(h_new, h, KEEP_H, P, at, cols, m, HAS_KEEP, BLEND)
         c_new = _zoneout(c_new, c, KEEP_C, P, at, cols, m, HAS_KEEP, BLEND)
         out = h_new
         if HAS_VALID:
             inside = tl.load(VALID + i) != 0
-            h_new = tl.where(inside, h_new, h)
+            if not PROJ:
+                h_new = tl.where(inside, h_new, h)
             c_new = tl.where(inside, c_new, c)
             out = tl.where(inside, out, 0.0)
         tl.store(GATES + row + cols, g_i, mask=m)
@@ -296,9 +303,56 @@ if triton is not None:
         tl.store(GATES + row + 2 * H + cols, g_g, mask=m)
         tl.store(GATES + row + 3 * H + cols, g_o, mask=m)
         tl.store(TC + at + cols, tc, mask=m)
-        tl.store(OUT + at + cols, out, mask=m)
+        if not PROJ:
+            tl.store(OUT + at + cols, out, mask=m)
         tl.store(HN + at + cols, h_new, mask=m)
         tl.store(CN + at + cols, c_new, mask=m)
+
+    @triton.jit
+    def _projected_step(
+        HQ, HP, KEEP, VALID, P, OUT, HN, R,
+        HAS_KEEP: tl.constexpr, BLEND: tl.constexpr, HAS_VALID: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        """A projected LSTM's h^t from W_hr (o tanh c') = HQ: zoneout and lengths, R wide."""
+        i = tl.program_id(0)
+        cols = tl.arange(0, BLOCK)
+        m = cols < R
+        at = i * R
+        h = tl.load(HP + at + cols, mask=m, other=0.0)
+        new = _zoneout(tl.load(HQ + at + cols, mask=m, other=0.0), h, KEEP, P, at, cols, m,
+                       HAS_KEEP, BLEND)  # fmt: skip
+        out = new
+        if HAS_VALID:
+            inside = tl.load(VALID + i) != 0
+            new = tl.where(inside, new, h)
+            out = tl.where(inside, out, 0.0)
+        tl.store(OUT + at + cols, out, mask=m)
+        tl.store(HN + at + cols, new, mask=m)
+
+    @triton.jit
+    def _projected_backward_step(
+        DH, DOUT, KEEP, VALID, P, DHN, DIRECT, R,
+        HAS_DOUT: tl.constexpr, HAS_KEEP: tl.constexpr, BLEND: tl.constexpr,
+        HAS_VALID: tl.constexpr, BLOCK: tl.constexpr,
+    ):  # fmt: skip
+        """_projected_step's backward: zoneout's split of dh' into the share reaching
+        W_hr (o tanh c') (DHN) and the share kept for h^{t-1} (DIRECT)."""
+        i = tl.program_id(0)
+        cols = tl.arange(0, BLOCK)
+        m = cols < R
+        at = i * R
+        dh = tl.load(DH + at + cols, mask=m, other=0.0)
+        dhz = dh
+        if HAS_DOUT:
+            dhz += tl.load(DOUT + at + cols, mask=m, other=0.0)
+        dhn, kept = _zoneout_split(dhz, KEEP, P, at, cols, m, HAS_KEEP, BLEND)
+        if HAS_VALID:
+            inside = tl.load(VALID + i) != 0
+            dhn = tl.where(inside, dhn, 0.0)
+            kept = tl.where(inside, kept, dh)
+        tl.store(DHN + at + cols, dhn, mask=m)
+        tl.store(DIRECT + at + cols, kept, mask=m)
 
     @triton.jit
     def _lstm_backward_step(
@@ -306,7 +360,10 @@ if triton is not None:
         DGX, DGH, DYC, DIRECT, H,
         HAS_DOUT: tl.constexpr, LN: tl.constexpr, HAS_KEEP: tl.constexpr,
         BLEND: tl.constexpr, HAS_VALID: tl.constexpr, BLOCK: tl.constexpr,
+        PROJ: tl.constexpr = False,
     ):  # fmt: skip
+        # PROJ: DH is the gradient reaching o tanh(c') (W_hr^T of the share that reached
+        # the projected h, _projected_backward_step's): no split of it here, no DIRECT.
         # do = dh' tanh(c'); dc = dc' + dh' o (1 - tanh^2 c') (through LN_c with layer
         # norm); da = (dc g i(1-i), dc c f(1-f), dc i (1-g^2), do o(1-o)); dc_prev = dc f.
         i = tl.program_id(0)
@@ -318,7 +375,10 @@ if triton is not None:
         dhz = dh
         if HAS_DOUT:
             dhz += tl.load(DOUT + at + cols, mask=m, other=0.0)
-        dhn, dh_keep = _zoneout_split(dhz, KEEP_H, P, at, cols, m, HAS_KEEP, BLEND)
+        if PROJ:
+            dhn, dh_keep = dhz, dhz * 0.0
+        else:
+            dhn, dh_keep = _zoneout_split(dhz, KEEP_H, P, at, cols, m, HAS_KEEP, BLEND)
         dcn, dc_keep = _zoneout_split(dc_in, KEEP_C, P, at, cols, m, HAS_KEEP, BLEND)
         g_i = tl.load(GATES + row + cols, mask=m, other=0.0)
         g_f = tl.load(GATES + row + H + cols, mask=m, other=0.0)
@@ -346,7 +406,8 @@ if triton is not None:
         da_g = tl.where(inside, da_g, 0.0)
         da_o = tl.where(inside, da_o, 0.0)
         tl.store(DC + at + cols, tl.where(inside, dc_keep + d_c * g_f, dc_in), mask=m)
-        tl.store(DIRECT + at + cols, tl.where(inside, dh_keep, dh), mask=m)
+        if not PROJ:
+            tl.store(DIRECT + at + cols, tl.where(inside, dh_keep, dh), mask=m)
         tl.store(DGX + row + cols, da_i, mask=m)
         tl.store(DGX + row + H + cols, da_f, mask=m)
         tl.store(DGX + row + 2 * H + cols, da_g, mask=m)
@@ -544,15 +605,18 @@ def lstm_forward(
     ln_hh_b: Tensor | None, ln_c_w: Tensor | None, ln_c_b: Tensor | None,
     w_hr: Tensor | None = None,
 ) -> tuple[Tensor, ...]:  # fmt: skip
-    if w_hr is not None:  # rnnkit.backends.fused.supports keeps projections off the GPU
-        raise NotImplementedError("rnnkit's CUDA kernels have no proj_size yet")
     gx = gx.contiguous()
-    T, B, H = gx.size(0), gx.size(1), h0.size(1)
-    ln = ln_hh_w is not None
+    # With a projection (w_hr (P, H)) h is R = P wide and W_hr (o tanh c') per step.
+    T, B, H, R = gx.size(0), gx.size(1), c0.size(1), h0.size(1)
+    ln, proj = ln_hh_w is not None, w_hr is not None
     Wt = w_hh.t().contiguous()
-    out, h_prev, c_prev, tc = (gx.new_empty(T, B, H) for _ in range(4))
+    out, h_prev = gx.new_empty(T, B, R), gx.new_empty(T, B, R)
+    c_prev, tc = gx.new_empty(T, B, H), gx.new_empty(T, B, H)
     gates = gx.new_empty(T, B, 4 * H)
     empty = gx.new_empty(0)
+    hpre = gx.new_empty(T, B, H) if proj else empty  # o tanh(c'), before W_hr
+    Wr_t = w_hr.t().contiguous() if proj else empty
+    hq = gx.new_empty(B, R)
     xh, rh = (gx.new_empty(T, B, 4 * H), gx.new_empty(T, B)) if ln else (empty, empty)
     xc, rc = (gx.new_empty(T, B, H), gx.new_empty(T, B)) if ln else (empty, empty)
     h, c = h0.contiguous().clone(), c0.contiguous().clone()
@@ -574,11 +638,18 @@ def lstm_forward(
             gx if keep_h is None else keep_h[t], gx if keep_c is None else keep_c[t],
             gx if valid is None else valid[t], P,
             _opt(ln_hh_w, gx), _opt(ln_hh_b, gx), _opt(ln_c_w, gx), _opt(ln_c_b, gx),
-            out[t], h, c, gates[t], tc[t],
+            out[t], hpre[t] if proj else h, c, gates[t], tc[t],
             xh[t] if ln else gx, rh[t] if ln else gx, xc[t] if ln else gx, rc[t] if ln else gx,
-            H, HAS_BIAS=b_hh is not None, LN=ln, BLOCK=_block(H), **flags,
+            H, HAS_BIAS=b_hh is not None, LN=ln, BLOCK=_block(H), PROJ=proj, **flags,
         )  # fmt: skip
-    return out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc, empty
+        if proj:  # h = W_hr (o tanh c'), then its zoneout and lengths
+            torch.mm(hpre[t], Wr_t, out=hq)
+            _projected_step[(B,)](
+                hq, h_prev[t], gx if keep_h is None else keep_h[t],
+                gx if valid is None else valid[t], P, out[t], h, R,
+                BLOCK=_block(R), **flags,
+            )  # fmt: skip
+    return out, h, c, h_prev, c_prev, gates, tc, xh, rh, xc, rc, hpre
 
 
 def lstm_backward(
@@ -590,38 +661,54 @@ def lstm_backward(
     w_hr: Tensor | None = None, hpre: Tensor | None = None,
 ) -> tuple[Tensor, ...]:  # fmt: skip
     T, B, H = tc.shape
-    ln = ln_hh_w is not None
+    R = h_prev.size(2)  # P with a projection
+    ln, proj = ln_hh_w is not None, w_hr is not None
     W = w_hh.contiguous()
     dout = None if d_out is None else d_out.contiguous()
-    dh = tc.new_zeros(B, H) if d_h is None else d_h.contiguous().clone()
+    dh = tc.new_zeros(B, R) if d_h is None else d_h.contiguous().clone()
     dc = tc.new_zeros(B, H) if d_c is None else d_c.contiguous().clone()
+    # With a projection: the share of dh' reaching W_hr (o tanh c') per step, and its
+    # image through W_hr, the gradient reaching o tanh c'.
+    dhn = tc.new_empty(T, B, R) if proj else tc
+    dq = tc.new_empty(B, H) if proj else tc
     # With layer norm the gates' gradient (dgx, and b_h's) differs from the recurrent
     # product's (dgh, before LN_hh); without, they are one tensor.
     dgh = tc.new_empty(T, B, 4 * H)
     dgx = tc.new_empty(T, B, 4 * H) if ln else dgh
     dyc = tc.new_empty(T, B, H) if ln else tc  # the gradient reaching LN_c's output
-    direct, P = tc.new_empty(B, H), _param(zoneout, tc)
+    direct, P = tc.new_empty(B, R), _param(zoneout, tc)
     flags = _step_args(valid, keep_h, zoneout)
     for t in _order(T, not reverse):
+        if proj:
+            _projected_backward_step[(B,)](
+                dh, tc if dout is None else dout[t], tc if keep_h is None else keep_h[t],
+                tc if valid is None else valid[t], P, dhn[t], direct, R,
+                HAS_DOUT=dout is not None, BLOCK=_block(R), **flags,
+            )  # fmt: skip
+            torch.mm(dhn[t], w_hr, out=dq)
         _lstm_backward_step[(B,)](
-            dh, dc, tc if dout is None else dout[t], c_prev[t], gates[t], tc[t],
+            dq if proj else dh, dc, tc if dout is None or proj else dout[t], c_prev[t],
+            gates[t], tc[t],
             tc if keep_h is None else keep_h[t], tc if keep_c is None else keep_c[t],
             tc if valid is None else valid[t], P, _opt(ln_hh_w, tc), _opt(ln_c_w, tc),
             xh[t] if ln else tc, rh[t] if ln else tc, xc[t] if ln else tc,
             rc[t] if ln else tc, dgx[t], dgh[t], dyc[t] if ln else tc, direct, H,
-            HAS_DOUT=dout is not None, LN=ln, BLOCK=_block(H), **flags,
+            HAS_DOUT=dout is not None and not proj, LN=ln, BLOCK=_block(H), PROJ=proj,
+            **flags,
         )  # fmt: skip
         dh = _recurrent(dgh[t], W, direct, mask, zero, t)
         if zero is not None:
             dc.masked_fill_(zero[t][:, None], 0.0)
     dw, db = _weight_gradients(dgh, dgx, h_prev, mask)
     empty = tc.new_empty(0)
+    # dW_hr = sum_t (share reaching W_hr (o tanh c'))^T (o tanh c'): one product
+    dw_hr = torch.mm(dhn.reshape(T * B, R).t(), hpre.reshape(T * B, H)) if proj else empty
     if not ln:
-        return dgx, dh, dc, dw, db, empty, empty, empty, empty, empty
+        return dgx, dh, dc, dw, db, empty, empty, empty, empty, dw_hr
     # LN's weights: dw = sum dy x^, db = sum dy; LN_hh's dy is the gates' gradient.
     d_ln_hh_w = (dgx * xh).sum((0, 1))
     d_ln_c_w, d_ln_c_b = (dyc * xc).sum((0, 1)), dyc.sum((0, 1))
-    return dgx, dh, dc, dw, db, d_ln_hh_w, db.clone(), d_ln_c_w, d_ln_c_b, empty
+    return dgx, dh, dc, dw, db, d_ln_hh_w, db.clone(), d_ln_c_w, d_ln_c_b, dw_hr
 
 
 @functools.cache
