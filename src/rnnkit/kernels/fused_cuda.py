@@ -101,6 +101,25 @@ if triton is not None:
             return d, d * 0.0
 
     @triton.jit
+    def _incoming(DH, DOUT, at, cols, m, HAS_DOUT: tl.constexpr):
+        """dh (from step t + 1) and dh' = dh + ∂L/∂y^t, the output's own gradient."""
+        dh = tl.load(DH + at + cols, mask=m, other=0.0)
+        dhz = dh
+        if HAS_DOUT:
+            dhz += tl.load(DOUT + at + cols, mask=m, other=0.0)
+        return dh, dhz
+
+    @triton.jit
+    def _lengths(new, old, VALID, i, HAS_VALID: tl.constexpr):
+        """(state, output) of a row: past a sample's end the state is kept, the output 0."""
+        out = new
+        if HAS_VALID:
+            inside = tl.load(VALID + i) != 0
+            new = tl.where(inside, new, old)
+            out = tl.where(inside, out, 0.0)
+        return new, out
+
+    @triton.jit
     def _normalise(v, m, n):
         """F.layer_norm of one row (biased variance, eps 1e-5): (x^, 1/sqrt(var + eps))."""
         mean = tl.sum(tl.where(m, v, 0.0), 0) / n
@@ -126,11 +145,7 @@ if triton is not None:
         n = _tanh(tl.load(g + 2 * H + cols, mask=m, other=0.0) + r * hn)
         h = tl.load(HP + at + cols, mask=m, other=0.0)
         new = _zoneout((1.0 - z) * n + z * h, h, KEEP, P, at, cols, m, HAS_KEEP, BLEND)
-        out = new
-        if HAS_VALID:  # past the end: zero output, the state carried
-            inside = tl.load(VALID + i) != 0
-            new = tl.where(inside, new, h)
-            out = tl.where(inside, out, 0.0)
+        new, out = _lengths(new, h, VALID, i, HAS_VALID)
         tl.store(OUT + at + cols, out, mask=m)
         tl.store(HN + at + cols, new, mask=m)
         tl.store(R + at + cols, r, mask=m)
@@ -150,10 +165,7 @@ if triton is not None:
         cols = tl.arange(0, BLOCK)
         m = cols < H
         at = i * H
-        dh = tl.load(DH + at + cols, mask=m, other=0.0)
-        dhz = dh
-        if HAS_DOUT:
-            dhz += tl.load(DOUT + at + cols, mask=m, other=0.0)
+        dh, dhz = _incoming(DH, DOUT, at, cols, m, HAS_DOUT)
         g, kept = _zoneout_split(dhz, KEEP, P, at, cols, m, HAS_KEEP, BLEND)
         r = tl.load(R + at + cols, mask=m, other=0.0)
         z = tl.load(Z + at + cols, mask=m, other=0.0)
@@ -194,11 +206,7 @@ if triton is not None:
         act = tl.where(a > 0, a, 0.0) if RELU else _tanh(a)  # 10.1
         h = tl.load(HP + at + cols, mask=m, other=0.0)
         new = _zoneout(act, h, KEEP, P, at, cols, m, HAS_KEEP, BLEND)
-        out = new
-        if HAS_VALID:
-            inside = tl.load(VALID + i) != 0
-            new = tl.where(inside, new, h)
-            out = tl.where(inside, out, 0.0)
+        new, out = _lengths(new, h, VALID, i, HAS_VALID)
         tl.store(OUT + at + cols, out, mask=m)
         tl.store(HN + at + cols, new, mask=m)
         tl.store(ACT + at + cols, act, mask=m)
@@ -213,10 +221,7 @@ if triton is not None:
         cols = tl.arange(0, BLOCK)
         m = cols < H
         at = i * H
-        dh = tl.load(DH + at + cols, mask=m, other=0.0)
-        dhz = dh
-        if HAS_DOUT:
-            dhz += tl.load(DOUT + at + cols, mask=m, other=0.0)
+        dh, dhz = _incoming(DH, DOUT, at, cols, m, HAS_DOUT)
         g, kept = _zoneout_split(dhz, KEEP, P, at, cols, m, HAS_KEEP, BLEND)
         act = tl.load(ACT + at + cols, mask=m, other=0.0)
         da = tl.where(act > 0, g, 0.0) if RELU else g * (1.0 - act * act)
@@ -322,11 +327,7 @@ if triton is not None:
         h = tl.load(HP + at + cols, mask=m, other=0.0)
         new = _zoneout(tl.load(HQ + at + cols, mask=m, other=0.0), h, KEEP, P, at, cols, m,
                        HAS_KEEP, BLEND)  # fmt: skip
-        out = new
-        if HAS_VALID:
-            inside = tl.load(VALID + i) != 0
-            new = tl.where(inside, new, h)
-            out = tl.where(inside, out, 0.0)
+        new, out = _lengths(new, h, VALID, i, HAS_VALID)
         tl.store(OUT + at + cols, out, mask=m)
         tl.store(HN + at + cols, new, mask=m)
 
@@ -342,10 +343,7 @@ if triton is not None:
         cols = tl.arange(0, BLOCK)
         m = cols < R
         at = i * R
-        dh = tl.load(DH + at + cols, mask=m, other=0.0)
-        dhz = dh
-        if HAS_DOUT:
-            dhz += tl.load(DOUT + at + cols, mask=m, other=0.0)
+        dh, dhz = _incoming(DH, DOUT, at, cols, m, HAS_DOUT)
         dhn, kept = _zoneout_split(dhz, KEEP, P, at, cols, m, HAS_KEEP, BLEND)
         if HAS_VALID:
             inside = tl.load(VALID + i) != 0
