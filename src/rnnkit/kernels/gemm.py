@@ -3,16 +3,16 @@
 torch runs ``F.linear`` and ``torch.mm`` on the CPU through its BLAS (MKL in the x86
 wheels), and its fused LSTM through oneDNN, whose own GEMM is the faster of the two on
 some CPUs: on the AMD EPYC this project is measured on, 1.5-2.4 times at the products
-of a training step from 2^20 multiply-adds up (``benchmarks/fused_profile.py`` prints
-both). The fused backend (:mod:`rnnkit.backends.fused`) routes its large float32 products
-there: the input projection and its gradients here, the per-step recurrent products and
-dW_h in ``fused_cpu.cpp``; the scan backend (minGRU, minLSTM) its projections. Smaller
-products, float64, autocast, torch.compile and machines without oneDNN keep torch's path;
-``RNNKIT_ONEDNN=0`` turns the routing off.
+of a training step from 2^20 multiply-adds up (docs/layers.md, "The GRU's fused kernel",
+has the measurements). The fused backend (:mod:`rnnkit.backends.fused`) routes its large
+float32 products there: the input projection and its gradients here, the per-step
+recurrent products and dW_h in ``fused_cpu.cpp``; the scan backend (minGRU, minLSTM) its
+projections. Smaller products, float64, autocast, torch.compile and machines without
+oneDNN keep torch's path; ``RNNKIT_ONEDNN=0`` turns the routing off.
 
-oneDNN's product is ``mkldnn::_linear_pointwise`` (y = x w^T + b), the operator
-``torch.compile``'s CPU backend calls for linear layers; it has no gradient of its own, so
-:func:`linear` writes one, with the same operator.
+oneDNN's product is ``mkldnn::_linear_pointwise`` (y = x w^T + b), an operator of torch's
+own oneDNN integration (inductor's CPU backend emits it for linear layers); it has no
+gradient of its own, so :func:`linear` writes one, with the same operator.
 """
 
 from __future__ import annotations
