@@ -201,6 +201,28 @@ def test_data_without_test_data_makes_a_seeded_split_recorded_in_config(tmp_path
     assert a["classes"] == ["up", "down"]
 
 
+def test_without_validation_every_training_series_trains_and_the_last_model_is_kept(tmp_path):
+    """--val-fraction 0 is a refit: no evaluation chooses, so the kept model is the final
+    one even where an earlier evaluation scored higher on the training series."""
+    from safetensors.torch import load_file
+
+    f = tiny_file(tmp_path / "d.ts", n=40)
+    opts = {"data": f, "val_fraction": 0.0, **SMALL}
+    config = TrainConfig(steps=6, eval_every=1, log_every=6, threads=1, lr=0.05, seed=0)
+    shown = io.StringIO()
+    summary = train("classify", opts, config, out=tmp_path / "refit", **quiet(progress=shown))
+    evaluations = re.findall(r"step \d+: validation .*", shown.getvalue())
+    assert len(evaluations) == 6 and all(e.endswith("(the last, saved)") for e in evaluations)
+    assert summary.best["step"] == 6
+    derived = json.loads((tmp_path / "refit" / "config.json").read_text())["derived"]
+    assert derived["split"]["val"] == [] and len(derived["split"]["test"]) == 10
+    kept = load_file(tmp_path / "refit" / "model.safetensors")
+    (state,) = (tmp_path / "refit").glob("train_state-*.safetensors")
+    assert state.name == "train_state-00000006.safetensors"  # the final training state
+    final = load_file(state)
+    assert kept and all(torch.equal(kept[k], final[f"model.{k}"]) for k in kept)
+
+
 def test_a_test_file_with_a_class_the_training_file_lacks_is_refused(tmp_path):
     f = tiny_file(tmp_path / "d.ts")
     t = tmp_path / "t.ts"

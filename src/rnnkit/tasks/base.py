@@ -76,6 +76,13 @@ class Task(ABC):
     higher_is_better: ClassVar[bool] = False
     extra_files: ClassVar[tuple[str, ...]] = ()  # files of its own in the run folder
 
+    @property
+    def selects(self) -> bool:
+        """Whether the evaluations choose the model kept (the best one). False where
+        nothing is held out to choose on - a refit on every training example: each
+        evaluation is only reported, and the model kept is the last."""
+        return True
+
     def __init__(self, options: Any, derived: dict[str, Any] | None = None) -> None:
         """``derived`` is what an earlier :meth:`prepare` found (read from config.json);
         None for a new run."""

@@ -8,7 +8,8 @@ The data are UEA/UCR ``.ts`` files read by :mod:`rnnkit.data.ts_format`: the off
 train/test splits of a dataset aeon ships (``--dataset``), or the user's own files
 (``--data``, ``--test-data``; without a test file a seeded stratified share of ``--data``
 is held out). A seeded stratified ``--val-fraction`` of the training series validates
-(it picks the best model); the test split is scored only at the end, by :meth:`finish`
+(it picks the best model; with ``--val-fraction 0`` every training series trains and the
+last model is kept); the test split is scored only at the end, by :meth:`finish`
 and ``rnnkit eval``. Each input channel is normalised with the mean and standard
 deviation of the training series; the statistics, the splits and the files read (with
 their SHA-256) are recorded in ``config.json``.
@@ -89,7 +90,8 @@ class ClassifyOptions:
     val_fraction: float = option(
         0.2,
         "share of the training series held out (stratified) to validate and pick the best "
-        "model; 0: none (the training series are scored instead)",
+        "model; 0: none - every training series trains, the training series are scored and "
+        "the last model is kept (a refit)",
         low=0,
         high=0.9,
     )
@@ -407,6 +409,12 @@ class ClassifyTask(Task):
     train_split: Split
     val_split: Split | None
     test_split: Split
+
+    @property
+    def selects(self) -> bool:
+        """With ``--val-fraction 0`` every training series trains (a refit): the training
+        series are scored, which says nothing about new series, so the last model is kept."""
+        return self.options.val_fraction > 0
 
     # ---- data -------------------------------------------------------------------------
 

@@ -793,6 +793,12 @@ class ForecastTask(Task):
 
     options: ForecastOptions
 
+    @property
+    def selects(self) -> bool:
+        """A refit (``--train-until test``) trains on the validation windows: they choose
+        nothing, and the model kept is the last."""
+        return self.options.train_until != "test"
+
     # ---- data -------------------------------------------------------------------------
 
     def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:

@@ -263,7 +263,8 @@ class Trainer:
             for name, v in metrics.items():
                 self.rows.append(Row(self.step, self.elapsed, "validation", name, v))
             improved = math.isfinite(value) and (
-                self.best["value"] is None
+                not self.task.selects
+                or self.best["value"] is None
                 or (
                     value > self.best["value"]
                     if self.task.higher_is_better
@@ -273,7 +274,9 @@ class Trainer:
             if improved:
                 self.best = {"metric": self.task.metric, "value": value, "step": self.step}
             shown = "  ".join(f"{k} {fmt(v)}" for k, v in metrics.items())
-            mark = " (best so far, saved)" if improved else ""
+            mark = " (best so far, saved)" if improved and self.task.selects else (
+                " (the last, saved)" if improved else ""
+            )
             self._message(f"step {self.step}: validation {shown}{mark}")
             for line in self.task.show(self.model, metrics):
                 self._message("    " + line)
