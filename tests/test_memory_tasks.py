@@ -181,8 +181,13 @@ def test_the_registry_names_the_three_tasks():
 
 def test_default_training_is_the_long_memory_tasks_own():
     assert AddingTask.default_train() == TrainConfig(
-        steps=2000, lr=1e-3, weight_decay=0.0, warmup_steps=0, schedule="constant",
-        eval_every=100, clip_norm=1.0,
+        steps=2000,
+        lr=1e-3,
+        weight_decay=0.0,
+        warmup_steps=0,
+        schedule="constant",
+        eval_every=100,
+        clip_norm=1.0,
     )
 
 
@@ -218,9 +223,10 @@ def test_chrono_initialisation_spreads_the_forget_bias_over_the_length():
     chrono = MemoryModel(MemoryTaskConfig(length=1000, cell="lstm", hidden_size=16))
     plain = MemoryModel(MemoryTaskConfig(length=1000, cell="lstm", hidden_size=16, chrono=False))
     assert chrono.state_dict().keys() == plain.state_dict().keys()
-    assert not all(torch.equal(a, b) for a, b in zip(
-        chrono.state_dict().values(), plain.state_dict().values(), strict=True
-    ))
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(chrono.state_dict().values(), plain.state_dict().values(), strict=True)
+    )
 
 
 # ---- training on the one loop ------------------------------------------------------------
@@ -270,17 +276,24 @@ def test_until_goal_stops_at_the_first_evaluation_that_reaches_it(tmp_path, monk
     assert full.stopped_by is None and full.step == 12
 
 
-@pytest.mark.parametrize(("task", "cell"), [("adding", "lstm"), ("copy", "gru"),
-                                            ("selective-copy", "mingru")])
+@pytest.mark.parametrize(
+    ("task", "cell"), [("adding", "lstm"), ("copy", "gru"), ("selective-copy", "mingru")]
+)
 def test_resume_after_a_stop_is_bitwise_identical(task, cell, tmp_path):
     options = small(task, cell=cell)
     task_cls = get_task(task)
     whole = train(
-        task, options, task_cls.default_train(steps=8, eval_every=2), out=tmp_path / "whole",
+        task,
+        options,
+        task_cls.default_train(steps=8, eval_every=2),
+        out=tmp_path / "whole",
         **quiet(),
     )
     train(
-        task, options, task_cls.default_train(steps=4, eval_every=2), out=tmp_path / "part",
+        task,
+        options,
+        task_cls.default_train(steps=4, eval_every=2),
+        out=tmp_path / "part",
         **quiet(),
     )
     resumed = train(task, resume=tmp_path / "part", steps=8, **quiet())
@@ -332,8 +345,23 @@ def test_cli_trains_a_task_into_a_run_folder(tmp_path):
     from rnnkit.cli import main
 
     out = tmp_path / "run"
-    argv = ["train", "copy", "--length", "10", "--cell", "minlstm", "--hidden", "16",
-            "--steps", "4", "--eval-every", "2", "--no-chrono", "--out", str(out)]
+    argv = [
+        "train",
+        "copy",
+        "--length",
+        "10",
+        "--cell",
+        "minlstm",
+        "--hidden",
+        "16",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--no-chrono",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     model = rnnkit.load(out)
     assert isinstance(model, MemoryModel)

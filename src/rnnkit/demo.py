@@ -58,8 +58,14 @@ def run_demo(
     options = MemoryOptions(length=length, cell="lstm", hidden_size=64, batch_size=batch)
     task = AddingTask(options)  # checks the options before anything is printed
     train_config = AddingTask.default_train(
-        steps=steps, lr=1e-2, eval_every=EVAL_EVERY, log_every=EVAL_EVERY, seed=seed,
-        device=device, precision=precision, threads=threads,
+        steps=steps,
+        lr=1e-2,
+        eval_every=EVAL_EVERY,
+        log_every=EVAL_EVERY,
+        seed=seed,
+        device=device,
+        precision=precision,
+        threads=threads,
     )
     autocast(resolve_device(device), precision)  # a device or precision error comes first
     log(

@@ -89,8 +89,10 @@ class SeriesSet:
 
     def describe(self) -> str:
         lengths = [len(v) for v in self.values]
-        span = f"{min(lengths)}" if min(lengths) == max(lengths) else (
-            f"{min(lengths)}-{max(lengths)}"
+        span = (
+            f"{min(lengths)}"
+            if min(lengths) == max(lengths)
+            else (f"{min(lengths)}-{max(lengths)}")
         )
         freq = f", {self.frequency}" if self.frequency else ""
         gaps = ""
@@ -256,9 +258,7 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
     if not in_data:
         raise ValueError(f"{where}: no @data line; not a .tsf file")
     seasonality = SEASONALITY.get(frequency, 1) if frequency else None
-    return _finish(
-        names, raw, where, frequency=frequency, seasonality=seasonality, horizon=horizon
-    )
+    return _finish(names, raw, where, frequency=frequency, seasonality=seasonality, horizon=horizon)
 
 
 # ---- CSV ------------------------------------------------------------------------------

@@ -56,8 +56,10 @@ class MemoryOptions:
     hidden_size: int = option(128, "hidden units per layer H", flag="--hidden", low=1, high=65536)
     num_layers: int = option(1, "stacked recurrent layers", flag="--layers", low=1, high=64)
     batch_size: int = option(
-        64, "sequences per step, drawn fresh every step, summed over all processes",
-        low=1, high=100_000,
+        64,
+        "sequences per step, drawn fresh every step, summed over all processes",
+        low=1,
+        high=100_000,
     )
     chrono: bool = option(
         True,
@@ -70,8 +72,10 @@ class MemoryOptions:
         "copy: cross-entropy 100x below the baseline; selective-copy: accuracy >= 0.99)",
     )
     n_val: int = option(
-        256, "sequences in the fixed held-out batch scored at each evaluation",
-        low=1, high=100_000,
+        256,
+        "sequences in the fixed held-out batch scored at each evaluation",
+        low=1,
+        high=100_000,
     )
 
     def __post_init__(self) -> None:
@@ -211,9 +215,7 @@ class MemoryTask(Task):
             lines.append(f"goal {self.goal_text()} not reached")
         else:
             step, seconds = reached
-            lines.append(
-                f"goal {self.goal_text()} first reached at step {step} ({clock(seconds)})"
-            )
+            lines.append(f"goal {self.goal_text()} first reached at step {step} ({clock(seconds)})")
         return lines
 
 

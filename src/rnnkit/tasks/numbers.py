@@ -48,23 +48,30 @@ class NumbersOptions:
 
     # -- the task
     lang: str = option(
-        "en", "num2words language code: en, fr, de, es, fr_BE, ... (checked when the data "
-        "is read)"
+        "en", "num2words language code: en, fr, de, es, fr_BE, ... (checked when the data is read)"
     )
     direction: str = option("words2digits", "what is translated into what", choices=DIRECTIONS)
     min_number: int = option(0, "smallest number of the range", low=0, high=10**15)
     max_number: int = option(999_999, "largest number of the range (inclusive)", low=0, high=10**15)
     valid_fraction: float = option(
-        0.05, "share of the numbers held out for validation, in (0, 0.5)", low=0, high=0.5,
+        0.05,
+        "share of the numbers held out for validation, in (0, 0.5)",
+        low=0,
+        high=0.5,
         open_high=True,
     )
     test_fraction: float = option(
-        0.05, "share of the numbers held out for the test, in (0, 0.5)", low=0, high=0.5,
+        0.05,
+        "share of the numbers held out for the test, in (0, 0.5)",
+        low=0,
+        high=0.5,
         open_high=True,
     )
     split_seed: int = option(
-        0, "which numbers fall in train / valid / test (the same for every direction)",
-        low=0, high=2**63 - 1,
+        0,
+        "which numbers fall in train / valid / test (the same for every direction)",
+        low=0,
+        high=2**63 - 1,
     )
     n_valid: int = option(300, "validation numbers scored at each evaluation", low=1, high=10**6)
     n_test: int = option(2000, "test numbers scored by rnnkit eval", low=1, high=10**6)
@@ -78,14 +85,18 @@ class NumbersOptions:
     decoder_hidden: int = option(128, "decoder hidden size", low=1, high=65536)
     decoder_layers: int = option(1, "stacked decoder cells", low=1, high=64)
     attention: str = option(
-        "general", "attention over the encoder's outputs (none: the fixed vector only)",
+        "general",
+        "attention over the encoder's outputs (none: the fixed vector only)",
         choices=KINDS,
     )
     input_feeding: bool = option(
         True, "feed the attentional state h̃_{t-1} back into the decoder (Luong et al. 2015)"
     )
     dropout: float = option(
-        0.0, "dropout between stacked layers and before the output layer", low=0, high=1,
+        0.0,
+        "dropout between stacked layers and before the output layer",
+        low=0,
+        high=1,
         open_high=True,
     )
     # -- training data
@@ -115,8 +126,7 @@ class NumbersOptions:
                 )
         if self.min_number > self.max_number:
             raise ValueError(
-                f"--min-number must be <= --max-number; got {self.min_number} > "
-                f"{self.max_number}"
+                f"--min-number must be <= --max-number; got {self.min_number} > {self.max_number}"
             )
         self.model_config(5, 5)  # the model's own checks
 

@@ -274,8 +274,10 @@ class Trainer:
             if improved:
                 self.best = {"metric": self.task.metric, "value": value, "step": self.step}
             shown = "  ".join(f"{k} {fmt(v)}" for k, v in metrics.items())
-            mark = " (best so far, saved)" if improved and self.task.selects else (
-                " (the last, saved)" if improved else ""
+            mark = (
+                " (best so far, saved)"
+                if improved and self.task.selects
+                else (" (the last, saved)" if improved else "")
             )
             self._message(f"step {self.step}: validation {shown}{mark}")
             for line in self.task.show(self.model, metrics):
