@@ -8,6 +8,9 @@ defaults (an ordinary run folder under ``--runs``), and then every method foreca
 test window from the same history:
 
 * rnnkit: the best model (by validation MASE) of the run, one pass over each history;
+  its 80 % intervals calibrated, at each origin, on every forecast from the validation
+  windows on whose outcome is known there (``rnnkit.tasks.forecast.recalibrated``, as
+  the task's test scores);
 * seasonal naive: the last season repeated, with its normal 80 % interval;
 * ETS: statsmodels' ``ETSModel``, additive or multiplicative error (the latter for
   positive series), no / additive / damped trend, additive season where m > 1 and the
@@ -146,7 +149,7 @@ PEERS = {"ETS": ets, "Theta": theta, "ARIMA": arima}
 
 def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
-    options: dict[str, Any] = {"dataset": name}
+    options: dict[str, Any] = {"dataset": name, "members": args.members}
     task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
     config = ForecastTask.default_train(steps=args.steps, seed=args.seed, threads=1)
     task.prepare(config, Context(0, 1, torch.device("cpu")))
@@ -163,7 +166,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "forecast", options, config, out=out, log=lambda _: None, progress=io.StringIO()
     )
     model = load(out)
-    ours = model_forecasts(model, values, test)
+    ours = task.test_forecasts(model, test)  # intervals: every outcome known at the origin
     rows["rnnkit"] = (score(values, test, ours, h, m), time.perf_counter() - start, 0)
     print(f"  rnnkit  {rows['rnnkit'][0].line()}  {rows['rnnkit'][1]:.0f} s", flush=True)
     if args.refit:
@@ -237,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: task's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", default="runs/bench-forecast", help="run folders go here")
+    p.add_argument("--members", type=int, default=1, help="rnnkit's ensemble size (--members)")
     p.add_argument("--skip", default="", help="peers to leave out, comma-separated")
     p.add_argument("--markdown", metavar="FILE", help="write the tables here too")
     p.add_argument(

@@ -21,13 +21,17 @@ import rnnkit
 from rnnkit.cli import main
 from rnnkit.data.series import fill_missing, load_dataset, read_series
 from rnnkit.tasks.forecast import (
+    Forecast,
     ForecastConfig,
     ForecastModel,
     OnlineForecaster,
+    Window,
     forecast,
     mase,
     mase_scale,
+    model_forecasts,
     prepare_series,
+    recalibrated,
     score,
     seasonal_naive,
     smape,
@@ -332,6 +336,14 @@ def test_training_load_and_forecast_command(
     assert main(["forecast", str(run_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "series,step,forecast,lo80,hi80" and len(lines) == 1 + 5 * 4
+    # with intervals calibrated on every value after the run's training data
+    own = [np.asarray(v) for v in read_series(run_dir.parent / "shops.csv").values]
+    ends = [Window(i, len(y)) for i, y in enumerate(own)]
+    want = recalibrated(model, own, ends, derived["origins"])
+    first = [float(x) for x in lines[1].split(",")[2:]]
+    assert first == pytest.approx([want[0].mean[0], want[0].lower[0], want[0].upper[0]], rel=1e-8)
+    fixed = forecast(model, own)[0]  # the validated factor alone: other intervals
+    assert first[1:] != pytest.approx([fixed.lower[0], fixed.upper[0]])
 
 
 @pytest.mark.parametrize(
@@ -473,3 +485,75 @@ def test_an_ensemble_run_trains_loads_and_forecasts(tmp_path: Path) -> None:
     assert len(model.rnn.layers) == 3 and model.config.members == 3
     f = forecast(model, read_series(data).values)
     assert len(f) == 3 and all(np.all(x.lower <= x.upper) for x in f)
+
+
+# ---- intervals calibrated on every outcome known at the origin -------------------------
+
+
+def _ratio(a: float, f: Forecast, k: int) -> float:
+    """How far a value lies out along its side of the interval (1: on the bound)."""
+    m = f.mean[k]
+    return (a - m) / (f.upper[k] - m) if a >= m else (m - a) / (m - f.lower[k])
+
+
+def test_recalibrated_intervals_by_hand() -> None:
+    h, r = 4, 3
+    values = [series(40, seed=0), series(36, seed=1) * 3]
+    model = small_model(horizon=h)
+    model.interval_scale.fill_(1.0)
+    test = windows([len(y) for y in values], h, r, "test")
+    got = recalibrated(model, values, test, r)
+    for w, g in zip(test, got, strict=True):
+        e = len(values[w.series]) - w.origin
+        # every forecast from a first validation origin on, every value of it that lies
+        # more than e values before the end of its series: known at this origin
+        ratios = []
+        for y in values:
+            for o in range(len(y) - 2 * h - 2 * r + 2, len(y)):
+                f = forecast(model, [y[:o]])[0]
+                ratios += [_ratio(y[o + k], f, k) for k in range(h) if len(y) - (o + k) > e]
+        level = math.ceil((len(ratios) + 1) * 0.8) / len(ratios)
+        c = float(np.quantile(ratios, level, method="higher"))
+        f = forecast(model, [values[w.series][: w.origin]])[0]
+        np.testing.assert_allclose(g.mean, f.mean)
+        np.testing.assert_allclose(g.upper - g.mean, c * (f.upper - f.mean), rtol=1e-6)
+        np.testing.assert_allclose(g.mean - g.lower, c * (f.mean - f.lower), rtol=1e-6)
+
+
+def test_recalibrated_intervals_see_nothing_from_the_origin_on() -> None:
+    h, r = 4, 3
+    y = series(40)
+    model = small_model(horizon=h)
+    model.interval_scale.fill_(1.7)  # the stored factor is undone, then refitted
+    test = windows([len(y)], h, r, "test")
+    before = recalibrated(model, [y], test, r)
+    again = recalibrated(small_model(horizon=h), [y], test, r)  # stored factor 1
+    for w, a, b in zip(test, before, again, strict=True):
+        np.testing.assert_allclose(a.upper, b.upper)
+        changed = y.copy()
+        changed[w.origin :] *= 5  # the values from this origin on: not known at it
+        late = recalibrated(model, [changed], [w], r)[0]
+        np.testing.assert_array_equal(late.lower, a.lower)
+        np.testing.assert_array_equal(late.upper, a.upper)
+    # a value before the last origin is known there, and moves its interval
+    changed = y.copy()
+    changed[test[0].origin - 1] += 50
+    assert not np.array_equal(recalibrated(model, [changed], test[:1], r)[0].upper, before[0].upper)
+
+
+def test_test_scores_recalibrate_unless_a_refit_or_uncalibrated(tmp_path: Path) -> None:
+    from rnnkit.tasks.forecast import ForecastTask
+
+    data = wide_csv(tmp_path, n_series=2, n=40)
+    model = small_model(seasonality=4)
+    model.interval_scale.fill_(1.3)
+    for extra, recal in (({}, True), ({"calibrate": False}, False),
+                         ({"train_until": "test", "interval_scale": 1.3}, False)):  # fmt: skip
+        options = {**OPTIONS, "data": str(data), "origins": 2, **extra}
+        task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
+        task.prepare(TrainConfig(steps=1, threads=1), Context(0, 1, torch.device("cpu")))
+        assert task.recalibrates is recal
+        ours, _ = task.scores(model, "test")
+        fcs = (recalibrated(model, task.values, task.test, 2) if recal
+               else model_forecasts(model, task.values, task.test))  # fmt: skip
+        assert ours == score(task.values, task.test, fcs, 4, 4)

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "run folder written by rnnkit train forecast: the point forecast and the 80%% "
         "interval per series and step, as CSV (series,step,forecast,lo80,hi80). The series "
         "are the run's own (all their values) unless --data names a file in any format "
-        "the task reads (.tsf, wide CSV, long CSV).",
+        "the task reads (.tsf, wide CSV, long CSV). The intervals of the run's own series "
+        "are calibrated on every value after its training data (validation's and the "
+        "test's, all known now); those of --data on the run's validation windows.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -60,7 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rnnkit.tasks.forecast import forecast, plot_forecasts, read_source, write_csv
+    import numpy as np
+
+    from rnnkit.tasks.forecast import (
+        Forecast,
+        Window,
+        forecast,
+        plot_forecasts,
+        read_source,
+        recalibrated,
+        write_csv,
+    )
     from rnnkit.train import load
     from rnnkit.train.runfolder import RunFolder
 
@@ -98,8 +110,24 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(repr(n) for n in names[:5])}{', ...' if len(names) > 5 else ''}"
             )
         picked = [names.index(s) for s in dict.fromkeys(args.series)]
+    options = config.options
     with precision:
-        forecasts = forecast(model, data.values, args.horizon)
+        if (
+            args.data is None
+            and options.get("calibrate", True)
+            and (options.get("train_until", "validation") != "test")
+        ):
+            # The run's own series: every value after its validation windows is known now,
+            # and calibrates the intervals too (as the test scores were made).
+            values = [np.asarray(v, dtype=np.float64) for v in data.values]
+            ends = [Window(i, len(v)) for i, v in enumerate(values)]
+            h = trained if args.horizon is None else args.horizon
+            forecasts = [
+                Forecast(*(b[:h] for b in f))
+                for f in recalibrated(model, values, ends, int(config.derived["origins"]))
+            ]
+        else:
+            forecasts = forecast(model, data.values, args.horizon)
     text = write_csv(args.out, names, forecasts)
     h = len(forecasts[0].mean)
     if args.out is None:

@@ -657,12 +657,60 @@ def calibration(
         up = (a - m) / np.maximum(hi - m, 1e-12)
         down = (m - a) / np.maximum(m - lo, 1e-12)
         ratios.append(np.where(a >= m, up, down))
-    r = np.concatenate(ratios)
+    return _conformal(np.concatenate(ratios))
+
+
+def _conformal(r: np.ndarray) -> float:
+    """The 80 % split-conformal quantile of the ratios ``r``, clipped to [0.05, 100]."""
     if len(r) == 0:
         return 1.0
     level = min(1.0, math.ceil((len(r) + 1) * 0.8) / len(r))
     c = float(np.quantile(r, level, method="higher"))
     return min(max(c, 0.05), 100.0) if math.isfinite(c) else 1.0  # fmt: skip
+
+
+def recalibrated(
+    model: ForecastModel, values: Sequence[np.ndarray], scored: Sequence[Window], origins: int
+) -> list[Forecast]:
+    """The model's forecast for every window, each 80 % interval calibrated on **every
+    forecast whose outcome is known at its origin**: split conformal (as
+    :func:`calibration`) over the forecasts of every series from its first validation
+    origin on, counting the values before the scored origin's distance from the end of
+    its series (the series of a set end together, as in M4 and the Monash archive).
+
+    The validation windows alone are 10-12 overlapping windows of a single series; the
+    values between them and a test origin (up to ``2 horizon + origins - 2`` more, the
+    most recent) are known by then too, and the errors the model makes on them say how
+    wide its intervals must be now. A rolling-origin evaluation that grows its
+    calibration set as it goes, as the statistical peers refit at every origin."""
+    h = model.config.horizon
+    c = float(model.interval_scale)
+    starts = [max(2, len(y) - 2 * h - 2 * origins + 2) for y in values]
+    known = [Window(i, o) for i, y in enumerate(values) for o in range(starts[i], len(y))]
+    # The head's own intervals (the stored factor undone), for the known and the scored.
+    todo = list(dict.fromkeys([*known, *scored]))
+    fcs = model_forecasts(model, values, todo)
+    raw = {w: scaled(f, 1 / c) for w, f in zip(todo, fcs, strict=True)}
+    # Each known forecast's value k steps ahead, as (distance of its target from the end
+    # of its series, ratio), the ratio as calibration() measures it.
+    ends, ratios = [], []
+    for w in known:
+        y, f = values[w.series], raw[w]
+        t = np.arange(w.origin, min(w.origin + h, len(y)))
+        a, m = y[t], f.mean[: len(t)]
+        up = (a - m) / np.maximum(f.upper[: len(t)] - m, 1e-12)
+        down = (m - a) / np.maximum(m - f.lower[: len(t)], 1e-12)
+        ends.append(len(y) - t)
+        ratios.append(np.where(a >= m, up, down))
+    end, ratio = np.concatenate(ends), np.concatenate(ratios)
+    factor: dict[int, float] = {}
+    out = []
+    for w in scored:
+        e = len(values[w.series]) - w.origin  # values known at the origin: those beyond e
+        if e not in factor:
+            factor[e] = _conformal(ratio[end > e])
+        out.append(scaled(raw[w], factor[e]))
+    return out
 
 
 def naive_forecasts(
@@ -915,11 +963,28 @@ class ForecastTask(Task):
         assert isinstance(model, ForecastModel)
         h, m = self.derived["horizon"], self.derived["seasonality"]
         scored = self.valid if split == "validation" else self.test
-        ours = score(self.values, scored, model_forecasts(model, self.values, scored), h, m)
+        if split == "test":
+            fcs = self.test_forecasts(model, scored)
+        else:  # scored with the factor evaluate() fitted on these windows
+            fcs = model_forecasts(model, self.values, scored)
+        ours = score(self.values, scored, fcs, h, m)
         if split == "validation":
             return ours, self.naive_valid
         naive = naive_forecasts(self.values, scored, h, m)
         return ours, score(self.values, scored, naive, h, m)
+
+    @property
+    def recalibrates(self) -> bool:
+        """Whether test intervals are calibrated on every outcome known at their origin
+        (:func:`recalibrated`): in a run that calibrates on validation; a refit's known
+        values are its training data, and it keeps the factor it was given."""
+        return self.options.calibrate and self.options.train_until != "test"
+
+    def test_forecasts(self, model: ForecastModel, scored: Sequence[Window]) -> list[Forecast]:
+        """The forecasts the test scores and the plot show."""
+        if self.recalibrates:
+            return recalibrated(model, self.values, scored, self.derived["origins"])
+        return model_forecasts(model, self.values, scored)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Validation MASE, sMAPE and interval coverage; with ``--calibrate`` the interval
@@ -986,7 +1051,7 @@ class ForecastTask(Task):
         assert isinstance(model, ForecastModel)
         h = self.derived["horizon"]
         picks = [w for w in self.test if w.origin == len(self.values[w.series]) - h][:PLOTTED]
-        fcs = model_forecasts(model, self.values, picks)
+        fcs = self.test_forecasts(model, picks)
         return plot_forecasts(
             path,
             [self.data.names[w.series] for w in picks],
@@ -1142,6 +1207,7 @@ __all__ = [
     "naive_forecasts",
     "plot_forecasts",
     "prepare_series",
+    "recalibrated",
     "score",
     "seasonal_naive",
     "smape",
