@@ -535,6 +535,11 @@ def test_recalibrated_intervals_see_nothing_from_the_origin_on() -> None:
         late = recalibrated(model, [changed], [w], r)[0]
         np.testing.assert_array_equal(late.lower, a.lower)
         np.testing.assert_array_equal(late.upper, a.upper)
+    # no outcome known yet (the first origin a series allows): the stored factor
+    first = Window(0, max(2, len(y) - 2 * h - 2 * r + 2))
+    alone = recalibrated(model, [y], [first], r)[0]
+    stored = model_forecasts(model, [y], [first])[0]
+    np.testing.assert_allclose(alone.upper, stored.upper, rtol=1e-12)
     # a value before the last origin is known there, and moves its interval
     changed = y.copy()
     changed[test[0].origin - 1] += 50

@@ -702,13 +702,14 @@ def recalibrated(
         down = (m - a) / np.maximum(m - f.lower[: len(t)], 1e-12)
         ends.append(len(y) - t)
         ratios.append(np.where(a >= m, up, down))
-    end, ratio = np.concatenate(ends), np.concatenate(ratios)
+    end, ratio = np.concatenate([*ends, [0]]), np.concatenate([*ratios, [0.0]])  # 0: known never
     factor: dict[int, float] = {}
     out = []
     for w in scored:
         e = len(values[w.series]) - w.origin  # values known at the origin: those beyond e
         if e not in factor:
-            factor[e] = _conformal(ratio[end > e])
+            known_here = ratio[end > e]  # none known yet: the validated factor
+            factor[e] = _conformal(known_here) if len(known_here) else c
         out.append(scaled(raw[w], factor[e]))
     return out
 
