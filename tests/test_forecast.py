@@ -562,3 +562,27 @@ def test_test_scores_recalibrate_unless_a_refit_or_uncalibrated(tmp_path: Path) 
         fcs = (recalibrated(model, task.values, task.test, 2) if recal
                else model_forecasts(model, task.values, task.test))  # fmt: skip
         assert ours == score(task.values, task.test, fcs, 4, 4)
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_online_recalibration_equals_recalibrated_on_the_longer_series(chunks: int) -> None:
+    h = 4
+    y = series(40)
+    model = small_model(horizon=h)
+    model.interval_scale.fill_(1.4)
+    n0 = 20
+    online = OnlineForecaster(model, history=y[:n0], recalibrate=True)
+    assert online.interval_scale == pytest.approx(1.4)  # no outcome yet: the validated one
+    fixed = OnlineForecaster(model, history=y[:n0])
+    k = n0
+    while k < len(y):
+        got = online.extend(y[k : k + chunks])
+        fixed.extend(y[k : k + chunks])
+        k = min(k + chunks, len(y))
+        # the forecasts since the history, scored on the values up to k: as one pass
+        want = recalibrated(model, [y[:k]], [Window(0, k)], 1, starts=[n0])[0]
+        np.testing.assert_allclose(got.mean, want.mean, rtol=1e-5)
+        np.testing.assert_allclose(got.upper - got.mean, want.upper - want.mean, rtol=1e-4)
+        np.testing.assert_allclose(got.mean - got.lower, want.mean - want.lower, rtol=1e-4)
+        np.testing.assert_allclose(fixed.forecast.mean, got.mean)  # the point forecast is one
+    assert online.interval_scale != pytest.approx(1.4)

@@ -451,13 +451,21 @@ class OnlineForecaster:
     sums, so an update costs one step of the network, whatever the length of the history;
     the forecast equals :func:`forecast` on the whole history (to float rounding).
 
+    With ``recalibrate=True`` the 80 % intervals are calibrated, at every update, on the
+    forecasts this forecaster made since the end of ``history`` whose outcomes have
+    arrived (split conformal, as :func:`recalibrated` with the end of the history as the
+    start; the validated ``interval_scale`` until the first outcome): what
+    ``rnnkit eval`` does over the test windows, done as the data come.
+
     Example:
         >>> model = rnnkit.load("runs/forecast")  # doctest: +SKIP
         >>> online = OnlineForecaster(model, history=[112, 118, 132])  # doctest: +SKIP
         >>> online.update(129).mean  # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, history: Iterable[float] = ()) -> None:
+    def __init__(
+        self, model: nn.Module, history: Iterable[float] = (), recalibrate: bool = False
+    ) -> None:
         from rnnkit.stream import Stream
 
         if not isinstance(model, ForecastModel):
@@ -470,9 +478,18 @@ class OnlineForecaster:
         c = model.config
         self.steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon)
         self._last: Forecast | None = None
+        self._raw: Forecast | None = None  # the last forecast with the head's own interval
+        # Recalibration: the forecasts whose values are still arriving, (origin, raw),
+        # and how far out of its interval each arrived value lay.
+        self._pending: list[tuple[int, Forecast]] = []
+        self._ratios: list[float] = []
+        self._recalibrating = False
         values = list(history)
         if values:
             self.extend(values)
+        self._recalibrating = recalibrate
+        if recalibrate and self._raw is not None:
+            self._pending.append((self.seen, self._raw))
 
     @property
     def forecast(self) -> Forecast:
@@ -485,6 +502,14 @@ class OnlineForecaster:
     def seen(self) -> int:
         return self.steps.t + 1
 
+    @property
+    def interval_scale(self) -> float:
+        """The factor of the current 80 % intervals: the validated one, or with
+        ``recalibrate`` the conformal one of the outcomes seen since the history."""
+        if self._ratios:
+            return _conformal(np.asarray(self._ratios))
+        return float(self.model.interval_scale)
+
     def update(self, value: float) -> Forecast:
         """Take the next observed value; returns the new forecast of the steps after it."""
         return self.extend([value])
@@ -492,16 +517,35 @@ class OnlineForecaster:
     @torch.no_grad()
     def extend(self, values: Sequence[float]) -> Forecast:
         """Take several values at once (one call of the stream); returns the forecast."""
+        start = self.seen
         rows = [self.steps.push(v) for v in values]
         if not rows:
             return self.forecast
         device = self.model.interval_scale.device
         x = torch.from_numpy(np.stack([r[0] for r in rows]))[:, None].to(device)  # (T, 1, F)
-        raw = self.stream(x)[-1, 0]  # the last step's (h, outputs)
-        _, anchor, unit = rows[-1]
-        mean, lower, upper = _values(raw, self.model, anchor, np.float64(unit))
-        self._last = Forecast(mean, lower, upper)
+        raw = self.stream(x)[:, 0]  # every step's (h, outputs)
+        c = float(self.model.interval_scale)
+        # Every step's forecast is needed while recalibrating (each is scored as its
+        # values arrive); otherwise the last one's.
+        first = 0 if self._recalibrating else len(rows) - 1
+        for k in range(first, len(rows)):
+            if self._recalibrating:
+                self._score(start + k, float(values[k]))
+            _, anchor, unit = rows[k]
+            f = Forecast(*_values(raw[k], self.model, anchor, np.float64(unit)))
+            self._raw = scaled(f, 1 / c)
+            if self._recalibrating:
+                self._pending.append((start + k + 1, self._raw))
+        self._last = scaled(self._raw, self.interval_scale) if self._ratios else f
         return self._last
+
+    def _score(self, t: int, value: float) -> None:
+        """The value at position t has arrived: how far out of its interval it lay, for
+        every pending forecast of it."""
+        h = self.model.config.horizon
+        self._pending = [(o, f) for o, f in self._pending if t < o + h]
+        for o, f in self._pending:
+            self._ratios.append(float(_outside(np.float64(value), f, np.int64(t - o))))
 
 
 # ---- metrics (M4 / Monash) ---------------------------------------------------------------
@@ -650,14 +694,20 @@ def calibration(
     shrunk about their point forecasts to cover 80 % of the actual values: the
     split-conformal quantile (Vovk et al. 2005; Stankeviciute et al. 2021) of how far
     each value lies out along its side of the interval. Clipped to [0.05, 100]."""
-    ratios = []
+    ratios = [np.zeros(0)]
     for w, f in zip(scored, forecasts, strict=True):
         a = values[w.series][w.origin : w.origin + horizon]
-        m, lo, hi = f.mean[:horizon], f.lower[:horizon], f.upper[:horizon]
-        up = (a - m) / np.maximum(hi - m, 1e-12)
-        down = (m - a) / np.maximum(m - lo, 1e-12)
-        ratios.append(np.where(a >= m, up, down))
+        ratios.append(_outside(a, f, np.arange(len(a))))
     return _conformal(np.concatenate(ratios))
+
+
+def _outside(actual: np.ndarray, f: Forecast, k: np.ndarray) -> np.ndarray:
+    """How far each value lies out along its side of the interval (1: on the bound), the
+    values ``actual`` at the steps ``k`` (0-based) of the forecast ``f``."""
+    m = f.mean[k]
+    up = (actual - m) / np.maximum(f.upper[k] - m, 1e-12)
+    down = (m - actual) / np.maximum(m - f.lower[k], 1e-12)
+    return np.where(actual >= m, up, down)
 
 
 def _conformal(r: np.ndarray) -> float:
@@ -670,22 +720,30 @@ def _conformal(r: np.ndarray) -> float:
 
 
 def recalibrated(
-    model: ForecastModel, values: Sequence[np.ndarray], scored: Sequence[Window], origins: int
+    model: ForecastModel,
+    values: Sequence[np.ndarray],
+    scored: Sequence[Window],
+    origins: int,
+    starts: Sequence[int] | None = None,
 ) -> list[Forecast]:
     """The model's forecast for every window, each 80 % interval calibrated on **every
     forecast whose outcome is known at its origin**: split conformal (as
-    :func:`calibration`) over the forecasts of every series from its first validation
-    origin on, counting the values before the scored origin's distance from the end of
-    its series (the series of a set end together, as in M4 and the Monash archive).
+    :func:`calibration`) over the forecasts of every series from origin ``starts[i]`` on
+    (default: its first validation origin, the first whose values training never saw),
+    counting the values before the scored origin's distance from the end of its series
+    (the series of a set end together, as in M4 and the Monash archive). A forecast with
+    no outcome known yet keeps the model's validated ``interval_scale``.
 
-    The validation windows alone are 10-12 overlapping windows of a single series; the
-    values between them and a test origin (up to ``2 horizon + origins - 2`` more, the
-    most recent) are known by then too, and the errors the model makes on them say how
-    wide its intervals must be now. A rolling-origin evaluation that grows its
-    calibration set as it goes, as the statistical peers refit at every origin."""
+    The validation windows alone are 10-12 overlapping windows of a single series; by a
+    test origin the model has also forecast from every origin between them and it, and
+    more values are known: its most recent errors, which say how wide its intervals must
+    be now. A rolling-origin evaluation that grows its calibration set as it goes, as the
+    statistical peers are refitted at every origin; :class:`OnlineForecaster` does the
+    same as values arrive (``recalibrate=True``)."""
     h = model.config.horizon
     c = float(model.interval_scale)
-    starts = [max(2, len(y) - 2 * h - 2 * origins + 2) for y in values]
+    if starts is None:
+        starts = [max(2, len(y) - 2 * h - 2 * origins + 2) for y in values]
     known = [Window(i, o) for i, y in enumerate(values) for o in range(starts[i], len(y))]
     # The head's own intervals (the stored factor undone), for the known and the scored.
     todo = list(dict.fromkeys([*known, *scored]))
@@ -697,11 +755,8 @@ def recalibrated(
     for w in known:
         y, f = values[w.series], raw[w]
         t = np.arange(w.origin, min(w.origin + h, len(y)))
-        a, m = y[t], f.mean[: len(t)]
-        up = (a - m) / np.maximum(f.upper[: len(t)] - m, 1e-12)
-        down = (m - a) / np.maximum(m - f.lower[: len(t)], 1e-12)
         ends.append(len(y) - t)
-        ratios.append(np.where(a >= m, up, down))
+        ratios.append(_outside(y[t], f, t - w.origin))
     end, ratio = np.concatenate([*ends, [0]]), np.concatenate([*ratios, [0.0]])  # 0: known never
     factor: dict[int, float] = {}
     out = []
