@@ -9,6 +9,7 @@ Only rank 0 writes files; the carried hidden states are gathered to it for check
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ def setup(device: str) -> Context:
 
 def teardown(ctx: Context) -> None:
     if ctx.distributed and dist.is_initialized():
+        gc.collect()  # what still holds the group (DDP's reducer, in module cycles) first
         dist.destroy_process_group()
 
 

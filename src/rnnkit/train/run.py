@@ -87,6 +87,7 @@ def launch(
     if out is not None and not os.fspath(out):
         raise ValueError("--out needs a folder path; got an empty string")
     ctx = distributed.setup(train_config.device)
+    trainer = None
     try:
         if folder is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -118,6 +119,9 @@ def launch(
             distributed.barrier(ctx)
             return summary
     finally:
+        # DistributedDataParallel's reducer holds the process group: freed first, or the
+        # group's threads outlive its teardown and gloo can abort the process at exit.
+        del trainer
         distributed.teardown(ctx)
 
 
