@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         plot_forecasts,
         read_source,
         recalibrated,
+        recalibrates,
         write_csv,
     )
     from rnnkit.train import load
@@ -110,13 +111,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(repr(n) for n in names[:5])}{', ...' if len(names) > 5 else ''}"
             )
         picked = [names.index(s) for s in dict.fromkeys(args.series)]
-    options = config.options
+    own = args.data is None and recalibrates(
+        config.options.get("calibrate", True), config.options.get("train_until", "validation")
+    )
     with precision:
-        if (
-            args.data is None
-            and options.get("calibrate", True)
-            and (options.get("train_until", "validation") != "test")
-        ):
+        if own:
             # The run's own series: every value after its validation windows is known now,
             # and calibrates the intervals too (as the test scores were made).
             values = [np.asarray(v, dtype=np.float64) for v in data.values]

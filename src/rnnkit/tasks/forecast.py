@@ -769,6 +769,13 @@ def recalibrated(
     return out
 
 
+def recalibrates(calibrate: bool, train_until: str) -> bool:
+    """Whether a run's later forecasts are :func:`recalibrated`: when it calibrates on
+    validation (``--calibrate``, the default) and is not a refit, whose known values are
+    its training data and which keeps the factor it was given."""
+    return calibrate and train_until != "test"
+
+
 def naive_forecasts(
     values: Sequence[np.ndarray], scored: Sequence[Window], horizon: int, seasonality: int
 ) -> list[Forecast]:
@@ -1031,10 +1038,8 @@ class ForecastTask(Task):
 
     @property
     def recalibrates(self) -> bool:
-        """Whether test intervals are calibrated on every outcome known at their origin
-        (:func:`recalibrated`): in a run that calibrates on validation; a refit's known
-        values are its training data, and it keeps the factor it was given."""
-        return self.options.calibrate and self.options.train_until != "test"
+        """Whether test intervals are calibrated on every outcome known at their origin."""
+        return recalibrates(self.options.calibrate, self.options.train_until)
 
     def test_forecasts(self, model: ForecastModel, scored: Sequence[Window]) -> list[Forecast]:
         """The forecasts the test scores and the plot show."""
@@ -1264,6 +1269,7 @@ __all__ = [
     "plot_forecasts",
     "prepare_series",
     "recalibrated",
+    "recalibrates",
     "score",
     "seasonal_naive",
     "smape",
