@@ -591,11 +591,20 @@ def test_the_onnx_forecaster_updates_as_the_torch_one(
     rng = np.random.default_rng(0)
     y = 20 + np.cumsum(rng.normal(0.3, 1.0, 60)) + 3 * np.sin(np.arange(60) * np.pi / 2)
     ours, theirs = deploy.OnnxForecaster(path, y[:10]), OnlineForecaster(model, y[:10])
+    # and both recalibrating on the outcomes of their own forecasts as the values arrive
+    ours_r = deploy.OnnxForecaster(path, y[:10], recalibrate=True)
+    theirs_r = OnlineForecaster(model, y[:10], recalibrate=True)
     for value in y[10:]:
         got, want = ours.update(value), theirs.update(value)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * np.abs(y).max())
+        got, want = ours_r.update(value), theirs_r.update(value)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * np.abs(y).max())
     assert ours.seen == theirs.seen == 60
+    assert ours_r.recalibration is not None and theirs_r.recalibration is not None
+    assert len(ours_r.recalibration.ratios) == len(theirs_r.recalibration.ratios) > 100
+    assert ours_r.recalibration.factor != pytest.approx(1.3)
     assert np.all(ours.forecast.lower <= ours.forecast.mean)
     assert np.all(ours.forecast.mean <= ours.forecast.upper)
 

@@ -516,6 +516,53 @@ class ForecastFeatures:
         return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
 
 
+def outside(actual: Any, f: Forecast, k: Any) -> np.ndarray:
+    """How far each value lies out along its side of the 80 % interval (1: on the bound):
+    the values ``actual`` at the steps ``k`` (0-based) of the forecast ``f``."""
+    m = f.mean[k]
+    up = (actual - m) / np.maximum(f.upper[k] - m, 1e-12)
+    down = (m - actual) / np.maximum(m - f.lower[k], 1e-12)
+    return np.where(actual >= m, up, down)
+
+
+def conformal_factor(ratios: Any) -> float:
+    """The split-conformal factor (Vovk et al. 2005) that makes intervals cover 80 % of
+    values whose :func:`outside` ratios are ``ratios``: their ceil((n + 1) 0.8)-th
+    smallest, clipped to [0.05, 100]; 1 for none."""
+    r = np.asarray(ratios, dtype=np.float64)
+    if len(r) == 0:
+        return 1.0
+    level = min(1.0, math.ceil((len(r) + 1) * 0.8) / len(r))
+    c = float(np.quantile(r, level, method="higher"))
+    return min(max(c, 0.05), 100.0) if math.isfinite(c) else 1.0  # fmt: skip
+
+
+class Recalibration:
+    """The 80 % interval factor of a stream of forecasts, recalibrated on their outcomes
+    as the values arrive: every forecast (with the head's own interval) is kept until its
+    horizon has passed, each arriving value is scored against every kept forecast of it
+    (:func:`outside`), and the factor is the conformal one of all scores so far - the
+    ``validated`` factor until the first."""
+
+    def __init__(self, horizon: int, validated: float) -> None:
+        self.horizon, self.validated = horizon, validated
+        self._pending: list[tuple[int, Forecast]] = []  # (origin, forecast)
+        self.ratios: list[float] = []
+
+    @property
+    def factor(self) -> float:
+        return conformal_factor(self.ratios) if self.ratios else self.validated
+
+    def observe(self, t: int, value: float) -> None:
+        """The value at position t (0-based) has arrived."""
+        self._pending = [(o, f) for o, f in self._pending if t < o + self.horizon]
+        self.ratios += [float(outside(value, f, t - o)) for o, f in self._pending]
+
+    def add(self, origin: int, raw: Forecast) -> None:
+        """A forecast made from ``origin`` (its first step is the value at that position)."""
+        self._pending.append((origin, raw))
+
+
 class OnnxForecaster:
     """Update a forecast as each new value of one series arrives, from a step graph.
 
@@ -524,7 +571,9 @@ class OnnxForecaster:
     3 or 2); they become values as in ``ForecastModel.bands``: the median and the 10 % and
     90 % quantiles (quantile head), or the mean and ±z₀.₉σ (Gaussian head), the interval
     scaled by the run's calibration, in units of d_t around the seasonal-naive anchor.
-    Equals ``rnnkit.tasks.forecast.OnlineForecaster`` to float32 rounding.
+    Equals ``rnnkit.tasks.forecast.OnlineForecaster`` to float32 rounding; with
+    ``recalibrate=True`` both recalibrate the interval on the outcomes of the forecasts
+    made after ``history`` as they arrive (:class:`Recalibration`).
     """
 
     def __init__(
@@ -533,6 +582,7 @@ class OnnxForecaster:
         history: Iterable[float] = (),
         *,
         threads: int | None = None,
+        recalibrate: bool = False,
     ) -> None:
         self.stream = OnnxStream(graph, batch_size=1, threads=threads)
         meta = self.stream.metadata
@@ -547,8 +597,14 @@ class OnnxForecaster:
         self.interval_scale = float(spec["interval_scale"])
         self.features = ForecastFeatures(spec["seasonality"], spec["scale_window"], self.horizon)
         self._last: Forecast | None = None
+        self._raw: Forecast | None = None  # the last forecast with the head's own interval
+        self.recalibration: Recalibration | None = None
         for value in history:
             self.update(value)
+        if recalibrate:
+            self.recalibration = Recalibration(self.horizon, self.interval_scale)
+            if self._raw is not None:
+                self.recalibration.add(self.seen, self._raw)
 
     @property
     def forecast(self) -> Forecast:
@@ -570,7 +626,13 @@ class OnnxForecaster:
             below, above = _softplus(raw[:, 1]), _softplus(raw[:, 2])
         else:
             below = above = Z80 * (_softplus(raw[:, 1]) + 1e-3)
-        c = self.interval_scale
+        recal = self.recalibration
+        if recal is not None:
+            recal.observe(self.seen - 1, float(value))
+        self._raw = Forecast(*(anchor + unit * b for b in (mid, mid - below, mid + above)))
+        if recal is not None:
+            recal.add(self.seen, self._raw)
+        c = self.interval_scale if recal is None else recal.factor
         bands = (mid, mid - c * below, mid + c * above)
         self._last = Forecast(*(anchor + unit * b for b in bands))
         return self._last

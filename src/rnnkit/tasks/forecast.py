@@ -50,7 +50,16 @@ from torch import Tensor, nn
 
 from rnnkit import _options
 from rnnkit._options import option
-from rnnkit.deploy import CLIP, D_FLOOR, Z80, Forecast, ForecastFeatures
+from rnnkit.deploy import (
+    CLIP,
+    D_FLOOR,
+    Z80,
+    Forecast,
+    ForecastFeatures,
+    Recalibration,
+    conformal_factor,
+    outside,
+)
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import MemberLinear, Members
 from rnnkit.models.lm import CELLS
@@ -479,17 +488,14 @@ class OnlineForecaster:
         self.steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon)
         self._last: Forecast | None = None
         self._raw: Forecast | None = None  # the last forecast with the head's own interval
-        # Recalibration: the forecasts whose values are still arriving, (origin, raw),
-        # and how far out of its interval each arrived value lay.
-        self._pending: list[tuple[int, Forecast]] = []
-        self._ratios: list[float] = []
-        self._recalibrating = False
+        self.recalibration: Recalibration | None = None
         values = list(history)
         if values:
             self.extend(values)
-        self._recalibrating = recalibrate
-        if recalibrate and self._raw is not None:
-            self._pending.append((self.seen, self._raw))
+        if recalibrate:
+            self.recalibration = Recalibration(c.horizon, float(model.interval_scale))
+            if self._raw is not None:
+                self.recalibration.add(self.seen, self._raw)
 
     @property
     def forecast(self) -> Forecast:
@@ -506,9 +512,8 @@ class OnlineForecaster:
     def interval_scale(self) -> float:
         """The factor of the current 80 % intervals: the validated one, or with
         ``recalibrate`` the conformal one of the outcomes seen since the history."""
-        if self._ratios:
-            return _conformal(np.asarray(self._ratios))
-        return float(self.model.interval_scale)
+        recal = self.recalibration
+        return float(self.model.interval_scale) if recal is None else recal.factor
 
     def update(self, value: float) -> Forecast:
         """Take the next observed value; returns the new forecast of the steps after it."""
@@ -525,27 +530,19 @@ class OnlineForecaster:
         x = torch.from_numpy(np.stack([r[0] for r in rows]))[:, None].to(device)  # (T, 1, F)
         raw = self.stream(x)[:, 0]  # every step's (h, outputs)
         c = float(self.model.interval_scale)
+        recal = self.recalibration
         # Every step's forecast is needed while recalibrating (each is scored as its
         # values arrive); otherwise the last one's.
-        first = 0 if self._recalibrating else len(rows) - 1
-        for k in range(first, len(rows)):
-            if self._recalibrating:
-                self._score(start + k, float(values[k]))
+        for k in range(0 if recal else len(rows) - 1, len(rows)):
+            if recal is not None:
+                recal.observe(start + k, float(values[k]))
             _, anchor, unit = rows[k]
             f = Forecast(*_values(raw[k], self.model, anchor, np.float64(unit)))
             self._raw = scaled(f, 1 / c)
-            if self._recalibrating:
-                self._pending.append((start + k + 1, self._raw))
-        self._last = scaled(self._raw, self.interval_scale) if self._ratios else f
+            if recal is not None:
+                recal.add(start + k + 1, self._raw)
+        self._last = f if recal is None else scaled(self._raw, recal.factor)
         return self._last
-
-    def _score(self, t: int, value: float) -> None:
-        """The value at position t has arrived: how far out of its interval it lay, for
-        every pending forecast of it."""
-        h = self.model.config.horizon
-        self._pending = [(o, f) for o, f in self._pending if t < o + h]
-        for o, f in self._pending:
-            self._ratios.append(float(_outside(np.float64(value), f, np.int64(t - o))))
 
 
 # ---- metrics (M4 / Monash) ---------------------------------------------------------------
@@ -697,26 +694,8 @@ def calibration(
     ratios = [np.zeros(0)]
     for w, f in zip(scored, forecasts, strict=True):
         a = values[w.series][w.origin : w.origin + horizon]
-        ratios.append(_outside(a, f, np.arange(len(a))))
-    return _conformal(np.concatenate(ratios))
-
-
-def _outside(actual: np.ndarray, f: Forecast, k: np.ndarray) -> np.ndarray:
-    """How far each value lies out along its side of the interval (1: on the bound), the
-    values ``actual`` at the steps ``k`` (0-based) of the forecast ``f``."""
-    m = f.mean[k]
-    up = (actual - m) / np.maximum(f.upper[k] - m, 1e-12)
-    down = (m - actual) / np.maximum(m - f.lower[k], 1e-12)
-    return np.where(actual >= m, up, down)
-
-
-def _conformal(r: np.ndarray) -> float:
-    """The 80 % split-conformal quantile of the ratios ``r``, clipped to [0.05, 100]."""
-    if len(r) == 0:
-        return 1.0
-    level = min(1.0, math.ceil((len(r) + 1) * 0.8) / len(r))
-    c = float(np.quantile(r, level, method="higher"))
-    return min(max(c, 0.05), 100.0) if math.isfinite(c) else 1.0  # fmt: skip
+        ratios.append(outside(a, f, np.arange(len(a))))
+    return conformal_factor(np.concatenate(ratios))
 
 
 def recalibrated(
@@ -756,7 +735,7 @@ def recalibrated(
         y, f = values[w.series], raw[w]
         t = np.arange(w.origin, min(w.origin + h, len(y)))
         ends.append(len(y) - t)
-        ratios.append(_outside(y[t], f, t - w.origin))
+        ratios.append(outside(y[t], f, t - w.origin))
     end, ratio = np.concatenate([*ends, [0]]), np.concatenate([*ratios, [0.0]])  # 0: known never
     factor: dict[int, float] = {}
     out = []
@@ -764,7 +743,7 @@ def recalibrated(
         e = len(values[w.series]) - w.origin  # values known at the origin: those beyond e
         if e not in factor:
             known_here = ratio[end > e]  # none known yet: the validated factor
-            factor[e] = _conformal(known_here) if len(known_here) else c
+            factor[e] = conformal_factor(known_here) if len(known_here) else c
         out.append(scaled(raw[w], factor[e]))
     return out
 
