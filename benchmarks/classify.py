@@ -13,8 +13,7 @@ file (both read with :func:`rnnkit.data.ts_format.read_ts`), all in the same pro
   every training series (``--val-fraction 0``: a refit, the last model kept) for the
   steps its validated run took (``--refit-steps all``; ``best``: the steps at which it was
   best, its schedule compressed to them), once per seed of ``--seeds``, and each refit is
-  scored
-  on the test file; the table shows their mean. Its time is the training time of every
+  scored on the test file; the table shows their mean. Its time is the training time of every
   candidate and of one refit, plus the test predictions.
 - MiniRocket (``aeon.classification.convolution_based.MiniRocketClassifier``, 10,000
   kernels, ridge classifier), once per seed of ``--seeds`` (its kernels' biases come from
@@ -111,8 +110,8 @@ def run_rnnkit(
     on validation, then - with ``refit`` - train the pick again on every training series
     (``--val-fraction 0``, the last model kept) for as many steps as its validated run
     (``refit_steps`` "all") or for those at which it was best ("best"), once per seed, and
-    score each refit on the test file. Without ``refit`` the
-    validated runs themselves are scored (the candidates are trained once per seed).
+    score each refit on the test file. Without ``refit`` the validated runs themselves
+    are scored (the candidates are trained once per seed).
     ``members`` > 1 trains what is scored as an ensemble of that many networks."""
     import torch
 

@@ -516,6 +516,11 @@ class ForecastFeatures:
         return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
 
 
+def scaled(f: Forecast, c: float) -> Forecast:
+    """``f`` with its interval stretched by ``c`` about the point forecast."""
+    return Forecast(f.mean, f.mean - c * (f.mean - f.lower), f.mean + c * (f.upper - f.mean))
+
+
 def outside(actual: Any, f: Forecast, k: Any) -> np.ndarray:
     """How far each value lies out along its side of the 80 % interval (1: on the bound):
     the values ``actual`` at the steps ``k`` (0-based) of the forecast ``f``."""
@@ -546,7 +551,7 @@ class Recalibration:
 
     def __init__(self, horizon: int, validated: float) -> None:
         self.horizon, self.validated = horizon, validated
-        self._pending: list[tuple[int, Forecast]] = []  # (origin, forecast)
+        self._pending: list[tuple[int, Forecast]] = []  # (origin, the head's own interval)
         self.ratios: list[float] = []
 
     @property
@@ -558,9 +563,11 @@ class Recalibration:
         self._pending = [(o, f) for o, f in self._pending if t < o + self.horizon]
         self.ratios += [float(outside(value, f, t - o)) for o, f in self._pending]
 
-    def add(self, origin: int, raw: Forecast) -> None:
-        """A forecast made from ``origin`` (its first step is the value at that position)."""
-        self._pending.append((origin, raw))
+    def add(self, origin: int, f: Forecast) -> Forecast:
+        """A forecast made from ``origin`` (its first step is the value at that position)
+        with the ``validated`` factor; returns it with the current factor."""
+        self._pending.append((origin, scaled(f, 1 / self.validated)))
+        return scaled(f, self.factor / self.validated)
 
 
 class OnnxForecaster:
@@ -597,14 +604,13 @@ class OnnxForecaster:
         self.interval_scale = float(spec["interval_scale"])
         self.features = ForecastFeatures(spec["seasonality"], spec["scale_window"], self.horizon)
         self._last: Forecast | None = None
-        self._raw: Forecast | None = None  # the last forecast with the head's own interval
         self.recalibration: Recalibration | None = None
         for value in history:
             self.update(value)
         if recalibrate:
             self.recalibration = Recalibration(self.horizon, self.interval_scale)
-            if self._raw is not None:
-                self.recalibration.add(self.seen, self._raw)
+            if self._last is not None:
+                self.recalibration.add(self.seen, self._last)
 
     @property
     def forecast(self) -> Forecast:
@@ -626,15 +632,12 @@ class OnnxForecaster:
             below, above = _softplus(raw[:, 1]), _softplus(raw[:, 2])
         else:
             below = above = Z80 * (_softplus(raw[:, 1]) + 1e-3)
-        recal = self.recalibration
-        if recal is not None:
-            recal.observe(self.seen - 1, float(value))
-        self._raw = Forecast(*(anchor + unit * b for b in (mid, mid - below, mid + above)))
-        if recal is not None:
-            recal.add(self.seen, self._raw)
-        c = self.interval_scale if recal is None else recal.factor
+        c = self.interval_scale
         bands = (mid, mid - c * below, mid + c * above)
         self._last = Forecast(*(anchor + unit * b for b in bands))
+        if self.recalibration is not None:
+            self.recalibration.observe(self.seen - 1, float(value))
+            self._last = self.recalibration.add(self.seen, self._last)
         return self._last
 
 

@@ -59,6 +59,7 @@ from rnnkit.deploy import (
     Recalibration,
     conformal_factor,
     outside,
+    scaled,
 )
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import MemberLinear, Members
@@ -487,15 +488,14 @@ class OnlineForecaster:
         c = model.config
         self.steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon)
         self._last: Forecast | None = None
-        self._raw: Forecast | None = None  # the last forecast with the head's own interval
         self.recalibration: Recalibration | None = None
         values = list(history)
         if values:
             self.extend(values)
         if recalibrate:
             self.recalibration = Recalibration(c.horizon, float(model.interval_scale))
-            if self._raw is not None:
-                self.recalibration.add(self.seen, self._raw)
+            if self._last is not None:
+                self.recalibration.add(self.seen, self._last)
 
     @property
     def forecast(self) -> Forecast:
@@ -529,19 +529,16 @@ class OnlineForecaster:
         device = self.model.interval_scale.device
         x = torch.from_numpy(np.stack([r[0] for r in rows]))[:, None].to(device)  # (T, 1, F)
         raw = self.stream(x)[:, 0]  # every step's (h, outputs)
-        c = float(self.model.interval_scale)
         recal = self.recalibration
         # Every step's forecast is needed while recalibrating (each is scored as its
         # values arrive); otherwise the last one's.
         for k in range(0 if recal else len(rows) - 1, len(rows)):
+            _, anchor, unit = rows[k]
+            self._last = Forecast(*_values(raw[k], self.model, anchor, np.float64(unit)))
             if recal is not None:
                 recal.observe(start + k, float(values[k]))
-            _, anchor, unit = rows[k]
-            f = Forecast(*_values(raw[k], self.model, anchor, np.float64(unit)))
-            self._raw = scaled(f, 1 / c)
-            if recal is not None:
-                recal.add(start + k + 1, self._raw)
-        self._last = f if recal is None else scaled(self._raw, recal.factor)
+                self._last = recal.add(start + k + 1, self._last)
+        assert self._last is not None
         return self._last
 
 
@@ -674,11 +671,6 @@ def model_forecasts(
         for j, o in enumerate(by_series[i]):
             table[i, o] = Forecast(*(b[j] for b in bands))
     return [table[w.series, w.origin] for w in scored]
-
-
-def scaled(f: Forecast, c: float) -> Forecast:
-    """``f`` with its interval stretched by ``c`` about the point forecast."""
-    return Forecast(f.mean, f.mean - c * (f.mean - f.lower), f.mean + c * (f.upper - f.mean))
 
 
 def calibration(
