@@ -20,6 +20,7 @@ import torch
 import rnnkit
 from rnnkit.cli import main
 from rnnkit.data.series import fill_missing, load_dataset, read_series
+from rnnkit.deploy import Recalibration
 from rnnkit.tasks.forecast import (
     Forecast,
     ForecastConfig,
@@ -502,7 +503,7 @@ def test_recalibrated_intervals_by_hand() -> None:
     model = small_model(horizon=h)
     model.interval_scale.fill_(1.0)
     test = windows([len(y) for y in values], h, r, "test")
-    got = recalibrated(model, values, test, r)
+    got = recalibrated(model, values, test, r, adapt=0)  # plain split conformal
     for w, g in zip(test, got, strict=True):
         e = len(values[w.series]) - w.origin
         # every forecast from a first validation origin on, every value of it that lies
@@ -520,30 +521,92 @@ def test_recalibrated_intervals_by_hand() -> None:
         np.testing.assert_allclose(g.mean - g.lower, c * (f.mean - f.lower), rtol=1e-6)
 
 
-def test_recalibrated_intervals_see_nothing_from_the_origin_on() -> None:
+def _conformal_by_hand(ratios: list[float], coverage: float) -> float:
+    level = min(1.0, max(0.0, math.ceil((len(ratios) + 1) * coverage) / len(ratios)))
+    return min(max(float(np.quantile(ratios, level, method="higher")), 0.05), 100.0)
+
+
+@pytest.mark.parametrize("adapt", [0.05, 0.5])
+def test_recalibrated_intervals_adapt_to_their_misses_by_hand(adapt: float) -> None:
+    # Adaptive conformal inference (Gibbs & Candes 2021), one value at a time: the level
+    # of the quantile at each origin is 1 - alpha, and alpha moves by adapt (0.2 - the
+    # share of the arriving value's scores outside the intervals their forecasts had).
+    h, r = 4, 3
+    y = np.concatenate([series(30), series(12, seed=3) * 4 - 60])  # the errors grow
+    model = small_model(horizon=h)
+    model.interval_scale.fill_(1.0)
+    test = windows([len(y)], h, r, "test")
+    start = len(y) - 2 * h - 2 * r + 2
+    own = {o: forecast(model, [y[:o]])[0] for o in range(start, len(y))}
+    alpha, ratios, given = 0.2, [], {}
+    for o in range(start, len(y)):
+        given[o] = _conformal_by_hand(ratios, 1 - alpha) if ratios else 1.0
+        pending = range(max(start, o - h + 1), o + 1)  # the forecasts of y[o] made so far
+        scores = [_ratio(y[o], own[q], o - q) for q in pending]
+        missed = np.mean([s > given[q] for s, q in zip(scores, pending, strict=True)])
+        ratios += scores
+        alpha = min(1.0, max(0.0, alpha + adapt * (0.2 - missed)))
+    got = recalibrated(model, [y], test, r, adapt=adapt)
+    plain = recalibrated(model, [y], test, r, adapt=0)
+    for w, g in zip(test, got, strict=True):
+        f = own[w.origin]
+        np.testing.assert_allclose(
+            g.upper - g.mean, given[w.origin] * (f.upper - f.mean), rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            g.mean - g.lower, given[w.origin] * (f.mean - f.lower), rtol=1e-6
+        )
+    # more misses than 20 % by the test: the adaptive intervals are the wider
+    assert (got[-1].upper - got[-1].lower).sum() > (plain[-1].upper - plain[-1].lower).sum()
+
+
+def test_recalibration_level_moves_with_the_misses() -> None:
+    state = Recalibration(horizon=2, validated=1.3, adapt=0.1)
+    assert state.factor == 1.3  # nothing arrived yet: the validated factor
+    state.score([2.0, 0.5], [1.0, 1.0])  # one of two outside
+    assert state.alpha == pytest.approx(0.2 + 0.1 * (0.2 - 0.5))
+    state.score([0.4], [1.0])
+    assert state.alpha == pytest.approx(0.17 + 0.1 * 0.2)
+    assert state.factor == _conformal_by_hand([2.0, 0.5, 0.4], 1 - state.alpha)
+    for _ in range(20):
+        state.score([5.0], [1.0])
+    assert state.alpha == 0.0 and state.factor == 5.0  # every value missed: the largest ratio
+    plain = Recalibration(horizon=2, validated=1.3, adapt=0)
+    plain.score([2.0, 0.5, 0.4, 3.0], [1.0] * 4)
+    assert plain.alpha == 0.2 and plain.factor == _conformal_by_hand([2.0, 0.5, 0.4, 3.0], 0.8)
+    with pytest.raises(ValueError, match=r"adapt must be a number >= 0; got -0.1"):
+        Recalibration(horizon=2, validated=1.0, adapt=-0.1)
+
+
+@pytest.mark.parametrize("adapt", [0.0, 0.3])
+def test_recalibrated_intervals_see_nothing_from_the_origin_on(adapt: float) -> None:
     h, r = 4, 3
     y = series(40)
     model = small_model(horizon=h)
-    model.interval_scale.fill_(1.7)  # the stored factor is undone, then refitted
+    model.interval_scale.fill_(1.7)
     test = windows([len(y)], h, r, "test")
-    before = recalibrated(model, [y], test, r)
-    again = recalibrated(small_model(horizon=h), [y], test, r)  # stored factor 1
-    for w, a, b in zip(test, before, again, strict=True):
-        np.testing.assert_allclose(a.upper, b.upper)
+    before = recalibrated(model, [y], test, r, adapt=adapt)
+    # Plain split conformal undoes the stored factor, then refits it. (The adaptive level
+    # also counts the misses of the first forecasts, which had the stored factor.)
+    plain = recalibrated(model, [y], test, r, adapt=0)
+    again = recalibrated(small_model(horizon=h), [y], test, r, adapt=0)  # stored factor 1
+    for w, a, p, b in zip(test, before, plain, again, strict=True):
+        np.testing.assert_allclose(p.upper, b.upper)
         changed = y.copy()
         changed[w.origin :] *= 5  # the values from this origin on: not known at it
-        late = recalibrated(model, [changed], [w], r)[0]
+        late = recalibrated(model, [changed], [w], r, adapt=adapt)[0]
         np.testing.assert_array_equal(late.lower, a.lower)
         np.testing.assert_array_equal(late.upper, a.upper)
     # no outcome known yet (the first origin a series allows): the stored factor
     first = Window(0, max(2, len(y) - 2 * h - 2 * r + 2))
-    alone = recalibrated(model, [y], [first], r)[0]
+    alone = recalibrated(model, [y], [first], r, adapt=adapt)[0]
     stored = model_forecasts(model, [y], [first])[0]
     np.testing.assert_allclose(alone.upper, stored.upper, rtol=1e-12)
     # a value before the last origin is known there, and moves its interval
     changed = y.copy()
     changed[test[0].origin - 1] += 50
-    assert not np.array_equal(recalibrated(model, [changed], test[:1], r)[0].upper, before[0].upper)
+    moved = recalibrated(model, [changed], test[:1], r, adapt=adapt)[0]
+    assert not np.array_equal(moved.upper, before[0].upper)
 
 
 def test_test_scores_recalibrate_unless_a_refit_or_uncalibrated(tmp_path: Path) -> None:
@@ -564,14 +627,16 @@ def test_test_scores_recalibrate_unless_a_refit_or_uncalibrated(tmp_path: Path) 
         assert ours == score(task.values, task.test, fcs, 4, 4)
 
 
-@pytest.mark.parametrize("chunks", [1, 3])
-def test_online_recalibration_equals_recalibrated_on_the_longer_series(chunks: int) -> None:
+@pytest.mark.parametrize(("chunks", "adapt"), [(1, 0.0), (3, 0.0), (1, 0.3), (3, 0.3)])
+def test_online_recalibration_equals_recalibrated_on_the_longer_series(
+    chunks: int, adapt: float
+) -> None:
     h = 4
     y = series(40)
     model = small_model(horizon=h)
     model.interval_scale.fill_(1.4)
     n0 = 20
-    online = OnlineForecaster(model, history=y[:n0], recalibrate=True)
+    online = OnlineForecaster(model, history=y[:n0], recalibrate=True, adapt=adapt)
     assert online.interval_scale == pytest.approx(1.4)  # no outcome yet: the validated one
     fixed = OnlineForecaster(model, history=y[:n0])
     k = n0
@@ -580,7 +645,7 @@ def test_online_recalibration_equals_recalibrated_on_the_longer_series(chunks: i
         fixed.extend(y[k : k + chunks])
         k = min(k + chunks, len(y))
         # the forecasts since the history, scored on the values up to k: as one pass
-        want = recalibrated(model, [y[:k]], [Window(0, k)], 1, starts=[n0])[0]
+        want = recalibrated(model, [y[:k]], [Window(0, k)], 1, starts=[n0], adapt=adapt)[0]
         np.testing.assert_allclose(got.mean, want.mean, rtol=1e-5)
         np.testing.assert_allclose(got.upper - got.mean, want.upper - want.mean, rtol=1e-4)
         np.testing.assert_allclose(got.mean - got.lower, want.mean - want.lower, rtol=1e-4)

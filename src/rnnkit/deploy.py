@@ -530,16 +530,20 @@ def outside(actual: Any, f: Forecast, k: Any) -> np.ndarray:
     return np.where(actual >= m, up, down)
 
 
-def conformal_factor(ratios: Any) -> float:
-    """The split-conformal factor (Vovk et al. 2005) that makes intervals cover 80 % of
-    values whose :func:`outside` ratios are ``ratios``: their ceil((n + 1) 0.8)-th
-    smallest, clipped to [0.05, 100]; 1 for none."""
+def conformal_factor(ratios: Any, coverage: float = 0.8) -> float:
+    """The split-conformal factor (Vovk et al. 2005) that makes intervals cover the share
+    ``coverage`` of values whose :func:`outside` ratios are ``ratios``: their
+    ceil((n + 1) coverage)-th smallest (the largest where that exceeds n), clipped to
+    [0.05, 100]; 1 for none."""
     r = np.asarray(ratios, dtype=np.float64)
     if len(r) == 0:
         return 1.0
-    level = min(1.0, math.ceil((len(r) + 1) * 0.8) / len(r))
+    level = min(1.0, max(0.0, math.ceil((len(r) + 1) * coverage) / len(r)))
     c = float(np.quantile(r, level, method="higher"))
     return min(max(c, 0.05), 100.0) if math.isfinite(c) else 1.0  # fmt: skip
+
+
+MISS = 0.2  # an 80 % interval's target share of values outside it
 
 
 class Recalibration:
@@ -547,27 +551,52 @@ class Recalibration:
     as the values arrive: every forecast (with the head's own interval) is kept until its
     horizon has passed, each arriving value is scored against every kept forecast of it
     (:func:`outside`), and the factor is the conformal one of all scores so far - the
-    ``validated`` factor until the first."""
+    ``validated`` factor until the first.
 
-    def __init__(self, horizon: int, validated: float) -> None:
-        self.horizon, self.validated = horizon, validated
-        self._pending: list[tuple[int, Forecast]] = []  # (origin, the head's own interval)
+    ``adapt`` > 0 is adaptive conformal inference (Gibbs & Candes 2021): the level of that
+    quantile is ``1 - alpha``, and after each arriving value ``alpha`` moves by ``adapt``
+    times (0.2 - the share of its scores outside the intervals their forecasts were
+    given), kept in [0, 1]. Plain split conformal (``adapt=0``, the default) assumes the
+    errors to come are like those seen; when they grow over a long stream its intervals
+    cover too little for as long as the old errors outnumber the new, and an adaptive
+    level widens them as soon as the misses come (docs/forecast.md: 0.05 over 60 rolling
+    origins; over 10-12 it overshoots).
+    """
+
+    def __init__(self, horizon: int, validated: float, adapt: float = 0.0) -> None:
+        if not (math.isfinite(adapt) and adapt >= 0):
+            raise ValueError(f"adapt must be a number >= 0; got {adapt!r}")
+        self.horizon, self.validated, self.adapt = horizon, validated, adapt
+        # (origin, the head's own interval, the factor it was given)
+        self._pending: list[tuple[int, Forecast, float]] = []
         self.ratios: list[float] = []
+        self.alpha = MISS
 
     @property
     def factor(self) -> float:
-        return conformal_factor(self.ratios) if self.ratios else self.validated
+        return conformal_factor(self.ratios, 1 - self.alpha) if self.ratios else self.validated
+
+    def score(self, ratios: Sequence[float], factors: Sequence[float]) -> None:
+        """The values of one time step have arrived: the :func:`outside` ratios of the
+        forecasts of them, and the factors those forecasts were given."""
+        if not len(ratios):
+            return
+        self.ratios += [float(r) for r in ratios]
+        missed = float(np.mean(np.asarray(ratios) > np.asarray(factors)))
+        self.alpha = min(1.0, max(0.0, self.alpha + self.adapt * (MISS - missed)))
 
     def observe(self, t: int, value: float) -> None:
         """The value at position t (0-based) has arrived."""
-        self._pending = [(o, f) for o, f in self._pending if t < o + self.horizon]
-        self.ratios += [float(outside(value, f, t - o)) for o, f in self._pending]
+        self._pending = [p for p in self._pending if t < p[0] + self.horizon]
+        ratios = [float(outside(value, f, t - o)) for o, f, _ in self._pending]
+        self.score(ratios, [c for _, _, c in self._pending])
 
     def add(self, origin: int, f: Forecast) -> Forecast:
         """A forecast made from ``origin`` (its first step is the value at that position)
         with the ``validated`` factor; returns it with the current factor."""
-        self._pending.append((origin, scaled(f, 1 / self.validated)))
-        return scaled(f, self.factor / self.validated)
+        c = self.factor
+        self._pending.append((origin, scaled(f, 1 / self.validated), c))
+        return scaled(f, c / self.validated)
 
 
 class OnnxForecaster:
@@ -580,7 +609,7 @@ class OnnxForecaster:
     scaled by the run's calibration, in units of d_t around the seasonal-naive anchor.
     Equals ``rnnkit.tasks.forecast.OnlineForecaster`` to float32 rounding; with
     ``recalibrate=True`` both recalibrate the interval on the outcomes of the forecasts
-    made after ``history`` as they arrive (:class:`Recalibration`).
+    made after ``history`` as they arrive (:class:`Recalibration`, with its ``adapt``).
     """
 
     def __init__(
@@ -590,6 +619,7 @@ class OnnxForecaster:
         *,
         threads: int | None = None,
         recalibrate: bool = False,
+        adapt: float = 0.0,
     ) -> None:
         self.stream = OnnxStream(graph, batch_size=1, threads=threads)
         meta = self.stream.metadata
@@ -608,7 +638,7 @@ class OnnxForecaster:
         for value in history:
             self.update(value)
         if recalibrate:
-            self.recalibration = Recalibration(self.horizon, self.interval_scale)
+            self.recalibration = Recalibration(self.horizon, self.interval_scale, adapt)
             if self._last is not None:
                 self.recalibration.add(self.seen, self._last)
 

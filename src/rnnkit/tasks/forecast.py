@@ -463,9 +463,9 @@ class OnlineForecaster:
 
     With ``recalibrate=True`` the 80 % intervals are calibrated, at every update, on the
     forecasts this forecaster made since the end of ``history`` whose outcomes have
-    arrived (split conformal, as :func:`recalibrated` with the end of the history as the
-    start; the validated ``interval_scale`` until the first outcome): what
-    ``rnnkit eval`` does over the test windows, done as the data come.
+    arrived (conformal, with ``adapt`` > 0 at an adaptive level, as :func:`recalibrated`
+    with the end of the history as the start; the validated ``interval_scale`` until the first
+    outcome): what ``rnnkit eval`` does over the test windows, done as the data come.
 
     Example:
         >>> model = rnnkit.load("runs/forecast")  # doctest: +SKIP
@@ -474,7 +474,11 @@ class OnlineForecaster:
     """
 
     def __init__(
-        self, model: nn.Module, history: Iterable[float] = (), recalibrate: bool = False
+        self,
+        model: nn.Module,
+        history: Iterable[float] = (),
+        recalibrate: bool = False,
+        adapt: float = 0.0,
     ) -> None:
         from rnnkit.stream import Stream
 
@@ -493,7 +497,7 @@ class OnlineForecaster:
         if values:
             self.extend(values)
         if recalibrate:
-            self.recalibration = Recalibration(c.horizon, float(model.interval_scale))
+            self.recalibration = Recalibration(c.horizon, float(model.interval_scale), adapt)
             if self._last is not None:
                 self.recalibration.add(self.seen, self._last)
 
@@ -696,14 +700,18 @@ def recalibrated(
     scored: Sequence[Window],
     origins: int,
     starts: Sequence[int] | None = None,
+    adapt: float = 0.0,
 ) -> list[Forecast]:
     """The model's forecast for every window, each 80 % interval calibrated on **every
-    forecast whose outcome is known at its origin**: split conformal (as
-    :func:`calibration`) over the forecasts of every series from origin ``starts[i]`` on
-    (default: its first validation origin, the first whose values training never saw),
-    counting the values before the scored origin's distance from the end of its series
-    (the series of a set end together, as in M4 and the Monash archive). A forecast with
-    no outcome known yet keeps the model's validated ``interval_scale``.
+    forecast whose outcome is known at its origin**: conformal (as :func:`calibration`)
+    over the forecasts of every series from origin ``starts[i]`` on (default: its first
+    validation origin, the first whose values training never saw), counting the values
+    before the scored origin's distance from the end of its series (the series of a set
+    end together, as in M4 and the Monash archive). A forecast with no outcome known yet
+    keeps the model's validated ``interval_scale``. With ``adapt`` > 0 the quantile's
+    level adapts to the misses as the values arrive (adaptive conformal inference; 0,
+    the default: split conformal at 80 %): :class:`rnnkit.deploy.Recalibration`, over
+    every series at once, one step of time after another.
 
     The validation windows alone are 10-12 overlapping windows of a single series; by a
     test origin the model has also forecast from every origin between them and it, and
@@ -720,24 +728,21 @@ def recalibrated(
     todo = list(dict.fromkeys([*known, *scored]))
     fcs = model_forecasts(model, values, todo)
     raw = {w: scaled(f, 1 / c) for w, f in zip(todo, fcs, strict=True)}
-    # Each known forecast's value k steps ahead, as (distance of its target from the end
-    # of its series, ratio), the ratio as calibration() measures it.
-    ends, ratios = [], []
+    # Time runs as the distance e from the end of the series: at e, the values beyond e
+    # are known. Each known forecast's values arrive at the distances of their targets.
+    arriving: dict[int, list[tuple[int, float]]] = {}  # e -> [(its forecast's origin e, ratio)]
     for w in known:
         y, f = values[w.series], raw[w]
         t = np.arange(w.origin, min(w.origin + h, len(y)))
-        ends.append(len(y) - t)
-        ratios.append(outside(y[t], f, t - w.origin))
-    end, ratio = np.concatenate([*ends, [0]]), np.concatenate([*ratios, [0.0]])  # 0: known never
-    factor: dict[int, float] = {}
-    out = []
-    for w in scored:
-        e = len(values[w.series]) - w.origin  # values known at the origin: those beyond e
-        if e not in factor:
-            known_here = ratio[end > e]  # none known yet: the validated factor
-            factor[e] = conformal_factor(known_here) if len(known_here) else c
-        out.append(scaled(raw[w], factor[e]))
-    return out
+        for e, r in zip(len(y) - t, outside(y[t], f, t - w.origin), strict=True):
+            arriving.setdefault(int(e), []).append((len(y) - w.origin, float(r)))
+    state = Recalibration(h, c, adapt)
+    factor: dict[int, float] = {}  # the factor a forecast from distance e is given
+    for e in range(max(len(y) for y in values), -1, -1):
+        factor[e] = state.factor
+        here = arriving.get(e, [])
+        state.score([r for _, r in here], [factor[o] for o, _ in here])
+    return [scaled(raw[w], factor[len(values[w.series]) - w.origin]) for w in scored]
 
 
 def recalibrates(calibrate: bool, train_until: str) -> bool:
@@ -1012,10 +1017,12 @@ class ForecastTask(Task):
         """Whether test intervals are calibrated on every outcome known at their origin."""
         return recalibrates(self.options.calibrate, self.options.train_until)
 
-    def test_forecasts(self, model: ForecastModel, scored: Sequence[Window]) -> list[Forecast]:
-        """The forecasts the test scores and the plot show."""
+    def test_forecasts(
+        self, model: ForecastModel, scored: Sequence[Window], adapt: float = 0.0
+    ) -> list[Forecast]:
+        """The forecasts the test scores and the plot show (``adapt``: :func:`recalibrated`'s)."""
         if self.recalibrates:
-            return recalibrated(model, self.values, scored, self.derived["origins"])
+            return recalibrated(model, self.values, scored, self.derived["origins"], adapt=adapt)
         return model_forecasts(model, self.values, scored)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
