@@ -59,6 +59,7 @@ from rnnkit.tasks.forecast import (
     Forecast,
     ForecastTask,
     Scores,
+    anchor_mase,
     model_forecasts,
     naive_forecasts,
     score,
@@ -151,7 +152,7 @@ PEERS = {"ETS": ets, "Theta": theta, "ARIMA": arima}
 
 def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
-    options: dict[str, Any] = {"dataset": name, "members": args.members}
+    options: dict[str, Any] = {"dataset": name, "members": args.members, "anchor": args.anchor}
     if args.origins:
         options["origins"] = args.origins
     task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
@@ -195,6 +196,12 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     naive = naive_forecasts(values, test, h, m)
     rows["seasonal naive"] = (score(values, test, naive, h, m), time.perf_counter() - start, 0)
+    anchor = task.derived["anchor"]
+    if anchor != "seasonal-naive":  # what the network's forecasts are relative to, alone
+        start = time.perf_counter()
+        alone = anchor_mase(values, test, h, m, anchor)
+        s = Scores(float("nan") if alone is None else alone, float("nan"), float("nan"), len(test))
+        rows[f"its anchor alone ({anchor})"] = (s, time.perf_counter() - start, 0)
 
     for peer, fit in PEERS.items():
         if args.skip and peer in args.skip:
@@ -234,9 +241,12 @@ def table(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for method, (s, seconds, failed) in rows.items():
+        smape, coverage = (
+            ("-", "-") if np.isnan(s.coverage) else (f"{s.smape:.2f}", f"{s.coverage:.1%}")
+        )
         lines.append(
-            f"| {method} | {s.mase:.3f} | {s.mase / naive:.2f} | {s.smape:.2f} | "
-            f"{s.coverage:.1%} | {seconds:.0f} | {failed} |"
+            f"| {method} | {s.mase:.3f} | {s.mase / naive:.2f} | {smape} | {coverage} | "
+            f"{seconds:.0f} | {failed} |"
         )
     return "\n".join(lines)
 
@@ -261,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="rnnkit's recalibration: the step of adaptive conformal inference (default 0: "
         "split conformal at 80 %%)",
+    )
+    p.add_argument(
+        "--anchor",
+        default="seasonal-naive",
+        choices=("seasonal-naive", "climatology", "auto"),
+        help="rnnkit's --anchor (default seasonal-naive; auto: chosen on validation)",
     )
     p.add_argument("--skip", default="", help="peers to leave out, comma-separated")
     p.add_argument("--markdown", metavar="FILE", help="write the tables here too")

@@ -570,10 +570,12 @@ def test_quantize_refuses_what_it_cannot_do(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cell", "head", "seasonality"), [("lstm", "quantile", 4), ("gru", "gaussian", 1)]
-)
+    ("cell", "head", "seasonality", "anchor"),
+    [("lstm", "quantile", 4, "seasonal-naive"), ("gru", "gaussian", 1, "seasonal-naive"),
+     ("lstm", "quantile", 4, "climatology")],
+)  # fmt: skip
 def test_the_onnx_forecaster_updates_as_the_torch_one(
-    cell: str, head: str, seasonality: int, tmp_path: Path
+    cell: str, head: str, seasonality: int, anchor: str, tmp_path: Path
 ) -> None:
     """A forecaster's step graph, fed one value at a time without torch, gives the
     forecasts and 80 % intervals of rnnkit.tasks.forecast.OnlineForecaster."""
@@ -581,8 +583,9 @@ def test_the_onnx_forecaster_updates_as_the_torch_one(
 
     torch.manual_seed(0)
     config = ForecastConfig(
-        horizon=4, seasonality=seasonality, scale_window=4, cell=cell, head=head, hidden_size=12
-    )
+        horizon=4, seasonality=seasonality, scale_window=4, cell=cell, head=head,
+        hidden_size=12, anchor=anchor,
+    )  # fmt: skip
     model = ForecastModel(config).eval()
     nn.init.normal_(model.head.weight, std=0.3)  # not the near-zero initial head
     model.interval_scale.fill_(1.3)  # a calibrated run's scale travels in the metadata
@@ -602,6 +605,7 @@ def test_the_onnx_forecaster_updates_as_the_torch_one(
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * np.abs(y).max())
     assert ours.seen == theirs.seen == 60
+    assert ours.features.anchor == anchor  # the anchor travels in the graph's metadata
     assert ours_r.recalibration is not None and theirs_r.recalibration is not None
     assert len(ours_r.recalibration.ratios) == len(theirs_r.recalibration.ratios) > 100
     assert ours_r.recalibration.factor != pytest.approx(1.3)

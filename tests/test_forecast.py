@@ -216,11 +216,13 @@ def test_splits_do_not_overlap() -> None:
 # ---- the model: scale-free, causal, streamable -----------------------------------------
 
 
-def small_model(seasonality: int = 1, horizon: int = 4, cell: str = "lstm") -> ForecastModel:
+def small_model(
+    seasonality: int = 1, horizon: int = 4, cell: str = "lstm", anchor: str = "seasonal-naive"
+) -> ForecastModel:
     torch.manual_seed(0)
     config = ForecastConfig(
         horizon=horizon, seasonality=seasonality, scale_window=max(horizon, seasonality),
-        cell=cell, hidden_size=12,
+        cell=cell, hidden_size=12, anchor=anchor,
     )  # fmt: skip
     return ForecastModel(config).eval()
 
@@ -230,9 +232,13 @@ def series(n: int = 50, seed: int = 0) -> np.ndarray:
     return 20 + np.cumsum(rng.normal(0.3, 1.0, n)) + 3 * np.sin(np.arange(n) * 2 * np.pi / 4)
 
 
-@pytest.mark.parametrize(("seasonality", "cell"), [(1, "lstm"), (4, "gru"), (4, "mingru")])
-def test_online_forecast_equals_a_full_rerun(seasonality: int, cell: str) -> None:
-    model = small_model(seasonality, cell=cell)
+@pytest.mark.parametrize(
+    ("seasonality", "cell", "anchor"),
+    [(1, "lstm", "seasonal-naive"), (4, "gru", "seasonal-naive"), (4, "mingru", "seasonal-naive"),
+     (4, "lstm", "climatology")],
+)  # fmt: skip
+def test_online_forecast_equals_a_full_rerun(seasonality: int, cell: str, anchor: str) -> None:
+    model = small_model(seasonality, cell=cell, anchor=anchor)
     y = series()
     online = OnlineForecaster(model, history=y[:10])
     assert online.seen == 10
@@ -245,19 +251,80 @@ def test_online_forecast_equals_a_full_rerun(seasonality: int, cell: str) -> Non
     assert online.stream.steps == len(y)
 
 
-def test_online_step_features_equal_one_pass() -> None:
+@pytest.mark.parametrize(
+    ("seasonality", "horizon", "anchor"),
+    [(4, 4, "seasonal-naive"), (4, 9, "climatology"), (1, 4, "climatology"),
+     (12, 5, "climatology")],
+)  # fmt: skip
+def test_online_step_features_equal_one_pass(seasonality: int, horizon: int, anchor: str) -> None:
     from rnnkit.deploy import ForecastFeatures
 
-    model = small_model(4)
+    model = small_model(seasonality, horizon, anchor=anchor)
     y = series(30)
     prepared = prepare_series(y, model.config)
     c = model.config
-    steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon)
+    steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon, c.anchor)
     for t, value in enumerate(y):
         x, anchor, unit = steps.push(value)
         np.testing.assert_array_equal(x, prepared.x[t])
         np.testing.assert_array_equal(anchor, prepared.anchor[t])
         assert unit == prepared.unit[t]
+
+
+def test_climatology_anchor_by_hand() -> None:
+    y = np.arange(1.0, 13.0)  # phases of m = 4: means 5, 6, 7, 8; y_t = 12 is 4 above its own
+    config = ForecastConfig(horizon=6, seasonality=4, scale_window=4, anchor="climatology")
+    anchor = prepare_series(y, config).anchor
+    damped = 4 * 0.8 ** np.arange(1, 7)
+    np.testing.assert_allclose(anchor[-1], np.array([5, 6, 7, 8, 5, 6]) + damped)
+    # less than a season seen (two values of m = 4): the last value, as seasonal naive
+    np.testing.assert_array_equal(prepare_series(y[:6], config).anchor[1], [2, 2, 2, 2, 2, 2])
+    yearly = ForecastConfig(horizon=3, seasonality=1, scale_window=3, anchor="climatology")
+    got = prepare_series([2.0, 4.0, 9.0], yearly).anchor[-1]  # mean 5, y_t 4 above it
+    np.testing.assert_allclose(got, 5 + 4 * 0.8 ** np.arange(1, 4))
+    with pytest.raises(ValueError, match="anchor must be one of seasonal-naive, climatology; got"):
+        ForecastConfig(horizon=3, anchor="x")
+
+
+@pytest.mark.parametrize("anchor", ["seasonal-naive", "climatology"])
+def test_an_untrained_head_forecasts_its_anchor(anchor: str) -> None:
+    model = small_model(4, horizon=6, anchor=anchor)
+    assert isinstance(model.head, torch.nn.Linear)
+    with torch.no_grad():
+        model.head.weight.zero_()
+    y = series()
+    f = forecast(model, [y])[0]
+    np.testing.assert_allclose(f.mean, prepare_series(y, model.config).anchor[-1], rtol=1e-6)
+    if anchor == "seasonal-naive":
+        np.testing.assert_allclose(f.mean, seasonal_naive(y, 6, 4).mean, rtol=1e-6)
+
+
+def test_auto_anchor_is_the_one_that_validates_better() -> None:
+    from rnnkit.tasks.forecast import anchor_mase, choose_anchor
+
+    rng = np.random.default_rng(0)
+    season = np.tile([0.0, 5.0, -3.0, 1.0], 30)
+    noisy = 50 + season + rng.normal(0, 2.0, 120)  # a fixed season, white noise: climatology
+    trend = np.arange(120.0) * 3 + season  # a strong trend: the last season repeated
+    for y, want in ((noisy, "climatology"), (trend, "seasonal-naive")):
+        valid = windows([len(y)], 4, 4, "validation")
+        scores = {a: anchor_mase([y], valid, 4, 4, a) for a in ("seasonal-naive", "climatology")}
+        assert choose_anchor("auto", scores) == want
+        # by hand: each validation window's anchor forecast against its values, over the scale
+        config = ForecastConfig(horizon=4, seasonality=4, anchor=want)
+        by_hand = np.mean([
+            mase(y[w.origin : w.origin + 4], prepare_series(y[: w.origin], config).anchor[-1],
+                 y[: w.origin], 4)
+            for w in valid
+        ])  # fmt: skip
+        assert scores[want] == pytest.approx(by_hand)
+    assert choose_anchor("seasonal-naive", {"seasonal-naive": 2.0, "climatology": 1.0}) == (
+        "seasonal-naive"
+    )
+    assert choose_anchor("auto", {"seasonal-naive": 1.0, "climatology": 1.0}) == "seasonal-naive"
+    assert choose_anchor("auto", {"seasonal-naive": None, "climatology": None}) == "seasonal-naive"
+    flat = [np.ones(20)]  # constant histories: no scale, nothing to compare
+    assert anchor_mase(flat, windows([20], 2, 2, "validation"), 2, 1, "climatology") is None
 
 
 def test_forecast_is_scale_free_and_causal() -> None:
@@ -345,6 +412,30 @@ def test_training_load_and_forecast_command(
     assert first == pytest.approx([want[0].mean[0], want[0].lower[0], want[0].upper[0]], rel=1e-8)
     fixed = forecast(model, own)[0]  # the validated factor alone: other intervals
     assert first[1:] != pytest.approx([fixed.lower[0], fixed.upper[0]])
+
+
+def test_a_run_records_its_anchor_and_older_runs_read_as_seasonal_naive(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    season = np.tile([0.0, 5.0, -3.0, 1.0], 15)  # a fixed season in noise: climatology wins
+    path = tmp_path / "noisy.csv"
+    path.write_text("y\n" + "\n".join(f"{v:.4f}" for v in 50 + season + rng.normal(0, 2, 60)))
+    config = TrainConfig(steps=2, eval_every=2, seed=0, threads=1)
+    out = tmp_path / "run"
+    options = {**OPTIONS, "data": str(path), "anchor": "auto", "origins": 8}
+    train("forecast", options, config, out=out, log=lambda _: None, progress=io.StringIO())
+    derived = json.loads((out / "config.json").read_text())["derived"]
+    assert derived["anchor"] == "climatology"
+    scores = derived["anchor_validation_mase"]
+    assert scores["climatology"] < scores["seasonal-naive"]
+    model = rnnkit.load(out)
+    assert model.config.anchor == "climatology"
+    online = OnlineForecaster(model, history=season[:20] + 50)
+    assert online.steps.anchor == "climatology"
+    # a run from before anchors (no "anchor" in its derived values) forecasts as it did
+    stored = json.loads((out / "config.json").read_text())
+    del stored["derived"]["anchor"], stored["derived"]["anchor_validation_mase"]
+    (out / "config.json").write_text(json.dumps(stored))
+    assert rnnkit.load(out).config.anchor == "seasonal-naive"
 
 
 @pytest.mark.parametrize(

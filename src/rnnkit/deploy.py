@@ -454,6 +454,17 @@ def _pick(
 CLIP = 10.0  # a forecaster's inputs are clipped to [-CLIP, CLIP]
 D_FLOOR = 0.01  # d_t is at least this fraction of s_t (a constant history has d = 0)
 Z80 = 1.2815515655446004  # the 0.9 quantile of the standard normal
+# What a forecaster's outputs are relative to (ForecastConfig.anchor): the last season
+# repeated, or the season's mean so far plus the last value's deviation from it, damped by
+# DAMPING per step ahead (anomaly persistence, as climate forecasts' baseline).
+ANCHORS = ("seasonal-naive", "climatology")
+DAMPING = 0.8
+
+
+def damping(horizon: int) -> np.ndarray:
+    """DAMPING ** k for k = 1 .. horizon: how much of the last deviation from the season's
+    mean a climatology anchor keeps k steps ahead (one array, for both feature paths)."""
+    return DAMPING ** np.arange(1, horizon + 1, dtype=np.float64)
 
 
 class Forecast(NamedTuple):
@@ -467,14 +478,22 @@ class Forecast(NamedTuple):
 class ForecastFeatures:
     """A forecaster's inputs, one observed value at a time, in bounded memory.
 
-    ``push(value)`` returns the step's inputs x (N_FEATURES,), the seasonal-naive anchors
-    (horizon,) and the unit d_t of the outputs. It is ``rnnkit.tasks.forecast.
-    prepare_series`` one value at a time - the same sums in the same order, so the same
-    numbers - and what ``rnnkit.tasks.forecast.OnlineForecaster`` uses too.
+    ``push(value)`` returns the step's inputs x (N_FEATURES,), the anchors (horizon,) - the
+    seasonal naive forecast, or the ``"climatology"`` anchor (:data:`ANCHORS`) - and the
+    unit d_t of the outputs. It is ``rnnkit.tasks.forecast.prepare_series`` one value at
+    a time - the same sums in the same order, so the same numbers - and what
+    ``rnnkit.tasks.forecast.OnlineForecaster`` uses too.
     """
 
-    def __init__(self, seasonality: int, scale_window: int, horizon: int) -> None:
+    def __init__(
+        self, seasonality: int, scale_window: int, horizon: int, anchor: str = ANCHORS[0]
+    ) -> None:
+        if anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}; got {anchor!r}")
         self.m, self.w, self.h = seasonality, scale_window, horizon
+        self.anchor = anchor
+        self.phase_sums = [0.0] * max(self.m, 1)  # per phase of the season: the sum of its values
+        self.damping = damping(horizon)
         self.t = -1
         self.cum = deque([0.0], maxlen=self.w + 1)  # cumulative |y|, the last w + 1
         self.cum_signed = deque([0.0], maxlen=self.w + 1)  # cumulative y
@@ -507,13 +526,27 @@ class ForecastFeatures:
             d = self.summ / (t - m + 1)
         d = max(d, D_FLOOR * s)
         self.recent.append(y)
+        self.phase_sums[t % m] += y
         history = list(self.recent)
-        if m > 1 and t + 1 >= m:
+        if m > 1 and t + 1 < m:  # less than a season seen: both anchors are the last value
+            anchor = np.full(self.h, y)
+        elif self.anchor == "climatology":
+            anchor = self._climatology(y)
+        elif m > 1:
             anchor = np.array([history[-m + (k % m)] for k in range(self.h)])
         else:
             anchor = np.full(self.h, y)
         x = np.array([y / s, diff1 / d, diffm / d, math.log(d / s), 1.0 / (t + 1), (y - level) / d])
         return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
+
+    def _climatology(self, y: float) -> np.ndarray:
+        """Each step ahead's season mean so far (its phase's values up to t: the latest of
+        them is t+1+k - m(k//m + 1), as seasonal naive's) plus DAMPING^k times y_t's
+        deviation from its own phase's mean."""
+        t, m = self.t, self.m
+        j = np.array([t + 1 + k - m * (k // m + 1) for k in range(self.h)])
+        mean = np.array([self.phase_sums[i % m] for i in j]) / (j // m + 1)
+        return mean + self.damping * (y - self.phase_sums[t % m] / (t // m + 1))
 
 
 def scaled(f: Forecast, c: float) -> Forecast:
@@ -606,7 +639,7 @@ class OnnxForecaster:
     the step's features (:class:`ForecastFeatures`) and returns raw outputs (horizon,
     3 or 2); they become values as in ``ForecastModel.bands``: the median and the 10 % and
     90 % quantiles (quantile head), or the mean and ±z₀.₉σ (Gaussian head), the interval
-    scaled by the run's calibration, in units of d_t around the seasonal-naive anchor.
+    scaled by the run's calibration, in units of d_t around the run's anchor.
     Equals ``rnnkit.tasks.forecast.OnlineForecaster`` to float32 rounding; with
     ``recalibrate=True`` both recalibrate the interval on the outcomes of the forecasts
     made after ``history`` as they arrive (:class:`Recalibration`, with its ``adapt``).
@@ -632,7 +665,10 @@ class OnnxForecaster:
         self.horizon: int = spec["horizon"]
         self.head: str = spec["head"]
         self.interval_scale = float(spec["interval_scale"])
-        self.features = ForecastFeatures(spec["seasonality"], spec["scale_window"], self.horizon)
+        self.features = ForecastFeatures(
+            spec["seasonality"], spec["scale_window"], self.horizon,
+            spec.get("anchor", ANCHORS[0]),  # graphs exported before anchors: seasonal naive
+        )  # fmt: skip
         self._last: Forecast | None = None
         self.recalibration: Recalibration | None = None
         for value in history:

@@ -161,6 +161,7 @@ def parts_of(model: object) -> Parts:
                     "horizon": c.horizon,
                     "seasonality": c.seasonality,
                     "scale_window": c.scale_window,
+                    "anchor": c.anchor,
                     "head": c.head,
                     "interval_scale": float(model.interval_scale),
                     "features": model.features,

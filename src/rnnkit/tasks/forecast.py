@@ -12,11 +12,13 @@ Wen et al. 2017). Every input and output is scale-free, so series of any level s
   log(d_t / s_t) and 1/(t+1); ``d_t`` is the MASE scale of the history so far - the mean
   absolute seasonal difference ``mean |y_j - y_(j-m)|`` (m the seasonality; lag 1 while
   the history is a season or less);
-* the output at step t is, for each step ahead k, where the forecast lies relative to the
-  seasonal naive forecast, in units of ``d_t``: the median and the 10 % and 90 % quantiles
+* the output at step t is, for each step ahead k, where the forecast lies relative to an
+  *anchor* forecast, in units of ``d_t``: the median and the 10 % and 90 % quantiles
   (``--head quantile``, pinball loss: an 80 % interval), or a Gaussian mean and scale
-  (``--head gaussian``, negative log-likelihood). A loss in units of d_t is the error
-  MASE counts, and an untrained network forecasts seasonal naive.
+  (``--head gaussian``, negative log-likelihood). The anchor (``--anchor``) is seasonal
+  naive, or the climatology: each phase of the season's mean so far, plus y_t's deviation
+  from its own phase's mean damped by 0.8 per step ahead (anomaly persistence). A loss in
+  units of d_t is the error MASE counts, and an untrained network forecasts its anchor.
 
 Because every input at step t depends on the values up to t only, a forecast from a
 history is one pass over it - and :class:`OnlineForecaster` continues that pass with
@@ -51,6 +53,7 @@ from torch import Tensor, nn
 from rnnkit import _options
 from rnnkit._options import option
 from rnnkit.deploy import (
+    ANCHORS,
     CLIP,
     D_FLOOR,
     Z80,
@@ -58,6 +61,7 @@ from rnnkit.deploy import (
     ForecastFeatures,
     Recalibration,
     conformal_factor,
+    damping,
     outside,
     scaled,
 )
@@ -150,6 +154,14 @@ class ForecastOptions:
         low=1,
         high=100_000,
     )
+    anchor: str = option(
+        "seasonal-naive",
+        "what the forecasts are learned relative to: seasonal-naive (the last season "
+        "repeated), climatology (each phase's mean so far plus the last value's deviation "
+        "from it, damped by 0.8 per step ahead), or auto: the one of the two with the lower "
+        "MASE on the validation windows",
+        choices=(*ANCHORS, "auto"),
+    )
     head: str = option(
         "quantile",
         "output: quantile (median and 10/90 % quantiles, pinball loss) or gaussian (mean "
@@ -216,8 +228,11 @@ class ForecastConfig:
     num_layers: int = 1
     dropout: float = 0.0
     members: int = 1
+    anchor: str = ANCHORS[0]  # what the outputs are relative to (rnnkit.deploy.ANCHORS)
 
     def __post_init__(self) -> None:
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}; got {self.anchor!r}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}; got {self.head!r}")
         if self.cell not in CELLS:
@@ -237,7 +252,7 @@ class Prepared(NamedTuple):
 
     y: np.ndarray  # (n,) float64
     x: np.ndarray  # (n, N_FEATURES) float32: the inputs
-    anchor: np.ndarray  # (n, h) float64: seasonal naive forecast from origin t
+    anchor: np.ndarray  # (n, h) float64: the anchor forecast from origin t (config.anchor)
     unit: np.ndarray  # (n,) float64: d_t, the unit of the outputs
 
 
@@ -271,6 +286,15 @@ def prepare_series(y: Sequence[float] | np.ndarray, config: ForecastConfig) -> P
     else:
         back = np.broadcast_to(t[:, None], (n, h))
     anchor = y[back]
+    if config.anchor == "climatology":
+        # The mean so far of each step ahead's phase of the season, plus DAMPING^k times
+        # y_t's deviation from its own phase's mean (deploy.ForecastFeatures, step by step).
+        rows = -(-n // m)
+        phase_sums = np.cumsum(np.pad(y, (0, rows * m - n)).reshape(rows, m), axis=0).ravel()
+        mean = phase_sums[back] / (back // m + 1)
+        own = phase_sums[t] / (t // m + 1)
+        climatology = mean + damping(h)[None, :] * (y - own)[:, None]
+        anchor = np.where(t[:, None] + 1 >= m, climatology, anchor)
     x = np.stack(
         [y / s, diff1 / d, diffm / d, np.log(d / s), 1.0 / (t + 1), (y - level) / d], axis=1
     ).clip(-CLIP, CLIP)
@@ -310,7 +334,7 @@ class ForecastModel(nn.Module):
             ])  # fmt: skip
             self.head = AverageBands(self.rnn, c.horizon, self.outputs, self.features)
             linears = list(self.head.linear.linears)
-        for linear in linears:  # small heads: the untrained model forecasts about seasonal naive
+        for linear in linears:  # small heads: the untrained model forecasts about its anchor
             nn.init.normal_(linear.weight, std=0.01)
             nn.init.zeros_(linear.bias)
         # How far the 80 % interval reaches, relative to the head's own quantiles: set by
@@ -490,7 +514,7 @@ class OnlineForecaster:
         self.model = model.eval()
         self.stream = Stream(model)
         c = model.config
-        self.steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon)
+        self.steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon, c.anchor)
         self._last: Forecast | None = None
         self.recalibration: Recalibration | None = None
         values = list(history)
@@ -938,7 +962,8 @@ class ForecastTask(Task):
             f"{self.data.describe()}; horizon {d['horizon']}, seasonality "
             f"{d['seasonality']}, {d['origins']} origin(s) per series: {len(self.test)} test "
             f"and {len(self.valid)} validation forecasts, {positions:,} training "
-            f"positions{refit}; seasonal naive on validation: {self.naive_valid.line()}"
+            f"positions{refit}; seasonal naive on validation: {self.naive_valid.line()}; "
+            f"{anchor_line(d)}"
         )
 
     # ---- model ------------------------------------------------------------------------
@@ -1142,6 +1167,9 @@ def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
         )
     seasonality = o.seasonality or data.seasonality or 1
     origins = o.origins or data.info.get("origins") or (1 if len(data) > 1 else horizon)
+    values = [np.asarray(v, dtype=np.float64) for v in data.values]
+    scored = windows([len(v) for v in values], int(horizon), int(origins), "validation")
+    validated = {a: anchor_mase(values, scored, int(horizon), int(seasonality), a) for a in ANCHORS}
     return {
         "source": source_of(o),
         "described": data.describe(),
@@ -1151,7 +1179,57 @@ def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
         "seasonality": int(seasonality),
         "origins": int(origins),
         "scale_window": int(o.scale_window or max(horizon, seasonality)),
+        "anchor": choose_anchor(o.anchor, validated),
+        "anchor_validation_mase": validated,
     }
+
+
+def anchor_line(d: dict[str, Any]) -> str:
+    """How a run's anchor was chosen, for its first line."""
+    anchor = d.get("anchor", ANCHORS[0])
+    validated = d.get("anchor_validation_mase", {})
+    how = ", ".join(
+        f"{a} {v:.3f}" for a, v in validated.items() if v is not None and math.isfinite(v)
+    )
+    return f"anchor: {anchor}" + (f" (MASE of each alone on validation: {how})" if how else "")
+
+
+def anchor_mase(
+    values: Sequence[np.ndarray],
+    scored: Sequence[Window],
+    horizon: int,
+    seasonality: int,
+    anchor: str,
+) -> float | None:
+    """MASE of the ``anchor`` forecasts alone (no model) over the windows ``scored``; None
+    when no window has a scale (none, or constant histories)."""
+    config = ForecastConfig(horizon, seasonality, anchor=anchor)
+    last: dict[int, int] = {}
+    for w in scored:
+        last[w.series] = max(last.get(w.series, 0), w.origin)
+    # The anchors of step t read the values up to t only: one pass per series serves all.
+    anchors = {i: prepare_series(values[i][:o], config).anchor for i, o in last.items()}
+    errors = []
+    for w in scored:
+        y = values[w.series]
+        scale = mase_scale(y[: w.origin], seasonality)
+        if scale > 0:
+            f = anchors[w.series][w.origin - 1]
+            errors.append(np.mean(np.abs(y[w.origin : w.origin + horizon] - f)) / scale)
+    return float(np.mean(errors)) if errors else None
+
+
+def choose_anchor(option: str, validated: dict[str, float | None]) -> str:
+    """The ``--anchor`` given, or for ``auto`` the one with the lowest validation MASE
+    (seasonal naive on a tie, or when there is nothing to compare)."""
+    if option != "auto":
+        return option
+    scores = {a: v for a, v in validated.items() if v is not None and math.isfinite(v)}
+    best = ANCHORS[0]
+    for a, v in scores.items():
+        if v < scores.get(best, math.inf):
+            best = a
+    return best
 
 
 def model_config(o: ForecastOptions, d: dict[str, Any]) -> ForecastConfig:
@@ -1165,6 +1243,7 @@ def model_config(o: ForecastOptions, d: dict[str, Any]) -> ForecastConfig:
         num_layers=o.num_layers,
         dropout=o.dropout,
         members=o.members,
+        anchor=d.get("anchor", ANCHORS[0]),  # runs from before anchors: seasonal naive
     )
 
 
