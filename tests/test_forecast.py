@@ -422,11 +422,18 @@ def test_a_run_records_its_anchor_and_older_runs_read_as_seasonal_naive(tmp_path
     config = TrainConfig(steps=2, eval_every=2, seed=0, threads=1)
     out = tmp_path / "run"
     options = {**OPTIONS, "data": str(path), "anchor": "auto", "origins": 8}
-    train("forecast", options, config, out=out, log=lambda _: None, progress=io.StringIO())
+    printed: list[str] = []
+    summary = train(
+        "forecast", options, config, out=out, log=printed.append, progress=io.StringIO()
+    )
+    printed += summary.lines
     derived = json.loads((out / "config.json").read_text())["derived"]
     assert derived["anchor"] == "climatology"
     scores = derived["anchor_validation_mase"]
     assert scores["climatology"] < scores["seasonal-naive"]
+    text = "\n".join(printed)
+    assert "anchor: climatology (MASE of each alone on validation: seasonal-naive " in text
+    assert "its anchor alone (climatology): MASE " in text  # beside the test scores
     model = rnnkit.load(out)
     assert model.config.anchor == "climatology"
     online = OnlineForecaster(model, history=season[:20] + 50)

@@ -1102,13 +1102,21 @@ class ForecastTask(Task):
             else f"{d['origins']} rolling origins x horizon {d['horizon']}"
         )
         verdict = "better than" if ours.mase < naive.mase else "not better than"
-        return [
+        lines = [
             f"test ({what}, {ours.windows} forecasts):",
             f"  model:          {ours.line()}",
             f"  seasonal naive: {naive.line()} (m = {d['seasonality']})",
-            f"  the model is {verdict} seasonal naive in MASE "
-            f"({ours.mase / naive.mase:.2f}x its error)",
         ]
+        anchor = model.config.anchor if isinstance(model, ForecastModel) else ANCHORS[0]
+        if anchor != ANCHORS[0]:  # what the network adds to the forecast it corrects
+            alone = anchor_mase(self.values, self.test, d["horizon"], d["seasonality"], anchor)
+            if alone is not None:
+                lines.append(f"  its anchor alone ({anchor}): MASE {alone:.3f}")
+        lines.append(
+            f"  the model is {verdict} seasonal naive in MASE ({ours.mase / naive.mase:.2f}x "
+            "its error)"
+        )
+        return lines
 
     def plot(self, model: nn.Module, path: Path) -> Path:
         """The test forecasts of the first series with their intervals."""
