@@ -611,8 +611,7 @@ def test_recalibrated_intervals_by_hand() -> None:
             for o in range(len(y) - 2 * h - 2 * r + 2, len(y)):
                 f = forecast(model, [y[:o]])[0]
                 ratios += [_ratio(y[o + k], f, k) for k in range(h) if len(y) - (o + k) > e]
-        level = math.ceil((len(ratios) + 1) * 0.8) / len(ratios)
-        c = float(np.quantile(ratios, level, method="higher"))
+        c = sorted(ratios)[math.ceil((len(ratios) + 1) * 0.8) - 1]  # split conformal's rank
         f = forecast(model, [values[w.series][: w.origin]])[0]
         np.testing.assert_allclose(g.mean, f.mean)
         np.testing.assert_allclose(g.upper - g.mean, c * (f.upper - f.mean), rtol=1e-6)
@@ -620,8 +619,50 @@ def test_recalibrated_intervals_by_hand() -> None:
 
 
 def _conformal_by_hand(ratios: list[float], coverage: float) -> float:
-    level = min(1.0, max(0.0, math.ceil((len(ratios) + 1) * coverage) / len(ratios)))
-    return min(max(float(np.quantile(ratios, level, method="higher")), 0.05), 100.0)
+    """The ceil((n + 1) coverage)-th smallest, the smallest or largest beyond the ends."""
+    k = min(len(ratios), max(1, math.ceil((len(ratios) + 1) * coverage)))
+    return min(max(sorted(ratios)[k - 1], 0.05), 100.0)
+
+
+def test_conformal_factor_is_the_textbook_rank_and_covers() -> None:
+    from rnnkit.deploy import conformal_factor, conformal_rank
+
+    # the ceil((n + 1) 0.8)-th smallest: 9 of 1..10, 81 of 1..100, 4 of 1..4 (k = 4)
+    assert conformal_factor(np.arange(1.0, 11.0)) == 9.0
+    assert conformal_factor(np.arange(1.0, 101.0)) == 81.0
+    assert conformal_factor(np.arange(1.0, 5.0)) == 4.0
+    assert conformal_factor(np.arange(1.0, 5.0) / 10, coverage=0.0) == 0.1  # clamped to 1
+    assert conformal_factor([]) == 1.0 and conformal_factor([1e6]) == 100.0
+    # the guarantee: for exchangeable scores a new one is at most it with probability
+    # k / (n + 1), which is at least the coverage (Vovk et al. 2005)
+    rng = np.random.default_rng(0)
+    for n in (4, 10, 19, 40):
+        k = conformal_rank(n, 0.8)
+        scores = rng.exponential(size=(20000, n + 1))
+        q = np.array([conformal_factor(row[:n]) for row in scores[:, :n]])
+        covered = np.mean(scores[:, n] <= q)
+        sd = math.sqrt(k / (n + 1) * (1 - k / (n + 1)) / len(scores))
+        assert k / (n + 1) >= 0.8
+        assert abs(covered - k / (n + 1)) < 4 * sd, (n, covered, k / (n + 1))
+
+
+def test_sorted_scores_keep_order_across_blocks() -> None:
+    from rnnkit.deploy import SortedScores
+
+    rng = np.random.default_rng(1)
+    values = list(rng.normal(size=500)) + [0.5] * 40 + [float("nan")]  # ties and a NaN
+    rng.shuffle(values)
+    kept, seen = SortedScores(block=8), []
+    for x in values:
+        kept.add(x)
+        seen.append(math.inf if math.isnan(x) else x)
+        want = sorted(seen)
+        for k in {1, len(want), (len(want) + 1) // 2, max(1, int(0.8 * len(want)))}:
+            assert kept.kth(k) == want[k - 1]
+    assert list(kept) == sorted(seen) and len(kept) == len(values)
+    assert max(len(b) for b in kept.blocks) <= 16 and len(kept.blocks) > 30
+    with pytest.raises(IndexError, match=r"k must be in \[1, 541\]; got 0"):
+        kept.kth(0)
 
 
 @pytest.mark.parametrize("adapt", [0.05, 0.5])

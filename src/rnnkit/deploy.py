@@ -24,6 +24,7 @@ its ``rnnkit`` metadata (JSON), which this module reads through onnxruntime:
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -563,17 +564,81 @@ def outside(actual: Any, f: Forecast, k: Any) -> np.ndarray:
     return np.where(actual >= m, up, down)
 
 
+def conformal_rank(n: int, coverage: float) -> int:
+    """The rank (1-based) of the split-conformal quantile of n scores: ceil((n + 1)
+    coverage), within [1, n]. For exchangeable scores a new one is at most the score of
+    that rank with probability rank / (n + 1) >= coverage (Vovk et al. 2005; Angelopoulos
+    & Bates 2021, section 1)."""
+    return min(n, max(1, math.ceil((n + 1) * coverage)))
+
+
+def _factor(c: float) -> float:
+    return min(max(c, 0.05), 100.0) if math.isfinite(c) else 1.0
+
+
 def conformal_factor(ratios: Any, coverage: float = 0.8) -> float:
     """The split-conformal factor (Vovk et al. 2005) that makes intervals cover the share
     ``coverage`` of values whose :func:`outside` ratios are ``ratios``: their
-    ceil((n + 1) coverage)-th smallest (the largest where that exceeds n), clipped to
-    [0.05, 100]; 1 for none."""
+    :func:`conformal_rank`-th smallest, clipped to [0.05, 100]; 1 for none."""
     r = np.asarray(ratios, dtype=np.float64)
     if len(r) == 0:
         return 1.0
-    level = min(1.0, max(0.0, math.ceil((len(r) + 1) * coverage) / len(r)))
-    c = float(np.quantile(r, level, method="higher"))
-    return min(max(c, 0.05), 100.0) if math.isfinite(c) else 1.0  # fmt: skip
+    k = conformal_rank(len(r), coverage)
+    return _factor(float(np.partition(r, k - 1)[k - 1]))
+
+
+class SortedScores:
+    """Numbers kept in order as they come, for the k-th smallest of a growing stream: a
+    list of sorted blocks of at most 2 * ``block`` numbers. Adding one costs a binary
+    search and an insertion into one block, the k-th smallest a walk over the blocks'
+    lengths: O(sqrt n)-ish where sorting everything again would cost O(n log n) per
+    update (a recalibrating forecaster scores ``horizon`` values at every step)."""
+
+    def __init__(self, block: int = 512) -> None:
+        self.block = block
+        self.blocks: list[list[float]] = []
+        self.maxes: list[float] = []  # the last (largest) number of each block
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Any:
+        for b in self.blocks:
+            yield from b
+
+    def add(self, x: float) -> None:
+        x = float(x)
+        if math.isnan(x):  # no interval can hold it: a miss, ordered as np.partition does
+            x = math.inf
+        self.n += 1
+        if not self.blocks:
+            self.blocks.append([x])
+            self.maxes.append(x)
+            return
+        i = min(bisect.bisect_left(self.maxes, x), len(self.blocks) - 1)
+        block = self.blocks[i]
+        bisect.insort(block, x)
+        self.maxes[i] = block[-1]
+        if len(block) > 2 * self.block:  # split in two halves
+            self.blocks[i : i + 1] = [block[: self.block], block[self.block :]]
+            self.maxes[i : i + 1] = [block[self.block - 1], block[-1]]
+
+    def kth(self, k: int) -> float:
+        """The k-th smallest (1-based, 1 <= k <= len)."""
+        if not 1 <= k <= self.n:
+            raise IndexError(f"k must be in [1, {self.n}]; got {k}")
+        if k > self.n // 2:  # walk from the nearer end: conformal ranks sit high
+            rest = self.n - k  # numbers above the one wanted
+            for b in reversed(self.blocks):
+                if rest < len(b):
+                    return b[len(b) - 1 - rest]
+                rest -= len(b)
+        for b in self.blocks:
+            if k <= len(b):
+                return b[k - 1]
+            k -= len(b)
+        raise AssertionError("unreachable: k was checked against n")
 
 
 MISS = 0.2  # an 80 % interval's target share of values outside it
@@ -602,19 +667,24 @@ class Recalibration:
         self.horizon, self.validated, self.adapt = horizon, validated, adapt
         # (origin, the head's own interval, the factor it was given)
         self._pending: list[tuple[int, Forecast, float]] = []
-        self.ratios: list[float] = []
+        self.ratios = SortedScores()  # every score so far, in order
         self.alpha = MISS
 
     @property
     def factor(self) -> float:
-        return conformal_factor(self.ratios, 1 - self.alpha) if self.ratios else self.validated
+        """:func:`conformal_factor` of every score so far, at the level ``1 - alpha``."""
+        n = len(self.ratios)
+        if n == 0:
+            return self.validated
+        return _factor(self.ratios.kth(conformal_rank(n, 1 - self.alpha)))
 
     def score(self, ratios: Sequence[float], factors: Sequence[float]) -> None:
         """The values of one time step have arrived: the :func:`outside` ratios of the
         forecasts of them, and the factors those forecasts were given."""
         if not len(ratios):
             return
-        self.ratios += [float(r) for r in ratios]
+        for r in ratios:
+            self.ratios.add(r)
         missed = float(np.mean(np.asarray(ratios) > np.asarray(factors)))
         self.alpha = min(1.0, max(0.0, self.alpha + self.adapt * (MISS - missed)))
 
