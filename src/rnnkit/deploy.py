@@ -589,10 +589,11 @@ def conformal_factor(ratios: Any, coverage: float = 0.8) -> float:
 
 class SortedScores:
     """Numbers kept in order as they come, for the k-th smallest of a growing stream: a
-    list of sorted blocks of at most 2 * ``block`` numbers. Adding one costs a binary
+    list of sorted blocks of ``block`` to 2 * ``block`` numbers. Adding one costs a binary
     search and an insertion into one block, the k-th smallest a walk over the blocks'
-    lengths: O(sqrt n)-ish where sorting everything again would cost O(n log n) per
-    update (a recalibrating forecaster scores ``horizon`` values at every step)."""
+    lengths: about n / ``block`` steps, where taking it from all the numbers again
+    would pass over every one at each update (a recalibrating forecaster scores
+    ``horizon`` values at every step)."""
 
     def __init__(self, block: int = 512) -> None:
         self.block = block
