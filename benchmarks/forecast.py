@@ -59,7 +59,7 @@ from rnnkit.tasks.forecast import (
     Forecast,
     ForecastTask,
     Scores,
-    anchor_mase,
+    anchor_forecasts,
     model_forecasts,
     naive_forecasts,
     score,
@@ -199,9 +199,9 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     anchor = task.derived["anchor"]
     if anchor != "seasonal-naive":  # what the network's forecasts are relative to, alone
         start = time.perf_counter()
-        alone = anchor_mase(values, test, h, m, anchor)
-        s = Scores(float("nan") if alone is None else alone, float("nan"), float("nan"), len(test))
-        rows[f"its anchor alone ({anchor})"] = (s, time.perf_counter() - start, 0)
+        alone = score(values, test, anchor_forecasts(values, test, h, m, anchor), h, m)
+        alone.coverage = float("nan")  # a point forecast: no interval
+        rows[f"its anchor alone ({anchor})"] = (alone, time.perf_counter() - start, 0)
 
     for peer, fit in PEERS.items():
         if args.skip and peer in args.skip:
@@ -241,11 +241,9 @@ def table(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for method, (s, seconds, failed) in rows.items():
-        smape, coverage = (
-            ("-", "-") if np.isnan(s.coverage) else (f"{s.smape:.2f}", f"{s.coverage:.1%}")
-        )
+        coverage = "-" if np.isnan(s.coverage) else f"{s.coverage:.1%}"
         lines.append(
-            f"| {method} | {s.mase:.3f} | {s.mase / naive:.2f} | {smape} | {coverage} | "
+            f"| {method} | {s.mase:.3f} | {s.mase / naive:.2f} | {s.smape:.2f} | {coverage} | "
             f"{seconds:.0f} | {failed} |"
         )
     return "\n".join(lines)

@@ -1202,6 +1202,25 @@ def anchor_line(d: dict[str, Any]) -> str:
     return f"anchor: {anchor}" + (f" (MASE of each alone on validation: {how})" if how else "")
 
 
+def anchor_forecasts(
+    values: Sequence[np.ndarray],
+    scored: Sequence[Window],
+    horizon: int,
+    seasonality: int,
+    anchor: str,
+) -> list[Forecast]:
+    """The ``anchor``'s own forecast for every window (no model; no interval: the bounds
+    are the point forecast)."""
+    config = ForecastConfig(horizon, seasonality, anchor=anchor)
+    last: dict[int, int] = {}
+    for w in scored:
+        last[w.series] = max(last.get(w.series, 0), w.origin)
+    # The anchors of step t read the values up to t only: one pass per series serves all.
+    anchors = {i: prepare_series(values[i][:o], config).anchor for i, o in last.items()}
+    points = [anchors[w.series][w.origin - 1] for w in scored]
+    return [Forecast(f, f, f) for f in points]
+
+
 def anchor_mase(
     values: Sequence[np.ndarray],
     scored: Sequence[Window],
@@ -1209,22 +1228,13 @@ def anchor_mase(
     seasonality: int,
     anchor: str,
 ) -> float | None:
-    """MASE of the ``anchor`` forecasts alone (no model) over the windows ``scored``; None
-    when no window has a scale (none, or constant histories)."""
-    config = ForecastConfig(horizon, seasonality, anchor=anchor)
-    last: dict[int, int] = {}
-    for w in scored:
-        last[w.series] = max(last.get(w.series, 0), w.origin)
-    # The anchors of step t read the values up to t only: one pass per series serves all.
-    anchors = {i: prepare_series(values[i][:o], config).anchor for i, o in last.items()}
-    errors = []
-    for w in scored:
-        y = values[w.series]
-        scale = mase_scale(y[: w.origin], seasonality)
-        if scale > 0:
-            f = anchors[w.series][w.origin - 1]
-            errors.append(np.mean(np.abs(y[w.origin : w.origin + horizon] - f)) / scale)
-    return float(np.mean(errors)) if errors else None
+    """MASE of the ``anchor`` forecasts alone over the windows ``scored``; None when no
+    window has a scale (none, or constant histories)."""
+    if not scored:
+        return None
+    fcs = anchor_forecasts(values, scored, horizon, seasonality, anchor)
+    mase = score(values, scored, fcs, horizon, seasonality).mase
+    return mase if math.isfinite(mase) else None
 
 
 def choose_anchor(option: str, validated: dict[str, float | None]) -> str:
