@@ -528,12 +528,12 @@ class ForecastFeatures:
         d = max(d, D_FLOOR * s)
         self.recent.append(y)
         self.phase_sums[t % m] += y
-        history = list(self.recent)
         if m > 1 and t + 1 < m:  # less than a season seen: both anchors are the last value
             anchor = np.full(self.h, y)
         elif self.anchor == "climatology":
             anchor = self._climatology(y)
         elif m > 1:
+            history = list(self.recent)
             anchor = np.array([history[-m + (k % m)] for k in range(self.h)])
         else:
             anchor = np.full(self.h, y)

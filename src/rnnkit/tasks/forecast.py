@@ -1243,11 +1243,7 @@ def choose_anchor(option: str, validated: dict[str, float | None]) -> str:
     if option != "auto":
         return option
     scores = {a: v for a, v in validated.items() if v is not None and math.isfinite(v)}
-    best = ANCHORS[0]
-    for a, v in scores.items():
-        if v < scores.get(best, math.inf):
-            best = a
-    return best
+    return min(scores, key=lambda a: (scores[a], ANCHORS.index(a)), default=ANCHORS[0])
 
 
 def model_config(o: ForecastOptions, d: dict[str, Any]) -> ForecastConfig:
