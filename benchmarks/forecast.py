@@ -152,7 +152,10 @@ PEERS = {"ETS": ets, "Theta": theta, "ARIMA": arima}
 
 def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
-    options: dict[str, Any] = {"dataset": name, "members": args.members, "anchor": args.anchor}
+    options: dict[str, Any] = {"dataset": name, "members": args.members}
+    for key in ("anchor", "margin"):  # else the task's defaults
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     if args.origins:
         options["origins"] = args.origins
     task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
@@ -174,7 +177,12 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     # intervals: every outcome known at the origin, the level adapting by --adapt
     ours = task.test_forecasts(model, test, adapt=args.adapt)
     rows["rnnkit"] = (score(values, test, ours, h, m), time.perf_counter() - start, 0)
-    print(f"  rnnkit  {rows['rnnkit'][0].line()}  {rows['rnnkit'][1]:.0f} s", flush=True)
+    kept = (
+        ""
+        if float(model.correction)
+        else " (the network did not beat its anchor on validation: the anchor's point forecasts)"
+    )
+    print(f"  rnnkit  {rows['rnnkit'][0].line()}  {rows['rnnkit'][1]:.0f} s{kept}", flush=True)
     if args.refit:
         # The run's choices - its best step and its validation interval scale - then
         # a fresh model trained that long on every value before the test windows.
@@ -187,7 +195,11 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         train("forecast", refit, again, out=out.with_name(f"{name}-refit"),
               log=lambda _: None, progress=io.StringIO())  # fmt: skip
-        ours = model_forecasts(load(out.with_name(f"{name}-refit")), values, test)
+        again_model = load(out.with_name(f"{name}-refit"))
+        # A refit's validation values are training data: the first run's check decides
+        # whether the network's point forecasts or its anchor's are kept.
+        again_model.correction.copy_(model.correction)
+        ours = model_forecasts(again_model, values, test)
         seconds = rows["rnnkit"][1] + time.perf_counter() - t0
         rows["rnnkit, refit"] = (score(values, test, ours, h, m), seconds, 0)
         print(f"  rnnkit, refit for {steps} steps  {rows['rnnkit, refit'][0].line()}  "
@@ -221,7 +233,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     forecasts.append(seasonal_naive(history, h, m))
         rows[peer] = (score(values, test, forecasts, h, m), time.perf_counter() - start, failed)
         print(f"  {peer:7s} {rows[peer][0].line()}  {rows[peer][1]:.0f} s", flush=True)
-    return {"name": name, "task": task, "rows": rows}
+    return {"name": name, "task": task, "rows": rows, "network": bool(float(model.correction))}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -233,9 +245,11 @@ def table(result: dict[str, Any]) -> str:
         else f"{d['origins']} rolling origins, horizon {d['horizon']}"
     )
     naive = rows["seasonal naive"][0].mase
+    kept = "the network's" if result["network"] else "its anchor's (the network did not beat it)"
     lines = [
         f"**{result['name']}**: {task.data.describe()}; test: {what} ({len(task.test)} "
-        f"forecasts), seasonality {d['seasonality']}",
+        f"forecasts), seasonality {d['seasonality']}; rnnkit's anchor: {d['anchor']}, point "
+        f"forecasts: {kept}",
         "",
         "| method | MASE | MASE / naive | sMAPE % | 80% coverage | seconds | fits failed |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -272,9 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--anchor",
-        default="seasonal-naive",
+        default=None,
         choices=("seasonal-naive", "climatology", "auto"),
-        help="rnnkit's --anchor (default seasonal-naive; auto: chosen on validation)",
+        help="rnnkit's --anchor (default: the task's)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="rnnkit's --margin: the standard errors by which the network must beat its "
+        "anchor on validation (default: the task's)",
     )
     p.add_argument("--skip", default="", help="peers to leave out, comma-separated")
     p.add_argument("--markdown", metavar="FILE", help="write the tables here too")

@@ -570,12 +570,12 @@ def test_quantize_refuses_what_it_cannot_do(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cell", "head", "seasonality", "anchor"),
-    [("lstm", "quantile", 4, "seasonal-naive"), ("gru", "gaussian", 1, "seasonal-naive"),
-     ("lstm", "quantile", 4, "climatology")],
+    ("cell", "head", "seasonality", "anchor", "correction"),
+    [("lstm", "quantile", 4, "seasonal-naive", 1.0), ("gru", "gaussian", 1, "seasonal-naive", 1.0),
+     ("lstm", "quantile", 4, "climatology", 1.0), ("lstm", "quantile", 4, "climatology", 0.0)],
 )  # fmt: skip
 def test_the_onnx_forecaster_updates_as_the_torch_one(
-    cell: str, head: str, seasonality: int, anchor: str, tmp_path: Path
+    cell: str, head: str, seasonality: int, anchor: str, correction: float, tmp_path: Path
 ) -> None:
     """A forecaster's step graph, fed one value at a time without torch, gives the
     forecasts and 80 % intervals of rnnkit.tasks.forecast.OnlineForecaster."""
@@ -589,6 +589,7 @@ def test_the_onnx_forecaster_updates_as_the_torch_one(
     model = ForecastModel(config).eval()
     nn.init.normal_(model.head.weight, std=0.3)  # not the near-zero initial head
     model.interval_scale.fill_(1.3)  # a calibrated run's scale travels in the metadata
+    model.correction.fill_(correction)  # and whether it forecasts its anchor (--margin)
     path = tmp_path / "forecast-step.onnx"
     export_onnx(model, path, mode="step")
     rng = np.random.default_rng(0)
@@ -606,6 +607,13 @@ def test_the_onnx_forecaster_updates_as_the_torch_one(
             np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * np.abs(y).max())
     assert ours.seen == theirs.seen == 60
     assert ours.features.anchor == anchor  # the anchor travels in the graph's metadata
+    assert ours.correction == correction
+    if correction == 0.0:  # the anchor's point forecasts, the network's intervals
+        want = deploy.ForecastFeatures(seasonality, 4, 4, anchor)
+        for value in y:
+            _, anchor_now, _ = want.push(value)
+        np.testing.assert_array_equal(ours.forecast.mean, anchor_now)
+        assert np.all(ours.forecast.upper - ours.forecast.lower > 0)
     assert ours_r.recalibration is not None and theirs_r.recalibration is not None
     assert len(ours_r.recalibration.ratios) == len(theirs_r.recalibration.ratios) > 100
     assert ours_r.recalibration.factor != pytest.approx(1.3)

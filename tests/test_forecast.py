@@ -299,6 +299,69 @@ def test_an_untrained_head_forecasts_its_anchor(anchor: str) -> None:
         np.testing.assert_allclose(f.mean, seasonal_naive(y, 6, 4).mean, rtol=1e-6)
 
 
+def test_window_mases_and_distinct_horizons_by_hand() -> None:
+    from rnnkit.tasks.forecast import distinct_horizons, window_mases
+
+    y = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0, 8.0, 7.0])
+    flat = np.full(8, 2.0)  # scale 0: no MASE
+    scored = [Window(0, 4), Window(0, 5), Window(1, 5)]
+    fcs = [Forecast(np.array([4.0, 4.0]), np.zeros(2), np.zeros(2))] * 3
+    got = window_mases([y, flat], scored, fcs, 2, 1)
+    # |4 - 4| + |6 - 4| over 2, over mean |diff| of 1,3,2,5 (2, 1, 3: 2); then 6, 8 from 5 values
+    assert got[0] == pytest.approx(1.0 / 2.0)
+    assert got[1] == pytest.approx(3.0 / np.mean([2.0, 1.0, 3.0, 1.0]))
+    assert math.isnan(got[2])
+    assert score([y, flat], scored, fcs, 2, 1).mase == pytest.approx(np.nanmean(got))
+    # origins one step apart: R origins of one series score R + H - 1 distinct values
+    assert distinct_horizons(windows([30], 4, 4, "validation"), 4) == pytest.approx(7 / 4)
+    assert distinct_horizons(windows([30] * 5, 6, 1, "validation"), 6) == pytest.approx(5.0)
+
+
+def test_anchor_check_by_hand() -> None:
+    from rnnkit.tasks.forecast import anchor_check
+
+    anchor = np.array([1.0, 1.2, 0.8, 1.0])
+    clear = anchor - np.array([0.5, 0.6, 0.4, 0.5])  # better everywhere, by about the same
+    noisy = anchor - np.array([0.9, -0.6, 0.5, -0.4])  # better on average, by less than it varies
+    k = anchor_check(clear, anchor, 2.0, 1.0)
+    assert k.kept and k.network == pytest.approx(0.5) and k.anchor == pytest.approx(1.0)
+    assert k.error == pytest.approx(np.std([0.5, 0.6, 0.4, 0.5], ddof=1) / math.sqrt(2.0))
+    k = anchor_check(noisy, anchor, 2.0, 1.0)
+    assert not k.kept and 0 < 0.1 < k.error  # mean gain 0.1
+    assert anchor_check(noisy, anchor, 2.0, 0.0).kept  # margin 0: lower at all
+    assert not anchor_check(anchor, anchor, 2.0, 0.0).kept  # a tie keeps the anchor
+    # the windows that count are those both can be scored on; one window: error 0
+    one = anchor_check(np.array([0.5, np.nan]), np.array([1.0, 1.0]), 1.0, 5.0)
+    assert one.kept and one.error == 0.0
+    none = anchor_check(np.array([np.nan]), np.array([1.0]), 1.0, 1.0)
+    assert not none.kept and math.isnan(none.network)
+
+
+def test_a_model_that_keeps_its_anchor_forecasts_it_with_its_intervals() -> None:
+    from rnnkit.tasks.forecast import anchor_forecasts
+
+    model = small_model(4, horizon=6, anchor="climatology")
+    torch.nn.init.normal_(model.head.weight, std=0.3)
+    y = series(60)
+    scored = windows([60], 6, 6, "test")
+    network = model_forecasts(model, [y], scored)
+    model.correction.fill_(0.0)
+    kept = model_forecasts(model, [y], scored)
+    alone = anchor_forecasts([y], scored, 6, 4, "climatology")
+    for n, k, a in zip(network, kept, alone, strict=True):
+        np.testing.assert_array_equal(k.mean, a.mean)
+        assert not np.allclose(n.mean, a.mean)
+        # the network's interval half-widths, about the anchor's forecast
+        np.testing.assert_allclose(k.upper - k.mean, n.upper - n.mean, rtol=1e-5)
+        np.testing.assert_allclose(k.mean - k.lower, n.mean - n.lower, rtol=1e-5)
+    # weights saved before the buffer existed load as the network's forecasts
+    state = {k: v for k, v in model.state_dict().items() if k != "correction"}
+    again = small_model(4, horizon=6, anchor="climatology")
+    again.correction.fill_(0.0)
+    again.load_state_dict(state)
+    assert float(again.correction) == 1.0
+
+
 def test_auto_anchor_is_the_one_that_validates_better() -> None:
     from rnnkit.tasks.forecast import anchor_mase, choose_anchor
 
@@ -414,6 +477,39 @@ def test_training_load_and_forecast_command(
     assert first[1:] != pytest.approx([fixed.lower[0], fixed.upper[0]])
 
 
+def test_a_run_whose_network_does_not_beat_its_anchor_forecasts_the_anchor(
+    tmp_path: Path,
+) -> None:
+    from rnnkit.tasks.forecast import anchor_forecasts
+
+    data = wide_csv(tmp_path)
+    lines: list[str] = []
+    config = TrainConfig(steps=4, eval_every=2, seed=0, threads=1)
+    # No network beats its anchor by 100 standard errors of the difference.
+    options = {**OPTIONS, "data": str(data), "anchor": "climatology", "margin": 100.0}
+    progress = io.StringIO()
+    summary = train("forecast", options, config, out=tmp_path / "run", log=lines.append,
+                    progress=progress)  # fmt: skip
+    text = "\n".join([*lines, progress.getvalue(), *summary.lines])
+    assert "not lower by 100 standard error(s): the model forecasts its anchor" in text
+    assert "the model's point forecasts are its anchor's, climatology" in text
+    assert summary.metrics["correction"] == 0.0
+    assert summary.metrics["network_mase"] != summary.metrics["mase"]
+    model = rnnkit.load(tmp_path / "run")
+    assert isinstance(model, ForecastModel) and float(model.correction) == 0.0
+    values = [np.asarray(v) for v in read_series(data).values]
+    scored = windows([len(v) for v in values], 4, 1, "test")
+    alone = anchor_forecasts(values, scored, 4, 4, "climatology")
+    for got, want in zip(model_forecasts(model, values, scored), alone, strict=True):
+        np.testing.assert_array_equal(got.mean, want.mean)
+        assert np.all(got.upper > got.lower)
+    # the validation MASE it is ranked by is the anchor's alone
+    from rnnkit.tasks.forecast import anchor_mase
+
+    valid = windows([len(v) for v in values], 4, 1, "validation")
+    assert summary.best["value"] == pytest.approx(anchor_mase(values, valid, 4, 4, "climatology"))
+
+
 def test_a_run_records_its_anchor_and_older_runs_read_as_seasonal_naive(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     season = np.tile([0.0, 5.0, -3.0, 1.0], 15)  # a fixed season in noise: climatology wins
@@ -500,6 +596,12 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err, err
         assert not out.exists()
+    with pytest.raises(SystemExit) as exc:  # argparse's own check of the value
+        main(["train", "forecast", "--margin", "-1", "--out", str(tmp_path / "never")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("argument --margin: expected a finite number in [0, 100]; got '-1'")
+    assert "\n" not in err and not (tmp_path / "never").exists()
 
 
 def test_resume_refuses_changed_data(tmp_path: Path) -> None:

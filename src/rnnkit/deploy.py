@@ -736,6 +736,8 @@ class OnnxForecaster:
         self.horizon: int = spec["horizon"]
         self.head: str = spec["head"]
         self.interval_scale = float(spec["interval_scale"])
+        # 0: the point forecasts are the anchor's (graphs exported before it: 1)
+        self.correction = float(spec.get("correction", 1.0))
         self.features = ForecastFeatures(
             spec["seasonality"], spec["scale_window"], self.horizon,
             spec.get("anchor", ANCHORS[0]),  # graphs exported before anchors: seasonal naive
@@ -764,7 +766,7 @@ class OnnxForecaster:
         """Take the next observed value; returns the forecast of the steps after it."""
         x, anchor, unit = self.features.push(value)
         raw = self.stream.step(x[None]).reshape(self.horizon, -1).astype(np.float64)
-        mid = raw[:, 0]
+        mid = raw[:, 0] * self.correction
         if self.head == "quantile":
             below, above = _softplus(raw[:, 1]), _softplus(raw[:, 2])
         else:

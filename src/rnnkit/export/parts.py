@@ -164,6 +164,7 @@ def parts_of(model: object) -> Parts:
                     "anchor": c.anchor,
                     "head": c.head,
                     "interval_scale": float(model.interval_scale),
+                    "correction": float(model.correction),
                     "features": model.features,
                 },
             },

@@ -155,12 +155,21 @@ class ForecastOptions:
         high=100_000,
     )
     anchor: str = option(
-        "seasonal-naive",
+        "auto",
         "what the forecasts are learned relative to: seasonal-naive (the last season "
         "repeated), climatology (each phase's mean so far plus the last value's deviation "
         "from it, damped by 0.8 per step ahead), or auto: the one of the two with the lower "
         "MASE on the validation windows",
         choices=(*ANCHORS, "auto"),
+    )
+    margin: float = option(
+        2.0,
+        "the network's point forecasts replace its anchor's only where their validation "
+        "MASE is lower by this many standard errors (of the paired difference, over the "
+        "distinct values scored, counted in horizons); else the model forecasts its anchor "
+        "with the network's intervals. 0: wherever lower at all",
+        low=0,
+        high=100,
     )
     head: str = option(
         "quantile",
@@ -340,6 +349,10 @@ class ForecastModel(nn.Module):
         # How far the 80 % interval reaches, relative to the head's own quantiles: set by
         # validation when the run calibrates (saved with the weights), else 1.
         self.register_buffer("interval_scale", torch.ones(()))
+        # 1: the network's point forecasts; 0: its anchor's, where the network did not
+        # beat them on validation (--margin, :func:`anchor_check`). Saved with the weights.
+        self.register_buffer("correction", torch.ones(()))
+        self.register_load_state_dict_pre_hook(_older_weights)
 
     def forward(
         self, x: Tensor, state: Any = None, lengths: Tensor | None = None, members: bool = False
@@ -373,16 +386,22 @@ class ForecastModel(nn.Module):
         return torch.stack(raws).unflatten(-1, shape), final
 
     def bands(self, raw: Tensor, calibrated: bool = True) -> tuple[Tensor, Tensor, Tensor]:
-        """(point, 80 % lower, 80 % upper) in output units, from raw outputs; the interval
-        scaled by ``interval_scale`` unless ``calibrated`` is False."""
+        """(point, 80 % lower, 80 % upper) in output units, from raw outputs; the point
+        times ``correction`` and the interval scaled by ``interval_scale`` unless
+        ``calibrated`` is False (the head's own outputs, which training fits)."""
         raw = raw.float()
-        mid = raw[..., 0]
+        mid = raw[..., 0] * self.correction.float() if calibrated else raw[..., 0]
         if self.config.head == "quantile":
             below, above = F.softplus(raw[..., 1]), F.softplus(raw[..., 2])
         else:
             below = above = Z80 * (F.softplus(raw[..., 1]) + 1e-3)
         c = self.interval_scale.float() if calibrated else 1.0
         return mid, mid - c * below, mid + c * above
+
+
+def _older_weights(module: nn.Module, state: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Weights saved before ``correction`` existed forecast with the network (1)."""
+    state.setdefault(prefix + "correction", torch.ones(()))
 
 
 class AverageBands(nn.Module):
@@ -659,25 +678,83 @@ def score(
     seasonality: int,
 ) -> Scores:
     """MASE (mean over windows), sMAPE and interval coverage (over all values)."""
-    mases, smapes, inside, count, skipped = [], [], 0, 0, 0
+    each = window_mases(values, scored, forecasts, horizon, seasonality)
+    mases = each[np.isfinite(each)]
+    skipped = len(each) - len(mases)
+    smapes, inside, count = [], 0, 0
     for w, f in zip(scored, forecasts, strict=True):
-        y = values[w.series]
-        actual = y[w.origin : w.origin + horizon]
-        scale = mase_scale(y[: w.origin], seasonality)
-        if scale > 0:
-            mases.append(np.mean(np.abs(actual - f.mean[:horizon])) / scale)
-        else:
-            skipped += 1
+        actual = values[w.series][w.origin : w.origin + horizon]
         smapes.append(smape(actual, f.mean[:horizon]))
         inside += int(np.sum((actual >= f.lower[:horizon]) & (actual <= f.upper[:horizon])))
         count += len(actual)
     return Scores(
-        float(np.mean(mases)) if mases else float("nan"),
+        float(np.mean(mases)) if len(mases) else float("nan"),
         float(np.mean(smapes)),
         inside / max(count, 1),
         len(scored),
         skipped,
     )
+
+
+def window_mases(
+    values: Sequence[np.ndarray],
+    scored: Sequence[Window],
+    forecasts: Sequence[Forecast],
+    horizon: int,
+    seasonality: int,
+) -> np.ndarray:
+    """Each forecast's MASE, in the order of ``scored``; nan where the history before
+    its origin is constant (scale 0)."""
+    out = np.full(len(scored), np.nan)
+    for j, (w, f) in enumerate(zip(scored, forecasts, strict=True)):
+        y = values[w.series]
+        scale = mase_scale(y[: w.origin], seasonality)
+        if scale > 0:
+            actual = y[w.origin : w.origin + horizon]
+            out[j] = np.mean(np.abs(actual - f.mean[:horizon])) / scale
+    return out
+
+
+def distinct_horizons(scored: Sequence[Window], horizon: int) -> float:
+    """How many independent forecasts the windows are worth: the distinct values they
+    score, counted in horizons. Origins one step apart share all but one of their values
+    (R origins of one series score R + H - 1 values: (R + H - 1) / H horizons); a set of
+    many series with one origin each counts one per series."""
+    per_series: dict[int, int] = {}
+    for w in scored:
+        per_series[w.series] = per_series.get(w.series, 0) + 1
+    return sum((r + horizon - 1) / horizon for r in per_series.values())
+
+
+class AnchorCheck(NamedTuple):
+    """Whether the network's forecasts beat its anchor's on validation (:func:`anchor_check`)."""
+
+    kept: bool  # the network's point forecasts are kept
+    network: float  # its validation MASE
+    anchor: float  # the anchor's alone
+    error: float  # the standard error of the difference
+
+
+def anchor_check(
+    network: np.ndarray, anchor: np.ndarray, horizons: float, margin: float
+) -> AnchorCheck:
+    """Keep the network only where it beats the simpler forecast it corrects by ``margin``
+    standard errors: the mean of the paired differences of MASE (anchor minus network,
+    per validation window) against their standard deviation over sqrt(``horizons``), the
+    independent forecasts the windows hold (:func:`distinct_horizons`). One standard
+    error is the usual rule for preferring the simpler of two models (the
+    one-standard-error rule: Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009,
+    7.10.1): on a single short series a few overlapping windows cannot tell a network
+    that learnt the series from one that fitted its training values, and such a network
+    forecasts worse than its anchor as often as better. With one window to compare the
+    error is taken as 0; with none, the anchor is kept."""
+    ok = np.isfinite(network) & np.isfinite(anchor)
+    if not ok.any():  # nothing to compare: keep the simpler forecast
+        return AnchorCheck(False, math.nan, math.nan, math.nan)
+    gain = anchor[ok] - network[ok]
+    error = float(np.std(gain, ddof=1)) / math.sqrt(horizons) if len(gain) > 1 else 0.0
+    kept = float(np.mean(gain)) > margin * error
+    return AnchorCheck(kept, float(np.mean(network[ok])), float(np.mean(anchor[ok])), error)
 
 
 def model_forecasts(
@@ -949,6 +1026,10 @@ class ForecastTask(Task):
         self.naive_valid = score(
             self.values, self.valid, naive_forecasts(self.values, self.valid, h, m), h, m
         )
+        # What the network must beat, window by window (--margin).
+        alone = anchor_forecasts(self.values, self.valid, h, m, self.config.anchor)
+        self.anchor_valid = window_mases(self.values, self.valid, alone, h, m)
+        self.check: AnchorCheck | None = None
 
     def describe(self) -> str:
         d = self.derived
@@ -1057,7 +1138,17 @@ class ForecastTask(Task):
         h, m = self.derived["horizon"], self.derived["seasonality"]
         o = self.options
         model.interval_scale.fill_(1.0)
+        model.correction.fill_(1.0)
         raw = model_forecasts(model, self.values, self.valid)
+        network = window_mases(self.values, self.valid, raw, h, m)
+        self.check = None
+        if self.selects:  # (a refit's validation values are training data: no check)
+            self.check = anchor_check(
+                network, self.anchor_valid, distinct_horizons(self.valid, h), o.margin
+            )
+            if not self.check.kept:  # the anchor's point forecasts, the network's widths
+                model.correction.fill_(0.0)
+                raw = model_forecasts(model, self.values, self.valid)
         if o.train_until == "test":  # the validation values were trained on: the given scale
             c = 1.0 if o.interval_scale is None else o.interval_scale
         else:
@@ -1070,6 +1161,8 @@ class ForecastTask(Task):
             "coverage": ours.coverage,
             "raw_coverage": score(self.values, self.valid, raw, h, m).coverage,
             "interval_scale": c,
+            "network_mase": float(np.nanmean(network)) if np.isfinite(network).any() else math.nan,
+            "correction": float(model.correction),
         }
 
     def show(self, model: nn.Module, metrics: dict[str, float]) -> list[str]:
@@ -1080,6 +1173,18 @@ class ForecastTask(Task):
             lines.append(
                 f"80% intervals scaled by {metrics['interval_scale']:.3g}: the head's own "
                 f"covered {metrics['raw_coverage']:.1%} of the validation values"
+            )
+        if self.check is not None:
+            k = self.check
+            verdict = (
+                "kept"
+                if k.kept
+                else f"not lower by {self.options.margin:g} standard error(s): the "
+                "model forecasts its anchor (with the network's intervals)"
+            )
+            lines.append(
+                f"the network's MASE {k.network:.3f}, its anchor's alone {k.anchor:.3f} "
+                f"(standard error of the difference {k.error:.3f}): {verdict}"
             )
         return lines
 
@@ -1112,6 +1217,11 @@ class ForecastTask(Task):
             alone = anchor_mase(self.values, self.test, d["horizon"], d["seasonality"], anchor)
             if alone is not None:
                 lines.append(f"  its anchor alone ({anchor}): MASE {alone:.3f}")
+        if isinstance(model, ForecastModel) and float(model.correction) == 0.0:
+            lines.append(
+                f"  (the model's point forecasts are its anchor's, {anchor}: the network "
+                "did not beat them on validation by --margin)"
+            )
         lines.append(
             f"  the model is {verdict} seasonal naive in MASE ({ours.mase / naive.mase:.2f}x "
             "its error)"
