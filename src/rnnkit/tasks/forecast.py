@@ -1132,8 +1132,11 @@ class ForecastTask(Task):
         return model_forecasts(model, self.values, scored)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """Validation MASE, sMAPE and interval coverage; with ``--calibrate`` the interval
-        scale is set first (the head's own coverage is reported as ``raw_coverage``)."""
+        """Validation MASE, sMAPE and interval coverage of the forecasts this step would
+        keep: the network's, or its anchor's where the network does not beat them by
+        ``--margin`` (:func:`anchor_check`; ``network_mase`` is the network's own and
+        ``correction`` the verdict); with ``--calibrate`` the interval scale is set first
+        (the head's own coverage is reported as ``raw_coverage``)."""
         assert isinstance(model, ForecastModel)
         h, m = self.derived["horizon"], self.derived["seasonality"]
         o = self.options

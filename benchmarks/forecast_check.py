@@ -1,0 +1,169 @@
+"""The anchor check, replayed over seeds: which forecasts each rule keeps, and their test MASE.
+
+``rnnkit train forecast`` keeps, among its evaluations, the model with the lowest
+validation MASE; with ``--margin K`` a network counts only where it beats the anchor it
+corrects by K standard errors (``rnnkit.tasks.forecast.anchor_check``), else the model
+forecasts the anchor. The check decides what is kept, not how the network trains, so one
+run per set, seed and anchor serves every rule: at each evaluation this script records
+every validation window's MASE and the test MASE of the network, then replays the
+trainer's choice under each rule:
+
+* ``seasonal-naive, no check``: the network with the lowest validation MASE, relative to
+  seasonal naive (rnnkit's forecaster before the check);
+* ``auto, margin K``: the anchor that validates better alone, and the check with K
+  standard errors (``--anchor auto --margin K``; K = 2 is the default).
+
+Each replay of the run's own options is checked against the step the run kept (an
+``AssertionError`` if they differ). Printed: the test MASE over seasonal naive's for each
+set and seed (``<1``: better than seasonal naive), the point forecasts kept (``a``: the
+anchor's), and per rule the count of sets below seasonal naive.
+
+    python benchmarks/forecast_check.py --seeds 0,1,2,3,4 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from _timing import machine
+from rnnkit.deploy import ANCHORS
+from rnnkit.tasks.forecast import (
+    ForecastTask,
+    anchor_check,
+    anchor_forecasts,
+    distinct_horizons,
+    model_forecasts,
+    naive_forecasts,
+    window_mases,
+)
+from rnnkit.train import train
+from rnnkit.train.distributed import Context
+
+SETS = ("airline", "uschange", "sunspots", "lynx", "shampoo", "nile", "elnino")
+
+
+def mean(v: Any) -> float:
+    v = np.asarray(v, dtype=float)
+    return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else math.nan
+
+
+def record(name: str, anchor: str, seed: int, runs: str) -> dict[str, Any]:
+    """Train the task's defaults with ``anchor``; every evaluation's window MASEs."""
+    torch.set_num_threads(1)
+    options = {"dataset": name, "anchor": anchor}
+    task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
+    config = ForecastTask.default_train(seed=seed, threads=1)
+    task.prepare(config, Context(0, 1, torch.device("cpu")))
+    h, m, values = task.derived["horizon"], task.derived["seasonality"], task.values
+    valid, test = task.valid, task.test
+
+    def mases(scored: Any, fcs: Any) -> list[float]:
+        return window_mases(values, scored, fcs, h, m).tolist()
+
+    out: dict[str, Any] = {
+        "set": name, "anchor": anchor, "seed": seed, "evals": [],
+        "horizons": distinct_horizons(valid, h), "margin": task.options.margin,
+        "anchor_valid": mases(valid, anchor_forecasts(values, valid, h, m, anchor)),
+        "anchor_test": mases(test, anchor_forecasts(values, test, h, m, anchor)),
+        "naive_test": mean(mases(test, naive_forecasts(values, test, h, m))),
+    }  # fmt: skip
+
+    def hook(trainer: Any) -> None:  # after the step, before the trainer evaluates it
+        if trainer.step % trainer.train.eval_every == 0:
+            model = trainer.model
+            model.correction.fill_(1.0)  # the network's own forecasts (evaluate resets it)
+            out["evals"].append({
+                "step": trainer.step,
+                "valid": mases(valid, model_forecasts(model, values, valid)),
+                "test": mases(test, model_forecasts(model, values, test)),
+            })  # fmt: skip
+
+    folder = Path(runs) / f"{name}-{anchor}-{seed}"
+    shutil.rmtree(folder, ignore_errors=True)
+    summary = train("forecast", options, config, out=folder, log=lambda _: None,
+                    progress=io.StringIO(), on_step=hook)  # fmt: skip
+    out["kept_step"] = summary.best["step"]
+    return out
+
+
+def replay(run: dict[str, Any], margin: float | None) -> tuple[int, float, bool]:
+    """(step, test MASE, network kept) of the model the trainer keeps under ``margin``
+    (None: no check), evaluation by evaluation, the first strict minimum as the trainer."""
+    anchor = np.asarray(run["anchor_valid"])
+    best: tuple[float, int, float, bool] | None = None
+    for e in run["evals"]:
+        valid = np.asarray(e["valid"])
+        kept = margin is None or anchor_check(valid, anchor, run["horizons"], margin).kept
+        value = mean(valid) if kept else mean(anchor)
+        test = mean(e["test"]) if kept else mean(run["anchor_test"])
+        if math.isfinite(value) and (best is None or value < best[0]):
+            best = (value, e["step"], test, kept)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def auto(pair: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The run ``--anchor auto`` makes: the anchor whose forecasts alone have the lower
+    validation MASE, seasonal naive on a tie (``rnnkit.tasks.forecast.choose_anchor``)."""
+    return min(pair.values(), key=lambda r: (mean(r["anchor_valid"]), ANCHORS.index(r["anchor"])))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", default=",".join(SETS), help="comma-separated datasets")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    p.add_argument("--margins", default="0,1,2", help="the margins K replayed with auto")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each)")
+    p.add_argument("--runs", default="runs/bench-forecast-check", help="run folders go here")
+    args = p.parse_args(argv)
+    sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
+    margins = [float(k) for k in args.margins.split(",")]
+    start = time.perf_counter()
+    jobs = [(n, a, s, args.runs) for s in seeds for n in sets for a in ANCHORS]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        done = pool.map(record, *zip(*jobs, strict=True))
+        runs = {(r["set"], r["anchor"], r["seed"]): r for r in done}
+    for r in runs.values():  # a replay of the run's own options is what the run kept
+        step, _, _ = replay(r, r["margin"])
+        assert step == r["kept_step"], (r["set"], r["anchor"], r["seed"], step, r["kept_step"])
+
+    rules: list[tuple[str, str, float | None]] = [("seasonal-naive, no check", "sn", None)]
+    rules += [(f"auto, margin {k:g}", "auto", k) for k in margins]
+    header = "| rule | set | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+    lines = [header, "|---|---|" + "---:|" * len(seeds)]
+    for label, how, margin in rules:
+        below = [0] * len(seeds)
+        for name in sets:
+            cells = []
+            for j, s in enumerate(seeds):
+                pair = {a: runs[name, a, s] for a in ANCHORS}
+                run = pair["seasonal-naive"] if how == "sn" else auto(pair)
+                _, test, kept = replay(run, margin)
+                ratio = test / run["naive_test"]
+                below[j] += ratio < 1
+                cells.append(f"{ratio:.2f}{'' if kept else ' a'}")
+            lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+        counts = " | ".join(f"**{b} of {len(sets)}**" for b in below)
+        lines.append(f"| {label} | below seasonal naive | {counts} |")
+    print("\n".join(lines))
+    command = "python benchmarks/forecast_check.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\n`{command.strip()}`: {minutes:.1f} minutes on {machine()}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
