@@ -572,7 +572,8 @@ def test_quantize_refuses_what_it_cannot_do(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("cell", "head", "seasonality", "anchor", "correction"),
     [("lstm", "quantile", 4, "seasonal-naive", 1.0), ("gru", "gaussian", 1, "seasonal-naive", 1.0),
-     ("lstm", "quantile", 4, "climatology", 1.0), ("lstm", "quantile", 4, "climatology", 0.0)],
+     ("lstm", "quantile", 4, "climatology", 1.0), ("lstm", "quantile", 4, "climatology", 0.0),
+     ("gru", "quantile", 4, "drift", 1.0)],
 )  # fmt: skip
 def test_the_onnx_forecaster_updates_as_the_torch_one(
     cell: str, head: str, seasonality: int, anchor: str, correction: float, tmp_path: Path

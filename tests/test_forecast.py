@@ -235,7 +235,7 @@ def series(n: int = 50, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize(
     ("seasonality", "cell", "anchor"),
     [(1, "lstm", "seasonal-naive"), (4, "gru", "seasonal-naive"), (4, "mingru", "seasonal-naive"),
-     (4, "lstm", "climatology")],
+     (4, "lstm", "climatology"), (4, "lstm", "drift"), (1, "gru", "drift")],
 )  # fmt: skip
 def test_online_forecast_equals_a_full_rerun(seasonality: int, cell: str, anchor: str) -> None:
     model = small_model(seasonality, cell=cell, anchor=anchor)
@@ -254,7 +254,7 @@ def test_online_forecast_equals_a_full_rerun(seasonality: int, cell: str, anchor
 @pytest.mark.parametrize(
     ("seasonality", "horizon", "anchor"),
     [(4, 4, "seasonal-naive"), (4, 9, "climatology"), (1, 4, "climatology"),
-     (12, 5, "climatology")],
+     (12, 5, "climatology"), (4, 9, "drift"), (1, 4, "drift"), (12, 5, "drift")],
 )  # fmt: skip
 def test_online_step_features_equal_one_pass(seasonality: int, horizon: int, anchor: str) -> None:
     from rnnkit.deploy import ForecastFeatures
@@ -282,11 +282,26 @@ def test_climatology_anchor_by_hand() -> None:
     yearly = ForecastConfig(horizon=3, seasonality=1, scale_window=3, anchor="climatology")
     got = prepare_series([2.0, 4.0, 9.0], yearly).anchor[-1]  # mean 5, y_t 4 above it
     np.testing.assert_allclose(got, 5 + 4 * 0.8 ** np.arange(1, 4))
-    with pytest.raises(ValueError, match="anchor must be one of seasonal-naive, climatology; got"):
+    with pytest.raises(ValueError, match="anchor must be one of seasonal-naive, climatology, drift; got"):
         ForecastConfig(horizon=3, anchor="x")
 
 
-@pytest.mark.parametrize("anchor", ["seasonal-naive", "climatology"])
+def test_drift_anchor_by_hand() -> None:
+    y = np.array([1.0, 2.0, 4.0, 3.0, 5.0, 7.0, 8.0, 9.0, 10.0])  # m = 4
+    config = ForecastConfig(horizon=6, seasonality=4, scale_window=4, anchor="drift")
+    anchor = prepare_series(y, config).anchor
+    # at t = 8: the changes over a season so far, 5-1, 7-2, 8-4, 9-3, 10-5: mean 4.8
+    want = np.array([7.0, 8.0, 9.0, 10.0, 7.0, 8.0]) + 4.8 * np.array([1, 1, 1, 1, 2, 2])
+    np.testing.assert_allclose(anchor[8], want)
+    np.testing.assert_allclose(anchor[3], [1.0, 2.0, 4.0, 3.0, 1.0, 2.0])  # a season: no change yet
+    np.testing.assert_allclose(anchor[1], np.full(6, 2.0))  # less than a season: the last value
+    # m = 1: the drift method, y_t + k (y_t - y_0) / t
+    yearly = ForecastConfig(horizon=3, seasonality=1, scale_window=3, anchor="drift")
+    np.testing.assert_allclose(prepare_series(y, yearly).anchor[8], 10.0 + np.arange(1, 4) * 9 / 8)
+    np.testing.assert_allclose(prepare_series(y, yearly).anchor[0], np.full(3, 1.0))
+
+
+@pytest.mark.parametrize("anchor", ["seasonal-naive", "climatology", "drift"])
 def test_an_untrained_head_forecasts_its_anchor(anchor: str) -> None:
     model = small_model(4, horizon=6, anchor=anchor)
     assert isinstance(model.head, torch.nn.Linear)

@@ -456,9 +456,11 @@ CLIP = 10.0  # a forecaster's inputs are clipped to [-CLIP, CLIP]
 D_FLOOR = 0.01  # d_t is at least this fraction of s_t (a constant history has d = 0)
 Z80 = 1.2815515655446004  # the 0.9 quantile of the standard normal
 # What a forecaster's outputs are relative to (ForecastConfig.anchor): the last season
-# repeated, or the season's mean so far plus the last value's deviation from it, damped by
-# DAMPING per step ahead (anomaly persistence, as climate forecasts' baseline).
-ANCHORS = ("seasonal-naive", "climatology")
+# repeated; the season's mean so far plus the last value's deviation from it, damped by
+# DAMPING per step ahead (anomaly persistence, as climate forecasts' baseline); or the last
+# season repeated plus the mean change over a season so far, once per season ahead
+# (seasonal naive with drift; for m = 1 the drift method, y_t + k (y_t - y_0) / t).
+ANCHORS = ("seasonal-naive", "climatology", "drift")
 DAMPING = 0.8
 
 
@@ -480,7 +482,8 @@ class ForecastFeatures:
     """A forecaster's inputs, one observed value at a time, in bounded memory.
 
     ``push(value)`` returns the step's inputs x (N_FEATURES,), the anchors (horizon,) - the
-    seasonal naive forecast, or the ``"climatology"`` anchor (:data:`ANCHORS`) - and the
+    seasonal naive forecast, the ``"climatology"`` or the ``"drift"`` anchor
+    (:data:`ANCHORS`) - and the
     unit d_t of the outputs. It is ``rnnkit.tasks.forecast.prepare_series`` one value at
     a time - the same sums in the same order, so the same numbers - and what
     ``rnnkit.tasks.forecast.OnlineForecaster`` uses too.
@@ -501,6 +504,8 @@ class ForecastFeatures:
         self.recent: deque[float] = deque(maxlen=max(self.m, 1) + 1)
         self.sum1 = 0.0
         self.summ = 0.0
+        self.drift_sum = 0.0  # the signed changes over a season (over a step for m = 1)
+        self.seasons_ahead = np.arange(horizon) // max(self.m, 1) + 1.0
 
     def push(self, value: float) -> tuple[np.ndarray, np.ndarray, float]:
         """The inputs, anchors and unit of the step that ``value`` ends."""
@@ -517,18 +522,24 @@ class ForecastFeatures:
         if s <= 0:
             s = 1.0
         diff1 = y - self.recent[-1] if t >= 1 else 0.0
+        drift = 0.0
         if t >= 1:
             self.sum1 += abs(diff1)
+            if m == 1:
+                self.drift_sum += diff1
+                drift = self.drift_sum / t
         d = self.sum1 / t if t >= 1 else s
         diffm = 0.0
         if m > 1 and t >= m:
             diffm = y - self.recent[-m]
             self.summ += abs(diffm)
+            self.drift_sum += diffm
             d = self.summ / (t - m + 1)
+            drift = self.drift_sum / (t - m + 1)
         d = max(d, D_FLOOR * s)
         self.recent.append(y)
         self.phase_sums[t % m] += y
-        if m > 1 and t + 1 < m:  # less than a season seen: both anchors are the last value
+        if m > 1 and t + 1 < m:  # less than a season seen: every anchor is the last value
             anchor = np.full(self.h, y)
         elif self.anchor == "climatology":
             anchor = self._climatology(y)
@@ -537,6 +548,8 @@ class ForecastFeatures:
             anchor = np.array([history[-m + (k % m)] for k in range(self.h)])
         else:
             anchor = np.full(self.h, y)
+        if self.anchor == "drift" and not (m > 1 and t + 1 < m):
+            anchor = anchor + self.seasons_ahead * drift
         x = np.array([y / s, diff1 / d, diffm / d, math.log(d / s), 1.0 / (t + 1), (y - level) / d])
         return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
 

@@ -282,11 +282,17 @@ def prepare_series(y: Sequence[float] | np.ndarray, config: ForecastConfig) -> P
     d = np.empty(n)
     d[0] = s[0]
     d[1:] = c1[t[1:]] / t[1:]
+    # The drift anchor's mean change over a season (a step for m = 1) so far: the same
+    # running sums as deploy.ForecastFeatures, so the same numbers.
+    drift = np.zeros(n)
+    if m == 1:
+        drift[1:] = np.cumsum(diff1[1:]) / t[1:]
     diffm = np.zeros(n)
     if m > 1 and n > m:
         diffm[m:] = y[m:] - y[:-m]
         cm = np.concatenate([[0.0], np.cumsum(np.abs(diffm[m:]))])
         d[m:] = cm[t[m:] - m + 1] / (t[m:] - m + 1)
+        drift[m:] = np.cumsum(diffm[m:]) / (t[m:] - m + 1)
     d = np.maximum(d, D_FLOOR * s)
     k = np.arange(h)
     if m > 1:
@@ -304,6 +310,8 @@ def prepare_series(y: Sequence[float] | np.ndarray, config: ForecastConfig) -> P
         own = phase_sums[t] / (t // m + 1)
         climatology = mean + damping(h)[None, :] * (y - own)[:, None]
         anchor = np.where(t[:, None] + 1 >= m, climatology, anchor)
+    elif config.anchor == "drift":  # seasonal naive plus the drift once per season ahead
+        anchor = anchor + (k // m + 1.0)[None, :] * drift[:, None]
     x = np.stack(
         [y / s, diff1 / d, diffm / d, np.log(d / s), 1.0 / (t + 1), (y - level) / d], axis=1
     ).clip(-CLIP, CLIP)
