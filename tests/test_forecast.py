@@ -20,7 +20,7 @@ import torch
 import rnnkit
 from rnnkit.cli import main
 from rnnkit.data.series import fill_missing, load_dataset, read_series
-from rnnkit.deploy import Recalibration
+from rnnkit.deploy import ANCHORS, Recalibration
 from rnnkit.tasks.forecast import (
     Forecast,
     ForecastConfig,
@@ -282,7 +282,9 @@ def test_climatology_anchor_by_hand() -> None:
     yearly = ForecastConfig(horizon=3, seasonality=1, scale_window=3, anchor="climatology")
     got = prepare_series([2.0, 4.0, 9.0], yearly).anchor[-1]  # mean 5, y_t 4 above it
     np.testing.assert_allclose(got, 5 + 4 * 0.8 ** np.arange(1, 4))
-    with pytest.raises(ValueError, match="anchor must be one of seasonal-naive, climatology, drift; got"):
+    with pytest.raises(
+        ValueError, match="anchor must be one of seasonal-naive, climatology, drift; got"
+    ):
         ForecastConfig(horizon=3, anchor="x")
 
 
@@ -383,11 +385,13 @@ def test_auto_anchor_is_the_one_that_validates_better() -> None:
     rng = np.random.default_rng(0)
     season = np.tile([0.0, 5.0, -3.0, 1.0], 30)
     noisy = 50 + season + rng.normal(0, 2.0, 120)  # a fixed season, white noise: climatology
-    trend = np.arange(120.0) * 3 + season  # a strong trend: the last season repeated
-    for y, want in ((noisy, "climatology"), (trend, "seasonal-naive")):
+    trend = np.arange(120.0) * 3 + season  # a straight trend: seasonal naive with drift
+    for y, want in ((noisy, "climatology"), (trend, "drift")):
         valid = windows([len(y)], 4, 4, "validation")
-        scores = {a: anchor_mase([y], valid, 4, 4, a) for a in ("seasonal-naive", "climatology")}
-        assert choose_anchor("auto", scores) == want
+        scores = {a: anchor_mase([y], valid, 4, 4, a) for a in ANCHORS}
+        assert choose_anchor("auto", scores) == want, scores
+        if want == "drift":  # a straight trend plus a fixed season: drift forecasts it exactly
+            assert scores["drift"] == pytest.approx(0.0, abs=1e-12)
         # by hand: each validation window's anchor forecast against its values, over the scale
         config = ForecastConfig(horizon=4, seasonality=4, anchor=want)
         by_hand = np.mean([

@@ -16,9 +16,13 @@ Wen et al. 2017). Every input and output is scale-free, so series of any level s
   *anchor* forecast, in units of ``d_t``: the median and the 10 % and 90 % quantiles
   (``--head quantile``, pinball loss: an 80 % interval), or a Gaussian mean and scale
   (``--head gaussian``, negative log-likelihood). The anchor (``--anchor``) is seasonal
-  naive, or the climatology: each phase of the season's mean so far, plus y_t's deviation
-  from its own phase's mean damped by 0.8 per step ahead (anomaly persistence). A loss in
-  units of d_t is the error MASE counts, and an untrained network forecasts its anchor.
+  naive; the climatology: each phase of the season's mean so far, plus y_t's deviation
+  from its own phase's mean damped by 0.8 per step ahead (anomaly persistence); or
+  seasonal naive with drift: plus the mean change over a season so far, once per season
+  ahead. A loss in units of d_t is the error MASE counts, and an untrained network
+  forecasts its anchor. Where the trained network does not beat its anchor on the
+  validation windows by ``--margin`` standard errors, the model forecasts the anchor
+  (:func:`anchor_check`).
 
 Because every input at step t depends on the values up to t only, a forecast from a
 history is one pass over it - and :class:`OnlineForecaster` continues that pass with
@@ -158,8 +162,9 @@ class ForecastOptions:
         "auto",
         "what the forecasts are learned relative to: seasonal-naive (the last season "
         "repeated), climatology (each phase's mean so far plus the last value's deviation "
-        "from it, damped by 0.8 per step ahead), or auto: the one of the two with the lower "
-        "MASE on the validation windows",
+        "from it, damped by 0.8 per step ahead), drift (seasonal naive plus the mean change "
+        "over a season so far, per season ahead), or auto: the one of the three with the "
+        "lowest MASE on the validation windows",
         choices=(*ANCHORS, "auto"),
     )
     margin: float = option(
