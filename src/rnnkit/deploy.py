@@ -483,9 +483,9 @@ class ForecastFeatures:
 
     ``push(value)`` returns the step's inputs x (N_FEATURES,), the anchors (horizon,) - the
     seasonal naive forecast, the ``"climatology"`` or the ``"drift"`` anchor
-    (:data:`ANCHORS`) - and the
-    unit d_t of the outputs. It is ``rnnkit.tasks.forecast.prepare_series`` one value at
-    a time - the same sums in the same order, so the same numbers - and what
+    (:data:`ANCHORS`) - and the unit d_t of the outputs. It is
+    ``rnnkit.tasks.forecast.prepare_series`` one value at a time - the same sums in the
+    same order, so the same numbers - and what
     ``rnnkit.tasks.forecast.OnlineForecaster`` uses too.
     """
 

@@ -754,13 +754,14 @@ def anchor_check(
     """Keep the network only where it beats the simpler forecast it corrects by ``margin``
     standard errors: the mean of the paired differences of MASE (anchor minus network,
     per validation window) against their standard deviation over sqrt(``horizons``), the
-    independent forecasts the windows hold (:func:`distinct_horizons`). One standard
-    error is the usual rule for preferring the simpler of two models (the
-    one-standard-error rule: Breiman et al. 1984; Hastie, Tibshirani & Friedman 2009,
-    7.10.1): on a single short series a few overlapping windows cannot tell a network
-    that learnt the series from one that fitted its training values, and such a network
-    forecasts worse than its anchor as often as better. With one window to compare the
-    error is taken as 0; with none, the anchor is kept."""
+    independent forecasts the windows hold (:func:`distinct_horizons`). Preferring the
+    simpler model unless the more complex one is better by a standard error is the
+    one-standard-error rule of model selection (Breiman et al. 1984; Hastie, Tibshirani &
+    Friedman 2009, 7.10.1); the task asks for two (``--margin``): on a single short
+    series a few overlapping windows cannot tell a network that learnt the series from
+    one that fitted its training values, and such a network forecasts worse than its
+    anchor as often as better. With one window to compare the error is taken as 0; with
+    none, the anchor is kept."""
     ok = np.isfinite(network) & np.isfinite(anchor)
     if not ok.any():  # nothing to compare: keep the simpler forecast
         return AnchorCheck(False, math.nan, math.nan, math.nan)
