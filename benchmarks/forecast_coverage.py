@@ -1,0 +1,131 @@
+"""How often the forecaster's 80 % intervals hold the test values, over sets and seeds.
+
+Reads the run folders ``benchmarks/forecast_check.py`` leaves (``--runs``, the same
+default): for each set and seed the run with the anchor ``--anchor auto`` takes, which is
+the model ``rnnkit train forecast --dataset SET --seed S`` keeps with the defaults. No
+training: each run's best weights are loaded and its test windows forecast again, with
+the intervals calibrated three ways:
+
+* ``validation only``: the factor fitted on the validation windows (``interval_scale``);
+* ``recalibrated`` (the default): at each origin, split conformal on every forecast whose
+  outcome is known there (``rnnkit.tasks.forecast.recalibrated``);
+* ``adaptive``: the same with an adaptive level (``adapt``, Gibbs & Candes 2021).
+
+Printed per way: the coverage for each set and seed, the number of sets inside 75-85 %,
+the coverage over every test value of every set together, the mean of the sets'
+coverages and their mean distance from 80 %. Beside each set, the number of distinct
+values its test windows hold (a single series' 10-12 overlapping windows hold 8-23) and
+the range in which a calibrated interval's coverage would land 9 times in 10 if the hits
+of those values were independent (80 % +- 1.645 sqrt(0.16 / n)): how finely the test
+windows can tell a coverage.
+
+    python benchmarks/forecast_check.py --seeds 0,1,2,3,4 --jobs 2   # trains the runs
+    python benchmarks/forecast_coverage.py --seeds 0,1,2,3,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from _timing import machine
+from forecast_check import SETS, auto_anchor
+from rnnkit.tasks.forecast import ForecastTask, model_forecasts, score
+from rnnkit.train import load
+from rnnkit.train.distributed import Context
+
+WAYS = ("validation only", "recalibrated", "adaptive")
+
+
+def coverages(folder: Path, adapt: float) -> dict[str, Any]:
+    """The test coverage of one run's kept model, each way, and its test values."""
+    if not (folder / "config.json").is_file():
+        raise SystemExit(f"{folder}: no run folder; train it with benchmarks/forecast_check.py")
+    model = load(folder)
+    config = model.rnnkit_config
+    task = ForecastTask(ForecastTask.parse_options(config.options, "options"))
+    task.prepare(ForecastTask.default_train(), Context(0, 1, torch.device("cpu")))
+    values, test, h = task.values, task.test, task.derived["horizon"]
+    m = task.derived["seasonality"]
+    fcs = {
+        "validation only": model_forecasts(model, values, test),
+        "recalibrated": task.test_forecasts(model, test),
+        "adaptive": task.test_forecasts(model, test, adapt=adapt),
+    }
+    out: dict[str, Any] = {
+        way: 100 * score(values, test, f, h, m).coverage for way, f in fcs.items()
+    }
+    out["values"] = sum(len(values[w.series][w.origin : w.origin + h]) for w in test)
+    out["distinct"] = len({(w.series, t) for w in test for t in range(w.origin, w.origin + h)
+                           if t < len(values[w.series])})  # fmt: skip
+    return out
+
+
+def table(runs: dict[tuple[str, int], dict[str, Any]], way: str, sets: list[str],
+          seeds: list[int]) -> str:  # fmt: skip
+    """The coverage of one way, per set and seed, with the summary rows."""
+    head = "| set | distinct test values | 9 in 10 calibrated intervals | "
+    lines = [head + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|---:|---:|" + "---:|" * len(seeds)]  # fmt: skip
+    for name in sets:
+        n = runs[name, seeds[0]]["distinct"]
+        half = 164.5 * math.sqrt(0.16 / n)
+        band = f"{max(0.0, 80 - half):.0f}-{min(100.0, 80 + half):.0f} %"
+        cells = " | ".join(f"{runs[name, s][way]:.1f} %" for s in seeds)
+        lines.append(f"| {name} | {n} | {band} | {cells} |")
+
+    def row(label: str, each: Any) -> None:
+        lines.append(f"| {label} | | | " + " | ".join(each(s) for s in seeds) + " |")
+
+    def inside(s: int) -> str:
+        k = sum(75 <= runs[n, s][way] <= 85 for n in sets)
+        return f"**{k} of {len(sets)}**"
+
+    def pooled(s: int) -> str:
+        hits = sum(runs[n, s][way] * runs[n, s]["values"] for n in sets)
+        return f"{hits / sum(runs[n, s]['values'] for n in sets):.1f} %"
+
+    row("inside 75-85 %", inside)
+    row("every test value of every set", pooled)
+    row("mean of the sets", lambda s: f"{np.mean([runs[n, s][way] for n in sets]):.1f} %")
+    row("mean distance from 80 %",
+        lambda s: f"{np.mean([abs(runs[n, s][way] - 80) for n in sets]):.1f} points")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", default=",".join(SETS), help="comma-separated datasets")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    p.add_argument("--adapt", type=float, default=0.05, help="the adaptive way's step")
+    p.add_argument("--runs", default="runs/bench-forecast-check", help="forecast_check's runs")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
+    start = time.perf_counter()
+    runs = {
+        (name, s): coverages(Path(args.runs) / f"{name}-{auto_anchor(name)}-{s}", args.adapt)
+        for name in sets
+        for s in seeds
+    }
+    for way in WAYS:
+        what = f"{way}, adapt {args.adapt:g}" if way == "adaptive" else way
+        print(f"80 % interval coverage on the test windows, {what}:\n")
+        print(table(runs, way, sets, seeds) + "\n")
+    command = "python benchmarks/forecast_coverage.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    seconds = time.perf_counter() - start
+    print(f"`{command.strip()}`: {seconds:.0f} s on {machine()}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
