@@ -205,7 +205,7 @@ def test_reference_figures_are_the_ones_the_docs_quote(tmp_path, capsys) -> None
     assert main(["explain", "gates", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     # The run repeats to the bit on one machine run alone, but float32 kernels that differ
-    # in the last bits (another CPU; seen too inside the parallel test suite) train a
+    # in the last bits (another CPU of the same kind, docs/chapter.md says which) train a
     # slightly different model, whose best unit for a property can be another one with
     # another r. What holds: the validation bpc the docs quote, and a unit that tracks
     # each of the five properties as strongly as the docs' table says, within 0.1 (or 0.3 for
