@@ -14,7 +14,7 @@ the intervals calibrated three ways:
 Printed per way: the coverage for each set and seed, the number of sets inside 75-85 %,
 the coverage over every test value of every set together, the mean of the sets'
 coverages and their mean distance from 80 %. Beside each set, the number of distinct
-values its test windows hold (a single series' 10-12 overlapping windows hold 8-23) and
+values its test windows hold (a single series' 3-12 overlapping windows hold 8-23) and
 the range in which a calibrated interval's coverage would land 9 times in 10 if the hits
 of those values were independent (80 % +- 1.645 sqrt(0.16 / n)): how finely the test
 windows can tell a coverage.
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
+    anchors = {name: auto_anchor(name) for name in sets}
     runs = {
-        (name, s): coverages(Path(args.runs) / f"{name}-{auto_anchor(name)}-{s}", args.adapt)
+        (name, s): coverages(Path(args.runs) / f"{name}-{anchors[name]}-{s}", args.adapt)
         for name in sets
         for s in seeds
     }
