@@ -25,6 +25,7 @@ from rnnkit.tasks.forecast import (
     Forecast,
     ForecastConfig,
     ForecastModel,
+    ForecastTask,
     OnlineForecaster,
     Window,
     forecast,
@@ -558,6 +559,15 @@ def test_a_run_records_its_anchor_and_older_runs_read_as_seasonal_naive(tmp_path
     del stored["derived"]["anchor"], stored["derived"]["anchor_validation_mase"]
     (out / "config.json").write_text(json.dumps(stored))
     assert rnnkit.load(out).config.anchor == "seasonal-naive"
+    # a run from before --adapt reads as split conformal; other missing options are refused
+    del stored["options"]["adapt"]
+    (out / "config.json").write_text(json.dumps(stored))
+    stored_options = rnnkit.load(out).rnnkit_config.options
+    assert ForecastTask.parse_options(stored_options, "options").adapt == 0.0
+    del stored["options"]["margin"]
+    (out / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"config.json: options: missing key\(s\) margin$"):
+        rnnkit.load(out)
 
 
 @pytest.mark.parametrize(
@@ -597,6 +607,9 @@ def test_cli_train_forecast_and_eval(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["eval", str(out), "--out", str(tmp_path / "figs")]) == 0
     assert "test (the last 4 values of each of 5 series" in capsys.readouterr().out
     assert (tmp_path / "figs" / "forecast.png").exists()
+    adaptive = [str(tmp_path / "adaptive") if a == str(out) else a for a in argv]
+    assert main([*adaptive, "--adapt", "0.05"]) == 0
+    assert "at an adaptive level, --adapt 0.05)" in capsys.readouterr().out
 
 
 def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -607,7 +620,12 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         (["--time-column", "t"], "--format and --time-column describe --data"),
         (["--data", str(one), "--dataset", "nile"], "give --data or --dataset, not both"),
         (["--interval-scale", "2"], "--interval-scale is for --train-until test (a refit)"),
-    ]
+        (["--adapt", "0.05", "--no-calibrate"],
+         "--adapt is for test intervals recalibrated at each origin (--calibrate with "
+         "--train-until validation); got --adapt 0.05 with --no-calibrate"),
+        (["--adapt", "0.05", "--train-until", "test"],
+         "got --adapt 0.05 with --train-until test"),
+    ]  # fmt: skip
     for extra, message in cases:
         capsys.readouterr()
         out = tmp_path / "never"
@@ -620,6 +638,12 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("argument --margin: expected a finite number in [0, 100]; got '-1'")
+    assert "\n" not in err and not (tmp_path / "never").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "forecast", "--adapt", "1.5", "--out", str(tmp_path / "never")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("argument --adapt: expected a finite number in [0, 1]; got '1.5'")
     assert "\n" not in err and not (tmp_path / "never").exists()
 
 
@@ -671,7 +695,7 @@ def test_an_int8_forecaster_without_parameters_still_forecasts() -> None:
 def test_a_refit_trains_on_every_value_before_the_test_with_the_given_scale(
     tmp_path: Path,
 ) -> None:
-    from rnnkit.tasks.forecast import ForecastTask, training_end
+    from rnnkit.tasks.forecast import training_end
 
     data = wide_csv(tmp_path, n_series=2, n=40)
     config = TrainConfig(steps=4, eval_every=4, seed=0, threads=1)
@@ -870,8 +894,6 @@ def test_recalibrated_intervals_see_nothing_from_the_origin_on(adapt: float) -> 
 
 
 def test_test_scores_recalibrate_unless_a_refit_or_uncalibrated(tmp_path: Path) -> None:
-    from rnnkit.tasks.forecast import ForecastTask
-
     data = wide_csv(tmp_path, n_series=2, n=40)
     model = small_model(seasonality=4)
     model.interval_scale.fill_(1.3)
@@ -885,6 +907,23 @@ def test_test_scores_recalibrate_unless_a_refit_or_uncalibrated(tmp_path: Path) 
         fcs = (recalibrated(model, task.values, task.test, 2) if recal
                else model_forecasts(model, task.values, task.test))  # fmt: skip
         assert ours == score(task.values, task.test, fcs, 4, 4)
+
+
+def test_adapt_option_sets_the_level_of_the_test_intervals(tmp_path: Path) -> None:
+    data = wide_csv(tmp_path, n_series=2, n=40)
+    model = small_model(seasonality=4)
+    model.interval_scale.fill_(1.3)
+    options = {**OPTIONS, "data": str(data), "origins": 3, "adapt": 0.5}
+    task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
+    task.prepare(TrainConfig(steps=1, threads=1), Context(0, 1, torch.device("cpu")))
+    ours, _ = task.scores(model, "test")
+    adaptive = recalibrated(model, task.values, task.test, 3, adapt=0.5)
+    assert ours == score(task.values, task.test, adaptive, 4, 4)
+    plain = recalibrated(model, task.values, task.test, 3, adapt=0)
+    given = task.test_forecasts(model, task.test, adapt=0)  # an argument overrides --adapt
+    assert all(np.array_equal(a.upper, b.upper) for a, b in zip(given, plain, strict=True))
+    # A step this large moves the level after the first misses: the intervals differ.
+    assert any(not np.array_equal(a.upper, b.upper) for a, b in zip(adaptive, plain, strict=True))
 
 
 @pytest.mark.parametrize(("chunks", "adapt"), [(1, 0.0), (3, 0.0), (1, 0.3), (3, 0.3)])

@@ -75,6 +75,9 @@ class Task(ABC):
     metric: ClassVar[str]  # the validation metric that picks the best model
     higher_is_better: ClassVar[bool] = False
     extra_files: ClassVar[tuple[str, ...]] = ()  # files of its own in the run folder
+    # Options added after runs were saved, with the value that reproduces what such a
+    # run did: an older config.json lacks them and reads as that value.
+    added_options: ClassVar[dict[str, Any]] = {}
 
     @property
     def selects(self) -> bool:
@@ -95,6 +98,8 @@ class Task(ABC):
 
     @classmethod
     def parse_options(cls, data: object, where: str, partial: bool = False) -> Any:
+        if isinstance(data, dict):
+            data = {**cls.added_options, **data}
         return _options.from_dict(cls.Options, data, where=where, partial=partial)
 
     @classmethod

@@ -203,6 +203,15 @@ class ForecastOptions:
         "scale the 80% intervals so that they cover 80% of the validation values, at "
         "each evaluation (split conformal; --no-calibrate: the head's own intervals)",
     )
+    adapt: float = option(
+        0.0,
+        "the step of adaptive conformal inference for the test intervals, recalibrated at "
+        "each origin: the level of their conformal quantile moves after each value by this "
+        "times (0.2 - the share of its forecasts' intervals it fell outside). 0: split "
+        "conformal at 80%; 0.05 suits long streams of rolling origins (docs/forecast.md)",
+        low=0,
+        high=1,
+    )
     train_until: str = option(
         "validation",
         "the values training sees: those before the validation windows (validation then "
@@ -226,6 +235,12 @@ class ForecastOptions:
                 "--interval-scale is for --train-until test (a refit); with --train-until "
                 "validation the intervals are scaled on validation (--calibrate); got "
                 f"--interval-scale {self.interval_scale:g}"
+            )
+        if self.adapt > 0 and not recalibrates(self.calibrate, self.train_until):
+            raise ValueError(
+                "--adapt is for test intervals recalibrated at each origin (--calibrate "
+                f"with --train-until validation); got --adapt {self.adapt:g} with "
+                + ("--no-calibrate" if not self.calibrate else "--train-until test")
             )
 
 
@@ -992,6 +1007,7 @@ class ForecastTask(Task):
     higher_is_better = False
     item_name = "windows"
     extra_files = ("forecast.png",)
+    added_options: ClassVar[dict[str, Any]] = {"adapt": 0.0}  # runs before --adapt
 
     options: ForecastOptions
 
@@ -1138,11 +1154,13 @@ class ForecastTask(Task):
         return recalibrates(self.options.calibrate, self.options.train_until)
 
     def test_forecasts(
-        self, model: ForecastModel, scored: Sequence[Window], adapt: float = 0.0
+        self, model: ForecastModel, scored: Sequence[Window], adapt: float | None = None
     ) -> list[Forecast]:
-        """The forecasts the test scores and the plot show (``adapt``: :func:`recalibrated`'s)."""
+        """The forecasts the test scores and the plot show (``adapt``: :func:`recalibrated`'s;
+        default ``--adapt``)."""
         if self.recalibrates:
-            return recalibrated(model, self.values, scored, self.derived["origins"], adapt=adapt)
+            a = self.options.adapt if adapt is None else adapt
+            return recalibrated(model, self.values, scored, self.derived["origins"], adapt=a)
         return model_forecasts(model, self.values, scored)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -1238,6 +1256,11 @@ class ForecastTask(Task):
             lines.append(
                 f"  (the model's point forecasts are its anchor's, {anchor}: the network "
                 "did not beat them on validation by --margin)"
+            )
+        if self.recalibrates and self.options.adapt > 0:
+            lines.append(
+                "  (80% intervals recalibrated at each origin at an adaptive level, "
+                f"--adapt {self.options.adapt:g})"
             )
         lines.append(
             f"  the model is {verdict} seasonal naive in MASE ({ours.mase / naive.mase:.2f}x "
