@@ -20,6 +20,11 @@ set and seed (``<1``: better than seasonal naive), the point forecasts kept (``a
 anchor's), and per rule the count of sets below seasonal naive.
 
     python benchmarks/forecast_check.py --seeds 0,1,2,3,4 --jobs 2
+    python benchmarks/forecast_check.py --sets elnino,sunspots --origins 60 --seeds 0,1,2,3,4
+
+``--origins R`` trains and scores every set with R rolling origins instead of the
+dataset's own number (run folders ``SET-oR-ANCHOR-SEED``): more test values for the
+long single series.
 """
 
 from __future__ import annotations
@@ -61,10 +66,23 @@ def mean(v: Any) -> float:
     return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else math.nan
 
 
-def record(name: str, anchor: str, seed: int, runs: str) -> dict[str, Any]:
+def options_of(name: str, origins: int | None) -> dict[str, Any]:
+    """The options of a set's runs: the dataset's defaults, or ``origins`` rolling origins."""
+    return {"dataset": name} if origins is None else {"dataset": name, "origins": origins}
+
+
+def folder_of(runs: str | Path, name: str, anchor: str, seed: int, origins: int | None) -> Path:
+    """Where the run of a set, anchor and seed lives (the dataset's origins, or ``oR``)."""
+    where = name if origins is None else f"{name}-o{origins}"
+    return Path(runs) / f"{where}-{anchor}-{seed}"
+
+
+def record(
+    name: str, anchor: str, seed: int, runs: str, origins: int | None = None
+) -> dict[str, Any]:
     """Train the task's defaults with ``anchor``; every evaluation's window MASEs."""
     torch.set_num_threads(1)
-    options = {"dataset": name, "anchor": anchor}
+    options = {**options_of(name, origins), "anchor": anchor}
     task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
     config = ForecastTask.default_train(seed=seed, threads=1)
     task.prepare(config, Context(0, 1, torch.device("cpu")))
@@ -92,7 +110,7 @@ def record(name: str, anchor: str, seed: int, runs: str) -> dict[str, Any]:
                 "test": mases(test, model_forecasts(model, values, test)),
             })  # fmt: skip
 
-    folder = Path(runs) / f"{name}-{anchor}-{seed}"
+    folder = folder_of(runs, name, anchor, seed, origins)
     shutil.rmtree(folder, ignore_errors=True)
     summary = train("forecast", options, config, out=folder, log=lambda _: None,
                     progress=io.StringIO(), on_step=hook)  # fmt: skip
@@ -116,10 +134,11 @@ def replay(run: dict[str, Any], margin: float | None) -> tuple[int, float, bool]
     return best[1], best[2], best[3]
 
 
-def auto_anchor(name: str) -> str:
+def auto_anchor(name: str, origins: int | None = None) -> str:
     """The anchor ``--anchor auto`` takes for a set: the one whose forecasts alone have the
     lowest validation MASE (``rnnkit.tasks.forecast.choose_anchor``; no training)."""
-    task = ForecastTask(ForecastTask.parse_options({"dataset": name}, "options", partial=True))
+    options = options_of(name, origins)
+    task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
     task.prepare(ForecastTask.default_train(), Context(0, 1, torch.device("cpu")))
     return str(task.derived["anchor"])
 
@@ -131,13 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margins", default="0,1,2", help="the margins K replayed with auto")
     p.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each)")
     p.add_argument("--runs", default="runs/bench-forecast-check", help="run folders go here")
+    p.add_argument("--origins", type=int, default=None,
+                   help="rolling origins per series (default: each dataset's own)")  # fmt: skip
     args = p.parse_args(argv)
     sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
     margins = [float(k) for k in args.margins.split(",")]
     start = time.perf_counter()
-    chosen = {name: auto_anchor(name) for name in sets}
+    chosen = {name: auto_anchor(name, args.origins) for name in sets}
     anchors = {name: dict.fromkeys([ANCHORS[0], chosen[name]]) for name in sets}
-    jobs = [(n, a, s, args.runs) for s in seeds for n in sets for a in anchors[n]]
+    jobs = [(n, a, s, args.runs, args.origins) for s in seeds for n in sets for a in anchors[n]]
     with ProcessPoolExecutor(args.jobs) as pool:
         done = pool.map(record, *zip(*jobs, strict=True))
         runs = {(r["set"], r["anchor"], r["seed"]): r for r in done}

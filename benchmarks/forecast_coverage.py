@@ -21,6 +21,9 @@ windows can tell a coverage.
 
     python benchmarks/forecast_check.py --seeds 0,1,2,3,4 --jobs 2   # trains the runs
     python benchmarks/forecast_coverage.py --seeds 0,1,2,3,4
+    python benchmarks/forecast_coverage.py --sets elnino,sunspots --origins 60 --seeds 0,1,2,3,4
+
+``--origins R`` reads the runs ``forecast_check.py --origins R`` trained.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 
 from _timing import machine
-from forecast_check import SETS, auto_anchor
+from forecast_check import SETS, auto_anchor, folder_of
 from rnnkit.tasks.forecast import ForecastTask, model_forecasts, score
 from rnnkit.train import load
 from rnnkit.train.distributed import Context
@@ -106,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--adapt", type=float, default=0.05, help="the adaptive way's step")
     p.add_argument("--runs", default="runs/bench-forecast-check", help="forecast_check's runs")
+    p.add_argument("--origins", type=int, default=None,
+                   help="the runs' rolling origins (default: each dataset's own)")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
-    anchors = {name: auto_anchor(name) for name in sets}
+    anchors = {name: auto_anchor(name, args.origins) for name in sets}
     runs = {
-        (name, s): coverages(Path(args.runs) / f"{name}-{anchors[name]}-{s}", args.adapt)
+        (name, s): coverages(folder_of(args.runs, name, anchors[name], s, args.origins), args.adapt)
         for name in sets
         for s in seeds
     }
