@@ -37,7 +37,7 @@ what the statistical peers do at every origin, done once.
     python benchmarks/forecast.py --sets m1-yearly --steps 300   # a quick look
     python benchmarks/forecast.py --markdown docs/forecast-table.md
     python benchmarks/forecast.py --sets elnino --origins 60   # five years of origins
-    python benchmarks/forecast.py --sets elnino --origins 60 --adapt 0.05  # adaptive intervals
+    python benchmarks/forecast.py --sets elnino --origins 60 --adapt 0   # split conformal
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     model = load(out)
     # intervals: every outcome known at the origin, the level adapting by --adapt
+    # from the first test origin on
     ours = task.test_forecasts(model, test, adapt=args.adapt)
     rows["rnnkit"] = (score(values, test, ours, h, m), time.perf_counter() - start, 0)
     kept = (
@@ -280,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--adapt",
         type=float,
-        default=0.0,
-        help="rnnkit's recalibration: the step of adaptive conformal inference (default 0: "
-        "split conformal at 80 %%)",
+        default=None,
+        help="rnnkit's recalibration: the step of adaptive conformal inference (default: the "
+        "task's --adapt, 0.05; 0: split conformal at 80 %%)",
     )
     p.add_argument(
         "--anchor",

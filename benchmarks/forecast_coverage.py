@@ -7,9 +7,10 @@ training: each run's best weights are loaded and its test windows forecast again
 the intervals calibrated three ways:
 
 * ``validation only``: the factor fitted on the validation windows (``interval_scale``);
-* ``recalibrated`` (the default): at each origin, split conformal on every forecast whose
-  outcome is known there (``rnnkit.tasks.forecast.recalibrated``);
-* ``adaptive``: the same with an adaptive level (``adapt``, Gibbs & Candes 2021).
+* ``split conformal``: at each origin, split conformal at 80 % on every forecast whose
+  outcome is known there (``rnnkit.tasks.forecast.recalibrated`` with ``adapt=0``);
+* ``adaptive`` (the default): the same, its level adapting from the first test origin on
+  by ``--adapt`` (Gibbs & Candes 2021; ``rnnkit train forecast --adapt``, 0.05).
 
 Printed per way: the coverage for each set and seed, the number of sets inside 75-85 %,
 the coverage over every test value of every set together, the mean of the sets'
@@ -44,7 +45,7 @@ from rnnkit.tasks.forecast import ForecastTask, model_forecasts, score
 from rnnkit.train import load
 from rnnkit.train.distributed import Context
 
-WAYS = ("validation only", "recalibrated", "adaptive")
+WAYS = ("validation only", "split conformal", "adaptive")
 
 
 def coverages(folder: Path, adapt: float) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def coverages(folder: Path, adapt: float) -> dict[str, Any]:
     m = task.derived["seasonality"]
     fcs = {
         "validation only": model_forecasts(model, values, test),
-        "recalibrated": task.test_forecasts(model, test),
+        "split conformal": task.test_forecasts(model, test, adapt=0.0),
         "adaptive": task.test_forecasts(model, test, adapt=adapt),
     }
     out: dict[str, Any] = {

@@ -490,7 +490,9 @@ def test_training_load_and_forecast_command(
     # with intervals calibrated on every value after the run's training data
     own = [np.asarray(v) for v in read_series(run_dir.parent / "shops.csv").values]
     ends = [Window(i, len(y)) for i, y in enumerate(own)]
-    want = recalibrated(model, own, ends, derived["origins"])
+    adapt = json.loads((run_dir / "config.json").read_text())["options"]["adapt"]
+    assert adapt == 0.05  # the default, recorded
+    want = recalibrated(model, own, ends, derived["origins"], adapt=adapt)
     first = [float(x) for x in lines[1].split(",")[2:]]
     assert first == pytest.approx([want[0].mean[0], want[0].lower[0], want[0].upper[0]], rel=1e-8)
     fixed = forecast(model, own)[0]  # the validated factor alone: other intervals
@@ -604,12 +606,14 @@ def test_cli_train_forecast_and_eval(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "seasonal naive:" in printed and "80% coverage" in printed
+    assert "their level adapting from the first test origin on: --adapt 0.05)" in printed
     assert main(["eval", str(out), "--out", str(tmp_path / "figs")]) == 0
     assert "test (the last 4 values of each of 5 series" in capsys.readouterr().out
     assert (tmp_path / "figs" / "forecast.png").exists()
-    adaptive = [str(tmp_path / "adaptive") if a == str(out) else a for a in argv]
-    assert main([*adaptive, "--adapt", "0.05"]) == 0
-    assert "at an adaptive level, --adapt 0.05)" in capsys.readouterr().out
+    split = [str(tmp_path / "split") if a == str(out) else a for a in argv]
+    assert main([*split, "--adapt", "0"]) == 0
+    assert "--adapt" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "split" / "config.json").read_text())["options"]["adapt"] == 0
 
 
 def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -811,16 +815,23 @@ def test_sorted_scores_keep_order_across_blocks() -> None:
 
 
 @pytest.mark.parametrize("adapt", [0.05, 0.5])
-def test_recalibrated_intervals_adapt_to_their_misses_by_hand(adapt: float) -> None:
+@pytest.mark.parametrize("adapt_from", [None, 12])
+def test_recalibrated_intervals_adapt_to_their_misses_by_hand(
+    adapt: float, adapt_from: int | None
+) -> None:
     # Adaptive conformal inference (Gibbs & Candes 2021), one value at a time: the level
     # of the quantile at each origin is 1 - alpha, and alpha moves by adapt (0.2 - the
-    # share of the arriving value's scores outside the intervals their forecasts had).
+    # share of the arriving value's scores outside the intervals their forecasts had) -
+    # on the values from the first test origin on (the default), or from adapt_from
+    # values before the end (12: every value since the first validation origin).
     h, r = 4, 3
     y = np.concatenate([series(30), series(12, seed=3) * 4 - 60])  # the errors grow
     model = small_model(horizon=h)
     model.interval_scale.fill_(1.0)
     test = windows([len(y)], h, r, "test")
     start = len(y) - 2 * h - 2 * r + 2
+    moving = test[-1].origin if adapt_from is None else len(y) - adapt_from
+    assert moving == (len(y) - h - r + 1 if adapt_from is None else start)
     own = {o: forecast(model, [y[:o]])[0] for o in range(start, len(y))}
     alpha, ratios, given = 0.2, [], {}
     for o in range(start, len(y)):
@@ -829,8 +840,9 @@ def test_recalibrated_intervals_adapt_to_their_misses_by_hand(adapt: float) -> N
         scores = [_ratio(y[o], own[q], o - q) for q in pending]
         missed = np.mean([s > given[q] for s, q in zip(scores, pending, strict=True)])
         ratios += scores
-        alpha = min(1.0, max(0.0, alpha + adapt * (0.2 - missed)))
-    got = recalibrated(model, [y], test, r, adapt=adapt)
+        if o >= moving:
+            alpha = min(1.0, max(0.0, alpha + adapt * (0.2 - missed)))
+    got = recalibrated(model, [y], test, r, adapt=adapt, adapt_from=adapt_from)
     plain = recalibrated(model, [y], test, r, adapt=0)
     for w, g in zip(test, got, strict=True):
         f = own[w.origin]
@@ -840,8 +852,11 @@ def test_recalibrated_intervals_adapt_to_their_misses_by_hand(adapt: float) -> N
         np.testing.assert_allclose(
             g.mean - g.lower, given[w.origin] * (f.mean - f.lower), rtol=1e-6
         )
-    # more misses than 20 % by the test: the adaptive intervals are the wider
-    assert (got[-1].upper - got[-1].lower).sum() > (plain[-1].upper - plain[-1].lower).sum()
+    # test[-1], the first test origin (the windows run back from the end)
+    if adapt_from is None:  # no value has moved the level yet: split conformal's interval
+        np.testing.assert_array_equal(got[-1].upper, plain[-1].upper)
+    else:  # more misses than 20 % by the test: the adaptive intervals are the wider
+        assert (got[-1].upper - got[-1].lower).sum() > (plain[-1].upper - plain[-1].lower).sum()
 
 
 def test_recalibration_level_moves_with_the_misses() -> None:
@@ -903,8 +918,9 @@ def test_test_scores_recalibrate_unless_a_refit_or_uncalibrated(tmp_path: Path) 
         task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
         task.prepare(TrainConfig(steps=1, threads=1), Context(0, 1, torch.device("cpu")))
         assert task.recalibrates is recal
+        assert task.options.adapt == (0.05 if recal else 0.0)  # the default step, resolved
         ours, _ = task.scores(model, "test")
-        fcs = (recalibrated(model, task.values, task.test, 2) if recal
+        fcs = (recalibrated(model, task.values, task.test, 2, adapt=0.05) if recal
                else model_forecasts(model, task.values, task.test))  # fmt: skip
         assert ours == score(task.values, task.test, fcs, 4, 4)
 
@@ -944,7 +960,10 @@ def test_online_recalibration_equals_recalibrated_on_the_longer_series(
         fixed.extend(y[k : k + chunks])
         k = min(k + chunks, len(y))
         # the forecasts since the history, scored on the values up to k: as one pass
-        want = recalibrated(model, [y[:k]], [Window(0, k)], 1, starts=[n0], adapt=adapt)[0]
+        # (online, the level adapts from the first value after the history on)
+        want = recalibrated(
+            model, [y[:k]], [Window(0, k)], 1, starts=[n0], adapt=adapt, adapt_from=k - n0
+        )[0]
         np.testing.assert_allclose(got.mean, want.mean, rtol=1e-5)
         np.testing.assert_allclose(got.upper - got.mean, want.upper - want.mean, rtol=1e-4)
         np.testing.assert_allclose(got.mean - got.lower, want.mean - want.lower, rtol=1e-4)

@@ -41,7 +41,7 @@ def test_replay_keeps_the_first_lowest_validation_and_falls_back_to_the_anchor()
 
 
 def test_the_coverage_table_counts_the_sets_inside_75_to_85_and_pools_the_values():
-    way = "recalibrated"
+    way = "adaptive"
     runs = {
         ("a", 0): {way: 76.0, "values": 100, "distinct": 19},
         ("b", 0): {way: 90.0, "values": 10, "distinct": 64},
@@ -56,3 +56,10 @@ def test_the_coverage_table_counts_the_sets_inside_75_to_85_and_pools_the_values
     assert lines[5] == "| every test value of every set | | | 77.3 % | 85.5 % |"  # 85/110, 94/110
     assert lines[6] == "| mean of the sets | | | 83.0 % | 83.0 % |"
     assert lines[7] == "| mean distance from 80 % | | | 7.0 points | 3.0 points |"
+
+
+def test_runs_with_their_own_origins_live_in_their_own_folders():
+    assert bench.options_of("nile", None) == {"dataset": "nile"}
+    assert bench.options_of("nile", 60) == {"dataset": "nile", "origins": 60}
+    assert bench.folder_of("r", "nile", "climatology", 3, None) == Path("r/nile-climatology-3")
+    assert bench.folder_of("r", "nile", "drift", 0, 60) == Path("r/nile-o60-drift-0")

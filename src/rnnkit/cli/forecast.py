@@ -117,13 +117,15 @@ def run(args: argparse.Namespace) -> int:
     with precision:
         if own:
             # The run's own series: every value after its validation windows is known now,
-            # and calibrates the intervals too (as the test scores were made).
+            # and calibrates the intervals too (as the test scores were made, at the
+            # run's --adapt; runs from before it recalibrated at a fixed level).
             values = [np.asarray(v, dtype=np.float64) for v in data.values]
             ends = [Window(i, len(v)) for i, v in enumerate(values)]
             h = trained if args.horizon is None else args.horizon
+            origins, adapt = int(config.derived["origins"]), config.options.get("adapt", 0.0)
             forecasts = [
                 Forecast(*(b[:h] for b in f))
-                for f in recalibrated(model, values, ends, int(config.derived["origins"]))
+                for f in recalibrated(model, values, ends, origins, adapt=float(adapt))
             ]
         else:
             forecasts = forecast(model, data.values, args.horizon)

@@ -76,7 +76,8 @@ class Task(ABC):
     higher_is_better: ClassVar[bool] = False
     extra_files: ClassVar[tuple[str, ...]] = ()  # files of its own in the run folder
     # Options added after runs were saved, with the value that reproduces what such a
-    # run did: an older config.json lacks them and reads as that value.
+    # run did: an older config.json lacks them and reads as that value (a complete
+    # options dict, partial=False; a new run's missing options take their defaults).
     added_options: ClassVar[dict[str, Any]] = {}
 
     @property
@@ -98,7 +99,7 @@ class Task(ABC):
 
     @classmethod
     def parse_options(cls, data: object, where: str, partial: bool = False) -> Any:
-        if isinstance(data, dict):
+        if isinstance(data, dict) and not partial:
             data = {**cls.added_options, **data}
         return _options.from_dict(cls.Options, data, where=where, partial=partial)
 
