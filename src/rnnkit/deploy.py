@@ -672,7 +672,8 @@ class Recalibration:
     errors to come are like those seen; when they grow over a long stream its intervals
     cover too little for as long as the old errors outnumber the new, and an adaptive
     level widens them as soon as the misses come (docs/forecast.md: 0.05 over 60 rolling
-    origins; over 10-12 it overshoots).
+    origins; moving from the first of a few dozen values it overshoots, which is why
+    ``rnnkit.tasks.forecast.recalibrated`` holds it still over the validation values).
     """
 
     def __init__(self, horizon: int, validated: float, adapt: float = 0.0) -> None:
