@@ -143,15 +143,20 @@ def auto_anchor(name: str, origins: int | None = None) -> str:
     return str(task.derived["anchor"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that name the runs, shared with forecast_coverage.py, which reads them."""
     p.add_argument("--sets", default=",".join(SETS), help="comma-separated datasets")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--margins", default="0,1,2", help="the margins K replayed with auto")
-    p.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each)")
-    p.add_argument("--runs", default="runs/bench-forecast-check", help="run folders go here")
+    p.add_argument("--runs", default="runs/bench-forecast-check", help="the run folders")
     p.add_argument("--origins", type=int, default=None,
                    help="rolling origins per series (default: each dataset's own)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    run_arguments(p)
+    p.add_argument("--margins", default="0,1,2", help="the margins K replayed with auto")
+    p.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each)")
     args = p.parse_args(argv)
     sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
     margins = [float(k) for k in args.margins.split(",")]

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from _timing import machine
-from forecast_check import SETS, auto_anchor, folder_of
+from forecast_check import auto_anchor, folder_of, run_arguments
 from rnnkit.tasks.forecast import ForecastTask, model_forecasts, score
 from rnnkit.train import load
 from rnnkit.train.distributed import Context
@@ -106,12 +106,8 @@ def table(runs: dict[tuple[str, int], dict[str, Any]], way: str, sets: list[str]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sets", default=",".join(SETS), help="comma-separated datasets")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    run_arguments(p)  # those forecast_check.py trained the runs with
     p.add_argument("--adapt", type=float, default=0.05, help="the adaptive way's step")
-    p.add_argument("--runs", default="runs/bench-forecast-check", help="forecast_check's runs")
-    p.add_argument("--origins", type=int, default=None,
-                   help="the runs' rolling origins (default: each dataset's own)")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
