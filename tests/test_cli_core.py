@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import rnnkit
-from rnnkit.cli import main
+from rnnkit.cli import build_parser, main, train
 from rnnkit.demo import BASELINE_MSE, run_demo
+from rnnkit.tasks import NAMES, get_task
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -23,6 +25,25 @@ def test_version_and_help():
     done = _run("--help")
     assert done.returncode == 0
     assert "demo" in done.stdout
+
+
+def _parsers(p: argparse.ArgumentParser):
+    yield p
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_every_help_text_renders_its_percent_signs_once():
+    # A description is printed as written (only help strings are %-formatted): an
+    # escaped "80%%" there would reach the user doubled.
+    parsers = list(_parsers(build_parser()))
+    parsers += [train.build_parser(get_task(name))[0] for name in NAMES]  # rnnkit train TASK
+    assert len(parsers) == 17 + len(NAMES)
+    for p in parsers:
+        text = p.format_help()
+        assert "%%" not in text, (p.prog, text[text.index("%%") - 40 :][:80])
 
 
 def test_bad_option_value_is_one_line_and_status_2():

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "forecast",
         help="forecast series with a trained forecast run (CSV of forecasts and intervals)",
         description="Forecast the values after the end of each series with the model of a "
-        "run folder written by rnnkit train forecast: the point forecast and the 80%% "
+        "run folder written by rnnkit train forecast: the point forecast and the 80% "
         "interval per series and step, as CSV (series,step,forecast,lo80,hi80). The series "
         "are the run's own (all their values) unless --data names a file in any format "
         "the task reads (.tsf, wide CSV, long CSV). The intervals of the run's own series "
