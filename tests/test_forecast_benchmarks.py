@@ -40,7 +40,7 @@ def test_replay_keeps_the_first_lowest_validation_and_falls_back_to_the_anchor()
     assert (step, kept) == (100, False) and test == pytest.approx(0.9)
 
 
-def test_the_coverage_table_counts_the_sets_inside_75_to_85_and_pools_the_values():
+def test_the_coverage_table_counts_the_sets_inside_75_to_85_and_their_band_and_pools_the_values():
     way = "adaptive"
     runs = {
         ("a", 0): {way: 76.0, "values": 100, "distinct": 19},
@@ -53,9 +53,12 @@ def test_the_coverage_table_counts_the_sets_inside_75_to_85_and_pools_the_values
     assert lines[2] == f"| a | 19 | {80 - half:.0f}-{80 + half:.0f} % | 76.0 % | 86.0 % |"
     assert lines[3] == "| b | 64 | 72-88 % | 90.0 % | 80.0 % |"
     assert lines[4] == "| inside 75-85 % | | | **1 of 2** | **1 of 2** |"
-    assert lines[5] == "| every test value of every set | | | 77.3 % | 85.5 % |"  # 85/110, 94/110
-    assert lines[6] == "| mean of the sets | | | 83.0 % | 83.0 % |"
-    assert lines[7] == "| mean distance from 80 % | | | 7.0 points | 3.0 points |"
+    assert lines[5] == "| inside the 9 in 10 band | | | 1 of 2 | 2 of 2 |"  # b: 90 > 88
+    assert lines[6] == "| every test value of every set | | | 77.3 % | 85.5 % |"  # 85/110, 94/110
+    assert lines[7] == "| mean of the sets | | | 83.0 % | 83.0 % |"
+    assert lines[8] == "| mean distance from 80 % | | | 7.0 points | 3.0 points |"
+    assert forecast_coverage.band(19) == pytest.approx((80 - half, 80 + half))
+    assert forecast_coverage.band(4) == pytest.approx((47.1, 100.0))  # (112.9 clipped)
 
 
 def test_runs_with_their_own_origins_live_in_their_own_folders():
