@@ -877,6 +877,23 @@ def test_recalibration_level_moves_with_the_misses() -> None:
         Recalibration(horizon=2, validated=1.0, adapt=-0.1)
 
 
+def test_recalibration_level_holds_still_over_its_first_steps() -> None:
+    held = Recalibration(horizon=2, validated=1.3, adapt=0.1, hold=2)
+    held.score([], [])  # a step with no value arriving does not count
+    held.score([2.0, 0.5], [1.0, 1.0])
+    held.score([3.0], [1.0])
+    assert held.alpha == 0.2 and held.steps == 2  # two steps held: their scores count,
+    assert held.factor == _conformal_by_hand([2.0, 0.5, 3.0], 0.8)  # the level does not
+    held.score([4.0], [1.0])  # the third moves it
+    assert held.alpha == pytest.approx(0.2 + 0.1 * (0.2 - 1.0))
+    assert Recalibration(horizon=2, validated=1.0).hold == 0  # the mechanism's default
+    for bad in (-1, 1.5, True, None):
+        with pytest.raises(
+            ValueError, match=rf"hold must be a count of time steps >= 0; got {bad!r}"
+        ):
+            Recalibration(horizon=2, validated=1.0, hold=bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("adapt", [0.0, 0.3])
 def test_recalibrated_intervals_see_nothing_from_the_origin_on(adapt: float) -> None:
     h, r = 4, 3
@@ -942,16 +959,21 @@ def test_adapt_option_sets_the_level_of_the_test_intervals(tmp_path: Path) -> No
     assert any(not np.array_equal(a.upper, b.upper) for a, b in zip(adaptive, plain, strict=True))
 
 
-@pytest.mark.parametrize(("chunks", "adapt"), [(1, 0.0), (3, 0.0), (1, 0.3), (3, 0.3)])
+@pytest.mark.parametrize(
+    ("chunks", "adapt", "hold"),
+    [(1, 0.0, 0), (3, 0.0, 0), (1, 0.3, 0), (3, 0.3, 0), (1, 0.3, 5), (3, 0.3, None)],
+)
 def test_online_recalibration_equals_recalibrated_on_the_longer_series(
-    chunks: int, adapt: float
+    chunks: int, adapt: float, hold: int | None
 ) -> None:
     h = 4
     y = series(40)
     model = small_model(horizon=h)
     model.interval_scale.fill_(1.4)
     n0 = 20
-    online = OnlineForecaster(model, history=y[:n0], recalibrate=True, adapt=adapt)
+    online = OnlineForecaster(model, history=y[:n0], recalibrate=True, adapt=adapt, hold=hold)
+    held = 2 * h - 1 if hold is None else hold  # the default: 2 * horizon - 1 steps
+    assert online.recalibration is not None and online.recalibration.hold == held
     assert online.interval_scale == pytest.approx(1.4)  # no outcome yet: the validated one
     fixed = OnlineForecaster(model, history=y[:n0])
     k = n0
@@ -960,9 +982,10 @@ def test_online_recalibration_equals_recalibrated_on_the_longer_series(
         fixed.extend(y[k : k + chunks])
         k = min(k + chunks, len(y))
         # the forecasts since the history, scored on the values up to k: as one pass
-        # (online, the level adapts from the first value after the history on)
+        # (online, the level adapts from the value `held` steps after the history on)
+        moving = max(0, k - n0 - held)
         want = recalibrated(
-            model, [y[:k]], [Window(0, k)], 1, starts=[n0], adapt=adapt, adapt_from=k - n0
+            model, [y[:k]], [Window(0, k)], 1, starts=[n0], adapt=adapt, adapt_from=moving
         )[0]
         np.testing.assert_allclose(got.mean, want.mean, rtol=1e-5)
         np.testing.assert_allclose(got.upper - got.mean, want.upper - want.mean, rtol=1e-4)

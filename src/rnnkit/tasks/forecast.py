@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from rnnkit import _options
 from rnnkit._options import option
 from rnnkit.deploy import (
+    ADAPT,
     ANCHORS,
     CLIP,
     D_FLOOR,
@@ -66,6 +67,7 @@ from rnnkit.deploy import (
     Recalibration,
     conformal_factor,
     damping,
+    default_hold,
     outside,
     scaled,
 )
@@ -95,10 +97,6 @@ DATASET_NAMES = (
     "nile",
 )  # fmt: skip  (rnnkit.data.series.DATASETS; listed here so that no data package loads)
 PLOTTED = 4  # series drawn in forecast.png
-# The test intervals' default step of the adaptive conformal level (--adapt): over the
-# default 10-12 rolling origins as good as split conformal, over 60 and more what keeps
-# the coverage near 80 % (docs/forecast.md, "An adaptive level, measured").
-ADAPT = 0.05
 EVAL_BATCH = 256  # series per forward pass at evaluation
 
 
@@ -542,9 +540,12 @@ class OnlineForecaster:
 
     With ``recalibrate=True`` the 80 % intervals are calibrated, at every update, on the
     forecasts this forecaster made since the end of ``history`` whose outcomes have
-    arrived (conformal, with ``adapt`` > 0 at an adaptive level, as :func:`recalibrated`
-    with the end of the history as the start; the validated ``interval_scale`` until the first
-    outcome): what ``rnnkit eval`` does over the test windows, done as the data come.
+    arrived (conformal, as :func:`recalibrated` with the end of the history as the start;
+    the validated ``interval_scale`` until the first outcome): what ``rnnkit eval`` does
+    over the test windows, done as the data come. The level of the conformal quantile
+    holds at 80 % over the first ``hold`` time steps whose values arrive (default
+    :func:`rnnkit.deploy.default_hold`: 2 * horizon - 1) and then adapts by ``adapt``
+    (default 0.05, as ``--adapt``; 0: split conformal throughout).
 
     Example:
         >>> model = rnnkit.load("runs/forecast")  # doctest: +SKIP
@@ -557,7 +558,8 @@ class OnlineForecaster:
         model: nn.Module,
         history: Iterable[float] = (),
         recalibrate: bool = False,
-        adapt: float = 0.0,
+        adapt: float = ADAPT,
+        hold: int | None = None,
     ) -> None:
         from rnnkit.stream import Stream
 
@@ -576,7 +578,9 @@ class OnlineForecaster:
         if values:
             self.extend(values)
         if recalibrate:
-            self.recalibration = Recalibration(c.horizon, float(model.interval_scale), adapt)
+            hold = default_hold(c.horizon) if hold is None else hold
+            scale = float(model.interval_scale)
+            self.recalibration = Recalibration(c.horizon, scale, adapt, hold)
             if self._last is not None:
                 self.recalibration.add(self.seen, self._last)
 
@@ -884,12 +888,10 @@ def recalibrated(
         adapt_from = h + origins - 1
     elif adapt_from < 0:
         raise ValueError(f"adapt_from must be a count of values >= 0; got {adapt_from}")
-    state = Recalibration(h, c, adapt)  # (which checks adapt)
-    state.adapt = 0.0  # the level holds at 80 % until adapt_from
+    # The level holds at 80 % over the time steps before adapt_from whose values arrive.
+    state = Recalibration(h, c, adapt, hold=sum(e > adapt_from for e in arriving))
     factor: dict[int, float] = {}  # the factor a forecast from distance e is given
     for e in range(max(len(y) for y in values), -1, -1):
-        if e <= adapt_from:  # from here on the values move the level
-            state.adapt = adapt
         factor[e] = state.factor
         here = arriving.get(e, [])
         state.score([r for _, r in here], [factor[o] for o, _ in here])
