@@ -41,29 +41,75 @@ import numpy as np
 import torch
 
 from _timing import machine
-from forecast_check import auto_anchor, folder_of, run_arguments
-from rnnkit.tasks.forecast import ForecastTask, model_forecasts, score
+from forecast_check import SETS, auto_anchor, folder_of, run_arguments
+from rnnkit.deploy import Forecast
+from rnnkit.tasks.forecast import (
+    ForecastModel,
+    ForecastTask,
+    OnlineForecaster,
+    model_forecasts,
+    score,
+)
 from rnnkit.train import load
 from rnnkit.train.distributed import Context
 
 WAYS = ("validation only", "split conformal", "adaptive")
+# --online: OnlineForecaster's level held at 80 % throughout, adapting from the first
+# value after the history, and its default (holding still over 2 * horizon - 1 values).
+ONLINE: dict[str, dict[str, Any]] = {
+    "online, split conformal": {"adapt": 0.0},
+    "online, adapting from the first value": {"hold": 0},
+    "online, the default": {},
+}
+SINGLE = tuple(n for n in SETS if n not in ("m1-yearly", "uschange"))  # one series each
+
+
+def prepared(folder: Path) -> tuple[ForecastModel, ForecastTask]:
+    """A run's kept model and its task, its series split as the run split them."""
+    if not (folder / "config.json").is_file():
+        raise SystemExit(f"{folder}: no run folder; train it with benchmarks/forecast_check.py")
+    model = load(folder)
+    task = ForecastTask(ForecastTask.parse_options(model.rnnkit_config.options, "options"))
+    task.prepare(ForecastTask.default_train(), Context(0, 1, torch.device("cpu")))
+    return model, task
 
 
 def coverages(folder: Path, adapt: float) -> dict[str, Any]:
     """The test coverage of one run's kept model, each way, and its test values."""
-    if not (folder / "config.json").is_file():
-        raise SystemExit(f"{folder}: no run folder; train it with benchmarks/forecast_check.py")
-    model = load(folder)
-    config = model.rnnkit_config
-    task = ForecastTask(ForecastTask.parse_options(config.options, "options"))
-    task.prepare(ForecastTask.default_train(), Context(0, 1, torch.device("cpu")))
-    values, test, h = task.values, task.test, task.derived["horizon"]
-    m = task.derived["seasonality"]
+    model, task = prepared(folder)
+    values, test = task.values, task.test
     fcs = {
         "validation only": model_forecasts(model, values, test),
         "split conformal": task.test_forecasts(model, test, adapt=0.0),
         "adaptive": task.test_forecasts(model, test, adapt=adapt),
     }
+    return scored(task, fcs)
+
+
+def online_coverages(folder: Path, adapt: float) -> dict[str, Any]:
+    """The test coverage of a single series' forecasts made online: an
+    ``OnlineForecaster(recalibrate=True)`` given the values training saw as its history,
+    then fed one value at a time over the validation and test periods, each way."""
+    model, task = prepared(folder)
+    y = task.values[0]
+    if len(task.values) > 1:
+        raise SystemExit(f"{folder}: --online reads single-series sets; got {len(task.values)}")
+    start = min(w.origin for w in task.valid)  # the first value training never saw
+    fcs = {}
+    for way, options in ONLINE.items():
+        kw = {"adapt": adapt, **options}
+        online = OnlineForecaster(model, y[:start], recalibrate=True, **kw)
+        made = {start: online.forecast}
+        for t in range(start, max(w.origin for w in task.test)):
+            made[t + 1] = online.update(float(y[t]))
+        fcs[way] = [made[w.origin] for w in task.test]
+    return scored(task, fcs)
+
+
+def scored(task: ForecastTask, fcs: dict[str, list[Forecast]]) -> dict[str, Any]:
+    """Each way's coverage of the test values, and how many values the test holds."""
+    values, test, h = task.values, task.test, task.derived["horizon"]
+    m = task.derived["seasonality"]
     out: dict[str, Any] = {
         way: 100 * score(values, test, f, h, m).coverage for way, f in fcs.items()
     }
@@ -120,19 +166,25 @@ def table(runs: dict[tuple[str, int], dict[str, Any]], way: str, sets: list[str]
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     run_arguments(p)  # those forecast_check.py trained the runs with
-    p.add_argument("--adapt", type=float, default=0.05, help="the adaptive way's step")
+    p.add_argument("--adapt", type=float, default=0.05, help="the adaptive ways' step")
+    p.add_argument("--online", action="store_true",
+                   help="forecast online instead (single-series sets; default: those)")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.online and args.sets == ",".join(SETS):
+        args.sets = ",".join(SINGLE)
     sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
     anchors = {name: auto_anchor(name, args.origins) for name in sets}
+    each, ways = (online_coverages, list(ONLINE)) if args.online else (coverages, WAYS)
     runs = {
-        (name, s): coverages(folder_of(args.runs, name, anchors[name], s, args.origins), args.adapt)
+        (name, s): each(folder_of(args.runs, name, anchors[name], s, args.origins), args.adapt)
         for name in sets
         for s in seeds
     }
-    for way in WAYS:
-        what = f"{way}, adapt {args.adapt:g}" if way == "adaptive" else way
+    for way in ways:
+        adapting = way != "validation only" and "split" not in way
+        what = f"{way}, adapt {args.adapt:g}" if adapting else way
         print(f"80 % interval coverage on the test windows, {what}:\n")
         print(table(runs, way, sets, seeds) + "\n")
     command = "python benchmarks/forecast_coverage.py " + " ".join(

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -66,3 +67,37 @@ def test_runs_with_their_own_origins_live_in_their_own_folders():
     assert bench.options_of("nile", 60) == {"dataset": "nile", "origins": 60}
     assert bench.folder_of("r", "nile", "climatology", 3, None) == Path("r/nile-climatology-3")
     assert bench.folder_of("r", "nile", "drift", 0, 60) == Path("r/nile-o60-drift-0")
+
+
+def test_online_coverage_replays_the_test_windows_value_by_value(tmp_path: Path) -> None:
+    # One series, horizon 4, 8 origins: the online forecaster fed one value at a time from
+    # the first validation value makes the run's test forecasts, recalibrated as
+    # `recalibrated` does over the same values with the level moving from the same value:
+    # never (split conformal), from the first, or after the default hold (2 * 4 - 1 steps).
+    from rnnkit.cli import main
+    from rnnkit.tasks.forecast import recalibrated
+
+    rng = np.random.default_rng(0)
+    y = 20 + np.cumsum(rng.normal(0.3, 1.0, 90)) + 3 * np.sin(np.arange(90) * np.pi / 2)
+    data = tmp_path / "one.csv"
+    data.write_text("value\n" + "".join(f"{v:.4f}\n" for v in y))
+    run = tmp_path / "run"
+    argv = ["train", "forecast", "--data", str(data), "--horizon", "4", "--origins", "8",
+            "--steps", "30", "--eval-every", "10", "--hidden", "8", "--batch-size", "4",
+            "--context", "8", "--margin", "0", "--out", str(run), "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    adapt = 1.0  # a step large enough to move the level within these few values
+    online = forecast_coverage.online_coverages(run, adapt)
+    model, task = forecast_coverage.prepared(run)
+    h, r = 4, 8
+    first = 2 * h + 2 * r - 2  # the first validation value, counted from the end
+    offline = forecast_coverage.scored(task, {
+        way: recalibrated(model, task.values, task.test, r, adapt=a, adapt_from=moving)
+        for way, a, moving in [("online, split conformal", 0.0, None),
+                               ("online, adapting from the first value", adapt, first),
+                               ("online, the default", adapt, first - (2 * h - 1))]
+    })  # fmt: skip
+    assert online == pytest.approx(offline)
+    assert online["values"] == 32 and online["distinct"] == 11
+    # the three ways differ on this run, so that the equalities above tell them apart
+    assert len({online[way] for way in forecast_coverage.ONLINE}) == 3
