@@ -393,8 +393,12 @@ def test_a_resume_past_the_budget_is_refused(tmp_path):
 def test_every_task_loads_and_resumes_through_the_one_folder(task, tmp_path):
     s = spec(task, tmp_path)
     out = tmp_path / "run"
-    first = run(s, out)
+    logged: list[str] = []
+    first = run(s, out, log=logged.append)
     assert first.best["value"] is not None and math.isfinite(first.best["value"])
+    (line,) = [x for x in logged if x.startswith("model: ")]  # the count once, at its end
+    n = sum(p.numel() for p in rnnkit.load(out).parameters())
+    assert line.count("parameters") == 1 and f"; {n:,} parameters; processes: 1" in line
     model = rnnkit.load(out)
     assert not model.training
     names = {"config.json", "model.safetensors", MANIFEST, "metrics.csv", "loss.png", ".lock"}

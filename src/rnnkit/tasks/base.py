@@ -170,9 +170,9 @@ class Task(ABC):
         return False
 
     def title(self, model: nn.Module) -> str:
-        """The title of ``loss.png``: the model in a few words."""
-        n = sum(p.numel() for p in model.parameters())
-        return f"{self.name}: {n:,} parameters"
+        """The title of ``loss.png``: the model in a few words (the run's log adds its
+        parameter count after it)."""
+        return self.name
 
     def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
         """Lines to print when training ends, given the best model (main process)."""

@@ -448,8 +448,7 @@ class TagTask(Task):
     def title(self, model: nn.Module) -> str:
         o = self.options
         way = "bidirectional" if o.bidirectional else "unidirectional"
-        n = sum(p.numel() for p in model.parameters())
-        return f"tag: {way} {o.cell.upper()} {o.num_layers}x{o.hidden_size}, {n:,} parameters"
+        return f"tag: {way} {o.cell.upper()} {o.num_layers}x{o.hidden_size}"
 
     # ---- training ---------------------------------------------------------------------
 
