@@ -25,7 +25,13 @@ coverage.
     python benchmarks/forecast_coverage.py --seeds 0,1,2,3,4
     python benchmarks/forecast_coverage.py --sets elnino,sunspots --origins 60 --seeds 0,1,2,3,4
 
-``--origins R`` reads the runs ``forecast_check.py --origins R`` trained.
+``--origins R`` reads the runs ``forecast_check.py --origins R`` trained. ``--online``
+scores instead the forecasts an ``OnlineForecaster(recalibrate=True)`` makes when given
+the values its run trained on as its history and then fed the validation and test
+values one at a time (single-series sets): its level held at 80 % throughout, adapting
+from the first value, and its default (adapting after 2 * horizon - 1 values).
+
+    python benchmarks/forecast_coverage.py --online --seeds 0,1,2,3,4
 """
 
 from __future__ import annotations
