@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from pathlib import Path
 
 from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
+from rnnkit.cli._outputs import staged_folder
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
@@ -20,18 +22,24 @@ from rnnkit.train.runfolder import RunFolder
 EXAMPLES = """examples:
   rnnkit eval runs/lstm                      # the test split of the run's own corpus
   rnnkit eval runs/lstm --text notes.txt     # any UTF-8 file or folder
-  rnnkit eval runs/en --beam 4               # a numbers run: exact match and CER"""
+  rnnkit eval runs/en --beam 4               # a numbers run: exact match and CER
+  rnnkit eval runs/vowels --out figures      # a classify run: confusion.png in figures/"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="bits per character of a trained language model on a text",
+        help="score a trained run: bits per character of a language model, test "
+        "accuracy or MASE of the other tasks",
         description=textwrap.fill(
-            "Score the model of a run folder on a text: the average number of bits "
-            "it needs per character (lower is better; log2 of the vocabulary size is what a "
-            "model that knows nothing pays). The last line printed is 'bpc: <number>'. "
-            "Characters the model never saw count as its unknown-character class.",
+            "Score the model of a run folder. A language model on a text: the average "
+            "number of bits it needs per character (lower is better; log2 of the "
+            "vocabulary size is what a model that knows nothing pays); the last line "
+            "printed is 'bpc: <number>', and characters the model never saw count as its "
+            "unknown-character class. A numbers run: exact match and character error rate. "
+            "A classify, tag or forecast run: its test split (accuracy per class and "
+            "confusion.png, accuracy per tag and tagged.png, MASE and sMAPE against "
+            "seasonal naive and forecast.png), the figure written into --out.",
             88,
         ),
         epilog=EXAMPLES,
@@ -70,7 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out",
         metavar="DIR",
         help="folder for the figures a task's evaluation writes, e.g. a confusion matrix "
-        "(default: the run folder)",
+        "(default: the run folder); files already there are replaced only with --force",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace figures already in the --out folder"
     )
     add_runtime(p)
     seq2seq_args.add_numbers_eval_arguments(p)
@@ -85,8 +96,9 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{seq2seq_args.numbers_eval_flags(args)}: only for numbers runs")
     if task != "lm":
         return _eval_task(args)
-    if args.out is not None:
-        raise ValueError("--out: a language-model evaluation writes no figure")
+    if args.out is not None or args.force:
+        flag = "--out" if args.out is not None else "--force"
+        raise ValueError(f"{flag}: a language-model evaluation writes no figure")
     device, precision = runtime(args)
     model = load(args.run_dir, device)  # the run folder is checked before the text is read
     if args.text is not None:
@@ -128,8 +140,12 @@ def _eval_task(args: argparse.Namespace) -> int:
     task = task_cls(options, config.derived)
     model = load(args.run_dir, device)
     task.prepare(config.train, Context(0, 1, device))
-    with precision:
-        lines = task.report(model, args.run_dir, args.out or args.run_dir)
+    # The figures are drawn into a scratch folder and moved in at the end: a file the
+    # user saved in --out is refused (unless --force) and nothing is half-written.
+    out = args.out or args.run_dir
+    with staged_folder("--out", out, args.force, own=args.out is None) as stage, precision:
+        lines = task.report(model, args.run_dir, stage)
+    lines = [line.replace(str(stage), str(Path(out))) for line in lines]
     print(f"{config.task} run {args.run_dir}:")
     for line in lines:
         print(line)

@@ -45,10 +45,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="steps to forecast, at most the trained horizon (default: the trained horizon)",
     )
-    p.add_argument("--out", metavar="FILE.csv", help="write the CSV here (default: stdout)")
     p.add_argument(
-        "--plot", metavar="FILE.png", help="draw the forecasts and intervals of a few series"
+        "--out",
+        metavar="FILE.csv",
+        help="write the CSV here (default: stdout); an existing file only with --force",
     )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="draw the forecasts and intervals of a few series; an existing file only with --force",
+    )
+    p.add_argument("--force", action="store_true", help="replace --out and --plot if they exist")
     p.add_argument(
         "--series",
         action="append",
@@ -75,13 +82,12 @@ def run(args: argparse.Namespace) -> int:
         write_csv,
     )
     from rnnkit.train import load
+    from rnnkit.train.files import atomic_write
     from rnnkit.train.runfolder import RunFolder
 
     if args.data is None and (args.format != "auto" or args.time_column is not None):
         raise ValueError("--format and --time-column describe --data; give --data FILE")
-    for flag, path in (("--out", args.out), ("--plot", args.plot)):
-        if path is not None and Path(path).is_dir():
-            raise ValueError(f"{flag}: {path} is a folder; expected a file name")
+    check_outputs(args)
     if args.series and not args.plot:
         raise ValueError("--series picks the series drawn by --plot; give --plot FILE.png")
     config = RunFolder(args.run_dir).read_config()
@@ -129,12 +135,9 @@ def run(args: argparse.Namespace) -> int:
             ]
         else:
             forecasts = forecast(model, data.values, args.horizon)
-    text = write_csv(args.out, names, forecasts)
+    text = write_csv(None, names, forecasts)
     h = len(forecasts[0].mean)
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        print(f"forecasts of {len(names)} series, {h} steps each: {args.out}", file=sys.stderr)
+    # The figure first: a figure that cannot be drawn leaves no CSV behind either.
     if args.plot:
         plot_forecasts(
             args.plot,
@@ -144,5 +147,31 @@ def run(args: argparse.Namespace) -> int:
             [forecasts[i] for i in picked],
             f"{Path(args.run_dir).name}: forecasts of {data.source}, 80% intervals",
         )
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(Path(args.out), text.encode("utf-8"))
+        print(f"forecasts of {len(names)} series, {h} steps each: {args.out}", file=sys.stderr)
+    if args.plot:
         print(f"figure: {args.plot}", file=sys.stderr)
     return 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before anything is read or written, an output that would replace a file
+    without --force (or the --data file or a file of the run at all), a folder, a missing
+    folder, or a figure not named .png."""
+    from pathlib import Path
+
+    from rnnkit.cli._outputs import check_new_file, same_file
+
+    if args.out is not None and args.plot is not None and same_file(args.out, args.plot):
+        raise ValueError(f"--out and --plot name the same file: {args.out}")
+    for flag, name, suffix in (("--out", args.out, None), ("--plot", args.plot, ".png")):
+        if name is None:
+            continue
+        if args.data is not None and same_file(name, args.data):
+            raise ValueError(f"{flag} {name} is the --data file; expected another file name")
+        if Path(name).exists() and same_file(Path(name).parent, args.run_dir):
+            raise ValueError(f"{flag} {name} is a file of the run folder; expected a new name")
+        check_new_file(flag, name, args.force, suffix)

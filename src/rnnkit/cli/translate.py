@@ -14,6 +14,7 @@ from rnnkit.cli._lm_args import (
     positive_int,
     runtime,
 )
+from rnnkit.cli._outputs import check_new_file
 from rnnkit.seq2seq import load_run, plot_attention, translate
 
 EXAMPLES = """examples:
@@ -60,14 +61,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--plot",
         metavar="FILE",
-        help="write the attention weights of the (single) input as a heat map PNG",
+        help="write the attention weights of the (single) input as a heat map (PNG, or "
+        "the format of the file's extension); an existing file only with --force",
     )
+    p.add_argument("--force", action="store_true", help="replace --plot if it exists")
     p.add_argument("--scores", action="store_true", help="print the log-probability too")
     add_runtime(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        check_new_file("--plot", args.plot, args.force)
     device, precision = runtime(args)
     run_ = load_run(args.run_dir, device)  # the run folder is checked before input is read
     texts = list(args.text) if args.text else [line.rstrip("\n") for line in sys.stdin]

@@ -55,8 +55,13 @@ def figure(rows: int, cols: int, *, width: float, height: float) -> tuple[Any, A
 
 
 def save(fig: Any, path: str | Path, title: str) -> Path:
-    """Write ``fig`` as a PNG with ``title`` (the claim tested) on top; returns the path."""
+    """Write ``fig`` as a PNG with ``title`` (the claim tested) on top; returns the path.
+
+    Written atomically (:func:`rnnkit.train.files.atomic_write`): a kill leaves the old
+    file or the new one, and a symbolic link at ``path`` is replaced, never followed."""
     from PIL import Image
+
+    from rnnkit.train.files import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,5 +79,7 @@ def save(fig: Any, path: str | Path, title: str) -> Path:
         small = image.convert("RGB").quantize(
             colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
         )
-        small.save(path, format="PNG", optimize=True)
+        out = io.BytesIO()
+        small.save(out, format="PNG", optimize=True)
+    atomic_write(path, out.getvalue())
     return path

@@ -9,6 +9,7 @@ are all refused with a one-line message.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from rnnkit.seq2seq.data import normalise, pad_sources
 from rnnkit.seq2seq.decode import Decoded, beam_search, greedy, sample
+from rnnkit.train.files import atomic_write
 
 if TYPE_CHECKING:
     from rnnkit.seq2seq.run import NumbersRun
@@ -212,4 +214,8 @@ def plot_attention(translation: Translation, path: str | Path, title: str = "") 
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)  # the format follows the file's extension, as before
+    # The format follows the file's extension; written atomically (a link is replaced).
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png")
+    atomic_write(path, buffer.getvalue())

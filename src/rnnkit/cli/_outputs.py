@@ -1,0 +1,77 @@
+"""The files a command writes for the user: never over a file they saved, unless asked.
+
+Every command that writes a named file (`rnnkit forecast --out/--plot`, `rnnkit translate
+--plot`, `rnnkit eval --out DIR`) checks its outputs here before it reads or computes
+anything, so a refused command leaves the disk as it was; the files themselves are written
+atomically (:func:`rnnkit.train.files.atomic_write`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def check_new_file(flag: str, name: str, force: bool, suffix: str | None = None) -> Path:
+    """``name`` as a path a command may write: in an existing folder, not a folder itself,
+    ending in ``suffix`` when one is given, and not an existing file unless ``force``."""
+    path = Path(name)
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise ValueError(f"{flag}: expected a file name ending in {suffix}; got {name}")
+    if path.is_dir():
+        raise ValueError(f"{flag}: {name} is a folder; expected a file name")
+    if not path.parent.is_dir():
+        raise ValueError(
+            f"{flag}: the folder of {name} does not exist; expected a file name in an "
+            "existing folder"
+        )
+    if (path.exists() or path.is_symlink()) and not force:
+        raise ValueError(f"{flag} {name} exists; pass --force to replace it")
+    return path
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two names point to the same file (or would, once written)."""
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+@contextmanager
+def staged_folder(flag: str, name: str, force: bool, own: bool) -> Iterator[Path]:
+    """A scratch folder for the files a command writes into the folder ``name``; on a clean
+    exit they are moved in (each rename atomic, a symbolic link replaced, never followed).
+    A file already there is refused, before any is moved, unless ``force`` or ``own`` (the
+    folder is a run folder whose figures the command itself wrote). ``name`` is made when
+    its parent exists; on an error nothing is left behind."""
+    out = Path(name)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag}: {name} is a file; expected a folder")
+    made = not out.exists()
+    if made:
+        if not out.parent.is_dir():
+            raise ValueError(
+                f"{flag}: the folder that would hold {name} does not exist; expected an "
+                "existing folder or a new one inside an existing folder"
+            )
+        out.mkdir()
+    stage = Path(tempfile.mkdtemp(prefix=".rnnkit-", dir=out))
+    try:
+        yield stage
+        files = sorted(stage.iterdir())
+        taken = [f.name for f in files if (out / f.name).exists() or (out / f.name).is_symlink()]
+        if taken and not (force or own):
+            raise ValueError(
+                f"{flag} {name} already holds {', '.join(taken)}; pass --force to replace "
+                "it, or name another folder"
+            )
+        for f in files:
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made and not any(out.iterdir()):
+            out.rmdir()

@@ -1,0 +1,182 @@
+"""Files a command writes for the user: an existing file is refused unless --force, a
+refused command changes nothing on disk, and a symbolic link is replaced, never followed."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli import main
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (links as their targets' names) and its digest."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            out[str(p.relative_to(root))] = "-> " + str(p.readlink())
+        elif p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[str(p.relative_to(root))] = "folder"
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("outputs")
+    data = tmp / "shops.csv"
+    with data.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["week", "north", "south"])
+        for t in range(40):
+            w.writerow([t, f"{10 + 3 * math.sin(t):.3f}", f"{20 + t % 4:.3f}"])
+    out = tmp / "run"
+    argv = [
+        "train",
+        "forecast",
+        "--data",
+        str(data),
+        "--horizon",
+        "4",
+        "--seasonality",
+        "4",
+        "--hidden",
+        "8",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    return out
+
+
+def refused(argv: list[str], root: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """The one-line error of ``argv``, checking that nothing under ``root`` changed."""
+    before = snapshot(root)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert snapshot(root) == before
+    return err
+
+
+def test_forecast_refuses_to_replace_a_users_files(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = run.parent / "shops.csv"
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my precious data\n")
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a png: my notes\n")
+    cases = {
+        "--out": (["--out", str(mine)], f"--out {mine} exists; pass --force to replace it"),
+        "--plot": (
+            ["--out", str(tmp_path / "new.csv"), "--plot", str(notes)],
+            f"--plot {notes} exists; pass --force to replace it",
+        ),
+        "data": (
+            ["--data", str(data), "--out", str(data), "--force"],
+            f"--out {data} is the --data file; expected another file name",
+        ),
+        "run file": (
+            ["--out", str(run / "config.json"), "--force"],
+            "is a file of the run folder; expected a new name",
+        ),
+        "suffix": (
+            ["--plot", str(tmp_path / "p.pdf")],
+            "--plot: expected a file name ending in .png; got",
+        ),
+        "folder": (["--out", str(tmp_path)], "is a folder; expected a file name"),
+        "no folder": (
+            ["--out", str(tmp_path / "nodir" / "x.csv")],
+            "the folder of .* does not exist",
+        ),
+        "same": (
+            ["--out", str(tmp_path / "a.png"), "--plot", str(tmp_path / "a.png")],
+            "--out and --plot name the same file",
+        ),
+    }
+    for name, (extra, message) in cases.items():
+        err = refused(["forecast", str(run), *extra], tmp_path.parent, capsys)
+        assert re.search(message, err), (name, err)
+
+
+def test_forecast_force_replaces_atomically_and_replaces_links(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, plot = tmp_path / "f.csv", tmp_path / "f.png"
+    assert main(["forecast", str(run), "--out", str(out), "--plot", str(plot)]) == 0
+    first = out.read_text()
+    assert first.startswith("series,step,forecast,lo80,hi80\n")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("precious\n")
+    plot.unlink()
+    plot.symlink_to(precious)
+    argv = ["forecast", str(run), "--out", str(out), "--plot", str(plot), "--force"]
+    assert main(argv) == 0
+    assert out.read_text() == first
+    assert not plot.is_symlink() and plot.read_bytes()[:4] == b"\x89PNG"
+    assert precious.read_text() == "precious\n"  # the link was replaced, not followed
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_eval_out_refuses_a_users_figure_and_leaves_nothing(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    (figs / "forecast.png").write_text("my own figure\n")
+    err = refused(["eval", str(run), "--out", str(figs)], tmp_path, capsys)
+    assert err.endswith(
+        f"--out {figs} already holds forecast.png; pass --force to replace "
+        "it, or name another folder"
+    )
+    assert main(["eval", str(run), "--out", str(figs), "--force"]) == 0
+    assert (figs / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"figure: {figs / 'forecast.png'}" in capsys.readouterr().out
+    new = tmp_path / "new"
+    assert main(["eval", str(run), "--out", str(new)]) == 0
+    assert sorted(p.name for p in new.iterdir()) == ["forecast.png"]
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x\n")
+    assert "is a file; expected a folder" in refused(
+        ["eval", str(run), "--out", str(afile)], tmp_path, capsys
+    )
+    assert "does not exist" in refused(
+        ["eval", str(run), "--out", str(afile / "sub")], tmp_path, capsys
+    )
+
+
+def test_eval_rewrites_its_own_figure_in_the_run_and_replaces_a_link(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("precious\n")
+    (copy / "forecast.png").unlink()
+    (copy / "forecast.png").symlink_to(precious)
+    assert main(["eval", str(copy)]) == 0
+    assert precious.read_text() == "precious\n"
+    assert (copy / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in copy.iterdir() if p.name.startswith(".rnnkit-")]
+
+
+def test_train_out_under_a_file_is_one_line(tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    err = refused(
+        ["train", "adding", "--steps", "1", "--out", str(afile / "run")], tmp_path, capsys
+    )
+    assert f"cannot make the run folder {afile / 'run'}: Not a directory" in err
