@@ -16,7 +16,7 @@ from typing import Any
 from rnnkit.cli._lm_args import one_line_errors
 from rnnkit.cli.options import add_fields, given
 from rnnkit.tasks import NAMES, REGISTRY, get_task
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import SOURCE_OPTIONS, SOURCES, Task
 from rnnkit.train import TrainConfig, train
 from rnnkit.train.config import BUDGET_KEYS
 from rnnkit.train.files import read_json
@@ -113,14 +113,15 @@ def main(argv: Sequence[str]) -> int:
     else:
         if args.config is not None:
             file_options, file_train = _read_config_file(args.config)
+            if any(k in options for k in SOURCES):  # new data: none of the file's source
+                file_options = {k: v for k, v in file_options.items() if k not in SOURCE_OPTIONS}
             options = {**file_options, **options}
             if any(k in training for k in BUDGET_KEYS):
                 file_train = {k: v for k, v in file_train.items() if k not in BUDGET_KEYS}
             training = {**file_train, **training}
         opts = task_cls.parse_options(options, where=f"{task} options", partial=True)
         summary = train(task, opts, task_cls.default_train(**training), out=args.out)
-    report(summary)
-    return 0
+    return report(summary)
 
 
 def pick_task(argv: list[str]) -> tuple[str, list[str]]:
@@ -201,10 +202,11 @@ def _read_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return config.options, dict(data.get("train", {}))
 
 
-def report(summary: Any) -> None:
-    """What `rnnkit train` prints when a run ends (main process only)."""
+def report(summary: Any) -> int:
+    """What `rnnkit train` prints when a run ends (main process only); the exit status:
+    1 when no evaluation gave a finite score, so that no model was saved."""
     if not summary.is_main:
-        return
+        return 0
     item = get_task(summary.task).item_name
     how = {None: "finished", "goal": "reached its goal"}.get(
         summary.stopped_by, f"stopped by {summary.stopped_by}"
@@ -221,7 +223,12 @@ def report(summary: Any) -> None:
     print(f"; {summary.skipped_steps} non-finite step(s) skipped" if summary.skipped_steps else "")
     for line in summary.lines:
         print(line)
+    if best.get("value") is None and summary.history:
+        print(f"no model saved in {summary.run_dir}: the validation {best['metric']} was not "
+              "a finite number at any evaluation", file=sys.stderr)  # fmt: skip
+        return 1
     print(f"run saved to {summary.run_dir}")
     print(f"  continue: rnnkit train --resume {summary.run_dir} --steps N")
     print(f"  load:     rnnkit.load({summary.run_dir!r})")
     sys.stdout.flush()
+    return 0

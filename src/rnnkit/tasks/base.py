@@ -11,6 +11,7 @@ tasks. A new task is one module with a :class:`Task` subclass and one registry e
 from __future__ import annotations
 
 import dataclasses
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -65,6 +66,14 @@ class SeededBatches(BatchSource):
         self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
 
 
+# The options that name a task's data, by the names the tasks give them: files
+# (stored as absolute paths) and the choices a file replaces. A new run from a config
+# file that is given another source on the command line drops the file's whole source.
+PATH_OPTIONS = ("text", "data", "test_data")
+SOURCES = ("text", "corpus", "data", "dataset")  # each names the data by itself
+SOURCE_OPTIONS = (*SOURCES, "test_data", "format", "time_column")  # and what describes it
+
+
 class Task(ABC):
     """One job rnnkit trains. Subclasses set the class attributes and the methods."""
 
@@ -87,6 +96,12 @@ class Task(ABC):
         evaluation is only reported, and the model kept is the last."""
         return True
 
+    @property
+    def scored_on(self) -> str:
+        """What the evaluations score, as the log names it: "validation", or where no
+        data is held out, e.g. "training (no validation data)"."""
+        return "validation"
+
     def __init__(self, options: Any, derived: dict[str, Any] | None = None) -> None:
         """``derived`` is what an earlier :meth:`prepare` found (read from config.json);
         None for a new run."""
@@ -94,8 +109,14 @@ class Task(ABC):
         self.derived: dict[str, Any] = dict(derived or {})
 
     def options_dict(self) -> dict[str, Any]:
-        """The options as ``config.json`` stores them."""
-        return dataclasses.asdict(self.options)
+        """The options as ``config.json`` stores them: a file the data came from as an
+        absolute path, so that ``rnnkit train --config RUN/config.json`` finds it from any
+        folder."""
+        stored = dataclasses.asdict(self.options)
+        for key in PATH_OPTIONS:
+            if isinstance(stored.get(key), str) and stored[key]:
+                stored[key] = os.path.abspath(stored[key])
+        return stored
 
     @classmethod
     def parse_options(cls, data: object, where: str, partial: bool = False) -> Any:

@@ -184,7 +184,7 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
     if tests:
         out += ["", "Test: " + _metrics_text(tests[1], tests[0]) + "."]
     else:
-        out += ["", "Test metrics are not computed during training."]
+        out += ["", "No test metrics are recorded in `metrics.csv`."]
         if task_cls is not None:
             out[-1] += (
                 " `rnnkit eval` scores the model again (on its test split, for tasks that "
@@ -194,7 +194,12 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
         out += ["", f"![training curves]({LOSS_PLOT})"]
     out.append("")
 
-    out += ["## Use", "", "Nothing is downloaded: every line reads this folder only.", ""]
+    out += [
+        "## Use",
+        "",
+        "Nothing is downloaded: every line reads this folder, and the data files it records.",
+        "",
+    ]
     out += _use(config.task, name, manifest is not None)
 
     out += ["## Options", ""]

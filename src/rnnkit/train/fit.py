@@ -169,6 +169,12 @@ class FitTask(Task):
         first = batch[0] if isinstance(batch, (tuple, list)) else batch
         return int(first.size(0)) if isinstance(first, Tensor) and first.dim() else 1
 
+    @property
+    def scored_on(self) -> str:
+        if self.val_loader is None:
+            return "training (no val_loader: the mean loss since the last evaluation)"
+        return "validation"
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         if self.val_loader is None:

@@ -279,7 +279,7 @@ class Trainer:
                 if improved and self.task.selects
                 else (" (the last, saved)" if improved else "")
             )
-            self._message(f"step {self.step}: validation {shown}{mark}")
+            self._message(f"step {self.step}: {self.task.scored_on} {shown}{mark}")
             for line in self.task.show(self.model, metrics):
                 self._message("    " + line)
             if self.task.reached_goal(metrics) and self.stop_reason is None:

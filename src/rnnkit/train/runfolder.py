@@ -292,7 +292,13 @@ class RunFolder:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold ``.lock`` for the duration; a second writer is refused with the holder's pid."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # e.g. a file where a folder of the path should be
+            raise RunFolderError(
+                f"cannot make the run folder {self.path}: {err.strerror}; expected a path "
+                "whose existing parts are folders"
+            ) from None
         lock = self.path / LOCK
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
