@@ -479,3 +479,34 @@ def test_translate_refuses_graphs_that_are_not_an_encoder_and_its_decoder(tmp_pa
     export_onnx(rnnkit.GRU(3, 4), decoder, mode="step")
     with pytest.raises(ValueError, match="expected an encoder-decoder's encoder graph; got a lay"):
         deploy.translate(encoder, decoder, "abc")
+
+
+def test_a_trained_tagger_and_classifier_carry_their_names(tmp_path: Path) -> None:
+    """A runner reads a tagger's or classifier's graph with no run folder: the graph
+    names the characters of its ids and the tag or class of each output."""
+    import io
+
+    from rnnkit.train import TrainConfig, train
+
+    lines = [{"x": w, "y": ["N" if c.isalpha() else "D" for c in w]}
+             for w in ["ab1", "c22d", "e3", "fg", "4h", "ij5", "k6l", "7m", "no8", "p9", "qr",
+                       "s0t"]]  # fmt: skip
+    tags = tmp_path / "tags.jsonl"
+    tags.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    rows = [f"{a},{a + 1},{a + 2}:{'up' if a % 2 else 'down'}" for a in range(16)]
+    ts = tmp_path / "ud.ts"
+    ts.write_text("@problemName ud\n@classLabel true up down\n@data\n" + "\n".join(rows) + "\n")
+    quiet = {"log": lambda _: None, "progress": io.StringIO()}
+    config = TrainConfig(steps=2, eval_every=2, seed=0, threads=1)
+    train("tag", {"data": str(tags), "hidden_size": 4, "embed_size": 4, "seq_len": 8},
+          config, out=tmp_path / "tag", **quiet)  # fmt: skip
+    train("classify", {"data": str(ts), "hidden_size": 4}, config, out=tmp_path / "cls",
+          **quiet)  # fmt: skip
+    tagger = rnnkit.load(tmp_path / "tag")
+    meta = read_metadata(export_onnx(tagger, mode="sequence"))
+    derived = json.loads((tmp_path / "tag" / "config.json").read_text())["derived"]
+    assert meta["tag_names"] == derived["tags"] and len(meta["tag_names"]) == meta["num_tags"]
+    assert meta["vocab"] == ["", *derived["vocab"]["chars"]] and meta["unk_id"] == 0
+    assert len(meta["vocab"]) == meta["vocab_size"]
+    meta = read_metadata(export_onnx(rnnkit.load(tmp_path / "cls"), mode="sequence"))
+    assert meta["class_names"] == ["up", "down"] and meta["classes"] == 2

@@ -178,7 +178,7 @@ def parts_of(model: object) -> Parts:
         )
         return Parts(
             "tagger", model, model.rnn, model.embedding is not None, c.num_features,
-            [c.num_tags], pre, _head(model.head), extra={"num_tags": c.num_tags},
+            [c.num_tags], pre, _head(model.head), extra={"num_tags": c.num_tags, **_names(model)},
         )  # fmt: skip
     if isinstance(model, SequenceClassifier):
         if model.downsample > 1:
@@ -191,7 +191,7 @@ def parts_of(model: object) -> Parts:
             "classifier", model, _layer(model.rnn), False, model.rnn.input_size, [classes],
             Standardize(model.mean, model.std),
             pooled=PoolHead(model.head, model.pool, model.rnn.num_directions),
-            extra={"classes": classes, "pool": model.pool},
+            extra={"classes": classes, "pool": model.pool, **_names(model)},
         )  # fmt: skip
     if isinstance(model, MemoryModel):
         ids = isinstance(model.embed, nn.Embedding)
@@ -205,6 +205,22 @@ def parts_of(model: object) -> Parts:
         "ForecastModel, Tagger, SequenceClassifier, MemoryModel, Seq2Seq); got "
         f"{type(model).__name__} (export one of its rnnkit layers instead)"
     )
+
+
+def _names(model: nn.Module) -> dict[str, Any]:
+    """What a runner needs to read a tagger's or classifier's graph without its run
+    folder, from the run :func:`rnnkit.load` read it from: the characters of the ids
+    (``vocab[id]``; id 0, ``""``, the unknown class), the tag or class name of each output."""
+    run = getattr(model, "rnnkit_config", None)
+    derived = getattr(run, "derived", None) or {}
+    names: dict[str, Any] = {}
+    if isinstance(derived.get("vocab"), dict) and isinstance(derived["vocab"].get("chars"), str):
+        names.update(vocab=["", *derived["vocab"]["chars"]], unk_id=0)
+    if isinstance(derived.get("tags"), list):
+        names["tag_names"] = [str(t) for t in derived["tags"]]
+    if isinstance(derived.get("classes"), list):
+        names["class_names"] = [str(c) for c in derived["classes"]]
+    return names
 
 
 def _head(linear: nn.Linear) -> Head:
