@@ -91,6 +91,8 @@ def expectation(field: dataclasses.Field[Any], kind: type) -> str:
 
 def _num(x: float) -> str:
     """A bound as a reader writes it: 65536, 1000000, 0.001, 1e-09."""
+    if isinstance(x, int):
+        return str(x)
     if float(x).is_integer() and abs(x) < 1e16:
         return str(int(x))
     return f"{x:g}"

@@ -189,6 +189,8 @@ def _config_path(path: str) -> Any:
 
     p = Path(path)
     if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise FileNotFoundError(f"--config: {path} is a folder with no config.json")
         p = p / "config.json"
     if not p.is_file():
         raise FileNotFoundError(f"--config: no such file: {path}")
@@ -199,6 +201,8 @@ def _read_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The options and the training fields a config file gives (checked, not yet merged)."""
     data = read_json(_config_path(path))
     config = parse_config(data, path, partial=True)
+    # The file's options checked against its task here, so that a mistake names the file.
+    get_task(config.task).parse_options(config.options, where=f"{path}: options", partial=True)
     return config.options, dict(data.get("train", {}))
 
 

@@ -43,6 +43,7 @@ from rnnkit.train.runfolder import (
     RunFolder,
     RunFolderError,
     is_card,
+    not_found,
     parse_config,
 )
 
@@ -237,7 +238,7 @@ def write_card(run: str | os.PathLike[str]) -> Path:
     """
     probe = RunFolder(run)
     if not probe.path.is_dir() or probe.path.is_symlink():
-        raise RunFolderError(f"run folder not found: {probe.path}")
+        raise RunFolderError(not_found(probe.path))
     config = probe.read_config()
     extra = get_task(config.task).extra_files if config.task != "fit" else ()
     folder = RunFolder(run, extra)

@@ -39,6 +39,7 @@ from rnnkit.train.runfolder import (
     RunFolder,
     RunFolderError,
     check_fits,
+    not_found,
     parse_config,
 )
 
@@ -154,7 +155,7 @@ def _check_rnnkit(path: Path) -> dict[str, Any]:
 def _from_folder(path: Path) -> dict[str, Any]:
     """The files of a pretrained folder, read from a run or pretrained folder."""
     if not path.is_dir() or path.is_symlink():
-        raise RunFolderError(f"run folder not found: {path}")
+        raise RunFolderError(not_found(path))
     _check_rnnkit(path)
     folder = RunFolder(path)
     config = folder.read_config()

@@ -29,6 +29,7 @@ from rnnkit.train.runfolder import (
     RunFolder,
     RunFolderError,
     check_fits,
+    not_found,
 )
 
 
@@ -168,7 +169,7 @@ def _check_resume(
     """Everything a resume needs, read and checked; nothing written."""
     probe = RunFolder(resume)
     if not probe.path.is_dir() and not probe.path.is_symlink():
-        raise RunFolderError(f"run folder not found: {probe.path}")
+        raise RunFolderError(not_found(probe.path))
     config = probe.read_config()
     task_cls = get_task(config.task)
     folder = RunFolder(resume, task_cls.extra_files)

@@ -76,6 +76,15 @@ class RunFolderError(ValueError):
     """A run folder that cannot be used as asked; the message is one line."""
 
 
+def not_found(path: Path) -> str:
+    """Why ``path`` is no run folder, when it is no folder at all."""
+    if path.is_symlink():
+        return f"{path} is a symbolic link; expected a run folder (rnnkit does not follow links)"
+    if path.exists():
+        return f"{path} is a file; expected a run folder"
+    return f"run folder not found: {path}"
+
+
 @dataclass
 class RunConfig:
     """What ``config.json`` holds. ``options`` are the task's own (see its ``Options``)."""
@@ -217,7 +226,7 @@ class RunFolder:
 
     def read_config(self) -> RunConfig:
         if not self.path.is_dir():
-            raise RunFolderError(f"run folder not found: {self.path}")
+            raise RunFolderError(not_found(self.path))
         try:
             data = read_json(self.path / CONFIG)
         except FileNotFoundError:
