@@ -211,7 +211,8 @@ def test_without_validation_every_training_series_trains_and_the_last_model_is_k
     config = TrainConfig(steps=6, eval_every=1, log_every=6, threads=1, lr=0.05, seed=0)
     shown = io.StringIO()
     summary = train("classify", opts, config, out=tmp_path / "refit", **quiet(progress=shown))
-    evaluations = re.findall(r"step \d+: validation .*", shown.getvalue())
+    evaluations = re.findall(r"step \d+: training \(no validation split\) .*", shown.getvalue())
+    assert "validation accuracy" not in shown.getvalue()  # the training series are scored
     assert len(evaluations) == 6 and all(e.endswith("(the last, saved)") for e in evaluations)
     assert summary.best["step"] == 6
     derived = json.loads((tmp_path / "refit" / "config.json").read_text())["derived"]

@@ -16,9 +16,11 @@ per line::
     1.0,2.0,3.0:0.5,?,0.7:a        dimension 1 : dimension 2 : class label
     4.0,5.0:0.1,0.2:c               series may differ in length (not their dimensions)
 
-Tags are case-insensitive; unknown tags are skipped. ``@timeStamps true`` series write
-each value as ``(timestamp,value)``: the values are read in file order and the timestamps
-are dropped. A missing value is ``?`` or ``NaN``. What happens to it is ``missing``:
+Tags are case-insensitive; unknown tags are skipped. A line ends at '\\n', '\\r\\n' or a
+lone '\\r' only. ``@timeStamps true`` series write each value as ``(timestamp,value)``,
+the pairs of a dimension separated by ',' and nothing else: the values are read in file
+order and the timestamps are dropped. A missing value is ``?`` or ``NaN``. What happens
+to it is ``missing``:
 
 - ``"ffill"`` (the default): carried forward within its series and dimension; a gap at
   the start takes the first value that follows; a dimension with no value at all in a
@@ -31,8 +33,8 @@ read with ``require_labels=False``; its labels are -1.
 
 Every problem is a one-line ``ValueError`` naming the file and the line: a header tag with
 a bad value, no ``@data``, a series with the wrong number of dimensions, dimensions of
-unequal length within a series, a value that is not a number, a label that
-``@classLabel`` does not declare.
+unequal length within a series, a value that is not a number or beyond float32's range,
+text between timestamped pairs, a label that ``@classLabel`` does not declare.
 
 Example:
     >>> data = read_ts("Vowels_TRAIN.ts")  # doctest: +SKIP
@@ -54,7 +56,11 @@ from torch import Tensor
 MISSING_MODES = ("ffill", "error", "keep")
 COMMENTS = ("#", "%")
 BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength", "targetlabel")
-_STAMPED = re.compile(r"\(([^()]*)\)")  # "(2007-01-01 00:00:00,241.97)"
+# One "(timestamp,value)" pair and the spaces around it: "(2007-01-01 00:00:00,241.97)".
+# The value follows the last ',' inside the parentheses.
+_PAIR = re.compile(r"\s*\(([^()]*),([^(),]*)\)\s*")
+# The series become float32: a larger magnitude would turn into inf.
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 @dataclass
@@ -134,7 +140,7 @@ def parse_ts(
     text: str, where: str = "<text>", missing: str = "ffill", require_labels: bool = True
 ) -> TSData:
     """:func:`read_ts` of the text of a file; ``where`` names it in messages."""
-    lines = text.splitlines()
+    lines = _lines(text)
     header, first = _read_header(lines, where, require_labels)
     labelled = bool(header.class_label)
     dims = header.dimensions
@@ -199,6 +205,13 @@ def parse_ts(
                 f"lengths ({min(lengths)} to {max(lengths)})"
             )
     return TSData(where, list(header.classes), samples, header.problem_name, n_missing, rows)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text``, ended by '\\n', '\\r\\n' or a lone '\\r'. Not
+    ``str.splitlines``: it also breaks at a form feed, '\\x1c'-'\\x1e', U+0085, U+2028...,
+    which a comment may hold, and the line numbers of the messages would be wrong."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _read_header(lines: list[str], where: str, require_labels: bool) -> tuple[_Header, int]:
@@ -295,9 +308,19 @@ def _split_series(line: str, at: str, stamped: bool, labelled: bool) -> tuple[li
                 depth += 1
             elif c == ")":
                 depth -= 1
+                if depth < 0:  # else every later ':' would hide inside "parentheses"
+                    raise ValueError(
+                        f"{at}: a ')' (character {i + 1}) closes no '('; @timeStamps true "
+                        "writes each value as '(timestamp,value)'"
+                    )
             elif c == ":" and depth == 0:
                 parts.append(line[start:i])
                 start = i + 1
+        if depth > 0:
+            raise ValueError(
+                f"{at}: a '(' is not closed by a ')'; @timeStamps true writes each value as "
+                "'(timestamp,value)'"
+            )
         parts.append(line[start:])
     else:
         parts = line.split(":")
@@ -312,15 +335,7 @@ def _split_series(line: str, at: str, stamped: bool, labelled: bool) -> tuple[li
 
 
 def _values(text: str, at: str, dim: int, stamped: bool) -> list[float]:
-    if stamped:
-        tokens = [m.rsplit(",", 1)[-1] for m in _STAMPED.findall(text)]
-        if not tokens and text.strip():
-            raise ValueError(
-                f"{at}: dimension {dim}: @timeStamps true expects (timestamp,value) pairs; "
-                f"got {_short(text)!r}"
-            )
-    else:
-        tokens = text.split(",")
+    tokens = _stamped(text, at, dim) if stamped else text.split(",")
     if not tokens or tokens == [""] or all(not t.strip() for t in tokens):
         raise ValueError(f"{at}: dimension {dim} has no values")
     out = []
@@ -338,8 +353,38 @@ def _values(text: str, at: str, dim: int, stamped: bool) -> list[float]:
             ) from None
         if not math.isfinite(value):
             raise ValueError(f"{at}: dimension {dim}, value {k}: {t!r} is not finite")
+        if abs(value) > FLOAT32_MAX:
+            raise ValueError(
+                f"{at}: dimension {dim}, value {k}: {_short(t)!r} is out of range for float32 "
+                f"(at most {FLOAT32_MAX:.7g} in magnitude)"
+            )
         out.append(value)
     return out
+
+
+def _stamped(text: str, at: str, dim: int) -> list[str]:
+    """The value texts of one dimension's "(t,v),(t,v),...": nothing may stand between
+    or around the pairs (it would be dropped unseen)."""
+    if not text.strip():
+        return []
+    values, pos = [], 0
+    while True:
+        m = _PAIR.match(text, pos)
+        if m is None:
+            raise ValueError(
+                f"{at}: dimension {dim}, value {len(values) + 1}: @timeStamps true expects "
+                f"'(timestamp,value)'; got {_short(text[pos:].strip())!r}"
+            )
+        values.append(m.group(2))
+        pos = m.end()
+        if pos == len(text):
+            return values
+        if text[pos] != ",":
+            raise ValueError(
+                f"{at}: dimension {dim}: expected ',' after value {len(values)} "
+                f"(timestamp,value); got {_short(text[pos:])!r}"
+            )
+        pos += 1
 
 
 def _fill(x: Tensor, at: str) -> Tensor:
@@ -369,17 +414,23 @@ def write_ts(
 ) -> None:
     """Write series (each (T_i, D)) and their labels as a ``.ts`` file :func:`read_ts`
     reads back. ``labels`` are indices into ``classes`` or class names; NaN is written
-    as ``?``."""
+    as ``?`` (a missing value). What :func:`read_ts` would refuse is refused here, before
+    anything is written: a series without steps, an infinite value or one beyond float32,
+    a dimension of a series with no value at all."""
     if len(series) != len(labels):
         raise ValueError(f"write_ts: {len(series)} series but {len(labels)} labels")
     if not series:
         raise ValueError("write_ts: no series to write")
+    if any(c in problem_name for c in "\n\r"):
+        raise ValueError(f"write_ts: problem_name must be one line; got {problem_name!r}")
     xs = [torch.as_tensor(s, dtype=torch.float64) for s in series]
     if any(x.dim() != 2 for x in xs):
         raise ValueError("write_ts: every series must be 2-D (T, D)")
     dims = {int(x.size(1)) for x in xs}
     if len(dims) > 1:
         raise ValueError(f"write_ts: the series have different dimensions {sorted(dims)}")
+    for i, x in enumerate(xs):
+        _check_writable(x, i)
     if classes is None:
         classes = (
             sorted({str(y) for y in labels})
@@ -389,6 +440,9 @@ def write_ts(
     names = [str(c) for c in classes]
     if any(not c or any(ch.isspace() or ch == ":" for ch in c) for c in names):
         raise ValueError("write_ts: class names must be non-empty, without spaces or ':'")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise ValueError(f"write_ts: class names must differ; {twice[0]!r} twice")
     lengths = {int(x.size(0)) for x in xs}
     (D,) = dims
     head = [
@@ -403,14 +457,44 @@ def write_ts(
         "@data",
     ]
     body = []
-    for x, y in zip(xs, labels, strict=True):
-        name = y if isinstance(y, str) else names[int(y)]
+    for i, (x, y) in enumerate(zip(xs, labels, strict=True)):
+        if isinstance(y, str):
+            name = y
+        elif 0 <= int(y) < len(names):  # a negative index would pick from the end
+            name = names[int(y)]
+        else:
+            raise ValueError(
+                f"write_ts: series {i}: label {y!r} is not a class index in [0, {len(names)})"
+            )
         if name not in names:
             raise ValueError(f"write_ts: label {name!r} is not one of the classes")
         dims_text = [",".join("?" if math.isnan(v) else repr(float(v)) for v in col.tolist())
                      for col in x.T]  # fmt: skip
         body.append(":".join([*dims_text, name]))
     Path(path).write_text("\n".join(head + body) + "\n", encoding="utf-8")
+
+
+def _check_writable(x: Tensor, i: int) -> None:
+    """Refuse series ``i`` (T, D) where :func:`read_ts` would refuse its line."""
+    T, D = x.shape
+    if T == 0:
+        raise ValueError(f"write_ts: series {i} has no steps; a .ts series has at least one")
+    if D == 0:
+        raise ValueError(f"write_ts: series {i} has no dimension; expected at least one dimension")
+    bad = torch.isinf(x) | (x.abs() > FLOAT32_MAX)  # NaN compares False: written as '?'
+    if bad.any():
+        d, t = (int(v) for v in bad.T.nonzero()[0])  # the first in file order
+        v = float(x[t, d])
+        why = "is not finite" if math.isinf(v) else "is out of range for float32"
+        raise ValueError(f"write_ts: series {i}, dimension {d + 1}, step {t + 1}: {v!r} {why}")
+    # read_ts fills a gap from the series' other values; a dimension without any has none
+    empty = torch.isnan(x).all(0)
+    if empty.any():
+        d = int(empty.nonzero()[0]) + 1
+        raise ValueError(
+            f"write_ts: series {i}, dimension {d} is all missing (NaN); read_ts has nothing "
+            "to fill it from"
+        )
 
 
 def _short(text: str, n: int = 40) -> str:

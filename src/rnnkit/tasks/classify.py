@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import io
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,6 +55,7 @@ DATASETS = (
     "UnitTest",
 )
 DEFAULT_DATASET = "JapaneseVowels"
+TEST_FRACTION = 0.25  # the default --test-fraction: any other value asks for a held-out split
 POOLS = ("last", "mean", "max")
 MISSING = ("ffill", "error")
 EVAL_BATCH = 256  # series scored at once
@@ -80,12 +82,11 @@ class ClassifyOptions:
         "your own .ts test file (default: a seeded stratified --test-fraction of --data is "
         "held out)",
     )
+    # Its range, (0, 1), is checked in __post_init__: option() has no open low bound, and
+    # a declared [0, 1) would have the parser announce a range that 0 is not in.
     test_fraction: float = option(
-        0.25,
+        TEST_FRACTION,
         "share of --data held out as the test split when --test-data is not given, in (0, 1)",
-        low=0,
-        high=1,
-        open_high=True,
     )
     val_fraction: float = option(
         0.2,
@@ -160,7 +161,7 @@ class ClassifyOptions:
             )
         if self.test_data is not None and self.data is None:
             raise ValueError("--test-data needs --data (the training file of your own data)")
-        if self.test_fraction <= 0:
+        if not 0 < self.test_fraction < 1:
             raise ValueError(
                 f"--test-fraction must be a finite number in (0, 1); got {self.test_fraction!r}"
             )
@@ -416,6 +417,12 @@ class ClassifyTask(Task):
         series are scored, which says nothing about new series, so the last model is kept."""
         return self.options.val_fraction > 0
 
+    @property
+    def scored_on(self) -> str:
+        """What the log says the evaluations score: without a validation split, the
+        training series (:meth:`evaluate`)."""
+        return "validation" if self.selects else "training (no validation split)"
+
     # ---- data -------------------------------------------------------------------------
 
     def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
@@ -426,6 +433,7 @@ class ClassifyTask(Task):
             check_derived(self.derived, "config.json: derived")
             source = self.derived["source"]
         else:
+            check_test_fraction_used(o)
             source = describe_source(o)
         train_file, test_file = read_source(source, o.missing, check=resuming)
         classes = train_file.classes
@@ -444,6 +452,11 @@ class ClassifyTask(Task):
                     f"the training file's have {train_file.dimensions}"
                 )
         if resuming:
+            if self.derived["classes"] != classes:
+                raise ValueError(
+                    f"config.json: derived: classes {self.derived['classes']} are not those of "
+                    f"the training file {train_file.path} ({', '.join(classes)})"
+                )
             split = self.derived["split"]
             check_split(split, len(train_file), test_file is None, "config.json: derived")
         else:
@@ -762,14 +775,32 @@ def make_split(labels: list[int], o: ClassifyOptions, hold_test: bool) -> dict[s
 
 
 def check_split(split: Any, n: int, hold_test: bool, where: str) -> None:
+    """Refuse a recorded split of ``n`` series that no run makes (a hand-edited one)."""
     if not isinstance(split, dict) or not isinstance(split.get("val"), list):
         raise ValueError(f"{where}: split must be an object with a list 'val'")
-    parts = [split["val"]] + ([split.get("test")] if hold_test else [])
-    if hold_test and not isinstance(split.get("test"), list):
-        raise ValueError(f"{where}: split must hold the list 'test' of held-out series")
-    for part in parts:
-        if not all(isinstance(i, int) and 0 <= i < n for i in part):
-            raise ValueError(f"{where}: split indices must be integers in [0, {n})")
+    parts = {"val": split["val"]}
+    if hold_test:
+        if not isinstance(split.get("test"), list):
+            raise ValueError(f"{where}: split must hold the list 'test' of held-out series")
+        if not split["test"]:
+            raise ValueError(f"{where}: split.test must hold at least one series; got []")
+        parts["test"] = split["test"]
+    elif split.get("test") is not None:
+        raise ValueError(f"{where}: split.test must be null: the run has a test file")
+    for key, part in parts.items():
+        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in part):
+            raise ValueError(f"{where}: split.{key}: indices must be integers in [0, {n})")
+        twice = sorted({i for i in part if part.count(i) > 1})
+        if twice:
+            raise ValueError(f"{where}: split.{key} holds series {twice[0]} twice")
+    both = sorted(set(parts["val"]) & set(parts.get("test", [])))
+    if both:
+        raise ValueError(f"{where}: split.test and split.val share series {both[0]}")
+    if len(set(parts["val"]) | set(parts.get("test", []))) >= n:
+        raise ValueError(
+            f"{where}: split.test and split.val hold out all {n} series and leave no training "
+            "series"
+        )
 
 
 def check_derived(derived: dict[str, Any], where: str) -> None:
@@ -778,24 +809,82 @@ def check_derived(derived: dict[str, Any], where: str) -> None:
     if missing:
         raise ValueError(f"{where}: missing key(s) {', '.join(missing)} of a classify run")
     d = derived
-    if not isinstance(d["classes"], list) or len(d["classes"]) < 2:
-        raise ValueError(f"{where}: classes must be a list of at least two names")
+    classes = d["classes"]
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, str) and c for c in classes)
+    ):
+        raise ValueError(f"{where}: classes must be a list of at least two names; got {classes!r}")
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise ValueError(f"{where}: classes: {twice[0]!r} is named twice")
     dims = d["dimensions"]
     if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
         raise ValueError(f"{where}: dimensions must be a positive integer; got {dims!r}")
-    for key in ("mean", "std"):
+    for key, low in (("mean", None), ("std", 0.0)):
         v = d[key]
         if (
             not isinstance(v, list)
             or len(v) != dims
-            or not all(isinstance(a, (int, float)) and math.isfinite(a) for a in v)
+            or not all(_finite(a) and (low is None or a > low) for a in v)
         ):
-            raise ValueError(f"{where}: {key} must be {dims} finite numbers")
+            # std divides the inputs: 0 would make them infinite
+            more = " > 0" if low is not None else ""
+            raise ValueError(f"{where}: {key} must be {dims} finite numbers{more}; got {v!r}")
     k = d["downsample"]
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"{where}: downsample must be a positive integer; got {k!r}")
-    if not isinstance(d["source"], dict) or "train" not in d["source"]:
+    m = d["majority"]
+    if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < len(classes):
+        raise ValueError(
+            f"{where}: majority must be a class index in [0, {len(classes)}); got {m!r}"
+        )
+    check_source(d["source"], where)
+
+
+def _finite(a: Any) -> bool:
+    return isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+
+
+def check_source(source: Any, where: str) -> None:
+    """Refuse a recorded ``source`` that names no file to read (see :func:`describe_source`)."""
+    if not isinstance(source, dict) or "train" not in source:
         raise ValueError(f"{where}: source must be an object naming the training file")
+    dataset = source.get("dataset")
+    if dataset is not None and dataset not in DATASETS:
+        raise ValueError(
+            f"{where}: source.dataset must be null or one of {', '.join(DATASETS)}; got {dataset!r}"
+        )
+    if dataset is not None:
+        return  # the files are aeon's, found by the name
+    for part in ("train", "test"):
+        value = source.get(part)
+        if part == "test" and value is None:
+            continue  # the test split is held out of the training file
+        if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+            null = "null or " if part == "test" else ""
+            raise ValueError(
+                f"{where}: source.{part} must be {null}an object with the 'path' of the "
+                f"{part} file; got {value!r}"
+            )
+
+
+def check_test_fraction_used(o: ClassifyOptions) -> None:
+    """Refuse a --test-fraction that a new run would ignore (and yet record as if used):
+    it shares out --data only, when no test file is given. The default is no request."""
+    if o.test_fraction == TEST_FRACTION:
+        return
+    if o.test_data is not None:
+        split = f"--test-data {o.test_data} is the test split"
+    elif o.data is None:
+        split = f"--dataset {o.dataset or DEFAULT_DATASET} has its official test split"
+    else:
+        return
+    raise ValueError(
+        f"--test-fraction {o.test_fraction:g} holds out a share of --data, and {split}; "
+        "leave --test-fraction out"
+    )
 
 
 def channel_stats(series: list[Tensor]) -> tuple[list[float], list[float]]:
@@ -837,7 +926,11 @@ def confusion_png(confusion: Tensor, classes: list[str], title: str) -> bytes:
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    with warnings.catch_warnings():
+        # A class name in a script the font lacks (e.g. CJK) is drawn as boxes; the
+        # warning would only repeat on stderr what the figure shows.
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
     return buf.getvalue()
