@@ -129,6 +129,19 @@ def test_the_reader_reads_text_and_features(tmp_path):
         ('{"x": [[NaN]], "y": ["A"]}', "NaN"),
         ('{"x": "", "y": []}', "x is empty"),
         ('{"x": [[1.0]], "y": ["A"]}', "x is features, but x of line 1 is text"),
+        ('{"x": "ab", "y": ["A", "B"', "Expecting ',' delimiter at column 27"),
+        ('{"x": "ab', "(Unterminated string starting at column 7)"),
+        ('{"x": ["de", "f"], "y": ["A", "B"]}', "got a list whose item 0 is a string 'de'"),
+        ('{"x": [], "y": []}', "numbers; got an empty list"),
+        ('{"x": "ab", "y": ["A", ""]}', "got a list whose item 1 is an empty string"),
+        (
+            '{"x": "a\\ud800b", "y": ["A", "W", "B"]}',
+            "x holds a lone surrogate \\ud800 at character 2; expected Unicode text",
+        ),
+        (
+            '{"x": "ab", "y": ["A", "\\udc00"]}',
+            "y[1] holds a lone surrogate \\udc00 at character 1",
+        ),
     ],
 )
 def test_each_reader_error_is_one_line_with_the_line_number(tmp_path, line, words):
@@ -147,6 +160,58 @@ def test_reader_file_errors(tmp_path):
     (tmp_path / "bin.jsonl").write_bytes(b'{"x": "\xff"}')
     with pytest.raises(ValueError, match="not UTF-8"):
         T.read_jsonl(tmp_path / "bin.jsonl")
+
+
+def test_invalid_utf8_is_reported_by_line_and_column(tmp_path):
+    f = tmp_path / "bin.jsonl"
+    f.write_bytes(b'{"x": "ab", "y": ["A", "B"]}\n{"x": "' + "é".encode() + b'\xff"}\n')
+    with pytest.raises(ValueError) as err:
+        T.read_jsonl(f)
+    assert str(err.value) == f"--data {f} line 2: not UTF-8 text (byte 0xff at column 9)"
+    f.write_bytes(b'\xef\xbb\xbf{"x": "\xff"}')  # a BOM is not a column
+    with pytest.raises(ValueError, match=r"line 1: not UTF-8 text \(byte 0xff at column 8\)"):
+        T.read_jsonl(f)
+
+
+def test_lines_end_at_newline_only(tmp_path):
+    """JSON strings may hold U+2028, U+0085, form feeds... raw; str.splitlines() breaks there."""
+    odd = "a\u2028b\u2029c\x85d\x0be\x0cf\x1cg\x1dh\x1ei"
+    line = json.dumps({"x": odd, "y": ["T"] * len(odd)}, ensure_ascii=False)
+    f = tmp_path / "u.jsonl"
+    f.write_bytes(("\ufeff" + '{"x": "ab", "y": ["A", "B"]}\r\n\r\n' + line + "\r\n").encode())
+    ex = T.read_jsonl(f)
+    assert [(e.x, e.line) for e in ex] == [("ab", 1), (odd, 3)]
+
+
+def test_one_tag_is_refused_before_a_run_folder_is_made(tmp_path, capsys):
+    f = _write(tmp_path / "one.jsonl", ['{"x": "ab", "y": ["A", "A"]}'] * 20)
+    with pytest.raises(ValueError) as err:
+        T.load_jsonl(f)
+    assert str(err.value) == (
+        f"--data {f}: every step is tagged 'A'; tagging needs at least two tags"
+    )
+    out = tmp_path / "run"
+    assert main(["train", "tag", "--data", f, "--steps", "2", "--out", str(out)]) == 2
+    assert "at least two tags" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_lone_surrogate_is_refused_before_a_run_folder_is_made(tmp_path, capsys):
+    lines = python_lines(30)
+    lines[2] = '{"x": "a\\ud800b", "y": ["A", "W", "B"]}'
+    f = _write(tmp_path / "s.jsonl", lines)
+    out = tmp_path / "run"
+    assert main(["train", "tag", "--data", f, "--steps", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "s.jsonl line 3: x holds a lone surrogate \\ud800" in err
+    assert not out.exists()
+
+
+def test_tag_ids_past_int16_are_kept():
+    """int16 labels wrapped: 40,000 became -25,536 and 65,436 became -100 (ignored)."""
+    from rnnkit.tasks.tag import encode
+
+    docs = [T.Document("abc", np.array([40_000, 65_436, -1], np.int64))]
+    assert encode(docs, Vocabulary.from_text("abc")).y.tolist() == [40_000, 65_436, -1]
 
 
 def test_the_split_by_line_is_seeded_and_recorded(tmp_path):
@@ -175,6 +240,18 @@ def test_running_rows_by_length_equals_the_layers_lengths():
     out = model(x, lengths)
     ref, _ = model.rnn(model.embedding(x), lengths=lengths)
     torch.testing.assert_close(out, model.head(ref))
+
+
+def test_rows_by_length_under_bf16_autocast():
+    """Autocast makes the layer return bf16; the output buffer must take its dtype."""
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(num_tags=3, vocab_size=9, hidden_size=6))
+    x = torch.randint(9, (4, 7))
+    lengths = torch.tensor([7, 3, 7, 0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, lengths)
+    assert out.shape == (4, 7, 3) and torch.isfinite(out.float()).all()
+    torch.testing.assert_close(out.float(), model(x, lengths), atol=0.05, rtol=0.05)
 
 
 def test_bidirectional_beats_unidirectional_when_the_tag_is_the_next_character():
@@ -244,6 +321,92 @@ def test_train_load_eval_writes_the_figure(tmp_path, capsys):
     assert "per-tag accuracy" in printed
     png = figs / "tagged.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bf16_training_and_eval(tmp_path, capsys):
+    data = _write(tmp_path / "p.jsonl", python_lines(40))
+    out = tmp_path / "run"
+    argv = ["train", "tag", "--data", data, "--steps", "2", "--eval-every", "2", "--hidden", "4",
+            "--embed", "4", "--seq-len", "16", "--batch-size", "4", "--eval-chars", "200",
+            "--precision", "bf16", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert main(["eval", str(out), "--precision", "bf16"]) == 0
+    assert "accuracy:" in capsys.readouterr().out
+
+
+def test_more_tags_than_int16_holds_train(tmp_path):
+    """33,001 tags: every step but the first of a line is "z", id 33,000 (int16: -32,536)."""
+    lines = [json.dumps({"x": "abcd", "y": [f"a{i:05}", "z", "z", "z"]}) for i in range(33_000)]
+    out = tmp_path / "run"
+    summary = train(
+        "tag", {"data": _write(tmp_path / "many.jsonl", lines), **SMALL},
+        TrainConfig(steps=2, eval_every=2, threads=1), out=out,
+        log=lambda _: None, progress=io.StringIO(),
+    )  # fmt: skip
+    assert "accuracy" in summary.metrics
+
+
+def _tiny_figure_inputs(text: str, wrong_from: int = 0):
+    """Documents, encoded data, predictions (every fourth step from ``wrong_from``
+    wrong) and truth."""
+    from rnnkit.tasks.tag import encode
+
+    y = np.array([i % 3 for i in range(len(text))], np.int64)
+    docs = [T.Document(text, y, "--data line 1")]
+    data = encode(docs, Vocabulary.from_text(text))
+    truth = data.y.long()
+    pred = truth.clone()
+    pred[wrong_from::4] = (truth[wrong_from::4] + 1) % 3
+    return docs, data, pred, truth
+
+
+def test_the_figure_replaces_a_link_and_is_never_half_written(tmp_path, monkeypatch):
+    from rnnkit.tasks.tag import draw_tagged
+
+    docs, data, pred, truth = _tiny_figure_inputs("def f(x):\n    return x\n")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    run = tmp_path / "run"
+    run.mkdir()
+    png = run / "tagged.png"
+    png.symlink_to(precious)
+    draw_tagged(docs, data, pred, truth, ["A", "B", "C"], png, "t")
+    assert precious.read_text() == "keep me"
+    assert not png.is_symlink() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Killed mid-write: the old figure stays whole and no temporary file is left.
+    png.write_bytes(b"old figure")
+
+    def killed(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rnnkit.train.files.os.fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        draw_tagged(docs, data, pred, truth, ["A", "B", "C"], png, "t")
+    assert png.read_bytes() == b"old figure"
+    assert sorted(p.name for p in run.iterdir()) == ["tagged.png"]
+
+
+def test_the_figure_warns_of_no_glyph_and_its_legend_is_below_the_panels(tmp_path):
+    import warnings
+
+    from rnnkit.tasks.tag import draw_tagged, snippets, tagged_figure
+
+    line = "caf\u00e9 \U0001f469\u200d\U0001f467 \u6771\u4eac\n"
+    docs, data, pred, truth = _tiny_figure_inputs(line * 40, wrong_from=len(line) * 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        draw_tagged(docs, data, pred, truth, ["A", "B", "C"], tmp_path / "t.png", "t")
+    panels = snippets(docs, data, pred, truth)
+    assert len(panels) == 2  # the legend used to cover the second one's bottom row
+    fig = tagged_figure(panels, ["A", "B", "C"], "t")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # this draw is the test's, not draw_tagged's
+        fig.draw_without_rendering()
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent())
+    assert [t.get_text() for t in legend.get_texts()] == ["A", "B", "C", "wrong"]
 
 
 def test_features_and_a_test_file(tmp_path, capsys):

@@ -47,12 +47,14 @@ Two sources:
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import io
 import json
 import keyword
 import os
+import reprlib
 import sys
 import tokenize
 import zlib
@@ -253,9 +255,10 @@ def read_jsonl(path: str | os.PathLike[str], flag: str = "--data") -> list[Examp
     """The examples of a JSON-lines file, ``{"x": "text" or [[features], ...], "y":
     ["TAG", ...]}`` per line with ``len(y) == len(x)``; blank lines are skipped.
 
-    Every problem is a one-line ValueError naming ``flag``, the file and the line: bad
-    JSON, a missing key, a length mismatch, a value of the wrong type, features of unequal
-    width, text on one line and features on another.
+    Every problem is a one-line ValueError naming ``flag``, the file and the line: bytes
+    that are not UTF-8 (and their column), bad JSON, a missing key, a length mismatch, a
+    value of the wrong type, a lone surrogate in a string, features of unequal width,
+    text on one line and features on another. Lines end at ``"\\n"`` only.
     """
     p = Path(path)
     if not os.fspath(path):
@@ -264,17 +267,22 @@ def read_jsonl(path: str | os.PathLike[str], flag: str = "--data") -> list[Examp
         raise FileNotFoundError(f"{flag}: file not found: {p}")
     if p.is_dir():
         raise ValueError(f"{flag}: {p} is a folder; expected a JSON-lines file")
-    data = p.read_bytes()
+    # The BOM goes first: "utf-8-sig" would count error offsets from after it.
+    data = p.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
+        line, column = _line_column(data, err.start)
         raise ValueError(
-            f"{flag} {p}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})"
+            f"{flag} {p} line {line}: not UTF-8 text (byte 0x{data[err.start]:02x} at "
+            f"column {column})"
         ) from None
     examples: list[Example] = []
     first: tuple[str, int] | None = None  # the kind of x ("text"/"features") and its width
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
+    # Lines end at "\n" only: str.splitlines() also breaks at U+2028, U+0085, form feeds
+    # and more, which JSON strings may hold raw. A "\r" before it is JSON whitespace.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip(_JSON_BLANK):
             continue
         where = f"{flag} {p} line {number}"
         example = _parse_line(raw, number, where)
@@ -297,11 +305,23 @@ def read_jsonl(path: str | os.PathLike[str], flag: str = "--data") -> list[Examp
     return examples
 
 
+_JSON_BLANK = " \t\r"  # what JSON calls whitespace, besides the "\n" that ends a line
+
+
+def _line_column(data: bytes, at: int) -> tuple[int, int]:
+    """The 1-based line and column of the byte ``data[at]``, all before it UTF-8 (the
+    column counts characters, as JSON's errors do)."""
+    start = data.rfind(b"\n", 0, at) + 1
+    return data.count(b"\n", 0, at) + 1, len(data[start:at].decode("utf-8")) + 1
+
+
 def _parse_line(raw: str, number: int, where: str) -> Example:
     try:
         obj = json.loads(raw, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+        # Some of json's messages end in "at" ("Unterminated string starting at").
+        msg = err.msg if err.msg.endswith(" at") else f"{err.msg} at"
+        raise ValueError(f"{where}: not valid JSON ({msg} column {err.colno})") from None
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
     if not isinstance(obj, dict):
@@ -315,7 +335,10 @@ def _parse_line(raw: str, number: int, where: str) -> Example:
             f"{where}: y must be a list of tag names (non-empty strings); "
             f"got {_kind(y) if not isinstance(y, list) else _bad_item(y, str)}"
         )
+    for i, tag in enumerate(y):
+        _check_unicode(tag, f"{where}: y[{i}]")
     if isinstance(x, str):
+        _check_unicode(x, f"{where}: x")
         xs: str | np.ndarray = x
     elif isinstance(x, list) and x and all(isinstance(s, list) for s in x):
         width = len(x[0])
@@ -337,7 +360,7 @@ def _parse_line(raw: str, number: int, where: str) -> Example:
     else:
         raise ValueError(
             f"{where}: x must be a string or a list of steps, each a list of numbers; got "
-            f"{_kind(x) if not isinstance(x, list) else 'a list of ' + _bad_item(x, list)}"
+            f"{_kind(x) if not isinstance(x, list) else _bad_item(x, list)}"
         )
     if len(xs) == 0:
         raise ValueError(f"{where}: x is empty; an example needs at least one step")
@@ -347,6 +370,18 @@ def _parse_line(raw: str, number: int, where: str) -> Example:
             f"{where}: len(y) must equal len(x); got {len(y)} tags for {len(xs)} {unit}"
         )
     return Example(xs, list(y), number)
+
+
+def _check_unicode(text: str, what: str) -> None:
+    """Refuse a lone surrogate (JSON's "\\ud800" without its pair): no UTF-8 file, not
+    even the run's config.json, can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"{what} holds a lone surrogate \\u{ord(text[err.start]):04x} at character "
+            f"{err.start + 1}; expected Unicode text"
+        ) from None
 
 
 def _no_constant(name: str) -> Any:
@@ -366,11 +401,13 @@ def _kind(value: Any) -> str:
 
 
 def _bad_item(items: list[Any], want: type) -> str:
+    """What is wrong with a list that should hold only ``want`` (non-empty strings)."""
     if not items:
         return "an empty list"
-    for v in items:
+    for i, v in enumerate(items):
         if not isinstance(v, want) or (want is str and not v):
-            return f"an item {v!r}"
+            kind = "an empty string" if v == "" else f"{_kind(v)} {reprlib.repr(v)}"
+            return f"a list whose item {i} is {kind}"
     return "a list"
 
 
@@ -439,6 +476,10 @@ def load_jsonl(
     except ValueError as err:
         raise ValueError(f"--data {data}: {err}; add lines") from None
     tags = sorted({t for e in examples for t in e.y})
+    if len(tags) == 1:
+        raise ValueError(
+            f"--data {data}: every step is tagged {tags[0]!r}; tagging needs at least two tags"
+        )
     tag_id = {t: i for i, t in enumerate(tags)}
 
     def docs(items: list[Example], flag: str) -> list[Document]:

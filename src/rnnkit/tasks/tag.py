@@ -23,6 +23,7 @@ JSON lines instead (:func:`rnnkit.data.tagging.read_jsonl`).
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -42,6 +43,7 @@ from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import atomic_write
 
 EVAL_BATCH = 64  # windows per forward call at evaluation
 FIGURE = "tagged.png"
@@ -154,12 +156,15 @@ class Tagger(nn.Module):
         T = e.size(1)
         if bool((lengths == T).all()):
             return self.rnn(e)[0]
-        out = e.new_zeros(e.size(0), T, self.head.in_features)
+        out: Tensor | None = None
         for n in lengths.unique().tolist():
             rows = (lengths == n).nonzero().squeeze(1)
             if n > 0:
-                out[rows, :n] = self.rnn(e[rows, :n])[0]
-        return out
+                part = self.rnn(e[rows, :n])[0]
+                if out is None:  # in the layer's dtype: under autocast it is not e's
+                    out = part.new_zeros(e.size(0), T, self.head.in_features)
+                out[rows, :n] = part.to(out.dtype)
+        return out if out is not None else e.new_zeros(e.size(0), T, self.head.in_features)
 
 
 def tag_loss(logits: Tensor, target: Tensor) -> Tensor:
@@ -255,7 +260,7 @@ class Encoded(NamedTuple):
     """A split as one long input and tag tensor, with where each document begins."""
 
     x: Tensor  # (N,) int32 ids, or (N, F) float32 features
-    y: Tensor  # (N,) int16 tag ids (-1: a tag unseen in training)
+    y: Tensor  # (N,) int32 tag ids (-1: a tag unseen in training)
     bounds: Tensor  # (D + 1,) int64: document d is [bounds[d], bounds[d + 1])
 
 
@@ -264,7 +269,8 @@ def encode(docs: list[Document], vocab: Vocabulary | None) -> Encoded:
         x = vocab.encode("".join(str(d.x) for d in docs), torch.int32)
     else:
         x = torch.from_numpy(np.concatenate([np.asarray(d.x, np.float32) for d in docs]))
-    y = torch.from_numpy(np.concatenate([d.y for d in docs]).astype(np.int16))
+    # int32: int16 would wrap past 32,767 tags, 65,436 onto -100, the ignored label.
+    y = torch.from_numpy(np.concatenate([d.y for d in docs]).astype(np.int32))
     bounds = torch.zeros(len(docs) + 1, dtype=torch.long)
     bounds[1:] = torch.tensor([len(d) for d in docs]).cumsum(0)
     return Encoded(x, y, bounds)
@@ -620,15 +626,40 @@ def draw_tagged(
     """Snippets of the test data, each character's background coloured by its predicted
     tag and errors boxed in red: a typical block of ``FIGURE_LINES`` lines (the one with
     the most different tags) and, when it is another, the block with the most errors."""
+    # Characters the monospace font lacks (emoji, CJK) are drawn as boxes; matplotlib
+    # warns once per glyph, which is noise in `rnnkit eval`'s report.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Glyph \d+ .*missing from font", UserWarning)
+        png = png_bytes(tagged_figure(snippets(docs, data, pred, truth), tags, title))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, png)  # never half a file; a symbolic link at path is replaced
+    return path
+
+
+def save_png(fig: Any, path: Path) -> None:
+    """:func:`png_bytes` of ``fig`` written atomically to ``path``."""
+    atomic_write(path, png_bytes(fig))
+
+
+def tagged_figure(panels: list[tuple[str, list[Row]]], tags: list[str], title: str) -> Any:
+    """The figure of :func:`draw_tagged`: a panel per snippet, the legend below them."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch, Rectangle
 
     colours = [COLOURS.get(t, _CYCLE[i % len(_CYCLE)]) for i, t in enumerate(tags)]
-    panels = snippets(docs, data, pred, truth)
+    # The legend lists the tags drawn: a file may have thousands.
+    drawn = sorted({k for _, rows in panels for row in rows for _, p, t in row for k in (p, t)})
+    drawn = [k for k in drawn if k >= 0]  # -1: a test tag unseen in training
+    ncol = min((len(drawn) + 2) // 2, 8)
+    legend_rows = -(-(len(drawn) + 1) // ncol)
     width = max((len(r) for _, rows in panels for r in rows), default=1)
     heights = [max(len(rows), 1) + 1.5 for _, rows in panels]
-    fig = Figure(figsize=(max(1 + 0.085 * width, 8), 0.19 * sum(heights) + 1.2), dpi=100)
+    fig = Figure(
+        figsize=(max(1 + 0.085 * width, 8), 0.19 * sum(heights) + 0.8 + 0.22 * legend_rows),
+        dpi=100,
+        layout="constrained",
+    )
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
     for ax, (caption, rows) in zip(axes, panels, strict=True):
@@ -654,19 +685,15 @@ def draw_tagged(
         ax.set_ylim(-max(len(rows), 1), 0)
         ax.set_axis_off()
         ax.set_title(f"{caption}: {errors} wrong", fontsize=9, loc="left")
-    handles = [
-        Patch(facecolor=colours[i], edgecolor="#999999", label=t) for i, t in enumerate(tags)
-    ]
+    handles = [Patch(facecolor=colours[k], edgecolor="#999999", label=tags[k]) for k in drawn]
     handles.append(Patch(facecolor="white", edgecolor="red", label="wrong"))
-    fig.legend(handles=handles, loc="lower center", ncol=(len(handles) + 1) // 2, fontsize=8)
+    # "outside": the constrained layout keeps the legend clear of the panels.
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8)
     fig.suptitle(f"{title}: background = predicted tag", fontsize=10)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(fig, path)
-    return path
+    return fig
 
 
-def save_png(fig: Any, path: Path) -> None:
+def png_bytes(fig: Any) -> bytes:
     """``fig`` as a PNG of a 64-colour palette: a few flat colours and black text, so
     nothing is lost and the file is a third of the size."""
     from PIL import Image
@@ -678,7 +705,9 @@ def save_png(fig: Any, path: Path) -> None:
         small = image.convert("RGB").quantize(
             colors=64, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
         )
-        small.save(path, format="PNG", optimize=True)
+    out = io.BytesIO()
+    small.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def snippets(
