@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -225,8 +226,8 @@ def test_a_hand_edited_config_is_one_line_naming_the_key(run_dir, tmp_path, caps
         warnings.simplefilter("error")  # no torch warning on the way
         assert main(["eval", str(copy)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "config.json: derived: " in err, err
-    assert __import__("re").search(message, err), err
+    assert "\n" not in err and f"{copy / 'config.json'}: derived: " in err, err
+    assert re.search(message, err), err
     assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
 
 

@@ -431,6 +431,30 @@ def test_online_forecaster_refuses_other_models_and_bad_values() -> None:
         online.update(float("nan"))
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_forecast_refuses_values_that_are_not_finite(bad: float) -> None:
+    model = small_model()
+    with pytest.raises(ValueError) as err:
+        forecast(model, [[1.0, 2.0, 3.0, 4.0], [1.0, bad, 3.0]])
+    assert str(err.value) == (
+        f"series 2, value 2: a forecast value must be a finite number; got {bad!r}"
+    )
+
+
+def test_a_refused_extend_changes_nothing() -> None:
+    model = small_model()
+    y = [float(v) for v in series(12)]
+    online = OnlineForecaster(model, history=y[:3])
+    with pytest.raises(ValueError, match="OnlineForecaster, value 2: a forecast value must"):
+        online.extend([y[3], float("nan")])
+    assert online.seen == 3
+    got = online.extend(y[3:])
+    want = forecast(model, [y])[0]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * max(map(abs, y)))
+    assert online.stream.steps == len(y)
+
+
 # ---- training, loading and the commands ------------------------------------------------
 
 
@@ -649,6 +673,81 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err.strip()
     assert err.endswith("argument --adapt: expected a finite number in [0, 1]; got '1.5'")
     assert "\n" not in err and not (tmp_path / "never").exists()
+
+
+def constant_tsf(tmp_path: Path, *levels: float, varying: int = 0) -> Path:
+    """One line of 40 equal values per level, then ``varying`` series that change."""
+    lines = ["@relation t", "@horizon 4", "@data"]
+    lines += [",".join(f"{v:g}" for v in [level] * 40) for level in levels]
+    lines += [",".join(f"{v:.3f}" for v in series(40, seed=k)) for k in range(varying)]
+    return write(tmp_path, "c.tsf", "\n".join(lines) + "\n")
+
+
+def test_series_that_are_all_constant_are_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "never"
+    data = constant_tsf(tmp_path, 5, 7)
+    assert main(["train", "forecast", "--data", str(data), "--steps", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and not out.exists()
+    assert err.endswith(
+        "c.tsf: MASE, the validation metric, is undefined: no series changes at the seasonal "
+        "lag (m = 1) in the values before its validation forecasts, and MASE divides by the "
+        "mean absolute change at that lag"
+    )
+
+
+def test_a_constant_series_among_others_is_left_out_of_mase(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config = TrainConfig(steps=2, eval_every=2, seed=0, threads=1)
+    options = {"hidden_size": 8, "batch_size": 4, "context": 8}
+    data = constant_tsf(tmp_path, 5, varying=1)
+    train("forecast", {**options, "data": str(data)}, config, out=out, log=lambda _: None,
+          progress=io.StringIO())  # fmt: skip
+    assert (out / "model.safetensors").exists()
+    rows = csv.DictReader((out / "metrics.csv").open())
+    mases = [float(r["value"]) for r in rows if r["metric"] == "mase"]
+    assert mases and all(math.isfinite(v) for v in mases)  # the varying series' MASE
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"source": None}, "missing key(s) source of a forecast run"),
+        ({"origins": None}, "missing key(s) origins of a forecast run"),
+        ({"horizon": None}, "missing key(s) horizon of a forecast run"),
+        ({"horizon": "four"}, "horizon must be a positive integer; got 'four'"),
+        ({"scale_window": 0}, "scale_window must be a positive integer; got 0"),
+        ({"source": "shops.csv"}, "source must be an object with a path or a dataset"),
+        ({"anchor": "mean"}, "anchor must be one of"),
+    ],
+)
+def test_a_hand_edited_config_is_refused_in_one_line(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: dict, message: str
+) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    config = json.loads((run / "config.json").read_text())
+    for key, value in edit.items():
+        if value is None:
+            del config["derived"][key]
+        else:
+            config["derived"][key] = value
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError) as err:
+        rnnkit.load(run)
+    assert "config.json" in str(err.value) and message in str(err.value)
+    capsys.readouterr()
+    for argv in (["eval", str(run), "--out", str(tmp_path / "figs")],
+                 ["forecast", str(run), "--horizon", "2"]):  # fmt: skip
+        assert main(argv) == 2
+        err_line = capsys.readouterr().err.strip()
+        assert "\n" not in err_line and f"{run / 'config.json'}: derived" in err_line
+        assert message in err_line
+    assert not (tmp_path / "figs").exists()
 
 
 def test_resume_refuses_changed_data(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from rnnkit.tasks.forecast import (
         Forecast,
         Window,
+        check_derived,
         forecast,
         plot_forecasts,
         read_source,
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     config = RunFolder(args.run_dir).read_config()
     if config.task != "forecast":
         raise ValueError(f"{args.run_dir} is a {config.task} run, not a forecast run")
-    trained = int(config.derived.get("horizon", 0))
+    check_derived(config.derived, f"{Path(args.run_dir) / 'config.json'}: derived")
+    trained = int(config.derived["horizon"])
     if args.horizon is not None and args.horizon > trained:
         raise ValueError(
             f"--horizon must be at most {trained}, the horizon {args.run_dir} was trained "

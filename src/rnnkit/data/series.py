@@ -4,17 +4,23 @@ Three file formats are read (``read_series`` picks one by the file, or ``format=
 
 * **Monash ``.tsf``** (Godahewa et al. 2021): ``#`` comments, a header of ``@relation``,
   ``@attribute NAME TYPE``, ``@frequency``, ``@horizon``, ``@missing``,
-  ``@equallength`` lines, then ``@data`` and one series a line: the attribute values and
-  the series separated by ``:``, the values by ``,``, ``?`` for a missing value. The
-  first string attribute (``series_name``) names the series.
-* **wide CSV**: a header row and one column per series. Leading columns named like a
-  time (``time``, ``date``, ``year``, ``month``, ..., or an empty name) or holding no
-  number at all (``1991 Jul``) are time columns and are skipped (``time_column=`` names
-  one). A file
-  whose first row is all numbers has no header: its columns are series 1, 2, ...
-* **long CSV**: a header with an id column (``id``, ``series``, ``unique_id``, ...), a
-  value column (``value``, ``y``, ``target``) and optionally a time column, one row per
-  observation, the rows of a series in time order (numeric and ISO-date times are checked).
+  ``@equallength`` lines (keywords and types in any case), then ``@data`` and one series
+  a line: the attribute values and the series separated by ``:``, the values by ``,``,
+  ``?`` for a missing value. The first string attribute (``series_name``) names the
+  series; an empty or repeated name is an error.
+* **wide CSV**: a header row and one column per series. One column is skipped as the
+  time column: the one ``time_column=`` names, else the first when named like a time
+  (``time``, ``date``, ``year``, ``month``, ..., or an empty name) or holding no number at
+  all (``1991 Jul``) - after an unnamed first column (pandas's index), skipped too. Any
+  other cell that is not a number is an error. A row may have fewer cells than the
+  header (its last series have ended), not more. A file whose first row is numbers and
+  missing values only has no header: its columns are series 1, 2, ...
+* **long CSV**: a header with an id column (``id``, ``series``, ``unique_id``, ...) and a
+  value column (``value``, ``y``, ``target``) - or an id, a time and exactly one more
+  column (``id,date,sales``), the values - one row per observation, the rows of a series
+  in time order (numeric and ISO-date times are checked).
+
+Values are separated by ``,``: a file separated by ``;`` or tabs is refused.
 
 Missing values - an empty cell, ``?``, ``NA``, ``NaN``, ``null`` - are filled by linear
 interpolation between the observed values around them; missing values before the first
@@ -194,6 +200,7 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
     horizon: int | None = None
     names: list[str] = []
     raw: list[list[float | None]] = []
+    lines_of: dict[str, int] = {}  # the line of each series name
     in_data = False
     for number, line in enumerate(lines, 1):
         text = line.strip()
@@ -206,19 +213,21 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
                     f"{at}: expected a header line starting with @ (or @data before the "
                     f"series); got {_clip(text)!r}"
                 )
-            key, _, rest = text[1:].partition(" ")
-            key, rest = key.lower(), rest.strip()
+            # Keywords and types in any case, separated by any whitespace (tabs too).
+            key, *more = text[1:].split(None, 1)
+            key, rest = key.lower(), (more[0].strip() if more else "")
             if key == "attribute":
                 parts = rest.split()
-                if len(parts) != 2 or parts[1] not in ("string", "numeric", "date"):
+                if len(parts) != 2 or parts[1].lower() not in ("string", "numeric", "date"):
                     raise ValueError(
                         f"{at}: expected '@attribute NAME string|numeric|date'; got {_clip(text)!r}"
                     )
-                attributes.append((parts[0], parts[1]))
+                attributes.append((parts[0], parts[1].lower()))
             elif key == "frequency":
                 frequency = rest.lower() or None
             elif key == "horizon":
-                if not rest.isdigit() or int(rest) < 1:
+                # ASCII digits only: str.isdigit() accepts '²', which int() refuses.
+                if not re.fullmatch(r"[0-9]+", rest) or int(rest) < 1:
                     raise ValueError(f"{at}: @horizon must be a positive integer; got {rest!r}")
                 horizon = int(rest)
             elif key in ("missing", "equallength"):
@@ -240,10 +249,12 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
                 f"{at}: expected {len(attributes)} attribute value(s) and the series, "
                 f"separated by ':' ({len(attributes) + 1} fields); got {len(parts)}"
             )
-        name = next(
-            (v for v, (_, kind) in zip(parts, attributes, strict=False) if kind == "string"),
-            f"T{len(names) + 1}",
-        )
+        name = _tsf_name(parts, attributes, len(names), at)
+        if name in lines_of:  # names label the output: each must say which series it is
+            raise ValueError(
+                f"{at}: series name {name!r} appears twice (first on line {lines_of[name]})"
+            )
+        lines_of[name] = number
         series: list[float | None] = []
         for k, cell in enumerate(parts[-1].split(","), 1):
             try:
@@ -261,79 +272,163 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
     return _finish(names, raw, where, frequency=frequency, seasonality=seasonality, horizon=horizon)
 
 
+def _tsf_name(parts: list[str], attributes: list[tuple[str, str]], count: int, at: str) -> str:
+    """The series' name: its first string attribute (not empty), else T1, T2, ..."""
+    for value, (attribute, kind) in zip(parts, attributes, strict=False):
+        if kind == "string":
+            if not value.strip():
+                raise ValueError(f"{at}: the series name ({attribute}) is empty")
+            return value.strip()
+    return f"T{count + 1}"
+
+
 # ---- CSV ------------------------------------------------------------------------------
 
 
 def _rows(path: str | os.PathLike[str]) -> list[tuple[int, list[str]]]:
-    """(line number, cells) of every non-blank CSV row."""
+    """(line number, cells) of every non-blank CSV row, one row a line."""
     lines = _open(path)
     rows = []
     reader = csv.reader(lines)
+    start = 1  # the line the next row starts on (blank lines are rows of no cells)
     try:
         for cells in reader:
+            if reader.line_num > start:  # a quoted cell ran on: numbers never span lines
+                raise ValueError(
+                    f"{path}, line {start}: a quote opened on this line is not closed on it "
+                    f"(the row runs on to line {reader.line_num}); expected one row per line"
+                )
             if any(c.strip() for c in cells):
-                rows.append((reader.line_num, cells))
+                rows.append((start, cells))
+            start = reader.line_num + 1
     except csv.Error as err:
-        raise ValueError(f"{path}, line {reader.line_num}: malformed CSV ({err})") from None
+        raise ValueError(f"{path}, line {start}: malformed CSV ({err})") from None
     if not rows:
         raise ValueError(f"{path}: the file has no rows")
+    _check_separator(path, rows)
     return rows
 
 
-def _header_kind(header: list[str]) -> str:
-    """'long' when the header names an id and a value column, else 'wide'."""
+def _check_separator(path: str | os.PathLike[str], rows: list[tuple[int, list[str]]]) -> None:
+    """Refuse a file separated by ';' or tabs (as spreadsheets with decimal commas save
+    it): its cells would read as text, or its decimal commas split numbers in two."""
+    for sep, what in ((";", "';'"), ("\t", "a tab")):
+        if all(any(sep in c for c in cells) for _, cells in rows[:2]):
+            raise ValueError(
+                f"{path}, line {rows[0][0]}: found {what} between values; expected ',' "
+                "separators and '.' decimal points (save the file as comma-separated CSV)"
+            )
+
+
+def _long_columns(header: list[str]) -> tuple[int | None, int | None, int | None]:
+    """(id, time, value) column of a long CSV's header, None where there is none. The
+    value column is named like a value, or is the one column besides the id and time."""
     names = [h.strip().lower() for h in header]
-    if any(n in ID_NAMES for n in names) and any(n in VALUE_NAMES for n in names):
+    id_col = next((names.index(n) for n in ID_NAMES if n in names), None)
+    time_col = next((i for i, n in enumerate(names) if n in TIME_NAMES and n and i != id_col), None)
+    value_col = next((names.index(n) for n in VALUE_NAMES if n in names), None)
+    others = [i for i in range(len(names)) if i not in (id_col, time_col)]
+    if value_col is None and id_col is not None and len(others) == 1:
+        value_col = others[0]
+    return id_col, time_col, value_col
+
+
+def _header_kind(header: list[str]) -> str:
+    """'long' when the header names an id and a value column, or an id, a time and one
+    more column (``id,date,sales``), else 'wide'."""
+    id_col, time_col, value_col = _long_columns(header)
+    names = [h.strip().lower() for h in header]
+    named = any(n in VALUE_NAMES for n in names)
+    if id_col is not None and value_col is not None and (named or time_col is not None):
         return "long"
     return "wide"
 
 
-def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) -> SeriesSet:
-    """A CSV file with one column per series (see the module docstring)."""
-    where = str(path)
-    rows = _rows(path)
-    width = max(len(cells) for _, cells in rows)
-    first = rows[0][1]
-    has_header = not all(_is_number(c) for c in first)
-    if has_header:
-        header = [h.strip() for h in first] + [""] * (width - len(first))
-        body = rows[1:]
-    else:
-        header = [f"series{k + 1}" for k in range(width)]
-        body = rows
-    if not body:
-        raise ValueError(f"{where}: a header row and no data rows")
-    skip = 0  # leading time columns
+def _is_header(cells: list[str]) -> bool:
+    """Whether a wide CSV's first row is a header. A row of numbers and missing values
+    (at least one number) is data - except an empty first cell over whole numbers: the
+    unnamed index and numbered columns pandas writes (``,0,1``)."""
+    first, *rest = [c.strip() for c in cells]
+    if not first and rest and all(c.isdigit() for c in rest):
+        return True
+    numbers = [_is_number(c) for c in cells]
+    return not any(numbers) or not all(
+        n or c.strip().lower() in MISSING_TOKENS for n, c in zip(numbers, cells, strict=True)
+    )
+
+
+def _skipped_columns(
+    where: str, header: list[str], body: list[tuple[int, list[str]]], time_column: str | None
+) -> list[int]:
+    """The columns of a wide CSV that hold no series: the one ``time_column`` names; else
+    the first column when it is named like a time or holds no number - after an unnamed
+    first column (an index, as pandas writes), which is skipped too."""
     if time_column is not None:
         if time_column not in header:
             raise ValueError(
                 f"{where}: --time-column {time_column!r} is not a column; the header has "
                 f"{', '.join(repr(h) for h in header[:8])}"
             )
-        skip = header.index(time_column) + 1
-    elif has_header:
-        while skip < width - 1 and (
-            header[skip].lower() in TIME_NAMES
-            or not any(_is_number(c[skip]) for _, c in body if skip < len(c))
-        ):
-            skip += 1
-    names = header[skip:]
+        return [header.index(time_column)]
+    skip = [0] if len(header) > 2 and not header[0] else []
+    k = len(skip)
+    numbers = any(_is_number(c[k]) for _, c in body if k < len(c))
+    if k < len(header) - 1 and (header[k].lower() in TIME_NAMES or not numbers):
+        if header[k].lower() in ID_NAMES and not numbers:  # a long CSV taken for wide
+            raise ValueError(
+                f"{where}: column {header[k]!r} holds series ids, not times: a long CSV "
+                f"needs a value column ({', '.join(VALUE_NAMES)}) or an id, a time and one "
+                "more column; rename its value column, or give --format long"
+            )
+        skip.append(k)
+    return skip
+
+
+def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) -> SeriesSet:
+    """A CSV file with one column per series (see the module docstring)."""
+    where = str(path)
+    rows = _rows(path)
+    first = rows[0][1]
+    width = len(first)
+    has_header = _is_header(first)
+    if has_header:
+        header = [h.strip() for h in first]
+        body = rows[1:]
+    else:
+        header = [f"series{k + 1}" for k in range(width)]
+        body = rows
+    if not body:
+        raise ValueError(f"{where}: a header row and no data rows")
+    skip = _skipped_columns(where, header, body, time_column) if has_header or time_column else []
+    columns = [k for k in range(width) if k not in skip]
+    names = [header[k] for k in columns]
     if not names:
         raise ValueError(f"{where}: no value columns after the time column(s)")
     raw: list[list[float | None]] = [[] for _ in names]
+    what = "as in the header" if has_header else f"as on line {rows[0][0]}"
     for number, cells in body:
-        for k, name in enumerate(names):
-            cell = cells[skip + k] if skip + k < len(cells) else ""
+        # A cell more than the header is a series without a name (or another format);
+        # cells fewer are the missing values of the last series, which have ended.
+        if len(cells) > width:
+            noun = "cell" if width == 1 else "cells"
+            raise ValueError(
+                f"{where}, line {number}: expected {width} {noun} {what}; got {len(cells)}"
+            )
+        for j, k in enumerate(columns):
+            cell = cells[k] if k < len(cells) else ""
             try:
-                raw[k].append(parse_value(cell))
+                raw[j].append(parse_value(cell))
             except ValueError:
+                hint = ""
+                if names[j].lower() in TIME_NAMES:
+                    hint = " (only the first column, or the one --time-column names, is times)"
                 raise ValueError(
-                    f"{where}, line {number}: column {name!r} has {_clip(cell)!r}; expected "
-                    "a number, or an empty cell, ?, NA or NaN for a missing value"
+                    f"{where}, line {number}: column {names[j]!r} has {_clip(cell)!r}; expected "
+                    f"a number, or an empty cell, ?, NA or NaN for a missing value{hint}"
                 ) from None
-    for k, name in enumerate(names):
+    for j, name in enumerate(names):
         if not name:
-            names[k] = f"series{k + 1}"
+            names[j] = f"series{j + 1}"
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"{where}, line {rows[0][0]}: column name {dup!r} appears twice")
@@ -345,20 +440,17 @@ def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
     where = str(path)
     rows = _rows(path)
     header = [h.strip().lower() for h in rows[0][1]]
-    id_col = next((header.index(n) for n in ID_NAMES if n in header), None)
-    value_col = next((header.index(n) for n in VALUE_NAMES if n in header), None)
+    id_col, time_col, value_col = _long_columns(header)
     if id_col is None or value_col is None:
         raise ValueError(
             f"{where}, line {rows[0][0]}: a long CSV needs an id column ({', '.join(ID_NAMES)}) "
-            f"and a value column ({', '.join(VALUE_NAMES)}); got header {rows[0][1]!r}"
+            f"and a value column ({', '.join(VALUE_NAMES)}, or the one column besides the id "
+            f"and time); got header {rows[0][1]!r}"
         )
-    time_col = next(
-        (i for i, n in enumerate(header) if n in TIME_NAMES and n and i not in (id_col,)), None
-    )
     series: dict[str, list[float | None]] = {}
     last_time: dict[str, tuple[Any, int]] = {}
     for number, cells in rows[1:]:
-        if len(cells) < len(header):
+        if len(cells) != len(header):
             raise ValueError(
                 f"{where}, line {number}: expected {len(header)} cells as in the header; got "
                 f"{len(cells)}"

@@ -124,7 +124,9 @@ class ForecastOptions:
         choices=("auto", "tsf", "wide", "long"),
     )
     time_column: str | None = option(
-        None, "the time column of a wide CSV (default: leading time-like columns are skipped)"
+        None,
+        "the time column of a wide CSV, the one column skipped (default: the first, when "
+        "named like a time or holding no number)",
     )
     horizon: int | None = option(
         None,
@@ -526,9 +528,21 @@ def forecast(
     for k, s in enumerate(series):
         if len(s) == 0:
             raise ValueError(f"series {k + 1} is empty: a forecast needs at least one value")
-        prepared.append(prepare_series(s, model.config))
+        prepared.append(prepare_series(finite(s, f"series {k + 1}"), model.config))
     out = _run(model, prepared, [[len(p.y) - 1] for p in prepared])
     return [Forecast(*(b[0, :h] for b in bands)) for bands in out]
+
+
+def finite(values: Iterable[float], what: str) -> list[float]:
+    """``values`` as floats, refused unless all are finite numbers (a NaN or inf would
+    spread through the running sums into every later forecast)."""
+    out = [float(v) for v in values]
+    for k, y in enumerate(out):
+        if not math.isfinite(y):
+            raise ValueError(
+                f"{what}, value {k + 1}: a forecast value must be a finite number; got {y!r}"
+            )
+    return out
 
 
 class OnlineForecaster:
@@ -608,8 +622,10 @@ class OnlineForecaster:
 
     @torch.no_grad()
     def extend(self, values: Sequence[float]) -> Forecast:
-        """Take several values at once (one call of the stream); returns the forecast."""
+        """Take several values at once (one call of the stream); returns the forecast.
+        Values that are not all finite numbers are refused, and nothing changes."""
         start = self.seen
+        values = finite(values, "OnlineForecaster")  # checked before any update
         rows = [self.steps.push(v) for v in values]
         if not rows:
             return self.forecast
@@ -1051,6 +1067,7 @@ class ForecastTask(Task):
             data = read_source({**source, "path": o.data} if o.data else source)
             self.derived = derive(o, data)
         else:
+            check_derived(self.derived, "config.json: derived")
             data = read_source(self.derived["source"])
             if checksum(data.values) != self.derived.get("checksum"):
                 raise ValueError(
@@ -1075,6 +1092,13 @@ class ForecastTask(Task):
                 f"{data.source}: the series are too short for --horizon {h} with --origins "
                 f"{r}: a series needs at least {need} values (training, validation and test "
                 f"each need their share); the longest has {max(lengths)}"
+            )
+        if not any(mase_scale(self.values[w.series][: w.origin], m) > 0 for w in self.valid):
+            # Else every validation MASE is 0/0: no model would ever be kept (or saved).
+            raise ValueError(
+                f"{data.source}: MASE, the validation metric, is undefined: no series "
+                f"changes at the seasonal lag (m = {m}) in the values before its validation "
+                "forecasts, and MASE divides by the mean absolute change at that lag"
             )
         self.naive_valid = score(
             self.values, self.valid, naive_forecasts(self.values, self.valid, h, m), h, m
@@ -1103,6 +1127,7 @@ class ForecastTask(Task):
     # ---- model ------------------------------------------------------------------------
 
     def build_model(self) -> ForecastModel:
+        check_derived(self.derived, "config.json: derived")
         return ForecastModel(model_config(self.options, self.derived))
 
     def title(self, model: nn.Module) -> str:
@@ -1366,6 +1391,31 @@ def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
     }
 
 
+DERIVED_KEYS = ("source", "horizon", "seasonality", "origins", "scale_window")
+
+
+def check_derived(derived: dict[str, Any], where: str) -> None:
+    """Refuse ``derived`` without what a forecast run needs (a hand-edited config.json)."""
+    missing = [k for k in DERIVED_KEYS if k not in derived]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {', '.join(missing)} of a forecast run")
+    for key in DERIVED_KEYS[1:]:
+        value = derived[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where}: {key} must be a positive integer; got {value!r}")
+    source = derived["source"]
+    if not (
+        isinstance(source, dict)
+        and (isinstance(source.get("dataset"), str) or isinstance(source.get("path"), str))
+    ):
+        raise ValueError(
+            f"{where}: source must be an object with a path or a dataset; got {source!r}"
+        )
+    anchor = derived.get("anchor", ANCHORS[0])  # runs from before anchors have none
+    if anchor not in ANCHORS:
+        raise ValueError(f"{where}: anchor must be one of {', '.join(ANCHORS)}; got {anchor!r}")
+
+
 def anchor_line(d: dict[str, Any]) -> str:
     """How a run's anchor was chosen, for its first line."""
     anchor = d.get("anchor", ANCHORS[0])
@@ -1506,6 +1556,7 @@ __all__ = [
     "OnlineForecaster",
     "Scores",
     "Window",
+    "check_derived",
     "forecast",
     "mase",
     "mase_scale",

@@ -202,8 +202,11 @@ def build(task: Task, folder: RunFolder) -> nn.Module:
     try:
         return task.build_model()
     except (KeyError, TypeError, ValueError) as err:
+        config = folder.path / "config.json"
+        if str(err).startswith("config.json: "):  # the task's own check names the key
+            raise RunFolderError(f"{config}: {str(err).removeprefix('config.json: ')}") from None
         what = f"has no {err}" if isinstance(err, KeyError) else f"is inconsistent ({err})"
-        raise RunFolderError(f"{folder.path / 'config.json'}: derived {what}") from None
+        raise RunFolderError(f"{config}: derived {what}") from None
 
 
 def load(
