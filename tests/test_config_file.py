@@ -60,3 +60,16 @@ def test_a_source_on_the_command_line_replaces_the_files_source(
     options = json.loads((tmp_path / "b" / "config.json").read_text())["options"]
     assert options["data"] == str(other) and options["time_column"] is None
     assert "plain.csv: 2 series" in capsys.readouterr().out
+
+
+def test_a_config_file_with_a_byte_order_mark_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {"format": "rnnkit.run", "task": "adding", "options": {"hidden_size": 4}}
+    path = tmp_path / "c.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(config).encode())
+    argv = ["train", "--config", str(path), "--steps", "1", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["options"]["hidden_size"] == 4
+    capsys.readouterr()

@@ -49,7 +49,8 @@ def read_json(path: Path) -> Any:
     if path.is_symlink():
         raise ValueError(f"{path} is a symbolic link; rnnkit does not follow links in a run")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark, as some editors write, is not part of the JSON.
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path.parent} has no {path.name}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
