@@ -600,7 +600,7 @@ def test_a_run_records_its_anchor_and_older_runs_read_as_seasonal_naive(tmp_path
     ("argv", "message"),
     [
         (["--horizon", "5"], "--horizon must be at most 4"),
-        (["--data", "{missing}"], "series file not found"),
+        (["--data", "{missing}"], "--data: series file not found"),
         (["--data", "{bad}"], "bad.csv, line 3: column 'x' has 'oops'"),
         (["--series", "shop0"], "--series picks the series drawn by --plot"),
         (["--plot", "{png}", "--series", "nope"], "--series 'nope' is not a series"),

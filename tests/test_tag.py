@@ -454,3 +454,14 @@ def test_cli_errors_name_the_file_and_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
     with pytest.raises(ValueError, match="--test-data needs --data"):
         TagOptions(test_data="x.jsonl")
+
+
+def test_confusions_count_the_pairs_that_occur_among_many_tags():
+    """Most frequent errors with 200,000 tags: no k x k table (320 GB of int64)."""
+    from rnnkit.tasks.tag import confusions
+
+    tags = [f"t{i}" for i in range(200_000)]
+    truth = torch.tensor([5, 5, 5, 7, 199_999, 3, -100], dtype=torch.int32)
+    pred = torch.tensor([6, 6, 9, 7, 0, 3, 1], dtype=torch.int32)
+    assert confusions(pred, truth, tags) == ["t5 -> t6 2", "t5 -> t9 1", "t199999 -> t0 1"]
+    assert confusions(truth.clamp(min=0), truth.clamp(min=0), tags) == []

@@ -53,3 +53,26 @@ def test_fit_without_validation_data_names_the_training_loss(tmp_path: Path) -> 
     assert len(scored) == 2 and all("validation" not in line for line in scored)
     assert all(line.split(": ", 1)[1].startswith("training (no val_loader") for line in scored)
     assert all(math.isfinite(float(line.split(") loss ")[1].split()[0])) for line in scored)
+
+
+def test_a_refit_says_it_scores_training_data_and_keeps_the_last_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [f"{a},{a + 1},{a + 2}:{'up' if a % 2 else 'down'}" for a in range(16)]
+    ts = tmp_path / "ud.ts"
+    ts.write_text("@problemName ud\n@classLabel true up down\n@data\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "refit"
+    argv = ["train", "classify", "--data", str(ts), "--val-fraction", "0", "--hidden", "4",
+            "--steps", "4", "--eval-every", "2", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    end = next(line for line in printed.splitlines() if line.startswith("finished at step 4"))
+    assert end.startswith("finished at step 4: training (no validation split) accuracy ")
+    assert "; kept (the last evaluated) accuracy " in end and end.endswith("at step 4")
+    card = (out / "README.md").read_text()
+    assert "| last training (no validation split) |" in card and "best validation" not in card
+    assert "holds the weights of step 4, the last evaluated" in card
+    assert "Training (no validation split) metrics of every evaluation" in card
+    # eval with --out naming the run folder itself rewrites its own figure, as without --out
+    assert main(["eval", str(out), "--out", str(out)]) == 0
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
-from rnnkit.cli._outputs import staged_folder
+from rnnkit.cli._outputs import same_file, staged_folder
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
@@ -148,7 +148,8 @@ def _eval_task(args: argparse.Namespace) -> int:
     # The figures are drawn into a scratch folder and moved in at the end: a file the
     # user saved in --out is refused (unless --force) and nothing is half-written.
     out = args.out or args.run_dir
-    with staged_folder("--out", out, args.force, own=args.out is None) as stage, precision:
+    own = args.out is None or same_file(args.out, args.run_dir)  # the task's own figures
+    with staged_folder("--out", out, args.force, own=own) as stage, precision:
         lines = task.report(model, args.run_dir, stage)
     lines = [line.replace(str(stage), str(Path(out))) for line in lines]
     print(f"{config.task} run {args.run_dir}:")

@@ -217,12 +217,13 @@ def report(summary: Any) -> int:
     )
     shown = "  ".join(f"{k} {v:.4g}" for k, v in summary.metrics.items())
     best = summary.best
+    kept = "best" if summary.selects else "kept (the last evaluated)"
     best_text = (
-        f"; best {best['metric']} {best['value']:.4g} at step {best['step']}"
+        f"; {kept} {best['metric']} {best['value']:.4g} at step {best['step']}"
         if best.get("value") is not None
         else ""
     )
-    print(f"{how} at step {summary.step}: validation {shown}{best_text}")
+    print(f"{how} at step {summary.step}: {summary.scored_on} {shown}{best_text}")
     print(f"{summary.items_per_s:,.0f} training {item}/s", end="")
     print(f"; {summary.skipped_steps} non-finite step(s) skipped" if summary.skipped_steps else "")
     for line in summary.lines:

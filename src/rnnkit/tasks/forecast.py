@@ -1353,7 +1353,10 @@ def read_source(source: dict[str, Any]) -> Any:
 
     if "dataset" in source:
         return load_dataset(source["dataset"])
-    return read_series(source["path"], source.get("format", "auto"), source.get("time_column"))
+    try:
+        return read_series(source["path"], source.get("format", "auto"), source.get("time_column"))
+    except FileNotFoundError as err:  # the file is the one --data named (now or for the run)
+        raise FileNotFoundError(f"--data: {err}; expected a .tsf or .csv file") from None
 
 
 def checksum(values: Sequence[Sequence[float]]) -> str:

@@ -587,12 +587,11 @@ def confusions(pred: Tensor, truth: Tensor, tags: list[str], top: int = 5) -> li
     wrong = (pred != truth) & (truth >= 0)
     if not wrong.any():
         return []
-    counts = torch.bincount(truth[wrong] * k + pred[wrong], minlength=k * k)
-    order = counts.argsort(descending=True)[:top]
+    # The pairs that occur, counted: a k x k table would not fit for tens of thousands of tags.
+    pairs, counts = torch.unique(truth[wrong].long() * k + pred[wrong].long(), return_counts=True)
+    order = counts.argsort(descending=True, stable=True)[:top]
     return [
-        f"{tags[int(i) // k]} -> {tags[int(i) % k]} {int(counts[i]):,}"
-        for i in order
-        if counts[i] > 0
+        f"{tags[int(pairs[i]) // k]} -> {tags[int(pairs[i]) % k]} {int(counts[i]):,}" for i in order
     ]
 
 

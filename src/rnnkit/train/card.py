@@ -109,7 +109,11 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
     at = best_step(path, manifest)
     task_cls = None if config.task == "fit" else get_task(config.task)
 
+    scored_on, selects = "validation", True  # rnnkit.fit's: its val_loader is not recorded
     if task_cls is not None:
+        task = task_cls(task_cls.parse_options(config.options, where=str(path / CONFIG)),
+                        config.derived)  # fmt: skip
+        scored_on, selects = task.scored_on, task.selects
         model = build_model(config, path / CONFIG)
         kind = type(model).__name__
         size = f"{sum(p.numel() for p in model.parameters()):,} parameters"
@@ -139,7 +143,10 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
         ("task", f"`{config.task}`"),
         ("model", ", ".join([kind, *_shape(task_cls, options), size])),
         ("trained", done),
-        ("best validation", _metrics_text(best, at) if best else "none yet"),
+        (
+            f"best {scored_on}" if selects else f"last {scored_on}",
+            _metrics_text(best, at) if best else "none yet",
+        ),
         ("rnnkit", _versions(str(data.get("rnnkit_version", "?")))),
     ]
     out += ["| | |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in facts), ""]
@@ -160,8 +167,13 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
             task_cls.metric if task_cls is not None else None
         )
         by = f", ranked by `{ranked}`" if ranked else ""
+        which = (
+            f"the best {scored_on} score{by}"
+            if selects
+            else "the last evaluated (nothing is held out to choose on)"
+        )
         out += [
-            f"`{MODEL}` holds the weights of step {at}, the best validation score{by}.",
+            f"`{MODEL}` holds the weights of step {at}, {which}.",
             "",
         ]
     if evaluations:
@@ -178,7 +190,8 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
         kept = "every evaluation"
         if len(shown) < len(steps):
             kept = f"the last {len(shown)} of {len(steps)} evaluations"
-        out += ["", f"Validation metrics of {kept}; `{METRICS}` holds them all."]
+        scored = scored_on[0].upper() + scored_on[1:]
+        out += ["", f"{scored} metrics of {kept}; `{METRICS}` holds them all."]
     else:
         out.append(f"No evaluation recorded in `{METRICS}`.")
     tests = _split_last(rows, "test")

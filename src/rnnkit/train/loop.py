@@ -59,6 +59,8 @@ class Summary:
     history: list[tuple[int, float, dict[str, float]]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)  # what the task showed at the end
     is_main: bool = True
+    scored_on: str = "validation"  # what the evaluations scored (Task.scored_on)
+    selects: bool = True  # whether the model kept is the best evaluated, or the last
 
 
 class Trainer:
@@ -194,6 +196,8 @@ class Trainer:
             history=self.history,
             lines=lines,
             is_main=self.ctx.is_main,
+            scored_on=self.task.scored_on,
+            selects=self.task.selects,
         )
 
     def _one_step(self) -> float | None:
