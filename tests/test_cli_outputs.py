@@ -180,3 +180,27 @@ def test_train_out_under_a_file_is_one_line(tmp_path: Path, capsys) -> None:
         ["train", "adding", "--steps", "1", "--out", str(afile / "run")], tmp_path, capsys
     )
     assert f"cannot make the run folder {afile / 'run'}: Not a directory" in err
+
+
+def test_eval_draws_outside_the_run_folder_so_a_kill_leaves_it_resumable(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from rnnkit.tasks.forecast import ForecastTask
+    from rnnkit.train.runfolder import RunFolder
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    drawn = ForecastTask.report
+    seen: list[list[str]] = []
+
+    def report(self, model, run_dir, out_dir):  # the moment a kill could come
+        seen.append([p.name for p in copy.iterdir() if p.is_dir()])
+        assert not Path(out_dir).is_relative_to(copy)
+        return drawn(self, model, run_dir, out_dir)
+
+    monkeypatch.setattr(ForecastTask, "report", report)
+    assert main(["eval", str(copy)]) == 0
+    assert seen == [[]]
+    RunFolder(copy, ForecastTask.extra_files).check_owned()  # --resume would accept it

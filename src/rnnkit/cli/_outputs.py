@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rnnkit.train.files import atomic_write
+
 
 def check_new_file(flag: str, name: str, force: bool, suffix: str | None = None) -> Path:
     """``name`` as a path a command may write: in an existing folder, not a folder itself,
@@ -44,10 +46,13 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 @contextmanager
 def staged_folder(flag: str, name: str, force: bool, own: bool) -> Iterator[Path]:
     """A scratch folder for the files a command writes into the folder ``name``; on a clean
-    exit they are moved in (each rename atomic, a symbolic link replaced, never followed).
-    A file already there is refused, before any is moved, unless ``force`` or ``own`` (the
-    folder is a run folder whose figures the command itself wrote). ``name`` is made when
-    its parent exists; on an error nothing is left behind."""
+    exit each is written there atomically (:func:`~rnnkit.train.files.atomic_write`: a
+    symbolic link replaced, never followed). A file already there is refused, before any
+    is written, unless ``force`` or ``own`` (the folder is a run folder whose figures the
+    command itself wrote). ``name`` is made when its parent exists; on an error nothing is
+    left behind. The scratch folder lies in the system's temporary folder, not in ``name``:
+    a killed command must not leave a folder in a run folder, which would then hold
+    something rnnkit does not own and refuse ``--resume``."""
     out = Path(name)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag}: {name} is a file; expected a folder")
@@ -59,7 +64,7 @@ def staged_folder(flag: str, name: str, force: bool, own: bool) -> Iterator[Path
                 "existing folder or a new one inside an existing folder"
             )
         out.mkdir()
-    stage = Path(tempfile.mkdtemp(prefix=".rnnkit-", dir=out))
+    stage = Path(tempfile.mkdtemp(prefix="rnnkit-out-"))
     try:
         yield stage
         files = sorted(stage.iterdir())
@@ -70,7 +75,7 @@ def staged_folder(flag: str, name: str, force: bool, own: bool) -> Iterator[Path
                 "it, or name another folder"
             )
         for f in files:
-            os.replace(f, out / f.name)
+            atomic_write(out / f.name, f.read_bytes())
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if made and not any(out.iterdir()):
