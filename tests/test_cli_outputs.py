@@ -89,7 +89,15 @@ def test_forecast_refuses_to_replace_a_users_files(
         ),
         "run file": (
             ["--out", str(run / "config.json"), "--force"],
-            "is a file of the run folder; expected a new name",
+            "is in the run folder, which holds only what rnnkit writes",
+        ),
+        "new in run": (
+            ["--out", str(run / "new.csv")],
+            "is in the run folder, which holds only what rnnkit writes",
+        ),
+        "run's data": (
+            ["--out", str(data), "--force"],
+            f"--out {data} is the run's data; expected another file name",
         ),
         "suffix": (
             ["--plot", str(tmp_path / "p.pdf")],
@@ -204,3 +212,20 @@ def test_eval_draws_outside_the_run_folder_so_a_kill_leaves_it_resumable(
     assert main(["eval", str(copy)]) == 0
     assert seen == [[]]
     RunFolder(copy, ForecastTask.extra_files).check_owned()  # --resume would accept it
+
+
+def test_eval_refuses_a_known_clash_before_loading_anything(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rnnkit.cli.eval as eval_command
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the clash was refused")
+
+    monkeypatch.setattr(eval_command, "load", never)
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    (figs / "forecast.png").write_text("mine\n")
+    err = refused(["eval", str(run), "--out", str(figs)], tmp_path, capsys)
+    assert err.endswith("already holds forecast.png; pass --force to replace it, or name "
+                        "another folder")  # fmt: skip

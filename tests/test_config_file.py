@@ -73,3 +73,24 @@ def test_a_config_file_with_a_byte_order_mark_reads(
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["options"]["hidden_size"] == 4
     capsys.readouterr()
+
+
+def test_a_new_source_drops_the_files_test_fraction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def ts(name: str, n: int) -> Path:
+        rows = [f"{a},{a + 1},{a + 2}:{'up' if a % 2 else 'down'}" for a in range(n)]
+        path = tmp_path / name
+        path.write_text("@classLabel true up down\n@data\n" + "\n".join(rows) + "\n")
+        return path
+
+    train_file, test_file = ts("a.ts", 20), ts("b.ts", 8)
+    tiny = ["--hidden", "4", "--steps", "1", "--eval-every", "1"]
+    argv = ["train", "classify", "--data", str(train_file), "--test-fraction", "0.3", *tiny]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    config = str(tmp_path / "a" / "config.json")
+    argv = ["train", "--config", config, "--data", str(train_file), "--test-data",
+            str(test_file), "--out", str(tmp_path / "b")]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    options = json.loads((tmp_path / "b" / "config.json").read_text())["options"]
+    assert options["test_data"] == str(test_file) and options["test_fraction"] == 0.25

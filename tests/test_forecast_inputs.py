@@ -164,3 +164,11 @@ def test_tsf_header_keywords_in_any_case_and_separated_by_tabs(tmp_path: Path) -
 def test_tsf_horizon_must_be_ascii_digits(tmp_path: Path) -> None:
     message = refused(write(tmp_path, "h.tsf", "@relation t\n@horizon ²\n@data\n1,2\n"))
     assert "h.tsf, line 2: @horizon must be a positive integer; got '²'" in message
+
+
+def test_time_column_after_an_unnamed_index_skips_both(tmp_path: Path) -> None:
+    path = tmp_path / "pandas.csv"
+    rows = [",date,a,b", *(f"{t},2020-01-{t + 1:02d},{t},{2 * t}" for t in range(12))]
+    path.write_text("\n".join(rows) + "\n")
+    data = read_series(path, time_column="date")
+    assert list(data.names) == ["a", "b"]

@@ -134,8 +134,16 @@ def _eval_task(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{flags}: only for language-model runs; {args.run_dir} is a {config.task} run"
         )
-    device, precision = runtime(args)
     task_cls = get_task(config.task)
+    own = args.out is None or same_file(args.out, args.run_dir)  # the task's own figures
+    if not (own or args.force):  # a clash known now is refused before the work
+        taken = [f for f in task_cls.extra_files if (Path(args.out) / f).exists()]
+        if taken:
+            raise ValueError(
+                f"--out {args.out} already holds {', '.join(taken)}; pass --force to replace "
+                "it, or name another folder"
+            )
+    device, precision = runtime(args)
     options = task_cls.parse_options(config.options, where=f"{args.run_dir}/config.json")
     task = task_cls(options, config.derived)
     model = load(args.run_dir, device)
@@ -148,7 +156,6 @@ def _eval_task(args: argparse.Namespace) -> int:
     # The figures are drawn into a scratch folder and moved in at the end: a file the
     # user saved in --out is refused (unless --force) and nothing is half-written.
     out = args.out or args.run_dir
-    own = args.out is None or same_file(args.out, args.run_dir)  # the task's own figures
     with staged_folder("--out", out, args.force, own=own) as stage, precision:
         lines = task.report(model, args.run_dir, stage)
     lines = [line.replace(str(stage), str(Path(out))) for line in lines]

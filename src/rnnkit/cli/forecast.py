@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         check_derived,
         forecast,
         plot_forecasts,
+        read_given,
         read_source,
         recalibrated,
         recalibrates,
@@ -88,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.data is None and (args.format != "auto" or args.time_column is not None):
         raise ValueError("--format and --time-column describe --data; give --data FILE")
-    check_outputs(args)
     if args.series and not args.plot:
         raise ValueError("--series picks the series drawn by --plot; give --plot FILE.png")
     config = RunFolder(args.run_dir).read_config()
     if config.task != "forecast":
         raise ValueError(f"{args.run_dir} is a {config.task} run, not a forecast run")
     check_derived(config.derived, f"{Path(args.run_dir) / 'config.json'}: derived")
+    check_outputs(args, config.derived["source"].get("path"))
     trained = int(config.derived["horizon"])
     if args.horizon is not None and args.horizon > trained:
         raise ValueError(
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data is None:
         data = read_source(config.derived["source"])
     else:
-        data = read_source(
+        data = read_given(
             {"path": args.data, "format": args.format, "time_column": args.time_column}
         )
     names = list(data.names)
@@ -159,12 +161,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before anything is read or written, an output that would replace a file
-    without --force (or the --data file or a file of the run at all), a folder, a missing
-    folder, or a figure not named .png."""
-    from pathlib import Path
-
+def check_outputs(args: argparse.Namespace, trained_on: str | None) -> None:
+    """Refuse, before the model or data is read or anything written, an output that would
+    replace a file without --force, or at all the --data file, the run's own data file
+    (``trained_on``) or any file in the run folder (which holds only what rnnkit writes);
+    a folder, a missing folder, or a figure not named .png."""
     from rnnkit.cli._outputs import check_new_file, same_file
 
     if args.out is not None and args.plot is not None and same_file(args.out, args.plot):
@@ -172,8 +173,12 @@ def check_outputs(args: argparse.Namespace) -> None:
     for flag, name, suffix in (("--out", args.out, None), ("--plot", args.plot, ".png")):
         if name is None:
             continue
-        if args.data is not None and same_file(name, args.data):
-            raise ValueError(f"{flag} {name} is the --data file; expected another file name")
-        if Path(name).exists() and same_file(Path(name).parent, args.run_dir):
-            raise ValueError(f"{flag} {name} is a file of the run folder; expected a new name")
+        for data, what in ((args.data, "the --data file"), (trained_on, "the run's data")):
+            if data is not None and same_file(name, data):
+                raise ValueError(f"{flag} {name} is {what}; expected another file name")
+        if same_file(os.path.dirname(os.path.abspath(name)), args.run_dir):
+            raise ValueError(
+                f"{flag} {name} is in the run folder, which holds only what rnnkit writes; "
+                "expected a file elsewhere"
+            )
         check_new_file(flag, name, args.force, suffix)

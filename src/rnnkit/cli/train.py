@@ -229,8 +229,9 @@ def report(summary: Any) -> int:
     for line in summary.lines:
         print(line)
     if best.get("value") is None and summary.history:
-        print(f"no model saved in {summary.run_dir}: the validation {best['metric']} was not "
-              "a finite number at any evaluation", file=sys.stderr)  # fmt: skip
+        what = f"{summary.scored_on} {best['metric']}"
+        print(f"no model saved in {summary.run_dir}: the {what} was not a finite number at "
+              "any evaluation", file=sys.stderr)  # fmt: skip
         return 1
     print(f"run saved to {summary.run_dir}")
     print(f"  continue: rnnkit train --resume {summary.run_dir} --steps N")

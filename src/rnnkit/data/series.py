@@ -369,7 +369,8 @@ def _skipped_columns(
                 f"{where}: --time-column {time_column!r} is not a column; the header has "
                 f"{', '.join(repr(h) for h in header[:8])}"
             )
-        return [header.index(time_column)]
+        index = [0] if len(header) > 2 and not header[0] else []  # pandas' index, as below
+        return [*index, header.index(time_column)]
     skip = [0] if len(header) > 2 and not header[0] else []
     k = len(skip)
     numbers = any(_is_number(c[k]) for _, c in body if k < len(c))

@@ -71,7 +71,7 @@ class SeededBatches(BatchSource):
 # file that is given another source on the command line drops the file's whole source.
 PATH_OPTIONS = ("text", "data", "test_data")
 SOURCES = ("text", "corpus", "data", "dataset")  # each names the data by itself
-SOURCE_OPTIONS = (*SOURCES, "test_data", "format", "time_column")  # and what describes it
+SOURCE_OPTIONS = (*SOURCES, "test_data", "test_fraction", "format", "time_column")  # and its split
 
 
 class Task(ABC):

@@ -1064,7 +1064,7 @@ class ForecastTask(Task):
         if not self.derived:
             source = source_of(o)
             # Read as given (messages name the file as the user did); kept absolute.
-            data = read_source({**source, "path": o.data} if o.data else source)
+            data = read_given({**source, "path": o.data} if o.data else source)
             self.derived = derive(o, data)
         else:
             check_derived(self.derived, "config.json: derived")
@@ -1353,9 +1353,15 @@ def read_source(source: dict[str, Any]) -> Any:
 
     if "dataset" in source:
         return load_dataset(source["dataset"])
+    return read_series(source["path"], source.get("format", "auto"), source.get("time_column"))
+
+
+def read_given(source: dict[str, Any]) -> Any:
+    """:func:`read_source` of a file the user names with ``--data`` now: a missing one
+    says so by the flag (a run's recorded file that is gone says which run needs it)."""
     try:
-        return read_series(source["path"], source.get("format", "auto"), source.get("time_column"))
-    except FileNotFoundError as err:  # the file is the one --data named (now or for the run)
+        return read_source(source)
+    except FileNotFoundError as err:
         raise FileNotFoundError(f"--data: {err}; expected a .tsf or .csv file") from None
 
 
@@ -1546,7 +1552,9 @@ def write_csv(path: str | Path | None, names: Sequence[str], forecasts: Sequence
             out.writerow([name, k + 1, *(f"{b[k]:.10g}" for b in f)])
     text = buffer.getvalue()
     if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
+        from rnnkit.train.files import atomic_write
+
+        atomic_write(Path(path), text.encode("utf-8"))
     return text
 
 
