@@ -273,6 +273,10 @@ def test_the_cli_exports_a_trained_run_which_still_resumes(tmp_path: Path) -> No
     assert again.returncode == 2 and again.stderr.count("\n") == 1
     assert "exists; pass --force" in again.stderr
     assert (run / "model-step.onnx").read_bytes() == before
+    stepwise = _cli("export", str(run), "--mode", "step", "--lengths", "--out", str(tmp_path / "x"))
+    assert stepwise.returncode == 2 and stepwise.stderr.count("\n") == 1
+    assert "--lengths applies to --mode sequence; got --mode step" in stepwise.stderr
+    assert not (tmp_path / "x").exists()
     assert _cli("export", str(run), "--mode", "sequence", "--lengths").returncode == 0
     int8 = _cli("export", str(run), "--mode", "step", "--int8", "--force")
     assert int8.returncode == 0, int8.stderr
@@ -411,8 +415,9 @@ def test_every_task_model_exports_and_runs_as_its_forward(name: str) -> None:
 
 def test_a_classifier_has_no_step_graph() -> None:
     model, _ = _task_models()["classifier-last-uni"]
-    with pytest.raises(ValueError, match=r"a classifier answers after the whole sequence"):
+    with pytest.raises(ValueError, match=r"a classifier answers after the whole sequence") as err:
         export_onnx(model, mode="step")
+    assert "(rnnkit export --mode sequence)" in str(err.value)  # the CLI's spelling too
 
 
 def test_a_downsampling_classifier_is_refused() -> None:

@@ -172,3 +172,17 @@ def test_time_column_after_an_unnamed_index_skips_both(tmp_path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
     data = read_series(path, time_column="date")
     assert list(data.names) == ["a", "b"]
+
+
+def test_lines_end_only_at_newlines_and_carriage_returns(tmp_path: Path) -> None:
+    # A form feed or U+2028 in a comment or a name is not a line break (str.splitlines
+    # would break there and misnumber the lines after it).
+    text = (
+        "# notes\x0cpage two\u2028more\r\n@relation t\r@attribute series_name string\n"
+        "@horizon 2\n@data\nA:1,2,3\n"
+    )
+    data = read_series(write(tmp_path, "ff.tsf", text))
+    assert data.names == ["A"] and data.horizon == 2
+    text = "a\u2028b,c\n1,2\n3,x\n"
+    message = refused(write(tmp_path, "ls.csv", text))
+    assert "ls.csv, line 3:" in message

@@ -53,6 +53,8 @@ def run_export(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
         raise ValueError(f"RUN_DIR must be a run folder with a config.json; got {run_dir}")
+    if args.lengths and args.mode != "sequence":
+        raise ValueError(f"--lengths applies to --mode sequence; got --mode {args.mode}")
     out = Path(args.out) if args.out else run_dir / f"model-{args.mode}.onnx"
     int8 = out.with_name(out.name.removesuffix(".onnx") + ".int8.onnx")
     for target in (out, int8) if args.int8 else (out,):

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnkit.data.ts_format import text_lines
+
 MISSING_TOKENS = frozenset({"", "?", "na", "nan", "null", "none", "n/a", "#n/a", "-"})
 TIME_NAMES = frozenset(
     {
@@ -185,7 +187,7 @@ def _open(path: str | os.PathLike[str]) -> list[str]:
         raise ValueError(f"{p}, line {line}: not UTF-8 text ({err.reason})") from None
     if not text.strip():
         raise ValueError(f"{p}: the file is empty")
-    return text.splitlines()
+    return text_lines(text)  # not str.splitlines: it breaks at a form feed, U+2028...
 
 
 # ---- .tsf -----------------------------------------------------------------------------

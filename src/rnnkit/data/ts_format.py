@@ -140,7 +140,7 @@ def parse_ts(
     text: str, where: str = "<text>", missing: str = "ffill", require_labels: bool = True
 ) -> TSData:
     """:func:`read_ts` of the text of a file; ``where`` names it in messages."""
-    lines = _lines(text)
+    lines = text_lines(text)
     header, first = _read_header(lines, where, require_labels)
     labelled = bool(header.class_label)
     dims = header.dimensions
@@ -207,7 +207,7 @@ def parse_ts(
     return TSData(where, list(header.classes), samples, header.problem_name, n_missing, rows)
 
 
-def _lines(text: str) -> list[str]:
+def text_lines(text: str) -> list[str]:
     """The lines of ``text``, ended by '\\n', '\\r\\n' or a lone '\\r'. Not
     ``str.splitlines``: it also breaks at a form feed, '\\x1c'-'\\x1e', U+0085, U+2028...,
     which a comment may hold, and the line numbers of the messages would be wrong."""

@@ -90,12 +90,14 @@ def _graph(subject: _Subject, mode: str, lengths: bool, check: bool, tolerance: 
         if subject.parts.pooled is not None:
             raise ValueError(
                 f"export_onnx: mode='step' needs an output at every step; a {subject.kind} "
-                "answers after the whole sequence - export mode='sequence' instead"
+                "answers after the whole sequence - export mode='sequence' instead (rnnkit export "
+                "--mode sequence)"
             )
         if subject.layer.bidirectional:
             raise ValueError(
                 "export_onnx: mode='step' needs a unidirectional model (a step cannot see the "
-                "future); got bidirectional=True - export mode='sequence' instead"
+                "future); got bidirectional=True - export mode='sequence' instead (rnnkit export "
+                "--mode sequence)"
             )
     proto = _step_graph(subject) if mode == "step" else _sequence_graph(subject, lengths)
     _set_metadata(proto, subject.metadata(mode, lengths))
