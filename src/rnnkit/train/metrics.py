@@ -2,7 +2,9 @@
 
 ``metrics.csv`` is long-format - ``step, time, split, metric, value`` - so every task's
 metrics fit it: the training loss and learning rate every ``log_every`` steps (split
-``train``), and every metric of every evaluation (split ``validation``).
+``train``), and every metric of every evaluation (split ``validation``). The split names
+the row's kind, which every reader keys on, so a refit's evaluations keep it too: they
+score training data (``Task.scored_on``), which the log and the model card say.
 """
 
 from __future__ import annotations
