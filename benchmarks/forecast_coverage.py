@@ -4,8 +4,10 @@ Reads the run folders ``benchmarks/forecast_check.py`` leaves (``--runs``, the s
 default): for each set and seed the run with the anchor ``--anchor auto`` takes, which is
 the model ``rnnkit train forecast --dataset SET --seed S`` keeps with the defaults. No
 training: each run's best weights are loaded and its test windows forecast again, with
-the intervals calibrated three ways:
+the intervals calibrated three ways, and as the head gave them:
 
+* ``the head's own``: the quantile head's 10 % and 90 % quantiles, no factor
+  (``--no-calibrate``);
 * ``validation only``: the factor fitted on the validation windows (``interval_scale``);
 * ``split conformal``: at each origin, split conformal at 80 % on every forecast whose
   outcome is known there (``rnnkit.tasks.forecast.recalibrated`` with ``adapt=0``);
@@ -48,7 +50,7 @@ import torch
 
 from _timing import machine
 from forecast_check import SETS, auto_anchor, folder_of, run_arguments
-from rnnkit.deploy import Forecast
+from rnnkit.deploy import Forecast, scaled
 from rnnkit.tasks.forecast import (
     ForecastModel,
     ForecastTask,
@@ -59,7 +61,7 @@ from rnnkit.tasks.forecast import (
 from rnnkit.train import load
 from rnnkit.train.distributed import Context
 
-WAYS = ("validation only", "split conformal", "adaptive")
+WAYS = ("the head's own", "validation only", "split conformal", "adaptive")
 # --online: OnlineForecaster's level held at 80 % throughout, adapting from the first
 # value after the history, and its default (holding still over 2 * horizon - 1 values).
 ONLINE: dict[str, dict[str, Any]] = {
@@ -84,8 +86,10 @@ def coverages(folder: Path, adapt: float) -> dict[str, Any]:
     """The test coverage of one run's kept model, each way, and its test values."""
     model, task = prepared(folder)
     values, test = task.values, task.test
+    validated = model_forecasts(model, values, test)
     fcs = {
-        "validation only": model_forecasts(model, values, test),
+        "the head's own": [scaled(f, 1 / float(model.interval_scale)) for f in validated],
+        "validation only": validated,
         "split conformal": task.test_forecasts(model, test, adapt=0.0),
         "adaptive": task.test_forecasts(model, test, adapt=adapt),
     }
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in seeds
     }
     for way in ways:
-        adapting = way != "validation only" and "split" not in way
+        adapting = way not in WAYS[:2] and "split" not in way
         what = f"{way}, adapt {args.adapt:g}" if adapting else way
         print(f"80 % interval coverage on the test windows, {what}:\n")
         print(table(runs, way, sets, seeds) + "\n")

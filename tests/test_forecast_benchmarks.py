@@ -101,3 +101,28 @@ def test_online_coverage_replays_the_test_windows_value_by_value(tmp_path: Path)
     assert online["values"] == 32 and online["distinct"] == 11
     # the three ways differ on this run, so that the equalities above tell them apart
     assert len({online[way] for way in forecast_coverage.ONLINE}) == 3
+
+
+def test_the_heads_own_intervals_are_those_of_a_run_that_does_not_calibrate(
+    tmp_path: Path,
+) -> None:
+    # forecast_coverage's "the head's own" undoes the validated factor; a run trained
+    # the same way with --no-calibrate keeps factor 1 and scores exactly that.
+    from rnnkit.cli import main
+    from rnnkit.tasks.forecast import model_forecasts
+
+    rng = np.random.default_rng(1)
+    y = 50 + np.cumsum(rng.normal(0.2, 1.0, 80)) + 4 * np.sin(np.arange(80) * np.pi / 3)
+    data = tmp_path / "one.csv"
+    data.write_text("value\n" + "".join(f"{v:.4f}\n" for v in y))
+    argv = ["train", "forecast", "--data", str(data), "--horizon", "3", "--origins", "6",
+            "--steps", "20", "--eval-every", "10", "--hidden", "8", "--batch-size", "4",
+            "--context", "8", "--margin", "0", "--threads", "1"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "raw"), "--no-calibrate"]) == 0
+    ways = forecast_coverage.coverages(tmp_path / "run", 0.05)
+    model, task = forecast_coverage.prepared(tmp_path / "raw")
+    assert float(model.interval_scale) == 1.0
+    raw = forecast_coverage.scored(task, {"raw": model_forecasts(model, task.values, task.test)})
+    assert ways["the head's own"] == pytest.approx(raw["raw"])
+    assert ways["the head's own"] != ways["validation only"]  # the factor is not 1 here
