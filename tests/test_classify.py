@@ -275,6 +275,53 @@ def test_padding_does_not_leak_into_the_logits(pool, cell, bidirectional, downsa
     assert torch.allclose(model(longer, lengths), together, atol=1e-5)
 
 
+def bad_inputs() -> list:
+    x, lengths = torch.randn(3, 6, 2), torch.tensor([6, 4, 2])
+    nan = x.clone()
+    nan[1, 3, 0] = float("nan")
+    return [
+        ((x.numpy(), lengths), TypeError, r"x must be a torch.Tensor \(B, T, 2\).*got ndarray"),
+        ((x[0], lengths), ValueError, r"x must be \(B, T, 2\) raw values.*got shape \(6, 2\)"),
+        ((torch.randn(3, 6, 3), lengths), ValueError, r"\(B, T, 2\).*got shape \(3, 6, 3\)"),
+        ((x, torch.tensor([7, 4, 2])), ValueError, r"lengths must lie in \[0, T\] = \[0, 6\]"),
+        ((x, torch.tensor([6.0, 4.0, 2.0])), TypeError, "lengths must have an integer dtype"),
+        ((x, torch.tensor([6, 4])), ValueError, r"lengths must have shape \(B,\) = \(3,\)"),
+        ((x, torch.tensor([6, 0, 2])), ValueError, "lengths must be >= 1.*got \\[6, 0, 2\\]"),
+        ((nan, lengths), ValueError, "must be finite at every valid step.*nan in series 1, step 3"),
+    ]
+
+
+@pytest.mark.parametrize("pool", ["last", "mean", "max"])
+@pytest.mark.parametrize("members", [1, 2])
+def test_wrong_inputs_are_one_line_naming_the_argument(pool, members):
+    """Not a traceback from inside the layer, and never a silent result: a float length
+    was truncated, a series of no steps was classified from the bias alone (max pooling:
+    NaN), a NaN at a valid step made the series' logits NaN."""
+    model = SequenceClassifier(2, 3, hidden_size=4, pool=pool, members=members).eval()
+    for (x, lengths), error, message in bad_inputs():
+        with pytest.raises(error, match=message):
+            model(x, lengths)
+    x = torch.randn(3, 6, 2)
+    x[2, 4:] = float("nan")  # padding past the last valid step may hold anything
+    assert torch.isfinite(model(x, [6, 4, 4])).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_classes": 1}, r"num_classes must be an integer >= 2 \(.*\); got 1"),
+        ({"mean": [0.0, 1.0, 2.0]}, r"mean must hold one value per channel \(input_size = 2\)"),
+        ({"std": [0.0, 1.0]}, "std must be > 0 in every channel"),
+        ({"std": [float("nan"), 1.0]}, "std must be finite"),
+        ({"noise": -1.0}, "noise must be a finite number >= 0; got -1.0"),
+        ({"dropout": 2.0}, r"dropout must be a number in \[0, 1\); got 2.0"),
+    ],
+)
+def test_wrong_constructor_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SequenceClassifier(2, **{"num_classes": 3, **kwargs})
+
+
 # ---- end to end -----------------------------------------------------------------------------
 
 

@@ -242,6 +242,69 @@ def test_running_rows_by_length_equals_the_layers_lengths():
     torch.testing.assert_close(out, model.head(ref))
 
 
+@pytest.mark.parametrize(
+    ("x", "lengths", "error", "message"),
+    [
+        # Each of these once ran: rows by length took a length past T as T, a negative
+        # one or a missing row as an empty window (zeros), a float length as a slice.
+        ("ids", [7, 4, 2], ValueError, r"lengths must lie in \[0, T\] = \[0, 6\]"),
+        ("ids", [6, -1, 2], ValueError, r"lengths must lie in \[0, T\] = \[0, 6\]"),
+        ("ids", [6, 4], ValueError, r"lengths must have shape \(B,\) = \(3,\); got \(2,\)"),
+        ("ids", torch.tensor([6.0, 4.0, 2.0]), TypeError, "lengths must have an integer dtype"),
+        ("big", None, ValueError, r"ids in \[0, 9\) \(vocab_size = 9\); got min 0, max 9"),
+        ("list", None, TypeError, r"a torch.Tensor \(B, T\) long character ids; got list"),
+    ],
+)
+def test_wrong_inputs_are_one_line_naming_the_argument(x, lengths, error, message):
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(num_tags=3, vocab_size=9, hidden_size=6))
+    ids = torch.randint(9, (3, 6))
+    given = {
+        "ids": ids,
+        "big": torch.cat([ids, torch.full((3, 1), 9)], 1),
+        "list": ids.tolist(),
+    }[x]
+    with pytest.raises(error, match=message):
+        model(given, lengths)
+
+
+def test_a_nan_feature_at_a_valid_step_is_refused_and_padding_is_not_read():
+    model = Tagger(TaggerConfig(num_tags=2, num_features=2, hidden_size=6))
+    x = torch.randn(2, 5, 2)
+    x[1, 3:] = float("nan")  # padding past the second window's end
+    assert torch.isfinite(model(x, [5, 3])).all()
+    with pytest.raises(ValueError, match=r"x must be finite at every valid step.*series 1, step 3"):
+        model(x, [5, 4])
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "message"),
+    [
+        (torch.zeros(2, 4, dtype=torch.long), ValueError, r"target must be \(B, T\) = \(2, 5\)"),
+        (torch.zeros(2, dtype=torch.long), ValueError, r"got target \(2,\), logits \(2, 5, 3\)"),
+        (torch.full((2, 5), 3), ValueError, r"tag ids in \[0, 3\).*got min 3, max 3"),
+        (torch.zeros(2, 5), TypeError, "target must hold integer tag ids; got torch.float32"),
+    ],
+)
+def test_tag_loss_names_a_target_that_does_not_fit(target, error, message):
+    with pytest.raises(error, match=message):
+        tag_loss(torch.randn(2, 5, 3), target)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"vocab_size": 2.5}, ValueError, "vocab_size must be a non-negative integer; got 2.5"),
+        ({"vocab_size": -1, "num_features": 3}, ValueError, "vocab_size must be a non-negative"),
+        ({"bidirectional": "no"}, TypeError, "bidirectional must be True or False; got 'no'"),
+        ({"dropout": "x"}, ValueError, r"dropout must be a number in \[0, 1\); got 'x'"),
+    ],
+)
+def test_tagger_config_refuses_what_would_build_the_wrong_model(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        TaggerConfig(**{"num_tags": 2, "vocab_size": 5, **kwargs})
+
+
 def test_rows_by_length_under_bf16_autocast():
     """Autocast makes the layer return bf16; the output buffer must take its dtype."""
     torch.manual_seed(0)

@@ -132,3 +132,31 @@ def lengths(owner: str, lengths: object, T: int, B: int) -> Tensor:
             f"max {int(lengths.max())}"
         )
     return lengths
+
+
+def finite_steps(owner: str, name: str, x: Tensor, lengths: Tensor) -> None:
+    """Refuse a NaN or inf at a valid step of ``x`` (B, T, ...); the padding past each
+    ``lengths[b]`` may hold anything. A task model standardises raw values, so one missing
+    value would turn a whole series' result into NaN without a word."""
+    if torch.compiler.is_compiling() or not x.is_floating_point() or x.numel() == 0:
+        return
+    B, T = x.shape[:2]
+    bad = ~torch.isfinite(x.reshape(B, T, -1)).all(-1)  # (B, T)
+    bad &= torch.arange(T, device=x.device) < lengths.to(x.device).unsqueeze(1)
+    if bool(bad.any()):
+        b, t = (int(i) for i in bad.nonzero()[0])
+        value = x[b, t].reshape(-1)
+        value = value[~torch.isfinite(value)][0]
+        raise ValueError(
+            f"{owner}: {name} must be finite at every valid step (fill missing values "
+            f"first); got {float(value)} in series {b}, step {t}"
+        )
+
+
+def tensor_input(owner: str, name: str, value: object, shape: str) -> Tensor:
+    """``value`` if it is a tensor; otherwise a TypeError that says the shape expected."""
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            f"{owner}: {name} must be a torch.Tensor {shape}; got {type(value).__name__}"
+        )
+    return value

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit import _options
+from rnnkit import _checks, _options
 from rnnkit._options import option
 from rnnkit.data.ts_format import TSData, read_ts
 from rnnkit.layers.base import RecurrentLayer
@@ -203,6 +203,17 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"downsample must be a positive integer; got {downsample!r}")
         if isinstance(members, bool) or not isinstance(members, int) or members < 1:
             raise ValueError(f"members must be a positive integer; got {members!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                "SequenceClassifier: num_classes must be an integer >= 2 (a classifier "
+                f"chooses among classes); got {num_classes!r}"
+            )
+        _checks.probability("SequenceClassifier", "dropout", dropout, upper_open=True)
+        finite = isinstance(noise, (int, float)) and not isinstance(noise, bool)
+        if not finite or not 0 <= noise < math.inf:
+            raise ValueError(
+                f"SequenceClassifier: noise must be a finite number >= 0; got {noise!r}"
+            )
         self.pool, self.noise, self.downsample = pool, float(noise), downsample
         self.members = members
 
@@ -225,8 +236,19 @@ class SequenceClassifier(nn.Module):
         else:  # a deep ensemble: independent members side by side, probabilities averaged
             self.rnn = Members([layer() for _ in range(members)])
             self.head = AverageProbabilities(self.rnn, num_classes)
-        mean_t = torch.zeros(input_size) if mean is None else torch.as_tensor(mean)
-        std_t = torch.ones(input_size) if std is None else torch.as_tensor(std)
+        mean_t = torch.zeros(input_size) if mean is None else channel_values("mean", mean)
+        std_t = torch.ones(input_size) if std is None else channel_values("std", std)
+        for name, value in (("mean", mean_t), ("std", std_t)):
+            if value.shape != (input_size,):
+                raise ValueError(
+                    f"SequenceClassifier: {name} must hold one value per channel "
+                    f"(input_size = {input_size}); got shape {tuple(value.shape)}"
+                )
+        if not bool((std_t > 0).all()):
+            raise ValueError(
+                f"SequenceClassifier: std must be > 0 in every channel (the inputs are "
+                f"divided by it); got {std_t.tolist()}"
+            )
         # Not in the state dict: config.json's derived statistics rebuild them.
         self.register_buffer("mean", mean_t.float().reshape(input_size), persistent=False)
         self.register_buffer("std", std_t.float().reshape(input_size), persistent=False)
@@ -234,9 +256,32 @@ class SequenceClassifier(nn.Module):
     def features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """(B, D*H): the read-out of each series before the linear layer (an ensemble's:
         (B, D*K*H), its members' side by side)."""
-        z, lengths = self._inputs(x, lengths)
+        z, lengths = self._inputs(x, self._checked(x, lengths))
         out, state = self.rnn(z, lengths=lengths)  # out (B, T, D*H), zero past each end
         return self._pool(out, state, lengths)
+
+    def _checked(self, x: object, lengths: object) -> Tensor:
+        """``lengths`` as a CPU long tensor once ``x`` and ``lengths`` are what forward
+        takes: a mistake here would otherwise surface deep inside the layer, or not at
+        all (a float length truncated, an empty series classified from its bias alone)."""
+        owner, size = "SequenceClassifier", self.mean.numel()
+        x = _checks.tensor_input(owner, "x", x, f"(B, T, {size}) of raw values")
+        if x.dim() != 3 or x.size(-1) != size:
+            raise ValueError(
+                f"{owner}: x must be (B, T, {size}) raw values (input_size = {size}); got "
+                f"shape {tuple(x.shape)}"
+            )
+        B, T = x.shape[:2]
+        if lengths is None:
+            return torch.full((B,), T, dtype=torch.long)
+        checked = _checks.lengths(owner, lengths, T, B)
+        if B and not torch.compiler.is_compiling() and int(checked.min()) < 1:
+            raise ValueError(
+                f"{owner}: lengths must be >= 1 (a series of no steps has nothing to "
+                f"classify); got {checked.tolist()}"
+            )
+        _checks.finite_steps(owner, "x", x, checked)
+        return checked
 
     def _inputs(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         """Standardised (averaged, and noisy in training) inputs and their lengths."""
@@ -273,14 +318,13 @@ class SequenceClassifier(nn.Module):
         """
         if not members:
             return self.head(self.drop(self.features(x, lengths)))
+        lengths = self._checked(x, lengths)
         if isinstance(self.rnn, Members):
             assert isinstance(self.head, AverageProbabilities)
             pairs = list(zip(self.rnn.layers, self.head.linear.linears, strict=True))
         else:
             pairs = [(self.rnn, self.head)]
         K = len(pairs)
-        if lengths is None:
-            lengths = torch.full((x.size(0),), x.size(1), dtype=torch.long)
         logits = []
         for (layer, head), xk, nk in zip(pairs, x.chunk(K), lengths.chunk(K), strict=True):
             z, nk = self._inputs(xk[:, : int(nk.max())], nk)
@@ -290,6 +334,20 @@ class SequenceClassifier(nn.Module):
 
 
 # ---- batches -----------------------------------------------------------------------------
+
+
+def channel_values(name: str, values: Tensor | list[float]) -> Tensor:
+    """``values`` (one number per channel) as a float tensor, refused unless finite."""
+    try:
+        t = torch.as_tensor(values, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"SequenceClassifier: {name} must be a list or tensor of numbers, one per "
+            f"channel; got {type(values).__name__}"
+        ) from None
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"SequenceClassifier: {name} must be finite; got {t.tolist()}")
+    return t
 
 
 def aggregate(x: Tensor, lengths: Tensor, k: int) -> tuple[Tensor, Tensor]:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit import _options
+from rnnkit import _checks, _options
 from rnnkit._options import option
 from rnnkit.data import tagging
 from rnnkit.data.tagging import IGNORE, Document, TaggedData
@@ -75,13 +75,20 @@ class TaggerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        for name in ("vocab_size", "num_features"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+        if not isinstance(self.bidirectional, bool):  # "no" would read as True
+            raise TypeError(f"bidirectional must be True or False; got {self.bidirectional!r}")
         if (self.vocab_size > 0) == (self.num_features > 0):
             raise ValueError(
                 "give vocab_size (characters) or num_features (feature vectors), not both; "
                 f"got vocab_size={self.vocab_size}, num_features={self.num_features}"
             )
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
+        d = self.dropout
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1); got {d!r}")
         self.dropout = float(self.dropout)
 
     @classmethod
@@ -127,25 +134,31 @@ class Tagger(nn.Module):
         )
         self.head = nn.Linear(c.hidden_size * (2 if c.bidirectional else 1), c.num_tags)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, lengths: Tensor | list[int] | None = None) -> Tensor:
+        c = self.config
+        ids = "(B, T) long character ids"
+        shape = ids if c.vocab_size else f"(B, T, {c.num_features}) features"
+        x = _checks.tensor_input("Tagger", "x", x, shape)
+        if self.embedding is not None and (x.dim() != 2 or x.dtype != torch.long):
+            raise ValueError(f"Tagger: x must be {shape}; got {x.dtype} {tuple(x.shape)}")
+        if self.embedding is None and (x.dim() != 3 or x.size(-1) != c.num_features):
+            raise ValueError(f"Tagger: x must be {shape}; got {tuple(x.shape)}")
+        if lengths is not None:
+            # Checked here: the rows-by-length path below would otherwise take a length
+            # past T, a negative one or a missing row without a word.
+            lengths = _checks.lengths("Tagger", lengths, x.size(1), x.size(0))
         if self.embedding is not None:
-            if x.dim() != 2 or x.dtype != torch.long:
-                raise ValueError(
-                    f"Tagger: x must be (B, T) long character ids; got {x.dtype} {tuple(x.shape)}"
-                )
+            check_ids(x, c.vocab_size)
             e = self.embedding(x)
         else:
-            if x.dim() != 3 or x.size(-1) != self.config.num_features:
-                raise ValueError(
-                    f"Tagger: x must be (B, T, {self.config.num_features}) features; got "
-                    f"{tuple(x.shape)}"
-                )
+            full = torch.full((len(x),), x.size(1), dtype=torch.long)
+            _checks.finite_steps("Tagger", "x", x, full if lengths is None else lengths)
             e = (x.float() - self.mean) / self.std
         e = self.drop(e)
         if lengths is None or e.device.type != "cpu":
             out, _ = self.rnn(e, lengths=lengths)  # (B, T, D*H)
         else:
-            out = self._by_length(e, torch.as_tensor(lengths).cpu())
+            out = self._by_length(e, lengths)
         return self.head(self.drop(out))  # (B, T, K)
 
     def _by_length(self, e: Tensor, lengths: Tensor) -> Tensor:
@@ -167,9 +180,37 @@ class Tagger(nn.Module):
         return out if out is not None else e.new_zeros(e.size(0), T, self.head.in_features)
 
 
+def check_ids(x: Tensor, vocab_size: int) -> None:
+    """Refuse a character id outside the embedding (torch's message names no argument)."""
+    if torch.compiler.is_compiling() or x.numel() == 0:
+        return
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"Tagger: x must hold character ids in [0, {vocab_size}) (vocab_size = "
+            f"{vocab_size}); got min {low}, max {high}"
+        )
+
+
 def tag_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy per labelled step of ``logits`` (B, T, K) against ``target`` (B, T);
     steps labelled -100 (padding) are left out. The loss to give :func:`rnnkit.fit`."""
+    if logits.dim() != 3 or tuple(target.shape) != tuple(logits.shape[:2]):
+        raise ValueError(
+            f"tag_loss: target must be (B, T) = {tuple(logits.shape[:2])} tag ids, one per "
+            f"step of logits (B, T, K); got target {tuple(target.shape)}, logits "
+            f"{tuple(logits.shape)}"
+        )
+    if target.is_floating_point():
+        raise TypeError(f"tag_loss: target must hold integer tag ids; got {target.dtype}")
+    K, labelled = logits.size(-1), target[target != IGNORE]
+    if labelled.numel() and not torch.compiler.is_compiling():
+        low, high = int(labelled.min()), int(labelled.max())
+        if low < 0 or high >= K:
+            raise ValueError(
+                f"tag_loss: target must hold tag ids in [0, {K}) (K = logits.size(-1)), or "
+                f"{IGNORE} for padding; got min {low}, max {high}"
+            )
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1), ignore_index=IGNORE
     )
