@@ -630,3 +630,31 @@ def test_the_onnx_forecaster_refuses_another_graph(tmp_path: Path) -> None:
     forecaster_free = deploy.ForecastFeatures(1, 1, 2)
     with pytest.raises(ValueError, match="must be a finite number; got nan"):
         forecaster_free.push(float("nan"))
+
+
+def test_the_onnx_forecaster_refuses_values_that_are_not_numbers(tmp_path: Path) -> None:
+    """float() read "12" as twelve and a string history as one value per character; a
+    list or None failed inside float() naming no argument; "no" switched recalibration on."""
+    from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
+
+    torch.manual_seed(0)
+    path = tmp_path / "forecast-step.onnx"
+    export_onnx(ForecastModel(ForecastConfig(horizon=2, hidden_size=4)), path, mode="step")
+    cases: list[tuple[Callable[[], Any], type[Exception], str]] = [
+        (lambda: deploy.OnnxForecaster(path, "123"), TypeError,
+         "OnnxForecaster: history must be a sequence of numbers .*; got str"),
+        (lambda: deploy.OnnxForecaster(path, 5.0), TypeError,
+         "OnnxForecaster: history must be a sequence of numbers .*; got float"),
+        (lambda: deploy.OnnxForecaster(path, [1.0, 2.0], recalibrate="no"), TypeError,
+         "recalibrate must be True or False; got 'no'"),
+    ]  # fmt: skip
+    for make, error, message in cases:
+        with pytest.raises(error, match=message):
+            make()
+    online = deploy.OnnxForecaster(path, [1.0, 2.0, 3.0])
+    for value, message in [("5", "a forecast value must be a number; got the string '5'"),
+                           ([1.0, 2.0], "a forecast value must be a number; got list"),
+                           (None, "a forecast value must be a number; got NoneType")]:  # fmt: skip
+        with pytest.raises(TypeError, match=f"OnnxForecaster: {message}"):
+            online.update(value)
+    assert online.seen == 3

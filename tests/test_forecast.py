@@ -417,7 +417,7 @@ def test_forecast_is_scale_free_and_causal() -> None:
     b = forecast(model, [1000 * y])[0]
     np.testing.assert_allclose(1000 * a.mean, b.mean, rtol=1e-4)
     assert np.all(a.lower <= a.mean) and np.all(a.mean <= a.upper)
-    with pytest.raises(ValueError, match=r"--horizon must be in \[1, 4\]"):
+    with pytest.raises(ValueError, match=r"forecast: horizon must be an integer in \[1, 4\]"):
         forecast(model, [y], horizon=5)
 
 
@@ -439,6 +439,45 @@ def test_forecast_refuses_values_that_are_not_finite(bad: float) -> None:
     assert str(err.value) == (
         f"series 2, value 2: a forecast value must be a finite number; got {bad!r}"
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        # One series given bare: float has no len().
+        (lambda m, y: forecast(m, list(y)), TypeError,
+         r"a list of series.*got a sequence of numbers \(one series goes in as \[values\]\)"),
+        (lambda m, y: forecast(m, y), TypeError, "got a sequence of numbers"),
+        # A string was read character by character, a number in a string as that number.
+        (lambda m, y: forecast(m, ["123"]), TypeError, "series 1 must be a sequence of numbers"),
+        (lambda m, y: forecast(m, [["1", "2"]]), TypeError,
+         "series 1, value 1: a forecast value must be a number; got the string '1'"),
+        (lambda m, y: forecast(m, [[1.0, None]]), TypeError,
+         "series 1, value 2: a forecast value must be a number; got NoneType"),
+        (lambda m, y: forecast(m, [y], horizon=2.0), ValueError,
+         r"forecast: horizon must be an integer in \[1, 4\] \(the trained horizon\); got 2.0"),
+        (lambda m, y: forecast(m, [y], horizon=True), ValueError, "horizon must be an integer"),
+        (lambda m, y: forecast(rnnkit.LSTM(6, 4), [y]), TypeError,
+         "forecast: model must be a ForecastModel .*; got LSTM"),
+        (lambda m, y: OnlineForecaster(m, history="123"), TypeError,
+         "OnlineForecaster: history must be a sequence of numbers .*; got str"),
+        (lambda m, y: OnlineForecaster(m, history=5.0), TypeError,
+         "OnlineForecaster: history must be a sequence of numbers .*; got float"),
+        (lambda m, y: OnlineForecaster(m, history=y, recalibrate="no"), TypeError,
+         "OnlineForecaster: recalibrate must be True or False; got 'no'"),
+        (lambda m, y: OnlineForecaster(m, history=y).update("5"), TypeError,
+         "OnlineForecaster: a forecast value must be a number; got the string '5'"),
+        (lambda m, y: OnlineForecaster(m, history=y).update([1.0, 2.0]), TypeError,
+         "OnlineForecaster: a forecast value must be a number; got list"),
+        (lambda m, y: OnlineForecaster(m, history=y).extend(5.0), TypeError,
+         "OnlineForecaster: values must be a sequence of numbers"),
+        (lambda m, y: ForecastConfig(horizon=2, dropout=2.0), ValueError,
+         r"dropout must be a number in \[0, 1\); got 2.0"),
+    ],
+)  # fmt: skip
+def test_wrong_arguments_are_one_line_naming_the_argument(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call(small_model(), series(12))
 
 
 def test_a_refused_extend_changes_nothing() -> None:

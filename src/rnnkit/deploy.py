@@ -478,6 +478,35 @@ class Forecast(NamedTuple):
     upper: np.ndarray  # (h,)  the 90 % quantile
 
 
+def forecast_value(value: object, what: str) -> float:
+    """``value`` as a float, refused unless it is one finite real number: ``float`` would
+    read a string ("12") as a number, and a NaN or inf would spread through the running
+    sums into every later forecast."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{what}: a forecast value must be a number; got the string {value!r}")
+    try:
+        y = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{what}: a forecast value must be a number; got {type(value).__name__}"
+        ) from None
+    if not math.isfinite(y):
+        raise ValueError(f"{what}: a forecast value must be a finite number; got {value!r}")
+    return y
+
+
+def forecast_values(values: object, what: str, name: str | None = None) -> list[float]:
+    """``values`` (a sequence of numbers) as floats, each checked by :func:`forecast_value`
+    and named "{what}, value k"; a string or a single number is refused rather than read
+    as a series (``name``: the argument, when ``what`` is its owner)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(
+            f"{what}{': ' + name if name else ''} must be a sequence of numbers (e.g. a list "
+            f"or a 1-D array); got {type(values).__name__}"
+        )
+    return [forecast_value(v, f"{what}, value {k + 1}") for k, v in enumerate(values)]
+
+
 class ForecastFeatures:
     """A forecaster's inputs, one observed value at a time, in bounded memory.
 
@@ -509,9 +538,7 @@ class ForecastFeatures:
 
     def push(self, value: float) -> tuple[np.ndarray, np.ndarray, float]:
         """The inputs, anchors and unit of the step that ``value`` ends."""
-        y = float(value)
-        if not math.isfinite(y):
-            raise ValueError(f"a forecast value must be a finite number; got {value!r}")
+        y = forecast_value(value, "value")
         self.t += 1
         t, m = self.t, self.m
         self.cum.append(self.cum[-1] + abs(y))
@@ -780,9 +807,13 @@ class OnnxForecaster:
             spec["seasonality"], spec["scale_window"], self.horizon,
             spec.get("anchor", ANCHORS[0]),  # graphs exported before anchors: seasonal naive
         )  # fmt: skip
+        if not isinstance(recalibrate, bool):  # "no" would read as True
+            raise TypeError(
+                f"OnnxForecaster: recalibrate must be True or False; got {recalibrate!r}"
+            )
         self._last: Forecast | None = None
         self.recalibration: Recalibration | None = None
-        for value in history:
+        for value in forecast_values(history, "OnnxForecaster", "history"):
             self.update(value)
         if recalibrate:
             hold = default_hold(self.horizon) if hold is None else hold
@@ -803,6 +834,7 @@ class OnnxForecaster:
 
     def update(self, value: float) -> Forecast:
         """Take the next observed value; returns the forecast of the steps after it."""
+        value = forecast_value(value, "OnnxForecaster")
         x, anchor, unit = self.features.push(value)
         raw = self.stream.step(x[None]).reshape(self.horizon, -1).astype(np.float64)
         mid = raw[:, 0] * self.correction

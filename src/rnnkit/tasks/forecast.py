@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ from rnnkit.deploy import (
     conformal_factor,
     damping,
     default_hold,
+    forecast_value,
+    forecast_values,
     outside,
     scaled,
 )
@@ -279,6 +282,9 @@ class ForecastConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        d = self.dropout
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1); got {d!r}")
 
 
 # ---- features: scale-free, causal, the same in one pass and step by step -----------------
@@ -518,31 +524,49 @@ def _run(model: ForecastModel, prepared: list[Prepared], steps: list[list[int]])
 def forecast(
     model: ForecastModel, series: Sequence[Sequence[float]], horizon: int | None = None
 ) -> list[Forecast]:
-    """The forecast of the next ``horizon`` values (at most the model's) after each series."""
-    h = model.config.horizon if horizon is None else horizon
-    if not 1 <= h <= model.config.horizon:
+    """The forecast of the next ``horizon`` values (at most the model's) after each series.
+
+    ``series`` is a list of series, each a sequence of numbers: one series is ``[values]``.
+    """
+    if not isinstance(model, ForecastModel):
+        raise TypeError(
+            "forecast: model must be a ForecastModel (rnnkit.load of a forecast run); got "
+            f"{type(model).__name__}"
+        )
+    trained = model.config.horizon
+    h = trained if horizon is None else horizon
+    if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= trained:
         raise ValueError(
-            f"--horizon must be in [1, {model.config.horizon}] (the trained horizon); got {h}"
+            f"forecast: horizon must be an integer in [1, {trained}] (the trained horizon); "
+            f"got {h!r}"
+        )
+    if isinstance(series, (str, bytes)) or not isinstance(series, Iterable):
+        raise TypeError(
+            f"forecast: series must be a list of series, each a sequence of numbers; got "
+            f"{type(series).__name__}"
         )
     prepared = []
     for k, s in enumerate(series):
-        if len(s) == 0:
+        if isinstance(s, numbers.Real) or (isinstance(s, (np.ndarray, Tensor)) and s.ndim == 0):
+            # forecast(model, values) instead of forecast(model, [values]): each value
+            # would otherwise be refused as a series on its own, or not at all.
+            raise TypeError(
+                "forecast: series must be a list of series, each a sequence of numbers; got "
+                "a sequence of numbers (one series goes in as [values])"
+            )
+        values = finite(s, f"series {k + 1}")
+        if not values:
             raise ValueError(f"series {k + 1} is empty: a forecast needs at least one value")
-        prepared.append(prepare_series(finite(s, f"series {k + 1}"), model.config))
+        prepared.append(prepare_series(values, model.config))
     out = _run(model, prepared, [[len(p.y) - 1] for p in prepared])
     return [Forecast(*(b[0, :h] for b in bands)) for bands in out]
 
 
-def finite(values: Iterable[float], what: str) -> list[float]:
+def finite(values: Iterable[float], what: str, name: str | None = None) -> list[float]:
     """``values`` as floats, refused unless all are finite numbers (a NaN or inf would
-    spread through the running sums into every later forecast)."""
-    out = [float(v) for v in values]
-    for k, y in enumerate(out):
-        if not math.isfinite(y):
-            raise ValueError(
-                f"{what}, value {k + 1}: a forecast value must be a finite number; got {y!r}"
-            )
-    return out
+    spread through the running sums into every later forecast; a string would be read
+    character by character)."""
+    return forecast_values(values, what, name)
 
 
 class OnlineForecaster:
@@ -582,13 +606,17 @@ class OnlineForecaster:
                 f"OnlineForecaster: model must be a ForecastModel (rnnkit.load of a forecast "
                 f"run); got {type(model).__name__}"
             )
+        if not isinstance(recalibrate, bool):  # "no" would read as True
+            raise TypeError(
+                f"OnlineForecaster: recalibrate must be True or False; got {recalibrate!r}"
+            )
+        values = finite(history, "OnlineForecaster", "history")
         self.model = model.eval()
         self.stream = Stream(model)
         c = model.config
         self.steps = ForecastFeatures(c.seasonality, c.scale_window, c.horizon, c.anchor)
         self._last: Forecast | None = None
         self.recalibration: Recalibration | None = None
-        values = list(history)
         if values:
             self.extend(values)
         if recalibrate:
@@ -618,14 +646,14 @@ class OnlineForecaster:
 
     def update(self, value: float) -> Forecast:
         """Take the next observed value; returns the new forecast of the steps after it."""
-        return self.extend([value])
+        return self.extend([forecast_value(value, "OnlineForecaster")])
 
     @torch.no_grad()
     def extend(self, values: Sequence[float]) -> Forecast:
         """Take several values at once (one call of the stream); returns the forecast.
         Values that are not all finite numbers are refused, and nothing changes."""
         start = self.seen
-        values = finite(values, "OnlineForecaster")  # checked before any update
+        values = finite(values, "OnlineForecaster", "values")  # checked before any update
         rows = [self.steps.push(v) for v in values]
         if not rows:
             return self.forecast
