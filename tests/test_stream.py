@@ -188,3 +188,42 @@ def test_errors():
         stream.step,
         torch.randn(2, 3, dtype=torch.float64),
     )
+
+
+def test_a_model_without_the_stream_contract_and_misshapen_steps_are_refused():
+    """A Tagger's forward(x, lengths) returned logits that unpacked as (out, state) when
+    B = 2; a layer's 1-D step or 2-D chunk ran unbatched and set the batch size to I; a
+    reset at 0.5 zeroed sample 0; a list of bools was read as indices."""
+    from rnnkit.tasks.tag import Tagger, TaggerConfig
+
+    tagger = Tagger(TaggerConfig(num_tags=2, vocab_size=5, hidden_size=4, bidirectional=False))
+    stream = Stream(tagger)
+    _raises(TypeError, "Stream: module must return (out, state) from forward(x, state); "
+            "Tagger returned Tensor", stream, torch.randint(5, (2, 3)))  # fmt: skip
+    assert stream.state is None and stream.steps == 0
+    stream = Stream(rnnkit.GRU(3, 4))
+    _raises(
+        ValueError,
+        "Stream: a layer's step must be 2-D (B, I); got shape (3,)",
+        stream.step,
+        torch.randn(3),
+    )
+    _raises(
+        ValueError,
+        "Stream: a layer's chunk must be 3-D (T, B, I); got shape (5, 3)",
+        stream,
+        torch.randn(5, 3),
+    )
+    assert stream.batch_size is None
+    stream(torch.randn(5, 2, 3))
+    _raises(
+        TypeError,
+        "Stream: reset samples must be integer batch indices or a (B,) bool "
+        "mask; got torch.float32 [0.5]",
+        stream.reset,
+        [0.5],
+    )
+    before = stream.state.clone()
+    stream.reset([True, False])  # a mask: sample 0 only
+    assert stream.state[:, 0].abs().sum() == 0
+    torch.testing.assert_close(stream.state[:, 1], before[:, 1])

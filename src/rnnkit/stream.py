@@ -84,6 +84,13 @@ class Stream:
                 f"Stream: chunk must have a time and a batch axis {layout}; got shape "
                 f"{tuple(chunk.shape)} (use step() for a single step)"
             )
+        if isinstance(self.module, RecurrentLayer) and chunk.dim() != 3:
+            # A layer reads a 2-D chunk as one unbatched sequence (T, I): the stream would
+            # take I for the batch size and carry an unbatched state.
+            layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+            raise ValueError(
+                f"Stream: a layer's chunk must be 3-D {layout}; got shape {tuple(chunk.shape)}"
+            )
         T, B = (chunk.size(1), chunk.size(0)) if self.batch_first else chunk.shape[:2]
         if self.batch_size is not None and self.batch_size != B:
             raise ValueError(
@@ -91,7 +98,16 @@ class Stream:
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
             )
         with backends.trace() as ran:
-            out, state = self.module(chunk, self.state)
+            result = self.module(chunk, self.state)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            # A model without the contract (a Tagger's forward(x, lengths)) gets the state
+            # as its second argument; its output must not be unpacked as (out, state).
+            raise TypeError(
+                f"Stream: module must return (out, state) from forward(x, state); "
+                f"{type(self.module).__name__} returned {type(result).__name__}"
+                + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
+            )
+        out, state = result
         self.state = detach_state(state) if self.detach and torch.is_grad_enabled() else state
         choice = ran.get(self.module)
         if choice is not None:  # an rnnkit layer
@@ -112,7 +128,11 @@ class Stream:
         if not isinstance(x, Tensor):
             raise TypeError(f"Stream: x must be a torch.Tensor; got {type(x).__name__}")
         layer = self.module
-        if isinstance(layer, RecurrentLayer) and x.dim() == 2:
+        if isinstance(layer, RecurrentLayer):
+            if x.dim() != 2:
+                raise ValueError(
+                    f"Stream: a layer's step must be 2-D (B, I); got shape {tuple(x.shape)}"
+                )
             return self._layer_step(layer, x)
         if x.dim() < 1:
             raise ValueError("Stream: a step must have a batch axis (B, ...); got a scalar")
@@ -203,14 +223,22 @@ class Stream:
             return  # nothing has run yet: every state is already zero
         B = self.batch_size
         assert B is not None
-        if isinstance(samples, Tensor) and samples.dtype == torch.bool:
-            if tuple(samples.shape) != (B,):
+        # A list of bools is a mask too: read as indices, [True, False] would zero 1 and 0.
+        given = torch.as_tensor(samples)
+        if given.dtype == torch.bool:
+            if tuple(given.shape) != (B,):
                 raise ValueError(
-                    f"Stream: reset mask must have shape (B,) = ({B},); got {tuple(samples.shape)}"
+                    f"Stream: reset mask must have shape (B,) = ({B},); got {tuple(given.shape)}"
                 )
-            keep = ~samples.cpu()
+            keep = ~given.cpu()
         else:
-            index = torch.as_tensor(samples, dtype=torch.long).reshape(-1)
+            if given.is_floating_point() or given.is_complex():
+                # Cast to long, 0.5 would zero sample 0 without a word.
+                raise TypeError(
+                    f"Stream: reset samples must be integer batch indices or a (B,) bool "
+                    f"mask; got {given.dtype} {given.tolist()}"
+                )
+            index = given.to(torch.long).reshape(-1)
             if index.numel() and (int(index.min()) < -B or int(index.max()) >= B):
                 raise ValueError(
                     f"Stream: reset samples must be batch indices in [0, {B}); got {index.tolist()}"
