@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -345,4 +346,72 @@ def test_conversion_errors():
         ValueError,
         "LSTM.to_torch: torch.nn.LSTM has no layer_norm, zoneout; expected a layer without them",
         rnnkit.LSTM(4, 8, layer_norm=True, zoneout=0.1).to_torch,
+    )
+
+
+def test_fit_and_load_errors(tmp_path):
+    """rnnkit.fit's own arguments are named before the loop starts (an int loader failed
+    inside it, a metric that is not a function at the first evaluation), and a run already
+    in out= is refused in Python's words, not the command line's (--resume, --out)."""
+    from torch.utils.data import DataLoader
+
+    from rnnkit.data import pad_collate
+
+    data = [(torch.randn(4, 2), i % 2) for i in range(8)]
+    loader = DataLoader(data, batch_size=4, collate_fn=pad_collate)
+
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = rnnkit.GRU(2, 4, batch_first=True), nn.Linear(4, 2)
+
+        def forward(self, x, lengths):
+            return self.head(self.rnn(x, lengths=lengths)[1][-1])
+
+    quiet = {"log": lambda line: None, "progress": io.StringIO(), "steps": 2, "eval_every": 2}
+    _raises(
+        TypeError,
+        "rnnkit.fit: train_loader must be an iterable of batches (e.g. a "
+        "torch.utils.data.DataLoader); got int",
+        rnnkit.fit,
+        Classifier(),
+        5,
+        **quiet,
+    )
+    _raises(
+        TypeError,
+        "rnnkit.fit: val_loader must be an iterable of batches",
+        rnnkit.fit,
+        Classifier(),
+        loader,
+        3,
+        **quiet,
+    )
+    _raises(
+        TypeError,
+        "rnnkit.fit: loss must be a function (output, target) -> Tensor; got str",
+        rnnkit.fit,
+        Classifier(),
+        loader,
+        loss="cross_entropy",
+        **quiet,
+    )
+    _raises(TypeError, "rnnkit.fit: metrics['accuracy'] must be a function (output, target) "
+            "-> number; got int", rnnkit.fit, Classifier(), loader, loader,
+            metrics={"accuracy": 1}, **quiet)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "run"
+    rnnkit.fit(Classifier(), loader, loader, out=out, **quiet)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    _raises(ValueError, f"rnnkit.fit: out={str(out)!r} already holds a run; continue it with "
+            "resume=True or choose another out", rnnkit.fit, Classifier(), loader, out=out,
+            **quiet)  # fmt: skip
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    _raises(
+        TypeError,
+        "rnnkit.load: model must be a torch.nn.Module to load the weights into "
+        "(e.g. MyModel(...)); got str",
+        rnnkit.load,
+        out,
+        model="Classifier",
     )

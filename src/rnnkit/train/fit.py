@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 import torch
@@ -22,7 +23,7 @@ from rnnkit.tasks.base import BatchSource, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.loop import Summary, Trainer
-from rnnkit.train.runfolder import RunFolder, RunFolderError
+from rnnkit.train.runfolder import MANIFEST, RunFolder, RunFolderError
 
 Metric = Callable[[Tensor, Tensor], float | Tensor]
 
@@ -233,7 +234,19 @@ def fit(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"rnnkit.fit: model must be a torch.nn.Module; got {type(model).__name__}")
+    _check_loaders(train_loader, val_loader)
+    if not callable(loss):
+        raise TypeError(
+            f"rnnkit.fit: loss must be a function (output, target) -> Tensor; got "
+            f"{type(loss).__name__}"
+        )
     metrics = dict(metrics or {})
+    for name, fn in metrics.items():
+        if not callable(fn):
+            raise TypeError(
+                f"rnnkit.fit: metrics[{name!r}] must be a function (output, target) -> "
+                f"number; got {type(fn).__name__}"
+            )
     if higher_is_better is None:
         higher_is_better = monitor != "loss" and "loss" not in monitor
     task = FitTask(model, train_loader, val_loader, loss, metrics, monitor, higher_is_better)
@@ -264,5 +277,23 @@ def fit(
             progress=progress,
             on_step=on_step,
         )
+    if out is not None and (Path(out) / MANIFEST).exists():
+        # Said here in fit's own words: the shared check names the command line's flags.
+        raise RunFolderError(
+            f"rnnkit.fit: out={os.fspath(out)!r} already holds a run; continue it with "
+            "resume=True or choose another out"
+        )
     summary = launch(task, train_config, out=out, log=log, progress=progress, on_step=on_step)
     return summary
+
+
+def _check_loaders(train_loader: object, val_loader: object) -> None:
+    """Loaders are iterated steps later, deep in the loop: a wrong one is named now."""
+    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+        if name == "val_loader" and loader is None:
+            continue
+        if not isinstance(loader, Iterable):
+            raise TypeError(
+                f"rnnkit.fit: {name} must be an iterable of batches (e.g. a "
+                f"torch.utils.data.DataLoader); got {type(loader).__name__}"
+            )

@@ -224,6 +224,11 @@ def load(
         >>> model = rnnkit.load("runs/lm")  # doctest: +SKIP
         >>> print("".join(model.sample("def ", 100)))  # doctest: +SKIP
     """
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(
+            f"rnnkit.load: model must be a torch.nn.Module to load the weights into (e.g. "
+            f"MyModel(...)); got {type(model).__name__}"
+        )
     probe = RunFolder(run_dir)
     config = probe.read_config()
     if model is None:
