@@ -275,6 +275,15 @@ def test_padding_does_not_leak_into_the_logits(pool, cell, bidirectional, downsa
     assert torch.allclose(model(longer, lengths), together, atol=1e-5)
 
 
+def test_float64_and_integer_series_are_read_in_the_models_dtype():
+    torch.manual_seed(0)
+    model = SequenceClassifier(2, 3, hidden_size=5, mean=[1.0, 2.0], std=[0.5, 2.0]).eval()
+    x, lengths = torch.randint(-3, 4, (2, 5, 2)), torch.tensor([5, 3])
+    want = model(x.float(), lengths)
+    assert torch.equal(model(x.double(), lengths), want)
+    assert torch.equal(model(x, lengths), want)  # integer values, as a .ts file may hold
+
+
 def bad_inputs() -> list:
     x, lengths = torch.randn(3, 6, 2), torch.tensor([6, 4, 2])
     nan = x.clone()

@@ -647,6 +647,8 @@ def test_the_onnx_forecaster_refuses_values_that_are_not_numbers(tmp_path: Path)
          "OnnxForecaster: history must be a sequence of numbers .*; got float"),
         (lambda: deploy.OnnxForecaster(path, [1.0, 2.0], recalibrate="no"), TypeError,
          "recalibrate must be True or False; got 'no'"),
+        (lambda: deploy.OnnxForecaster(path, [1.0, 2.0], adapt=0.0, hold=1), ValueError,
+         "OnnxForecaster: adapt and hold .*; got adapt=0.0, hold=1 with recalibrate=False"),
     ]  # fmt: skip
     for make, error, message in cases:
         with pytest.raises(error, match=message):

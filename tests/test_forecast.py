@@ -465,6 +465,11 @@ def test_forecast_refuses_values_that_are_not_finite(bad: float) -> None:
          "OnlineForecaster: history must be a sequence of numbers .*; got float"),
         (lambda m, y: OnlineForecaster(m, history=y, recalibrate="no"), TypeError,
          "OnlineForecaster: recalibrate must be True or False; got 'no'"),
+        (lambda m, y: OnlineForecaster(m, history=y, adapt=0.1), ValueError,
+         r"OnlineForecaster: adapt and hold set the recalibration of recalibrate=True; got "
+         r"adapt=0.1 with recalibrate=False"),
+        (lambda m, y: OnlineForecaster(m, history=y, hold=3), ValueError,
+         "got hold=3 with recalibrate=False"),
         (lambda m, y: OnlineForecaster(m, history=y).update("5"), TypeError,
          "OnlineForecaster: a forecast value must be a number; got the string '5'"),
         (lambda m, y: OnlineForecaster(m, history=y).update([1.0, 2.0]), TypeError,

@@ -298,6 +298,7 @@ def test_tag_loss_names_a_target_that_does_not_fit(target, error, message):
         ({"vocab_size": -1, "num_features": 3}, ValueError, "vocab_size must be a non-negative"),
         ({"bidirectional": "no"}, TypeError, "bidirectional must be True or False; got 'no'"),
         ({"dropout": "x"}, ValueError, r"dropout must be a number in \[0, 1\); got 'x'"),
+        ({"num_tags": 1}, ValueError, r"num_tags must be >= 2 \(a tagger chooses among tags\)"),
     ],
 )
 def test_tagger_config_refuses_what_would_build_the_wrong_model(kwargs, error, message):

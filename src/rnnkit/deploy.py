@@ -689,6 +689,25 @@ MISS = 0.2  # an 80 % interval's target share of values outside it
 ADAPT = 0.05
 
 
+def recalibration_options(
+    owner: str, recalibrate: object, adapt: float | None, hold: int | None
+) -> float:
+    """The step ``adapt`` of an online forecaster's :class:`Recalibration` (default
+    :data:`ADAPT`), once ``recalibrate`` is a bool and ``adapt`` and ``hold`` are given
+    only with ``recalibrate=True``: without it they would be ignored without a word."""
+    if not isinstance(recalibrate, bool):  # "no" would read as True
+        raise TypeError(f"{owner}: recalibrate must be True or False; got {recalibrate!r}")
+    if not recalibrate and (adapt is not None or hold is not None):
+        given = ", ".join(
+            f"{k}={v!r}" for k, v in (("adapt", adapt), ("hold", hold)) if v is not None
+        )
+        raise ValueError(
+            f"{owner}: adapt and hold set the recalibration of recalibrate=True; got {given} "
+            "with recalibrate=False"
+        )
+    return ADAPT if adapt is None else adapt
+
+
 def default_hold(horizon: int) -> int:
     """The time steps an online forecaster's level holds still by default: 2 * horizon -
     1, the values of a single series' validation windows at its default origins (one per
@@ -787,9 +806,10 @@ class OnnxForecaster:
         *,
         threads: int | None = None,
         recalibrate: bool = False,
-        adapt: float = ADAPT,
+        adapt: float | None = None,
         hold: int | None = None,
     ) -> None:
+        adapt = recalibration_options("OnnxForecaster", recalibrate, adapt, hold)
         self.stream = OnnxStream(graph, batch_size=1, threads=threads)
         meta = self.stream.metadata
         if meta["model"] != "forecast":
@@ -807,10 +827,6 @@ class OnnxForecaster:
             spec["seasonality"], spec["scale_window"], self.horizon,
             spec.get("anchor", ANCHORS[0]),  # graphs exported before anchors: seasonal naive
         )  # fmt: skip
-        if not isinstance(recalibrate, bool):  # "no" would read as True
-            raise TypeError(
-                f"OnnxForecaster: recalibrate must be True or False; got {recalibrate!r}"
-            )
         self._last: Forecast | None = None
         self.recalibration: Recalibration | None = None
         for value in forecast_values(history, "OnnxForecaster", "history"):

@@ -289,7 +289,8 @@ class SequenceClassifier(nn.Module):
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long)
         lengths = lengths.to("cpu", torch.long)
-        z = (x - self.mean) / self.std
+        # In the model's dtype: float64 or integer values would reach the layer as such.
+        z = (x.to(self.mean.dtype) - self.mean) / self.std
         if self.downsample > 1:
             z, lengths = aggregate(z, lengths, self.downsample)
         if self.training and self.noise > 0:

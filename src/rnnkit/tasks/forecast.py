@@ -72,6 +72,7 @@ from rnnkit.deploy import (
     forecast_value,
     forecast_values,
     outside,
+    recalibration_options,
     scaled,
 )
 from rnnkit.layers.base import RecurrentLayer
@@ -596,7 +597,7 @@ class OnlineForecaster:
         model: nn.Module,
         history: Iterable[float] = (),
         recalibrate: bool = False,
-        adapt: float = ADAPT,
+        adapt: float | None = None,
         hold: int | None = None,
     ) -> None:
         from rnnkit.stream import Stream
@@ -606,10 +607,7 @@ class OnlineForecaster:
                 f"OnlineForecaster: model must be a ForecastModel (rnnkit.load of a forecast "
                 f"run); got {type(model).__name__}"
             )
-        if not isinstance(recalibrate, bool):  # "no" would read as True
-            raise TypeError(
-                f"OnlineForecaster: recalibrate must be True or False; got {recalibrate!r}"
-            )
+        adapt = recalibration_options("OnlineForecaster", recalibrate, adapt, hold)
         values = finite(history, "OnlineForecaster", "history")
         self.model = model.eval()
         self.stream = Stream(model)

@@ -75,6 +75,10 @@ class TaggerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if self.num_tags < 2:  # as rnnkit train tag refuses one-tag data
+            raise ValueError(
+                f"num_tags must be >= 2 (a tagger chooses among tags); got {self.num_tags}"
+            )
         for name in ("vocab_size", "num_features"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
