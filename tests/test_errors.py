@@ -399,6 +399,12 @@ def test_fit_and_load_errors(tmp_path):
     _raises(TypeError, "rnnkit.fit: metrics['accuracy'] must be a function (output, target) "
             "-> number; got int", rnnkit.fit, Classifier(), loader, loader,
             metrics={"accuracy": 1}, **quiet)  # fmt: skip
+    # TrainConfig's checks, in fit's keyword names rather than the command line's flags
+    steps = {k: v for k, v in quiet.items() if k != "steps"}
+    _raises(ValueError, "rnnkit.fit: steps must be an integer in [1, 1000000000]; got 0",
+            rnnkit.fit, Classifier(), loader, steps=0, **{**steps, "eval_every": 1})  # fmt: skip
+    _raises(ValueError, "rnnkit.fit: eval_every must be an integer in [1, 1000000000]; got -1",
+            rnnkit.fit, Classifier(), loader, **{**quiet, "eval_every": -1})  # fmt: skip
     assert list(tmp_path.iterdir()) == []
     out = tmp_path / "run"
     rnnkit.fit(Classifier(), loader, loader, out=out, **quiet)

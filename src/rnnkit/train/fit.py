@@ -11,6 +11,7 @@ signals, the non-finite guard and ``metrics.csv`` are those of every rnnkit task
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -254,7 +255,10 @@ def fit(
         defaults = {"steps": 1000, "lr": 1e-3, "eval_every": 100}
         if any(train_options.get(k) is not None for k in ("steps", "minutes")):
             defaults = {k: v for k, v in defaults.items() if k not in ("steps", "minutes")}
-        train_config = TrainConfig(**{**defaults, **train_options})
+        try:
+            train_config = TrainConfig(**{**defaults, **train_options})
+        except ValueError as err:  # TrainConfig's checks speak the command line's flags
+            raise ValueError(f"rnnkit.fit: {python_names(str(err))}") from None
     elif train_options:
         raise TypeError("rnnkit.fit: give train_config or TrainConfig fields, not both")
     from rnnkit.train.run import launch
@@ -297,3 +301,9 @@ def _check_loaders(train_loader: object, val_loader: object) -> None:
                 f"rnnkit.fit: {name} must be an iterable of batches (e.g. a "
                 f"torch.utils.data.DataLoader); got {type(loader).__name__}"
             )
+
+
+def python_names(message: str) -> str:
+    """``message`` with each command-line flag (``--eval-every``) as fit's keyword
+    argument (``eval_every``)."""
+    return re.sub(r"--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), message)
