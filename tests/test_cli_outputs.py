@@ -229,3 +229,73 @@ def test_eval_refuses_a_known_clash_before_loading_anything(
     err = refused(["eval", str(run), "--out", str(figs)], tmp_path, capsys)
     assert err.endswith("already holds forecast.png; pass --force to replace it, or name "
                         "another folder")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("adding") / "run"
+    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
+    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
+    return out
+
+
+def test_no_command_writes_into_a_run_folder(
+    adding_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A file or folder rnnkit does not own makes the run refuse --resume; an export with
+    # --force over model.safetensors would have replaced the run's weights.
+    run = adding_run
+    calls = [
+        ["export", str(run), "--out", str(run / "mine.onnx")],
+        ["export", str(run), "--out", str(run / "model.safetensors"), "--force"],
+        ["explain", "bptt", "--length", "3", "--out", str(run)],
+        ["explain", "bptt", "--length", "3", "--out", str(run / "figs")],
+        ["train", "adding", "--steps", "1", "--out", str(run / "inner")],
+        ["demo", "--steps", "1", "--out", str(run / "a" / "b")],
+    ]
+    for argv in calls:
+        err = refused(argv, run.parent, capsys)
+        assert "outside any run folder; got one inside the run folder" in err, err
+        assert err.endswith(str(run)) or f"{run}," in err, err
+    assert main(["train", "--resume", str(run), "--steps", "3"]) == 0
+
+
+def test_export_refuses_a_folder_as_out_before_exporting(
+    adding_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = refused(["export", str(adding_run), "--out", str(tmp_path), "--force"], tmp_path, capsys)
+    assert err == f"rnnkit export: error: --out: {tmp_path} is a folder; expected a file name"
+
+
+def test_eval_draws_no_figure_into_another_run(
+    run: Path, adding_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # forecast.png in an adding run is a file that run does not own: --resume refused it.
+    for out in (adding_run, adding_run / "figs"):
+        err = refused(["eval", str(run), "--out", str(out), "--force"], adding_run.parent, capsys)
+        assert f"outside any run folder; got one inside the run folder {adding_run}" in err
+
+
+def test_export_int8_leaves_no_folder_in_the_run_when_killed(
+    adding_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import onnxruntime.quantization as quantization
+
+    from rnnkit.train.runfolder import RunFolder
+
+    copy = tmp_path / "run"
+    shutil.copytree(adding_run, copy)
+    quantize = quantization.quantize_dynamic
+    seen: list[list[str]] = []
+
+    def spy(*args: object, **kwargs: object) -> None:  # the moment a kill could come
+        seen.append([p.name for p in copy.iterdir() if p.is_dir()])
+        quantize(*args, **kwargs)
+
+    monkeypatch.setattr(quantization, "quantize_dynamic", spy)
+    assert main(["export", str(copy), "--int8"]) == 0
+    assert seen == [[]]
+    assert (copy / "model-step.int8.onnx").is_file()
+    RunFolder(copy).check_owned()  # --resume would accept it

@@ -133,6 +133,14 @@ def bad_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
         "runs of rnnkit 0.1 must be trained again": ["translate", str(old), "seven"],
         "is not a run folder": ["translate", str(tmp_path), "seven"],
         "--plot draws one input": ["translate", str(run_dir), "a", "b", "--plot", "p.png"],
+        # the figure would make the run refuse --resume: refused before anything is read
+        f"inside the run folder {run_dir}": [
+            "translate", str(run_dir), "seven", "--plot", str(run_dir / "attention.png")
+        ],
+        # matplotlib cannot write .txt: refused before the translation is printed
+        "--plot: expected a file name ending in a figure format": [
+            "translate", str(run_dir), "seven", "--plot", str(tmp_path / "p.txt")
+        ],
         "argument --beam: expected a positive integer; got 0": [
             "translate", str(run_dir), "seven", "--beam", "0"
         ],
@@ -166,7 +174,9 @@ def bad_train_calls(run_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
 def test_every_bad_input_is_one_line_with_status_2(run_dir, tmp_path, capsys):
     for message, argv in bad_calls(run_dir, tmp_path).items():
         assert status(argv) == 2, argv
-        err = capsys.readouterr().err.strip()
+        out, err = capsys.readouterr()
+        assert out == "", (argv, out)  # refused before any output
+        err = err.strip()
         assert len(err.splitlines()) == 1, err
         assert message in err and "Traceback" not in err, (message, err)
 
@@ -178,6 +188,7 @@ def test_every_bad_train_call_is_one_line_with_status_2(run_dir, tmp_path, capsy
         assert len(err.splitlines()) == 1, err
         assert message in err and "Traceback" not in err, (message, err)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not (run_dir / "attention.png").exists() and not (tmp_path / "p.txt").exists()
 
 
 def test_eval_and_translate_honour_precision_and_device(run_dir, ending_run, capsys):

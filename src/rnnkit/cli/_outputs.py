@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rnnkit.train.files import atomic_write
+from rnnkit.train.runfolder import enclosing_run
 
 
 def check_new_file(flag: str, name: str, force: bool, suffix: str | None = None) -> Path:
@@ -34,6 +35,33 @@ def check_new_file(flag: str, name: str, force: bool, suffix: str | None = None)
     if (path.exists() or path.is_symlink()) and not force:
         raise ValueError(f"{flag} {name} exists; pass --force to replace it")
     return path
+
+
+def check_outside_runs(flag: str, name: str | Path, *, folder: bool = False) -> None:
+    """Refuse an output that would land in a run folder, at any depth (``folder``: the
+    output is a folder to write into, refused when it is a run folder itself): a run
+    holds only what rnnkit writes, and anything else there makes its ``--resume`` refuse
+    it (and a --force could replace its weights)."""
+    run = enclosing_run(name, itself=folder)
+    if run is not None:
+        raise ValueError(
+            f"{flag} {name}: expected a path outside any run folder; got one inside the run "
+            f"folder {run}"
+        )
+
+
+def check_figure_format(flag: str, name: str) -> None:
+    """Refuse a figure name whose extension matplotlib cannot write (none means PNG), now
+    rather than after the work that draws it."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kind = Path(name).suffix.lstrip(".").lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if kind and kind not in formats:
+        raise ValueError(
+            f"{flag}: expected a file name ending in a figure format ({', '.join(sorted(formats))}"
+            f"); got {name}"
+        )
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rnnkit.cli._lm_args import add_runtime, nonnegative_int, positive_int
+from rnnkit.cli._lm_args import add_runtime, positive_int, seed
 from rnnkit.demo import run_demo
 
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=50,
         help="sequence length T in steps, at least 10 (default: 50)",
     )
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--out",
         metavar="DIR",

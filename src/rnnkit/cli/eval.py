@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
-from rnnkit.cli._outputs import same_file, staged_folder
+from rnnkit.cli._outputs import check_outside_runs, same_file, staged_folder
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
@@ -136,6 +136,8 @@ def _eval_task(args: argparse.Namespace) -> int:
         )
     task_cls = get_task(config.task)
     own = args.out is None or same_file(args.out, args.run_dir)  # the task's own figures
+    if not own:  # another run's folder does not own this task's figures: --resume refuses it
+        check_outside_runs("--out", args.out, folder=True)
     if not (own or args.force):  # a clash known now is refused before the work
         taken = [f for f in task_cls.extra_files if (Path(args.out) / f).exists()]
         if taken:

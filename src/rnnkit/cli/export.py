@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 from rnnkit.cli._lm_args import one_line_errors
+from rnnkit.cli._outputs import check_new_file, check_outside_runs, same_file
 
 EXAMPLES = """examples:
   rnnkit export runs/lstm --format onnx --mode step
@@ -55,11 +56,17 @@ def run_export(args: argparse.Namespace) -> int:
         raise ValueError(f"RUN_DIR must be a run folder with a config.json; got {run_dir}")
     if args.lengths and args.mode != "sequence":
         raise ValueError(f"--lengths applies to --mode sequence; got --mode {args.mode}")
-    out = Path(args.out) if args.out else run_dir / f"model-{args.mode}.onnx"
+    default = run_dir / f"model-{args.mode}.onnx"
+    if args.out == "":
+        raise ValueError("--out: expected a file name; got an empty string")
+    out = default if args.out is None else Path(args.out)
+    if not same_file(out, default):  # the default names are the run's own files
+        check_outside_runs("--out", out)
     int8 = out.with_name(out.name.removesuffix(".onnx") + ".int8.onnx")
     for target in (out, int8) if args.int8 else (out,):
-        if target.exists() and not args.force:
-            raise ValueError(f"--out {target} exists; pass --force to replace it")
+        # Checked before the model is read: a folder or a missing folder is refused now,
+        # not after the export has been computed.
+        check_new_file("--out", str(target), args.force)
     try:
         from rnnkit.export import export_onnx, read_metadata
     except ImportError as err:

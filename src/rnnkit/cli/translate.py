@@ -8,13 +8,13 @@ import sys
 from rnnkit.cli._lm_args import (
     add_runtime,
     finite_float,
-    nonnegative_int,
     one_line_errors,
     positive_float,
     positive_int,
     runtime,
+    seed,
 )
-from rnnkit.cli._outputs import check_new_file
+from rnnkit.cli._outputs import check_figure_format, check_new_file, check_outside_runs
 from rnnkit.seq2seq import load_run, plot_attention, translate
 
 EXAMPLES = """examples:
@@ -55,9 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="beam length penalty exponent α, GNMT's ((5+|Y|)/6)^α (default: 0)",
     )
-    p.add_argument(
-        "--seed", type=nonnegative_int, default=None, help="random seed for --temperature"
-    )
+    p.add_argument("--seed", type=seed, default=None, help="random seed for --temperature")
     p.add_argument(
         "--plot",
         metavar="FILE",
@@ -73,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_new_file("--plot", args.plot, args.force)
+        check_outside_runs("--plot", args.plot)
+        check_figure_format("--plot", args.plot)
     device, precision = runtime(args)
     run_ = load_run(args.run_dir, device)  # the run folder is checked before input is read
     texts = list(args.text) if args.text else [line.rstrip("\n") for line in sys.stdin]

@@ -45,6 +45,7 @@ def quantize_onnx(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from rnnkit.export.onnx import _set_metadata, read_metadata
+    from rnnkit.train.files import atomic_write
 
     model = onnx.load(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else src
     if not isinstance(model, onnx.ModelProto):
@@ -72,8 +73,10 @@ def quantize_onnx(
         "op_types": types,
         "per_channel": per_channel,
     }
-    # Written next to dst, then moved: a failed run leaves no half-written graph behind.
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+    # Staged in the system's temporary folder, not next to dst: a kill there would leave
+    # a folder in the run folder, which then refuses --resume. The result is written with
+    # atomic_write, whose temporary file a run folder owns: no half-written graph either.
+    with tempfile.TemporaryDirectory(prefix="rnnkit-int8-") as tmp:
         staged = Path(tmp) / "float.onnx"
         out = Path(tmp) / "int8.onnx"
         onnx.save(model, staged)
@@ -95,9 +98,8 @@ def quantize_onnx(
         finally:
             logging.disable(previous)
         result = onnx.load(out)
-        _set_metadata(result, meta)  # whatever the quantizer kept, the contract's JSON
-        onnx.save(result, out)
-        os.replace(out, target)
+    _set_metadata(result, meta)  # whatever the quantizer kept, the contract's JSON
+    atomic_write(target, result.SerializeToString())
     return result
 
 

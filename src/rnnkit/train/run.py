@@ -29,6 +29,7 @@ from rnnkit.train.runfolder import (
     RunFolder,
     RunFolderError,
     check_fits,
+    enclosing_run,
     not_found,
 )
 
@@ -149,7 +150,15 @@ def _prepare_folder(
 
 
 def _check_new(folder: RunFolder) -> str | None:
-    """Refuse a folder that is not ours or holds a run; say when one is reused."""
+    """Refuse a folder that is not ours, holds a run or lies in one; say when one is reused."""
+    outer = enclosing_run(folder.path)
+    if outer is not None:
+        # The new folder would be something the outer run does not own: its --resume
+        # would then refuse it.
+        raise RunFolderError(
+            f"--out {folder}: expected a folder outside any run folder; got one inside the "
+            f"run folder {outer}, which holds only what rnnkit writes"
+        )
     folder.check_owned()
     if (folder.path / MANIFEST).exists():
         raise RunFolderError(

@@ -375,6 +375,32 @@ class RunFolder:
             save_tensors(self.path / MODEL, ckpt.prefixed("model"), meta={"step": str(ckpt.step)})
 
 
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` is a run folder: it holds a manifest, or a ``config.json`` of this
+    format (a run stopped before its first checkpoint has only that)."""
+    if (path / MANIFEST).is_file():
+        return True
+    config = path / CONFIG
+    if config.is_symlink() or not config.is_file():
+        return False
+    try:
+        data = read_json(config)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def enclosing_run(path: str | os.PathLike[str], *, itself: bool = False) -> Path | None:
+    """The run folder that holds ``path`` at any depth (or is ``path``, with ``itself``),
+    or None. Anything written there that rnnkit does not own (a file, a folder) makes the
+    run refuse ``--resume``."""
+    full = Path(os.path.abspath(path))
+    for folder in ([full] if itself else []) + list(full.parents):
+        if is_run_folder(folder):
+            return folder
+    return None
+
+
 def is_card(path: Path) -> bool:
     """Whether ``path`` is a model card rnnkit wrote (a plain file with the marker near
     its top); a symbolic link never is."""
