@@ -6,6 +6,8 @@ import argparse
 import subprocess
 import sys
 
+import pytest
+
 import rnnkit
 from rnnkit.cli import build_parser, main, train
 from rnnkit.demo import BASELINE_MSE, run_demo
@@ -53,6 +55,79 @@ def test_bad_option_value_is_one_line_and_status_2():
     assert "expected a positive integer; got -3" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("rnnkit demo: error: ")
+
+
+def test_a_seed_torch_cannot_take_is_refused_naming_the_flag(tmp_path, capsys):
+    # torch.manual_seed takes a signed 64-bit integer; a larger seed ended in torch's
+    # "Overflow when unpacking long long", naming no flag.
+    big = str(2**63)
+    for argv in (
+        ["generate", str(tmp_path), "--seed", big],
+        ["translate", str(tmp_path), "seven", "--seed", big],
+        ["explain", "bptt", "--seed", big, "--out", str(tmp_path)],
+        ["demo", "--seed", big, "--steps", "1"],
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(
+            f"error: argument --seed: expected an integer in [0, {2**63 - 1}]; got {big}"
+        ), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_beyond_trains_bound_are_refused_naming_the_flag(tmp_path, capsys):
+    # --threads 100000 ended in a segmentation fault inside torch, and a number beyond a C
+    # long in "Overflow when unpacking long"; train's --threads stops at 4096.
+    from rnnkit.cli._lm_args import THREADS_MAX
+    from rnnkit.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match=f"in \\[1, {THREADS_MAX}\\]"):
+        TrainConfig(steps=1, threads=THREADS_MAX + 1)
+    for value in ("100000", str(2**64)):
+        for argv in (
+            ["generate", str(tmp_path), "--threads", value],
+            ["eval", str(tmp_path), "--threads", value],
+            ["translate", str(tmp_path), "seven", "--threads", value],
+            ["explain", "bptt", "--threads", value, "--out", str(tmp_path)],
+            ["demo", "--threads", value, "--steps", "1"],
+        ):
+            with pytest.raises(SystemExit) as stop:
+                main(argv)
+            assert stop.value.code == 2
+            err = capsys.readouterr().err.strip()
+            assert err.endswith(
+                f"error: argument --threads: expected an integer in [1, {THREADS_MAX}]; got {value}"
+            ), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_too_large_for_memory_is_one_line(monkeypatch, capsys):
+    # `rnnkit train lm --hidden 65536` asks for 68 GB at once: torch's allocator raised a
+    # RuntimeError that ended in a traceback and exit status 1.
+    import rnnkit.cli.demo as demo_command
+
+    def allocate(**_kwargs: object) -> None:
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 68719476736 bytes. Error code 12 "
+            "(Cannot allocate memory)"
+        )
+
+    monkeypatch.setattr(demo_command, "run_demo", allocate)
+    assert main(["demo", "--steps", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "rnnkit demo: error: out of memory: an allocation of 68719476736 bytes failed; "
+        "expected sizes that fit this machine (a smaller model, batch or sequence length)\n"
+    )
+
+    def bug(**_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(demo_command, "run_demo", bug)
+    with pytest.raises(RuntimeError, match="a bug"):  # a bug keeps its traceback
+        main(["demo", "--steps", "1"])
 
 
 def test_library_value_error_becomes_one_line(capsys):

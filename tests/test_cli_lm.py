@@ -396,3 +396,18 @@ def test_sigterm_stops_cleanly_after_saving_and_resume_continues(
     code, _, _ = cli(capsys, "train", "--resume", str(out), "--steps", str(info["step"] + 2))
     assert code == 0
     assert json.loads((out / "train_state.json").read_text())["step"] == info["step"] + 2
+
+
+def test_a_reader_that_stops_early_ends_generate_quietly(run: Path) -> None:
+    # `rnnkit generate RUN | head` is no mistake: it printed "error: [Errno 32] Broken
+    # pipe" and exited 2, as for bad input.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", "generate", str(run), "--length", "1000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(10)) == 10
+    proc.stdout.close()  # as head does once it has its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""

@@ -98,4 +98,47 @@ def test_gates_command_on_a_trained_language_model(tmp_path, capsys) -> None:
     assert main(["explain", "gates", str(run), "--file", str(corpus), "--out", str(tmp_path)]) == 0
     assert f"LSTM layer 1, {4 * len(text)} characters" in capsys.readouterr().out
     assert main(["explain", "gates", str(run), "--layer", "2"]) == 2
-    assert "layer must lie in [0, 1]; got 2" in capsys.readouterr().err
+    assert "--layer: expected an integer in [0, 1]; got 2" in capsys.readouterr().err
+
+
+def test_gates_refuses_a_run_it_cannot_trace_in_one_line(tmp_path, capsys) -> None:
+    # An adding run has no character vocabulary: this ended in an AttributeError traceback.
+    run = tmp_path / "adding"
+    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "1"]
+    assert main([*argv, "--n-val", "8", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["explain", "gates", str(run), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"rnnkit explain: error: RUN_DIR {run}: expected a language-model run (rnnkit train "
+        "lm) with --cell lstm; got a MemoryModel"
+    )
+    assert not (tmp_path / "gates.png").exists()
+
+
+def test_gates_file_errors_name_the_flag(tmp_path, capsys) -> None:
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9 au lait\n")
+    cases = {
+        str(latin): f"--file: {latin} is not UTF-8 text (byte 0xe9 at offset 3)",
+        str(tmp_path / "none.txt"): f"--file: expected a UTF-8 text file; got "
+        f"{tmp_path / 'none.txt'} (not found)",
+    }
+    for name, message in cases.items():
+        assert main(["explain", "gates", "--file", name, "--steps", "1"]) == 2
+        assert capsys.readouterr().err.strip() == f"rnnkit explain: error: {message}"
+
+
+def test_gates_checks_layer_and_units_before_the_reference_model_trains(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    import rnnkit.explain.gates as gates
+
+    def never(**_kwargs: object) -> None:
+        raise AssertionError("the reference model trained before the check")
+
+    monkeypatch.setattr(gates, "train_reference_model", never)
+    assert main(["explain", "gates", "--layer", "1", "--out", str(tmp_path)]) == 2
+    assert "error: --layer: expected an integer in [0, 0]; got 1" in capsys.readouterr().err
+    assert main(["explain", "gates", "--units", "3,128", "--out", str(tmp_path)]) == 2
+    assert "error: --units: expected units in [0, 127]; got 128" in capsys.readouterr().err

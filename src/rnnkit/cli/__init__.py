@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -64,15 +65,46 @@ def _guarded(command: str, run: Callable[[], int]) -> int:
 
     try:
         return run()
+    except BrokenPipeError:
+        # The reader of stdout left (`rnnkit generate RUN | head`): no mistake of the
+        # user's, so no message; stdout goes to the null device so that Python's flush at
+        # exit cannot fail again. 141 is what a shell reports for a SIGPIPE death.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (CLIError, ValueError, TypeError, OSError, TrainingDivergedError) as err:
         if os.environ.get("RNNKIT_TRACEBACK"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"rnnkit {command}: error: {message}", file=sys.stderr)
         return 1 if isinstance(err, TrainingDivergedError) else 2
+    except RuntimeError as err:
+        message = _out_of_memory(err)
+        if message is None or os.environ.get("RNNKIT_TRACEBACK"):
+            raise  # any other RuntimeError is a bug: its traceback is wanted
+        print(f"rnnkit {command}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"rnnkit {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _out_of_memory(err: RuntimeError) -> str | None:
+    """The one line for an allocation that failed (sizes asked for beyond the machine, such
+    as --hidden 65536), or None for any other error."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    text = " ".join(str(err).split())
+    if not isinstance(err, oom) and "can't allocate memory" not in text:
+        return None
+    # torch's CPU allocator says "you tried to allocate N bytes"; CUDA's "Tried to allocate X GiB".
+    found = re.search(r"[Tt]ried to allocate ([\d.]+ ?[KMGT]?i?B|\d+ bytes)", text)
+    asked = f"an allocation of {found.group(1)}" if found else "an allocation"
+    return (
+        f"out of memory: {asked} failed; expected sizes that fit this machine (a smaller "
+        "model, batch or sequence length)"
+    )
 
 
 def entry() -> None:

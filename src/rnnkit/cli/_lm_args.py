@@ -39,6 +39,17 @@ def nonnegative_int(text: str) -> int:
     return positive_int(text, allow_zero=True)
 
 
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer, as train's --seed
+
+
+def seed(text: str) -> int:
+    """A --seed: larger ones would overflow in torch with a message naming no flag."""
+    value = integer(text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {SEED_MAX}]; got {value}")
+    return value
+
+
 def finite_float(text: str) -> float:
     try:
         value = float(text)
@@ -63,10 +74,22 @@ def nonnegative_float(text: str) -> float:
     return value
 
 
+THREADS_MAX = 4096  # as train's --threads (TrainConfig.threads)
+
+
+def threads(text: str) -> int:
+    """A --threads: torch crashes (segmentation fault) on 100000 threads and overflows on
+    more than a C long, so the bound is train's."""
+    value = integer(text)
+    if not 1 <= value <= THREADS_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, {THREADS_MAX}]; got {value}")
+    return value
+
+
 def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=threads,
         default=1,
         help="CPU threads PyTorch may use (default: 1; the default models are too small to "
         "gain from more, and threads that wait for each other on a busy CPU waste it; "

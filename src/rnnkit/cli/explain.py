@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.cli._lm_args import add_runtime, nonnegative_int, positive_int, runtime
+from rnnkit.cli._lm_args import add_runtime, nonnegative_int, positive_int, runtime, seed
+from rnnkit.cli._outputs import check_outside_runs
 
 
 def _lengths(text: str) -> tuple[int, ...]:
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument(
         "--out", type=Path, default=Path("."), help="folder for the PNG (default: .)"
     )
-    common.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
+    common.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     add_runtime(common)
 
     g = experiments.add_parser(
@@ -313,6 +314,7 @@ def _start(args: argparse.Namespace) -> Iterator[torch.device]:
     tensors and modules it creates go to ``--device`` (torch's default-device context)."""
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
+    check_outside_runs("--out", args.out, folder=True)
     device, precision = runtime(args)
     torch.manual_seed(args.seed)
     with torch.device(device), precision:
@@ -343,17 +345,17 @@ def run_gradient_flow(args: argparse.Namespace) -> int:
 
 def run_gates(args: argparse.Namespace) -> int:
     from rnnkit.explain.gates import (
+        REFERENCE_OPTIONS,
         REFERENCE_STEPS,
         SAMPLE_TEXT,
         analyse_gates,
         load_model,
         train_reference_model,
     )
+    from rnnkit.layers import LSTM
+    from rnnkit.models.lm import CharLM
 
-    if args.file is not None:
-        text = args.file.read_text(encoding="utf-8")
-    else:
-        text = SAMPLE_TEXT if args.text is None else args.text
+    text = _gates_text(args, SAMPLE_TEXT)
     units = None
     if args.units:
         try:
@@ -366,6 +368,11 @@ def run_gates(args: argparse.Namespace) -> int:
         raise ValueError("--steps and --save-run train the reference model: give no RUN_DIR")
     if len(text) < 2:  # checked before the reference model trains
         raise ValueError(f"the text must have at least 2 characters; got {len(text)}")
+    if args.run_dir is None:  # the reference model's sizes are known before it trains
+        sizes = REFERENCE_OPTIONS["num_layers"], REFERENCE_OPTIONS["hidden_size"]
+        _check_shown(args.layer, units, *sizes)
+    if args.save_run is not None:
+        check_outside_runs("--save-run", args.save_run)
     with _start(args) as device:
         if args.run_dir is None:
             model, result = train_reference_model(
@@ -378,11 +385,46 @@ def run_gates(args: argparse.Namespace) -> int:
             )
         else:
             model = load_model(args.run_dir)
+            rnn = getattr(model, "rnn", None)
+            if not isinstance(model, CharLM) or not isinstance(rnn, LSTM):
+                # Any other run lacks the character vocabulary or the gates to trace.
+                kind = type(rnn).__name__ if isinstance(model, CharLM) else type(model).__name__
+                raise ValueError(
+                    f"RUN_DIR {args.run_dir}: expected a language-model run (rnnkit train lm) "
+                    f"with --cell lstm; got a {kind}"
+                )
+            _check_shown(args.layer, units, rnn.num_layers, rnn.hidden_size)
         analysis = analyse_gates(model.to(device), text, layer=args.layer, units=units)
     print(analysis.report())
     written = analysis.plot(args.out / "gates.png", max_chars=args.max_chars)
     print(f"wrote {written}")
     return 0
+
+
+def _gates_text(args: argparse.Namespace, default: str) -> str:
+    """The text gates reads: --text, the UTF-8 file --file, or ``default``."""
+    from rnnkit.data.corpus import read_text_file
+
+    if args.file is None:
+        return default if args.text is None else args.text
+    if not args.file.is_file():
+        what = "a folder" if args.file.is_dir() else "not found"
+        raise ValueError(f"--file: expected a UTF-8 text file; got {args.file} ({what})")
+    try:
+        return read_text_file(args.file)
+    except ValueError as err:  # empty, binary or not UTF-8: the reader says which
+        raise ValueError(f"--file: {err}") from None
+
+
+def _check_shown(layer: int | None, units: list[int] | None, layers: int, hidden: int) -> None:
+    """Refuse a --layer or --units the model does not have, before any work is done."""
+    if layer is not None and not 0 <= layer < layers:
+        raise ValueError(f"--layer: expected an integer in [0, {layers - 1}]; got {layer}")
+    bad = [u for u in units or [] if not 0 <= u < hidden]
+    if bad:
+        raise ValueError(
+            f"--units: expected units in [0, {hidden - 1}]; got {','.join(map(str, bad))}"
+        )
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from rnnkit.cli._lm_args import (
     one_line_errors,
     positive_int,
     runtime,
+    seed,
 )
 from rnnkit.models.lm import CharLM
 from rnnkit.train import load
@@ -58,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="sample only among the K most likely characters (default: all)",
     )
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     add_runtime(p)
     p.set_defaults(func=run_generate)
 
