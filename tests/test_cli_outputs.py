@@ -274,6 +274,11 @@ def test_eval_draws_no_figure_into_another_run(
     for out in (adding_run, adding_run / "figs"):
         err = refused(["eval", str(run), "--out", str(out), "--force"], adding_run.parent, capsys)
         assert f"outside any run folder; got one inside the run folder {adding_run}" in err
+    # nor do rnnkit forecast's CSV and figure land in another run
+    for flag, name in (("--out", "f.csv"), ("--plot", "f.png")):
+        argv = ["forecast", str(run), flag, str(adding_run / name), "--force"]
+        err = refused(argv, adding_run.parent, capsys)
+        assert f"outside any run folder; got one inside the run folder {adding_run}" in err
 
 
 def test_export_int8_leaves_no_folder_in_the_run_when_killed(

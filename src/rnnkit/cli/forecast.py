@@ -166,7 +166,7 @@ def check_outputs(args: argparse.Namespace, trained_on: str | None) -> None:
     replace a file without --force, or at all the --data file, the run's own data file
     (``trained_on``) or any file in the run folder (which holds only what rnnkit writes);
     a folder, a missing folder, or a figure not named .png."""
-    from rnnkit.cli._outputs import check_new_file, same_file
+    from rnnkit.cli._outputs import check_new_file, check_outside_runs, same_file
 
     if args.out is not None and args.plot is not None and same_file(args.out, args.plot):
         raise ValueError(f"--out and --plot name the same file: {args.out}")
@@ -181,4 +181,5 @@ def check_outputs(args: argparse.Namespace, trained_on: str | None) -> None:
                 f"{flag} {name} is in the run folder, which holds only what rnnkit writes; "
                 "expected a file elsewhere"
             )
+        check_outside_runs(flag, name)  # another run's folder, at any depth
         check_new_file(flag, name, args.force, suffix)
