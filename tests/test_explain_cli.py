@@ -142,3 +142,43 @@ def test_gates_checks_layer_and_units_before_the_reference_model_trains(
     assert "error: --layer: expected an integer in [0, 0]; got 1" in capsys.readouterr().err
     assert main(["explain", "gates", "--units", "3,128", "--out", str(tmp_path)]) == 2
     assert "error: --units: expected units in [0, 127]; got 128" in capsys.readouterr().err
+
+
+def test_a_figure_rnnkit_did_not_write_is_replaced_only_with_force(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    import rnnkit.explain as explain
+
+    mine = tmp_path / "bptt.png"
+    mine.write_bytes(b"my own figure")
+    argv = ["explain", "bptt", "--length", "3", "--hidden", "2", "--out", str(tmp_path)]
+    real = explain.run_bptt
+
+    def never(**_kwargs: object) -> None:
+        raise AssertionError("the experiment ran before the check")
+
+    monkeypatch.setattr(explain, "run_bptt", never)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"rnnkit explain: error: --out {tmp_path} already holds bptt.png, which rnnkit did "
+        "not write; pass --force to replace it, or name another folder"
+    )
+    assert mine.read_bytes() == b"my own figure"
+    monkeypatch.setattr(explain, "run_bptt", real)
+    assert main([*argv, "--force"]) == 0
+    _check_png(mine)
+    first = mine.read_bytes()
+    assert main([*argv, "--seed", "1"]) == 0  # its own figure: rewritten without --force
+    assert mine.read_bytes() != first
+    # draw --run knows the figure's name only from the run; it is checked before writing
+    run = tmp_path / "lm"
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog\n" * 40)
+    argv = ["train", "--text", str(text), "--steps", "1", "--hidden", "8", "--seq-len", "16"]
+    assert main([*argv, "--out", str(run)]) == 0
+    (tmp_path / "draw-lstm.png").write_bytes(b"mine too")
+    capsys.readouterr()
+    assert main(["explain", "draw", "--run", str(run), "--out", str(tmp_path)]) == 2
+    assert "already holds draw-lstm.png, which rnnkit did not write" in capsys.readouterr().err
+    assert (tmp_path / "draw-lstm.png").read_bytes() == b"mine too"

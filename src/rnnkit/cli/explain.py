@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument(
         "--out", type=Path, default=Path("."), help="folder for the PNG (default: .)"
     )
+    common.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a file of the figure's name in --out that rnnkit did not write "
+        "(one it wrote is replaced without it)",
+    )
     common.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     add_runtime(common)
 
@@ -309,12 +315,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 @contextlib.contextmanager
-def _start(args: argparse.Namespace) -> Iterator[torch.device]:
+def _start(args: argparse.Namespace, name: str | None) -> Iterator[torch.device]:
     """Threads, seed, and the device and autocast precision the experiment runs under:
-    tensors and modules it creates go to ``--device`` (torch's default-device context)."""
+    tensors and modules it creates go to ``--device`` (torch's default-device context).
+    The figure ``name`` (None: not known yet) is checked first, before any work."""
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
     check_outside_runs("--out", args.out, folder=True)
+    if name is not None:
+        _check_figure(args, args.out / name)
     device, precision = runtime(args)
     torch.manual_seed(args.seed)
     with torch.device(device), precision:
@@ -325,7 +334,21 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _finish(result: object, path: Path) -> int:
+def _check_figure(args: argparse.Namespace, path: Path) -> None:
+    """Refuse to replace a file rnnkit did not write (a user's own ``bptt.png``) without
+    --force; a figure rnnkit wrote, as the docs' commands rewrite, is replaced."""
+    from rnnkit.explain.plotting import written_by_rnnkit
+
+    taken = path.exists() or path.is_symlink()
+    if taken and not args.force and not written_by_rnnkit(path):
+        raise ValueError(
+            f"--out {args.out} already holds {path.name}, which rnnkit did not write; pass "
+            "--force to replace it, or name another folder"
+        )
+
+
+def _finish(result: object, path: Path, args: argparse.Namespace) -> int:
+    _check_figure(args, path)  # again: draw --run knows its name only now
     print(result.report())  # type: ignore[attr-defined]
     written = result.plot(path)  # type: ignore[attr-defined]
     print(f"wrote {written}")
@@ -335,12 +358,12 @@ def _finish(result: object, path: Path) -> int:
 def run_gradient_flow(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_gradient_flow as experiment
 
-    with _start(args):
+    with _start(args, f"gradient-flow-{args.init}.png"):
         result = experiment(
             length=args.length, hidden=args.hidden, init=args.init, steps=args.steps,
             seed=args.seed,
         )  # fmt: skip
-    return _finish(result, args.out / f"gradient-flow-{args.init}.png")
+    return _finish(result, args.out / f"gradient-flow-{args.init}.png", args)
 
 
 def run_gates(args: argparse.Namespace) -> int:
@@ -373,7 +396,7 @@ def run_gates(args: argparse.Namespace) -> int:
         _check_shown(args.layer, units, *sizes)
     if args.save_run is not None:
         check_outside_runs("--save-run", args.save_run)
-    with _start(args) as device:
+    with _start(args, "gates.png") as device:
         if args.run_dir is None:
             model, result = train_reference_model(
                 steps=args.steps or REFERENCE_STEPS, seed=args.seed, out=args.save_run,
@@ -430,7 +453,7 @@ def _check_shown(layer: int | None, units: list[int] | None, layers: int, hidden
 def run_compare(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_compare as experiment
 
-    with _start(args):
+    with _start(args, "compare.png"):
         result = experiment(
             hidden=args.hidden,
             input_size=args.input_size,
@@ -441,13 +464,13 @@ def run_compare(args: argparse.Namespace) -> int:
             seed=args.seed,
             scaling_lengths=args.scaling_lengths,
         )
-    return _finish(result, args.out / "compare.png")
+    return _finish(result, args.out / "compare.png", args)
 
 
 def run_bidirectional(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_bidirectional as experiment
 
-    with _start(args):
+    with _start(args, "bidirectional.png"):
         result = experiment(
             cell=args.cell,
             hidden=args.hidden,
@@ -457,14 +480,14 @@ def run_bidirectional(args: argparse.Namespace) -> int:
             steps=args.steps,
             seed=args.seed,
         )
-    return _finish(result, args.out / "bidirectional.png")
+    return _finish(result, args.out / "bidirectional.png", args)
 
 
 def run_rnn_loop(args: argparse.Namespace) -> int:
     from rnnkit.explain.rnn_loop import DEFAULT_SENTENCE
     from rnnkit.explain.rnn_loop import run_rnn_loop as experiment
 
-    with _start(args):
+    with _start(args, "rnn-loop.png"):
         result = experiment(
             sentence=DEFAULT_SENTENCE if args.sentence is None else args.sentence,
             cell=args.cell,
@@ -476,7 +499,7 @@ def run_rnn_loop(args: argparse.Namespace) -> int:
             batch=args.batch,
             seed=args.seed,
         )
-    return _finish(result, args.out / "rnn-loop.png")
+    return _finish(result, args.out / "rnn-loop.png", args)
 
 
 def _lstm_example_sequence(text: str) -> str:
@@ -499,17 +522,17 @@ def run_lstm_example(args: argparse.Namespace) -> int:
         )
     if args.steps is not None and not args.trained:
         raise ValueError(f"lstm-example: --steps needs --trained; got --steps {args.steps} alone")
-    steps = {} if args.steps is None else {"steps": args.steps}
-    with _start(args):
-        result = experiment(args.sequence, trained=args.trained, seed=args.seed, **steps)
     name = "lstm-example-trained.png" if args.trained else "lstm-example.png"
-    return _finish(result, args.out / name)
+    steps = {} if args.steps is None else {"steps": args.steps}
+    with _start(args, name):
+        result = experiment(args.sequence, trained=args.trained, seed=args.seed, **steps)
+    return _finish(result, args.out / name, args)
 
 
 def run_bptt(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_bptt as experiment
 
-    with _start(args):
+    with _start(args, "bptt.png"):
         result = experiment(
             cell=args.cell,
             length=args.length,
@@ -517,7 +540,7 @@ def run_bptt(args: argparse.Namespace) -> int:
             batch=args.batch,
             seed=args.seed,
         )
-    return _finish(result, args.out / "bptt.png")
+    return _finish(result, args.out / "bptt.png", args)
 
 
 def run_draw(args: argparse.Namespace) -> int:
@@ -535,7 +558,8 @@ def run_draw(args: argparse.Namespace) -> int:
     if args.run is not None and given:
         raise ValueError(f"draw: --run reads the sizes from the run; got {', '.join(given)} too")
     # A figure reads shapes only: the module is built on the CPU whatever --device says.
-    with _start(args), torch.device("cpu"):
+    name = None if args.run is not None else f"draw-{args.kind}.{args.format}"
+    with _start(args, name), torch.device("cpu"):
         if args.run is not None:
             import rnnkit
 
@@ -549,4 +573,4 @@ def run_draw(args: argparse.Namespace) -> int:
                 cell=args.cell,
             )
         diagram = describe(module, kind=args.kind, steps=args.steps)
-    return _finish(diagram, args.out / f"draw-{diagram.kind}.{args.format}")
+    return _finish(diagram, args.out / f"draw-{diagram.kind}.{args.format}", args)

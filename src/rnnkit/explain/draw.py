@@ -1187,7 +1187,7 @@ def _save_svg(fig: Any, path: Path, title: str) -> Path:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                fig.savefig(f, format="svg", metadata={"Date": None})
+                fig.savefig(f, format="svg", metadata={"Date": None, "Creator": plotting.MARK})
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -54,12 +54,31 @@ def figure(rows: int, cols: int, *, width: float, height: float) -> tuple[Any, A
     return fig, axes
 
 
+# What rnnkit writes into its figures' metadata (a PNG's "Software" text, an SVG's creator):
+# ``rnnkit explain`` replaces a figure of its own name only where it finds this.
+MARK = "rnnkit explain"
+
+
+def written_by_rnnkit(path: Path) -> bool:
+    """Whether ``path`` is a figure rnnkit wrote: a plain file whose header (a PNG's text
+    chunks come before its pixels) holds :data:`MARK`; a symbolic link never is."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return MARK.encode("ascii") in head
+
+
 def save(fig: Any, path: str | Path, title: str) -> Path:
     """Write ``fig`` as a PNG with ``title`` (the claim tested) on top; returns the path.
 
     Written atomically (:func:`rnnkit.train.files.atomic_write`): a kill leaves the old
     file or the new one, and a symbolic link at ``path`` is replaced, never followed."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     from rnnkit.train.files import atomic_write
 
@@ -80,6 +99,8 @@ def save(fig: Any, path: str | Path, title: str) -> Path:
             colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
         )
         out = io.BytesIO()
-        small.save(out, format="PNG", optimize=True)
+        info = PngInfo()
+        info.add_text("Software", MARK)
+        small.save(out, format="PNG", optimize=True, pnginfo=info)
     atomic_write(path, out.getvalue())
     return path
