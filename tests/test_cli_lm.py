@@ -411,3 +411,26 @@ def test_a_reader_that_stops_early_ends_generate_quietly(run: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+def test_resume_refuses_a_text_that_changed_or_is_gone(tmp_path: Path, capsys):
+    # The run's windows and vocabulary come from its text: an edited file would train on
+    # other data without a word, a deleted one was reported as a bare "not found".
+    text = tmp_path / "t.txt"
+    text.write_text(Path(textwrap.__file__).read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "run"
+    assert (
+        cli(capsys, "train", "--text", str(text), *TINY, "--steps", "4", "--out", str(out))[0] == 0
+    )
+    recorded = json.loads((out / "config.json").read_text())["derived"]["corpus_sha256"]
+    assert len(recorded) == 64
+    before = snapshot(out)
+    text.write_text(text.read_text(encoding="utf-8").replace("wrap", "WRAP"), encoding="utf-8")
+    code, _, err = cli(capsys, "train", "--resume", str(out), "--steps", "8")
+    assert code == 2 and err.count("\n") == 1
+    assert f"the run's text {text} changed since the run started" in err
+    assert f"the run recorded {recorded[:12]}...; resume with the data as it was" in err
+    text.unlink()
+    code, _, err = cli(capsys, "train", "--resume", str(out), "--steps", "8")
+    assert code == 2 and "the run's text is gone (text file or folder not found:" in err
+    assert snapshot(out) == before

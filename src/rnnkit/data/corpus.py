@@ -20,6 +20,7 @@ the characters train, the next 5% validate, the last 5% test).
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import sys
 import sysconfig
@@ -50,6 +51,14 @@ class Corpus:
         if name not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}; got {name!r}")
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+    def digest(self) -> str:
+        """The SHA-256 of the three splits: a resumed run checks it reads the same text."""
+        h = hashlib.sha256()
+        for name in SPLITS:
+            data = self.split(name).encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(8, "little") + data)  # lengths: no split runs on
+        return h.hexdigest()
 
     def describe(self) -> str:
         sizes = ", ".join(f"{name} {len(self.split(name)):,}" for name in SPLITS)

@@ -157,14 +157,24 @@ class LanguageModelTask(Task):
         if source is None:
             has_text = o.text is not None  # an empty --text is a path to refuse, not "none"
             source = {"kind": "text", "path": o.text} if has_text else {"kind": o.corpus}
-        self.corpus = load_corpus(source)
+        try:
+            self.corpus = load_corpus(source)
+        except FileNotFoundError as err:
+            if "corpus" not in self.derived:
+                raise
+            raise FileNotFoundError(
+                f"the run's text is gone ({err}); resume needs the data the run started with"
+            ) from None
+        digest = self.corpus.digest()
         if "vocab" in self.derived:
+            check_same_corpus(self.corpus, self.derived.get("corpus_sha256"), digest)
             self.vocab = Vocabulary.from_dict(self.derived["vocab"])
         else:
             self.vocab = Vocabulary.from_text(self.corpus.train, o.min_count)
             self.derived = {
                 "vocab": self.vocab.to_dict(),
                 "corpus": self.corpus.source,
+                "corpus_sha256": digest,
                 "dropout": auto_dropout(o.dropout, len(self.corpus.train)),
             }
         need = o.batch_size * o.seq_len + 1
@@ -257,3 +267,21 @@ def _float32(state: LayerState) -> LayerState:
     if isinstance(state, tuple):
         return tuple(s.float() for s in state)  # type: ignore[return-value]
     return state.float()
+
+
+def check_same_corpus(corpus: Corpus, recorded: object, digest: str) -> None:
+    """Refuse to resume on a text that changed since the run started (an edited --text, or
+    another Python's standard library): its windows and vocabulary would no longer be the
+    run's. Runs saved before the checksum was recorded have none to compare."""
+    if recorded is None or recorded == digest:
+        return
+    source = corpus.source
+    if source.get("kind") == "text":
+        what = f"the run's text {source.get('path')}"
+    else:
+        what = f"the {source.get('kind')} corpus of Python {source.get('python')}"
+    raise ValueError(
+        f"{what} changed since the run started: its SHA-256 is {digest[:12]}..., the run "
+        f"recorded {str(recorded)[:12]}...; resume with the data as it was, or start a new "
+        "run"
+    )
