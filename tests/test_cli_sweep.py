@@ -368,6 +368,10 @@ def _type_bad_texts(action: argparse.Action) -> list[str]:
         return [*ints, "0", "-1"]
     if t is _lm_args.nonnegative_int:
         return [*ints, "-1"]
+    if t is _lm_args.threads:
+        return [*ints, "0", "-1", str(_lm_args.THREADS_MAX + 1)]
+    if t is _lm_args.seed:
+        return [*ints, "-1", str(_lm_args.SEED_MAX + 1)]
     if t is _lm_args.positive_float:
         return [*floats, "0", "-1"]
     if t is _lm_args.nonnegative_float:
