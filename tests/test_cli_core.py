@@ -155,3 +155,27 @@ def test_demo_without_out_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--steps", "2", "--length", "10"]) == 0
     assert "adding problem, T = 10" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_folder_name_is_refused_not_read_as_the_working_folder(
+    tmp_path, capsys, monkeypatch
+):
+    # Path("") is ".": --out '' wrote into the working folder, --resume '' said ". is not a
+    # run folder".
+    monkeypatch.chdir(tmp_path)
+    for argv in (
+        ["train", "--resume", ""],
+        ["train", "--config="],
+        ["train", "--out", "", "--steps", "1"],
+        ["explain", "bptt", "--out", ""],
+        ["demo", "--out", "", "--steps", "1"],
+        ["eval", str(tmp_path), "--out", ""],
+    ):
+        try:
+            code = main(argv)
+        except SystemExit as stop:
+            code = stop.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+        assert ": expected a name; got an empty string" in err, (argv, err)
+    assert list(tmp_path.iterdir()) == []

@@ -368,6 +368,8 @@ def _type_bad_texts(action: argparse.Action) -> list[str]:
         return [*ints, "0", "-1"]
     if t is _lm_args.nonnegative_int:
         return [*ints, "-1"]
+    if t in (_lm_args.folder_name, _lm_args.folder_path):
+        return [""]  # an empty name would mean the working folder without saying so
     if t is _lm_args.threads:
         return [*ints, "0", "-1", str(_lm_args.THREADS_MAX + 1)]
     if t is _lm_args.seed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
@@ -37,6 +38,19 @@ def positive_int(text: str, allow_zero: bool = False) -> int:
 
 def nonnegative_int(text: str) -> int:
     return positive_int(text, allow_zero=True)
+
+
+def folder_name(text: str) -> str:
+    """A folder (or file) name to write or read: an empty one would mean the working
+    folder without saying so."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a name; got an empty string")
+    return text
+
+
+def folder_path(text: str) -> Path:
+    """:func:`folder_name` as a path."""
+    return Path(folder_name(text))
 
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer, as train's --seed

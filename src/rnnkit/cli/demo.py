@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rnnkit.cli._lm_args import add_runtime, positive_int, seed
+from rnnkit.cli._lm_args import add_runtime, folder_name, positive_int, seed
 from rnnkit.demo import run_demo
 
 
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--out",
+        type=folder_name,
         metavar="DIR",
         help="keep the run in this new folder (default: a temporary folder, removed after)",
     )

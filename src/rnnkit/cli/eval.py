@@ -12,7 +12,13 @@ import textwrap
 from pathlib import Path
 
 from rnnkit.cli import seq2seq_args
-from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
+from rnnkit.cli._lm_args import (
+    add_runtime,
+    folder_name,
+    one_line_errors,
+    positive_int,
+    runtime,
+)
 from rnnkit.cli._outputs import check_outside_runs, same_file, staged_folder
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
@@ -76,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--out",
+        type=folder_name,
         metavar="DIR",
         help="folder for the figures a task's evaluation writes, e.g. a confusion matrix "
         "(default: the run folder); files already there are replaced only with --force",

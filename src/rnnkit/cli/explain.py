@@ -13,7 +13,14 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.cli._lm_args import add_runtime, nonnegative_int, positive_int, runtime, seed
+from rnnkit.cli._lm_args import (
+    add_runtime,
+    folder_path,
+    nonnegative_int,
+    positive_int,
+    runtime,
+    seed,
+)
 from rnnkit.cli._outputs import check_outside_runs
 
 
@@ -40,7 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--out", type=Path, default=Path("."), help="folder for the PNG (default: .)"
+        "--out",
+        type=folder_path,
+        default=Path("."),
+        help="folder for the PNG (default: .)",
     )
     common.add_argument(
         "--force",

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from rnnkit.cli._lm_args import one_line_errors
+from rnnkit.cli._lm_args import folder_name, one_line_errors
 from rnnkit.cli.options import add_fields, given
 from rnnkit.tasks import NAMES, REGISTRY, get_task
 from rnnkit.tasks.base import SOURCE_OPTIONS, SOURCES, Task
@@ -71,16 +71,21 @@ def build_parser(
     train_dests = add_fields(group, TrainConfig, defaults)
     run = p.add_argument_group("run folder")
     run.add_argument(
-        "--out", metavar="DIR", help="run folder to create (default: runs/TASK-<time>)"
+        "--out",
+        type=folder_name,
+        metavar="DIR",
+        help="run folder to create (default: runs/TASK-<time>)",
     )
     run.add_argument(
         "--resume",
+        type=folder_name,
         metavar="DIR",
         help="continue the run in DIR exactly where it stopped; only --steps and --minutes "
         "may be given with it",
     )
     run.add_argument(
         "--config",
+        type=folder_name,
         metavar="FILE",
         help="start a new run from a config file (a run's config.json is one); flags given "
         "with it override it",
@@ -169,6 +174,8 @@ def _task_of_files(argv: list[str]) -> tuple[str, str] | None:
                 value = arg.split("=", 1)[1]
             if value is None:
                 continue
+            if not value:  # read before argparse, which would say the same
+                raise ValueError(f"argument {flag}: expected a name; got an empty string")
             if flag == "--resume":
                 task = RunFolder(value).read_config().task
             else:
