@@ -62,14 +62,9 @@ MARK = "rnnkit explain"
 def written_by_rnnkit(path: Path) -> bool:
     """Whether ``path`` is a figure rnnkit wrote: a plain file whose header (a PNG's text
     chunks come before its pixels) holds :data:`MARK`; a symbolic link never is."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    try:
-        with path.open("rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return MARK.encode("ascii") in head
+    from rnnkit.train.files import marked
+
+    return marked(path, MARK)
 
 
 def save(fig: Any, path: str | Path, title: str) -> Path:

@@ -40,6 +40,20 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def marked(path: Path, mark: str) -> bool:
+    """Whether ``path`` is a plain file whose first 4 KiB hold ``mark``: how rnnkit knows
+    a file it wrote (a model card's comment, a figure's metadata) from a user's of the
+    same name. A symbolic link never is."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return mark.encode("utf-8") in head
+
+
 def write_json(path: Path, obj: Any) -> None:
     atomic_write(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 

@@ -48,6 +48,7 @@ from rnnkit.train.files import (
     TEMP_SUFFIX,
     atomic_write,
     load_tensors,
+    marked,
     read_json,
     save_tensors,
     tensors_meta,
@@ -404,14 +405,7 @@ def enclosing_run(path: str | os.PathLike[str], *, itself: bool = False) -> Path
 def is_card(path: Path) -> bool:
     """Whether ``path`` is a model card rnnkit wrote (a plain file with the marker near
     its top); a symbolic link never is."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    try:
-        with path.open("rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return CARD_MARK.encode("utf-8") in head
+    return marked(path, CARD_MARK)
 
 
 def check_fits(own: dict[str, Tensor], weights: dict[str, Tensor], where: object) -> None:
