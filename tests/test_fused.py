@@ -9,6 +9,7 @@ they ran before, after one warning.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
@@ -185,6 +186,39 @@ def test_without_a_compiler_one_warning_then_the_usual_kernels(
         layer = rnnkit.GRU(3, 4)
         assert layer.backend_for(torch.zeros(5, 2, 3)).name == "native"
         layer(torch.zeros(5, 2, 3))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="flock is POSIX")
+def test_a_build_killed_midway_does_not_hang_the_next_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    # torch's `load` waits without end while a file `lock` is in the build folder; a
+    # build killed half-way leaves one. The next build must remove it, and must hold the
+    # OS lock while torch builds so that no live build's file is ever removed.
+    import fcntl
+
+    import torch.utils.cpp_extension as cpp
+
+    monkeypatch.setenv("RNNKIT_EXTENSIONS", str(tmp_path))
+    where = fused.build_directory()
+    where.mkdir(parents=True)
+    (where / "lock").touch()  # what the killed build left
+    built = object()
+
+    def load(**kwargs: object) -> object:
+        assert kwargs["build_directory"] == str(where)
+        assert not (where / "lock").exists(), "torch would wait for this file forever"
+        # another process would wait its turn
+        with (where / "rnnkit-build.lock").open("a") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return built
+
+    monkeypatch.setattr(fused, "_module", None)
+    monkeypatch.setattr(fused, "_failed", None)
+    monkeypatch.setattr(cpp, "load", load)
+    assert fused.extension() is built
+    with (where / "rnnkit-build.lock").open("a") as after:  # released once built
+        fcntl.flock(after.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 # ---- the GRU with the options torch lacks ---------------------------------------------------

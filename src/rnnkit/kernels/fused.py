@@ -13,7 +13,8 @@ The extension is built on first use with the compiler torch uses
 ``~/.cache/rnnkit/extensions``), per torch version and source. Where it cannot be built
 (no compiler), :func:`available` is False after one :class:`UserWarning` and every layer
 runs where it ran before: torch's kernel or the reference loop. ``RNNKIT_FUSED=0`` turns
-the fused kernels off.
+the fused kernels off. Processes that build at once take turns (:func:`_one_builder`), and
+a build killed half-way does not stop the next one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import hashlib
 import os
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,28 @@ def build_directory() -> Path:
     return Path(root) / f"fused_cpu-{version}-{digest}{flags}"
 
 
+@contextmanager
+def _one_builder(where: Path) -> Iterator[None]:
+    """Hold an OS lock on ``where`` while torch builds or loads the extension there.
+
+    torch marks a build in progress with a file ``lock`` in the build folder and waits,
+    without end, for it to go away. A process killed mid-build (Ctrl-C in the first
+    minute of a first run, a test run stopped) leaves that file behind, and every later
+    process that needs the kernels would hang on import. The OS lock is released by the
+    kernel when its holder dies, so whoever holds it knows no other rnnkit process is
+    building: a ``lock`` file then is stale and is removed. (No flock, as on Windows:
+    torch's own rule alone.)"""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with (where / "rnnkit-build.lock").open("a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # a second builder waits for the first
+        (where / "lock").unlink(missing_ok=True)
+        yield
+
+
 def extension() -> Any:
     """The compiled module, built on the first call; None where it cannot be built."""
     global _module, _failed
@@ -68,13 +93,14 @@ def extension() -> Any:
 
             where = build_directory()
             where.mkdir(parents=True, exist_ok=True)
-            _module = load(
-                name="rnnkit_fused_cpu",
-                sources=[str(SOURCE)],
-                build_directory=str(where),
-                extra_cflags=["-O3", "-fopenmp-simd", *_vector_flags()],
-                verbose=False,
-            )
+            with _one_builder(where):
+                _module = load(
+                    name="rnnkit_fused_cpu",
+                    sources=[str(SOURCE)],
+                    build_directory=str(where),
+                    extra_cflags=["-O3", "-fopenmp-simd", *_vector_flags()],
+                    verbose=False,
+                )
         except Exception as err:  # no compiler, no headers, a read-only cache, ...
             _failed = " ".join(str(err).split())[:300] or type(err).__name__
             warnings.warn(
