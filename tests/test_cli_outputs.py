@@ -304,3 +304,14 @@ def test_export_int8_leaves_no_folder_in_the_run_when_killed(
     assert seen == [[]]
     assert (copy / "model-step.int8.onnx").is_file()
     RunFolder(copy).check_owned()  # --resume would accept it
+
+
+def test_eval_of_a_run_that_draws_nothing_refuses_out(
+    adding_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An adding run's evaluation writes no figure: --out was accepted and left empty.
+    for flags in (["--out", str(tmp_path / "figs")], ["--force"]):
+        err = refused(["eval", str(adding_run), *flags], tmp_path, capsys)
+        want = f"error: {flags[0]}: the evaluation of a 'adding' run writes no figure"
+        assert err.endswith(want), err
+    assert list(tmp_path.iterdir()) == []
