@@ -1,4 +1,7 @@
-"""docs/chapter.md: every code reference points at the line it quotes; every figure exists."""
+"""docs/chapter.md: every section of the chapter is there; every figure exists.
+
+Its code references are checked with those of docs/equations.md, in tests/test_docs.py.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "chapter.md"
-# [`src/rnnkit/cells/lstm.py:100`](../src/rnnkit/cells/lstm.py#L100): `c = f * c_prev + ...`
-REFERENCE = re.compile(r"\[`([\w/.]+\.py):(\d+)`\]\(\.\./([\w/.]+\.py)#L(\d+)\): `([^`]+)`")
 FIGURE = re.compile(r"!\[[^\]]*\]\((img/[\w.-]+\.png)\)")
-
-
-def test_code_references_quote_their_line() -> None:
-    text = PAGE.read_text(encoding="utf-8")
-    refs = REFERENCE.findall(text)
-    assert len(refs) >= 20
-    wrong = []
-    for path, line, link, anchor, snippet in refs:
-        assert (path, line) == (link, anchor), f"link and label differ: {path}:{line}"
-        lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
-        n = int(line)
-        if n > len(lines) or snippet not in lines[n - 1]:
-            moved = [i + 1 for i, text_line in enumerate(lines) if snippet in text_line]
-            wrong.append(f"{path}:{line} does not hold `{snippet}` (now on lines {moved})")
-    assert not wrong, "docs/chapter.md is out of date:\n" + "\n".join(wrong)
 
 
 def test_every_chapter_section_is_covered() -> None:
