@@ -38,8 +38,12 @@ def pad_collate(
         raise ValueError("pad_collate: the batch is empty")
     pairs = [s if isinstance(s, (tuple, list)) else (s,) for s in batch]
     width = len(pairs[0])
-    if any(len(p) != width for p in pairs):
-        raise ValueError("pad_collate: every sample must have the same number of parts")
+    for i, p in enumerate(pairs):
+        if len(p) != width:
+            raise ValueError(
+                "pad_collate: every sample must have the same number of parts; "
+                f"sample {i} has {len(p)}, sample 0 has {width}"
+            )
     seqs = [torch.as_tensor(p[0]) for p in pairs]
     for i, s in enumerate(seqs):
         if s.dim() == 0:

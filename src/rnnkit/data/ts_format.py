@@ -424,8 +424,11 @@ def write_ts(
     if any(c in problem_name for c in "\n\r"):
         raise ValueError(f"write_ts: problem_name must be one line; got {problem_name!r}")
     xs = [torch.as_tensor(s, dtype=torch.float64) for s in series]
-    if any(x.dim() != 2 for x in xs):
-        raise ValueError("write_ts: every series must be 2-D (T, D)")
+    for i, x in enumerate(xs):
+        if x.dim() != 2:
+            raise ValueError(
+                f"write_ts: every series must be 2-D (T, D); series {i} has shape {tuple(x.shape)}"
+            )
     dims = {int(x.size(1)) for x in xs}
     if len(dims) > 1:
         raise ValueError(f"write_ts: the series have different dimensions {sorted(dims)}")

@@ -34,7 +34,8 @@ class Vocabulary:
             if not isinstance(ch, str) or len(ch) != 1:
                 raise ValueError(f"Vocabulary: each entry must be one character; got {ch!r}")
         if len(set(chars)) != len(chars):
-            raise ValueError("Vocabulary: characters must be unique")
+            twice = next(ch for k, ch in enumerate(chars) if ch in chars[:k])
+            raise ValueError(f"Vocabulary: characters must be unique; got {twice!r} twice")
         self.chars: list[str] = chars
         self._ids = {ch: i + 1 for i, ch in enumerate(chars)}  # 0 is the unknown class
         # A code-point lookup table makes encoding a vectorised gather: the default

@@ -1,0 +1,447 @@
+"""Each error message of rnnkit.data (collate, vocab, tasks, corpus, ts_format, tagging)
+reached through its public function, asserted word for word."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.data import corpus, pad_collate, tagging, tasks, ts_format
+from rnnkit.data.vocab import Vocabulary
+
+
+def _raises(exc, message, fn, *args, **kwargs):
+    with pytest.raises(exc, match=re.escape(message)):
+        fn(*args, **kwargs)
+
+
+# ---- pad_collate ----------------------------------------------------------------------
+
+
+def test_pad_collate_messages():
+    _raises(ValueError, "pad_collate: the batch is empty", pad_collate, [])
+    _raises(
+        ValueError,
+        "pad_collate: every sample must have the same number of parts; sample 1 has 1, "
+        "sample 0 has 2",
+        pad_collate,
+        [(torch.ones(2, 1), 0), (torch.ones(2, 1),)],
+    )
+    _raises(
+        ValueError,
+        "pad_collate: sample 1's sequence must have a time dimension; got a scalar",
+        pad_collate,
+        [torch.ones(2), torch.tensor(1.0)],
+    )
+    _raises(
+        ValueError,
+        "pad_collate: sample 1's steps have shape (3,); sample 0's have (2,)",
+        pad_collate,
+        [torch.ones(2, 2), torch.ones(1, 3)],
+    )
+
+
+# ---- Vocabulary -----------------------------------------------------------------------
+
+
+def test_vocabulary_messages():
+    _raises(
+        ValueError, "Vocabulary: each entry must be one character; got 'ab'", Vocabulary, ["ab"]
+    )
+    _raises(
+        ValueError,
+        "Vocabulary: characters must be unique; got 'b' twice",
+        Vocabulary,
+        ["a", "b", "b"],
+    )
+    _raises(
+        ValueError,
+        "Vocabulary: min_count must be a positive integer; got 0",
+        Vocabulary.from_text,
+        "abc",
+        min_count=0,
+    )
+    vocab = Vocabulary.from_text("ab")
+    _raises(ValueError, "Vocabulary.decode: id must lie in [0, 3); got 3", vocab.decode, [1, 3])
+    _raises(
+        ValueError,
+        "vocabulary must be an object with one string entry 'chars'",
+        Vocabulary.from_dict,
+        {"chars": 3},
+    )
+
+
+# ---- synthetic tasks ------------------------------------------------------------------
+
+
+def test_task_generator_messages():
+    _raises(ValueError, "adding_problem: length must be >= 2; got 1", tasks.adding_problem, 2, 1)
+    _raises(ValueError, "copy_memory: length must be >= 1; got 0", tasks.copy_memory, 2, 0)
+    _raises(
+        ValueError,
+        "selective_copy: length must be >= n_tokens = 16; got 8",
+        tasks.selective_copy,
+        2,
+        8,
+    )
+
+
+# ---- corpus ---------------------------------------------------------------------------
+
+
+def test_corpus_messages(tmp_path):
+    _raises(
+        ValueError,
+        "corpus source kind must be 'stdlib', 'docs' or 'text'; got 'web'",
+        corpus.load_corpus,
+        {"kind": "web"},
+    )
+    _raises(
+        ValueError,
+        "--text needs a file or folder path; got an empty string",
+        corpus.load_corpus,
+        {"kind": "text", "path": ""},
+    )
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    _raises(ValueError, f"text file {empty} is empty", corpus.read_text, empty)
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"ab\x00cd")
+    _raises(
+        ValueError,
+        f"{binary} is a binary file (it contains NUL bytes); expected UTF-8 text",
+        corpus.read_text,
+        binary,
+    )
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" \n\t\n")
+    _raises(ValueError, f"text file {blank} holds only whitespace", corpus.read_all, blank)
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n" * 50)
+    _raises(
+        ValueError,
+        "split must be one of ('train', 'validation', 'test'); got 'dev'",
+        corpus.read_text(text).split,
+        "dev",
+    )
+
+
+# ---- .ts files ------------------------------------------------------------------------
+
+HEAD = "@problemName p\n@classLabel true a b\n@data\n"
+
+
+def _parse(text, **kwargs):
+    return ts_format.parse_ts(text, "f.ts", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HEAD + "1,2:3,4:a\n1,2:b\n",
+            "f.ts, line 5: expected 2 dimension(s) separated by ':' "
+            "and then the class label; got 1 dimension(s)",
+        ),
+        (HEAD + "1,2:c\n", "f.ts, line 4: class label 'c' is not declared by @classLabel (a, b)"),
+        (
+            HEAD + "1,2:3:a\n",
+            "f.ts, line 4: dimension 2 has 1 values and dimension 1 has 2; "
+            "the dimensions of one series must have the same length",
+        ),
+        (
+            HEAD + "1,x:a\n",
+            "f.ts, line 4: dimension 1, value 2: 'x' is not a number (a "
+            "missing value is '?' or NaN)",
+        ),
+        (
+            HEAD + "1,1e39:a\n",
+            "f.ts, line 4: dimension 1, value 2: '1e39' is out of range for float32",
+        ),
+        (HEAD + "1:a\n", None),  # the one good line: parses
+        (HEAD, "f.ts: no series after @data (line 3)"),
+        (
+            "@equalLength true\n" + HEAD + "1,2:a\n1:b\n",
+            "f.ts: @equalLength true, but the series have 2 different lengths (1 to 2)",
+        ),
+        (
+            "1,2:a\n",
+            "f.ts, line 1: expected a @tag of the header or @data before the series; got '1,2:a'",
+        ),
+        (
+            "@classLabel true a\n@data now\n",
+            "f.ts, line 2: @data takes no value; the series start on the next line",
+        ),
+        (
+            "@classLabel maybe\n@data\n",
+            "f.ts, line 1: @classLabel must be 'true' followed by "
+            "the class labels, or 'false'; got 'maybe'",
+        ),
+        ("@classLabel true\n@data\n", "f.ts, line 1: @classLabel true must list the class labels"),
+        ("@classLabel true a b a\n@data\n", "f.ts, line 1: @classLabel declares a twice"),
+        ("@classLabel true a\n", "f.ts: no @data line; a .ts file's series follow a line '@data'"),
+        (
+            "@targetLabel true\n@data\n1:2\n",
+            "f.ts: @targetLabel true marks a regression file "
+            "(numeric targets); classification needs @classLabel true with the class labels",
+        ),
+        (
+            "@classLabel false\n@data\n1\n",
+            "f.ts: @classLabel false; classification needs "
+            "'@classLabel true <labels>' before @data",
+        ),
+        (
+            "@univariate true\n@dimensions 2\n@classLabel true a\n@data\n",
+            "f.ts: @univariate true contradicts @dimensions 2",
+        ),
+        ("@univariate yes\n@data\n", "f.ts, line 1: @univariate must be true or false; got 'yes'"),
+        ("@dimensions 0\n@data\n", "f.ts, line 1: @dimensions must be a positive integer; got '0'"),
+        (
+            HEAD + "1,2\n",
+            "f.ts, line 4: expected the values of each dimension separated by ':' "
+            "and then the class label; got no ':' in '1,2'",
+        ),
+        (
+            "@timeStamps true\n" + HEAD + "(1,2)),(2,3):a\n",
+            "f.ts, line 5: a ')' (character 6) "
+            "closes no '('; @timeStamps true writes each value as '(timestamp,value)'",
+        ),
+        (
+            "@timeStamps true\n" + HEAD + "(1,2:a\n",
+            "f.ts, line 5: a '(' is not closed by a "
+            "')'; @timeStamps true writes each value as '(timestamp,value)'",
+        ),
+        (
+            "@timeStamps true\n" + HEAD + "(1,2),3:a\n",
+            "f.ts, line 5: dimension 1, value 2: "
+            "@timeStamps true expects '(timestamp,value)'; got '3'",
+        ),
+        (
+            HEAD + "?,?:a\n",
+            "f.ts, line 4: dimension 1 has no value at all (every one "
+            "missing); nothing to fill it from (read with missing='keep' to handle it yourself)",
+        ),
+    ],
+)
+def test_parse_ts_messages(text, message):
+    if message is None:
+        assert len(_parse(text)) == 1
+        return
+    _raises(ValueError, message, _parse, text)
+
+
+def test_parse_ts_unlabelled_and_missing_messages():
+    _raises(
+        ValueError,
+        "f.ts, line 4: expected 2 dimension(s) separated by ':' (no label: @classLabel "
+        "false); got 1 dimension(s)",
+        _parse,
+        "@classLabel false\n@data\n1:2\n3\n",
+        require_labels=False,
+    )
+    _raises(
+        ValueError,
+        "f.ts, line 4: dimension 2, value 1 is missing ('?' or NaN) and missing values are refused",
+        _parse,
+        HEAD + "1,2:?,3:a\n",
+        missing="error",
+    )
+    _raises(
+        ValueError,
+        "f.ts, line 5: the series has 1 values; @seriesLength says 2 (and @equalLength true)",
+        _parse,
+        "@equalLength true\n@seriesLength 2\n" + HEAD.replace("@problemName p\n", "") + "1:a\n",
+    )
+
+
+def test_read_ts_messages(tmp_path):
+    _raises(
+        ValueError,
+        "missing must be one of ffill, error, keep; got 'drop'",
+        ts_format.read_ts,
+        tmp_path / "x.ts",
+        missing="drop",
+    )
+    _raises(FileNotFoundError, f"{tmp_path / 'x.ts'}: no such file", ts_format.read_ts,
+            tmp_path / "x.ts")  # fmt: skip
+    _raises(ValueError, f"{tmp_path} is a folder; expected a .ts file", ts_format.read_ts,
+            tmp_path)  # fmt: skip
+    latin = tmp_path / "latin.ts"
+    latin.write_bytes("@problemName caf\xe9\n".encode("latin-1"))
+    _raises(ValueError, f"{latin} is not UTF-8 text; expected a .ts file", ts_format.read_ts,
+            latin)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("series", "labels", "kwargs", "message"),
+    [
+        ([np.ones((2, 1))], [0, 1], {}, "write_ts: 1 series but 2 labels"),
+        ([], [], {}, "write_ts: no series to write"),
+        ([np.ones((2, 1))], [0], {"problem_name": "a\nb"},
+         "write_ts: problem_name must be one line; got 'a\\nb'"),
+        ([np.ones((2, 1)), np.ones(3)], [0, 0], {},
+         "write_ts: every series must be 2-D (T, D); series 1 has shape (3,)"),
+        ([np.ones((2, 1)), np.ones((2, 2))], [0, 0], {},
+         "write_ts: the series have different dimensions [1, 2]"),
+        ([np.ones((2, 1))], [0], {"classes": ["a b"]},
+         "write_ts: class names must be non-empty, without spaces or ':'"),
+        ([np.ones((2, 1))], [0], {"classes": ["a", "a"]},
+         "write_ts: class names must differ; 'a' twice"),
+        ([np.ones((2, 1))], [2], {"classes": ["a", "b"]},
+         "write_ts: series 0: label 2 is not a class index in [0, 2)"),
+        ([np.ones((2, 1))], ["c"], {"classes": ["a", "b"]},
+         "write_ts: label 'c' is not one of the classes"),
+        ([np.ones((0, 1))], [0], {}, "write_ts: series 0 has no steps; a .ts series has at "
+         "least one"),
+        ([np.ones((2, 0))], [0], {}, "write_ts: series 0 has no dimension; expected at least "
+         "one dimension"),
+        ([np.array([[1.0], [np.inf]])], [0], {},
+         "write_ts: series 0, dimension 1, step 2: inf is not finite"),
+        ([np.array([[1.0], [1e39]])], [0], {},
+         "write_ts: series 0, dimension 1, step 2: 1e+39 is out of range for float32"),
+        ([np.array([[1.0, np.nan]])], [0], {},
+         "write_ts: series 0, dimension 2 is all missing (NaN); read_ts has nothing to fill "
+         "it from"),
+    ],
+)  # fmt: skip
+def test_write_ts_messages(tmp_path, series, labels, kwargs, message):
+    target = tmp_path / "out.ts"
+    _raises(ValueError, message, ts_format.write_ts, target, series, labels, **kwargs)
+    assert not target.exists()
+
+
+# ---- tagging --------------------------------------------------------------------------
+
+
+def test_tag_source_messages():
+    _raises(tagging.TokenizeError, "line 1: the tokenizer refuses '$'", tagging.tag_source,
+            "x = $\n")  # fmt: skip
+    with pytest.raises(tagging.TokenizeError) as caught:
+        tagging.tag_source('x = """never closed\n')
+    assert "\n" not in str(caught.value) and str(caught.value)
+
+
+def _jsonl(tmp_path: Path, *lines: str, name: str = "d.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+GOOD = json.dumps({"x": "ab", "y": ["A", "B"]})
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([GOOD, json.dumps({"x": [[1.0], [2.0]], "y": ["A", "B"]})],
+         "line 2: x is features, but x of line 1 is text; one file holds one kind"),
+        ([json.dumps({"x": [[1.0]], "y": ["A"]}), json.dumps({"x": [[1.0, 2.0]], "y": ["A"]})],
+         "line 2: x has 2 feature(s) per step, line 1 has 1"),
+        (["", "  "], ": no examples (the file is empty or blank)"),
+        (['{"x": "ab", "y": ["A", "B"]'],
+         "line 1: not valid JSON (Expecting ',' delimiter at column 28)"),
+        (['{"x": [[NaN]], "y": ["A"]}'], "line 1: NaN is not a number JSON allows"),
+        (["[1, 2]"], 'line 1: expected an object {"x": ..., "y": [...]}; got a list'),
+        (['{"x": "ab"}'], 'line 1: missing key "y" (keys: x)'),
+        (['{"x": "ab", "y": ["A", ""]}'], "line 1: y must be a list of tag names (non-empty "
+         "strings); got a list whose item 1 is an empty string"),
+        (['{"x": [[1.0], [1.0, 2.0]], "y": ["A", "B"]}'], "line 1: step 1 of x has 2 "
+         "feature(s); step 0 has 1 (every step needs the same number, at least 1)"),
+        (['{"x": [[1.0], ["a"]], "y": ["A", "B"]}'], "line 1: step 1 of x must hold numbers; "
+         "got a string 'a'"),
+        (['{"x": [[1e39]], "y": ["A"]}'], "line 1: x holds a number too large for float32"),
+        (['{"x": 3, "y": ["A"]}'], "line 1: x must be a string or a list of steps, each a list "
+         "of numbers; got a number"),
+        (['{"x": "", "y": []}'], "line 1: x is empty; an example needs at least one step"),
+        (['{"x": "abc", "y": ["A"]}'], "line 1: len(y) must equal len(x); got 1 tags for 3 "
+         "characters"),
+        (['{"x": "a\\ud800", "y": ["A", "B"]}'], "line 1: x holds a lone surrogate \\ud800 at "
+         "character 2; expected Unicode text"),
+    ],
+)  # fmt: skip
+def test_read_jsonl_messages(tmp_path, lines, message):
+    path = _jsonl(tmp_path, *lines)
+    _raises(ValueError, f"--data {path} {message}".replace(f"{path} :", f"{path}:"),
+            tagging.read_jsonl, path)  # fmt: skip
+
+
+def test_read_jsonl_path_messages(tmp_path):
+    _raises(ValueError, "--data needs a JSON-lines file; got an empty string",
+            tagging.read_jsonl, "")  # fmt: skip
+    _raises(FileNotFoundError, f"--test-data: file not found: {tmp_path / 'no.jsonl'}",
+            tagging.read_jsonl, tmp_path / "no.jsonl", "--test-data")  # fmt: skip
+    _raises(ValueError, f"--data: {tmp_path} is a folder; expected a JSON-lines file",
+            tagging.read_jsonl, tmp_path)  # fmt: skip
+    raw = tmp_path / "raw.jsonl"
+    raw.write_bytes(b'{"x": "a\xff"}\n')
+    _raises(ValueError, f"--data {raw} line 1: not UTF-8 text (byte 0xff at column 9)",
+            tagging.read_jsonl, raw)  # fmt: skip
+
+
+def test_load_jsonl_messages(tmp_path):
+    two = _jsonl(tmp_path, GOOD, GOOD)
+    _raises(
+        ValueError,
+        f"--data {two}: 2 example(s) cannot be split into train and validation and test; add lines",
+        tagging.load_jsonl,
+        two,
+    )
+    text = _jsonl(tmp_path, *[GOOD] * 5, name="text.jsonl")
+    features = _jsonl(tmp_path, json.dumps({"x": [[1.0, 2.0]], "y": ["A"]}), name="f.jsonl")
+    _raises(
+        ValueError,
+        f"--test-data {features}: x is features (2 features), but --data {text} holds text",
+        tagging.load_jsonl,
+        text,
+        features,
+    )
+    data = tagging.load_jsonl(text)
+    _raises(
+        ValueError,
+        "split must be one of ('train', 'validation', 'test'); got 'dev'",
+        data.split,
+        "dev",
+    )
+    recorded = dict(data.source)
+    text.write_text(GOOD + "\n" + GOOD + "\n")
+    _raises(
+        ValueError,
+        f"--data {text.resolve()} changed since the run was started (its sha256 differs); "
+        "the run's split and vocabulary no longer fit it",
+        tagging.load_jsonl,
+        text,
+        recorded=recorded,
+    )
+    text.unlink()
+    _raises(
+        FileNotFoundError,
+        f"--data: the run's file is gone: {text.resolve()}",
+        tagging.load_jsonl,
+        text,
+        recorded=recorded,
+    )
+
+
+def test_tagged_sequences_messages():
+    examples = [tagging.Example("ab", ["A", "C"], 7)]
+    _raises(
+        ValueError,
+        "TaggedSequences: text examples need a vocab",
+        tagging.TaggedSequences,
+        examples,
+        None,
+        ["A", "B"],
+    )
+    _raises(
+        ValueError,
+        "TaggedSequences: line 7: tag 'C' is not one of A, B",
+        tagging.TaggedSequences,
+        examples,
+        Vocabulary.from_text("ab"),
+        ["A", "B"],
+    )
