@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from rnnkit.tasks.base import BatchSource, Task
 from rnnkit.train import distributed
-from rnnkit.train.config import TrainConfig
+from rnnkit.train.config import TrainConfig, autocast, resolve_device
 from rnnkit.train.loop import Summary, Trainer
 from rnnkit.train.runfolder import MANIFEST, RunFolder, RunFolderError
 
@@ -63,7 +63,9 @@ class LoaderBatches(BatchSource):
             batch = next(self._it)
         except StopIteration:
             if self.index == 0:
-                raise ValueError("the training DataLoader yields no batch") from None
+                raise ValueError(
+                    "rnnkit.fit: train_loader yields no batch; expected at least one"
+                ) from None
             self.epoch, self.index = self.epoch + 1, 0
             self._start_epoch()
             batch = next(self._it)
@@ -199,7 +201,7 @@ class FitTask(Task):
         finally:
             model.train(was_training)
         if count == 0:
-            raise ValueError("rnnkit.fit: the validation DataLoader yields no batch")
+            raise ValueError("rnnkit.fit: val_loader yields no batch; expected at least one")
         return {k: v / count for k, v in totals.items()}
 
 
@@ -261,6 +263,7 @@ def fit(
             raise ValueError(f"rnnkit.fit: {python_names(str(err))}") from None
     elif train_options:
         raise TypeError("rnnkit.fit: give train_config or TrainConfig fields, not both")
+    _check_machine(train_config)
     from rnnkit.train.run import launch
 
     if resume:
@@ -301,6 +304,15 @@ def _check_loaders(train_loader: object, val_loader: object) -> None:
                 f"rnnkit.fit: {name} must be an iterable of batches (e.g. a "
                 f"torch.utils.data.DataLoader); got {type(loader).__name__}"
             )
+
+
+def _check_machine(train: TrainConfig) -> None:
+    """The device and precision, checked against this machine before the loop starts and
+    in fit's keyword names: the loop's own check speaks the command line's flags."""
+    try:
+        autocast(resolve_device(train.device), train.precision)
+    except ValueError as err:
+        raise ValueError(f"rnnkit.fit: {python_names(str(err))}") from None
 
 
 def python_names(message: str) -> str:

@@ -351,7 +351,9 @@ class Trainer:
             self.items = int(ckpt.info["items"])
             self.skipped = int(ckpt.info.get("skipped_steps", 0))
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise RunFolderError(f"{where} is corrupt or does not fit ({err})") from None
+            # A KeyError's text is the bare key ('value'): say that it is a missing entry.
+            why = f"it has no entry {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
+            raise RunFolderError(f"{where} is corrupt or does not fit ({why})") from None
         if rng.dim() == 2 and rng.size(0) == self.ctx.world_size:
             torch.set_rng_state(rng[self.ctx.rank].contiguous())
             if "rng.cuda" in ckpt.tensors and self.ctx.device.type == "cuda":

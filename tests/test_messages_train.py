@@ -1,0 +1,243 @@
+"""Each error message of rnnkit.train (fit, the loop, the run folder, TBPTT helpers, the
+config) reached through its public entry point, asserted word for word."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import rnnkit
+from rnnkit.data.vocab import Vocabulary
+from rnnkit.models.lm import CharLM, CharLMConfig
+from rnnkit.train import (
+    RunFolder,
+    RunFolderError,
+    StreamWindows,
+    TrainConfig,
+    bits_per_char,
+    detach_state,
+    windows,
+)
+
+
+def _raises(exc, message, fn, *args, **kwargs):
+    with pytest.raises(exc, match=re.escape(message)):
+        fn(*args, **kwargs)
+
+
+class Last(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn, self.head = rnnkit.GRU(2, 4, batch_first=True), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+DATA = TensorDataset(torch.randn(8, 3, 2), torch.randint(0, 2, (8,)))
+
+
+def _quiet(**extra):
+    return {"log": lambda line: None, "progress": io.StringIO(), "steps": 2, "eval_every": 2,
+            **extra}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fit") / "run"
+    rnnkit.fit(Last(), DataLoader(DATA, batch_size=4), out=out, **_quiet())
+    return out
+
+
+@pytest.fixture
+def copy(run, tmp_path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    return target
+
+
+# ---- fit ------------------------------------------------------------------------------
+
+
+def test_fit_argument_messages(tmp_path):
+    loader = DataLoader(DATA, batch_size=4)
+    _raises(ValueError, "rnnkit.fit: monitor must be one of loss; got 'accuracy' (no "
+            "val_loader)", rnnkit.fit, Last(), loader, monitor="accuracy", **_quiet())  # fmt: skip
+    _raises(ValueError, "rnnkit.fit: monitor must be one of accuracy, loss; got 'f1'",
+            rnnkit.fit, Last(), loader, loader, metrics={"accuracy": rnnkit.train.accuracy},
+            monitor="f1", **_quiet())  # fmt: skip
+    _raises(ValueError, "rnnkit.fit: train_loader yields no batch; expected at least one",
+            rnnkit.fit, Last(), DataLoader([], batch_size=4), **_quiet())  # fmt: skip
+    _raises(ValueError, "rnnkit.fit: val_loader yields no batch; expected at least one",
+            rnnkit.fit, Last(), loader, DataLoader([], batch_size=4), **_quiet())  # fmt: skip
+    _raises(ValueError, "rnnkit.fit: a batch must be a tuple (inputs..., target); got Tensor",
+            rnnkit.fit, Last(), [torch.randn(4, 3, 2)], **_quiet())  # fmt: skip
+    _raises(ValueError, "rnnkit.fit: a batch must be a tuple (inputs..., target); got list "
+            "of length 1", rnnkit.fit, Last(), [[torch.randn(4, 3, 2)]], **_quiet())  # fmt: skip
+    _raises(TypeError, "rnnkit.fit: give train_config or TrainConfig fields, not both",
+            rnnkit.fit, Last(), loader, train_config=TrainConfig(steps=2), steps=3)  # fmt: skip
+    _raises(ValueError, "rnnkit.fit: resume=True needs out= (the run folder to continue)",
+            rnnkit.fit, Last(), loader, resume=True, **_quiet())  # fmt: skip
+    _raises(TypeError, "rnnkit.fit: model must be a torch.nn.Module; got str", rnnkit.fit,
+            "Last", loader, **_quiet())  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_names_the_device_and_precision_in_its_own_words():
+    # The loop's checks speak the command line's flags (--device, --precision).
+    loader = DataLoader(DATA, batch_size=4)
+    _raises(ValueError, "rnnkit.fit: precision fp16 needs a CUDA device; on the CPU use "
+            "precision bf16", rnnkit.fit, Last(), loader, device="cpu", precision="fp16",
+            **_quiet())  # fmt: skip
+    if not torch.cuda.is_available():
+        _raises(ValueError, "rnnkit.fit: device cuda was asked for, but this PyTorch sees no "
+                "CUDA device", rnnkit.fit, Last(), loader, device="cuda", **_quiet())  # fmt: skip
+
+
+def test_train_config_needs_a_budget():
+    _raises(ValueError, "a budget is needed: --steps, --minutes or both", TrainConfig,
+            steps=None, minutes=None)  # fmt: skip
+
+
+# ---- resuming a run folder that does not fit ------------------------------------------
+
+
+def _edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    path.write_text(json.dumps(data))
+
+
+def _resume(out: Path) -> None:
+    rnnkit.fit(Last(), DataLoader(DATA, batch_size=4), out=out, resume=True,
+               **_quiet(steps=4))  # fmt: skip
+
+
+def test_resume_refuses_a_run_of_another_task(copy):
+    _edit_json(copy / "config.json", task="forecast")
+    _raises(RunFolderError, f"{copy} is a run of task 'forecast', not of rnnkit.fit", _resume,
+            copy)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"step": -1}, "is corrupt: step is -1"),
+        ({"tensors": "weights.bin"}, "is corrupt: it names no tensor file"),
+        ({"best": None}, "is corrupt: it has no 'best'"),
+    ],
+)
+def test_resume_refuses_a_corrupt_manifest(copy, change, message):
+    manifest = copy / "train_state.json"
+    _edit_json(manifest, **change)
+    _raises(RunFolderError, f"{manifest} {message}", _resume, copy)
+
+
+def test_resume_refuses_a_manifest_that_is_no_object(copy):
+    manifest = copy / "train_state.json"
+    manifest.write_text("[1, 2]")
+    _raises(RunFolderError, f"{manifest} is corrupt: it is not a JSON object", _resume, copy)
+
+
+def test_resume_refuses_a_checkpoint_without_weights_or_of_another_model(copy):
+    from safetensors.torch import load_file, save_file
+
+    name = json.loads((copy / "train_state.json").read_text())["tensors"]
+    tensors = load_file(copy / name)
+    save_file({k: v for k, v in tensors.items() if not k.startswith("model.")}, copy / name)
+    _raises(RunFolderError, f"{copy / name} holds no model weights", _resume, copy)
+    save_file(tensors, copy / name)
+    _edit_json(copy / "train_state.json", best={"metric": "loss"})
+    _raises(RunFolderError, f"{copy / name} is corrupt or does not fit (it has no entry "
+            "'value')", _resume, copy)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        ("[1]", " must hold a JSON object; got list"),
+        ({"task": 3}, ": task must be a string; got 3"),
+        ({"options": []}, ": options must be a JSON object"),
+        ({"derived": 1}, ": derived must be a JSON object"),
+        ({"format": None}, " has no format; this rnnkit reads 'rnnkit.run' run folders"),
+        ({"extra": 1}, ": unknown key(s) extra"),
+        ({"train": None}, ": missing key(s) train"),
+    ],
+)
+def test_a_config_json_that_does_not_fit_is_named(copy, write, message):
+    config = copy / "config.json"
+    if isinstance(write, str):
+        config.write_text(write)
+    else:
+        _edit_json(config, **write)
+    _raises(RunFolderError, f"{config}{message}", rnnkit.load, copy, model=Last())
+
+
+def test_load_names_weights_that_do_not_fit_the_model(run):
+    class Wider(Last):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(4, 3)
+
+    class Other(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+    _raises(RunFolderError, f"{run / 'model.safetensors'}: head.bias has shape (2,); the "
+            "config expects (3,)", rnnkit.load, run, model=Wider())  # fmt: skip
+    _raises(RunFolderError, f"{run / 'model.safetensors'} does not fit the config: missing "
+            "['lin.bias', 'lin.weight'], unknown ", rnnkit.load, run, model=Other())  # fmt: skip
+
+
+def test_a_run_folder_with_links_or_a_linked_lock_is_refused(copy, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(copy)
+    _raises(RunFolderError, f"{link} is a symbolic link; give the folder itself",
+            RunFolder(link).check_owned)  # fmt: skip
+    (copy / "config.json").rename(copy / "real.json")
+    (copy / "config.json").symlink_to(copy / "real.json")
+    _raises(RunFolderError, f"{copy} holds symbolic link(s) config.json; rnnkit does not "
+            "follow links in a run folder", _resume, copy)  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".lock").symlink_to(tmp_path / "elsewhere")
+    message = f"{other / '.lock'} is a symbolic link; rnnkit does not follow it"
+    with pytest.raises(RunFolderError, match=re.escape(message)), RunFolder(other).locked():
+        pass
+
+
+# ---- TBPTT helpers and scoring --------------------------------------------------------
+
+
+def test_tbptt_messages():
+    _raises(TypeError, "detach_state: expected a tensor or a tuple of them; got <class 'int'>",
+            detach_state, 3)  # fmt: skip
+    _raises(ValueError, "windows: seq_len must be a positive integer; got 0", next,
+            windows(iter([torch.zeros(4, 1)]), 0))  # fmt: skip
+    _raises(ValueError, "StreamWindows: ids must be 1-D; got shape (2, 5)", StreamWindows,
+            torch.zeros(2, 5, dtype=torch.long), 1, 2)  # fmt: skip
+    _raises(ValueError, "the text is too short for one window: 5 characters cannot fill "
+            "batch_size 2 streams of seq_len 4 (need at least 9)", StreamWindows,
+            torch.zeros(5, dtype=torch.long), 2, 4)  # fmt: skip
+
+
+def test_bits_per_char_messages():
+    vocab = Vocabulary.from_text("ab")
+    model = CharLM(CharLMConfig(len(vocab), num_layers=1, hidden_size=4, embed_size=2), vocab)
+    _raises(ValueError, "the text has 1 character(s); at least 2 are needed to score one",
+            bits_per_char, model, torch.tensor([1]))  # fmt: skip
+    _raises(ValueError, "reset_every must be a positive integer; got 0", bits_per_char, model,
+            torch.tensor([1, 2, 1]), reset_every=0)  # fmt: skip
