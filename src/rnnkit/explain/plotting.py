@@ -9,7 +9,6 @@ imported when a figure is drawn, not when rnnkit is imported.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,30 +71,15 @@ def save(fig: Any, path: str | Path, title: str) -> Path:
 
     Written atomically (:func:`rnnkit.train.files.atomic_write`): a kill leaves the old
     file or the new one, and a symbolic link at ``path`` is replaced, never followed."""
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-
-    from rnnkit.train.files import atomic_write
+    from rnnkit.train.files import write_figure
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
     with style():
         fig.suptitle(title, fontsize=11, fontweight="bold")
         fig.tight_layout()
-        fig.savefig(buffer, format="png", dpi=80)  # 80 dpi: 10-pt labels stay readable
-    # No pyplot, so nothing to close: the figure is freed with its last reference.
-    # A 256-colour palette keeps figures small enough to commit (tens of KB, not hundreds)
-    # with no visible loss on line plots and heat maps.
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        # Octree without dithering keeps colour maps smooth (median cut shifts their ends).
-        small = image.convert("RGB").quantize(
-            colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-        )
-        out = io.BytesIO()
-        info = PngInfo()
-        info.add_text("Software", MARK)
-        small.save(out, format="PNG", optimize=True, pnginfo=info)
-    atomic_write(path, out.getvalue())
-    return path
+        # 80 dpi: 10-pt labels stay readable. A 256-colour palette keeps figures small
+        # enough to commit (tens of KB, not hundreds) with no visible loss on line plots
+        # and heat maps. No pyplot, so nothing to close: the figure is freed with its last
+        # reference.
+        return write_figure(fig, path, dpi=80, colours=256, software=MARK)

@@ -9,7 +9,6 @@ are all refused with a one-line message.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import Tensor
 
 from rnnkit.seq2seq.data import normalise, pad_sources
 from rnnkit.seq2seq.decode import Decoded, beam_search, greedy, sample
-from rnnkit.train.files import atomic_write
+from rnnkit.train.files import write_figure
 
 if TYPE_CHECKING:
     from rnnkit.seq2seq.run import NumbersRun
@@ -216,6 +215,4 @@ def plot_attention(translation: Translation, path: str | Path, title: str = "") 
     fig.tight_layout()
     # The format follows the file's extension; written atomically (a link is replaced).
     path = Path(path)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png")
-    atomic_write(path, buffer.getvalue())
+    write_figure(fig, path, path.suffix.lstrip(".").lower() or "png")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -963,6 +962,8 @@ def confusion_png(confusion: Tensor, classes: list[str], title: str) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from rnnkit.train.files import figure_bytes
+
     C = len(classes)
     size = min(max(3.6, 0.45 * C + 2.2), 14.0)
     fig = Figure(figsize=(size + 0.8, size), dpi=100)
@@ -985,11 +986,9 @@ def confusion_png(confusion: Tensor, classes: list[str], title: str) -> bytes:
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=9)
-    buf = io.BytesIO()
     with warnings.catch_warnings():
         # A class name in a script the font lacks (e.g. CJK) is drawn as boxes; the
         # warning would only repeat on stderr what the figure shows.
         warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
         fig.tight_layout()
-        fig.savefig(buf, format="png")
-    return buf.getvalue()
+        return figure_bytes(fig)

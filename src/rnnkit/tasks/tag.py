@@ -22,7 +22,6 @@ JSON lines instead (:func:`rnnkit.data.tagging.read_jsonl`).
 
 from __future__ import annotations
 
-import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +42,13 @@ from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import atomic_write
+from rnnkit.train.files import write_figure
 
 EVAL_BATCH = 64  # windows per forward call at evaluation
 FIGURE = "tagged.png"
 FIGURE_LINES = 16  # lines of source per snippet in the figure
 FIGURE_COLUMNS = 88  # characters per line shown (longer lines are cut)
+FIGURE_COLOURS = 64  # the figure's PNG palette
 
 
 # ---- the model ----------------------------------------------------------------------
@@ -674,15 +674,12 @@ def draw_tagged(
     # warns once per glyph, which is noise in `rnnkit eval`'s report.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"Glyph \d+ .*missing from font", UserWarning)
-        png = png_bytes(tagged_figure(snippets(docs, data, pred, truth), tags, title))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, png)  # never half a file; a symbolic link at path is replaced
-    return path
-
-
-def save_png(fig: Any, path: Path) -> None:
-    """:func:`png_bytes` of ``fig`` written atomically to ``path``."""
-    atomic_write(path, png_bytes(fig))
+        fig = tagged_figure(snippets(docs, data, pred, truth), tags, title)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Never half a file; a symbolic link at path is replaced. A 64-colour palette: a
+        # few flat colours and black text, so nothing is lost and the file is a third of
+        # the size.
+        return write_figure(fig, path, colours=FIGURE_COLOURS)
 
 
 def tagged_figure(panels: list[tuple[str, list[Row]]], tags: list[str], title: str) -> Any:
@@ -735,23 +732,6 @@ def tagged_figure(panels: list[tuple[str, list[Row]]], tags: list[str], title: s
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8)
     fig.suptitle(f"{title}: background = predicted tag", fontsize=10)
     return fig
-
-
-def png_bytes(fig: Any) -> bytes:
-    """``fig`` as a PNG of a 64-colour palette: a few flat colours and black text, so
-    nothing is lost and the file is a third of the size."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        small = image.convert("RGB").quantize(
-            colors=64, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
-        )
-    out = io.BytesIO()
-    small.save(out, format="PNG", optimize=True)
-    return out.getvalue()
 
 
 def snippets(

@@ -7,6 +7,7 @@ destination (rename is atomic on POSIX): a reader sees the old file or the new o
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -52,6 +53,67 @@ def marked(path: Path, mark: str) -> bool:
     except OSError:
         return False
     return mark.encode("utf-8") in head
+
+
+def figure_bytes(
+    fig: Any,
+    fmt: str = "png",
+    *,
+    dpi: float | None = None,
+    colours: int | None = None,
+    software: str | None = None,
+) -> bytes:
+    """``fig`` (a matplotlib Figure on its own canvas) rendered as ``fmt`` bytes, at
+    ``dpi`` (default: the figure's own).
+
+    For a PNG, ``colours`` reduces it to a palette of that many colours (figures of flat
+    colours and lines lose nothing visible and shrink several times), and ``software``
+    is written as its "Software" text chunk, which :func:`marked` finds: the mark by which
+    rnnkit later knows the file as its own. matplotlib and Pillow are imported here, when a
+    figure is written, never when rnnkit is imported.
+    """
+    if fmt != "png" and (colours is not None or software is not None):
+        raise ValueError(f"colours and software apply to a PNG figure; got format {fmt!r}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, **({} if dpi is None else {"dpi": dpi}))
+    if fmt != "png" or (colours is None and software is None):
+        return buffer.getvalue()
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        small = image.convert("RGB")
+        if colours is not None:
+            # Octree without dithering keeps colour maps smooth (median cut shifts their
+            # ends) and flat areas flat.
+            small = small.quantize(
+                colors=colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+            )
+    extra: dict[str, Any] = {}
+    if software is not None:
+        info = PngInfo()
+        info.add_text("Software", software)
+        extra["pnginfo"] = info
+    out = io.BytesIO()
+    small.save(out, format="PNG", optimize=True, **extra)
+    return out.getvalue()
+
+
+def write_figure(
+    fig: Any,
+    path: Path,
+    fmt: str = "png",
+    *,
+    dpi: float | None = None,
+    colours: int | None = None,
+    software: str | None = None,
+) -> Path:
+    """:func:`figure_bytes` of ``fig`` written with :func:`atomic_write` to ``path``: a
+    kill leaves the old file or the new one, and a symbolic link at ``path`` is replaced,
+    never followed. Nothing is written when drawing the figure fails. Returns ``path``."""
+    atomic_write(path, figure_bytes(fig, fmt, dpi=dpi, colours=colours, software=software))
+    return path
 
 
 def write_json(path: Path, obj: Any) -> None:
