@@ -23,6 +23,7 @@ from rnnkit.cli._outputs import check_outside_runs, same_file, staged_folder
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
+from rnnkit.train.run import recorded_in
 from rnnkit.train.runfolder import RunFolder
 
 EXAMPLES = """examples:
@@ -159,12 +160,8 @@ def _eval_task(args: argparse.Namespace) -> int:
     options = task_cls.parse_options(config.options, where=f"{args.run_dir}/config.json")
     task = task_cls(options, config.derived)
     model = load(args.run_dir, device)
-    try:
+    with recorded_in(Path(args.run_dir) / "config.json"):
         task.prepare(config.train, Context(0, 1, device))
-    except ValueError as err:  # a task's check of its derived fields names config.json
-        if not str(err).startswith("config.json: "):
-            raise
-        raise ValueError(f"{Path(args.run_dir) / str(err)}") from None
     # The figures are drawn into a scratch folder and moved in at the end: a file the
     # user saved in --out is refused (unless --force) and nothing is half-written.
     out = args.out or args.run_dir

@@ -38,6 +38,7 @@ from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import DerivedError
 
 # The classification sets aeon ships with official _TRAIN/_TEST .ts files, under
 # aeon/datasets/data/NAME/ (its _eq variants and the regression sets are left out).
@@ -488,7 +489,7 @@ class ClassifyTask(Task):
         distributed.rows(ctx, o.batch_size)  # divisible by the number of processes
         resuming = bool(self.derived)
         if resuming:
-            check_derived(self.derived, "config.json: derived")
+            check_derived(self.derived, "derived")
             source = self.derived["source"]
         else:
             check_test_fraction_used(o)
@@ -511,12 +512,12 @@ class ClassifyTask(Task):
                 )
         if resuming:
             if self.derived["classes"] != classes:
-                raise ValueError(
-                    f"config.json: derived: classes {self.derived['classes']} are not those of "
+                raise DerivedError(
+                    f"derived: classes {self.derived['classes']} are not those of "
                     f"the training file {train_file.path} ({', '.join(classes)})"
                 )
             split = self.derived["split"]
-            check_split(split, len(train_file), test_file is None, "config.json: derived")
+            check_split(split, len(train_file), test_file is None, "derived")
         else:
             split = make_split(train_file.labels, o, test_file is None)
         held = set(split["val"]) | set(split["test"] or [])
@@ -576,7 +577,7 @@ class ClassifyTask(Task):
     # ---- model ------------------------------------------------------------------------
 
     def build_model(self) -> SequenceClassifier:
-        check_derived(self.derived, "config.json: derived")
+        check_derived(self.derived, "derived")
         o, d = self.options, self.derived
         return SequenceClassifier(
             d["dimensions"],
@@ -835,27 +836,27 @@ def make_split(labels: list[int], o: ClassifyOptions, hold_test: bool) -> dict[s
 def check_split(split: Any, n: int, hold_test: bool, where: str) -> None:
     """Refuse a recorded split of ``n`` series that no run makes (a hand-edited one)."""
     if not isinstance(split, dict) or not isinstance(split.get("val"), list):
-        raise ValueError(f"{where}: split must be an object with a list 'val'")
+        raise DerivedError(f"{where}: split must be an object with a list 'val'")
     parts = {"val": split["val"]}
     if hold_test:
         if not isinstance(split.get("test"), list):
-            raise ValueError(f"{where}: split must hold the list 'test' of held-out series")
+            raise DerivedError(f"{where}: split must hold the list 'test' of held-out series")
         if not split["test"]:
-            raise ValueError(f"{where}: split.test must hold at least one series; got []")
+            raise DerivedError(f"{where}: split.test must hold at least one series; got []")
         parts["test"] = split["test"]
     elif split.get("test") is not None:
-        raise ValueError(f"{where}: split.test must be null: the run has a test file")
+        raise DerivedError(f"{where}: split.test must be null: the run has a test file")
     for key, part in parts.items():
         if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in part):
-            raise ValueError(f"{where}: split.{key}: indices must be integers in [0, {n})")
+            raise DerivedError(f"{where}: split.{key}: indices must be integers in [0, {n})")
         twice = sorted({i for i in part if part.count(i) > 1})
         if twice:
-            raise ValueError(f"{where}: split.{key} holds series {twice[0]} twice")
+            raise DerivedError(f"{where}: split.{key} holds series {twice[0]} twice")
     both = sorted(set(parts["val"]) & set(parts.get("test", [])))
     if both:
-        raise ValueError(f"{where}: split.test and split.val share series {both[0]}")
+        raise DerivedError(f"{where}: split.test and split.val share series {both[0]}")
     if len(set(parts["val"]) | set(parts.get("test", []))) >= n:
-        raise ValueError(
+        raise DerivedError(
             f"{where}: split.test and split.val hold out all {n} series and leave no training "
             "series"
         )
@@ -865,7 +866,7 @@ def check_derived(derived: dict[str, Any], where: str) -> None:
     """Refuse ``derived`` without what a classify run needs (a hand-edited config.json)."""
     missing = [k for k in DERIVED_KEYS if k not in derived]
     if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(missing)} of a classify run")
+        raise DerivedError(f"{where}: missing key(s) {', '.join(missing)} of a classify run")
     d = derived
     classes = d["classes"]
     if (
@@ -873,13 +874,15 @@ def check_derived(derived: dict[str, Any], where: str) -> None:
         or len(classes) < 2
         or not all(isinstance(c, str) and c for c in classes)
     ):
-        raise ValueError(f"{where}: classes must be a list of at least two names; got {classes!r}")
+        raise DerivedError(
+            f"{where}: classes must be a list of at least two names; got {classes!r}"
+        )
     twice = sorted({c for c in classes if classes.count(c) > 1})
     if twice:
-        raise ValueError(f"{where}: classes: {twice[0]!r} is named twice")
+        raise DerivedError(f"{where}: classes: {twice[0]!r} is named twice")
     dims = d["dimensions"]
     if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
-        raise ValueError(f"{where}: dimensions must be a positive integer; got {dims!r}")
+        raise DerivedError(f"{where}: dimensions must be a positive integer; got {dims!r}")
     for key, low in (("mean", None), ("std", 0.0)):
         v = d[key]
         if (
@@ -889,13 +892,13 @@ def check_derived(derived: dict[str, Any], where: str) -> None:
         ):
             # std divides the inputs: 0 would make them infinite
             more = " > 0" if low is not None else ""
-            raise ValueError(f"{where}: {key} must be {dims} finite numbers{more}; got {v!r}")
+            raise DerivedError(f"{where}: {key} must be {dims} finite numbers{more}; got {v!r}")
     k = d["downsample"]
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{where}: downsample must be a positive integer; got {k!r}")
+        raise DerivedError(f"{where}: downsample must be a positive integer; got {k!r}")
     m = d["majority"]
     if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m < len(classes):
-        raise ValueError(
+        raise DerivedError(
             f"{where}: majority must be a class index in [0, {len(classes)}); got {m!r}"
         )
     check_source(d["source"], where)
@@ -908,10 +911,10 @@ def _finite(a: Any) -> bool:
 def check_source(source: Any, where: str) -> None:
     """Refuse a recorded ``source`` that names no file to read (see :func:`describe_source`)."""
     if not isinstance(source, dict) or "train" not in source:
-        raise ValueError(f"{where}: source must be an object naming the training file")
+        raise DerivedError(f"{where}: source must be an object naming the training file")
     dataset = source.get("dataset")
     if dataset is not None and dataset not in DATASETS:
-        raise ValueError(
+        raise DerivedError(
             f"{where}: source.dataset must be null or one of {', '.join(DATASETS)}; got {dataset!r}"
         )
     if dataset is not None:
@@ -922,7 +925,7 @@ def check_source(source: Any, where: str) -> None:
             continue  # the test split is held out of the training file
         if not isinstance(value, dict) or not isinstance(value.get("path"), str):
             null = "null or " if part == "test" else ""
-            raise ValueError(
+            raise DerivedError(
                 f"{where}: source.{part} must be {null}an object with the 'path' of the "
                 f"{part} file; got {value!r}"
             )

@@ -81,6 +81,7 @@ from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import DerivedError
 
 HEADS = ("quantile", "gaussian")
 TRAIN_UNTIL = ("validation", "test")
@@ -1093,7 +1094,7 @@ class ForecastTask(Task):
             data = read_given({**source, "path": o.data} if o.data else source)
             self.derived = derive(o, data)
         else:
-            check_derived(self.derived, "config.json: derived")
+            check_derived(self.derived, "derived")
             data = read_source(self.derived["source"])
             if checksum(data.values) != self.derived.get("checksum"):
                 raise ValueError(
@@ -1153,7 +1154,7 @@ class ForecastTask(Task):
     # ---- model ------------------------------------------------------------------------
 
     def build_model(self) -> ForecastModel:
-        check_derived(self.derived, "config.json: derived")
+        check_derived(self.derived, "derived")
         return ForecastModel(model_config(self.options, self.derived))
 
     def title(self, model: nn.Module) -> str:
@@ -1433,22 +1434,22 @@ def check_derived(derived: dict[str, Any], where: str) -> None:
     """Refuse ``derived`` without what a forecast run needs (a hand-edited config.json)."""
     missing = [k for k in DERIVED_KEYS if k not in derived]
     if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(missing)} of a forecast run")
+        raise DerivedError(f"{where}: missing key(s) {', '.join(missing)} of a forecast run")
     for key in DERIVED_KEYS[1:]:
         value = derived[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{where}: {key} must be a positive integer; got {value!r}")
+            raise DerivedError(f"{where}: {key} must be a positive integer; got {value!r}")
     source = derived["source"]
     if not (
         isinstance(source, dict)
         and (isinstance(source.get("dataset"), str) or isinstance(source.get("path"), str))
     ):
-        raise ValueError(
+        raise DerivedError(
             f"{where}: source must be an object with a path or a dataset; got {source!r}"
         )
     anchor = derived.get("anchor", ANCHORS[0])  # runs from before anchors have none
     if anchor not in ANCHORS:
-        raise ValueError(f"{where}: anchor must be one of {', '.join(ANCHORS)}; got {anchor!r}")
+        raise DerivedError(f"{where}: anchor must be one of {', '.join(ANCHORS)}; got {anchor!r}")
 
 
 def anchor_line(d: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS, Seq2Seq, Seq2SeqConfig
 from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import DerivedError
 
 DERIVED_KEYS = ("source_chars", "target_chars", "max_source_length", "max_target_length")
 EVAL_BATCH = 500  # validation numbers decoded at once
@@ -264,7 +265,7 @@ class NumbersTask(Task):
         )
 
     def vocabs(self) -> tuple[CharVocab, CharVocab]:
-        check_derived(self.derived, "config.json: derived")
+        check_derived(self.derived, "derived")
         return CharVocab(self.derived["source_chars"]), CharVocab(self.derived["target_chars"])
 
     # ---- model ------------------------------------------------------------------------
@@ -397,14 +398,14 @@ def check_derived(derived: dict[str, Any], where: str) -> None:
     """Refuse ``derived`` without the vocabularies and lengths a numbers run needs."""
     missing = [k for k in DERIVED_KEYS if k not in derived]
     if missing:
-        raise ValueError(f"{where}: missing key(s) {', '.join(missing)} of a numbers run")
+        raise DerivedError(f"{where}: missing key(s) {', '.join(missing)} of a numbers run")
     for key in ("source_chars", "target_chars"):
         if not isinstance(derived[key], str) or not derived[key]:
-            raise ValueError(f"{where}: {key} must be a non-empty string")
+            raise DerivedError(f"{where}: {key} must be a non-empty string")
     for key in ("max_source_length", "max_target_length"):
         value = derived[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{where}: {key} must be a positive integer; got {value!r}")
+            raise DerivedError(f"{where}: {key} must be a positive integer; got {value!r}")
 
 
 def example_input(pairs: NumberPairs) -> str:

@@ -42,7 +42,7 @@ from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import write_figure
+from rnnkit.train.files import DerivedError, write_figure
 
 EVAL_BATCH = 64  # windows per forward call at evaluation
 FIGURE = "tagged.png"
@@ -455,7 +455,7 @@ class TagTask(Task):
             self.derived = derive(data)
         else:
             if not isinstance(source, dict) or source.get("kind") not in ("stdlib", "jsonl"):
-                raise ValueError("config.json: derived.source is not that of a tag run")
+                raise DerivedError("derived.source is not that of a tag run")
             if source["kind"] == "stdlib":
                 data = tagging.load_stdlib()
             else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +21,7 @@ from rnnkit.tasks import get_task
 from rnnkit.tasks.base import Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import DerivedError
 from rnnkit.train.loop import Summary, Trainer, budget_reached
 from rnnkit.train.runfolder import (
     MANIFEST,
@@ -96,7 +97,9 @@ def launch(
             path = distributed.broadcast_str(ctx, str(out or Path("runs") / f"{task.name}-{stamp}"))
             folder = RunFolder(path, task.extra_files)
             _check_new(folder)
-        task.prepare(train_config, ctx)
+        # Resuming, the task checks what the folder's config.json recorded.
+        with recorded_in(folder.path / "config.json") if resuming else contextlib.nullcontext():
+            task.prepare(train_config, ctx)
         config = RunConfig(task.name, task.options_dict(), train_config, task.derived)
         # Built (and, to resume, restored) before the lock: a checkpoint that does not fit
         # is refused with the folder untouched.
@@ -208,14 +211,26 @@ def _check_resume(
 def build(task: Task, folder: RunFolder) -> nn.Module:
     """``task``'s model from its config alone; a config that cannot build it is refused
     in one line naming the file."""
+    config = folder.path / "config.json"
     try:
-        return task.build_model()
+        with recorded_in(config):
+            return task.build_model()
+    except RunFolderError:
+        raise  # the task's own check: it names the key
     except (KeyError, TypeError, ValueError) as err:
-        config = folder.path / "config.json"
-        if str(err).startswith("config.json: "):  # the task's own check names the key
-            raise RunFolderError(f"{config}: {str(err).removeprefix('config.json: ')}") from None
         what = f"has no {err}" if isinstance(err, KeyError) else f"is inconsistent ({err})"
         raise RunFolderError(f"{config}: derived {what}") from None
+
+
+@contextlib.contextmanager
+def recorded_in(config: Path) -> Iterator[None]:
+    """Name ``config`` (a run's config.json) in front of a task's refusal of what the run
+    recorded (:class:`~rnnkit.train.files.DerivedError`, whose message names only the
+    key): the task checks values without knowing which folder they came from."""
+    try:
+        yield
+    except DerivedError as err:
+        raise RunFolderError(f"{config}: {err}") from None
 
 
 def load(
