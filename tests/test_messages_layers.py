@@ -1,0 +1,52 @@
+"""Error messages of the layers' neighbours not reached elsewhere: option dataclasses read
+from JSON (rnnkit._options), Stream's step of a model, a quantized layer's packed input."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_sequence
+
+import rnnkit
+from rnnkit.train import TrainConfig
+
+
+def _raises(exc, message, fn, *args, **kwargs):
+    with pytest.raises(exc, match=re.escape(message)):
+        fn(*args, **kwargs)
+
+
+def test_options_from_json_messages():
+    full = TrainConfig(steps=2).to_dict()
+    _raises(ValueError, "train must be a JSON object; got list", TrainConfig.from_dict, [1],
+            where="train")  # fmt: skip
+    _raises(ValueError, "train: unknown key(s) epochs", TrainConfig.from_dict,
+            {**full, "epochs": 3}, where="train")  # fmt: skip
+    _raises(ValueError, "train: missing key(s) lr", TrainConfig.from_dict,
+            {k: v for k, v in full.items() if k != "lr"}, where="train")  # fmt: skip
+    _raises(ValueError, "train: --steps must be an integer in [1, 1000000000]; got 0",
+            TrainConfig.from_dict, {**full, "steps": 0}, where="train")  # fmt: skip
+
+
+class _Model(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = rnnkit.GRU(2, 3)
+
+    def forward(self, x, state=None):
+        return self.rnn(x, state)
+
+
+def test_stream_step_of_a_model_needs_a_batch_axis():
+    _raises(ValueError, "Stream: a step must have a batch axis (B, ...); got a scalar",
+            rnnkit.Stream(_Model()).step, torch.tensor(1.0))  # fmt: skip
+
+
+def test_a_quantized_layer_takes_the_lengths_of_a_packed_input():
+    lstm = rnnkit.quantize_dynamic(rnnkit.LSTM(2, 3))
+    packed = pack_sequence([torch.randn(3, 2), torch.randn(2, 2)])
+    _raises(ValueError, "QuantizedLSTM: lengths must be None for a PackedSequence input; its "
+            "lengths are taken from it", lstm, packed, lengths=[3, 2])  # fmt: skip
