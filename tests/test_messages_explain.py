@@ -1,0 +1,64 @@
+"""Error messages of rnnkit.explain's Python entry points not asserted elsewhere (each is
+raised before any training or drawing starts)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.explain.bidirectional import run_bidirectional
+from rnnkit.explain.compare import run_compare
+from rnnkit.explain.draw import build, describe, recurrent_module
+from rnnkit.explain.gradient_flow import run_gradient_flow
+from rnnkit.explain.lstm_example import parse_sequence
+
+
+def _raises(exc, message, fn, *args, **kwargs):
+    with pytest.raises(exc, match=re.escape(message)):
+        fn(*args, **kwargs)
+
+
+def test_bidirectional_and_compare_sizes():
+    _raises(ValueError, "bidirectional: vocab must be >= 2, hidden >= 1, steps >= 1; got "
+            "vocab=1, hidden=32, steps=300", run_bidirectional, vocab=1)  # fmt: skip
+    _raises(ValueError, "bidirectional: max_offset must be >= 1 and length > 2 * max_offset; "
+            "got max_offset=3, length=6", run_bidirectional, length=6)  # fmt: skip
+    _raises(ValueError, "compare: repeats must be >= 1 and steps >= 0; got 0, 300", run_compare,
+            repeats=0)  # fmt: skip
+    _raises(ValueError, "compare: repeats must be >= 1 and steps >= 0; got 20, -1", run_compare,
+            steps=-1)  # fmt: skip
+
+
+def test_gradient_flow_sizes():
+    _raises(ValueError, "gradient-flow: length must be >= 2; got 1", run_gradient_flow,
+            length=1)  # fmt: skip
+    _raises(ValueError, "gradient-flow: hidden must be >= 1; got 0", run_gradient_flow,
+            hidden=0)  # fmt: skip
+    _raises(ValueError, "gradient-flow: steps must be >= 0; got -1", run_gradient_flow,
+            steps=-1)  # fmt: skip
+
+
+def test_draw_messages():
+    kinds = "rnn, lstm, gru, bidirectional, seq2seq"
+    _raises(ValueError, f"draw: kind must be one of {kinds}; got 'tree'", describe,
+            rnnkit.GRU(2, 3), kind="tree")  # fmt: skip
+    _raises(ValueError, f"draw: kind must be one of {kinds}; got 'tree'", build, "tree")
+    _raises(ValueError, "draw: the model has no recurrent layer to draw; got Linear",
+            recurrent_module, torch.nn.Linear(2, 2))  # fmt: skip
+    gru = torch.nn.GRU(2, 3)
+    gru.weight_ih_l0 = torch.nn.Parameter(torch.zeros(6, 2))
+    _raises(ValueError, "draw: weight_ih_l0 of a GRU layer must have 3·H = 9 rows; got the "
+            "shape (6, 2)", describe, gru)  # fmt: skip
+
+
+def test_lstm_example_sequence_messages():
+    _raises(TypeError, "lstm_example: sequence must be a str; got list", parse_sequence,
+            ["0.3"])  # fmt: skip
+    _raises(ValueError, "lstm_example: sequence step 1 is 'X'; expected a number in [-1, 1], "
+            "S<number> (store), R or E (recall, erase; optionally with a number)",
+            parse_sequence, "0.3,X")  # fmt: skip
+    _raises(ValueError, "lstm_example: sequence step 0 has value 2; expected one in [-1, 1]",
+            parse_sequence, "S2")  # fmt: skip
