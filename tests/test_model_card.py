@@ -311,6 +311,25 @@ def test_refusals_are_one_line_and_write_nothing(made, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "other"]
 
 
+def test_save_pretrained_refuses_a_folder_in_a_run_and_writes_nothing(made, tmp_path):
+    run = made["run"]
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    model = rnnkit.load_pretrained(run)
+    link = tmp_path / "link"
+    link.symlink_to(run)
+    # A link that leads into the run is named as the user gave it.
+    inside = {run: run, run / "pub": run, run / "a" / "b": run, link / "pub": link}
+    for dest, where in inside.items():
+        for source in (run, model):
+            with pytest.raises(ValueError) as err:
+                rnnkit.save_pretrained(source, dest)
+            _one_line(err, f"folder {dest}: expected a path outside any run folder",
+                      f"inside the run folder {where}")  # fmt: skip
+    # Nothing was written there: no folder, no temporary, and the run still resumes.
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    RunFolder(run).check_owned()  # raises on anything rnnkit did not write
+
+
 def test_a_pretrained_folder_is_never_trained_into(made, tmp_path):
     dest = rnnkit.save_pretrained(made["run"], tmp_path / "pub")
     before = _snapshot(dest)

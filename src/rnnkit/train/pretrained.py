@@ -39,6 +39,7 @@ from rnnkit.train.runfolder import (
     RunFolder,
     RunFolderError,
     check_fits,
+    enclosing_run,
     not_found,
     parse_config,
 )
@@ -82,7 +83,8 @@ def save_pretrained(
     figures are copied - or a model object. A model needs its config: the one
     :func:`rnnkit.load`/:func:`load_pretrained` recorded on it, or ``config`` (a
     :class:`RunConfig`, or a folder whose ``config.json`` to use); its weights must fit it.
-    ``folder`` must not exist or be empty: nothing is overwritten.
+    ``folder`` must not exist or be empty: nothing is overwritten. It must not be inside a
+    run folder (or be one): a run holds only what rnnkit writes there.
 
     Example:
         >>> rnnkit.save_pretrained("runs/lm", "published/lm")  # doctest: +SKIP
@@ -127,6 +129,17 @@ def save_pretrained(
 
 
 def _check_destination(dest: Path) -> None:
+    # A run holds only what rnnkit writes there: a folder saved inside it (or its
+    # temporary beside the destination) would make its --resume refuse it, as the CLI's
+    # outputs are refused (rnnkit.cli._outputs.check_outside_runs). The name as given and
+    # the real path are both checked: a link may lead into a run.
+    for name in (dest, dest.resolve()):
+        run = enclosing_run(name, itself=True)
+        if run is not None:
+            raise ValueError(
+                f"save_pretrained: folder {dest}: expected a path outside any run folder; got "
+                f"one inside the run folder {run}"
+            )
     if dest.is_symlink():
         raise ValueError(f"{dest} is a symbolic link; save_pretrained writes a new folder")
     if dest.exists() and not dest.is_dir():
