@@ -140,7 +140,7 @@ def pick_task(argv: list[str]) -> tuple[str, list[str]]:
         arg = argv[i]
         if arg == "--task":
             if i + 1 >= len(argv):
-                raise ValueError("--task needs a task name: " + ", ".join(NAMES))
+                raise ValueError(f"--task needs a task name, one of {', '.join(NAMES)}; got none")
             named.append(argv[i + 1])
             i += 2
             continue
@@ -153,7 +153,9 @@ def pick_task(argv: list[str]) -> tuple[str, list[str]]:
         if name not in REGISTRY:
             raise ValueError(f"TASK must be one of {', '.join(NAMES)}; got {name!r}")
     if len(set(named)) > 1:
-        raise ValueError(f"two tasks named: {' and '.join(named)}")
+        raise ValueError(
+            f"expected one task (TASK or --task); got {' and '.join(dict.fromkeys(named))}"
+        )
     from_file = _task_of_files(rest)
     if from_file is not None and named and named[0] != from_file[0]:
         raise ValueError(f"{from_file[1]} is a run of task {from_file[0]!r}, not {named[0]!r}")

@@ -1,0 +1,140 @@
+"""Each command-line mistake below ends in one line on stderr naming the flag, what was
+expected and what was given, exit status 2, no traceback and nothing written."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.tasks import NAMES
+from rnnkit.train import TrainConfig, train
+
+
+def _refused(capsys, argv: list[str], tmp_path: Path | None = None) -> str:
+    """The one line rnnkit prints for ``argv``, after checking status 2 and no traceback."""
+    before = sorted(tmp_path.rglob("*")) if tmp_path is not None else None
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2, (code, err)
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    if tmp_path is not None:
+        assert sorted(tmp_path.rglob("*")) == before
+    return err.strip()
+
+
+@pytest.fixture(scope="module")
+def numbers_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "numbers"
+    options = dict(max_number=99, embed_size=4, encoder_hidden=4, decoder_hidden=4, n_valid=4,
+                   n_test=4)  # fmt: skip
+    train("numbers", options, TrainConfig(steps=1, eval_every=1), out=out,
+          log=lambda _: None, progress=io.StringIO())  # fmt: skip
+    return out
+
+
+# ---- rnnkit train: which task --------------------------------------------------------
+
+
+def test_train_task_messages(capsys, tmp_path):
+    names = ", ".join(NAMES)
+    assert _refused(capsys, ["train", "--task"], tmp_path) == (
+        f"rnnkit train: error: --task needs a task name, one of {names}; got none"
+    )
+    assert _refused(capsys, ["train", "poetry"], tmp_path) == (
+        f"rnnkit train: error: TASK must be one of {names}; got 'poetry'"
+    )
+    assert _refused(capsys, ["train", "lm", "--task", "forecast"], tmp_path) == (
+        "rnnkit train: error: expected one task (TASK or --task); got lm and forecast"
+    )
+
+
+def test_train_config_file_messages(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _refused(capsys, ["train", "--config", str(empty)], tmp_path) == (
+        f"rnnkit train: error: --config: {empty} is a folder with no config.json"
+    )
+    missing = tmp_path / "no.json"
+    assert _refused(capsys, ["train", "--config", str(missing)], tmp_path) == (
+        f"rnnkit train: error: --config: no such file: {missing}"
+    )
+    config = tmp_path / "poetry.json"
+    config.write_text(json.dumps({"task": "poetry"}))
+    assert _refused(capsys, ["train", "--config", str(config)], tmp_path) == (
+        f"rnnkit train: error: {config} names task 'poetry'; known: {', '.join(NAMES)}"
+    )
+
+
+def test_train_resume_of_an_unknown_task(capsys, numbers_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(numbers_run, run)
+    data = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**data, "task": "poetry"}))
+    assert _refused(capsys, ["train", "--resume", str(run)], tmp_path) == (
+        f"rnnkit train: error: {run} names task 'poetry'; known: {', '.join(NAMES)}"
+    )
+
+
+# ---- argument types ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--length", "-1", "argument --length: expected an integer >= 0; got -1"),
+        ("--temperature", "warm", "argument --temperature: expected a number; got 'warm'"),
+        ("--temperature", "-1", "argument --temperature: expected a number >= 0; got '-1'"),
+    ],
+)
+def test_generate_argument_types(capsys, tmp_path, flag, value, message):
+    err = _refused(capsys, ["generate", str(tmp_path), flag, value], tmp_path)
+    assert err == f"rnnkit generate: error: {message}"
+
+
+def test_translate_temperature_must_be_positive(capsys, tmp_path):
+    err = _refused(capsys, ["translate", str(tmp_path), "seven", "--temperature", "0"], tmp_path)
+    assert err == "rnnkit translate: error: argument --temperature: expected a positive number; "\
+        "got '0'"  # fmt: skip
+
+
+def test_explain_argument_messages(capsys, tmp_path):
+    err = _refused(capsys, ["explain", "compare", "--scaling-lengths", "3,x", "--out",
+                            str(tmp_path)], tmp_path)  # fmt: skip
+    assert err == ("rnnkit explain compare: error: argument --scaling-lengths: expected "
+                   "comma-separated positive integers; got '3,x'")  # fmt: skip
+    err = _refused(
+        capsys, ["explain", "lstm-example", "--sequence", "0.3,X", "--out", str(tmp_path)], tmp_path
+    )
+    assert err == ("rnnkit explain lstm-example: error: argument --sequence: sequence step 1 is "
+                   "'X'; expected a number in [-1, 1], S<number> (store), R or E (recall, "
+                   "erase; optionally with a number)")  # fmt: skip
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    out = tmp_path / "out"
+    err = _refused(capsys, ["explain", "gates", "--file", str(empty), "--out", str(out)],
+                   tmp_path)  # fmt: skip
+    assert err == f"rnnkit explain: error: --file: text file {empty} is empty"
+
+
+# ---- a numbers run -------------------------------------------------------------------
+
+
+def test_translate_without_input(capsys, monkeypatch, numbers_run):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert _refused(capsys, ["translate", str(numbers_run)]) == (
+        "rnnkit translate: error: empty input: give TEXT arguments or lines on standard input"
+    )
+
+
+def test_eval_of_a_numbers_run_on_its_training_split(capsys, numbers_run):
+    assert _refused(capsys, ["eval", str(numbers_run), "--split", "train"]) == (
+        "rnnkit eval: error: a numbers run is scored on its valid or test split; got 'train'"
+    )
