@@ -138,3 +138,22 @@ def test_eval_of_a_numbers_run_on_its_training_split(capsys, numbers_run):
     assert _refused(capsys, ["eval", str(numbers_run), "--split", "train"]) == (
         "rnnkit eval: error: a numbers run is scored on its valid or test split; got 'train'"
     )
+
+
+def test_train_on_cuda_without_a_gpu(capsys, tmp_path):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    argv = ["train", "lm", "--device", "cuda", "--steps", "1", "--out", str(tmp_path / "run")]
+    assert _refused(capsys, argv, tmp_path) == (
+        "rnnkit train: error: --device cuda was asked for, but this PyTorch sees no CUDA device"
+    )
+
+
+def test_export_without_the_export_extra(capsys, monkeypatch, numbers_run):
+    # What a user without `pip install 'rnnkit[export]'` sees: import fails inside rnnkit.
+    monkeypatch.setitem(__import__("sys").modules, "rnnkit.export", None)
+    err = _refused(capsys, ["export", str(numbers_run), "--mode", "sequence"], numbers_run)
+    assert err.startswith(
+        "rnnkit export: error: rnnkit export needs the export extra (pip install "
+        "'rnnkit[export]'): "
+    ), err

@@ -241,3 +241,26 @@ def test_bits_per_char_messages():
             bits_per_char, model, torch.tensor([1]))  # fmt: skip
     _raises(ValueError, "reset_every must be a positive integer; got 0", bits_per_char, model,
             torch.tensor([1, 2, 1]), reset_every=0)  # fmt: skip
+
+
+def test_a_model_card_of_a_run_whose_derived_values_do_not_fit(tmp_path):
+    out = tmp_path / "numbers"
+    options = dict(max_number=99, embed_size=4, encoder_hidden=4, decoder_hidden=4, n_valid=4,
+                   n_test=4)  # fmt: skip
+    rnnkit.train.train("numbers", options, TrainConfig(steps=1, eval_every=1), out=out,
+                       log=lambda _: None, progress=io.StringIO())  # fmt: skip
+    config = out / "config.json"
+    data = json.loads(config.read_text())
+    data["derived"]["source_chars"] = 3
+    config.write_text(json.dumps(data))
+    _raises(RunFolderError, f"{config}: derived is inconsistent (derived: source_chars must be "
+            "a non-empty string)", rnnkit.train.write_card, out)  # fmt: skip
+
+
+def test_a_batch_that_processes_cannot_share_is_refused():
+    # What torchrun with 3 processes and --batch-size 4 meets before any step.
+    from rnnkit.train import distributed
+
+    ctx = distributed.Context(0, 3, torch.device("cpu"))
+    _raises(ValueError, "--batch-size must be divisible by the number of processes; got 4 "
+            "streams for 3 processes", distributed.rows, ctx, 4)  # fmt: skip

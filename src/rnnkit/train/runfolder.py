@@ -415,7 +415,8 @@ def check_fits(own: dict[str, Tensor], weights: dict[str, Tensor], where: object
         raise RunFolderError(
             f"{where} does not fit the config: missing {missing[:3]}, unknown {unknown[:3]}"
         )
-    for name, value in weights.items():
+    for name in sorted(weights):  # in name order: the same first mismatch on every load
+        value = weights[name]
         if value.shape != own[name].shape:
             raise RunFolderError(
                 f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
