@@ -451,6 +451,53 @@ def test_errors_for_wrong_inputs(graphs: dict[str, Path]) -> None:
     _one_line(e, "takes no lengths", "lengths=True")
 
 
+def test_a_non_finite_input_or_state_is_refused_and_other_real_dtypes_convert(
+    graphs: dict[str, Path], tmp_path: Path
+) -> None:
+    stream = deploy.OnnxStream(graphs["step"], batch_size=2)
+    x = np.zeros((2, I), np.float32)
+    for bad, shown in ((np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")):
+        x[1, 3] = bad
+        with pytest.raises(ValueError) as e:
+            stream.step(x)
+        _one_line(e, "OnnxStream.step: x must be finite", f"got {shown} at index [1, 3]")
+    # float64 past float32's range would become inf in the graph's float32.
+    with pytest.raises(ValueError) as e:
+        stream.step(np.full((2, I), 1e39))
+    _one_line(e, "x must be finite and within float32's range", "got 1e+39 at index [0, 0]")
+    assert stream.state is None and stream.steps == 0  # nothing refused ever ran
+    with pytest.raises(ValueError) as e:
+        stream.state = (np.full((1, 2, H), np.nan, np.float32), np.zeros((1, 2, H), np.float32))
+    _one_line(e, "OnnxStream.state: state h must be finite", "got nan at index [0, 0, 0]")
+    # Any real dtype is read as float32, the graph's own: the same output for the same
+    # values.
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((2, I))
+    ys = []
+    for given in (values.astype(np.float32), values):
+        stream.reset()
+        ys.append(stream.step(given))
+    np.testing.assert_array_equal(ys[0], ys[1])
+    stream.reset()
+    np.testing.assert_array_equal(
+        stream.step(np.arange(2 * I).reshape(2, I)),
+        deploy.OnnxStream(graphs["step"]).step(np.arange(2 * I, dtype=np.float32).reshape(2, I)),
+    )
+    # A sequence: a NaN at a valid step is refused; the padding past a length is not read.
+    xs = np.zeros((3, 2, I), np.float32)
+    xs[2, 1, 0] = np.nan
+    with pytest.raises(ValueError) as e:
+        deploy.run_sequence(graphs["sequence"], xs)
+    _one_line(e, "run_sequence: x must be finite", "got nan at index [2, 1, 0]")
+    layer = rnnkit.LSTM(I, H).eval()
+    path = _export(layer, tmp_path / "seq.onnx", mode="sequence", lengths=True)
+    y, _ = deploy.run_sequence(path, xs, lengths=[3, 2])
+    assert np.isfinite(y).all()
+    with pytest.raises(ValueError) as e:
+        deploy.run_sequence(path, xs, lengths=[3, 3])
+    _one_line(e, "got nan at index [2, 1, 0]")
+
+
 def test_errors_for_wrong_ids_and_sampling(tmp_path: Path) -> None:
     model = _char_lm("lstm")
     path = _export(model, tmp_path / "lm.onnx", mode="step")

@@ -154,16 +154,51 @@ def _as_array(value: Any, what: str, where: str) -> np.ndarray:
 
 
 def _floats(
-    value: Any, shape: str, sizes: Sequence[int | None], what: str, where: str
+    value: Any,
+    shape: str,
+    sizes: Sequence[int | None],
+    what: str,
+    where: str,
+    *,
+    finite: bool = True,
 ) -> np.ndarray:
-    """``value`` as float32 with the given sizes (None: any), or a one-line ValueError."""
+    """``value`` as float32 with the given sizes (None: any), or a one-line ValueError.
+
+    The graphs compute in float32: any real dtype (float64, float16, integers) is accepted
+    and converted, as torch's default dtype would be. With ``finite``, a NaN or an inf is
+    refused, and so is a value past float32's range, which the conversion would make inf.
+    """
     a = _as_array(value, what, where)
     fits = a.ndim == len(sizes) and all(
         s is None or s == n for s, n in zip(sizes, a.shape, strict=True)
     )
     if not fits or a.dtype.kind not in "fiu":
         raise ValueError(f"{where}: {what} must be a float32 array {shape}; got {_describe(a)}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):  # past float32's range: inf, refused below
+        out = np.ascontiguousarray(a, dtype=np.float32)
+    if finite:
+        _check_finite(out, a, what, where)
+    return out
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_finite(
+    x: np.ndarray, given: np.ndarray, what: str, where: str, valid: np.ndarray | None = None
+) -> None:
+    """Refuse a NaN or inf in ``x`` (``given`` cast to float32) where ``valid`` (a mask
+    over its leading axes; default everywhere) holds: the graph would carry it into every
+    later output and state without a word."""
+    bad = ~np.isfinite(x)
+    if valid is not None:
+        bad &= valid.reshape(valid.shape + (1,) * (x.ndim - valid.ndim))
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{where}: {what} must be finite and within float32's range (|value| <= "
+            f"{FLOAT32_MAX:.4g}); got {given[at]} at index {list(at)}"
+        )
 
 
 def _ids(value: Any, shape: str, ndim: int, vocab: int, what: str, where: str) -> np.ndarray:
@@ -359,7 +394,8 @@ def run_sequence(
         x = _ids(x, "(T, B)", 2, _vocab_size(meta), "x", where)
     else:
         I = meta["input_size"]
-        x = _floats(x, f"(T, B, {I})", (None, None, I), "x", where)
+        given = _as_array(x, "x", where)
+        x = _floats(given, f"(T, B, {I})", (None, None, I), "x", where, finite=False)
     T, B = x.shape[:2]
     feed: dict[str, np.ndarray] = {"x": x}
     if meta["lengths"]:
@@ -378,6 +414,9 @@ def run_sequence(
             f"{where}: this graph takes no lengths (exported with lengths=False); got lengths "
             "- export with lengths=True, or leave lengths out"
         )
+    if meta["input_size"] is not None:  # padding past a sequence's length may hold anything
+        valid = np.arange(T)[:, None] < feed.get("lengths", np.full((B,), T))[None, :]
+        _check_finite(x, given, "x", where, valid)
     arrays = _zeros(meta, B) if state is None else _state_arrays(state, meta, B, where)
     feed.update(zip((s["name"] for s in meta["states"]), arrays, strict=True))
     y, *final = session.run(list(meta["outputs"]), feed)
