@@ -445,3 +445,18 @@ def test_tagged_sequences_messages():
         Vocabulary.from_text("ab"),
         ["A", "B"],
     )
+
+
+def test_a_python_install_without_its_standard_library(tmp_path, monkeypatch):
+    # Some minimal Python images ship no .py sources: the default corpora say so.
+    empty = tmp_path / "lib"
+    empty.mkdir()
+    monkeypatch.setattr(corpus, "stdlib_root", lambda: empty)
+    _raises(OSError, f"no .py files under the standard library folder {empty}",
+            corpus.load_corpus)  # fmt: skip
+    (empty / "a.py").write_text("x = 1\n")
+    _raises(OSError, f"the standard library under {empty} has too few .py files for a split "
+            "by file; give --data FILE", tagging.load_stdlib)  # fmt: skip
+    monkeypatch.setitem(__import__("sys").modules, "pydoc_data.topics", None)
+    _raises(OSError, f"no docstrings or help topics under {empty}", corpus.load_corpus,
+            {"kind": "docs"})  # fmt: skip

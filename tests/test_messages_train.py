@@ -264,3 +264,18 @@ def test_a_batch_that_processes_cannot_share_is_refused():
     ctx = distributed.Context(0, 3, torch.device("cpu"))
     _raises(ValueError, "--batch-size must be divisible by the number of processes; got 4 "
             "streams for 3 processes", distributed.rows, ctx, 4)  # fmt: skip
+
+
+def test_run_demo_names_a_device_it_does_not_know():
+    from rnnkit.demo import run_demo
+
+    _raises(ValueError, "--device must be one of auto, cpu, cuda; got 'tpu'", run_demo,
+            device="tpu", steps=1)  # fmt: skip
+
+
+def test_a_config_json_whose_train_fields_do_not_fit(copy):
+    config = copy / "config.json"
+    data = json.loads(config.read_text())
+    config.write_text(json.dumps({**data, "train": {**data["train"], "steps": 0}}))
+    _raises(RunFolderError, f"{config}: train: --steps must be an integer in [1, 1000000000]; "
+            "got 0", rnnkit.load, copy, model=Last())  # fmt: skip
