@@ -38,3 +38,10 @@ def test_quantize_onnx_messages(tmp_path):
     _raises(ValueError, "quantize_onnx: src is already quantized; expected a float graph",
             quantize_onnx, quantized, tmp_path / "q2.onnx")  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.onnx"]
+
+
+def test_native_sequence_graph_needs_an_opset_with_its_operators():
+    from rnnkit.export.onnx_ops import MIN_OPSET, native_sequence_graph
+
+    _raises(ValueError, f"native_sequence_graph: opset must be an int >= {MIN_OPSET}; got 1",
+            native_sequence_graph, rnnkit.GRU(2, 3), lengths=False, opset=1)  # fmt: skip

@@ -50,3 +50,23 @@ def test_a_quantized_layer_takes_the_lengths_of_a_packed_input():
     packed = pack_sequence([torch.randn(3, 2), torch.randn(2, 2)])
     _raises(ValueError, "QuantizedLSTM: lengths must be None for a PackedSequence input; its "
             "lengths are taken from it", lstm, packed, lengths=[3, 2])  # fmt: skip
+
+
+def test_safe_globals_on_a_torch_without_its_context(monkeypatch):
+    # torch < 2.5 has add_safe_globals but no safe_globals context manager.
+    monkeypatch.delattr(torch.serialization, "safe_globals", raising=False)
+    message = (
+        f"rnnkit.safe_globals: torch {torch.__version__} has no torch.serialization.safe_globals "
+        "(torch >= 2.5); expected a newer torch, or call "
+        "torch.serialization.add_safe_globals(rnnkit.safe_globals()) (torch 2.4)"
+    )
+    with pytest.raises(RuntimeError, match=re.escape(message)), rnnkit.safe_globals():
+        pass
+
+
+def test_quantize_dynamic_on_a_torch_without_its_quantized_modules(monkeypatch):
+    # torch.ao quantization is deprecated upstream; a torch that drops it is named.
+    monkeypatch.setitem(__import__("sys").modules, "torch.ao.nn.quantized", None)
+    version = torch.__version__
+    message = f"quantize_dynamic: needs torch.ao.nn.quantized.dynamic; got torch {version}"
+    _raises(ImportError, f"{message} without it", rnnkit.quantize_dynamic, rnnkit.LSTM(2, 3))
