@@ -157,3 +157,19 @@ def test_export_without_the_export_extra(capsys, monkeypatch, numbers_run):
         "rnnkit export: error: rnnkit export needs the export extra (pip install "
         "'rnnkit[export]'): "
     ), err
+
+
+def test_export_run_dir_and_out(capsys, tmp_path, numbers_run):
+    assert _refused(capsys, ["export", str(tmp_path)], tmp_path) == (
+        f"rnnkit export: error: RUN_DIR must be a run folder with a config.json; got {tmp_path}"
+    )
+    assert _refused(capsys, ["export", str(numbers_run), "--out", ""], numbers_run) == (
+        "rnnkit export: error: --out: expected a file name; got an empty string"
+    )
+
+
+def test_generate_from_a_run_that_is_no_language_model(capsys, numbers_run):
+    assert _refused(capsys, ["generate", str(numbers_run)], numbers_run) == (
+        f"rnnkit generate: error: {numbers_run} is not a language-model run (rnnkit generate "
+        "samples text)"
+    )

@@ -62,3 +62,26 @@ def test_lstm_example_sequence_messages():
             parse_sequence, "0.3,X")  # fmt: skip
     _raises(ValueError, "lstm_example: sequence step 0 has value 2; expected one in [-1, 1]",
             parse_sequence, "S2")  # fmt: skip
+
+
+def test_cell_names_each_experiment_does_not_know():
+    from rnnkit.explain.rnn_loop import run_rnn_loop
+
+    _raises(ValueError, "bidirectional: cell must be one of ", run_bidirectional, cell="tcn")
+    _raises(ValueError, "rnn-loop: cell must be one of ", run_rnn_loop, cell="tcn")
+    _raises(ValueError, "draw: cell must be one of rnn, ", build, "rnn", cell="tcn")
+    _raises(ValueError, "compare: scaling lengths must be >= 1; got (0, 4)", run_compare,
+            scaling_lengths=(0, 4))  # fmt: skip
+
+
+def test_analyse_gates_text_and_layer():
+    from rnnkit.data.vocab import Vocabulary
+    from rnnkit.explain.gates import analyse_gates
+    from rnnkit.models.lm import CharLM, CharLMConfig
+
+    vocab = Vocabulary.from_text("ab")
+    model = CharLM(CharLMConfig(len(vocab), num_layers=1, hidden_size=4, embed_size=2), vocab)
+    _raises(ValueError, "analyse_gates: text must have at least 2 characters; got 1",
+            analyse_gates, model, "a")  # fmt: skip
+    _raises(ValueError, "analyse_gates: layer must lie in [0, 0]; got 1", analyse_gates, model,
+            "abab", layer=1)  # fmt: skip

@@ -70,3 +70,14 @@ def test_quantize_dynamic_on_a_torch_without_its_quantized_modules(monkeypatch):
     version = torch.__version__
     message = f"quantize_dynamic: needs torch.ao.nn.quantized.dynamic; got torch {version}"
     _raises(ImportError, f"{message} without it", rnnkit.quantize_dynamic, rnnkit.LSTM(2, 3))
+
+
+def test_forget_bias_must_be_a_number():
+    _raises(TypeError, "LSTMCell: forget_bias must be a number; got '1'", rnnkit.LSTMCell, 2, 3,
+            forget_bias="1")  # fmt: skip
+
+
+def test_stream_inputs_must_be_tensors():
+    stream = rnnkit.Stream(rnnkit.GRU(2, 3))
+    _raises(TypeError, "Stream: chunk must be a torch.Tensor; got list", stream, [[1.0, 2.0]])
+    _raises(TypeError, "Stream: x must be a torch.Tensor; got list", stream.step, [1.0, 2.0])

@@ -279,3 +279,22 @@ def test_a_config_json_whose_train_fields_do_not_fit(copy):
     config.write_text(json.dumps({**data, "train": {**data["train"], "steps": 0}}))
     _raises(RunFolderError, f"{config}: train: --steps must be an integer in [1, 1000000000]; "
             "got 0", rnnkit.load, copy, model=Last())  # fmt: skip
+
+
+def test_run_demo_names_a_precision_it_does_not_know():
+    from rnnkit.demo import run_demo
+
+    _raises(ValueError, "--precision must be one of fp32, bf16, fp16; got 'fp8'", run_demo,
+            precision="fp8", steps=1)  # fmt: skip
+
+
+def test_weights_that_became_non_finite_are_not_saved(tmp_path):
+    def poison(trainer):
+        with torch.no_grad():
+            next(trainer.model.parameters()).fill_(float("nan"))
+
+    out = tmp_path / "run"
+    _raises(rnnkit.train.TrainingDivergedError, "the weights became non-finite at step 2; they "
+            "are not saved; the last checkpoint (step 0) is kept", rnnkit.fit, Last(),
+            DataLoader(DATA, batch_size=4), out=out, on_step=poison, **_quiet())  # fmt: skip
+    assert not (out / "model.safetensors").exists()
