@@ -85,3 +85,11 @@ def test_analyse_gates_text_and_layer():
             analyse_gates, model, "a")  # fmt: skip
     _raises(ValueError, "analyse_gates: layer must lie in [0, 0]; got 1", analyse_gates, model,
             "abab", layer=1)  # fmt: skip
+
+
+def test_rnn_loop_windows_longer_than_the_text():
+    from rnnkit.explain.rnn_loop import unigram_perplexity
+
+    ids = torch.tensor([0, 1, 2])
+    _raises(ValueError, "rnn-loop: seq_len must be shorter than the text; got seq_len=3 for 3 "
+            "words", unigram_perplexity, ids, ids, 3, 3)  # fmt: skip

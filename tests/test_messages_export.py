@@ -45,3 +45,11 @@ def test_native_sequence_graph_needs_an_opset_with_its_operators():
 
     _raises(ValueError, f"native_sequence_graph: opset must be an int >= {MIN_OPSET}; got 1",
             native_sequence_graph, rnnkit.GRU(2, 3), lengths=False, opset=1)  # fmt: skip
+
+
+def test_step_mode_of_a_model_that_answers_after_the_sequence():
+    from rnnkit.tasks.classify import SequenceClassifier
+
+    _raises(ValueError, "export_onnx: mode='step' needs an output at every step; a classifier "
+            "answers after the whole sequence - export mode='sequence' instead (rnnkit export "
+            "--mode sequence)", export_onnx, SequenceClassifier(3, 4), mode="step")  # fmt: skip

@@ -81,3 +81,11 @@ def test_stream_inputs_must_be_tensors():
     stream = rnnkit.Stream(rnnkit.GRU(2, 3))
     _raises(TypeError, "Stream: chunk must be a torch.Tensor; got list", stream, [[1.0, 2.0]])
     _raises(TypeError, "Stream: x must be a torch.Tensor; got list", stream.step, [1.0, 2.0])
+
+
+def test_chrono_init_and_recurrent_dropout_need_what_the_cell_has():
+    _raises(ValueError, "GRUCell: chrono_init needs bias=True; got bias=False", rnnkit.GRUCell,
+            2, 3, bias=False, chrono_init=10)  # fmt: skip
+    _raises(ValueError, "MinGRUCell: recurrent_dropout needs a recurrent product W_hh h^(t-1), "
+            "which this cell does not have; got recurrent_dropout=0.1", rnnkit.MinGRUCell, 2, 3,
+            recurrent_dropout=0.1)  # fmt: skip
