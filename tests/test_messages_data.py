@@ -80,15 +80,37 @@ def test_vocabulary_messages():
 
 
 def test_task_generator_messages():
-    _raises(ValueError, "adding_problem: length must be >= 2; got 1", tasks.adding_problem, 2, 1)
-    _raises(ValueError, "copy_memory: length must be >= 1; got 0", tasks.copy_memory, 2, 0)
-    _raises(
-        ValueError,
-        "selective_copy: length must be >= n_tokens = 16; got 8",
-        tasks.selective_copy,
-        2,
-        8,
-    )
+    _raises(ValueError, "adding_problem: length must be an integer >= 2; got 1",
+            tasks.adding_problem, 2, 1)  # fmt: skip
+    _raises(ValueError, "copy_memory: length must be an integer >= 1; got 0", tasks.copy_memory,
+            2, 0)  # fmt: skip
+    _raises(ValueError, "selective_copy: length must be an integer >= n_tokens = 16; got 8",
+            tasks.selective_copy, 2, 8)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        # torch failed on each with a message naming none of the arguments
+        (lambda: tasks.adding_problem(-1, 5), "adding_problem: batch must be an integer >= 0; "
+         "got -1"),
+        (lambda: tasks.adding_problem(2, 2.5), "adding_problem: length must be an integer >= 2; "
+         "got 2.5"),
+        (lambda: tasks.copy_memory(2, 3, n_copy=0), "copy_memory: n_copy must be an integer >= "
+         "1; got 0"),
+        (lambda: tasks.copy_memory(2, 3, n_symbols=0), "copy_memory: n_symbols must be an "
+         "integer >= 1; got 0"),
+        (lambda: tasks.selective_copy(2, 20, vocab=2), "selective_copy: vocab must be an "
+         "integer >= 3; got 2"),
+        (lambda: tasks.selective_copy(2, 20, n_tokens=0), "selective_copy: n_tokens must be an "
+         "integer >= 1; got 0"),
+        (lambda: tasks.selective_copy(2, 20.0, n_tokens=4), "selective_copy: length must be an "
+         "integer >= n_tokens = 4; got 20.0"),
+    ],
+)  # fmt: skip
+def test_task_generators_check_their_sizes(call, message):
+    _raises(ValueError, message, call)
+    assert tasks.adding_problem(0, 4)[0].shape == (4, 0, 2)  # an empty batch stays allowed
 
 
 # ---- corpus ---------------------------------------------------------------------------

@@ -21,8 +21,7 @@ def adding_problem(
     Returns:
         x (T, B, 2): value and marker per step; y (B,) the target sum.
     """
-    if length < 2:
-        raise ValueError(f"adding_problem: length must be >= 2; got {length}")
+    _sizes("adding_problem", batch=(batch, 0), length=(length, 2))
     values = torch.rand(length, batch, generator=generator)
     half = length // 2
     first = torch.randint(0, half, (batch,), generator=generator)
@@ -54,8 +53,10 @@ def copy_memory(
     Returns:
         x, y (T + 2·n_copy, B) token ids; vocabulary size n_symbols + 2.
     """
-    if length < 1:
-        raise ValueError(f"copy_memory: length must be >= 1; got {length}")
+    _sizes(
+        "copy_memory", batch=(batch, 0), length=(length, 1), n_symbols=(n_symbols, 1),
+        n_copy=(n_copy, 1),
+    )  # fmt: skip
     symbols = torch.randint(1, n_symbols + 1, (n_copy, batch), generator=generator)
     total = length + 2 * n_copy
     x = torch.zeros(total, batch, dtype=torch.long)
@@ -92,8 +93,12 @@ def selective_copy(
         x (length + n_tokens, B) ids; y (n_tokens, B) the data tokens, answered over the
         last n_tokens steps.
     """
-    if length < n_tokens:
-        raise ValueError(f"selective_copy: length must be >= n_tokens = {n_tokens}; got {length}")
+    # vocab - 1 is the marker and 0 the noise: ids 1..vocab-2 hold at least one data token.
+    _sizes("selective_copy", batch=(batch, 0), n_tokens=(n_tokens, 1), vocab=(vocab, 3))
+    if isinstance(length, bool) or not isinstance(length, int) or length < n_tokens:
+        raise ValueError(
+            f"selective_copy: length must be an integer >= n_tokens = {n_tokens}; got {length!r}"
+        )
     data = torch.randint(1, vocab - 1, (n_tokens, batch), generator=generator)
     # Random distinct positions per sample, kept in order.
     scores = torch.rand(length, batch, generator=generator)
@@ -102,3 +107,12 @@ def selective_copy(
     x.scatter_(0, positions, data)
     x[length:] = vocab - 1
     return x, data
+
+
+def _sizes(owner: str, **sizes: tuple[object, int]) -> None:
+    """Refuse a size that is not an integer at least its bound: torch would fail later
+    with a message naming none of the arguments (or, for a batch of -1, a negative
+    dimension)."""
+    for name, (value, low) in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{owner}: {name} must be an integer >= {low}; got {value!r}")
