@@ -229,6 +229,10 @@ def test_tbptt_messages():
             windows(iter([torch.zeros(4, 1)]), 0))  # fmt: skip
     _raises(ValueError, "StreamWindows: ids must be 1-D; got shape (2, 5)", StreamWindows,
             torch.zeros(2, 5, dtype=torch.long), 1, 2)  # fmt: skip
+    _raises(ValueError, "StreamWindows: batch_size must be a positive integer; got 0",
+            StreamWindows, torch.zeros(50, dtype=torch.long), 0, 4)  # fmt: skip
+    _raises(ValueError, "StreamWindows: seq_len must be a positive integer; got 0",
+            StreamWindows, torch.zeros(50, dtype=torch.long), 2, 0)  # fmt: skip
     _raises(ValueError, "the text is too short for one window: 5 characters cannot fill "
             "batch_size 2 streams of seq_len 4 (need at least 9)", StreamWindows,
             torch.zeros(5, dtype=torch.long), 2, 4)  # fmt: skip
@@ -239,8 +243,20 @@ def test_bits_per_char_messages():
     model = CharLM(CharLMConfig(len(vocab), num_layers=1, hidden_size=4, embed_size=2), vocab)
     _raises(ValueError, "the text has 1 character(s); at least 2 are needed to score one",
             bits_per_char, model, torch.tensor([1]))  # fmt: skip
-    _raises(ValueError, "reset_every must be a positive integer; got 0", bits_per_char, model,
-            torch.tensor([1, 2, 1]), reset_every=0)  # fmt: skip
+    ids = torch.tensor([1, 2, 1])
+    _raises(ValueError, "bits_per_char: reset_every must be a positive integer; got 0",
+            bits_per_char, model, ids, reset_every=0)  # fmt: skip
+    # A batch_size or seq_len of 0 ended in a ZeroDivisionError or range()'s own message.
+    _raises(ValueError, "bits_per_char: batch_size must be a positive integer; got 0",
+            bits_per_char, model, ids, batch_size=0)  # fmt: skip
+    _raises(ValueError, "bits_per_char: seq_len must be a positive integer; got 0",
+            bits_per_char, model, ids, seq_len=0)  # fmt: skip
+    _raises(TypeError, "bits_per_char: reset_every must be a positive integer; got 2.5",
+            bits_per_char, model, ids, reset_every=2.5)  # fmt: skip
+    _raises(TypeError, "bits_per_char: ids must be a torch.Tensor; got list", bits_per_char,
+            model, [1, 2, 1])  # fmt: skip
+    _raises(ValueError, "bits_per_char: ids must be 1-D (N,); got shape (1, 3)", bits_per_char,
+            model, ids[None])  # fmt: skip
 
 
 def test_a_model_card_of_a_run_whose_derived_values_do_not_fit(tmp_path):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit import _checks
 from rnnkit.models.lm import CharLM
 from rnnkit.train.tbptt import truncated_bptt
 
@@ -35,10 +36,15 @@ def bits_per_char(
     model then never sees more than K characters of context, and the rise in bpc
     measures how much it gains from the older context (its memory).
     """
+    # Checked here: a batch_size or seq_len of 0 ended in a ZeroDivisionError or range()'s
+    # error, naming neither argument.
+    batch_size = _checks.positive_int("bits_per_char", "batch_size", batch_size)
+    seq_len = _checks.positive_int("bits_per_char", "seq_len", seq_len)
+    ids = _checks.tensor_arg("bits_per_char", "ids", ids)
+    if ids.dim() != 1:
+        raise ValueError(f"bits_per_char: ids must be 1-D (N,); got shape {tuple(ids.shape)}")
     if reset_every is not None:
-        if reset_every <= 0:
-            raise ValueError(f"reset_every must be a positive integer; got {reset_every}")
-        seq_len = reset_every
+        seq_len = _checks.positive_int("bits_per_char", "reset_every", reset_every)
     N = ids.numel()
     if N < 2:
         raise ValueError(f"the text has {N} character(s); at least 2 are needed to score one")

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from rnnkit import _checks
+
 S = TypeVar("S")
 
 
@@ -89,6 +91,9 @@ class StreamWindows:
     ) -> None:
         if ids.dim() != 1:
             raise ValueError(f"StreamWindows: ids must be 1-D; got shape {tuple(ids.shape)}")
+        # A batch_size or seq_len of 0 ended in a ZeroDivisionError naming neither.
+        batch_size = _checks.positive_int("StreamWindows", "batch_size", batch_size)
+        seq_len = _checks.positive_int("StreamWindows", "seq_len", seq_len)
         N, B, T = ids.numel(), batch_size, seq_len
         n = (N - 1) // B  # steps per stream; +1 below for the last target
         if n < T:
