@@ -46,11 +46,35 @@ def test_char_lm_messages():
             CharLM, CharLMConfig(5), Vocabulary.from_text("ab"))  # fmt: skip
     _raises(ValueError, "CharLM: ids must be a (T, B) long tensor; got torch.float32 tensor of "
             "shape (2, 1)", lm, torch.zeros(2, 1))  # fmt: skip
-    _raises(ValueError, "length must be >= 0; got -1", next, lm.sample("a", -1))
-    _raises(ValueError, "temperature must be >= 0; got -0.5", next,
+    _raises(ValueError, "CharLM.sample: length must be a non-negative integer; got -1", next,
+            lm.sample("a", -1))  # fmt: skip
+    _raises(ValueError, "CharLM.sample: temperature must be a number >= 0; got -0.5", next,
             lm.sample("a", 2, temperature=-0.5))  # fmt: skip
-    _raises(ValueError, "top_k must be a positive integer; got 0", next,
+    _raises(ValueError, "CharLM.sample: top_k must be a positive integer; got 0", next,
             lm.sample("a", 2, top_k=0))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        # Each ended in Python's or the fused loop's own TypeError, naming no argument.
+        ({"length": 2.5}, TypeError, "CharLM.sample: length must be a non-negative integer; "
+         "got 2.5"),
+        ({"temperature": "x"}, ValueError, "CharLM.sample: temperature must be a number >= 0; "
+         "got 'x'"),
+        ({"top_k": 2.5}, TypeError, "CharLM.sample: top_k must be a positive integer; got 2.5"),
+        ({"prompt": 3}, TypeError, "CharLM.sample: prompt must be a str; got int"),
+    ],
+)  # fmt: skip
+def test_char_lm_sample_checks_its_argument_types(kwargs, error, message):
+    _raises(error, message, lambda: list(_lm().sample(**{"length": 2, **kwargs})))
+
+
+def test_char_lm_config_checks_number_types():
+    # float("x") said "could not convert string to float", naming no field.
+    _raises(ValueError, "dropout must lie in [0, 1); got 'x'", CharLMConfig, 3, dropout="x")
+    _raises(ValueError, "forget_bias must be a number; got 'x'", CharLMConfig, 3,
+            forget_bias="x")  # fmt: skip
 
 
 # ---- seq2seq --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rnnkit import _checks
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.layers import GRU, LSTM, RNN, MinGRU, MinLSTM
 from rnnkit.layers.base import LayerState, RecurrentLayer
@@ -61,12 +62,14 @@ class CharLMConfig:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be at least 2; got {self.vocab_size}")
-        if not 0.0 <= float(self.dropout) < 1.0:
+        if not _is_number(self.dropout) or not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1); got {self.dropout!r}")
         self.dropout = float(self.dropout)
         if self.forget_bias is not None:
             if self.cell == "rnn":
                 raise ValueError("forget_bias needs a gated cell (lstm or gru); got cell 'rnn'")
+            if not _is_number(self.forget_bias):
+                raise ValueError(f"forget_bias must be a number; got {self.forget_bias!r}")
             self.forget_bias = float(self.forget_bias)
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,12 +150,17 @@ class CharLM(nn.Module):
         :class:`rnnkit.Stream` step per character; both pick by the same rule
         (:func:`rnnkit.models._sampling.pick_index`) from the same uniforms.
         """
-        if length < 0:
-            raise ValueError(f"length must be >= 0; got {length}")
-        if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0; got {temperature}")
-        if top_k is not None and top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer; got {top_k}")
+        # Checked before the loop: a float length, a string temperature or a float top_k
+        # ended in Python's or the fused loop's own TypeError, naming no argument.
+        if not isinstance(prompt, str):
+            raise TypeError(f"CharLM.sample: prompt must be a str; got {type(prompt).__name__}")
+        _checks.non_negative_int("CharLM.sample", "length", length)
+        if not _is_number(temperature) or not temperature >= 0:
+            raise ValueError(
+                f"CharLM.sample: temperature must be a number >= 0; got {temperature!r}"
+            )
+        if top_k is not None:
+            _checks.positive_int("CharLM.sample", "top_k", top_k)
         was_training = self.training
         self.eval()
         try:
@@ -188,3 +196,7 @@ class CharLM(nn.Module):
                     last = self.head(stream.step(e))[0]  # (V,)
         finally:
             self.train(was_training)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
