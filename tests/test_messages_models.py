@@ -131,3 +131,32 @@ def test_seq2seq_model_and_decoder_messages():
             lengths, 4, beam=0)  # fmt: skip
     _raises(ValueError, "sample: temperature must be > 0; got 0", sample, model, src, lengths,
             4, temperature=0)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        # Compared as given, each ended in Python's own TypeError, naming no field.
+        (lambda: NumbersTask(valid_fraction="x"), ValueError,
+         "numbers task: valid_fraction must lie in (0, 0.5); got 'x'"),
+        (lambda: NumbersTask(min_number="x"), TypeError,
+         "numbers task: min_number must be an integer; got 'x'"),
+        (lambda: NumbersTask(max_number=9.5), TypeError,
+         "numbers task: max_number must be an integer; got 9.5"),
+        (lambda: Seq2SeqConfig(6, 6, dropout="x"), ValueError,
+         "Seq2SeqConfig: dropout must lie in [0, 1); got 'x'"),
+        (lambda: Seq2SeqConfig.from_dict([1]), TypeError,
+         "Seq2SeqConfig: expected a JSON object; got list"),
+    ],
+)  # fmt: skip
+def test_seq2seq_settings_of_the_wrong_type(call, error, message):
+    _raises(error, message, call)
+
+
+def test_decoders_check_their_argument_types():
+    model = Seq2Seq(Seq2SeqConfig(6, 6, embed_size=2, encoder_hidden=4, decoder_hidden=4))
+    src, lengths = torch.ones(3, 2, dtype=torch.long), torch.tensor([3, 3])
+    _raises(TypeError, "beam_search: beam must be an integer >= 1; got 2.0", beam_search, model,
+            src, lengths, 4, beam=2.0)  # fmt: skip
+    _raises(TypeError, "sample: temperature must be a number > 0; got 'x'", sample, model, src,
+            lengths, 4, temperature="x")  # fmt: skip

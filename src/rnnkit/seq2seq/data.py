@@ -120,6 +120,12 @@ class NumbersTask:
                 f"numbers task: direction must be one of {', '.join(DIRECTIONS)}; "
                 f"got {self.direction!r}"
             )
+        for name in ("min_number", "max_number", "split_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                # Compared as they were, a string or float ended in Python's own TypeError
+                # (or in range() deep in sampling), naming no field.
+                raise TypeError(f"numbers task: {name} must be an integer; got {value!r}")
         if not 0 <= self.min_number <= self.max_number:
             raise ValueError(
                 "numbers task: the range must satisfy 0 <= min_number <= max_number; "
@@ -127,8 +133,12 @@ class NumbersTask:
             )
         for name in ("valid_fraction", "test_fraction"):
             value = getattr(self, name)
-            if not 0.0 < value < 0.5:
-                raise ValueError(f"numbers task: {name} must lie in (0, 0.5); got {value}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value < 0.5
+            ):
+                raise ValueError(f"numbers task: {name} must lie in (0, 0.5); got {value!r}")
 
     # ---- texts ------------------------------------------------------------------------
 

@@ -106,6 +106,8 @@ def sample(
     generator: torch.Generator | None = None,
 ) -> list[Decoded]:
     """Draw each token from softmax(logits / temperature); lower is closer to greedy."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"sample: temperature must be a number > 0; got {temperature!r}")
     if not temperature > 0:
         raise ValueError(f"sample: temperature must be > 0; got {temperature}")
 
@@ -137,6 +139,8 @@ def beam_search(
     finished or ``max_len`` steps have run. The final choice divides by the length
     penalty with exponent ``alpha``. With ``beam=1`` this is exactly greedy decoding.
     """
+    if isinstance(beam, bool) or not isinstance(beam, int):
+        raise TypeError(f"beam_search: beam must be an integer >= 1; got {beam!r}")
     if beam < 1:
         raise ValueError(f"beam_search: beam must be >= 1; got {beam}")
     model.eval()

@@ -87,11 +87,14 @@ class Seq2SeqConfig:
                 raise TypeError(f"Seq2SeqConfig: {f.name} must be an integer; got {value!r}")
             if f.type == "int" and value <= 0:
                 raise ValueError(f"Seq2SeqConfig: {f.name} must be positive; got {value}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"Seq2SeqConfig: dropout must lie in [0, 1); got {self.dropout}")
+        number = isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+        if not number or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"Seq2SeqConfig: dropout must lie in [0, 1); got {self.dropout!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Seq2SeqConfig:
+        if not isinstance(data, dict):
+            raise TypeError(f"Seq2SeqConfig: expected a JSON object; got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
