@@ -679,6 +679,43 @@ def test_the_onnx_forecaster_refuses_another_graph(tmp_path: Path) -> None:
         forecaster_free.push(float("nan"))
 
 
+def test_forecast_values_whose_scaling_overflows_are_refused_not_nan(tmp_path: Path) -> None:
+    """Values near 1e308 overflowed the running sums that scale a series (2e308 is inf) and
+    every forecast came back NaN; now they are refused, and nothing changes."""
+    from rnnkit.tasks.forecast import ForecastConfig, ForecastModel, OnlineForecaster, forecast
+
+    torch.manual_seed(0)
+    model = ForecastModel(ForecastConfig(horizon=2, hidden_size=4)).eval()
+    path = tmp_path / "forecast-step.onnx"
+    export_onnx(model, path, mode="step")
+    message = r"must be of magnitude at most 1e\+300 .*; got 1e\+308"
+    with pytest.raises(ValueError, match="series 1, value 2: a forecast value " + message):
+        forecast(model, [[1.0, 1e308, 1e308]])
+    online, onnx = OnlineForecaster(model, [1.0, 2.0]), deploy.OnnxForecaster(path, [1.0, 2.0])
+    before = (online.forecast, onnx.forecast)
+    with pytest.raises(ValueError, match="OnlineForecaster, value 1: a forecast value " + message):
+        online.extend([1e308])
+    with pytest.raises(ValueError, match="OnnxForecaster: a forecast value " + message):
+        onnx.update(1e308)
+    assert (online.seen, onnx.seen) == (2, 2) and (online.forecast, onnx.forecast) == before
+    with pytest.raises(ValueError, match=message.replace("1e\\+308", "-1e\\+301")):
+        deploy.OnnxForecaster(path, [-1e301])
+    # At the bound the forecasts are finite numbers of that size.
+    for f in (forecast(model, [[1e300, -1e300] * 5])[0], online.extend([1e300, -1e300] * 5)):
+        assert np.all(np.isfinite(f.lower)) and np.all(np.isfinite(f.upper))
+        assert 1e299 < np.abs(f.mean).max() < 1e301
+    # A sum of magnitudes past float64's range (only ~10^8 values at the bound reach it)
+    # is refused whole, before any value is taken.
+    features = deploy.ForecastFeatures(1, 1, 2)
+    features.push(1.0)
+    features.cum[-1] = float(np.finfo(np.float64).max)  # as if after 1.8e8 values of 1e300
+    with pytest.raises(ValueError, match=r"must sum to a finite number .*at value 2$"):
+        features.check([1e300])
+    with pytest.raises(ValueError, match=r"must sum to a finite number .*at value 2$"):
+        features.push(1e300)
+    assert features.t == 0 and features.cum[-1] == np.finfo(np.float64).max
+
+
 def test_the_onnx_forecaster_refuses_values_that_are_not_numbers(tmp_path: Path) -> None:
     """float() read "12" as twelve and a string history as one value per character; a
     list or None failed inside float() naming no argument; "no" switched recalibration on."""

@@ -186,3 +186,47 @@ def test_lines_end_only_at_newlines_and_carriage_returns(tmp_path: Path) -> None
     text = "a\u2028b,c\n1,2\n3,x\n"
     message = refused(write(tmp_path, "ls.csv", text))
     assert "ls.csv, line 3:" in message
+
+
+# ---- values too large to forecast ----------------------------------------------------------
+
+
+def test_a_value_too_large_to_forecast_is_refused_naming_file_series_and_value(
+    tmp_path: Path,
+) -> None:
+    """Near 1e308 the running sums that scale a series overflow, and every forecast was
+    NaN; a missing value between -1e308 and 1e308 was interpolated as inf."""
+    message = refused(write(tmp_path, "big.csv", "week,a,b\n0,1,2\n1,3,1e308\n2,5,4\n"))
+    assert (
+        "big.csv: value 2 of series 'b' is 1e+308; expected a magnitude of at most 1e+300"
+    ) in message
+    message = refused(write(tmp_path, "neg.csv", "id,value\ns,-1e301\ns,\ns,1e301\n"))
+    assert "value 1 of series 's' is -1e+301" in message
+    message = refused(write(tmp_path, "big.tsf", TSF_HEAD + "S1:1,2,1e308\n"))
+    assert "value 3 of series 'S1' is 1e+308" in message
+    data = read_series(write(tmp_path, "edge.csv", "x\n-1e300\nNA\n1e300\n"))
+    assert data.values == [[-1e300, 0.0, 1e300]]  # at the bound: read, and filled finite
+
+
+def test_the_forecast_command_refuses_such_a_file_in_one_line(tmp_path: Path, capsys) -> None:
+    import io
+
+    from rnnkit.cli import main
+    from rnnkit.train import TrainConfig, train
+
+    rows = "\n".join(f"{t},{20 + t % 4 + t / 10:.2f},{30 - t % 3:.2f}" for t in range(30))
+    good = write(tmp_path, "good.csv", f"week,a,b\n{rows}\n")
+    run = tmp_path / "run"
+    options = {"horizon": 2, "seasonality": 1, "hidden_size": 4, "batch_size": 2, "context": 6}
+    train("forecast", {**options, "data": str(good)}, TrainConfig(steps=2, eval_every=2, threads=1),
+          out=run, log=lambda _: None, progress=io.StringIO())  # fmt: skip
+    big = write(tmp_path, "big.csv", "week,a,b\n0,1,2\n1,3,1e308\n2,5,4\n")
+    out = tmp_path / "f.csv"
+    capsys.readouterr()
+    assert main(["forecast", str(run), "--data", str(big), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not out.exists()
+    assert captured.err == (
+        f"rnnkit forecast: error: {big}: value 2 of series 'b' is 1e+308; expected a magnitude "
+        "of at most 1e+300 (the sums that scale a series overflow past it)\n"
+    )

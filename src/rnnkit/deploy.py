@@ -517,10 +517,18 @@ class Forecast(NamedTuple):
     upper: np.ndarray  # (h,)  the 90 % quantile
 
 
+# The largest magnitude of a value a forecaster takes. A series is scaled by running sums
+# of its values and of their changes (the sums of up to 10^8 values at 1e300 stay below
+# float64's 1.8e308) and a forecast adds the unit times the model's outputs to the anchor:
+# near 1e308 these overflow to inf and the forecast comes back NaN.
+FORECAST_MAX = 1e300
+
+
 def forecast_value(value: object, what: str) -> float:
-    """``value`` as a float, refused unless it is one finite real number: ``float`` would
-    read a string ("12") as a number, and a NaN or inf would spread through the running
-    sums into every later forecast."""
+    """``value`` as a float, refused unless it is one finite real number of magnitude at
+    most :data:`FORECAST_MAX`: ``float`` would read a string ("12") as a number, and a NaN
+    or inf would spread through the running sums into every later forecast, as a value
+    whose sums overflow would."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{what}: a forecast value must be a number; got the string {value!r}")
     try:
@@ -531,6 +539,11 @@ def forecast_value(value: object, what: str) -> float:
         ) from None
     if not math.isfinite(y):
         raise ValueError(f"{what}: a forecast value must be a finite number; got {value!r}")
+    if abs(y) > FORECAST_MAX:
+        raise ValueError(
+            f"{what}: a forecast value must be of magnitude at most {FORECAST_MAX:g} (the sums "
+            f"that scale a series overflow past it); got {y:g}"
+        )
     return y
 
 
@@ -578,6 +591,7 @@ class ForecastFeatures:
     def push(self, value: float) -> tuple[np.ndarray, np.ndarray, float]:
         """The inputs, anchors and unit of the step that ``value`` ends."""
         y = forecast_value(value, "value")
+        self.check([y])  # before anything changes
         self.t += 1
         t, m = self.t, self.m
         self.cum.append(self.cum[-1] + abs(y))
@@ -619,6 +633,16 @@ class ForecastFeatures:
         x = np.array([y / s, diff1 / d, diffm / d, math.log(d / s), 1.0 / (t + 1), (y - level) / d])
         return x.clip(-CLIP, CLIP).astype(np.float32), anchor, d
 
+    def check(self, values: Sequence[float]) -> None:
+        """Refuse ``values`` (numbers :func:`forecast_value` took) whose running sum of
+        magnitudes would overflow once pushed: checked before any is, so that a batch is
+        taken whole or not at all."""
+        total = self.cum[-1]
+        for k, v in enumerate(values):
+            total += abs(v)
+            if not math.isfinite(total):
+                raise ValueError(sum_overflow(self.t + 2 + k))
+
     def _climatology(self, y: float) -> np.ndarray:
         """Each step ahead's season mean so far (its phase's values up to t: the latest of
         them is t+1+k - m(k//m + 1), as seasonal naive's) plus DAMPING^k times y_t's
@@ -627,6 +651,14 @@ class ForecastFeatures:
         j = np.array([t + 1 + k - m * (k // m + 1) for k in range(self.h)])
         mean = np.array([self.phase_sums[i % m] for i in j]) / (j // m + 1)
         return mean + self.damping * (y - self.phase_sums[t % m] / (t // m + 1))
+
+
+def sum_overflow(n: int) -> str:
+    """Why a series of ``n`` values cannot be scaled: the sum of their magnitudes overflows."""
+    return (
+        f"the magnitudes of a series' values must sum to a finite number (below 1.8e308) "
+        f"to scale it; got a sum past it at value {n}"
+    )
 
 
 def scaled(f: Forecast, c: float) -> Forecast:

@@ -159,9 +159,20 @@ def _finish(
     path: str,
     **kw: Any,
 ) -> SeriesSet:
-    """Fill the gaps of every series; refuse a series without any value."""
+    """Fill the gaps of every series; refuse a series without any value, or with one too
+    large to forecast."""
+    from rnnkit.deploy import FORECAST_MAX  # deploy.py stands alone: it cannot import this
+
     values, filled, dropped = [], 0, 0
     for name, series in zip(names, raw, strict=True):
+        for k, value in enumerate(series, 1):
+            # Before the gaps are filled: interpolating between -1e308 and 1e308 overflows.
+            if value is not None and abs(value) > FORECAST_MAX:
+                raise ValueError(
+                    f"{path}: value {k} of series {name!r} is {value:g}; expected a magnitude "
+                    f"of at most {FORECAST_MAX:g} (the sums that scale a series overflow past "
+                    "it)"
+                )
         v, f, d = fill_missing(series)
         if not v:
             raise ValueError(f"{path}: series {name!r} has no values (all missing)")

@@ -74,6 +74,7 @@ from rnnkit.deploy import (
     outside,
     recalibration_options,
     scaled,
+    sum_overflow,
 )
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import MemberLinear, Members
@@ -306,7 +307,10 @@ def prepare_series(y: Sequence[float] | np.ndarray, config: ForecastConfig) -> P
     y = np.asarray(y, dtype=np.float64)
     n, m, w, h = len(y), config.seasonality, config.scale_window, config.horizon
     t = np.arange(n)
-    c = np.concatenate([[0.0], np.cumsum(np.abs(y))])
+    with np.errstate(over="ignore"):  # an overflow is refused just below
+        c = np.concatenate([[0.0], np.cumsum(np.abs(y))])
+    if n and not np.isfinite(c[-1]):  # the scales below would be inf, the forecasts NaN
+        raise ValueError(sum_overflow(int(np.argmin(np.isfinite(c)))))
     cs = np.concatenate([[0.0], np.cumsum(y)])
     lo = np.maximum(0, t - w + 1)
     s = (c[t + 1] - c[lo]) / (t + 1 - lo)
@@ -653,6 +657,7 @@ class OnlineForecaster:
         Values that are not all finite numbers are refused, and nothing changes."""
         start = self.seen
         values = finite(values, "OnlineForecaster", "values")  # checked before any update
+        self.steps.check(values)
         rows = [self.steps.push(v) for v in values]
         if not rows:
             return self.forecast
