@@ -482,3 +482,14 @@ def test_a_python_install_without_its_standard_library(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pydoc_data.topics", None)
     _raises(OSError, f"no docstrings or help topics under {empty}", corpus.load_corpus,
             {"kind": "docs"})  # fmt: skip
+
+
+def test_vocabulary_names_text_that_is_no_string():
+    # An int ended in "'int' object is not iterable", a list of numbers in an
+    # AttributeError from inside the encoder.
+    _raises(TypeError, "Vocabulary.from_text: text must be a str or an iterable of str; got int",
+            Vocabulary.from_text, 3)  # fmt: skip
+    _raises(TypeError, "Vocabulary.from_text: text must be a str or an iterable of str; got "
+            "item 1 of type int", Vocabulary.from_text, ["ab", 3])  # fmt: skip
+    _raises(TypeError, "Vocabulary.encode: text must be a str; got list",
+            Vocabulary.from_text("ab").encode, ["a"])  # fmt: skip

@@ -54,7 +54,15 @@ class Vocabulary:
         """
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise ValueError(f"Vocabulary: min_count must be a positive integer; got {min_count!r}")
+        # Read as given, an int ended in "'int' object is not iterable" and a list of
+        # numbers in an AttributeError from inside the encoder.
+        expected = "Vocabulary.from_text: text must be a str or an iterable of str; got"
+        if not isinstance(text, (str, Iterable)):
+            raise TypeError(f"{expected} {type(text).__name__}")
         parts = [text] if isinstance(text, str) else list(text)
+        for k, part in enumerate(parts):
+            if not isinstance(part, str):
+                raise TypeError(f"{expected} item {k} of type {type(part).__name__}")
         counts: dict[int, int] = {}
         for part in parts:
             codes, n = np.unique(_code_points(part), return_counts=True)
@@ -70,6 +78,8 @@ class Vocabulary:
 
     def encode(self, text: str, dtype: torch.dtype = torch.long) -> Tensor:
         """Ids (N,) of the N characters of ``text``; unknown characters give ``UNK_ID``."""
+        if not isinstance(text, str):
+            raise TypeError(f"Vocabulary.encode: text must be a str; got {type(text).__name__}")
         codes = _code_points(text)
         ids = np.zeros(codes.shape, dtype=np.int32)
         known = codes < len(self._table)
