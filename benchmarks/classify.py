@@ -58,6 +58,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _args
+
 DATASETS = (
     "JapaneseVowels",
     "BasicMotions",
@@ -67,6 +69,7 @@ DATASETS = (
     "PickupGestureWiimoteZ",
 )
 METHODS = ("rnnkit", "MiniRocket", "1-NN DTW")
+CANDIDATES = "gru:1.5,lstm:1.5,gru:0.5,lstm:0.5"
 
 
 def limit_threads(n: int) -> None:
@@ -365,62 +368,131 @@ def table(rows: dict[str, dict[str, Any]], machine: str) -> str:
     return head + "\n".join(lines) + "\n" + notes
 
 
+def candidate(text: str) -> str:
+    """A --candidates item, "cell:noise" (the cell and the noise are checked against the
+    task's options once rnnkit is imported)."""
+    cell, colon, noise = text.partition(":")
+    if not cell or not colon:
+        raise argparse.ArgumentTypeError(f"expected cell:noise, e.g. gru:1.5; got {text!r}")
+    _args.finite_float(noise)
+    return text
+
+
+def check_names(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The datasets, candidates and --grid's options as the task takes them, before any
+    is trained (a bad one found later would end the run after hours)."""
+    from rnnkit.tasks.classify import DATASETS as KNOWN
+    from rnnkit.tasks.classify import ClassifyTask
+
+    for name in args.datasets:
+        _args.check(p, "--datasets", _args.one_of(KNOWN, "datasets"), name)
+    for text in args.candidates:
+        cell, _, noise = text.partition(":")
+        options = {"cell": cell, "noise": float(noise)}
+        _args.check(p, "--candidates", ClassifyTask.parse_options, options, text, partial=True)
+    for text in args.grid if args.cv else []:
+        try:
+            given = json.loads(text)
+        except ValueError:
+            _args.refuse(p, "--grid", f"expected a JSON object of task options; got {text!r}")
+        _args.check(p, "--grid", ClassifyTask.parse_options, given, text, partial=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated names")
+    p = _args.parser(__doc__.split("\n\n")[0])
+    # Options left None when not given, so that one with no effect in the mode asked for
+    # (--cv, --table-only) is refused; their defaults are filled in below.
+    p.add_argument(
+        "--datasets",
+        type=_args.listed(_args.nonempty, "dataset names"),
+        help="comma-separated names (default: " + ",".join(DATASETS) + ")",
+    )
     p.add_argument(
         "--candidates",
-        default="gru:1.5,lstm:1.5,gru:0.5,lstm:0.5",
-        help="what rnnkit chooses among on validation: cell:noise, comma-separated",
+        type=_args.listed(candidate, "candidates"),
+        help="what rnnkit chooses among on validation: cell:noise, comma-separated "
+        f"(default: {CANDIDATES})",
     )
     p.add_argument(
         "--minutes-per-run",
-        type=float,
-        default=0,
+        type=_args.nonnegative_float,
         help="time cap of each rnnkit run in minutes; 0 (default): none, every run takes "
         "its 1500 steps, so that the table does not depend on the machine's load",
     )
     p.add_argument(
         "--members",
-        type=int,
-        default=1,
+        type=_args.int_in(1, 64),  # the task's --members
         help="train rnnkit's validation pick again as an ensemble of this many networks",
     )
     p.add_argument(
         "--seeds",
-        default="0,1,2,3,4",
+        type=_args.listed(_args.seed, "seeds"),
         help="comma-separated: rnnkit's refit and MiniRocket run once per seed (their mean "
-        "is the table's); rnnkit chooses its candidate with the first",
+        "is the table's); rnnkit chooses its candidate with the first (default: 0,1,2,3,4)",
     )
     p.add_argument(
         "--no-refit",
         dest="refit",
         action="store_false",
+        default=None,
         help="score rnnkit's validated runs themselves (choosing once per seed) instead of "
         "a refit on every training series",
     )
     p.add_argument(
         "--refit-steps",
         choices=("all", "best"),
-        default="all",
         help="the refit's steps: as many as the validated run took, or those at which it "
-        "was best (its schedule compressed to them)",
+        "was best (its schedule compressed to them) (default: all)",
     )
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--results", default="runs/classify-bench", help="folder of the JSON rows")
-    p.add_argument("--out", help="write the markdown table to this file")
+    p.add_argument("--threads", type=_args.threads, default=1)
+    p.add_argument(
+        "--results",
+        type=_args.folder,
+        help="folder of the JSON rows (default: runs/classify-bench)",
+    )
+    p.add_argument("--out", type=_args.new_file, help="write the markdown table to this file")
     p.add_argument("--table-only", action="store_true", help="assemble the saved rows only")
     p.add_argument("--cv", action="store_true", help="choose defaults: see the module's text")
-    p.add_argument("--grid", nargs="+", default=["{}"], help="--cv: JSON objects of options")
+    p.add_argument("--grid", nargs="+", help="--cv: JSON objects of options")
     args = p.parse_args(argv)
-    limit_threads(args.threads)
+    training = {
+        "--candidates": args.candidates,
+        "--minutes-per-run": args.minutes_per_run,
+        "--members": args.members,
+        "--seeds": args.seeds,
+        "--no-refit": args.refit,
+        "--refit-steps": args.refit_steps,
+    }
     if args.cv:
-        for name in args.datasets.split(","):
+        _args.no_effect(p, "with --cv", {"--table-only": args.table_only or None, **training,
+                                    "--results": args.results, "--out": args.out})  # fmt: skip
+    else:
+        _args.no_effect(p, "without --cv", {"--grid": args.grid})
+    if args.table_only:
+        _args.no_effect(p, "with --table-only", {"--datasets": args.datasets, **training})
+        if args.results is not None or Path("runs/classify-bench").is_dir():
+            _args.check(
+                p, "--results", _args.existing_folder, args.results or "runs/classify-bench"
+            )
+    args.datasets = args.datasets or list(DATASETS)
+    args.candidates = args.candidates or CANDIDATES.split(",")
+    args.minutes_per_run = args.minutes_per_run or 0
+    args.members = args.members or 1
+    args.seeds = args.seeds or [0, 1, 2, 3, 4]
+    args.refit = args.refit is not False
+    args.refit_steps = args.refit_steps or "all"
+    args.results = args.results or "runs/classify-bench"
+    args.grid = args.grid or ["{}"]
+    limit_threads(args.threads)
+    check_names(p, args)
+    if args.cv:
+        for name in args.datasets:
             print(f"{name}, trained on half of its training file, validated on the other half:")
             cross_validate(name, args.grid, args.threads)
         return 0
     results = Path(args.results)
-    results.mkdir(parents=True, exist_ok=True)
+    if not args.table_only:
+        results.mkdir(parents=True, exist_ok=True)
     import platform
 
     import torch
@@ -429,16 +501,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.machine()}, {os.cpu_count()} CPUs (shared), torch {torch.__version__}, "
         f"{args.threads} thread(s)"
     )
-    seeds = [int(x) for x in args.seeds.split(",")]
+    seeds = args.seeds
     if not args.table_only:
         warm_up_numba()
-        for name in args.datasets.split(","):
+        for name in args.datasets:
             print(f"{name}:", flush=True)
             data = load(name)
             row = {
                 "rnnkit": run_rnnkit(
                     name,
-                    args.candidates.split(","),
+                    args.candidates,
                     seeds,
                     args.threads,
                     args.minutes_per_run,
@@ -454,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {m}: {row[m]['accuracy']:.4f} in {row[m]['seconds']:.1f} s", flush=True)
             (results / f"{name}.json").write_text(json.dumps(row, indent=2) + "\n")
     rows = {f.stem: json.loads(f.read_text()) for f in sorted(results.glob("*.json"))}
-    rows = {k: v for k, v in rows.items() if k in args.datasets.split(",") or args.table_only}
+    rows = {k: v for k, v in rows.items() if k in args.datasets or args.table_only}
     if not rows:
         print("no saved rows", file=sys.stderr)
         return 1

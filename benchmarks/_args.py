@@ -1,0 +1,247 @@
+"""Argument checks shared by the benchmark scripts, in the style of rnnkit's commands.
+
+A bad value is refused in one line that names the argument, what was expected and what
+was given, with exit status 2, before any data is read, any model trained or any file or
+folder written: the scripts run for minutes to hours, and a typo found at the end would
+waste the run (or, for an output path, lose its table).
+
+Nothing here imports torch: classify.py sets its thread budget in the environment before
+torch, numba and BLAS start, and parses its arguments first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
+
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer, as rnnkit's --seed
+THREADS_MAX = 4096  # as rnnkit's --threads (TrainConfig.threads)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An ArgumentParser that reports a bad argument in one line (no usage block), exit 2,
+    as rnnkit's commands do (``rnnkit.cli._lm_args.one_line_errors``)."""
+    p = argparse.ArgumentParser(description=description)
+
+    def error(message: str) -> NoReturn:
+        print(f"{p.prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = error  # type: ignore[method-assign]
+    return p
+
+
+def refuse(p: argparse.ArgumentParser, flag: str, message: str) -> NoReturn:
+    """A check made after parsing, reported as argparse reports a bad type."""
+    p.error(f"argument {flag}: {message}")
+
+
+def check(
+    p: argparse.ArgumentParser, flag: str, kind: Callable[..., T], *given: Any, **kw: Any
+) -> T:
+    """``kind(*given, **kw)`` for a value checked after parsing (one that needs rnnkit,
+    which imports torch), refused as a bad type would be."""
+    try:
+        return kind(*given, **kw)
+    except (argparse.ArgumentTypeError, ValueError) as e:
+        refuse(p, flag, str(e))
+
+
+# ---- numbers ---------------------------------------------------------------------------------
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An integer in [low, high] (no upper bound when ``high`` is None)."""
+
+    def kind(text: str) -> int:
+        value = integer(text)
+        if value < low or (high is not None and value > high):
+            want = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"expected {want}; got {value}")
+        return value
+
+    return kind
+
+
+positive_int = int_in(1)
+nonnegative_int = int_in(0)
+seed = int_in(0, SEED_MAX)
+threads = int_in(1, THREADS_MAX)
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+    return value
+
+
+def float_in(
+    low: float, high: float | None = None, *, open_low: bool = False
+) -> Callable[[str], float]:
+    """A finite number in [low, high] ((low, high] with ``open_low``)."""
+
+    def kind(text: str) -> float:
+        value = finite_float(text)
+        below = value <= low if open_low else value < low
+        if below or (high is not None and value > high):
+            left = "(" if open_low else "["
+            if high is not None:
+                want = f"a number in {left}{low:g}, {high:g}]"
+            else:
+                want = f"a number {'>' if open_low else '>='} {low:g}"
+            raise argparse.ArgumentTypeError(f"expected {want}; got {text!r}")
+        return value
+
+    return kind
+
+
+positive_float = float_in(0, open_low=True)
+nonnegative_float = float_in(0)
+
+
+# ---- lists and names -------------------------------------------------------------------------
+
+
+def one_of(known: Iterable[str], what: str = "") -> Callable[[str], str]:
+    """A name from ``known`` (``what``: what the names are, for the message)."""
+    names = list(known)
+
+    def kind(text: str) -> str:
+        if text not in names:
+            of = f" {what}" if what else ""
+            raise argparse.ArgumentTypeError(
+                f"expected one of the{of} {', '.join(names)}; got {text!r}"
+            )
+        return text
+
+    return kind
+
+
+def listed(item: Callable[[str], T], what: str = "values") -> Callable[[str], list[T]]:
+    """A comma-separated list of ``item``s: at least one, each once (a repeated one would
+    train or time the same thing twice and make two table columns of one name)."""
+
+    def kind(text: str) -> list[T]:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}; got an empty list")
+        values, seen = [], set()
+        for part in text.split(","):
+            try:
+                value = item(part.strip())
+            except argparse.ArgumentTypeError as e:
+                raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
+            if value in seen:
+                raise argparse.ArgumentTypeError(
+                    f"expected comma-separated {what}, each once; got {part.strip()!r} twice "
+                    f"(in {text!r})"
+                )
+            seen.add(value)
+            values.append(value)
+        return values
+
+    return kind
+
+
+def each_once(flag: str, values: list[Any]) -> str | None:
+    """For options that take several values (nargs): the message for a repeated one."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            return f"argument {flag}: expected each value once; got {v!r} twice"
+        seen.add(v)
+    return None
+
+
+def no_effect(p: argparse.ArgumentParser, mode: str, others: dict[str, Any]) -> None:
+    """Refuse the options of ``others`` (flag: its parsed value, None when not given) in
+    ``mode`` (e.g. "with --table-only"): they would have no effect there, and a value
+    silently ignored reads as a value used."""
+    for other, value in others.items():
+        if value is not None:
+            p.error(f"argument {other}: has no effect {mode}; got {other} {mode}")
+
+
+# ---- paths ------------------------------------------------------------------------------------
+
+
+def nonempty(text: str) -> str:
+    """A name to read or write: an empty one would mean the working folder unsaid."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a name; got an empty string")
+    return text
+
+
+def new_file(text: str) -> str:
+    """A file the script writes (a table, a figure, JSON): a name in an existing folder,
+    not a folder itself. Checked before the work, which would else be lost at the end."""
+    path = Path(nonempty(text))
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a file name; got {text}, a folder")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"expected a file name in an existing folder; got {text}, whose folder does not exist"
+        )
+    return text
+
+
+def suffixed(kind: Callable[[str], str], *suffixes: str) -> Callable[[str], str]:
+    """``kind`` that also ends in one of ``suffixes`` (a figure's format)."""
+
+    def check_suffix(text: str) -> str:
+        if Path(text).suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(
+                f"expected a file name ending in {' or '.join(suffixes)}; got {text!r}"
+            )
+        return kind(text)
+
+    return check_suffix
+
+
+def folder(text: str) -> str:
+    """A folder the script writes into (made with its parents if missing): not a file."""
+    path = Path(nonempty(text))
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a folder; got {text}, a file")
+    return text
+
+
+def existing_folder(text: str) -> str:
+    """A folder the script reads."""
+    path = Path(nonempty(text))
+    if not path.is_dir():
+        what = "a file" if path.exists() else "which does not exist"
+        raise argparse.ArgumentTypeError(f"expected an existing folder; got {text}, {what}")
+    return text
+
+
+def replaceable_runs(p: argparse.ArgumentParser, flag: str, folders: Iterable[Path]) -> None:
+    """Refuse to replace a folder that is not an rnnkit run folder: the scripts remove
+    the run folder they retrain (a rerun replaces it), and a typo in ``flag`` must not
+    remove a folder of the user's."""
+    from rnnkit.train.runfolder import is_run_folder
+
+    for f in folders:
+        if f.is_symlink() or (f.exists() and not (f.is_dir() and is_run_folder(f))):
+            refuse(
+                p,
+                flag,
+                f"expected a folder whose {f.name} is absent or an rnnkit run folder (it is "
+                f"replaced); got {f}, which is not a run folder",
+            )
