@@ -93,3 +93,27 @@ def test_rnn_loop_windows_longer_than_the_text():
     ids = torch.tensor([0, 1, 2])
     _raises(ValueError, "rnn-loop: seq_len must be shorter than the text; got seq_len=3 for 3 "
             "words", unigram_perplexity, ids, ids, 3, 3)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        # Each ended in Python's own TypeError, an IndexError or a reshape error.
+        (lambda: run_compare(hidden="x"), TypeError, "compare: hidden must be an integer; got "
+         "'x'"),
+        (lambda: run_compare(repeats=1.5), TypeError, "compare: repeats must be an integer; got "
+         "1.5"),
+        (lambda: run_compare(scaling_lengths=(4, 2.5)), TypeError, "compare: scaling_lengths[1] "
+         "must be an integer; got 2.5"),
+        (lambda: run_gradient_flow(hidden=2.5), TypeError, "gradient-flow: hidden must be an "
+         "integer; got 2.5"),
+        (lambda: run_gradient_flow(batch=0), ValueError, "gradient-flow: batch must be >= 1; got "
+         "0"),
+        (lambda: run_bidirectional(hidden="x"), TypeError, "bidirectional: hidden must be an "
+         "integer; got 'x'"),
+        (lambda: run_bidirectional(batch=0), ValueError, "bidirectional: batch must be >= 1; got "
+         "0"),
+    ],
+)  # fmt: skip
+def test_experiment_sizes_of_the_wrong_type_or_an_empty_batch(call, error, message):
+    _raises(error, message, call)

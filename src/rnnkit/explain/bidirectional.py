@@ -152,6 +152,14 @@ def run_bidirectional(
     """Train uni-, bidirectional and parameter-matched unidirectional taggers; measure them."""
     if cell not in LAYERS:
         raise ValueError(f"bidirectional: cell must be one of {sorted(LAYERS)}; got {cell!r}")
+    # A string ended in Python's "'<' not supported", a batch of 0 in a reshape error.
+    integers = {"hidden": hidden, "length": length, "vocab": vocab, "max_offset": max_offset,
+                "steps": steps, "batch": batch, "seed": seed}  # fmt: skip
+    for name, value in integers.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"bidirectional: {name} must be an integer; got {value!r}")
+    if batch < 1:
+        raise ValueError(f"bidirectional: batch must be >= 1; got {batch}")
     if max_offset < 1 or length <= 2 * max_offset:
         raise ValueError(
             f"bidirectional: max_offset must be >= 1 and length > 2 * max_offset; got "

@@ -268,6 +268,13 @@ def run_compare(
     scaling_lengths: tuple[int, ...] = (25, 50, 100, 200, 400),
 ) -> CompareResult:
     """Count, time and (with ``steps`` > 0) train every cell at equal H and equal budget."""
+    # A size of the wrong type ended in Python's "'<' not supported" or range()'s error.
+    integers = {"hidden": hidden, "input_size": input_size, "length": length, "batch": batch,
+                "repeats": repeats, "steps": steps, "seed": seed}  # fmt: skip
+    integers.update({f"scaling_lengths[{k}]": T for k, T in enumerate(scaling_lengths)})
+    for name, value in integers.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"compare: {name} must be an integer; got {value!r}")
     sizes = (("hidden", hidden), ("input_size", input_size), ("length", length), ("batch", batch))
     for name, value in sizes:
         if value < 1:

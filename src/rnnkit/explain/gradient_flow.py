@@ -365,8 +365,15 @@ def run_gradient_flow(
     models: tuple[str, ...] = MODELS,
 ) -> GradientFlowResult:
     """Measure gradient flow at initialisation and after ``steps`` steps on the adding problem."""
+    # A float ended in Python's own TypeError, a batch of 0 in an IndexError.
+    integers = {"length": length, "hidden": hidden, "steps": steps, "batch": batch, "seed": seed}
+    for name, value in integers.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"gradient-flow: {name} must be an integer; got {value!r}")
     if length < 2:
         raise ValueError(f"gradient-flow: length must be >= 2; got {length}")
+    if batch < 1:
+        raise ValueError(f"gradient-flow: batch must be >= 1; got {batch}")
     if hidden < 1:
         raise ValueError(f"gradient-flow: hidden must be >= 1; got {hidden}")
     if steps < 0:
