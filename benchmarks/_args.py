@@ -146,7 +146,8 @@ def listed(item: Callable[[str], T], what: str = "values") -> Callable[[str], li
             try:
                 value = item(part.strip())
             except argparse.ArgumentTypeError as e:
-                raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
+                where = f" (in {text!r})" if "," in text else ""
+                raise argparse.ArgumentTypeError(f"{e}{where}") from None
             if value in seen:
                 raise argparse.ArgumentTypeError(
                     f"expected comma-separated {what}, each once; got {part.strip()!r} twice "

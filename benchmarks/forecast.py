@@ -54,8 +54,10 @@ from typing import Any
 import numpy as np
 import torch
 
+import _args
 from _timing import machine
 from rnnkit.tasks.forecast import (
+    DATASET_NAMES,
     Forecast,
     ForecastTask,
     Scores,
@@ -150,14 +152,20 @@ PEERS = {"ETS": ets, "Theta": theta, "ARIMA": arima}
 # ---- one series set --------------------------------------------------------------------------
 
 
-def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    torch.set_num_threads(1)
+def set_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """rnnkit's options for the set ``name``."""
     options: dict[str, Any] = {"dataset": name, "members": args.members}
     for key in ("anchor", "margin"):  # else the task's defaults
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.origins:
         options["origins"] = args.origins
+    return options
+
+
+def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    options = set_options(name, args)
     task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
     config = ForecastTask.default_train(steps=args.steps, seed=args.seed, threads=1)
     task.prepare(config, Context(0, 1, torch.device("cpu")))
@@ -265,22 +273,37 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sets", default=",".join(DEFAULT_SETS), help="comma-separated datasets")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: task's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs", default="runs/bench-forecast", help="run folders go here")
-    p.add_argument("--members", type=int, default=1, help="rnnkit's ensemble size (--members)")
+    p = _args.parser(__doc__.splitlines()[0])
+    p.add_argument(
+        "--sets",
+        type=_args.listed(_args.one_of(DATASET_NAMES, "datasets"), "datasets"),
+        default=",".join(DEFAULT_SETS),
+        help="comma-separated datasets",
+    )
+    # The bounds are those of rnnkit's --steps, --seed, --members, --origins, --adapt and
+    # --margin: a value past them would be refused by the task after the earlier sets ran.
+    p.add_argument(
+        "--steps",
+        type=_args.int_in(1, 10**9),
+        default=None,
+        help="training steps (default: task's)",
+    )
+    p.add_argument("--seed", type=_args.seed, default=0)
+    p.add_argument("--runs", type=_args.folder, default="runs/bench-forecast",
+                   help="run folders go here")  # fmt: skip
+    p.add_argument(
+        "--members", type=_args.int_in(1, 64), default=1, help="rnnkit's ensemble size (--members)"
+    )
     p.add_argument(
         "--origins",
-        type=int,
+        type=_args.int_in(1, 10_000),
         default=None,
         help="test and validation origins per series (default: the dataset's); more origins "
         "judge a single long series on more windows, and leave training fewer values",
     )
     p.add_argument(
         "--adapt",
-        type=float,
+        type=_args.float_in(0, 1),
         default=None,
         help="rnnkit's recalibration: the step of adaptive conformal inference (default: the "
         "task's --adapt, 0.05; 0: split conformal at 80 %%)",
@@ -293,13 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--margin",
-        type=float,
+        type=_args.float_in(0, 100),
         default=None,
         help="rnnkit's --margin: the standard errors by which the network must beat its "
         "anchor on validation (default: the task's)",
     )
-    p.add_argument("--skip", default="", help="peers to leave out, comma-separated")
-    p.add_argument("--markdown", metavar="FILE", help="write the tables here too")
+    p.add_argument(
+        "--skip",
+        type=_args.listed(_args.one_of(PEERS, "peers"), "peers"),
+        default=[],
+        help="peers to leave out, comma-separated",
+    )
+    p.add_argument("--markdown", type=_args.new_file, metavar="FILE",
+                   help="write the tables here too")  # fmt: skip
     p.add_argument(
         "--refit",
         action="store_true",
@@ -307,9 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         "steps its run chose on validation (--train-until test), and score that too",
     )
     args = p.parse_args(argv)
-    args.skip = [s for s in args.skip.split(",") if s]
+    for name in args.sets:  # each set's options as the task takes them, before any trains
+        _args.check(p, "--sets", ForecastTask.parse_options, set_options(name, args), name,
+                    partial=True)  # fmt: skip
+    runs = [Path(args.runs) / f"{name}{end}" for name in args.sets for end in ("", "-refit")]
+    _args.replaceable_runs(p, "--runs", runs)
     start = time.perf_counter()
-    tables = [table(run_set(name, args)) for name in args.sets.split(",")]
+    tables = [table(run_set(name, args)) for name in args.sets]
     total = time.perf_counter() - start
     given = argv if argv is not None else sys.argv[1:]
     command = "python benchmarks/forecast.py " + " ".join(given)
