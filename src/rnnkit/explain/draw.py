@@ -25,8 +25,7 @@ alike: both use torch's parameter names.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from torch import nn
 
 import rnnkit
 from rnnkit.layers.base import RecurrentLayer
+from rnnkit.train.files import atomic_write
 
 KINDS = ("rnn", "lstm", "gru", "bidirectional", "seq2seq")
 LAYERS: dict[str, type[RecurrentLayer]] = {
@@ -1184,12 +1184,8 @@ def _save_svg(fig: Any, path: Path, title: str) -> Path:
     with plotting.style(), matplotlib.rc_context(rc):
         fig.suptitle(title, fontsize=11, fontweight="bold")
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                fig.savefig(f, format="svg", metadata={"Date": None, "Creator": plotting.MARK})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": plotting.MARK})
+    # atomic_write: its temporary file is named so that a killed write's is removed later.
+    atomic_write(path, buffer.getvalue())
     return path

@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import socket
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +34,32 @@ class DerivedError(ValueError):
     """
 
 
-TEMP_SUFFIX = ".tmp"  # temporary files are ".<name>.<random>.tmp"
+TEMP_SUFFIX = ".tmp"  # every temporary file ends so: a run folder removes a kill's by it
+# atomic_write's temporary files: ".<name>.rnnkit_<pid>_<host>_<random>.tmp", hidden, and
+# named by the process that writes them (<host>: a hash of the machine's name, for folders
+# shared between machines), so that a later write can tell a killed writer's leftover from
+# a file another process is still writing.
+_OWNED_TEMP = re.compile(
+    r"\.(?P<name>.+)\.rnnkit_(?P<pid>\d+)_(?P<host>[0-9a-f]{8})_[a-z0-9_]+\.tmp"
+)
+
+
+def _host() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8')):08x}"
+
+
+def temp_prefix(path: Path) -> str:
+    """The start of the name of :func:`atomic_write`'s temporary file for ``path``."""
+    return f".{path.name}.rnnkit_{os.getpid()}_{_host()}_"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half.
 
-    A symlink at ``path`` is replaced, never followed.
+    A symlink at ``path`` is replaced, never followed. A temporary file of ``path`` that a
+    killed write left behind (its process is gone) is removed once the new file is in place.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -50,6 +70,50 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    remove_stale_temps(path)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files of ``path`` that :func:`atomic_write` left when its
+    process was killed: those named by a process of this machine that no longer runs.
+    Another process's write in progress, another machine's, and any file rnnkit did not
+    name are left alone. Best effort: a file that cannot be removed stays. Returns the
+    files removed."""
+    host, removed = _host(), []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = _OWNED_TEMP.fullmatch(entry.name)
+        if (
+            found is None
+            or found["name"] != path.name
+            or found["host"] != host
+            or _running(int(found["pid"]))
+        ):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (ours counts: another thread of this
+    process may be writing the same file)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, only whether the process exists
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):
+        return True  # another user's process, or not knowable: kept
+    return True
 
 
 def marked(path: Path, mark: str) -> bool:
