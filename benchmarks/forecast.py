@@ -67,7 +67,7 @@ from rnnkit.tasks.forecast import (
     score,
     seasonal_naive,
 )
-from rnnkit.train import load, train
+from rnnkit.train import TrainConfig, load, train
 from rnnkit.train.distributed import Context
 
 DEFAULT_SETS = ("m1-yearly", "airline", "nile", "sunspots")
@@ -163,12 +163,18 @@ def set_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def prepared(name: str, args: argparse.Namespace) -> tuple[ForecastTask, TrainConfig]:
+    """The task of the set ``name``, its series read and split, and its training budget."""
+    task = ForecastTask(ForecastTask.parse_options(set_options(name, args), name, partial=True))
+    config = ForecastTask.default_train(steps=args.steps, seed=args.seed, threads=1)
+    task.prepare(config, Context(0, 1, torch.device("cpu")))
+    return task, config
+
+
 def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     options = set_options(name, args)
-    task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
-    config = ForecastTask.default_train(steps=args.steps, seed=args.seed, threads=1)
-    task.prepare(config, Context(0, 1, torch.device("cpu")))
+    task, config = prepared(name, args)
     h, m = task.derived["horizon"], task.derived["seasonality"]
     values, test = task.values, task.test
     rows: dict[str, tuple[Scores, float, int]] = {}
@@ -336,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         "steps its run chose on validation (--train-until test), and score that too",
     )
     args = p.parse_args(argv)
-    for name in args.sets:  # each set's options as the task takes them, before any trains
-        _args.check(p, "--sets", ForecastTask.parse_options, set_options(name, args), name,
-                    partial=True)  # fmt: skip
+    for name in args.sets:  # each set's options and split as the task takes them,
+        # before any set trains (the series may be too short for --origins)
+        _args.check(p, "--origins" if args.origins else "--sets", prepared, name, args)
     runs = [Path(args.runs) / f"{name}{end}" for name in args.sets for end in ("", "-refit")]
     _args.replaceable_runs(p, "--runs", runs)
     start = time.perf_counter()
