@@ -390,11 +390,12 @@ def run_sequence(
     """
     where = "run_sequence"
     session, meta = _open(graph, "sequence", where)
+    given = _as_array(x, "x", where)  # as given: a refused value is shown so
     if meta["input_size"] is None:  # the graph reads ids
-        x = _ids(x, "(T, B)", 2, _vocab_size(meta), "x", where)
+        x = _ids(given, "(T, B)", 2, _vocab_size(meta), "x", where)
     else:
         I = meta["input_size"]
-        given = _as_array(x, "x", where)
+        # Checked once the lengths are known: the padding past them is not read.
         x = _floats(given, f"(T, B, {I})", (None, None, I), "x", where, finite=False)
     T, B = x.shape[:2]
     feed: dict[str, np.ndarray] = {"x": x}
@@ -414,7 +415,7 @@ def run_sequence(
             f"{where}: this graph takes no lengths (exported with lengths=False); got lengths "
             "- export with lengths=True, or leave lengths out"
         )
-    if meta["input_size"] is not None:  # padding past a sequence's length may hold anything
+    if meta["input_size"] is not None:
         valid = np.arange(T)[:, None] < feed.get("lengths", np.full((B,), T))[None, :]
         _check_finite(x, given, "x", where, valid)
     arrays = _zeros(meta, B) if state is None else _state_arrays(state, meta, B, where)
