@@ -42,9 +42,11 @@ from typing import Any
 import numpy as np
 import torch
 
+import _args
 from _timing import machine
 from rnnkit.deploy import ANCHORS
 from rnnkit.tasks.forecast import (
+    DATASET_NAMES,
     ForecastTask,
     anchor_check,
     anchor_forecasts,
@@ -145,25 +147,46 @@ def auto_anchor(name: str, origins: int | None = None) -> str:
 
 def run_arguments(p: argparse.ArgumentParser) -> None:
     """The options that name the runs, shared with forecast_coverage.py, which reads them."""
-    p.add_argument("--sets", default=",".join(SETS), help="comma-separated datasets")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    p.add_argument("--runs", default="runs/bench-forecast-check", help="the run folders")
-    p.add_argument("--origins", type=int, default=None,
+    p.add_argument(
+        "--sets",
+        type=_args.listed(_args.one_of(DATASET_NAMES, "datasets"), "datasets"),
+        default=",".join(SETS),
+        help="comma-separated datasets",
+    )
+    p.add_argument("--seeds", type=_args.listed(_args.seed, "seeds"), default="0,1,2",
+                   help="comma-separated seeds")  # fmt: skip
+    p.add_argument("--runs", type=_args.folder, default="runs/bench-forecast-check",
+                   help="the run folders")  # fmt: skip
+    p.add_argument("--origins", type=_args.int_in(1, 10_000), default=None,  # rnnkit's bounds
                    help="rolling origins per series (default: each dataset's own)")  # fmt: skip
 
 
+def anchors_of(p: argparse.ArgumentParser, sets: list[str], origins: int | None) -> dict[str, str]:
+    """:func:`auto_anchor` of each set, before any trains: a set whose series are too short
+    for ``origins`` is refused now, in one line."""
+    flag = "--origins" if origins is not None else "--sets"
+    return {name: _args.check(p, flag, auto_anchor, name, origins) for name in sets}
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _args.parser(__doc__.splitlines()[0])
     run_arguments(p)
-    p.add_argument("--margins", default="0,1,2", help="the margins K replayed with auto")
-    p.add_argument("--jobs", type=int, default=1, help="runs side by side (one thread each)")
+    p.add_argument(
+        "--margins",
+        type=_args.listed(_args.float_in(0, 100), "margins"),  # rnnkit's --margin
+        default="0,1,2",
+        help="the margins K replayed with auto",
+    )
+    p.add_argument("--jobs", type=_args.positive_int, default=1,
+                   help="runs side by side (one thread each)")  # fmt: skip
     args = p.parse_args(argv)
-    sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
-    margins = [float(k) for k in args.margins.split(",")]
+    sets, seeds, margins = args.sets, args.seeds, args.margins
     start = time.perf_counter()
-    chosen = {name: auto_anchor(name, args.origins) for name in sets}
+    chosen = anchors_of(p, sets, args.origins)
     anchors = {name: dict.fromkeys([ANCHORS[0], chosen[name]]) for name in sets}
     jobs = [(n, a, s, args.runs, args.origins) for s in seeds for n in sets for a in anchors[n]]
+    # record() replaces each run folder: a folder of that name the user made is refused.
+    _args.replaceable_runs(p, "--runs", [folder_of(r, n, a, s, o) for n, a, s, r, o in jobs])
     with ProcessPoolExecutor(args.jobs) as pool:
         done = pool.map(record, *zip(*jobs, strict=True))
         runs = {(r["set"], r["anchor"], r["seed"]): r for r in done}

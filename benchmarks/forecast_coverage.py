@@ -38,7 +38,6 @@ from the first value, and its default (adapting after 2 * horizon - 1 values).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -48,8 +47,9 @@ from typing import Any
 import numpy as np
 import torch
 
+import _args
 from _timing import machine
-from forecast_check import SETS, auto_anchor, folder_of, run_arguments
+from forecast_check import SETS, anchors_of, folder_of, run_arguments
 from rnnkit.deploy import Forecast, scaled
 from rnnkit.tasks.forecast import (
     ForecastModel,
@@ -174,24 +174,38 @@ def table(runs: dict[tuple[str, int], dict[str, Any]], way: str, sets: list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _args.parser(__doc__.splitlines()[0])
     run_arguments(p)  # those forecast_check.py trained the runs with
-    p.add_argument("--adapt", type=float, default=0.05, help="the adaptive ways' step")
+    p.add_argument("--adapt", type=_args.float_in(0, 1), default=0.05,  # rnnkit's --adapt
+                   help="the adaptive ways' step")  # fmt: skip
     p.add_argument("--online", action="store_true",
                    help="forecast online instead (single-series sets; default: those)")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    if args.online and args.sets == ",".join(SETS):
-        args.sets = ",".join(SINGLE)
-    sets, seeds = args.sets.split(","), [int(s) for s in args.seeds.split(",")]
+    if args.online and args.sets == list(SETS):
+        args.sets = list(SINGLE)
+    sets, seeds = args.sets, args.seeds
+    several = [name for name in sets if name not in SINGLE]
+    if args.online and several:
+        reads = f"--online reads single-series sets ({', '.join(SINGLE)})"
+        _args.refuse(p, "--sets", f"{reads}; got {', '.join(several)}")
+    _args.check(p, "--runs", _args.existing_folder, args.runs)
     start = time.perf_counter()
-    anchors = {name: auto_anchor(name, args.origins) for name in sets}
-    each, ways = (online_coverages, list(ONLINE)) if args.online else (coverages, WAYS)
-    runs = {
-        (name, s): each(folder_of(args.runs, name, anchors[name], s, args.origins), args.adapt)
+    anchors = anchors_of(p, sets, args.origins)
+    folders = {
+        (name, s): folder_of(args.runs, name, anchors[name], s, args.origins)
         for name in sets
         for s in seeds
     }
+    # Every run is looked for before any is scored, so a missing one is told at once.
+    missing = [f for f in folders.values() if not (f / "config.json").is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        _args.refuse(
+            p, "--runs", f"expected the runs forecast_check.py trains; got no {missing[0]}{more}"
+        )
+    each, ways = (online_coverages, list(ONLINE)) if args.online else (coverages, WAYS)
+    runs = {key: each(folder, args.adapt) for key, folder in folders.items()}
     for way in ways:
         adapting = way not in WAYS[:2] and "split" not in way
         what = f"{way}, adapt {args.adapt:g}" if adapting else way
