@@ -53,3 +53,16 @@ def test_step_mode_of_a_model_that_answers_after_the_sequence():
     _raises(ValueError, "export_onnx: mode='step' needs an output at every step; a classifier "
             "answers after the whole sequence - export mode='sequence' instead (rnnkit export "
             "--mode sequence)", export_onnx, SequenceClassifier(3, 4), mode="step")  # fmt: skip
+
+
+def test_export_and_quantize_check_their_arguments(tmp_path):
+    # A negative tolerance refused every graph ("differs by 6e-08 (tolerance -1)"), a check
+    # of "no" ran the check, and quantize_onnx's dst=None failed inside pathlib.
+    layer = rnnkit.GRU(2, 3)
+    _raises(ValueError, "export_onnx: tolerance must be a number >= 0; got -1", export_onnx,
+            layer, tolerance=-1)  # fmt: skip
+    _raises(TypeError, "export_onnx: check must be a bool; got 'no'", export_onnx, layer,
+            check="no")  # fmt: skip
+    proto = export_onnx(layer, check=False)
+    _raises(TypeError, "quantize_onnx: dst must be a path; got NoneType", quantize_onnx, proto,
+            None)  # fmt: skip

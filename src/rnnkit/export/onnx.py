@@ -70,6 +70,12 @@ def export_onnx(
         raise ValueError(f"export_onnx: mode must be 'step' or 'sequence'; got {mode!r}")
     if not isinstance(lengths, bool):
         raise TypeError(f"export_onnx: lengths must be a bool; got {lengths!r}")
+    if not isinstance(check, bool):
+        raise TypeError(f"export_onnx: check must be a bool; got {check!r}")
+    # A negative tolerance refused every graph as "differs by 6e-08 (tolerance -1)".
+    number = isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
+    if not number or not tolerance >= 0:
+        raise ValueError(f"export_onnx: tolerance must be a number >= 0; got {tolerance!r}")
     target = _target_path(path, overwrite)
     subject = _Subject.of(model)
     if subject.kind == "seq2seq":

@@ -55,6 +55,9 @@ def quantize_onnx(
     meta = read_metadata(model)  # refuses a graph that is not rnnkit's
     if "quantization" in meta:
         raise ValueError("quantize_onnx: src is already quantized; expected a float graph")
+    if not isinstance(dst, (str, os.PathLike)):
+        # Path(None) said "expected str, bytes or os.PathLike object", naming no argument.
+        raise TypeError(f"quantize_onnx: dst must be a path; got {type(dst).__name__}")
     target = Path(dst)
     if target.exists() and not overwrite:
         raise ValueError(f"quantize_onnx: {target} exists; pass overwrite=True to replace it")
