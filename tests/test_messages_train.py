@@ -314,3 +314,31 @@ def test_weights_that_became_non_finite_are_not_saved(tmp_path):
             "are not saved; the last checkpoint (step 0) is kept", rnnkit.fit, Last(),
             DataLoader(DATA, batch_size=4), out=out, on_step=poison, **_quiet())  # fmt: skip
     assert not (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        # Each failed later in Python's own words, or (resume, higher_is_better) was taken
+        # as true.
+        ({"monitor": 3}, "rnnkit.fit: monitor must be a str; got int"),
+        ({"higher_is_better": "yes"}, "rnnkit.fit: higher_is_better must be a bool; got 'yes'"),
+        ({"out": 3}, "rnnkit.fit: out must be a path; got int"),
+        ({"resume": "yes"}, "rnnkit.fit: resume must be a bool; got 'yes'"),
+        ({"metrics": [1]}, "rnnkit.fit: metrics must be a dict of name -> function (output, "
+         "target) -> number; got list"),
+        ({"on_step": 3}, "rnnkit.fit: on_step must be a function; got int"),
+        ({"log": "x"}, "rnnkit.fit: log must be a function; got str"),
+        ({"epochs": 3}, "rnnkit.fit: unknown argument(s) epochs; expected fit's own or "
+         "TrainConfig fields (clip_norm, "),
+    ],
+)  # fmt: skip
+def test_fit_names_an_argument_of_the_wrong_type(kwargs, message, tmp_path):
+    _raises(TypeError, message, rnnkit.fit, Last(), DataLoader(DATA, batch_size=4),
+            **{**_quiet(), **kwargs})  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_names_a_train_config_that_is_no_train_config():
+    _raises(TypeError, "rnnkit.fit: train_config must be a TrainConfig; got dict", rnnkit.fit,
+            Last(), DataLoader(DATA, batch_size=4), train_config={"steps": 2})  # fmt: skip

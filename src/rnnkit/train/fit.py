@@ -10,6 +10,7 @@ signals, the non-finite guard and ``metrics.csv`` are those of every rnnkit task
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -243,6 +244,8 @@ def fit(
             f"rnnkit.fit: loss must be a function (output, target) -> Tensor; got "
             f"{type(loss).__name__}"
         )
+    _check_arguments(metrics, monitor, higher_is_better, out, resume, train_config, train_options,
+                     {"log": log, "on_step": on_step})  # fmt: skip
     metrics = dict(metrics or {})
     for name, fn in metrics.items():
         if not callable(fn):
@@ -292,6 +295,48 @@ def fit(
         )
     summary = launch(task, train_config, out=out, log=log, progress=progress, on_step=on_step)
     return summary
+
+
+def _check_arguments(
+    metrics: object,
+    monitor: object,
+    higher_is_better: object,
+    out: object,
+    resume: object,
+    train_config: object,
+    train_options: dict[str, Any],
+    callbacks: dict[str, object],
+) -> None:
+    """fit's other arguments, named before the loop starts: a wrong one failed later in
+    Python's own words ("argument of type 'int' is not iterable", "'str' object is not
+    callable") or, for a string resume or higher_is_better, was silently taken as true."""
+    if metrics is not None and not isinstance(metrics, dict):
+        raise TypeError(
+            "rnnkit.fit: metrics must be a dict of name -> function (output, target) -> "
+            f"number; got {type(metrics).__name__}"
+        )
+    if not isinstance(monitor, str):
+        raise TypeError(f"rnnkit.fit: monitor must be a str; got {type(monitor).__name__}")
+    if higher_is_better is not None and not isinstance(higher_is_better, bool):
+        raise TypeError(f"rnnkit.fit: higher_is_better must be a bool; got {higher_is_better!r}")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"rnnkit.fit: out must be a path; got {type(out).__name__}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"rnnkit.fit: resume must be a bool; got {resume!r}")
+    if train_config is not None and not isinstance(train_config, TrainConfig):
+        raise TypeError(
+            f"rnnkit.fit: train_config must be a TrainConfig; got {type(train_config).__name__}"
+        )
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(train_options) - known)
+    if unknown:
+        raise TypeError(
+            f"rnnkit.fit: unknown argument(s) {', '.join(unknown)}; expected fit's own or "
+            f"TrainConfig fields ({', '.join(sorted(known))})"
+        )
+    for name, fn in callbacks.items():
+        if fn is not None and not callable(fn):
+            raise TypeError(f"rnnkit.fit: {name} must be a function; got {type(fn).__name__}")
 
 
 def _check_loaders(train_loader: object, val_loader: object) -> None:
