@@ -89,3 +89,9 @@ def test_chrono_init_and_recurrent_dropout_need_what_the_cell_has():
     _raises(ValueError, "MinGRUCell: recurrent_dropout needs a recurrent product W_hh h^(t-1), "
             "which this cell does not have; got recurrent_dropout=0.1", rnnkit.MinGRUCell, 2, 3,
             recurrent_dropout=0.1)  # fmt: skip
+
+
+def test_stream_detach_must_be_a_bool():
+    # "no" was taken as true: the state was detached though the caller meant otherwise.
+    _raises(TypeError, "Stream: detach must be a bool; got 'no'", rnnkit.Stream,
+            rnnkit.GRU(2, 3), detach="no")  # fmt: skip

@@ -47,6 +47,9 @@ class Stream:
                     "bidirectional and its reverse direction needs the future; expected a "
                     "unidirectional layer or model"
                 )
+        if not isinstance(detach, bool):
+            # A string such as "no" would be taken as true: the state detached unasked.
+            raise TypeError(f"Stream: detach must be a bool; got {detach!r}")
         self.module = module
         self.detach = detach
         self.batch_first = bool(getattr(module, "batch_first", False))
