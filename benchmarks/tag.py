@@ -28,7 +28,6 @@ coloured by the bidirectional model's tags).
 
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
 import sys
@@ -44,27 +43,47 @@ import torch
 import rnnkit
 from rnnkit.data import tagging
 from rnnkit.data.vocab import Vocabulary
-from rnnkit.tasks.tag import Encoded, draw_tagged, encode, predict, prior_table, save_png
+from rnnkit.tasks.tag import (
+    FIGURE_COLOURS,
+    Encoded,
+    draw_tagged,
+    encode,
+    predict,
+    prior_table,
+)
 from rnnkit.train import TrainConfig, train
+from rnnkit.train.files import write_figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _args
 from _timing import machine
 
 HASH_FEATURES = 1 << 20
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=3000, help="optimiser steps per rnnkit model")
-    p.add_argument("--hidden", type=int, default=64, help="H per direction of the LSTMs")
-    p.add_argument("--k", type=int, default=16, help="the window of the sklearn classifier")
-    p.add_argument("--sk-chars", type=int, default=1_000_000, help="sklearn's training sample")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--img", type=Path, help="folder for tag-uni-vs-bi.png and tag-tagged.png")
+    p = _args.parser(__doc__.split("\n\n")[0])
+    # --steps and --sk-chars are left None when not given: --quick sets both, and a value
+    # given with it would be silently replaced.
+    p.add_argument("--steps", type=_args.int_in(1, 10**9),  # rnnkit's --steps
+                   help="optimiser steps per rnnkit model (default: 3000)")  # fmt: skip
+    p.add_argument("--hidden", type=_args.int_in(1, 65536), default=64,
+                   help="H per direction of the LSTMs")  # fmt: skip
+    p.add_argument("--k", type=_args.nonnegative_int, default=16,
+                   help="the window of the sklearn classifier")  # fmt: skip
+    p.add_argument("--sk-chars", type=_args.positive_int,
+                   help="sklearn's training sample (default: 1000000)")  # fmt: skip
+    p.add_argument("--seed", type=_args.seed, default=0)
+    p.add_argument("--img", type=_args.folder,
+                   help="folder for tag-uni-vs-bi.png and tag-tagged.png")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="30 steps, 50 k sklearn characters")
     args = p.parse_args()
     if args.quick:
+        _args.no_effect(p, "with --quick", {"--steps": args.steps, "--sk-chars": args.sk_chars})
         args.steps, args.sk_chars = 30, 50_000
+    args.steps = args.steps or 3000
+    args.sk_chars = args.sk_chars or 1_000_000
+    args.img = None if args.img is None else Path(args.img)
     torch.set_num_threads(1)
     began = time.perf_counter()
     print(f"machine: {machine()}; python {sys.version.split()[0]}")
@@ -328,7 +347,7 @@ def plot_per_tag(per_tag: dict[str, list[float]], hidden: int, matched: int, pat
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    save_png(fig, path)
+    write_figure(fig, path, colours=FIGURE_COLOURS)  # as the task's tagged.png
 
 
 if __name__ == "__main__":
