@@ -232,14 +232,19 @@ def existing_folder(text: str) -> str:
     return text
 
 
+def empty(path: Path) -> bool:
+    """A folder with nothing in it."""
+    return path.is_dir() and not any(path.iterdir())
+
+
 def replaceable_runs(p: argparse.ArgumentParser, flag: str, folders: Iterable[Path]) -> None:
-    """Refuse to replace a folder that is not an rnnkit run folder: the scripts remove
-    the run folder they retrain (a rerun replaces it), and a typo in ``flag`` must not
-    remove a folder of the user's."""
+    """Refuse to replace a folder that is neither an rnnkit run folder nor empty: the
+    scripts remove the run folder they retrain (a rerun replaces it), and a typo in
+    ``flag`` must not remove a folder of the user's."""
     from rnnkit.train.runfolder import is_run_folder
 
     for f in folders:
-        if f.is_symlink() or (f.exists() and not (f.is_dir() and is_run_folder(f))):
+        if f.is_symlink() or (f.exists() and not (empty(f) or is_run_folder(f))):
             refuse(
                 p,
                 flag,

@@ -19,7 +19,6 @@ several calls; a row's progress goes to ``NAME.log`` beside its JSON.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -29,6 +28,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import _args
 from _timing import machine
 from rnnkit.models.memory import baseline, goal
 from rnnkit.tasks import get_task
@@ -213,21 +213,39 @@ def plot(rows: dict[str, dict], results: Path, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--rows", help="comma-separated row names of the preset (default: all)")
-    parser.add_argument("--jobs", type=int, default=1, help="rows trained at once")
-    parser.add_argument("--results", type=Path, default=Path("bench-out/long_memory"))
+    parser.add_argument(
+        "--rows",
+        type=_args.listed(_args.nonempty, "row names"),
+        help="comma-separated row names of the preset (default: all)",
+    )
+    parser.add_argument("--jobs", type=_args.positive_int,
+                        help="rows trained at once (default: 1)")  # fmt: skip
+    parser.add_argument("--results", type=_args.folder, default="bench-out/long_memory")
     parser.add_argument("--table-only", action="store_true", help="assemble the saved rows")
-    parser.add_argument("--out", type=Path, help="also write the markdown table here")
-    parser.add_argument("--plot", type=Path, help="also draw the learning curves (PNG)")
+    parser.add_argument("--out", type=_args.new_file, help="also write the markdown table here")
+    parser.add_argument("--plot", type=_args.new_file,
+                        help="also draw the learning curves (PNG)")  # fmt: skip
     args = parser.parse_args()
+    if args.table_only:
+        _args.no_effect(parser, "with --table-only", {"--jobs": args.jobs})
+        _args.check(parser, "--results", _args.existing_folder, args.results)
+    args.jobs = args.jobs or 1
+    args.results = Path(args.results)
+    args.out = None if args.out is None else Path(args.out)
+    args.plot = None if args.plot is None else Path(args.plot)
     rows = PRESETS[args.preset]
-    chosen = args.rows.split(",") if args.rows else list(rows)
+    chosen = args.rows or list(rows)
     unknown = [name for name in chosen if name not in rows]
     if unknown:
-        parser.error(f"--rows: unknown {', '.join(unknown)}; the preset has {', '.join(rows)}")
+        parser.error(
+            f"argument --rows: unknown {', '.join(unknown)}; the preset has {', '.join(rows)}"
+        )
     if not args.table_only:
+        # A rerun replaces a row's run folder: one rnnkit did not write is refused now,
+        # not by its worker after the other rows trained.
+        _args.replaceable_runs(parser, "--results", [args.results / "runs" / n for n in chosen])
         # SIGTERM unwinds like Ctrl-C, so the pool's exit terminates its workers too.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         jobs = [(name, rows[name], args.results) for name in chosen]
