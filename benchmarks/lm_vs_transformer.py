@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import _args
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models._sampling import pick_index
 from rnnkit.models.lm import CELLS, CharLM
@@ -67,17 +68,19 @@ from rnnkit.train.evaluate import bits_per_char
 CPU = Context(0, 1, torch.device("cpu"))
 LN2 = math.log(2.0)
 GEN_CONTEXT = 2000  # characters read before generation is timed
+# Each --grid and --variants key and the values it takes: a bad one is refused before any
+# model trains, not by its worker after the earlier models' minutes.
 GRID_KEYS = {
-    "cell": str,
-    "hidden": int,
-    "layers": int,
-    "embed": int,
-    "batch": int,
-    "seq_len": int,
-    "lr": float,
-    "warmup": int,
-    "threads": int,
-    "dropout": float,
+    "cell": _args.one_of(CELLS, "cells"),
+    "hidden": _args.positive_int,
+    "layers": _args.positive_int,
+    "embed": _args.positive_int,
+    "batch": _args.positive_int,
+    "seq_len": _args.positive_int,
+    "lr": _args.positive_float,
+    "warmup": _args.nonnegative_int,
+    "threads": _args.threads,
+    "dropout": _args.float_in(0, 1),
 }
 
 
@@ -387,7 +390,17 @@ def lm_parameters(cell: str, V: int, E: int, H: int, L: int) -> int:
     return V * E + sum(p.numel() for p in CELLS[cell](E, H, L).parameters()) + H * V + V
 
 
+def grid_values(flag: str, key: str, texts: list[str]) -> list[Any]:
+    """The values of one --grid or --variants key, each checked as its option is."""
+    try:
+        return [GRID_KEYS[key](v) for v in texts]
+    except argparse.ArgumentTypeError as e:
+        raise SystemExit(f"{flag}: {key}: {e}") from None
+
+
 def specs_of(args: argparse.Namespace, V: int) -> list[dict[str, Any]]:
+    """The runs to train, one spec each (SystemExit with its message: a --grid,
+    --variants, --models or --tf-width the runs cannot take)."""
     base = {
         "corpus": args.corpus,
         "minutes": args.minutes,
@@ -415,7 +428,7 @@ def specs_of(args: argparse.Namespace, V: int) -> list[dict[str, Any]]:
                     f"--grid: expected KEY=V1,V2 with KEY in {', '.join(GRID_KEYS)}; got {item!r}"
                 )
             keys.append(key)
-            values.append([GRID_KEYS[key](v) for v in vals.split(",")])
+            values.append(grid_values("--grid", key, vals.split(",")))
         settings = [list(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
     for item in args.variants or []:
         pairs = [pair.partition("=") for pair in item.split(",")] if item != "default" else []
@@ -424,7 +437,7 @@ def specs_of(args: argparse.Namespace, V: int) -> list[dict[str, Any]]:
                 f"--variants: expected KEY=V,KEY=V (or default) with KEY in "
                 f"{', '.join(GRID_KEYS)}; got {item!r}"
             )
-        settings.append([(k, GRID_KEYS[k](v)) for k, _, v in pairs])
+        settings.append([(k, *grid_values("--variants", k, [v])) for k, _, v in pairs])
     for setting in settings:
         spec = {**base, "kind": "rnn", "cell": "lstm", "hidden": args.hidden, "lr": args.lr}
         spec.update(dict(setting))
@@ -551,7 +564,7 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = _args.parser(__doc__.splitlines()[0])
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--corpus", default="stdlib", choices=("stdlib", "docs"))
     p.add_argument(
@@ -559,48 +572,100 @@ def parser() -> argparse.ArgumentParser:
         help="comma-separated: lstm, gru, mingru, minlstm, rnn, transformer (default: all "
         "but rnn; none beside --grid or --variants)",
     )
-    p.add_argument("--minutes", type=float, default=3.0, help="training budget of each model")
+    p.add_argument(
+        "--minutes", type=_args.positive_float, default=3.0, help="training budget of each model"
+    )
     p.add_argument("--marks", default="1,3,10", help="minutes at which held-out bpc is reported")
-    p.add_argument("--curve-s", type=float, default=30.0, help="seconds between curve points")
-    p.add_argument("--eval-chars", type=int, default=200_000, help="held-out characters scored")
-    p.add_argument("--gen-chars", type=int, default=200, help="characters generated per timing")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--jobs", type=int, default=1, help="models trained at once")
+    p.add_argument(
+        "--curve-s", type=_args.positive_float, default=30.0, help="seconds between curve points"
+    )
+    p.add_argument(
+        "--eval-chars", type=_args.positive_int, default=200_000, help="held-out characters scored"
+    )
+    p.add_argument(
+        "--gen-chars", type=_args.positive_int, default=200, help="characters generated per timing"
+    )
+    p.add_argument("--seed", type=_args.seed, default=0)
+    p.add_argument("--threads", type=_args.threads, default=1)
+    p.add_argument("--jobs", type=_args.positive_int, default=1, help="models trained at once")
     train = LanguageModelTask.default_train(minutes=1)
     p.add_argument(
-        "--lr", type=float, default=train.lr, help="peak learning rate of the recurrent models"
+        "--lr",
+        type=_args.positive_float,
+        default=train.lr,
+        help="peak learning rate of the recurrent models",
     )
-    p.add_argument("--warmup", type=int, default=train.warmup_steps, help="warm-up steps (all)")
+    p.add_argument(
+        "--warmup",
+        type=_args.nonnegative_int,
+        default=train.warmup_steps,
+        help="warm-up steps (all)",
+    )
     defaults = LMOptions()
-    p.add_argument("--hidden", type=int, default=defaults.hidden_size, help="LSTM width")
-    p.add_argument("--layers", type=int, default=defaults.num_layers)
-    p.add_argument("--embed", type=int, default=defaults.embed_size)
-    p.add_argument("--batch", type=int, default=defaults.batch_size, help="recurrent streams B")
-    p.add_argument("--seq-len", type=int, default=defaults.seq_len, help="recurrent window T")
+    p.add_argument(
+        "--hidden", type=_args.positive_int, default=defaults.hidden_size, help="LSTM width"
+    )
+    p.add_argument("--layers", type=_args.positive_int, default=defaults.num_layers)
+    p.add_argument("--embed", type=_args.positive_int, default=defaults.embed_size)
+    p.add_argument(
+        "--batch", type=_args.positive_int, default=defaults.batch_size, help="recurrent streams B"
+    )
+    p.add_argument(
+        "--seq-len", type=_args.positive_int, default=defaults.seq_len, help="recurrent window T"
+    )
     p.add_argument("--tf-width", default="128", help="transformer width(s) d, comma-separated")
-    p.add_argument("--tf-heads", type=int, default=4)
-    p.add_argument("--tf-context", type=int, default=256, help="transformer context (window)")
+    p.add_argument("--tf-heads", type=_args.positive_int, default=4)
+    p.add_argument(
+        "--tf-context", type=_args.positive_int, default=256, help="transformer context (window)"
+    )
     p.add_argument("--tf-lr", default="3e-3", help="peak learning rate(s), comma-separated")
     p.add_argument("--grid", nargs="*", help="KEY=V1,V2 ...: rank recurrent settings instead")
     p.add_argument(
         "--variants", nargs="*", help="KEY=V,KEY=V ... (or default): rank these settings instead"
     )
-    p.add_argument("--out", default="runs/lm-vs-transformer", help="folder for table, JSON, plot")
+    p.add_argument(
+        "--out",
+        type=_args.folder,
+        default="runs/lm-vs-transformer",
+        help="folder for table, JSON, plot",
+    )
     return p
 
 
+def check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The comma-separated options, which stay text (the specs read them as such)."""
+    _args.check(p, "--marks", _args.listed(_args.positive_float, "minutes"), args.marks)
+    if args.models is not None:
+        known = _args.one_of([*CELLS, "transformer"], "models")
+        _args.check(p, "--models", _args.listed(known, "models"), args.models)
+    widths = _args.check(p, "--tf-width", _args.listed(_args.positive_int, "widths"), args.tf_width)
+    _args.check(p, "--tf-lr", _args.listed(_args.positive_float, "learning rates"), args.tf_lr)
+    transformer = "transformer" in (
+        args.models or ("" if args.grid or args.variants else "transformer")
+    )
+    for d in widths if transformer else []:  # each head takes d / heads of the width
+        if d % args.tf_heads:
+            _args.refuse(
+                p, "--tf-width", f"expected multiples of --tf-heads {args.tf_heads}; got {d}"
+            )
+
+
 def main() -> None:
-    args = parser().parse_args()
+    p = parser()
+    args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    check(p, args)
 
     from rnnkit.data.corpus import load_corpus
 
     corpus = load_corpus({"kind": args.corpus})
     V = len(Vocabulary.from_text(corpus.train))
-    specs = specs_of(args, V)
+    try:
+        specs = specs_of(args, V)
+    except SystemExit as e:  # a message naming the option: exit 2, as a bad type
+        p.error(str(e.code))
     load = os.getloadavg()[0]
     print(f"{corpus.describe()}; vocabulary {V}")
     print(
