@@ -493,3 +493,33 @@ def test_vocabulary_names_text_that_is_no_string():
             "item 1 of type int", Vocabulary.from_text, ["ab", 3])  # fmt: skip
     _raises(TypeError, "Vocabulary.encode: text must be a str; got list",
             Vocabulary.from_text("ab").encode, ["a"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        # Each failed in Python's own words (dict("stdlib"), io.StringIO(3), len(3)).
+        (lambda: corpus.load_corpus("stdlib"), TypeError, "load_corpus: source must be a dict "
+         "such as {'kind': 'stdlib'} or None; got str"),
+        (lambda: ts_format.parse_ts(3), TypeError, "parse_ts: text must be a str; got int"),
+        (lambda: tagging.tag_source(3), TypeError, "tag_source: text must be a str; got int"),
+        (lambda: pad_collate(3), TypeError, "pad_collate: batch must be a list of samples; got "
+         "int"),
+        (lambda: ts_format.write_ts("x.ts", [np.ones((2, 1))], 3), TypeError, "write_ts: labels "
+         "must be a sequence; got int"),
+    ],
+)  # fmt: skip
+def test_data_inputs_of_the_wrong_type(call, error, message):
+    _raises(error, message, call)
+
+
+def test_write_ts_refuses_what_it_would_write_wrongly(tmp_path):
+    target = tmp_path / "out.ts"
+    # int(0.5) wrote class 0, and a string of classes was one class per character.
+    _raises(ValueError, "write_ts: series 0: label 0.5 is not a class index in [0, 1)",
+            ts_format.write_ts, target, [np.ones((2, 1))], [0.5])  # fmt: skip
+    _raises(TypeError, "write_ts: classes must be a sequence of names; got str",
+            ts_format.write_ts, target, [np.ones((2, 1))], [0], classes="ab")  # fmt: skip
+    assert not target.exists()
+    ts_format.write_ts(target, [np.ones((3, 1))] * 2, np.array([0, 1]))  # labels as an array
+    assert ts_format.read_ts(target).labels == [0, 1]

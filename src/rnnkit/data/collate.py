@@ -34,6 +34,8 @@ def pad_collate(
         >>> tuple(x.shape), lengths.tolist()
         ((2, 3, 2), [3, 1])
     """
+    if not isinstance(batch, Sequence):
+        raise TypeError(f"pad_collate: batch must be a list of samples; got {type(batch).__name__}")
     if len(batch) == 0:
         raise ValueError("pad_collate: the batch is empty")
     pairs = [s if isinstance(s, (tuple, list)) else (s,) for s in batch]

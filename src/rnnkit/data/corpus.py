@@ -88,6 +88,12 @@ def stdlib_files() -> list[Path]:
 
 def load_corpus(source: dict[str, Any] | None = None) -> Corpus:
     """Read the corpus described by ``source`` (None: the default standard-library corpus)."""
+    if source is not None and not isinstance(source, dict):
+        # dict("stdlib") said "dictionary update sequence element #0 has length 1".
+        raise TypeError(
+            f"load_corpus: source must be a dict such as {{'kind': 'stdlib'}} or None; got "
+            f"{type(source).__name__}"
+        )
     source = dict(source or {"kind": "stdlib"})
     kind = source.get("kind")
     # Other keys (the vocabulary's min_count, the Python version read) describe the run.

@@ -104,6 +104,8 @@ def tag_source(text: str) -> np.ndarray:
         >>> [TAGS[t][:2] for t in tag_source("x = 1  # c")]  # doctest: +NORMALIZE_WHITESPACE
         ['NA', 'WH', 'OP', 'WH', 'NU', 'WH', 'WH', 'CO', 'CO', 'CO']
     """
+    if not isinstance(text, str):
+        raise TypeError(f"tag_source: text must be a str; got {type(text).__name__}")
     lines = io.StringIO(text).readlines()  # the lines tokenize reads, with their endings
     starts = np.zeros(len(lines) + 2, dtype=np.int64)
     np.cumsum([len(line) for line in lines], out=starts[2:])

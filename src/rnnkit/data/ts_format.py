@@ -140,6 +140,8 @@ def parse_ts(
     text: str, where: str = "<text>", missing: str = "ffill", require_labels: bool = True
 ) -> TSData:
     """:func:`read_ts` of the text of a file; ``where`` names it in messages."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse_ts: text must be a str; got {type(text).__name__}")
     lines = text_lines(text)
     header, first = _read_header(lines, where, require_labels)
     labelled = bool(header.class_label)
@@ -417,6 +419,11 @@ def write_ts(
     as ``?`` (a missing value). What :func:`read_ts` would refuse is refused here, before
     anything is written: a series without steps, an infinite value or one beyond float32,
     a dimension of a series with no value at all."""
+    for name, value in (("series", series), ("labels", labels)):
+        if isinstance(value, str) or not hasattr(value, "__len__"):
+            raise TypeError(f"write_ts: {name} must be a sequence; got {type(value).__name__}")
+    if isinstance(classes, str):  # it would be read as one class per character
+        raise TypeError("write_ts: classes must be a sequence of names; got str")
     if len(series) != len(labels):
         raise ValueError(f"write_ts: {len(series)} series but {len(labels)} labels")
     if not series:
@@ -463,7 +470,7 @@ def write_ts(
     for i, (x, y) in enumerate(zip(xs, labels, strict=True)):
         if isinstance(y, str):
             name = y
-        elif 0 <= int(y) < len(names):  # a negative index would pick from the end
+        elif int(y) == y and 0 <= int(y) < len(names):  # int(0.5) would pick class 0
             name = names[int(y)]
         else:
             raise ValueError(
