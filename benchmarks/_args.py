@@ -160,14 +160,21 @@ def listed(item: Callable[[str], T], what: str = "values") -> Callable[[str], li
     return kind
 
 
-def each_once(flag: str, values: list[Any]) -> str | None:
-    """For options that take several values (nargs): the message for a repeated one."""
+def each_once(p: argparse.ArgumentParser, flag: str, values: list[Any] | None) -> None:
+    """For options that take several values (nargs): refuse a repeated one."""
     seen = set()
-    for v in values:
+    for v in values or []:
         if v in seen:
-            return f"argument {flag}: expected each value once; got {v!r} twice"
+            refuse(p, flag, f"expected each value once; got {v!r} twice")
         seen.add(v)
-    return None
+
+
+def device(text: str) -> str:
+    """A torch device of the kind the timing scripts run on: cpu, cuda or cuda:N."""
+    kind, colon, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and (kind == "cpu" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N; got {text!r}")
+    return text
 
 
 def no_effect(p: argparse.ArgumentParser, mode: str, others: dict[str, Any]) -> None:
@@ -251,3 +258,26 @@ def replaceable_runs(p: argparse.ArgumentParser, flag: str, folders: Iterable[Pa
                 f"expected a folder whose {f.name} is absent or an rnnkit run folder (it is "
                 f"replaced); got {f}, which is not a run folder",
             )
+
+
+def run_of(p: argparse.ArgumentParser, flag: str, name: str, task: str) -> None:
+    """Refuse ``name`` unless it is an rnnkit run folder (or a pretrained folder) of
+    ``task``: a wrong one would be found after the parts timed before it."""
+    from rnnkit.train.runfolder import RunFolder
+
+    path = Path(nonempty_or_refuse(p, flag, name))
+    if not (path / "config.json").is_file():
+        what = "which does not exist" if not path.exists() else "which holds no config.json"
+        refuse(p, flag, f"expected an rnnkit {task} run folder; got {name}, {what}")
+    try:
+        kind = RunFolder(path).read_config().task
+    except ValueError as e:
+        refuse(p, flag, f"expected an rnnkit {task} run folder; got {name}: {e}")
+    if kind != task:
+        refuse(p, flag, f"expected an rnnkit {task} run folder; got {name}, a {kind} run")
+
+
+def nonempty_or_refuse(p: argparse.ArgumentParser, flag: str, name: str) -> str:
+    if not name:
+        refuse(p, flag, "expected a name; got an empty string")
+    return name

@@ -45,7 +45,6 @@ series of median length at B = 1.
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -60,6 +59,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+import _args
 import rnnkit
 from _timing import interleaved_medians, machine
 from rnnkit import deploy
@@ -103,10 +103,12 @@ PARTS = ("latency", "lm", "forecast", "classify")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = _args.parser(__doc__.split("\n", 1)[0])
     parser.add_argument("--run", help="an lm run folder (default: train a small one first)")
-    parser.add_argument("--repeats", type=int, default=21, help="timed rounds (median)")
-    parser.add_argument("--chars", type=int, default=None, help="score only this many test chars")
+    parser.add_argument("--repeats", type=_args.positive_int, default=21,
+                        help="timed rounds (median)")  # fmt: skip
+    parser.add_argument("--chars", type=_args.positive_int, default=None,
+                        help="score only this many test chars")  # fmt: skip
     parser.add_argument(
         "--parts",
         nargs="+",
@@ -122,8 +124,19 @@ def main() -> None:
         "--classify-run", help="a classify run folder (default: train one with the defaults)"
     )
     args = parser.parse_args()
-    parts = set(args.parts) | ({"forecast"} if args.forecast_run else set())
-    parts |= {"classify"} if args.classify_run else set()
+    _args.each_once(parser, "--parts", args.parts)
+    parts = set(args.parts) | ({"forecast"} if args.forecast_run is not None else set())
+    parts |= {"classify"} if args.classify_run is not None else set()
+    if "lm" not in parts:  # the language model's part alone reads them
+        _args.no_effect(parser, "without the lm part", {"--run": args.run, "--chars": args.chars})
+    # The runs are checked before the parts timed ahead of theirs.
+    for flag, run, task in (
+        ("--run", args.run, "lm"),
+        ("--forecast-run", args.forecast_run, "forecast"),
+        ("--classify-run", args.classify_run, "classify"),
+    ):
+        if run is not None:
+            _args.run_of(parser, flag, run, task)
     torch.set_num_threads(1)
     print(f"machine: {machine()}, onnxruntime {ort.__version__}, 1 intra-op thread")
     print(f"load average at start: {_load()}")

@@ -27,12 +27,12 @@ torch.nn.LSTM(proj_size=P).
 
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import torch
 from torch import nn
 
+import _args
 import rnnkit
 from _timing import interleaved_medians, machine, synchronizer
 
@@ -166,25 +166,46 @@ def projection_table(repeats: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
-    parser.add_argument("--cells", default="LSTM,GRU,RNN", help="comma-separated subset")
+    parser.add_argument("--cells", type=_args.listed(_args.one_of(CELLS, "cells"), "cells"),
+                        help="comma-separated subset (default: LSTM,GRU,RNN)")  # fmt: skip
     parser.add_argument(
         "--native-only", action="store_true", help="time torch.nn against the native backend only"
     )
-    parser.add_argument("--repeats", type=int, help="timed rounds (default: 7, --quick: 3)")
+    parser.add_argument("--repeats", type=_args.positive_int,
+                        help="timed rounds (default: 7, --quick: 3)")  # fmt: skip
     parser.add_argument("--gru", action="store_true", help="the GRU's table only (see above)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=_args.threads,
+                        help="torch threads (default: torch's)")  # fmt: skip
     parser.add_argument(
         "--options", action="store_true", help="the LSTM options' table only (see above)"
     )
     parser.add_argument(
-        "--device", default="cpu", help="cpu or cuda: where --gru and --options run (cpu)"
+        "--device",
+        type=_args.device,
+        default=None,
+        help="cpu or cuda: where --gru and --options run (cpu)",
     )
     parser.add_argument(
         "--projection", action="store_true", help="the projected LSTM's table only (above)"
     )
     args = parser.parse_args()
+    # One table per call: --gru, --options and --projection each print theirs alone, and
+    # the options of the others would have no effect.
+    table = [f for f, on in (("--gru", args.gru), ("--options", args.options),
+                              ("--projection", args.projection)) if on]  # fmt: skip
+    if len(table) > 1:
+        _args.refuse(parser, table[1], f"expected one table per call; got {' and '.join(table)}")
+    if table:
+        _args.no_effect(parser, f"with {table[0]}", {"--cells": args.cells,
+                        "--native-only": args.native_only or None})  # fmt: skip
+    if not (args.gru or args.options):
+        _args.no_effect(parser, "without --gru or --options", {"--device": args.device})
+    if args.quick:
+        _args.no_effect(parser, "with --quick", {"--repeats": args.repeats})
+    args.cells = args.cells or list(CELLS)
+    args.device = args.device or "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -203,7 +224,7 @@ def main() -> None:
     print(f"{'shape':28s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  ratios to torch.nn")
     for shape_name, (T, B, I, H) in SHAPES.items():
         x = torch.randn(T, B, I)
-        for name in args.cells.split(","):
+        for name in args.cells:
             ref = CELLS[name][0](I, H)
             mods = {"torch.nn": ref, **variants(name, ref)}
             if args.native_only:

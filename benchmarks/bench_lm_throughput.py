@@ -19,7 +19,6 @@ on a shared machine this, not the wall-clock of separate runs, is how fast each 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import tempfile
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import _args
 from _timing import interleaved_medians, machine
 from rnnkit.tasks.lm import LanguageModelTask, LMOptions
 from rnnkit.train import RunFolder, TrainConfig, Trainer
@@ -111,10 +111,14 @@ def cell_rates(o: LMOptions, t: TrainConfig, k: int, repeats: int) -> dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    parser.add_argument("--steps-per-sample", type=int, default=5, help="steps per timing")
+    parser.add_argument(
+        "--threads", type=_args.threads, default=1, help="torch threads (default: 1)"
+    )
+    parser.add_argument(
+        "--steps-per-sample", type=_args.positive_int, default=5, help="steps per timing"
+    )
     parser.add_argument("--cells", action="store_true", help="RNN/GRU/LSTM at equal size")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -16,7 +16,6 @@ time, against a large square matmul measured in the same run).
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import _args
 import rnnkit
 from _timing import interleaved_medians, machine, synchronizer
 
@@ -95,10 +95,11 @@ def gemm_peak_flops(n: int = 2048, repeats: int = 5, device: str = "cpu") -> flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--json", type=_args.new_file, help="also write the results to this file")
+    parser.add_argument("--device", type=_args.device, default="cpu",
+                        help="cpu or cuda (default: cpu)")  # fmt: skip
     args = parser.parse_args()
     device = args.device
     torch.manual_seed(0)

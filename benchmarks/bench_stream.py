@@ -14,11 +14,11 @@ resident memory after 10^4, 10^5 and 10^6 steps; it must not grow with the strea
 
 from __future__ import annotations
 
-import argparse
 import resource
 
 import torch
 
+import _args
 import rnnkit
 from _timing import interleaved_medians, machine
 
@@ -77,10 +77,13 @@ def memory(steps: int, chunk: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (default 7)")
-    parser.add_argument("--steps", type=int, default=10**6, help="memory run length")
-    parser.add_argument("--chunk", type=int, default=100, help="steps per chunk (memory run)")
+    parser = _args.parser(__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=_args.positive_int, default=7,
+                        help="timed rounds (default 7)")  # fmt: skip
+    parser.add_argument("--steps", type=_args.positive_int, default=10**6,
+                        help="memory run length")  # fmt: skip
+    parser.add_argument("--chunk", type=_args.positive_int, default=100,
+                        help="steps per chunk (memory run)")  # fmt: skip
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"machine: {machine()}")

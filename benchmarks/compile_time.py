@@ -12,13 +12,13 @@ minGRU/minLSTM scan each run as one opaque custom operator per layer call
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 import torch._dynamo
 import torch._inductor.config
 
+import _args
 import rnnkit
 
 LAYERS = {
@@ -49,11 +49,18 @@ def compile_seconds(name: str, T: int, backend: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _args.parser(__doc__.splitlines()[0])
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=list(LAYERS))
-    parser.add_argument("--steps", nargs="+", type=int, default=[50, 500])
+    parser.add_argument("--steps", nargs="+", type=_args.positive_int, default=[50, 500])
     args = parser.parse_args()
+    _args.each_once(parser, "--layers", args.layers)
+    _args.each_once(parser, "--steps", args.steps)
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    if args.backend not in backends:  # else refused by the first compile, in a traceback
+        _args.refuse(
+            parser, "--backend", f"expected one of {', '.join(backends)}; got {args.backend!r}"
+        )
     # Compile from scratch every time: inductor's on-disk caches would otherwise serve a
     # graph compiled earlier (any run with the same shapes), hiding the compile time.
     torch._inductor.config.force_disable_caches = True

@@ -12,7 +12,6 @@ initialised layer-norm LSTM is chaotic: its float32 and float64 runs part ways).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 import warnings
@@ -21,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+import _args
 import rnnkit
 from rnnkit.export import export_onnx
 
@@ -104,8 +104,8 @@ def sequence_errors(layer: rnnkit.RNN) -> tuple[list[float], float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100_000)
+    parser = _args.parser(__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=_args.positive_int, default=100_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")

@@ -21,6 +21,7 @@ import warnings
 import torch
 from torch import nn
 
+import _args
 import rnnkit
 from _timing import interleaved_medians, machine
 from rnnkit.kernels import gemm
@@ -82,12 +83,27 @@ def parts(T: int, B: int, H: int, G: int) -> dict[str, object]:
     return timed
 
 
+def shapes(text: str) -> list[tuple[int, ...]]:
+    """--shapes: "T,B,H;T,B,H;...", each a positive integer."""
+    out = []
+    for shape in text.split(";"):
+        parts = shape.split(",")
+        if len(parts) != 3:
+            raise argparse.ArgumentTypeError(f"expected T,B,H;T,B,H;...; got {text!r}")
+        try:
+            out.append(tuple(_args.positive_int(v.strip()) for v in parts))
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e} (in {text!r})") from None
+    return out
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = _args.parser(__doc__.splitlines()[0])
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="lstm-zoneout")
-    ap.add_argument("--shapes", default="100,64,512;256,8,128;1000,1,64", help="T,B,H;...")
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    ap.add_argument("--shapes", type=shapes, default="100,64,512;256,8,128;1000,1,64",
+                    help="T,B,H;...")  # fmt: skip
+    ap.add_argument("--repeats", type=_args.positive_int, default=7)
+    ap.add_argument("--threads", type=_args.threads, help="torch threads (default: torch's)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,8 +112,7 @@ def main() -> None:
     cls, G, options = VARIANTS[args.variant]
     print(f"machine: {machine()}")
     print(f"variant: {args.variant} (rnnkit.{cls.__name__}, {options or 'no options'})")
-    for shape in args.shapes.split(";"):
-        T, B, H = (int(v) for v in shape.split(","))
+    for T, B, H in args.shapes:
         x = torch.randn(T, B, H)
         lstm = nn.LSTM(H, H)
         layer = cls(H, H, **options)

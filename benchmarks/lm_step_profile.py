@@ -12,7 +12,6 @@ loss, clipping, the optimiser, and the rest. Prints one table, shares of the ste
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from collections import defaultdict
@@ -20,6 +19,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+import _args
 from rnnkit.tasks.lm import LanguageModelTask, LMOptions
 from rnnkit.train import RunFolder, Trainer
 from rnnkit.train.distributed import Context
@@ -47,10 +47,13 @@ def part(name: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=LanguageModelTask.train_defaults["threads"])
-    ap.add_argument("--steps", type=int, default=30, help="steps profiled")
-    ap.add_argument("--warmup", type=int, default=10, help="steps run first, not profiled")
+    ap = _args.parser(__doc__.splitlines()[0])
+    ap.add_argument(
+        "--threads", type=_args.threads, default=LanguageModelTask.train_defaults["threads"]
+    )
+    ap.add_argument("--steps", type=_args.positive_int, default=30, help="steps profiled")
+    ap.add_argument("--warmup", type=_args.nonnegative_int, default=10,
+                    help="steps run first, not profiled")  # fmt: skip
     args = ap.parse_args()
     torch.manual_seed(0)
     task = LanguageModelTask(LMOptions(sample_chars=0))

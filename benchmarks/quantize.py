@@ -18,7 +18,6 @@ embedding stays float), and compares the float and int8 models on
 
 from __future__ import annotations
 
-import argparse
 import io
 import tempfile
 import warnings
@@ -27,6 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+import _args
 import rnnkit
 from _timing import interleaved_medians, machine
 from rnnkit.data.corpus import load_corpus
@@ -46,11 +46,14 @@ LAYER_STEPS = 64
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = _args.parser(__doc__.split("\n", 1)[0])
     parser.add_argument("--run", help="an lm run folder (default: train a small one first)")
-    parser.add_argument("--repeats", type=int, default=21, help="timed rounds (median)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--repeats", type=_args.positive_int, default=21,
+                        help="timed rounds (median)")  # fmt: skip
+    parser.add_argument("--threads", type=_args.threads, default=1, help="torch threads")
     args = parser.parse_args()
+    if args.run is not None:
+        _args.run_of(parser, "--run", args.run, "lm")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or _train_small(tmp)

@@ -15,11 +15,11 @@ they give are checked to be equal.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 
+import _args
 from _timing import interleaved_medians, machine
 from rnnkit.deploy import Forecast, Recalibration, conformal_factor
 
@@ -59,16 +59,17 @@ def scored(n: int, horizon: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--values", default="1000,4000,8000", help="stream lengths, comma-separated")
-    p.add_argument("--horizon", type=int, default=24)
-    p.add_argument("--repeats", type=int, default=3)
+    p = _args.parser(__doc__.splitlines()[0])
+    p.add_argument("--values", type=_args.listed(_args.positive_int, "stream lengths"),
+                   default="1000,4000,8000", help="stream lengths, comma-separated")  # fmt: skip
+    p.add_argument("--horizon", type=_args.positive_int, default=24)
+    p.add_argument("--repeats", type=_args.positive_int, default=3)
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"horizon {args.horizon}; {machine()}")
     head = ("values", "scores", "sorted blocks (s)", "full quantile (s)", "ratio")
     print("{:>8} {:>9} {:>18} {:>18} {:>7}".format(*head))
-    for n in (int(v) for v in args.values.split(",")):
+    for n in args.values:
         values = rng.normal(size=n)
         ours = stream(Recalibration, values, args.horizon)
         if ours != stream(FullQuantile, values, args.horizon):
