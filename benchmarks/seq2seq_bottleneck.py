@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+import _args
 from rnnkit.seq2seq import evaluate, load_run
 from rnnkit.tasks.numbers import NumbersOptions, NumbersTask
 from rnnkit.train import train
@@ -35,18 +36,42 @@ def bins_of(lengths: list[int], width: int) -> list[tuple[int, int]]:
     return [(lo, lo + width - 1) for lo in range(0, top + 1, width)]
 
 
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every run's options and budget as the task takes them, the language and the plot's
+    format, before the first run trains (a bad one would else end the script after it)."""
+    from rnnkit.cli._outputs import check_figure_format
+
+    _args.each_once(parser, "--attention", args.attention)
+    try:
+        for kind in args.attention:
+            NumbersOptions(lang=args.lang, direction=args.direction,
+                           max_number=args.max_number, attention=kind)  # fmt: skip
+        NumbersTask.default_train(steps=args.steps, eval_every=args.eval_every)
+        if args.png is not None:
+            check_figure_format("--png", args.png)
+    except ValueError as e:  # the messages name the option
+        parser.error(str(e))
+    try:
+        NumbersOptions(lang=args.lang).pairs()  # num2words' languages
+    except ValueError as e:
+        _args.refuse(parser, "--lang", str(e))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default="runs", help="folder of the run folders")
+    parser = _args.parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=_args.folder, default="runs",
+                        help="folder of the run folders")  # fmt: skip
     parser.add_argument("--lang", default="en")
     parser.add_argument("--direction", default="words2digits")
-    parser.add_argument("--max-number", type=int, default=999_999)
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--eval-every", type=int, default=200)
+    parser.add_argument("--max-number", type=_args.integer, default=999_999)
+    parser.add_argument("--steps", type=_args.integer, default=800)
+    parser.add_argument("--eval-every", type=_args.integer, default=200)
     parser.add_argument("--attention", nargs="+", default=["none", "general"])
-    parser.add_argument("--bin", type=int, default=10, help="input-length bin width (chars)")
-    parser.add_argument("--png", default=None, help="write the plot here")
+    parser.add_argument("--bin", type=_args.positive_int, default=10,
+                        help="input-length bin width (chars)")  # fmt: skip
+    parser.add_argument("--png", type=_args.new_file, default=None, help="write the plot here")
     args = parser.parse_args()
+    check(parser, args)
     torch.set_num_threads(1)
 
     results = {}
