@@ -15,7 +15,9 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+from rnnkit.train.files import figure_bytes
 
 COLUMNS = ("step", "time", "split", "metric", "value")
 
@@ -61,7 +63,14 @@ def read_csv(path: Path, up_to_step: int) -> list[Row]:
 
 
 def plot(rows: list[Row], title: str) -> bytes:
-    """The training loss and each validation metric against steps, as PNG bytes.
+    """The training loss and each validation metric against steps, as PNG bytes
+    (:func:`rnnkit.train.files.figure_bytes`, the writer every figure of rnnkit goes
+    through)."""
+    return figure_bytes(figure(rows, title))
+
+
+def figure(rows: list[Row], title: str) -> Any:
+    """The matplotlib Figure of :func:`plot`, on its own canvas.
 
     matplotlib's object API: no global backend is set, so a notebook's is untouched.
     """
@@ -94,9 +103,7 @@ def plot(rows: list[Row], title: str) -> bytes:
     axes[-1].set_xlabel("step")
     axes[0].set_title(title, fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig
 
 
 class Progress:
