@@ -95,3 +95,11 @@ def test_stream_detach_must_be_a_bool():
     # "no" was taken as true: the state was detached though the caller meant otherwise.
     _raises(TypeError, "Stream: detach must be a bool; got 'no'", rnnkit.Stream,
             rnnkit.GRU(2, 3), detach="no")  # fmt: skip
+
+
+def test_a_parameter_dtype_that_cannot_have_gradients_is_named():
+    # torch said "Only Tensors of floating point and complex dtype can require gradients".
+    _raises(TypeError, "GRU: dtype must be a floating-point torch.dtype (parameters need "
+            "gradients); got torch.int64", rnnkit.GRU, 2, 3, dtype=torch.int64)  # fmt: skip
+    _raises(RuntimeError, "LSTMCell: dtype must be a torch.dtype; got 'float32'",
+            rnnkit.LSTMCell, 2, 3, dtype="float32")  # fmt: skip

@@ -66,6 +66,20 @@ def _int_at_least(
     return value
 
 
+def parameter_dtype(owner: str, dtype: object) -> None:
+    """Refuse a ``dtype=`` parameters cannot have; torch said "Only Tensors of floating
+    point and complex dtype can require gradients", naming no argument."""
+    if dtype is None:
+        return
+    if not isinstance(dtype, torch.dtype):
+        raise DtypeError(f"{owner}: dtype must be a torch.dtype; got {dtype!r}")
+    if not (dtype.is_floating_point or dtype.is_complex):
+        raise DtypeError(
+            f"{owner}: dtype must be a floating-point torch.dtype (parameters need "
+            f"gradients); got {dtype}"
+        )
+
+
 def probability(owner: str, name: str, value: object, *, upper_open: bool = False) -> float:
     bad = isinstance(value, bool) or not isinstance(value, (int, float))
     if not bad:

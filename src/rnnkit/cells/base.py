@@ -97,6 +97,7 @@ class RecurrentCell(nn.Module, abc.ABC):
         super().__init__()
         owner = type(self).__name__
         self.input_size = _checks.non_negative_int(owner, "input_size", input_size)
+        _checks.parameter_dtype(owner, dtype)
         self.hidden_size = _checks.non_negative_int(owner, "hidden_size", hidden_size)
         # torch.nn's cells take any truthy ``bias`` (RNNCell(10, 20, "relu") builds, with
         # biases); the layers check for a bool, as torch.nn's layers do.

@@ -76,6 +76,7 @@ class RecurrentLayer(nn.Module):
         super().__init__()
         owner = type(self).__name__
         self.input_size = _checks.positive_int(owner, "input_size", input_size)
+        _checks.parameter_dtype(owner, dtype)
         self.hidden_size = _checks.positive_int(owner, "hidden_size", hidden_size)
         self.num_layers = _checks.positive_int(owner, "num_layers", num_layers)
         for name, flag in (("bias", bias), ("batch_first", batch_first)):
