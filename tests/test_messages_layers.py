@@ -103,3 +103,10 @@ def test_a_parameter_dtype_that_cannot_have_gradients_is_named():
             "gradients); got torch.int64", rnnkit.GRU, 2, 3, dtype=torch.int64)  # fmt: skip
     _raises(RuntimeError, "LSTMCell: dtype must be a torch.dtype; got 'float32'",
             rnnkit.LSTMCell, 2, 3, dtype="float32")  # fmt: skip
+
+
+def test_members_of_something_that_is_no_list():
+    from rnnkit.layers.members import Members
+
+    _raises(TypeError, "Members: layers must be a list of rnnkit recurrent layers; got int",
+            Members, 3)  # fmt: skip

@@ -21,7 +21,7 @@ one costs K times a member, where the wide layer's recurrent product costs K^2.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -44,6 +44,11 @@ class Members(nn.Module):
 
     def __init__(self, layers: Sequence[RecurrentLayer]) -> None:
         super().__init__()
+        if not isinstance(layers, Iterable):  # list(3) said "'int' object is not iterable"
+            raise TypeError(
+                f"Members: layers must be a list of rnnkit recurrent layers; got "
+                f"{type(layers).__name__}"
+            )
         layers = list(layers)
         if len(layers) < 2:
             raise ValueError(f"Members: expected at least 2 layers; got {len(layers)}")
