@@ -398,3 +398,28 @@ def test_a_kill_while_writing_leaves_no_half_written_file(made, tmp_path):
     assert not (tmp_path / "pub").exists()  # no folder at all rather than half of one
     (left,) = [p.name for p in tmp_path.iterdir() if p.name != "run"]
     assert left.startswith(".pub.") and left.endswith(".tmp")
+
+
+def test_a_run_whose_derived_its_task_refuses_is_named_once(tmp_path):
+    """The card writer, save_pretrained and rnnkit.load name the real config.json once,
+    then the key the task refused: the same line wherever the folder is read."""
+    out = tmp_path / "numbers"
+    options = dict(max_number=99, embed_size=4, encoder_hidden=4, decoder_hidden=4, n_valid=4,
+                   n_test=4)  # fmt: skip
+    train("numbers", options, TrainConfig(steps=1, eval_every=1), out=out,
+          log=lambda _: None, progress=io.StringIO())  # fmt: skip
+    config = out / "config.json"
+    data = json.loads(config.read_text())
+    data["derived"]["source_chars"] = 3
+    config.write_text(json.dumps(data))
+    before = _snapshot(out)
+    expected = f"{config}: derived: source_chars must be a non-empty string"
+    for read in (
+        write_card,
+        rnnkit.load,
+        lambda run: rnnkit.save_pretrained(run, tmp_path / "pub"),
+    ):
+        with pytest.raises(RunFolderError) as err:
+            read(out)
+        assert str(err.value) == expected
+    assert _snapshot(out) == before and not (tmp_path / "pub").exists()

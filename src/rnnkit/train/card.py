@@ -29,8 +29,9 @@ from torch import nn
 
 from rnnkit._version import __version__
 from rnnkit.tasks import get_task
+from rnnkit.tasks.base import Task
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import atomic_write, read_json, tensors_meta
+from rnnkit.train.files import DerivedError, atomic_write, read_json, tensors_meta
 from rnnkit.train.metrics import Row, clock, read_csv
 from rnnkit.train.runfolder import (
     CARD,
@@ -87,11 +88,24 @@ def build_model(config: RunConfig, where: object) -> nn.Module:
     task_cls = get_task(config.task)
     opts = task_cls.parse_options(config.options, where=f"{where}: options")
     with torch.random.fork_rng(devices=[]):
-        try:
-            return task_cls(opts, config.derived).build_model()
-        except (KeyError, TypeError, ValueError) as err:
-            what = f"has no {err}" if isinstance(err, KeyError) else f"is inconsistent ({err})"
-            raise RunFolderError(f"{where}: derived {what}") from None
+        return build_recorded(task_cls(opts, config.derived), where)
+
+
+def build_recorded(task: Task, where: object) -> nn.Module:
+    """``task``'s model from the options and ``derived`` recorded in ``where`` (a run's
+    config.json); one that cannot build it is refused in one line naming ``where`` once.
+
+    A task's own check (:class:`~rnnkit.train.files.DerivedError`) names the key but not
+    the file, which it does not know; ``where`` goes in front, as
+    :func:`rnnkit.train.run.recorded_in` does.
+    """
+    try:
+        return task.build_model()
+    except DerivedError as err:
+        raise RunFolderError(f"{where}: {err}") from None
+    except (KeyError, TypeError, ValueError) as err:
+        what = f"has no {err}" if isinstance(err, KeyError) else f"is inconsistent ({err})"
+        raise RunFolderError(f"{where}: derived {what}") from None
 
 
 def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:

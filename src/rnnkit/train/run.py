@@ -20,6 +20,7 @@ from torch import nn
 from rnnkit.tasks import get_task
 from rnnkit.tasks.base import Task
 from rnnkit.train import distributed
+from rnnkit.train.card import build_recorded
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.files import DerivedError
 from rnnkit.train.loop import Summary, Trainer, budget_reached
@@ -211,15 +212,7 @@ def _check_resume(
 def build(task: Task, folder: RunFolder) -> nn.Module:
     """``task``'s model from its config alone; a config that cannot build it is refused
     in one line naming the file."""
-    config = folder.path / "config.json"
-    try:
-        with recorded_in(config):
-            return task.build_model()
-    except RunFolderError:
-        raise  # the task's own check: it names the key
-    except (KeyError, TypeError, ValueError) as err:
-        what = f"has no {err}" if isinstance(err, KeyError) else f"is inconsistent ({err})"
-        raise RunFolderError(f"{config}: derived {what}") from None
+    return build_recorded(task, folder.path / "config.json")
 
 
 @contextlib.contextmanager
