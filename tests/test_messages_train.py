@@ -269,8 +269,8 @@ def test_a_model_card_of_a_run_whose_derived_values_do_not_fit(tmp_path):
     data = json.loads(config.read_text())
     data["derived"]["source_chars"] = 3
     config.write_text(json.dumps(data))
-    _raises(RunFolderError, f"{config}: derived is inconsistent (derived: source_chars must be "
-            "a non-empty string)", rnnkit.train.write_card, out)  # fmt: skip
+    _raises(RunFolderError, f"{config}: derived: source_chars must be a non-empty string",
+            rnnkit.train.write_card, out)  # fmt: skip
 
 
 def test_a_batch_that_processes_cannot_share_is_refused():
