@@ -1,7 +1,7 @@
 """A run's config.json that its task refuses is named once, by its real path.
 
 The tasks check what a run recorded (``derived``) without knowing the folder, raising
-:class:`rnnkit.train.files.DerivedError`; :func:`rnnkit.train.run.recorded_in` names the
+:class:`rnnkit.tasks.base.DerivedError`; :func:`rnnkit.train.run.recorded_in` names the
 file in front wherever a run folder is read: loading, resuming and ``rnnkit eval``.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from rnnkit.cli import main
+from rnnkit.tasks.base import DerivedError
 from rnnkit.tasks.forecast import check_derived
 from rnnkit.train import TrainConfig, train
-from rnnkit.train.files import DerivedError
 from rnnkit.train.run import recorded_in
 from rnnkit.train.runfolder import RunFolderError
 

@@ -74,6 +74,16 @@ SOURCES = ("text", "corpus", "data", "dataset")  # each names the data by itself
 SOURCE_OPTIONS = (*SOURCES, "test_data", "test_fraction", "format", "time_column")  # and its split
 
 
+class DerivedError(ValueError):
+    """What a run recorded about its data (``derived`` in its config.json) cannot be right:
+    a hand-edited or damaged file.
+
+    A task checks the values without knowing which folder they came from, so the message
+    names the key ("derived: classes must be ..."); whoever read the folder names the file
+    once, in front (:func:`rnnkit.train.run.recorded_in`).
+    """
+
+
 class Task(ABC):
     """One job rnnkit trains. Subclasses set the class attributes and the methods."""
 

@@ -35,10 +35,9 @@ from rnnkit.data.ts_format import TSData, read_ts
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import AverageProbabilities, Members
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import SeededBatches, Task, model_device
+from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import DerivedError
 
 # The classification sets aeon ships with official _TRAIN/_TEST .ts files, under
 # aeon/datasets/data/NAME/ (its _eq variants and the regression sets are left out).

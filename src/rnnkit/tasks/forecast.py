@@ -79,10 +79,9 @@ from rnnkit.deploy import (
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import MemberLinear, Members
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import SeededBatches, Task
+from rnnkit.tasks.base import DerivedError, SeededBatches, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import DerivedError
 
 HEADS = ("quantile", "gaussian")
 TRAIN_UNTIL = ("validation", "test")

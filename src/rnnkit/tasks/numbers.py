@@ -27,10 +27,9 @@ from rnnkit.seq2seq.data import NumbersTask as NumberPairs
 from rnnkit.seq2seq.decode import greedy
 from rnnkit.seq2seq.evaluate import edit_distance
 from rnnkit.seq2seq.model import DECODER_CELLS, ENCODERS, Seq2Seq, Seq2SeqConfig, sequence_loss
-from rnnkit.tasks.base import SeededBatches, Task, model_device
+from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import DerivedError
 
 DERIVED_KEYS = ("source_chars", "target_chars", "max_source_length", "max_target_length")
 EVAL_BATCH = 500  # validation numbers decoded at once

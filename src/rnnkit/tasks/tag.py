@@ -39,10 +39,10 @@ from rnnkit.data.tagging import IGNORE, Document, TaggedData
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models._config import config_from_dict
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import SeededBatches, Task, model_device
+from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import DerivedError, write_figure
+from rnnkit.train.files import write_figure
 
 EVAL_BATCH = 64  # windows per forward call at evaluation
 FIGURE = "tagged.png"

@@ -29,9 +29,9 @@ from torch import nn
 
 from rnnkit._version import __version__
 from rnnkit.tasks import get_task
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import DerivedError, Task
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import DerivedError, atomic_write, read_json, tensors_meta
+from rnnkit.train.files import atomic_write, read_json, tensors_meta
 from rnnkit.train.metrics import Row, clock, read_csv
 from rnnkit.train.runfolder import (
     CARD,
@@ -95,7 +95,7 @@ def build_recorded(task: Task, where: object) -> nn.Module:
     """``task``'s model from the options and ``derived`` recorded in ``where`` (a run's
     config.json); one that cannot build it is refused in one line naming ``where`` once.
 
-    A task's own check (:class:`~rnnkit.train.files.DerivedError`) names the key but not
+    A task's own check (:class:`~rnnkit.tasks.base.DerivedError`) names the key but not
     the file, which it does not know; ``where`` goes in front, as
     :func:`rnnkit.train.run.recorded_in` does.
     """

@@ -23,17 +23,6 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
-
-class DerivedError(ValueError):
-    """What a run recorded about its data (``derived`` in its config.json) cannot be right:
-    a hand-edited or damaged file.
-
-    A task checks the values without knowing which folder they came from, so the message
-    names the key ("derived: classes must be ..."); whoever read the folder names the file
-    once, in front (:func:`rnnkit.train.run.recorded_in`).
-    """
-
-
 TEMP_SUFFIX = ".tmp"  # every temporary file ends so: a run folder removes a kill's by it
 # atomic_write's temporary files: ".<name>.rnnkit_<pid>_<host>_<random>.tmp", hidden, and
 # named by the process that writes them (<host>: a hash of the machine's name, for folders

@@ -18,11 +18,10 @@ import torch
 from torch import nn
 
 from rnnkit.tasks import get_task
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import DerivedError, Task
 from rnnkit.train import distributed
 from rnnkit.train.card import build_recorded
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.files import DerivedError
 from rnnkit.train.loop import Summary, Trainer, budget_reached
 from rnnkit.train.runfolder import (
     MANIFEST,
@@ -218,7 +217,7 @@ def build(task: Task, folder: RunFolder) -> nn.Module:
 @contextlib.contextmanager
 def recorded_in(config: Path) -> Iterator[None]:
     """Name ``config`` (a run's config.json) in front of a task's refusal of what the run
-    recorded (:class:`~rnnkit.train.files.DerivedError`, whose message names only the
+    recorded (:class:`~rnnkit.tasks.base.DerivedError`, whose message names only the
     key): the task checks values without knowing which folder they came from."""
     try:
         yield
