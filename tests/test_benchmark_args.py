@@ -1,0 +1,174 @@
+"""The benchmark scripts refuse a bad command line as rnnkit's commands do: one line naming
+the argument, exit status 2, no traceback, and nothing on disk changed - before any data
+is read, any model trained or any file written (they run for minutes to hours)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TIMEOUT = 120  # a refusal takes seconds; a script that started its work would run on
+
+# (script, arguments, the argument the message must name). In the arguments, {dir} is an
+# existing empty folder, {file} an existing file, {missing} a name that does not exist,
+# and {own} a folder of the user's holding folders named as the scripts' run folders.
+CASES = [
+    ("classify.py", ["--datasets", "Foo"], "--datasets"),
+    ("classify.py", ["--datasets", ""], "--datasets"),
+    ("classify.py", ["--datasets", "GunPoint,GunPoint"], "--datasets"),
+    ("classify.py", ["--seeds", "-1"], "--seeds"),
+    ("classify.py", ["--seeds", "x"], "--seeds"),
+    ("classify.py", ["--seeds", "0,0"], "--seeds"),
+    ("classify.py", ["--threads", "0"], "--threads"),
+    ("classify.py", ["--threads", "x"], "--threads"),
+    ("classify.py", ["--members", "0"], "--members"),
+    ("classify.py", ["--candidates", "gru:x"], "--candidates"),
+    ("classify.py", ["--candidates", "foo:1.5"], "--candidates"),
+    ("classify.py", ["--minutes-per-run", "-1"], "--minutes-per-run"),
+    ("classify.py", ["--out", "{dir}"], "--out"),
+    ("classify.py", ["--out", "{missing}/table.md"], "--out"),
+    ("classify.py", ["--results", "{file}"], "--results"),
+    ("classify.py", ["--cv", "--grid", "notjson"], "--grid"),
+    ("classify.py", ["--cv", "--grid", '{"nois": 1}'], "--grid"),
+    ("classify.py", ["--grid", "{}"], "--grid"),
+    ("classify.py", ["--cv", "--table-only"], "--table-only"),
+    ("classify.py", ["--table-only", "--seeds", "1"], "--seeds"),
+    ("classify.py", ["--table-only", "--results", "{missing}"], "--results"),
+    ("forecast.py", ["--sets", "Foo"], "--sets"),
+    ("forecast.py", ["--sets", ""], "--sets"),
+    ("forecast.py", ["--sets", "nile,nile"], "--sets"),
+    ("forecast.py", ["--steps", "0"], "--steps"),
+    ("forecast.py", ["--seed", "-1"], "--seed"),
+    ("forecast.py", ["--members", "0"], "--members"),
+    ("forecast.py", ["--origins", "0"], "--origins"),
+    ("forecast.py", ["--sets", "airline,nile", "--origins", "60"], "--origins"),
+    ("forecast.py", ["--adapt", "2"], "--adapt"),
+    ("forecast.py", ["--margin", "nan"], "--margin"),
+    ("forecast.py", ["--skip", "Foo"], "--skip"),
+    ("forecast.py", ["--markdown", "{dir}"], "--markdown"),
+    ("forecast.py", ["--markdown", "{missing}/table.md"], "--markdown"),
+    ("forecast.py", ["--runs", ""], "--runs"),
+    ("forecast.py", ["--runs", "{file}"], "--runs"),
+    ("forecast.py", ["--runs", "{own}", "--sets", "nile"], "--runs"),
+    ("forecast_check.py", ["--sets", "Foo"], "--sets"),
+    ("forecast_check.py", ["--seeds", ""], "--seeds"),
+    ("forecast_check.py", ["--seeds", "0,0"], "--seeds"),
+    ("forecast_check.py", ["--margins", "-1"], "--margins"),
+    ("forecast_check.py", ["--jobs", "0"], "--jobs"),
+    ("forecast_check.py", ["--sets", "nile", "--origins", "60"], "--origins"),
+    ("forecast_check.py", ["--runs", "{own}", "--sets", "nile", "--seeds", "0"], "--runs"),
+    ("forecast_coverage.py", ["--sets", "Foo"], "--sets"),
+    ("forecast_coverage.py", ["--seeds", "x"], "--seeds"),
+    ("forecast_coverage.py", ["--adapt", "2"], "--adapt"),
+    ("forecast_coverage.py", ["--online", "--sets", "m1-yearly"], "--sets"),
+    ("forecast_coverage.py", ["--runs", "{missing}"], "--runs"),
+    ("forecast_coverage.py", ["--runs", "{dir}", "--sets", "nile"], "--runs"),
+    ("tag.py", ["--steps", "0"], "--steps"),
+    ("tag.py", ["--hidden", "0"], "--hidden"),
+    ("tag.py", ["--k", "-1"], "--k"),
+    ("tag.py", ["--seed", "-1"], "--seed"),
+    ("tag.py", ["--img", "{file}"], "--img"),
+    ("tag.py", ["--quick", "--steps", "100"], "--steps"),
+    ("long_memory.py", ["--rows", ""], "--rows"),
+    ("long_memory.py", ["--rows", "foo"], "--rows"),
+    ("long_memory.py", ["--rows", "adding-100-gru,adding-100-gru"], "--rows"),
+    ("long_memory.py", ["--jobs", "0"], "--jobs"),
+    ("long_memory.py", ["--results", "{file}"], "--results"),
+    ("long_memory.py", ["--out", "{dir}", "--rows", "adding-100-gru"], "--out"),
+    ("long_memory.py", ["--plot", "{missing}/curves.png", "--rows", "adding-100-gru"], "--plot"),
+    ("long_memory.py", ["--table-only", "--results", "{missing}"], "--results"),
+    ("long_memory.py", ["--table-only", "--results", "{dir}", "--jobs", "2"], "--jobs"),
+    ("long_memory.py", ["--results", "{own}", "--rows", "adding-100-gru"], "--results"),
+    ("lm_vs_transformer.py", ["--minutes", "0"], "--minutes"),
+    ("lm_vs_transformer.py", ["--marks", ""], "--marks"),
+    ("lm_vs_transformer.py", ["--models", "bert"], "--models"),
+    ("lm_vs_transformer.py", ["--models", "lstm,lstm"], "--models"),
+    ("lm_vs_transformer.py", ["--tf-width", "130"], "--tf-width"),
+    ("lm_vs_transformer.py", ["--grid", "hidden=x"], "--grid"),
+    ("lm_vs_transformer.py", ["--variants", "lr=0"], "--variants"),
+    ("lm_vs_transformer.py", ["--jobs", "0"], "--jobs"),
+    ("lm_vs_transformer.py", ["--out", "{file}"], "--out"),
+    ("bench_export.py", ["--repeats", "0"], "--repeats"),
+    ("bench_export.py", ["--parts", "lm", "lm"], "--parts"),
+    ("bench_export.py", ["--run", "{dir}"], "--run"),
+    ("bench_export.py", ["--parts", "latency", "--chars", "5"], "--chars"),
+    ("bench_layers.py", ["--cells", "Foo"], "--cells"),
+    ("bench_layers.py", ["--repeats", "0"], "--repeats"),
+    ("bench_layers.py", ["--gru", "--options"], "--options"),
+    ("bench_layers.py", ["--quick", "--repeats", "5"], "--repeats"),
+    ("bench_lm_throughput.py", ["--threads", "0"], "--threads"),
+    ("bench_lm_throughput.py", ["--steps-per-sample", "0"], "--steps-per-sample"),
+    ("bench_mingru.py", ["--json", "{dir}"], "--json"),
+    ("bench_mingru.py", ["--device", "foo"], "--device"),
+    ("bench_stream.py", ["--repeats", "0"], "--repeats"),
+    ("bench_stream.py", ["--chunk", "0"], "--chunk"),
+    ("compile_time.py", ["--backend", "foo"], "--backend"),
+    ("compile_time.py", ["--steps", "0"], "--steps"),
+    ("export_parity.py", ["--steps", "0"], "--steps"),
+    ("fused_profile.py", ["--shapes", "1,2"], "--shapes"),
+    ("fused_profile.py", ["--repeats", "0"], "--repeats"),
+    ("lm_step_profile.py", ["--steps", "0"], "--steps"),
+    ("quantize.py", ["--run", "{missing}"], "--run"),
+    ("quantize.py", ["--repeats", "0"], "--repeats"),
+    ("recalibration.py", ["--values", ""], "--values"),
+    ("recalibration.py", ["--horizon", "0"], "--horizon"),
+    ("seq2seq_bottleneck.py", ["--lang", "xx"], "--lang"),
+    ("seq2seq_bottleneck.py", ["--attention", "none", "none"], "--attention"),
+    ("seq2seq_bottleneck.py", ["--steps", "0"], "--steps"),
+    ("seq2seq_bottleneck.py", ["--png", "{dir}"], "--png"),
+]
+
+
+def _tree(root: Path) -> dict[str, tuple[bool, int, int]]:
+    """Every path under ``root``: whether a folder, its size and its modification time."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        out[str(path.relative_to(root))] = (path.is_dir(), st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "flag"),
+    CASES,
+    ids=[f"{s}:{' '.join(a) or repr('')}" for s, a, _ in CASES],
+)
+def test_a_bad_command_line_is_refused_in_one_line_before_any_work(
+    tmp_path: Path, script: str, args: list[str], flag: str
+) -> None:
+    # The script runs in a folder of its own, so that the default output folders (runs/,
+    # bench-out/) would land there, and the fixtures sit beside it.
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("the user's\n")
+    for name in ("nile", "nile-seasonal-naive-0", "runs/adding-100-gru"):
+        (tmp_path / "own" / name).mkdir(parents=True)
+        (tmp_path / "own" / name / "notes.txt").write_text("the user's\n")
+    where = {k: str(tmp_path / k) for k in ("dir", "file", "missing", "own")}
+    argv = []
+    for a in args:
+        for key, path in where.items():
+            a = a.replace("{" + key + "}", path)
+        argv.append(a)
+    before = _tree(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"{script}: error: ") and flag in lines[0], lines[0]
+    assert _tree(tmp_path) == before  # nothing made, removed or written
