@@ -96,3 +96,24 @@ def test_a_temporary_that_cannot_be_removed_does_not_fail_the_write(
     monkeypatch.undo()
     assert len(files.remove_stale_temps(target)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_a_dead_savers_folder_is_removed_only_when_folders_are_asked_for(tmp_path: Path) -> None:
+    target = tmp_path / "pub"
+    dead = _killed_write(tmp_path / "x", "half")  # a pid that no longer runs
+    host = files._host()
+    folder = tmp_path / f".pub.rnnkit_{dead}_{host}_abc.tmp"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "model.safetensors").write_bytes(b"half")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine.txt").write_text("mine")
+    link = tmp_path / f".pub.rnnkit_{dead}_{host}_lnk.tmp"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    assert files.remove_stale_temps(target) == []  # atomic_write's cleanup: files only
+    assert files.remove_stale_temps(target, folders=True) == [folder]
+    assert not folder.exists() and link.is_symlink()  # a link is never followed or removed
+    assert (elsewhere / "mine.txt").read_text() == "mine"
+    made = files.temp_folder(target)
+    assert made.is_dir() and made.name.startswith(files.temp_prefix(target))
+    assert files.remove_stale_temps(target, folders=True) == []  # this process's: in use

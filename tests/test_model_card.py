@@ -28,7 +28,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.train import RunFolder, RunFolderError, TrainConfig, train, write_card
+from rnnkit.train import RunFolder, RunFolderError, TrainConfig, files, train, write_card
 from rnnkit.train.runfolder import CARD_MARK, MANIFEST, is_card
 
 OPTIONS = {
@@ -398,6 +398,38 @@ def test_a_kill_while_writing_leaves_no_half_written_file(made, tmp_path):
     assert not (tmp_path / "pub").exists()  # no folder at all rather than half of one
     (left,) = [p.name for p in tmp_path.iterdir() if p.name != "run"]
     assert left.startswith(".pub.") and left.endswith(".tmp")
+
+
+def test_the_next_save_removes_a_killed_saves_folder_and_nothing_else(made, tmp_path):
+    old = rnnkit.save_pretrained(made["run"], tmp_path / "old")  # saved before: kept whole
+    before = _snapshot(old)
+    killed = subprocess.Popen([sys.executable, "-c", KILLER, "pretrained", str(made["run"]),
+                               str(tmp_path / "pub")])  # fmt: skip
+    assert killed.wait(timeout=300) == -signal.SIGKILL
+    (left,) = [p for p in tmp_path.iterdir() if p.name != "old"]
+    # Hidden, rnnkit's, named by the killed process, and a folder: the save's staging.
+    assert left.name.startswith(f".pub.rnnkit_{killed.pid}_") and left.name.endswith(".tmp")
+    assert left.is_dir() and not (tmp_path / "pub").exists()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = files._host()
+        kept = [
+            f".pub.rnnkit_{live.pid}_{host}_abc123.tmp",  # a save in progress
+            f".old.rnnkit_{killed.pid}_{host}_abc123.tmp",  # another folder's
+            ".pub.abc123.tmp",  # an older rnnkit's: whose, nobody knows
+        ]
+        for name in kept:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "keep.txt").write_text("keep")
+        dest = rnnkit.save_pretrained(made["run"], tmp_path / "pub")
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["old", "pub", *kept])
+    finally:
+        live.kill()
+        live.wait()
+    assert all((tmp_path / name / "keep.txt").read_text() == "keep" for name in kept)
+    assert _snapshot(old) == before
+    model, saved = rnnkit.load_pretrained(dest), rnnkit.load_pretrained(old)
+    assert torch.equal(_logits(model), _logits(saved))
 
 
 def test_a_run_whose_derived_its_task_refuses_is_named_once(tmp_path):

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import zlib
@@ -62,33 +63,57 @@ def atomic_write(path: Path, data: bytes) -> None:
     remove_stale_temps(path)
 
 
-def remove_stale_temps(path: Path) -> list[Path]:
+def temp_folder(path: Path) -> Path:
+    """A new, private folder beside ``path`` in which to assemble it before renaming it
+    into place, named as :func:`atomic_write`'s temporaries are (a folder ending in
+    ``.tmp``), so that :func:`remove_stale_temps` with ``folders=True`` finds it when its
+    process is killed."""
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path), suffix=TEMP_SUFFIX))
+
+
+def remove_stale_temps(path: Path, *, folders: bool = False) -> list[Path]:
     """Remove the temporary files of ``path`` that :func:`atomic_write` left when its
-    process was killed: those named by a process of this machine that no longer runs.
-    Another process's write in progress, another machine's, and any file rnnkit did not
-    name are left alone. Best effort: a file that cannot be removed stays. Returns the
-    files removed."""
-    host, removed = _host(), []
-    try:
-        entries = list(os.scandir(path.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        found = _OWNED_TEMP.fullmatch(entry.name)
-        if (
-            found is None
-            or found["name"] != path.name
-            or found["host"] != host
-            or _running(int(found["pid"]))
-        ):
-            continue
+    process was killed (with ``folders``: the folders of :func:`temp_folder` instead):
+    those named by a process of this machine that no longer runs. Another process's write
+    in progress, another machine's, any other path's and anything rnnkit did not name are
+    left alone, and so is a symbolic link. Best effort: what cannot be removed stays.
+    Returns what was removed."""
+    removed = []
+    for entry in _stale(path):
         try:
-            if entry.is_file(follow_symlinks=False):
+            if folders and entry.is_dir(follow_symlinks=False):
+                # Whole or not at all is not possible for a folder; what is left of it is
+                # tried again by the next save.
+                shutil.rmtree(entry.path, ignore_errors=True)
+                if not os.path.lexists(entry.path):
+                    removed.append(Path(entry.path))
+            elif not folders and entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:
             pass
     return removed
+
+
+def _stale(path: Path) -> list[os.DirEntry[str]]:
+    """The entries beside ``path`` named as its temporaries by a process of this machine
+    that no longer runs."""
+    host = _host()
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return []
+    stale = []
+    for entry in entries:
+        found = _OWNED_TEMP.fullmatch(entry.name)
+        if (
+            found is not None
+            and found["name"] == path.name
+            and found["host"] == host
+            and not _running(int(found["pid"]))
+        ):
+            stale.append(entry)
+    return stale
 
 
 def _running(pid: int) -> bool:

@@ -9,7 +9,9 @@ write or read it. Nothing is ever downloaded: a name that is not a local folder 
 
 The new folder is assembled under a temporary name beside it and renamed into place, so a
 kill leaves either no folder or a complete one; an existing folder that is not empty is
-never written into.
+never written into. The temporary folder is named by the saving process, as
+:func:`rnnkit.train.files.atomic_write`'s files are: the next save of the same folder
+removes one whose process was killed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from torch import nn
 
 from rnnkit.tasks import get_task
 from rnnkit.train import card
-from rnnkit.train.files import TEMP_SUFFIX, atomic_write, read_json, save_tensors
+from rnnkit.train.files import (
+    atomic_write,
+    read_json,
+    remove_stale_temps,
+    save_tensors,
+    temp_folder,
+)
 from rnnkit.train.metrics import read_csv, to_csv
 from rnnkit.train.run import load
 from rnnkit.train.runfolder import (
@@ -104,7 +111,7 @@ def save_pretrained(
             f"{type(source).__name__}"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=TEMP_SUFFIX))
+    tmp = temp_folder(dest)  # named by this process: a later save removes it if killed
     try:
         for name, data in files.items():
             if name == MODEL:
@@ -122,6 +129,7 @@ def save_pretrained(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    remove_stale_temps(dest, folders=True)  # what a killed save of this folder left
     return dest
 
 
