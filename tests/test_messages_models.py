@@ -160,3 +160,13 @@ def test_decoders_check_their_argument_types():
             src, lengths, 4, beam=2.0)  # fmt: skip
     _raises(TypeError, "sample: temperature must be a number > 0; got 'x'", sample, model, src,
             lengths, 4, temperature="x")  # fmt: skip
+
+
+def test_memory_model_and_attention_arguments():
+    from rnnkit.models.memory import MemoryModel, MemoryTaskConfig
+
+    # "no" was taken as true; MemoryModel(3) and Attention(.., "4", ..) failed inside.
+    _raises(ValueError, "chrono must be a bool; got 'no'", MemoryTaskConfig, chrono="no")
+    _raises(TypeError, "MemoryModel: config must be a MemoryTaskConfig; got int", MemoryModel, 3)
+    _raises(ValueError, "Attention: query_size must be a positive integer; got '4'", Attention,
+            "general", "4", 4)  # fmt: skip

@@ -342,3 +342,9 @@ def test_fit_names_an_argument_of_the_wrong_type(kwargs, message, tmp_path):
 def test_fit_names_a_train_config_that_is_no_train_config():
     _raises(TypeError, "rnnkit.fit: train_config must be a TrainConfig; got dict", rnnkit.fit,
             Last(), DataLoader(DATA, batch_size=4), train_config={"steps": 2})  # fmt: skip
+
+
+def test_a_run_folder_that_is_no_path():
+    # Path(3) said "expected str, bytes or os.PathLike object", naming no argument.
+    _raises(TypeError, "run folder must be a path; got int", rnnkit.load, 3)
+    _raises(TypeError, "run folder must be a path; got int", rnnkit.train.write_card, 3)

@@ -53,6 +53,8 @@ class MemoryTaskConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not isinstance(self.chrono, bool):  # "no" would be taken as true
+            raise ValueError(f"chrono must be a bool; got {self.chrono!r}")
         if self.length < MIN_LENGTH[self.task]:
             raise ValueError(
                 f"length must be at least {MIN_LENGTH[self.task]} for the {self.task} task "
@@ -95,6 +97,10 @@ class MemoryModel(nn.Module):
 
     def __init__(self, config: MemoryTaskConfig) -> None:
         super().__init__()
+        if not isinstance(config, MemoryTaskConfig):
+            raise TypeError(
+                f"MemoryModel: config must be a MemoryTaskConfig; got {type(config).__name__}"
+            )
         self.config = config
         H = config.hidden_size
         options: dict[str, Any] = {}

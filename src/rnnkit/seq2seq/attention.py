@@ -62,6 +62,10 @@ class Attention(nn.Module):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"Attention: kind must be one of {KINDS}; got {kind!r}")
+        for name, size in (("query_size", query_size), ("memory_size", memory_size)):
+            # torch.empty said "argument 'size' must be tuple of ints", naming neither.
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"Attention: {name} must be a positive integer; got {size!r}")
         if kind == "dot" and query_size != memory_size:
             raise ValueError(
                 "Attention: 'dot' needs the decoder hidden size to equal the encoder output "

@@ -172,6 +172,9 @@ class RunFolder:
     """A run folder on disk. Reading never writes; writing needs :meth:`locked`."""
 
     def __init__(self, path: str | os.PathLike[str], extra_files: tuple[str, ...] = ()) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            # Path(3) said "expected str, bytes or os.PathLike object", naming no argument.
+            raise TypeError(f"run folder must be a path; got {type(path).__name__}")
         self.path = Path(path)
         self.extra_files = extra_files  # a task's own files (e.g. confusion.png)
 
