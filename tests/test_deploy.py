@@ -744,3 +744,28 @@ def test_the_onnx_forecaster_refuses_values_that_are_not_numbers(tmp_path: Path)
         with pytest.raises(TypeError, match=f"OnnxForecaster: {message}"):
             online.update(value)
     assert online.seen == 3
+
+
+@pytest.mark.parametrize("tiny", [1e-322, -1e-322, 5e-324, 1e-310])
+def test_a_constant_series_of_tiny_values_forecasts_as_zeros_not_nan(
+    tiny: float, tmp_path: Path
+) -> None:
+    """Its scale (mean |y|) was a denormal whose 1 % rounds to 0: every input 0/0, every
+    forecast NaN, and the step-by-step path raised ZeroDivisionError. A window below the
+    smallest normal float is scaled by 1, as an all-zero one is."""
+    from rnnkit.tasks.forecast import ForecastConfig, ForecastModel, OnlineForecaster, forecast
+
+    torch.manual_seed(0)
+    model = ForecastModel(ForecastConfig(horizon=3, seasonality=4, hidden_size=4)).eval()
+    nn.init.normal_(model.head.weight, std=0.3)  # not the near-zero initial head
+    path = tmp_path / "forecast-step.onnx"
+    export_onnx(model, path, mode="step")
+    zeros = forecast(model, [[0.0] * 12])[0]
+    for got in (
+        forecast(model, [[tiny] * 12])[0],
+        OnlineForecaster(model, [tiny] * 12).forecast,
+        deploy.OnnxForecaster(path, [tiny] * 12).forecast,
+    ):
+        for g, z in zip(got, zeros, strict=True):
+            assert np.all(np.isfinite(g))
+            np.testing.assert_allclose(g, z, rtol=1e-5, atol=1e-7)

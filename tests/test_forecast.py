@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -525,6 +526,29 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train("forecast", {**OPTIONS, "data": str(data)}, config, out=out, log=lambda _: None,
           progress=io.StringIO())  # fmt: skip
     return out
+
+
+def test_a_set_with_a_series_of_tiny_values_trains_and_forecasts_it(tmp_path: Path) -> None:
+    """A constant series of denormals (1e-322) made NaN inputs in training and a NaN
+    forecast of it; its windows are now scaled as an all-zero series' are."""
+    path = tmp_path / "shops.csv"
+    columns = [series(40, seed=i) * (i + 1) for i in range(3)]
+    rows = [["week", "a", "b", "c", "tiny"]]
+    rows += [[str(t), *(f"{c[t]:.3f}" for c in columns), "1e-322"] for t in range(40)]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    config = TrainConfig(steps=4, eval_every=2, seed=0, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # 0/0 in the inputs warned
+        options = {**OPTIONS, "data": str(path)}
+        summary = train("forecast", options, config, out=tmp_path / "run",
+                        log=lambda _: None, progress=io.StringIO())  # fmt: skip
+        model = rnnkit.load(tmp_path / "run")
+        got, zeros = forecast(model, [[1e-322] * 40, [0.0] * 40])
+    assert all(math.isfinite(v) for v in summary.metrics.values())
+    for g, z in zip(got, zeros, strict=True):
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, z, rtol=1e-6, atol=1e-300)
 
 
 def test_training_load_and_forecast_command(

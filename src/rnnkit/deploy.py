@@ -28,6 +28,7 @@ import bisect
 import json
 import math
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -494,6 +495,10 @@ def _pick(
 
 CLIP = 10.0  # a forecaster's inputs are clipped to [-CLIP, CLIP]
 D_FLOOR = 0.01  # d_t is at least this fraction of s_t (a constant history has d = 0)
+# A window whose mean |y| (s_t) is below this, the smallest normal float64, is scaled as an
+# all-zero window is: by 1. Below it a value keeps few significant bits and D_FLOOR of it
+# rounds to 0 (1e-322 * 0.01), so d_t would be 0 and every input 0/0, every forecast NaN.
+S_MIN = sys.float_info.min
 Z80 = 1.2815515655446004  # the 0.9 quantile of the standard normal
 # What a forecaster's outputs are relative to (ForecastConfig.anchor): the last season
 # repeated; the season's mean so far plus the last value's deviation from it, damped by
@@ -600,7 +605,7 @@ class ForecastFeatures:
         count = min(t + 1, self.w)
         s = (self.cum[-1] - self.cum[-1 - count]) / count
         level = (self.cum_signed[-1] - self.cum_signed[-1 - count]) / count
-        if s <= 0:
+        if s < S_MIN:  # all zero, or too near it to divide by: as prepare_series
             s = 1.0
         diff1 = y - self.recent[-1] if t >= 1 else 0.0
         drift = 0.0

@@ -62,6 +62,7 @@ from rnnkit.deploy import (
     ANCHORS,
     CLIP,
     D_FLOOR,
+    S_MIN,
     Z80,
     Forecast,
     ForecastFeatures,
@@ -314,7 +315,7 @@ def prepare_series(y: Sequence[float] | np.ndarray, config: ForecastConfig) -> P
     lo = np.maximum(0, t - w + 1)
     s = (c[t + 1] - c[lo]) / (t + 1 - lo)
     level = (cs[t + 1] - cs[lo]) / (t + 1 - lo)
-    s[s <= 0] = 1.0
+    s[s < S_MIN] = 1.0  # all zero, or too near it to divide by (deploy.S_MIN)
     diff1 = np.zeros(n)
     diff1[1:] = y[1:] - y[:-1]
     c1 = np.concatenate([[0.0], np.cumsum(np.abs(diff1[1:]))])
