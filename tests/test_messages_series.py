@@ -1,0 +1,113 @@
+"""Each error message of rnnkit.data.series (read_series and its .tsf, wide and long CSV
+readers) reached through read_series, asserted word for word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rnnkit.data.series import read_series
+
+
+def _refused(tmp_path: Path, name: str, text: str | bytes, **kw: str) -> str:
+    """read_series' one-line message for a file ``name`` holding ``text``, with the
+    file's path replaced by its name."""
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        read_series(path, **kw)
+    message = str(err.value)
+    assert "\n" not in message
+    return message.replace(str(path), name)
+
+
+# ---- any file -------------------------------------------------------------------------
+
+
+def test_file_messages(tmp_path: Path) -> None:
+    with pytest.raises(ValueError) as err:
+        read_series(tmp_path / "a.csv", format="xlsx")
+    assert str(err.value) == "format must be one of auto, tsf, wide, long; got 'xlsx'"
+    assert _refused(tmp_path, "u.csv", b"x,y\n1,2\n3,\xff\n") == (
+        "u.csv, line 3: not UTF-8 text (invalid start byte)"
+    )
+    assert _refused(tmp_path, "n.csv", ",,\n , \n") == "n.csv: the file has no rows"
+    big = "x\n" + "1" * 200_000 + "\n"
+    assert _refused(tmp_path, "big.csv", big) == (
+        "big.csv, line 2: malformed CSV (field larger than field limit (131072))"
+    )
+
+
+# ---- .tsf -----------------------------------------------------------------------------
+
+
+def test_tsf_messages(tmp_path: Path) -> None:
+    assert _refused(tmp_path, "a.tsf", "@attribute name text\n@data\n") == (
+        "a.tsf, line 1: expected '@attribute NAME string|numeric|date'; got '@attribute name text'"
+    )
+    assert _refused(tmp_path, "b.tsf", "@colour blue\n@data\n") == (
+        "b.tsf, line 1: unknown header @colour; expected @relation, @attribute, @frequency, "
+        "@horizon, @missing, @equallength or @data"
+    )
+    assert _refused(tmp_path, "c.tsf", "@attribute n string\n@data\nno-colon\n") == (
+        "c.tsf, line 3: expected 1 attribute value(s) and the series, separated by ':' "
+        "(2 fields); got 1"
+    )
+    assert _refused(tmp_path, "d.tsf", "@frequency yearly\n@data\n\n# none\n") == (
+        "d.tsf: no series found"
+    )
+    assert (
+        _refused(tmp_path, "e.tsf", "@data\n?,?\n")
+        == "e.tsf: series 'T1' has no values (all missing)"
+    )
+    assert _refused(tmp_path, "f.tsf", "@data\n1,2\n", time_column="t") == (
+        "--time-column is for a wide CSV; f.tsf was read as tsf"
+    )
+
+
+# ---- wide CSV -------------------------------------------------------------------------
+
+
+def test_wide_csv_messages(tmp_path: Path) -> None:
+    assert _refused(tmp_path, "a.csv", "a,b\n") == "a.csv: a header row and no data rows"
+    assert _refused(tmp_path, "b.csv", "week,a\n1,2\n", time_column="day") == (
+        "b.csv: --time-column 'day' is not a column; the header has 'week', 'a'"
+    )
+    assert _refused(tmp_path, "c.csv", "t\n1\n2\n", time_column="t") == (
+        "c.csv: no value columns after the time column(s)"
+    )
+    assert _refused(tmp_path, "d.csv", "x\n1\n2,3\n") == (
+        "d.csv, line 3: expected 1 cell as in the header; got 2"
+    )
+    assert _refused(tmp_path, "e.csv", "week,a\n1,2\n2,oops\n") == (
+        "e.csv, line 3: column 'a' has 'oops'; expected a number, or an empty cell, ?, NA or "
+        "NaN for a missing value"
+    )
+    assert _refused(tmp_path, "f.csv", "a,date\n1,2020-01-01\n", time_column="a") == (
+        "f.csv, line 2: column 'date' has '2020-01-01'; expected a number, or an empty cell, "
+        "?, NA or NaN for a missing value (only the first column, or the one --time-column "
+        "names, is times)"
+    )
+
+
+# ---- long CSV -------------------------------------------------------------------------
+
+
+def test_long_csv_messages(tmp_path: Path) -> None:
+    assert _refused(tmp_path, "a.csv", "id,time,value\n") == "a.csv: a header row and no data rows"
+    assert (
+        _refused(tmp_path, "b.csv", "id,time,value\n,1,2\n")
+        == "b.csv, line 2: the id cell is empty"
+    )
+    assert _refused(tmp_path, "c.csv", "id,time,value\na,1,abc\n") == (
+        "c.csv, line 2: value 'abc' of series 'a' is not a number (or a missing-value token: "
+        "empty, ?, NA, NaN)"
+    )
+    assert _refused(tmp_path, "d.csv", "id,time,value\na,2,1\na,2,2\n") == (
+        "d.csv, line 3: time '2' of series 'a' does not come after line 2's; the rows of a "
+        "series must be in time order, each time once"
+    )
