@@ -1,0 +1,88 @@
+"""Each error message of `rnnkit eval` and `rnnkit forecast` that no other test reaches:
+one line on stderr naming the flag, what was expected and what was given, exit status 2,
+no traceback and nothing written."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.train import TrainConfig, train
+
+
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
+    """The one line rnnkit prints for ``argv``, after checking status 2, no traceback and
+    nothing written under ``root``."""
+    before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    assert code == 2, (code, captured.err)
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+    assert captured.out == ""
+    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
+    return captured.err.strip()
+
+
+@pytest.fixture(scope="module")
+def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("adding") / "run"
+    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
+    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("forecast")
+    rows = "\n".join(f"{t},{20 + t % 4 + t / 10:.2f},{30 - t % 3:.2f}" for t in range(30))
+    data = root / "shops.csv"
+    data.write_text(f"week,shop0,shop1\n{rows}\n", encoding="utf-8")
+    options = {"horizon": 2, "seasonality": 1, "hidden_size": 4, "batch_size": 2, "context": 6}
+    train("forecast", {**options, "data": str(data)}, TrainConfig(steps=2, eval_every=2, threads=1),
+          out=root / "run", log=lambda _: None, progress=io.StringIO())  # fmt: skip
+    return root / "run"
+
+
+# ---- rnnkit eval ----------------------------------------------------------------------
+
+
+def test_eval_flags_of_another_kind_of_run(capsys, adding_run: Path) -> None:
+    root = adding_run.parent
+    assert _refused(capsys, ["eval", str(adding_run), "--beam", "3"], root) == (
+        "rnnkit eval: error: --beam: only for numbers runs"
+    )
+    assert _refused(capsys, ["eval", str(adding_run), "--limit", "2", "--alpha", "1"], root) == (
+        "rnnkit eval: error: --alpha, --limit: only for numbers runs"
+    )
+    argv = ["eval", str(adding_run), "--split", "test", "--seq-len", "8"]
+    assert _refused(capsys, argv, root) == (
+        f"rnnkit eval: error: --split, --seq-len: only for language-model runs; {adding_run} "
+        "is a adding run"
+    )
+
+
+# ---- rnnkit forecast ------------------------------------------------------------------
+
+
+def test_forecast_of_another_kind_of_run(capsys, adding_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.csv"
+    assert _refused(capsys, ["forecast", str(adding_run), "--out", str(out)], tmp_path) == (
+        f"rnnkit forecast: error: {adding_run} is a adding run, not a forecast run"
+    )
+
+
+def test_forecast_series_not_in_the_data(capsys, forecast_run: Path, tmp_path: Path) -> None:
+    data = forecast_run.parent / "shops.csv"
+    argv = ["forecast", str(forecast_run), "--plot", str(tmp_path / "f.png"), "--series", "shop0",
+            "--series", "shop9", "--out", str(tmp_path / "f.csv")]  # fmt: skip
+    assert _refused(capsys, argv, tmp_path) == (
+        f"rnnkit forecast: error: --series 'shop9' is not a series of {data}; it has 'shop0', "
+        "'shop1'"
+    )
