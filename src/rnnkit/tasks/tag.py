@@ -86,9 +86,11 @@ class TaggerConfig:
         if not isinstance(self.bidirectional, bool):  # "no" would read as True
             raise TypeError(f"bidirectional must be True or False; got {self.bidirectional!r}")
         if (self.vocab_size > 0) == (self.num_features > 0):
+            # Both default to 0, so neither given is the usual slip: say which it was.
+            given = "both" if self.vocab_size > 0 else "neither"
             raise ValueError(
-                "give vocab_size (characters) or num_features (feature vectors), not both; "
-                f"got vocab_size={self.vocab_size}, num_features={self.num_features}"
+                "give one of vocab_size (characters) or num_features (feature vectors); "
+                f"got {given}: vocab_size={self.vocab_size}, num_features={self.num_features}"
             )
         d = self.dropout
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d < 1.0:
@@ -462,9 +464,13 @@ class TagTask(Task):
                 data = tagging.load_jsonl(
                     source["data"], source["test_data"], source["split_seed"], recorded=source
                 )
-            if data.tags != self.derived.get("tags"):
-                raise ValueError(
-                    "the data's tags differ from those the run recorded in config.json"
+            recorded = self.derived.get("tags")
+            if data.tags != recorded:
+                # A DerivedError: the run's config.json is named in front of it. Both
+                # lists are shown, as the order of the tags is what gives them their ids.
+                raise DerivedError(
+                    f"derived: tags {recorded!r} are not those of the run's data "
+                    f"({', '.join(data.tags)})"
                 )
         self.data = data
         vocab = self.vocab()
