@@ -140,3 +140,139 @@ def test_eval_of_a_hand_edited_classify_run(capsys, classify_run: Path, tmp_path
     assert _refused(capsys, ["eval", str(copy)], tmp_path) == (
         f"rnnkit eval: error: {gone}: the train file of this run is missing"
     )
+
+
+def test_a_dataset_aeon_lacks_a_file_of(capsys, tmp_path: Path, monkeypatch) -> None:
+    import rnnkit.tasks.classify as classify
+
+    (tmp_path / "aeon" / "GunPoint").mkdir(parents=True)
+    monkeypatch.setattr(classify, "aeon_data_dir", lambda: tmp_path / "aeon")
+    argv = ["train", "classify", "--dataset", "GunPoint", "--steps", "1", "--out",
+            str(tmp_path / "run")]  # fmt: skip
+    train_file = tmp_path / "aeon" / "GunPoint" / "GunPoint_TRAIN.ts"
+    assert _refused(capsys, argv, tmp_path) == (
+        f"rnnkit train: error: --dataset GunPoint: {train_file} is missing from this aeon "
+        "installation"
+    )
+
+
+# ---- tag ------------------------------------------------------------------------------
+
+
+def test_tagger_messages() -> None:
+    from rnnkit.tasks.tag import Tagger, TaggerConfig
+
+    _raises(ValueError, "give one of vocab_size (characters) or num_features (feature "
+            "vectors); got neither: vocab_size=0, num_features=0", TaggerConfig,
+            num_tags=2)  # fmt: skip
+    _raises(ValueError, "give one of vocab_size (characters) or num_features (feature "
+            "vectors); got both: vocab_size=3, num_features=2", TaggerConfig, num_tags=2,
+            vocab_size=3, num_features=2)  # fmt: skip
+    chars = Tagger(TaggerConfig(num_tags=2, vocab_size=5, hidden_size=4))
+    _raises(ValueError, "Tagger: x must be (B, T) long character ids; got torch.float32 (2, 3)",
+            chars, torch.zeros(2, 3))  # fmt: skip
+    features = Tagger(TaggerConfig(num_tags=2, num_features=2, hidden_size=4))
+    _raises(ValueError, "Tagger: x must be (B, T, 2) features; got (2, 3, 3)", features,
+            torch.zeros(2, 3, 3))  # fmt: skip
+
+
+def test_a_tag_run_whose_recorded_tags_are_not_its_datas(capsys, tmp_path: Path) -> None:
+    lines = [{"x": "ab " * 4, "y": ["lo", "lo", "hi"] * 4} for _ in range(40)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["train", "tag", "--data", str(data), "--steps", "1", "--eval-every", "1",
+            "--hidden", "4", "--embed", "4", "--seq-len", "8", "--batch-size", "2",
+            "--eval-chars", "50", "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["derived"]["tags"] == ["hi", "lo"]
+    config["derived"]["tags"] = ["lo", "hi"]  # ids 0 and 1 would swap meaning
+    (run / "config.json").write_text(json.dumps(config))
+    message = (
+        f"{run / 'config.json'}: derived: tags ['lo', 'hi'] are not those of the run's data "
+        "(hi, lo)"
+    )
+    assert _refused(capsys, ["eval", str(run)], tmp_path) == f"rnnkit eval: error: {message}"
+    argv = ["train", "--resume", str(run), "--steps", "2"]
+    assert _refused(capsys, argv, tmp_path) == f"rnnkit train: error: {message}"
+
+
+# ---- lm -------------------------------------------------------------------------------
+
+
+def test_lm_messages(capsys, tmp_path: Path) -> None:
+    text = tmp_path / "t.txt"
+    text.write_text("abcdefghijklmnopqrst", encoding="utf-8")  # 5% of 20: 1 to validate
+    argv = ["train", "lm", "--text", str(text), "--seq-len", "2", "--batch-size", "1",
+            "--steps", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert _refused(capsys, argv, tmp_path) == (
+        "rnnkit train: error: the validation split has 1 character(s); use a longer text (5% "
+        "of it validates)"
+    )
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lm")
+    text = root / "t.txt"
+    text.write_text("hello world, hello there. " * 40, encoding="utf-8")
+    argv = ["train", "lm", "--text", str(text), "--hidden", "8", "--embed", "4", "--seq-len",
+            "8", "--batch-size", "2", "--eval-every", "2", "--threads", "1", "--steps", "2",
+            "--out", str(root / "run")]  # fmt: skip
+    assert main(argv) == 0
+    return root / "run"
+
+
+def test_load_of_a_run_whose_derived_cannot_build_its_model(lm_run: Path, tmp_path: Path) -> None:
+    import rnnkit
+    from rnnkit.train import RunFolderError
+
+    def edited(name: str, change) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(lm_run, copy)
+        config = json.loads((copy / "config.json").read_text())
+        change(config["derived"])
+        (copy / "config.json").write_text(json.dumps(config))
+        return copy
+
+    gone = edited("gone", lambda d: d.pop("vocab"))
+    _raises(RunFolderError, f"{gone / 'config.json'}: derived has no 'vocab'", rnnkit.load, gone)
+    odd = edited("odd", lambda d: d.update(vocab={"chars": 3}))
+    _raises(RunFolderError, f"{odd / 'config.json'}: derived is inconsistent (vocabulary must "
+            "be an object with one string entry 'chars')", rnnkit.load, odd)  # fmt: skip
+
+
+# ---- numbers --------------------------------------------------------------------------
+
+
+def test_a_numbers_run_whose_derived_lost_keys(capsys, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    options = dict(max_number=99, embed_size=4, encoder_hidden=4, decoder_hidden=4, n_valid=4,
+                   n_test=4)  # fmt: skip
+    train("numbers", options, TrainConfig(steps=1, eval_every=1), out=run, **quiet())
+    config = json.loads((run / "config.json").read_text())
+    del config["derived"]["source_chars"], config["derived"]["max_target_length"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert _refused(capsys, ["train", "--resume", str(run), "--steps", "2"], tmp_path) == (
+        f"rnnkit train: error: {run / 'config.json'}: derived: missing key(s) source_chars, "
+        "max_target_length of a numbers run"
+    )
+
+
+# ---- rnnkit.train and rnnkit.load -----------------------------------------------------
+
+
+def test_train_and_load_messages(tmp_path: Path) -> None:
+    import rnnkit
+    from rnnkit.train import RunFolderError
+
+    _raises(TypeError, "options of task 'adding' must be a MemoryOptions or a dict; got int",
+            train, "adding", 3)  # fmt: skip
+    run = tmp_path / "fit"
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    data = torch.utils.data.TensorDataset(torch.randn(8, 2), torch.randint(0, 2, (8,)))
+    rnnkit.fit(model, torch.utils.data.DataLoader(data, batch_size=4), out=run, steps=1,
+               eval_every=1, **quiet())  # fmt: skip
+    _raises(RunFolderError, f"{run} is a run of rnnkit.fit: give the model to load its weights "
+            "into, rnnkit.load(run, model=MyModel(...))", rnnkit.load, run)  # fmt: skip
