@@ -268,10 +268,34 @@ def optimizer_to_tensors(
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
+_MISSING = object()
+
+
+def _kind(value: object) -> str:
+    """How a message names a JSON value of the wrong kind: its type, or that it is absent."""
+    if value is _MISSING:
+        return "missing"
+    if isinstance(value, list) and not all(isinstance(v, dict) for v in value):
+        return "a list holding a non-object"
+    return type(value).__name__
+
+
 def optimizer_from_tensors(
     optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor], info: dict[str, Any]
 ) -> None:
     """Load what :func:`optimizer_to_tensors` wrote; ValueError when it does not fit."""
+    # ``info`` comes from a run's train_state.json, a file a user can edit: its shape is
+    # checked here, so that a wrong one is named rather than failing in Python's words
+    # (a missing key said only 'scalars', a number 'int' object is not iterable).
+    shape = {"param_groups": list, "scalars": dict}
+    got = {k: info.get(k, _MISSING) if isinstance(info, dict) else _MISSING for k in shape}
+    wrong = [k for k, kind in shape.items() if not isinstance(got[k], kind)]
+    if wrong or not all(isinstance(g, dict) for g in got["param_groups"]):
+        given = ", ".join(f"{k} {_kind(got[k])}" for k in shape)
+        raise ValueError(
+            "the optimiser state does not fit the model: expected a list 'param_groups' of "
+            f"objects and an object 'scalars'; got {given}"
+        )
     state: dict[int, dict[str, Any]] = {}
     try:
         for name, value in tensors.items():
@@ -287,7 +311,9 @@ def optimizer_from_tensors(
                 group["betas"] = tuple(group["betas"])  # JSON has no tuples
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ValueError(f"the optimiser state does not fit the model ({err})") from None
+        # A KeyError's text is the bare key: say that it is a missing entry.
+        why = f"it has no entry {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
+        raise ValueError(f"the optimiser state does not fit the model ({why})") from None
     flat = [p for g in optimizer.param_groups for p in g["params"]]
     for idx, entry in state.items():
         for key, value in entry.items():
