@@ -276,3 +276,57 @@ def test_train_and_load_messages(tmp_path: Path) -> None:
                eval_every=1, **quiet())  # fmt: skip
     _raises(RunFolderError, f"{run} is a run of rnnkit.fit: give the model to load its weights "
             "into, rnnkit.load(run, model=MyModel(...))", rnnkit.load, run)  # fmt: skip
+
+
+# ---- a run's training state -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("adding") / "run"
+    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
+    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
+    return out
+
+
+def test_resume_of_a_run_whose_training_state_does_not_fit(
+    capsys, adding_run: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = json.loads((adding_run / "train_state.json").read_text())["tensors"]
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(adding_run, tmp_path / name))
+
+    def refused(run: Path) -> str:
+        return _refused(capsys, ["train", "--resume", str(run), "--steps", "3"], tmp_path)
+
+    gone = copy("gone")
+    (gone / state).unlink()
+    assert refused(gone) == f"rnnkit train: error: {gone} has no {state}"
+
+    for name, optimizer, got in (
+        ("empty", {}, "param_groups missing, scalars missing"),
+        ("number", {"param_groups": 3, "scalars": {}}, "param_groups int, scalars dict"),
+        ("strings", {"param_groups": ["lr"], "scalars": {}},
+         "param_groups a list holding a non-object, scalars dict"),
+    ):  # fmt: skip
+        run = copy(name)
+        info = json.loads((run / "train_state.json").read_text())
+        (run / "train_state.json").write_text(json.dumps({**info, "optimizer": optimizer}))
+        assert refused(run) == (
+            f"rnnkit train: error: {run / state} is corrupt or does not fit (the optimiser "
+            "state does not fit the model: expected a list 'param_groups' of objects and an "
+            f"object 'scalars'; got {got})"
+        )
+
+    run = copy("shape")
+    tensors = load_file(run / state)
+    tensors["optim.0.exp_avg"] = torch.zeros(7, 3)
+    save_file(tensors, run / state)
+    shape = tuple(load_file(adding_run / state)["optim.0.exp_avg"].shape)
+    assert refused(run) == (
+        f"rnnkit train: error: {run / state} is corrupt or does not fit (the optimiser's "
+        f"exp_avg of parameter 0 has shape (7, 3); the model's is {shape})"
+    )
