@@ -194,9 +194,10 @@ class SequenceClassifier(nn.Module):
         members: int = 1,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
+        # isinstance first: a list is unhashable, and `in` a dict failed in Python's words.
+        if not isinstance(cell, str) or cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
-        if pool not in POOLS:
+        if not isinstance(pool, str) or pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
         if isinstance(downsample, bool) or not isinstance(downsample, int) or downsample < 1:
             raise ValueError(f"downsample must be a positive integer; got {downsample!r}")
@@ -270,10 +271,20 @@ class SequenceClassifier(nn.Module):
                 f"{owner}: x must be (B, T, {size}) raw values (input_size = {size}); got "
                 f"shape {tuple(x.shape)}"
             )
+        if x.is_complex():  # its imaginary part would be dropped with only a warning
+            raise TypeError(f"{owner}: x must hold real values; got {x.dtype}")
         B, T = x.shape[:2]
+        # No lengths means every series is T steps long: the same checks apply (returned
+        # early, a NaN step made the logits NaN and T = 0 was classified from the bias).
         if lengths is None:
-            return torch.full((B,), T, dtype=torch.long)
-        checked = _checks.lengths(owner, lengths, T, B)
+            if B and T == 0:
+                raise ValueError(
+                    f"{owner}: x must have at least one step (a series of no steps has "
+                    f"nothing to classify); got shape {tuple(x.shape)}"
+                )
+            checked = torch.full((B,), T, dtype=torch.long)
+        else:
+            checked = _checks.lengths(owner, lengths, T, B)
         if B and not torch.compiler.is_compiling() and int(checked.min()) < 1:
             raise ValueError(
                 f"{owner}: lengths must be >= 1 (a series of no steps has nothing to "
