@@ -69,7 +69,7 @@ class TaggerConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
+        if not isinstance(self.cell, str) or self.cell not in CELLS:  # a list is unhashable
             raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
         for name in ("num_tags", "num_layers", "hidden_size", "embed_size"):
             value = getattr(self, name)
@@ -201,13 +201,16 @@ def check_ids(x: Tensor, vocab_size: int) -> None:
 def tag_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy per labelled step of ``logits`` (B, T, K) against ``target`` (B, T);
     steps labelled -100 (padding) are left out. The loss to give :func:`rnnkit.fit`."""
+    logits = _checks.tensor_input("tag_loss", "logits", logits, "(B, T, K)")
+    target = _checks.tensor_input("tag_loss", "target", target, "(B, T) of tag ids")
     if logits.dim() != 3 or tuple(target.shape) != tuple(logits.shape[:2]):
         raise ValueError(
             f"tag_loss: target must be (B, T) = {tuple(logits.shape[:2])} tag ids, one per "
             f"step of logits (B, T, K); got target {tuple(target.shape)}, logits "
             f"{tuple(logits.shape)}"
         )
-    if target.is_floating_point():
+    # bool and complex too: torch's cross-entropy refuses them naming no argument.
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"tag_loss: target must hold integer tag ids; got {target.dtype}")
     K, labelled = logits.size(-1), target[target != IGNORE]
     if labelled.numel() and not torch.compiler.is_compiling():
