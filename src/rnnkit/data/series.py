@@ -512,8 +512,17 @@ def read_series(
 ) -> SeriesSet:
     """Read a ``.tsf`` file, or a wide or long CSV file; ``format`` auto picks by the
     extension (``.tsf``) and the CSV header (an id and a value column: long)."""
+    # Checked by name: Path(None) failed inside pathlib, and a number as time_column was
+    # looked up among the header's names (never found) as if it were one.
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"read_series: path must be a path; got {type(path).__name__}")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if time_column is not None and not isinstance(time_column, str):
+        raise TypeError(
+            f"read_series: time_column must be a column name (str) or None; got "
+            f"{type(time_column).__name__}"
+        )
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"series file not found: {p}")
