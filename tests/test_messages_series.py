@@ -111,3 +111,15 @@ def test_long_csv_messages(tmp_path: Path) -> None:
         "d.csv, line 3: time '2' of series 'a' does not come after line 2's; the rows of a "
         "series must be in time order, each time once"
     )
+
+
+def test_argument_types(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
+    for bad, name in ((None, "NoneType"), (3, "int")):
+        with pytest.raises(TypeError) as err:
+            read_series(bad)  # type: ignore[arg-type]
+        assert str(err.value) == f"read_series: path must be a path; got {name}"
+    with pytest.raises(TypeError) as err:
+        read_series(path, time_column=0)  # type: ignore[arg-type]
+    assert str(err.value) == "read_series: time_column must be a column name (str) or None; got int"

@@ -330,3 +330,56 @@ def test_resume_of_a_run_whose_training_state_does_not_fit(
         f"rnnkit train: error: {run / state} is corrupt or does not fit (the optimiser's "
         f"exp_avg of parameter 0 has shape (7, 3); the model's is {shape})"
     )
+
+
+# ---- inputs once taken without a word -------------------------------------------------
+
+
+def test_sequence_classifier_checks_x_without_lengths_too() -> None:
+    """Without lengths, a NaN step made a series' logits NaN and a series of no steps was
+    classified from the bias alone; a complex x lost its imaginary part with a warning."""
+    model = SequenceClassifier(2, 3, hidden_size=4).eval()
+    x = torch.randn(2, 4, 2)
+    x[1, 2, 0] = float("nan")
+    _raises(ValueError, "SequenceClassifier: x must be finite at every valid step (fill "
+            "missing values first); got nan in series 1, step 2", model, x)  # fmt: skip
+    _raises(ValueError, "SequenceClassifier: x must have at least one step (a series of no "
+            "steps has nothing to classify); got shape (2, 0, 2)", model,
+            torch.ones(2, 0, 2))  # fmt: skip
+    _raises(TypeError, "SequenceClassifier: x must hold real values; got torch.complex64", model,
+            torch.ones(2, 3, 2, dtype=torch.complex64))  # fmt: skip
+    assert model(torch.ones(0, 3, 2)).shape == (0, 3)
+
+
+def test_cell_and_pool_of_the_wrong_type() -> None:
+    from rnnkit.tasks.tag import TaggerConfig
+
+    cells = "rnn, lstm, gru, mingru, minlstm"
+    _raises(ValueError, f"cell must be one of {cells}; got ['lstm']", SequenceClassifier, 2, 3,
+            cell=["lstm"])  # fmt: skip
+    _raises(ValueError, "pool must be one of last, mean, max; got ['max']", SequenceClassifier,
+            2, 3, pool=["max"])  # fmt: skip
+    _raises(ValueError, f"cell must be one of {cells}; got ['gru']", TaggerConfig, num_tags=2,
+            vocab_size=3, cell=["gru"])  # fmt: skip
+
+
+def test_tag_loss_names_arguments_that_are_no_tensors_or_bool_targets() -> None:
+    from rnnkit.tasks.tag import tag_loss
+
+    logits = torch.randn(2, 3, 4)
+    _raises(TypeError, "tag_loss: logits must be a torch.Tensor (B, T, K); got list", tag_loss,
+            logits.tolist(), torch.zeros(2, 3, dtype=torch.long))  # fmt: skip
+    _raises(TypeError, "tag_loss: target must be a torch.Tensor (B, T) of tag ids; got list",
+            tag_loss, logits, [[0, 0, 0]] * 2)  # fmt: skip
+    _raises(TypeError, "tag_loss: target must hold integer tag ids; got torch.bool", tag_loss,
+            logits, torch.zeros(2, 3, dtype=torch.bool))  # fmt: skip
+
+
+def test_write_card_of_no_run_folder(tmp_path: Path) -> None:
+    from rnnkit.train import RunFolderError, write_card
+
+    _raises(RunFolderError, f"run folder not found: {tmp_path / 'no'}", write_card,
+            tmp_path / "no")  # fmt: skip
+    (tmp_path / "f").write_text("x")
+    _raises(RunFolderError, f"{tmp_path / 'f'} is a file; expected a run folder", write_card,
+            tmp_path / "f")  # fmt: skip
