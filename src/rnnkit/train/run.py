@@ -55,8 +55,11 @@ def train(
     may change. ``on_step(trainer)`` runs after every step. Under torchrun every process
     calls this; rank 0 writes.
     """
+    _check_arguments(options, train_config, out, resume, steps, minutes, log, on_step)
     if resume is not None:
         folder, config, task_obj, start = _check_resume(resume, steps, minutes)
+        if get_task(task).name != config.task:  # the run's own task trains on, whatever given
+            raise ValueError(f"rnnkit.train: {resume} is a {config.task!r} run; got task {task!r}")
         return launch(
             task_obj,
             config.train,
@@ -70,6 +73,50 @@ def train(
     task_obj = task_cls(_options(task_cls, options))
     train_config = train_config or task_cls.default_train()
     return launch(task_obj, train_config, out=out, log=log, progress=progress, on_step=on_step)
+
+
+def _check_arguments(
+    options: Any,
+    train_config: Any,
+    out: Any,
+    resume: Any,
+    steps: Any,
+    minutes: Any,
+    log: Any,
+    on_step: Any,
+) -> None:
+    """Refuse what :func:`train` would ignore or fail on later in Python's own words: a
+    resumed run keeps its options, training fields and folder (as ``--resume`` does), and
+    ``steps`` and ``minutes`` change only a resumed run's budget."""
+    for name, value in (("out", out), ("resume", resume)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"rnnkit.train: {name} must be a path; got {type(value).__name__}")
+    if train_config is not None and not isinstance(train_config, TrainConfig):
+        raise TypeError(
+            f"rnnkit.train: train_config must be a TrainConfig (e.g. TrainConfig(steps=100)) "
+            f"or None; got {type(train_config).__name__}"
+        )
+    for name, value in (("log", log), ("on_step", on_step)):
+        if value is not None and not callable(value):
+            raise TypeError(
+                f"rnnkit.train: {name} must be a callable or None; got {type(value).__name__}"
+            )
+    if resume is not None:
+        given = [n for n, v in (("options", options), ("train_config", train_config),
+                                ("out", out)) if v is not None]  # fmt: skip
+        if given:
+            raise ValueError(
+                f"rnnkit.train: resume continues {resume} with its own config.json; "
+                f"{', '.join(given)} cannot be given with it (only steps and minutes)"
+            )
+    else:
+        given = [n for n, v in (("steps", steps), ("minutes", minutes)) if v is not None]
+        if given:
+            raise ValueError(
+                f"rnnkit.train: {' and '.join(given)} change the budget of a resumed run; "
+                "a new run takes its budget from train_config (TrainConfig(steps=..., "
+                "minutes=...))"
+            )
 
 
 def launch(
