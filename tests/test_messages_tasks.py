@@ -383,3 +383,36 @@ def test_write_card_of_no_run_folder(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     _raises(RunFolderError, f"{tmp_path / 'f'} is a file; expected a run folder", write_card,
             tmp_path / "f")  # fmt: skip
+
+
+def test_train_arguments_it_would_ignore_or_fail_on_later(adding_run: Path, tmp_path: Path) -> None:
+    """Each once ran: steps without resume was ignored (the run took train_config's
+    budget), and options, train_config or out with resume too; a dict train_config, a
+    number out or a string log failed in Python's words (the log after the folder was
+    made)."""
+    small = {"length": 10, "hidden_size": 4}
+    config = TrainConfig(steps=1, eval_every=1)
+    out = tmp_path / "new"
+    _raises(ValueError, "rnnkit.train: steps change the budget of a resumed run; a new run "
+            "takes its budget from train_config (TrainConfig(steps=..., minutes=...))", train,
+            "adding", small, config, out=out, steps=5)  # fmt: skip
+    _raises(ValueError, "rnnkit.train: steps and minutes change the budget of a resumed run; "
+            "a new run takes its budget from train_config (TrainConfig(steps=..., "
+            "minutes=...))", train, "adding", small, out=out, steps=5, minutes=1.0)  # fmt: skip
+    _raises(ValueError, f"rnnkit.train: resume continues {adding_run} with its own "
+            "config.json; options, out cannot be given with it (only steps and minutes)", train,
+            "adding", small, resume=adding_run, out=out)  # fmt: skip
+    _raises(ValueError, f"rnnkit.train: {adding_run} is a 'adding' run; got task 'copy'", train,
+            "copy", resume=adding_run, steps=5)  # fmt: skip
+    _raises(TypeError, "rnnkit.train: train_config must be a TrainConfig (e.g. "
+            "TrainConfig(steps=100)) or None; got dict", train, "adding", small,
+            {"steps": 1}, out=out)  # fmt: skip
+    _raises(TypeError, "rnnkit.train: out must be a path; got int", train, "adding", small,
+            config, out=3)  # fmt: skip
+    _raises(TypeError, "rnnkit.train: resume must be a path; got bool", train, "adding",
+            resume=True)  # fmt: skip
+    _raises(TypeError, "rnnkit.train: log must be a callable or None; got str", train, "adding",
+            small, config, out=out, log="x")  # fmt: skip
+    _raises(TypeError, "rnnkit.train: on_step must be a callable or None; got int", train,
+            "adding", small, config, out=out, on_step=1, **quiet())  # fmt: skip
+    assert not out.exists()
