@@ -292,6 +292,7 @@ def load(
             f"rnnkit.load: model must be a torch.nn.Module to load the weights into (e.g. "
             f"MyModel(...)); got {type(model).__name__}"
         )
+    device = _load_device(device)
     probe = RunFolder(run_dir)
     config = probe.read_config()
     if model is None:
@@ -311,6 +312,32 @@ def load(
     model.load_state_dict(weights)
     model.rnnkit_config = config  # a plain attribute: not part of the state_dict
     return model.to(device).eval()
+
+
+def _load_device(device: object) -> torch.device:
+    """``device`` as a torch.device this torch can use, checked before any file is read;
+    torch's own refusal came last and named no argument (or, for a missing GPU, was an
+    AssertionError)."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(
+            f"rnnkit.load: device must be a str or torch.device such as 'cpu' or 'cuda:0'; "
+            f"got {type(device).__name__}"
+        )
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"rnnkit.load: device must name a torch device such as 'cpu' or 'cuda:0'; got "
+            f"{device!r}"
+        ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index or 0) >= count:
+            raise ValueError(
+                f"rnnkit.load: device {str(dev)!r} is not available; this torch sees "
+                f"{count} CUDA device(s)"
+            )
+    return dev
 
 
 def _options(task_cls: type[Task], options: Any) -> Any:
