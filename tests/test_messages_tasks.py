@@ -416,3 +416,21 @@ def test_train_arguments_it_would_ignore_or_fail_on_later(adding_run: Path, tmp_
     _raises(TypeError, "rnnkit.train: on_step must be a callable or None; got int", train,
             "adding", small, config, out=out, on_step=1, **quiet())  # fmt: skip
     assert not out.exists()
+
+
+def test_load_names_a_device_it_cannot_use(adding_run: Path) -> None:
+    """torch refused these last, naming no argument ('Invalid device string', or for a
+    missing GPU an AssertionError)."""
+    import rnnkit
+
+    _raises(ValueError, "rnnkit.load: device must name a torch device such as 'cpu' or "
+            "'cuda:0'; got 'tpu9'", rnnkit.load, adding_run, device="tpu9")  # fmt: skip
+    _raises(TypeError, "rnnkit.load: device must be a str or torch.device such as 'cpu' or "
+            "'cuda:0'; got int", rnnkit.load, adding_run, device=3)  # fmt: skip
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    _raises(ValueError, f"rnnkit.load: device 'cuda:{count}' is not available; this torch "
+            f"sees {count} CUDA device(s)", rnnkit.load, adding_run,
+            device=f"cuda:{count}")  # fmt: skip
+    assert next(rnnkit.load(adding_run, device=torch.device("cpu")).parameters()).device.type == (
+        "cpu"
+    )
