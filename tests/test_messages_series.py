@@ -123,3 +123,12 @@ def test_argument_types(tmp_path: Path) -> None:
     with pytest.raises(TypeError) as err:
         read_series(path, time_column=0)  # type: ignore[arg-type]
     assert str(err.value) == "read_series: time_column must be a column name (str) or None; got int"
+
+
+def test_load_dataset_names_a_dataset_that_is_not_a_name() -> None:
+    """A list (as a hand-edited config.json may hold) failed as unhashable."""
+    from rnnkit.data.series import DATASETS, load_dataset
+
+    with pytest.raises(ValueError) as err:
+        load_dataset(["airline"])  # type: ignore[arg-type]
+    assert str(err.value) == f"--dataset must be one of {', '.join(DATASETS)}; got ['airline']"

@@ -668,7 +668,7 @@ DATASETS: dict[str, Dataset] = {
 
 def load_dataset(name: str) -> SeriesSet:
     """A shipped series set by name (:data:`DATASETS`), read from installed files."""
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:  # a list is unhashable
         raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}; got {name!r}")
     d = DATASETS[name]
     data = d.load()
