@@ -312,6 +312,6 @@ def test_eval_of_a_run_that_draws_nothing_refuses_out(
     # An adding run's evaluation writes no figure: --out was accepted and left empty.
     for flags in (["--out", str(tmp_path / "figs")], ["--force"]):
         err = refused(["eval", str(adding_run), *flags], tmp_path, capsys)
-        want = f"error: {flags[0]}: the evaluation of a 'adding' run writes no figure"
+        want = f"error: {flags[0]}: the evaluation of a run of task 'adding' writes no figure"
         assert err.endswith(want), err
     assert list(tmp_path.iterdir()) == []

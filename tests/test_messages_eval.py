@@ -64,7 +64,7 @@ def test_eval_flags_of_another_kind_of_run(capsys, adding_run: Path) -> None:
     argv = ["eval", str(adding_run), "--split", "test", "--seq-len", "8"]
     assert _refused(capsys, argv, root) == (
         f"rnnkit eval: error: --split, --seq-len: only for language-model runs; {adding_run} "
-        "is a adding run"
+        "is a run of task 'adding'"
     )
 
 
@@ -74,7 +74,7 @@ def test_eval_flags_of_another_kind_of_run(capsys, adding_run: Path) -> None:
 def test_forecast_of_another_kind_of_run(capsys, adding_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.csv"
     assert _refused(capsys, ["forecast", str(adding_run), "--out", str(out)], tmp_path) == (
-        f"rnnkit forecast: error: {adding_run} is a adding run, not a forecast run"
+        f"rnnkit forecast: error: {adding_run} is a run of task 'adding', not a forecast run"
     )
 
 

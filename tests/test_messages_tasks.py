@@ -402,7 +402,8 @@ def test_train_arguments_it_would_ignore_or_fail_on_later(adding_run: Path, tmp_
     _raises(ValueError, f"rnnkit.train: resume continues {adding_run} with its own "
             "config.json; options, out cannot be given with it (only steps and minutes)", train,
             "adding", small, resume=adding_run, out=out)  # fmt: skip
-    _raises(ValueError, f"rnnkit.train: {adding_run} is a 'adding' run; got task 'copy'", train,
+    _raises(ValueError, f"rnnkit.train: {adding_run} is a run of task 'adding'; "
+            "got task 'copy'", train,
             "copy", resume=adding_run, steps=5)  # fmt: skip
     _raises(TypeError, "rnnkit.train: train_config must be a TrainConfig (e.g. "
             "TrainConfig(steps=100)) or None; got dict", train, "adding", small,

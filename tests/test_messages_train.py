@@ -233,7 +233,7 @@ def test_tbptt_messages():
             StreamWindows, torch.zeros(50, dtype=torch.long), 0, 4)  # fmt: skip
     _raises(ValueError, "StreamWindows: seq_len must be a positive integer; got 0",
             StreamWindows, torch.zeros(50, dtype=torch.long), 2, 0)  # fmt: skip
-    _raises(ValueError, "the text is too short for one window: 5 characters cannot fill "
+    _raises(ValueError, "the text is too short for one window: its 5 character(s) cannot fill "
             "batch_size 2 streams of seq_len 4 (need at least 9)", StreamWindows,
             torch.zeros(5, dtype=torch.long), 2, 4)  # fmt: skip
 

@@ -140,12 +140,15 @@ def _eval_task(args: argparse.Namespace) -> int:
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise ValueError(
-            f"{flags}: only for language-model runs; {args.run_dir} is a {config.task} run"
+            f"{flags}: only for language-model runs; "
+            f"{args.run_dir} is a run of task {config.task!r}"
         )
     task_cls = get_task(config.task)
     if not task_cls.extra_files and (args.out is not None or args.force):
         flag = "--out" if args.out is not None else "--force"  # it would write nothing there
-        raise ValueError(f"{flag}: the evaluation of a {config.task!r} run writes no figure")
+        raise ValueError(
+            f"{flag}: the evaluation of a run of task {config.task!r} writes no figure"
+        )
     own = args.out is None or same_file(args.out, args.run_dir)  # the task's own figures
     if not own:  # another run's folder does not own this task's figures: --resume refuses it
         check_outside_runs("--out", args.out, folder=True)

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--series picks the series drawn by --plot; give --plot FILE.png")
     config = RunFolder(args.run_dir).read_config()
     if config.task != "forecast":
-        raise ValueError(f"{args.run_dir} is a {config.task} run, not a forecast run")
+        raise ValueError(f"{args.run_dir} is a run of task {config.task!r}, not a forecast run")
     check_derived(config.derived, f"{Path(args.run_dir) / 'config.json'}: derived")
     check_outputs(args, config.derived["source"].get("path"))
     trained = int(config.derived["horizon"])

@@ -180,8 +180,9 @@ class LanguageModelTask(Task):
         need = o.batch_size * o.seq_len + 1
         if len(self.corpus.train) < need:
             raise ValueError(
-                f"the training text is too short for one window: {len(self.corpus.train):,} "
-                f"characters cannot fill --batch-size {o.batch_size} streams of --seq-len "
+                f"the training text is too short for one window: its "
+                f"{len(self.corpus.train):,} character(s) cannot fill "
+                f"--batch-size {o.batch_size} streams of --seq-len "
                 f"{o.seq_len} (need at least {need:,}); use a longer text or smaller values"
             )
         if len(self.corpus.validation) < 2:

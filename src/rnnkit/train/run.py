@@ -59,7 +59,9 @@ def train(
     if resume is not None:
         folder, config, task_obj, start = _check_resume(resume, steps, minutes)
         if get_task(task).name != config.task:  # the run's own task trains on, whatever given
-            raise ValueError(f"rnnkit.train: {resume} is a {config.task!r} run; got task {task!r}")
+            raise ValueError(
+                f"rnnkit.train: {resume} is a run of task {config.task!r}; got task {task!r}"
+            )
         return launch(
             task_obj,
             config.train,

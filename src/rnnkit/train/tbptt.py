@@ -98,7 +98,7 @@ class StreamWindows:
         n = (N - 1) // B  # steps per stream; +1 below for the last target
         if n < T:
             raise ValueError(
-                f"the text is too short for one window: {N:,} characters cannot fill "
+                f"the text is too short for one window: its {N:,} character(s) cannot fill "
                 f"batch_size {B} streams of seq_len {T} (need at least {B * T + 1:,}); "
                 "use a longer text or a smaller --batch-size/--seq-len"
             )
