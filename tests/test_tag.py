@@ -242,6 +242,18 @@ def test_running_rows_by_length_equals_the_layers_lengths():
     torch.testing.assert_close(out, model.head(ref))
 
 
+@pytest.mark.parametrize("features", [False, True])
+def test_no_characters_get_no_tags(features):
+    """A tagger emits one output per step: zero steps, zero outputs (the layer alone
+    refuses T = 0 without lengths)."""
+    kind = {"num_features": 2} if features else {"vocab_size": 9}
+    model = Tagger(TaggerConfig(num_tags=3, hidden_size=4, **kind)).eval()
+    x = torch.zeros((2, 0, 2)) if features else torch.zeros((2, 0), dtype=torch.long)
+    for lengths in (None, [0, 0]):
+        out = model(x, lengths)
+        assert out.shape == (2, 0, 3) and out.dtype == torch.float32
+
+
 @pytest.mark.parametrize(
     ("x", "lengths", "error", "message"),
     [

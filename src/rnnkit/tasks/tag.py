@@ -160,6 +160,8 @@ class Tagger(nn.Module):
             full = torch.full((len(x),), x.size(1), dtype=torch.long)
             _checks.finite_steps("Tagger", "x", x, full if lengths is None else lengths)
             e = (x.float() - self.mean) / self.std
+        if x.size(1) == 0:  # no characters, no tags (the layer refuses T = 0 without lengths)
+            return e.new_zeros((len(x), 0, c.num_tags), dtype=self.head.weight.dtype)
         e = self.drop(e)
         if lengths is None or e.device.type != "cpu":
             out, _ = self.rnn(e, lengths=lengths)  # (B, T, D*H)
