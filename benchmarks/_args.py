@@ -209,19 +209,6 @@ def new_file(text: str) -> str:
     return text
 
 
-def suffixed(kind: Callable[[str], str], *suffixes: str) -> Callable[[str], str]:
-    """``kind`` that also ends in one of ``suffixes`` (a figure's format)."""
-
-    def check_suffix(text: str) -> str:
-        if Path(text).suffix.lower() not in suffixes:
-            raise argparse.ArgumentTypeError(
-                f"expected a file name ending in {' or '.join(suffixes)}; got {text!r}"
-            )
-        return kind(text)
-
-    return check_suffix
-
-
 def folder(text: str) -> str:
     """A folder the script writes into (made with its parents if missing): not a file."""
     path = Path(nonempty(text))
@@ -265,7 +252,9 @@ def run_of(p: argparse.ArgumentParser, flag: str, name: str, task: str) -> None:
     ``task``: a wrong one would be found after the parts timed before it."""
     from rnnkit.train.runfolder import RunFolder
 
-    path = Path(nonempty_or_refuse(p, flag, name))
+    if not name:
+        refuse(p, flag, "expected a name; got an empty string")
+    path = Path(name)
     if not (path / "config.json").is_file():
         what = "which does not exist" if not path.exists() else "which holds no config.json"
         refuse(p, flag, f"expected an rnnkit {task} run folder; got {name}, {what}")
@@ -275,9 +264,3 @@ def run_of(p: argparse.ArgumentParser, flag: str, name: str, task: str) -> None:
         refuse(p, flag, f"expected an rnnkit {task} run folder; got {name}: {e}")
     if kind != task:
         refuse(p, flag, f"expected an rnnkit {task} run folder; got {name}, a {kind} run")
-
-
-def nonempty_or_refuse(p: argparse.ArgumentParser, flag: str, name: str) -> str:
-    if not name:
-        refuse(p, flag, "expected a name; got an empty string")
-    return name
