@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import numbers
 import os
 import sys
 from collections import deque
@@ -75,10 +76,21 @@ def load_session(
     """
     if ort is None:
         raise ValueError(f"{where}: running a graph needs onnxruntime (pip install onnxruntime)")
+    # Named here: int() read "x" in its own words and 2.5 as 2, and a number given as the
+    # graph failed inside os.fspath.
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ValueError(f"{where}: threads must be a positive integer or None; got {threads!r}")
+    if not isinstance(path, (bytes, str, os.PathLike)):
+        raise TypeError(
+            f"{where}: graph must be the path of an ONNX file, its bytes or an "
+            f"onnxruntime.InferenceSession; got {type(path).__name__}"
+        )
     if options is None:
         options = ort.SessionOptions()
     if threads is not None:
-        options.intra_op_num_threads = int(threads)
+        options.intra_op_num_threads = threads
     if isinstance(path, bytes):
         source: str | bytes = path
         name = "the given bytes"
@@ -452,6 +464,8 @@ def generate(
         raise ValueError(f"{where}: temperature must be a number >= 0; got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"{where}: top_k must be a positive integer or None; got {top_k!r}")
+    if not isinstance(prompt, str):  # a number failed late, in the loop over its characters
+        raise TypeError(f"{where}: prompt must be a string; got {type(prompt).__name__}")
     stream = graph if isinstance(graph, OnnxStream) else OnnxStream(graph, batch_size=1)
     if stream.model != "char_lm" or not stream.vocab:
         raise ValueError(
@@ -774,6 +788,16 @@ def recalibration_options(
     only with ``recalibrate=True``: without it they would be ignored without a word."""
     if not isinstance(recalibrate, bool):  # "no" would read as True
         raise TypeError(f"{owner}: recalibrate must be True or False; got {recalibrate!r}")
+    # Checked here, naming the owner: Recalibration's own check failed on a string in
+    # math's words and read True as a step of 1.
+    if adapt is not None and (
+        isinstance(adapt, bool)
+        or not isinstance(adapt, numbers.Real)
+        or not (math.isfinite(adapt) and adapt >= 0)
+    ):
+        raise ValueError(f"{owner}: adapt must be a number >= 0; got {adapt!r}")
+    if hold is not None and (isinstance(hold, bool) or not isinstance(hold, int) or hold < 0):
+        raise ValueError(f"{owner}: hold must be a count of time steps >= 0; got {hold!r}")
     if not recalibrate and (adapt is not None or hold is not None):
         given = ", ".join(
             f"{k}={v!r}" for k, v in (("adapt", adapt), ("hold", hold)) if v is not None
@@ -981,6 +1005,11 @@ def translate(
         )
     if not isinstance(text, str) or not text:
         raise ValueError(f"{where}: text must be a non-empty string; got {text!r}")
+    # A negative count decoded nothing without a word, a float failed inside range().
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0
+    ):
+        raise ValueError(f"{where}: max_length must be an integer >= 0 or None; got {max_length!r}")
     specials = enc_meta["specials"]
     stoi = {c: i for i, c in enumerate(enc_meta["src_vocab"])}
     ids = np.array([[stoi.get(c, specials["unk"])] for c in text], dtype=np.int64)  # (S, 1)

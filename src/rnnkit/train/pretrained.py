@@ -66,6 +66,8 @@ def load_pretrained(
     Example:
         >>> model = rnnkit.load_pretrained("runs/lm")  # doctest: +SKIP
     """
+    if not isinstance(folder, (str, os.PathLike)):  # Path() failed in its own words
+        raise TypeError(f"load_pretrained: folder must be a path; got {type(folder).__name__}")
     path = Path(folder)
     if not path.exists() and not path.is_symlink():
         raise RunFolderError(
@@ -97,6 +99,8 @@ def save_pretrained(
         >>> rnnkit.save_pretrained("runs/lm", "published/lm")  # doctest: +SKIP
         >>> rnnkit.save_pretrained(model, "published/lm-tuned")  # doctest: +SKIP
     """
+    if not isinstance(folder, (str, os.PathLike)):  # Path() failed in its own words
+        raise TypeError(f"save_pretrained: folder must be a path; got {type(folder).__name__}")
     dest = Path(folder)
     _check_destination(dest)
     if isinstance(source, nn.Module):
