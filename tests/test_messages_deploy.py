@@ -1,0 +1,448 @@
+"""Each error message of ``rnnkit.deploy`` and of ``rnnkit.save_pretrained`` /
+``rnnkit.load_pretrained`` that no other test reaches, through the public API, asserted
+word for word; the pretrained refusals write nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from rnnkit import deploy  # noqa: E402
+from rnnkit.export import export_onnx  # noqa: E402
+from rnnkit.tasks.forecast import ForecastConfig, ForecastModel  # noqa: E402
+from rnnkit.train import RunFolderError  # noqa: E402
+
+I, H = 3, 4
+
+
+def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        fn(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("graphs")
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(I, H).eval()
+    out = {"root": root, "step": root / "step.onnx", "lengths": root / "lengths.onnx"}
+    export_onnx(layer, out["step"], mode="step")
+    export_onnx(layer, out["lengths"], mode="sequence", lengths=True)
+    forecaster = ForecastModel(ForecastConfig(horizon=2, hidden_size=4)).eval()
+    out["forecast"] = root / "forecast.onnx"
+    export_onnx(forecaster, out["forecast"], mode="step")
+    return out
+
+
+def _with_metadata(graphs: dict[str, Path], name: str, value: str) -> Path:
+    """The step graph with its 'rnnkit' metadata replaced by ``value``."""
+    proto = onnx.load(graphs["step"])
+    for prop in proto.metadata_props:
+        if prop.key == "rnnkit":
+            prop.value = value
+    path = graphs["root"] / name
+    onnx.save(proto, path)
+    return path
+
+
+def _metadata(graphs: dict[str, Path]) -> dict[str, Any]:
+    proto = onnx.load(graphs["step"])
+    return json.loads(next(p.value for p in proto.metadata_props if p.key == "rnnkit"))
+
+
+# ---- loading --------------------------------------------------------------------------
+
+
+def test_a_graph_without_onnxruntime(graphs, monkeypatch) -> None:
+    monkeypatch.setattr(deploy, "ort", None)
+    _raises(
+        ValueError,
+        "OnnxStream: running a graph needs onnxruntime (pip install onnxruntime)",
+        deploy.OnnxStream,
+        graphs["step"],
+    )
+
+
+def test_metadata_that_is_not_json(graphs) -> None:
+    path = _with_metadata(graphs, "a.onnx", "{not json")
+    _raises(
+        ValueError,
+        "OnnxStream: the graph's 'rnnkit' metadata is not JSON (Expecting "
+        "property name enclosed in double quotes: line 1 column 2 (char 1))",
+        deploy.OnnxStream,
+        path,
+    )
+
+
+def test_metadata_of_another_format(graphs) -> None:
+    meta = _metadata(graphs)
+    path = _with_metadata(graphs, "b.onnx", json.dumps({**meta, "format": "other"}))
+    _raises(
+        ValueError,
+        "OnnxStream: expected metadata format 'rnnkit.onnx'; got 'other'",
+        deploy.OnnxStream,
+        path,
+    )
+    path = _with_metadata(graphs, "c.onnx", "[1]")
+    _raises(
+        ValueError,
+        "run_sequence: expected metadata format 'rnnkit.onnx'; got 'list'",
+        deploy.run_sequence,
+        path,
+        np.zeros((1, 1, I)),
+    )
+
+
+def test_metadata_of_a_later_version(graphs) -> None:
+    meta = _metadata(graphs)
+    for version in (meta["version"] + 1, "1"):
+        path = _with_metadata(graphs, "d.onnx", json.dumps({**meta, "version": version}))
+        _raises(
+            ValueError,
+            f"OnnxStream: this file reads metadata version {meta['version']} "
+            f"or older; got {version!r} (take deploy.py from the rnnkit that exported the "
+            "graph)",
+            deploy.OnnxStream,
+            path,
+        )
+
+
+def test_a_graph_that_is_not_a_path(graphs) -> None:
+    # It failed inside os.fspath, naming no argument.
+    _raises(
+        TypeError,
+        "OnnxStream: graph must be the path of an ONNX file, its bytes or an "
+        "onnxruntime.InferenceSession; got int",
+        deploy.OnnxStream,
+        5,
+    )
+    _raises(
+        TypeError,
+        "run_sequence: graph must be the path of an ONNX file, its bytes or an "
+        "onnxruntime.InferenceSession; got list",
+        deploy.run_sequence,
+        [1],
+        [[[0.0]]],
+    )
+
+
+@pytest.mark.parametrize("threads", ["x", 2.5, 0, True])
+def test_threads_that_are_not_a_positive_integer(graphs, threads) -> None:
+    # "x" failed in int()'s words and 2.5 ran on 2 threads.
+    _raises(
+        ValueError,
+        f"OnnxStream: threads must be a positive integer or None; got {threads!r}",
+        deploy.OnnxStream,
+        graphs["step"],
+        threads=threads,
+    )
+
+
+# ---- streams and sequences --------------------------------------------------------------
+
+
+def test_x_that_is_not_array_like(graphs) -> None:
+    stream = deploy.OnnxStream(graphs["step"])
+    _raises(
+        ValueError,
+        "OnnxStream.step: x must be array-like; got list",
+        stream.step,
+        [[1.0, 2.0, 3.0], [1.0]],
+    )
+
+
+def test_state_arrays_of_two_batch_sizes(graphs) -> None:
+    stream = deploy.OnnxStream(graphs["step"])
+    state = (np.zeros((1, 2, H), np.float32), np.zeros((1, 3, H), np.float32))
+    with pytest.raises(
+        ValueError,
+        match="^"
+        + re.escape("OnnxStream.state: state arrays must share one batch size; got [2, 3]")
+        + "$",
+    ):
+        stream.state = state
+
+
+def test_a_reset_mask_of_another_shape(graphs) -> None:
+    stream = deploy.OnnxStream(graphs["step"])
+    stream.step(np.zeros((2, I), np.float32))
+    _raises(
+        ValueError,
+        "OnnxStream.reset: a mask must have shape (2,); got (3,)",
+        stream.reset,
+        np.array([True, False, True]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("lengths", "given"),
+    [
+        ([1.0, 2.0], "float64 array of shape (2,)"),
+        ([1, 2, 2], "int64 array of shape (3,)"),
+        ([[1, 2]], "int64 array of shape (1, 2)"),
+    ],
+)
+def test_lengths_of_the_wrong_kind(graphs, lengths, given) -> None:
+    x = np.zeros((2, 2, I), np.float32)
+    _raises(
+        ValueError,
+        f"run_sequence: lengths must be an int64 array of shape (2,); got {given}",
+        deploy.run_sequence,
+        graphs["lengths"],
+        x,
+        lengths=lengths,
+    )
+
+
+def test_a_prompt_that_is_not_a_string(graphs) -> None:
+    _raises(
+        TypeError,
+        "generate: prompt must be a string; got int",
+        deploy.generate,
+        graphs["step"],
+        prompt=5,
+    )
+
+
+# ---- the forecaster ---------------------------------------------------------------------
+
+
+def test_the_onnx_forecaster_before_any_value(graphs) -> None:
+    online = deploy.OnnxForecaster(graphs["forecast"])
+    with pytest.raises(
+        ValueError,
+        match="^" + re.escape("OnnxForecaster: no value seen yet; call update(value) first") + "$",
+    ):
+        online.forecast  # noqa: B018
+
+
+@pytest.mark.parametrize("adapt", ["0.1", True, float("nan"), -1.0])
+def test_an_adapt_that_is_not_a_number(graphs, adapt) -> None:
+    # A string failed in math's words, naming nothing; True adapted by steps of 1.
+    _raises(
+        ValueError,
+        f"OnnxForecaster: adapt must be a number >= 0; got {adapt!r}",
+        deploy.OnnxForecaster,
+        graphs["forecast"],
+        recalibrate=True,
+        adapt=adapt,
+    )
+
+
+@pytest.mark.parametrize("hold", ["3", True, -1, 1.5])
+def test_a_hold_that_is_not_a_count(graphs, hold) -> None:
+    _raises(
+        ValueError,
+        f"OnnxForecaster: hold must be a count of time steps >= 0; got {hold!r}",
+        deploy.OnnxForecaster,
+        graphs["forecast"],
+        recalibrate=True,
+        hold=hold,
+    )
+
+
+# ---- translate ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seq2seq(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from rnnkit.seq2seq.data import CharVocab
+    from rnnkit.seq2seq.model import Seq2Seq, Seq2SeqConfig
+
+    root = tmp_path_factory.mktemp("seq2seq")
+    source, target = "abc ", "012"
+    torch.manual_seed(0)
+    config = Seq2SeqConfig(
+        src_vocab_size=len(CharVocab(source)),
+        tgt_vocab_size=len(CharVocab(target)),
+        encoder_hidden=4,
+        decoder_hidden=4,
+    )
+    model = Seq2Seq(config).eval()
+    out = {"bare": root / "bare.onnx"}
+    export_onnx(model, out["bare"], mode="sequence")
+    model.rnnkit_config = SimpleNamespace(  # what rnnkit.load attaches: the vocabularies
+        derived={"source_chars": source, "target_chars": target, "max_target_length": 3}
+    )
+    out["encoder"], out["decoder"] = root / "encoder.onnx", root / "decoder.onnx"
+    export_onnx(model, out["encoder"], mode="sequence")
+    export_onnx(model, out["decoder"], mode="step")
+    return out
+
+
+def test_an_encoder_without_its_vocabulary(seq2seq) -> None:
+    _raises(
+        ValueError,
+        "translate: the encoder graph carries no vocabulary; export it from a "
+        "run folder (rnnkit export RUN) rather than from a bare model",
+        deploy.translate,
+        seq2seq["bare"],
+        seq2seq["decoder"],
+        "abc",
+    )
+
+
+@pytest.mark.parametrize("text", ["", 5])
+def test_a_text_that_is_not_a_non_empty_string(seq2seq, text) -> None:
+    _raises(
+        ValueError,
+        f"translate: text must be a non-empty string; got {text!r}",
+        deploy.translate,
+        seq2seq["encoder"],
+        seq2seq["decoder"],
+        text,
+    )
+
+
+@pytest.mark.parametrize("max_length", [-1, 2.0, True, "5"])
+def test_a_max_length_that_is_not_a_count(seq2seq, max_length) -> None:
+    # -1 decoded nothing without a word; 2.0 and "5" failed inside range().
+    _raises(
+        ValueError,
+        f"translate: max_length must be an integer >= 0 or None; got {max_length!r}",
+        deploy.translate,
+        seq2seq["encoder"],
+        seq2seq["decoder"],
+        "abc",
+        max_length=max_length,
+    )
+    assert deploy.translate(seq2seq["encoder"], seq2seq["decoder"], "abc", max_length=0) == ""
+
+
+# ---- pretrained folders ------------------------------------------------------------------
+
+
+@pytest.fixture
+def place(tmp_path: Path):
+    """A folder with a file, a dangling link and a folder whose config.json is another
+    library's; yields it and checks afterwards that nothing was added or changed."""
+    (tmp_path / "file.txt").write_text("mine")
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"format": "hf"}')
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.exists())
+    yield tmp_path
+    after = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.exists())
+    assert after == before
+
+
+def test_load_pretrained_of_a_file(place) -> None:
+    _raises(
+        RunFolderError,
+        f"{place / 'file.txt'} is not a folder; load_pretrained reads a folder",
+        rnnkit.load_pretrained,
+        place / "file.txt",
+    )
+
+
+def test_a_folder_whose_config_is_another_librarys(place) -> None:
+    _raises(
+        RunFolderError,
+        f"{place / 'other'} is not an rnnkit folder: its config.json "
+        "has format 'hf', not 'rnnkit.run'",
+        rnnkit.load_pretrained,
+        place / "other",
+    )
+
+
+def test_a_folder_that_is_not_a_path(place) -> None:
+    # Path() failed in its own words, naming no argument.
+    _raises(TypeError, "load_pretrained: folder must be a path; got int", rnnkit.load_pretrained, 5)
+    _raises(
+        TypeError,
+        "save_pretrained: folder must be a path; got NoneType",
+        rnnkit.save_pretrained,
+        torch.nn.Linear(2, 2),
+        None,
+    )
+
+
+def test_save_pretrained_of_a_file(place) -> None:
+    _raises(
+        RunFolderError,
+        f"{place / 'file.txt'} is a file; expected a run folder",
+        rnnkit.save_pretrained,
+        place / "file.txt",
+        place / "out",
+    )
+
+
+def test_save_pretrained_of_a_folder_with_a_config(place) -> None:
+    _raises(
+        TypeError,
+        "save_pretrained: config= is for a model object; a folder has its own",
+        rnnkit.save_pretrained,
+        place / "other",
+        place / "out",
+        config=place / "other",
+    )
+
+
+def test_save_pretrained_of_neither_a_folder_nor_a_model(place) -> None:
+    _raises(
+        TypeError,
+        "save_pretrained: source must be a run folder or a torch.nn.Module; got int",
+        rnnkit.save_pretrained,
+        5,
+        place / "out",
+    )
+
+
+def test_save_pretrained_into_a_link_a_file_or_a_full_folder(place) -> None:
+    model = torch.nn.Linear(2, 2)
+    _raises(
+        ValueError,
+        f"{place / 'link'} is a symbolic link; save_pretrained writes a new folder",
+        rnnkit.save_pretrained,
+        model,
+        place / "link",
+    )
+    _raises(
+        ValueError,
+        f"{place / 'file.txt'} exists and is not a folder; save_pretrained writes a new folder",
+        rnnkit.save_pretrained,
+        model,
+        place / "file.txt",
+    )
+    _raises(
+        ValueError,
+        f"{place / 'full'} already exists and is not empty; save_pretrained "
+        "writes a new folder and overwrites nothing",
+        rnnkit.save_pretrained,
+        model,
+        place / "full",
+    )
+
+
+def test_save_pretrained_with_a_config_of_the_wrong_kind(place) -> None:
+    model = torch.nn.Linear(2, 2)
+    _raises(
+        RunFolderError,
+        f"config folder not found: {place / 'nowhere'}",
+        rnnkit.save_pretrained,
+        model,
+        place / "out",
+        config=place / "nowhere",
+    )
+    _raises(
+        TypeError,
+        "save_pretrained: config must be a RunConfig or a folder holding config.json; got dict",
+        rnnkit.save_pretrained,
+        model,
+        place / "out",
+        config={"task": "lm"},
+    )
