@@ -541,7 +541,9 @@ def forecast(
         )
     trained = model.config.horizon
     h = trained if horizon is None else horizon
-    if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= trained:
+    # A numpy integer (a horizon read from an array) is an integer too: it was refused as
+    # not one.
+    if isinstance(h, bool) or not isinstance(h, numbers.Integral) or not 1 <= h <= trained:
         raise ValueError(
             f"forecast: horizon must be an integer in [1, {trained}] (the trained horizon); "
             f"got {h!r}"
@@ -565,7 +567,7 @@ def forecast(
             raise ValueError(f"series {k + 1} is empty: a forecast needs at least one value")
         prepared.append(prepare_series(values, model.config))
     out = _run(model, prepared, [[len(p.y) - 1] for p in prepared])
-    return [Forecast(*(b[0, :h] for b in bands)) for bands in out]
+    return [Forecast(*(b[0, : int(h)] for b in bands)) for bands in out]
 
 
 def finite(values: Iterable[float], what: str, name: str | None = None) -> list[float]:
