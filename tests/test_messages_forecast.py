@@ -1,0 +1,152 @@
+"""Each error message of the forecast task (``rnnkit.tasks.forecast``) that no other test
+reaches, through the Python API or `rnnkit` itself, asserted word for word: the command
+line's in one line on stderr, exit status 2, no traceback and nothing written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.cli import main
+from rnnkit.tasks.forecast import ForecastConfig, ForecastModel, OnlineForecaster, forecast
+
+
+def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        fn(*args, **kwargs)
+
+
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
+    """The one line rnnkit prints for ``argv``, after checking status 2, no traceback and
+    nothing written under ``root``."""
+    before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    assert code == 2, (code, captured.err)
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
+    return captured.err.strip()
+
+
+@pytest.fixture(scope="module")
+def model() -> ForecastModel:
+    """An untrained forecaster: the refusals come before the network runs."""
+    torch.manual_seed(0)
+    return ForecastModel(ForecastConfig(horizon=2, hidden_size=4)).eval()
+
+
+# ---- ForecastConfig ------------------------------------------------------------------
+
+
+def test_a_head_that_is_not_one_of_the_heads() -> None:
+    _raises(
+        ValueError,
+        "head must be one of quantile, gaussian; got 'median'",
+        ForecastConfig,
+        horizon=2,
+        head="median",
+    )
+
+
+# ---- forecast ------------------------------------------------------------------------
+
+
+def test_series_that_are_not_a_list(model) -> None:
+    _raises(
+        TypeError,
+        "forecast: series must be a list of series, each a sequence of numbers; got int",
+        forecast,
+        model,
+        5,
+    )
+
+
+def test_an_empty_series(model) -> None:
+    _raises(
+        ValueError,
+        "series 2 is empty: a forecast needs at least one value",
+        forecast,
+        model,
+        [[1.0, 2.0], []],
+    )
+
+
+def test_a_numpy_integer_horizon_is_an_integer(model) -> None:
+    # It was refused as "must be an integer ...; got np.int64(1)".
+    (f,) = forecast(model, [[1.0, 2.0, 3.0]], horizon=np.int64(1))
+    assert f.mean.shape == (1,)
+    (g,) = forecast(model, [[1.0, 2.0, 3.0]], horizon=1)
+    np.testing.assert_array_equal(f.mean, g.mean)
+    _raises(
+        ValueError,
+        "forecast: horizon must be an integer in [1, 2] (the trained horizon); got np.int64(3)",
+        forecast,
+        model,
+        [[1.0]],
+        horizon=np.int64(3),
+    )
+
+
+# ---- OnlineForecaster ------------------------------------------------------------------
+
+
+def test_online_forecaster_of_another_model() -> None:
+    _raises(
+        TypeError,
+        "OnlineForecaster: model must be a ForecastModel (rnnkit.load of a forecast run); got LSTM",
+        OnlineForecaster,
+        rnnkit.LSTM(3, 4),
+    )
+
+
+@pytest.mark.parametrize("adapt", ["0.1", True, float("nan"), -0.5])
+def test_online_forecaster_adapt_that_is_not_a_number(model, adapt) -> None:
+    # A string failed in math's words ("must be real number, not str") and True adapted
+    # by steps of 1; the others were named without their owner.
+    _raises(
+        ValueError,
+        f"OnlineForecaster: adapt must be a number >= 0; got {adapt!r}",
+        OnlineForecaster,
+        model,
+        [1.0, 2.0],
+        recalibrate=True,
+        adapt=adapt,
+    )
+
+
+@pytest.mark.parametrize("hold", ["3", False, -1, 2.0])
+def test_online_forecaster_hold_that_is_not_a_count(model, hold) -> None:
+    _raises(
+        ValueError,
+        f"OnlineForecaster: hold must be a count of time steps >= 0; got {hold!r}",
+        OnlineForecaster,
+        model,
+        [1.0, 2.0],
+        recalibrate=True,
+        hold=hold,
+    )
+
+
+# ---- the command line --------------------------------------------------------------------
+
+
+def test_data_that_does_not_exist(capsys, tmp_path) -> None:
+    missing, out = tmp_path / "none.csv", tmp_path / "run"
+    line = _refused(
+        capsys,
+        ["train", "forecast", "--data", str(missing), "--horizon", "2", "--out", str(out)],
+        tmp_path,
+    )
+    assert line == (
+        f"rnnkit train: error: --data: series file not found: {missing}; expected a .tsf or "
+        ".csv file"
+    )
