@@ -460,12 +460,28 @@ def generate(
     where = "generate"
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
         raise ValueError(f"{where}: length must be an integer >= 0; got {length!r}")
-    if not (isinstance(temperature, (int, float)) and temperature >= 0):
+    # An inf temperature sampled from NaN probabilities (numpy's words), True read as 1.
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not (math.isfinite(temperature) and temperature >= 0)
+    ):
         raise ValueError(f"{where}: temperature must be a number >= 0; got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"{where}: top_k must be a positive integer or None; got {top_k!r}")
     if not isinstance(prompt, str):  # a number failed late, in the loop over its characters
         raise TypeError(f"{where}: prompt must be a string; got {type(prompt).__name__}")
+    # numpy's generator refused the others in its own words ("SeedSequence expects ...").
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+    ):
+        raise ValueError(f"{where}: seed must be an integer >= 0 or None; got {seed!r}")
+    if isinstance(graph, OnnxStream) and graph._fixed not in (None, 1):
+        # Its first step refused the one sample as "x's batch size must equal the stream's".
+        raise ValueError(
+            f"{where}: a stream given as graph must be of batch size 1 (or none fixed); got "
+            f"an OnnxStream of batch_size={graph._fixed}"
+        )
     stream = graph if isinstance(graph, OnnxStream) else OnnxStream(graph, batch_size=1)
     if stream.model != "char_lm" or not stream.vocab:
         raise ValueError(
