@@ -446,3 +446,64 @@ def test_save_pretrained_with_a_config_of_the_wrong_kind(place) -> None:
         place / "out",
         config={"task": "lm"},
     )
+
+
+# ---- generate ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rnnkit.data.vocab import Vocabulary
+    from rnnkit.models.lm import CharLM, CharLMConfig
+
+    torch.manual_seed(0)
+    vocab = Vocabulary.from_text("hello world\n")
+    model = CharLM(CharLMConfig(vocab_size=len(vocab), hidden_size=4, embed_size=4), vocab)
+    path = tmp_path_factory.mktemp("lm") / "lm.onnx"
+    export_onnx(model.eval(), path, mode="step")
+    return path
+
+
+@pytest.mark.parametrize("seed", ["x", 1.5, -1, True])
+def test_a_seed_that_is_not_a_count(lm, seed) -> None:
+    # numpy's generator refused "x" and 1.5 in its own words ("SeedSequence expects int
+    # or sequence of ints"), -1 as "expected non-negative integer".
+    _raises(
+        ValueError,
+        f"generate: seed must be an integer >= 0 or None; got {seed!r}",
+        deploy.generate,
+        lm,
+        "he",
+        3,
+        seed=seed,
+    )
+    assert deploy.generate(lm, "he", 3, seed=np.int64(3)) == deploy.generate(lm, "he", 3, seed=3)
+
+
+@pytest.mark.parametrize("temperature", [float("inf"), True])
+def test_a_temperature_that_is_not_a_finite_number(lm, temperature) -> None:
+    # inf sampled from NaN probabilities ("Probabilities contain NaN"); True read as 1.
+    _raises(
+        ValueError,
+        f"generate: temperature must be a number >= 0; got {temperature!r}",
+        deploy.generate,
+        lm,
+        "he",
+        3,
+        temperature=temperature,
+    )
+
+
+def test_a_stream_of_another_batch_size(lm) -> None:
+    # Its first step refused the prompt as "x's batch size must equal the stream's".
+    stream = deploy.OnnxStream(lm, batch_size=2)
+    _raises(
+        ValueError,
+        "generate: a stream given as graph must be of batch size 1 (or none fixed); got an "
+        "OnnxStream of batch_size=2",
+        deploy.generate,
+        stream,
+        "he",
+        3,
+    )
+    assert deploy.generate(deploy.OnnxStream(lm), "he", 3) == deploy.generate(lm, "he", 3)
