@@ -507,3 +507,20 @@ def test_a_stream_of_another_batch_size(lm) -> None:
         3,
     )
     assert deploy.generate(deploy.OnnxStream(lm), "he", 3) == deploy.generate(lm, "he", 3)
+
+
+def test_a_folder_without_a_config_or_a_model_without_one(place) -> None:
+    _raises(
+        RunFolderError,
+        f"{place / 'full'} is not an rnnkit folder: it has no config.json",
+        rnnkit.load_pretrained,
+        place / "full",
+    )
+    _raises(
+        ValueError,
+        "save_pretrained: this Linear has no rnnkit config; give config= (the run folder it "
+        "came from) or load it with rnnkit.load_pretrained",
+        rnnkit.save_pretrained,
+        torch.nn.Linear(2, 2),
+        place / "out",
+    )
