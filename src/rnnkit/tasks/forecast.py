@@ -917,6 +917,16 @@ def recalibrated(
     be now. A rolling-origin evaluation that grows its calibration set as it goes, as the
     statistical peers are refitted at every origin; :class:`OnlineForecaster` does the
     same as values arrive (``recalibrate=True``)."""
+    # Checked before any forecast is made: a string failed late in Python's words
+    # ("'<' not supported ...") and True or 2.5 were taken as counts.
+    if adapt_from is not None and (
+        isinstance(adapt_from, bool)
+        or not isinstance(adapt_from, numbers.Integral)
+        or adapt_from < 0
+    ):
+        raise ValueError(
+            f"recalibrated: adapt_from must be a count of values >= 0 or None; got {adapt_from!r}"
+        )
     h = model.config.horizon
     c = float(model.interval_scale)
     if starts is None:
@@ -936,8 +946,6 @@ def recalibrated(
             arriving.setdefault(int(e), []).append((len(y) - w.origin, float(r)))
     if adapt_from is None:
         adapt_from = h + origins - 1
-    elif adapt_from < 0:
-        raise ValueError(f"adapt_from must be a count of values >= 0; got {adapt_from}")
     # The level holds at 80 % over the time steps before adapt_from whose values arrive.
     state = Recalibration(h, c, adapt, hold=sum(e > adapt_from for e in arriving))
     factor: dict[int, float] = {}  # the factor a forecast from distance e is given
