@@ -13,7 +13,14 @@ import torch
 
 import rnnkit
 from rnnkit.cli import main
-from rnnkit.tasks.forecast import ForecastConfig, ForecastModel, OnlineForecaster, forecast
+from rnnkit.tasks.forecast import (
+    ForecastConfig,
+    ForecastModel,
+    OnlineForecaster,
+    forecast,
+    recalibrated,
+    windows,
+)
 
 
 def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
@@ -134,6 +141,29 @@ def test_online_forecaster_hold_that_is_not_a_count(model, hold) -> None:
         recalibrate=True,
         hold=hold,
     )
+
+
+# ---- recalibrated ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("adapt_from", [-1, "3", True, 2.5])
+def test_recalibrated_adapt_from_that_is_not_a_count(model, adapt_from) -> None:
+    # "3" failed late in Python's words ("'<' not supported ..."); True and 2.5 were read
+    # as counts; -1 was named without a repr.
+    y = [float(v) for v in range(1, 13)]
+    test = windows([len(y)], 2, 1, "test")
+    _raises(
+        ValueError,
+        f"recalibrated: adapt_from must be a count of values >= 0 or None; got {adapt_from!r}",
+        recalibrated,
+        model,
+        [np.asarray(y)],
+        test,
+        1,
+        adapt=0.05,
+        adapt_from=adapt_from,
+    )
+    assert len(recalibrated(model, [np.asarray(y)], test, 1, adapt=0.05, adapt_from=0)) == 1
 
 
 # ---- the command line --------------------------------------------------------------------
