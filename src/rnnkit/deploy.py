@@ -79,7 +79,7 @@ def load_session(
     # Named here: int() read "x" in its own words and 2.5 as 2, and a number given as the
     # graph failed inside os.fspath.
     if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
     ):
         raise ValueError(f"{where}: threads must be a positive integer or None; got {threads!r}")
     if not isinstance(path, (bytes, str, os.PathLike)):
@@ -90,7 +90,7 @@ def load_session(
     if options is None:
         options = ort.SessionOptions()
     if threads is not None:
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = int(threads)
     if isinstance(path, bytes):
         source: str | bytes = path
         name = "the given bytes"
@@ -296,7 +296,9 @@ class OnnxStream:
     ) -> None:
         self.session, self.metadata = _open(graph, "step", "OnnxStream", threads)
         if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, numbers.Integral)
+            or batch_size < 1
         ):
             raise ValueError(
                 f"OnnxStream: batch_size must be a positive integer; got {batch_size!r}"
@@ -310,6 +312,8 @@ class OnnxStream:
         self.state_names: tuple[str, ...] = tuple(s["name"] for s in meta["states"])
         self._inputs = list(meta["inputs"])
         self._outputs = list(meta["outputs"])
+        if batch_size is not None:
+            batch_size = int(batch_size)  # a numpy integer too, as numpy's shapes are ints
         self.batch_size: int | None = batch_size
         self._fixed = batch_size  # the batch size asked for, kept through reset()
         self._state: tuple[np.ndarray, ...] | None = None
@@ -458,7 +462,9 @@ def generate(
     The same ``seed`` gives the same text.
     """
     where = "generate"
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+    # A numpy integer counts as one here, as in every count deploy takes: it was refused as
+    # "must be an integer; got np.int64(5)".
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
         raise ValueError(f"{where}: length must be an integer >= 0; got {length!r}")
     # An inf temperature sampled from NaN probabilities (numpy's words), True read as 1.
     if (
@@ -467,7 +473,9 @@ def generate(
         or not (math.isfinite(temperature) and temperature >= 0)
     ):
         raise ValueError(f"{where}: temperature must be a number >= 0; got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1
+    ):
         raise ValueError(f"{where}: top_k must be a positive integer or None; got {top_k!r}")
     if not isinstance(prompt, str):  # a number failed late, in the loop over its characters
         raise TypeError(f"{where}: prompt must be a string; got {type(prompt).__name__}")
@@ -1023,7 +1031,9 @@ def translate(
         raise ValueError(f"{where}: text must be a non-empty string; got {text!r}")
     # A negative count decoded nothing without a word, a float failed inside range().
     if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0
+        isinstance(max_length, bool)
+        or not isinstance(max_length, numbers.Integral)
+        or max_length < 0
     ):
         raise ValueError(f"{where}: max_length must be an integer >= 0 or None; got {max_length!r}")
     specials = enc_meta["specials"]
