@@ -524,3 +524,17 @@ def test_a_folder_without_a_config_or_a_model_without_one(place) -> None:
         torch.nn.Linear(2, 2),
         place / "out",
     )
+
+
+def test_numpy_integers_are_integers(graphs, lm, seq2seq) -> None:
+    # Each was refused as "must be a positive integer; got np.int64(...)".
+    stream = deploy.OnnxStream(graphs["step"], batch_size=np.int64(2), threads=np.int64(1))
+    assert stream.batch_size == 2 and type(stream.batch_size) is int
+    assert stream.step(np.zeros((2, I))).shape == (2, H)
+    assert deploy.generate(lm, "he", np.int64(3), top_k=np.int64(2)) == deploy.generate(
+        lm, "he", 3, top_k=2
+    )
+    encoder, decoder = seq2seq["encoder"], seq2seq["decoder"]
+    assert deploy.translate(encoder, decoder, "ab", max_length=np.int64(2)) == deploy.translate(
+        encoder, decoder, "ab", max_length=2
+    )
