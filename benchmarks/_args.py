@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -51,6 +52,30 @@ def check(
         return kind(*given, **kw)
     except (argparse.ArgumentTypeError, ValueError) as e:
         refuse(p, flag, str(e))
+
+
+# ---- stopping ------------------------------------------------------------------------------
+
+
+def stop_if_signalled(summary: Any) -> Any:
+    """``summary`` (of ``rnnkit.train.train``), unless Ctrl-C or SIGTERM stopped that run:
+    then the whole script stops, exit 128 + the signal's number.
+
+    The trainer takes those signals to end its run after the step and save it, then
+    returns as at the end of its budget; a script that trains run after run would
+    otherwise go on to its next run and ignore the request. In a pool's worker the
+    SystemExit ends the worker, so a terminating pool does not hand it the next run.
+    """
+    if summary.stopped_by in ("SIGINT", "SIGTERM"):
+        print(f"stopped by {summary.stopped_by}; the run is saved", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signal.Signals[summary.stopped_by])
+    return summary
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM unwinds the main process as Ctrl-C does (exit 143), so that a pool's
+    ``with`` block terminates its workers instead of leaving them to run on."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 # ---- numbers ---------------------------------------------------------------------------------

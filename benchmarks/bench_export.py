@@ -236,7 +236,9 @@ def _train_small(tmp: str) -> str:
     out = f"{tmp}/lm"
     config = TrainConfig(steps=TRAIN_STEPS, seed=0, threads=1)
     print(f"\ntraining an lm {TRAIN_OPTIONS} for {TRAIN_STEPS} steps ...", flush=True)
-    train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO())
+    _args.stop_if_signalled(
+        train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO())
+    )
     return out
 
 
@@ -361,7 +363,9 @@ def _train_default(task: type[Task], tmp: str) -> str:
     out = f"{tmp}/{task.name}"
     config = task.default_train(seed=0, threads=1)
     print(f"\ntraining a {task.name} model (defaults) for {config.steps} steps ...", flush=True)
-    train(task.name, {}, config, out=out, log=lambda _: None, progress=io.StringIO())
+    _args.stop_if_signalled(
+        train(task.name, {}, config, out=out, log=lambda _: None, progress=io.StringIO())
+    )
     return out
 
 

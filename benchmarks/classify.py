@@ -136,7 +136,7 @@ def run_rnnkit(
                 seed=seed, threads=threads, steps=1500, minutes=minutes or None
             )
             t0 = time.perf_counter()
-            summary = train("classify", options, config, out=out, **quiet)
+            summary = _args.stop_if_signalled(train("classify", options, config, out=out, **quiet))
             at = {step: m for step, _, m in summary.history}[summary.best["step"]]
             tried[candidate] = {
                 "val_accuracy": summary.best["value"],
@@ -167,7 +167,9 @@ def run_rnnkit(
         config = ClassifyTask.default_train(seed=seed, threads=threads, steps=steps,
                                             eval_every=every)  # fmt: skip
         t0 = time.perf_counter()
-        summary = train("classify", {**pick["options"], **more}, config, out=out, **quiet)
+        summary = _args.stop_if_signalled(
+            train("classify", {**pick["options"], **more}, config, out=out, **quiet)
+        )
         print(f"  rnnkit {tag}: {summary.step} steps, {time.perf_counter() - t0:.0f} s",
               flush=True)  # fmt: skip
         return out
@@ -283,8 +285,8 @@ def cross_validate(name: str, grid: list[str], threads: int) -> None:
             config = ClassifyTask.default_train(seed=seed, threads=threads, eval_every=100)
             t0 = time.perf_counter()
             try:
-                s = train("classify", options, config, out=root / "run", log=lambda _: None,
-                          progress=io.StringIO())  # fmt: skip
+                s = _args.stop_if_signalled(train("classify", options, config, out=root / "run",
+                          log=lambda _: None, progress=io.StringIO()))  # fmt: skip
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             runs.append((s.best["value"], s.metrics["accuracy"], s.metrics["loss"],

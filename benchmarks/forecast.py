@@ -184,8 +184,8 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(out.with_name(f"{name}-refit"), ignore_errors=True)
     start = time.perf_counter()
-    summary = train(
-        "forecast", options, config, out=out, log=lambda _: None, progress=io.StringIO()
+    summary = _args.stop_if_signalled(
+        train("forecast", options, config, out=out, log=lambda _: None, progress=io.StringIO())
     )
     model = load(out)
     # intervals: every outcome known at the origin, the level adapting by --adapt
@@ -208,8 +208,8 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
             threads=1,
         )  # fmt: skip
         t0 = time.perf_counter()
-        train("forecast", refit, again, out=out.with_name(f"{name}-refit"),
-              log=lambda _: None, progress=io.StringIO())  # fmt: skip
+        _args.stop_if_signalled(train("forecast", refit, again, out=out.with_name(f"{name}-refit"),
+              log=lambda _: None, progress=io.StringIO()))  # fmt: skip
         again_model = load(out.with_name(f"{name}-refit"))
         # A refit's validation values are training data: the first run's check decides
         # whether the network's point forecasts or its anchor's are kept.

@@ -35,7 +35,7 @@ import math
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +114,8 @@ def record(
 
     folder = folder_of(runs, name, anchor, seed, origins)
     shutil.rmtree(folder, ignore_errors=True)
-    summary = train("forecast", options, config, out=folder, log=lambda _: None,
-                    progress=io.StringIO(), on_step=hook)  # fmt: skip
+    summary = _args.stop_if_signalled(train("forecast", options, config, out=folder,
+                    log=lambda _: None, progress=io.StringIO(), on_step=hook))  # fmt: skip
     out["kept_step"] = summary.best["step"]
     return out
 
@@ -187,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(n, a, s, args.runs, args.origins) for s in seeds for n in sets for a in anchors[n]]
     # record() replaces each run folder: a folder of that name the user made is refused.
     _args.replaceable_runs(p, "--runs", [folder_of(r, n, a, s, o) for n, a, s, r, o in jobs])
-    with ProcessPoolExecutor(args.jobs) as pool:
-        done = pool.map(record, *zip(*jobs, strict=True))
+    _args.exit_on_sigterm()  # the pool's exit then terminates its workers too
+    with get_context("spawn").Pool(args.jobs) as pool:
+        done = pool.starmap(record, jobs)
         runs = {(r["set"], r["anchor"], r["seed"]): r for r in done}
     for r in runs.values():  # a replay of the run's own options is what the run kept
         step, _, _ = replay(r, r["margin"])

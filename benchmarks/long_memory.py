@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import signal
-import sys
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -128,6 +126,7 @@ def train_row(name: str, row: dict, results: Path) -> tuple[str, dict]:
             progress.flush()
 
         summary = train(task, options, train_config, out=run_dir, log=log, progress=progress)
+        _args.stop_if_signalled(summary)
     config = options.model_config(task)
     metric = task_cls.metric
     reached = first_goal(config, metric, summary.history)
@@ -246,8 +245,7 @@ def main() -> None:
         # A rerun replaces a row's run folder: one rnnkit did not write is refused now,
         # not by its worker after the other rows trained.
         _args.replaceable_runs(parser, "--results", [args.results / "runs" / n for n in chosen])
-        # SIGTERM unwinds like Ctrl-C, so the pool's exit terminates its workers too.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        _args.exit_on_sigterm()  # the pool's exit then terminates its workers too
         jobs = [(name, rows[name], args.results) for name in chosen]
         with get_context("spawn").Pool(args.jobs) as pool:
             for name, result in pool.imap_unordered(_train_job, jobs):

@@ -75,7 +75,9 @@ def main() -> None:
 def _train_small(tmp: str) -> str:
     out = f"{tmp}/lm"
     config = TrainConfig(steps=TRAIN_STEPS, seed=0, threads=1)
-    train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO())
+    _args.stop_if_signalled(
+        train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO())
+    )
     return out
 
 

@@ -88,7 +88,7 @@ def main() -> None:
             # clipping at 1, one thread) with this budget: a TrainConfig.
             config = NumbersTask.default_train(steps=args.steps, eval_every=args.eval_every)
             t0 = time.perf_counter()
-            train("numbers", options, config, out=out)
+            _args.stop_if_signalled(train("numbers", options, config, out=out))
             print(f"trained {out} in {time.perf_counter() - t0:.0f}s")
         run = load_run(out)
         results[kind] = evaluate(run, "test")

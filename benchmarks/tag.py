@@ -115,10 +115,11 @@ def main() -> None:
                 steps=args.steps, eval_every=max(args.steps // 4, 1), seed=args.seed, threads=1
             )
             start = time.perf_counter()
-            train("tag", options, config, out=Path(tmp) / name.replace(" ", "_"),
-                  log=lambda _: None, progress=io.StringIO())  # fmt: skip
+            out = Path(tmp) / name.replace(" ", "_")
+            _args.stop_if_signalled(train("tag", options, config, out=out, log=lambda _: None,
+                                          progress=io.StringIO()))  # fmt: skip
             seconds = time.perf_counter() - start
-            model = rnnkit.load(Path(tmp) / name.replace(" ", "_"))
+            model = rnnkit.load(out)
             pred, _, _ = predict(model, test, 256, 128)  # the task's default windows
             n = sum(p.numel() for p in model.parameters())
             results[f"{name} (H = {hidden})"] = {"pred": pred, "seconds": seconds, "params": n}

@@ -1,0 +1,113 @@
+"""SIGTERM stops a benchmark script, not only the run it is training.
+
+The trainer takes SIGINT/SIGTERM to end its run after the step and save it, then returns
+as at the end of its budget; a script that trains run after run must stop there too
+(exit 143), and one whose runs train in a pool's workers must leave none running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+pytest.importorskip("aeon")
+pytest.importorskip("statsmodels")
+
+
+STARTED: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    """Whatever a test leaves running in its scripts' process groups is killed."""
+    yield
+    while STARTED:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(STARTED.pop(), signal.SIGKILL)
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(BENCH), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its workers share its process group, which is checked
+    )
+    STARTED.append(proc.pid)
+    return proc
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 240) -> None:
+    end = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, f"exited {proc.returncode} first: {proc.communicate()}"
+        assert time.monotonic() < end, f"{path} did not appear"
+        time.sleep(0.2)
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """The processes still in process group ``pgid``."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            alive.append(int(entry.name))
+    return alive
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=120)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
+def test_sigterm_stops_forecast_py_after_the_run_it_is_training(tmp_path):
+    runs = tmp_path / "runs"
+    proc = _start("forecast.py", "--sets", "nile,lynx", "--steps", "100000", "--runs", str(runs))
+    _wait_for(runs / "nile" / "config.json", proc)
+    _, err = _stop(proc)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM; the run is saved" in err
+    assert not (runs / "lynx").exists()  # the next set never started
+    assert (runs / "nile" / "metrics.csv").is_file() or (runs / "nile" / "config.json").is_file()
+    assert not _group_alive(proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
+def test_sigterm_stops_forecast_check_py_and_its_workers(tmp_path):
+    runs = tmp_path / "runs"
+    proc = _start(
+        "forecast_check.py", "--sets", "nile", "--seeds", "0,1,2", "--jobs", "1",
+        "--runs", str(runs),
+    )  # fmt: skip
+    _wait_for(runs, proc)
+    while not any(runs.glob("*/config.json")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    _, err = _stop(proc)
+    assert proc.returncode == 143, err
+    deadline = time.monotonic() + 60
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _group_alive(proc.pid), "a worker is still running"
+    assert len(list(runs.glob("*/config.json"))) == 1  # no worker took the next run
