@@ -143,6 +143,12 @@ def test_online_forecaster_hold_that_is_not_a_count(model, hold) -> None:
     )
 
 
+def test_online_forecaster_takes_a_numpy_integer_hold(model) -> None:
+    # It was refused as "hold must be a count of time steps >= 0; got np.int64(3)".
+    online = OnlineForecaster(model, [1.0, 2.0], recalibrate=True, hold=np.int64(3))
+    assert online.recalibration.hold == 3 and type(online.recalibration.hold) is int
+
+
 # ---- recalibrated ----------------------------------------------------------------------
 
 

@@ -820,7 +820,9 @@ def recalibration_options(
         or not (math.isfinite(adapt) and adapt >= 0)
     ):
         raise ValueError(f"{owner}: adapt must be a number >= 0; got {adapt!r}")
-    if hold is not None and (isinstance(hold, bool) or not isinstance(hold, int) or hold < 0):
+    if hold is not None and (
+        isinstance(hold, bool) or not isinstance(hold, numbers.Integral) or hold < 0
+    ):
         raise ValueError(f"{owner}: hold must be a count of time steps >= 0; got {hold!r}")
     if not recalibrate and (adapt is not None or hold is not None):
         given = ", ".join(
@@ -865,9 +867,9 @@ class Recalibration:
     def __init__(self, horizon: int, validated: float, adapt: float = 0.0, hold: int = 0) -> None:
         if not (math.isfinite(adapt) and adapt >= 0):
             raise ValueError(f"adapt must be a number >= 0; got {adapt!r}")
-        if isinstance(hold, bool) or not isinstance(hold, int) or hold < 0:
+        if isinstance(hold, bool) or not isinstance(hold, numbers.Integral) or hold < 0:
             raise ValueError(f"hold must be a count of time steps >= 0; got {hold!r}")
-        self.horizon, self.validated, self.adapt, self.hold = horizon, validated, adapt, hold
+        self.horizon, self.validated, self.adapt, self.hold = horizon, validated, adapt, int(hold)
         # (origin, the head's own interval, the factor it was given)
         self._pending: list[tuple[int, Forecast, float]] = []
         self.ratios = SortedScores()  # every score so far, in order
