@@ -693,7 +693,8 @@ def test_forecast_values_whose_scaling_overflows_are_refused_not_nan(tmp_path: P
         forecast(model, [[1.0, 1e308, 1e308]])
     online, onnx = OnlineForecaster(model, [1.0, 2.0]), deploy.OnnxForecaster(path, [1.0, 2.0])
     before = (online.forecast, onnx.forecast)
-    with pytest.raises(ValueError, match="OnlineForecaster, value 1: a forecast value " + message):
+    refused = "OnlineForecaster: values, value 1: a forecast value " + message
+    with pytest.raises(ValueError, match=refused):
         online.extend([1e308])
     with pytest.raises(ValueError, match="OnnxForecaster: a forecast value " + message):
         onnx.update(1e308)

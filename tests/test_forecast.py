@@ -490,7 +490,8 @@ def test_a_refused_extend_changes_nothing() -> None:
     model = small_model()
     y = [float(v) for v in series(12)]
     online = OnlineForecaster(model, history=y[:3])
-    with pytest.raises(ValueError, match="OnlineForecaster, value 2: a forecast value must"):
+    refused = "OnlineForecaster: values, value 2: a forecast value must"
+    with pytest.raises(ValueError, match=refused):
         online.extend([y[3], float("nan")])
     assert online.seen == 3
     got = online.extend(y[3:])

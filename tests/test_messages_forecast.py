@@ -149,6 +149,17 @@ def test_online_forecaster_takes_a_numpy_integer_hold(model) -> None:
     assert online.recalibration.hold == 3 and type(online.recalibration.hold) is int
 
 
+def test_a_bad_history_value_names_history(model) -> None:
+    # It said "OnlineForecaster, value 2", not which argument held the value.
+    _raises(
+        ValueError,
+        "OnlineForecaster: history, value 2: a forecast value must be a finite number; got nan",
+        OnlineForecaster,
+        model,
+        [1.0, float("nan")],
+    )
+
+
 # ---- recalibrated ----------------------------------------------------------------------
 
 

@@ -593,14 +593,16 @@ def forecast_value(value: object, what: str) -> float:
 
 def forecast_values(values: object, what: str, name: str | None = None) -> list[float]:
     """``values`` (a sequence of numbers) as floats, each checked by :func:`forecast_value`
-    and named "{what}, value k"; a string or a single number is refused rather than read
-    as a series (``name``: the argument, when ``what`` is its owner)."""
+    and named "{what}: {name}, value k" ("{what}, value k" without ``name``); a string or
+    a single number is refused rather than read as a series (``name``: the argument, when
+    ``what`` is its owner)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TypeError(
             f"{what}{': ' + name if name else ''} must be a sequence of numbers (e.g. a list "
             f"or a 1-D array); got {type(values).__name__}"
         )
-    return [forecast_value(v, f"{what}, value {k + 1}") for k, v in enumerate(values)]
+    owner = f"{what}: {name}" if name else what  # "OnlineForecaster: history, value 3"
+    return [forecast_value(v, f"{owner}, value {k + 1}") for k, v in enumerate(values)]
 
 
 class ForecastFeatures:
