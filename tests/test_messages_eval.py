@@ -9,25 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from _refusals import refused
 from rnnkit.cli import main
 from rnnkit.train import TrainConfig, train
-
-
-def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
-    """The one line rnnkit prints for ``argv``, after checking status 2, no traceback and
-    nothing written under ``root``."""
-    before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    assert code == 2, (code, captured.err)
-    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
-    assert captured.out == ""
-    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
-    return captured.err.strip()
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +39,14 @@ def forecast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_eval_flags_of_another_kind_of_run(capsys, adding_run: Path) -> None:
     root = adding_run.parent
-    assert _refused(capsys, ["eval", str(adding_run), "--beam", "3"], root) == (
+    assert refused(capsys, ["eval", str(adding_run), "--beam", "3"], root) == (
         "rnnkit eval: error: --beam: only for numbers runs"
     )
-    assert _refused(capsys, ["eval", str(adding_run), "--limit", "2", "--alpha", "1"], root) == (
+    assert refused(capsys, ["eval", str(adding_run), "--limit", "2", "--alpha", "1"], root) == (
         "rnnkit eval: error: --alpha, --limit: only for numbers runs"
     )
     argv = ["eval", str(adding_run), "--split", "test", "--seq-len", "8"]
-    assert _refused(capsys, argv, root) == (
+    assert refused(capsys, argv, root) == (
         f"rnnkit eval: error: --split, --seq-len: only for language-model runs; {adding_run} "
         "is a run of task 'adding'"
     )
@@ -73,7 +57,7 @@ def test_eval_flags_of_another_kind_of_run(capsys, adding_run: Path) -> None:
 
 def test_forecast_of_another_kind_of_run(capsys, adding_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.csv"
-    assert _refused(capsys, ["forecast", str(adding_run), "--out", str(out)], tmp_path) == (
+    assert refused(capsys, ["forecast", str(adding_run), "--out", str(out)], tmp_path) == (
         f"rnnkit forecast: error: {adding_run} is a run of task 'adding', not a forecast run"
     )
 
@@ -82,7 +66,7 @@ def test_forecast_series_not_in_the_data(capsys, forecast_run: Path, tmp_path: P
     data = forecast_run.parent / "shops.csv"
     argv = ["forecast", str(forecast_run), "--plot", str(tmp_path / "f.png"), "--series", "shop0",
             "--series", "shop9", "--out", str(tmp_path / "f.csv")]  # fmt: skip
-    assert _refused(capsys, argv, tmp_path) == (
+    assert refused(capsys, argv, tmp_path) == (
         f"rnnkit forecast: error: --series 'shop9' is not a series of {data}; it has 'shop0', "
         "'shop1'"
     )

@@ -5,14 +5,13 @@ line's in one line on stderr, exit status 2, no traceback and nothing written.""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import rnnkit
-from rnnkit.cli import main
+from _refusals import refused
 from rnnkit.tasks.forecast import (
     ForecastConfig,
     ForecastModel,
@@ -26,22 +25,6 @@ from rnnkit.tasks.forecast import (
 def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
     with pytest.raises(exc, match="^" + re.escape(message) + "$"):
         fn(*args, **kwargs)
-
-
-def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
-    """The one line rnnkit prints for ``argv``, after checking status 2, no traceback and
-    nothing written under ``root``."""
-    before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    assert code == 2, (code, captured.err)
-    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
-    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
-    return captured.err.strip()
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +171,7 @@ def test_recalibrated_adapt_from_that_is_not_a_count(model, adapt_from) -> None:
 
 def test_data_that_does_not_exist(capsys, tmp_path) -> None:
     missing, out = tmp_path / "none.csv", tmp_path / "run"
-    line = _refused(
+    line = refused(
         capsys,
         ["train", "forecast", "--data", str(missing), "--horizon", "2", "--out", str(out)],
         tmp_path,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from _refusals import refused
 from rnnkit.cli import main
 from rnnkit.data.ts_format import write_ts
 from rnnkit.tasks.classify import SequenceClassifier
@@ -30,22 +31,6 @@ def quiet() -> dict[str, Any]:
 def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
     with pytest.raises(exc, match="^" + re.escape(message) + "$"):
         fn(*args, **kwargs)
-
-
-def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
-    """The one line rnnkit prints for ``argv``, after checking status 2, no traceback and
-    nothing written under ``root``."""
-    before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    assert code == 2, (code, captured.err)
-    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
-    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
-    return captured.err.strip()
 
 
 def series_file(path: Path, n: int = 16, dims: int = 2) -> str:
@@ -77,16 +62,16 @@ def test_train_classify_messages(capsys, tmp_path: Path) -> None:
     one = series_file(tmp_path / "one.ts", n=6, dims=1)
     out = str(tmp_path / "run")
     argv = ["train", "classify", "--data", data, "--out", out, "--steps", "1"]
-    assert _refused(capsys, [*argv, "--test-data", one], tmp_path) == (
+    assert refused(capsys, [*argv, "--test-data", one], tmp_path) == (
         f"rnnkit train: error: {one}: its series have 1 dimension(s); the training file's have 2"
     )
-    assert _refused(capsys, [*argv, "--test-data", one, "--test-fraction", "0.3"], tmp_path) == (
+    assert refused(capsys, [*argv, "--test-data", one, "--test-fraction", "0.3"], tmp_path) == (
         f"rnnkit train: error: --test-fraction 0.3 holds out a share of --data, and "
         f"--test-data {one} is the test split; leave --test-fraction out"
     )
     few = series_file(tmp_path / "few.ts", n=4)
     argv = ["train", "classify", "--data", few, "--out", out, "--steps", "1"]
-    assert _refused(capsys, [*argv, "--test-fraction", "0.1"], tmp_path) == (
+    assert refused(capsys, [*argv, "--test-fraction", "0.1"], tmp_path) == (
         "rnnkit train: error: --test-fraction 0.1 of 4 series holds out none for the test; "
         "give a larger --test-fraction or a --test-data file"
     )
@@ -132,12 +117,12 @@ def test_eval_of_a_hand_edited_classify_run(capsys, classify_run: Path, tmp_path
     for change, message in cases:
         copy = _edited(classify_run, tmp_path, change)
         where = copy / "config.json"
-        assert _refused(capsys, ["eval", str(copy)], tmp_path) == (
+        assert refused(capsys, ["eval", str(copy)], tmp_path) == (
             f"rnnkit eval: error: {where}: derived: {message}"
         )
         shutil.rmtree(copy)
     copy = _edited(classify_run, tmp_path, moved)
-    assert _refused(capsys, ["eval", str(copy)], tmp_path) == (
+    assert refused(capsys, ["eval", str(copy)], tmp_path) == (
         f"rnnkit eval: error: {gone}: the train file of this run is missing"
     )
 
@@ -150,7 +135,7 @@ def test_a_dataset_aeon_lacks_a_file_of(capsys, tmp_path: Path, monkeypatch) -> 
     argv = ["train", "classify", "--dataset", "GunPoint", "--steps", "1", "--out",
             str(tmp_path / "run")]  # fmt: skip
     train_file = tmp_path / "aeon" / "GunPoint" / "GunPoint_TRAIN.ts"
-    assert _refused(capsys, argv, tmp_path) == (
+    assert refused(capsys, argv, tmp_path) == (
         f"rnnkit train: error: --dataset GunPoint: {train_file} is missing from this aeon "
         "installation"
     )
@@ -193,9 +178,9 @@ def test_a_tag_run_whose_recorded_tags_are_not_its_datas(capsys, tmp_path: Path)
         f"{run / 'config.json'}: derived: tags ['lo', 'hi'] are not those of the run's data "
         "(hi, lo)"
     )
-    assert _refused(capsys, ["eval", str(run)], tmp_path) == f"rnnkit eval: error: {message}"
+    assert refused(capsys, ["eval", str(run)], tmp_path) == f"rnnkit eval: error: {message}"
     argv = ["train", "--resume", str(run), "--steps", "2"]
-    assert _refused(capsys, argv, tmp_path) == f"rnnkit train: error: {message}"
+    assert refused(capsys, argv, tmp_path) == f"rnnkit train: error: {message}"
 
 
 # ---- lm -------------------------------------------------------------------------------
@@ -206,7 +191,7 @@ def test_lm_messages(capsys, tmp_path: Path) -> None:
     text.write_text("abcdefghijklmnopqrst", encoding="utf-8")  # 5% of 20: 1 to validate
     argv = ["train", "lm", "--text", str(text), "--seq-len", "2", "--batch-size", "1",
             "--steps", "1", "--out", str(tmp_path / "run")]  # fmt: skip
-    assert _refused(capsys, argv, tmp_path) == (
+    assert refused(capsys, argv, tmp_path) == (
         "rnnkit train: error: the validation split has 1 character(s); use a longer text (5% "
         "of it validates)"
     )
@@ -254,7 +239,7 @@ def test_a_numbers_run_whose_derived_lost_keys(capsys, tmp_path: Path) -> None:
     config = json.loads((run / "config.json").read_text())
     del config["derived"]["source_chars"], config["derived"]["max_target_length"]
     (run / "config.json").write_text(json.dumps(config))
-    assert _refused(capsys, ["train", "--resume", str(run), "--steps", "2"], tmp_path) == (
+    assert refused(capsys, ["train", "--resume", str(run), "--steps", "2"], tmp_path) == (
         f"rnnkit train: error: {run / 'config.json'}: derived: missing key(s) source_chars, "
         "max_target_length of a numbers run"
     )
@@ -299,12 +284,12 @@ def test_resume_of_a_run_whose_training_state_does_not_fit(
     def copy(name: str) -> Path:
         return Path(shutil.copytree(adding_run, tmp_path / name))
 
-    def refused(run: Path) -> str:
-        return _refused(capsys, ["train", "--resume", str(run), "--steps", "3"], tmp_path)
+    def resume(run: Path) -> str:
+        return refused(capsys, ["train", "--resume", str(run), "--steps", "3"], tmp_path)
 
     gone = copy("gone")
     (gone / state).unlink()
-    assert refused(gone) == f"rnnkit train: error: {gone} has no {state}"
+    assert resume(gone) == f"rnnkit train: error: {gone} has no {state}"
 
     for name, optimizer, got in (
         ("empty", {}, "param_groups missing, scalars missing"),
@@ -315,7 +300,7 @@ def test_resume_of_a_run_whose_training_state_does_not_fit(
         run = copy(name)
         info = json.loads((run / "train_state.json").read_text())
         (run / "train_state.json").write_text(json.dumps({**info, "optimizer": optimizer}))
-        assert refused(run) == (
+        assert resume(run) == (
             f"rnnkit train: error: {run / state} is corrupt or does not fit (the optimiser "
             "state does not fit the model: expected a list 'param_groups' of objects and an "
             f"object 'scalars'; got {got})"
@@ -326,7 +311,7 @@ def test_resume_of_a_run_whose_training_state_does_not_fit(
     tensors["optim.0.exp_avg"] = torch.zeros(7, 3)
     save_file(tensors, run / state)
     shape = tuple(load_file(adding_run / state)["optim.0.exp_avg"].shape)
-    assert refused(run) == (
+    assert resume(run) == (
         f"rnnkit train: error: {run / state} is corrupt or does not fit (the optimiser's "
         f"exp_avg of parameter 0 has shape (7, 3); the model's is {shape})"
     )
