@@ -59,6 +59,12 @@ VERSION = 1  # the newest metadata version this file reads
 State = Any  # one array (L, B, S), or a tuple of them (h, c) for an LSTM
 
 
+def is_count(value: object, low: int = 0) -> bool:
+    """Whether ``value`` is an integer >= ``low``: a numpy integer is one (a count read
+    from an array), a bool is not (True would be read as 1)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
+
+
 # ---- loading ------------------------------------------------------------------------
 
 
@@ -78,9 +84,7 @@ def load_session(
         raise ValueError(f"{where}: running a graph needs onnxruntime (pip install onnxruntime)")
     # Named here: int() read "x" in its own words and 2.5 as 2, and a number given as the
     # graph failed inside os.fspath.
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
-    ):
+    if threads is not None and not is_count(threads, 1):
         raise ValueError(f"{where}: threads must be a positive integer or None; got {threads!r}")
     if not isinstance(path, (bytes, str, os.PathLike)):
         raise TypeError(
@@ -295,11 +299,7 @@ class OnnxStream:
         threads: int | None = None,
     ) -> None:
         self.session, self.metadata = _open(graph, "step", "OnnxStream", threads)
-        if batch_size is not None and (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, numbers.Integral)
-            or batch_size < 1
-        ):
+        if batch_size is not None and not is_count(batch_size, 1):
             raise ValueError(
                 f"OnnxStream: batch_size must be a positive integer; got {batch_size!r}"
             )
@@ -464,7 +464,7 @@ def generate(
     where = "generate"
     # A numpy integer counts as one here, as in every count deploy takes: it was refused as
     # "must be an integer; got np.int64(5)".
-    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
+    if not is_count(length):
         raise ValueError(f"{where}: length must be an integer >= 0; got {length!r}")
     # An inf temperature sampled from NaN probabilities (numpy's words), True read as 1.
     if (
@@ -473,16 +473,12 @@ def generate(
         or not (math.isfinite(temperature) and temperature >= 0)
     ):
         raise ValueError(f"{where}: temperature must be a number >= 0; got {temperature!r}")
-    if top_k is not None and (
-        isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1
-    ):
+    if top_k is not None and not is_count(top_k, 1):
         raise ValueError(f"{where}: top_k must be a positive integer or None; got {top_k!r}")
     if not isinstance(prompt, str):  # a number failed late, in the loop over its characters
         raise TypeError(f"{where}: prompt must be a string; got {type(prompt).__name__}")
     # numpy's generator refused the others in its own words ("SeedSequence expects ...").
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
-    ):
+    if seed is not None and not is_count(seed):
         raise ValueError(f"{where}: seed must be an integer >= 0 or None; got {seed!r}")
     if isinstance(graph, OnnxStream) and graph._fixed not in (None, 1):
         # Its first step refused the one sample as "x's batch size must equal the stream's".
@@ -822,9 +818,7 @@ def recalibration_options(
         or not (math.isfinite(adapt) and adapt >= 0)
     ):
         raise ValueError(f"{owner}: adapt must be a number >= 0; got {adapt!r}")
-    if hold is not None and (
-        isinstance(hold, bool) or not isinstance(hold, numbers.Integral) or hold < 0
-    ):
+    if hold is not None and not is_count(hold):
         raise ValueError(f"{owner}: hold must be a count of time steps >= 0; got {hold!r}")
     if not recalibrate and (adapt is not None or hold is not None):
         given = ", ".join(
@@ -869,7 +863,7 @@ class Recalibration:
     def __init__(self, horizon: int, validated: float, adapt: float = 0.0, hold: int = 0) -> None:
         if not (math.isfinite(adapt) and adapt >= 0):
             raise ValueError(f"adapt must be a number >= 0; got {adapt!r}")
-        if isinstance(hold, bool) or not isinstance(hold, numbers.Integral) or hold < 0:
+        if not is_count(hold):
             raise ValueError(f"hold must be a count of time steps >= 0; got {hold!r}")
         self.horizon, self.validated, self.adapt, self.hold = horizon, validated, adapt, int(hold)
         # (origin, the head's own interval, the factor it was given)
@@ -1034,11 +1028,7 @@ def translate(
     if not isinstance(text, str) or not text:
         raise ValueError(f"{where}: text must be a non-empty string; got {text!r}")
     # A negative count decoded nothing without a word, a float failed inside range().
-    if max_length is not None and (
-        isinstance(max_length, bool)
-        or not isinstance(max_length, numbers.Integral)
-        or max_length < 0
-    ):
+    if max_length is not None and not is_count(max_length):
         raise ValueError(f"{where}: max_length must be an integer >= 0 or None; got {max_length!r}")
     specials = enc_meta["specials"]
     stoi = {c: i for i, c in enumerate(enc_meta["src_vocab"])}

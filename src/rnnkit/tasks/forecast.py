@@ -72,6 +72,7 @@ from rnnkit.deploy import (
     default_hold,
     forecast_value,
     forecast_values,
+    is_count,
     outside,
     recalibration_options,
     scaled,
@@ -543,7 +544,7 @@ def forecast(
     h = trained if horizon is None else horizon
     # A numpy integer (a horizon read from an array) is an integer too: it was refused as
     # not one.
-    if isinstance(h, bool) or not isinstance(h, numbers.Integral) or not 1 <= h <= trained:
+    if not is_count(h, 1) or h > trained:
         raise ValueError(
             f"forecast: horizon must be an integer in [1, {trained}] (the trained horizon); "
             f"got {h!r}"
@@ -919,11 +920,7 @@ def recalibrated(
     same as values arrive (``recalibrate=True``)."""
     # Checked before any forecast is made: a string failed late in Python's words
     # ("'<' not supported ...") and True or 2.5 were taken as counts.
-    if adapt_from is not None and (
-        isinstance(adapt_from, bool)
-        or not isinstance(adapt_from, numbers.Integral)
-        or adapt_from < 0
-    ):
+    if adapt_from is not None and not is_count(adapt_from):
         raise ValueError(
             f"recalibrated: adapt_from must be a count of values >= 0 or None; got {adapt_from!r}"
         )
