@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,3 +17,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the adding task, two steps: a run folder for tests that only
+    read one (each module gets its own, so a test that changes it changes no other's)."""
+    from rnnkit.cli import main
+
+    out = tmp_path_factory.mktemp("adding") / "run"
+    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
+    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
+    return out

@@ -5,10 +5,8 @@ write_ts must not write, a hand-edited config.json, options that are silently ig
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from _runs import edited
 from rnnkit.cli import main
 from rnnkit.data.ts_format import parse_ts, read_ts, write_ts
 from rnnkit.tasks.classify import ClassifyTask, confusion_png
@@ -173,15 +172,6 @@ def run_dir(tmp_path_factory) -> Path:
     out = root / "run"
     train("classify", {"data": f, **SMALL}, TrainConfig(**STEPS), out=out, **quiet())
     return out
-
-
-def edited(run: Path, where: Path, change) -> Path:
-    copy = where / "edited"
-    shutil.copytree(run, copy)
-    config = json.loads((copy / "config.json").read_text())
-    change(config["derived"])
-    (copy / "config.json").write_text(json.dumps(config))
-    return copy
 
 
 def _set(*keys_value):

@@ -231,14 +231,6 @@ def test_eval_refuses_a_known_clash_before_loading_anything(
                         "another folder")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("adding") / "run"
-    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
-    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
-    return out
-
-
 def test_no_command_writes_into_a_run_folder(
     adding_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,16 +10,7 @@ from pathlib import Path
 import pytest
 
 from _refusals import refused
-from rnnkit.cli import main
 from rnnkit.train import TrainConfig, train
-
-
-@pytest.fixture(scope="module")
-def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("adding") / "run"
-    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
-    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from _refusals import refused
+from _runs import edited
 from rnnkit.cli import main
 from rnnkit.data.ts_format import write_ts
 from rnnkit.tasks.classify import SequenceClassifier
@@ -85,15 +86,6 @@ def classify_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run"
 
 
-def _edited(run: Path, where: Path, change) -> Path:
-    copy = where / "edited"
-    shutil.copytree(run, copy)
-    config = json.loads((copy / "config.json").read_text())
-    change(config["derived"])
-    (copy / "config.json").write_text(json.dumps(config))
-    return copy
-
-
 def test_eval_of_a_hand_edited_classify_run(capsys, classify_run: Path, tmp_path: Path) -> None:
     gone = tmp_path / "gone.ts"
 
@@ -115,13 +107,13 @@ def test_eval_of_a_hand_edited_classify_run(capsys, classify_run: Path, tmp_path
         (no_majority, "missing key(s) mean, majority of a classify run"),
     ]
     for change, message in cases:
-        copy = _edited(classify_run, tmp_path, change)
+        copy = edited(classify_run, tmp_path, change)
         where = copy / "config.json"
         assert refused(capsys, ["eval", str(copy)], tmp_path) == (
             f"rnnkit eval: error: {where}: derived: {message}"
         )
         shutil.rmtree(copy)
-    copy = _edited(classify_run, tmp_path, moved)
+    copy = edited(classify_run, tmp_path, moved)
     assert refused(capsys, ["eval", str(copy)], tmp_path) == (
         f"rnnkit eval: error: {gone}: the train file of this run is missing"
     )
@@ -264,14 +256,6 @@ def test_train_and_load_messages(tmp_path: Path) -> None:
 
 
 # ---- a run's training state -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("adding") / "run"
-    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
-    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
-    return out
 
 
 def test_resume_of_a_run_whose_training_state_does_not_fit(
