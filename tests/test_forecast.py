@@ -711,9 +711,24 @@ def test_cli_train_forecast_and_eval(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     one = write(tmp_path, "one.csv", "y\n1\n2\n3\n4\n5\n6\n")
+    # A season as long as the histories would be used by no forecast: refused, whether
+    # given with --seasonality or taken from a .tsf's @frequency.
+    thirteen = write(tmp_path, "thirteen.csv", "y\n" + "".join(f"{v % 5}\n" for v in range(13)))
+    rows = (",".join(str(v % (3 + i)) for v in range(11)) for i in range(3))
+    series = "".join(f"s{i}:{row}\n" for i, row in enumerate(rows))
+    header = "@attribute series_name string\n@frequency monthly\n@horizon 2\n@data\n"
+    monthly = write(tmp_path, "monthly.tsf", header + series)
     cases = [
         (["--data", str(one)], "does not say how far to forecast: give --horizon"),
         (["--data", str(one), "--horizon", "3"], "too short for --horizon 3"),
+        (["--data", str(thirteen), "--horizon", "2", "--seasonality", "12"],
+         f"{thirteen}: --seasonality 12 is as long as every series' history at its last "
+         "test origin or longer (the longest holds 11 values), so no forecast could use "
+         "the season; give --seasonality below 11, or 1 for none"),
+        (["--data", str(monthly)],
+         f"{monthly}: its seasonality (12) is as long as every series' history at its last "
+         "test origin or longer (the longest holds 9 values), so no forecast could use the "
+         "season; give --seasonality below 9, or 1 for none"),
         (["--time-column", "t"], "--format and --time-column describe --data"),
         (["--data", str(one), "--dataset", "nile"], "give --data or --dataset, not both"),
         (["--interval-scale", "2"], "--interval-scale is for --train-until test (a refit)"),

@@ -1132,6 +1132,17 @@ class ForecastTask(Task):
                 f"{r}: a series needs at least {need} values (training, validation and test "
                 f"each need their share); the longest has {max(lengths)}"
             )
+        longest = max(w.origin for w in self.test)
+        if m > 1 and m >= longest:
+            # Seasonal naive and MASE's scale would fall back to lag 1 at every origin
+            # (mase_scale, seasonal_naive): the season named would be used nowhere.
+            given = f"--seasonality {m}" if o.seasonality else f"its seasonality ({m})"
+            raise ValueError(
+                f"{data.source}: {given} is as long as every series' history at its last "
+                f"test origin or longer (the longest holds {longest} values), so no "
+                f"forecast could use the season; give --seasonality below {longest}, or 1 "
+                "for none"
+            )
         if not any(mase_scale(self.values[w.series][: w.origin], m) > 0 for w in self.valid):
             # Else every validation MASE is 0/0: no model would ever be kept (or saved).
             raise ValueError(
