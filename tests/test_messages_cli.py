@@ -73,6 +73,15 @@ def test_train_config_file_messages(capsys, tmp_path):
     )
 
 
+def test_train_resume_with_flags_of_a_new_run(capsys, numbers_run, tmp_path):
+    argv = ["train", "--resume", str(numbers_run), "--lr", "1", "--steps", "3", "--out",
+            str(tmp_path / "new"), "--config", str(tmp_path / "c.json")]  # fmt: skip
+    assert _refused(capsys, argv, tmp_path) == (
+        f"rnnkit train: error: --resume continues {numbers_run} with its own config.json; "
+        "--lr, --out, --config cannot be given with it (only --steps and --minutes)"
+    )
+
+
 def test_train_resume_of_an_unknown_task(capsys, numbers_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(numbers_run, run)
@@ -122,6 +131,12 @@ def test_explain_argument_messages(capsys, tmp_path):
     err = _refused(capsys, ["explain", "gates", "--file", str(empty), "--out", str(out)],
                    tmp_path)  # fmt: skip
     assert err == f"rnnkit explain: error: --file: text file {empty} is empty"
+    # Refused before the reference model trains (minutes) to read it.
+    for text in ("a", ""):
+        err = _refused(capsys, ["explain", "gates", "--text", text, "--out", str(out)], tmp_path)
+        assert err == (
+            f"rnnkit explain: error: the text must have at least 2 characters; got {len(text)}"
+        )
 
 
 # ---- a numbers run -------------------------------------------------------------------
@@ -165,6 +180,15 @@ def test_export_run_dir_and_out(capsys, tmp_path, numbers_run):
     )
     assert _refused(capsys, ["export", str(numbers_run), "--out", ""], numbers_run) == (
         "rnnkit export: error: --out: expected a file name; got an empty string"
+    )
+
+
+def test_export_out_in_a_folder_that_does_not_exist(capsys, tmp_path, numbers_run):
+    # Refused before the model is read and exported, not when the file is written.
+    target = tmp_path / "no" / "model.onnx"
+    assert _refused(capsys, ["export", str(numbers_run), "--out", str(target)], tmp_path) == (
+        f"rnnkit export: error: --out: the folder of {target} does not exist; expected a file "
+        "name in an existing folder"
     )
 
 

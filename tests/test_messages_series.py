@@ -42,6 +42,16 @@ def test_file_messages(tmp_path: Path) -> None:
     )
 
 
+def test_a_folder_is_no_series_file(tmp_path: Path) -> None:
+    # By its name (read as .tsf) and without one (its header looked for as a CSV's).
+    named = tmp_path / "m4.tsf"
+    named.mkdir()
+    for folder in (named, tmp_path):
+        with pytest.raises(ValueError) as err:
+            read_series(folder)
+        assert str(err.value) == f"{folder}: is a folder; expected a .tsf or .csv file"
+
+
 # ---- .tsf -----------------------------------------------------------------------------
 
 
@@ -66,6 +76,13 @@ def test_tsf_messages(tmp_path: Path) -> None:
     )
     assert _refused(tmp_path, "f.tsf", "@data\n1,2\n", time_column="t") == (
         "--time-column is for a wide CSV; f.tsf was read as tsf"
+    )
+    assert _refused(tmp_path, "g.tsf", "@attribute name string\n@data\nshop:1,2,oops,4\n") == (
+        "g.tsf, line 3: value 3 of series 'shop' is 'oops'; expected a number or ? for a "
+        "missing value"
+    )
+    assert _refused(tmp_path, "h.tsf", "@frequency yearly\n@horizon 6\n") == (
+        "h.tsf: no @data line; not a .tsf file"
     )
 
 
@@ -111,6 +128,12 @@ def test_long_csv_messages(tmp_path: Path) -> None:
         "d.csv, line 3: time '2' of series 'a' does not come after line 2's; the rows of a "
         "series must be in time order, each time once"
     )
+    # format="long" for a header with no id column: which names it looks for.
+    assert _refused(tmp_path, "e.csv", "date,sales\n2020-01-01,3\n", format="long") == (
+        "e.csv, line 1: a long CSV needs an id column (id, unique_id, series, series_id, "
+        "series_name, item_id, name, key) and a value column (value, values, y, target, "
+        "observation, or the one column besides the id and time); got header ['date', 'sales']"
+    )
 
 
 def test_argument_types(tmp_path: Path) -> None:
@@ -132,3 +155,26 @@ def test_load_dataset_names_a_dataset_that_is_not_a_name() -> None:
     with pytest.raises(ValueError) as err:
         load_dataset(["airline"])  # type: ignore[arg-type]
     assert str(err.value) == f"--dataset must be one of {', '.join(DATASETS)}; got ['airline']"
+
+
+@pytest.mark.parametrize(
+    ("name", "package", "message"),
+    [
+        ("airline", "aeon", "the shipped forecasting data comes with aeon: pip install "
+         "'rnnkit[timeseries]' (or give your own file with --data)"),
+        ("nile", "statsmodels", "this shipped series comes with statsmodels: pip install "
+         "'rnnkit[timeseries]' (or give your own file with --data)"),
+    ],
+)  # fmt: skip
+def test_a_shipped_dataset_without_its_package(
+    monkeypatch: pytest.MonkeyPatch, name: str, package: str, message: str
+) -> None:
+    """What a user without the timeseries extra sees (the import fails inside rnnkit)."""
+    import sys
+
+    from rnnkit.data.series import load_dataset
+
+    monkeypatch.setitem(sys.modules, package, None)
+    with pytest.raises(ValueError) as err:
+        load_dataset(name)
+    assert str(err.value) == message

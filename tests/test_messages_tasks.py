@@ -53,6 +53,10 @@ def test_sequence_classifier_messages() -> None:
             "channel; got str", SequenceClassifier, 2, 3, mean="ab")  # fmt: skip
     _raises(ValueError, "SequenceClassifier: mean must be finite; got [0.0, inf]",
             SequenceClassifier, 2, 3, mean=[0.0, float("inf")])  # fmt: skip
+    model = SequenceClassifier(2, 3, hidden_size=4).eval()
+    _raises(ValueError, "SequenceClassifier: lengths must be >= 1 (a series of no steps has "
+            "nothing to classify); got [4, 0, 2]", model, torch.randn(3, 4, 2),
+            torch.tensor([4, 0, 2]))  # fmt: skip
 
 
 # ---- rnnkit train classify ------------------------------------------------------------
@@ -69,6 +73,11 @@ def test_train_classify_messages(capsys, tmp_path: Path) -> None:
     assert refused(capsys, [*argv, "--test-data", one, "--test-fraction", "0.3"], tmp_path) == (
         f"rnnkit train: error: --test-fraction 0.3 holds out a share of --data, and "
         f"--test-data {one} is the test split; leave --test-fraction out"
+    )
+    argv = ["train", "classify", "--test-data", one, "--out", out, "--steps", "1"]
+    assert refused(capsys, argv, tmp_path) == (
+        "rnnkit train: error: classify options: --test-data needs --data (the training file of "
+        "your own data)"
     )
     few = series_file(tmp_path / "few.ts", n=4)
     argv = ["train", "classify", "--data", few, "--out", out, "--steps", "1"]
@@ -101,22 +110,74 @@ def test_eval_of_a_hand_edited_classify_run(capsys, classify_run: Path, tmp_path
     def moved(d: dict) -> None:
         d["source"]["train"]["path"] = str(gone)
 
+    def no_val_list(d: dict) -> None:
+        d["split"]["val"] = "all"
+
+    def no_downsample(d: dict) -> None:
+        d["downsample"] = 0
+
+    def no_source(d: dict) -> None:
+        d["source"] = str(gone)
+
     cases = [
-        (no_test_list, "split must hold the list 'test' of held-out series"),
-        (past_the_end, "split.val: indices must be integers in [0, 24)"),
-        (no_majority, "missing key(s) mean, majority of a classify run"),
+        (no_val_list, "derived: split must be an object with a list 'val'"),
+        (no_downsample, "derived: downsample must be a positive integer; got 0"),
+        (no_source, "derived: source must be an object naming the training file"),
+        (no_test_list, "derived: split must hold the list 'test' of held-out series"),
+        (past_the_end, "derived: split.val: indices must be integers in [0, 24)"),
+        (no_majority, "derived: missing key(s) mean, majority of a classify run"),
     ]
     for change, message in cases:
         copy = edited(classify_run, tmp_path, change)
         where = copy / "config.json"
         assert refused(capsys, ["eval", str(copy)], tmp_path) == (
-            f"rnnkit eval: error: {where}: derived: {message}"
+            f"rnnkit eval: error: {where}: {message}"
         )
         shutil.rmtree(copy)
     copy = edited(classify_run, tmp_path, moved)
     assert refused(capsys, ["eval", str(copy)], tmp_path) == (
         f"rnnkit eval: error: {gone}: the train file of this run is missing"
     )
+    shutil.rmtree(copy)
+    other = Path(series_file(tmp_path / "other.ts", n=20))  # not the file the run read
+
+    def changed(d: dict) -> None:
+        d["source"]["train"]["path"] = str(other)
+
+    copy = edited(classify_run, tmp_path, changed)
+    assert refused(capsys, ["eval", str(copy)], tmp_path) == (
+        f"rnnkit eval: error: {other} changed since the run started (its SHA-256 differs "
+        "from the one in config.json); restore it, or start a new run"
+    )
+
+
+def test_eval_out_of_a_classify_run_in_a_folder_that_does_not_exist(
+    capsys, classify_run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "no" / "figures"
+    assert refused(capsys, ["eval", str(classify_run), "--out", str(out)], tmp_path) == (
+        f"rnnkit eval: error: --out: the folder that would hold {out} does not exist; "
+        "expected an existing folder or a new one inside an existing folder"
+    )
+
+
+def test_the_classify_report_into_a_file(classify_run: Path, tmp_path: Path) -> None:
+    # `rnnkit eval --out FILE` is refused before (a file is no folder); a caller of the
+    # task's own report, as rnnkit eval is, hears it from the report.
+    import rnnkit
+    from rnnkit.tasks import get_task
+    from rnnkit.train.distributed import Context
+    from rnnkit.train.runfolder import RunFolder
+
+    config = RunFolder(classify_run).read_config()
+    task_cls = get_task("classify")
+    task = task_cls(task_cls.parse_options(config.options, where="config.json"), config.derived)
+    task.prepare(config.train, Context(0, 1, torch.device("cpu")))
+    afile = tmp_path / "figures.png"
+    afile.write_text("mine\n")
+    _raises(ValueError, f"--out {afile} is a file; expected a folder for confusion.png",
+            task.report, rnnkit.load(classify_run), classify_run, afile)  # fmt: skip
+    assert afile.read_text() == "mine\n"
 
 
 def test_a_dataset_aeon_lacks_a_file_of(capsys, tmp_path: Path, monkeypatch) -> None:
@@ -153,6 +214,19 @@ def test_tagger_messages() -> None:
             torch.zeros(2, 3, 3))  # fmt: skip
 
 
+def test_tag_test_data_without_data(capsys, tmp_path: Path) -> None:
+    from rnnkit.tasks.tag import TagOptions
+
+    _raises(ValueError, "--test-data needs --data (the default data has its own test files)",
+            TagOptions, test_data="t.jsonl")  # fmt: skip
+    argv = ["train", "tag", "--test-data", str(tmp_path / "t.jsonl"), "--steps", "1", "--out",
+            str(tmp_path / "run")]  # fmt: skip
+    assert refused(capsys, argv, tmp_path) == (
+        "rnnkit train: error: tag options: --test-data needs --data (the default data has its "
+        "own test files)"
+    )
+
+
 def test_a_tag_run_whose_recorded_tags_are_not_its_datas(capsys, tmp_path: Path) -> None:
     lines = [{"x": "ab " * 4, "y": ["lo", "lo", "hi"] * 4} for _ in range(40)]
     data = tmp_path / "d.jsonl"
@@ -187,6 +261,14 @@ def test_lm_messages(capsys, tmp_path: Path) -> None:
         "rnnkit train: error: the validation split has 1 character(s); use a longer text (5% "
         "of it validates)"
     )
+    text.write_text("abcdefghij" * 10, encoding="utf-8")  # 90 to train, 5 to validate
+    argv = ["train", "lm", "--text", str(text), "--seq-len", "8", "--batch-size", "16",
+            "--steps", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert refused(capsys, argv, tmp_path) == (
+        "rnnkit train: error: the training text is too short for one window: its 90 "
+        "character(s) cannot fill --batch-size 16 streams of --seq-len 8 (need at least 129); "
+        "use a longer text or smaller values"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +300,30 @@ def test_load_of_a_run_whose_derived_cannot_build_its_model(lm_run: Path, tmp_pa
     odd = edited("odd", lambda d: d.update(vocab={"chars": 3}))
     _raises(RunFolderError, f"{odd / 'config.json'}: derived is inconsistent (vocabulary must "
             "be an object with one string entry 'chars')", rnnkit.load, odd)  # fmt: skip
+
+
+# ---- forecast -------------------------------------------------------------------------
+
+
+def test_online_forecaster_before_any_value() -> None:
+    from rnnkit.tasks.forecast import ForecastConfig, ForecastModel, OnlineForecaster
+
+    online = OnlineForecaster(ForecastModel(ForecastConfig(horizon=2, hidden_size=4)))
+    with pytest.raises(ValueError) as err:
+        online.forecast  # noqa: B018
+    assert str(err.value) == "OnlineForecaster: no value seen yet; call update(value) first"
+
+
+def test_a_forecast_run_whose_anchor_is_no_anchor() -> None:
+    # What rnnkit.load, eval and forecast check in a hand-edited config.json.
+    from rnnkit.tasks.forecast import check_derived
+
+    derived = {"source": {"path": "/data/shops.csv"}, "horizon": 4, "seasonality": 4,
+               "origins": 1, "scale_window": 4, "anchor": "mean"}  # fmt: skip
+    _raises(ValueError, "run/config.json: derived: anchor must be one of seasonal-naive, "
+            "climatology, drift; got 'mean'", check_derived, derived,
+            "run/config.json: derived")  # fmt: skip
+    check_derived({**derived, "anchor": "drift"}, "run/config.json: derived")
 
 
 # ---- numbers --------------------------------------------------------------------------
@@ -342,6 +448,12 @@ def test_tag_loss_names_arguments_that_are_no_tensors_or_bool_targets() -> None:
             tag_loss, logits, [[0, 0, 0]] * 2)  # fmt: skip
     _raises(TypeError, "tag_loss: target must hold integer tag ids; got torch.bool", tag_loss,
             logits, torch.zeros(2, 3, dtype=torch.bool))  # fmt: skip
+    target = torch.tensor([[0, 1, -100], [2, 4, -100]])  # -100 pads; 4 is no tag of K = 4
+    _raises(ValueError, "tag_loss: target must hold tag ids in [0, 4) (K = logits.size(-1)), "
+            "or -100 for padding; got min 0, max 4", tag_loss, logits, target)  # fmt: skip
+    _raises(ValueError, "tag_loss: target must hold tag ids in [0, 4) (K = logits.size(-1)), "
+            "or -100 for padding; got min -1, max 2", tag_loss, logits,
+            torch.tensor([[0, -1, 2], [2, 1, 0]]))  # fmt: skip
 
 
 def test_write_card_of_no_run_folder(tmp_path: Path) -> None:
