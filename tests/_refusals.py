@@ -1,8 +1,11 @@
-"""What the tests of the CLI's refusals share: one line, exit 2, nothing written."""
+"""What the tests of refusals share: the CLI's one line, exit 2 and nothing written; an
+exception's message, in part or whole."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,3 +27,17 @@ def refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> 
     assert captured.out == ""
     assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
     return captured.err.strip()
+
+
+def raises(exc: type[BaseException], message: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+    """``fn(*args, **kwargs)`` raises ``exc`` whose message holds ``message`` word for word."""
+    with pytest.raises(exc, match=re.escape(message)):
+        fn(*args, **kwargs)
+
+
+def raises_exactly(
+    exc: type[BaseException], message: str, fn: Any, *args: Any, **kwargs: Any
+) -> None:
+    """``fn(*args, **kwargs)`` raises ``exc`` whose message is ``message``, whole."""
+    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
+        fn(*args, **kwargs)

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
 import torch
 from torch import nn
 
 import rnnkit
-
-
-def _raises(exc, message, fn, *args, **kwargs):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args, **kwargs)
+from _refusals import raises as _raises
 
 
 def test_input_errors():

@@ -4,21 +4,15 @@ reached through its public function, asserted word for word."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from _refusals import raises as _raises
 from rnnkit.data import corpus, pad_collate, tagging, tasks, ts_format
 from rnnkit.data.vocab import Vocabulary
-
-
-def _raises(exc, message, fn, *args, **kwargs):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args, **kwargs)
-
 
 # ---- pad_collate ----------------------------------------------------------------------
 

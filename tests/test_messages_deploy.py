@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import rnnkit
+from _refusals import raises_exactly as _raises
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -25,11 +26,6 @@ from rnnkit.tasks.forecast import ForecastConfig, ForecastModel  # noqa: E402
 from rnnkit.train import RunFolderError  # noqa: E402
 
 I, H = 3, 4
-
-
-def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
-    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
-        fn(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -537,4 +533,81 @@ def test_numpy_integers_are_integers(graphs, lm, seq2seq) -> None:
     encoder, decoder = seq2seq["encoder"], seq2seq["decoder"]
     assert deploy.translate(encoder, decoder, "ab", max_length=np.int64(2)) == deploy.translate(
         encoder, decoder, "ab", max_length=2
+    )
+
+
+# ---- a graph of the other mode, ids, state and resets ------------------------------------
+
+
+def test_a_graph_of_the_other_mode(graphs) -> None:
+    _raises(
+        ValueError,
+        "OnnxStream: expected a graph exported with mode='step'; got mode='sequence' (use "
+        "run_sequence() for it)",
+        deploy.OnnxStream,
+        graphs["lengths"],
+    )
+    _raises(
+        ValueError,
+        "run_sequence: expected a graph exported with mode='sequence'; got mode='step' (use "
+        "OnnxStream for it)",
+        deploy.run_sequence,
+        graphs["step"],
+        np.zeros((1, 1, I), np.float32),
+    )
+
+
+def test_ids_outside_the_vocabulary(lm) -> None:
+    # The language model's vocabulary: "hello world\n" has 9 characters, and id 0 is unknown.
+    stream = deploy.OnnxStream(lm)
+    _raises(
+        ValueError,
+        "OnnxStream.step: x must hold ids in [0, 10); got values in [-1, 10]",
+        stream.step,
+        np.array([3, -1, 10]),
+    )
+    assert stream.state is None  # nothing ran
+
+
+def test_a_state_of_the_wrong_number_of_arrays(graphs) -> None:
+    stream = deploy.OnnxStream(graphs["step"])
+    with pytest.raises(
+        ValueError,
+        match="^" + re.escape("OnnxStream.state: state must hold 2 array(s) (h, c); got 1") + "$",
+    ):
+        stream.state = np.zeros((1, 2, H), np.float32)
+    _raises(
+        ValueError,
+        "run_sequence: state must hold 2 array(s) (h, c); got 3",
+        deploy.run_sequence,
+        graphs["lengths"],
+        np.zeros((2, 2, I), np.float32),
+        state=(np.zeros((1, 2, H), np.float32),) * 3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("samples", "given"), [([5], "[5]"), ([0, 2], "[0, 2]"), ([0.5], "[0.5]"), ([-3], "[-3]")]
+)
+def test_a_reset_of_samples_outside_the_batch(graphs, samples, given) -> None:
+    stream = deploy.OnnxStream(graphs["step"])
+    stream.step(np.zeros((2, I), np.float32))
+    _raises(
+        ValueError,
+        "OnnxStream.reset: samples must be batch indices in [0, 2) (or from the end, -2 to -1); "
+        f"got {given}",
+        stream.reset,
+        samples,
+    )
+
+
+@pytest.mark.parametrize(("history", "given"), [("123", "str"), (5.0, "float")])
+def test_a_history_that_is_not_a_sequence_of_numbers(graphs, history, given) -> None:
+    _raises(
+        TypeError,
+        "OnnxForecaster: history must be a sequence of numbers (e.g. a list or a 1-D array); "
+        f"got {given}",
+        deploy.OnnxForecaster,
+        graphs["forecast"],
+        history,
     )

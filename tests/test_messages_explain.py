@@ -3,22 +3,17 @@ raised before any training or drawing starts)."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 
 import rnnkit
+from _refusals import raises as _raises
+from _refusals import raises_exactly as _raises_exactly
 from rnnkit.explain.bidirectional import run_bidirectional
 from rnnkit.explain.compare import run_compare
 from rnnkit.explain.draw import build, describe, recurrent_module
 from rnnkit.explain.gradient_flow import run_gradient_flow
 from rnnkit.explain.lstm_example import parse_sequence
-
-
-def _raises(exc, message, fn, *args, **kwargs):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args, **kwargs)
 
 
 def test_bidirectional_and_compare_sizes():
@@ -117,3 +112,39 @@ def test_rnn_loop_windows_longer_than_the_text():
 )  # fmt: skip
 def test_experiment_sizes_of_the_wrong_type_or_an_empty_batch(call, error, message):
     _raises(error, message, call)
+
+
+def test_draw_names_a_cell_it_has_no_figure_for():
+    # A user's own cell in an rnnkit layer: its kind is none of the figures'.
+    class PeepholeCell(rnnkit.GRUCell):
+        kind = "PEEPHOLE"
+
+    class Peephole(rnnkit.GRU):
+        cell_class = PeepholeCell
+
+    _raises_exactly(ValueError, "draw: the cell 'PEEPHOLE' has no figure; expected one of "
+                    "['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU', 'MINGRU', 'MINLSTM']", describe,
+                    Peephole(2, 3))  # fmt: skip
+
+
+def test_trace_lstm_needs_a_time_major_layer():
+    from rnnkit.explain.gates import trace_lstm
+
+    layer = rnnkit.LSTM(2, 3, batch_first=True)
+    _raises_exactly(ValueError, "trace_lstm: layer must be time-major; got batch_first=True",
+                    trace_lstm, layer, torch.zeros(1, 4, 2))  # fmt: skip
+
+
+@pytest.mark.parametrize("a", [0.0, -0.5, float("nan")])
+def test_linear_rnn_needs_a_positive_factor(a):
+    from rnnkit.explain.gradient_flow import linear_rnn
+
+    _raises_exactly(ValueError, f"linear_rnn: a must be > 0; got {a}", linear_rnn, a, 3)
+
+
+@pytest.mark.parametrize("steps", [0, 2.5, True])
+def test_lstm_example_trained_for_a_number_of_steps_that_is_no_count(steps):
+    from rnnkit.explain.lstm_example import run_lstm_example
+
+    _raises_exactly(ValueError, f"lstm_example: steps must be a positive integer; got {steps!r}",
+                    run_lstm_example, trained=True, steps=steps)  # fmt: skip

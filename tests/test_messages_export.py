@@ -11,12 +11,8 @@ import rnnkit
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from _refusals import raises as _raises
 from rnnkit.export import export_onnx, quantize_onnx
-
-
-def _raises(exc, message, fn, *args, **kwargs):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args, **kwargs)
 
 
 def test_export_onnx_path_messages(tmp_path):
@@ -66,3 +62,10 @@ def test_export_and_quantize_check_their_arguments(tmp_path):
     proto = export_onnx(layer, check=False)
     _raises(TypeError, "quantize_onnx: dst must be a path; got NoneType", quantize_onnx, proto,
             None)  # fmt: skip
+
+
+def test_lengths_of_a_step_graph():
+    # A step has no sequence to cut: lengths=True was meant for mode='sequence'.
+    message = "export_onnx: lengths applies to mode='sequence'; got mode='step'"
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        export_onnx(rnnkit.GRU(2, 3), mode="step", lengths=True)

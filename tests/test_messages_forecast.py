@@ -4,13 +4,12 @@ line's in one line on stderr, exit status 2, no traceback and nothing written.""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import torch
 
 import rnnkit
+from _refusals import raises_exactly as _raises
 from _refusals import refused
 from rnnkit.tasks.forecast import (
     ForecastConfig,
@@ -20,11 +19,6 @@ from rnnkit.tasks.forecast import (
     recalibrated,
     windows,
 )
-
-
-def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
-    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
-        fn(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import rnnkit
+from _refusals import raises as _raises
+from _refusals import raises_exactly as _raises_exactly
 from rnnkit.train import TrainConfig
-
-
-def _raises(exc, message, fn, *args, **kwargs):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args, **kwargs)
 
 
 def test_options_from_json_messages():
@@ -110,3 +107,23 @@ def test_members_of_something_that_is_no_list():
 
     _raises(TypeError, "Members: layers must be a list of rnnkit recurrent layers; got int",
             Members, 3)  # fmt: skip
+
+
+def test_members_of_projected_lstms():
+    from rnnkit.layers.members import Members
+
+    layers = [rnnkit.LSTM(2, 4, proj_size=2) for _ in range(2)]
+    _raises_exactly(ValueError, "Members: layer 0 has proj_size=2; expected none (the state "
+                    "would not be H wide)", Members, layers)  # fmt: skip
+
+
+def test_a_forget_bias_for_a_cell_without_a_keep_gate():
+    # A user's own cell that is none of torch's modes passes the option checks; its
+    # initialisation then finds no gate whose bias to set.
+    class Elman(rnnkit.RNNCell):
+        kind = "ELMAN"
+
+    _raises_exactly(ValueError, "Elman has no gate that keeps the state", Elman, 2, 3,
+                    forget_bias=1.0)  # fmt: skip
+    _raises_exactly(ValueError, "RNNCell has no gate that keeps the state",
+                    rnnkit.RNNCell(2, 3).keep_gate_slice)  # fmt: skip

@@ -3,20 +3,13 @@ numbers task, attention, the model and its decoders), asserted word for word."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 
+from _refusals import raises as _raises
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.lm import CharLM, CharLMConfig
 from rnnkit.seq2seq import Attention, NumbersTask, Seq2Seq, Seq2SeqConfig, beam_search, sample
-
-
-def _raises(exc, message, fn, *args, **kwargs):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args, **kwargs)
-
 
 # ---- CharLM ---------------------------------------------------------------------------
 

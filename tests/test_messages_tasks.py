@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from _refusals import raises_exactly as _raises
 from _refusals import refused
 from _runs import edited
 from rnnkit.cli import main
@@ -27,11 +27,6 @@ STEPS = {"steps": 2, "eval_every": 2, "log_every": 2, "threads": 1}
 
 def quiet() -> dict[str, Any]:
     return {"log": lambda _: None, "progress": io.StringIO()}
-
-
-def _raises(exc: type[Exception], message: str, fn, *args, **kwargs) -> None:
-    with pytest.raises(exc, match="^" + re.escape(message) + "$"):
-        fn(*args, **kwargs)
 
 
 def series_file(path: Path, n: int = 16, dims: int = 2) -> str:

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import rnnkit
+from _refusals import raises as _raises
+from _refusals import raises_exactly as _raises_exactly
+from _refusals import refused
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.lm import CharLM, CharLMConfig
 from rnnkit.train import (
@@ -26,11 +30,6 @@ from rnnkit.train import (
     detach_state,
     windows,
 )
-
-
-def _raises(exc, message, fn, *args, **kwargs):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args, **kwargs)
 
 
 class Last(nn.Module):
@@ -67,28 +66,33 @@ def copy(run, tmp_path) -> Path:
 # ---- fit ------------------------------------------------------------------------------
 
 
-def test_fit_argument_messages(tmp_path):
+def test_fit_argument_messages(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a run with no out= would go (runs/fit-STAMP)
     loader = DataLoader(DATA, batch_size=4)
+    # Found at the first batch, after config.json: a run stopped before its first
+    # checkpoint, which the next run into the same folder starts anew in.
+    started = {"out": tmp_path / "started", **_quiet()}
     _raises(ValueError, "rnnkit.fit: monitor must be one of loss; got 'accuracy' (no "
             "val_loader)", rnnkit.fit, Last(), loader, monitor="accuracy", **_quiet())  # fmt: skip
     _raises(ValueError, "rnnkit.fit: monitor must be one of accuracy, loss; got 'f1'",
             rnnkit.fit, Last(), loader, loader, metrics={"accuracy": rnnkit.train.accuracy},
             monitor="f1", **_quiet())  # fmt: skip
     _raises(ValueError, "rnnkit.fit: train_loader yields no batch; expected at least one",
-            rnnkit.fit, Last(), DataLoader([], batch_size=4), **_quiet())  # fmt: skip
+            rnnkit.fit, Last(), DataLoader([], batch_size=4), **started)  # fmt: skip
     _raises(ValueError, "rnnkit.fit: val_loader yields no batch; expected at least one",
-            rnnkit.fit, Last(), loader, DataLoader([], batch_size=4), **_quiet())  # fmt: skip
+            rnnkit.fit, Last(), loader, DataLoader([], batch_size=4), **started)  # fmt: skip
     _raises(ValueError, "rnnkit.fit: a batch must be a tuple (inputs..., target); got Tensor",
-            rnnkit.fit, Last(), [torch.randn(4, 3, 2)], **_quiet())  # fmt: skip
+            rnnkit.fit, Last(), [torch.randn(4, 3, 2)], **started)  # fmt: skip
     _raises(ValueError, "rnnkit.fit: a batch must be a tuple (inputs..., target); got list "
-            "of length 1", rnnkit.fit, Last(), [[torch.randn(4, 3, 2)]], **_quiet())  # fmt: skip
+            "of length 1", rnnkit.fit, Last(), [[torch.randn(4, 3, 2)]], **started)  # fmt: skip
     _raises(TypeError, "rnnkit.fit: give train_config or TrainConfig fields, not both",
             rnnkit.fit, Last(), loader, train_config=TrainConfig(steps=2), steps=3)  # fmt: skip
     _raises(ValueError, "rnnkit.fit: resume=True needs out= (the run folder to continue)",
             rnnkit.fit, Last(), loader, resume=True, **_quiet())  # fmt: skip
     _raises(TypeError, "rnnkit.fit: model must be a torch.nn.Module; got str", rnnkit.fit,
             "Last", loader, **_quiet())  # fmt: skip
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["started"]
+    assert sorted(p.name for p in (tmp_path / "started").iterdir()) == [".lock", "config.json"]
 
 
 def test_fit_names_the_device_and_precision_in_its_own_words():
@@ -310,9 +314,11 @@ def test_weights_that_became_non_finite_are_not_saved(tmp_path):
             next(trainer.model.parameters()).fill_(float("nan"))
 
     out = tmp_path / "run"
-    _raises(rnnkit.train.TrainingDivergedError, "the weights became non-finite at step 2; they "
-            "are not saved; the last checkpoint (step 0) is kept", rnnkit.fit, Last(),
-            DataLoader(DATA, batch_size=4), out=out, on_step=poison, **_quiet())  # fmt: skip
+    # It said "the last checkpoint (step 0) is kept", though none had been written.
+    _raises_exactly(rnnkit.train.TrainingDivergedError, "the weights became non-finite at step "
+                    "2; they are not saved; no checkpoint was written yet", rnnkit.fit, Last(),
+                    DataLoader(DATA, batch_size=4), out=out, on_step=poison,
+                    **_quiet())  # fmt: skip
     assert not (out / "model.safetensors").exists()
 
 
@@ -348,3 +354,102 @@ def test_a_run_folder_that_is_no_path():
     # Path(3) said "expected str, bytes or os.PathLike object", naming no argument.
     _raises(TypeError, "run folder must be a path; got int", rnnkit.load, 3)
     _raises(TypeError, "run folder must be a path; got int", rnnkit.train.write_card, 3)
+
+
+# ---- a loss that stays non-finite ------------------------------------------------------
+
+
+def test_a_loss_that_stays_non_finite_stops_the_run(tmp_path):
+    def nan_loss(output, target):
+        return F.cross_entropy(output, target) * float("nan")
+
+    out = tmp_path / "run"
+    # It said "the last checkpoint (step 0) is kept", though none had been written.
+    _raises_exactly(rnnkit.train.TrainingDivergedError, "the loss or gradient was non-finite "
+                    "for 2 steps in a row (up to step 2); lower the learning rate or check the "
+                    f"data; no checkpoint was written yet in {out}", rnnkit.fit, Last(),
+                    DataLoader(DATA, batch_size=4), out=out, loss=nan_loss,
+                    **_quiet(steps=4, max_bad_steps=2))  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json"]
+
+
+def test_a_loss_that_turns_non_finite_after_a_checkpoint(tmp_path):
+    poisoned = []
+
+    def loss(output, target):
+        value = F.cross_entropy(output, target)
+        return value * float("nan") if poisoned else value
+
+    def poison(trainer):
+        if trainer.step == 2:  # before the checkpoint of step 2, which still commits
+            poisoned.append(True)
+
+    out = tmp_path / "run"
+    _raises_exactly(rnnkit.train.TrainingDivergedError, "the loss or gradient was non-finite "
+                    "for 2 steps in a row (up to step 4); lower the learning rate or check the "
+                    f"data; the last checkpoint (step 2) is kept in {out}", rnnkit.fit, Last(),
+                    DataLoader(DATA, batch_size=4), out=out, loss=loss, on_step=poison,
+                    **_quiet(steps=6, max_bad_steps=2))  # fmt: skip
+    assert json.loads((out / "train_state.json").read_text())["step"] == 2
+
+
+# ---- the folder of a new run and a resume ----------------------------------------------
+
+
+def test_fit_into_an_empty_path():
+    # Only Python reaches it (the command line refuses --out "" itself); it named the flag.
+    _raises_exactly(ValueError, "out must be a folder path; got an empty string", rnnkit.fit,
+                    Last(), DataLoader(DATA, batch_size=4), out="", **_quiet())  # fmt: skip
+
+
+def test_resume_refuses_an_optimiser_state_that_does_not_fit(copy):
+    manifest = copy / "train_state.json"
+    data = json.loads(manifest.read_text())
+    for group in data["optimizer"]["param_groups"]:
+        del group["params"]
+    manifest.write_text(json.dumps(data))
+    _raises_exactly(RunFolderError, f"{copy / data['tensors']} is corrupt or does not fit (the "
+                    "optimiser state: it has no entry 'params')", _resume, copy)  # fmt: skip
+
+
+def test_resume_of_a_run_another_writer_changed_meanwhile(copy, monkeypatch):
+    # Another writer commits a checkpoint after the resume read the folder and before it
+    # takes the lock: the resume would continue from a step that is no longer the last.
+    real = RunFolder.locked
+
+    def locked(self):
+        _edit_json(self.path / "train_state.json", step=4)
+        return real(self)
+
+    monkeypatch.setattr(RunFolder, "locked", locked)
+    _raises_exactly(RunFolderError, f"{copy} changed while it was being checked; try again",
+                    _resume, copy)  # fmt: skip
+
+
+ADDING = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
+
+
+def test_train_into_a_finished_run(capsys, adding_run):
+    assert refused(capsys, [*ADDING, "--out", str(adding_run)], adding_run) == (
+        f"rnnkit train: error: {adding_run} already holds a run; continue it with --resume "
+        f"{adding_run} or choose another --out"
+    )
+
+
+def test_train_into_a_folder_inside_a_run(capsys, adding_run):
+    inner = adding_run / "inner"
+    assert refused(capsys, [*ADDING, "--out", str(inner)], adding_run) == (
+        f"rnnkit train: error: --out {inner}: expected a folder outside any run folder; got one "
+        f"inside the run folder {adding_run}, which holds only what rnnkit writes"
+    )
+
+
+def test_train_into_a_folder_of_ones_own_files(capsys, tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "data").mkdir(parents=True)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (mine / name).write_text("mine")
+    assert refused(capsys, [*ADDING, "--out", str(mine)], tmp_path) == (
+        f"rnnkit train: error: {mine} holds files rnnkit did not write (a.txt, b.txt, c.txt and "
+        "1 more); it is not an rnnkit run folder: choose a new or empty folder"
+    )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 
 import rnnkit
+from _refusals import raises as _raises
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.lm import CharLM, CharLMConfig
 from rnnkit.stream import Stream
@@ -123,11 +122,6 @@ def test_the_state_holds_no_graph_between_chunks():
     assert not stream.state.requires_grad
 
 
-def _raises(exc, message, fn, *args):
-    with pytest.raises(exc, match=re.escape(message)):
-        fn(*args)
-
-
 def test_errors():
     _raises(
         ValueError,
@@ -170,12 +164,14 @@ def test_errors():
         stream.reset,
         torch.tensor([True, False, True]),
     )
-    _raises(
-        ValueError,
-        "Stream: reset samples must be batch indices in [0, 2); got [2]",
-        stream.reset,
-        [2],
-    )
+    for bad in ([2], [-3]):
+        _raises(
+            ValueError,
+            "Stream: reset samples must be batch indices in [0, 2) (or from the end, -2 to -1); "
+            f"got {bad}",
+            stream.reset,
+            bad,
+        )
     _raises(
         ValueError,
         "Stream: chunk must have a time and a batch axis (T, B, ...); got shape (3,)",
@@ -227,3 +223,17 @@ def test_a_model_without_the_stream_contract_and_misshapen_steps_are_refused():
     stream.reset([True, False])  # a mask: sample 0 only
     assert stream.state[:, 0].abs().sum() == 0
     torch.testing.assert_close(stream.state[:, 1], before[:, 1])
+
+
+def test_reset_counts_a_negative_index_from_the_end():
+    # As in Python and torch indexing: -1 is the last sample, as its message says.
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(3, 4)
+    x = torch.randn(2, 3)
+    streams = [Stream(layer), Stream(layer)]
+    for stream, chosen in zip(streams, ([1], [-1]), strict=True):
+        stream.step(x)
+        stream.reset(chosen)
+    assert torch.equal(streams[0].state, streams[1].state)
+    assert torch.equal(streams[1].state[:, 1], torch.zeros(1, 4))
+    assert not torch.equal(streams[1].state[:, 0], torch.zeros(1, 4))

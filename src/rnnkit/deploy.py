@@ -379,8 +379,8 @@ class OnnxStream:
             chosen.dtype.kind not in "iu" or chosen.min() < -B or chosen.max() >= B
         ):
             raise ValueError(
-                f"OnnxStream.reset: samples must be batch indices in [0, {B}); "
-                f"got {chosen.tolist()}"
+                f"OnnxStream.reset: samples must be batch indices in [0, {B}) (or from the "
+                f"end, -{B} to -1); got {chosen.tolist()}"
             )
         zeroed = tuple(a.copy() for a in self._state)  # arrays handed out stay as they were
         for a in zeroed:

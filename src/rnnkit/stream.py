@@ -244,7 +244,8 @@ class Stream:
             index = given.to(torch.long).reshape(-1)
             if index.numel() and (int(index.min()) < -B or int(index.max()) >= B):
                 raise ValueError(
-                    f"Stream: reset samples must be batch indices in [0, {B}); got {index.tolist()}"
+                    f"Stream: reset samples must be batch indices in [0, {B}) (or from the end, "
+                    f"-{B} to -1); got {index.tolist()}"
                 )
             keep = torch.ones(B, dtype=torch.bool)
             keep[index] = False

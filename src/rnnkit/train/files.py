@@ -313,7 +313,7 @@ def optimizer_from_tensors(
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         # A KeyError's text is the bare key: say that it is a missing entry.
         why = f"it has no entry {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
-        raise ValueError(f"the optimiser state does not fit the model ({why})") from None
+        raise ValueError(f"the optimiser state: {why}") from None
     flat = [p for g in optimizer.param_groups for p in g["params"]]
     for idx, entry in state.items():
         for key, value in entry.items():

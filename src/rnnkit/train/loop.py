@@ -233,8 +233,8 @@ class Trainer:
             if self.bad_in_a_row >= self.train.max_bad_steps:
                 raise TrainingDivergedError(
                     f"the loss or gradient was non-finite for {self.bad_in_a_row} steps in a "
-                    f"row (up to step {self.step}); lower --lr or check the data; the last "
-                    f"checkpoint (step {max(self._saved_step, 0)}) is kept in {self.folder}"
+                    f"row (up to step {self.step}); lower the learning rate or check the data; "
+                    f"{self._last_checkpoint()} in {self.folder}"
                 )
             return None
         self.bad_in_a_row = 0
@@ -247,6 +247,13 @@ class Trainer:
 
     # ---- evaluation and checkpoints -----------------------------------------------------
 
+    def _last_checkpoint(self) -> str:
+        """What a run stopped now leaves to resume from (it said "the last checkpoint (step
+        0) is kept" when none had been written)."""
+        if self._saved_step < 0:
+            return "no checkpoint was written yet"
+        return f"the last checkpoint (step {self._saved_step}) is kept"
+
     def checkpoint(self) -> None:
         """Evaluate, keep the best weights, commit the training state, write the curves.
 
@@ -256,7 +263,7 @@ class Trainer:
             if not torch.isfinite(p).all():
                 raise TrainingDivergedError(
                     f"the weights became non-finite at step {self.step}; they are not saved; "
-                    f"the last checkpoint (step {max(self._saved_step, 0)}) is kept"
+                    f"{self._last_checkpoint()}"
                 )
         improved = False
         if self.ctx.is_main:

@@ -137,7 +137,9 @@ def launch(
     log = log or _print
     resuming = folder is not None
     if out is not None and not os.fspath(out):
-        raise ValueError("--out needs a folder path; got an empty string")
+        # Only rnnkit.fit and rnnkit.train get here (the command line refuses --out ""
+        # itself): named as their argument, not as the flag.
+        raise ValueError("out must be a folder path; got an empty string")
     ctx = distributed.setup(train_config.device)
     trainer = None
     try:
