@@ -1,0 +1,199 @@
+"""Every error message rnnkit raises is quoted by a test (the bar: "every error message").
+
+The package is read with :mod:`ast`, not imported. For each ``raise E(message)`` the
+message's literal text is collected: string constants, the literal parts of f-strings,
+concatenations, calls that wrap them, and a message built in a local variable of the same
+function. A message counts as tested when a string constant of ``tests/`` (with regex
+escapes removed) holds ``WINDOW`` consecutive characters of its literal text that no
+other message holds. A message whose every such stretch is shared with other messages
+(a helper's "must be a positive integer; got") counts when a test quotes any of them;
+one with fewer than ``WINDOW`` literal characters is not checked.
+
+``UNREACHABLE`` names the messages no input reaches, each with the reason. The test fails
+on a message that is neither tested nor listed, and on a listed one that is tested or
+gone, so the list stays exact.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "rnnkit"
+WINDOW = 16
+
+# (module, function, a fragment of the message): why no input reaches it.
+UNREACHABLE: dict[tuple[str, str, str], str] = {
+    ("rnnkit/data/tagging.py", "tag_source", "an f-string is not closed"): (
+        "Python 3.12+'s tokenizer raises TokenError for an unclosed f-string, which "
+        "tag_source turns into a TokenizeError first; before 3.12 there is no FSTRING token"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    module: str  # path under src/, e.g. "rnnkit/deploy.py"
+    function: str
+    line: int
+    pieces: tuple[str, ...]  # the literal text, in order
+
+    @property
+    def text(self) -> str:
+        return "{}".join(self.pieces)
+
+    def where(self) -> str:
+        return f"{self.module}:{self.line} ({self.function}): {self.text!r}"
+
+
+def _literal(node: ast.AST, assigned: dict[str, list[ast.AST]], seen: frozenset[str]) -> list[str]:
+    """The literal pieces of a message expression (empty where it has none)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.Constant)]
+    if isinstance(node, ast.BinOp):
+        return _literal(node.left, assigned, seen) + _literal(node.right, assigned, seen)
+    if isinstance(node, ast.IfExp):
+        return _literal(node.body, assigned, seen) + _literal(node.orelse, assigned, seen)
+    if isinstance(node, ast.Call):
+        return [p for a in node.args for p in _literal(a, assigned, seen)]
+    if isinstance(node, ast.Name) and node.id in assigned and node.id not in seen:
+        inner = seen | {node.id}
+        return [p for v in assigned[node.id] for p in _literal(v, assigned, inner)]
+    return []
+
+
+def _assignments(scope: ast.AST) -> dict[str, list[ast.AST]]:
+    found: dict[str, list[ast.AST]] = {}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            found.setdefault(target.id, []).append(value)
+    return found
+
+
+def messages() -> list[Message]:
+    """Every raise with a message argument in the package, innermost function first."""
+    found: dict[tuple[str, int], Message] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = path.relative_to(PACKAGE.parent).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        scopes = [
+            n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        # Walk outer scopes first, so an inner function's own scope has the last word.
+        for scope in [tree, *scopes]:
+            assigned = _assignments(scope)
+            name = getattr(scope, "name", "<module>")
+            for node in ast.walk(scope):
+                if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+                    continue
+                if not node.exc.args:
+                    continue
+                pieces = tuple(p for p in _literal(node.exc.args[0], assigned, frozenset()) if p)
+                found[(module, node.lineno)] = Message(module, name, node.lineno, pieces)
+    return sorted(found.values(), key=lambda m: (m.module, m.line))
+
+
+def _stretches(text: str) -> set[str]:
+    text = " ".join(text.split())
+    return {text[i : i + WINDOW] for i in range(len(text) - WINDOW + 1)}
+
+
+def _quoted() -> set[str]:
+    """Every WINDOW-character stretch of every string constant in tests/."""
+    strings: list[str] = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        if path.name == Path(__file__).name:
+            continue  # its own examples quote nothing of the package
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                strings.append(node.value)
+    # A pattern for pytest.raises(match=...) escapes its punctuation; unescape it too.
+    strings += [re.sub(r"\\(.)", r"\1", s) for s in strings]
+    quoted: set[str] = set()
+    for s in strings:
+        quoted |= _stretches(s)
+    return quoted
+
+
+def untested(found: list[Message], quoted: set[str]) -> list[Message]:
+    stretches = {m: set().union(*map(_stretches, m.pieces)) if m.pieces else set() for m in found}
+    holders: dict[str, int] = {}
+    for own in stretches.values():
+        for s in own:
+            holders[s] = holders.get(s, 0) + 1
+    missing = []
+    for m, own in stretches.items():
+        if not own:
+            continue  # too little literal text to tell
+        distinct = {s for s in own if holders[s] == 1}
+        if not (distinct or own) & quoted:
+            missing.append(m)
+    return missing
+
+
+def _listed(m: Message) -> tuple[str, str, str] | None:
+    for key in UNREACHABLE:
+        module, function, fragment = key
+        if m.module == module and m.function == function and fragment in m.text:
+            return key
+    return None
+
+
+def test_the_audit_reads_messages() -> None:
+    # The reader must see the package's messages, or the test below proves nothing.
+    found = messages()
+    assert len(found) > 600
+    texts = [m.text for m in found]
+    assert any("already holds a run; continue it with --resume" in t for t in texts)
+    # Concatenated and f-string pieces, with the dynamic parts left out.
+    (loop,) = [m for m in found if "steps in a row (up to step " in m.text]
+    assert loop.module == "rnnkit/train/loop.py" and loop.function == "_one_step"
+    assert loop.text.startswith("the loss or gradient was non-finite for {} steps in a row")
+
+
+def test_the_audit_reads_a_message_built_before_its_raise(tmp_path: Path) -> None:
+    source = (
+        "def f(x):\n    why = f'x must be positive; got {x}'\n    raise ValueError('f: ' + why)\n"
+    )
+    tree = ast.parse(source)
+    (raise_,) = [n for n in ast.walk(tree) if isinstance(n, ast.Raise)]
+    assert _literal(raise_.exc.args[0], _assignments(tree), frozenset()) == [  # type: ignore[union-attr]
+        "f: ",
+        "x must be positive; got ",
+    ]
+
+
+def test_the_audit_finds_an_untested_message() -> None:
+    new = Message("rnnkit/x.py", "f", 1, ("a message no test has ever quoted, ", " or will"))
+    quoted = _quoted()
+    assert untested([new], quoted) == [new]
+    known = Message("rnnkit/x.py", "f", 1, ("a message the test quotes", ": word for word"))
+    assert untested([known], _stretches("see: a message the test quotes")) == []
+
+
+def test_every_message_is_quoted_by_a_test() -> None:
+    found = messages()
+    missing = [m for m in untested(found, _quoted()) if _listed(m) is None]
+    assert not missing, "messages no test quotes:\n" + "\n".join(m.where() for m in missing)
+
+
+def test_the_unreachable_list_is_exact() -> None:
+    found = messages()
+    missing = set(untested(found, _quoted()))
+    stale = []
+    for key in UNREACHABLE:
+        matches = [m for m in found if _listed(m) == key]
+        if not matches or not all(m in missing for m in matches):
+            stale.append(key)
+    assert not stale, f"listed as unreachable but tested or gone: {stale}"
