@@ -386,7 +386,8 @@ def test_resume_of_a_run_whose_training_state_does_not_fit(
         info = json.loads((run / "train_state.json").read_text())
         (run / "train_state.json").write_text(json.dumps({**info, "optimizer": optimizer}))
         assert resume(run) == (
-            f"rnnkit train: error: {run / state} is corrupt or does not fit (the optimiser "
+            f"rnnkit train: error: the checkpoint {run / 'train_state.json'} and {state} is "
+            "corrupt or does not fit (the optimiser "
             "state does not fit the model: expected a list 'param_groups' of objects and an "
             f"object 'scalars'; got {got})"
         )
@@ -397,7 +398,8 @@ def test_resume_of_a_run_whose_training_state_does_not_fit(
     save_file(tensors, run / state)
     shape = tuple(load_file(adding_run / state)["optim.0.exp_avg"].shape)
     assert resume(run) == (
-        f"rnnkit train: error: {run / state} is corrupt or does not fit (the optimiser's "
+        f"rnnkit train: error: the checkpoint {run / 'train_state.json'} and {state} is "
+        "corrupt or does not fit (the optimiser's "
         f"exp_avg of parameter 0 has shape (7, 3); the model's is {shape})"
     )
 

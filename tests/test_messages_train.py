@@ -164,8 +164,8 @@ def test_resume_refuses_a_checkpoint_without_weights_or_of_another_model(copy):
     _raises(RunFolderError, f"{copy / name} holds no model weights", _resume, copy)
     save_file(tensors, copy / name)
     _edit_json(copy / "train_state.json", best={"metric": "loss"})
-    _raises(RunFolderError, f"{copy / name} is corrupt or does not fit (it has no entry "
-            "'value')", _resume, copy)  # fmt: skip
+    _raises(RunFolderError, f"the checkpoint {copy / 'train_state.json'} and {name} is corrupt "
+            "or does not fit (it has no entry 'value')", _resume, copy)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -408,8 +408,9 @@ def test_resume_refuses_an_optimiser_state_that_does_not_fit(copy):
     for group in data["optimizer"]["param_groups"]:
         del group["params"]
     manifest.write_text(json.dumps(data))
-    _raises_exactly(RunFolderError, f"{copy / data['tensors']} is corrupt or does not fit (the "
-                    "optimiser state: it has no entry 'params')", _resume, copy)  # fmt: skip
+    _raises_exactly(RunFolderError, f"the checkpoint {manifest} and {data['tensors']} is corrupt "
+                    "or does not fit (the optimiser state: it has no entry 'params')", _resume,
+                    copy)  # fmt: skip
 
 
 def test_resume_of_a_run_another_writer_changed_meanwhile(copy, monkeypatch):

@@ -30,6 +30,7 @@ from rnnkit.train.files import atomic_write, optimizer_from_tensors, optimizer_t
 from rnnkit.train.metrics import Progress, Row, clock, fmt, plot, read_csv, to_csv
 from rnnkit.train.runfolder import (
     LOSS_PLOT,
+    MANIFEST,
     METRICS,
     Checkpoint,
     RunFolder,
@@ -360,7 +361,11 @@ class Trainer:
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             # A KeyError's text is the bare key ('value'): say that it is a missing entry.
             why = f"it has no entry {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
-            raise RunFolderError(f"{where} is corrupt or does not fit ({why})") from None
+            # The entries come from both files of the checkpoint: name the pair.
+            pair = f"{self.folder.path / MANIFEST} and {ckpt.info['tensors']}"
+            raise RunFolderError(
+                f"the checkpoint {pair} is corrupt or does not fit ({why})"
+            ) from None
         if rng.dim() == 2 and rng.size(0) == self.ctx.world_size:
             torch.set_rng_state(rng[self.ctx.rank].contiguous())
             if "rng.cuda" in ckpt.tensors and self.ctx.device.type == "cuda":
