@@ -170,7 +170,7 @@ def test_the_classify_report_into_a_file(classify_run: Path, tmp_path: Path) -> 
     task.prepare(config.train, Context(0, 1, torch.device("cpu")))
     afile = tmp_path / "figures.png"
     afile.write_text("mine\n")
-    _raises(ValueError, f"--out {afile} is a file; expected a folder for confusion.png",
+    _raises(ValueError, f"out_dir {afile} is a file; expected a folder for confusion.png",
             task.report, rnnkit.load(classify_run), classify_run, afile)  # fmt: skip
     assert afile.read_text() == "mine\n"
 

@@ -687,7 +687,7 @@ class ClassifyTask(Task):
             lines.append(f"  {name:>{width}}: {share} ({int(confusion[k, k])}/{total})")
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
-            raise ValueError(f"--out {out} is a file; expected a folder for confusion.png")
+            raise ValueError(f"out_dir {out} is a file; expected a folder for confusion.png")
         out.mkdir(parents=True, exist_ok=True)
         path = out / "confusion.png"
         what = self.derived["source"].get("dataset") or self.train_name
