@@ -29,3 +29,14 @@ def adding_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
     assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def textwrap_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """textwrap.py's source as a text file: a small corpus for language-model runs. Shared
+    by every test that asks for it, so read only: a test that edits a text copies it."""
+    import textwrap
+
+    path = tmp_path_factory.mktemp("text") / "textwrap.txt"
+    path.write_text(Path(textwrap.__file__).read_text(encoding="utf-8"), encoding="utf-8")
+    return path

@@ -57,10 +57,8 @@ def _in_a_scratch_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch) 
 
 
 @pytest.fixture(scope="module")
-def text(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("text") / "textwrap.txt"
-    path.write_text(Path(textwrap.__file__).read_text(encoding="utf-8"), encoding="utf-8")
-    return path
+def text(textwrap_text: Path) -> Path:
+    return textwrap_text
 
 
 @pytest.fixture(scope="module")

@@ -156,18 +156,10 @@ def copy_run(run_dir: Path, to: str | Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def text(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small corpus for language-model runs: textwrap.py."""
-    path = tmp_path_factory.mktemp("text") / "textwrap.txt"
-    path.write_text(Path(textwrap.__file__).read_text(encoding="utf-8"), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def lm_run(tmp_path_factory: pytest.TempPathFactory, text: Path) -> Path:
+def lm_run(tmp_path_factory: pytest.TempPathFactory, textwrap_text: Path) -> Path:
     """A language-model run of two steps on textwrap.py."""
     out = tmp_path_factory.mktemp("lm") / "lm"
-    cli("train", "--text", str(text), *LM_TINY, "--out", str(out))
+    cli("train", "--text", str(textwrap_text), *LM_TINY, "--out", str(out))
     return out
 
 
