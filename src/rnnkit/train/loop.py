@@ -249,8 +249,8 @@ class Trainer:
     # ---- evaluation and checkpoints -----------------------------------------------------
 
     def _last_checkpoint(self) -> str:
-        """What a run stopped now leaves to resume from (it said "the last checkpoint (step
-        0) is kept" when none had been written)."""
+        """What a run stopped now leaves to resume from: its last checkpoint, or none (a
+        run stopped before its first one restarts from step 0)."""
         if self._saved_step < 0:
             return "no checkpoint was written yet"
         return f"the last checkpoint (step {self._saved_step}) is kept"
