@@ -156,8 +156,8 @@ def test_eval_out_refuses_a_users_figure_and_leaves_nothing(
     assert sorted(p.name for p in new.iterdir()) == ["forecast.png"]
     afile = tmp_path / "afile.txt"
     afile.write_text("x\n")
-    assert "is a file; expected a folder" in refused(
-        ["eval", str(run), "--out", str(afile)], tmp_path, capsys
+    assert refused(["eval", str(run), "--out", str(afile)], tmp_path, capsys) == (
+        f"rnnkit eval: error: --out: {afile} is a file; expected a folder"
     )
     assert "does not exist" in refused(
         ["eval", str(run), "--out", str(afile / "sub")], tmp_path, capsys
@@ -265,12 +265,18 @@ def test_eval_draws_no_figure_into_another_run(
     # forecast.png in an adding run is a file that run does not own: --resume refused it.
     for out in (adding_run, adding_run / "figs"):
         err = refused(["eval", str(run), "--out", str(out), "--force"], adding_run.parent, capsys)
-        assert f"outside any run folder; got one inside the run folder {adding_run}" in err
+        assert err == (
+            f"rnnkit eval: error: --out {out}: expected a path outside any run folder; got one "
+            f"inside the run folder {adding_run}"
+        )
     # nor do rnnkit forecast's CSV and figure land in another run
     for flag, name in (("--out", "f.csv"), ("--plot", "f.png")):
         argv = ["forecast", str(run), flag, str(adding_run / name), "--force"]
         err = refused(argv, adding_run.parent, capsys)
-        assert f"outside any run folder; got one inside the run folder {adding_run}" in err
+        assert err == (
+            f"rnnkit forecast: error: {flag} {adding_run / name}: expected a path outside any "
+            f"run folder; got one inside the run folder {adding_run}"
+        )
 
 
 def test_export_int8_leaves_no_folder_in_the_run_when_killed(

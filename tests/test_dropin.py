@@ -16,6 +16,7 @@ import doctest
 import io
 import itertools
 import pickle
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -186,10 +187,18 @@ def test_proj_size_combines_with_the_options_torch_lacks(options):
 
 
 def test_proj_size_errors_are_torchs():
-    for bad, exc in ((-1, ValueError), (H, ValueError), (H + 1, ValueError), (1.5, TypeError)):
+    cases = (
+        (-1, ValueError, "LSTM: proj_size must be an integer >= 0; got -1"),
+        (H, ValueError, f"LSTM: proj_size must be smaller than hidden_size; expected < {H}, "
+         f"got {H}"),
+        (H + 1, ValueError, f"LSTM: proj_size must be smaller than hidden_size; expected < {H}, "
+         f"got {H + 1}"),
+        (1.5, TypeError, "LSTM: proj_size must be an integer >= 0; got 1.5"),
+    )  # fmt: skip
+    for bad, exc, message in cases:
         with pytest.raises(exc):
             nn.LSTM(I, H, proj_size=bad)
-        with pytest.raises(exc, match="LSTM: proj_size must be"):
+        with pytest.raises(exc, match="^" + re.escape(message) + "$"):
             rnnkit.LSTM(I, H, proj_size=bad)
     for ours, ref in ((rnnkit.GRU, nn.GRU), (rnnkit.RNN, nn.RNN)):
         with pytest.raises(ValueError):

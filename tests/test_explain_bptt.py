@@ -185,28 +185,34 @@ def test_bptt_command_bad_arguments_exit_2(tmp_path, capsys) -> None:
     afile.write_text("x")
     assert main(["explain", "bptt", "--out", str(afile)]) == 2
     err = capsys.readouterr().err
-    assert "exists and is not a folder" in err and len(err.strip().splitlines()) == 1
+    assert err == f"rnnkit explain: error: --out {afile} exists and is not a folder\n"
 
 
 @pytest.mark.parametrize(
     ("cell", "options", "message"),
     [
-        ("rnn", {"bidirectional": True}, "layer must be unidirectional; got bidirectional=True"),
-        ("lstm", {"num_layers": 2}, "layer must have num_layers=1; got 2"),
-        ("rnn", {"batch_first": True}, "layer must be time-major (T, B, I); got batch_first=True"),
-        ("rnn", {"nonlinearity": "relu"}, "layer must use nonlinearity='tanh'; got 'relu'"),
-        ("lstm", {"layer_norm": True}, "must not use layer_norm, zoneout or recurrent_dropout; "),
-        ("rnn", {"zoneout": 0.1}, "got zoneout=0.1"),
-        ("lstm", {"recurrent_dropout": 0.2}, "got recurrent_dropout=0.2"),
+        ("rnn", {"bidirectional": True},
+         "{f}: layer must be unidirectional; got bidirectional=True"),
+        ("lstm", {"num_layers": 2}, "{f}: layer must have num_layers=1; got 2"),
+        ("rnn", {"batch_first": True},
+         "{f}: layer must be time-major (T, B, I); got batch_first=True"),
+        ("rnn", {"nonlinearity": "relu"}, "{f}: layer must use nonlinearity='tanh'; got 'relu'"),
+        ("lstm", {"layer_norm": True}, "{f}: layer must not use layer_norm, zoneout or "
+         "recurrent_dropout; got layer_norm=True"),
+        ("rnn", {"zoneout": 0.1}, "{f}: layer must not use layer_norm, zoneout or "
+         "recurrent_dropout; got zoneout=0.1"),
+        ("lstm", {"recurrent_dropout": 0.2}, "{f}: layer must not use layer_norm, zoneout or "
+         "recurrent_dropout; got recurrent_dropout=0.2"),
     ],
-)
+)  # fmt: skip
 def test_refuses_layers_it_does_not_cover(cell, options, message) -> None:
     layer, head = _build(cell, 3, 4, 2, **options)
     data = sample(2, 2, 3, 4, 2, 0)
     states = (data["h0"], data["c0"]) if cell == "lstm" else (data["h0"],)
     bptt = lstm_bptt if cell == "lstm" else rnn_bptt
-    for function in (bptt, autograd_bptt):
-        with pytest.raises(ValueError, match=re.escape(message)):
+    for function in (bptt, autograd_bptt):  # the message names the function called
+        whole = message.format(f=function.__name__)
+        with pytest.raises(ValueError, match="^" + re.escape(whole) + "$"):
             function(layer, head, data["x"], data["target"], *states)
 
 
@@ -215,10 +221,14 @@ def test_refuses_wrong_arguments() -> None:
     data = sample(2, 2, 3, 4, 2, 0)
     x, target, h0 = data["x"], data["target"], data["h0"]
     gru = rnnkit.GRU(3, 4, dtype=F64)
-    with pytest.raises(TypeError, match=re.escape("rnn_bptt: layer must be an rnnkit.RNN")):
+    with pytest.raises(
+        TypeError, match="^" + re.escape("rnn_bptt: layer must be an rnnkit.RNN; got GRU") + "$"
+    ):
         rnn_bptt(gru, head, x, target, h0)
     lstm, _ = _build("lstm", 3, 4, 2)
-    with pytest.raises(TypeError, match=re.escape("lstm_bptt: layer must be an rnnkit.LSTM")):
+    with pytest.raises(
+        TypeError, match="^" + re.escape("lstm_bptt: layer must be an rnnkit.LSTM; got RNN") + "$"
+    ):
         lstm_bptt(layer, head, x, target, h0, h0)
     with pytest.raises(TypeError, match=re.escape("c0 must be a torch.Tensor; got NoneType")):
         autograd_bptt(lstm, head, x, target, h0)

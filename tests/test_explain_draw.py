@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 import rnnkit
+from _refusals import raises_exactly
 from rnnkit.cli import main
 from rnnkit.explain.draw import KINDS, build, describe, draw_figure, numbers_model
 from rnnkit.seq2seq.model import Seq2Seq, Seq2SeqConfig
@@ -181,8 +182,8 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path) -> None:
         describe(torch.nn.Linear(3, 4))
     with pytest.raises(ValueError, match="proj_size must be 0"):
         describe(torch.nn.LSTM(3, 4, proj_size=2))
-    with pytest.raises(ValueError, match="hidden must be a positive integer; got 0"):
-        build("rnn", hidden=0)
+    raises_exactly(ValueError, "draw: hidden must be a positive integer; got 0", build, "rnn",
+                   hidden=0)  # fmt: skip
     assert list(tmp_path.iterdir()) == []
 
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import rnnkit
+from _refusals import raises_exactly
 from rnnkit.explain import gates
 from rnnkit.explain.gates import analyse_gates, text_features, trace_lstm
 
@@ -46,10 +47,11 @@ def test_trace_catches_a_layer_that_differs() -> None:
 
 
 def test_trace_rejects_other_layers() -> None:
-    with pytest.raises(TypeError, match=r"must be an rnnkit\.LSTM; got GRU"):
-        trace_lstm(rnnkit.GRU(2, 3), torch.randn(4, 1, 2))
-    with pytest.raises(ValueError, match="must be unidirectional"):
-        trace_lstm(rnnkit.LSTM(2, 3, bidirectional=True), torch.randn(4, 1, 2))
+    raises_exactly(TypeError, "trace_lstm: layer must be an rnnkit.LSTM; got GRU", trace_lstm,
+                   rnnkit.GRU(2, 3), torch.randn(4, 1, 2))  # fmt: skip
+    bidirectional = rnnkit.LSTM(2, 3, bidirectional=True)
+    raises_exactly(ValueError, "trace_lstm: layer must be unidirectional; got bidirectional=True",
+                   trace_lstm, bidirectional, torch.randn(4, 1, 2))  # fmt: skip
 
 
 def test_text_features() -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _refusals import raises_exactly
 from rnnkit.cli import main
 from rnnkit.data.corpus import file_split
 from rnnkit.explain.rnn_loop import (
@@ -93,8 +94,8 @@ def test_vocabulary_cap_ties_and_unknown_words() -> None:
     assert vocab.itos == (UNK, "e", "a")  # e: 3; a, b, c: 2 each, a first alphabetically
     assert vocab.encode(["a", "b", "e", "zzz"]) == [2, 0, 1, 0]
     assert Vocabulary.build(train, 100).itos == (UNK, "e", "a", "b", "c", "d")
-    with pytest.raises(ValueError, match="vocab must be an integer >= 2"):
-        Vocabulary.build(train, 1)
+    raises_exactly(ValueError, "rnn-loop: vocab must be an integer >= 2 (<unk> and one word); "
+                   "got 1", Vocabulary.build, train, 1)  # fmt: skip
 
 
 def test_docstrings_of_modules_classes_and_functions(corpus) -> None:
@@ -208,17 +209,17 @@ def test_rnn_loop_command_end_to_end(tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--sentence", ""], "sentence must hold at least one word"),
-        (["--sentence", "@@ ()"], "sentence must hold at least one word"),
-        (["--vocab", "1"], "vocab must be an integer >= 2"),
+        (["--sentence", ""], "rnn-loop: sentence must hold at least one word (letters, digits "
+         "or . , ; : ! ?); got ''"),
+        (["--sentence", "@@ ()"], "rnn-loop: sentence must hold at least one word (letters, "
+         "digits or . , ; : ! ?); got '@@ ()'"),
+        (["--vocab", "1"], "rnn-loop: vocab must be an integer >= 2 (<unk> and one word); got 1"),
     ],
-)
+)  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, extra, message) -> None:
     out = tmp_path / "figs"
     assert main(["explain", "rnn-loop", *extra, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("rnnkit explain: error:") and len(err.strip().splitlines()) == 1
-    assert message in err
+    assert capsys.readouterr().err == f"rnnkit explain: error: {message}\n"
     assert not out.exists()
 
 
@@ -236,7 +237,7 @@ def test_run_rnn_loop_checks_arguments(corpus) -> None:
     root, files = corpus
     with pytest.raises(ValueError, match="cell must be one of"):
         run_rnn_loop(cell="mingru")
-    with pytest.raises(ValueError, match="seq_len must be an integer >= 1; got 0"):
-        run_rnn_loop(seq_len=0)
+    raises_exactly(ValueError, "rnn-loop: seq_len must be an integer >= 1; got 0", run_rnn_loop,
+                   seq_len=0)  # fmt: skip
     with pytest.raises(ValueError, match="seq_len must be shorter than each split"):
         run_rnn_loop(files=files, root=root, **{**TINY, "seq_len": 10_000})

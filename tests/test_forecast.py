@@ -668,25 +668,29 @@ def test_a_run_records_its_anchor_and_older_runs_read_as_seasonal_naive(tmp_path
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--horizon", "5"], "--horizon must be at most 4"),
-        (["--data", "{missing}"], "--data: series file not found"),
-        (["--data", "{bad}"], "bad.csv, line 3: column 'x' has 'oops'"),
-        (["--series", "shop0"], "--series picks the series drawn by --plot"),
-        (["--plot", "{png}", "--series", "nope"], "--series 'nope' is not a series"),
-        (["--format", "long"], "--format and --time-column describe --data"),
+        (["--horizon", "5"], "--horizon must be at most 4, the horizon {run} was trained for; "
+         "got 5"),
+        (["--data", "{missing}"], "--data: series file not found: {missing}; expected a .tsf or "
+         ".csv file"),
+        (["--data", "{bad}"], "{bad}, line 3: column 'x' has 'oops'; expected a number, or an "
+         "empty cell, ?, NA or NaN for a missing value"),
+        (["--series", "shop0"], "--series picks the series drawn by --plot; give --plot FILE.png"),
+        (["--plot", "{png}", "--series", "nope"], "--series 'nope' is not a series of {data}; it "
+         "has 'shop0', 'shop1', 'shop2', 'shop3', 'shop4'"),
+        (["--format", "long"], "--format and --time-column describe --data; give --data FILE"),
     ],
-)
+)  # fmt: skip
 def test_forecast_command_errors_are_one_line(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list, message: str
 ) -> None:
     bad = write(tmp_path, "bad.csv", "x\n1\noops\n")
-    paths = {"missing": str(tmp_path / "nope.csv"), "bad": str(bad), "png": str(tmp_path / "p.png")}
+    paths = {"missing": str(tmp_path / "nope.csv"), "bad": str(bad), "png": str(tmp_path / "p.png"),
+             "run": str(run_dir), "data": str(run_dir.parent / "shops.csv")}  # fmt: skip
     argv = [a.format(**paths) for a in argv]
     capsys.readouterr()
     assert main(["forecast", str(run_dir), *argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("rnnkit forecast: error:") and "\n" not in err
-    assert message in err
+    err = capsys.readouterr().err
+    assert err == f"rnnkit forecast: error: {message.format(**paths)}\n"
     assert not (tmp_path / "p.png").exists()
 
 
@@ -719,8 +723,11 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     header = "@attribute series_name string\n@frequency monthly\n@horizon 2\n@data\n"
     monthly = write(tmp_path, "monthly.tsf", header + series)
     cases = [
-        (["--data", str(one)], "does not say how far to forecast: give --horizon"),
-        (["--data", str(one), "--horizon", "3"], "too short for --horizon 3"),
+        (["--data", str(one)], f"{one} does not say how far to forecast: give --horizon (e.g. "
+         "6 for yearly, 8 for quarterly, 18 for monthly series, as in M4)"),
+        (["--data", str(one), "--horizon", "3"], f"{one}: the series are too short for "
+         "--horizon 3 with --origins 3: a series needs at least 13 values (training, "
+         "validation and test each need their share); the longest has 6"),
         (["--data", str(thirteen), "--horizon", "2", "--seasonality", "12"],
          f"{thirteen}: --seasonality 12 is as long as every series' history at its last "
          "test origin or longer (the longest holds 11 values), so no forecast could use "
@@ -729,21 +736,26 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
          f"{monthly}: its seasonality (12) is as long as every series' history at its last "
          "test origin or longer (the longest holds 9 values), so no forecast could use the "
          "season; give --seasonality below 9, or 1 for none"),
-        (["--time-column", "t"], "--format and --time-column describe --data"),
-        (["--data", str(one), "--dataset", "nile"], "give --data or --dataset, not both"),
-        (["--interval-scale", "2"], "--interval-scale is for --train-until test (a refit)"),
+        (["--time-column", "t"], "--format and --time-column describe --data; give --data FILE"),
+        (["--data", str(one), "--dataset", "nile"],
+         f"give --data or --dataset, not both; got --data {one} and --dataset nile"),
+        (["--interval-scale", "2"],
+         "forecast options: --interval-scale is for --train-until test (a refit); with "
+         "--train-until validation the intervals are scaled on validation (--calibrate); got "
+         "--interval-scale 2"),
         (["--adapt", "0.05", "--no-calibrate"],
-         "--adapt is for test intervals recalibrated at each origin (--calibrate with "
-         "--train-until validation); got --adapt 0.05 with --no-calibrate"),
+         "forecast options: --adapt is for test intervals recalibrated at each origin "
+         "(--calibrate with --train-until validation); got --adapt 0.05 with --no-calibrate"),
         (["--adapt", "0.05", "--train-until", "test"],
-         "got --adapt 0.05 with --train-until test"),
+         "forecast options: --adapt is for test intervals recalibrated at each origin "
+         "(--calibrate with --train-until validation); got --adapt 0.05 with --train-until "
+         "test"),
     ]  # fmt: skip
     for extra, message in cases:
         capsys.readouterr()
         out = tmp_path / "never"
         assert main(["train", "forecast", *extra, "--steps", "2", "--out", str(out)]) == 2
-        err = capsys.readouterr().err.strip()
-        assert message in err and "\n" not in err, err
+        assert capsys.readouterr().err == f"rnnkit train: error: {message}\n"
         assert not out.exists()
     with pytest.raises(SystemExit) as exc:  # argparse's own check of the value
         main(["train", "forecast", "--margin", "-1", "--out", str(tmp_path / "never")])
@@ -798,15 +810,17 @@ def test_a_constant_series_among_others_is_left_out_of_mase(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ({"source": None}, "missing key(s) source of a forecast run"),
-        ({"origins": None}, "missing key(s) origins of a forecast run"),
-        ({"horizon": None}, "missing key(s) horizon of a forecast run"),
-        ({"horizon": "four"}, "horizon must be a positive integer; got 'four'"),
-        ({"scale_window": 0}, "scale_window must be a positive integer; got 0"),
-        ({"source": "shops.csv"}, "source must be an object with a path or a dataset"),
-        ({"anchor": "mean"}, "anchor must be one of"),
+        ({"source": None}, "derived: missing key(s) source of a forecast run"),
+        ({"origins": None}, "derived: missing key(s) origins of a forecast run"),
+        ({"horizon": None}, "derived: missing key(s) horizon of a forecast run"),
+        ({"horizon": "four"}, "derived: horizon must be a positive integer; got 'four'"),
+        ({"scale_window": 0}, "derived: scale_window must be a positive integer; got 0"),
+        ({"source": "shops.csv"}, "derived: source must be an object with a path or a dataset; "
+         "got 'shops.csv'"),
+        ({"anchor": "mean"}, "derived: anchor must be one of seasonal-naive, climatology, drift; "
+         "got 'mean'"),
     ],
-)
+)  # fmt: skip
 def test_a_hand_edited_config_is_refused_in_one_line(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: dict, message: str
 ) -> None:
@@ -823,14 +837,13 @@ def test_a_hand_edited_config_is_refused_in_one_line(
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError) as err:
         rnnkit.load(run)
-    assert "config.json" in str(err.value) and message in str(err.value)
+    assert str(err.value) == f"{run / 'config.json'}: {message}"
     capsys.readouterr()
     for argv in (["eval", str(run), "--out", str(tmp_path / "figs")],
                  ["forecast", str(run), "--horizon", "2"]):  # fmt: skip
         assert main(argv) == 2
-        err_line = capsys.readouterr().err.strip()
-        assert "\n" not in err_line and f"{run / 'config.json'}: derived" in err_line
-        assert message in err_line
+        err_line = capsys.readouterr().err
+        assert err_line == f"rnnkit {argv[0]}: error: {run / 'config.json'}: {message}\n"
     assert not (tmp_path / "figs").exists()
 
 

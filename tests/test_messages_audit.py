@@ -6,8 +6,9 @@ concatenations, calls that wrap them, and a message built in a local variable of
 function. A message counts as tested when a string constant of ``tests/`` (with regex
 escapes removed) holds ``WINDOW`` consecutive characters of its literal text that no
 other message holds. A message whose every such stretch is shared with other messages
-(a helper's "must be a positive integer; got") counts when a test quotes any of them;
-one with fewer than ``WINDOW`` literal characters is not checked.
+(``": length must be an integer >= 0; got "``, raised by several functions) counts only
+when a test quotes it whole: its literal pieces in order, in one string of a test. One
+with fewer than ``WINDOW`` literal characters is not checked.
 
 ``UNREACHABLE`` names the messages no input reaches, each with the reason. The test fails
 on a message that is neither tested nor listed, and on a listed one that is tested or
@@ -109,8 +110,30 @@ def _stretches(text: str) -> set[str]:
     return {text[i : i + WINDOW] for i in range(len(text) - WINDOW + 1)}
 
 
-def _quoted() -> set[str]:
-    """Every WINDOW-character stretch of every string constant in tests/."""
+@dataclass(frozen=True)
+class Quotes:
+    """What the tests quote: every WINDOW-character stretch of their strings, and the
+    strings themselves, one per line (an f-string's values as NUL)."""
+
+    stretches: frozenset[str]
+    text: str
+
+    @classmethod
+    def of(cls, strings: list[str]) -> Quotes:
+        # A pattern for pytest.raises(match=...) escapes its punctuation; unescape it too.
+        strings = strings + [re.sub(r"\\(.)", r"\1", s) for s in strings]
+        stretches: set[str] = set()
+        for s in strings:
+            stretches |= _stretches(s)
+        return cls(frozenset(stretches), "\n".join(" ".join(s.split()) for s in strings))
+
+    def whole(self, m: Message) -> bool:
+        """Whether one string quotes every literal piece of ``m``, in order."""
+        pieces = [re.escape(" ".join(p.split())) for p in m.pieces if p.strip()]
+        return re.search(r"[^\n]{0,200}?".join(pieces), self.text) is not None
+
+
+def _quoted() -> Quotes:
     strings: list[str] = []
     for path in sorted((ROOT / "tests").glob("*.py")):
         if path.name == Path(__file__).name:
@@ -118,15 +141,15 @@ def _quoted() -> set[str]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 strings.append(node.value)
-    # A pattern for pytest.raises(match=...) escapes its punctuation; unescape it too.
-    strings += [re.sub(r"\\(.)", r"\1", s) for s in strings]
-    quoted: set[str] = set()
-    for s in strings:
-        quoted |= _stretches(s)
-    return quoted
+            elif isinstance(node, ast.JoinedStr):
+                parts = node.values
+                strings.append(
+                    "".join(v.value if isinstance(v, ast.Constant) else "\0" for v in parts)
+                )
+    return Quotes.of(strings)
 
 
-def untested(found: list[Message], quoted: set[str]) -> list[Message]:
+def untested(found: list[Message], quoted: Quotes) -> list[Message]:
     stretches = {m: set().union(*map(_stretches, m.pieces)) if m.pieces else set() for m in found}
     holders: dict[str, int] = {}
     for own in stretches.values():
@@ -137,7 +160,7 @@ def untested(found: list[Message], quoted: set[str]) -> list[Message]:
         if not own:
             continue  # too little literal text to tell
         distinct = {s for s in own if holders[s] == 1}
-        if not (distinct or own) & quoted:
+        if not (distinct & quoted.stretches if distinct else quoted.whole(m)):
             missing.append(m)
     return missing
 
@@ -179,7 +202,14 @@ def test_the_audit_finds_an_untested_message() -> None:
     quoted = _quoted()
     assert untested([new], quoted) == [new]
     known = Message("rnnkit/x.py", "f", 1, ("a message the test quotes", ": word for word"))
-    assert untested([known], _stretches("see: a message the test quotes")) == []
+    assert untested([known], Quotes.of(["see: a message the test quotes"])) == []
+    # Two call sites of one text: quoted in part, neither counts; quoted whole, one does.
+    shared = ("f: ", "count must be an integer >= 0; got ")
+    a, b = (Message("rnnkit/x.py", f, 1, shared) for f in ("a", "b"))
+    part = Quotes.of(["count must be an integer >= 0; got -1"])
+    assert untested([a, b], part) == [a, b]
+    assert untested([a, b], Quotes.of(["f: count must be an integer >= 0; got -1"])) == []
+    assert untested([a], Quotes.of([r"f: count must be an integer \>= 0; got \-1"])) == []
 
 
 def test_every_message_is_quoted_by_a_test() -> None:

@@ -223,6 +223,20 @@ def test_a_run_folder_with_links_or_a_linked_lock_is_refused(copy, tmp_path):
         pass
 
 
+def test_a_linked_config_or_weights_file_is_not_followed(copy, tmp_path):
+    # rnnkit.load reads a run's files itself: a link among them is refused, not read.
+    (copy / "config.json").rename(tmp_path / "config.json")
+    (copy / "config.json").symlink_to(tmp_path / "config.json")
+    _raises_exactly(ValueError, f"{copy / 'config.json'} is a symbolic link; rnnkit does not "
+                    "follow links in a run", rnnkit.load, copy, model=Last())  # fmt: skip
+    (copy / "config.json").unlink()
+    (tmp_path / "config.json").rename(copy / "config.json")
+    (copy / "model.safetensors").rename(tmp_path / "model.safetensors")
+    (copy / "model.safetensors").symlink_to(tmp_path / "model.safetensors")
+    _raises_exactly(ValueError, f"{copy / 'model.safetensors'} is a symbolic link; rnnkit does "
+                    "not follow links in a run", rnnkit.load, copy, model=Last())  # fmt: skip
+
+
 # ---- TBPTT helpers and scoring --------------------------------------------------------
 
 

@@ -323,8 +323,10 @@ def test_save_pretrained_refuses_a_folder_in_a_run_and_writes_nothing(made, tmp_
         for source in (run, model):
             with pytest.raises(ValueError) as err:
                 rnnkit.save_pretrained(source, dest)
-            _one_line(err, f"folder {dest}: expected a path outside any run folder",
-                      f"inside the run folder {where}")  # fmt: skip
+            assert str(err.value) == (
+                f"save_pretrained: folder {dest}: expected a path outside any run folder; got "
+                f"one inside the run folder {where}"
+            )
     # Nothing was written there: no folder, no temporary, and the run still resumes.
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
     RunFolder(run).check_owned()  # raises on anything rnnkit did not write
