@@ -170,7 +170,9 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path) -> None:
         draw_figure(rnnkit.RNN(3, 4), tmp_path / "x.png", steps=7)
     with pytest.raises(ValueError, match="kind must be one of"):
         describe(rnnkit.RNN(3, 4), kind="cnn")
-    with pytest.raises(ValueError, match=r"kind 'lstm' needs an LSTM layer; got rnnkit\.GRU"):
+    with pytest.raises(
+        ValueError, match=r"^draw: kind 'lstm' needs an LSTM layer; got rnnkit\.GRU \(GRU\)$"
+    ):
         describe(rnnkit.GRU(3, 4), kind="lstm")
     with pytest.raises(ValueError, match="kind 'bidirectional' needs bidirectional=True"):
         describe(rnnkit.GRU(3, 4), kind="bidirectional")

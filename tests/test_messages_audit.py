@@ -7,8 +7,9 @@ function. A message counts as tested when a string constant of ``tests/`` (with 
 escapes removed) holds ``WINDOW`` consecutive characters of its literal text that no
 other message holds. A message whose every such stretch is shared with other messages
 (``": length must be an integer >= 0; got "``, raised by several functions) counts only
-when a test quotes it whole: its literal pieces in order, in one string of a test. One
-with fewer than ``WINDOW`` literal characters is not checked.
+when a test quotes it whole: its literal pieces in order, in one string of a test. So
+does one with fewer than ``WINDOW`` literal characters (``f"text file {path} is empty"``);
+one with fewer than ``LEAST`` letters (``f"{where}: {why}"``) is not checked.
 
 ``UNREACHABLE`` names the messages no input reaches, each with the reason. The test fails
 on a message that is neither tested nor listed, and on a listed one that is tested or
@@ -25,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "rnnkit"
 WINDOW = 16
+LEAST = 6  # letters of literal text below which a message is all dynamic parts
 
 # (module, function, a fragment of the message): why no input reaches it.
 UNREACHABLE: dict[tuple[str, str, str], str] = {
@@ -157,8 +159,8 @@ def untested(found: list[Message], quoted: Quotes) -> list[Message]:
             holders[s] = holders.get(s, 0) + 1
     missing = []
     for m, own in stretches.items():
-        if not own:
-            continue  # too little literal text to tell
+        if sum(c.isalpha() for p in m.pieces for c in p) < LEAST:
+            continue  # all dynamic parts: nothing of its own to quote
         distinct = {s for s in own if holders[s] == 1}
         if not (distinct & quoted.stretches if distinct else quoted.whole(m)):
             missing.append(m)
@@ -210,6 +212,11 @@ def test_the_audit_finds_an_untested_message() -> None:
     assert untested([a, b], part) == [a, b]
     assert untested([a, b], Quotes.of(["f: count must be an integer >= 0; got -1"])) == []
     assert untested([a], Quotes.of([r"f: count must be an integer \>= 0; got \-1"])) == []
+    # Short: quoted whole or not at all; all dynamic parts: not checked.
+    short = Message("rnnkit/x.py", "f", 1, ("text file ", " is empty"))
+    assert untested([short], Quotes.of(["text file"])) == [short]
+    assert untested([short], Quotes.of(["text file a.txt is empty"])) == []
+    assert untested([Message("rnnkit/x.py", "f", 1, (": ",))], Quotes.of([])) == []
 
 
 def test_every_message_is_quoted_by_a_test() -> None:

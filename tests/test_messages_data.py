@@ -416,6 +416,15 @@ def test_load_jsonl_messages(tmp_path):
         text,
         features,
     )
+    wider = _jsonl(tmp_path, json.dumps({"x": [[1.0, 2.0, 3.0]], "y": ["A"]}), name="w.jsonl")
+    _raises(
+        ValueError,
+        f"--test-data {wider}: x is features (3 features), but --data {features} holds "
+        "features (2 features)",
+        tagging.load_jsonl,
+        features,
+        wider,
+    )
     data = tagging.load_jsonl(text)
     _raises(
         ValueError,
