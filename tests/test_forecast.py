@@ -858,21 +858,6 @@ def test_resume_refuses_changed_data(tmp_path: Path) -> None:
         train("forecast", resume=out, steps=4, **quiet)
 
 
-def test_docs_online_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Python blocks of docs/forecast.md run as written, on a tiny run of M1 yearly."""
-    import re
-
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "forecast.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
-    assert blocks
-    monkeypatch.chdir(tmp_path)
-    config = TrainConfig(steps=2, eval_every=2, threads=1)
-    train("forecast", {"hidden_size": 8}, config, out="runs/m1", log=lambda _: None,
-          progress=io.StringIO())  # fmt: skip
-    for block in blocks:
-        exec(compile(block, "docs/forecast.md", "exec"), {})
-
-
 def test_an_int8_forecaster_without_parameters_still_forecasts() -> None:
     """rnnkit.quantize_dynamic leaves a forecaster no parameters (packed int8 weights):
     the forecast functions find its device from a buffer, not from a parameter."""
