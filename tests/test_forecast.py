@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -271,6 +272,17 @@ def test_online_step_features_equal_one_pass(seasonality: int, horizon: int, anc
         np.testing.assert_array_equal(x, prepared.x[t])
         np.testing.assert_array_equal(anchor, prepared.anchor[t])
         assert unit == prepared.unit[t]
+
+
+def test_a_series_whose_magnitudes_overflow_is_refused() -> None:
+    # The running sums that scale a series would be inf and every forecast NaN. The CLI's
+    # readers bound each value by 1e300 first; a Python caller reaches this check.
+    overflow = (
+        "the magnitudes of a series' values must sum to a finite number (below 1.8e308) to "
+        "scale it; got a sum past it at value 3"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(overflow) + "$"):
+        prepare_series([1.0, 1e308, 1e308, 5.0], ForecastConfig(horizon=2))
 
 
 def test_climatology_anchor_by_hand() -> None:

@@ -11,6 +11,11 @@ when a test quotes it whole: its literal pieces in order, in one string of a tes
 does one with fewer than ``WINDOW`` literal characters (``f"text file {path} is empty"``);
 one with fewer than ``LEAST`` letters (``f"{where}: {why}"``) is not checked.
 
+A message that a function of the package builds and returns, raised as
+``raise E(not_found(path))``, is read from that function: each of its ``return``s is a
+message of its own, and each must be quoted. (A helper called inside an f-string, such as
+a value's description, is a dynamic part like any other.)
+
 ``UNREACHABLE`` names the messages no input reaches, each with the reason. The test fails
 on a message that is neither tested nor listed, and on a listed one that is tested or
 gone, so the list stays exact.
@@ -43,13 +48,15 @@ class Message:
     function: str
     line: int
     pieces: tuple[str, ...]  # the literal text, in order
+    helper: str = ""  # the function that built it, "name:line" of its return; "" for none
 
     @property
     def text(self) -> str:
         return "{}".join(self.pieces)
 
     def where(self) -> str:
-        return f"{self.module}:{self.line} ({self.function}): {self.text!r}"
+        via = f" via {self.helper}" if self.helper else ""
+        return f"{self.module}:{self.line} ({self.function}{via}): {self.text!r}"
 
 
 def _literal(node: ast.AST, assigned: dict[str, list[ast.AST]], seen: frozenset[str]) -> list[str]:
@@ -84,15 +91,67 @@ def _assignments(scope: ast.AST) -> dict[str, list[ast.AST]]:
     return found
 
 
-def messages() -> list[Message]:
-    """Every raise with a message argument in the package, innermost function first."""
-    found: dict[tuple[str, int], Message] = {}
+def _functions() -> dict[Path, list[ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """Every function (and method) of each module of the package."""
+    found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        module = path.relative_to(PACKAGE.parent).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        scopes = [
+        found[path] = [
             n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
         ]
+    return found
+
+
+Return = tuple[int, tuple[str, ...]]  # a return's line and its literal pieces
+
+
+def _builders(functions: list[ast.FunctionDef | ast.AsyncFunctionDef]) -> dict[str, list[Return]]:
+    """The functions whose every ``return`` hands back text of its own, by name: the
+    literal pieces of each return. A name defined twice in the package is left out, as a
+    call to it cannot be told apart by name."""
+    found: dict[str, list[Return]] = {}
+    seen: set[str] = set()
+    for f in functions:
+        if f.name in seen:
+            found.pop(f.name, None)
+            continue
+        seen.add(f.name)
+        own = [n for n in ast.walk(f) if isinstance(n, ast.Return) and _owner(f, n)]
+        assigned = _assignments(f)
+        returns = sorted(
+            (r.lineno, tuple(p for p in _literal(r.value, assigned, frozenset()) if p))
+            for r in own
+            if r.value is not None
+        )
+        if own and all(pieces for _, pieces in returns) and len(returns) == len(own):
+            found[f.name] = returns
+    return found
+
+
+def _owner(f: ast.AST, node: ast.AST) -> bool:
+    """Whether ``node`` belongs to ``f`` itself, not to a function defined inside it."""
+    nested = [n for n in ast.walk(f) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return not any(n is node for inner in nested if inner is not f for n in ast.walk(inner))
+
+
+def _called(node: ast.AST, assigned: dict[str, list[ast.AST]]) -> str | None:
+    """The name of the function whose result is the whole message, if it is one."""
+    if isinstance(node, ast.Name) and len(assigned.get(node.id, [])) == 1:
+        node = assigned[node.id][0]
+    if isinstance(node, ast.Call):
+        func = node.func
+        return func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    return None
+
+
+def messages() -> list[Message]:
+    """Every raise with a message argument in the package, innermost function first."""
+    functions = _functions()
+    builders = _builders([f for fs in functions.values() for f in fs])
+    found: dict[tuple[str, int, int], Message] = {}
+    for path, scopes in functions.items():
+        module = path.relative_to(PACKAGE.parent).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
         # Walk outer scopes first, so an inner function's own scope has the last word.
         for scope in [tree, *scopes]:
             assigned = _assignments(scope)
@@ -102,9 +161,18 @@ def messages() -> list[Message]:
                     continue
                 if not node.exc.args:
                     continue
-                pieces = tuple(p for p in _literal(node.exc.args[0], assigned, frozenset()) if p)
-                found[(module, node.lineno)] = Message(module, name, node.lineno, pieces)
-    return sorted(found.values(), key=lambda m: (m.module, m.line))
+                arg = node.exc.args[0]
+                builder = _called(arg, assigned)
+                if builder in builders:
+                    for k, (line, pieces) in enumerate(builders[builder]):
+                        via = f"{builder}:{line}"
+                        found[(module, node.lineno, k)] = Message(
+                            module, name, node.lineno, pieces, via
+                        )
+                    continue
+                pieces = tuple(p for p in _literal(arg, assigned, frozenset()) if p)
+                found[(module, node.lineno, 0)] = Message(module, name, node.lineno, pieces)
+    return sorted(found.values(), key=lambda m: (m.module, m.line, m.helper))
 
 
 def _stretches(text: str) -> set[str]:
@@ -196,6 +264,34 @@ def test_the_audit_reads_a_message_built_before_its_raise(tmp_path: Path) -> Non
     assert _literal(raise_.exc.args[0], _assignments(tree), frozenset()) == [  # type: ignore[union-attr]
         "f: ",
         "x must be positive; got ",
+    ]
+
+
+def test_the_audit_reads_a_message_a_function_builds() -> None:
+    # Each return of the builder is a message; a formatter inside an f-string is not one.
+    source = (
+        "def why(p):\n"
+        "    if p:\n        return f'{p} is a file; expected a folder'\n"
+        "    return 'folder not found'\n"
+        "def fmt(x):\n    return repr(x)\n"
+        "def twice(x):\n    return 'a'\n"
+        "def twice(x):\n    return 'b'\n"
+    )
+    functions = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)]
+    assert _builders(functions) == {
+        "why": [(3, (" is a file; expected a folder",)), (4, ("folder not found",))]
+    }
+    call = ast.parse("why(path)", mode="eval").body
+    assert _called(call, {}) == "why"
+    assert _called(ast.Name("msg"), {"msg": [call]}) == "why"
+    # In the package: not_found's three returns, at each of its raises.
+    via = {m.helper.split(":")[0] for m in messages() if m.helper}
+    assert {"not_found", "sum_overflow"} <= via
+    read_config = [m for m in messages() if m.function == "read_config" and m.helper]
+    assert [m.pieces for m in read_config] == [
+        (" is a symbolic link; expected a run folder (rnnkit does not follow links)",),
+        (" is a file; expected a run folder",),
+        ("run folder not found: ",),
     ]
 
 

@@ -223,6 +223,20 @@ def test_a_run_folder_with_links_or_a_linked_lock_is_refused(copy, tmp_path):
         pass
 
 
+def test_a_link_to_a_run_folder_is_refused_where_one_is_read(copy, tmp_path):
+    # save_pretrained and write_card read the folder they are given: a link is named, not
+    # followed, and nothing is written.
+    from rnnkit.train.card import write_card
+
+    link = tmp_path / "link"
+    link.symlink_to(copy, target_is_directory=True)
+    before = sorted(p.name for p in copy.iterdir())
+    message = f"{link} is a symbolic link; expected a run folder (rnnkit does not follow links)"
+    _raises_exactly(RunFolderError, message, rnnkit.save_pretrained, link, tmp_path / "out")
+    _raises_exactly(RunFolderError, message, write_card, link)
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in copy.iterdir()) == before
+
+
 def test_a_linked_config_or_weights_file_is_not_followed(copy, tmp_path):
     # rnnkit.load reads a run's files itself: a link among them is refused, not read.
     (copy / "config.json").rename(tmp_path / "config.json")
