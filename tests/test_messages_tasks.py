@@ -1,4 +1,4 @@
-"""Each error message of the classify, tag, lm and numbers tasks that no other test
+"""Each error message of the classify, tag, forecast, lm and numbers tasks that no other test
 reaches, through the Python API or `rnnkit` itself, asserted word for word: the command
 line's in one line on stderr, exit status 2, no traceback and nothing written."""
 
@@ -156,23 +156,52 @@ def test_eval_out_of_a_classify_run_in_a_folder_that_does_not_exist(
     )
 
 
-def test_the_classify_report_into_a_file(classify_run: Path, tmp_path: Path) -> None:
+def _tag_data(folder: Path) -> dict[str, Any]:
+    words = ["ab1", "c22d", "e3", "fg", "4h", "ij5", "k6l", "7m", "no8", "p9", "qr", "s0t"]
+    lines = [{"x": w, "y": ["N" if c.isalpha() else "D" for c in w]} for w in words]
+    path = folder / "tags.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in lines))
+    return {"data": str(path), "hidden_size": 4, "embed_size": 4, "seq_len": 8}
+
+
+def _forecast_data(folder: Path) -> dict[str, Any]:
+    rows = ["t,a,b"] + [f"{t},{10 + t % 4 + t / 10:.2f},{20 - t % 3:.1f}" for t in range(40)]
+    (folder / "shops.csv").write_text("\n".join(rows) + "\n")
+    return {"data": str(folder / "shops.csv"), "horizon": 4, "seasonality": 4,
+            "hidden_size": 4, "batch_size": 4, "context": 8}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("task", "figure"),
+    [("classify", "confusion.png"), ("tag", "tagged.png"), ("forecast", "forecast.png")],
+)
+def test_a_task_report_into_a_file(
+    task: str, figure: str, classify_run: Path, tmp_path: Path
+) -> None:
     # `rnnkit eval --out FILE` is refused before (a file is no folder); a caller of the
-    # task's own report, as rnnkit eval is, hears it from the report.
+    # task's own report, as rnnkit eval is, hears it from the report, and the file stays.
     import rnnkit
     from rnnkit.tasks import get_task
     from rnnkit.train.distributed import Context
     from rnnkit.train.runfolder import RunFolder
 
-    config = RunFolder(classify_run).read_config()
-    task_cls = get_task("classify")
-    task = task_cls(task_cls.parse_options(config.options, where="config.json"), config.derived)
-    task.prepare(config.train, Context(0, 1, torch.device("cpu")))
+    run = classify_run
+    if task != "classify":
+        options = (_tag_data if task == "tag" else _forecast_data)(tmp_path)
+        train(task, options, TrainConfig(**STEPS), out=tmp_path / "run", **quiet())
+        run = tmp_path / "run"
+    config = RunFolder(run).read_config()
+    task_cls = get_task(task)
+    made = task_cls(task_cls.parse_options(config.options, where="config.json"), config.derived)
+    made.prepare(config.train, Context(0, 1, torch.device("cpu")))
     afile = tmp_path / "figures.png"
     afile.write_text("mine\n")
-    _raises(ValueError, f"out_dir {afile} is a file; expected a folder for confusion.png",
-            task.report, rnnkit.load(classify_run), classify_run, afile)  # fmt: skip
+    _raises(ValueError, f"out_dir {afile} is a file; expected a folder for {figure}",
+            made.report, rnnkit.load(run), run, afile)  # fmt: skip
     assert afile.read_text() == "mine\n"
+    # A new folder is made, and the figure is written into it.
+    lines = made.report(rnnkit.load(run), run, tmp_path / "new")
+    assert (tmp_path / "new" / figure).is_file() and str(tmp_path / "new" / figure) in lines[-1]
 
 
 def test_a_dataset_aeon_lacks_a_file_of(capsys, tmp_path: Path, monkeypatch) -> None:

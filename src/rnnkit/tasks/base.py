@@ -14,6 +14,7 @@ import dataclasses
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -30,6 +31,19 @@ def model_device(model: nn.Module) -> torch.device:
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+def report_folder(out_dir: Any, figure: str) -> Path:
+    """``out_dir`` made ready to hold a report's ``figure``: a folder, created if new.
+
+    `rnnkit eval --out FILE` is refused before a report runs; a Python caller of a task's
+    :meth:`Task.report` hears it here, before anything is written.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir {out} is a file; expected a folder for {figure}")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 class BatchSource(ABC):

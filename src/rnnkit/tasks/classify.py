@@ -35,7 +35,7 @@ from rnnkit.data.ts_format import TSData, read_ts
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import AverageProbabilities, Members
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device
+from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device, report_folder
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -685,11 +685,7 @@ class ClassifyTask(Task):
             total = int(confusion[k].sum())
             share = f"{confusion[k, k] / total:7.2%}" if total else "    n/a"
             lines.append(f"  {name:>{width}}: {share} ({int(confusion[k, k])}/{total})")
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"out_dir {out} is a file; expected a folder for confusion.png")
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "confusion.png"
+        path = report_folder(out_dir, "confusion.png") / "confusion.png"
         what = self.derived["source"].get("dataset") or self.train_name
         title = f"{what}: test accuracy {right / split.n:.2%} ({right}/{split.n})"
         atomic_write(path, confusion_png(confusion, classes, title))

@@ -81,7 +81,7 @@ from rnnkit.deploy import (
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import MemberLinear, Members
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import DerivedError, SeededBatches, Task
+from rnnkit.tasks.base import DerivedError, SeededBatches, Task, report_folder
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 
@@ -1328,7 +1328,7 @@ class ForecastTask(Task):
 
     def report(self, model: nn.Module, run_dir: Any, out_dir: Any) -> list[str]:
         lines = self.test_lines(model)
-        path = self.plot(model, Path(out_dir) / "forecast.png")
+        path = self.plot(model, report_folder(out_dir, "forecast.png") / "forecast.png")
         return [*lines, f"figure: {path}"]
 
     def test_lines(self, model: nn.Module) -> list[str]:

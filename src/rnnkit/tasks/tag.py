@@ -39,7 +39,7 @@ from rnnkit.data.tagging import IGNORE, Document, TaggedData
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models._config import config_from_dict
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device
+from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device, report_folder
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.files import write_figure
@@ -590,8 +590,7 @@ class TagTask(Task):
         wrong = confusions(pred, truth, tags)
         if wrong:
             lines.append("most frequent errors (true -> predicted): " + ", ".join(wrong))
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = report_folder(out_dir, FIGURE)
         path = draw_tagged(test_docs, test, pred, truth, tags, out / FIGURE, self.title(model))
         lines.append(f"figure: {path}")
         return lines
