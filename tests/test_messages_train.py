@@ -106,6 +106,30 @@ def test_fit_names_the_device_and_precision_in_its_own_words():
                 "CUDA device", rnnkit.fit, Last(), loader, device="cuda", **_quiet())  # fmt: skip
 
 
+def test_the_command_line_on_a_run_of_fit(capsys, run, tmp_path):
+    # rnnkit's commands build a task's own model; a run of rnnkit.fit holds the weights of
+    # the caller's class, which only Python has: each command says where to go instead.
+    from rnnkit.tasks import NAMES
+
+    assert refused(capsys, ["eval", str(run)], run.parent) == (
+        f"rnnkit eval: error: {run} is a run of rnnkit.fit; evaluate it in Python, on the "
+        "model rnnkit.load(run, model=MyModel(...)) returns"
+    )
+    assert refused(capsys, ["train", "--resume", str(run)], run.parent) == (
+        f"rnnkit train: error: {run} is a run of rnnkit.fit; continue it in Python with "
+        "rnnkit.fit(model, train_loader, out=RUN, resume=True)"
+    )
+    config = run / "config.json"
+    assert refused(capsys, ["train", "--config", str(config)], run.parent) == (
+        f"rnnkit train: error: {config} is the config of a run of rnnkit.fit, which trains in "
+        f"Python only; rnnkit train's tasks: {', '.join(NAMES)}"
+    )
+    assert refused(capsys, ["export", str(run)], run.parent) == (
+        f"rnnkit export: error: {run} is a run of rnnkit.fit: give the model to load its "
+        "weights into, rnnkit.load(run, model=MyModel(...))"
+    )
+
+
 def test_train_config_needs_a_budget():
     _raises(ValueError, "a budget is needed: --steps, --minutes or both", TrainConfig,
             steps=None, minutes=None)  # fmt: skip

@@ -98,6 +98,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     task = RunFolder(args.run_dir).read_config().task
+    if task == "fit":  # the model is the caller's own Python class: rnnkit eval has none
+        raise ValueError(
+            f"{args.run_dir} is a run of rnnkit.fit; evaluate it in Python, on the model "
+            "rnnkit.load(run, model=MyModel(...)) returns"
+        )
     if task == "numbers":
         return seq2seq_args.run_numbers_eval(args, foreign=("text",))
     if seq2seq_args.numbers_eval_flags(args):

@@ -182,6 +182,16 @@ def _task_of_files(argv: list[str]) -> tuple[str, str] | None:
                 task = RunFolder(value).read_config().task
             else:
                 task = _config_task(value)
+            if task == "fit" and flag == "--resume":  # the model is the caller's own class
+                raise ValueError(
+                    f"{value} is a run of rnnkit.fit; continue it in Python with "
+                    "rnnkit.fit(model, train_loader, out=RUN, resume=True)"
+                )
+            if task == "fit":
+                raise ValueError(
+                    f"{value} is the config of a run of rnnkit.fit, which trains in Python "
+                    f"only; rnnkit train's tasks: {', '.join(NAMES)}"
+                )
             if task not in REGISTRY:
                 raise ValueError(f"{value} names task {task!r}; known: {', '.join(NAMES)}")
             return task, value
