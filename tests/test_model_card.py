@@ -181,6 +181,28 @@ def test_a_users_readme_beside_a_run_is_untouched(made):
     assert (made["root"] / "README.md").read_text() == "# my experiments\n"
 
 
+def test_the_card_of_a_fit_run_says_what_ranks_its_checkpoints(tmp_path):
+    # rnnkit.fit records its monitor, its direction and whether a val_loader was given;
+    # without one the card says the scores are on training data.
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = DataLoader(TensorDataset(torch.randn(8, 2), torch.randint(0, 2, (8,))), batch_size=4)
+    quiet = {"log": lambda _: None, "progress": io.StringIO(), "steps": 2, "eval_every": 2}
+    rnnkit.fit(torch.nn.Linear(2, 2), data, out=tmp_path / "plain", **quiet)
+    card = (tmp_path / "plain" / "README.md").read_text(encoding="utf-8")
+    assert '| `monitor` | "loss" | the metric that ranks the checkpoints |' in card
+    better = "whether a larger value of the monitor is better"
+    assert f"| `higher_is_better` | false | {better} |" in card
+    assert (
+        "| `val_loader` | false | whether a val_loader was given (without one the training "
+        "loss ranks them) |"
+    ) in card
+    assert "training (no val_loader: the mean loss since the last evaluation)" in card
+    rnnkit.fit(torch.nn.Linear(2, 2), data, data, out=tmp_path / "val", **quiet)
+    card = (tmp_path / "val" / "README.md").read_text(encoding="utf-8")
+    assert "| `val_loader` | true |" in card and "no val_loader" not in card
+
+
 # ---- a user's README.md ------------------------------------------------------------------
 
 

@@ -123,7 +123,11 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
     at = best_step(path, manifest)
     task_cls = None if config.task == "fit" else get_task(config.task)
 
-    scored_on, selects = "validation", True  # rnnkit.fit's: its val_loader is not recorded
+    scored_on, selects = "validation", True
+    if task_cls is None and config.options.get("val_loader") is False:
+        from rnnkit.train.fit import SCORED_ON_TRAINING  # fit imports the loop, which this
+
+        scored_on = SCORED_ON_TRAINING
     if task_cls is not None:
         task = task_cls(task_cls.parse_options(config.options, where=str(path / CONFIG)),
                         config.derived)  # fmt: skip
@@ -231,8 +235,12 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
     out += _use(config.task, name, manifest is not None)
 
     out += ["## Options", ""]
-    if options:
-        out += _options_table(task_cls.Options if task_cls is not None else None, options)
+    if options and task_cls is not None:
+        out += _options_table(task_cls.Options, options)
+    elif options:  # a run of rnnkit.fit: what ranks its checkpoints
+        from rnnkit.train.fit import OPTIONS_MEANING
+
+        out += _options_table(None, options, OPTIONS_MEANING)
     else:
         out += ["None: the model and its data are the objects given to `rnnkit.fit`.", ""]
     out += ["## Training", ""]
@@ -407,9 +415,12 @@ def _data_lines(derived: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
-def _options_table(options_cls: Any, values: dict[str, Any]) -> list[str]:
-    """``values`` as a table: each option's flag, its value (JSON) and its help."""
-    flags, helps = _flags(options_cls), {}
+def _options_table(
+    options_cls: Any, values: dict[str, Any], helps: dict[str, str] | None = None
+) -> list[str]:
+    """``values`` as a table: each option's flag, its value (JSON) and its help (from
+    ``options_cls``'s fields, or ``helps``)."""
+    flags, helps = _flags(options_cls), dict(helps or {})
     if options_cls is not None and dataclasses.is_dataclass(options_cls):
         helps = {f.name: str(f.metadata.get("help", "")) for f in dataclasses.fields(options_cls)}
     out = ["| option | value | meaning |", "|---|---|---|"]

@@ -11,10 +11,10 @@ signals, the non-finite guard and ``metrics.csv`` are those of every rnnkit task
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, TextIO
 
 import torch
@@ -25,9 +25,17 @@ from rnnkit.tasks.base import BatchSource, Task
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig, autocast, resolve_device
 from rnnkit.train.loop import Summary, Trainer
-from rnnkit.train.runfolder import MANIFEST, RunFolder, RunFolderError
+from rnnkit.train.runfolder import RunFolder, RunFolderError
 
 Metric = Callable[[Tensor, Tensor], float | Tensor]
+SCORED_ON_TRAINING = "training (no val_loader: the mean loss since the last evaluation)"
+# What the options a run of fit records in config.json mean (for its model card).
+OPTIONS_MEANING = {
+    "monitor": "the metric that ranks the checkpoints",
+    "higher_is_better": "whether a larger value of the monitor is better",
+    "val_loader": "whether a val_loader was given (without one the training loss ranks them)",
+}
+_END = object()  # what next() gives at the end of an epoch
 
 
 def accuracy(output: Tensor, target: Tensor) -> float:
@@ -82,20 +90,32 @@ class LoaderBatches(BatchSource):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, index = int(state["epoch"]), int(state["index"])
+        """Restore a position; one the loader cannot reach is refused (a ValueError the
+        resume names with the checkpoint's files)."""
+        epoch, index = state["epoch"], state["index"]
+        for key, value in (("epoch", epoch), ("index", index)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"data {key} must be an integer >= 0; got {value!r}")
+        self.epoch = epoch
         if "epoch_rng" not in state:
             return
         now = torch.get_rng_state()
-        torch.set_rng_state(state["epoch_rng"])
-        gen = getattr(self.loader, "generator", None)
-        if isinstance(gen, torch.Generator) and "epoch_generator" in state:
-            gen.set_state(state["epoch_generator"])
-        self._rng, self._gen = state["epoch_rng"], state.get("epoch_generator")
-        self._it = iter(self.loader)
-        for _ in range(index):  # the batches this epoch already gave
-            next(self._it)
+        try:
+            torch.set_rng_state(state["epoch_rng"])
+            gen = getattr(self.loader, "generator", None)
+            if isinstance(gen, torch.Generator) and "epoch_generator" in state:
+                gen.set_state(state["epoch_generator"])
+            self._rng, self._gen = state["epoch_rng"], state.get("epoch_generator")
+            self._it = iter(self.loader)
+            for done in range(index):  # the batches this epoch already gave
+                if next(self._it, _END) is _END:
+                    raise ValueError(
+                        f"data index {index} is past the end of train_loader, which gives "
+                        f"{done} batches an epoch"
+                    )
+        finally:
+            torch.set_rng_state(now)
         self.index = index
-        torch.set_rng_state(now)
 
 
 def _to(batch: Any, device: torch.device) -> Any:
@@ -116,6 +136,42 @@ def _split(batch: Any) -> tuple[tuple[Any, ...], Any]:
             + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
         )
     return tuple(batch[:-1]), batch[-1]
+
+
+def _returned(value: object) -> str:
+    """What a loss or metric returned, for a refusal."""
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _loss_value(value: object) -> Tensor:
+    """The loss, checked: a float or a per-sample vector failed in the loop's own words
+    ("'float' object has no attribute 'detach'")."""
+    if not isinstance(value, Tensor):
+        raise TypeError(
+            "rnnkit.fit: loss must return a one-element tensor (the batch's mean, as "
+            f"F.cross_entropy does); got {_returned(value)}"
+        )
+    if value.numel() != 1:
+        raise ValueError(
+            "rnnkit.fit: loss must return a one-element tensor (the batch's mean, as "
+            f"F.cross_entropy does); got {_returned(value)} (reduction='none'?)"
+        )
+    return value
+
+
+def _metric_value(name: str, value: object) -> float:
+    """A metric's value as a float; anything but one number is refused, naming it."""
+    if isinstance(value, numbers.Real) or (isinstance(value, Tensor) and value.numel() == 1):
+        return float(value)
+    message = (
+        f"rnnkit.fit: metrics[{name!r}] must return a number (a float or a one-element "
+        f"tensor); got {_returned(value)}"
+    )
+    if isinstance(value, Tensor):
+        raise ValueError(message)
+    raise TypeError(message)
 
 
 class FitTask(Task):
@@ -142,18 +198,19 @@ class FitTask(Task):
         self.metric, self.higher_is_better = monitor, higher_is_better
         self.device = torch.device("cpu")
         self._recent: list[float] = []
+        self._first = True  # the first batch checks what loss and metrics return
 
     def options_dict(self) -> dict[str, Any]:
-        return {}
+        # What ranks the checkpoints, in config.json: a resume that changed it would
+        # compare another quantity with the saved best (see fit's check_ranking).
+        return {
+            "monitor": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "val_loader": self.val_loader is not None,
+        }
 
     def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
         self.device = ctx.device
-        known = {"loss", *self.metrics} if self.val_loader is not None else {"loss"}
-        if self.metric not in known:
-            raise ValueError(
-                f"rnnkit.fit: monitor must be one of {', '.join(sorted(known))}; got "
-                f"{self.metric!r}" + ("" if self.val_loader is not None else " (no val_loader)")
-            )
 
     def describe(self) -> str:
         return f"your {type(self.model).__name__} on your DataLoaders"
@@ -166,19 +223,36 @@ class FitTask(Task):
 
     def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
         inputs, target = _split(_to(batch, device))
-        loss = self.loss_fn(net(*inputs), target)
+        output = net(*inputs)
+        loss = _loss_value(self.loss_fn(output, target))
+        if not loss.requires_grad:
+            raise ValueError(
+                "rnnkit.fit: loss must return a tensor computed from the model's output; "
+                "got one that needs no gradient"
+            )
+        if self._first and self.val_loader is not None:
+            # A metric is first called at the first evaluation, perhaps many steps on:
+            # what it returns is checked on the first batch instead.
+            with torch.no_grad():
+                for name, fn in self.metrics.items():
+                    _metric_value(name, fn(output, target))
+        self._first = False
         self._recent.append(float(loss.detach()))
         return loss
 
     def items(self, batch: Any) -> int:
-        first = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return int(first.size(0)) if isinstance(first, Tensor) and first.dim() else 1
+        """The samples in ``batch``: the target's first dimension (a classifier's labels,
+        and pad_collate's labels and tags, time-major inputs or not), else the first
+        input's. Validation averages are weighted by it."""
+        parts = batch if isinstance(batch, (tuple, list)) else (batch,)
+        for part in (parts[-1], parts[0]):
+            if isinstance(part, Tensor) and part.dim():
+                return int(part.size(0))
+        return 1
 
     @property
     def scored_on(self) -> str:
-        if self.val_loader is None:
-            return "training (no val_loader: the mean loss since the last evaluation)"
-        return "validation"
+        return "validation" if self.val_loader is not None else SCORED_ON_TRAINING
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -195,9 +269,9 @@ class FitTask(Task):
                 inputs, target = _split(_to(batch, self.device))
                 out = model(*inputs)
                 n = self.items(batch)
-                totals["loss"] += float(self.loss_fn(out, target)) * n
+                totals["loss"] += float(_loss_value(self.loss_fn(out, target))) * n
                 for name, fn in self.metrics.items():
-                    totals[name] += float(fn(out, target)) * n
+                    totals[name] += _metric_value(name, fn(out, target)) * n
                 count += n
         finally:
             model.train(was_training)
@@ -227,10 +301,25 @@ def fit(
     ``monitor`` (a validation metric) are kept in ``out``/model.safetensors and loaded
     into ``model`` at the end.
 
+    ``loss(output, target)`` returns a one-element tensor; each of ``metrics`` (name ->
+    function) returns a number, and is reported under its name beside ``"loss"`` (a
+    name ``metrics`` may not use). Validation averages weigh each batch by its number
+    of samples: the target's first dimension. ``train_loader`` and ``val_loader`` must
+    be re-iterable (a ``DataLoader``, a list), not iterators.
+
+    ``higher_is_better`` None tells the direction from ``monitor``'s name (see
+    :func:`infer_higher_is_better`): lower is better for a loss or an error (loss,
+    error, err, mse, mae, rmse, bpc, perplexity, ppl, cer, wer, mase, smape, mape),
+    higher for accuracy, acc, f1, auc, precision, recall, r2, bleu; any other name needs
+    ``higher_is_better``.
+
     ``train_options`` are :class:`~rnnkit.train.TrainConfig` fields (``steps``,
     ``minutes``, ``lr``, ``eval_every``, ``precision``, ...); the default budget is 1000
-    steps at lr 1e-3. ``resume=True`` continues the run in ``out`` exactly where it
-    stopped (a folder without a checkpoint yet starts over).
+    steps at lr 1e-3. ``out`` None is a new folder ``runs/fit-YYYYMMDD-HHMMSS``.
+    ``resume=True`` continues the run in ``out`` exactly where it stopped (a folder
+    without a checkpoint yet starts over); it must rank the checkpoints as the run did
+    (the same ``monitor``, ``higher_is_better``, and a ``val_loader`` or none, as its
+    config.json records).
 
     Example:
         >>> model = torch.nn.Linear(4, 2)  # doctest: +SKIP
@@ -247,14 +336,10 @@ def fit(
     _check_arguments(metrics, monitor, higher_is_better, out, resume, train_config, train_options,
                      {"log": log, "on_step": on_step})  # fmt: skip
     metrics = dict(metrics or {})
-    for name, fn in metrics.items():
-        if not callable(fn):
-            raise TypeError(
-                f"rnnkit.fit: metrics[{name!r}] must be a function (output, target) -> "
-                f"number; got {type(fn).__name__}"
-            )
+    _check_metrics(metrics)
+    _check_monitor(monitor, metrics, val_loader)
     if higher_is_better is None:
-        higher_is_better = monitor != "loss" and "loss" not in monitor
+        higher_is_better = infer_higher_is_better(monitor)
     task = FitTask(model, train_loader, val_loader, loss, metrics, monitor, higher_is_better)
     if train_config is None:
         defaults = {"steps": 1000, "lr": 1e-3, "eval_every": 100}
@@ -278,6 +363,8 @@ def fit(
         if config.task != "fit":
             raise RunFolderError(f"{out} is a run of task {config.task!r}, not of rnnkit.fit")
         start = folder.read_checkpoint()
+        if start is not None:  # before it, nothing was ranked: the run starts over
+            check_ranking(folder, config.options, task.options_dict())
         return launch(
             task,
             train_config,
@@ -287,14 +374,61 @@ def fit(
             progress=progress,
             on_step=on_step,
         )
-    if out is not None and (Path(out) / MANIFEST).exists():
-        # Said here in fit's own words: the shared check names the command line's flags.
-        raise RunFolderError(
-            f"rnnkit.fit: out={os.fspath(out)!r} already holds a run; continue it with "
-            "resume=True or choose another out"
+    return launch(
+        task, train_config, out=out, log=log, progress=progress, on_step=on_step, for_fit=True
+    )
+
+
+# Names that say which way is better. Long ones count anywhere in a word of the monitor's
+# name ("val_loss", "nllloss"); short ones only as a whole word, digits after them
+# allowed ("acc1", "bleu4"), since "cer" or "acc" also occur inside unrelated words.
+_LOWER_PARTS = ("loss", "error", "perplexity")
+_LOWER_WORDS = {"err", "mse", "mae", "rmse", "bpc", "ppl", "cer", "wer", "mase", "smape", "mape"}
+_HIGHER_PARTS = ("accuracy", "precision", "recall")
+_HIGHER_WORDS = {"acc", "f1", "auc", "r2", "bleu"}
+
+
+def infer_higher_is_better(monitor: str) -> bool:
+    """Whether a larger ``monitor`` is better, told from its name: lower for a loss or an
+    error (loss, error, err, mse, mae, rmse, bpc, perplexity, ppl, cer, wer, mase, smape,
+    mape), higher for a score (accuracy, acc, f1, auc, precision, recall, r2, bleu). The
+    name is split into words at anything but letters and digits and at camelCase
+    ("valAcc": val, acc); a name that says neither, or both, is refused."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", monitor).lower()
+    words = re.findall(r"[a-z0-9]+", spaced)
+
+    def says(parts: tuple[str, ...], whole: set[str]) -> bool:
+        return any(
+            any(p in w for p in parts) or w in whole or w.rstrip("0123456789") in whole
+            for w in words
         )
-    summary = launch(task, train_config, out=out, log=log, progress=progress, on_step=on_step)
-    return summary
+
+    lower, higher = says(_LOWER_PARTS, _LOWER_WORDS), says(_HIGHER_PARTS, _HIGHER_WORDS)
+    if lower == higher:
+        raise ValueError(
+            f"rnnkit.fit: higher_is_better must be given for monitor {monitor!r} (whether a "
+            "larger value is better cannot be told from its name)"
+        )
+    return higher
+
+
+def check_ranking(folder: RunFolder, saved: dict[str, Any], given: dict[str, Any]) -> None:
+    """Refuse a resume that ranks its checkpoints otherwise than the run did: the saved
+    best would be compared with another quantity, or in the other direction. Keys the
+    run's config.json does not hold are not compared."""
+    for key, value in given.items():
+        if key in saved and saved[key] != value:
+            raise RunFolderError(
+                f"rnnkit.fit: {folder.path / 'config.json'} records {_ranked_by(key, saved[key])}; "
+                f"got {_ranked_by(key, value)}; a resume ranks the checkpoints as the run did "
+                "(to rank them otherwise, start a new run with another out)"
+            )
+
+
+def _ranked_by(key: str, value: object) -> str:
+    if key == "val_loader":
+        return "a val_loader" if value else "no val_loader"
+    return f"{key}={value!r}"
 
 
 def _check_arguments(
@@ -349,6 +483,46 @@ def _check_loaders(train_loader: object, val_loader: object) -> None:
                 f"rnnkit.fit: {name} must be an iterable of batches (e.g. a "
                 f"torch.utils.data.DataLoader); got {type(loader).__name__}"
             )
+        if isinstance(loader, Iterator):
+            # Each epoch, each evaluation and each resume iterates the loader anew: an
+            # iterator (a generator, iter(list)) ended the second epoch in a bare
+            # StopIteration.
+            raise TypeError(
+                f"rnnkit.fit: {name} must be re-iterable (a DataLoader or a list); got "
+                f"{type(loader).__name__}, an iterator, which is used up after one pass"
+            )
+
+
+def _check_metrics(metrics: dict[Any, Any]) -> None:
+    """Names and functions of ``metrics``; each is reported under its name, beside the
+    loss."""
+    for name, fn in metrics.items():
+        if not isinstance(name, str):
+            raise TypeError(
+                f"rnnkit.fit: metrics' names must be str; got {name!r} ({type(name).__name__})"
+            )
+        if name == "loss":
+            # It was added to the validation loss, which is always reported as "loss".
+            raise ValueError(
+                "rnnkit.fit: metrics must not hold 'loss': the loss is always reported "
+                "under that name; give the metric another name"
+            )
+        if not callable(fn):
+            raise TypeError(
+                f"rnnkit.fit: metrics[{name!r}] must be a function (output, target) -> "
+                f"number; got {type(fn).__name__}"
+            )
+
+
+def _check_monitor(monitor: str, metrics: dict[str, Metric], val_loader: object) -> None:
+    """``monitor`` must name what each evaluation reports: the loss, and with a
+    val_loader the metrics."""
+    known = {"loss", *metrics} if val_loader is not None else {"loss"}
+    if monitor not in known:
+        raise ValueError(
+            f"rnnkit.fit: monitor must be one of {', '.join(sorted(known))}; got "
+            f"{monitor!r}" + ("" if val_loader is not None else " (no val_loader)")
+        )
 
 
 def _check_machine(train: TrainConfig) -> None:

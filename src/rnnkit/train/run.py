@@ -131,9 +131,15 @@ def launch(
     log: Callable[[str], None] | None = None,
     progress: TextIO | None = None,
     on_step: Callable[[Trainer], None] | None = None,
+    for_fit: bool = False,
 ) -> Summary:
     """Run ``task``: into a new folder ``out``, or on in the checked ``folder`` (resuming,
-    from ``start`` when it has a checkpoint). Writes nothing until everything is checked."""
+    from ``start`` when it has a checkpoint). Writes nothing until everything is checked.
+
+    ``out`` None is a new folder ``runs/TASK-YYYYMMDD-HHMMSS`` (``-2``, ``-3``, ... when
+    that name is taken). ``for_fit``: a refused folder is named in the words of
+    :func:`rnnkit.fit` (``out=``, ``resume=True``), not of the command line.
+    """
     log = log or _print
     resuming = folder is not None
     if out is not None and not os.fspath(out):
@@ -144,10 +150,9 @@ def launch(
     trainer = None
     try:
         if folder is None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = distributed.broadcast_str(ctx, str(out or Path("runs") / f"{task.name}-{stamp}"))
+            path = distributed.broadcast_str(ctx, str(out or new_run_path(task.name)))
             folder = RunFolder(path, task.extra_files)
-            _check_new(folder)
+            _check_new(folder, for_fit)
         # Resuming, the task checks what the folder's config.json recorded.
         with recorded_in(folder.path / "config.json") if resuming else contextlib.nullcontext():
             task.prepare(train_config, ctx)
@@ -160,7 +165,7 @@ def launch(
         distributed.barrier(ctx)  # every process has checked before anything is written
         with folder.locked() if ctx.is_main else contextlib.nullcontext():
             if ctx.is_main:
-                _prepare_folder(folder, config, start, resuming, log)
+                _prepare_folder(folder, config, start, resuming, log, for_fit)
                 n = sum(p.numel() for p in trainer.model.parameters())
                 at = f"; continuing at step {start.step}" if start is not None else ""
                 log(f"{task.name}: {task.describe()}; run folder: {folder}")
@@ -181,13 +186,29 @@ def launch(
         distributed.teardown(ctx)
 
 
+def new_run_path(task_name: str) -> Path:
+    """``runs/TASK-YYYYMMDD-HHMMSS``, or with ``-2``, ``-3``, ... after it when a run
+    started in the same second has that name (a loop of short runs does)."""
+    base = Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
 def _prepare_folder(
-    folder: RunFolder, config: RunConfig, start: Any, resuming: bool, log: Callable[[str], None]
+    folder: RunFolder,
+    config: RunConfig,
+    start: Any,
+    resuming: bool,
+    log: Callable[[str], None],
+    for_fit: bool,
 ) -> None:
     """Under the lock: check again (another writer may have finished meanwhile), then
     clear a kill's leftovers and write config.json."""
     if not resuming:
-        reuse = _check_new(folder)
+        reuse = _check_new(folder, for_fit)
         if reuse:
             log(reuse)
             folder.reset()
@@ -203,18 +224,25 @@ def _prepare_folder(
     folder.write_config(config)
 
 
-def _check_new(folder: RunFolder) -> str | None:
-    """Refuse a folder that is not ours, holds a run or lies in one; say when one is reused."""
+def _check_new(folder: RunFolder, for_fit: bool = False) -> str | None:
+    """Refuse a folder that is not ours, holds a run or lies in one; say when one is reused.
+    ``for_fit``: named as rnnkit.fit's arguments, not as the command line's flags."""
     outer = enclosing_run(folder.path)
     if outer is not None:
         # The new folder would be something the outer run does not own: its --resume
         # would then refuse it.
+        given = f"rnnkit.fit: out={str(folder)!r}" if for_fit else f"--out {folder}"
         raise RunFolderError(
-            f"--out {folder}: expected a folder outside any run folder; got one inside the "
+            f"{given}: expected a folder outside any run folder; got one inside the "
             f"run folder {outer}, which holds only what rnnkit writes"
         )
     folder.check_owned()
     if (folder.path / MANIFEST).exists():
+        if for_fit:
+            raise RunFolderError(
+                f"rnnkit.fit: out={str(folder)!r} already holds a run; continue it with "
+                "resume=True or choose another out"
+            )
         raise RunFolderError(
             f"{folder} already holds a run; continue it with --resume {folder} or choose "
             "another --out"

@@ -32,6 +32,8 @@ continue and is never trained into (its weights would be replaced).
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -253,6 +255,11 @@ class RunFolder:
         for key in ("elapsed_s", "optimizer", "best", "data", "task", "world_size"):
             if key not in info:
                 raise RunFolderError(f"{path} is corrupt: it has no {key!r}")
+        # Checked now, before a resume writes anything: a best value of another type
+        # failed only at the first evaluation's comparison, after config.json was rewritten.
+        why = _best_problem(info["best"], step)
+        if why is not None:
+            raise RunFolderError(f"{path} is corrupt: {why}")
         return info
 
     def read_checkpoint(self) -> Checkpoint | None:
@@ -425,6 +432,22 @@ def check_fits(own: dict[str, Tensor], weights: dict[str, Tensor], where: object
                 f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
                 f"{tuple(own[name].shape)}"
             )
+
+
+def _best_problem(best: object, step: int) -> str | None:
+    """What is wrong with a manifest's ``best`` (``{"metric", "value", "step"}``, value
+    and step null before a finite evaluation), or None. A missing entry is left to the
+    resume, which names it."""
+    if not isinstance(best, dict):
+        return f"best must be a JSON object; got {json.dumps(best)}"
+    value, at = best.get("value"), best.get("step")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    ):
+        return f"best value must be a finite number or null; got {json.dumps(value)}"
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or not 0 <= at <= step):
+        return f"best step must be an integer from 0 to {step} or null; got {json.dumps(at)}"
+    return None
 
 
 def _step_of(model: Path) -> int | None:
