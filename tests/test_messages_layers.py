@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import pack_sequence
 import rnnkit
 from _refusals import raises as _raises
 from _refusals import raises_exactly as _raises_exactly
+from rnnkit._checks import ShapeError
 from rnnkit.train import TrainConfig
 
 
@@ -127,3 +128,99 @@ def test_a_forget_bias_for_a_cell_without_a_keep_gate():
                     forget_bias=1.0)  # fmt: skip
     _raises_exactly(ValueError, "RNNCell has no gate that keeps the state",
                     rnnkit.RNNCell(2, 3).keep_gate_slice)  # fmt: skip
+
+
+# ---- forget_bias, options of other cells, from_torch, a quantized layer of T = 0 -------
+
+
+@pytest.mark.parametrize(
+    ("cls", "value", "shown"),
+    [
+        (rnnkit.LSTM, float("nan"), "nan"),
+        (rnnkit.LSTM, float("inf"), "inf"),
+        (rnnkit.LSTM, -float("inf"), "-inf"),
+        (rnnkit.LSTM, 10**400, str(10**400)),
+    ],
+    ids=["nan", "inf", "-inf", "huge-int"],
+)
+def test_a_forget_bias_that_is_not_finite_is_refused(cls, value, shown):
+    # NaN was taken, and every output of the layer was NaN.
+    _raises_exactly(ValueError, f"LSTMCell: forget_bias must be a finite number; got {shown}",
+                    cls, 4, 8, forget_bias=value)  # fmt: skip
+    _raises_exactly(ValueError, f"MinGRUCell: forget_bias must be a finite number; got {shown}",
+                    rnnkit.MinGRU, 4, 8, forget_bias=value)  # fmt: skip
+
+
+def test_a_forget_bias_the_parameters_dtype_cannot_hold_is_refused():
+    # torch said "value cannot be converted to type float without overflow", naming nothing.
+    _raises_exactly(ValueError, "LSTMCell: forget_bias must fit the parameters' dtype "
+                    "torch.float32 (magnitude at most 3.40282e+38); got 1e+300", rnnkit.LSTM, 4,
+                    8, forget_bias=1e300)  # fmt: skip
+    _raises_exactly(ValueError, "GRUCell: forget_bias must fit the parameters' dtype "
+                    "torch.float16 (magnitude at most 65504); got 100000.0", rnnkit.GRU, 4, 8,
+                    forget_bias=1e5, dtype=torch.float16)  # fmt: skip
+    _raises_exactly(ValueError, "MinLSTMCell: forget_bias must fit the parameters' dtype "
+                    "torch.float16 (magnitude at most 65504); got -70000.0", rnnkit.MinLSTMCell,
+                    4, 8, forget_bias=-7e4, dtype=torch.float16)  # fmt: skip
+    # Re-drawn after a cast, the value is checked against the dtype the layer has now.
+    layer = rnnkit.LSTM(4, 8, forget_bias=1e5)
+    assert torch.all(layer.bias_ih_l0[8:16] == 1e5)
+    _raises_exactly(ValueError, "LSTMCell: forget_bias must fit the parameters' dtype "
+                    "torch.float16 (magnitude at most 65504); got 100000.0",
+                    layer.half().reset_parameters)  # fmt: skip
+
+
+def test_an_infinite_chrono_init_is_refused():
+    # torch said "to is out of bounds for double" from inside uniform_.
+    _raises_exactly(ValueError, "LSTMCell: chrono_init is the longest expected dependency T_max "
+                    "and must be a number >= 2; got inf", rnnkit.LSTM, 4, 8,
+                    chrono_init=float("inf"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: rnnkit.GRU(4, 8, layer_norm=True),
+         "GRUCell: layer_norm is only supported by LSTM and LSTMCell; got layer_norm=True"),
+        (lambda: rnnkit.MinGRU(4, 8, nonlinearity="relu"),
+         "MinGRUCell: nonlinearity is only supported by RNN and RNNCell; got nonlinearity='relu'"),
+        (lambda: rnnkit.LSTM(4, 8, nonlinearity="relu"),
+         "LSTMCell: nonlinearity is only supported by RNN and RNNCell; got nonlinearity='relu'"),
+        (lambda: rnnkit.GRUCell(4, 8, proj_size=2),
+         "GRUCell: proj_size is only supported by LSTM and LSTMCell; got proj_size=2"),
+        (lambda: rnnkit.RNN(4, 8, fast=True),
+         "RNNCell: got an unexpected keyword argument 'fast'"),
+    ],
+    ids=["gru-layer_norm", "mingru-nonlinearity", "lstm-nonlinearity", "grucell-proj", "unknown"],
+)  # fmt: skip
+def test_an_option_of_another_cell_is_named(build, message):
+    # Python said "RecurrentCell.__init__() got an unexpected keyword argument 'layer_norm'";
+    # TypeError still, as torch.nn raises for an argument its class does not take.
+    _raises_exactly(TypeError, message, build)
+
+
+def test_from_torch_of_an_rnnkit_layer_says_so():
+    _raises_exactly(TypeError, "LSTM.from_torch: module must be a torch.nn.modules.rnn.LSTM; got "
+                    "rnnkit.LSTM (already an rnnkit layer)", rnnkit.LSTM.from_torch,
+                    rnnkit.LSTM(4, 8))  # fmt: skip
+    _raises_exactly(TypeError, "GRU.from_torch: module must be a torch.nn.modules.rnn.GRU; got "
+                    "rnnkit.MinGRU (already an rnnkit layer)", rnnkit.GRU.from_torch,
+                    rnnkit.MinGRU(4, 8))  # fmt: skip
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_a_quantized_layer_refuses_zero_steps_as_the_layer_does(batch_first):
+    layer = rnnkit.LSTM(4, 8, batch_first=batch_first)
+    lstm = rnnkit.quantize_dynamic(layer)
+    x = torch.randn(2, 0, 4) if batch_first else torch.randn(0, 2, 4)
+    quantized = (
+        "QuantizedLSTM: input has T = 0 time steps; expected T >= 1, or lengths (all 0) to run "
+        "empty sequences"
+    )
+    _raises_exactly(ShapeError, quantized, lstm, x)
+    _raises_exactly(ShapeError, quantized, lstm, torch.randn(0, 4))
+    # The layer's own words, for the same call.
+    _raises_exactly(ShapeError, "LSTM: input has T = 0 time steps; expected T >= 1, or lengths "
+                    "(all 0) to run empty sequences", layer, x)  # fmt: skip
+    out, (h, c) = lstm(x, lengths=[0, 0])  # the documented way to run empty sequences
+    assert out.shape == (*x.shape[:2], 8) and torch.all(h == 0) and torch.all(c == 0)

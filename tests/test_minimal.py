@@ -173,3 +173,18 @@ def test_errors():
         rnnkit.LSTM(3, 4, backend="scan")(torch.randn(5, 1, 3))
     with pytest.raises(ValueError, match=r"MinLSTM: input.size\(-1\) must equal input_size"):
         rnnkit.MinLSTM(3, 4)(torch.randn(5, 1, 2))
+
+
+@pytest.mark.parametrize("backend", ["reference", pytest.param("scan", marks=pytest.mark.xfail(
+    strict=True, reason="the scan's carry multiplies the state before a reset by a = 0, and "
+    "0 * inf is NaN; isolating it needs a segmented scan (docs/layers.md, reset)"))])  # fmt: skip
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_a_reset_isolates_a_sample_from_an_earlier_non_finite_input(kind, backend):
+    layer = LAYERS[kind](4, 8, backend=backend, dtype=torch.float64)
+    x = torch.randn(4, 2, 4, dtype=torch.float64)
+    x[0, 0] = float("inf")
+    reset = torch.zeros(4, 2, dtype=torch.bool)
+    reset[2, 0] = True
+    out, _ = layer(x, reset=reset)
+    alone, _ = layer(x[2:, :1])  # the segment after the reset, run on its own
+    torch.testing.assert_close(out[2:, :1], alone, atol=1e-12, rtol=0)

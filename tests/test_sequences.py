@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,7 +103,9 @@ def test_batch_of_zero_works(kind, backend):
     assert all(s.shape == (4, 0, 4) for s in _states(state))
 
 
-@pytest.mark.parametrize("lengths_on", ["list", "int32", "int64"])
+@pytest.mark.parametrize(
+    "lengths_on", ["list", "int32", "int64", "numpy-ints", "0-d tensors", "tuple of mixed"]
+)
 def test_lengths_accept_lists_and_integer_tensors(lengths_on):
     layer = _layer("gru")
     x = torch.randn(4, 2, 3, dtype=torch.float64)
@@ -109,9 +113,35 @@ def test_lengths_accept_lists_and_integer_tensors(lengths_on):
         "list": [4, 1],
         "int32": torch.tensor([4, 1], dtype=torch.int32),
         "int64": torch.tensor([4, 1]),
+        # Integers all, refused before as "must hold integers; got [np.int64(4), ...]".
+        "numpy-ints": [np.int64(4), np.int32(1)],
+        "0-d tensors": [torch.tensor(4), torch.tensor(1, dtype=torch.int32)],
+        "tuple of mixed": (np.uint8(4), torch.tensor(1)),
     }[lengths_on]
-    out, _ = layer(x, lengths=lengths)
+    out, h = layer(x, lengths=lengths)
+    ref_out, ref_h = layer(x, lengths=[4, 1])
+    _close(out, ref_out)
+    _close(h, ref_h)
     assert torch.all(out[1:, 1] == 0)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "shown"),
+    [
+        ([np.True_, 1], "[np.True_, 1]"),
+        ([torch.tensor(True), 1], "[tensor(True), 1]"),
+        ([torch.tensor(4.0), 1], "[tensor(4.), 1]"),
+        ([torch.tensor([4]), 1], "[tensor([4]), 1]"),
+        ([np.float64(4.0), 1], "[np.float64(4.0), 1]"),
+    ],
+    ids=["numpy-bool", "bool-tensor", "float-tensor", "1-d tensor", "numpy-float"],
+)
+def test_lengths_that_are_not_integers_are_still_refused(lengths, shown):
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    with pytest.raises(
+        TypeError, match="^" + re.escape(f"GRU: lengths must hold integers; got {shown}") + "$"
+    ):
+        _layer("gru")(x, lengths=lengths)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -232,3 +262,63 @@ def test_forcing_native_on_an_unsupported_call_is_an_error():
         r"\(torch's fused kernels have no zoneout\)",
     ):
         layer(torch.randn(2, 1, 3))
+
+
+PADDED_KINDS = {
+    "rnn": (rnnkit.RNN, ["reference", "fused", "native"]),
+    "lstm": (rnnkit.LSTM, ["reference", "fused", "native"]),
+    "gru": (rnnkit.GRU, ["reference", "fused", "native"]),
+    "mingru": (rnnkit.MinGRU, ["reference", "scan"]),
+    "minlstm": (rnnkit.MinLSTM, ["reference", "scan"]),
+}
+
+
+def _cases_of_padding():
+    for kind, (_, names) in PADDED_KINDS.items():
+        for backend in names:
+            yield kind, backend
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(("kind", "backend"), list(_cases_of_padding()))
+def test_non_finite_padding_reaches_neither_outputs_nor_gradients(
+    kind, backend, bidirectional, bad
+):
+    """Padding past ``lengths`` is ignored: NaN or inf there changes no output and no
+    gradient. Reference: every sequence run alone over its valid steps, without lengths
+    (the loss of the batch is the sum of theirs, as outputs past the end are zero)."""
+    cls, _ = PADDED_KINDS[kind]
+    torch.manual_seed(0)
+    layer = cls(3, 4, 2, bidirectional=bidirectional, dtype=torch.float64, backend=backend)
+    T, lengths = 6, [6, 4, 1]
+    x = torch.randn(T, 3, 3, dtype=torch.float64)
+    for b, n in enumerate(lengths):
+        x[n:, b] = bad
+    w = torch.randn(T, 3, layer.output_size, dtype=torch.float64)
+    params = list(layer.parameters())
+
+    dirty = x.clone().requires_grad_()
+    out, state = layer(dirty, lengths=lengths)
+    loss = (out * w).sum() + sum(s.sum() for s in _states(state))
+    grads = torch.autograd.grad(loss, [dirty, *params])
+
+    layer.backend = "reference"
+    alone = [x[:n, b : b + 1].clone().requires_grad_() for b, n in enumerate(lengths)]
+    ref_loss = 0.0
+    for b, (xb, n) in enumerate(zip(alone, lengths, strict=True)):
+        o, s = layer(xb)
+        _close(out[:n, b : b + 1], o.detach())
+        assert torch.all(out[n:, b] == 0)
+        _close(
+            tuple(u[:, b : b + 1] for u in _states(state)), tuple(v.detach() for v in _states(s))
+        )
+        ref_loss = ref_loss + (o * w[:n, b : b + 1]).sum() + sum(v.sum() for v in _states(s))
+    ref_grads = torch.autograd.grad(ref_loss, [*alone, *params])
+
+    for b, n in enumerate(lengths):
+        _close(grads[0][:n, b : b + 1], ref_grads[b])
+        assert torch.all(grads[0][n:, b] == 0)
+    for g, r in zip(grads[1:], ref_grads[len(lengths) :], strict=True):
+        assert torch.isfinite(g).all()
+        _close(g, r)

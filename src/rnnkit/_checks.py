@@ -13,6 +13,7 @@ The classes below inherit from both, so either ``except`` clause catches them.
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 from torch import Tensor
@@ -117,12 +118,26 @@ def shape_is(owner: str, name: str, value: Tensor, expected: tuple[int, ...]) ->
         )
 
 
+def _integer(value: object) -> int | None:
+    """An integer (Python's, NumPy's, a 0-d integer tensor) as an int; else None. A bool
+    is not a length."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Tensor) and (value.dim() != 0 or value.dtype == torch.bool):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[call-overload]
+    except TypeError:
+        return None
+
+
 def lengths(owner: str, lengths: object, T: int, B: int) -> Tensor:
     """``lengths`` (a list or integer tensor of B values in [0, T]) as a CPU long tensor."""
     if isinstance(lengths, (list, tuple)):
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
+        values = [_integer(v) for v in lengths]
+        if any(v is None for v in values):
             raise TypeError(f"{owner}: lengths must hold integers; got {lengths!r}")
-        lengths = torch.tensor(lengths, dtype=torch.long)
+        lengths = torch.tensor(values, dtype=torch.long)
     if not isinstance(lengths, Tensor):
         raise TypeError(
             f"{owner}: lengths must be a 1-D integer tensor or list; got {type(lengths).__name__}"

@@ -271,6 +271,11 @@ class QuantizedRecurrent(nn.Module):
         T, B = (x.size(1), x.size(0)) if self.batch_first else (x.size(0), x.size(1))
         self._check_state(state, B)
         if lengths is None:
+            if T == 0:  # torch's kernel: "Expected sequence length to be larger than 0"
+                raise _checks.ShapeError(
+                    f"{self.name}: input has T = 0 time steps; expected T >= 1, or "
+                    "lengths (all 0) to run empty sequences"
+                )
             out, state_n = self.quantized(x, state)
         else:
             if not batched:

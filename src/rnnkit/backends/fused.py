@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.backends.plan import Plan, Weights
-from rnnkit.backends.stack import masks, run_stack
+from rnnkit.backends.stack import masks, run_stack, without_padding
 from rnnkit.cells.base import State
 from rnnkit.kernels import fused, gemm
 
@@ -82,6 +82,7 @@ def run(
 ) -> tuple[Tensor, State]:
     """Run the whole stack on x (T, B, I); state is a tuple of (L*D, B, H) tensors."""
     m = masks(x, lengths, reset)
+    x = without_padding(x, m.valid)
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell, p = plan.cells[k], weights[k][d]

@@ -15,7 +15,7 @@ from torch import Tensor
 from rnnkit.backends import opaque
 from rnnkit.backends.loop import loop
 from rnnkit.backends.plan import Plan, Stepper, Weights
-from rnnkit.backends.stack import masks, run_stack
+from rnnkit.backends.stack import masks, run_stack, without_padding
 from rnnkit.cells.base import Params, RecurrentCell, State
 
 
@@ -65,6 +65,7 @@ def run(
 ) -> tuple[Tensor, State]:
     """Run the whole stack on x (T, B, I); state is a tuple of (L*D, B, H) tensors."""
     m = masks(x, lengths, reset)
+    x = without_padding(x, m.valid)
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell = plan.cells[k]

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.backends.plan import Plan, Weights
-from rnnkit.backends.stack import masks, run_stack
+from rnnkit.backends.stack import masks, run_stack, without_padding
 from rnnkit.cells.base import State
 from rnnkit.kernels import gemm
 from rnnkit.kernels.scan import linear_scan
@@ -31,6 +31,7 @@ def run(
     if T == 0:  # only reachable with lengths all 0: the state passes through
         return x.new_zeros(0, B, plan.output_size), tuple(s.clone() for s in state)
     m = masks(x, lengths, reset)
+    x = without_padding(x, m.valid)
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell, p = plan.cells[k], weights[k][d]

@@ -41,6 +41,19 @@ def masks(x: Tensor, lengths: Tensor | None, reset: Tensor | None) -> Masks:
     return Masks(valid, r, torch.cat([r[1:], torch.zeros_like(r[:1])]))
 
 
+def without_padding(x: Tensor, valid: Tensor | None) -> Tensor:
+    """x with every step past its sequence's end set to zero (x itself without lengths).
+
+    The padding's results are masked out, but its values would still pass through the
+    gates: a NaN or inf there makes their local derivatives NaN, and the zero gradient the
+    mask sends back times NaN is NaN in every parameter's gradient. ``torch.where``, not a
+    product: 0 * NaN is NaN too.
+    """
+    if valid is None:
+        return x
+    return torch.where(valid, x, x.new_zeros(()))
+
+
 # direction(k, d, input (T, B, I_k), initial state) -> (output (T, B, H), final state)
 Direction = Callable[[int, int, Tensor, State], tuple[Tensor, State]]
 

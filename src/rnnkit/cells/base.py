@@ -60,6 +60,34 @@ def zero_state(like: Tensor, sizes: tuple[int, ...], *shape: int) -> State:
     return tuple(zeros if size == sizes[0] else like.new_zeros(*shape, size) for size in sizes)
 
 
+def _is_finite(value: float) -> bool:
+    """Whether a number is finite, an int too large for a float counting as infinite."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+# Options only some cells take, and which: another cell (or layer) refuses them by name.
+# Python's own message would name RecurrentCell.__init__, neither the class that was
+# called nor the class that has the option.
+_ONLY_IN = {
+    "layer_norm": "LSTM and LSTMCell",
+    "proj_size": "LSTM and LSTMCell",
+    "nonlinearity": "RNN and RNNCell",
+}
+
+
+def _refuse_unknown(owner: str, options: Mapping[str, object]) -> None:
+    """Refuse the keyword arguments no class on the way up took (``options``)."""
+    for name, value in options.items():
+        if name in _ONLY_IN:
+            raise TypeError(
+                f"{owner}: {name} is only supported by {_ONLY_IN[name]}; got {name}={value!r}"
+            )
+        raise TypeError(f"{owner}: got an unexpected keyword argument {name!r}")
+
+
 class RecurrentCell(nn.Module, abc.ABC):
     """Base class of the one-step cells.
 
@@ -93,9 +121,11 @@ class RecurrentCell(nn.Module, abc.ABC):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         _own_parameters: bool = True,
+        **unknown: object,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
+        _refuse_unknown(owner, unknown)
         self.input_size = _checks.non_negative_int(owner, "input_size", input_size)
         _checks.parameter_dtype(owner, dtype)
         self.hidden_size = _checks.non_negative_int(owner, "hidden_size", hidden_size)
@@ -130,9 +160,24 @@ class RecurrentCell(nn.Module, abc.ABC):
             )
         if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)):
             raise TypeError(f"{owner}: forget_bias must be a number; got {forget_bias!r}")
+        if not _is_finite(forget_bias):
+            # NaN or inf in a gate's bias makes every output NaN from the first step.
+            raise ValueError(f"{owner}: forget_bias must be a finite number; got {forget_bias!r}")
         if not self.bias:
             raise ValueError(f"{owner}: forget_bias needs bias=True; got bias=False")
         return float(forget_bias)
+
+    def check_forget_bias_fits(self, bias: Tensor) -> None:
+        """Refuse a ``forget_bias`` the bias parameter's dtype cannot hold (read at each
+        initialisation: the layer may have been cast since it was built)."""
+        if self.forget_bias is None or not bias.is_floating_point():
+            return
+        top = torch.finfo(bias.dtype).max
+        if abs(self.forget_bias) > top:
+            raise ValueError(
+                f"{type(self).__name__}: forget_bias must fit the parameters' dtype "
+                f"{bias.dtype} (magnitude at most {top:.6g}); got {self.forget_bias!r}"
+            )
 
     def _check_chrono(self, chrono: float | None) -> float | None:
         owner = type(self).__name__
@@ -141,7 +186,7 @@ class RecurrentCell(nn.Module, abc.ABC):
         if self.kind.startswith("RNN"):
             raise ValueError(f"{owner}: chrono_init needs a gated cell (LSTM or GRU); got {owner}")
         bad = isinstance(chrono, bool) or not isinstance(chrono, (int, float))
-        if bad or not chrono >= 2:
+        if bad or not _is_finite(chrono) or not chrono >= 2:
             raise ValueError(
                 f"{owner}: chrono_init is the longest expected dependency T_max and must be a "
                 f"number >= 2; got {chrono!r}"
@@ -202,6 +247,7 @@ class RecurrentCell(nn.Module, abc.ABC):
                 value.uniform_(-bound, bound)
         H = self.hidden_size
         if self.forget_bias is not None:
+            self.check_forget_bias_fits(p["bias_ih"])
             keep = self.keep_gate_slice()
             p["bias_ih"][keep] = self.forget_bias
             p["bias_hh"][keep] = 0.0

@@ -43,6 +43,7 @@ class LinearRecurrentCell(RecurrentCell):
         for value in p.values():
             value.uniform_(-bound, bound)
         if self.forget_bias is not None:
+            self.check_forget_bias_fits(p["bias_ih"])
             p["bias_ih"][self.keep_gate_slice()] = self.keep_sign * self.forget_bias
         if self.chrono_init is not None:
             H = self.hidden_size

@@ -240,9 +240,12 @@ class RecurrentLayer(nn.Module):
         """A layer with ``module``'s configuration and weights (``options``: cell options)."""
         owner = cls.__name__
         if type(module) is not cls.torch_class:
+            given = type(module).__name__
+            if isinstance(module, RecurrentLayer):  # not torch's LSTM, though named the same
+                given = f"rnnkit.{given} (already an rnnkit layer)"
             raise TypeError(
                 f"{owner}.from_torch: module must be a {cls.torch_class.__module__}."
-                f"{cls.torch_class.__name__}; got {type(module).__name__}"
+                f"{cls.torch_class.__name__}; got {given}"
             )
         kwargs = cls._kwargs_from_torch(module)
         w = module.weight_ih_l0
