@@ -52,6 +52,42 @@ def test_a_value_float32_cannot_hold_is_refused():
     assert parse_ts(LABELLED + "3.4e38,-3.4e38,1e-50:a\n", "h.ts")[0][0][:, 0].isfinite().all()
 
 
+@pytest.mark.parametrize("value", ["1_000", "\u0663", "\uff11", "0x10"])
+def test_a_value_float_reads_but_no_ts_file_means_is_not_a_number(value):
+    """float() reads "1_000" as 1000 and "\u0663" (Arabic-Indic three) as 3."""
+    message = (
+        f"h.ts, line 3: dimension 1, value 2: {value!r} is not a number (a missing value is "
+        "'?' or NaN)"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        parse_ts(LABELLED + f"1,{value}:a\n", "h.ts")
+
+
+def test_a_value_beyond_float64_is_out_of_range_not_infinite():
+    """1e309 reads as inf: it was called 'not finite', while 1e39 was out of range."""
+    for value in ("1e309", "-1e309"):
+        message = (
+            f"h.ts, line 3: dimension 1, value 2: {value!r} is out of range for float32 (at most "
+            "3.402823e+38 in magnitude)"
+        )
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            parse_ts(LABELLED + f"1,{value}:a\n", "h.ts")
+    for value in ("inf", "-Infinity", "-nan"):  # spelled out: not finite, as before
+        message = f"h.ts, line 3: dimension 1, value 2: {value!r} is not finite"
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            parse_ts(LABELLED + f"1,{value}:a\n", "h.ts")
+    x, _ = parse_ts(LABELLED + "+1.5, .5 ,5.,2E1,NaN,?:a\n", "h.ts")[0]
+    assert x[:, 0].tolist() == [1.5, 0.5, 5.0, 20.0, 20.0, 20.0]
+
+
+def test_a_header_count_in_other_digits_is_refused_in_the_readers_words():
+    """'\u00b2'.isdigit() is true, and int() then failed in its own words."""
+    for value in ("\u00b2", "\u0663"):
+        message = f"h.ts, line 1: @dimensions must be a positive integer; got {value!r}"
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            parse_ts(f"@dimensions {value}\n" + LABELLED + "1:a\n", "h.ts")
+
+
 def test_only_newlines_end_lines():
     """A form feed (or U+2028, \\x1c, ...) inside a line is not a line break: a comment
     holding one is still one comment line, and the line numbers after it stay right."""

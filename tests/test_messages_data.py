@@ -4,6 +4,7 @@ reached through its public function, asserted word for word."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,84 @@ def test_pad_collate_messages():
         pad_collate,
         [torch.ones(2, 2), torch.ones(1, 3)],
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        # Each was torch's own words, naming neither pad_collate nor the sample.
+        (lambda: pad_collate([(torch.ones(2, 1), torch.ones(2)),
+                              (torch.ones(3, 1), torch.ones(3, 2))]),
+         ValueError, "pad_collate: sample 1's part 1 has shape (3, 2); sample 0's has (2,) "
+         "(expected one shape, or per-step parts that differ in their first dimension only)"),
+        (lambda: pad_collate([(torch.ones(2, 1), torch.tensor(1)),
+                              (torch.ones(3, 1), torch.ones(3))]),
+         ValueError, "pad_collate: sample 1's part 1 has shape (3,); sample 0's has () "
+         "(expected one shape, or per-step parts that differ in their first dimension only)"),
+        (lambda: pad_collate([(torch.ones(2, 1), 0), (torch.ones(3, 1), None)]), TypeError,
+         "pad_collate: sample 1's part 1 must be a tensor, an array, a number, a string, a dict "
+         "or a list; got NoneType"),
+        (lambda: pad_collate([(torch.ones(2, 1), torch.tensor(0)), (torch.ones(3, 1), 1)]),
+         TypeError, "pad_collate: sample 1's part 1 is a number; sample 0's is a tensor"),
+        (lambda: pad_collate([(torch.ones(2, 1), [1, 2]), (torch.ones(3, 1), [1])]), ValueError,
+         "pad_collate: sample 1's part 1 has 1 items; sample 0's has 2"),
+        (lambda: pad_collate([(torch.ones(2, 1), {"a": 1}), (torch.ones(3, 1), {"b": 1})]),
+         ValueError, "pad_collate: sample 1's part 1 has keys ['b']; sample 0's has ['a']"),
+        (lambda: pad_collate(["abc", "de"]), TypeError, "pad_collate: sample 0's sequence must be "
+         "a tensor, an array or rectangular nested lists of numbers; got str"),
+        (lambda: pad_collate([torch.ones(2), {"x": [1.0]}]), TypeError, "pad_collate: sample 1's "
+         "sequence must be a tensor, an array or rectangular nested lists of numbers; got dict"),
+        (lambda: pad_collate([torch.ones(2)], padding_value="0"), TypeError,
+         "pad_collate: padding_value must be a number; got '0'"),
+        (lambda: pad_collate([torch.ones(2)], padding_value=None), TypeError,
+         "pad_collate: padding_value must be a number; got None"),
+        (lambda: pad_collate([torch.ones(2)], batch_first="yes"), TypeError,
+         "pad_collate: batch_first must be True or False; got 'yes'"),
+    ],
+    ids=["ragged-labels", "scalar-and-per-step", "none-label", "tensor-and-number", "lists",
+         "dicts", "string-samples", "dict-sample", "padding-str", "padding-none", "batch-first"],
+)  # fmt: skip
+def test_pad_collate_names_the_sample_and_part(call, error, message):
+    with pytest.raises(error, match="^" + re.escape(message) + "$"):
+        call()
+
+
+def test_pad_collate_pads_in_the_promoted_dtype():
+    """Every sample was cast to the first one's dtype: floats truncated to integers,
+    float64 rounded to float16 (70000 became inf). Now the dtype is the one ``torch.cat``
+    would give, and the values are the samples' own."""
+    x, lengths = pad_collate([torch.tensor([1, 2]), torch.tensor([0.7, 2.5, 3.9])])
+    assert x.dtype == torch.promote_types(torch.int64, torch.float32) == torch.float32
+    assert torch.equal(x, torch.tensor([[1.0, 2.0, 0.0], [0.7, 2.5, 3.9]]))
+    assert lengths.tolist() == [2, 3]
+    x, _ = pad_collate(
+        [torch.tensor([1.0], dtype=torch.float16), torch.tensor([7e4, 1.0], dtype=torch.float64)],
+        batch_first=False,
+    )
+    assert x.dtype == torch.float64 and x[:, 1].tolist() == [7e4, 1.0]
+    # Per-step tags are padded in their promoted dtype too, with -100.
+    _, _, tags = pad_collate(
+        [(torch.ones(2, 1), torch.tensor([1, 2])), (torch.ones(3, 1), torch.tensor([0.5, 1, 2]))]
+    )
+    assert torch.equal(tags, torch.tensor([[1.0, 2.0, -100.0], [0.5, 1.0, 2.0]]))
+    # Samples of one dtype keep it.
+    x, _ = pad_collate([torch.ones(2, dtype=torch.int32), torch.ones(1, dtype=torch.int32)])
+    assert x.dtype == torch.int32
+
+
+def test_pad_collate_reads_nested_lists_as_one_sequence():
+    """A list of lists of numbers was read as a (sequence, label) pair: two 2-step
+    sequences became two 1-step ones with labels. A tuple, or a list led by a tensor or an
+    array (what a Dataset returns), is still (sequence, *rest)."""
+    x, lengths = pad_collate([[[1.0], [2.0]], [[3.0], [4.0], [5.0]]])
+    assert lengths.tolist() == [2, 3]
+    assert torch.equal(x, torch.tensor([[[1.0], [2.0], [0.0]], [[3.0], [4.0], [5.0]]]))
+    x, lengths = pad_collate([[1, 2, 3], [4]])
+    assert torch.equal(x, torch.tensor([[1, 2, 3], [4, 0, 0]])) and lengths.tolist() == [3, 1]
+    x, lengths, labels = pad_collate([([[1.0], [2.0]], 0), ([[3.0]], 1)])
+    assert x.shape == (2, 2, 1) and lengths.tolist() == [2, 1] and labels.tolist() == [0, 1]
+    x, lengths, labels = pad_collate([[torch.ones(2, 1), 0], [np.ones((3, 1)), 1]])
+    assert x.shape == (2, 3, 1) and x.dtype == torch.float64 and labels.tolist() == [0, 1]
 
 
 # ---- Vocabulary -----------------------------------------------------------------------
@@ -367,7 +446,26 @@ GOOD = json.dumps({"x": "ab", "y": ["A", "B"]})
         (['{"x": "ab", "y": ["A", ""]}'], "line 1: y must be a list of tag names (non-empty "
          "strings); got a list whose item 1 is an empty string"),
         (['{"x": [[1.0], [1.0, 2.0]], "y": ["A", "B"]}'], "line 1: step 1 of x has 2 "
-         "feature(s); step 0 has 1 (every step needs the same number, at least 1)"),
+         "feature(s); step 0 has 1 (every step needs the same number)"),
+        # It said "step 0 has 0 feature(s); step 0 has 0": step 0 against itself.
+        (['{"x": [[]], "y": ["A"]}'], "line 1: step 0 of x has no features; a step needs at "
+         "least one"),
+        (['{"x": [[1.0], []], "y": ["A", "B"]}'], "line 1: step 1 of x has no features; a step "
+         "needs at least one"),
+        # "got null None": the kind and Python's spelling of it.
+        (['{"x": [[null, 2]], "y": ["A"]}'], "line 1: step 0 of x must hold numbers; got null"),
+        (['{"x": [[1], [true]], "y": ["A", "B"]}'], "line 1: step 1 of x must hold numbers; "
+         "got a boolean true"),
+        (['{"x": "ab", "y": ["A", null]}'], "line 1: y must be a list of tag names (non-empty "
+         "strings); got a list whose item 1 is null"),
+        # An integer numpy cannot convert (OverflowError), one int() refuses to read (past
+        # 4300 digits), lists nested past the decoder's recursion (RecursionError).
+        (['{"x": [[1' + "0" * 400 + ', 1]], "y": ["A"]}'],
+         "line 1: x holds a number too large for float32"),
+        (['{"x": [[-1' + "0" * 5000 + ', 1]], "y": ["A"]}'],
+         "line 1: x holds a number too large for float32"),
+        (['{"x": ' + "[" * 100_000 + "]" * 100_000 + ', "y": ["A"]}'], "line 1: not valid JSON "
+         "(lists or objects nested too deeply to read; x needs two levels of lists)"),
         (['{"x": [[1.0], ["a"]], "y": ["A", "B"]}'], "line 1: step 1 of x must hold numbers; "
          "got a string 'a'"),
         (['{"x": [[1e39]], "y": ["A"]}'], "line 1: x holds a number too large for float32"),

@@ -3,6 +3,8 @@ readers) reached through read_series, asserted word for word."""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,73 @@ def test_a_shipped_dataset_without_its_package(
     with pytest.raises(ValueError) as err:
         load_dataset(name)
     assert str(err.value) == message
+
+
+# ---- what a number is -----------------------------------------------------------------
+
+# float() also reads "1_000" as 1000 and digits of other scripts as digits: "\u0663" is
+# Arabic-Indic three, "\uff11" a full-width one. No .tsf or CSV file means them as numbers.
+NOT_NUMBERS = ("1_000", "\u0663", "\uff11", "1e", "0x10", "1,5", "--1", "nan(1)")
+
+
+@pytest.mark.parametrize("cell", NOT_NUMBERS)
+def test_a_cell_float_reads_but_no_file_means_is_not_a_number(tmp_path: Path, cell: str) -> None:
+    quoted = f'"{cell}"' if "," in cell else cell
+    assert _refused(tmp_path, "w.csv", f"week,a\n1,2\n2,{quoted}\n") == (
+        f"w.csv, line 3: column 'a' has {cell!r}; expected a number, or an empty cell, ?, NA "
+        "or NaN for a missing value"
+    )
+    assert _refused(tmp_path, "l.csv", f"id,time,value\ns,1,2\ns,2,{quoted}\n") == (
+        f"l.csv, line 3: value {cell!r} of series 's' is not a number (or a missing-value "
+        "token: empty, ?, NA, NaN)"
+    )
+    if "," not in cell:
+        assert _refused(tmp_path, "t.tsf", f"@attribute n string\n@data\nS:1,{cell},3\n") == (
+            f"t.tsf, line 3: value 2 of series 'S' is {cell!r}; expected a number or ? for a "
+            "missing value"
+        )
+
+
+def test_the_number_parser_names_what_it_refuses() -> None:
+    from rnnkit.data.ts_format import parse_number, spelled_out
+
+    for text in NOT_NUMBERS:
+        with pytest.raises(ValueError, match="^" + re.escape(f"not a number: {text!r}") + "$"):
+            parse_number(f" {text} ")
+    reads = {"12": 12.0, " -0.5 ": -0.5, "+.5": 0.5, "5.": 5.0, "2E-3": 2e-3, "1e309": math.inf,
+             "-1e309": -math.inf, "-Infinity": -math.inf}  # fmt: skip
+    assert {text: parse_number(text) for text in reads} == reads
+    assert math.isnan(parse_number("-NaN"))
+    assert [spelled_out(t) for t in ("inf", " -nan", "Infinity", "1e309", "1")] == [
+        True, True, True, False, False,
+    ]  # fmt: skip
+
+
+def test_plain_numbers_and_missing_value_spellings_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "ok.csv"
+    path.write_text("x\n+1.5\n.5\n5.\n1E2\n -2e-1 \nNAN\n-nan\n+nan\n7\n", encoding="utf-8")
+    data = read_series(path)
+    # the three NaN spellings are gaps between -0.2 and 7, filled by steps of 7.2 / 4
+    assert data.values[0] == pytest.approx([1.5, 0.5, 5.0, 100.0, -0.2, 1.6, 3.4, 5.2, 7.0])
+    assert data.filled == 3
+
+
+def test_a_value_beyond_float64_gets_the_magnitude_message(tmp_path: Path) -> None:
+    """1e309 reads as inf: it was called 'not a number', while 1e301 got the magnitude."""
+    tail = (
+        "; expected a magnitude of at most 1e+300 (the sums that scale a series overflow past it)"
+    )
+    assert _refused(tmp_path, "l.csv", "id,value\ns,1\ns,1e309\n") == (
+        "l.csv: value 2 of series 's' is more than 1.8e+308" + tail
+    )
+    assert _refused(tmp_path, "w.csv", "a,b\n1,2\n3,-1e400\n") == (
+        "w.csv: value 2 of series 'b' is less than -1.8e+308" + tail
+    )
+    assert _refused(tmp_path, "t.tsf", "@data\n1,2,1e999\n") == (
+        "t.tsf: value 3 of series 'T1' is more than 1.8e+308" + tail
+    )
+    # inf spelled out is no number at all, as before
+    assert _refused(tmp_path, "i.csv", "a\n1\ninf\n") == (
+        "i.csv, line 3: column 'a' has 'inf'; expected a number, or an empty cell, ?, NA or "
+        "NaN for a missing value"
+    )

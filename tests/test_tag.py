@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import rnnkit
+from _refusals import refused
 from rnnkit.cli import main
 from rnnkit.data import pad_collate
 from rnnkit.data import tagging as T
@@ -204,6 +205,34 @@ def test_a_lone_surrogate_is_refused_before_a_run_folder_is_made(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "s.jsonl line 3: x holds a lone surrogate \\ud800" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        ("1" + "0" * 400, "x holds a number too large for float32"),  # was an OverflowError
+        ("1" + "0" * 5000, "x holds a number too large for float32"),  # int()'s digit limit
+        ("[" * 100_000 + "1" + "]" * 100_000, "not valid JSON (lists or objects nested too "
+         "deeply to read; x needs two levels of lists)"),  # was a RecursionError
+    ],
+    ids=["400-digits", "5000-digits", "deep"],
+)  # fmt: skip
+def test_json_python_cannot_read_is_one_line_status_2(tmp_path, capsys, number, message):
+    lines = [json.dumps({"x": [[0.5, 1.0]] * 3, "y": ["hi", "lo", "hi"]})] * 30
+    f = _write(tmp_path / "f.jsonl", [*lines, '{"x": [[' + number + ', 1]], "y": ["hi"]}'])
+    argv = ["train", "tag", "--data", f, "--steps", "2", "--hidden", "4"]
+    err = refused(capsys, [*argv, "--out", str(tmp_path / "run")], tmp_path)
+    assert err == f"rnnkit train: error: --data {f} line 31: {message}"
+
+
+def test_integers_read_exactly_and_a_long_one_elsewhere_is_ignored(tmp_path):
+    big = "9" * 5000  # in a key the reader ignores: int() would refuse it
+    f = _write(tmp_path / "i.jsonl", ['{"x": [[3, -7], [16777216, 0]], "y": ["A", "B"], '
+                                      f'"id": {big}}}'])  # fmt: skip
+    (e,) = T.read_jsonl(f)
+    assert e.x.tolist() == [[3.0, -7.0], [16777216.0, 0.0]]
+    g = _write(tmp_path / "g.jsonl", ['{"x": [[1' + "0" * 38 + "]], " + '"y": ["A"]}'])
+    assert T.read_jsonl(g)[0].x.tolist() == [[np.float32(1e38)]]  # within float32: read
 
 
 def test_tag_ids_past_int16_are_kept():

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnkit.data.ts_format import text_lines
+from rnnkit.data.ts_format import parse_number, spelled_out, text_lines
 
 MISSING_TOKENS = frozenset({"", "?", "na", "nan", "null", "none", "n/a", "#n/a", "-"})
 TIME_NAMES = frozenset(
@@ -136,14 +136,18 @@ def fill_missing(values: Sequence[float | None]) -> tuple[list[float], int, int]
 
 
 def parse_value(text: str) -> float | None:
-    """A number, None for a missing-value token; ValueError for anything else."""
+    """A number, None for a missing-value token (or a NaN: ``-nan``); ValueError for
+    anything else, ``inf`` included. A decimal beyond float64's range is ±inf, which
+    :func:`_finish` refuses as too large."""
     s = text.strip()
     if s.lower() in MISSING_TOKENS:
         return None
-    value = float(s)  # ValueError for text
-    if math.isinf(value):
+    value = parse_number(s)  # ValueError for text
+    if math.isnan(value):
+        return None
+    if spelled_out(s):
         raise ValueError(s)
-    return None if math.isnan(value) else value
+    return value
 
 
 def _is_number(text: str) -> bool:
@@ -169,9 +173,9 @@ def _finish(
             # Before the gaps are filled: interpolating between -1e308 and 1e308 overflows.
             if value is not None and abs(value) > FORECAST_MAX:
                 raise ValueError(
-                    f"{path}: value {k} of series {name!r} is {value:g}; expected a magnitude "
-                    f"of at most {FORECAST_MAX:g} (the sums that scale a series overflow past "
-                    "it)"
+                    f"{path}: value {k} of series {name!r} is {_magnitude(value)}; expected a "
+                    f"magnitude of at most {FORECAST_MAX:g} (the sums that scale a series "
+                    "overflow past it)"
                 )
         v, f, d = fill_missing(series)
         if not v:
@@ -182,6 +186,16 @@ def _finish(
     if not values:
         raise ValueError(f"{path}: no series found")
     return SeriesSet(names, values, path, filled=filled, dropped=dropped, **kw)
+
+
+def _magnitude(value: float) -> str:
+    """A value as a message shows it; one beyond float64's range (1e309) was read as inf."""
+    if math.isinf(value):
+        return f"{'less than -' if value < 0 else 'more than '}{_FLOAT64_MAX:.2g}"
+    return f"{value:g}"
+
+
+_FLOAT64_MAX = 1.7976931348623157e308
 
 
 def _open(path: str | os.PathLike[str]) -> list[str]:
@@ -501,7 +515,7 @@ def _time_key(text: str) -> Any:
     """A comparable time: a number, an ISO date string, or None (not checked)."""
     s = text.strip()
     try:
-        return float(s)
+        return parse_number(s)
     except ValueError:
         pass
     return s if _ISO.fullmatch(s) else None

@@ -319,11 +319,17 @@ def _line_column(data: bytes, at: int) -> tuple[int, int]:
 
 def _parse_line(raw: str, number: int, where: str) -> Example:
     try:
-        obj = json.loads(raw, parse_constant=_no_constant)
+        obj = json.loads(raw, parse_constant=_no_constant, parse_int=_json_int)
     except json.JSONDecodeError as err:
         # Some of json's messages end in "at" ("Unterminated string starting at").
         msg = err.msg if err.msg.endswith(" at") else f"{err.msg} at"
         raise ValueError(f"{where}: not valid JSON ({msg} column {err.colno})") from None
+    except RecursionError:
+        # json's decoder recurses once per bracket: thousands of them exhaust the stack.
+        raise ValueError(
+            f"{where}: not valid JSON (lists or objects nested too deeply to read; x needs "
+            "two levels of lists)"
+        ) from None
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
     if not isinstance(obj, dict):
@@ -345,16 +351,18 @@ def _parse_line(raw: str, number: int, where: str) -> Example:
     elif isinstance(x, list) and x and all(isinstance(s, list) for s in x):
         width = len(x[0])
         for i, step in enumerate(x):
-            if len(step) != width or not step:
+            if not step:
+                raise ValueError(
+                    f"{where}: step {i} of x has no features; a step needs at least one"
+                )
+            if len(step) != width:
                 raise ValueError(
                     f"{where}: step {i} of x has {len(step)} feature(s); step 0 has {width} "
-                    "(every step needs the same number, at least 1)"
+                    "(every step needs the same number)"
                 )
             for v in step:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ValueError(
-                        f"{where}: step {i} of x must hold numbers; got {_kind(v)} {v!r}"
-                    )
+                    raise ValueError(f"{where}: step {i} of x must hold numbers; got {_shown(v)}")
         xs = np.asarray(x, dtype=np.float64)
         if not np.isfinite(xs).all() or (np.abs(xs) > 3e38).any():
             raise ValueError(f"{where}: x holds a number too large for float32")
@@ -390,6 +398,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _json_int(text: str) -> int | float:
+    """A JSON integer: a float past 300 digits (inf past 308), which the float32 check
+    then refuses. int() refuses more than 4300 digits, and numpy refuses to convert an
+    int beyond float64; either would end in Python's own words, not the reader's."""
+    return int(text) if len(text) <= 300 else float(text)
+
+
 def _kind(value: Any) -> str:
     return {
         dict: "an object",
@@ -402,14 +417,21 @@ def _kind(value: Any) -> str:
     }.get(type(value), "?")
 
 
+def _shown(value: Any) -> str:
+    """A JSON value as a message shows it: its kind and its JSON spelling."""
+    if value is None:
+        return "null"
+    text = json.dumps(value) if isinstance(value, bool) else reprlib.repr(value)
+    return f"{_kind(value)} {text}"
+
+
 def _bad_item(items: list[Any], want: type) -> str:
     """What is wrong with a list that should hold only ``want`` (non-empty strings)."""
     if not items:
         return "an empty list"
     for i, v in enumerate(items):
         if not isinstance(v, want) or (want is str and not v):
-            kind = "an empty string" if v == "" else f"{_kind(v)} {reprlib.repr(v)}"
-            return f"a list whose item {i} is {kind}"
+            return f"a list whose item {i} is {'an empty string' if v == '' else _shown(v)}"
     return "a list"
 
 

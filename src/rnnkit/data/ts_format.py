@@ -61,6 +61,12 @@ BOOLEAN_TAGS = ("timestamps", "missing", "univariate", "equallength", "targetlab
 _PAIR = re.compile(r"\s*\(([^()]*),([^(),]*)\)\s*")
 # The series become float32: a larger magnitude would turn into inf.
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+# What the file formats (.ts, .tsf, CSV) mean by a number: ASCII digits with an optional
+# sign, decimal point and exponent. float() alone also reads "1_000" as 1000 and digits of
+# other scripts ("\u0663", Arabic-Indic three, as 3), which no such file means.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# float()'s spellings of NaN and infinity (any case, signed): each reader has its rule.
+_SPELLED = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
 
 @dataclass
@@ -216,6 +222,24 @@ def text_lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
+def parse_number(text: str) -> float:
+    """The number ``text`` writes, spaces around it ignored: ASCII decimal or exponent
+    notation (``-1.5``, ``.5``, ``2e-3``), or a spelling of NaN or infinity (``NaN``,
+    ``-inf``, ``Infinity``, in any case), read as :func:`float` reads them. A decimal
+    beyond float64's range is ±inf, as ``inf`` is; :func:`spelled_out` tells them apart.
+    ValueError for anything else (``1_000``, digits of other scripts, ``1,5``). The one
+    parser of the values of the .ts, .tsf and CSV readers."""
+    s = text.strip()
+    if not (_DECIMAL.fullmatch(s) or _SPELLED.fullmatch(s)):
+        raise ValueError(f"not a number: {s!r}")
+    return float(s)
+
+
+def spelled_out(text: str) -> bool:
+    """Whether ``text`` spells NaN or infinity out, rather than writing digits."""
+    return _SPELLED.fullmatch(text.strip()) is not None
+
+
 def _read_header(lines: list[str], where: str, require_labels: bool) -> tuple[_Header, int]:
     """The header's tags and the index of the first line after @data."""
     h = _Header()
@@ -295,7 +319,8 @@ def _boolean(tag: str, values: list[str], at: str) -> bool:
 
 
 def _positive(tag: str, values: list[str], at: str) -> int:
-    if len(values) != 1 or not values[0].isdigit() or int(values[0]) < 1:
+    # ASCII digits only: str.isdigit() accepts '²', which int() refuses.
+    if len(values) != 1 or not re.fullmatch(r"[0-9]+", values[0]) or int(values[0]) < 1:
         raise ValueError(f"{at}: {tag} must be a positive integer; got {' '.join(values)!r}")
     return int(values[0])
 
@@ -347,15 +372,15 @@ def _values(text: str, at: str, dim: int, stamped: bool) -> list[float]:
             out.append(math.nan)
             continue
         try:
-            value = float(t)
+            value = parse_number(t)
         except ValueError:
             raise ValueError(
                 f"{at}: dimension {dim}, value {k}: {_short(t)!r} is not a number (a missing "
                 "value is '?' or NaN)"
             ) from None
-        if not math.isfinite(value):
+        if spelled_out(t):  # inf, or a signed NaN ("-nan")
             raise ValueError(f"{at}: dimension {dim}, value {k}: {t!r} is not finite")
-        if abs(value) > FLOAT32_MAX:
+        if abs(value) > FLOAT32_MAX:  # 1e39, and 1e309 (read as inf) too
             raise ValueError(
                 f"{at}: dimension {dim}, value {k}: {_short(t)!r} is out of range for float32 "
                 f"(at most {FLOAT32_MAX:.7g} in magnitude)"
@@ -511,4 +536,12 @@ def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-__all__ = ["MISSING_MODES", "TSData", "parse_ts", "read_ts", "write_ts"]
+__all__ = [
+    "MISSING_MODES",
+    "TSData",
+    "parse_number",
+    "parse_ts",
+    "read_ts",
+    "spelled_out",
+    "write_ts",
+]
