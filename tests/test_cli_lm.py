@@ -243,7 +243,7 @@ def _bad_files(tmp: Path) -> dict[str, Path]:
         (["--text", "{text}", "--cell", "rnn", "--forget-bias", "1"], "needs a gated cell"),
         (["--text", "{text}", "--batch-size", "100000"], "too short for one window"),
         (["--text", "{text}", "--out", "{run}"], "already holds a run"),
-        (["--text", "{text}", "--out", "{text}"], "exists and is not a folder"),
+        (["--text", "{text}", "--out", "{text}"], "is a file; expected a folder"),
         (["--resume", "{run}", "--hidden", "32"], "--hidden cannot be given"),
         (["--resume", "{run}", "--out", "{tmp}/x"], "--out cannot be given"),
         (["--resume", "{run}"], "already reached its budget"),

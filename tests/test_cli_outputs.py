@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import os
 import re
 from pathlib import Path
 
 import pytest
 
+from _refusals import refused as refused_whole
 from rnnkit.cli import main
 
 
@@ -313,3 +315,148 @@ def test_eval_of_a_run_that_draws_nothing_refuses_out(
         want = f"error: {flags[0]}: the evaluation of a run of task 'adding' writes no figure"
         assert err.endswith(want), err
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- --out as a folder: named in one line before the work ---------------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rnnkit eval may not load the model (or run the task's report) before it refuses."""
+    import rnnkit.cli.eval as eval_command
+    from rnnkit.tasks.forecast import ForecastTask
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the work began before --out was refused")
+
+    monkeypatch.setattr(eval_command, "load", never)
+    monkeypatch.setattr(ForecastTask, "report", never)
+
+
+def test_eval_out_never_follows_a_symbolic_link(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_work: None
+) -> None:
+    """A dangling link ended in '[Errno 17] File exists'; a link to a folder was written
+    through; a link to the run itself counted as the run (README: --out never follows a
+    link, and train --out refused one)."""
+    eo, links = tmp_path / "eo", tmp_path / "links"
+    eo.mkdir()
+    links.mkdir()
+    targets = {"dangling": tmp_path / "nowhere", "to-folder": eo, "to-run": run}
+    for name, target in targets.items():
+        (links / name).symlink_to(target)
+    in_run = snapshot(run)
+    for name in targets:
+        link = links / name
+        err = refused_whole(capsys, ["eval", str(run), "--out", str(link)], eo)
+        assert err == (
+            f"rnnkit eval: error: --out: {link} is a symbolic link; expected a folder (rnnkit "
+            "does not follow links)"
+        )
+    assert list(eo.iterdir()) == [] and not (tmp_path / "nowhere").exists()
+    assert {p.name: p.readlink() for p in links.iterdir()} == targets
+    assert snapshot(run) == in_run
+
+
+def test_eval_out_a_file_or_an_unwritable_folder_before_loading(
+    run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    no_work: None,
+) -> None:
+    afile = tmp_path / "f.txt"
+    afile.write_text("mine\n")
+    err = refused_whole(capsys, ["eval", str(run), "--out", str(afile)], tmp_path)
+    assert err == f"rnnkit eval: error: --out: {afile} is a file; expected a folder"
+    # Permissions as os.access reports them (a root process passes every folder).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != locked and access(p, mode))
+    err = refused_whole(capsys, ["eval", str(run), "--out", str(locked / "figs")], tmp_path)
+    assert err == (
+        f"rnnkit eval: error: --out: the folder that would hold {locked / 'figs'} is not "
+        "writable; expected a folder you may write to"
+    )
+    err = refused_whole(capsys, ["eval", str(run), "--out", str(locked)], tmp_path)
+    assert err == (
+        f"rnnkit eval: error: --out: the folder {locked} is not writable; expected a folder "
+        "you may write to"
+    )
+    err = refused_whole(capsys, ["forecast", str(run), "--out", str(locked / "f.csv")], tmp_path)
+    assert err == (
+        f"rnnkit forecast: error: --out: the folder of {locked / 'f.csv'} is not writable; "
+        "expected a folder you may write to"
+    )
+
+
+def test_eval_out_the_system_refuses_to_make_is_named_before_the_report(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/sys/evx: os.access allows root, and mkdir said '[Errno 1] Operation not permitted:
+    '/sys/evx'' naming no flag."""
+    import errno
+
+    from rnnkit.tasks.forecast import ForecastTask
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the model ran before --out was refused")
+
+    monkeypatch.setattr(ForecastTask, "report", never)
+    target = tmp_path / "evx"
+    mkdir = Path.mkdir
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        if self == target:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(self))
+        mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    err = refused_whole(capsys, ["eval", str(run), "--out", str(target)], tmp_path)
+    assert err == (
+        f"rnnkit eval: error: --out: cannot make the folder {target} (Operation not "
+        "permitted); expected an existing folder or a new one in a folder you may write to"
+    )
+
+
+def test_eval_out_a_figure_the_system_refuses_to_write_is_named(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal when the figure is written (a full or read-only disk) named the temporary
+    file atomic_write makes first; the folder made for it is removed again."""
+    import errno
+
+    import rnnkit.cli._outputs as outputs
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path) + ".x.tmp")
+
+    monkeypatch.setattr(outputs, "atomic_write", full)
+    figs = tmp_path / "figs"
+    err = refused_whole(capsys, ["eval", str(run), "--out", str(figs)], tmp_path)
+    assert err == (
+        f"rnnkit eval: error: --out: cannot write {figs / 'forecast.png'} (No space left on "
+        "device); expected a file in a folder you may write to"
+    )
+
+
+def test_train_out_a_file_or_a_link_is_refused_in_evals_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file said 'd.ts exists and is not a folder', a link 'el is a symbolic link; give
+    the folder itself': neither named --out."""
+    afile = tmp_path / "d.ts"
+    afile.write_text("mine\n")
+    (tmp_path / "eo").mkdir()
+    link = tmp_path / "el"
+    link.symlink_to(tmp_path / "eo")
+    train = ["train", "adding", "--steps", "2", "--hidden", "4", "--out"]
+    assert refused_whole(capsys, [*train, str(afile)], tmp_path) == (
+        f"rnnkit train: error: --out: {afile} is a file; expected a folder"
+    )
+    assert refused_whole(capsys, [*train, str(link)], tmp_path) == (
+        f"rnnkit train: error: --out: {link} is a symbolic link; expected a folder (rnnkit "
+        "does not follow links)"
+    )
+    assert afile.read_text() == "mine\n" and list((tmp_path / "eo").iterdir()) == []

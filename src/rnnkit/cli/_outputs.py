@@ -34,7 +34,68 @@ def check_new_file(flag: str, name: str, force: bool, suffix: str | None = None)
         )
     if (path.exists() or path.is_symlink()) and not force:
         raise ValueError(f"{flag} {name} exists; pass --force to replace it")
+    _check_writable(flag, path.parent, f"the folder of {name}")
     return path
+
+
+def check_out_folder(flag: str, name: str) -> None:
+    """Refuse ``name`` as a folder to write into when it is a symbolic link (never
+    followed, even to a folder: what a command writes stays where it says) or a file."""
+    out = Path(name)
+    if out.is_symlink():
+        raise ValueError(
+            f"{flag}: {name} is a symbolic link; expected a folder (rnnkit does not follow links)"
+        )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag}: {name} is a file; expected a folder")
+
+
+def check_new_folder(flag: str, name: str) -> None:
+    """:func:`check_out_folder`, and a new folder only inside an existing folder this
+    process may write to (an existing one must be writable itself): refused before the
+    work rather than when its files are written."""
+    check_out_folder(flag, name)
+    out = Path(name)
+    if out.exists():
+        _check_writable(flag, out, f"the folder {name}")
+        return
+    if not out.parent.is_dir():
+        raise ValueError(
+            f"{flag}: the folder that would hold {name} does not exist; expected an "
+            "existing folder or a new one inside an existing folder"
+        )
+    _check_writable(flag, out.parent, f"the folder that would hold {name}")
+
+
+def _check_writable(flag: str, folder: Path, what: str) -> None:
+    # Only what permissions say: a root process passes, and a file system may still
+    # refuse (/sys); make_folder and write_output name that refusal when it comes.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}: {what} is not writable; expected a folder you may write to")
+
+
+def make_folder(flag: str, out: Path) -> None:
+    """``out.mkdir()``, the system's refusal said in one line naming ``flag``."""
+    try:
+        out.mkdir()
+    except OSError as err:
+        raise type(err)(
+            f"{flag}: cannot make the folder {out} ({err.strerror or err}); expected an "
+            "existing folder or a new one in a folder you may write to"
+        ) from None
+
+
+def write_output(flag: str, path: Path, data: bytes) -> None:
+    """:func:`~rnnkit.train.files.atomic_write`, the system's refusal (permissions, a
+    read-only or full disk) said in one line naming ``flag`` and ``path``, not the
+    temporary file it writes first."""
+    try:
+        atomic_write(path, data)
+    except OSError as err:
+        raise type(err)(
+            f"{flag}: cannot write {path} ({err.strerror or err}); expected a file in a "
+            "folder you may write to"
+        ) from None
 
 
 def check_outside_runs(flag: str, name: str | Path, *, folder: bool = False) -> None:
@@ -82,16 +143,10 @@ def staged_folder(flag: str, name: str, force: bool, own: bool) -> Iterator[Path
     a killed command must not leave a folder in a run folder, which would then hold
     something rnnkit does not own and refuse ``--resume``."""
     out = Path(name)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{flag}: {name} is a file; expected a folder")
+    check_new_folder(flag, name)
     made = not out.exists()
     if made:
-        if not out.parent.is_dir():
-            raise ValueError(
-                f"{flag}: the folder that would hold {name} does not exist; expected an "
-                "existing folder or a new one inside an existing folder"
-            )
-        out.mkdir()
+        make_folder(flag, out)
     stage = Path(tempfile.mkdtemp(prefix="rnnkit-out-"))
     try:
         yield stage
@@ -103,7 +158,7 @@ def staged_folder(flag: str, name: str, force: bool, own: bool) -> Iterator[Path
                 "it, or name another folder"
             )
         for f in files:
-            atomic_write(out / f.name, f.read_bytes())
+            write_output(flag, out / f.name, f.read_bytes())
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if made and not any(out.iterdir()):

@@ -19,7 +19,7 @@ from rnnkit.cli._lm_args import (
     positive_int,
     runtime,
 )
-from rnnkit.cli._outputs import check_outside_runs, same_file, staged_folder
+from rnnkit.cli._outputs import check_new_folder, check_outside_runs, same_file, staged_folder
 from rnnkit.data.corpus import SPLITS, load_corpus, read_all
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
@@ -154,6 +154,8 @@ def _eval_task(args: argparse.Namespace) -> int:
         raise ValueError(
             f"{flag}: the evaluation of a run of task {config.task!r} writes no figure"
         )
+    if args.out is not None:  # a link (even to the run), a file, no folder to make it in
+        check_new_folder("--out", args.out)
     own = args.out is None or same_file(args.out, args.run_dir)  # the task's own figures
     if not own:  # another run's folder does not own this task's figures: --resume refuses it
         check_outside_runs("--out", args.out, folder=True)

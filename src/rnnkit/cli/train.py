@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnkit.cli._lm_args import folder_name, one_line_errors
+from rnnkit.cli._outputs import check_out_folder
 from rnnkit.cli.options import add_fields, given
 from rnnkit.tasks import NAMES, REGISTRY, get_task
 from rnnkit.tasks.base import SOURCE_OPTIONS, SOURCES, Task
@@ -116,6 +117,8 @@ def main(argv: Sequence[str]) -> int:
             task, resume=args.resume, steps=training.get("steps"), minutes=training.get("minutes")
         )
     else:
+        if args.out is not None:  # before the data is read: a link or a file is no run folder
+            check_out_folder("--out", args.out)
         if args.config is not None:
             file_options, file_train = _read_config_file(args.config)
             if any(k in options for k in SOURCES):  # new data: none of the file's source
