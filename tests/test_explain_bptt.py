@@ -185,7 +185,16 @@ def test_bptt_command_bad_arguments_exit_2(tmp_path, capsys) -> None:
     afile.write_text("x")
     assert main(["explain", "bptt", "--out", str(afile)]) == 2
     err = capsys.readouterr().err
-    assert err == f"rnnkit explain: error: --out {afile} exists and is not a folder\n"
+    assert err == f"rnnkit explain: error: --out: {afile} is a file; expected a folder\n"
+    (tmp_path / "figures").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "figures", target_is_directory=True)
+    assert main(["explain", "bptt", "--out", str(link)]) == 2
+    assert capsys.readouterr().err == (
+        f"rnnkit explain: error: --out: {link} is a symbolic link; expected a folder (rnnkit "
+        "does not follow links)\n"
+    )
+    assert not any((tmp_path / "figures").iterdir())
 
 
 @pytest.mark.parametrize(

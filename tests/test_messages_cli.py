@@ -101,6 +101,11 @@ def test_train_resume_of_an_unknown_task(capsys, numbers_run, tmp_path):
         ("--length", "-1", "argument --length: expected an integer >= 0; got -1"),
         ("--temperature", "warm", "argument --temperature: expected a number; got 'warm'"),
         ("--temperature", "-1", "argument --temperature: expected a number >= 0; got '-1'"),
+        # Python's int() and float() read these; a number on the command line is ASCII.
+        ("--length", "1_000", "argument --length: expected an integer; got '1_000'"),
+        ("--length", "\u0663", "argument --length: expected an integer; got '\u0663'"),
+        ("--temperature", "0_5", "argument --temperature: expected a number; got '0_5'"),
+        ("--temperature", "\uff11", "argument --temperature: expected a number; got '\uff11'"),
     ],
 )
 def test_generate_argument_types(capsys, tmp_path, flag, value, message):
@@ -137,6 +142,12 @@ def test_explain_argument_messages(capsys, tmp_path):
         assert err == (
             f"rnnkit explain: error: the text must have at least 2 characters; got {len(text)}"
         )
+
+
+def test_explain_layer_is_an_integer(capsys, tmp_path):
+    err = _refused(capsys, ["explain", "gates", "--layer", "1_0", "--out", str(tmp_path)],
+                   tmp_path)  # fmt: skip
+    assert err == "rnnkit explain gates: error: argument --layer: expected an integer; got '1_0'"
 
 
 # ---- a numbers run -------------------------------------------------------------------

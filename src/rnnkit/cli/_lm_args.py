@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
+
+from rnnkit.data.ts_format import parse_number
 
 
 def one_line_errors(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +25,10 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
 
 
 def integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    # ASCII digits only: int() also reads "1_000" and the digits of other scripts.
+    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}")
+    return int(text)
 
 
 def positive_int(text: str, allow_zero: bool = False) -> int:
@@ -66,7 +69,7 @@ def seed(text: str) -> int:
 
 def finite_float(text: str) -> float:
     try:
-        value = float(text)
+        value = parse_number(text)  # as the data files' numbers: not "1_000" or "٣"
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
     if not math.isfinite(value):

@@ -16,12 +16,13 @@ import torch
 from rnnkit.cli._lm_args import (
     add_runtime,
     folder_path,
+    integer,
     nonnegative_int,
     positive_int,
     runtime,
     seed,
 )
-from rnnkit.cli._outputs import check_outside_runs
+from rnnkit.cli._outputs import check_out_folder, check_outside_runs
 
 
 def _lengths(text: str) -> tuple[int, ...]:
@@ -121,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     source = a.add_mutually_exclusive_group()
     source.add_argument("--text", help="text to read (default: a short Python snippet)")
     source.add_argument("--file", type=Path, help="read the text from this UTF-8 file")
-    a.add_argument("--layer", type=int, help="stacked layer to show (default: the last)")
+    a.add_argument("--layer", type=integer, help="stacked layer to show (default: the last)")
     a.add_argument(
         "--units", help="comma-separated cell units to show (default: the best per property)"
     )
@@ -329,8 +330,7 @@ def _start(args: argparse.Namespace, name: str | None) -> Iterator[torch.device]
     """Threads, seed, and the device and autocast precision the experiment runs under:
     tensors and modules it creates go to ``--device`` (torch's default-device context).
     The figure ``name`` (None: not known yet) is checked first, before any work."""
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} exists and is not a folder")
+    check_out_folder("--out", str(args.out))  # a file, or a link: refused as by every command
     check_outside_runs("--out", args.out, folder=True)
     if name is not None:
         _check_figure(args, args.out / name)
