@@ -209,6 +209,38 @@ def test_reset_of_chosen_samples_matches_stream(tmp_path: Path) -> None:
     assert ours.batch_size == 5
 
 
+def test_reset_restores_chosen_samples_whatever_they_held(tmp_path: Path) -> None:
+    """A state that overflowed (inf, then NaN) is set to zeros for the chosen samples: their
+    steps are then a fresh stream's, and the others' those of a stream never reset. An empty
+    list resets nothing (it was a numpy IndexError)."""
+    torch.manual_seed(0)
+    layer = rnnkit.RNN(I, H, nonlinearity="relu").eval()
+    with torch.no_grad():
+        layer.weight_ih_l0.fill_(1.0)  # I inputs of 3e38 sum past float32's range
+    path = _export(layer, tmp_path / "step.onnx", mode="step")
+    huge = np.full((3, I), 3e38, np.float32)
+    xs = np.random.default_rng(0).standard_normal((4, 3, I)).astype(np.float32)
+    reset, never, fresh = (deploy.OnnxStream(path) for _ in range(3))
+    for stream in (reset, never):
+        stream.step(huge)
+    for bad in (np.inf, np.nan):  # after one step inf, after the next inf - inf
+        assert np.array_equal(reset.state, np.full_like(reset.state, bad), equal_nan=True)
+        before = reset.state.copy()
+        reset.reset([])
+        assert np.array_equal(reset.state, before, equal_nan=True) and reset.steps == never.steps
+        for stream in (reset, never):
+            stream.step(xs[0])
+    reset.reset([0, 2])
+    want = np.full((1, 3, H), np.nan, np.float32)
+    want[:, [0, 2]] = 0.0
+    assert np.array_equal(reset.state, want, equal_nan=True)
+    for x in xs[1:]:
+        got, theirs, new = reset.step(x), never.step(x), fresh.step(x)
+        assert np.array_equal(got[[0, 2]], new[[0, 2]])
+        assert np.array_equal(got[1], theirs[1], equal_nan=True) and np.isnan(got[1]).all()
+    assert np.array_equal(reset.state[:, [0, 2]], fresh.state[:, [0, 2]])
+
+
 def test_state_can_be_set_and_read(tmp_path: Path) -> None:
     layer = _layer(STEP_CONFIGS["stacked_lstm_all_options"])
     path = _export(layer, tmp_path / "step.onnx", mode="step")

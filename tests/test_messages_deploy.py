@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -169,6 +171,74 @@ def test_state_arrays_of_two_batch_sizes(graphs) -> None:
         + "$",
     ):
         stream.state = state
+
+
+EMPTY = """
+import json, sys
+import numpy as np
+from rnnkit import deploy
+
+calls = json.loads(sys.argv[1])
+for path, shape, dtype in calls:
+    try:
+        deploy.run_sequence(path, np.zeros(shape, dtype))
+        print(json.dumps(["ran"]), flush=True)
+    except Exception as error:
+        print(json.dumps([type(error).__name__, str(error)]), flush=True)
+# Refused, the process runs on: a batch of one step still runs.
+print(json.dumps(["alive", deploy.run_sequence(calls[0][0], np.zeros((1, 1, 3)))[0].shape]))
+"""
+
+
+def test_an_empty_sequence_or_batch_is_refused_before_onnxruntime(tmp_path) -> None:
+    # onnxruntime ended the whole process on a GRU graph's T = 0 or B = 0 ("terminate
+    # called without an active exception", exit 134) and failed inside a Scan on others:
+    # run in a child process, so that a crash fails this test rather than killing pytest.
+    from rnnkit.data.vocab import Vocabulary
+    from rnnkit.models.lm import CharLM, CharLMConfig
+
+    torch.manual_seed(0)
+    gru, gru_lengths, scan = (tmp_path / f"{n}.onnx" for n in ("gru", "gru_lengths", "scan"))
+    export_onnx(rnnkit.GRU(3, 4), gru, mode="sequence")
+    export_onnx(rnnkit.GRU(3, 4), gru_lengths, mode="sequence", lengths=True)
+    vocab = Vocabulary.from_text("hello world\n")
+    lm = CharLM(CharLMConfig(vocab_size=len(vocab), hidden_size=4, embed_size=4), vocab)
+    lm_path = tmp_path / "lm.onnx"
+    export_onnx(lm.eval(), lm_path, mode="sequence")
+    export_onnx(rnnkit.GRU(3, 4, zoneout=0.2), scan, mode="sequence")  # a Scan graph
+    f32 = "float32"
+    calls = [[str(gru), [0, 2, 3], f32], [str(gru), [2, 0, 3], f32],
+             [str(gru_lengths), [0, 2, 3], f32], [str(gru_lengths), [2, 0, 3], f32],
+             [str(scan), [0, 2, 3], f32], [str(lm_path), [0, 2], "int64"],
+             [str(lm_path), [2, 0], "int64"]]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", EMPTY, json.dumps(calls)], capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    time = "run_sequence: x has T = 0 time steps; expected T >= 1; got shape "
+    batch = "run_sequence: x has B = 0 sequences; expected B >= 1; got shape "
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [
+        ["ValueError", time + "(0, 2, 3)"],
+        ["ValueError", batch + "(2, 0, 3)"],
+        ["ValueError", time + "(0, 2, 3)"],
+        ["ValueError", batch + "(2, 0, 3)"],
+        ["ValueError", time + "(0, 2, 3)"],
+        ["ValueError", time + "(0, 2)"],
+        ["ValueError", batch + "(2, 0)"],
+        ["alive", [1, 1, 4]],
+    ]
+
+
+def test_a_stream_of_no_samples(graphs) -> None:
+    # A step graph ran B = 0, and the stream then held a batch size of 0, which the
+    # constructor refuses (batch_size must be a positive integer).
+    stream = deploy.OnnxStream(graphs["step"])
+    _raises(ValueError, "OnnxStream.step: x has B = 0 samples; expected B >= 1; got shape (0, 3)",
+            stream.step, np.zeros((0, I), np.float32))  # fmt: skip
+    empty = (np.zeros((1, 0, H), np.float32),) * 2
+    _raises(ValueError, "OnnxStream.state: state h has B = 0 samples; expected B >= 1; got "
+            "shape (1, 0, 4)", setattr, stream, "state", empty)  # fmt: skip
+    assert stream.state is None and stream.batch_size is None and stream.steps == 0
+    assert stream.step(np.zeros((2, I), np.float32)).shape == (2, H)
 
 
 def test_a_reset_mask_of_another_shape(graphs) -> None:

@@ -11,6 +11,7 @@ import rnnkit
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+import _refusals
 from _refusals import raises as _raises
 from rnnkit.export import export_onnx, quantize_onnx
 
@@ -69,3 +70,46 @@ def test_lengths_of_a_step_graph():
     message = "export_onnx: lengths applies to mode='sequence'; got mode='step'"
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         export_onnx(rnnkit.GRU(2, 3), mode="step", lengths=True)
+
+
+def _snapshot(root):
+    """Every path under ``root`` with its bytes (None for a folder)."""
+    return {p: (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+def test_a_destination_that_is_not_a_file_path_is_refused_before_anything_is_written(tmp_path):
+    # overwrite="no" read as True and replaced the user's file; path=5 failed in pathlib's
+    # words; a folder given with overwrite=True failed in the OS's after the hint to pass
+    # it. A directory is refused whatever overwrite says: it is never replaced.
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(b"the user's own file")
+    folder = tmp_path / "graphs"
+    (folder / "kept").mkdir(parents=True)
+    (folder / "kept" / "a.onnx").write_bytes(b"kept")
+    layer = rnnkit.GRU(2, 3)
+    before = _snapshot(tmp_path)
+    exact = _refusals.raises_exactly
+    for value in ("no", 1, None):
+        exact(TypeError, f"export_onnx: overwrite must be True or False; got {value!r}",
+              export_onnx, layer, mine, overwrite=value)  # fmt: skip
+    exact(TypeError, "export_onnx: path must be a file path or None; got int", export_onnx,
+          layer, 5)  # fmt: skip
+    for overwrite in (True, False):
+        exact(ValueError, f"export_onnx: path must be the path of a file; {folder} is a "
+              "directory (a directory is never replaced)", export_onnx, layer, folder,
+              overwrite=overwrite)  # fmt: skip
+    proto = export_onnx(layer, check=False)
+    exact(TypeError, "quantize_onnx: overwrite must be True or False; got 'no'", quantize_onnx,
+          proto, mine, overwrite="no")  # fmt: skip
+    exact(TypeError, "quantize_onnx: dst must be a path; got int", quantize_onnx, proto, 5)
+    for overwrite in (True, False):
+        exact(ValueError, f"quantize_onnx: dst must be the path of a file; {folder} is a "
+              "directory (a directory is never replaced)", quantize_onnx, proto, folder,
+              overwrite=overwrite)  # fmt: skip
+    # per_channel="no" quantized per channel, as True does.
+    exact(TypeError, "quantize_onnx: per_channel must be True or False; got 'no'",
+          quantize_onnx, proto, tmp_path / "q.onnx", per_channel="no")  # fmt: skip
+    assert _snapshot(tmp_path) == before
+    # The bools still do what they say.
+    export_onnx(layer, mine, overwrite=True)
+    assert mine.read_bytes() == export_onnx(layer).SerializeToString()

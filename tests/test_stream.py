@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 import rnnkit
 from _refusals import raises as _raises
+from _refusals import raises_exactly as _raises_whole
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.lm import CharLM, CharLMConfig
 from rnnkit.stream import Stream
@@ -237,3 +240,102 @@ def test_reset_counts_a_negative_index_from_the_end():
     assert torch.equal(streams[0].state, streams[1].state)
     assert torch.equal(streams[1].state[:, 1], torch.zeros(1, 4))
     assert not torch.equal(streams[1].state[:, 0], torch.zeros(1, 4))
+
+
+def _run(stream, x, path):
+    """``stream`` fed ``x`` (T, B, I) as one chunk or step by step."""
+    if path == "chunk":
+        return stream(x)
+    return torch.stack([stream.step(x_t) for x_t in x])
+
+
+@pytest.mark.parametrize("path", ["chunk", "step"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_reset_starts_chosen_samples_from_zeros_whatever_they_held(bad, path):
+    # It multiplied the state by a mask: NaN * 0 and inf * 0 are NaN, so a sample whose
+    # state had overflowed stayed NaN for ever.
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(3, 4, dtype=torch.float64)
+    x = torch.randn(6, 3, 3, dtype=torch.float64)
+    held = (torch.full((1, 3, 4), bad, dtype=torch.float64),) * 2
+    reset, never, fresh = Stream(layer), Stream(layer), Stream(layer)
+    for stream in (reset, never):
+        _run(stream, x[:2], path)
+        stream.state = held
+    reset.reset([0, 2])
+    for got, kept in zip(reset.state, held, strict=True):
+        want = kept.clone()
+        want[:, [0, 2]] = 0.0
+        torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+    out, theirs, new = (_run(s, x[2:], path) for s in (reset, never, fresh))
+    torch.testing.assert_close(out[:, [0, 2]], new[:, [0, 2]], rtol=0, atol=0)
+    torch.testing.assert_close(out[:, 1], theirs[:, 1], rtol=0, atol=0, equal_nan=True)
+    assert out[:, 1].isnan().all()
+    for got, want in zip(reset.state, fresh.state, strict=True):
+        torch.testing.assert_close(got[:, [0, 2]], want[:, [0, 2]], rtol=0, atol=0)
+
+
+def test_reset_of_an_assigned_state_and_of_no_sample():
+    # A state assigned before any chunk failed a bare assert (no batch size yet); an empty
+    # list was refused as "got torch.float32 []".
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(4, 8)
+    held = torch.randn(1, 3, 8)
+    stream = Stream(layer)
+    stream.state = held.clone()
+    stream.reset([])
+    assert torch.equal(stream.state, held)
+    stream.reset([-1])
+    want = held.clone()
+    want[:, 2] = 0.0
+    assert torch.equal(stream.state, want)
+    x = torch.randn(3, 4)
+    expected, _ = layer(x[None], want)
+    torch.testing.assert_close(stream.step(x), expected[0], rtol=0, atol=1e-6)
+    Stream(layer).reset([])  # nothing has run: nothing to reset, nothing refused
+
+
+def test_reset_refuses_samples_that_are_not_indices_or_a_mask():
+    stream = Stream(rnnkit.GRU(4, 8))
+    expected = "Stream: reset samples must be integer batch indices or a (B,) bool mask; got "
+    _raises_whole(TypeError, expected + "str 'a'", stream.reset, "a")  # before any chunk too
+    stream(torch.randn(2, 3, 4))
+    before = stream.state.clone()
+    for samples, given in (("a", "str 'a'"), (b"\x00", "bytes b'\\x00'"), (["a"], "list ['a']"),
+                           ({0: 1}, "dict {0: 1}")):  # fmt: skip
+        _raises_whole(TypeError, expected + given, stream.reset, samples)
+    assert torch.equal(stream.state, before)
+    stream.state = torch.zeros(3)
+    _raises_whole(ValueError, "Stream: reset of chosen samples needs a state of (L, B, ...) "
+                  "tensors; got shape (3,)", stream.reset, [0])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("layer", "state", "message"),
+    [
+        (rnnkit.GRU(4, 8), torch.zeros(1, 3, 7), "GRU: state h must have shape (1, 3, 8); got "
+         "(1, 3, 7)"),
+        (rnnkit.GRU(4, 8), torch.zeros(2, 3, 8), "GRU: state h must have shape (1, 3, 8); got "
+         "(2, 3, 8)"),
+        (rnnkit.GRU(4, 8), torch.zeros(1, 2, 8), "GRU: state h must have shape (1, 3, 8); got "
+         "(1, 2, 8)"),
+        (rnnkit.LSTM(4, 8), torch.zeros(1, 3, 8), "LSTM: state must be a tuple (h, c); got "
+         "Tensor"),
+        (rnnkit.GRU(4, 8), "h", "GRU: state must be a tensor h; got str"),
+        (rnnkit.GRU(4, 8), torch.zeros(1, 3, 8, dtype=torch.float64), "GRU: state h.dtype must "
+         "equal input.dtype; expected torch.float32, got torch.float64"),
+    ],
+)  # fmt: skip
+def test_a_step_checks_an_assigned_state_as_a_chunk_does(layer, state, message):
+    # The step split a state of the wrong shape per layer unchecked: an IndexError, or
+    # torch's "hidden0 has inconsistent hidden_size".
+    for call, x in (("step", torch.randn(3, 4)), ("chunk", torch.randn(1, 3, 4))):
+        stream = Stream(layer)
+        stream.state = state
+        run = stream.step if call == "step" else stream
+        with pytest.raises(Exception, match="^" + re.escape(message) + "$") as refused:
+            run(x)
+        assert isinstance(refused.value, (TypeError, ValueError))
+        assert stream.state is state and stream.steps == 0
+    stream.state = (torch.zeros(1, 3, 8),) * 2 if isinstance(layer, rnnkit.LSTM) else None
+    assert stream.step(torch.randn(3, 4)).shape == (3, 8)  # a right state runs

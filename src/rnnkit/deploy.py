@@ -218,6 +218,19 @@ def _check_finite(
         )
 
 
+def _not_empty(a: np.ndarray, axes: Sequence[tuple[int, str, str]], what: str, where: str) -> None:
+    """Refuse ``a`` where one of ``axes`` - (axis, its letter, what it counts) - is empty,
+    as rnnkit's layers refuse T = 0: onnxruntime ends the whole process on some graphs of
+    an empty batch or sequence ("terminate called without an active exception") and
+    fails inside a Scan on others."""
+    for axis, letter, counts in axes:
+        if a.shape[axis] == 0:
+            raise ValueError(
+                f"{where}: {what} has {letter} = 0 {counts}; expected {letter} >= 1; got shape "
+                f"{tuple(a.shape)}"
+            )
+
+
 def _ids(value: Any, shape: str, ndim: int, vocab: int, what: str, where: str) -> np.ndarray:
     """Character ids as int64 in [0, vocab), or a one-line ValueError."""
     a = _as_array(value, what, where)
@@ -330,6 +343,10 @@ class OnnxStream:
             self._state = None
             return
         arrays = _state_arrays(value, self.metadata, self.batch_size, "OnnxStream.state")
+        # A stream of no samples: its steps would be refused (a batch size is >= 1).
+        _not_empty(
+            arrays[0], [(1, "B", "samples")], f"state {self.state_names[0]}", "OnnxStream.state"
+        )
         self._state = tuple(a.copy() for a in arrays)  # the stream owns its state
         self.batch_size = arrays[0].shape[1]
 
@@ -343,6 +360,7 @@ class OnnxStream:
             x = _floats(
                 x, f"({b}, {self.input_size})", (None, self.input_size), "x", "OnnxStream.step"
             )
+        _not_empty(x, [(0, "B", "samples")], "x", "OnnxStream.step")
         if B is not None and x.shape[0] != B:
             raise ValueError(
                 f"OnnxStream.step: x's batch size must equal the stream's; expected {B}, got "
@@ -370,6 +388,8 @@ class OnnxStream:
             return  # nothing has run yet: every state is already zero
         B = self._state[0].shape[1]
         chosen = np.asarray(samples)
+        if chosen.size == 0 and chosen.dtype != bool:
+            return  # no index: nothing to reset ([] is a float array, no index to numpy)
         if chosen.dtype == bool:
             if chosen.shape != (B,):
                 raise ValueError(
@@ -384,7 +404,7 @@ class OnnxStream:
             )
         zeroed = tuple(a.copy() for a in self._state)  # arrays handed out stay as they were
         for a in zeroed:
-            a[:, chosen] = 0.0
+            a[:, chosen] = 0.0  # assigned, not scaled: a NaN or an inf becomes 0 too
         self._state = zeroed
 
 
@@ -414,6 +434,7 @@ def run_sequence(
         I = meta["input_size"]
         # Checked once the lengths are known: the padding past them is not read.
         x = _floats(given, f"(T, B, {I})", (None, None, I), "x", where, finite=False)
+    _not_empty(x, [(0, "T", "time steps"), (1, "B", "sequences")], "x", where)
     T, B = x.shape[:2]
     feed: dict[str, np.ndarray] = {"x": x}
     if meta["lengths"]:

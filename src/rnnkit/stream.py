@@ -170,7 +170,10 @@ class Stream:
                 zeros = tuple(x.new_zeros(B, size) for size in layer.first_cell.state_sizes)
                 self._layers = [zeros for _ in range(layer.num_layers)]
             else:
-                parts = state if isinstance(state, tuple) else (state,)
+                # An assigned state is checked as a chunk's is: split per layer unchecked, a
+                # wrong shape failed in torch's words (an IndexError, "hidden0 has ...").
+                layer._check_state(state, True, B, x)
+                parts = layer._state_parts(state)
                 self._layers = [tuple(s[k] for s in parts) for k in range(layer.num_layers)]
         if autocast:
             return self._autocast_step(layer, x, weight.dtype, fresh)
@@ -217,44 +220,76 @@ class Stream:
     def reset(self, samples: Sequence[int] | Tensor | None = None) -> None:
         """Zero the whole state (``samples=None``) or the state of chosen samples.
 
-        ``samples`` is a list of batch indices or a (B,) bool mask.
+        ``samples`` is a list of batch indices or a (B,) bool mask; an empty list resets
+        nothing. The chosen samples start again from zeros, whatever their state held.
         """
         if samples is None:
             self.state, self.batch_size, self.steps = None, None, 0
             return
-        if self.state is None:
+        given = _samples(samples)
+        state = self.state
+        if state is None:
             return  # nothing has run yet: every state is already zero
-        B = self.batch_size
-        assert B is not None
-        # A list of bools is a mask too: read as indices, [True, False] would zero 1 and 0.
-        given = torch.as_tensor(samples)
+        B = _batch_size(state)  # the state's own: one assigned need not match batch_size
         if given.dtype == torch.bool:
             if tuple(given.shape) != (B,):
                 raise ValueError(
                     f"Stream: reset mask must have shape (B,) = ({B},); got {tuple(given.shape)}"
                 )
-            keep = ~given.cpu()
+            chosen = given.cpu()
         else:
-            if given.is_floating_point() or given.is_complex():
-                # Cast to long, 0.5 would zero sample 0 without a word.
-                raise TypeError(
-                    f"Stream: reset samples must be integer batch indices or a (B,) bool "
-                    f"mask; got {given.dtype} {given.tolist()}"
-                )
             index = given.to(torch.long).reshape(-1)
             if index.numel() and (int(index.min()) < -B or int(index.max()) >= B):
                 raise ValueError(
                     f"Stream: reset samples must be batch indices in [0, {B}) (or from the end, "
                     f"-{B} to -1); got {index.tolist()}"
                 )
-            keep = torch.ones(B, dtype=torch.bool)
-            keep[index] = False
-        self.state = _zero_samples(self.state, keep)
+            chosen = torch.zeros(B, dtype=torch.bool)
+            chosen[index] = True
+        self.state = _zero_samples(state, chosen)
 
 
-def _zero_samples(state: Any, keep: Tensor) -> Any:
-    """``state`` with the samples where ``keep`` is False set to zero (batch axis 1)."""
+def _samples(samples: object) -> Tensor:
+    """``samples`` of :meth:`Stream.reset` as a bool mask or an integer tensor of indices
+    (empty: none), or a one-line TypeError naming what was given."""
+    expected = "Stream: reset samples must be integer batch indices or a (B,) bool mask"
+    if isinstance(samples, (str, bytes)):  # a sequence, but of characters
+        raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}")
+    try:
+        # A list of bools is a mask too: read as indices, [True, False] would zero 1 and 0.
+        given = torch.as_tensor(samples)
+    except (TypeError, ValueError, RuntimeError):  # torch's words: "new(): invalid data type"
+        raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}") from None
+    if given.dtype == torch.bool:
+        return given
+    if given.numel() == 0:
+        return given.to(torch.long)  # [] reads as float32: no index, nothing to reset
+    if given.is_floating_point() or given.is_complex():
+        # Cast to long, 0.5 would zero sample 0 without a word.
+        raise TypeError(f"{expected}; got {given.dtype} {given.tolist()}")
+    return given
+
+
+def _batch_size(state: Any) -> int:
+    """B of a state in a module's form: axis 1 of its first tensor (L, B, ...)."""
+    first = state
+    while isinstance(first, (tuple, list)) and first:
+        first = first[0]
+    if not isinstance(first, Tensor) or first.dim() < 2:
+        given = f"shape {tuple(first.shape)}" if isinstance(first, Tensor) else type(first).__name__
+        raise ValueError(
+            f"Stream: reset of chosen samples needs a state of (L, B, ...) tensors; got {given}"
+        )
+    return first.size(1)
+
+
+def _zero_samples(state: Any, chosen: Tensor) -> Any:
+    """``state`` with the samples where ``chosen`` is True set to zero (batch axis 1).
+
+    Set, not multiplied by a mask: NaN * 0 and inf * 0 are NaN, so a sample whose state
+    had overflowed would never start again.
+    """
     if isinstance(state, Tensor):
-        mask = keep.to(state.device).view(1, -1, *([1] * (state.dim() - 2)))
-        return state * mask.to(state.dtype)
-    return type(state)(_zero_samples(s, keep) for s in state)
+        mask = chosen.to(state.device).view(1, -1, *([1] * (state.dim() - 2)))
+        return state.masked_fill(mask, 0)
+    return type(state)(_zero_samples(s, chosen) for s in state)

@@ -29,6 +29,7 @@ import copy
 import io
 import json
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -76,7 +77,7 @@ def export_onnx(
     number = isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
     if not number or not tolerance >= 0:
         raise ValueError(f"export_onnx: tolerance must be a number >= 0; got {tolerance!r}")
-    target = _target_path(path, overwrite)
+    target = _target_path("export_onnx", "path", path, overwrite)
     subject = _Subject.of(model)
     if subject.kind == "seq2seq":
         proto = _seq2seq_graph(subject, mode, lengths, check, tolerance)
@@ -663,12 +664,26 @@ def _check(proto: Any, subject: _Subject, mode: str, lengths: bool, tolerance: f
     _compare([o for _, o in pairs], [e for e, _ in pairs], tolerance)
 
 
-def _target_path(path: str | Path | None, overwrite: bool) -> Path | None:
+def _target_path(where: str, name: str, path: str | Path | None, overwrite: object) -> Path | None:
+    """The file ``path`` (argument ``name`` of ``where``) may be written to, or a one-line
+    refusal before anything is: a writer that takes a path checks it here, once."""
+    # "no" would read as True and replace the user's file.
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"{where}: overwrite must be True or False; got {overwrite!r}")
     if path is None:
         return None
+    if not isinstance(path, (str, os.PathLike)):
+        # Path(5) said "expected str, bytes or os.PathLike object", naming no argument.
+        raise TypeError(f"{where}: {name} must be a file path or None; got {type(path).__name__}")
     target = Path(path)
+    if target.is_dir():
+        # Replacing it would lose its files; the atomic rename fails on it in the OS's words.
+        raise ValueError(
+            f"{where}: {name} must be the path of a file; {target} is a directory (a directory "
+            "is never replaced)"
+        )
     if target.exists() and not overwrite:
-        raise ValueError(f"export_onnx: {target} exists; pass overwrite=True to replace it")
+        raise ValueError(f"{where}: {target} exists; pass overwrite=True to replace it")
     if not target.parent.is_dir():
-        raise ValueError(f"export_onnx: the folder of {target} does not exist")
+        raise ValueError(f"{where}: the folder of {target} does not exist")
     return target

@@ -44,7 +44,7 @@ def quantize_onnx(
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from rnnkit.export.onnx import _set_metadata, read_metadata
+    from rnnkit.export.onnx import _set_metadata, _target_path, read_metadata
     from rnnkit.train.files import atomic_write
 
     model = onnx.load(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else src
@@ -58,11 +58,11 @@ def quantize_onnx(
     if not isinstance(dst, (str, os.PathLike)):
         # Path(None) said "expected str, bytes or os.PathLike object", naming no argument.
         raise TypeError(f"quantize_onnx: dst must be a path; got {type(dst).__name__}")
-    target = Path(dst)
-    if target.exists() and not overwrite:
-        raise ValueError(f"quantize_onnx: {target} exists; pass overwrite=True to replace it")
-    if not target.parent.is_dir():
-        raise ValueError(f"quantize_onnx: the folder of {target} does not exist")
+    # The checks export_onnx makes: overwrite a bool, a directory never replaced.
+    target = _target_path("quantize_onnx", "dst", dst, overwrite)
+    assert target is not None  # dst is a path
+    if not isinstance(per_channel, bool):  # "no" would read as True
+        raise TypeError(f"quantize_onnx: per_channel must be True or False; got {per_channel!r}")
     types = list(op_types)
     if not types or not all(isinstance(t, str) for t in types):
         raise ValueError(f"quantize_onnx: op_types must name operators; got {op_types!r}")
