@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import rnnkit
+from _refusals import raises_exactly as _raises_exactly
 from rnnkit.cli import main
 from rnnkit.data.series import fill_missing, load_dataset, read_series
 from rnnkit.deploy import ANCHORS, Recalibration
@@ -34,6 +35,7 @@ from rnnkit.tasks.forecast import (
     mase,
     mase_scale,
     model_forecasts,
+    naive_forecasts,
     prepare_series,
     recalibrated,
     score,
@@ -195,6 +197,107 @@ def test_seasonal_naive_and_its_interval() -> None:
     z = 1.2815515655446004
     assert f.upper - f.mean == pytest.approx(z * 3 * np.sqrt([1, 1, 1, 2]))
     assert list(seasonal_naive([1, 2], 2, 12).mean) == [2, 2]  # shorter than m: naive
+
+
+def test_seasonal_naive_is_finite_at_any_accepted_scale() -> None:
+    """The squares of its residuals overflowed past 1.3e154 (a RuntimeWarning and an
+    infinite interval: coverage 100 %) and underflowed below 1.5e-154. At 1e250 and
+    1e-250 it is the unscaled series' forecast times the scale; unscaled, the textbook
+    formula bit for bit."""
+    from rnnkit.deploy import Z80
+
+    y = series(40)
+    scored = windows([40], 6, 4, "test")
+    for m in (1, 4):
+        plain = seasonal_naive(y, 6, m)
+        resid = y[m:] - y[:-m]
+        k = np.arange(6)
+        spread = Z80 * float(np.sqrt(np.mean(resid**2))) * np.sqrt(1 + k // m)
+        assert np.array_equal(plain.upper, plain.mean + spread)
+        assert np.array_equal(plain.lower, plain.mean - spread)
+        coverage = score([y], scored, naive_forecasts([y], scored, 6, m), 6, m).coverage
+        assert 0 < coverage < 1
+        for c in (1e250, 1e-250):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                f = seasonal_naive(y * c, 6, m)
+                fcs = naive_forecasts([y * c], scored, 6, m)
+                scaled = score([y * c], scored, fcs, 6, m)
+            assert np.allclose(f.mean, plain.mean * c, rtol=1e-12, atol=0)
+            assert np.allclose(f.upper - f.mean, spread * c, rtol=1e-12, atol=0)
+            assert np.allclose(f.mean - f.lower, spread * c, rtol=1e-12, atol=0)
+            assert scaled.coverage == coverage
+
+
+def test_a_sample_deviation_is_finite_at_any_scale() -> None:
+    """The anchor check's standard error squared the differences of MASE: past 1.3e154
+    it was inf (a RuntimeWarning), and no network could be kept."""
+    from rnnkit.tasks.forecast import anchor_check, sample_deviation
+
+    x = np.array([0.5, 0.6, 0.4, 0.5, -0.2])
+    assert sample_deviation(x) == float(np.std(x, ddof=1))  # the plain formula, bit for bit
+    anchor = np.array([1.0, 1.2, 0.8, 1.0])
+    network = anchor - np.array([0.5, 0.6, 0.4, 0.5])
+    plain = anchor_check(network, anchor, 2.0, 1.0)
+    for c in (1e200, 1e300):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert sample_deviation(x * c) == pytest.approx(np.std(x, ddof=1) * c, rel=1e-12)
+            k = anchor_check(network * c, anchor * c, 2.0, 1.0)
+        assert k.kept and k.error == pytest.approx(plain.error * c, rel=1e-12)
+
+
+def test_training_targets_are_bounded_by_hand() -> None:
+    """A value whose distance from its anchor forecast, in units of d_t, passes the head's
+    bound is refused; at the bound it is taken, and only training values are checked."""
+    from types import SimpleNamespace
+
+    from rnnkit.tasks.forecast import TARGET_LIMITS, check_targets
+
+    data = SimpleNamespace(source="s.csv", names=["s"])
+    for head, how in (("quantile", ""), ("gaussian", " and --head gaussian squares them")):
+        # seasonal naive, m = 1, horizon 1: value 6's target is its change over d, the
+        # mean absolute change of the five values before it (1)
+        config = ForecastConfig(horizon=1, head=head)
+        limit = TARGET_LIMITS[head]
+        y = np.array([0.0, 1, 2, 3, 4, 4 + limit, 5, 6, 7])
+        check_targets(data, [y], [len(y)], config)  # at the bound
+        y[5] = 4 + 2 * limit
+        check_targets(data, [y], [5], config)  # not a training value
+        _raises_exactly(
+            ValueError,
+            f"s.csv: value 6 of series 's' is {y[5]:g}, {2 * limit:g} units from its anchor "
+            "forecast, a unit being the mean absolute (seasonal) change of the values "
+            f"before it; the network's targets are float32{how}, so at most {limit:g} "
+            "units are accepted",
+            check_targets, data, [y], [len(y)], config,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("head", ["quantile", "gaussian"])
+def test_a_training_value_just_inside_the_bound_trains(tmp_path: Path, head: str) -> None:
+    """The bound is low enough: a value within 10 % of it trains with every step's loss
+    finite (at 1e39 every step was skipped as non-finite, and no model was saved)."""
+    from rnnkit.tasks.forecast import TARGET_LIMITS
+
+    def spiked(name: str, spike: float) -> Path:
+        a, b = series(24, seed=1), series(24, seed=2)
+        a[4] = a[3] + spike  # its unit is 3.25 here: 3.15 bounds away is 0.97 of the bound
+        rows = [f"{s},{t},{float(v)!r}" for s, y in (("a", a), ("b", b)) for t, v in enumerate(y)]
+        return write(tmp_path, name, "id,time,value\n" + "\n".join(rows) + "\n")
+
+    spike = 3.15 * TARGET_LIMITS[head]
+    options = {"horizon": 2, "hidden_size": 4, "head": head, "batch_size": 4}
+    config = TrainConfig(steps=30, eval_every=10, threads=1)
+    quiet = {"log": lambda _: None, "progress": io.StringIO()}
+    with pytest.raises(ValueError, match="units from its anchor forecast"):  # 1.07 of it
+        train("forecast", {**options, "data": str(spiked("over.csv", 1.1 * spike))}, config,
+              out=tmp_path / "over", **quiet)  # fmt: skip
+    progress = io.StringIO()
+    train("forecast", {**options, "data": str(spiked("spike.csv", spike))}, config,
+          out=tmp_path / "run", log=lambda _: None, progress=progress)  # fmt: skip
+    assert "skipped" not in progress.getvalue()
+    assert (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_score_pools_windows_and_coverage() -> None:

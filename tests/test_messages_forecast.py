@@ -11,6 +11,7 @@ import torch
 import rnnkit
 from _refusals import raises_exactly as _raises
 from _refusals import refused
+from rnnkit.cli import main
 from rnnkit.tasks.forecast import (
     ForecastConfig,
     ForecastModel,
@@ -174,3 +175,52 @@ def test_data_that_does_not_exist(capsys, tmp_path) -> None:
         f"rnnkit train: error: --data: series file not found: {missing}; expected a .tsf or "
         ".csv file"
     )
+
+
+SERIES = {
+    "a": [1, 2, 3, 5, 4, 6, 7, 8, 9, 10, 12, 11],
+    "b": [1, 3, 2, 5, 4, 6, 7, 8, 9, 10, 12, 11],
+}
+LONG = "id,time,value\n" + "".join(
+    f"{s},{t + 1},{v}\n" for s, values in SERIES.items() for t, v in enumerate(values)
+)
+TINY = ["--horizon", "2", "--steps", "2", "--eval-every", "2", "--hidden", "4"]
+
+
+def test_forecast_of_a_run_whose_data_changed(capsys, tmp_path) -> None:
+    """``rnnkit forecast RUN`` reads the run's own data again: changed since training, it
+    is refused as ``rnnkit eval`` and ``--resume`` refuse it (it forecast from the edited
+    values)."""
+    data, run, out = tmp_path / "m.csv", tmp_path / "run", tmp_path / "f.csv"
+    data.write_text(LONG)
+    assert main(["train", "forecast", "--data", str(data), *TINY, "--out", str(run)]) == 0
+    assert main(["forecast", str(run), "--out", str(out)]) == 0  # unchanged: forecast
+    out.unlink()
+    data.write_text(LONG.replace("b,12,11\n", "b,12,1000\n"))
+    expected = (
+        f"{data} has changed since this run started (its values differ from the ones "
+        "recorded in config.json); start a new run"
+    )
+    for argv in (["forecast", str(run)], ["forecast", str(run), "--out", str(out)]):
+        line = refused(capsys, argv, tmp_path)
+        assert line == f"rnnkit forecast: error: {expected}"
+    assert refused(capsys, ["eval", str(run)], tmp_path) == f"rnnkit eval: error: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("head", "limit", "how"),
+    [("quantile", "1e+15", ""), ("gaussian", "1e+08", " and --head gaussian squares them")],
+)
+def test_a_training_value_too_far_out_of_scale(capsys, tmp_path, head, limit, how) -> None:
+    """A value whose target overflowed float32 (or whose loss did) skipped every step and
+    left a run folder without a model: refused before the folder is made."""
+    data, run = tmp_path / "spike.csv", tmp_path / "run"
+    data.write_text(LONG.replace("a,5,4\n", "a,5,1e39\n"))
+    argv = ["train", "forecast", "--data", str(data), *TINY, "--head", head, "--out", str(run)]
+    assert refused(capsys, argv, tmp_path) == (
+        f"rnnkit train: error: {data}: value 5 of series 'a' is 1e+39, 1e+39 units from its "
+        "anchor forecast, a unit being the mean absolute (seasonal) change of the values "
+        f"before it; the network's targets are float32{how}, so at most {limit} units are "
+        "accepted"
+    )
+    assert not run.exists()

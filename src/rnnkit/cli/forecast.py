@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         forecast,
         plot_forecasts,
         read_given,
-        read_source,
+        read_recorded,
         recalibrated,
         recalibrates,
         write_csv,
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     device, precision = runtime(args)
     model = load(args.run_dir, device)  # the run is checked before the data is read
     if args.data is None:
-        data = read_source(config.derived["source"])
+        data = read_recorded(config.derived)  # refused if changed, as eval and --resume do
     else:
         data = read_given(
             {"path": args.data, "format": args.format, "time_column": args.time_column}

@@ -716,9 +716,23 @@ def seasonal_naive(history: Any, horizon: int, seasonality: int) -> Forecast:
     k = np.arange(horizon)
     mean = y[len(y) - m + (k % m)]
     resid = y[m:] - y[:-m]
-    sigma = float(np.sqrt(np.mean(resid**2))) if len(resid) else 0.0
+    sigma = root_mean_square(resid) if len(resid) else 0.0
     spread = Z80 * sigma * np.sqrt(1 + k // m)
     return Forecast(mean, mean - spread, mean + spread)
+
+
+def root_mean_square(x: np.ndarray) -> float:
+    """``sqrt(mean(x**2))`` of a non-empty array, finite for any finite ``x``: the squares
+    of values past 1.3e154 overflow float64 (and those below 1.5e-154 lose their digits
+    to underflow), so there the values are first divided by their largest magnitude.
+    Elsewhere it is the plain formula, bit for bit."""
+    with np.errstate(over="ignore", under="ignore"):
+        square = np.mean(x**2)
+    if np.isfinite(square) and (square >= np.finfo(np.float64).tiny or not x.any()):
+        return float(np.sqrt(square))
+    big = float(np.max(np.abs(x)))
+    with np.errstate(under="ignore"):  # squares of values far below the largest: 0
+        return big * float(np.sqrt(np.mean((x / big) ** 2)))
 
 
 class Window(NamedTuple):
@@ -844,9 +858,21 @@ def anchor_check(
     if not ok.any():  # nothing to compare: keep the simpler forecast
         return AnchorCheck(False, math.nan, math.nan, math.nan)
     gain = anchor[ok] - network[ok]
-    error = float(np.std(gain, ddof=1)) / math.sqrt(horizons) if len(gain) > 1 else 0.0
+    error = sample_deviation(gain) / math.sqrt(horizons) if len(gain) > 1 else 0.0
     kept = float(np.mean(gain)) > margin * error
     return AnchorCheck(kept, float(np.mean(network[ok])), float(np.mean(anchor[ok])), error)
+
+
+def sample_deviation(x: np.ndarray) -> float:
+    """``np.std(x, ddof=1)`` of two or more values, finite for any finite ``x``: where the
+    squares of the deviations overflow float64 (past 1.3e154) the values are first
+    divided by their largest magnitude; elsewhere the plain formula, bit for bit."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        plain = float(np.std(x, ddof=1))
+    if math.isfinite(plain):
+        return plain
+    big = float(np.max(np.abs(x)))
+    return big * float(np.std(x / big, ddof=1))
 
 
 def model_forecasts(
@@ -1055,12 +1081,57 @@ def _concat(batches: list[Batch]) -> Batch:
 def _targets(p: Prepared, end: int) -> tuple[Tensor, Tensor]:
     """Per step t and step ahead k: the value t + 1 + k in output units, and whether it
     is a training value (before ``end``) of a step with some history (t >= 1)."""
+    target, ok = _targets64(p, end)
+    return torch.from_numpy(target.astype(np.float32)), torch.from_numpy(ok)
+
+
+def _targets64(p: Prepared, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_targets` in float64, before the network's float32 (0 where not a target)."""
     n, h = p.anchor.shape
     t = np.arange(n)[:, None] + 1 + np.arange(h)[None, :]
     ok = (t < end) & (np.arange(n)[:, None] >= 1)
     future = p.y[np.minimum(t, n - 1)]
-    target = np.where(ok, (future - p.anchor) / p.unit[:, None], 0.0)
-    return torch.from_numpy(target.astype(np.float32)), torch.from_numpy(ok)
+    with np.errstate(over="ignore"):  # past float64: refused by check_targets
+        target = np.where(ok, (future - p.anchor) / p.unit[:, None], 0.0)
+    return target, ok
+
+
+# The largest training target accepted, in output units (a value's distance from its
+# anchor forecast over d_t), per head. The network trains in float32 (largest 3.4e38).
+# The pinball loss grows linearly with a target and its gradient not at all: at 1e15 the
+# loss summed over a batch's targets stays finite up to 1e23 targets (trained with one at
+# 1e36, but the cast to float32 overflows past 3.4e38). The Gaussian loss is the squared
+# error over sigma^2, and its gradient e^2 / sigma^3 is squared again by Adam and by norm
+# clipping: at 1e8 and the head's initial sigma (softplus(0) = 0.69) that is 3e16, squared
+# 1e33 (trained with one target at 1e9 in one-window batches; at 1e10 steps were skipped
+# as non-finite). The shipped sets reach at most 787 (docs/forecast.md, "Your own data").
+TARGET_LIMITS = {"quantile": 1e15, "gaussian": 1e8}
+
+
+def check_targets(
+    data: Any, values: Sequence[np.ndarray], ends: Sequence[int], config: ForecastConfig
+) -> None:
+    """Refuse training values too far from their anchor forecasts, in units of d_t, to
+    be float32 targets whose losses stay finite (:data:`TARGET_LIMITS`): one such value
+    made every step's loss infinite, and training stopped with no model."""
+    limit = TARGET_LIMITS[config.head]
+    for i, (y, end) in enumerate(zip(values, ends, strict=True)):
+        p = prepare_series(y[: max(end, 1)], config)  # as Windows' targets are made
+        target, ok = _targets64(p, end)
+        size = np.where(ok, np.abs(target), 0.0)
+        if not np.any(size > limit):  # (an inf target too)
+            continue
+        rows, cols = np.nonzero(size > limit)  # origin t - 1 and step ahead k - 1
+        targets = rows + 1 + cols  # the value each one is
+        at = int(targets.min())  # the earliest value too far out, at its farthest
+        ratio = float(size[rows, cols][targets == at].max())
+        raise ValueError(
+            f"{data.source}: value {at + 1} of series {data.names[i]!r} is {y[at]:g}, "
+            f"{ratio:.2g} units from its anchor forecast, a unit being the mean absolute "
+            "(seasonal) change of the values before it; the network's targets are float32"
+            + (" and --head gaussian squares them" if config.head == "gaussian" else "")
+            + f", so at most {limit:g} units are accepted"
+        )
 
 
 # ---- the task ---------------------------------------------------------------------------
@@ -1107,12 +1178,7 @@ class ForecastTask(Task):
             self.derived = derive(o, data)
         else:
             check_derived(self.derived, "derived")
-            data = read_source(self.derived["source"])
-            if checksum(data.values) != self.derived.get("checksum"):
-                raise ValueError(
-                    f"{data.source} has changed since this run started (its values differ "
-                    "from the ones recorded in config.json); start a new run"
-                )
+            data = read_recorded(self.derived)
         self.data = data
         self.values = [np.asarray(v, dtype=np.float64) for v in data.values]
         d = self.derived
@@ -1150,6 +1216,7 @@ class ForecastTask(Task):
                 f"changes at the seasonal lag (m = {m}) in the values before its validation "
                 "forecasts, and MASE divides by the mean absolute change at that lag"
             )
+        check_targets(data, self.values, self.ends, self.config)
         self.naive_valid = score(
             self.values, self.valid, naive_forecasts(self.values, self.valid, h, m), h, m
         )
@@ -1404,6 +1471,19 @@ def read_source(source: dict[str, Any]) -> Any:
     if "dataset" in source:
         return load_dataset(source["dataset"])
     return read_series(source["path"], source.get("format", "auto"), source.get("time_column"))
+
+
+def read_recorded(derived: dict[str, Any]) -> Any:
+    """The data a run recorded (``derived["source"]``), refused if its values differ from
+    those it started with: resuming, evaluating or forecasting from other values would
+    pass them off as the run's own."""
+    data = read_source(derived["source"])
+    if checksum(data.values) != derived.get("checksum"):
+        raise ValueError(
+            f"{data.source} has changed since this run started (its values differ "
+            "from the ones recorded in config.json); start a new run"
+        )
+    return data
 
 
 def read_given(source: dict[str, Any]) -> Any:
