@@ -441,6 +441,35 @@ def test_eval_out_a_figure_the_system_refuses_to_write_is_named(
     )
 
 
+def test_forecast_outputs_the_system_refuses_to_write_are_named(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rnnkit forecast --out on a full or read-only disk named the temporary file
+    atomic_write makes first; --plot named no flag."""
+    import errno
+
+    import rnnkit.cli._outputs as outputs
+    import rnnkit.train.files as files
+
+    def full(path: Path, *_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path) + ".x.tmp")
+
+    monkeypatch.setattr(outputs, "atomic_write", full)
+    out = tmp_path / "f.csv"
+    err = refused_whole(capsys, ["forecast", str(run), "--out", str(out)], tmp_path)
+    assert err == (
+        f"rnnkit forecast: error: --out: cannot write {out} (No space left on device); "
+        "expected a file in a folder you may write to"
+    )
+    monkeypatch.setattr(files, "write_figure", full)
+    plot = tmp_path / "f.png"
+    err = refused_whole(capsys, ["forecast", str(run), "--plot", str(plot)], tmp_path)
+    assert err == (
+        f"rnnkit forecast: error: --plot: cannot write {plot} (No space left on device); "
+        "expected a file in a folder you may write to"
+    )
+
+
 def test_train_out_a_file_or_a_link_is_refused_in_evals_words(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

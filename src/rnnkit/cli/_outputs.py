@@ -89,8 +89,16 @@ def write_output(flag: str, path: Path, data: bytes) -> None:
     """:func:`~rnnkit.train.files.atomic_write`, the system's refusal (permissions, a
     read-only or full disk) said in one line naming ``flag`` and ``path``, not the
     temporary file it writes first."""
-    try:
+    with writing(flag, path):
         atomic_write(path, data)
+
+
+@contextmanager
+def writing(flag: str, path: Path | str) -> Iterator[None]:
+    """Whatever writes ``path`` inside it: an OSError said in one line naming ``flag``
+    and ``path``."""
+    try:
+        yield
     except OSError as err:
         raise type(err)(
             f"{flag}: cannot write {path} ({err.strerror or err}); expected a file in a "

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from rnnkit.cli._outputs import write_output, writing
     from rnnkit.tasks.forecast import (
         Forecast,
         Window,
@@ -85,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         write_csv,
     )
     from rnnkit.train import load
-    from rnnkit.train.files import atomic_write
     from rnnkit.train.runfolder import RunFolder
 
     if args.data is None and (args.format != "auto" or args.time_column is not None):
@@ -143,18 +143,19 @@ def run(args: argparse.Namespace) -> int:
     h = len(forecasts[0].mean)
     # The figure first: a figure that cannot be drawn leaves no CSV behind either.
     if args.plot:
-        plot_forecasts(
-            args.plot,
-            [names[i] for i in picked],
-            [data.values[i] for i in picked],
-            [len(data.values[i]) for i in picked],
-            [forecasts[i] for i in picked],
-            f"{Path(args.run_dir).name}: forecasts of {data.source}, 80% intervals",
-        )
+        with writing("--plot", args.plot):
+            plot_forecasts(
+                args.plot,
+                [names[i] for i in picked],
+                [data.values[i] for i in picked],
+                [len(data.values[i]) for i in picked],
+                [forecasts[i] for i in picked],
+                f"{Path(args.run_dir).name}: forecasts of {data.source}, 80% intervals",
+            )
     if args.out is None:
         sys.stdout.write(text)
     else:
-        atomic_write(Path(args.out), text.encode("utf-8"))
+        write_output("--out", Path(args.out), text.encode("utf-8"))
         print(f"forecasts of {len(names)} series, {h} steps each: {args.out}", file=sys.stderr)
     if args.plot:
         print(f"figure: {args.plot}", file=sys.stderr)
