@@ -454,3 +454,29 @@ def test_the_scan_keeps_the_state_in_float32_over_long_sequences(name):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         error = {b: (layer(x)[0] - full).abs().mean() for b, layer in layers.items()}
     assert error["scan"] <= error["reference"], error
+
+
+def test_a_cuda_layer_returns_cudnns_float16_whatever_the_autocast_dtype(monkeypatch) -> None:
+    """torch's autocast wrapper of _cudnn_rnn casts to float16, so torch.nn.LSTM on CUDA
+    under a bfloat16 autocast returns float16 (torch 2.11, H200); a cell, or a layer with
+    cuDNN off, returns the autocast dtype. Checked against torch.nn on a GPU by the CUDA
+    cases above; here the rule itself, on any machine."""
+    from rnnkit import _autocast
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(_autocast, "_cudnn_runs", lambda: True)
+    for kind, n in (("LSTM", 2), ("GRU", 1), ("RNN_TANH", 1), ("MINGRU", 1)):
+        got = _autocast.result_dtypes(
+            kind, cuda, torch.float32, None, n, projection=False, sequence_kernel=True
+        )
+        assert got == (torch.float16,) * (1 + n)
+    monkeypatch.setattr(_autocast, "lower_dtype", lambda device: torch.bfloat16)
+    cell = _autocast.result_dtypes(
+        "GRU", cuda, torch.float32, None, 1, projection=False, sequence_kernel=False, layer=False
+    )
+    assert cell == (torch.bfloat16, torch.bfloat16)
+    monkeypatch.setattr(_autocast, "_cudnn_runs", lambda: False)
+    layer = _autocast.result_dtypes(
+        "LSTM", cuda, torch.float32, None, 2, projection=False, sequence_kernel=True
+    )
+    assert layer == (torch.bfloat16,) * 3

@@ -5,7 +5,12 @@ precision its operands promote to. So torch.nn's layers and cells do not all ret
 autocast dtype, and which dtype they return depends on the kernel that ran:
 
 - CUDA (and other accelerators): the fused sequence kernel (cuDNN) and the one-step
-  kernels are on autocast's list, so output and state come in the autocast dtype.
+  kernels are on autocast's list, so output and state come in the autocast dtype - but
+  for a layer on cuDNN in float16, whatever the autocast dtype: torch's autocast wrapper
+  of ``_cudnn_rnn`` (pytorch PR 42385) casts the weights into one float16 buffer, so under
+  ``torch.autocast("cuda", dtype=torch.bfloat16)`` torch.nn.LSTM returns float16 (seen
+  with torch 2.11 on an H200). A cell, or a layer with cuDNN switched off, follows the
+  autocast dtype.
 - CPU: the one-step math is not on the list. An Elman RNN's tanh/relu of two products is in
   the autocast dtype; a GRU's ``h' = (1 - z) n + z h`` and an LSTM's ``c' = f c + i g``
   promote with the previous state, so they keep the dtype of the initial state (zeros in
@@ -70,6 +75,11 @@ def _onednn_runs(dtype: torch.dtype) -> bool:
     return False
 
 
+def _cudnn_runs() -> bool:
+    """Whether torch.nn's layers on CUDA take cuDNN's sequence kernel."""
+    return bool(torch.backends.cudnn.enabled and torch.backends.cudnn.is_available())
+
+
 def result_dtypes(
     kind: str,
     device: torch.device,
@@ -79,6 +89,7 @@ def result_dtypes(
     *,
     projection: bool,
     sequence_kernel: bool,
+    layer: bool = True,
 ) -> tuple[torch.dtype, ...]:
     """``(output, *state)`` dtypes torch.nn returns under autocast (see the module docstring).
 
@@ -89,7 +100,10 @@ def result_dtypes(
         projection: an LSTM with ``proj_size``.
         sequence_kernel: a layer called with an unpacked input (torch.nn.LSTM may then take
             its oneDNN kernel); False for a cell or a packed input.
+        layer: a layer (on CUDA, torch.nn runs it on cuDNN); False for a cell.
     """
+    if layer and device.type == "cuda" and _cudnn_runs():
+        return (torch.float16,) * (1 + num_states)
     low = lower_dtype(device)
     if device.type != "cpu" or kind.startswith("RNN"):
         return (low,) * (1 + num_states)

@@ -415,6 +415,7 @@ class RecurrentCell(nn.Module, abc.ABC):
                 len(new),
                 projection=bool(getattr(self, "proj_size", 0)),
                 sequence_kernel=False,
+                layer=False,
             )
             new = tuple(s.to(d) for s, d in zip(new, dtypes[1:], strict=True))
         if not batched:

@@ -58,6 +58,9 @@ def sequence(
     keep their state.
     """
     T = x.size(0)
+    # cuDNN refuses a strided state ("rnn: hx is not contiguous"); the other backends and
+    # torch's CPU kernels take one, so it is made contiguous here (a no-op when it is).
+    hx = [h.contiguous() for h in hx]
     if lengths is not None:
         lengths = lengths.cpu()
         if bool((lengths == T).all()):
