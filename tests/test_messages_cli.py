@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+import rnnkit
 from rnnkit.cli import main
 from rnnkit.tasks import NAMES
-from rnnkit.train import TrainConfig, train
+from rnnkit.train import RunFolderError, TrainConfig, train
 
 
 def _refused(capsys, argv: list[str], tmp_path: Path | None = None) -> str:
@@ -87,9 +89,16 @@ def test_train_resume_of_an_unknown_task(capsys, numbers_run, tmp_path):
     shutil.copytree(numbers_run, run)
     data = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**data, "task": "poetry"}))
+    config = run / "config.json"
+    message = f"{config}: task must be one of {', '.join(NAMES)} or fit; got 'poetry'"
     assert _refused(capsys, ["train", "--resume", str(run)], tmp_path) == (
-        f"rnnkit train: error: {run} names task 'poetry'; known: {', '.join(NAMES)}"
+        f"rnnkit train: error: {message}"
     )
+    # Every reader of a run folder names the file (the task registry's message named none).
+    for argv in (["eval", str(run)], ["export", str(run)], ["generate", str(run)]):
+        assert _refused(capsys, argv, tmp_path) == f"rnnkit {argv[0]}: error: {message}"
+    with pytest.raises(RunFolderError, match="^" + re.escape(message) + "$"):
+        rnnkit.load(run)
 
 
 # ---- argument types ------------------------------------------------------------------

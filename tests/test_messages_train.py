@@ -261,6 +261,20 @@ def test_a_link_to_a_run_folder_is_refused_where_one_is_read(copy, tmp_path):
     assert not (tmp_path / "out").exists() and sorted(p.name for p in copy.iterdir()) == before
 
 
+def test_save_pretrained_fits_a_model_to_a_fit_runs_weights(run, tmp_path):
+    # A fit run's config builds no model; the weights it saved show the model's shapes, so
+    # another model is refused before anything is written (it failed only at load time).
+    message = (
+        "the Linear given does not fit the config: missing ['head.bias', 'head.weight', "
+        "'rnn.bias_hh_l0'], unknown ['bias', 'weight']"
+    )
+    _raises_exactly(RunFolderError, message, rnnkit.save_pretrained, nn.Linear(3, 3),
+                    tmp_path / "pub", config=run)  # fmt: skip
+    assert not (tmp_path / "pub").exists()
+    rnnkit.save_pretrained(Last(), tmp_path / "pub", config=run)
+    assert (tmp_path / "pub" / "model.safetensors").is_file()
+
+
 def test_a_linked_config_or_weights_file_is_not_followed(copy, tmp_path):
     # rnnkit.load reads a run's files itself: a link among them is refused, not read.
     (copy / "config.json").rename(tmp_path / "config.json")

@@ -206,6 +206,7 @@ def _from_folder(path: Path) -> dict[str, Any]:
 
 def _from_model(model: nn.Module, config: Any) -> dict[str, Any]:
     """The files of a pretrained folder of ``model``: its config and its weights."""
+    saved: dict[str, torch.Tensor] | None = None  # a fit run's own weights, to fit against
     if config is None:
         config = getattr(model, "rnnkit_config", None)
         if not isinstance(config, RunConfig):
@@ -221,6 +222,8 @@ def _from_model(model: nn.Module, config: Any) -> dict[str, Any]:
             raise RunFolderError(f"config folder not found: {where}")
         _check_rnnkit(where)
         config = parse_config(read_json(where / CONFIG), str(where / CONFIG))
+        if config.task == "fit" and (where / MODEL).is_file():
+            saved = RunFolder(where).best_weights()
     elif not isinstance(config, RunConfig):
         raise TypeError(
             "save_pretrained: config must be a RunConfig or a folder holding config.json; got "
@@ -230,6 +233,8 @@ def _from_model(model: nn.Module, config: Any) -> dict[str, Any]:
     if config.task != "fit":  # refused now when the model is not the config's
         built = card.build_model(config, f"the {config.task} config")
         check_fits(built.state_dict(), weights, f"the {type(model).__name__} given")
+    elif saved is not None:  # a fit run's config builds nothing; its weights show the model
+        check_fits(saved, weights, f"the {type(model).__name__} given")
     data = config.to_dict()
     return {
         CONFIG: (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),

@@ -237,7 +237,16 @@ class RunFolder:
             data = read_json(self.path / CONFIG)
         except FileNotFoundError:
             raise RunFolderError(f"{self.path} is not a run folder: it has no {CONFIG}") from None
-        return parse_config(data, str(self.path / CONFIG))
+        config = parse_config(data, str(self.path / CONFIG))
+        from rnnkit.tasks import NAMES  # here: the tasks import the training package
+
+        if config.task != "fit" and config.task not in NAMES:
+            # Said here, naming the file: found later, by the task registry, it named none.
+            raise RunFolderError(
+                f"{self.path / CONFIG}: task must be one of {', '.join(NAMES)} or fit; got "
+                f"{config.task!r}"
+            )
+        return config
 
     def read_manifest(self) -> dict[str, Any] | None:
         """The manifest, or None before the first checkpoint; checked for its keys."""
