@@ -77,6 +77,16 @@ _EXPORT_MODES = {
 }
 
 
+# A run of rnnkit.fit (rnnkit.train.fit): what it scores without a val_loader, and what
+# the options it records in config.json mean (it has no Options class to explain them).
+FIT_SCORED_ON_TRAINING = "training (no val_loader: the mean loss since the last evaluation)"
+FIT_OPTIONS = {
+    "monitor": "the metric that ranks the checkpoints",
+    "higher_is_better": "whether a larger value of the monitor is better",
+    "val_loader": "whether a val_loader was given (without one the training loss ranks them)",
+}
+
+
 def build_model(config: RunConfig, where: object) -> nn.Module:
     """The untrained model a config describes; the global RNG is left as it was.
 
@@ -125,9 +135,7 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
 
     scored_on, selects = "validation", True
     if task_cls is None and config.options.get("val_loader") is False:
-        from rnnkit.train.fit import SCORED_ON_TRAINING  # fit imports the loop, which this
-
-        scored_on = SCORED_ON_TRAINING
+        scored_on = FIT_SCORED_ON_TRAINING
     if task_cls is not None:
         task = task_cls(task_cls.parse_options(config.options, where=str(path / CONFIG)),
                         config.derived)  # fmt: skip
@@ -238,9 +246,7 @@ def render(folder: str | os.PathLike[str], *, name: str | None = None) -> str:
     if options and task_cls is not None:
         out += _options_table(task_cls.Options, options)
     elif options:  # a run of rnnkit.fit: what ranks its checkpoints
-        from rnnkit.train.fit import OPTIONS_MEANING
-
-        out += _options_table(None, options, OPTIONS_MEANING)
+        out += _options_table(None, options, FIT_OPTIONS)
     else:
         out += ["None: the model and its data are the objects given to `rnnkit.fit`.", ""]
     out += ["## Training", ""]

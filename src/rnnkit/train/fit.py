@@ -23,18 +23,12 @@ from torch import Tensor, nn
 
 from rnnkit.tasks.base import BatchSource, Task
 from rnnkit.train import distributed
+from rnnkit.train.card import FIT_SCORED_ON_TRAINING
 from rnnkit.train.config import TrainConfig, autocast, resolve_device
 from rnnkit.train.loop import Summary, Trainer
 from rnnkit.train.runfolder import RunFolder, RunFolderError
 
 Metric = Callable[[Tensor, Tensor], float | Tensor]
-SCORED_ON_TRAINING = "training (no val_loader: the mean loss since the last evaluation)"
-# What the options a run of fit records in config.json mean (for its model card).
-OPTIONS_MEANING = {
-    "monitor": "the metric that ranks the checkpoints",
-    "higher_is_better": "whether a larger value of the monitor is better",
-    "val_loader": "whether a val_loader was given (without one the training loss ranks them)",
-}
 _END = object()  # what next() gives at the end of an epoch
 
 
@@ -252,7 +246,7 @@ class FitTask(Task):
 
     @property
     def scored_on(self) -> str:
-        return "validation" if self.val_loader is not None else SCORED_ON_TRAINING
+        return "validation" if self.val_loader is not None else FIT_SCORED_ON_TRAINING
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
