@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,11 @@ def textwrap_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("text") / "textwrap.txt"
     path.write_text(Path(textwrap.__file__).read_text(encoding="utf-8"), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def copy(run: Path, tmp_path: Path) -> Path:
+    """A copy of the folder of the module's own ``run`` fixture, for a test to edit."""
+    target = tmp_path / "run"
+    shutil.copytree(run, target)
+    return target

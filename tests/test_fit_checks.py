@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -57,13 +56,6 @@ def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fit") / "run"
     rnnkit.fit(M(), _loader(), _loader(), out=out, **_quiet())
     return out
-
-
-@pytest.fixture
-def copy(run, tmp_path) -> Path:
-    target = tmp_path / "run"
-    shutil.copytree(run, target)
-    return target
 
 
 # ---- 1. the direction of monitor ------------------------------------------------------

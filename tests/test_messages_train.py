@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -54,13 +53,6 @@ def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fit") / "run"
     rnnkit.fit(Last(), DataLoader(DATA, batch_size=4), out=out, **_quiet())
     return out
-
-
-@pytest.fixture
-def copy(run, tmp_path) -> Path:
-    target = tmp_path / "run"
-    shutil.copytree(run, target)
-    return target
 
 
 # ---- fit ------------------------------------------------------------------------------
