@@ -175,9 +175,7 @@ def test_errors():
         rnnkit.MinLSTM(3, 4)(torch.randn(5, 1, 2))
 
 
-@pytest.mark.parametrize("backend", ["reference", pytest.param("scan", marks=pytest.mark.xfail(
-    strict=True, reason="the scan's carry multiplies the state before a reset by a = 0, and "
-    "0 * inf is NaN; isolating it needs a segmented scan (docs/layers.md, reset)"))])  # fmt: skip
+@pytest.mark.parametrize("backend", ["reference", "scan"])
 @pytest.mark.parametrize("kind", list(LAYERS))
 def test_a_reset_isolates_a_sample_from_an_earlier_non_finite_input(kind, backend):
     layer = LAYERS[kind](4, 8, backend=backend, dtype=torch.float64)

@@ -2,8 +2,9 @@
 
 minGRU and minLSTM (Feng et al. 2024) compute their gates from x_t alone, so each layer and
 direction is one scan (:mod:`rnnkit.kernels.scan`) over coefficients computed for every
-step beforehand. Lengths and resets only change those coefficients: a reset zeroes a_t,
-and past a sequence's end a_t = 1, b_t = 0 hold the state still.
+step beforehand. Past a sequence's end a_t = 1, b_t = 0 hold the state still. A reset
+cuts the scan into segments (``linear_scan``'s ``reset``): h_t = b_t there, chosen rather
+than computed as 0 · h_{t-1}, which is NaN when an earlier step left inf or NaN in h.
 """
 
 from __future__ import annotations
@@ -44,13 +45,17 @@ def run(
             h = cell.scan(p, gx.flip(0) if d else gx, s0[0])
         else:
             a, b = cell.scan_coefficients(p, gx)  # (T, B, H) each
-            if zero is not None:
-                a = a.masked_fill(zero, 0.0)  # h_{t-1} := 0 before step t
             if m.valid is not None:
                 # Past a sequence's end the state must not move: a = 1, b = 0.
                 a = torch.where(m.valid, a, torch.ones_like(a))
                 b = torch.where(m.valid, b, torch.zeros_like(b))
-            h = linear_scan(a.flip(0), b.flip(0), s0[0]) if d else linear_scan(a, b, s0[0])
+            # h_{t-1} := 0 before step t where ``zero`` (T, B, 1): a segmented scan, so an
+            # inf or NaN in an earlier segment stays there (the masks keep it inside lengths).
+            if d:
+                rev = None if zero is None else zero.flip(0)
+                h = linear_scan(a.flip(0), b.flip(0), s0[0], rev)
+            else:
+                h = linear_scan(a, b, s0[0], zero)
         if d:
             h = h.flip(0)
         final = h[0] if d else h[-1]
