@@ -96,6 +96,18 @@ def test_fused_loop_writes_what_the_stream_path_writes(cell, dtype, temperature,
 
 
 @needs_kernel
+@pytest.mark.parametrize("top_k", [None, 10**3, 2**31, 10**30])
+def test_a_top_k_of_the_whole_vocabulary_or_more_keeps_every_character(top_k) -> None:
+    # The kernel takes a C int: a top_k beyond one was lm_generate's TypeError, which
+    # printed every weight of the model; the Python loop already kept every character.
+    m = model("lstm")
+    whole = text(m, BLOCK + 5, python=True, temperature=1.0)
+    assert text(m, BLOCK + 5, python=False, temperature=1.0, top_k=top_k) == whole
+    assert text(m, BLOCK + 5, python=True, temperature=1.0, top_k=top_k) == whole
+    assert text(m, BLOCK + 5, python=False, top_k=len(m.vocab)) == text(m, BLOCK + 5, python=False)
+
+
+@needs_kernel
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_fused_loop_leaves_the_state_and_logits_of_the_forward_pass(cell: str) -> None:
     m = model(cell, torch.float64, num_layers=3).eval()

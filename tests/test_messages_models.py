@@ -9,7 +9,15 @@ import torch
 from _refusals import raises as _raises
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models.lm import CharLM, CharLMConfig
-from rnnkit.seq2seq import Attention, NumbersTask, Seq2Seq, Seq2SeqConfig, beam_search, sample
+from rnnkit.seq2seq import (
+    Attention,
+    NumbersTask,
+    Seq2Seq,
+    Seq2SeqConfig,
+    beam_search,
+    greedy,
+    sample,
+)
 
 # ---- CharLM ---------------------------------------------------------------------------
 
@@ -41,8 +49,8 @@ def test_char_lm_messages():
             "shape (2, 1)", lm, torch.zeros(2, 1))  # fmt: skip
     _raises(ValueError, "CharLM.sample: length must be a non-negative integer; got -1", next,
             lm.sample("a", -1))  # fmt: skip
-    _raises(ValueError, "CharLM.sample: temperature must be a number >= 0; got -0.5", next,
-            lm.sample("a", 2, temperature=-0.5))  # fmt: skip
+    _raises(ValueError, "CharLM.sample: temperature must be a finite number >= 0; got -0.5",
+            next, lm.sample("a", 2, temperature=-0.5))  # fmt: skip
     _raises(ValueError, "CharLM.sample: top_k must be a positive integer; got 0", next,
             lm.sample("a", 2, top_k=0))  # fmt: skip
 
@@ -53,8 +61,13 @@ def test_char_lm_messages():
         # Each ended in Python's or the fused loop's own TypeError, naming no argument.
         ({"length": 2.5}, TypeError, "CharLM.sample: length must be a non-negative integer; "
          "got 2.5"),
-        ({"temperature": "x"}, ValueError, "CharLM.sample: temperature must be a number >= 0; "
-         "got 'x'"),
+        ({"temperature": "x"}, ValueError, "CharLM.sample: temperature must be a finite number "
+         ">= 0; got 'x'"),
+        # The fused loop sampled uniformly at infinity, the Python loop repeated one character.
+        ({"temperature": float("inf")}, ValueError, "CharLM.sample: temperature must be a "
+         "finite number >= 0; got inf"),
+        ({"temperature": float("nan")}, ValueError, "CharLM.sample: temperature must be a "
+         "finite number >= 0; got nan"),
         ({"top_k": 2.5}, TypeError, "CharLM.sample: top_k must be a positive integer; got 2.5"),
         ({"prompt": 3}, TypeError, "CharLM.sample: prompt must be a str; got int"),
     ],
@@ -153,6 +166,18 @@ def test_decoders_check_their_argument_types():
             src, lengths, 4, beam=2.0)  # fmt: skip
     _raises(TypeError, "sample: temperature must be a number > 0; got 'x'", sample, model, src,
             lengths, 4, temperature="x")  # fmt: skip
+
+
+@pytest.mark.parametrize("max_len", [0, -1, 2.0, True])
+def test_decoders_need_a_positive_max_len(max_len):
+    # greedy and sample ended in torch.stack's "expects a non-empty TensorList", beam
+    # search answered an empty, unfinished output.
+    model = Seq2Seq(Seq2SeqConfig(6, 6, embed_size=2, encoder_hidden=4, decoder_hidden=4))
+    src, lengths = torch.ones(3, 2, dtype=torch.long), torch.tensor([3, 3])
+    error = ValueError if isinstance(max_len, int) and not isinstance(max_len, bool) else TypeError
+    for name, decode in (("greedy", greedy), ("sample", sample), ("beam_search", beam_search)):
+        _raises(error, f"{name}: max_len must be a positive integer; got {max_len!r}", decode,
+                model, src, lengths, max_len)  # fmt: skip
 
 
 def test_memory_model_and_attention_arguments():

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -178,6 +180,27 @@ def test_sampling_is_seeded_and_cold_sampling_is_greedy():
     assert [d.tokens for d in cold] == [d.tokens for d in greedy(model, src, lengths, 8)]
     with pytest.raises(ValueError, match="temperature must be > 0"):
         sample(model, src, lengths, 8, 0.0)
+
+
+@pytest.mark.parametrize("temperature", [1e-4, 1e-30, 1e-300])
+def test_cold_sampling_is_greedy_where_padding_is_the_likeliest_token(temperature):
+    # Padding and begin-of-sequence are never output. Where the model scores one of them
+    # highest, every other probability of softmax(logits / T) underflowed to 0 at a small
+    # T (torch.multinomial: "invalid multinomial distribution"), and T below float32's
+    # range gave nan; `rnnkit translate --temperature 1e-300` ended in a traceback.
+    model = tiny_model("general")
+    with torch.no_grad():
+        model.head.bias[PAD] += 50.0
+        model.head.bias[BOS] += 40.0
+    src, lengths = padded_batch()
+    want = greedy(model, src, lengths, 8)
+    assert all(d.tokens and PAD not in d.tokens and BOS not in d.tokens for d in want)
+    cold = sample(model, src, lengths, 8, temperature, torch.Generator().manual_seed(0))
+    assert [d.tokens for d in cold] == [d.tokens for d in want]
+    assert not any(math.isnan(d.score) for d in cold)
+    plain = tiny_model("general")
+    cold = sample(plain, src, lengths, 8, temperature, torch.Generator().manual_seed(0))
+    assert [d.tokens for d in cold] == [d.tokens for d in greedy(plain, src, lengths, 8)]
 
 
 def test_scheduled_sampling_feeds_the_models_own_tokens():
@@ -468,6 +491,25 @@ def test_translate_evaluate_and_plot(run_dir, tmp_path):
     png = tmp_path / "a.png"
     plot_attention(out[0], png, title="test")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_translate_and_evaluate_refuse_counts_and_texts_they_would_misread(run_dir):
+    run = load_run(run_dir)
+    # A str was read as one input per character: "seven" gave five translations.
+    msg = "translate: texts must be a list of str, one per input; got the str 'seven'"
+    with pytest.raises(TypeError, match="^" + re.escape(msg) + "$"):
+        translate(run, "seven")
+    # limit 0 scored every number, -1 all but the last; batch_size 0 was range()'s error.
+    whole = len(evaluate(run, "test").examples)
+    assert whole > 3 and len(evaluate(run, "test", limit=3, batch_size=2).examples) == 3
+    for kwargs, error, message in [
+        ({"limit": 0}, ValueError, "evaluate: limit must be a positive integer; got 0"),
+        ({"limit": -1}, ValueError, "evaluate: limit must be a positive integer; got -1"),
+        ({"limit": 2.0}, TypeError, "evaluate: limit must be a positive integer; got 2.0"),
+        ({"batch_size": 0}, ValueError, "evaluate: batch_size must be a positive integer; got 0"),
+    ]:
+        with pytest.raises(error, match="^" + re.escape(message) + "$"):
+            evaluate(run, "test", **kwargs)
 
 
 def test_edit_distance():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rnnkit.cli._lm_args import finite_float, positive_int, runtime
+from rnnkit.cli._lm_args import nonnegative_float, positive_int, runtime
 from rnnkit.seq2seq import evaluate, is_numbers_run, load_run
 
 __all__ = [
@@ -38,7 +38,10 @@ def add_numbers_eval_arguments(parser: argparse.ArgumentParser) -> None:
         "--beam", type=positive_int, default=None, help="beam width (default: greedy)"
     )
     group.add_argument(
-        "--alpha", type=finite_float, default=None, help="beam length penalty exponent (default: 0)"
+        "--alpha",
+        type=nonnegative_float,
+        default=None,
+        help="beam length penalty exponent, >= 0 (default: 0)",
     )
     group.add_argument(
         "--limit",

@@ -7,7 +7,7 @@ import sys
 
 from rnnkit.cli._lm_args import (
     add_runtime,
-    finite_float,
+    nonnegative_float,
     one_line_errors,
     positive_float,
     positive_int,
@@ -51,9 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--alpha",
-        type=finite_float,
+        type=nonnegative_float,  # a negative exponent would favour the longer outputs
         default=0.0,
-        help="beam length penalty exponent α, GNMT's ((5+|Y|)/6)^α (default: 0)",
+        help="beam length penalty exponent α >= 0, GNMT's ((5+|Y|)/6)^α (default: 0)",
     )
     p.add_argument("--seed", type=seed, default=None, help="random seed for --temperature")
     p.add_argument(

@@ -123,7 +123,10 @@ class FusedLoop:
         top_k: int | None,
     ) -> list[int]:
         """Pick len(u) characters; ``logits`` (V,), ``h`` and ``c`` advance in place."""
+        # A top_k of the vocabulary or more keeps every character, as pick_index does; the
+        # kernel takes a C int, and 0 for "all" (a larger Python int was a TypeError).
+        k = top_k if top_k is not None and top_k < logits.numel() else 0
         return self.ext.lm_generate(
             self.kind, self.table, self.w_ih_t, self.b_ih, self.w_hh_t, self.b_hh,
-            self.head_t, self.head_b, h, c, logits, u, float(temperature), top_k or 0, UNK_ID,
+            self.head_t, self.head_b, h, c, logits, u, float(temperature), k, UNK_ID,
         ).tolist()  # fmt: skip

@@ -14,6 +14,7 @@ state (Karpathy's char-rnn, 2015; Graves 2013, "Generating sequences with RNNs")
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -155,9 +156,11 @@ class CharLM(nn.Module):
         if not isinstance(prompt, str):
             raise TypeError(f"CharLM.sample: prompt must be a str; got {type(prompt).__name__}")
         _checks.non_negative_int("CharLM.sample", "length", length)
-        if not _is_number(temperature) or not temperature >= 0:
+        # Infinity too is refused: the two loops disagreed on it (uniform text from the
+        # fused one, one repeated character from the other), and the CLI takes no infinity.
+        if not _is_number(temperature) or not 0 <= temperature < math.inf:
             raise ValueError(
-                f"CharLM.sample: temperature must be a number >= 0; got {temperature!r}"
+                f"CharLM.sample: temperature must be a finite number >= 0; got {temperature!r}"
             )
         if top_k is not None:
             _checks.positive_int("CharLM.sample", "top_k", top_k)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit import _checks
 from rnnkit.seq2seq.data import BOS, EOS, PAD
 from rnnkit.seq2seq.model import Seq2Seq
 
@@ -38,8 +39,13 @@ class Decoded:
 def _log_probs(logits: Tensor, temperature: float = 1.0) -> Tensor:
     """log p(y_t | y_<t, x) with padding and begin-of-sequence ruled out: they are never
     outputs. They are set to -inf after the softmax, so the other log-probabilities stay
-    those of the model (and of its teacher-forced pass)."""
-    logp = F.log_softmax(logits / temperature, dim=-1)
+    those of the model (and of its teacher-forced pass). At another temperature the
+    largest logit is subtracted before the division, in float64: a tiny temperature then
+    gives -inf, never inf - inf or 0 / 0 (a float32 temperature of 0) = nan."""
+    if temperature != 1.0:
+        z = logits.double()
+        logits = ((z - z.amax(-1, keepdim=True)) / temperature).to(logits.dtype)
+    logp = F.log_softmax(logits, dim=-1)
     logp[:, [PAD, BOS]] = float("-inf")
     return logp
 
@@ -68,7 +74,7 @@ def _decode_one_by_one(
     pick: Callable[[Tensor], Tensor],
     temperature: float = 1.0,
 ) -> list[Decoded]:
-    """One token per step for every input, chosen by ``pick`` from the (B, V) log-probs."""
+    """One token per step for every input, chosen by ``pick`` from the (B, V) logits."""
     model.eval()
     memory = model.encode(src, src_lengths)
     state = model.init_state(memory)
@@ -79,7 +85,7 @@ def _decode_one_by_one(
     for _ in range(max_len):
         logits, state, w = model.step(y, state, memory)
         logp = _log_probs(logits, temperature)
-        y = pick(logp).masked_fill(done, PAD)  # finished rows emit padding
+        y = pick(logits).masked_fill(done, PAD)  # finished rows emit padding
         tokens.append(y)
         logps.append(logp.gather(1, y[:, None]).squeeze(1).masked_fill(done, 0.0))
         if w is not None:
@@ -93,7 +99,16 @@ def _decode_one_by_one(
 @torch.no_grad()
 def greedy(model: Seq2Seq, src: Tensor, src_lengths: Tensor, max_len: int) -> list[Decoded]:
     """The most likely token at each step (src (S, B), src_lengths (B,))."""
-    return _decode_one_by_one(model, src, src_lengths, max_len, lambda logp: logp.argmax(-1))
+    _check_max_len("greedy", max_len)
+    return _decode_one_by_one(
+        model, src, src_lengths, max_len, lambda logits: _log_probs(logits).argmax(-1)
+    )
+
+
+def _check_max_len(owner: str, max_len: object) -> None:
+    # max_len 0 ended in torch.stack's "expects a non-empty TensorList" (greedy, sample)
+    # or an empty "unfinished" output (beam search), naming no argument.
+    _checks.positive_int(owner, "max_len", max_len)
 
 
 @torch.no_grad()
@@ -110,11 +125,23 @@ def sample(
         raise TypeError(f"sample: temperature must be a number > 0; got {temperature!r}")
     if not temperature > 0:
         raise ValueError(f"sample: temperature must be > 0; got {temperature}")
+    _check_max_len("sample", max_len)
 
-    def draw(logp: Tensor) -> Tensor:
-        return torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+    def draw(logits: Tensor) -> Tensor:
+        return torch.multinomial(_weights(logits, temperature), 1, generator=generator).squeeze(1)
 
     return _decode_one_by_one(model, src, src_lengths, max_len, draw, temperature)
+
+
+def _weights(logits: Tensor, temperature: float) -> Tensor:
+    """Unnormalised softmax(logits / temperature) over the tokens that can be output, in
+    float64: padding and begin-of-sequence are ruled out before the largest logit is
+    subtracted, so the most likely output token weighs 1 at any temperature. (The
+    probabilities of ``_log_probs`` all underflowed to 0 at a small temperature where
+    padding was the likeliest token, and to nan at a tiny one.)"""
+    z = logits.double()
+    z[:, [PAD, BOS]] = float("-inf")
+    return ((z - z.amax(-1, keepdim=True)) / temperature).exp()
 
 
 def length_penalty(length: Tensor, alpha: float) -> Tensor:
@@ -143,6 +170,7 @@ def beam_search(
         raise TypeError(f"beam_search: beam must be an integer >= 1; got {beam!r}")
     if beam < 1:
         raise ValueError(f"beam_search: beam must be >= 1; got {beam}")
+    _check_max_len("beam_search", max_len)
     model.eval()
     B, K = src.size(1), beam
     device = src.device

@@ -9,14 +9,17 @@ are all refused with a one-line message.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from rnnkit import _checks
 from rnnkit.seq2seq.data import normalise, pad_sources
 from rnnkit.seq2seq.decode import Decoded, beam_search, greedy, sample
 from rnnkit.train.files import write_figure
@@ -79,6 +82,14 @@ def decode_sources(
     generator: torch.Generator | None = None,
 ) -> list[Decoded]:
     """Decode already-checked sources in one batch: greedy, beam or sampling."""
+    # translate and evaluate both come here: a negative exponent favoured long outputs.
+    if not (
+        isinstance(alpha, Real)
+        and not isinstance(alpha, bool)
+        and math.isfinite(alpha)
+        and alpha >= 0
+    ):
+        raise ValueError(f"alpha must be a finite number >= 0 (a length penalty); got {alpha!r}")
     src, lengths = pad_sources([run.src_vocab.encode(s) for s in sources])
     src = src.to(next(run.model.parameters()).device)
     max_len = 2 * run.max_target_length + 8
@@ -99,6 +110,10 @@ def translate(
     seed: int | None = None,
 ) -> list[Translation]:
     """Translate each text; a ValueError names the first input the model cannot read."""
+    if isinstance(texts, str):  # would be read as one input per character
+        raise TypeError(
+            f"translate: texts must be a list of str, one per input; got the str {texts!r}"
+        )
     if beam < 1:
         raise ValueError(f"beam must be >= 1; got {beam}")
     if temperature is not None and beam > 1:
@@ -170,8 +185,13 @@ def evaluate(
     batch_size: int = 250,
 ) -> EvalResult:
     """Decode the fixed ``split`` set of the run's task and score it."""
+    # limit 0 scored every number and a negative one all but the last; batch_size 0 was
+    # range()'s "arg 3 must not be zero".
+    if limit is not None:
+        _checks.positive_int("evaluate", "limit", limit)
+    _checks.positive_int("evaluate", "batch_size", batch_size)
     n = run.options.n_test if split == "test" else run.options.n_valid
-    numbers = run.task.fixed_set(split, n)[: limit or None]
+    numbers = run.task.fixed_set(split, n)[:limit]
     examples = []
     for i in range(0, len(numbers), batch_size):
         chunk = numbers[i : i + batch_size]
