@@ -79,6 +79,8 @@ def test_forecast_refuses_to_replace_a_users_files(
     mine.write_text("my precious data\n")
     notes = tmp_path / "notes.png"
     notes.write_text("not a png: my notes\n")
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
     cases = {
         "--out": (["--out", str(mine)], f"--out {mine} exists; pass --force to replace it"),
         "--plot": (
@@ -105,7 +107,7 @@ def test_forecast_refuses_to_replace_a_users_files(
             ["--plot", str(tmp_path / "p.pdf")],
             "--plot: expected a file name ending in .png; got",
         ),
-        "folder": (["--out", str(tmp_path)], "is a folder; expected a file name"),
+        "folder": (["--out", str(folder)], "is a folder; expected a file name"),
         "no folder": (
             ["--out", str(tmp_path / "nodir" / "x.csv")],
             "the folder of .* does not exist",
@@ -118,6 +120,24 @@ def test_forecast_refuses_to_replace_a_users_files(
     for name, (extra, message) in cases.items():
         err = refused(["forecast", str(run), *extra], tmp_path.parent, capsys)
         assert re.search(message, err), (name, err)
+
+
+def test_forecast_out_must_be_named_csv(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It wrote CSV into f.txt (or a file with no suffix at all) without a word.
+    mine = tmp_path / "mine.txt"
+    mine.write_text("my notes\n")
+    for name, force in ((tmp_path / "f.txt", []), (tmp_path / "f", []), (mine, ["--force"]),
+                        (tmp_path / "f.csv.bak", [])):  # fmt: skip
+        argv = ["forecast", str(run), "--out", str(name), *force]
+        assert refused_whole(capsys, argv, tmp_path) == (
+            f"rnnkit forecast: error: --out: expected a file name ending in .csv; got {name}"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+    assert mine.read_text() == "my notes\n"
+    assert main(["forecast", str(run), "--out", str(tmp_path / "F.CSV")]) == 0  # any case
+    assert (tmp_path / "F.CSV").read_text().startswith("series,step,forecast,lo80,hi80\n")
 
 
 def test_forecast_force_replaces_atomically_and_replaces_links(
@@ -189,7 +209,82 @@ def test_train_out_under_a_file_is_one_line(tmp_path: Path, capsys) -> None:
     err = refused(
         ["train", "adding", "--steps", "1", "--out", str(afile / "run")], tmp_path, capsys
     )
-    assert f"cannot make the run folder {afile / 'run'}: Not a directory" in err
+    assert err == (
+        f"rnnkit train: error: --out: cannot make the folder {afile / 'run'} (Not a "
+        "directory); expected an existing folder or a new one in a folder you may write to"
+    )
+
+
+def test_train_api_out_under_a_file_is_one_line(tmp_path: Path) -> None:
+    # The CLI says it naming --out before the data is read; rnnkit.train itself, here.
+    from rnnkit.train import TrainConfig, train
+    from rnnkit.train.runfolder import RunFolderError
+
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    out = afile / "run"
+    message = (
+        f"cannot make the run folder {out}: Not a directory; expected a path whose existing "
+        "parts are folders"
+    )
+    with pytest.raises(RunFolderError, match="^" + re.escape(message) + "$"):
+        train("adding", {"hidden_size": 4}, TrainConfig(steps=1), out=out)
+    assert afile.read_text() == "x\n" and sorted(tmp_path.iterdir()) == [afile]
+
+
+def test_train_out_the_system_refuses_to_make_is_named_before_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/sys/tx: os.access allows root, and the run folder said 'cannot make the run folder
+    /sys/tx: Operation not permitted' naming no flag."""
+    import errno
+
+    from rnnkit.tasks.memory import AddingTask
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the data was made before --out was refused")
+
+    monkeypatch.setattr(AddingTask, "prepare", never)
+    mkdir = Path.mkdir
+    for target in (tmp_path / "tx", tmp_path / "new" / "deeper" / "tx"):
+        refused_at = target if target.parent == tmp_path else tmp_path / "new"
+
+        def refuse(self: Path, *args: object, _at: Path = refused_at, **kwargs: object) -> None:
+            if self == _at:
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), str(self))
+            mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", refuse)
+        argv = ["train", "adding", "--steps", "1", "--hidden", "4", "--out", str(target)]
+        assert refused_whole(capsys, argv, tmp_path) == (
+            f"rnnkit train: error: --out: cannot make the folder {refused_at} (Operation not "
+            "permitted); expected an existing folder or a new one in a folder you may write to"
+        )
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    not Path("/sys/class").is_dir() or os.access("/sys", os.W_OK) is False,
+    reason="needs a /sys that permissions let this process write to",
+)
+def test_train_out_in_sys_is_refused_naming_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = Path("/sys/rnnkit-tx")
+    try:
+        target.mkdir()
+    except OSError as err:
+        why = err.strerror
+    else:  # a /sys that takes folders: nothing to check here
+        target.rmdir()
+        pytest.skip("this /sys lets a folder be made")
+    argv = ["train", "adding", "--steps", "1", "--hidden", "4", "--out", str(target)]
+    assert refused_whole(capsys, argv, tmp_path) == (
+        f"rnnkit train: error: --out: cannot make the folder {target} ({why}); expected an "
+        "existing folder or a new one in a folder you may write to"
+    )
+    assert not target.exists()
 
 
 def test_eval_draws_outside_the_run_folder_so_a_kill_leaves_it_resumable(

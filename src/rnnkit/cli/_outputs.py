@@ -1,9 +1,9 @@
 """The files a command writes for the user: never over a file they saved, unless asked.
 
 Every command that writes a named file (`rnnkit forecast --out/--plot`, `rnnkit translate
---plot`, `rnnkit eval --out DIR`) checks its outputs here before it reads or computes
-anything, so a refused command leaves the disk as it was; the files themselves are written
-atomically (:func:`rnnkit.train.files.atomic_write`).
+--plot`, `rnnkit eval --out DIR`, `rnnkit train --out RUN`) checks its outputs here before
+it reads or computes anything, so a refused command leaves the disk as it was; the files
+themselves are written atomically (:func:`rnnkit.train.files.atomic_write`).
 """
 
 from __future__ import annotations
@@ -83,6 +83,26 @@ def make_folder(flag: str, out: Path) -> None:
             f"{flag}: cannot make the folder {out} ({err.strerror or err}); expected an "
             "existing folder or a new one in a folder you may write to"
         ) from None
+
+
+def probe_new_folder(flag: str, name: str) -> None:
+    """Make, and remove at once, the first missing folder of ``name`` (a run folder is
+    made with its parents), so that the system's refusal - a file in the path, or a file
+    system that refuses even a root process whose permissions pass (/sys) - is said now in
+    one line naming ``flag``, not later by the run folder. Nothing is left behind; an
+    existing ``name``, or one in a run folder (where not even a passing folder may be
+    made: a kill would leave it there), is left to :func:`check_out_folder` and the run
+    folder to judge."""
+    if enclosing_run(name) is not None:
+        return
+    missing = None
+    for folder in (Path(name), *Path(name).parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing = folder
+    if missing is not None:
+        make_folder(flag, missing)
+        missing.rmdir()  # made empty just now: the run folder makes it again
 
 
 def write_output(flag: str, path: Path, data: bytes) -> None:

@@ -166,12 +166,13 @@ def check_outputs(args: argparse.Namespace, trained_on: str | None) -> None:
     """Refuse, before the model or data is read or anything written, an output that would
     replace a file without --force, or at all the --data file, the run's own data file
     (``trained_on``) or any file in the run folder (which holds only what rnnkit writes);
-    a folder, a missing folder, or a figure not named .png."""
+    a folder, a missing folder, a CSV not named .csv or a figure not named .png."""
     from rnnkit.cli._outputs import check_new_file, check_outside_runs, same_file
 
     if args.out is not None and args.plot is not None and same_file(args.out, args.plot):
         raise ValueError(f"--out and --plot name the same file: {args.out}")
-    for flag, name, suffix in (("--out", args.out, None), ("--plot", args.plot, ".png")):
+    # --out is CSV whatever its name: a .txt name would hide that from whoever opens it.
+    for flag, name, suffix in (("--out", args.out, ".csv"), ("--plot", args.plot, ".png")):
         if name is None:
             continue
         for data, what in ((args.data, "the --data file"), (trained_on, "the run's data")):

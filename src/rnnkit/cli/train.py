@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnkit.cli._lm_args import folder_name, one_line_errors
-from rnnkit.cli._outputs import check_out_folder
+from rnnkit.cli._outputs import check_out_folder, probe_new_folder
 from rnnkit.cli.options import add_fields, given
 from rnnkit.tasks import NAMES, REGISTRY, get_task
 from rnnkit.tasks.base import SOURCE_OPTIONS, SOURCES, Task
@@ -128,6 +128,8 @@ def main(argv: Sequence[str]) -> int:
                 file_train = {k: v for k, v in file_train.items() if k not in BUDGET_KEYS}
             training = {**file_train, **training}
         opts = task_cls.parse_options(options, where=f"{task} options", partial=True)
+        if args.out is not None:  # a folder the system refuses, said naming --out
+            probe_new_folder("--out", args.out)
         summary = train(task, opts, task_cls.default_train(**training), out=args.out)
     return report(summary)
 
