@@ -253,6 +253,18 @@ def test_a_link_to_a_run_folder_is_refused_where_one_is_read(copy, tmp_path):
     assert not (tmp_path / "out").exists() and sorted(p.name for p in copy.iterdir()) == before
 
 
+def test_load_pretrained_refuses_a_link_as_the_run_folder_readers_do(copy, tmp_path):
+    # It followed a link to a folder (and one to a file said "is not a folder").
+    assert isinstance(rnnkit.load_pretrained(copy, model=Last()), Last)  # the folder itself
+    (tmp_path / "file.txt").write_text("x\n")
+    for name, target in (("link", copy), ("to-file", tmp_path / "file.txt"),
+                         ("dangling", tmp_path / "gone")):  # fmt: skip
+        link = tmp_path / name
+        link.symlink_to(target, target_is_directory=target == copy)
+        message = f"{link} is a symbolic link; expected a run folder (rnnkit does not follow links)"
+        _raises_exactly(RunFolderError, message, rnnkit.load_pretrained, link)
+
+
 def test_save_pretrained_fits_a_model_to_a_fit_runs_weights(run, tmp_path):
     # A fit run's config builds no model; the weights it saved show the model's shapes, so
     # another model is refused before anything is written (it failed only at load time).

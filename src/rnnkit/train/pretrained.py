@@ -59,8 +59,9 @@ def load_pretrained(
 ) -> nn.Module:
     """The model of a local run or pretrained folder (its best weights), in eval mode.
 
-    :func:`rnnkit.load` with the folder checked first: a path that is not a local folder,
-    or a folder rnnkit did not write, is refused in one line. Nothing is downloaded.
+    :func:`rnnkit.load` with the folder checked first: a path that is not a local folder
+    (a symbolic link is not followed), or a folder rnnkit did not write, is refused in one
+    line. Nothing is downloaded.
     For a model of :func:`rnnkit.fit`, pass the ``model`` to load the weights into.
 
     Example:
@@ -69,7 +70,9 @@ def load_pretrained(
     if not isinstance(folder, (str, os.PathLike)):  # Path() failed in its own words
         raise TypeError(f"load_pretrained: folder must be a path; got {type(folder).__name__}")
     path = Path(folder)
-    if not path.exists() and not path.is_symlink():
+    if path.is_symlink():  # named, not followed: as every reader of a run folder does
+        raise RunFolderError(not_found(path))
+    if not path.exists():
         raise RunFolderError(
             f"pretrained folder not found: {path} (load_pretrained reads a local folder and "
             "downloads nothing)"
