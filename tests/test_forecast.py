@@ -1091,6 +1091,52 @@ def test_conformal_factor_is_the_textbook_rank_and_covers() -> None:
         assert abs(covered - k / (n + 1)) < 4 * sd, (n, covered, k / (n + 1))
 
 
+def _outside_plain(actual, f, k):  # the formula before the overflow fix
+    m = f.mean[k]
+    up = (actual - m) / np.maximum(f.upper[k] - m, 1e-12)
+    down = (m - actual) / np.maximum(m - f.lower[k], 1e-12)
+    return np.where(actual >= m, up, down)
+
+
+def test_outside_is_the_plain_ratio_on_ordinary_values() -> None:
+    from rnnkit.deploy import Forecast, outside
+
+    rng = np.random.default_rng(3)
+    for scale in (1e-9, 1.0, 1e6, 1e150):
+        mean = rng.normal(size=200) * scale
+        lower = mean - rng.exponential(size=200) * scale * rng.choice([1.0, 1e-15], 200)
+        upper = mean + rng.exponential(size=200) * scale * rng.choice([1.0, -0.1, 1e-15], 200)
+        actual = mean + rng.normal(size=200) * scale * 3
+        f = Forecast(mean, lower, upper)
+        k = rng.permutation(200)
+        want = _outside_plain(actual[k], f, k)
+        assert np.array_equal(outside(actual[k], f, k), want)  # bit for bit
+    f = Forecast(np.array([1.0, 2.0]), np.array([0.0, 1.5]), np.array([3.0, 2.5]))
+    assert float(outside(4.0, f, 0)) == 1.5 and float(outside(1.0, f, 1)) == 2.0
+
+
+def test_outside_near_the_float_range_stays_finite_or_inf_without_warnings() -> None:
+    # It overflowed with a RuntimeWarning: a difference of two huge values (a ratio of
+    # 0.96 became inf / inf = NaN) or a huge miss divided by a narrow interval.
+    from rnnkit.deploy import Forecast, outside
+
+    f = Forecast(
+        np.array([-1e300, -1e308, 1e308, -1.5e308]),
+        np.array([-1e300, -1.7e308, 1.7e307, -1.6e308]),
+        np.array([-1e300, 1.7e308, 1.1e308, 1.5e308]),
+    )
+    actual = np.array([1e300, 1.6e308, -1.7e308, 1.5e308])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = outside(actual, f, np.arange(4))
+        with np.errstate(over="ignore", invalid="ignore"):
+            plain = _outside_plain(actual, f, np.arange(4))
+    # By hand: 2e300 over the width's floor 1e-12 is past the range; (1.6 + 1) / (1.7 + 1);
+    # (1 + 1.7) / (1 - 0.17); 3 / 3 on the bound.
+    np.testing.assert_allclose(got, [math.inf, 2.6 / 2.7, 2.7 / 0.83, 1.0], rtol=1e-15)
+    np.testing.assert_array_equal(plain, [math.inf, math.nan, math.inf, math.nan])
+
+
 def test_sorted_scores_keep_order_across_blocks() -> None:
     from rnnkit.deploy import SortedScores
 
@@ -1288,3 +1334,22 @@ def test_online_recalibration_equals_recalibrated_on_the_longer_series(
         np.testing.assert_allclose(got.mean - got.lower, want.mean - want.lower, rtol=1e-4)
         np.testing.assert_allclose(fixed.forecast.mean, got.mean)  # the point forecast is one
     assert online.interval_scale != pytest.approx(1.4)
+
+
+def test_scores_are_printed_in_exponent_notation_from_1e6_on() -> None:
+    # A diverged model's MASE of 1e200 was printed with {:.3f}: a 200-digit number.
+    from rnnkit.tasks.forecast import Scores, anchor_line, shown
+
+    ordinary = Scores(mase=0.8765, smape=12.345, coverage=0.8125, windows=4)
+    assert ordinary.line() == "MASE 0.876, sMAPE 12.35%, 80% coverage 81.2%"  # as before
+    huge = Scores(mase=1e200, smape=199.5, coverage=0.0, windows=4)
+    assert huge.line() == "MASE 1.000e+200, sMAPE 199.50%, 80% coverage 0.0%"
+    for value, text in ((999999.9994, "999999.999"), (999999.9996, "1000000.000"),
+                        (1e6, "1.000e+06"), (-2.5e7, "-2.500e+07"), (-12.3456, "-12.346"),
+                        (math.inf, "inf"), (math.nan, "nan"), (0.0, "0.000")):  # fmt: skip
+        assert shown(value) == text == (f"{value:.3f}" if abs(value) < 1e6 else f"{value:.3e}")
+    assert shown(123.456, 2) == "123.46" and shown(3e9, 2) == "3.00e+09"
+    derived = {"anchor": "naive", "anchor_validation_mase": {"drift": 2e7, "climatology": 1.23456}}
+    assert anchor_line(derived) == (
+        "anchor: naive (MASE of each alone on validation: drift 2.000e+07, climatology 1.235)"
+    )

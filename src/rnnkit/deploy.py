@@ -731,11 +731,19 @@ def scaled(f: Forecast, c: float) -> Forecast:
 
 def outside(actual: Any, f: Forecast, k: Any) -> np.ndarray:
     """How far each value lies out along its side of the 80 % interval (1: on the bound):
-    the values ``actual`` at the steps ``k`` (0-based) of the forecast ``f``."""
-    m = f.mean[k]
-    up = (actual - m) / np.maximum(f.upper[k] - m, 1e-12)
-    down = (m - actual) / np.maximum(m - f.lower[k], 1e-12)
-    return np.where(actual >= m, up, down)
+    the values ``actual`` at the steps ``k`` (0-based) of the forecast ``f``. A distance
+    past float64's range (a huge miss of a narrow interval) is inf: still outside."""
+    m, lower, upper = f.mean[k], f.lower[k], f.upper[k]
+    # From 2^1021 on, a difference of two values can overflow where their ratio does not:
+    # there every value is taken at a quarter, which is exact (a power of two), so the
+    # ratio is the one the plain formula gives wherever it is finite.
+    big = np.maximum.reduce([np.abs(actual), np.abs(m), np.abs(lower), np.abs(upper)])
+    s = np.where(big >= 2.0**1021, 0.25, 1.0)
+    a, m, lower, upper = actual * s, m * s, lower * s, upper * s
+    with np.errstate(over="ignore"):  # a ratio past the range: inf, no warning
+        up = (a - m) / np.maximum(upper - m, 1e-12 * s)
+        down = (m - a) / np.maximum(m - lower, 1e-12 * s)
+    return np.where(a >= m, up, down)
 
 
 def conformal_rank(n: int, coverage: float) -> int:

@@ -761,6 +761,12 @@ def training_end(n: int, horizon: int, origins: int) -> int:
     return max(0, n - 2 * horizon - 2 * origins + 2)
 
 
+def shown(value: float, digits: int = 3) -> str:
+    """A score for a line of output: ``digits`` decimals, but in exponent notation from a
+    magnitude of 1e6 on, where a diverged model's MASE of 1e200 took 200 digits."""
+    return f"{value:.{digits}e}" if abs(value) >= 1e6 else f"{value:.{digits}f}"
+
+
 @dataclass
 class Scores:
     """Metrics of a set of forecasts."""
@@ -772,7 +778,7 @@ class Scores:
     skipped: int = 0  # windows left out of MASE: a constant history (scale 0)
 
     def line(self) -> str:
-        return f"MASE {self.mase:.3f}, sMAPE {self.smape:.2f}%, 80% coverage {self.coverage:.1%}"
+        return f"MASE {shown(self.mase)}, sMAPE {self.smape:.2f}%, 80% coverage {self.coverage:.1%}"
 
 
 def score(
@@ -1383,8 +1389,9 @@ class ForecastTask(Task):
                 "model forecasts its anchor (with the network's intervals)"
             )
             lines.append(
-                f"the network's MASE {k.network:.3f}, its anchor's alone {k.anchor:.3f} "
-                f"(standard error of the difference {k.error:.3f}): {verdict}"
+                f"the network's MASE {shown(k.network)}, its anchor's alone "
+                f"{shown(k.anchor)} (standard error of the difference {shown(k.error)}): "
+                f"{verdict}"
             )
         return lines
 
@@ -1416,7 +1423,7 @@ class ForecastTask(Task):
         if anchor != ANCHORS[0]:  # what the network adds to the forecast it corrects
             alone = anchor_mase(self.values, self.test, d["horizon"], d["seasonality"], anchor)
             if alone is not None:
-                lines.append(f"  its anchor alone ({anchor}): MASE {alone:.3f}")
+                lines.append(f"  its anchor alone ({anchor}): MASE {shown(alone)}")
         if isinstance(model, ForecastModel) and float(model.correction) == 0.0:
             lines.append(
                 f"  (the model's point forecasts are its anchor's, {anchor}: the network "
@@ -1429,7 +1436,7 @@ class ForecastTask(Task):
                 f"the first test origin on: --adapt {step:g})"
             )
         lines.append(
-            f"  the model is {verdict} seasonal naive in MASE ({ours.mase / naive.mase:.2f}x "
+            f"  the model is {verdict} seasonal naive in MASE ({shown(ours.mase / naive.mase, 2)}x "
             "its error)"
         )
         return lines
@@ -1560,7 +1567,7 @@ def anchor_line(d: dict[str, Any]) -> str:
     anchor = d.get("anchor", ANCHORS[0])
     validated = d.get("anchor_validation_mase", {})
     how = ", ".join(
-        f"{a} {v:.3f}" for a, v in validated.items() if v is not None and math.isfinite(v)
+        f"{a} {shown(v)}" for a, v in validated.items() if v is not None and math.isfinite(v)
     )
     return f"anchor: {anchor}" + (f" (MASE of each alone on validation: {how})" if how else "")
 
