@@ -25,10 +25,43 @@ SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer, as rnnk
 THREADS_MAX = 4096  # as rnnkit's --threads (TrainConfig.threads)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose output files (options of type :func:`new_file`) are never
+    written over unasked: the first such option brings ``--overwrite`` with it, and an
+    existing file one of them names is refused after parsing, before any work, unless
+    ``--overwrite`` is given."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.type is new_file and "overwrite" not in {a.dest for a in self._actions}:
+            super().add_argument(
+                "--overwrite",
+                action="store_true",
+                help="replace the existing files the output options name (refused without it)",
+            )
+        return action
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+        parsed = super().parse_args(args, namespace)
+        if not getattr(parsed, "overwrite", False):
+            for action in self._actions:
+                name = getattr(parsed, action.dest, None) if action.type is new_file else None
+                if name is not None and (Path(name).exists() or Path(name).is_symlink()):
+                    flag = max(action.option_strings, key=len)
+                    refuse(
+                        self,
+                        flag,
+                        f"expected a file name that does not exist; got {name}, an existing "
+                        "file (--overwrite replaces it)",
+                    )
+        return parsed
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """An ArgumentParser that reports a bad argument in one line (no usage block), exit 2,
-    as rnnkit's commands do (``rnnkit.cli._lm_args.one_line_errors``)."""
-    p = argparse.ArgumentParser(description=description)
+    as rnnkit's commands do (``rnnkit.cli._lm_args.one_line_errors``), and refuses to
+    write over an existing file unasked (:class:`_Parser`)."""
+    p = _Parser(description=description)
 
     def error(message: str) -> NoReturn:
         print(f"{p.prog}: error: {' '.join(message.split())}", file=sys.stderr)
@@ -223,7 +256,8 @@ def nonempty(text: str) -> str:
 
 def new_file(text: str) -> str:
     """A file the script writes (a table, a figure, JSON): a name in an existing folder,
-    not a folder itself. Checked before the work, which would else be lost at the end."""
+    not a folder itself. Checked before the work, which would else be lost at the end;
+    an existing file is refused after parsing unless --overwrite is given (:class:`_Parser`)."""
     path = Path(nonempty(text))
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"expected a file name; got {text}, a folder")

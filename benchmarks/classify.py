@@ -33,7 +33,7 @@ calls:
 
     python benchmarks/classify.py --datasets JapaneseVowels           # one dataset
     python benchmarks/classify.py --out docs/classify-table.md        # all six, then table
-    python benchmarks/classify.py --table-only --out docs/classify-table.md
+    python benchmarks/classify.py --table-only --out docs/classify-table.md --overwrite
 
 ``--cv`` is how the task's defaults were chosen, on the training file alone: each
 configuration of ``--grid`` (JSON objects of task options, e.g. ``{"noise": 1.5}``) is

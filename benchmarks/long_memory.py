@@ -11,10 +11,11 @@ loss.png; a rerun of the row replaces it). Each finished row is saved as JSON un
 several calls; a row's progress goes to ``NAME.log`` beside its JSON.
 
     python benchmarks/long_memory.py --preset quick                # minutes: short sequences
-    python benchmarks/long_memory.py --preset issue --jobs 2 --out docs/long-memory-table.md
+    python benchmarks/long_memory.py --preset issue --jobs 2 --out docs/long-memory-table.md \
+        --overwrite
     python benchmarks/long_memory.py --preset issue --rows copy-50-gru --jobs 1
     python benchmarks/long_memory.py --preset issue --table-only --out docs/long-memory-table.md \
-        --plot docs/img/long-memory.png
+        --plot docs/img/long-memory.png --overwrite
 """
 
 from __future__ import annotations

@@ -121,6 +121,14 @@ CASES = [
     ("seq2seq_bottleneck.py", ["--attention", "none", "none"], "--attention"),
     ("seq2seq_bottleneck.py", ["--steps", "0"], "--steps"),
     ("seq2seq_bottleneck.py", ["--png", "{dir}"], "--png"),
+    # An output file that exists (a saved table) was rewritten without a word.
+    ("classify.py", ["--out", "{file}"], "--out"),
+    ("classify.py", ["--table-only", "--out", "{file}"], "--out"),
+    ("forecast.py", ["--markdown", "{file}"], "--markdown"),
+    ("long_memory.py", ["--table-only", "--results", "{dir}", "--out", "{file}"], "--out"),
+    ("long_memory.py", ["--table-only", "--results", "{dir}", "--plot", "{file}"], "--plot"),
+    ("bench_mingru.py", ["--json", "{file}"], "--json"),
+    ("seq2seq_bottleneck.py", ["--png", "{file}"], "--png"),
 ]
 
 
@@ -172,3 +180,46 @@ def test_a_bad_command_line_is_refused_in_one_line_before_any_work(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"{script}: error: ") and flag in lines[0], lines[0]
     assert _tree(tmp_path) == before  # nothing made, removed or written
+
+
+def _parse(argv: list[str]) -> tuple[int | str | None, str]:
+    """Parse ``argv`` with a parser built as the scripts build theirs (an output file of
+    type new_file); the exit status (None: parsed) and stderr."""
+    import contextlib
+    import io
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import _args
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    p = _args.parser("a benchmark")
+    p.add_argument("--out", type=_args.new_file)
+    p.add_argument("--plot", type=_args.new_file)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            p.parse_args(argv)
+        except SystemExit as stop:
+            return stop.code, err.getvalue()
+    return None, err.getvalue()
+
+
+def test_an_existing_output_file_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    saved = tmp_path / "table.md"
+    saved.write_text("the user's table\n")
+    link = tmp_path / "link.png"
+    link.symlink_to(tmp_path / "gone.png")
+    for argv, flag, name in (
+        (["--out", str(saved)], "--out", saved),
+        (["--out", str(tmp_path / "new.md"), "--plot", str(link)], "--plot", link),
+    ):
+        code, err = _parse(argv)
+        assert code == 2
+        assert err == (
+            f"{Path(sys.argv[0]).name}: error: argument {flag}: expected a file name that "
+            f"does not exist; got {name}, an existing file (--overwrite replaces it)\n"
+        )
+    assert _parse(["--out", str(saved), "--overwrite"]) == (None, "")
+    assert _parse(["--out", str(tmp_path / "new.md")]) == (None, "")
+    assert saved.read_text() == "the user's table\n" and not (tmp_path / "new.md").exists()

@@ -339,3 +339,40 @@ def test_a_step_checks_an_assigned_state_as_a_chunk_does(layer, state, message):
         assert stream.state is state and stream.steps == 0
     stream.state = (torch.zeros(1, 3, 8),) * 2 if isinstance(layer, rnnkit.LSTM) else None
     assert stream.step(torch.randn(3, 4)).shape == (3, 8)  # a right state runs
+
+
+@pytest.mark.parametrize("path", ["chunk", "step"])
+def test_an_assigned_state_of_another_batch_size_runs(path):
+    # The batch size of the chunks run before stayed recorded: the next call was refused
+    # ("expected 2, got 3") until reset(), though the docs promise an assigned state is
+    # checked as the layer checks it.
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(4, 8, dtype=torch.float64)
+    stream = Stream(layer)
+    _run(stream, torch.randn(2, 2, 4, dtype=torch.float64), path)
+    held = (torch.randn(1, 3, 8, dtype=torch.float64), torch.randn(1, 3, 8, dtype=torch.float64))
+    stream.state = held
+    assert stream.batch_size == 3
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    expected, (h, c) = layer(x, held)
+    torch.testing.assert_close(_run(stream, x, path), expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(stream.state, (h, c), rtol=0, atol=1e-12)
+    assert stream.batch_size == 3 and stream.steps == 7
+    # Having run, the stream holds its batch size again; an assigned None frees it.
+    _raises_whole(ValueError, f"Stream: {path} batch size must equal the running stream's; "
+                  "expected 3, got 2 (reset() starts a new stream)", stream if path == "chunk"
+                  else stream.step, x[:, :2] if path == "chunk" else x[0, :2])  # fmt: skip
+    stream.state = None
+    assert stream.batch_size is None
+    assert _run(stream, x[:, :2], path).shape == (5, 2, 8)
+
+
+def test_an_assigned_state_is_checked_by_the_layer_on_a_running_stream():
+    # Its batch size is the layer's to check against the chunk, as on a fresh stream.
+    stream = Stream(rnnkit.GRU(4, 8))
+    stream(torch.randn(1, 2, 4))
+    stream.state = torch.zeros(1, 5, 8)
+    for run, x in ((stream, torch.randn(1, 3, 4)), (stream.step, torch.randn(3, 4))):
+        _raises_whole(ValueError, "GRU: state h must have shape (1, 3, 8); got (1, 5, 8)",
+                      run, x)  # fmt: skip
+    assert stream.batch_size == 5 and stream.steps == 1

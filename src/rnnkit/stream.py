@@ -58,6 +58,8 @@ class Stream:
         self._stepper: Any = None
         self._stepper_key: tuple = ()
         self.batch_size: int | None = None
+        # A state assigned since the last call: its batch size is the module's to check.
+        self._assigned = False
         self.steps = 0  # time steps consumed since the last full reset
         # The backend the last chunk or step ran on: a stream is stateful by nature, so it
         # keeps what the layer itself does not (see rnnkit.backends.trace).
@@ -75,7 +77,12 @@ class Stream:
 
     @state.setter
     def state(self, value: Any) -> None:
+        # A state of any batch size may be assigned (one saved from another stream): the
+        # next chunk or step checks it as the layer checks any state, and batch_size
+        # follows it, so that call is not refused for the batch size that ran before.
         self._state, self._layers = value, None
+        self.batch_size = _state_batch_size(value)
+        self._assigned = True
 
     def __call__(self, chunk: Tensor) -> Tensor:
         """Feed the next chunk; returns its outputs, shaped like the module's output."""
@@ -95,7 +102,7 @@ class Stream:
                 f"Stream: a layer's chunk must be 3-D {layout}; got shape {tuple(chunk.shape)}"
             )
         T, B = (chunk.size(1), chunk.size(0)) if self.batch_first else chunk.shape[:2]
-        if self.batch_size is not None and self.batch_size != B:
+        if self.batch_size is not None and self.batch_size != B and not self._assigned:
             raise ValueError(
                 f"Stream: chunk batch size must equal the running stream's; expected "
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
@@ -117,7 +124,7 @@ class Stream:
             self.last_backend = choice.name
         else:  # another module may name its own kernel (rnnkit.quantize_dynamic's do)
             self.last_backend = getattr(self.module, "last_backend", None)
-        self.batch_size = B
+        self.batch_size, self._assigned = B, False
         self.steps += T
         return out
 
@@ -149,7 +156,7 @@ class Stream:
                 f"Stream: x.size(-1) must equal the layer's input_size; expected "
                 f"{layer.input_size}, got {I}"
             )
-        if self.batch_size is not None and self.batch_size != B:
+        if self.batch_size is not None and self.batch_size != B and not self._assigned:
             raise ValueError(
                 f"Stream: step batch size must equal the running stream's; expected "
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
@@ -183,7 +190,7 @@ class Stream:
         if self.detach and torch.is_grad_enabled():
             layers = [tuple(s.detach() for s in st) for st in layers]
         self._layers = layers
-        self.batch_size = B
+        self.batch_size, self._assigned = B, False
         self.steps += 1
         return h
 
@@ -213,7 +220,7 @@ class Stream:
         self._layers = [
             tuple(s.to(d) for s, d in zip(st, dtypes[1:], strict=True)) for st in layers
         ]
-        self.batch_size = x.size(0)
+        self.batch_size, self._assigned = x.size(0), False
         self.steps += 1
         return h.to(dtypes[0])
 
@@ -224,13 +231,13 @@ class Stream:
         nothing. The chosen samples start again from zeros, whatever their state held.
         """
         if samples is None:
-            self.state, self.batch_size, self.steps = None, None, 0
+            self.state, self.steps = None, 0
             return
         given = _samples(samples)
         state = self.state
         if state is None:
             return  # nothing has run yet: every state is already zero
-        B = _batch_size(state)  # the state's own: one assigned need not match batch_size
+        B = _batch_size(state)  # a state with no B to read is refused here in one line
         if given.dtype == torch.bool:
             if tuple(given.shape) != (B,):
                 raise ValueError(
@@ -246,7 +253,9 @@ class Stream:
                 )
             chosen = torch.zeros(B, dtype=torch.bool)
             chosen[index] = True
+        assigned = self._assigned
         self.state = _zero_samples(state, chosen)
+        self._assigned = assigned  # the same state, zeroed in part: no new assignment
 
 
 def _samples(samples: object) -> Tensor:
@@ -268,6 +277,15 @@ def _samples(samples: object) -> Tensor:
         # Cast to long, 0.5 would zero sample 0 without a word.
         raise TypeError(f"{expected}; got {given.dtype} {given.tolist()}")
     return given
+
+
+def _state_batch_size(state: Any) -> int | None:
+    """B of a state in a module's form (axis 1 of its first tensor), or None where it has
+    none to read (None, or a malformed state the next call refuses in the module's words)."""
+    first = state
+    while isinstance(first, (tuple, list)) and first:
+        first = first[0]
+    return first.size(1) if isinstance(first, Tensor) and first.dim() >= 2 else None
 
 
 def _batch_size(state: Any) -> int:
