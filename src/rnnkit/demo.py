@@ -55,6 +55,14 @@ def run_demo(
     The run is saved in ``out`` (``rnnkit.load(out)`` returns the model); without it,
     in a temporary folder that is removed afterwards.
     """
+    # Checked before anything is printed: out=5 failed inside pathlib after the header
+    # line, log=None at the first line logged.
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"run_demo: out must be a folder path or None; got {type(out).__name__}")
+    if out is not None and not os.fspath(out):  # Path("") is ".": the run went into cwd
+        raise ValueError("run_demo: out must name a folder; got an empty string")
+    if not callable(log):
+        raise TypeError(f"run_demo: log must be a function of one line; got {log!r}")
     options = MemoryOptions(length=length, cell="lstm", hidden_size=64, batch_size=batch)
     task = AddingTask(options)  # checks the options before anything is printed
     train_config = AddingTask.default_train(

@@ -22,7 +22,13 @@ from rnnkit.cli._lm_args import (
     runtime,
     seed,
 )
-from rnnkit.cli._outputs import check_out_folder, check_outside_runs
+from rnnkit.cli._outputs import (
+    check_new_folder,
+    check_out_folder,
+    check_outside_runs,
+    probe_new_folder,
+    writing,
+)
 
 
 def _lengths(text: str) -> tuple[int, ...]:
@@ -332,6 +338,12 @@ def _start(args: argparse.Namespace, name: str | None) -> Iterator[torch.device]
     The figure ``name`` (None: not known yet) is checked first, before any work."""
     check_out_folder("--out", str(args.out))  # a file, or a link: refused as by every command
     check_outside_runs("--out", args.out, folder=True)
+    # A folder the system will not let us write into is named now, not after the work:
+    # an existing one must be writable, a new one is made and removed at once.
+    if args.out.exists():
+        check_new_folder("--out", str(args.out))
+    else:
+        probe_new_folder("--out", str(args.out))
     if name is not None:
         _check_figure(args, args.out / name)
     device, precision = runtime(args)
@@ -360,7 +372,8 @@ def _check_figure(args: argparse.Namespace, path: Path) -> None:
 def _finish(result: object, path: Path, args: argparse.Namespace) -> int:
     _check_figure(args, path)  # again: draw --run knows its name only now
     print(result.report())  # type: ignore[attr-defined]
-    written = result.plot(path)  # type: ignore[attr-defined]
+    with writing("--out", path):  # a refusal of the system, in one line naming --out
+        written = result.plot(path)  # type: ignore[attr-defined]
     print(f"wrote {written}")
     return 0
 
@@ -429,7 +442,8 @@ def run_gates(args: argparse.Namespace) -> int:
             _check_shown(args.layer, units, rnn.num_layers, rnn.hidden_size)
         analysis = analyse_gates(model.to(device), text, layer=args.layer, units=units)
     print(analysis.report())
-    written = analysis.plot(args.out / "gates.png", max_chars=args.max_chars)
+    with writing("--out", args.out / "gates.png"):
+        written = analysis.plot(args.out / "gates.png", max_chars=args.max_chars)
     print(f"wrote {written}")
     return 0
 

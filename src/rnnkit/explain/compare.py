@@ -56,6 +56,22 @@ def available_cells() -> list[CellKind]:
     return cells
 
 
+def _checked_cells(cells: object) -> list[CellKind]:
+    """``cells`` as a non-empty list of :class:`CellKind`: a name ("GRU") ended in an
+    AttributeError, an empty list in an IndexError when the result was reported."""
+    if not isinstance(cells, (tuple, list)) or not cells:
+        raise TypeError(
+            "compare: cells must be a non-empty list of CellKind (see available_cells()); "
+            f"got {cells!r}"
+        )
+    for kind in cells:
+        if not isinstance(kind, CellKind):
+            raise TypeError(
+                f"compare: cells must hold CellKind entries (see available_cells()); got {kind!r}"
+            )
+    return list(cells)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -268,6 +284,12 @@ def run_compare(
     scaling_lengths: tuple[int, ...] = (25, 50, 100, 200, 400),
 ) -> CompareResult:
     """Count, time and (with ``steps`` > 0) train every cell at equal H and equal budget."""
+    if not isinstance(scaling_lengths, (tuple, list)):
+        # A string was read digit by digit: "25" as the lengths 2 and 5.
+        raise TypeError(
+            "compare: scaling_lengths must be a tuple of integers such as (25, 50); got "
+            f"{scaling_lengths!r}"
+        )
     # A size of the wrong type ended in Python's "'<' not supported" or range()'s error.
     integers = {"hidden": hidden, "input_size": input_size, "length": length, "batch": batch,
                 "repeats": repeats, "steps": steps, "seed": seed}  # fmt: skip
@@ -283,7 +305,7 @@ def run_compare(
         raise ValueError(f"compare: scaling lengths must be >= 1; got {scaling_lengths}")
     if repeats < 1 or steps < 0:
         raise ValueError(f"compare: repeats must be >= 1 and steps >= 0; got {repeats}, {steps}")
-    cells = available_cells() if cells is None else cells
+    cells = available_cells() if cells is None else _checked_cells(cells)
     x = torch.randn(length, batch, input_size, generator=torch.Generator().manual_seed(seed))
     budget = count_parameters(rnnkit.LSTM(input_size, hidden))
     hiddens = [(hidden, hidden_for_budget(kind, input_size, budget)) for kind in cells]

@@ -375,6 +375,9 @@ def run_rnn_loop(
         ("batch", batch),
     ):  # fmt: skip
         _check_int(name, value, 1)
+    # torch's Adam said "Invalid learning rate: nan", naming no function.
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+        raise ValueError(f"rnn-loop: lr must be a finite number > 0; got {lr!r}")
 
     split = docstring_words(files, root)
     vocabulary = Vocabulary.build(split["train"], vocab)

@@ -31,8 +31,8 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
-from contextlib import redirect_stdout
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,23 @@ def export_onnx(
     if target is not None:
         from rnnkit.train.files import atomic_write
 
-        atomic_write(target, proto.SerializeToString())
+        with writing("export_onnx", target):
+            atomic_write(target, proto.SerializeToString())
     return proto
+
+
+@contextmanager
+def writing(where: str, path: Path) -> Iterator[None]:
+    """The system's refusal to write ``path`` (permissions, a file system that takes no
+    files, a full disk) said in one line naming ``where`` and ``path``, not the temporary
+    file the atomic write makes first."""
+    try:
+        yield
+    except OSError as err:
+        raise type(err)(
+            f"{where}: cannot write {path} ({err.strerror or err}); expected a file in a "
+            "folder you may write to"
+        ) from None
 
 
 def _graph(subject: _Subject, mode: str, lengths: bool, check: bool, tolerance: float) -> Any:

@@ -44,7 +44,7 @@ def quantize_onnx(
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from rnnkit.export.onnx import _set_metadata, _target_path, read_metadata
+    from rnnkit.export.onnx import _set_metadata, _target_path, read_metadata, writing
     from rnnkit.train.files import atomic_write
 
     model = onnx.load(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else src
@@ -63,7 +63,8 @@ def quantize_onnx(
     assert target is not None  # dst is a path
     if not isinstance(per_channel, bool):  # "no" would read as True
         raise TypeError(f"quantize_onnx: per_channel must be True or False; got {per_channel!r}")
-    types = list(op_types)
+    # A string was read letter by letter ("MatMul" as M, a, t, ...), quantizing nothing.
+    types = [] if isinstance(op_types, str) else list(op_types)
     if not types or not all(isinstance(t, str) for t in types):
         raise ValueError(f"quantize_onnx: op_types must name operators; got {op_types!r}")
 
@@ -101,9 +102,32 @@ def quantize_onnx(
         finally:
             logging.disable(previous)
         result = onnx.load(out)
+    if _eight_bit_weights(result.graph) <= _eight_bit_weights(model.graph):
+        # The quantizer leaves what it cannot reach as it is: the "int8" copy would be the
+        # float graph under another name (a native GRU or RNN operator, an op type the
+        # graph does not use).
+        raise ValueError(
+            f"quantize_onnx: no weight of src is read by an operator of op_types {types}; "
+            "expected op types the graph uses with constant weights (MatMul, Gather; LSTM "
+            "for a native LSTM operator); nothing was written"
+        )
     _set_metadata(result, meta)  # whatever the quantizer kept, the contract's JSON
-    atomic_write(target, result.SerializeToString())
+    with writing("quantize_onnx", target):
+        atomic_write(target, result.SerializeToString())
     return result
+
+
+def _eight_bit_weights(graph: Any) -> int:
+    """How many 8-bit weights ``graph`` and the graphs nested in it (Scan bodies) store."""
+    from onnx import TensorProto
+
+    eight_bit = (TensorProto.INT8, TensorProto.UINT8)
+    count = sum(t.data_type in eight_bit for t in graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == attr.GRAPH else list(attr.graphs)
+            count += sum(_eight_bit_weights(sub) for sub in subs)
+    return count
 
 
 def _gemm_to_matmul(graph: Any) -> None:
