@@ -105,6 +105,8 @@ CASES = [
     ("bench_lm_throughput.py", ["--steps-per-sample", "0"], "--steps-per-sample"),
     ("bench_mingru.py", ["--json", "{dir}"], "--json"),
     ("bench_mingru.py", ["--device", "foo"], "--device"),
+    ("bench_scan_reset.py", ["--device", "foo"], "--device"),
+    ("bench_scan_reset.py", ["--quick", "x"], "x"),
     ("bench_stream.py", ["--repeats", "0"], "--repeats"),
     ("bench_stream.py", ["--chunk", "0"], "--chunk"),
     ("compile_time.py", ["--backend", "foo"], "--backend"),
