@@ -469,7 +469,7 @@ def test_errors_for_wrong_inputs(graphs: dict[str, Path]) -> None:
     _one_line(e, "2 array(s) (h, c)", "got 1")
     with pytest.raises(ValueError) as e:
         stream.state = (np.zeros((2, 2, H), np.float32), np.zeros((1, 2, H), np.float32))
-    _one_line(e, f"state h must be a float32 array (1, B, {H})", f"shape (2, 2, {H})")
+    _one_line(e, f"state h must be a float32 array (1, 2, {H})", f"shape (2, 2, {H})")
     stream.reset([5])  # nothing ran: every state is zero, there is nothing to check against
     assert stream.state is None
     stream.step(np.zeros((2, I), np.float32))

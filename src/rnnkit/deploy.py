@@ -258,11 +258,12 @@ def _state_arrays(
             f"{where}: state must hold {len(specs)} array(s) ({names}); got {len(parts)}"
         )
     out = []
+    b = "B" if batch is None else str(batch)  # the batch size it must have, where known
     for spec, part in zip(specs, parts, strict=True):
         rows, _, size = spec["shape"]
         out.append(
             _floats(
-                part, f"({rows}, B, {size})", (rows, batch, size), f"state {spec['name']}", where
+                part, f"({rows}, {b}, {size})", (rows, batch, size), f"state {spec['name']}", where
             )
         )
     batches = {a.shape[1] for a in out}
@@ -342,7 +343,10 @@ class OnnxStream:
         if value is None:
             self._state = None
             return
-        arrays = _state_arrays(value, self.metadata, self.batch_size, "OnnxStream.state")
+        # Of any batch size, unless one was given to the constructor: batch_size follows
+        # it, as rnnkit.Stream's does (a state saved from another stream; the batch size
+        # of the steps run before was refused as "(L, B, S)" though B was not the point).
+        arrays = _state_arrays(value, self.metadata, self._fixed, "OnnxStream.state")
         # A stream of no samples: its steps would be refused (a batch size is >= 1).
         _not_empty(
             arrays[0], [(1, "B", "samples")], f"state {self.state_names[0]}", "OnnxStream.state"
@@ -384,20 +388,18 @@ class OnnxStream:
         if samples is None:
             self._state, self.batch_size, self.steps = None, self._fixed, 0
             return
+        chosen = _reset_samples(samples)  # before any step too, as rnnkit.Stream's reset
         if self._state is None:
             return  # nothing has run yet: every state is already zero
         B = self._state[0].shape[1]
-        chosen = np.asarray(samples)
         if chosen.size == 0 and chosen.dtype != bool:
-            return  # no index: nothing to reset ([] is a float array, no index to numpy)
+            return  # no index: nothing to reset
         if chosen.dtype == bool:
             if chosen.shape != (B,):
                 raise ValueError(
                     f"OnnxStream.reset: a mask must have shape ({B},); got {tuple(chosen.shape)}"
                 )
-        elif chosen.size and (
-            chosen.dtype.kind not in "iu" or chosen.min() < -B or chosen.max() >= B
-        ):
+        elif chosen.min() < -B or chosen.max() >= B:
             raise ValueError(
                 f"OnnxStream.reset: samples must be batch indices in [0, {B}) (or from the "
                 f"end, -{B} to -1); got {chosen.tolist()}"
@@ -406,6 +408,26 @@ class OnnxStream:
         for a in zeroed:
             a[:, chosen] = 0.0  # assigned, not scaled: a NaN or an inf becomes 0 too
         self._state = zeroed
+
+
+def _reset_samples(samples: object) -> np.ndarray:
+    """``samples`` of :meth:`OnnxStream.reset` as a bool mask or integer indices (empty:
+    none), or a one-line TypeError: a string was read as the index it spells and shown as
+    one ("in [0, 2); got 0"), and nothing was checked before the first step."""
+    expected = "OnnxStream.reset: samples must be integer batch indices or a (B,) bool mask"
+    if isinstance(samples, (str, bytes)):
+        raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}")
+    try:
+        chosen = np.asarray(samples)
+    except (TypeError, ValueError):  # a ragged list: numpy's words
+        raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}") from None
+    if chosen.dtype == bool:
+        return chosen
+    if chosen.size == 0:
+        return chosen.astype(np.int64)  # [] reads as float64: no index, nothing to reset
+    if chosen.dtype.kind not in "iu":  # 0.5 would index sample 0, "0" read as 0
+        raise TypeError(f"{expected}; got {chosen.dtype} array {chosen.tolist()}")
+    return chosen
 
 
 # ---- sequences ----------------------------------------------------------------------
@@ -592,6 +614,9 @@ def forecast_value(value: object, what: str) -> float:
     whose sums overflow would."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{what}: a forecast value must be a number; got the string {value!r}")
+    not_real = _not_a_real_number(value)
+    if not_real is not None:
+        raise TypeError(f"{what}: a forecast value must be a real number; got {not_real}")
     try:
         y = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -606,6 +631,25 @@ def forecast_value(value: object, what: str) -> float:
             f"that scale a series overflow past it); got {y:g}"
         )
     return y
+
+
+def _not_a_real_number(value: object) -> str | None:
+    """What ``value`` is, where ``float`` would read it as a number it is not: a bool
+    (True as 1.0), a complex number (its imaginary part dropped with a warning), or an
+    array or tensor of one element (a 1-element series read as one value); None where it
+    is a real number, or for ``float`` to refuse in its own way."""
+    if isinstance(value, (bool, np.bool_)):
+        return f"bool {value!r}"
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        return f"complex {value!r}"
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return f"{type(value).__name__} of shape {tuple(shape)}"
+    dtype = getattr(value, "dtype", None)  # a 0-d array or tensor; torch's dtypes have no kind
+    kind = getattr(dtype, "kind", None)
+    if kind in ("b", "c") or getattr(dtype, "is_complex", False) or str(dtype) == "torch.bool":
+        return f"{type(value).__name__} of dtype {dtype}"
+    return None
 
 
 def forecast_values(values: object, what: str, name: str | None = None) -> list[float]:

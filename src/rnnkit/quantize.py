@@ -134,9 +134,27 @@ def _convert_children(
                 setattr(module, name, _convert_layer(child, dtype, path, kept_float))
         elif type(child) is nn.Linear:  # a subclass may change forward: left alone
             if linear:
-                setattr(module, name, _quantized_linear(child, dtype))
+                setattr(module, name, _convert_linear(child, dtype, path, kept_float))
         else:
             _convert_children(child, f"{path}.", dtype, layers, linear, kept_float)
+
+
+def _convert_linear(
+    layer: nn.Linear, dtype: torch.dtype, path: str, kept_float: dict[str, str]
+) -> nn.Module:
+    """The quantized form of ``layer``, or ``layer`` itself with the reason recorded.
+
+    The quantized Linear reads and returns float32: in a float64 (or float16) model it
+    would fail on the first call, "expected scalar type Float but found Double", after
+    layers kept float in that dtype hand it their output.
+    """
+    weight_dtype = layer.weight.dtype
+    if weight_dtype != torch.float32:
+        kept_float[path] = (
+            f"Linear: its parameters are {weight_dtype}; the quantized kernels compute in float32"
+        )
+        return layer
+    return _quantized_linear(layer, dtype)
 
 
 def _quantized_linear(layer: nn.Linear, dtype: torch.dtype) -> nn.Module:
@@ -265,11 +283,15 @@ class QuantizedRecurrent(nn.Module):
             return self.quantized(input, state)
         x = self._check_input(input)
         batched = x.dim() == 3
+        B = (x.size(0) if self.batch_first else x.size(1)) if batched else None
+        # Checked as given, before an unbatched state gains its batch axis: a string was
+        # split into characters there, and a wrong shape shown with an axis it lacked.
+        self._check_state(state, B)
         if not batched:  # torch's quantized kernels take 3-D input only
             x = x.unsqueeze(0 if self.batch_first else 1)
             state = _map_state(state, lambda s: s.unsqueeze(1))
-        T, B = (x.size(1), x.size(0)) if self.batch_first else (x.size(0), x.size(1))
-        self._check_state(state, B)
+        T = x.size(1) if self.batch_first else x.size(0)
+        B = x.size(0) if self.batch_first else x.size(1)
         if lengths is None:
             if T == 0:  # torch's kernel: "Expected sequence length to be larger than 0"
                 raise _checks.ShapeError(
@@ -350,7 +372,10 @@ class QuantizedRecurrent(nn.Module):
             )
         return x
 
-    def _check_state(self, state: object, B: int) -> None:
+    def _check_state(self, state: object, B: int | None) -> None:
+        """``state`` of a batch of B (None: an unbatched input), in the rnnkit layer's words:
+        torch's kernel named neither argument nor expectation ("zip() argument 2 is
+        longer", "expected scalar type Float but found Double")."""
         if state is None:
             return
         names = ("h", "c") if self.is_lstm else ("h",)
@@ -358,10 +383,20 @@ class QuantizedRecurrent(nn.Module):
             raise _checks.StateError(
                 f"{self.name}: state must be a tuple (h, c); got {type(state).__name__}"
             )
+        if not self.is_lstm and not isinstance(state, Tensor):
+            raise _checks.StateError(
+                f"{self.name}: state must be a tensor h; got {type(state).__name__}"
+            )
         LD = self.num_layers * self.num_directions
+        shape = (LD, self.hidden_size) if B is None else (LD, B, self.hidden_size)
         for name, s in zip(names, _parts(state), strict=True):  # type: ignore[arg-type]
             _checks.tensor_arg(self.name, f"state {name}", s)
-            _checks.shape_is(self.name, f"state {name}", s, (LD, B, self.hidden_size))
+            _checks.shape_is(self.name, f"state {name}", s, shape)
+            if s.dtype != torch.float32 or s.device.type != "cpu":
+                raise _checks.DtypeError(
+                    f"{self.name}: state {name} must be a float32 CPU tensor (the quantized "
+                    f"kernels' state); got {s.dtype} on {s.device}"
+                )
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, batch_first={self.batch_first}"

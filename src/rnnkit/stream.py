@@ -107,6 +107,8 @@ class Stream:
                 f"Stream: chunk batch size must equal the running stream's; expected "
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
             )
+        if T == 0 and _takes_lengths(self.module):
+            return self._empty_chunk(chunk, B)
         with backends.trace() as ran:
             result = self.module(chunk, self.state)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -126,6 +128,18 @@ class Stream:
             self.last_backend = getattr(self.module, "last_backend", None)
         self.batch_size, self._assigned = B, False
         self.steps += T
+        return out
+
+    def _empty_chunk(self, chunk: Tensor, B: int) -> Tensor:
+        """The outputs of a chunk of no time steps (none), the state left as it was.
+
+        A layer refuses T = 0 unless its lengths say every sequence is empty, and a
+        stream's empty chunk (nothing new arrived) is exactly that: run so, the layer
+        checks the chunk and the state as it checks any, and returns its empty output.
+        """
+        lengths = torch.zeros(B, dtype=torch.long)
+        out, _ = self.module(chunk, self.state, lengths=lengths)
+        self.batch_size, self._assigned = B, False
         return out
 
     def step(self, x: Tensor) -> Tensor:
@@ -256,6 +270,14 @@ class Stream:
         assigned = self._assigned
         self.state = _zero_samples(state, chosen)
         self._assigned = assigned  # the same state, zeroed in part: no new assignment
+
+
+def _takes_lengths(module: nn.Module) -> bool:
+    """Whether ``module`` is a layer called as ``(x, state, lengths=...)``: an rnnkit layer,
+    or the quantized form rnnkit.quantize_dynamic gives one."""
+    from rnnkit.quantize import QuantizedRecurrent  # on use: quantize is optional here
+
+    return isinstance(module, (RecurrentLayer, QuantizedRecurrent))
 
 
 def _samples(samples: object) -> Tensor:
