@@ -212,8 +212,11 @@ def test_draw_command_writes_the_figure(tmp_path, capsys) -> None:
         (["blah"], "argument KIND: invalid choice: 'blah'"),
         (["rnn", "--hidden", "0"], "argument --hidden: expected a positive integer; got 0"),
         (["rnn", "--format", "jpg"], "argument --format: invalid choice: 'jpg'"),
-        (["rnn", "--steps", "9"], "draw: steps must be an integer in [1, 6]; got 9"),
-        (["rnn", "--layers", "5"], "at most 4 layers; got num_layers=5"),
+        (["rnn", "--steps", "9"], "argument --steps: expected an integer from 1 to 6; got 9"),
+        (
+            ["rnn", "--layers", "5"],
+            "draw: --layers: the unrolled rnn figure draws at most 4 layers; got 5",
+        ),
         ([], "draw: give KIND (rnn, lstm, gru, bidirectional, seq2seq) or --run"),
         (["lstm", "--cell", "gru"], "draw: kind 'lstm' draws the lstm cell; got cell='gru'"),
         (["--run", "runs/x", "--hidden", "4"], "--run reads the sizes from the run; got --hidden"),

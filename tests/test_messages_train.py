@@ -225,8 +225,8 @@ def test_load_names_weights_that_do_not_fit_the_model(run):
 def test_a_run_folder_with_links_or_a_linked_lock_is_refused(copy, tmp_path):
     link = tmp_path / "link"
     link.symlink_to(copy)
-    _raises(RunFolderError, f"{link} is a symbolic link; give the folder itself",
-            RunFolder(link).check_owned)  # fmt: skip
+    _raises(RunFolderError, f"{link} is a symbolic link; expected a run folder (rnnkit does "
+            "not follow links)", RunFolder(link).check_owned)  # fmt: skip
     (copy / "config.json").rename(copy / "real.json")
     (copy / "config.json").symlink_to(copy / "real.json")
     _raises(RunFolderError, f"{copy} holds symbolic link(s) config.json; rnnkit does not "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rnnkit.cli._lm_args import add_runtime, folder_name, positive_int, seed
+from rnnkit.cli._outputs import check_out_folder, probe_new_folder
 from rnnkit.demo import run_demo
 
 
@@ -41,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:  # as rnnkit train --out: named as the flag, before any output
+        check_out_folder("--out", args.out)
+        probe_new_folder("--out", args.out)
     run_demo(
         steps=args.steps, length=args.length, seed=args.seed, out=args.out,
         device=args.device, precision=args.precision, threads=args.threads,

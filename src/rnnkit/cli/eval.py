@@ -20,9 +20,10 @@ from rnnkit.cli._lm_args import (
     runtime,
 )
 from rnnkit.cli._outputs import check_new_folder, check_outside_runs, same_file, staged_folder
-from rnnkit.data.corpus import SPLITS, load_corpus, read_all
+from rnnkit.data.corpus import SPLITS, load_corpus, read_files
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
+from rnnkit.train.evaluate import stream_lengths
 from rnnkit.train.run import recorded_in
 from rnnkit.train.runfolder import RunFolder
 
@@ -114,8 +115,15 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"{flag}: a language-model evaluation writes no figure")
     device, precision = runtime(args)
     model = load(args.run_dir, device)  # the run folder is checked before the text is read
+    added = ""
     if args.text is not None:
-        text, what = read_all(args.text), args.text
+        named = read_files(args.text)
+        # Joined as read_all joins them (and training reads its files): each file ends in a
+        # newline. The newlines added are named, so that the count is the files' own + these.
+        text = "".join(t if t.endswith("\n") else t + "\n" for _, t in named)
+        what, ended = args.text, sum(not t.endswith("\n") for _, t in named)
+        if ended:
+            added = f" (with a newline added at the end of {_count(ended, 'file')})"
     else:
         split = args.split or "test"
         config = RunFolder(args.run_dir).read_config()
@@ -125,11 +133,33 @@ def run_eval(args: argparse.Namespace) -> int:
     unknown = int((ids == UNK_ID).sum())
     with precision:
         bpc, scored = bits_per_char(model, ids, args.batch_size, args.seq_len, args.reset_every)
-    print(f"text: {what}: {len(text):,} characters, {unknown:,} unknown to the model")
-    context = "all earlier" if args.reset_every is None else f"at most {args.reset_every}"
-    print(f"scored: {scored:,} characters, each with {context} characters of context")
+    print(
+        f"text: {what}: {_count(len(text), 'character')}{added}, {unknown:,} unknown to the model"
+    )
+    print(f"scored: {_scored(scored, len(text), args.batch_size, args.reset_every)}")
     print(f"bpc: {bpc:.4f}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _scored(scored: int, n_chars: int, batch_size: int, reset_every: int | None) -> str:
+    """What :func:`bits_per_char` scored, and from what context, in words."""
+    what = f"{_count(scored, 'character')}, all but the first (nothing comes before it)"
+    if reset_every is not None:
+        most = _count(reset_every, "character")
+        return f"{what}; the state set to zeros every {most}, each has at most {most} of context"
+    lengths = stream_lengths(n_chars, batch_size)
+    if len(lengths) == 1:
+        return f"{what}; each with every earlier character as context"
+    low, high = min(lengths), max(lengths)
+    size = _count(high, "character") if low == high else f"{low:,}-{high:,} characters"
+    return (
+        f"{what}; read as {len(lengths)} streams of {size}, each from a zero state: a "
+        "character's context is the earlier characters of its stream"
+    )
 
 
 _LM_ONLY = {"text": None, "split": None, "batch_size": 32, "seq_len": 256, "reset_every": None}

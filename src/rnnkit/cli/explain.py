@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -40,6 +40,28 @@ def _lengths(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive integers; got {text!r}"
         ) from None
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``, an experiment's own lower bound checked
+    while parsing, so that its refusal names the flag rather than the API's argument."""
+
+    def parse(text: str) -> int:
+        value = integer(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {value}")
+        return value
+
+    return parse
+
+
+def _draw_steps(text: str) -> int:
+    from rnnkit.explain.draw import MAX_STEPS  # here: the explain package loads slowly
+
+    value = integer(text)
+    if not 1 <= value <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to {MAX_STEPS}; got {value}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "training on the adding problem. Writes gradient-flow-INIT.png.",
     )
     g.add_argument(
-        "--length", type=positive_int, default=50, help="sequence length T (default: 50)"
+        "--length", type=_at_least(2), default=50, help="sequence length T, >= 2 (default: 50)"
     )
     g.add_argument("--hidden", type=positive_int, default=32, help="hidden size H (default: 32)")
     g.add_argument(
@@ -188,9 +210,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--length", type=positive_int, default=20, help="sequence length T (default: 20)"
     )
-    b.add_argument("--vocab", type=positive_int, default=4, help="alphabet size V (default: 4)")
     b.add_argument(
-        "--max-offset", type=positive_int, default=3, help="largest offset K (default: 3)"
+        "--vocab", type=_at_least(2), default=4, help="alphabet size V, >= 2 (default: 4)"
+    )
+    b.add_argument(
+        "--max-offset",
+        type=positive_int,
+        default=3,
+        help="largest offset K; --length must exceed 2K (default: 3)",
     )
     b.add_argument("--steps", type=positive_int, default=300, help="training steps (default: 300)")
     b.set_defaults(func=run_bidirectional)
@@ -215,7 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument(
         "--vocab",
-        type=positive_int,
+        type=_at_least(2),
         default=5000,
         help="vocabulary size, <unk> included: the most frequent training words (default: 5000)",
     )
@@ -317,7 +344,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: rnn; seq2seq: gru)",
     )
     dr.add_argument(
-        "--steps", type=positive_int, default=3, help="time steps drawn, 1 to 6 (default: 3)"
+        "--steps", type=_draw_steps, default=3, help="time steps drawn, 1 to 6 (default: 3)"
     )
     dr.add_argument(
         "--format", choices=("png", "svg"), default="png", help="file format (default: png)"
@@ -494,6 +521,11 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_bidirectional(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_bidirectional as experiment
 
+    if args.length <= 2 * args.max_offset:  # the offsets -K..K must fit in the sequence
+        raise ValueError(
+            f"bidirectional: --length must be more than twice --max-offset; got --length "
+            f"{args.length}, --max-offset {args.max_offset}"
+        )
     with _start(args, "bidirectional.png"):
         result = experiment(
             cell=args.cell,
@@ -568,7 +600,7 @@ def run_bptt(args: argparse.Namespace) -> int:
 
 
 def run_draw(args: argparse.Namespace) -> int:
-    from rnnkit.explain.draw import build, describe, recurrent_module
+    from rnnkit.explain.draw import MAX_ROWS, build, describe, recurrent_module
 
     if args.kind is None and args.run is None:
         raise ValueError("draw: give KIND (rnn, lstm, gru, bidirectional, seq2seq) or --run")
@@ -581,6 +613,11 @@ def run_draw(args: argparse.Namespace) -> int:
     given = [flag for flag, value in options.items() if value is not None]
     if args.run is not None and given:
         raise ValueError(f"draw: --run reads the sizes from the run; got {', '.join(given)} too")
+    if args.kind == "rnn" and args.layers is not None and args.layers > MAX_ROWS:
+        raise ValueError(
+            f"draw: --layers: the unrolled rnn figure draws at most {MAX_ROWS} layers; got "
+            f"{args.layers}"
+        )
     # A figure reads shapes only: the module is built on the CPU whatever --device says.
     name = None if args.run is not None else f"draw-{args.kind}.{args.format}"
     with _start(args, name), torch.device("cpu"):

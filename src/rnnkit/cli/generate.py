@@ -70,6 +70,14 @@ def run_generate(args: argparse.Namespace) -> int:
     if not isinstance(model, CharLM):
         what = "rnnkit generate samples text"
         raise ValueError(f"{args.run_dir} is not a language-model run ({what})")
+    missing = unknown_chars(model, args.prompt)
+    if missing:  # generated all the same: the model reads each as its unknown class
+        shown = ", ".join(repr(c) for c in missing)
+        print(
+            f"rnnkit generate: --prompt has characters not in the run's vocabulary, read as "
+            f"its unknown class: {shown}",
+            file=sys.stderr,
+        )
     generator = torch.Generator().manual_seed(args.seed)
     out = sys.stdout
     out.write(args.prompt)
@@ -86,3 +94,8 @@ def run_generate(args: argparse.Namespace) -> int:
             out.flush()
     out.write("\n")
     return 0
+
+
+def unknown_chars(model: CharLM, prompt: str) -> list[str]:
+    """The characters of ``prompt`` the model's vocabulary lacks, once each, in order."""
+    return list(dict.fromkeys(c for c in prompt if c not in model.vocab))

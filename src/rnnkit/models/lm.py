@@ -144,7 +144,8 @@ class CharLM(nn.Module):
 
         ``temperature`` divides the logits (0 picks the most likely character);
         ``top_k`` keeps only the k most likely characters. The unknown class is never
-        sampled. Same ``generator`` seed, same text.
+        sampled; a character of ``prompt`` outside the vocabulary is read as that class.
+        Same ``generator`` seed, same text.
 
         On the CPU a plain LSTM, GRU or Elman RNN samples in one C++ loop
         (:class:`rnnkit.models._sampling.FusedLoop`), any other model one

@@ -8,8 +8,10 @@ decoders put the model in eval mode (no dropout) and compute no gradients.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
@@ -170,6 +172,12 @@ def beam_search(
         raise TypeError(f"beam_search: beam must be an integer >= 1; got {beam!r}")
     if beam < 1:
         raise ValueError(f"beam_search: beam must be >= 1; got {beam}")
+    # A negative exponent favoured the longest outputs; nan or inf made every score nan.
+    penalty = f"beam_search: alpha must be a finite number >= 0 (a length penalty); got {alpha!r}"
+    if isinstance(alpha, bool) or not isinstance(alpha, Real):
+        raise TypeError(penalty)
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(penalty)
     _check_max_len("beam_search", max_len)
     model.eval()
     B, K = src.size(1), beam

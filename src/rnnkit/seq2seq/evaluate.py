@@ -100,6 +100,15 @@ def decode_sources(
     return greedy(run.model, src, lengths, max_len)
 
 
+def _check_beam(where: str, beam: object) -> None:
+    """Refuse a beam width that is not an integer >= 1. True (== 1) decoded greedily and
+    0 did too, unannounced: only a width above 1 searches."""
+    if isinstance(beam, bool) or not isinstance(beam, int):
+        raise TypeError(f"{where}: beam must be an integer >= 1; got {beam!r}")
+    if beam < 1:
+        raise ValueError(f"{where}: beam must be >= 1; got {beam}")
+
+
 def translate(
     run: NumbersRun,
     texts: Sequence[str],
@@ -114,8 +123,7 @@ def translate(
         raise TypeError(
             f"translate: texts must be a list of str, one per input; got the str {texts!r}"
         )
-    if beam < 1:
-        raise ValueError(f"beam must be >= 1; got {beam}")
+    _check_beam("translate", beam)
     if temperature is not None and beam > 1:
         raise ValueError("sampling (a temperature) and beam search exclude each other")
     if not texts:
@@ -190,6 +198,7 @@ def evaluate(
     if limit is not None:
         _checks.positive_int("evaluate", "limit", limit)
     _checks.positive_int("evaluate", "batch_size", batch_size)
+    _check_beam("evaluate", beam)
     n = run.options.n_test if split == "test" else run.options.n_valid
     numbers = run.task.fixed_set(split, n)[:limit]
     examples = []

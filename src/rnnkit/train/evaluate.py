@@ -28,9 +28,11 @@ def bits_per_char(
 ) -> tuple[float, int]:
     """``(bpc, characters scored)`` of ``model`` on ``ids`` (N,).
 
-    The text is read as ``batch_size`` contiguous streams with the state carried across
-    windows of ``seq_len``, as in training; every character but each stream's first is
-    scored, and the streams cover the whole text up to a remainder shorter than B.
+    Every character but the first is scored, once: N - 1 of them (the first has nothing
+    before it to be predicted from). The text is read as ``batch_size`` contiguous
+    streams (see :func:`stream_lengths`) with the state carried across windows of
+    ``seq_len``, as in training; each stream starts from a zero state, so a character's
+    context is the earlier characters of its own stream.
 
     ``reset_every=K`` sets the state back to zeros every K characters instead: the
     model then never sees more than K characters of context, and the rise in bpc
@@ -48,14 +50,11 @@ def bits_per_char(
     N = ids.numel()
     if N < 2:
         raise ValueError(f"the text has {N} character(s); at least 2 are needed to score one")
-    B = min(batch_size, N - 1)
-    n = (N - 1) // B  # scored characters per stream
+    inputs, targets = _streams(ids.to(torch.long), batch_size)  # (n, B) each
     device = model.embedding.weight.device  # a quantized head has no weight tensor
-    streams = ids.to(torch.long).contiguous().as_strided((B, n + 1), (n, 1)).t()  # (n+1, B)
-    inputs, targets = streams[:-1], streams[1:]  # (n, B) each
     batches = (
         (inputs[t : t + seq_len].to(device), targets[t : t + seq_len].to(device))
-        for t in range(0, n, seq_len)
+        for t in range(0, inputs.size(0), seq_len)
     )
     was_training = model.training
     model.eval()
@@ -67,11 +66,45 @@ def bits_per_char(
             outputs = ((model(x)[0], y) for x, y in batches)  # each window from zeros
         for logits, y in outputs:
             total += F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"
+                logits.reshape(-1, logits.size(-1)),
+                y.reshape(-1),
+                reduction="sum",
+                ignore_index=_PAD,  # the ends of the shorter streams
             ).item()
     finally:
         model.train(was_training)
-    return total / (B * n) / math.log(2.0), B * n
+    return total / (N - 1) / math.log(2.0), N - 1
+
+
+def stream_lengths(n_chars: int, batch_size: int) -> list[int]:
+    """How many characters each stream of :func:`bits_per_char` scores: the N - 1
+    predictable characters of an ``n_chars`` text cut into ``min(batch_size, N - 1)``
+    consecutive pieces whose lengths differ by at most one (the longer ones first)."""
+    B = min(batch_size, n_chars - 1)
+    n, longer = divmod(n_chars - 1, B)
+    return [n + 1] * longer + [n] * (B - longer)
+
+
+_PAD = -100  # a target past the end of a shorter stream: not scored
+
+
+def _streams(ids: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+    """Inputs and targets, (n, B) each, of the streams of :func:`stream_lengths`.
+
+    Stream b predicts its characters from the one before each, so consecutive streams
+    share one character (the last target of one is the first input of the next) and
+    together they predict every character but the first. A shorter stream's last row is
+    padding: an input past its end (read after its last real one, so it changes no
+    score) and a target of ``_PAD``.
+    """
+    lengths = torch.tensor(stream_lengths(ids.numel(), batch_size))
+    starts = torch.cumsum(lengths, 0) - lengths  # stream b's first input
+    steps = torch.arange(int(lengths.max()) + 1).unsqueeze(1)  # (n + 1, 1)
+    index = starts + steps  # (n + 1, B)
+    inside = steps <= lengths  # the stream's own characters: its first input to its last target
+    streams = ids[index.clamp(max=ids.numel() - 1)]
+    targets = torch.where(inside[1:], streams[1:], torch.full_like(streams[1:], _PAD))
+    return streams[:-1], targets
 
 
 def bits_per_char_of_text(model: CharLM, text: str, **kwargs: int) -> tuple[float, int]:

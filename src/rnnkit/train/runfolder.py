@@ -187,7 +187,7 @@ class RunFolder:
 
     def entries(self) -> list[Path]:
         if self.path.is_symlink():
-            raise RunFolderError(f"{self.path} is a symbolic link; give the folder itself")
+            raise RunFolderError(not_found(self.path))
         if not self.path.exists():
             return []
         if not self.path.is_dir():
@@ -231,7 +231,10 @@ class RunFolder:
         return (self.path / CONFIG).is_file()
 
     def read_config(self) -> RunConfig:
-        if not self.path.is_dir():
+        """The run's ``config.json``, checked. Every reader of a run (:func:`rnnkit.load`,
+        ``eval``, ``generate``, ``export``, ...) starts here, so a symbolic link given as
+        the folder is refused here, for all of them, as the folder's own links are."""
+        if self.path.is_symlink() or not self.path.is_dir():
             raise RunFolderError(not_found(self.path))
         try:
             data = read_json(self.path / CONFIG)
