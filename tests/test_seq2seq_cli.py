@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +13,9 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from _refusals import refused
 from rnnkit.cli import main
+from rnnkit.seq2seq import evaluate, load_run, translate
 from rnnkit.seq2seq.data import EOS
 from rnnkit.train import TrainConfig, train
 
@@ -199,3 +203,49 @@ def test_eval_and_translate_honour_precision_and_device(run_dir, ending_run, cap
     capsys.readouterr()
     assert main(["translate", str(ending_run), "seven", "--precision", "fp16"]) == 2
     assert "needs a CUDA device" in capsys.readouterr().err
+
+
+# The beam length penalty exponent alpha must be >= 0: a negative one favoured the
+# longest outputs. `translate --alpha`, `eval --alpha` and the Python API refuse it.
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["translate", "{run}", "seven", "--beam", "2", "--alpha", "-1"],
+        ["translate", "{run}", "seven", "--alpha", "-0.5"],
+        ["eval", "{run}", "--beam", "2", "--alpha", "-1", "--limit", "2"],
+    ],
+)
+def test_the_cli_refuses_a_negative_alpha(
+    run_dir: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [a.replace("{run}", str(run_dir)) for a in argv]
+    given = argv[argv.index("--alpha") + 1]
+    assert refused(capsys, argv, run_dir.parent) == (
+        f"rnnkit {argv[0]}: error: argument --alpha: expected a number >= 0; got {given!r}"
+    )
+
+
+def test_the_cli_takes_alpha_zero_and_above(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnkit.cli import main
+
+    assert main(["eval", str(run_dir), "--beam", "2", "--alpha", "0.6", "--limit", "2"]) == 0
+    assert "beam 2, alpha 0.6" in capsys.readouterr().out
+    assert main(["eval", str(run_dir), "--beam", "2", "--alpha", "0", "--limit", "2"]) == 0
+
+
+@pytest.mark.parametrize("alpha", [-1.0, -1e-9, math.inf, math.nan, "0.6", True])
+def test_the_api_refuses_an_alpha_below_zero_or_not_a_number(run_dir: Path, alpha: object) -> None:
+    run = load_run(run_dir)
+    message = f"alpha must be a finite number >= 0 (a length penalty); got {alpha!r}"
+    for call in (
+        lambda: evaluate(run, beam=2, alpha=alpha, limit=2),  # type: ignore[arg-type]
+        lambda: translate(run, ["seven"], beam=2, alpha=alpha),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            call()
+    assert len(evaluate(run, beam=2, alpha=0.6, limit=2).examples) == 2
+    assert len(evaluate(run, beam=2, alpha=0, limit=2).examples) == 2
