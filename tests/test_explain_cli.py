@@ -65,7 +65,10 @@ def test_bad_arguments_exit_with_status_2(tmp_path, capsys) -> None:
     assert exc.value.code == 2
     capsys.readouterr()
     assert main(["explain", "bidirectional", "--length", "4", "--max-offset", "2"]) == 2
-    assert "length > 2 * max_offset" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "rnnkit explain: error: bidirectional: --length must be more than twice --max-offset; "
+        "got --length 4, --max-offset 2\n"
+    )
 
 
 def test_gates_on_a_missing_run_folder(tmp_path, capsys) -> None:
