@@ -382,8 +382,8 @@ class OnnxStream:
     def reset(self, samples: Sequence[int] | np.ndarray | None = None) -> None:
         """Zero the whole state (``samples=None``) or that of chosen samples.
 
-        ``samples`` is a list of batch indices or a (B,) bool mask. A full reset also
-        frees the batch size, unless it was given to the constructor.
+        ``samples`` is a 1-D list (or array) of batch indices, one index, or a (B,) bool
+        mask. A full reset also frees the batch size, unless it was given to the constructor.
         """
         if samples is None:
             self._state, self.batch_size, self.steps = None, self._fixed, 0
@@ -412,8 +412,9 @@ class OnnxStream:
 
 def _reset_samples(samples: object) -> np.ndarray:
     """``samples`` of :meth:`OnnxStream.reset` as a bool mask or integer indices (empty:
-    none), or a one-line TypeError: a string was read as the index it spells and shown as
-    one ("in [0, 2); got 0"), and nothing was checked before the first step."""
+    none), or a one-line TypeError (not indices) or ValueError (not 1-D): a string was read
+    as the index it spells and shown as one ("in [0, 2); got 0"), and nothing was checked
+    before the first step."""
     expected = "OnnxStream.reset: samples must be integer batch indices or a (B,) bool mask"
     if isinstance(samples, (str, bytes)):
         raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}")
@@ -421,12 +422,19 @@ def _reset_samples(samples: object) -> np.ndarray:
         chosen = np.asarray(samples)
     except (TypeError, ValueError):  # a ragged list: numpy's words
         raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}") from None
-    if chosen.dtype == bool:
-        return chosen
-    if chosen.size == 0:
-        return chosen.astype(np.int64)  # [] reads as float64: no index, nothing to reset
-    if chosen.dtype.kind not in "iu":  # 0.5 would index sample 0, "0" read as 0
+    if chosen.size and chosen.dtype != bool and chosen.dtype.kind not in "iu":
+        # 0.5 would index sample 0, "0" read as 0
         raise TypeError(f"{expected}; got {chosen.dtype} array {chosen.tolist()}")
+    if chosen.ndim == 0 and chosen.dtype != bool:
+        return chosen.reshape(1)  # one index, reset(3), as a list of one
+    if chosen.ndim != 1:
+        # Indexed as given, [[0]] or a (1, B) mask was read as the 1-D one it resembles.
+        raise ValueError(
+            "OnnxStream.reset: samples must be a 1-D list of integer batch indices or a (B,) "
+            f"bool mask; got {_describe(chosen)}"
+        )
+    if chosen.size == 0 and chosen.dtype != bool:
+        return chosen.astype(np.int64)  # [] reads as float64: no index, nothing to reset
     return chosen
 
 

@@ -63,6 +63,9 @@ def quantize_dynamic(
 
     Layers that cannot be quantized stay float and are named in one
     :class:`QuantizationWarning`. The copy is in eval mode, like torch's quantized models.
+    A model already (partly) quantized with ``dtype`` keeps its quantized parts and has
+    the rest converted (``linear=False``, then ``layers=False``); one quantized with the
+    other dtype is refused, since its quantized weights cannot be read back as float.
 
     Example:
         >>> import rnnkit
@@ -108,6 +111,14 @@ def _check_arguments(model: object, dtype: object, layers: object, linear: objec
             raise TypeError(f"{owner}: {name} must be a bool; got {flag!r}")
     if not (layers or linear):
         raise ValueError(f"{owner}: expected layers=True or linear=True; got both False")
+    # Quantized weights cannot be read back as the float ones: a part already quantized
+    # with another dtype stayed so, and the copy was not what dtype asked for.
+    for path, was in _quantized_parts(model).items():
+        if was != dtype:
+            raise ValueError(
+                f"{owner}: model is already quantized with dtype {was} ({path}); expected "
+                f"dtype={was}, or the float model for {dtype}; got dtype={dtype}"
+            )
     devices = {t.device for t in (*model.parameters(), *model.buffers())}
     off_cpu = sorted(str(d) for d in devices if d.type != "cpu")
     if off_cpu:
@@ -115,6 +126,26 @@ def _check_arguments(model: object, dtype: object, layers: object, linear: objec
             f"{owner}: model must be on the CPU (torch's dynamic quantized kernels are "
             f"CPU only); got parameters on {', '.join(off_cpu)}"
         )
+
+
+def _quantized_parts(model: nn.Module) -> dict[str, torch.dtype]:
+    """The dynamically quantized modules of ``model`` (path -> dtype): the layers in a
+    :class:`QuantizedRecurrent` and torch's own dynamic LSTM/GRU/Linear."""
+    if not any(type(m).__module__.startswith("torch.ao.") for m in model.modules()):
+        return {}  # a float model: torch.ao is not imported for it
+    dynamic = _torch_ao()
+    parts: dict[str, torch.dtype] = {}
+    inner: set[int] = set()  # the torch.ao layers named by the wrapper around them
+    for name, module in model.named_modules():
+        path = name or "model"
+        if isinstance(module, QuantizedRecurrent):
+            parts[path] = module.quantized.dtype
+            inner.add(id(module.quantized))
+        elif isinstance(module, dynamic.Linear):
+            parts[path] = module._packed_params.dtype
+        elif isinstance(module, (dynamic.LSTM, dynamic.GRU)) and id(module) not in inner:
+            parts[path] = module.dtype
+    return parts
 
 
 def _convert_children(

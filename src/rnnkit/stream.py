@@ -85,7 +85,11 @@ class Stream:
         self._assigned = True
 
     def __call__(self, chunk: Tensor) -> Tensor:
-        """Feed the next chunk; returns its outputs, shaped like the module's output."""
+        """Feed the next chunk; returns its outputs, shaped like the module's output.
+
+        An empty chunk (T = 0) returns no outputs and leaves the state as it was for a
+        layer; a model is refused it, since only the model knows its empty output's shape.
+        """
         if not isinstance(chunk, Tensor):
             raise TypeError(f"Stream: chunk must be a torch.Tensor; got {type(chunk).__name__}")
         if chunk.dim() < 2:
@@ -107,8 +111,16 @@ class Stream:
                 f"Stream: chunk batch size must equal the running stream's; expected "
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
             )
-        if T == 0 and _takes_lengths(self.module):
-            return self._empty_chunk(chunk, B)
+        if T == 0:
+            if _takes_lengths(self.module):
+                return self._empty_chunk(chunk, B)
+            # A model's empty output has a shape only it knows, and run on T = 0 its layer
+            # refused it naming lengths, which a stream's caller never passes.
+            raise ValueError(
+                f"Stream: chunk has T = 0 time steps; expected T >= 1 for a model (an empty "
+                f"chunk runs on a layer only); got shape {tuple(chunk.shape)} for "
+                f"{type(self.module).__name__}"
+            )
         with backends.trace() as ran:
             result = self.module(chunk, self.state)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -241,8 +253,9 @@ class Stream:
     def reset(self, samples: Sequence[int] | Tensor | None = None) -> None:
         """Zero the whole state (``samples=None``) or the state of chosen samples.
 
-        ``samples`` is a list of batch indices or a (B,) bool mask; an empty list resets
-        nothing. The chosen samples start again from zeros, whatever their state held.
+        ``samples`` is a 1-D list (or tensor) of batch indices, one index, or a (B,) bool
+        mask; an empty list resets nothing. The chosen samples start again from zeros,
+        whatever their state held.
         """
         if samples is None:
             self.state, self.steps = None, 0
@@ -259,7 +272,7 @@ class Stream:
                 )
             chosen = given.cpu()
         else:
-            index = given.to(torch.long).reshape(-1)
+            index = given.to(torch.long)
             if index.numel() and (int(index.min()) < -B or int(index.max()) >= B):
                 raise ValueError(
                     f"Stream: reset samples must be batch indices in [0, {B}) (or from the end, "
@@ -282,7 +295,8 @@ def _takes_lengths(module: nn.Module) -> bool:
 
 def _samples(samples: object) -> Tensor:
     """``samples`` of :meth:`Stream.reset` as a bool mask or an integer tensor of indices
-    (empty: none), or a one-line TypeError naming what was given."""
+    (empty: none), or a one-line TypeError (not indices) or ValueError (not 1-D) naming
+    what was given."""
     expected = "Stream: reset samples must be integer batch indices or a (B,) bool mask"
     if isinstance(samples, (str, bytes)):  # a sequence, but of characters
         raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}")
@@ -291,13 +305,19 @@ def _samples(samples: object) -> Tensor:
         given = torch.as_tensor(samples)
     except (TypeError, ValueError, RuntimeError):  # torch's words: "new(): invalid data type"
         raise TypeError(f"{expected}; got {type(samples).__name__} {samples!r}") from None
-    if given.dtype == torch.bool:
-        return given
-    if given.numel() == 0:
-        return given.to(torch.long)  # [] reads as float32: no index, nothing to reset
-    if given.is_floating_point() or given.is_complex():
+    if given.numel() and (given.is_floating_point() or given.is_complex()):
         # Cast to long, 0.5 would zero sample 0 without a word.
         raise TypeError(f"{expected}; got {given.dtype} {given.tolist()}")
+    if given.dim() == 0 and given.dtype != torch.bool:
+        return given.reshape(1)  # one index, reset(3), as a list of one
+    if given.dim() != 1:
+        # Flattened, [[0]] or a (1, B) mask was read as the 1-D one it resembles.
+        raise ValueError(
+            "Stream: reset samples must be a 1-D list of integer batch indices or a (B,) bool "
+            f"mask; got {given.dtype} of shape {tuple(given.shape)}"
+        )
+    if given.numel() == 0 and given.dtype != torch.bool:
+        return given.to(torch.long)  # [] reads as float32: no index, nothing to reset
     return given
 
 

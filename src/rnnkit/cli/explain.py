@@ -64,6 +64,17 @@ def _draw_steps(text: str) -> int:
     return value
 
 
+def _gradient_flow_hidden(text: str) -> int:
+    from rnnkit.explain.gradient_flow import MEMORY_RULE, max_hidden
+
+    value = integer(text)
+    if not 1 <= value <= max_hidden():
+        raise argparse.ArgumentTypeError(
+            f"expected an integer from 1 to {max_hidden()} (memory: {MEMORY_RULE}); got {value}"
+        )
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
@@ -101,7 +112,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--length", type=_at_least(2), default=50, help="sequence length T, >= 2 (default: 50)"
     )
-    g.add_argument("--hidden", type=positive_int, default=32, help="hidden size H (default: 32)")
+    g.add_argument(
+        "--hidden",
+        type=_gradient_flow_hidden,
+        default=32,
+        help="hidden size H (default: 32); every step's graph and Jacobian are kept: "
+        "T·(160 KiB + 2 KiB·H + 32 B·H²) + 640 B·H² must stay within 2 GiB",
+    )
     g.add_argument(
         "--init",
         choices=("default", "orthogonal", "chrono", "forget-bias"),
@@ -407,7 +424,14 @@ def _finish(result: object, path: Path, args: argparse.Namespace) -> int:
 
 def run_gradient_flow(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_gradient_flow as experiment
+    from rnnkit.explain.gradient_flow import MEMORY_RULE, max_length
 
+    # Before any work: a length past it was killed for memory (exit 137), with no message.
+    if args.length > max_length(args.hidden):
+        raise ValueError(
+            f"gradient-flow: --length must be at most {max_length(args.hidden)} at --hidden "
+            f"{args.hidden} (memory: {MEMORY_RULE}); got --length {args.length}"
+        )
     with _start(args, f"gradient-flow-{args.init}.png"):
         result = experiment(
             length=args.length, hidden=args.hidden, init=args.init, steps=args.steps,

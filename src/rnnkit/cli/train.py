@@ -8,9 +8,11 @@ defaults, so ``rnnkit train TASK --help`` lists exactly what that task reads.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rnnkit.cli._lm_args import folder_name, one_line_errors
@@ -21,7 +23,7 @@ from rnnkit.tasks.base import SOURCE_OPTIONS, SOURCES, Task
 from rnnkit.train import TrainConfig, train
 from rnnkit.train.config import BUDGET_KEYS
 from rnnkit.train.files import read_json
-from rnnkit.train.runfolder import RunFolder, parse_config
+from rnnkit.train.runfolder import CONFIG, RunFolder, RunFolderError, not_found, parse_config
 
 EXAMPLES = """examples:
   rnnkit train                                      # lm: an LSTM on the standard library, 3 min
@@ -208,17 +210,28 @@ def _config_task(path: str) -> str:
     return parse_config(data, path, partial=True).task
 
 
-def _config_path(path: str) -> Any:
-    from pathlib import Path
+def _config_path(path: str) -> Path:
+    """The file ``--config`` reads: a run's config.json, given as the run folder or as
+    FOLDER/config.json, or a JSON file the user wrote.
 
+    A run's is read as every reader of a run folder reads it: a symbolic link as the
+    folder or as its config.json is refused, not followed. A file of another name is the
+    user's own, not part of a run, and may be a link to where they keep it.
+    """
     p = Path(path)
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise FileNotFoundError(f"--config: {path} is a folder with no config.json")
-        p = p / "config.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"--config: no such file: {path}")
-    return p
+    folder = p if p.is_dir() else p.parent if p.name == CONFIG else None
+    if folder is not None and folder.is_symlink():
+        raise RunFolderError(not_found(folder))  # the run-folder readers' words
+    file = p / CONFIG if p.is_dir() else p
+    if folder is not None and file.is_symlink():
+        return file  # a run's config.json: read_json refuses the link, as in a run
+    if not file.is_file():
+        if file is p:
+            raise FileNotFoundError(f"--config: no such file: {path}")
+        raise FileNotFoundError(f"--config: {path} is a folder with no config.json")
+    if p.is_symlink():
+        return Path(os.path.realpath(p))  # the user's own file, wherever it is kept
+    return file
 
 
 def _read_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:

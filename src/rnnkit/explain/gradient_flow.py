@@ -40,6 +40,37 @@ from rnnkit.explain.gates import lstm_gates
 from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
 
 MODELS = ("RNN tanh", "RNN relu", "GRU", "LSTM")
+# What the experiment holds at its peak, measured (peak resident memory on the CPU): every
+# time step's autograd graph and one-step Jacobian are kept, ~160 KiB + 2 KiB·H + 32 B·H² a
+# step, and torch.func.jacrev's batched backward over the 2H-wide state needs ~640 B·H².
+MEMORY_LIMIT = 2 * 2**30  # bytes: a generous bound for an explanatory experiment
+
+
+def memory_estimate(length: int, hidden: int) -> int:
+    """Bytes ``run_gradient_flow`` holds at its peak, about, for T = length and H = hidden."""
+    per_step = 160 * 2**10 + 2 * 2**10 * hidden + 32 * hidden**2
+    return length * per_step + 640 * hidden**2
+
+
+def max_length(hidden: int) -> int:
+    """The longest T whose :func:`memory_estimate` stays within :data:`MEMORY_LIMIT`."""
+    per_step = memory_estimate(1, hidden) - memory_estimate(0, hidden)
+    return max(0, (MEMORY_LIMIT - memory_estimate(0, hidden)) // per_step)
+
+
+def max_hidden() -> int:
+    """The widest H that still fits the shortest sequence (T = 2) in :data:`MEMORY_LIMIT`."""
+    h = 1
+    while memory_estimate(2, 2 * h) <= MEMORY_LIMIT:
+        h *= 2
+    low, high = h, 2 * h  # fits, does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if memory_estimate(2, mid) <= MEMORY_LIMIT else (low, mid)
+    return low
+
+
+MEMORY_RULE = "T·(160 KiB + 2 KiB·H + 32 B·H²) + 640 B·H² within 2 GiB"
 INITS = ("default", "orthogonal", "chrono", "forget-bias")
 BASELINE_MSE = 1.0 / 6.0  # adding problem: always predicting the mean target 1
 
@@ -379,6 +410,17 @@ def run_gradient_flow(
         raise ValueError(f"gradient-flow: hidden must be >= 1; got {hidden}")
     if steps < 0:
         raise ValueError(f"gradient-flow: steps must be >= 0; got {steps}")
+    # Found before any work: past it the process was killed for memory, with no message.
+    if hidden > max_hidden():
+        raise ValueError(
+            f"gradient-flow: hidden must be at most {max_hidden()} (memory: {MEMORY_RULE}); "
+            f"got {hidden}"
+        )
+    if length > max_length(hidden):
+        raise ValueError(
+            f"gradient-flow: length must be at most {max_length(hidden)} at hidden {hidden} "
+            f"(memory: {MEMORY_RULE}); got {length}"
+        )
     _check_models(models)
     start = time.perf_counter()
     x, y = adding_problem(batch, length, generator=torch.Generator().manual_seed(seed + 2))
