@@ -21,9 +21,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit._checks import ShapeError
 from rnnkit.backends.plan import Plan, Weights
 from rnnkit.backends.stack import masks, run_stack, without_padding
-from rnnkit.cells.base import State
+from rnnkit.cells.base import Params, State
 from rnnkit.kernels import fused, gemm
 
 KINDS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
@@ -72,6 +73,23 @@ def supports(plan: Plan, x: Tensor | None) -> str | None:
     return None
 
 
+def check_shapes(plan: Plan, k: int, d: int, p: Params) -> None:
+    """Refuse a weight of another shape than the cell's (ShapeError, a RuntimeError as
+    torch's).
+
+    The kernels index the recurrent weights by the sizes the cell expects and check
+    nothing themselves, so a weight swapped for one of another shape (by assignment,
+    ``functional_call`` or a parametrization) would be read, and written, out of bounds.
+    """
+    for name, shape in plan.cells[k].parameter_shapes().items():
+        weight = p.get(name)
+        if weight is not None and tuple(weight.shape) != shape:
+            full = f"{name}_l{k}{'_reverse' if d else ''}"
+            raise ShapeError(
+                f"{plan.owner}: {full} must have shape {shape}; got {tuple(weight.shape)}"
+            )
+
+
 def run(
     plan: Plan,
     weights: Weights,
@@ -86,6 +104,7 @@ def run(
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
         cell, p = plan.cells[k], weights[k][d]
+        check_shapes(plan, k, d, p)
         gx = cell.project(p, inp, gemm.linear)  # (T, B, G*H): every gate's input half, 1 GEMM
         zero = m.zero_rev if d else m.zero_fwd
         mask = cell.sample_recurrent_mask(x.size(1), inp)

@@ -146,6 +146,11 @@ class RecurrentLayer(nn.Module):
         return self.first_cell.kind
 
     @property
+    def mode(self) -> str:
+        """torch.nn.RNNBase's ``mode``: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU"."""
+        return self.kind
+
+    @property
     def first_cell(self) -> RecurrentCell:
         return self._modules["cells"]._modules["0"]  # type: ignore[index,return-value]
 
@@ -177,10 +182,21 @@ class RecurrentLayer(nn.Module):
         # Lists turned into tuples: generator expressions cost ~15% more on the per-call path.
         return tuple(
             [
-                tuple([{n: current_weight(self, w) for n, w in names.items()} for names in per_k])
+                tuple([{n: self._run_weight(w) for n, w in names.items()} for names in per_k])
                 for per_k in self._names
             ]
         )
+
+    def _run_weight(self, name: str) -> Tensor:
+        """``current_weight``, refusing a weight set to None as torch.nn's layers do (a
+        bias set to None would otherwise run as no bias, where torch raises TypeError)."""
+        weight = self._parameters.get(name)
+        if weight is not None:
+            return weight
+        weight = getattr(self, name)
+        if weight is None:
+            raise TypeError(f"{type(self).__name__}: {name} must be a torch.Tensor; got None")
+        return weight
 
     def weight_names(self, k: int, d: int) -> list[str]:
         """The attribute names of layer ``k``, direction ``d``'s weights, in the cell's order."""
