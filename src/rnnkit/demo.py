@@ -16,7 +16,7 @@ from rnnkit.models.memory import MemoryTaskConfig, baseline
 from rnnkit.tasks.memory import AddingTask, MemoryOptions
 from rnnkit.train import train
 from rnnkit.train.config import autocast, resolve_device
-from rnnkit.train.run import _check_new
+from rnnkit.train.run import check_new_run
 from rnnkit.train.runfolder import RunFolder
 
 BASELINE_MSE = baseline(MemoryTaskConfig("adding"))  # 1/6: always predicting 1
@@ -79,7 +79,7 @@ def run_demo(
     )
     autocast(resolve_device(device), precision)  # a device or precision error comes first
     if out is not None:  # an existing run, a file, a link: refused before the header line
-        _check_new(RunFolder(out, AddingTask.extra_files))
+        check_new_run(RunFolder(out, AddingTask.extra_files))
     log(
         f"adding problem, T = {length}: an LSTM must remember two marked values across the "
         f"sequence; predicting 1 always gives MSE {task.baseline:.3f}"

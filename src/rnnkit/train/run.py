@@ -152,7 +152,7 @@ def launch(
         if folder is None:
             path = distributed.broadcast_str(ctx, str(out or new_run_path(task.name)))
             folder = RunFolder(path, task.extra_files)
-            _check_new(folder, for_fit)
+            check_new_run(folder, for_fit)
         # Resuming, the task checks what the folder's config.json recorded.
         with recorded_in(folder.path / "config.json") if resuming else contextlib.nullcontext():
             task.prepare(train_config, ctx)
@@ -208,7 +208,7 @@ def _prepare_folder(
     """Under the lock: check again (another writer may have finished meanwhile), then
     clear a kill's leftovers and write config.json."""
     if not resuming:
-        reuse = _check_new(folder, for_fit)
+        reuse = check_new_run(folder, for_fit)
         if reuse:
             log(reuse)
             folder.reset()
@@ -224,7 +224,7 @@ def _prepare_folder(
     folder.write_config(config)
 
 
-def _check_new(folder: RunFolder, for_fit: bool = False) -> str | None:
+def check_new_run(folder: RunFolder, for_fit: bool = False) -> str | None:
     """Refuse a folder that is not ours, holds a run or lies in one; say when one is reused.
     ``for_fit``: named as rnnkit.fit's arguments, not as the command line's flags."""
     outer = enclosing_run(folder.path)
