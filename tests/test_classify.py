@@ -249,7 +249,7 @@ def test_a_resume_reads_the_same_data_or_says_the_file_changed(tmp_path):
     f = tiny_file(tmp_path / "d.ts")
     out = tmp_path / "run"
     train("classify", {"data": f, **SMALL}, TrainConfig(**STEPS), out=out, **quiet())
-    tiny_file(tmp_path / "d.ts", seed=5)  # other values
+    write_ts(tmp_path / "d.ts", *tiny_series(24, 5), classes=["up", "down"], overwrite=True)
     with pytest.raises(ValueError, match="changed since the run started"):
         train("classify", resume=out, steps=6, **quiet())
 

@@ -410,6 +410,40 @@ def test_write_ts_messages(tmp_path, series, labels, kwargs, message):
     assert not target.exists()
 
 
+def test_write_ts_never_replaces_without_overwrite(tmp_path):
+    """An existing file, a link and a directory at the path are left as they were; a
+    wrong overwrite, path or folder is refused before anything is written."""
+    series, labels = [np.ones((2, 1)), np.zeros((3, 1))], [0, 1]
+    target = tmp_path / "mine.ts"
+    target.write_text("the user's file\n")
+    _raises(ValueError, f"write_ts: {target} exists; pass overwrite=True to replace it",
+            ts_format.write_ts, target, series, labels)  # fmt: skip
+    assert target.read_text() == "the user's file\n"
+    link = tmp_path / "link.ts"
+    link.symlink_to(target)
+    _raises(ValueError, f"write_ts: {link} exists; pass overwrite=True to replace it",
+            ts_format.write_ts, link, series, labels)  # fmt: skip
+    folder = tmp_path / "folder.ts"
+    folder.mkdir()
+    _raises(ValueError, f"write_ts: path must be the path of a file; {folder} is a directory "
+            "(a directory is never replaced)", ts_format.write_ts, folder, series, labels,
+            overwrite=True)  # fmt: skip
+    _raises(TypeError, "write_ts: overwrite must be True or False; got 'no'",
+            ts_format.write_ts, tmp_path / "new.ts", series, labels, overwrite="no")  # fmt: skip
+    _raises(TypeError, "write_ts: path must be a file path; got int", ts_format.write_ts, 5,
+            series, labels)  # fmt: skip
+    missing = tmp_path / "absent" / "x.ts"
+    _raises(ValueError, f"write_ts: the folder of {missing} does not exist",
+            ts_format.write_ts, missing, series, labels)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.ts", "link.ts", "mine.ts"]
+    assert list(folder.iterdir()) == [] and link.is_symlink()
+    ts_format.write_ts(target, series, labels, overwrite=True)
+    assert ts_format.read_ts(target).labels == [0, 1]
+    ts_format.write_ts(link, series, [1, 0], overwrite=True)  # the link is replaced, not followed
+    assert not link.is_symlink() and ts_format.read_ts(target).labels == [0, 1]
+    assert ts_format.read_ts(link).labels == [1, 0]
+
+
 # ---- tagging --------------------------------------------------------------------------
 
 

@@ -224,3 +224,23 @@ def test_a_training_value_too_far_out_of_scale(capsys, tmp_path, head, limit, ho
         "accepted"
     )
     assert not run.exists()
+
+
+def test_write_csv_never_replaces_without_overwrite(tmp_path):
+    """write_csv returns the CSV; it writes a file only where nothing is, or with
+    overwrite=True, and refuses names and forecasts that do not pair up."""
+    from rnnkit.deploy import Forecast
+    from rnnkit.tasks.forecast import write_csv
+
+    one = Forecast(torch.tensor([1.0, 2.0]), torch.tensor([0.5, 1.0]), torch.tensor([2.0, 3.0]))
+    expected = "series,step,forecast,lo80,hi80\na,1,1,0.5,2\na,2,2,1,3\n"
+    assert write_csv(None, ["a"], [one]) == expected
+    target = tmp_path / "f.csv"
+    target.write_text("mine\n")
+    _raises(ValueError, f"write_csv: {target} exists; pass overwrite=True to replace it",
+            write_csv, target, ["a"], [one])  # fmt: skip
+    _raises(ValueError, "write_csv: 2 names but 1 forecasts", write_csv, tmp_path / "g.csv",
+            ["a", "b"], [one])  # fmt: skip
+    assert target.read_text() == "mine\n" and sorted(tmp_path.iterdir()) == [target]
+    assert write_csv(target, ["a"], [one], overwrite=True) == expected
+    assert target.read_text() == expected

@@ -251,6 +251,33 @@ def test_tag_test_data_without_data(capsys, tmp_path: Path) -> None:
     )
 
 
+def test_a_test_file_that_is_the_training_file(capsys, tmp_path: Path) -> None:
+    """classify and tag refuse a --test-data that is --data: by path, through a link, or a
+    copy of the same bytes (its scores would be of the examples trained on)."""
+    data = Path(series_file(tmp_path / "d.ts"))
+    copy = tmp_path / "copy.ts"
+    copy.write_bytes(data.read_bytes())
+    link = tmp_path / "link.ts"
+    link.symlink_to(data)
+    out = str(tmp_path / "run")
+    for test in (data, copy, link):
+        argv = ["train", "classify", "--data", str(data), "--test-data", str(test), "--out",
+                out, "--steps", "1"]  # fmt: skip
+        assert refused(capsys, argv, tmp_path) == (
+            f"rnnkit train: error: --test-data {test} holds the same bytes as --data {data}; "
+            "a test split must be other examples (leave out --test-data for a seeded split)"
+        )
+    lines = [{"x": "ab " * 4, "y": ["lo", "lo", "hi"] * 4} for _ in range(40)]
+    tags = tmp_path / "d.jsonl"
+    tags.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    argv = ["train", "tag", "--data", str(tags), "--test-data", str(tags), "--steps", "1",
+            "--out", out]  # fmt: skip
+    assert refused(capsys, argv, tmp_path) == (
+        f"rnnkit train: error: --test-data {tags} holds the same bytes as --data {tags}; a test "
+        "split must be other examples (leave out --test-data for a seeded split)"
+    )
+
+
 def test_a_tag_run_whose_recorded_tags_are_not_its_datas(capsys, tmp_path: Path) -> None:
     lines = [{"x": "ab " * 4, "y": ["lo", "lo", "hi"] * 4} for _ in range(40)]
     data = tmp_path / "d.jsonl"

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import hashlib
 import io
 import json
 import keyword
@@ -70,6 +69,7 @@ from torch import Tensor
 from rnnkit.data import corpus
 from rnnkit.data.corpus import file_split
 from rnnkit.data.vocab import Vocabulary
+from rnnkit.train.files import file_sha256, refuse_same_file
 
 TAGS = ("WHITESPACE", "NAME", "KEYWORD", "OP", "NUMBER", "STRING", "COMMENT", "NEWLINE")
 WHITESPACE, NAME, KEYWORD, OP, NUMBER, STRING, COMMENT, NEWLINE = range(len(TAGS))
@@ -455,10 +455,6 @@ def split_lines(
     return out
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def load_jsonl(
     data: str | os.PathLike[str],
     test_data: str | os.PathLike[str] | None = None,
@@ -481,6 +477,8 @@ def load_jsonl(
                     "the run's split and vocabulary no longer fit it"
                 )
     examples = read_jsonl(data, "--data")
+    if test_data is not None:
+        refuse_same_file("--test-data", test_data, "--data", data)
     test_examples = read_jsonl(test_data, "--test-data") if test_data is not None else None
     kind = "text" if isinstance(examples[0].x, str) else "features"
     if test_examples is not None:

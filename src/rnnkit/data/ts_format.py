@@ -438,12 +438,18 @@ def write_ts(
     labels: Sequence[int | str],
     classes: Sequence[str] | None = None,
     problem_name: str = "rnnkit",
+    *,
+    overwrite: bool = False,
 ) -> None:
     """Write series (each (T_i, D)) and their labels as a ``.ts`` file :func:`read_ts`
     reads back. ``labels`` are indices into ``classes`` or class names; NaN is written
     as ``?`` (a missing value). What :func:`read_ts` would refuse is refused here, before
     anything is written: a series without steps, an infinite value or one beyond float32,
-    a dimension of a series with no value at all."""
+    a dimension of a series with no value at all. An existing file is replaced only with
+    ``overwrite=True``, and atomically: a reader sees the old file or the new one."""
+    from rnnkit.train.files import atomic_write, writable_file
+
+    target = writable_file("write_ts", "path", path, overwrite)
     for name, value in (("series", series), ("labels", labels)):
         if isinstance(value, str) or not hasattr(value, "__len__"):
             raise TypeError(f"write_ts: {name} must be a sequence; got {type(value).__name__}")
@@ -506,7 +512,7 @@ def write_ts(
         dims_text = [",".join("?" if math.isnan(v) else repr(float(v)) for v in col.tolist())
                      for col in x.T]  # fmt: skip
         body.append(":".join([*dims_text, name]))
-    Path(path).write_text("\n".join(head + body) + "\n", encoding="utf-8")
+    atomic_write(target, ("\n".join(head + body) + "\n").encode("utf-8"))
 
 
 def _check_writable(x: Tensor, i: int) -> None:

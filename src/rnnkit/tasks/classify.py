@@ -17,7 +17,6 @@ their SHA-256) are recorded in ``config.json``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import warnings
@@ -38,6 +37,7 @@ from rnnkit.models.lm import CELLS
 from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device, report_folder
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.files import file_sha256, refuse_same_file
 
 # The classification sets aeon ships with official _TRAIN/_TEST .ts files, under
 # aeon/datasets/data/NAME/ (its _eq variants and the regression sets are left out).
@@ -538,9 +538,9 @@ class ClassifyTask(Task):
             counts = torch.bincount(
                 torch.tensor([train_file[i][1] for i in train_idx]), minlength=len(classes)
             )
-            source["train"]["sha256"] = sha256(train_file.path)
+            source["train"]["sha256"] = file_sha256(train_file.path)
             if source.get("test"):
-                source["test"]["sha256"] = sha256(test_file.path)  # type: ignore[union-attr]
+                source["test"]["sha256"] = file_sha256(test_file.path)  # type: ignore[union-attr]
             self.derived = {
                 "source": source,
                 "classes": classes,
@@ -752,6 +752,8 @@ def describe_source(o: ClassifyOptions) -> dict[str, Any]:
         if value is not None and not Path(value).is_file():
             what = "is a folder" if Path(value).is_dir() else "does not exist"
             raise ValueError(f"{flag} {value} {what}; expected a .ts file")
+    if o.test_data is not None:
+        refuse_same_file("--test-data", o.test_data, "--data", o.data)
     test = {"path": str(Path(o.test_data).resolve())} if o.test_data else None
     return {"dataset": None, "train": {"path": str(Path(o.data).resolve())}, "test": test}
 
@@ -772,7 +774,7 @@ def read_source(source: dict[str, Any], missing: str, check: bool) -> tuple[TSDa
         if not path.is_file():
             raise ValueError(f"{path}: the {part} file of this run is missing")
         recorded = (source.get(part) or {}).get("sha256")
-        if check and recorded is not None and sha256(path) != recorded:
+        if check and recorded is not None and file_sha256(path) != recorded:
             raise ValueError(
                 f"{path} changed since the run started (its SHA-256 differs from the one in "
                 "config.json); restore it, or start a new run"
@@ -780,10 +782,6 @@ def read_source(source: dict[str, Any], missing: str, check: bool) -> tuple[TSDa
         out.append(read_ts(path, missing=missing))
     assert out[0] is not None
     return out[0], out[1]
-
-
-def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def map_labels(test: TSData, classes: list[str], train_path: str) -> list[int]:

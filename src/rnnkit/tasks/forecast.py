@@ -1676,11 +1676,24 @@ def plot_forecasts(
     return plotting.save(fig, path, title)
 
 
-def write_csv(path: str | Path | None, names: Sequence[str], forecasts: Sequence[Forecast]) -> str:
-    """The forecasts as CSV: series, step, forecast, lo80, hi80 (to ``path``, or returned)."""
+def write_csv(
+    path: str | Path | None,
+    names: Sequence[str],
+    forecasts: Sequence[Forecast],
+    *,
+    overwrite: bool = False,
+) -> str:
+    """The forecasts as CSV: series, step, forecast, lo80, hi80, returned and written to
+    ``path`` unless it is None: atomically, and over an existing file only with
+    ``overwrite=True``."""
     import csv
     import io
 
+    from rnnkit.train.files import atomic_write, writable_file
+
+    target = None if path is None else writable_file("write_csv", "path", path, overwrite)
+    if len(names) != len(forecasts):
+        raise ValueError(f"write_csv: {len(names)} names but {len(forecasts)} forecasts")
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\n")
     out.writerow(["series", "step", "forecast", "lo80", "hi80"])
@@ -1688,10 +1701,8 @@ def write_csv(path: str | Path | None, names: Sequence[str], forecasts: Sequence
         for k in range(len(f.mean)):
             out.writerow([name, k + 1, *(f"{b[k]:.10g}" for b in f)])
     text = buffer.getvalue()
-    if path is not None:
-        from rnnkit.train.files import atomic_write
-
-        atomic_write(Path(path), text.encode("utf-8"))
+    if target is not None:
+        atomic_write(target, text.encode("utf-8"))
     return text
 
 

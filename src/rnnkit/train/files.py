@@ -7,6 +7,7 @@ destination (rename is atomic on POSIX): a reader sees the old file or the new o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -61,6 +62,47 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     remove_stale_temps(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, as run folders record a user's data file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def refuse_same_file(
+    test_flag: str, test: str | os.PathLike[str], data_flag: str, data: str | os.PathLike[str]
+) -> None:
+    """Refuse a test file that is the training file, by path or by content: its scores
+    would be of the examples trained on, reported as held-out ones."""
+    if os.path.samefile(test, data) or file_sha256(test) == file_sha256(data):
+        raise ValueError(
+            f"{test_flag} {test} holds the same bytes as {data_flag} {data}; a test split "
+            f"must be other examples (leave out {test_flag} for a seeded split)"
+        )
+
+
+def writable_file(where: str, name: str, path: object, overwrite: object) -> Path:
+    """The file ``path`` (argument ``name`` of ``where``) may be written to, or a one-line
+    refusal before anything is: an existing file is replaced only with ``overwrite=True``,
+    a directory never, and the folder must exist."""
+    # "no" would read as True and replace the user's file.
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"{where}: overwrite must be True or False; got {overwrite!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        # Path(5) said "expected str, bytes or os.PathLike object", naming no argument.
+        raise TypeError(f"{where}: {name} must be a file path; got {type(path).__name__}")
+    target = Path(path)
+    if target.is_dir():
+        # Replacing it would lose its files; the atomic rename fails on it in the OS's words.
+        raise ValueError(
+            f"{where}: {name} must be the path of a file; {target} is a directory (a directory "
+            "is never replaced)"
+        )
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise ValueError(f"{where}: {target} exists; pass overwrite=True to replace it")
+    if not target.parent.is_dir():
+        raise ValueError(f"{where}: the folder of {target} does not exist")
+    return target
 
 
 def temp_folder(path: Path) -> Path:
