@@ -218,14 +218,90 @@ class RecurrentLayer(nn.Module):
         """torch's ``_flat_weights`` order, as its fused kernels take them, read now."""
         return [current_weight(self, name) for name in self._flat_names]
 
+    # torch.nn.RNNBase's private weight lists, which code written for torch.nn reads (the
+    # AWD-LSTM weight-drop pattern, quantisation helpers, torch's own tests). torch keeps a
+    # cached list in step in ``__setattr__`` and refreshes it before each forward; here the
+    # list is read from the attributes whenever it is asked for, so it cannot go stale: a
+    # plain tensor set in place of a deleted parameter, a parametrized weight, a weight
+    # moved by ``.to()`` are what it holds.
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        """torch's ``_flat_weights_names``: every weight's name, layer by layer and direction
+        by direction (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ...)."""
+        return list(self._flat_names)
+
+    @property
+    def _all_weights(self) -> list[list[str]]:
+        """torch's ``_all_weights``: the weight names of each layer and direction."""
+        return [list(names.values()) for per_k in self._names for names in per_k]
+
+    @property
+    def _flat_weights(self) -> list[Tensor | None]:
+        """torch's ``_flat_weights``: the weights in ``_flat_weights_names`` order as the
+        attributes hold them now, None for a name deleted and not set again (as torch)."""
+        return [self._weight_or_none(name) for name in self._flat_names]
+
+    @_flat_weights.setter
+    def _flat_weights(self, value: object) -> None:
+        # Code written for torch.nn assigns the list to refresh torch's cache after it set
+        # the weights by name; that list is the current one, and nothing needs refreshing.
+        # A list of other tensors would change what torch runs but not what rnnkit runs
+        # (it reads the weights by name), so it is refused rather than ignored.
+        owner = type(self).__name__
+        names = self._flat_names
+        if not isinstance(value, (list, tuple)) or len(value) != len(names):
+            given = (
+                f"{len(value)} items" if isinstance(value, (list, tuple)) else type(value).__name__
+            )
+            raise ValueError(
+                f"{owner}._flat_weights: can only be set to the layer's current weights, "
+                f"a list of {len(names)}; got {given}"
+            )
+        for name, given_weight in zip(names, value, strict=True):
+            if not self._is_current_weight(name, given_weight):
+                raise ValueError(
+                    f"{owner}._flat_weights: can only be set to the layer's current weights "
+                    f"(rnnkit reads each weight by its name at every call); got another tensor "
+                    f"for {name}: set it by name instead, layer.{name} = weight"
+                )
+
+    def _weight_or_none(self, name: str) -> Tensor | None:
+        """The weight ``name`` as attribute access finds it, None where there is none."""
+        weight = self._parameters.get(name)
+        return weight if weight is not None else getattr(self, name, None)
+
+    def _is_current_weight(self, name: str, weight: object) -> bool:
+        """Whether ``weight`` is what the layer holds under ``name``.
+
+        A weight held (a parameter or a plain tensor set in its place) must be that very
+        tensor; one computed at each read (a parametrization) is new at every read, so any
+        tensor of its shape is taken as a fresh read of it.
+        """
+        for store in (self._parameters, self._buffers, self.__dict__):
+            if name in store:
+                return weight is store[name]
+        current = getattr(self, name, None)
+        if current is None or not isinstance(weight, Tensor):
+            return weight is current
+        return weight.shape == current.shape
+
+    def _init_flat_weights(self) -> None:
+        """torch's cache refresh, kept for code that calls it: ``_flat_weights`` is read
+        from the attributes, so only the ``flatten_parameters`` call is left to make."""
+        self.flatten_parameters()
+
+    def _update_flat_weights(self) -> None:
+        """torch refreshes its cached ``_flat_weights`` here; it never needs refreshing."""
+
+    def _weights_have_changed(self) -> bool:
+        """Whether ``_flat_weights`` is out of date: never, as it is read when asked for."""
+        return False
+
     @property
     def all_weights(self) -> list[list[Tensor]]:
         """As ``torch.nn.RNNBase.all_weights``: one list per layer and direction."""
-        return [
-            list(self.cell_parameters(k, d).values())
-            for k in range(self.num_layers)
-            for d in range(self.num_directions)
-        ]
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     def reset_parameters(self) -> None:
         """Re-draw the registered parameters (a parametrized weight keeps its own state)."""
@@ -253,7 +329,11 @@ class RecurrentLayer(nn.Module):
 
     @classmethod
     def from_torch(cls, module: nn.Module, **options: Any) -> RecurrentLayer:
-        """A layer with ``module``'s configuration and weights (``options``: cell options)."""
+        """A layer with ``module``'s configuration and weights (``options``: cell options).
+
+        The weights are copies, of ``module``'s dtype and on its device; which of them
+        train (``requires_grad``) and the train/eval mode are ``module``'s too.
+        """
         owner = cls.__name__
         if type(module) is not cls.torch_class:
             given = type(module).__name__
@@ -267,6 +347,7 @@ class RecurrentLayer(nn.Module):
         w = module.weight_ih_l0
         layer = cls(**kwargs, **options, device=w.device, dtype=w.dtype)
         layer.load_state_dict(module.state_dict(), strict=not options.get("layer_norm"))
+        _keep_what_a_state_dict_loses(module, layer)
         return layer
 
     @classmethod
@@ -282,7 +363,8 @@ class RecurrentLayer(nn.Module):
         )
 
     def to_torch(self) -> nn.Module:
-        """The equivalent ``torch.nn`` module, with the same weights."""
+        """The equivalent ``torch.nn`` module, with the same weights (copies), dtype and
+        device, the same ``requires_grad`` per weight and the same train/eval mode."""
         owner = type(self).__name__
         cell = self.cells[0]
         unsupported = [
@@ -298,6 +380,7 @@ class RecurrentLayer(nn.Module):
         w = self.weight_ih_l0
         module = self.torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
         module.load_state_dict(self.state_dict())
+        _keep_what_a_state_dict_loses(self, module)
         return module
 
     # ---- forward --------------------------------------------------------------------
@@ -575,3 +658,17 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
+
+
+def _keep_what_a_state_dict_loses(source: nn.Module, target: nn.Module) -> None:
+    """Give ``target`` what ``load_state_dict`` does not carry over from ``source``.
+
+    A state_dict holds values only: without this a frozen weight would come back trainable
+    and a module in eval mode would come back training (dropout on). ``target``'s own
+    weights that ``source`` lacks (layer-norm gains) keep their defaults.
+    """
+    params = dict(target.named_parameters())
+    for name, weight in source.named_parameters(remove_duplicate=False):
+        if name in params:
+            params[name].requires_grad_(weight.requires_grad)
+    target.train(source.training)
