@@ -647,8 +647,11 @@ def tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eval_command, "bits_per_char", trip("scoring"))
     monkeypatch.setattr(seq2seq_args, "evaluate", trip("scoring"), raising=False)
     monkeypatch.setattr(translate, "translate", trip("translating"))
-    for name in ("run_gradient_flow", "run_compare", "run_bidirectional"):
+    for name in ("run_gradient_flow", "run_compare", "run_bidirectional", "run_bptt",
+                 "run_lstm_example"):  # fmt: skip
         monkeypatch.setattr(f"rnnkit.explain.{name}", trip(f"explain {name}"))
+    monkeypatch.setattr("rnnkit.explain.rnn_loop.run_rnn_loop", trip("explain rnn-loop"))
+    monkeypatch.setattr("rnnkit.explain.draw.build", trip("explain draw"))
     monkeypatch.setattr(gates.GateAnalysis, "plot", trip("explain gates' plot"))
     monkeypatch.delenv("RNNKIT_TRACEBACK", raising=False)
 

@@ -424,14 +424,10 @@ def _finish(result: object, path: Path, args: argparse.Namespace) -> int:
 
 def run_gradient_flow(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_gradient_flow as experiment
-    from rnnkit.explain.gradient_flow import MEMORY_RULE, max_length
+    from rnnkit.explain.gradient_flow import check_memory
 
     # Before any work: a length past it was killed for memory (exit 137), with no message.
-    if args.length > max_length(args.hidden):
-        raise ValueError(
-            f"gradient-flow: --length must be at most {max_length(args.hidden)} at --hidden "
-            f"{args.hidden} (memory: {MEMORY_RULE}); got --length {args.length}"
-        )
+    check_memory({"--hidden": args.hidden, "--length": args.length}, flags=True)
     with _start(args, f"gradient-flow-{args.init}.png"):
         result = experiment(
             length=args.length, hidden=args.hidden, init=args.init, steps=args.steps,
@@ -527,7 +523,13 @@ def _check_shown(layer: int | None, units: list[int] | None, layers: int, hidden
 
 def run_compare(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_compare as experiment
+    from rnnkit.explain.compare import check_memory
 
+    longest = max(args.scaling_lengths, default=0)
+    sizes = {"--input-size": args.input_size, "--hidden": args.hidden, "--batch": args.batch,
+             "--scaling-lengths": longest, "--length": args.length}  # fmt: skip
+    shown = ",".join(map(str, args.scaling_lengths)) or "''"
+    check_memory(sizes, args.steps, flags=True, shown=shown)  # before any work
     with _start(args, "compare.png"):
         result = experiment(
             hidden=args.hidden,
@@ -550,6 +552,11 @@ def run_bidirectional(args: argparse.Namespace) -> int:
             f"bidirectional: --length must be more than twice --max-offset; got --length "
             f"{args.length}, --max-offset {args.max_offset}"
         )
+    from rnnkit.explain.bidirectional import check_memory
+
+    sizes = {"--vocab": args.vocab, "--hidden": args.hidden, "batch": 64,
+             "--max-offset": args.max_offset, "--length": args.length}  # fmt: skip
+    check_memory(args.cell, sizes, flags=True)  # before any work
     with _start(args, "bidirectional.png"):
         result = experiment(
             cell=args.cell,
@@ -564,9 +571,12 @@ def run_bidirectional(args: argparse.Namespace) -> int:
 
 
 def run_rnn_loop(args: argparse.Namespace) -> int:
-    from rnnkit.explain.rnn_loop import DEFAULT_SENTENCE
+    from rnnkit.explain.rnn_loop import DEFAULT_SENTENCE, check_memory
     from rnnkit.explain.rnn_loop import run_rnn_loop as experiment
 
+    sizes = {"--vocab": args.vocab, "--embed": args.embed, "--hidden": args.hidden,
+             "--batch": args.batch, "--seq-len": args.seq_len}  # fmt: skip
+    check_memory(args.cell, sizes, flags=True)  # before any work
     with _start(args, "rnn-loop.png"):
         result = experiment(
             sentence=DEFAULT_SENTENCE if args.sentence is None else args.sentence,
@@ -611,7 +621,12 @@ def run_lstm_example(args: argparse.Namespace) -> int:
 
 def run_bptt(args: argparse.Namespace) -> int:
     from rnnkit.explain import run_bptt as experiment
+    from rnnkit.explain.bptt import check_memory
 
+    # The command keeps the API's input and output sizes, 3 and 2.
+    sizes = {"input size": 3, "output size": 2, "--hidden": args.hidden, "--batch": args.batch,
+             "--length": args.length}  # fmt: skip
+    check_memory(sizes, flags=True)  # before any work
     with _start(args, "bptt.png"):
         result = experiment(
             cell=args.cell,
@@ -624,7 +639,7 @@ def run_bptt(args: argparse.Namespace) -> int:
 
 
 def run_draw(args: argparse.Namespace) -> int:
-    from rnnkit.explain.draw import MAX_ROWS, build, describe, recurrent_module
+    from rnnkit.explain.draw import MAX_ROWS, build, check_memory, describe, recurrent_module
 
     if args.kind is None and args.run is None:
         raise ValueError("draw: give KIND (rnn, lstm, gru, bidirectional, seq2seq) or --run")
@@ -642,6 +657,9 @@ def run_draw(args: argparse.Namespace) -> int:
             f"draw: --layers: the unrolled rnn figure draws at most {MAX_ROWS} layers; got "
             f"{args.layers}"
         )
+    if args.run is None:  # before any work: the module's weights are allocated
+        sizes = {"--input-size": args.input_size, "--layers": args.layers, "--hidden": args.hidden}
+        check_memory(args.kind, args.cell, sizes, flags=True)
     # A figure reads shapes only: the module is built on the CPU whatever --device says.
     name = None if args.run is not None else f"draw-{args.kind}.{args.format}"
     with _start(args, name), torch.device("cpu"):

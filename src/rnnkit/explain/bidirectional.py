@@ -23,9 +23,42 @@ import torch
 from torch import Tensor, nn
 
 import rnnkit
+from rnnkit.explain import _memory
 from rnnkit.explain.compare import CellKind, count_parameters, hidden_for_budget
 
 LAYERS = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # G: blocks of H in a layer's gates
+VALIDATION = 512  # sequences in the validation batch
+# Peak resident memory on the CPU, measured with the LSTM: ~200 MiB whatever the sizes (the
+# first training step and Adam's); a model and its Adam state, ~64 B per weight of layer and
+# head; a training step ~26 B per step, sample and unit of G·H, and
+# ~8 B per logit, (2K+1)·V a step; the validation batch of 512 ~5 B per unit and per logit.
+MEMORY_RULE = (
+    "256 MiB + 64 B·H·(G·(H + V) + (2K+1)·V) + T·(26 B·B + 2.5 KiB)·G·H "
+    "+ T·(8 B·B + 2.5 KiB)·(2K+1)·V within 2 GiB, G = 1, 3, 4 for rnn, gru, lstm"
+)
+
+
+def memory_estimate(
+    cell: str, vocab: int, hidden: int, batch: int, max_offset: int, length: int
+) -> int:
+    """Bytes ``run_bidirectional`` holds at its peak, about."""
+    GH, logits = GATES[cell] * hidden, (2 * max_offset + 1) * vocab
+    weights = 64 * hidden * (GATES[cell] * (hidden + vocab) + logits)
+    steps = length * ((26 * batch + 5 * VALIDATION) * GH + (8 * batch + 5 * VALIDATION) * logits)
+    return 256 * 2**20 + weights + steps
+
+
+def check_memory(cell: str, sizes: dict[str, int], *, flags: bool = False) -> None:
+    """Refuse sizes past the memory bound, before any work. ``sizes`` holds vocab, hidden,
+    batch, max_offset and length in that order, under their API names or (``flags``)
+    their flags; the length is bounded last, at the others given."""
+    (_, max_offset) = list(sizes.items())[3]
+    least = (2, 1, 1, 1, 2 * max_offset + 1)
+    order = [(name, v, low) for (name, v), low in zip(sizes.items(), least, strict=True)]
+    _memory.check(
+        "bidirectional", order, lambda *v: memory_estimate(cell, *v), MEMORY_RULE, flags=flags
+    )
 
 
 def shifted_symbols(
@@ -170,6 +203,9 @@ def run_bidirectional(
             f"bidirectional: vocab must be >= 2, hidden >= 1, steps >= 1; got vocab={vocab}, "
             f"hidden={hidden}, steps={steps}"
         )
+    sizes = {"vocab": vocab, "hidden": hidden, "batch": batch, "max_offset": max_offset,
+             "length": length}  # fmt: skip
+    check_memory(cell, sizes)
     start = time.perf_counter()
     layer_class = LAYERS[cell]
     offsets = range(-max_offset, max_offset + 1)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 import rnnkit
 import rnnkit.layers
+from rnnkit.explain import _memory
 from rnnkit.explain.gradient_flow import BASELINE_MSE, LastStep, train_adding
 
 Builder = Callable[[int, int], nn.Module]  # (input_size, hidden_size) -> layer
@@ -70,6 +71,44 @@ def _checked_cells(cells: object) -> list[CellKind]:
                 f"compare: cells must hold CellKind entries (see available_cells()); got {kind!r}"
             )
     return list(cells)
+
+
+# Peak resident memory on the CPU, measured: ten layers (each cell at H and at the LSTM's
+# parameter count P) keep their weights and gradients, ~72 B per parameter of P; a timed
+# training step holds ~25 B per step, sample and unit of G·H, and a layer at P has at most
+# G·H = P/(I+1) units in its gates (a minGRU's 2·H·(I+1) parameters are all input weights);
+# training on the adding problem adds batches of 32 and 256 at T = length (~2.9 KiB·T·W).
+MEMORY_RULE = (
+    "96 MiB + 96 B·P + 28 B·W·(T'·B + 160·T) within 2 GiB, P = 4H·(I + H + 2) the LSTM's "
+    "parameters, W = P/(I + 1), T' the longest of T and the scaling lengths, 160·T only "
+    "with steps > 0"
+)
+
+
+def memory_estimate(
+    input_size: int, hidden: int, batch: int, longest: int, length: int, steps: int
+) -> int:
+    """Bytes ``run_compare`` holds at its peak, about; ``longest`` the longest scaling length."""
+    P = 4 * hidden * (input_size + hidden + 2)
+    W = P // (input_size + 1) + 1
+    trained = 160 * length if steps > 0 else 0
+    return 96 * 2**20 + 96 * P + 28 * W * (max(length, longest) * batch + trained)
+
+
+def check_memory(sizes: dict[str, int], steps: int, *, flags: bool = False, shown: str) -> None:
+    """Refuse sizes past the memory bound, before any work. ``sizes`` holds input_size,
+    hidden, batch, the longest scaling length (0 for none) and length in that order,
+    under their API names or (``flags``) their flags; ``shown`` writes the scaling lengths."""
+    least = (1, 1, 1, 0, 1)
+    order = [(name, v, low) for (name, v), low in zip(sizes.items(), least, strict=True)]
+    _memory.check(
+        "compare",
+        order,
+        lambda i, h, b, s, t: memory_estimate(i, h, b, s, t, steps),
+        MEMORY_RULE,
+        flags=flags,
+        shown={order[3][0]: shown},
+    )
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -305,6 +344,10 @@ def run_compare(
         raise ValueError(f"compare: scaling lengths must be >= 1; got {scaling_lengths}")
     if repeats < 1 or steps < 0:
         raise ValueError(f"compare: repeats must be >= 1 and steps >= 0; got {repeats}, {steps}")
+    longest = max(scaling_lengths, default=0)
+    sizes = {"input_size": input_size, "hidden": hidden, "batch": batch,
+             "scaling_lengths": longest, "length": length}  # fmt: skip
+    check_memory(sizes, steps, shown=repr(tuple(scaling_lengths)))
     cells = available_cells() if cells is None else _checked_cells(cells)
     x = torch.randn(length, batch, input_size, generator=torch.Generator().manual_seed(seed))
     budget = count_parameters(rnnkit.LSTM(input_size, hidden))

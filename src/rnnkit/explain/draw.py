@@ -33,6 +33,7 @@ from typing import Any
 from torch import nn
 
 import rnnkit
+from rnnkit.explain import _memory
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.train.files import atomic_write
 
@@ -45,6 +46,44 @@ LAYERS: dict[str, type[RecurrentLayer]] = {
     "minlstm": rnnkit.MinLSTM,
 }
 MAX_STEPS = 6  # time steps drawn; more would not fit a page
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "mingru": 2, "minlstm": 3}  # G: blocks of H
+# Peak resident memory on the CPU, measured: the module's float32 weights, ~4 B each, and
+# the figure. P bounds the weights: layer l > 0 reads D·H inputs; the numbers model has a
+# bidirectional encoder, a bridge, decoder cells fed h̃ too, attention and small embeddings.
+MEMORY_RULE = (
+    "32 MiB + 8 B·P within 2 GiB, P = D·L·G·H·(I + (D+1)·H + 2), D = 2 for bidirectional, "
+    "else 1 (seq2seq: P = 3·L·G·H·(I + 4H + 2) + 64·(I + H)), G = 1, 4, 3, 2, 3 for rnn, "
+    "lstm, gru, mingru, minlstm"
+)
+
+
+def memory_estimate(kind: str, cell: str, input_size: int, layers: int, hidden: int) -> int:
+    """Bytes building ``kind`` with these sizes and drawing it takes at its peak, about."""
+    G, I, L, H = GATES[cell], input_size, layers, hidden
+    if kind == "seq2seq":
+        weights = 3 * L * G * H * (I + 4 * H + 2) + 64 * (I + H)
+    else:
+        D = 2 if kind == "bidirectional" else 1
+        weights = D * L * G * H * (I + (D + 1) * H + 2)
+    return 32 * 2**20 + 8 * weights
+
+
+def check_memory(
+    kind: str, cell: str | None, sizes: dict[str, int | None], *, flags: bool = False
+) -> None:
+    """Refuse sizes past the memory bound, before the module is built. ``sizes`` holds
+    input_size, layers and hidden in that order (None: the kind's default), under their API
+    names or (``flags``) their flags; the hidden size is bounded last, at the others."""
+    seq2seq = kind == "seq2seq"
+    defaults = (32, 1, 128) if seq2seq else (8, 1, 16)  # seq2seq: the larger hidden size
+    cell = cell or (kind if kind in ("lstm", "gru") else "gru" if seq2seq else "rnn")
+    values = [d if v is None else v for v, d in zip(sizes.values(), defaults, strict=True)]
+    order = [(name, v, 1) for name, v in zip(sizes, values, strict=True)]
+    _memory.check(
+        "draw", order, lambda *v: memory_estimate(kind, cell, *v), MEMORY_RULE, flags=flags
+    )
+
+
 MAX_ROWS = 4  # stacked layers drawn in the unrolled figure
 
 # The blocks of H rows stacked in weight_ih / weight_hh, in the layer's order, as
@@ -496,6 +535,7 @@ def build(
             raise ValueError(f"draw: {name} must be a positive integer; got {value!r}")
     if cell is not None and cell not in LAYERS:
         raise ValueError(f"draw: cell must be one of {', '.join(LAYERS)}; got {cell!r}")
+    check_memory(kind, cell, {"input_size": input_size, "layers": layers, "hidden": hidden})
     if kind == "seq2seq":
         given = {
             "embed_size": input_size,

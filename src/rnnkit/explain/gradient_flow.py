@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.func import jacrev
 
 from rnnkit.data.tasks import adding_problem
+from rnnkit.explain import _memory
 from rnnkit.explain.gates import lstm_gates
 from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
 
@@ -43,7 +44,7 @@ MODELS = ("RNN tanh", "RNN relu", "GRU", "LSTM")
 # What the experiment holds at its peak, measured (peak resident memory on the CPU): every
 # time step's autograd graph and one-step Jacobian are kept, ~160 KiB + 2 KiB·H + 32 B·H² a
 # step, and torch.func.jacrev's batched backward over the 2H-wide state needs ~640 B·H².
-MEMORY_LIMIT = 2 * 2**30  # bytes: a generous bound for an explanatory experiment
+MEMORY_LIMIT = _memory.MEMORY_LIMIT
 
 
 def memory_estimate(length: int, hidden: int) -> int:
@@ -60,17 +61,22 @@ def max_length(hidden: int) -> int:
 
 def max_hidden() -> int:
     """The widest H that still fits the shortest sequence (T = 2) in :data:`MEMORY_LIMIT`."""
-    h = 1
-    while memory_estimate(2, 2 * h) <= MEMORY_LIMIT:
-        h *= 2
-    low, high = h, 2 * h  # fits, does not
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if memory_estimate(2, mid) <= MEMORY_LIMIT else (low, mid)
-    return low
+    return _memory.largest(lambda h: memory_estimate(2, h) <= MEMORY_LIMIT, 1)
 
 
 MEMORY_RULE = "T·(160 KiB + 2 KiB·H + 32 B·H²) + 640 B·H² within 2 GiB"
+
+
+def check_memory(sizes: dict[str, int], *, flags: bool = False) -> None:
+    """Refuse a hidden size, then a length, past :data:`MEMORY_LIMIT`; ``sizes`` holds
+    them under their API names or (``flags``) their command-line flags, in that order."""
+    (h_name, hidden), (t_name, length) = sizes.items()
+    order = [(h_name, hidden, 1), (t_name, length, 2)]
+    _memory.check(
+        "gradient-flow", order, lambda h, t: memory_estimate(t, h), MEMORY_RULE, flags=flags
+    )
+
+
 INITS = ("default", "orthogonal", "chrono", "forget-bias")
 BASELINE_MSE = 1.0 / 6.0  # adding problem: always predicting the mean target 1
 
@@ -411,16 +417,7 @@ def run_gradient_flow(
     if steps < 0:
         raise ValueError(f"gradient-flow: steps must be >= 0; got {steps}")
     # Found before any work: past it the process was killed for memory, with no message.
-    if hidden > max_hidden():
-        raise ValueError(
-            f"gradient-flow: hidden must be at most {max_hidden()} (memory: {MEMORY_RULE}); "
-            f"got {hidden}"
-        )
-    if length > max_length(hidden):
-        raise ValueError(
-            f"gradient-flow: length must be at most {max_length(hidden)} at hidden {hidden} "
-            f"(memory: {MEMORY_RULE}); got {length}"
-        )
+    check_memory({"hidden": hidden, "length": length})
     _check_models(models)
     start = time.perf_counter()
     x, y = adding_problem(batch, length, generator=torch.Generator().manual_seed(seed + 2))

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 import rnnkit
 from rnnkit.data.corpus import file_split, stdlib_files, stdlib_root
+from rnnkit.explain import _memory
 
 # Lowercase words (letters with inner apostrophes: "don't"), numbers, and the sentence
 # punctuation . , ; : ! ? as tokens of their own; everything else (quotes, brackets,
@@ -48,6 +49,35 @@ CELLS: dict[str, type[rnnkit.RecurrentCell]] = {
     "lstm": rnnkit.LSTMCell,
 }
 TOP = 5  # predictions shown per word
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # G: blocks of H in a layer's gates
+# Peak resident memory on the CPU, measured: reading the standard library's docstrings
+# (a syntax tree per file, the words) ~250 MiB; the logits, their softmax and gradient
+# ~14 B per word of a batch and word of the vocabulary, and the perplexity's windows of
+# 64 as many again; the layer ~8 B per word of a batch and unit; the weights with their
+# gradients, Adam's moments and the loop's cell ~20 B each. V is the vocabulary asked
+# for: an upper bound of the one built (the corpus may hold fewer words).
+MEMORY_RULE = (
+    "256 MiB + 16 B·T·(B + 64)·V + 16 B·T·B·(E + (G+2)·H) + 24 B·(V + G·H)·(E + H + 2) "
+    "within 2 GiB, T = seq_len, G = 1, 3, 4 for rnn, gru, lstm"
+)
+
+
+def memory_estimate(
+    cell: str, vocab: int, embed: int, hidden: int, batch: int, seq_len: int
+) -> int:
+    """Bytes ``run_rnn_loop`` holds at its peak, about."""
+    G, V, E, H, B, T = GATES[cell], vocab, embed, hidden, batch, seq_len
+    logits = 16 * T * (B + 64) * V
+    return 256 * 2**20 + logits + 16 * T * B * (E + (G + 2) * H) + 24 * (V + G * H) * (E + H + 2)
+
+
+def check_memory(cell: str, sizes: dict[str, int], *, flags: bool = False) -> None:
+    """Refuse sizes past the memory bound, before any work. ``sizes`` holds vocab, embed,
+    hidden, batch and seq_len in that order, under their API names or (``flags``) their
+    flags; the window length is bounded last, at the others given."""
+    least = (2, 1, 1, 1, 1)
+    order = [(name, v, low) for (name, v), low in zip(sizes.items(), least, strict=True)]
+    _memory.check("rnn-loop", order, lambda *v: memory_estimate(cell, *v), MEMORY_RULE, flags=flags)
 
 
 def _check_int(name: str, value: object, minimum: int, why: str = "") -> None:
@@ -378,6 +408,9 @@ def run_rnn_loop(
     # torch's Adam said "Invalid learning rate: nan", naming no function.
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
         raise ValueError(f"rnn-loop: lr must be a finite number > 0; got {lr!r}")
+    sizes = {"vocab": vocab, "embed": embed, "hidden": hidden, "batch": batch,
+             "seq_len": seq_len}  # fmt: skip
+    check_memory(cell, sizes)
 
     split = docstring_words(files, root)
     vocabulary = Vocabulary.build(split["train"], vocab)
