@@ -338,6 +338,61 @@ def test_from_torch_keeps_a_tied_weights_frozen_flag_under_both_names() -> None:
     assert not ours.bias_ih_l0.requires_grad and not ours.bias_ih_l0_reverse.requires_grad
 
 
+def test_conversions_copy_a_parametrized_weights_computed_value() -> None:
+    """A weight under torch.nn.utils.parametrize (here weight_norm) is converted as the
+    weight it computes, both ways, and the converted module runs the same numbers."""
+    from torch.nn.utils import parametrizations
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 2, 3, dtype=F64)
+    ours = rnnkit.GRU(3, 4, num_layers=2, bidirectional=True, dtype=F64)
+    parametrizations.weight_norm(ours, "weight_hh_l1_reverse")
+    ours.parametrizations.weight_hh_l1_reverse.original0.data.mul_(1.7)  # not the identity
+    theirs = ours.to_torch()
+    assert type(theirs) is nn.GRU and not parametrize.is_parametrized(theirs)
+    assert torch.equal(theirs.weight_hh_l1_reverse, ours.weight_hh_l1_reverse)
+    assert theirs.weight_hh_l1_reverse.requires_grad
+    torch.testing.assert_close(theirs(x), ours(x), rtol=0, atol=1e-12)
+    ref = nn.LSTM(3, 4, proj_size=2, dtype=F64)
+    parametrizations.weight_norm(ref, "weight_hr_l0")
+    ref.parametrizations.weight_hr_l0.original0.data.mul_(0.3)
+    back = rnnkit.LSTM.from_torch(ref)
+    assert type(back) is rnnkit.LSTM and torch.equal(back.weight_hr_l0, ref.weight_hr_l0)
+    torch.testing.assert_close(back(x), ref(x), rtol=0, atol=1e-12)
+
+
+def test_conversions_of_a_weight_dropped_layer_copy_the_weight_set_last() -> None:
+    """A plain tensor set in place of a deleted weight is the weight converted; a weight
+    deleted and not set again is refused in one line, both ways."""
+    torch.manual_seed(0)
+    x = torch.randn(5, 2, 3, dtype=F64)
+    for make, convert, owner, whose in (
+        (lambda: rnnkit.LSTM(3, 4, dtype=F64), lambda m: m.to_torch(), "LSTM.to_torch", ""),
+        (lambda: nn.LSTM(3, 4, dtype=F64), rnnkit.LSTM.from_torch, "LSTM.from_torch",
+         "module's "),
+    ):  # fmt: skip
+        layer = make()
+        raw = nn.Parameter(layer.weight_hh_l0.detach().clone())
+        del layer.weight_hh_l0
+        raises_exactly(ValueError, f"{owner}: {whose}weight_hh_l0 was deleted and not set "
+                       f"again; expected every weight of the {'module' if whose else 'layer'}",
+                       convert, layer)  # fmt: skip
+        layer.register_parameter("weight_hh_l0_raw", raw)
+        layer.weight_hh_l0 = F.dropout(raw, 0.5, training=True)
+        converted = convert(layer)
+        assert torch.equal(converted.weight_hh_l0, layer.weight_hh_l0)
+        assert isinstance(converted.weight_hh_l0, nn.Parameter)
+        torch.testing.assert_close(converted(x), layer(x), rtol=0, atol=1e-12)
+
+
+def test_from_torch_still_refuses_a_subclass_that_is_not_a_parametrization() -> None:
+    class Mine(nn.GRU):
+        pass
+
+    raises_exactly(TypeError, "GRU.from_torch: module must be a torch.nn.modules.rnn.GRU; got "
+                   "Mine", rnnkit.GRU.from_torch, Mine(3, 4))  # fmt: skip
+
+
 # ---- the cells' argument checks --------------------------------------------------------
 
 I, H = 3, 4

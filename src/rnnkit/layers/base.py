@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import _autocast, _checks, backends
@@ -331,11 +332,15 @@ class RecurrentLayer(nn.Module):
     def from_torch(cls, module: nn.Module, **options: Any) -> RecurrentLayer:
         """A layer with ``module``'s configuration and weights (``options``: cell options).
 
-        The weights are copies, of ``module``'s dtype and on its device; which of them
-        train (``requires_grad``) and the train/eval mode are ``module``'s too.
+        The weights are copies, of ``module``'s dtype and on its device, of the weights
+        ``module`` runs with now, read by name (a parametrized weight's computed value, a
+        plain tensor set in place of a parameter); which of them train (``requires_grad``)
+        and the train/eval mode are ``module``'s too.
         """
         owner = cls.__name__
-        if type(module) is not cls.torch_class:
+        # torch.nn.utils.parametrize swaps the module's class for a subclass it makes.
+        plain = type(module).__bases__ if parametrize.is_parametrized(module) else ()
+        if type(module) is not cls.torch_class and plain != (cls.torch_class,):
             given = type(module).__name__
             if isinstance(module, RecurrentLayer):  # not torch's LSTM, though named the same
                 given = f"rnnkit.{given} (already an rnnkit layer)"
@@ -344,10 +349,23 @@ class RecurrentLayer(nn.Module):
                 f"{cls.torch_class.__name__}; got {given}"
             )
         kwargs = cls._kwargs_from_torch(module)
-        w = module.weight_ih_l0
+        names = module._flat_weights_names
+        weights = {name: getattr(module, name, None) for name in names}
+        deleted = [name for name, weight in weights.items() if weight is None]
+        if deleted:
+            raise ValueError(
+                f"{owner}.from_torch: module's {deleted[0]} was deleted and not set again; "
+                "expected every weight of the module"
+            )
+        w = weights["weight_ih_l0"]
         layer = cls(**kwargs, **options, device=w.device, dtype=w.dtype)
-        layer.load_state_dict(module.state_dict(), strict=not options.get("layer_norm"))
-        _keep_what_a_state_dict_loses(module, layer)
+        # By name, not by state_dict: a parametrized or weight-dropped module's state_dict
+        # holds its sources (``parametrizations.*.original``, ``*_raw``), not the weights.
+        state = {name: weight.detach() for name, weight in weights.items()}
+        layer.load_state_dict(state, strict=not options.get("layer_norm"))
+        for name, weight in weights.items():
+            getattr(layer, name).requires_grad_(weight.requires_grad)
+        layer.train(module.training)
         return layer
 
     @classmethod
@@ -364,7 +382,11 @@ class RecurrentLayer(nn.Module):
 
     def to_torch(self) -> nn.Module:
         """The equivalent ``torch.nn`` module, with the same weights (copies), dtype and
-        device, the same ``requires_grad`` per weight and the same train/eval mode."""
+        device, the same ``requires_grad`` per weight and the same train/eval mode.
+
+        The weights are those the layer runs with now, read by name: a parametrized
+        weight's computed value, a plain tensor set in place of a parameter (the weight-drop
+        pattern: the tensor last set)."""
         owner = type(self).__name__
         cell = self.cells[0]
         unsupported = [
@@ -377,10 +399,21 @@ class RecurrentLayer(nn.Module):
                 f"{owner}.to_torch: torch.nn.{self.torch_class.__name__} has no "
                 f"{', '.join(unsupported)}; expected a layer without them"
             )
-        w = self.weight_ih_l0
+        weights = dict(zip(self._flat_names, self._flat_weights, strict=True))
+        deleted = [name for name, weight in weights.items() if weight is None]
+        if deleted:
+            raise ValueError(
+                f"{owner}.to_torch: {deleted[0]} was deleted and not set again; expected every "
+                "weight of the layer"
+            )
+        w = weights["weight_ih_l0"]
         module = self.torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
-        module.load_state_dict(self.state_dict())
-        _keep_what_a_state_dict_loses(self, module)
+        # By name, not by state_dict: a parametrized or weight-dropped layer's state_dict
+        # holds its sources (``parametrizations.*.original``, ``*_raw``), not the weights.
+        module.load_state_dict({name: weight.detach() for name, weight in weights.items()})
+        for name, weight in weights.items():
+            getattr(module, name).requires_grad_(weight.requires_grad)  # type: ignore[union-attr]
+        module.train(self.training)
         return module
 
     # ---- forward --------------------------------------------------------------------
@@ -658,17 +691,3 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
-
-
-def _keep_what_a_state_dict_loses(source: nn.Module, target: nn.Module) -> None:
-    """Give ``target`` what ``load_state_dict`` does not carry over from ``source``.
-
-    A state_dict holds values only: without this a frozen weight would come back trainable
-    and a module in eval mode would come back training (dropout on). ``target``'s own
-    weights that ``source`` lacks (layer-norm gains) keep their defaults.
-    """
-    params = dict(target.named_parameters())
-    for name, weight in source.named_parameters(remove_duplicate=False):
-        if name in params:
-            params[name].requires_grad_(weight.requires_grad)
-    target.train(source.training)
