@@ -366,17 +366,18 @@ def test_conversions_of_a_weight_dropped_layer_copy_the_weight_set_last() -> Non
     deleted and not set again is refused in one line, both ways."""
     torch.manual_seed(0)
     x = torch.randn(5, 2, 3, dtype=F64)
-    for make, convert, owner, whose in (
-        (lambda: rnnkit.LSTM(3, 4, dtype=F64), lambda m: m.to_torch(), "LSTM.to_torch", ""),
-        (lambda: nn.LSTM(3, 4, dtype=F64), rnnkit.LSTM.from_torch, "LSTM.from_torch",
-         "module's "),
+    for make, convert, message in (
+        (lambda: rnnkit.LSTM(3, 4, dtype=F64), lambda m: m.to_torch(),
+         "LSTM.to_torch: weight_hh_l0 was deleted and not set again; expected every weight of "
+         "the layer"),
+        (lambda: nn.LSTM(3, 4, dtype=F64), rnnkit.LSTM.from_torch,
+         "LSTM.from_torch: module's weight_hh_l0 was deleted and not set again; expected every "
+         "weight of the module"),
     ):  # fmt: skip
         layer = make()
         raw = nn.Parameter(layer.weight_hh_l0.detach().clone())
         del layer.weight_hh_l0
-        raises_exactly(ValueError, f"{owner}: {whose}weight_hh_l0 was deleted and not set "
-                       f"again; expected every weight of the {'module' if whose else 'layer'}",
-                       convert, layer)  # fmt: skip
+        raises_exactly(ValueError, message, convert, layer)
         layer.register_parameter("weight_hh_l0_raw", raw)
         layer.weight_hh_l0 = F.dropout(raw, 0.5, training=True)
         converted = convert(layer)
