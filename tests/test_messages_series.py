@@ -86,6 +86,25 @@ def test_tsf_messages(tmp_path: Path) -> None:
     assert _refused(tmp_path, "h.tsf", "@frequency yearly\n@horizon 6\n") == (
         "h.tsf: no @data line; not a .tsf file"
     )
+    # A numeric or date attribute that is not one; a value left empty, or a '-' ('?' is
+    # a .tsf file's missing value).
+    head = "@attribute name string\n@attribute n numeric\n@attribute d date\n@data\n"
+    assert _refused(tmp_path, "i.tsf", head + "s:x:2001-01-01:1,2\n") == (
+        "i.tsf, line 5: attribute n (numeric) is 'x'; expected a number"
+    )
+    assert _refused(tmp_path, "j.tsf", head + "s:1:2001-01-01 00:00:00:1,2\n") == (
+        "j.tsf, line 5: expected 3 attribute value(s) and the series, separated by ':' "
+        "(4 fields); got 6"
+    )
+    assert _refused(tmp_path, "k.tsf", head + "s:1:01/02/2001:1,2\n") == (
+        "k.tsf, line 5: attribute d (date) is '01/02/2001'; expected a date "
+        "'YYYY-MM-DD HH-MM-SS' (or 'YYYY-MM-DD')"
+    )
+    for cell in ("", "-", "NA", "null"):
+        assert _refused(tmp_path, "l.tsf", head + f"s:1:2001-01-01:1,{cell},3\n") == (
+            f"l.tsf, line 5: value 2 of series 's' is {cell!r}; expected a number or ? for a "
+            "missing value"
+        )
 
 
 # ---- wide CSV -------------------------------------------------------------------------

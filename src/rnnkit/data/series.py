@@ -6,14 +6,17 @@ Three file formats are read (``read_series`` picks one by the file, or ``format=
   ``@attribute NAME TYPE``, ``@frequency``, ``@horizon``, ``@missing``,
   ``@equallength`` lines (keywords and types in any case), then ``@data`` and one series
   a line: the attribute values and the series separated by ``:``, the values by ``,``,
-  ``?`` for a missing value. The first string attribute (``series_name``) names the
-  series; an empty or repeated name is an error.
+  ``?`` (or ``NaN``) for a missing value; an empty value or ``-`` is an error. The
+  ``series_name`` attribute, else the first string attribute, names the series; an
+  empty or repeated name is an error. A numeric attribute must be a number and a date
+  one ``YYYY-MM-DD HH-MM-SS`` (or ``YYYY-MM-DD``).
 * **wide CSV**: a header row and one column per series. One column is skipped as the
   time column: the one ``time_column=`` names, else the first when named like a time
   (``time``, ``date``, ``year``, ``month``, ..., or an empty name) or holding no number at
   all (``1991 Jul``) - after an unnamed first column (pandas's index), skipped too. Any
   other cell that is not a number is an error. A row may have fewer cells than the
-  header (its last series have ended), not more. A file whose first row is numbers and
+  header (its last series have ended), not more; a row of empty cells (``,,``) is a
+  step with every value missing, a blank line no row. A file whose first row is numbers and
   missing values only has no header: its columns are series 1, 2, ...
 * **long CSV**: a header with an id column (``id``, ``series``, ``unique_id``, ...) and a
   value column (``value``, ``y``, ``target``) - or an id, a time and exactly one more
@@ -22,7 +25,7 @@ Three file formats are read (``read_series`` picks one by the file, or ``format=
 
 Values are separated by ``,``: a file separated by ``;`` or tabs is refused.
 
-Missing values - an empty cell, ``?``, ``NA``, ``NaN``, ``null`` - are filled by linear
+Missing values - in a CSV an empty cell, ``?``, ``NA``, ``NaN``, ``null`` - are filled by linear
 interpolation between the observed values around them; missing values before the first
 or after the last observation of a series are dropped (a wide CSV's shorter columns end
 early). The counts are kept on the :class:`SeriesSet`. A malformed file is refused with
@@ -40,6 +43,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +75,10 @@ SEASONALITY = {
     "4_seconds": 21600,
 }
 FORMATS = ("auto", "tsf", "wide", "long")
+# A .tsf file's missing value is '?' (NaN is read as one too); its dates, as Monash
+# writes them: '-' between the hours, minutes and seconds, as ':' separates the fields.
+_TSF_MISSING = frozenset({"?", "nan"})
+_TSF_DATES = ("%Y-%m-%d %H-%M-%S", "%Y-%m-%d")
 _ISO = re.compile(r"\d{4}-\d{2}(-\d{2})?([ T]\d{2}[:-]\d{2}([:-]\d{2})?)?")
 
 
@@ -276,6 +284,7 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
                 f"{at}: expected {len(attributes)} attribute value(s) and the series, "
                 f"separated by ':' ({len(attributes) + 1} fields); got {len(parts)}"
             )
+        _check_attributes(parts, attributes, at)
         name = _tsf_name(parts, attributes, len(names), at)
         if name in lines_of:  # names label the output: each must say which series it is
             raise ValueError(
@@ -285,6 +294,10 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
         series: list[float | None] = []
         for k, cell in enumerate(parts[-1].split(","), 1):
             try:
+                # A .tsf file marks a missing value '?': an empty value ("1,,2", "1,2,")
+                # or a '-' is a value lost or cut, not one the file says is missing.
+                if cell.strip().lower() in MISSING_TOKENS - _TSF_MISSING:
+                    raise ValueError(cell)
                 series.append(parse_value(cell))
             except ValueError:
                 raise ValueError(
@@ -299,10 +312,40 @@ def read_tsf(path: str | os.PathLike[str]) -> SeriesSet:
     return _finish(names, raw, where, frequency=frequency, seasonality=seasonality, horizon=horizon)
 
 
-def _tsf_name(parts: list[str], attributes: list[tuple[str, str]], count: int, at: str) -> str:
-    """The series' name: its first string attribute (not empty), else T1, T2, ..."""
+def _check_attributes(parts: list[str], attributes: list[tuple[str, str]], at: str) -> None:
+    """Refuse a numeric or date attribute that is not one: most often the fields of the
+    line are out of order, and the series' name would be read from the wrong field."""
     for value, (attribute, kind) in zip(parts, attributes, strict=False):
-        if kind == "string":
+        text = value.strip()
+        if kind == "numeric" and not _is_number(text):
+            raise ValueError(
+                f"{at}: attribute {attribute} (numeric) is {_clip(text)!r}; expected a number"
+            )
+        if kind == "date" and not _is_tsf_date(text):
+            raise ValueError(
+                f"{at}: attribute {attribute} (date) is {_clip(text)!r}; expected a date "
+                "'YYYY-MM-DD HH-MM-SS' (or 'YYYY-MM-DD')"
+            )
+
+
+def _is_tsf_date(text: str) -> bool:
+    """Whether ``text`` is a date as .tsf files write it (no ':', the field separator)."""
+    for layout in _TSF_DATES:
+        try:
+            datetime.strptime(text, layout)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def _tsf_name(parts: list[str], attributes: list[tuple[str, str]], count: int, at: str) -> str:
+    """The series' name: its ``series_name`` attribute, else its first string attribute
+    (not empty), else T1, T2, ... A hierarchical file's first string attribute is the
+    series' group (``series_group``), which many series share."""
+    named = [a for a in attributes if a[0].lower() == "series_name" and a[1] == "string"]
+    for value, (attribute, kind) in zip(parts, attributes, strict=False):
+        if kind == "string" and (not named or (attribute, kind) == named[0]):
             if not value.strip():
                 raise ValueError(f"{at}: the series name ({attribute}) is empty")
             return value.strip()
@@ -313,9 +356,12 @@ def _tsf_name(parts: list[str], attributes: list[tuple[str, str]], count: int, a
 
 
 def _rows(path: str | os.PathLike[str]) -> list[tuple[int, list[str]]]:
-    """(line number, cells) of every non-blank CSV row, one row a line."""
+    """(line number, cells) of every CSV row, one row a line, from the first row with a
+    value on. A blank line (nothing but spaces) is no row, as pandas reads it; a row of
+    empty cells (``,,``) is one: in a wide CSV a time step with every value missing,
+    which skipping would join the steps around it."""
     lines = _open(path)
-    rows = []
+    rows: list[tuple[int, list[str]]] = []
     reader = csv.reader(lines)
     start = 1  # the line the next row starts on (blank lines are rows of no cells)
     try:
@@ -325,7 +371,7 @@ def _rows(path: str | os.PathLike[str]) -> list[tuple[int, list[str]]]:
                     f"{path}, line {start}: a quote opened on this line is not closed on it "
                     f"(the row runs on to line {reader.line_num}); expected one row per line"
                 )
-            if any(c.strip() for c in cells):
+            if any(c.strip() for c in cells) or (rows and len(cells) > 1):
                 rows.append((start, cells))
             start = reader.line_num + 1
     except csv.Error as err:
@@ -340,7 +386,8 @@ def _check_separator(path: str | os.PathLike[str], rows: list[tuple[int, list[st
     """Refuse a file separated by ';' or tabs (as spreadsheets with decimal commas save
     it): its cells would read as text, or its decimal commas split numbers in two."""
     for sep, what in ((";", "';'"), ("\t", "a tab")):
-        if all(any(sep in c for c in cells) for _, cells in rows[:2]):
+        # Inside the cells: a tab that ends a line (trailing whitespace) separates nothing.
+        if all(any(sep in c.strip() for c in cells) for _, cells in rows[:2]):
             raise ValueError(
                 f"{path}, line {rows[0][0]}: found {what} between values; expected ',' "
                 "separators and '.' decimal points (save the file as comma-separated CSV)"
@@ -478,6 +525,8 @@ def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
     series: dict[str, list[float | None]] = {}
     last_time: dict[str, tuple[Any, int]] = {}
     for number, cells in rows[1:]:
+        if not any(c.strip() for c in cells):  # ",,": no id, no value - nothing to read
+            continue
         if len(cells) != len(header):
             raise ValueError(
                 f"{where}, line {number}: expected {len(header)} cells as in the header; got "

@@ -19,8 +19,8 @@ per line::
 Tags are case-insensitive; unknown tags are skipped. A line ends at '\\n', '\\r\\n' or a
 lone '\\r' only. ``@timeStamps true`` series write each value as ``(timestamp,value)``,
 the pairs of a dimension separated by ',' and nothing else: the values are read in file
-order and the timestamps are dropped. A missing value is ``?`` or ``NaN``. What happens
-to it is ``missing``:
+order and the timestamps are dropped (a class label may hold parentheses). A missing
+value is ``?`` or ``NaN``. What happens to it is ``missing``:
 
 - ``"ffill"`` (the default): carried forward within its series and dimension; a gap at
   the start takes the first value that follows; a dimension with no value at all in a
@@ -328,27 +328,12 @@ def _positive(tag: str, values: list[str], at: str) -> int:
 def _split_series(line: str, at: str, stamped: bool, labelled: bool) -> tuple[list[str], str]:
     """The dimensions' texts and the label ("" when unlabelled) of one series line."""
     if stamped:
-        # "(t,v),(t,v):(t,v),(t,v):label": split on the ':' outside the parentheses.
-        parts, depth, start = [], 0, 0
-        for i, c in enumerate(line):
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-                if depth < 0:  # else every later ':' would hide inside "parentheses"
-                    raise ValueError(
-                        f"{at}: a ')' (character {i + 1}) closes no '('; @timeStamps true "
-                        "writes each value as '(timestamp,value)'"
-                    )
-            elif c == ":" and depth == 0:
-                parts.append(line[start:i])
-                start = i + 1
-        if depth > 0:
-            raise ValueError(
-                f"{at}: a '(' is not closed by a ')'; @timeStamps true writes each value as "
-                "'(timestamp,value)'"
-            )
-        parts.append(line[start:])
+        # A label never holds ':', but may hold a parenthesis ("a(b"), which would open a
+        # "pair" that never closes: it is split off first when the rest is balanced.
+        head, colon, tail = line.rpartition(":")
+        if labelled and colon and ("(" in tail or ")" in tail) and _balanced(head):
+            return _split_stamped(head, at), tail.strip()
+        parts = _split_stamped(line, at)
     else:
         parts = line.split(":")
     if not labelled:
@@ -359,6 +344,42 @@ def _split_series(line: str, at: str, stamped: bool, labelled: bool) -> tuple[li
             f"class label; got no ':' in {_short(line)!r}"
         )
     return parts[:-1], parts[-1].strip()
+
+
+def _balanced(text: str) -> bool:
+    """Whether every '(' of ``text`` is closed by a later ')' and every ')' closes one."""
+    depth = 0
+    for c in text:
+        depth += (c == "(") - (c == ")")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _split_stamped(line: str, at: str) -> list[str]:
+    """The dimensions of ``(t,v),(t,v):(t,v),(t,v)``: split on the ':' outside the
+    parentheses (a timestamp holds ':' of its own)."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(line):
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:  # else every later ':' would hide inside "parentheses"
+                raise ValueError(
+                    f"{at}: a ')' (character {i + 1}) closes no '('; @timeStamps true "
+                    "writes each value as '(timestamp,value)'"
+                )
+        elif c == ":" and depth == 0:
+            parts.append(line[start:i])
+            start = i + 1
+    if depth > 0:
+        raise ValueError(
+            f"{at}: a '(' is not closed by a ')'; @timeStamps true writes each value as "
+            "'(timestamp,value)'"
+        )
+    parts.append(line[start:])
+    return parts
 
 
 def _values(text: str, at: str, dim: int, stamped: bool) -> list[float]:
