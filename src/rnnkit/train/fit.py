@@ -11,6 +11,7 @@ signals, the non-finite guard and ``metrics.csv`` are those of every rnnkit task
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import os
 import re
@@ -231,7 +232,9 @@ class FitTask(Task):
                 for name, fn in self.metrics.items():
                     _metric_value(name, fn(output, target))
         self._first = False
-        self._recent.append(float(loss.detach()))
+        value = float(loss.detach())
+        if math.isfinite(value):  # a non-finite loss's step is skipped: it ranks nothing
+            self._recent.append(value)
         return loss
 
     def items(self, batch: Any) -> int:

@@ -266,41 +266,51 @@ class Trainer:
                     f"the weights became non-finite at step {self.step}; they are not saved; "
                     f"{self._last_checkpoint()}"
                 )
-        improved = False
-        if self.ctx.is_main:
-            metrics = self.task.evaluate(self.model)
-            value = metrics[self.task.metric]
-            self.last_metrics = metrics
-            self.history.append((self.step, self.elapsed, dict(metrics)))
-            for name, v in metrics.items():
-                self.rows.append(Row(self.step, self.elapsed, "validation", name, v))
-            improved = math.isfinite(value) and (
-                not self.task.selects
-                or self.best["value"] is None
-                or (
-                    value > self.best["value"]
-                    if self.task.higher_is_better
-                    else value < self.best["value"]
-                )
-            )
-            if improved:
-                self.best = {"metric": self.task.metric, "value": value, "step": self.step}
-            shown = "  ".join(f"{k} {fmt(v)}" for k, v in metrics.items())
-            mark = (
-                " (best so far, saved)"
-                if improved and self.task.selects
-                else (" (the last, saved)" if improved else "")
-            )
-            self._message(f"step {self.step}: {self.task.scored_on} {shown}{mark}")
-            for line in self.task.show(self.model, metrics):
-                self._message("    " + line)
-            if self.task.reached_goal(metrics) and self.stop_reason is None:
-                self.stop_reason = "goal"
+        # An evaluation off the eval_every grid (a stop, the end of the budget) leaves the
+        # random generators as it found them: one that drew from them (each pass of a
+        # DataLoader draws a seed) made a run stopped there and resumed differ from the
+        # run never stopped, which evaluates only on the grid.
+        cuda = [self.ctx.device] if self.ctx.device.type == "cuda" else []
+        off_grid = self.step % self.train.eval_every != 0
+        with torch.random.fork_rng(devices=cuda, enabled=off_grid):
+            improved = self._evaluate() if self.ctx.is_main else False
         self._commit(improved)
         (goal,) = distributed.agree_max(self.ctx, [float(self.stop_reason == "goal")])
         if goal and self.stop_reason is None:
             self.stop_reason = "goal"
         self._saved_step = self.step
+
+    def _evaluate(self) -> bool:
+        """Evaluate (main process), show the metrics; whether the weights are to be kept."""
+        metrics = self.task.evaluate(self.model)
+        value = metrics[self.task.metric]
+        self.last_metrics = metrics
+        self.history.append((self.step, self.elapsed, dict(metrics)))
+        for name, v in metrics.items():
+            self.rows.append(Row(self.step, self.elapsed, "validation", name, v))
+        improved = math.isfinite(value) and (
+            not self.task.selects
+            or self.best["value"] is None
+            or (
+                value > self.best["value"]
+                if self.task.higher_is_better
+                else value < self.best["value"]
+            )
+        )
+        if improved:
+            self.best = {"metric": self.task.metric, "value": value, "step": self.step}
+        shown = "  ".join(f"{k} {fmt(v)}" for k, v in metrics.items())
+        mark = (
+            " (best so far, saved)"
+            if improved and self.task.selects
+            else (" (the last, saved)" if improved else "")
+        )
+        self._message(f"step {self.step}: {self.task.scored_on} {shown}{mark}")
+        for line in self.task.show(self.model, metrics):
+            self._message("    " + line)
+        if self.task.reached_goal(metrics) and self.stop_reason is None:
+            self.stop_reason = "goal"
+        return improved
 
     def _commit(self, improved: bool) -> None:
         tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
