@@ -2,7 +2,9 @@
 
 :func:`pick_index` is the rule: the inverse of the cumulative distribution of
 softmax(logits / temperature) (10.2) at a uniform u, with the unknown class never picked
-and, with ``top_k``, only the k largest logits kept. The uniforms come from the caller's
+and, with ``top_k``, only the logits at least as large as the k-th largest kept (all of
+those tied with it too, as ``lm_generate`` keeps them). Temperature 0 picks the first of
+the largest. The uniforms come from the caller's
 ``torch.Generator`` in blocks of :data:`BLOCK`, so a seed gives one text whichever loop
 runs.
 

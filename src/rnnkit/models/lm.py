@@ -142,8 +142,9 @@ class CharLM(nn.Module):
     ) -> Iterator[str]:
         """Yield ``length`` sampled characters, one at a time, after priming on ``prompt``.
 
-        ``temperature`` divides the logits (0 picks the most likely character);
-        ``top_k`` keeps only the k most likely characters. The unknown class is never
+        ``temperature`` divides the logits (0 picks the most likely character, the first
+        of equal ones); ``top_k`` keeps only the k most likely characters (every one whose
+        logit is at least the k-th largest: more than k on a tie). The unknown class is never
         sampled; a character of ``prompt`` outside the vocabulary is read as that class.
         Same ``generator`` seed, same text.
 

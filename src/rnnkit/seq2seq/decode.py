@@ -27,9 +27,10 @@ class Decoded:
     """One decoded output per input.
 
     tokens: the ids up to and without EOS; finished: whether EOS was produced within
-    ``max_len`` steps; score: the sum of log-probabilities (EOS included; for beam search
-    divided by the length penalty); attention: (steps, S) weights, one row per produced
-    token including EOS, or None without attention.
+    ``max_len`` steps; score: the sum of the model's log-probabilities (EOS included; at
+    temperature 1 for a sample; for beam search divided by the length penalty);
+    attention: (steps, S) weights, one row per produced token including EOS, or None
+    without attention.
     """
 
     tokens: list[int]
@@ -38,15 +39,10 @@ class Decoded:
     attention: Tensor | None
 
 
-def _log_probs(logits: Tensor, temperature: float = 1.0) -> Tensor:
+def _log_probs(logits: Tensor) -> Tensor:
     """log p(y_t | y_<t, x) with padding and begin-of-sequence ruled out: they are never
     outputs. They are set to -inf after the softmax, so the other log-probabilities stay
-    those of the model (and of its teacher-forced pass). At another temperature the
-    largest logit is subtracted before the division, in float64: a tiny temperature then
-    gives -inf, never inf - inf or 0 / 0 (a float32 temperature of 0) = nan."""
-    if temperature != 1.0:
-        z = logits.double()
-        logits = ((z - z.amax(-1, keepdim=True)) / temperature).to(logits.dtype)
+    those of the model (and of its teacher-forced pass)."""
     logp = F.log_softmax(logits, dim=-1)
     logp[:, [PAD, BOS]] = float("-inf")
     return logp
@@ -74,9 +70,9 @@ def _decode_one_by_one(
     src_lengths: Tensor,
     max_len: int,
     pick: Callable[[Tensor], Tensor],
-    temperature: float = 1.0,
 ) -> list[Decoded]:
-    """One token per step for every input, chosen by ``pick`` from the (B, V) logits."""
+    """One token per step for every input, chosen by ``pick`` from the (B, V) logits. The
+    score is the model's log-probability of the tokens, whatever rule picked them."""
     model.eval()
     memory = model.encode(src, src_lengths)
     state = model.init_state(memory)
@@ -86,7 +82,7 @@ def _decode_one_by_one(
     tokens, logps, weights = [], [], []
     for _ in range(max_len):
         logits, state, w = model.step(y, state, memory)
-        logp = _log_probs(logits, temperature)
+        logp = _log_probs(logits)
         y = pick(logits).masked_fill(done, PAD)  # finished rows emit padding
         tokens.append(y)
         logps.append(logp.gather(1, y[:, None]).squeeze(1).masked_fill(done, 0.0))
@@ -122,17 +118,22 @@ def sample(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> list[Decoded]:
-    """Draw each token from softmax(logits / temperature); lower is closer to greedy."""
+    """Draw each token from softmax(logits / temperature) over the tokens that can be
+    output; lower is closer to greedy. The score is the model's log-probability of the
+    draw (at temperature 1, as greedy's): the temperature changes what is drawn, not how
+    likely the model finds it."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
         raise TypeError(f"sample: temperature must be a number > 0; got {temperature!r}")
     if not temperature > 0:
         raise ValueError(f"sample: temperature must be > 0; got {temperature}")
+    if math.isinf(temperature):  # every weight was exp(nan): torch.multinomial's error
+        raise ValueError(f"sample: temperature must be finite; got {temperature}")
     _check_max_len("sample", max_len)
 
     def draw(logits: Tensor) -> Tensor:
         return torch.multinomial(_weights(logits, temperature), 1, generator=generator).squeeze(1)
 
-    return _decode_one_by_one(model, src, src_lengths, max_len, draw, temperature)
+    return _decode_one_by_one(model, src, src_lengths, max_len, draw)
 
 
 def _weights(logits: Tensor, temperature: float) -> Tensor:
@@ -147,7 +148,8 @@ def _weights(logits: Tensor, temperature: float) -> Tensor:
 
 
 def length_penalty(length: Tensor, alpha: float) -> Tensor:
-    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, eq. 14); α = 0 turns it off."""
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, eq. 14); α = 0 turns it off.
+    |Y| counts the tokens produced, EOS included."""
     return ((5.0 + length) / 6.0) ** alpha
 
 
@@ -165,8 +167,12 @@ def beam_search(
     Hypotheses are ranked by their summed log-probability while searching; a hypothesis
     that has produced EOS stays in the beam with its score frozen (its only continuation
     is padding at no cost) until the search ends, when all beams of all inputs have
-    finished or ``max_len`` steps have run. The final choice divides by the length
-    penalty with exponent ``alpha``. With ``beam=1`` this is exactly greedy decoding.
+    finished or ``max_len`` steps have run; one still unfinished then is cut there and
+    competes as it is. The final choice divides by the length penalty with exponent
+    ``alpha`` (:func:`length_penalty`). Equal scores go to the earlier beam row, then to
+    the smaller token id, as greedy's argmax does: with ``beam=1`` this is exactly greedy
+    decoding. A beam at least as wide as the number of hypotheses there are (finished
+    and unfinished) never drops one, and returns the best of all outputs.
     """
     if isinstance(beam, bool) or not isinstance(beam, int):
         raise TypeError(f"beam_search: beam must be an integer >= 1; got {beam!r}")
@@ -185,23 +191,26 @@ def beam_search(
     rows = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,) input of each row
     memory = model.encode(src, src_lengths).index_select(rows)
     state = model.init_state(memory)
-    scores = torch.full((B, K), float("-inf"), device=device)
+    # Scores, lengths and the penalty in the model's precision (at least float32): in
+    # float32 a float64 model's final scores were off by 1e-7 from its log-probabilities.
+    dtype = torch.promote_types(memory.summary.dtype, torch.float32)
+    scores = torch.full((B, K), float("-inf"), dtype=dtype, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per input at the start
     y = torch.full((B * K,), BOS, dtype=torch.long, device=device)
     done = torch.zeros(B * K, dtype=torch.bool, device=device)
-    length = torch.zeros(B * K, device=device)
+    length = torch.zeros(B * K, dtype=dtype, device=device)
     history = torch.empty(B * K, 0, dtype=torch.long, device=device)  # (B*K, t)
-    step_logp = torch.empty(B * K, 0, device=device)
+    step_logp = torch.empty(B * K, 0, dtype=dtype, device=device)
     attn: Tensor | None = None  # (B*K, t, S)
     for _ in range(max_len):
         logits, state, w = model.step(y, state, memory)
-        logp = _log_probs(logits)  # (B*K, V)
+        logp = _log_probs(logits).to(dtype)  # (B*K, V)
         V = logp.size(-1)
         # A finished hypothesis continues with padding only, at no cost.
         logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
         logp[:, PAD] = torch.where(done, 0.0, float("-inf"))
         cand = (scores.view(B * K, 1) + logp).view(B, K * V)
-        scores, top = cand.topk(K, dim=1)  # (B, K)
+        scores, top = _best(cand, K)  # (B, K)
         parent = (torch.arange(B, device=device)[:, None] * K + top // V).view(-1)  # (B*K,)
         y = (top % V).view(-1)
         state = state.index_select(parent)
@@ -212,7 +221,7 @@ def beam_search(
             w = w.index_select(0, parent)[:, None]  # (B*K, 1, S) weights that chose y
             attn = w if attn is None else torch.cat([attn.index_select(0, parent), w], dim=1)
         was_done = done.index_select(0, parent)
-        length = length.index_select(0, parent) + (~was_done).float()
+        length = length.index_select(0, parent) + (~was_done).to(dtype)
         done = was_done | (y == EOS)
         if bool(done.all()):
             break
@@ -227,3 +236,11 @@ def beam_search(
     for d, b in zip(decoded, best.tolist(), strict=True):
         d.score = float(final[b])
     return decoded
+
+
+def _best(cand: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k largest of each row of ``cand`` and their columns, equal values in column
+    order. (topk broke ties in no stated order: with equal logits, beam 1 took another
+    token than greedy's argmax.)"""
+    values, columns = cand.sort(dim=1, descending=True, stable=True)
+    return values[:, :k].contiguous(), columns[:, :k].contiguous()
