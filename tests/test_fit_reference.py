@@ -403,6 +403,32 @@ def test_a_run_stopped_mid_epoch_and_resumed_trains_as_the_documented_loop(tmp_p
     assert differences(model.state_dict(), ref.best) == []
 
 
+def test_without_a_val_loader_a_stop_and_resume_ranks_as_the_run_never_stopped(tmp_path):
+    """Without validation data the running training loss ranks the checkpoints: a stop's
+    evaluation at step 7 scores the losses since step 5 but keeps them, and the checkpoint
+    carries them, so step 10 averages steps 6-10 as in the run never stopped."""
+    case = Case("embed", {"steps": 15}, val=False)
+
+    def stop_at_7(trainer: Any) -> None:
+        if trainer.step == 7:
+            trainer.request_stop("SIGTERM")
+
+    first = run_fit(case, tmp_path / "run", on_step=stop_at_7)
+    assert first.summary.step == 7
+    train, _ = _loaders(case)
+    model = _model(case.model)
+    summary = rnnkit.fit(model, train, None, loss=Loss(), out=tmp_path / "run", resume=True,
+                         log_every=1, log=lambda line: None, progress=io.StringIO(),
+                         **case.c)  # fmt: skip
+    ref = run_reference(case)
+    logged = csv_rows(tmp_path / "run", "validation", "loss")
+    assert {s: logged[s] for s in ref.evaluations} == {
+        s: f"{m['loss']:.6g}" for s, m in ref.evaluations.items()
+    }
+    assert summary.best["step"] == ref.best_step
+    assert differences(model.state_dict(), ref.best) == []
+
+
 # ---- the comparison can fail --------------------------------------------------------------
 
 

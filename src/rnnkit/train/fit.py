@@ -192,7 +192,13 @@ class FitTask(Task):
         self.loss_fn, self.metrics = loss, metrics
         self.metric, self.higher_is_better = monitor, higher_is_better
         self.device = torch.device("cpu")
+        # Without a val_loader the running training loss ranks the checkpoints: the finite
+        # losses since the last evaluation on the eval_every grid. An evaluation off the
+        # grid (a stop, the budget's end) scores them but keeps them, and the checkpoint
+        # carries them, so a run stopped there and resumed ranks as the run never stopped.
         self._recent: list[float] = []
+        self._steps: int | None = 0  # loss() calls: the loop's step (None: not known)
+        self._eval_every = 1
         self._first = True  # the first batch checks what loss and metrics return
 
     def options_dict(self) -> dict[str, Any]:
@@ -206,6 +212,7 @@ class FitTask(Task):
 
     def prepare(self, train: TrainConfig, ctx: distributed.Context) -> None:
         self.device = ctx.device
+        self._eval_every = train.eval_every
 
     def describe(self) -> str:
         return f"your {type(self.model).__name__} on your DataLoaders"
@@ -235,7 +242,25 @@ class FitTask(Task):
         value = float(loss.detach())
         if math.isfinite(value):  # a non-finite loss's step is skipped: it ranks nothing
             self._recent.append(value)
+        if self._steps is not None:
+            self._steps += 1
         return loss
+
+    def carried(self, ctx: distributed.Context) -> dict[str, Tensor]:
+        if self.val_loader is not None:
+            return {}
+        return {
+            "recent": torch.tensor(self._recent, dtype=torch.float64),
+            "steps": torch.tensor([-1 if self._steps is None else self._steps]),
+        }
+
+    def load_carried(self, tensors: dict[str, Tensor], ctx: distributed.Context) -> None:
+        if "steps" in tensors:
+            self._recent = [float(v) for v in tensors["recent"].tolist()]
+            steps = int(tensors["steps"][0])
+            self._steps = None if steps < 0 else steps
+        elif self.val_loader is None:  # a checkpoint of an older rnnkit: the grid is unknown
+            self._recent, self._steps = [], None
 
     def items(self, batch: Any) -> int:
         """The samples in ``batch``: the target's first dimension (a classifier's labels,
@@ -255,7 +280,9 @@ class FitTask(Task):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         if self.val_loader is None:
             # Without validation data the running training loss is all there is to rank by.
-            recent, self._recent = self._recent, []
+            recent = self._recent
+            if self._steps is None or self._steps % self._eval_every == 0:
+                self._recent = []
             return {"loss": sum(recent) / len(recent) if recent else float("nan")}
         was_training = model.training
         model.eval()
