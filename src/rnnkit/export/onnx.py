@@ -690,15 +690,6 @@ def _target_path(where: str, name: str, path: str | Path | None, overwrite: obje
     if not isinstance(path, (str, os.PathLike)):
         # Path(5) said "expected str, bytes or os.PathLike object", naming no argument.
         raise TypeError(f"{where}: {name} must be a file path or None; got {type(path).__name__}")
-    target = Path(path)
-    if target.is_dir():
-        # Replacing it would lose its files; the atomic rename fails on it in the OS's words.
-        raise ValueError(
-            f"{where}: {name} must be the path of a file; {target} is a directory (a directory "
-            "is never replaced)"
-        )
-    if target.exists() and not overwrite:
-        raise ValueError(f"{where}: {target} exists; pass overwrite=True to replace it")
-    if not target.parent.is_dir():
-        raise ValueError(f"{where}: the folder of {target} does not exist")
-    return target
+    from rnnkit.train.files import writable_file
+
+    return writable_file(where, name, path, overwrite)
