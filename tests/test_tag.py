@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import textwrap
 import zlib
 from pathlib import Path
@@ -426,6 +427,19 @@ def test_train_load_eval_writes_the_figure(tmp_path, capsys):
     assert "per-tag accuracy" in printed
     png = figs / "tagged.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_closing_line_says_all_when_every_validation_character_is_scored(tmp_path):
+    """--eval-chars spreads windows over a longer split ("about N of M"); a budget past the
+    split scores every character, said as such."""
+    data = _write(tmp_path / "p.jsonl", python_lines(60))
+    for budget, said in ((10**6, r"\(all [\d,]+\)"), (40, r"\(about 40 of [\d,]+\)")):
+        summary = train("tag", {"data": data, **SMALL, "eval_chars": budget},
+                        TrainConfig(steps=1, eval_every=1, threads=1),
+                        out=tmp_path / f"run{budget}", log=lambda _: None,
+                        progress=io.StringIO())  # fmt: skip
+        (line,) = [x for x in summary.lines if x.startswith("validation accuracy")]
+        assert re.search(r"% per character " + said + "; per-character prior baseline", line)
 
 
 def test_bf16_training_and_eval(tmp_path, capsys):

@@ -534,7 +534,7 @@ class TagTask(Task):
         data = self.encoded["validation"]
         pred, truth, loss_sum = predict(model, data, o.seq_len, o.eval_context, self.val_pick)
         return {
-            "accuracy": float((pred == truth).float().mean()),
+            "accuracy": accuracy(pred, truth),
             "loss": loss_sum / max(int((truth >= 0).sum()), 1),
         }
 
@@ -543,8 +543,8 @@ class TagTask(Task):
         (characters), or the most frequent training tag's (features)."""
         truth, x = scored(data, self.options.seq_len, pick)
         if x is not None:
-            return float((self.prior[x] == truth).float().mean()), "per-character prior"
-        return float((self.prior[0] == truth).float().mean()), "most frequent tag"
+            return accuracy(self.prior[x], truth), "per-character prior"
+        return accuracy(self.prior[0].expand_as(truth), truth), "most frequent tag"
 
     def show(self, model: nn.Module, metrics: dict[str, float]) -> list[str]:
         base, what = self.baseline(self.encoded["validation"], self.val_pick)
@@ -554,10 +554,15 @@ class TagTask(Task):
         m = self.evaluate(model)
         base, what = self.baseline(self.encoded["validation"], self.val_pick)
         n = int(self.encoded["validation"].bounds[-1])
-        scored_n = min(n, self.options.eval_chars)
+        # --eval-chars spreads whole windows over a longer split: about that many are scored
+        scored = (
+            f"all {n:,}"
+            if n <= self.options.eval_chars
+            else f"about {self.options.eval_chars:,} of {n:,}"
+        )
         return [
-            f"validation accuracy {m['accuracy']:.4%} per character (about {scored_n:,} of "
-            f"{n:,}); {what} baseline {base:.4%}",
+            f"validation accuracy {m['accuracy']:.4%} per character ({scored}); {what} "
+            f"baseline {base:.4%}",
             f"  evaluate on the test split: rnnkit eval {run_dir}",
         ]
 
@@ -574,16 +579,14 @@ class TagTask(Task):
             f"test: {len(test_docs):,} {unit}, {len(truth):,} characters"
             if self.data.is_text
             else f"test: {len(test_docs):,} {unit}, {len(truth):,} steps",
-            f"accuracy: {float((pred == truth).float().mean()):.4%}",
+            f"accuracy: {accuracy(pred, truth):.4%}",
             f"{what} baseline: {base:.4%}",
             f"loss: {loss_sum / max(int((truth >= 0).sum()), 1):.4g}",
             "per-tag accuracy (share of each true tag predicted right):",
         ]
-        for k, name in enumerate(tags):
-            here = truth == k
-            if here.any():
-                acc = float((pred[here] == k).float().mean())
-                lines.append(f"  {name:<12} {acc:8.4%}  of {int(here.sum()):,}")
+        for name, (right, total) in zip(tags, tag_counts(pred, truth, len(tags)), strict=True):
+            if total:
+                lines.append(f"  {name:<12} {right / total:8.4%}  of {total:,}")
         unseen = int((truth < 0).sum())
         if unseen:
             lines.append(f"  (tags unseen in training, always wrong: {unseen:,})")
@@ -635,6 +638,22 @@ def scored(data: Encoded, size: int, pick: Tensor | None) -> tuple[Tensor, Tenso
     pos = torch.repeat_interleave(start - (length.cumsum(0) - length), length)
     pos = pos + torch.arange(int(length.sum()))
     return data.y[pos].long(), (data.x[pos].long() if data.x.dim() == 1 else None)
+
+
+def accuracy(pred: Tensor, truth: Tensor) -> float:
+    """The share of the scored steps tagged right (a tag unseen in training, -1, never
+    is): a count over a count, in float64 (a float32 mean kept 7 digits only)."""
+    return int((pred == truth).sum()) / max(truth.numel(), 1)
+
+
+def tag_counts(pred: Tensor, truth: Tensor, num_tags: int) -> list[tuple[int, int]]:
+    """``(right, total)`` of each true tag 0..num_tags-1: its steps and those of them
+    predicted as it (its per-tag accuracy is right / total: the tag's recall)."""
+    truth, hit = truth.long(), (pred == truth)
+    known = truth >= 0  # an unseen tag (-1) is no tag's
+    total = torch.bincount(truth[known], minlength=num_tags)
+    right = torch.bincount(truth[known & hit], minlength=num_tags)
+    return [(int(r), int(t)) for r, t in zip(right, total, strict=True)]
 
 
 def confusions(pred: Tensor, truth: Tensor, tags: list[str], top: int = 5) -> list[str]:
