@@ -350,22 +350,12 @@ class RecurrentLayer(nn.Module):
             )
         kwargs = cls._kwargs_from_torch(module)
         names = module._flat_weights_names
-        weights = {name: getattr(module, name, None) for name in names}
-        deleted = [name for name, weight in weights.items() if weight is None]
-        if deleted:
-            raise ValueError(
-                f"{owner}.from_torch: module's {deleted[0]} was deleted and not set again; "
-                "expected every weight of the module"
-            )
+        weights = _every_weight(
+            f"{owner}.from_torch", "module", {name: getattr(module, name, None) for name in names}
+        )
         w = weights["weight_ih_l0"]
         layer = cls(**kwargs, **options, device=w.device, dtype=w.dtype)
-        # By name, not by state_dict: a parametrized or weight-dropped module's state_dict
-        # holds its sources (``parametrizations.*.original``, ``*_raw``), not the weights.
-        state = {name: weight.detach() for name, weight in weights.items()}
-        layer.load_state_dict(state, strict=not options.get("layer_norm"))
-        for name, weight in weights.items():
-            getattr(layer, name).requires_grad_(weight.requires_grad)
-        layer.train(module.training)
+        _copy_weights(weights, module.training, layer, strict=not options.get("layer_norm"))
         return layer
 
     @classmethod
@@ -399,21 +389,14 @@ class RecurrentLayer(nn.Module):
                 f"{owner}.to_torch: torch.nn.{self.torch_class.__name__} has no "
                 f"{', '.join(unsupported)}; expected a layer without them"
             )
-        weights = dict(zip(self._flat_names, self._flat_weights, strict=True))
-        deleted = [name for name, weight in weights.items() if weight is None]
-        if deleted:
-            raise ValueError(
-                f"{owner}.to_torch: {deleted[0]} was deleted and not set again; expected every "
-                "weight of the layer"
-            )
+        weights = _every_weight(
+            f"{owner}.to_torch",
+            "layer",
+            dict(zip(self._flat_names, self._flat_weights, strict=True)),
+        )
         w = weights["weight_ih_l0"]
         module = self.torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
-        # By name, not by state_dict: a parametrized or weight-dropped layer's state_dict
-        # holds its sources (``parametrizations.*.original``, ``*_raw``), not the weights.
-        module.load_state_dict({name: weight.detach() for name, weight in weights.items()})
-        for name, weight in weights.items():
-            getattr(module, name).requires_grad_(weight.requires_grad)  # type: ignore[union-attr]
-        module.train(self.training)
+        _copy_weights(weights, self.training, module)
         return module
 
     # ---- forward --------------------------------------------------------------------
@@ -691,3 +674,30 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
+
+
+def _every_weight(where: str, whose: str, weights: dict[str, Tensor | None]) -> dict[str, Tensor]:
+    """``weights`` (name -> the tensor a module runs with), refused in one line if one was
+    deleted and not set again (the weight-drop pattern between its steps)."""
+    deleted = [name for name, weight in weights.items() if weight is None]
+    if deleted:
+        name = f"module's {deleted[0]}" if whose == "module" else deleted[0]
+        raise ValueError(
+            f"{where}: {name} was deleted and not set again; expected every weight of the {whose}"
+        )
+    return {name: weight for name, weight in weights.items() if weight is not None}
+
+
+def _copy_weights(
+    weights: dict[str, Tensor], training: bool, target: nn.Module, strict: bool = True
+) -> None:
+    """Give ``target`` copies of ``weights`` by name, with their ``requires_grad``, and the
+    train/eval mode ``training``: what a conversion keeps.
+
+    By name, not by state_dict: a parametrized or weight-dropped module's state_dict holds
+    its sources (``parametrizations.*.original``, ``*_raw``), not the weights it runs with.
+    """
+    target.load_state_dict({name: w.detach() for name, w in weights.items()}, strict=strict)
+    for name, weight in weights.items():
+        getattr(target, name).requires_grad_(weight.requires_grad)
+    target.train(training)
