@@ -118,7 +118,7 @@ def run_rnnkit(
     ``members`` > 1 trains what is scored as an ensemble of that many networks."""
     import torch
 
-    from rnnkit.tasks.classify import ClassifyTask, predict
+    from rnnkit.tasks.classify import ClassifyTask, accuracy, predict
     from rnnkit.train import load as load_run
     from rnnkit.train import train
     from rnnkit.train.distributed import Context
@@ -178,7 +178,7 @@ def run_rnnkit(
         task = ClassifyTask(ClassifyTask.Options(**options))
         task.prepare(ClassifyTask.default_train(), Context(0, 1, torch.device("cpu")))
         predicted, _ = predict(load_run(run), task.test_split)
-        return float((predicted == task.test_split.y).float().mean())
+        return accuracy(predicted, task.test_split.y)
 
     accuracies, seconds, picks, all_tried = [], [], [], {}
     start = time.perf_counter()

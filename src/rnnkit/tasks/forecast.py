@@ -700,23 +700,27 @@ def mase(actual: Any, predicted: Any, history: Any, seasonality: int) -> float:
 
 
 def smape(actual: Any, predicted: Any) -> float:
-    """sMAPE in percent: ``mean 200 |y - f| / (|y| + |f|)``, a term 0 where both are 0."""
+    """sMAPE in percent: ``mean 200 |y - f| / (|y| + |f|)``, a term 0 where both are 0
+    (and nan where either is nan: a missing value is no perfect forecast)."""
     a, f = np.asarray(actual, float), np.asarray(predicted, float)
     den = np.abs(a) + np.abs(f)
-    terms = np.where(den > 0, 200 * np.abs(a - f) / np.where(den > 0, den, 1), 0.0)
+    # Only 0/0 is set to 0: a test of den > 0 also made the nan terms 0.
+    terms = np.where(den == 0, 0.0, 200 * np.abs(a - f) / np.where(den == 0, 1, den))
     return float(np.mean(terms))
 
 
 def seasonal_naive(history: Any, horizon: int, seasonality: int) -> Forecast:
     """The last season repeated (the last value when m = 1 or the history is shorter),
     with the normal 80 % interval of Hyndman & Athanasopoulos (FPP3, 5.5): the
-    residual deviation of the seasonal differences times sqrt(1 + (k - 1) // m)."""
+    residual deviation of the seasonal differences times sqrt(1 + (k - 1) // m). A
+    history with no seasonal difference (exactly one season, or a single value) gives no
+    deviation to measure: nan bounds, as statsmodels' and R's, not an interval of width 0."""
     y = np.asarray(history, dtype=np.float64)
     m = seasonality if len(y) >= seasonality else 1
     k = np.arange(horizon)
     mean = y[len(y) - m + (k % m)]
     resid = y[m:] - y[:-m]
-    sigma = root_mean_square(resid) if len(resid) else 0.0
+    sigma = root_mean_square(resid) if len(resid) else math.nan
     spread = Z80 * sigma * np.sqrt(1 + k // m)
     return Forecast(mean, mean - spread, mean + spread)
 
@@ -790,7 +794,10 @@ def score(
 ) -> Scores:
     """MASE (mean over windows), sMAPE and interval coverage (over all values)."""
     each = window_mases(values, scored, forecasts, horizon, seasonality)
-    mases = each[np.isfinite(each)]
+    # Only the windows of scale 0 are left out: a non-finite forecast makes MASE nan or
+    # inf, where it was dropped and counted as a constant history.
+    kept = history_scales(values, scored, seasonality) > 0
+    mases = each[kept]
     skipped = len(each) - len(mases)
     smapes, inside, count = [], 0, 0
     for w, f in zip(scored, forecasts, strict=True):
@@ -815,15 +822,21 @@ def window_mases(
     seasonality: int,
 ) -> np.ndarray:
     """Each forecast's MASE, in the order of ``scored``; nan where the history before
-    its origin is constant (scale 0)."""
+    its origin has no change at the seasonal lag (scale 0)."""
     out = np.full(len(scored), np.nan)
-    for j, (w, f) in enumerate(zip(scored, forecasts, strict=True)):
-        y = values[w.series]
-        scale = mase_scale(y[: w.origin], seasonality)
+    scales = history_scales(values, scored, seasonality)
+    for j, (w, f, scale) in enumerate(zip(scored, forecasts, scales, strict=True)):
         if scale > 0:
-            actual = y[w.origin : w.origin + horizon]
+            actual = values[w.series][w.origin : w.origin + horizon]
             out[j] = np.mean(np.abs(actual - f.mean[:horizon])) / scale
     return out
+
+
+def history_scales(
+    values: Sequence[np.ndarray], scored: Sequence[Window], seasonality: int
+) -> np.ndarray:
+    """:func:`mase_scale` of the history before each window's origin."""
+    return np.array([mase_scale(values[w.series][: w.origin], seasonality) for w in scored])
 
 
 def distinct_horizons(scored: Sequence[Window], horizon: int) -> float:
