@@ -425,7 +425,12 @@ def test_fit_accuracy_leaves_the_minus_100_targets_out() -> None:
     keep = target != -100
     ref = accuracy_score(target[keep], output.argmax(-1)[keep])
     got = fit_accuracy(torch.from_numpy(output), torch.from_numpy(target))
-    assert got == pytest.approx(ref, rel=1e-6)  # a float32 mean, fit's metric
+    assert got == pytest.approx(ref, rel=1e-12, abs=0)
+    assert fit_accuracy(torch.tensor([[0.0, 1.0]]), torch.tensor([1])) == 1.0
+    assert math.isnan(fit_accuracy(torch.zeros(2, 3), torch.tensor([-100, -100])))
+    output = torch.zeros(370, 2)
+    output[:363, 1] = 1.0  # 363 of 370 predicted class 1: right over scored in float64
+    assert fit_accuracy(output, torch.ones(370, dtype=torch.long)) == 363 / 370
 
 
 def _encoded(rng: np.random.Generator, lengths: list[int], vocab: int, tags: int) -> Any:

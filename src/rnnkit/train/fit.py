@@ -34,9 +34,12 @@ _END = object()  # what next() gives at the end of an epoch
 
 
 def accuracy(output: Tensor, target: Tensor) -> float:
-    """The share of ``output.argmax(-1)`` equal to ``target`` (targets of -100 ignored)."""
+    """The share of ``output.argmax(-1)`` equal to ``target`` (targets of -100 ignored):
+    a count over a count, in float64 (nan when every target is -100)."""
     keep = target != -100
-    return float((output.argmax(-1)[keep] == target[keep]).float().mean())
+    scored = int(keep.sum())
+    right = int((output.argmax(-1)[keep] == target[keep]).sum())
+    return right / scored if scored else math.nan
 
 
 class LoaderBatches(BatchSource):
