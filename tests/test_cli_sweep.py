@@ -2,7 +2,8 @@
 
 The cases are generated from the parsers themselves: every option of every
 ``rnnkit train TASK`` parser (from :func:`rnnkit.cli.train.build_parser`, for each task of
-the registry) and of ``generate``, ``eval``, ``translate``, ``explain ...`` and ``demo``
+the registry) and of ``generate``, ``eval``, ``predict``, ``translate``, ``explain ...`` and
+``demo``
 gets values it must refuse - text where a number is due, numbers outside the declared
 range, ``nan``, ``inf``, ``1e400``, absurd sizes, a wrong choice, no value - and then come
 the run-folder mistakes: unknown flags, two tasks, ``--resume`` of a missing folder or of
@@ -54,6 +55,7 @@ SMALL = {  # options that make a task's data and model tiny (untrained runs, che
         "encoder_hidden": 8,
         "decoder_hidden": 8,
     },
+    "tag": {"hidden_size": 4, "embed_size": 4, "seq_len": 8},  # and --data {TAGS}
 }
 CHEAP_FLAGS = {  # added to run-folder cases so that one that gets too far stays quick
     "lm": ["--text", "{TEXT}"],
@@ -452,6 +454,30 @@ def other_command_cases() -> Iterator[Case]:
     yield Case("eval-numbers-run-train-split", ("eval", "{RUN_numbers}", "--split", "train"))
     yield Case("eval-numbers-beam-0", ("eval", "{RUN_numbers}", "--beam", "0"))
     yield Case("eval-numbers-limit-0", ("eval", "{RUN_numbers}", "--limit", "0"))
+    # predict: a tag run and a JSON-lines file of its kind
+    yield from command_option_cases(
+        "predict", commands["predict"], ("predict", "{RUN_tag}", "--data", "{TAGS}"), ()
+    )
+    yield Case("predict-no-run", ("predict",))
+    yield Case("predict-no-data", ("predict", "{RUN_tag}"))
+    yield Case("predict-two-runs", ("predict", "{RUN_tag}", "{RUN_tag}", "--data", "{TAGS}"))
+    for task in ("lm", "numbers"):
+        yield Case(f"predict-a-{task}-run", ("predict", f"{{RUN_{task}}}", "--data", "{TEXT}"))
+    for task in ("forecast", "adding", "classify"):  # a classify run: --data is no .ts file
+        yield Case(f"predict-a-{task}-run", ("predict", f"{{STUB_{task}}}", "--data", "{TEXT}"))
+    tag_run = ("predict", "{RUN_tag}", "--data", "{TAGS}")
+    yield Case("predict-out-a-file", (*tag_run, "--out", "{FILE}"))
+    yield Case("predict-out-a-folder", (*tag_run, "--out", "{EMPTY}"))
+    yield Case("predict-out-in-the-run", (*tag_run, "--out", "{RUN_tag}/tags.jsonl"))
+    yield Case("predict-out-the-data", (*tag_run, "--out", "{TAGS}", "--force"))
+    yield Case("predict-out-empty", (*tag_run, "--out="))
+    yield Case("predict-data-missing", ("predict", "{RUN_tag}", "--data", MISSING + ".jsonl"))
+    yield Case("predict-data-a-folder", ("predict", "{RUN_tag}", "--data", "{EMPTY}"))
+    yield Case("predict-data-binary", ("predict", "{RUN_tag}", "--data", "{BINARY}"))
+    yield Case("predict-data-not-jsonl", (*tag_run, "--format", "text", "--data", "{BINARY}"))
+    yield Case("predict-format-of-a-classify-run", (
+        "predict", "{STUB_classify}", "--data", "{TEXT}", "--format", "text",
+    ))  # fmt: skip
     # translate: a numbers run and one input
     # (the input before the options: argparse gives TEXT... nothing after an option)
     yield from command_option_cases(
@@ -470,6 +496,7 @@ def other_command_cases() -> Iterator[Case]:
         ("eval", "lm", ()),
         ("eval", "numbers", ()),
         ("translate", "numbers", ("twelve",)),
+        ("predict", "tag", ("--data", "{TAGS}")),
     ):
         for what, path in not_runs(task):
             yield Case(f"{command}-run-{what}", (command, path, *tail))
@@ -544,6 +571,8 @@ def _untrained_run(path: Path, name: str, text: Path) -> None:
     given = dict(SMALL.get(name, {}))
     if name == "lm":
         given["text"] = str(text)
+    if name == "tag":
+        given["data"] = str(text.parent / "tags.jsonl")
     task = task_cls(task_cls.parse_options(given, where=name, partial=True))
     train = task_cls.default_train(steps=1)
     task.prepare(train, Context(0, 1, torch.device("cpu")))
@@ -604,7 +633,11 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
             put(f"CONFIG_{name}_{what}", path)
         _stub_run(root / f"stub-{name}", name)
         put(f"STUB_{name}", root / f"stub-{name}")
-    for name in ("lm", "numbers"):
+    words = ["ab1", "c22d", "e3", "fg", "4h", "ij5", "k6l", "7m", "no8", "p9", "qr", "s0t"]
+    lines = [{"x": w, "y": ["D" if c.isdigit() else "N" for c in w]} for w in words]
+    (root / "tags.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    put("TAGS", root / "tags.jsonl")
+    for name in ("lm", "numbers", "tag"):
         if name in TASKS:
             _untrained_run(root / f"run-{name}", name, text)
             put(f"RUN_{name}", root / f"run-{name}")
@@ -647,6 +680,8 @@ def tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(eval_command, "bits_per_char", trip("scoring"))
     monkeypatch.setattr(seq2seq_args, "evaluate", trip("scoring"), raising=False)
     monkeypatch.setattr(translate, "translate", trip("translating"))
+    monkeypatch.setattr("rnnkit.tasks.predict.class_logits", trip("classifying"))
+    monkeypatch.setattr("rnnkit.tasks.tag.predict", trip("tagging"))
     for name in ("run_gradient_flow", "run_compare", "run_bidirectional", "run_bptt",
                  "run_lstm_example"):  # fmt: skip
         monkeypatch.setattr(f"rnnkit.explain.{name}", trip(f"explain {name}"))
@@ -702,7 +737,7 @@ def test_the_sweep_covers_every_command_and_task():
     assert len(CASES) >= 500
     for name in NAMES:
         assert sum(i.startswith(f"train-{name}-") for i in ids) >= 30, name
-    for command in ("generate", "eval", "translate", "explain-gates", "explain-compare",
+    for command in ("generate", "eval", "predict", "translate", "explain-gates", "explain-compare",
                     "explain-gradient-flow", "explain-bidirectional", "demo"):  # fmt: skip
         assert sum(i.startswith(command + "-") for i in ids) >= 8, command
     assert not BROKEN_TASKS, f"not importable, so their option cases are missing: {BROKEN_TASKS}"

@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rnnkit._version import __version__
-from rnnkit.cli import demo, explain, export, forecast, generate, train, translate
+from rnnkit.cli import demo, explain, export, forecast, generate, predict, train, translate
 from rnnkit.cli import eval as eval_command
 from rnnkit.cli._lm_args import one_line_errors
 
-COMMANDS = [demo, train, generate, eval_command, translate, forecast, explain, export]
+COMMANDS = [demo, train, generate, eval_command, predict, translate, forecast, explain, export]
 
 
 class CLIError(Exception):

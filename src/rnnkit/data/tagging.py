@@ -246,16 +246,21 @@ def load_stdlib() -> TaggedData:
 @dataclass
 class Example:
     """One line of a JSON-lines file: ``x`` a string or a (T, F) float32 array, ``y``
-    the tag names, ``line`` its 1-based line number."""
+    the tag names (``[]`` for a line without ``"y"``, read with ``require_labels=False``),
+    ``line`` its 1-based line number."""
 
     x: str | np.ndarray
     y: list[str]
     line: int
 
 
-def read_jsonl(path: str | os.PathLike[str], flag: str = "--data") -> list[Example]:
+def read_jsonl(
+    path: str | os.PathLike[str], flag: str = "--data", require_labels: bool = True
+) -> list[Example]:
     """The examples of a JSON-lines file, ``{"x": "text" or [[features], ...], "y":
     ["TAG", ...]}`` per line with ``len(y) == len(x)``; blank lines are skipped.
+    ``require_labels=False`` also reads lines without ``"y"`` (sequences to tag): their
+    ``y`` is ``[]``; a ``"y"`` given is checked as ever.
 
     Every problem is a one-line ValueError naming ``flag``, the file and the line: bytes
     that are not UTF-8 (and their column), bad JSON, a missing key, a length mismatch, a
@@ -287,7 +292,7 @@ def read_jsonl(path: str | os.PathLike[str], flag: str = "--data") -> list[Examp
         if not raw.strip(_JSON_BLANK):
             continue
         where = f"{flag} {p} line {number}"
-        example = _parse_line(raw, number, where)
+        example = _parse_line(raw, number, where, require_labels)
         kind = ("text", 0) if isinstance(example.x, str) else ("features", example.x.shape[1])
         if first is None:
             first = (kind[0], kind[1], number)  # type: ignore[assignment]
@@ -317,7 +322,7 @@ def _line_column(data: bytes, at: int) -> tuple[int, int]:
     return data.count(b"\n", 0, at) + 1, len(data[start:at].decode("utf-8")) + 1
 
 
-def _parse_line(raw: str, number: int, where: str) -> Example:
+def _parse_line(raw: str, number: int, where: str, require_labels: bool = True) -> Example:
     try:
         obj = json.loads(raw, parse_constant=_no_constant, parse_int=_json_int)
     except json.JSONDecodeError as err:
@@ -334,16 +339,16 @@ def _parse_line(raw: str, number: int, where: str) -> Example:
         raise ValueError(f"{where}: {err}") from None
     if not isinstance(obj, dict):
         raise ValueError(f'{where}: expected an object {{"x": ..., "y": [...]}}; got {_kind(obj)}')
-    for key in ("x", "y"):
+    for key in ("x", "y") if require_labels or "y" in obj else ("x",):
         if key not in obj:
             raise ValueError(f'{where}: missing key "{key}" (keys: {", ".join(obj) or "none"})')
-    x, y = obj["x"], obj["y"]
-    if not isinstance(y, list) or not all(isinstance(t, str) and t for t in y):
+    x, y = obj["x"], obj.get("y")
+    if "y" in obj and (not isinstance(y, list) or not all(isinstance(t, str) and t for t in y)):
         raise ValueError(
             f"{where}: y must be a list of tag names (non-empty strings); "
             f"got {_kind(y) if not isinstance(y, list) else _bad_item(y, str)}"
         )
-    for i, tag in enumerate(y):
+    for i, tag in enumerate(y or []):
         _check_unicode(tag, f"{where}: y[{i}]")
     if isinstance(x, str):
         _check_unicode(x, f"{where}: x")
@@ -374,12 +379,12 @@ def _parse_line(raw: str, number: int, where: str) -> Example:
         )
     if len(xs) == 0:
         raise ValueError(f"{where}: x is empty; an example needs at least one step")
-    if len(y) != len(xs):
+    if "y" in obj and len(y) != len(xs):
         unit = "characters" if isinstance(xs, str) else "steps"
         raise ValueError(
             f"{where}: len(y) must equal len(x); got {len(y)} tags for {len(xs)} {unit}"
         )
-    return Example(xs, list(y), number)
+    return Example(xs, list(y or []), number)
 
 
 def _check_unicode(text: str, what: str) -> None:

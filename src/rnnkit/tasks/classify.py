@@ -714,24 +714,38 @@ def majority_class(labels: list[int], classes: int) -> int:
 @torch.no_grad()
 def predict(model: nn.Module, split: Split) -> tuple[Tensor, float]:
     """(predicted classes (N,), mean cross-entropy) of ``split``, in eval mode."""
+    logits = logits_of(model, split.x, split.lengths)
+    total = 0.0
+    for index in eval_chunks(split.lengths):
+        total += float(F.cross_entropy(logits[index], split.y[index], reduction="sum"))
+    return logits.argmax(-1), total / max(split.n, 1)
+
+
+def eval_chunks(lengths: Tensor) -> list[Tensor]:
+    """The indices of the series scored together: by length, so that a chunk is padded to
+    about its own length, ``EVAL_BATCH`` at a time."""
+    order = torch.argsort(lengths, stable=True)
+    return [order[i : i + EVAL_BATCH] for i in range(0, len(order), EVAL_BATCH)]
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, x: Tensor, lengths: Tensor) -> Tensor:
+    """(N, classes) float32 logits of the padded series ``x`` (N, T, D) of ``lengths``, in
+    eval mode, chunk by chunk (:func:`eval_chunks`), each cut to its longest series."""
     device = model_device(model)
     was_training = model.training
     model.eval()
-    predicted = torch.empty(split.n, dtype=torch.long)
-    total = 0.0
+    out: Tensor | None = None
     try:
-        # By length, so that a chunk is padded to about its own length.
-        order = torch.argsort(split.lengths, stable=True)
-        for i in range(0, split.n, EVAL_BATCH):
-            index = order[i : i + EVAL_BATCH]
-            lengths = split.lengths[index]
-            x = split.x[index, : int(lengths.max())].to(device)
-            logits = model(x, lengths).float().cpu()
-            total += float(F.cross_entropy(logits, split.y[index], reduction="sum"))
-            predicted[index] = logits.argmax(-1)
+        for index in eval_chunks(lengths):
+            chunk = x[index, : int(lengths[index].max())].to(device)
+            logits = model(chunk, lengths[index]).float().cpu()
+            if out is None:
+                out = logits.new_empty(len(lengths), logits.size(-1))
+            out[index] = logits
     finally:
         model.train(was_training)
-    return predicted, total / max(split.n, 1)
+    return out if out is not None else torch.zeros(0, 0)
 
 
 def aeon_data_dir() -> Path:
