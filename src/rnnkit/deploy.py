@@ -313,6 +313,13 @@ class OnnxStream:
         threads: int | None = None,
     ) -> None:
         self.session, self.metadata = _open(graph, "step", "OnnxStream", threads)
+        if self.metadata.get("model") == "seq2seq":
+            # Its inputs are the previous token, the encoder's memory and the decoder's
+            # state: step(x) said "x must hold ids in [0, 0)".
+            raise ValueError(
+                "OnnxStream: expected the step graph of a layer or a task model; got an "
+                "encoder-decoder's decoder step (decode with translate(encoder, decoder, text))"
+            )
         if batch_size is not None and not is_count(batch_size, 1):
             raise ValueError(
                 f"OnnxStream: batch_size must be a positive integer; got {batch_size!r}"
@@ -477,6 +484,13 @@ def run_sequence(
             )
         if B and (lens.min() < 0 or lens.max() > T):
             raise ValueError(f"{where}: lengths must lie in [0, T] = [0, {T}]; got {lens.tolist()}")
+        if meta.get("model") == "seq2seq" and B and lens.min() < 1:
+            # An empty source masks every position: the decoder's attention is then nan, and
+            # Seq2Seq.encode refuses it.
+            raise ValueError(
+                f"{where}: an encoder-decoder's source lengths must lie in [1, T] = [1, {T}] "
+                f"(an empty source has nothing to attend to); got {lens.tolist()}"
+            )
         feed["lengths"] = lens.astype(np.int64)
     elif lengths is not None:
         raise ValueError(
@@ -537,12 +551,19 @@ def generate(
             f"{where}: a stream given as graph must be of batch size 1 (or none fixed); got "
             f"an OnnxStream of batch_size={graph._fixed}"
         )
-    stream = graph if isinstance(graph, OnnxStream) else OnnxStream(graph, batch_size=1)
-    if stream.model != "char_lm" or not stream.vocab:
+    if isinstance(graph, OnnxStream):
+        model, vocab = graph.model, graph.vocab
+    else:
+        # Read before an OnnxStream is made of it: a graph no stream runs (an
+        # encoder-decoder's decoder step) is refused here as any other model is.
+        session, meta = _open(graph, "step", "OnnxStream")
+        model, vocab = meta.get("model"), meta.get("vocab")
+    if model != "char_lm" or not vocab:
         raise ValueError(
             f"{where}: expected a character language model's graph (model 'char_lm'); got "
-            f"model {stream.model!r}"
+            f"model {model!r}"
         )
+    stream = graph if isinstance(graph, OnnxStream) else OnnxStream(session, batch_size=1)
     vocab = stream.vocab
     ids = {ch: i for i, ch in enumerate(vocab) if i}  # vocab[0] is the unknown class
     stream.reset()
@@ -1078,6 +1099,28 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 # ---- encoder-decoder ------------------------------------------------------------------
 
 
+def _open_part(
+    source: str | os.PathLike[str] | bytes | ort.InferenceSession, part: str, where: str
+) -> tuple[ort.InferenceSession, dict[str, Any]]:
+    """The session and metadata of an encoder-decoder's ``part`` ("encoder" or "decoder").
+
+    The part is checked before the mode: the two graphs given the other way round were
+    refused as "use OnnxStream for it", which cannot run a decoder step."""
+    mode = "sequence" if part == "encoder" else "step"
+    session = (
+        source
+        if ort is not None and isinstance(source, ort.InferenceSession)
+        else load_session(source, where=where)
+    )
+    meta = read_metadata(session, where)
+    if meta.get("model") != "seq2seq" or meta.get("part") != part:
+        raise ValueError(
+            f"{where}: expected an encoder-decoder's {part} graph; got a "
+            f"{meta.get('model')} {meta.get('mode')} graph"
+        )
+    return _open(session, mode, where)
+
+
 def translate(
     encoder: str | os.PathLike[str] | bytes | ort.InferenceSession,
     decoder: str | os.PathLike[str] | bytes | ort.InferenceSession,
@@ -1093,14 +1136,8 @@ def translate(
     longest training target plus 8, as rnnkit decodes).
     """
     where = "translate"
-    enc, enc_meta = _open(encoder, "sequence", where)
-    dec, dec_meta = _open(decoder, "step", where)
-    for meta, part in ((enc_meta, "encoder"), (dec_meta, "decoder")):
-        if meta.get("model") != "seq2seq" or meta.get("part") != part:
-            raise ValueError(
-                f"{where}: expected an encoder-decoder's {part} graph; got a "
-                f"{meta.get('model')} {meta.get('mode')} graph"
-            )
+    enc, enc_meta = _open_part(encoder, "encoder", where)
+    dec, dec_meta = _open_part(decoder, "decoder", where)
     if "src_vocab" not in enc_meta:
         raise ValueError(
             f"{where}: the encoder graph carries no vocabulary; export it from a run folder "

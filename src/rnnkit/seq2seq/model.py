@@ -157,7 +157,10 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> Memory:
         """Run the encoder; returns what every decoder step reads."""
+        _check_ids("src", "(S, B)", src, self.config.src_vocab_size)
         S, B = src.shape
+        if S == 0:  # the layer said "lengths must lie in [0, T] = [0, 0]"
+            raise ValueError(f"Seq2Seq: src must have S >= 1 steps; got shape {tuple(src.shape)}")
         if src_lengths.numel() != B or int(src_lengths.min()) < 1:
             raise ValueError(
                 f"Seq2Seq: src_lengths must have B = {B} entries, each >= 1; got "
@@ -219,6 +222,7 @@ class Seq2Seq(nn.Module):
         step after the first, each sample reads the model's own previous prediction
         instead of the true token with this probability.
         """
+        _check_ids("tgt_in", "(T, B)", tgt_in, self.config.tgt_vocab_size)
         memory = self.encode(src, src_lengths)
         state = self.init_state(memory)
         logits_t: list[Tensor] = []
@@ -233,6 +237,23 @@ class Seq2Seq(nn.Module):
             logits, state, _ = self.step(y, state, memory)
             logits_t.append(logits)
         return torch.stack(logits_t)  # (T, B, V)
+
+
+def _check_ids(name: str, shape: str, ids: object, vocab: int) -> None:
+    """Refuse what the embedding would refuse in its own words ("index out of range in
+    self", "Expected tensor for argument #1 'indices' ..."), naming the argument: the
+    exported graphs' runner (``deploy``) refuses the same inputs."""
+    expected = f"Seq2Seq: {name} must be an integer tensor {shape} of ids; got"
+    if not isinstance(ids, Tensor):
+        raise TypeError(f"{expected} {type(ids).__name__}")
+    kind = ids.dtype
+    if kind.is_floating_point or kind.is_complex or kind == torch.bool or ids.dim() != 2:
+        raise TypeError(f"{expected} {kind} tensor of shape {tuple(ids.shape)}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        raise ValueError(
+            f"Seq2Seq: {name} must hold ids in [0, {vocab}); got values in "
+            f"[{int(ids.min())}, {int(ids.max())}]"
+        )
 
 
 def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float = 0.0) -> Tensor:
