@@ -203,6 +203,25 @@ def test_export_run_dir_and_out(capsys, tmp_path, numbers_run):
     )
 
 
+def test_export_tolerance(capsys, tmp_path, numbers_run):
+    """--tolerance bounds the self-check: 0 refuses the float32 graph (it is never exact)
+    and writes nothing; a bound that is no number >= 0 is refused by the parser."""
+    target = tmp_path / "model.onnx"
+    err = _refused(capsys, ["export", str(numbers_run), "--out", str(target), "--tolerance",
+                            "0"], tmp_path)  # fmt: skip
+    assert re.fullmatch(
+        r"rnnkit export: error: export_onnx: onnxruntime's output differs from PyTorch's by "
+        r"[0-9.e-]+ \(\|difference\| / \(1 \+ \|PyTorch's\|\), tolerance 0\); nothing was "
+        r"written",
+        err,
+    ), err
+    assert _refused(capsys, ["export", str(numbers_run), "--tolerance", "-1"], numbers_run) == (
+        "rnnkit export: error: argument --tolerance: expected a number >= 0; got '-1'"
+    )
+    assert main(["export", str(numbers_run), "--out", str(target), "--tolerance", "1e-4"]) == 0
+    assert target.is_file()
+
+
 def test_export_out_in_a_folder_that_does_not_exist(capsys, tmp_path, numbers_run):
     # Refused before the model is read and exported, not when the file is written.
     target = tmp_path / "no" / "model.onnx"

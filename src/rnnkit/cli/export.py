@@ -6,7 +6,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from rnnkit.cli._lm_args import one_line_errors
+from rnnkit.cli._lm_args import nonnegative_float, one_line_errors
 from rnnkit.cli._outputs import check_new_file, check_outside_runs, same_file
 
 EXAMPLES = """examples:
@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also write an int8-weight copy next to it (FILE with .int8.onnx; "
         "onnxruntime's dynamic quantization)",
     )
+    p.add_argument(
+        "--tolerance",
+        type=nonnegative_float,
+        default=1e-5,
+        help="the largest |difference| / (1 + |PyTorch's value|) between the graph's outputs "
+        "in onnxruntime and PyTorch's before the graph is refused (default: 1e-5)",
+    )
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=run_export)
 
@@ -77,7 +84,8 @@ def run_export(args: argparse.Namespace) -> int:
     from rnnkit.train import load
 
     model = load(run_dir)
-    proto = export_onnx(model, out, mode=args.mode, lengths=args.lengths, overwrite=args.force)
+    proto = export_onnx(model, out, mode=args.mode, lengths=args.lengths, overwrite=args.force,
+                        tolerance=args.tolerance)  # fmt: skip
     meta = read_metadata(proto)
     size = out.stat().st_size
     inputs, outputs = ", ".join(meta["inputs"]), ", ".join(meta["outputs"])
