@@ -14,7 +14,9 @@ topic), about 2.2 million characters, split by document the same way.
 
 ``--text FILE|DIR`` reads one UTF-8 file, or every UTF-8 text file under a folder
 (split by file as above when there are enough files, else by position: the first 90% of
-the characters train, the next 5% validate, the last 5% test).
+the characters train, the next 5% validate, the last 5% test). A folder is read as
+:func:`text_files` lists it; each file's leading byte-order mark is dropped and its line
+ends ("\\r\\n" or a lone "\\r") are read as "\\n" (:func:`read_corpus_file`).
 """
 
 from __future__ import annotations
@@ -165,12 +167,24 @@ def read_files(path: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     if not p.exists():
         raise FileNotFoundError(f"text file or folder not found: {p}")
     if p.is_dir():
-        named = [(f, _read_lenient(f)) for f in _walk(p, suffix=None)]
-        named = [(f, t) for f, t in named if t]
+        named = [(f, _read_lenient(f)) for f in text_files(p)]
+        named = [(f, _newlines(t)) for f, t in named if t]
         if not named:
             raise ValueError(f"folder {p} holds no UTF-8 text files")
         return named
-    return [(p, read_text_file(p))]
+    return [(p, read_corpus_file(p))]
+
+
+def read_corpus_file(path: Path) -> str:
+    """One file's text as the language model reads it: :func:`read_text_file`, with
+    "\\r\\n" and lone "\\r" line ends read as "\\n"."""
+    return _newlines(read_text_file(path))
+
+
+def _newlines(text: str) -> str:
+    # What Python's text files do: a file saved on Windows trains the model it would
+    # have trained saved elsewhere, and no "\r" costs a class or is scored.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def read_text_file(path: Path) -> str:
@@ -199,6 +213,56 @@ def _read_lenient(path: Path) -> str:
         return ""
 
 
+def text_files(root: Path) -> list[Path]:
+    """The files a ``--text`` folder is read from, sorted by relative path.
+
+    Hidden files and folders (names starting with ".") are left out, and so is anything
+    that is not a regular file (a named pipe would block the read for ever). Links to
+    files and folders are followed, but a link back to a folder above it is not (a cycle),
+    and each file is read once: under its own path when the folder holds it outside any
+    link, else under the first of its paths in sorted order.
+    """
+    found: list[tuple[bool, str, Path]] = []  # (reached through a link, relative path, path)
+    pending = [(root, False, frozenset({_identity(root)}))]
+    while pending:  # a stack rather than recursion: no folder depth overflows it
+        folder, linked, above = pending.pop()
+        for entry in _entries(folder, is_root=folder == root):
+            path, via_link = Path(entry.path), linked or entry.is_symlink()
+            if entry.is_dir():  # follows a link
+                here = _identity(path)
+                if here is not None and here not in above:
+                    pending.append((path, via_link, above | {here}))
+            elif entry.is_file():
+                found.append((via_link, path.relative_to(root).as_posix(), path))
+    kept, seen = [], set()
+    for _, rel, path in sorted(found, key=lambda f: f[:2]):  # own paths first
+        here = _identity(path)
+        if here is not None and here not in seen:
+            seen.add(here)
+            kept.append((rel, path))
+    return [path for _, path in sorted(kept, key=lambda f: f[0])]
+
+
+def _entries(folder: Path, is_root: bool) -> list[os.DirEntry[str]]:
+    """The entries of ``folder`` not hidden; a subfolder that cannot be listed has none."""
+    try:
+        with os.scandir(folder) as it:
+            return [e for e in it if not e.name.startswith(".")]
+    except OSError:
+        if is_root:  # the folder the user named: say why it cannot be read
+            raise
+        return []
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode of what ``path`` names (links followed); None if gone."""
+    try:
+        st = path.stat()
+    except OSError:  # a dangling link, or a file removed while the folder is read
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _walk(root: Path, suffix: str | None) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -215,7 +279,9 @@ def file_split(root: Path, path: Path) -> str:
     """The split of a file under ``root``: "train", "validation" or "test" by
     ``crc32(relative path) % 100`` (every task that splits files by file uses this rule)."""
     # crc32 rather than hash(): Python salts str hashes per process.
-    b = zlib.crc32(path.relative_to(root).as_posix().encode("utf-8")) % 100
+    # surrogateescape: a file name that is not UTF-8 hashes as the bytes it is on disk.
+    rel = path.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
+    b = zlib.crc32(rel) % 100
     return "train" if b < _TRAIN_BELOW else "validation" if b < _VALIDATION_BELOW else "test"
 
 

@@ -51,6 +51,7 @@ class Vocabulary:
 
         Characters seen fewer than ``min_count`` times are left to the unknown class: a
         few stray symbols would otherwise each cost a row of the embedding and the head.
+        A ``min_count`` that would leave no character at all is refused.
         """
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
             raise ValueError(f"Vocabulary: min_count must be a positive integer; got {min_count!r}")
@@ -68,6 +69,12 @@ class Vocabulary:
             codes, n = np.unique(_code_points(part), return_counts=True)
             for c, k in zip(codes.tolist(), n.tolist(), strict=True):
                 counts[c] = counts.get(c, 0) + k
+        top = max(counts.values(), default=min_count)
+        if top < min_count:  # a vocabulary of the unknown class alone: nothing to learn
+            raise ValueError(
+                f"Vocabulary.from_text: min_count {min_count} leaves no character; the most "
+                f"frequent one is seen {top:,} time(s)"
+            )
         return cls([chr(c) for c in sorted(counts) if counts[c] >= min_count])
 
     def __len__(self) -> int:
