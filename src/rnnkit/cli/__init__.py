@@ -79,10 +79,10 @@ def _guarded(command: str, run: Callable[[], int]) -> int:
         print(f"rnnkit {command}: error: {message}", file=sys.stderr)
         return 1 if isinstance(err, TrainingDivergedError) else 2
     except RuntimeError as err:
-        message = _out_of_memory(err)
-        if message is None or os.environ.get("RNNKIT_TRACEBACK"):
+        oom = _out_of_memory(err)
+        if oom is None or os.environ.get("RNNKIT_TRACEBACK"):
             raise  # any other RuntimeError is a bug: its traceback is wanted
-        print(f"rnnkit {command}: error: {message}", file=sys.stderr)
+        print(f"rnnkit {command}: error: {oom}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rnnkit {command}: interrupted", file=sys.stderr)

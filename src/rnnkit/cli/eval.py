@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from rnnkit.cli import seq2seq_args
 from rnnkit.cli._lm_args import (
@@ -26,6 +27,9 @@ from rnnkit.train import bits_per_char, load
 from rnnkit.train.evaluate import stream_lengths
 from rnnkit.train.run import recorded_in
 from rnnkit.train.runfolder import RunFolder
+
+if TYPE_CHECKING:
+    from rnnkit.models.lm import CharLM
 
 EXAMPLES = """examples:
   rnnkit eval runs/lstm                      # the test split of the run's own corpus
@@ -114,7 +118,8 @@ def run_eval(args: argparse.Namespace) -> int:
         flag = "--out" if args.out is not None else "--force"
         raise ValueError(f"{flag}: a language-model evaluation writes no figure")
     device, precision = runtime(args)
-    model = load(args.run_dir, device)  # the run folder is checked before the text is read
+    # An lm run's model is a CharLM; the run folder is checked before the text is read.
+    model = cast("CharLM", load(args.run_dir, device))
     added = ""
     if args.text is not None:
         named = read_files(args.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import cast
 
 from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from rnnkit.cli._outputs import write_output, writing
     from rnnkit.tasks.forecast import (
         Forecast,
+        ForecastModel,
         Window,
         check_derived,
         forecast,
@@ -104,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
             f"for; got {args.horizon}"
         )
     device, precision = runtime(args)
-    model = load(args.run_dir, device)  # the run is checked before the data is read
+    # A forecast run's model (its task is checked above), loaded before the data is read.
+    model = cast(ForecastModel, load(args.run_dir, device))
     if args.data is None:
         data = read_recorded(config.derived)  # refused if changed, as eval and --resume do
     else:

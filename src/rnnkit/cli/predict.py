@@ -245,7 +245,8 @@ def read_tag_data(args: argparse.Namespace, config: Any) -> tuple[list[Any], lis
         raise ValueError(
             f"--data {args.data}: x is {kind}, and {args.run_dir} was trained on {trained}"
         )
-    if not text_run and first.shape[1] != int(config.derived["features"]):
+    # not text_run: first is a (T, F) array (a string was refused just above)
+    if not isinstance(first, str) and first.shape[1] != int(config.derived["features"]):
         raise ValueError(
             f"--data {args.data}: x has {first.shape[1]} feature(s) per step, and "
             f"{args.run_dir} was trained on {config.derived['features']}"

@@ -121,15 +121,21 @@ def docs_texts() -> list[tuple[Path, str]]:
         text = _docstrings(_read_lenient(path))
         if text:
             named.append((path, text))
-    try:
-        from pydoc_data.topics import topics  # a Python install may leave it out
-    except ImportError:
-        topics = {}
+    topics = _help_topics()
     topic_dir = stdlib_root() / "pydoc_data" / "topics"
     named += [(topic_dir / name, topics[name]) for name in sorted(topics) if topics[name].strip()]
     if not named:
         raise OSError(f"no docstrings or help topics under {stdlib_root()}")
     return named
+
+
+def _help_topics() -> dict[str, str]:
+    """The reference topics ``help()`` shows, by name; none where the install has none."""
+    try:
+        from pydoc_data.topics import topics  # a Python install may leave it out
+    except ImportError:
+        return {}
+    return topics
 
 
 def _docstrings(source: str) -> str:
@@ -295,7 +301,8 @@ def _split(root: Path, named: list[tuple[Path, str]], source: dict[str, Any]) ->
         n = len(whole)
         a, b = n * _TRAIN_BELOW // 100, n * _VALIDATION_BELOW // 100
         return Corpus(whole[:a], whole[a:b], whole[b:], source, len(named))
-    return Corpus(*(_join(parts[name]) for name in SPLITS), source, len(named))
+    train, validation, test = (_join(parts[name]) for name in SPLITS)
+    return Corpus(train, validation, test, source, len(named))
 
 
 def _join(texts: Any) -> str:

@@ -546,7 +546,7 @@ def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
             stamp = _time_key(cells[time_col])
             before = last_time.get(key)
             comparable = before is not None and type(before[0]) is type(stamp)
-            if stamp is not None and comparable and stamp <= before[0]:
+            if stamp is not None and before is not None and comparable and stamp <= before[0]:
                 raise ValueError(
                     f"{where}, line {number}: time {cells[time_col].strip()!r} of series "
                     f"{key!r} does not come after line {before[1]}'s; the rows of a "

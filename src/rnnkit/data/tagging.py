@@ -379,7 +379,8 @@ def _parse_line(raw: str, number: int, where: str, require_labels: bool = True) 
         )
     if len(xs) == 0:
         raise ValueError(f"{where}: x is empty; an example needs at least one step")
-    if "y" in obj and len(y) != len(xs):
+    # y is a list whenever obj has one (checked above); None when it has none.
+    if isinstance(y, list) and len(y) != len(xs):
         unit = "characters" if isinstance(xs, str) else "steps"
         raise ValueError(
             f"{where}: len(y) must equal len(x); got {len(y)} tags for {len(xs)} {unit}"
@@ -485,11 +486,9 @@ def load_jsonl(
     if test_data is not None:
         refuse_same_file("--test-data", test_data, "--data", data)
     test_examples = read_jsonl(test_data, "--test-data") if test_data is not None else None
-    kind = "text" if isinstance(examples[0].x, str) else "features"
+    kind, width = _x_kind(examples[0].x)
     if test_examples is not None:
-        tkind = "text" if isinstance(test_examples[0].x, str) else "features"
-        width = 0 if kind == "text" else examples[0].x.shape[1]
-        twidth = 0 if tkind == "text" else test_examples[0].x.shape[1]
+        tkind, twidth = _x_kind(test_examples[0].x)
         if (tkind, twidth) != (kind, width):
             raise ValueError(
                 f"--test-data {test_data}: x is {tkind}"
@@ -532,6 +531,11 @@ def load_jsonl(
         },
     }
     return TaggedData(parts["train"], parts["validation"], parts["test"], tags, source)
+
+
+def _x_kind(x: str | np.ndarray) -> tuple[str, int]:
+    """("text", 0) for a string x, ("features", F) for a (T, F) array."""
+    return ("text", 0) if isinstance(x, str) else ("features", x.shape[1])
 
 
 def file_sha256_checked(path: str, flag: str) -> str:

@@ -415,7 +415,8 @@ def _stamped(text: str, at: str, dim: int) -> list[str]:
     or around the pairs (it would be dropped unseen)."""
     if not text.strip():
         return []
-    values, pos = [], 0
+    values: list[str] = []
+    pos = 0
     while True:
         m = _PAIR.match(text, pos)
         if m is None:

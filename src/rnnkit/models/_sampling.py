@@ -19,6 +19,7 @@ compute); anything else samples through :class:`rnnkit.Stream` in Python.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -65,7 +66,7 @@ class FusedLoop:
         G = weights[0]["weight_hh"].shape[0]  # gate rows: 4H, 3H or H
         zeros = model.head.weight.new_zeros(G)
 
-        def bias(w: dict[str, Tensor], name: str) -> Tensor:
+        def bias(w: Mapping[str, Tensor], name: str) -> Tensor:
             return w[name].detach().contiguous() if name in w else zeros
 
         first = weights[0]

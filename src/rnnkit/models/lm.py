@@ -110,7 +110,9 @@ class CharLM(nn.Module):
         # Between-layer dropout is the layer's own (Zaremba et al. 2014: non-recurrent
         # connections only), so the fused kernel still runs.
         # Jozefowicz et al. 2015: a forget-gate bias of 1 lets gradients flow from the start.
-        options = {} if config.forget_bias is None else {"forget_bias": config.forget_bias}
+        options: dict[str, Any] = (
+            {} if config.forget_bias is None else {"forget_bias": config.forget_bias}
+        )
         self.rnn = CELLS[config.cell](E, H, L, dropout=config.dropout if L > 1 else 0.0, **options)
         self.head = nn.Linear(H, V)
 

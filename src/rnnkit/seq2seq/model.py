@@ -25,8 +25,9 @@ runs the very same step, so both compute the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -153,6 +154,11 @@ class Seq2Seq(nn.Module):
         self.head = nn.Linear(c.decoder_hidden, c.tgt_vocab_size)  # W_s, eq. 6
         self.drop = nn.Dropout(c.dropout)
 
+    def _cells(self) -> Sequence[RecurrentCell]:
+        """The decoder's cells: ``self.cells`` (an nn.ModuleList, which types its items
+        as plain Modules) holds only cells of :data:`DECODER_CELLS`."""
+        return cast(Sequence[RecurrentCell], self.cells)
+
     # ---- encoder ----------------------------------------------------------------------
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> Memory:
@@ -180,7 +186,7 @@ class Seq2Seq(nn.Module):
         c = self.config
         B = memory.summary.size(0)
         h0 = torch.tanh(self.bridge(memory.summary)).view(B, c.decoder_layers, -1)
-        extra = len(self.cells[0].state_names) - 1  # the LSTM's c starts at zero
+        extra = len(self._cells()[0].state_names) - 1  # the LSTM's c starts at zero
         layers = tuple(
             (h0[:, k], *(torch.zeros_like(h0[:, k]) for _ in range(extra)))
             for k in range(c.decoder_layers)
@@ -197,7 +203,7 @@ class Seq2Seq(nn.Module):
         if self.config.input_feeding:
             x = torch.cat([x, state.feed], dim=-1)  # (B, emb + Hd)
         layers = []
-        for k, cell in enumerate(self.cells):
+        for k, cell in enumerate(self._cells()):
             p = cell.own_parameters()
             s = cell.step(p, cell.project(p, x), state.layers[k], None)
             layers.append(s)

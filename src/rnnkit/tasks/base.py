@@ -105,8 +105,10 @@ class Task(ABC):
     summary: ClassVar[str]  # one line for `rnnkit train --help`
     Options: ClassVar[type]  # a dataclass of the task's own options, built with option()
     train_defaults: ClassVar[dict[str, Any]] = {}  # TrainConfig fields this task changes
-    metric: ClassVar[str]  # the validation metric that picks the best model
-    higher_is_better: ClassVar[bool] = False
+    # The validation metric that picks the best model, and its direction: set by each
+    # task's class, or per instance where the caller names them (rnnkit.fit).
+    metric: str
+    higher_is_better: bool = False
     extra_files: ClassVar[tuple[str, ...]] = ()  # files of its own in the run folder
     # Options added after runs were saved, with the value that reproduces what such a
     # run did: an older config.json lacks them and reads as that value (a complete

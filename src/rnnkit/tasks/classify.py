@@ -177,6 +177,10 @@ class SequenceClassifier(nn.Module):
     are buffers set from the training split, so a loaded model takes raw series.
     """
 
+    # Buffers (register_buffer in __init__): declared so that they read as tensors.
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self,
         input_size: int,
@@ -775,8 +779,12 @@ def describe_source(o: ClassifyOptions) -> dict[str, Any]:
     """What a new run reads, as config.json records it."""
     if o.data is None:
         name = o.dataset or DEFAULT_DATASET
-        train, test = dataset_files(name)
-        return {"dataset": name, "train": {"file": train.name}, "test": {"file": test.name}}
+        train_file, test_file = dataset_files(name)
+        return {
+            "dataset": name,
+            "train": {"file": train_file.name},
+            "test": {"file": test_file.name},
+        }
     for flag, value in (("--data", o.data), ("--test-data", o.test_data)):
         if value is not None and not Path(value).is_file():
             what = "is a folder" if Path(value).is_dir() else "does not exist"

@@ -48,7 +48,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -370,6 +370,10 @@ class ForecastModel(nn.Module):
     :func:`forecast` and :class:`OnlineForecaster` turn raw outputs into values.
     """
 
+    # Buffers (register_buffer in __init__): declared so that they read as tensors.
+    interval_scale: Tensor
+    correction: Tensor
+
     def __init__(self, config: ForecastConfig) -> None:
         super().__init__()
         self.config = config
@@ -391,7 +395,8 @@ class ForecastModel(nn.Module):
                 for _ in range(c.members)
             ])  # fmt: skip
             self.head = AverageBands(self.rnn, c.horizon, self.outputs, self.features)
-            linears = list(self.head.linear.linears)
+            # MemberLinear's ModuleList holds one nn.Linear per member.
+            linears = cast("list[nn.Linear]", list(self.head.linear.linears))
         for linear in linears:  # small heads: the untrained model forecasts about its anchor
             nn.init.normal_(linear.weight, std=0.01)
             nn.init.zeros_(linear.bias)
@@ -431,7 +436,11 @@ class ForecastModel(nn.Module):
             out, final = layer(xk, sk, lengths=nk)
             raws.append(head(torch.cat([self.drop(out), xk.to(out.dtype)], dim=-1)))
             finals.append(final)
-        final = self.rnn.join_state(finals) if K > 1 else finals[0]  # type: ignore[union-attr]
+        # K > 1 only for an ensemble (a single network is one pair).
+        if isinstance(self.rnn, Members) and K > 1:
+            final = self.rnn.join_state(finals)
+        else:
+            final = finals[0]
         return torch.stack(raws).unflatten(-1, shape), final
 
     def bands(self, raw: Tensor, calibrated: bool = True) -> tuple[Tensor, Tensor, Tensor]:
@@ -984,8 +993,8 @@ def recalibrated(
     for w in known:
         y, f = values[w.series], raw[w]
         t = np.arange(w.origin, min(w.origin + h, len(y)))
-        for e, r in zip(len(y) - t, outside(y[t], f, t - w.origin), strict=True):
-            arriving.setdefault(int(e), []).append((len(y) - w.origin, float(r)))
+        for at, r in zip(len(y) - t, outside(y[t], f, t - w.origin), strict=True):
+            arriving.setdefault(int(at), []).append((len(y) - w.origin, float(r)))
     if adapt_from is None:
         adapt_from = h + origins - 1
     # The level holds at 80 % over the time steps before adapt_from whose values arrive.
@@ -1290,7 +1299,8 @@ class ForecastTask(Task):
 
     def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
         b: Batch = batch
-        model: ForecastModel = getattr(net, "module", net)
+        # The task's own model, or DistributedDataParallel's wrapper around it.
+        model = cast(ForecastModel, getattr(net, "module", net))
         K = model.config.members
         state = None
         if b.burn.size(0) > 0:
@@ -1343,6 +1353,8 @@ class ForecastTask(Task):
         """The forecasts the test scores and the plot show (``adapt``: :func:`recalibrated`'s;
         default ``--adapt``)."""
         if self.recalibrates:
+            # ForecastOptions.__post_init__ sets a step where --adapt was not given.
+            assert self.options.adapt is not None
             a = float(self.options.adapt) if adapt is None else adapt
             return recalibrated(model, self.values, scored, self.derived["origins"], adapt=a)
         return model_forecasts(model, self.values, scored)

@@ -240,8 +240,13 @@ class LanguageModelTask(Task):
 
     def load_carried(self, tensors: dict[str, Tensor], ctx: distributed.Context) -> None:
         rows = distributed.rows(ctx, self.options.batch_size)
-        parts = tuple(tensors[n][:, rows].to(ctx.device) for n in ("h", "c") if n in tensors)
-        self.state = (parts if len(parts) > 1 else parts[0]) if parts else None
+        parts = [tensors[n][:, rows].to(ctx.device) for n in ("h", "c") if n in tensors]
+        state: LayerState | None = None
+        if len(parts) == 2:  # an LSTM's (h, c)
+            state = (parts[0], parts[1])
+        elif parts:
+            state = parts[0]
+        self.state = state
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         o = self.options

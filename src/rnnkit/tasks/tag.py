@@ -116,6 +116,10 @@ class Tagger(nn.Module):
         (2, 5, 3)
     """
 
+    # Buffers (register_buffer in __init__): declared so that they read as tensors.
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
         self.config = c = config

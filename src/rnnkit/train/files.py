@@ -357,10 +357,10 @@ def optimizer_from_tensors(
         why = f"it has no entry {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
         raise ValueError(f"the optimiser state: {why}") from None
     flat = [p for g in optimizer.param_groups for p in g["params"]]
-    for idx, entry in state.items():
+    for number, entry in state.items():
         for key, value in entry.items():
-            if isinstance(value, Tensor) and value.dim() > 0 and value.shape != flat[idx].shape:
+            if isinstance(value, Tensor) and value.dim() > 0 and value.shape != flat[number].shape:
                 raise ValueError(
-                    f"the optimiser's {key} of parameter {idx} has shape "
-                    f"{tuple(value.shape)}; the model's is {tuple(flat[idx].shape)}"
+                    f"the optimiser's {key} of parameter {number} has shape "
+                    f"{tuple(value.shape)}; the model's is {tuple(flat[number].shape)}"
                 )

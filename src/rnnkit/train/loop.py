@@ -87,8 +87,12 @@ class Trainer:
         # Decoupled weight decay on matrices only: decaying biases and gains only hurts.
         matrices = [p for p in self.model.parameters() if p.dim() >= 2]
         vectors = [p for p in self.model.parameters() if p.dim() < 2]
+        groups: list[dict[str, Any]] = [
+            {"params": matrices},
+            {"params": vectors, "weight_decay": 0.0},
+        ]
         self.optimizer = torch.optim.AdamW(
-            [{"params": matrices}, {"params": vectors, "weight_decay": 0.0}],
+            groups,
             lr=train.lr,
             weight_decay=train.weight_decay,
         )

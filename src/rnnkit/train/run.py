@@ -342,7 +342,9 @@ def load(
     weights = folder.best_weights()
     check_fits(model.state_dict(), weights, folder.path / "model.safetensors")
     model.load_state_dict(weights)
-    model.rnnkit_config = config  # a plain attribute: not part of the state_dict
+    # A plain attribute, not part of the state_dict. (torch's stub types an attribute set on a
+    # Module as Tensor | Module; any value is accepted at run time.)
+    model.rnnkit_config = config  # type: ignore[assignment]
     return model.to(device).eval()
 
 

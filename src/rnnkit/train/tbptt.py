@@ -36,7 +36,7 @@ def detach_state(state: S) -> S:
     if isinstance(state, Tensor):
         return state.detach()  # type: ignore[return-value]
     if isinstance(state, (tuple, list)):
-        return type(state)(detach_state(s) for s in state)  # type: ignore[return-value]
+        return type(state)(detach_state(s) for s in state)
     raise TypeError(f"detach_state: expected a tensor or a tuple of them; got {type(state)}")
 
 
