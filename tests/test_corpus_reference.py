@@ -43,6 +43,11 @@ def _no_hang():
 
 def reference_files(root: Path) -> list[tuple[str, str]]:
     """(relative path, text) of every file the docs say a folder contributes, in order."""
+    return reference_folder(root)[0]
+
+
+def reference_folder(root: Path) -> tuple[list[tuple[str, str]], Counter[str]]:
+    """:func:`reference_files`, and the files left out counted by the docs' reasons."""
     paths: list[str] = []
 
     def visit(rel: str, real_above: set[str]) -> None:
@@ -69,12 +74,28 @@ def reference_files(root: Path) -> list[tuple[str, str]]:
     for rel in sorted(paths, key=lambda r: (through_link(r), r)):  # own paths win
         st = os.stat(os.path.join(root, rel))
         chosen.setdefault((st.st_dev, st.st_ino), rel)
-    out = []
+    out, skipped = [], Counter[str]()
     for rel in sorted(chosen.values()):
-        text = reference_text(Path(root, rel).read_bytes())
+        data = Path(root, rel).read_bytes()
+        text = reference_text(data)
         if text is not None:
             out.append((rel, text))
-    return out
+        else:
+            skipped[reference_reason(data)] += 1
+    return out, skipped
+
+
+def reference_reason(data: bytes) -> str:
+    """Why the docs say a folder leaves out a file whose reference_text is None."""
+    if not data:
+        return "empty"
+    if b"\x00" in data:
+        return "binary"
+    try:
+        data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    return "only whitespace"
 
 
 def reference_text(data: bytes) -> str | None:
@@ -176,15 +197,19 @@ def make_tree(root: Path, seed: int) -> None:
 
 
 def check_against_reference(root: Path, min_count: int) -> None:
-    want = reference_files(root)
+    want, skipped = reference_folder(root)
+    # The summary names the reasons in the docs' order, with their counts.
+    order = ["empty", "only whitespace", "binary", "not UTF-8"]
+    note = ", ".join(f"{skipped[why]} {why}" for why in order if skipped[why])
+    note = f"{skipped.total()} skipped ({note})" if note else ""
     if not want:
-        raises_exactly(
-            ValueError, f"folder {root} holds no UTF-8 text files", corpus.read_files, root
-        )
+        message = f"folder {root} holds no UTF-8 text files" + (f"; {note}" if note else "")
+        raises_exactly(ValueError, message, corpus.read_files, root)
         return
     got = corpus.read_files(root)
     assert [(f.relative_to(root).as_posix(), t) for f, t in got] == want
     c = corpus.read_text(root)
+    assert corpus.skipped_note(c.skipped) == note
     assert (c.train, c.validation, c.test) == reference_splits(want)
     assert c.num_files == len(want)
     assert corpus.read_all(root) == "".join(t if t.endswith("\n") else t + "\n" for _, t in want)

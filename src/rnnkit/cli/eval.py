@@ -21,7 +21,7 @@ from rnnkit.cli._lm_args import (
     runtime,
 )
 from rnnkit.cli._outputs import check_new_folder, check_outside_runs, same_file, staged_folder
-from rnnkit.data.corpus import SPLITS, load_corpus, read_files
+from rnnkit.data.corpus import SPLITS, load_corpus, read_files_counted, skipped_note
 from rnnkit.data.vocab import UNK_ID
 from rnnkit.train import bits_per_char, load
 from rnnkit.train.evaluate import stream_lengths
@@ -122,11 +122,14 @@ def run_eval(args: argparse.Namespace) -> int:
     model = cast("CharLM", load(args.run_dir, device))
     added = ""
     if args.text is not None:
-        named = read_files(args.text)
+        named, skipped = read_files_counted(args.text)
         # Joined as read_all joins them (and training reads its files): each file ends in a
         # newline. The newlines added are named, so that the count is the files' own + these.
         text = "".join(t if t.endswith("\n") else t + "\n" for _, t in named)
         what, ended = args.text, sum(not t.endswith("\n") for _, t in named)
+        if len(named) > 1 or skipped:  # a folder: how many of its files were read
+            read = _count(len(named), "file")
+            what += f" ({read}, {skipped_note(skipped)})" if skipped else f" ({read})"
         if ended:
             added = f" (with a newline added at the end of {_count(ended, 'file')})"
     else:

@@ -27,7 +27,9 @@ import os
 import sys
 import sysconfig
 import zlib
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,8 @@ class Corpus:
     test: str
     source: dict[str, Any]  # how to read it again: {"kind": "stdlib" | "docs" | "text", ...}
     num_files: int
+    # Files of a --text folder left out, by why: {"binary": 2, "not UTF-8": 1, ...}.
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def split(self, name: str) -> str:
         if name not in SPLITS:
@@ -65,7 +69,8 @@ class Corpus:
     def describe(self) -> str:
         sizes = ", ".join(f"{name} {len(self.split(name)):,}" for name in SPLITS)
         where = self.source.get("path") or NAMED[self.source.get("kind", "stdlib")]
-        return f"{where}: {self.num_files} file(s); characters: {sizes}"
+        skipped = f", {note}" if (note := skipped_note(self.skipped)) else ""
+        return f"{where}: {self.num_files} file(s){skipped}; characters: {sizes}"
 
 
 # The corpora that every Python install holds, by the name --corpus takes.
@@ -154,10 +159,10 @@ def _docstrings(source: str) -> str:
 
 def read_text(path: str | os.PathLike[str]) -> Corpus:
     """The corpus of one UTF-8 file, or of every UTF-8 text file under a folder."""
-    named = read_files(path)
+    named, skipped = read_files_counted(path)
     p = Path(path)
     source = {"kind": "text", "path": str(p.resolve())}
-    return _split(p if p.is_dir() else p.parent, named, source)
+    return replace(_split(p if p.is_dir() else p.parent, named, source), skipped=skipped)
 
 
 def read_all(path: str | os.PathLike[str]) -> str:
@@ -167,18 +172,44 @@ def read_all(path: str | os.PathLike[str]) -> str:
 
 def read_files(path: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     """``(path, text)`` of a UTF-8 file, or of the UTF-8 text files under a folder."""
+    return read_files_counted(path)[0]
+
+
+def read_files_counted(
+    path: str | os.PathLike[str],
+) -> tuple[list[tuple[Path, str]], dict[str, int]]:
+    """:func:`read_files`, and how many files of a folder were skipped, by why."""
     if not os.fspath(path):
         raise ValueError("--text needs a file or folder path; got an empty string")
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"text file or folder not found: {p}")
     if p.is_dir():
-        named = [(f, _read_lenient(f)) for f in text_files(p)]
-        named = [(f, _newlines(t)) for f, t in named if t]
+        named, skipped = [], Counter[str]()
+        for f in text_files(p):
+            text, why = _read_or_why(f)
+            if why:
+                skipped[why] += 1
+            else:
+                named.append((f, _newlines(text)))
+        why_skipped = {why: skipped[why] for why in _SKIPPED if skipped[why]}
         if not named:
-            raise ValueError(f"folder {p} holds no UTF-8 text files")
-        return named
-    return [(p, read_corpus_file(p))]
+            note = f"; {skipped_note(why_skipped)}" if why_skipped else ""
+            raise ValueError(f"folder {p} holds no UTF-8 text files{note}")
+        return named, why_skipped
+    return [(p, read_corpus_file(p))], {}
+
+
+# Why a folder's file is left out, in the order a summary names them.
+_SKIPPED = ("empty", "only whitespace", "binary", "not UTF-8", "unreadable")
+
+
+def skipped_note(skipped: Mapping[str, int]) -> str:
+    """ "3 skipped (2 binary, 1 not UTF-8)", or "" when no file was skipped."""
+    total = sum(skipped.values())
+    if not total:
+        return ""
+    return f"{total} skipped ({', '.join(f'{n} {why}' for why, n in skipped.items())})"
 
 
 def read_corpus_file(path: Path) -> str:
@@ -213,10 +244,25 @@ def read_text_file(path: Path) -> str:
 
 def _read_lenient(path: Path) -> str:
     """A file's text, or '' for files a folder scan skips (binary, not UTF-8, empty)."""
+    return _read_or_why(path)[0]
+
+
+def _read_or_why(path: Path) -> tuple[str, str]:
+    """``(text, "")``, or ``("", why)`` for a file a folder scan skips: the checks of
+    :func:`read_text_file`, with the reason named as in _SKIPPED."""
     try:
-        return read_text_file(path)
-    except (ValueError, OSError):
-        return ""
+        data = path.read_bytes()
+    except OSError:  # no permission, or removed while the folder is read
+        return "", "unreadable"
+    if not data:
+        return "", "empty"
+    if b"\x00" in data:
+        return "", "binary"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return "", "not UTF-8"
+    return (text, "") if text.strip() else ("", "only whitespace")
 
 
 def text_files(root: Path) -> list[Path]:
