@@ -22,12 +22,13 @@ and string prefixes the unidirectional model gets wrong most. With ``--img DIR``
 writes ``tag-uni-vs-bi.png`` (per-tag error rates) and ``tag-tagged.png`` (a test snippet
 coloured by the bidirectional model's tags).
 
-    python benchmarks/tag.py --img docs/img          # ~10 minutes on one CPU thread
+    python benchmarks/tag.py --img docs/img --overwrite   # ~10 minutes on one CPU thread
     python benchmarks/tag.py --quick                 # a smoke run (seconds)
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import itertools
 import sys
@@ -59,6 +60,7 @@ import _args
 from _timing import machine
 
 HASH_FEATURES = 1 << 20
+FIGURES = ("tag-uni-vs-bi.png", "tag-tagged.png")  # what --img DIR receives
 
 
 def main() -> None:
@@ -75,9 +77,13 @@ def main() -> None:
                    help="sklearn's training sample (default: 1000000)")  # fmt: skip
     p.add_argument("--seed", type=_args.seed, default=0)
     p.add_argument("--img", type=_args.folder,
-                   help="folder for tag-uni-vs-bi.png and tag-tagged.png")  # fmt: skip
+                   help=f"folder for {' and '.join(FIGURES)}")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the figures in --img's folder (else refused)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="30 steps, 50 k sklearn characters")
     args = p.parse_args()
+    if args.img is not None and not args.overwrite:  # checked before ten minutes of work
+        _refuse_held_figures(p, Path(args.img))
     if args.quick:
         _args.no_effect(p, "with --quick", {"--steps": args.steps, "--sk-chars": args.sk_chars})
         args.steps, args.sk_chars = 30, 50_000
@@ -198,13 +204,25 @@ def main() -> None:
 
     if args.img is not None:
         args.img.mkdir(parents=True, exist_ok=True)
-        plot_per_tag(per_tag, args.hidden, matched, args.img / "tag-uni-vs-bi.png")
+        per_tag_png, tagged_png = (args.img / n for n in FIGURES)
+        plot_per_tag(per_tag, args.hidden, matched, per_tag_png)
         model = models["rnnkit bidirectional LSTM"]
         title = f"bidirectional LSTM H = {args.hidden}, {args.steps} steps"
-        draw_tagged(data.test, test, bi, truth, tags, args.img / "tag-tagged.png", title)
-        print(f"\nfigures: {args.img / 'tag-uni-vs-bi.png'}, {args.img / 'tag-tagged.png'}")
+        draw_tagged(data.test, test, bi, truth, tags, tagged_png, title)
+        print(f"\nfigures: {per_tag_png}, {tagged_png}")
         del model
     print(f"\nwhole benchmark: {time.perf_counter() - began:.0f} s")
+
+
+def _refuse_held_figures(p: argparse.ArgumentParser, folder: Path) -> None:
+    held = [n for n in FIGURES if (folder / n).exists() or (folder / n).is_symlink()]
+    if held:
+        _args.refuse(
+            p,
+            "--img",
+            f"expected a folder without {' or '.join(FIGURES)}; got {folder}, which holds "
+            f"{' and '.join(held)} (--overwrite replaces them)",
+        )
 
 
 def accuracy(pred: torch.Tensor, truth: torch.Tensor) -> float:

@@ -225,3 +225,25 @@ def test_an_existing_output_file_is_refused_unless_overwrite(tmp_path: Path) -> 
     assert _parse(["--out", str(saved), "--overwrite"]) == (None, "")
     assert _parse(["--out", str(tmp_path / "new.md")]) == (None, "")
     assert saved.read_text() == "the user's table\n" and not (tmp_path / "new.md").exists()
+
+
+def test_tag_img_refuses_a_folder_holding_its_figures_unless_overwrite(tmp_path: Path) -> None:
+    # --img names a folder, so new_file's check does not see the two files written into it.
+    held = tmp_path / "img"
+    held.mkdir()
+    (held / "tag-tagged.png").write_bytes(b"the user's figure")
+    before = _tree(tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "tag.py"), "--img", str(held)],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "tag.py: error: argument --img: expected a folder without tag-uni-vs-bi.png or "
+        f"tag-tagged.png; got {held}, which holds tag-tagged.png (--overwrite replaces them)\n"
+    )
+    assert _tree(tmp_path) == before
