@@ -127,6 +127,43 @@ def test_autograd_bptt_sets_the_parameters_grad() -> None:
     assert (mine.grads["head.weight"] - head.weight.grad).abs().max() <= TOLERANCE
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_autograd_bptt_refuses_a_frozen_parameter_and_changes_nothing(cell) -> None:
+    # A parameter with requires_grad=False kept .grad None: an AttributeError on None.
+    torch.manual_seed(2)
+    layer, head = _build(cell, 3, 4, 2)
+    data = sample(3, 2, 3, 4, 2, 2)
+    states = (data["h0"], data["c0"]) if cell == "lstm" else (data["h0"],)
+    layer.bias_hh_l0.requires_grad_(False)
+    head.weight.requires_grad_(False)
+    earlier = torch.full_like(layer.weight_ih_l0, 7.0)
+    layer.weight_ih_l0.grad = earlier.clone()
+    message = (
+        "autograd_bptt: every parameter of layer and head must require grad; "
+        "got requires_grad=False for bias_hh_l0, head.weight"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        autograd_bptt(layer, head, data["x"], data["target"], *states)
+    assert torch.equal(layer.weight_ih_l0.grad, earlier)  # refused before zero_grad
+    layer.bias_hh_l0.requires_grad_(True)
+    head.weight.requires_grad_(True)
+    bptt = lstm_bptt if cell == "lstm" else rnn_bptt
+    mine = bptt(layer, head, data["x"], data["target"], *states)
+    reference = autograd_bptt(layer, head, data["x"], data["target"], *states)
+    assert CellCheck(cell, mine, reference).max_difference() <= TOLERANCE
+
+
+def test_autograd_bptt_ignores_a_c0_given_with_an_rnn() -> None:
+    torch.manual_seed(3)
+    layer, head = _build("rnn", 3, 4, 2)
+    data = sample(3, 2, 3, 4, 2, 3)
+    args = (layer, head, data["x"], data["target"], data["h0"])
+    with_c0 = autograd_bptt(*args, data["c0"])
+    assert "c0" not in with_c0.grads and with_c0.delta_c is None
+    mine = rnn_bptt(*args)
+    assert CellCheck("rnn", mine, with_c0).max_difference() <= TOLERANCE
+
+
 def test_golden_values_and_determinism() -> None:
     first, second = run_bptt(), run_bptt()
     report = first.report()

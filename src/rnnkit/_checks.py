@@ -126,7 +126,8 @@ def _integer(value: object) -> int | None:
     if isinstance(value, Tensor) and (value.dim() != 0 or value.dtype == torch.bool):
         return None
     try:
-        return operator.index(value)  # type: ignore[call-overload]
+        # Any object may be tried: operator.index's TypeError is the "not an integer" answer.
+        return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         return None
 

@@ -80,10 +80,8 @@ def expectation(field: dataclasses.Field[Any], kind: type) -> str:
         return "a string"
     noun = "an integer" if kind is int else "a finite number"
     low, high = meta.get("low"), meta.get("high")
-    if low is None and high is None:
-        return noun
     if high is None:
-        return f"{noun} >= {_num(low)}"
+        return noun if low is None else f"{noun} >= {_num(low)}"
     close = ")" if meta.get("open_high") else "]"
     lo = "-inf" if low is None else _num(low)
     return f"{noun} in [{lo}, {_num(high)}{close}"

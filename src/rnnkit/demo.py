@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO, cast
 
 from rnnkit.models.memory import MemoryTaskConfig, baseline
 from rnnkit.tasks.memory import AddingTask, MemoryOptions
@@ -84,10 +85,13 @@ def run_demo(
         f"adding problem, T = {length}: an LSTM must remember two marked values across the "
         f"sequence; predicting 1 always gives MSE {task.baseline:.3f}"
     )
+    # train's progress is typed typing.TextIO, which io.TextIOBase (_Lines) does not
+    # subclass; _Lines has what train uses of a text stream.
+    progress = cast(TextIO, _Lines(log))
     with tempfile.TemporaryDirectory(prefix="rnnkit-demo-") as scratch:
         folder = Path(out) if out is not None else Path(scratch) / "adding"
         summary = train(
-            "adding", options, train_config, out=folder, log=lambda _: None, progress=_Lines(log)
+            "adding", options, train_config, out=folder, log=lambda _: None, progress=progress
         )
         for line in summary.lines:
             log(line)

@@ -62,7 +62,7 @@ State = Any  # one array (L, B, S), or a tuple of them (h, c) for an LSTM
 def is_count(value: object, low: int = 0) -> bool:
     """Whether ``value`` is an integer >= ``low``: a numpy integer is one (a count read
     from an array), a bool is not (True would be read as 1)."""
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and int(value) >= low
 
 
 # ---- loading ------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -139,7 +139,7 @@ def _quantized_parts(model: nn.Module) -> dict[str, torch.dtype]:
     for name, module in model.named_modules():
         path = name or "model"
         if isinstance(module, QuantizedRecurrent):
-            parts[path] = module.quantized.dtype
+            parts[path] = cast(torch.dtype, module.quantized.dtype)  # a torch.ao layer's
             inner.add(id(module.quantized))
         elif isinstance(module, dynamic.Linear):
             parts[path] = module._packed_params.dtype

@@ -187,7 +187,7 @@ class Stream:
                 f"Stream: step batch size must equal the running stream's; expected "
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
             )
-        weight = layer.weight_ih_l0
+        weight = layer.weight_ih_l0  # a registered weight (or its parametrization)
         autocast = _autocast.enabled(x.device)
         key = (layer.training, x.dtype, x.device)
         if self._stepper is None or key != self._stepper_key:

@@ -17,6 +17,7 @@ cached here, so a parametrized or swapped weight is the one the kernel sees.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,7 +33,8 @@ from rnnkit.kernels.native_rnn import KERNELS, native_rnn, sequence
 # cost at every hidden size measured (see the module docstring).
 SHORT_STEPS = 4
 
-_STEP_KERNELS = {
+# torch's one-step kernels; LSTM's takes and returns (h, c), the others h alone.
+_STEP_KERNELS: dict[str, Callable[..., Any]] = {
     "LSTM": torch.lstm_cell,
     "GRU": torch.gru_cell,
     "RNN_TANH": torch.rnn_tanh_cell,

@@ -9,12 +9,15 @@ than computed as 0 · h_{t-1}, which is NaN when an earlier step left inf or NaN
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
 from rnnkit.backends.plan import Plan, Weights
 from rnnkit.backends.stack import masks, run_stack, without_padding
 from rnnkit.cells.base import State
+from rnnkit.cells.linear import LinearRecurrentCell
 from rnnkit.kernels import gemm
 from rnnkit.kernels.scan import linear_scan
 
@@ -35,7 +38,8 @@ def run(
     x = without_padding(x, m.valid)
 
     def direction(k: int, d: int, inp: Tensor, s0: State) -> tuple[Tensor, State]:
-        cell, p = plan.cells[k], weights[k][d]
+        # backends.choose runs this backend only on cells linear in the state.
+        cell, p = cast(LinearRecurrentCell, plan.cells[k]), weights[k][d]
         # Under autocast the projection comes in the lower precision; the scan runs in the
         # state's, as the step-by-step recurrence promotes to (a no-op otherwise).
         gx = cell.project(p, inp, gemm.linear).to(s0[0].dtype)

@@ -394,14 +394,15 @@ class RecurrentCell(nn.Module, abc.ABC):
         p = self.own_parameters()
         autocast = _autocast.enabled(x.device)
         given_hx, input_dtype = hx, x.dtype
+        state_hx: object = hx  # cast_state passes a malformed hx on, for _state_in to name
         if autocast:
             # As torch.nn's cells under autocast, a lower-precision input or state is taken:
             # the step runs in the parameters' precision and returns the dtypes torch.nn's
             # cell returns (see rnnkit._autocast).
             x = x.to(p["weight_ih"].dtype)
-            hx = _autocast.cast_state(hx, x.dtype)
+            state_hx = _autocast.cast_state(hx, x.dtype)
         _checks.same_dtype_device(owner, "input", x, p["weight_ih"], "the parameters")
-        state = self._state_in(hx, x, batched)
+        state = self._state_in(state_hx, x, batched)
         if recurrent_mask is None:
             recurrent_mask = self.sample_recurrent_mask(x.size(0), x)
         new = self.step(p, self.project(p, x), state, recurrent_mask)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -84,7 +85,8 @@ class Tagger(nn.Module):
         super().__init__()
         self.rnn = rnn
         self.vocab = vocab
-        self.head = nn.Linear(rnn.output_size, vocab * n_offsets)
+        output_size = cast(int, rnn.output_size)  # an rnnkit layer's D*H, an int
+        self.head = nn.Linear(output_size, vocab * n_offsets)
 
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.rnn(x)  # (T, B, D*H)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -200,7 +201,8 @@ def _sums_over_time(
     grads["head.weight"] = torch.einsum("tbo,tbh->oh", dy, h[1:])  # Σ_t ∂L^t/∂y^t (h^t)ᵀ
     if head.bias is not None:
         grads["head.bias"] = dy.sum((0, 1))
-    grads["x"] = delta_a @ layer.weight_ih_l0  # ∂L/∂x^t = W_xhᵀ δa^t (rows are samples)
+    W_ih = layer.weight_ih_l0
+    grads["x"] = delta_a @ W_ih  # ∂L/∂x^t = W_xhᵀ δa^t (rows are samples)
     return grads
 
 
@@ -302,27 +304,29 @@ def autograd_bptt(
     lstm = isinstance(layer, LSTM)
     states0: dict[str, object] = {"h0": h0, "c0": c0} if lstm else {"h0": h0}
     _check("autograd_bptt", layer, LSTM if lstm else RNN, head, x, target, states0)
-    assert c0 is not None or not lstm  # checked above: c0 is a tensor for an LSTM
+    _check_trainable(layer, head)
+    # _check made c0 a tensor for an LSTM; an RNN has no cell state and ignores a c0.
+    c0 = c0 if lstm else None
     layer.zero_grad(set_to_none=True)
     head.zero_grad(set_to_none=True)
     x_in = x.detach().clone().requires_grad_(True)
     h_in = h0.detach().clone().requires_grad_(True)
-    c_in = c0.detach().clone().requires_grad_(True) if lstm else None
-    state = (h_in[None], c_in[None]) if lstm else h_in[None]  # (L*D = 1, B, H)
-    out, _ = layer(x_in, state)
+    c_in = c0.detach().clone().requires_grad_(True) if c0 is not None else None
+    state_in = (h_in[None], c_in[None]) if c_in is not None else h_in[None]  # (L*D = 1, B, H)
+    out, _ = layer(x_in, state_in)
     loss = 0.5 * (head(out) - target).pow(2).sum()
     loss.backward()
-    grads = {name: p.grad.detach().clone() for name, p in layer.named_parameters()}
-    grads |= {f"head.{name}": p.grad.detach().clone() for name, p in head.named_parameters()}
-    grads["x"], grads["h0"] = x_in.grad, h_in.grad
-    if lstm:
-        grads["c0"] = c_in.grad
+    grads = {name: _grad(p).detach().clone() for name, p in layer.named_parameters()}
+    grads |= {f"head.{name}": _grad(p).detach().clone() for name, p in head.named_parameters()}
+    grads["x"], grads["h0"] = _grad(x_in), _grad(h_in)
+    if c_in is not None:
+        grads["c0"] = _grad(c_in)
 
     # δh^t, δc^t: the layer's own cell, one step at a time, keeping every state. The cell
     # computes h^t from c^t, so ∂L/∂c^t reaches c^t through h^t and through c^{t+1}.
     cell, p = layer.first_cell, layer.cell_parameters(0, 0)
     gx = cell.project(p, x)  # W_x· x^t + b_ih for every t
-    state = (h0, c0) if lstm else (h0,)
+    state: tuple[Tensor, ...] = (h0, c0) if c0 is not None else (h0,)
     states: list[Tensor] = []
     step_loss = x.new_zeros(())
     for t in range(x.size(0)):
@@ -334,6 +338,25 @@ def autograd_bptt(
     delta_h = torch.stack(deltas[0::n])  # (T, B, H)
     delta_c = torch.stack(deltas[1::n]) if lstm else None
     return Backward(float(loss.detach()), grads, delta_h, delta_c)
+
+
+def _check_trainable(layer: RecurrentLayer, head: nn.Linear) -> None:
+    """Refuse a frozen parameter: backward leaves its .grad None, which ended in an
+    AttributeError ("'NoneType' object has no attribute 'detach'")."""
+    frozen = [name for name, p in layer.named_parameters() if not p.requires_grad]
+    frozen += [f"head.{name}" for name, p in head.named_parameters() if not p.requires_grad]
+    if frozen:
+        raise ValueError(
+            "autograd_bptt: every parameter of layer and head must require grad; "
+            f"got requires_grad=False for {', '.join(frozen)}"
+        )
+
+
+def _grad(t: Tensor) -> Tensor:
+    """``t.grad`` after ``loss.backward()`` in :func:`autograd_bptt`: every tensor read this
+    way is a leaf that requires grad (the parameters checked by :func:`_check_trainable`)
+    and that the loss reads, so backward filled it."""
+    return cast(Tensor, t.grad)
 
 
 # ---- the experiment -------------------------------------------------------------------

@@ -53,8 +53,13 @@ def available_cells() -> list[CellKind]:
     for name in ("MinGRU", "MinLSTM"):
         layer_class = getattr(rnnkit.layers, name, None)
         if layer_class is not None:
-            cells.append(CellKind(name, lambda i, h, c=layer_class: c(i, h)))
+            cells.append(CellKind(name, _builder(layer_class)))
     return cells
+
+
+def _builder(layer_class: type[rnnkit.RecurrentLayer]) -> Builder:
+    """A :data:`Builder` of ``layer_class`` (a closure per class, bound here)."""
+    return lambda i, h: layer_class(i, h)
 
 
 def _checked_cells(cells: object) -> list[CellKind]:
@@ -336,8 +341,13 @@ def run_compare(
     for name, value in integers.items():
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"compare: {name} must be an integer; got {value!r}")
-    sizes = (("hidden", hidden), ("input_size", input_size), ("length", length), ("batch", batch))
-    for name, value in sizes:
+    positive = (
+        ("hidden", hidden),
+        ("input_size", input_size),
+        ("length", length),
+        ("batch", batch),
+    )
+    for name, value in positive:
         if value < 1:
             raise ValueError(f"compare: {name} must be >= 1; got {value}")
     if any(T < 1 for T in scaling_lengths):
@@ -345,20 +355,21 @@ def run_compare(
     if repeats < 1 or steps < 0:
         raise ValueError(f"compare: repeats must be >= 1 and steps >= 0; got {repeats}, {steps}")
     longest = max(scaling_lengths, default=0)
-    sizes = {"input_size": input_size, "hidden": hidden, "batch": batch,
-             "scaling_lengths": longest, "length": length}  # fmt: skip
-    check_memory(sizes, steps, shown=repr(tuple(scaling_lengths)))
+    memory = {"input_size": input_size, "hidden": hidden, "batch": batch,
+              "scaling_lengths": longest, "length": length}  # fmt: skip
+    check_memory(memory, steps, shown=repr(tuple(scaling_lengths)))
     cells = available_cells() if cells is None else _checked_cells(cells)
     x = torch.randn(length, batch, input_size, generator=torch.Generator().manual_seed(seed))
     budget = count_parameters(rnnkit.LSTM(input_size, hidden))
     hiddens = [(hidden, hidden_for_budget(kind, input_size, budget)) for kind in cells]
     layers = []
-    for kind, sizes in zip(cells, hiddens, strict=True):
-        for h in sizes:
+    for kind, pair in zip(cells, hiddens, strict=True):
+        for h in pair:
             torch.manual_seed(seed)
             layers.append(kind.build(input_size, h))
     timings = time_layers(layers, x, repeats)
-    equal_hidden, equal_budget = [], []
+    equal_hidden: list[Row] = []
+    equal_budget: list[Row] = []
     for j, kind in enumerate(cells):
         for rows, h, k in (
             (equal_hidden, hiddens[j][0], 2 * j),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from torch import nn
 
@@ -36,6 +36,12 @@ import rnnkit
 from rnnkit.explain import _memory
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.train.files import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+    from rnnkit.cells.base import RecurrentCell
+    from rnnkit.seq2seq.model import Seq2Seq
 
 KINDS = ("rnn", "lstm", "gru", "bidirectional", "seq2seq")
 LAYERS: dict[str, type[RecurrentLayer]] = {
@@ -303,8 +309,9 @@ def describe_seq2seq(model: nn.Module) -> Seq2SeqSpec:
     Symbols: V_src, V_tgt the vocabularies, E the embedding, He and Hd the encoder's (per
     direction) and the decoder's hidden sizes.
     """
-    encoder = describe_layer(model.encoder)
-    cell = model.cells[0]
+    seq2seq = cast("Seq2Seq", model)  # what the docstring asks for (draw checks it)
+    encoder = describe_layer(seq2seq.encoder)
+    cell = cast("RecurrentCell", seq2seq.cells[0])  # a decoder cell, from DECODER_CELLS
     Hd = int(cell.hidden_size)
     shape = {name: tuple(int(n) for n in p.shape) for name, p in model.named_parameters()}
     E = shape["tgt_embed.weight"][1]
@@ -333,9 +340,9 @@ def describe_seq2seq(model: nn.Module) -> Seq2SeqSpec:
         type(cell).__name__,
         int(cell.input_size),
         Hd,
-        len(model.cells),
+        len(seq2seq.cells),
         E,
-        str(model.attention.kind),
+        str(seq2seq.attention.kind),
         matrices,
         sum(p.numel() for p in model.parameters()),
     )
@@ -1220,7 +1227,7 @@ def _save_svg(fig: Any, path: Path, title: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Text as <text>, not glyph outlines; fixed ids and no date, so that the same module
     # gives the same bytes.
-    rc = {"svg.fonttype": "none", "svg.hashsalt": "rnnkit"}
+    rc: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "rnnkit"}
     with plotting.style(), matplotlib.rc_context(rc):
         fig.suptitle(title, fontsize=11, fontweight="bold")
         fig.tight_layout()

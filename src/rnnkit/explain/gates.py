@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +82,8 @@ def trace_lstm(layer: LSTM, x: Tensor, *, check: bool = True) -> list[LSTMTrace]
     traces = []
     inp = x
     with torch.no_grad():
-        for k, cell in enumerate(layer.cells):
+        for k, module in enumerate(layer.cells):
+            cell = cast(LSTMCell, module)  # an rnnkit.LSTM's cells are LSTMCells
             p = layer.cell_parameters(k, 0)
             gx = cell.project(p, inp)  # (T, B, 4H)
             B, H = inp.size(1), cell.hidden_size
@@ -298,6 +299,12 @@ def _visible(ch: str) -> str:
     return {"\n": "⏎", " ": "·", "\t": "⇥"}.get(ch, ch)
 
 
+class _Vocabulary(Protocol):
+    """What :func:`analyse_gates` reads of ``model.vocab``."""
+
+    def encode(self, text: str) -> Tensor: ...
+
+
 def analyse_gates(
     model: nn.Module, text: str, *, layer: int | None = None, units: list[int] | None = None
 ) -> GateAnalysis:
@@ -321,9 +328,10 @@ def analyse_gates(
     was_training = model.training
     model.eval()
     try:
-        ids = model.vocab.encode(text).reshape(-1, 1)  # (T, 1)
+        # The duck-typed parts of ``model`` the docstring names.
+        ids = cast(_Vocabulary, model.vocab).encode(text).reshape(-1, 1)  # (T, 1)
         with torch.no_grad():
-            x = model.embedding(ids)  # (T, 1, E)
+            x = cast(nn.Module, model.embedding)(ids)  # (T, 1, E)
         trace = trace_lstm(rnn, x)[k]
     finally:
         model.train(was_training)

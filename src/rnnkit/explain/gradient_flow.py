@@ -30,11 +30,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, cast
 
 import torch
 from torch import Tensor, nn
 from torch.func import jacrev
 
+from rnnkit.cells import LSTMCell
 from rnnkit.data.tasks import adding_problem
 from rnnkit.explain import _memory
 from rnnkit.explain.gates import lstm_gates
@@ -81,6 +83,13 @@ INITS = ("default", "orthogonal", "chrono", "forget-bias")
 BASELINE_MSE = 1.0 / 6.0  # adding problem: always predicting the mean target 1
 
 
+class _GateInit(TypedDict, total=False):
+    """The gated cells' initialisation options ``build_layer`` passes on (see INITS)."""
+
+    chrono_init: float
+    forget_bias: float
+
+
 def build_layer(
     name: str, hidden: int, init: str, length: int, input_size: int = 2
 ) -> RecurrentLayer:
@@ -94,7 +103,7 @@ def build_layer(
     if init not in INITS:
         raise ValueError(f"gradient-flow: init must be one of {INITS}; got {init!r}")
     gated = name in ("GRU", "LSTM")
-    options: dict[str, float] = {}
+    options: _GateInit = {}
     if gated and init == "chrono":
         options["chrono_init"] = float(max(length, 2))
     if gated and init == "forget-bias":
@@ -125,9 +134,11 @@ class LastStep(nn.Module):
 
     def __init__(self, rnn: nn.Module) -> None:
         super().__init__()
-        self.embed = nn.Linear(2, rnn.input_size) if rnn.input_size != 2 else nn.Identity()
+        # rnnkit's and torch.nn's recurrent layers both hold their sizes as ints.
+        input_size, hidden_size = cast(int, rnn.input_size), cast(int, rnn.hidden_size)
+        self.embed = nn.Linear(2, input_size) if input_size != 2 else nn.Identity()
         self.rnn = rnn
-        self.head = nn.Linear(rnn.hidden_size, 1)
+        self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.rnn(self.embed(x))  # (T, B, H)
@@ -164,12 +175,12 @@ def state_gradients(
     s^t is a node of the graph; L = Σ_b (head(h^{T-1}_b) - y_b)², the loss at the last
     step, so each sample's gradient is its own.
     """
-    cell = layer.cells[0]
+    cell = layer.first_cell
     p = layer.cell_parameters(0, 0)
     T, B, _ = x.shape
     gx = cell.project(p, x)  # (T, B, G*H)
     state = tuple(x.new_zeros(B, cell.hidden_size) for _ in cell.state_names)
-    kept = []
+    kept: list[tuple[Tensor, ...]] = []
     for t in range(T):
         state = cell.step(p, gx[t], state, None)
         for s in state:
@@ -177,8 +188,10 @@ def state_gradients(
         kept.append(state)
     loss = ((head(state[0]).squeeze(-1) - y) ** 2).sum()
     loss.backward()
+    # Every state kept is on the path to the loss (h^{T-1} reads them all), so backward
+    # filled each one's .grad.
     return {
-        name: torch.stack([kept[t][j].grad.norm(dim=-1) for t in range(T)])  # type: ignore[union-attr]
+        name: torch.stack([cast(Tensor, kept[t][j].grad).norm(dim=-1) for t in range(T)])
         for j, name in enumerate(cell.state_names)
     }
 
@@ -189,7 +202,7 @@ def step_jacobians(layer: RecurrentLayer, x: Tensor) -> tuple[list[Tensor], list
     Returns the Jacobians (S, S) for t = 0..T-1 (S = H, or 2H for the LSTM's (h, c)) and
     the states s^t (S,) they were taken at.
     """
-    cell = layer.cells[0]
+    cell = layer.first_cell
     p = layer.cell_parameters(0, 0)
     n = len(cell.state_names)
     H = cell.hidden_size
@@ -221,7 +234,7 @@ def jacobian_products(layer: RecurrentLayer, x: Tensor) -> dict[str, Tensor]:
     P = torch.eye(S, dtype=x.dtype)
     lstm = isinstance(layer, LSTM)
     norms: dict[str, list[float]] = {"state": [], "dc/dc": [], "direct": []}
-    if lstm:
+    if isinstance(layer, LSTM):  # the same test as ``lstm``, which the loop reads
         H = layer.hidden_size
         f, o, c = _lstm_values(layer, x, states)
         f_prod = torch.ones(H, dtype=x.dtype)
@@ -243,7 +256,7 @@ def jacobian_products(layer: RecurrentLayer, x: Tensor) -> dict[str, Tensor]:
 
 def _lstm_values(layer: LSTM, x: Tensor, states: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """f^t, o^t and c^t, each (T, H), of one sequence x (T, I) with states s^t = (h^t, c^t)."""
-    cell = layer.cells[0]
+    cell = cast(LSTMCell, layer.first_cell)  # an rnnkit.LSTM's cells are LSTMCells
     H = cell.hidden_size
     p = layer.cell_parameters(0, 0)
     with torch.no_grad():
@@ -370,8 +383,8 @@ class GradientFlowResult:
                 ax = axes[1, col]
                 for name, curve in stage.jac.items():
                     base = name.split(" (")[0].split(" dc")[0].split(" ∏")[0]
-                    style = {"(h, c)": "-", "dc/dc": "--", "∏ f": ":"}
-                    ls = next((v for key, v in style.items() if key in name), "-")
+                    styles = {"(h, c)": "-", "dc/dc": "--", "∏ f": ":"}
+                    ls = next((v for key, v in styles.items() if key in name), "-")
                     ax.semilogy(ks, _floor(curve), ls, color=plotting.COLOURS[base], label=name)
                 ax.set_title(f"{stage_name}: ‖∏ ∂s^t/∂s^(t-1)‖₂ over k steps", loc="left")
                 ax.set_xlabel("number of steps k in the product")
@@ -467,18 +480,19 @@ def _measure(nets: dict[str, LastStep], x: Tensor, y: Tensor) -> Stage:
     gap = float("nan")
     for name, net in nets.items():
         net64 = copy.deepcopy(net).double()
-        norms = state_gradients(net64.rnn, net64.head, x, y)
+        rnn = cast(RecurrentLayer, net64.rnn)  # built by build_layer
+        norms = state_gradients(rnn, net64.head, x, y)
         ref = norms["h"][-1]  # (B,) ‖∂L/∂h^{T-1}‖ per sequence
         for state_name, n in norms.items():
             label = name if state_name == "h" else f"{name} {state_name}"
             grad[label] = (n / ref).mean(dim=1).flip(0).tolist()  # index k = T-1-t
         with torch.no_grad():
-            curves = jacobian_products(net64.rnn, x[:, 0])
-        if isinstance(net64.rnn, LSTM):
+            curves = jacobian_products(rnn, x[:, 0])
+        if isinstance(rnn, LSTM):
             jac[f"{name} (h, c) state"] = curves["state"].tolist()
             jac[f"{name} dc/dc total"] = curves["dc/dc"].tolist()
             jac[f"{name} ∏ f (direct term)"] = curves["direct"].tolist()
-            gap = direct_term_gap(net64.rnn, x[:, 0])
+            gap = direct_term_gap(rnn, x[:, 0])
         else:
             jac[name] = curves["state"].tolist()
     return Stage(grad, jac, gap=gap)

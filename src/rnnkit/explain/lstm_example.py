@@ -48,7 +48,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor
@@ -149,13 +149,18 @@ def task_targets(x: Tensor) -> Tensor:
     return torch.where(x[..., 2] > 0, torch.tanh(torch.tanh(held)), torch.zeros_like(held))
 
 
+class _Placement(TypedDict):
+    dtype: torch.dtype
+    device: str
+
+
 def memory_batch(batch: int, length: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Random task sequences x (T, B, 4) and targets (T, B), float64 on the CPU.
 
     Each step is a distractor with probability 0.55, else a store, recall or erase (0.15
     each); values are uniform in [-1, 1].
     """
-    cpu = {"dtype": torch.float64, "device": "cpu"}  # the generator is a CPU one
+    cpu: _Placement = {"dtype": torch.float64, "device": "cpu"}  # the generator is a CPU one
     probs = torch.tensor([0.55, 0.15, 0.15, 0.15], **cpu)
     cue = torch.multinomial(probs, batch * length, replacement=True, generator=generator)
     cue = cue.reshape(length, batch)

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 # Colours per model, kept fixed so the same model looks the same in every figure.
 COLOURS = {
@@ -25,7 +28,7 @@ COLOURS = {
 }
 
 # One text style for every experiment; applied only while a figure is built and saved.
-STYLE = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10}
+STYLE: dict[RcKeyType, Any] = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10}
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, cast
 
 import torch
 from torch import Tensor, nn
@@ -160,13 +161,21 @@ class WordRNN(nn.Module):
         return self.head(out)
 
 
+class _CellOptions(TypedDict, total=False):
+    """What :func:`standalone_cell` passes on besides the sizes: the RNN's nonlinearity."""
+
+    nonlinearity: str
+
+
 def standalone_cell(model: WordRNN) -> rnnkit.RecurrentCell:
     """A one-step cell (``rnnkit.RNNCell``, ...) holding the trained layer's weights.
 
     The layer stores them as ``weight_ih_l0``, ...; the cell's names drop the ``_l0``.
     """
     layer = model.rnn
-    options = {"nonlinearity": layer.nonlinearity} if model.cell == "rnn" else {}
+    options: _CellOptions = (
+        {"nonlinearity": cast(rnnkit.RNN, layer).nonlinearity} if model.cell == "rnn" else {}
+    )
     cell = CELLS[model.cell](layer.input_size, layer.hidden_size, **options)
     w = layer.weight_ih_l0
     cell.load_state_dict(layer.cell_parameters(0, 0))

@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from rnnkit.backends import reference
 from rnnkit.cells.base import RecurrentCell
-from rnnkit.export.parts import Parts, parts_of
+from rnnkit.export.parts import Embed, Parts, parts_of
 
 MODES = ("step", "sequence")
 FORMAT = "rnnkit.onnx"
@@ -134,8 +134,9 @@ def _seq2seq_graph(
 ) -> Any:
     """The encoder (sequence mode, always with lengths) or the decoder's step."""
     from rnnkit.export import seq2seq
+    from rnnkit.seq2seq.model import Seq2Seq
 
-    model = subject.model
+    model = cast(Seq2Seq, subject.model)  # _Subject.of took a Seq2Seq apart for this
     if mode == "sequence":
         # Source lengths are part of the encoder's meaning (attention masks padding).
         proto = _scan_graph(subject, lengths=True)
@@ -163,7 +164,7 @@ def _seq2seq_graph(
         "version": 1,
         "mode": "step",
         "model": "seq2seq",
-        "kind": model.cells[0].kind,
+        "kind": cast(RecurrentCell, model.cells[0]).kind,
         "lengths": False,
         "inputs": seq2seq.step_inputs(model),
         "outputs": seq2seq.step_outputs(model),
@@ -232,7 +233,8 @@ class _Subject:
         from rnnkit.export.seq2seq import encoder_parts
         from rnnkit.seq2seq.model import Seq2Seq
 
-        own = copy.deepcopy(model).eval().float()  # the user's module stays as it is
+        # parts_of refused anything but a module above; the user's module stays as it is.
+        own = copy.deepcopy(cast(nn.Module, model)).eval().float()
         return cls(encoder_parts(own) if isinstance(own, Seq2Seq) else parts_of(own))
 
     @property
@@ -252,7 +254,7 @@ class _Subject:
         shape = (batch,) if steps is None else (steps, batch)
         if self.parts.ids:
             assert self.parts.pre is not None
-            vocab = self.parts.pre.embedding.num_embeddings
+            vocab = cast(Embed, self.parts.pre).embedding.num_embeddings  # ids: an Embed
             return torch.randint(0, vocab, shape, generator=generator)
         return torch.randn(*shape, self.parts.features, generator=generator)
 
@@ -286,7 +288,8 @@ class _Subject:
         }
         if self.parts.ids:
             assert self.parts.pre is not None
-            data["vocab_size"] = int(self.parts.pre.embedding.num_embeddings)  # ids in [0, V)
+            pre = cast(Embed, self.parts.pre)  # ids: an Embed reads them
+            data["vocab_size"] = int(pre.embedding.num_embeddings)  # ids in [0, V)
         if self.parts.outputs is not None:
             data["outputs"] = [name for name, _, _ in self.parts.outputs]
             data["output_size"] = None
@@ -372,6 +375,7 @@ def _torch_export(
             )
     finally:
         quiet.setLevel(level)
+    assert program is not None  # dynamo=True always returns an ONNXProgram
     return program.model_proto
 
 
@@ -522,7 +526,7 @@ def _scan_graph(subject: _Subject, lengths: bool) -> Any:
         outs = []
         for d in range(D):
             tag = f"l{k}d{d}_"
-            body = _body_graph(cell, dict(weights[k][d]), tag, gen)
+            body = _body_graph(cast(RecurrentCell, cell), dict(weights[k][d]), tag, gen)
             g.absorb(body)
             row = g.const(f"{tag}row", np.array(k * D + d))
             init = []
@@ -662,6 +666,7 @@ def _check(proto: Any, subject: _Subject, mode: str, lengths: bool, tolerance: f
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     g = torch.Generator().manual_seed(1)
     B = 3
+    trials: list[tuple[int | None, Tensor | None]]  # (steps, lengths) per trial
     if mode == "step":
         trials = [(None, None)]
     else:

@@ -30,7 +30,8 @@ sequences (Where on lengths == 0).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import onnx
@@ -58,6 +59,15 @@ _PLAIN_WEIGHTS = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"}
 MIN_OPSET = 14
 
 METADATA_KEY = "rnnkit"
+
+
+class _Attributes(TypedDict, total=False):
+    """The attributes of ONNX's LSTM/GRU/RNN node that the graph sets."""
+
+    hidden_size: int
+    direction: str
+    linear_before_reset: int
+    activations: list[str]
 
 
 def unsupported_reason(layer: RecurrentLayer) -> str | None:
@@ -115,7 +125,7 @@ def native_sequence_graph(
         seq_lens = "sequence_lens"
         nodes.append(helper.make_node("Cast", ["lengths"], [seq_lens], to=TensorProto.INT32))
 
-    attributes: dict[str, object] = {"hidden_size": H}
+    attributes: _Attributes = {"hidden_size": H}
     if D == 2:
         attributes["direction"] = "bidirectional"
     if op == "GRU":
@@ -132,7 +142,9 @@ def native_sequence_graph(
         per_direction = [_onnx_weights(op, weights[k][d]) for d in range(D)]
         w = const(f"W_l{k}", np.stack([p[0] for p in per_direction]))
         r = const(f"R_l{k}", np.stack([p[1] for p in per_direction]))
-        b = const(f"B_l{k}", np.stack([p[2] for p in per_direction])) if layer.bias else ""
+        # With bias every direction has its B (the filter only tells the type checker so).
+        biases = [p[2] for p in per_direction if p[2] is not None]
+        b = const(f"B_l{k}", np.stack(biases)) if layer.bias else ""
         initial = []
         for name in state_names:
             if L == 1:
@@ -221,7 +233,7 @@ def native_sequence_graph(
 
 
 def _onnx_weights(
-    op: str, p: dict[str, torch.Tensor]
+    op: str, p: Mapping[str, torch.Tensor]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One direction's W (G*H, I), R (G*H, H) and B (2*G*H,) in ONNX's gate order."""
     order = _GATE_ORDER[op]

@@ -17,7 +17,7 @@ the model's own forward - the tests hold every kind to it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -74,6 +74,10 @@ class Embed(nn.Module):
 class Standardize(nn.Module):
     """(x - mean) / std with the training split's statistics, as the model does."""
 
+    # Buffers (register_buffer in __init__): declared so that they read as tensors.
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, mean: Tensor, std: Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", mean.detach().clone().float())
@@ -84,10 +88,11 @@ class Standardize(nn.Module):
 
 
 class Head(nn.Module):
-    """A linear read-out of the layer's output (and of the step's input, for a forecaster)."""
+    """A linear read-out of the layer's output (and of the step's input, for a forecaster):
+    an ``nn.Linear``, or an ensemble's head over its members' units (``AverageBands``)."""
 
     def __init__(
-        self, linear: nn.Linear, reads_input: bool = False, shape: tuple[int, ...] = ()
+        self, linear: nn.Module, reads_input: bool = False, shape: tuple[int, ...] = ()
     ) -> None:
         super().__init__()
         self.linear = linear
@@ -100,9 +105,10 @@ class Head(nn.Module):
 
 
 class PoolHead(nn.Module):
-    """The classifier's read-out after the whole sequence: pool the steps, then a linear."""
+    """The classifier's read-out after the whole sequence: pool the steps, then a linear
+    (an ``nn.Linear``, or an ensemble's ``AverageProbabilities``)."""
 
-    def __init__(self, linear: nn.Linear, pool: str, directions: int) -> None:
+    def __init__(self, linear: nn.Module, pool: str, directions: int) -> None:
         super().__init__()
         self.linear = linear
         self.pool = pool
@@ -127,7 +133,7 @@ def _layer(rnn: nn.Module) -> RecurrentLayer:
     """The model's recurrent layer; an ensemble's members as one block-diagonal layer."""
     from rnnkit.layers.members import Members
 
-    return rnn.block_diagonal() if isinstance(rnn, Members) else rnn  # type: ignore[return-value]
+    return rnn.block_diagonal() if isinstance(rnn, Members) else cast(RecurrentLayer, rnn)
 
 
 def parts_of(model: object) -> Parts:
@@ -170,15 +176,15 @@ def parts_of(model: object) -> Parts:
             },
         )  # fmt: skip
     if isinstance(model, Tagger):
-        c = model.config
+        tc = model.config
         pre = (
             Embed(model.embedding)
             if model.embedding is not None
             else Standardize(model.mean, model.std)
         )
         return Parts(
-            "tagger", model, model.rnn, model.embedding is not None, c.num_features,
-            [c.num_tags], pre, _head(model.head), extra={"num_tags": c.num_tags, **_names(model)},
+            "tagger", model, model.rnn, model.embedding is not None, tc.num_features,
+            [tc.num_tags], pre, _head(model.head), extra={"num_tags": tc.num_tags, **_names(model)},
         )  # fmt: skip
     if isinstance(model, SequenceClassifier):
         if model.downsample > 1:
@@ -194,11 +200,12 @@ def parts_of(model: object) -> Parts:
             extra={"classes": classes, "pool": model.pool, **_names(model)},
         )  # fmt: skip
     if isinstance(model, MemoryModel):
-        ids = isinstance(model.embed, nn.Embedding)
+        embedding = model.embed if isinstance(model.embed, nn.Embedding) else None
+        ids = embedding is not None
         outputs = model.head.out_features
         return Parts(
             "memory", model, model.rnn, ids, 0 if ids else model.rnn.input_size, [outputs],
-            Embed(model.embed) if ids else None, _head(model.head),
+            None if embedding is None else Embed(embedding), _head(model.head),
         )  # fmt: skip
     raise TypeError(
         "export_onnx: model must be an rnnkit layer or the model of an rnnkit task (CharLM, "

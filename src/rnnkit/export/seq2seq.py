@@ -18,11 +18,12 @@ Decoding is a loop the caller runs, one target token per step, as with every ste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells.base import RecurrentCell
 from rnnkit.export.parts import Embed, Parts
 from rnnkit.seq2seq.attention import Memory
 from rnnkit.seq2seq.data import BOS, EOS, PAD, SPECIALS, UNK
@@ -30,7 +31,8 @@ from rnnkit.seq2seq.model import DecoderState, Seq2Seq
 
 
 def _state_names(model: Seq2Seq) -> list[str]:
-    lstm = len(model.cells[0].state_names) == 2
+    first = cast(RecurrentCell, model.cells[0])  # the decoder's cells are rnnkit cells
+    lstm = len(first.state_names) == 2
     return ["dec_h", "dec_c"] if lstm else ["dec_h"]
 
 
@@ -82,7 +84,7 @@ def encoder_parts(model: Seq2Seq) -> Parts:
     E = D * c.encoder_hidden
     A = model.attention.keys(torch.zeros(1, 1, E)).size(-1)
     names = _state_names(model)
-    outputs = [
+    outputs: list[tuple[str, int, list[Any]]] = [
         ("values", TensorProto.FLOAT, ["B", "T", E]),
         ("keys", TensorProto.FLOAT, ["B", "T", A]),
         ("mask", TensorProto.BOOL, ["B", "T"]),

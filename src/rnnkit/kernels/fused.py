@@ -139,7 +139,7 @@ class GRURecurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         gx: Tensor,
         h0: Tensor,
@@ -306,7 +306,7 @@ class RNNRecurrence(torch.autograd.Function):
     :class:`GRURecurrence`'s, and ``relu`` picks the nonlinearity (else tanh)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         gx: Tensor,
         h0: Tensor,
@@ -404,7 +404,7 @@ class LSTMRecurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         gx: Tensor,
         h0: Tensor,
@@ -456,9 +456,9 @@ class LSTMRecurrence(torch.autograd.Function):
         none = (None,) * 7
         if _needs_autograd(d_out, d_h, d_c):
             grads = _autograd_backward(
-                lambda gx, h0, c0, w, b, w_hr, *ln: reference_lstm(
+                lambda gx, h0, c0, w, b, w_hr, hh_w, hh_b, c_w, c_b: reference_lstm(
                     gx, h0, c0, w, b, mask, keep_h, keep_c, zoneout, valid, zero, reverse,
-                    *ln, w_hr=w_hr,
+                    hh_w, hh_b, c_w, c_b, w_hr=w_hr,
                 ),
                 [gx, h0, c0, w_hh, b_hh, w_hr, *ln], [d_out, d_h, d_c],
             )  # fmt: skip

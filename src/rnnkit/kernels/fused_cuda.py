@@ -52,6 +52,13 @@ def _block(n: int) -> int:
     return max(16, 1 << (n - 1).bit_length())
 
 
+def _given(t: Tensor | None) -> Tensor:
+    """``t``, which a flag says is there: LSTMRecurrence saves xh, rh, xc, rc with layer
+    norm and hpre with a projection, and hands them back to :func:`lstm_backward`."""
+    assert t is not None, "lstm_backward: a tensor its flags need is missing"
+    return t
+
+
 def _opt(t: Tensor | None, like: Tensor) -> Tensor:
     """A placeholder pointer for an absent optional argument (never read)."""
     return like if t is None else t
@@ -613,7 +620,7 @@ def lstm_forward(
     gates = gx.new_empty(T, B, 4 * H)
     empty = gx.new_empty(0)
     hpre = gx.new_empty(T, B, H) if proj else empty  # o tanh(c'), before W_hr
-    Wr_t = w_hr.t().contiguous() if proj else empty
+    Wr_t = w_hr.t().contiguous() if w_hr is not None else empty
     hq = gx.new_empty(B, R)
     xh, rh = (gx.new_empty(T, B, 4 * H), gx.new_empty(T, B)) if ln else (empty, empty)
     xc, rc = (gx.new_empty(T, B, H), gx.new_empty(T, B)) if ln else (empty, empty)
@@ -669,6 +676,10 @@ def lstm_backward(
     # image through W_hr, the gradient reaching o tanh c'.
     dhn = tc.new_empty(T, B, R) if proj else tc
     dq = tc.new_empty(B, H) if proj else tc
+    # The layer-norm intermediates of lstm_forward; without layer norm tc stands in, unread.
+    xh_, rh_, xc_, rc_ = (
+        (_given(xh), _given(rh), _given(xc), _given(rc)) if ln else (tc, tc, tc, tc)
+    )
     # With layer norm the gates' gradient (dgx, and b_h's) differs from the recurrent
     # product's (dgh, before LN_hh); without, they are one tensor.
     dgh = tc.new_empty(T, B, 4 * H)
@@ -683,14 +694,14 @@ def lstm_backward(
                 tc if valid is None else valid[t], P, dhn[t], direct, R,
                 HAS_DOUT=dout is not None, BLOCK=_block(R), **flags,
             )  # fmt: skip
-            torch.mm(dhn[t], w_hr, out=dq)
+            torch.mm(dhn[t], _given(w_hr), out=dq)
         _lstm_backward_step[(B,)](
             dq if proj else dh, dc, tc if dout is None or proj else dout[t], c_prev[t],
             gates[t], tc[t],
             tc if keep_h is None else keep_h[t], tc if keep_c is None else keep_c[t],
             tc if valid is None else valid[t], P, _opt(ln_hh_w, tc), _opt(ln_c_w, tc),
-            xh[t] if ln else tc, rh[t] if ln else tc, xc[t] if ln else tc,
-            rc[t] if ln else tc, dgx[t], dgh[t], dyc[t] if ln else tc, direct, H,
+            xh_[t] if ln else tc, rh_[t] if ln else tc, xc_[t] if ln else tc,
+            rc_[t] if ln else tc, dgx[t], dgh[t], dyc[t] if ln else tc, direct, H,
             HAS_DOUT=dout is not None and not proj, LN=ln, BLOCK=_block(H), PROJ=proj,
             **flags,
         )  # fmt: skip
@@ -700,12 +711,12 @@ def lstm_backward(
     dw, db = _weight_gradients(dgh, dgx, h_prev, mask)
     empty = tc.new_empty(0)
     # dW_hr = sum_t (share reaching W_hr (o tanh c'))^T (o tanh c'): one product
-    dw_hr = torch.mm(dhn.reshape(T * B, R).t(), hpre.reshape(T * B, H)) if proj else empty
+    dw_hr = torch.mm(dhn.reshape(T * B, R).t(), _given(hpre).reshape(T * B, H)) if proj else empty
     if not ln:
         return dgx, dh, dc, dw, db, empty, empty, empty, empty, dw_hr
     # LN's weights: dw = sum dy x^, db = sum dy; LN_hh's dy is the gates' gradient.
-    d_ln_hh_w = (dgx * xh).sum((0, 1))
-    d_ln_c_w, d_ln_c_b = (dyc * xc).sum((0, 1)), dyc.sum((0, 1))
+    d_ln_hh_w = (dgx * xh_).sum((0, 1))
+    d_ln_c_w, d_ln_c_b = (dyc * xc_).sum((0, 1)), dyc.sum((0, 1))
     return dgx, dh, dc, dw, db, d_ln_hh_w, db.clone(), d_ln_c_w, d_ln_c_b, dw_hr
 
 

@@ -30,7 +30,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-KERNELS = {
+# Each is an overloaded torch function; the call sites pick the overload by their arguments.
+KERNELS: dict[str, Callable[..., Any]] = {
     "LSTM": torch.lstm,
     "GRU": torch.gru,
     "RNN_TANH": torch.rnn_tanh,
@@ -92,6 +93,8 @@ def _packed(
     """The kernel's packed form, on lengths all > 0; output padded back to T steps."""
     packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
     order, unorder = packed.sorted_indices, packed.unsorted_indices
+    # enforce_sorted=False makes torch sort the batch, so both permutations are set.
+    assert order is not None and unorder is not None
     sorted_hx = tuple(h.index_select(1, order) for h in hx)
     state: Any = sorted_hx if mode == "LSTM" else sorted_hx[0]
     result = KERNELS[mode](packed.data, packed.batch_sizes, state, *args)

@@ -19,7 +19,7 @@ parametrizations, ``weight_norm`` and ``torch.func.functional_call`` reach every
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +58,13 @@ class RecurrentLayer(nn.Module):
 
     cell_class: ClassVar[type[RecurrentCell]]
     torch_class: ClassVar[type[nn.Module]]
+    # The first layer's weights under torch's names, for type checkers only: nn.Module
+    # types a registered parameter as Tensor | Module. (The biases are absent with
+    # bias=False; the other layers' and directions' names are read with getattr.)
+    weight_ih_l0: Tensor
+    weight_hh_l0: Tensor
+    bias_ih_l0: Tensor
+    bias_hh_l0: Tensor
 
     def __init__(
         self,
@@ -127,7 +134,7 @@ class RecurrentLayer(nn.Module):
         # (and w_hr with a projection). The names are fixed at construction; forward reads
         # the weights by them at every call (see cell_parameters).
         self._names: list[list[dict[str, str]]] = []
-        for k, cell in enumerate(self.cells):
+        for k, cell in enumerate(self._cells()):
             per_direction = []
             for d in range(D):
                 names = {}
@@ -153,7 +160,14 @@ class RecurrentLayer(nn.Module):
 
     @property
     def first_cell(self) -> RecurrentCell:
-        return self._modules["cells"]._modules["0"]  # type: ignore[index,return-value]
+        cells = cast(nn.ModuleList, self._modules["cells"])
+        return cast(RecurrentCell, cells._modules["0"])
+
+    def _cells(self) -> tuple[RecurrentCell, ...]:
+        """The cells, one per layer, read from ``_modules`` past Module.__getattr__ (plan
+        runs at every call)."""
+        cells = cast(nn.ModuleList, self._modules["cells"])
+        return cast("tuple[RecurrentCell, ...]", tuple(cells._modules.values()))
 
     @property
     def num_directions(self) -> int:
@@ -307,10 +321,10 @@ class RecurrentLayer(nn.Module):
     def reset_parameters(self) -> None:
         """Re-draw the registered parameters (a parametrized weight keeps its own state)."""
         params = self._parameters
-        for k, cell in enumerate(self.cells):
+        for k, cell in enumerate(self._cells()):
             for d in range(self.num_directions):
                 names = self._names[k][d].items()
-                cell.init_parameters({n: params[f] for n, f in names if params.get(f) is not None})
+                cell.init_parameters({n: w for n, f in names if (w := params.get(f)) is not None})
 
     def flatten_parameters(self) -> None:
         """Kept for drop-in use with code written for ``torch.nn``; nothing to do."""
@@ -349,7 +363,7 @@ class RecurrentLayer(nn.Module):
                 f"{cls.torch_class.__name__}; got {given}"
             )
         kwargs = cls._kwargs_from_torch(module)
-        names = module._flat_weights_names
+        names: list[str] = cast(nn.RNNBase, module)._flat_weights_names  # checked above
         weights = _every_weight(
             f"{owner}.from_torch", "module", {name: getattr(module, name, None) for name in names}
         )
@@ -403,11 +417,10 @@ class RecurrentLayer(nn.Module):
 
     def plan(self) -> backends.Plan:
         """What a backend needs to know of the layer now, as a plain value (no weights)."""
-        cells = self._modules["cells"]._modules.values()  # skips Module.__getattr__ (hot path)
         return backends.Plan(
             type(self).__name__,
             self.backend,
-            tuple(cells),  # type: ignore[arg-type]
+            self._cells(),
             self.bias,
             self.dropout,
             self.training,

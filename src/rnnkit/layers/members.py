@@ -120,7 +120,7 @@ class Members(nn.Module):
         members' units.
         """
         first: RecurrentLayer = self.layers[0]  # type: ignore[assignment]
-        options = dict(first.first_cell.config())
+        options: dict[str, Any] = dict(first.first_cell.config())  # the cell options
         if options.get("layer_norm"):
             raise ValueError(
                 "Members.block_diagonal: a layer-norm cell normalises over all of its units, "
