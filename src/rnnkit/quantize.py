@@ -43,7 +43,18 @@ DTYPES = (torch.qint8, torch.float16)  # what torch's dynamic LSTM/GRU/Linear ac
 
 
 class QuantizationWarning(UserWarning):
-    """Some layers of a model stayed float in :func:`quantize_dynamic` (filterable)."""
+    """Some layers of a model stayed float in :func:`quantize_dynamic` (filterable).
+
+    Example (torch has no quantized MinGRU)::
+
+        >>> import warnings, torch, rnnkit
+        >>> model = torch.nn.Sequential(rnnkit.MinGRU(3, 4))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = rnnkit.quantize_dynamic(model)
+        >>> [w.category.__name__ for w in caught]
+        ['QuantizationWarning']
+    """
 
 
 def quantize_dynamic(

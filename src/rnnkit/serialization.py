@@ -69,7 +69,19 @@ class SafeGlobals(list):
 
 def safe_globals() -> SafeGlobals:
     """The classes a pickled rnnkit layer or cell is made of: the layers, the cells, and
-    ``torch.nn.ModuleList`` (a layer keeps its per-layer cells in one)."""
+    ``torch.nn.ModuleList`` (a layer keeps its per-layer cells in one).
+
+    Example (a layer saved whole, loaded with ``weights_only=True``)::
+
+        >>> import io, torch, rnnkit
+        >>> buffer = io.BytesIO()
+        >>> torch.save(rnnkit.GRU(3, 4), buffer)
+        >>> _ = buffer.seek(0)
+        >>> with rnnkit.safe_globals():
+        ...     layer = torch.load(buffer, weights_only=True)
+        >>> type(layer).__name__, rnnkit.GRU in rnnkit.safe_globals()
+        ('GRU', True)
+    """
     layers = [RNN, LSTM, GRU, MinGRU, MinLSTM]
     cells = [RNNCell, LSTMCell, GRUCell, MinGRUCell, MinLSTMCell]
     return SafeGlobals([*layers, *cells, nn.ModuleList])

@@ -32,6 +32,17 @@ class Stream:
     Shape:
         chunk (T, B, ...) time-major, or (B, T, ...) if ``module.batch_first``;
         a single step for :meth:`step` is (B, ...).
+
+    Example (chunks of any size, single steps too, give the outputs of one call)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> layer = rnnkit.LSTM(3, 4)
+        >>> x = torch.randn(10, 2, 3)  # (T, B, I)
+        >>> stream = rnnkit.Stream(layer)
+        >>> outs = [stream(x[:3]), stream(x[3:9]), stream.step(x[9]).unsqueeze(0)]
+        >>> torch.allclose(torch.cat(outs), layer(x)[0], atol=1e-6), stream.steps
+        (True, 10)
     """
 
     def __init__(self, module: nn.Module, *, detach: bool = True) -> None:

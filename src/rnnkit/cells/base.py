@@ -101,6 +101,18 @@ class RecurrentCell(nn.Module, abc.ABC):
       once per sequence and reused at every step (a layer samples it per call).
     - ``forget_bias`` (Jozefowicz et al. 2015) and ``chrono_init`` (Tallec & Ollivier 2018):
       initialisation of the gate biases of gated cells; they change no math.
+
+    A step is the input projection and the recurrence (see the module's description);
+    called, a cell takes both::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> cell = rnnkit.GRUCell(3, 4)
+        >>> x, h = torch.randn(2, 3), torch.randn(2, 4)  # (B, I), (B, H)
+        >>> p = cell.own_parameters()  # torch's names: weight_ih, weight_hh, bias_ih, bias_hh
+        >>> (h_next,) = cell.recur(p, cell.project(p, x), (h,), None)
+        >>> torch.equal(h_next, cell(x, h))
+        True
     """
 
     kind: ClassVar[str]  # the torch mode name: "LSTM", "GRU", "RNN_TANH", "RNN_RELU"

@@ -51,6 +51,19 @@ class LSTMCell(RecurrentCell):
         proj_size: P > 0 projects h^t to P units with ``weight_hr`` (P, H), as
             ``torch.nn.LSTM``'s ``proj_size`` (Sak et al. 2014); 0 (default) for none.
         Other options as in :class:`~rnnkit.cells.base.RecurrentCell`.
+
+    Example (one step, as ``torch.nn.LSTMCell`` with the same weights)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> reference, cell = torch.nn.LSTMCell(3, 4), rnnkit.LSTMCell(3, 4)
+        >>> _ = cell.load_state_dict(reference.state_dict())
+        >>> x, state = torch.randn(2, 3), (torch.randn(2, 4), torch.randn(2, 4))  # (h, c)
+        >>> h, c = cell(x, state)
+        >>> h.shape, c.shape
+        (torch.Size([2, 4]), torch.Size([2, 4]))
+        >>> all(torch.allclose(a, b, atol=1e-6) for a, b in zip((h, c), reference(x, state)))
+        True
     """
 
     kind: ClassVar[str] = "LSTM"

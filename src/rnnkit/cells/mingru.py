@@ -31,6 +31,17 @@ class MinGRUCell(LinearRecurrentCell):
     """minGRU cell. Shape: input (B, I) or (I,); hx (B, H) or (H,); returns h^t.
 
     ``forget_bias``/``chrono_init`` set the bias of the keep gate 1 − z^t (so b_z = −value).
+
+    Example (one step, checked against the equations above)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> cell = rnnkit.MinGRUCell(3, 4)
+        >>> x, h = torch.randn(2, 3), torch.randn(2, 4)  # (B, I), (B, H)
+        >>> a_z, h_tilde = torch.nn.functional.linear(x, cell.weight_ih, cell.bias_ih).chunk(2, -1)
+        >>> z = torch.sigmoid(a_z)
+        >>> torch.allclose(cell(x, h), (1 - z) * h + z * h_tilde, atol=1e-6)
+        True
     """
 
     kind: ClassVar[str] = "MINGRU"

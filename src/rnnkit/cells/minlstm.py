@@ -25,7 +25,19 @@ from rnnkit.cells.linear import LinearRecurrentCell
 
 
 class MinLSTMCell(LinearRecurrentCell):
-    """minLSTM cell. Shape: input (B, I) or (I,); hx (B, H) or (H,); returns h^t."""
+    """minLSTM cell. Shape: input (B, I) or (I,); hx (B, H) or (H,); returns h^t.
+
+    Example (one step, checked against the equations above)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> cell = rnnkit.MinLSTMCell(3, 4)
+        >>> x, h = torch.randn(2, 3), torch.randn(2, 4)  # (B, I), (B, H)
+        >>> gx = torch.nn.functional.linear(x, cell.weight_ih, cell.bias_ih)
+        >>> f, i, h_tilde = torch.sigmoid(gx[:, :4]), torch.sigmoid(gx[:, 4:8]), gx[:, 8:]
+        >>> torch.allclose(cell(x, h), (f * h + i * h_tilde) / (f + i), atol=1e-6)
+        True
+    """
 
     kind: ClassVar[str] = "MINLSTM"
     num_gates: ClassVar[int] = 3

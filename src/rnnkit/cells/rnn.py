@@ -32,6 +32,19 @@ class RNNCell(RecurrentCell):
 
     Shape:
         input (B, I) or (I,); hx (B, H) or (H,); returns h^t with hx's shape.
+
+    Example (one step, as ``torch.nn.RNNCell`` with the same weights)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> reference = torch.nn.RNNCell(3, 4, nonlinearity="relu")
+        >>> cell = rnnkit.RNNCell(3, 4, nonlinearity="relu")
+        >>> _ = cell.load_state_dict(reference.state_dict())
+        >>> x, h = torch.randn(2, 3), torch.randn(2, 4)  # (B, I), (B, H)
+        >>> cell(x, h).shape
+        torch.Size([2, 4])
+        >>> torch.allclose(cell(x, h), reference(x, h), atol=1e-6)
+        True
     """
 
     num_gates: ClassVar[int] = 1

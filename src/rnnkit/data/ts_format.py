@@ -36,9 +36,18 @@ a bad value, no ``@data``, a series with the wrong number of dimensions, dimensi
 unequal length within a series, a value that is not a number or beyond float32's range,
 text between timestamped pairs, a label that ``@classLabel`` does not declare.
 
-Example:
-    >>> data = read_ts("Vowels_TRAIN.ts")  # doctest: +SKIP
+Example (a file of two univariate series, written into a temporary folder)::
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "tiny.ts"
+    ...     _ = path.write_text("@classLabel true a b\\n@data\\n1,2,3:a\\n4,?:b\\n")
+    ...     data = read_ts(path)
     >>> x, label = data[0]  # x: (T_0, D) float32, label: an index into data.classes
+    >>> x.shape, x.dtype, data.classes[label]
+    (torch.Size([3, 1]), torch.float32, 'a')
+    >>> data[1][0].flatten().tolist()  # "?" is missing: carried forward (missing="ffill")
+    [4.0, 4.0]
 """
 
 from __future__ import annotations

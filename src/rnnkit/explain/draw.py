@@ -498,8 +498,13 @@ def draw_figure(
 ) -> Path:
     """Draw the chapter's figure ``kind`` of ``module`` into ``path`` (.png or .svg).
 
-    Example:
-        >>> draw_figure(rnnkit.LSTM(8, 16), "lstm.svg")  # doctest: +SKIP
+    Example (the figure written into a temporary folder)::
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = draw_figure(rnnkit.LSTM(8, 16), f"{tmp}/lstm.svg")
+        ...     path.name, path.stat().st_size > 0
+        ('lstm.svg', True)
     """
     path = _checked_path(path)
     return describe(module, kind=kind, steps=steps).plot(path)

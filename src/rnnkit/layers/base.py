@@ -54,6 +54,18 @@ class RecurrentLayer(nn.Module):
         state (L*D, B, H) - a tuple (h, c) for LSTM - or (L*D, H) unbatched;
         output (T, B, D*H) (batch_first: (B, T, D*H)); D = 2 if bidirectional else 1.
         An LSTM with ``proj_size`` P > 0 has h and the output P wide instead of H.
+
+    Example (the state returned continues the sequence: two calls equal one)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> layer = rnnkit.GRU(3, 4)
+        >>> x = torch.randn(6, 2, 3)  # (T, B, I)
+        >>> out, state = layer(x)
+        >>> first, s = layer(x[:4])
+        >>> rest, s = layer(x[4:], s)
+        >>> torch.allclose(out, torch.cat([first, rest]), atol=1e-6)
+        True
     """
 
     cell_class: ClassVar[type[RecurrentCell]]

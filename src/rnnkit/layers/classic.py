@@ -18,6 +18,20 @@ class RNN(RecurrentLayer):
     Same constructor, parameters, shapes and outputs as ``torch.nn.RNN``, with the extra
     ``lengths``/``reset`` arguments of :meth:`RecurrentLayer.forward` and the cell options
     ``zoneout`` and ``recurrent_dropout``.
+
+    Example (``reset``: a new sequence starts at t = 3 of a stream, from a zero state)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> rnn = rnnkit.RNN(3, 4)
+        >>> x = torch.randn(6, 1, 3)  # (T, B, I)
+        >>> reset = torch.zeros(6, 1, dtype=torch.bool)
+        >>> reset[3] = True
+        >>> out, h = rnn(x, reset=reset)
+        >>> out.shape, h.shape
+        (torch.Size([6, 1, 4]), torch.Size([1, 1, 4]))
+        >>> torch.allclose(out[3:], rnn(x[3:])[0], atol=1e-6)
+        True
     """
 
     cell_class: ClassVar[type[RecurrentCell]] = RNNCell
@@ -70,6 +84,19 @@ class LSTM(RecurrentLayer):
     (P, H); h, the output and the next layer's input are P (per direction) wide, c stays H.
     Extra options: ``layer_norm``, ``zoneout``, ``recurrent_dropout``, ``forget_bias``,
     ``chrono_init`` (see :class:`LSTMCell`).
+
+    Example (a ``torch.nn.LSTM`` converted, and the same outputs)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> reference = torch.nn.LSTM(3, 4, num_layers=2)
+        >>> lstm = rnnkit.LSTM.from_torch(reference)
+        >>> x = torch.randn(5, 2, 3)  # (T, B, I)
+        >>> out, (h, c) = lstm(x)
+        >>> out.shape, h.shape, c.shape
+        (torch.Size([5, 2, 4]), torch.Size([2, 2, 4]), torch.Size([2, 2, 4]))
+        >>> torch.allclose(out, reference(x)[0], atol=1e-6)
+        True
     """
 
     cell_class: ClassVar[type[RecurrentCell]] = LSTMCell
@@ -113,6 +140,20 @@ class GRU(RecurrentLayer):
 
     Extra options: ``zoneout``, ``recurrent_dropout``, ``forget_bias``, ``chrono_init``
     (the latter two set the update gate's bias, see :class:`GRUCell`).
+
+    Example (``lengths``: the second sequence of the padded batch ends after 3 steps)::
+
+        >>> import torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> gru = rnnkit.GRU(3, 4, batch_first=True)
+        >>> x = torch.randn(2, 5, 3)  # (B, T, I)
+        >>> out, h = gru(x, lengths=[5, 3])
+        >>> out.shape, h.shape
+        (torch.Size([2, 5, 4]), torch.Size([1, 2, 4]))
+        >>> bool((out[1, 3:] == 0).all())  # no output past its end
+        True
+        >>> torch.allclose(h[0, 1], gru(x[1:, :3])[1][0, 0], atol=1e-6)  # its state at t = 3
+        True
     """
 
     cell_class: ClassVar[type[RecurrentCell]] = GRUCell

@@ -348,9 +348,19 @@ def fit(
     (the same ``monitor``, ``higher_is_better``, and a ``val_loader`` or none, as its
     config.json records).
 
-    Example:
-        >>> model = torch.nn.Linear(4, 2)  # doctest: +SKIP
-        >>> rnnkit.fit(model, loader, val, steps=200, out="runs/mine")  # doctest: +SKIP
+    Example (the run folder in a temporary folder here; a list of batches as the loaders)::
+
+        >>> import tempfile, torch, rnnkit
+        >>> _ = torch.manual_seed(0)
+        >>> x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+        >>> batches = [(x[:16], y[:16]), (x[16:], y[16:])]  # re-iterable (input, target) pairs
+        >>> model = torch.nn.Linear(4, 2)
+        >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +ELLIPSIS
+        ...     summary = rnnkit.fit(model, batches, batches, steps=20, out=f"{tmp}/run")
+        fit: your Linear on your DataLoaders; run folder: .../run
+        model: fit; 10 parameters; processes: 1
+        >>> summary.step, summary.best["metric"], summary.best["step"]
+        (20, 'loss', 20)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"rnnkit.fit: model must be a torch.nn.Module; got {type(model).__name__}")

@@ -64,7 +64,20 @@ def load_pretrained(
     line. Nothing is downloaded.
     For a model of :func:`rnnkit.fit`, pass the ``model`` to load the weights into.
 
-    Example:
+    Example (a run of :func:`rnnkit.fit`, two steps, in a temporary folder)::
+
+        >>> import tempfile, torch, rnnkit
+        >>> batches = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+        >>> model = torch.nn.Linear(4, 2)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     run = f"{tmp}/run"
+        ...     _ = rnnkit.fit(model, batches, batches, steps=2, out=run, log=lambda line: None)
+        ...     loaded = rnnkit.load_pretrained(run, model=torch.nn.Linear(4, 2))
+        >>> torch.equal(loaded.weight, model.weight), loaded.training
+        (True, False)
+
+    A run of ``rnnkit train lm`` brings its own model::
+
         >>> model = rnnkit.load_pretrained("runs/lm")  # doctest: +SKIP
     """
     if not isinstance(folder, (str, os.PathLike)):  # Path() failed in its own words
@@ -98,7 +111,23 @@ def save_pretrained(
     ``folder`` must not exist or be empty: nothing is overwritten. It must not be inside a
     run folder (or be one): a run holds only what rnnkit writes there.
 
-    Example:
+    Example (a run of :func:`rnnkit.fit`, two steps, published; all in a temporary folder)::
+
+        >>> import tempfile, torch, rnnkit
+        >>> batches = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+        >>> model = torch.nn.Linear(4, 2)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     run = f"{tmp}/run"
+        ...     _ = rnnkit.fit(model, batches, batches, steps=2, out=run, log=lambda line: None)
+        ...     folder = rnnkit.save_pretrained(run, f"{tmp}/published")
+        ...     print(*sorted(path.name for path in folder.iterdir()))
+        ...     again = rnnkit.load_pretrained(folder, model=torch.nn.Linear(4, 2))
+        README.md config.json loss.png metrics.csv model.safetensors
+        >>> torch.equal(again.weight, model.weight)
+        True
+
+    A run folder, or a model that :func:`rnnkit.load` gave::
+
         >>> rnnkit.save_pretrained("runs/lm", "published/lm")  # doctest: +SKIP
         >>> rnnkit.save_pretrained(model, "published/lm-tuned")  # doctest: +SKIP
     """

@@ -315,7 +315,20 @@ def load(
     model keeps the run's config as ``model.rnnkit_config`` (a :class:`RunConfig`), so
     :func:`rnnkit.save_pretrained` can write it again.
 
-    Example:
+    Example (a run of :func:`rnnkit.fit`, two steps, in a temporary folder)::
+
+        >>> import tempfile, torch, rnnkit
+        >>> batches = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]
+        >>> model = torch.nn.Linear(4, 2)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     run = f"{tmp}/run"
+        ...     _ = rnnkit.fit(model, batches, batches, steps=2, out=run, log=lambda line: None)
+        ...     loaded = rnnkit.load(run, model=torch.nn.Linear(4, 2))
+        >>> torch.equal(loaded.weight, model.weight), loaded.training
+        (True, False)
+
+    A run of ``rnnkit train lm`` brings its own model::
+
         >>> model = rnnkit.load("runs/lm")  # doctest: +SKIP
         >>> print("".join(model.sample("def ", 100)))  # doctest: +SKIP
     """
