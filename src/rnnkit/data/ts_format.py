@@ -58,6 +58,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -297,6 +298,12 @@ def _read_header(lines: list[str], where: str, require_labels: bool) -> tuple[_H
             h.classes = values[1:]
             if h.class_label and not h.classes:
                 raise ValueError(f"{at}: {tokens[0]} true must list the class labels")
+            colon = [c for c in h.classes if ":" in c]
+            if colon:  # a series line's last ':' starts its label: this one never matches
+                raise ValueError(
+                    f"{at}: {tokens[0]} declares {colon[0]!r}; a class label cannot hold "
+                    "':', which separates the dimensions and the label"
+                )
             if len(set(h.classes)) != len(h.classes):
                 twice = sorted({c for c in h.classes if h.classes.count(c) > 1})
                 raise ValueError(f"{at}: {tokens[0]} declares {', '.join(twice)} twice")
@@ -486,6 +493,9 @@ def write_ts(
             raise TypeError(f"write_ts: {name} must be a sequence; got {type(value).__name__}")
     if isinstance(classes, str):  # it would be read as one class per character
         raise TypeError("write_ts: classes must be a sequence of names; got str")
+    # Plain lists from here: a (N, T, D) array or tensor has no truth value, and a pandas
+    # Series indexes by its labels, so [0] need not be its first item.
+    series, labels = _as_list(series), _as_list(labels)
     if len(series) != len(labels):
         raise ValueError(f"write_ts: {len(series)} series but {len(labels)} labels")
     if not series:
@@ -544,6 +554,12 @@ def write_ts(
                      for col in x.T]  # fmt: skip
         body.append(":".join([*dims_text, name]))
     atomic_write(target, ("\n".join(head + body) + "\n").encode("utf-8"))
+
+
+def _as_list(value: Any) -> list[Any]:
+    """``value``'s items in order: ``tolist()`` for arrays, tensors and pandas Series."""
+    tolist = getattr(value, "tolist", None)
+    return list(tolist()) if callable(tolist) else list(value)
 
 
 def _check_writable(x: Tensor, i: int) -> None:
