@@ -13,11 +13,14 @@ Three file formats are read (``read_series`` picks one by the file, or ``format=
 * **wide CSV**: a header row and one column per series. One column is skipped as the
   time column: the one ``time_column=`` names, else the first when named like a time
   (``time``, ``date``, ``year``, ``month``, ..., or an empty name) or holding no number at
-  all (``1991 Jul``) - after an unnamed first column (pandas's index), skipped too. Any
+  all (``1991 Jul``), with the columns named like a time right after it (``year,month``)
+  - after an unnamed first column (pandas's index), skipped too. Any
   other cell that is not a number is an error. A row may have fewer cells than the
   header (its last series have ended), not more; a row of empty cells (``,,``) is a
   step with every value missing, a blank line no row. A file whose first row is numbers and
-  missing values only has no header: its columns are series 1, 2, ...
+  missing values only has no header: its columns are series 1, 2, ... An unnamed column
+  empty in every row (a spreadsheet's trailing ``,,``) is no series; a date twice in the
+  time column (a long CSV read as wide) is an error.
 * **long CSV**: a header with an id column (``id``, ``series``, ``unique_id``, ...) and a
   value column (``value``, ``y``, ``target``) - or an id, a time and exactly one more
   column (``id,date,sales``), the values - one row per observation, the rows of a series
@@ -435,8 +438,9 @@ def _skipped_columns(
     where: str, header: list[str], body: list[tuple[int, list[str]]], time_column: str | None
 ) -> list[int]:
     """The columns of a wide CSV that hold no series: the one ``time_column`` names; else
-    the first column when it is named like a time or holds no number - after an unnamed
-    first column (an index, as pandas writes), which is skipped too."""
+    the first column when it is named like a time or holds no number, and the columns
+    named like a time right after it - after an unnamed first column (an index, as pandas
+    writes), which is skipped too."""
     if time_column is not None:
         if time_column not in header:
             raise ValueError(
@@ -456,7 +460,47 @@ def _skipped_columns(
                 "more column; rename its value column, or give --format long"
             )
         skip.append(k)
+        # More time columns right after it (year,month,sales; date,hour,load): a calendar
+        # split over columns, each of whose numbers would else be read as a series.
+        while k + 2 < len(header) and header[k + 1].lower() in TIME_NAMES - {""}:
+            k += 1
+            skip.append(k)
     return skip
+
+
+def _spacer(header: list[str], body: list[tuple[int, list[str]]], k: int) -> bool:
+    """Whether column k is unnamed and empty in every row: the separators a spreadsheet
+    leaves after the last column (``a,b,,``), not a series of the user's."""
+    return not header[k] and all(k >= len(c) or not c[k].strip() for _, c in body)
+
+
+def _check_one_row_per_time(
+    where: str, header: list[str], body: list[tuple[int, list[str]]], skip: list[int]
+) -> None:
+    """Refuse a date that comes twice in a wide CSV's time column: such a file holds a row
+    per observation (a long CSV whose id column has another name, ``date,store,sales``),
+    and read as wide its ids and values would be series, each mixing every store's rows.
+    With several time columns (``date,hour``) it is their values together that must not
+    come twice."""
+    named = [k for k in skip if header[k]]  # not pandas' unnamed index
+    first: dict[tuple[str, ...], int] = {}
+    for number, cells in body:
+        stamp = tuple(cells[k].strip() if k < len(cells) else "" for k in named)
+        if not any(_ISO.fullmatch(s) for s in stamp):  # only a date with its year is a time
+            continue
+        if stamp in first:
+            what = (
+                f"time {stamp[0]!r} of column {header[named[0]]!r}"
+                if len(named) == 1
+                else f"time ({', '.join(stamp)}) of columns "
+                + ", ".join(repr(header[k]) for k in named)
+            )
+            raise ValueError(
+                f"{where}, line {number}: {what} comes again (first on line "
+                f"{first[stamp]}); expected one row per time step in a wide CSV, and a long "
+                f"CSV's id column named {', '.join(ID_NAMES)}"
+            )
+        first[stamp] = number
 
 
 def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) -> SeriesSet:
@@ -475,7 +519,8 @@ def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) 
     if not body:
         raise ValueError(f"{where}: a header row and no data rows")
     skip = _skipped_columns(where, header, body, time_column) if has_header or time_column else []
-    columns = [k for k in range(width) if k not in skip]
+    _check_one_row_per_time(where, header, body, skip)
+    columns = [k for k in range(width) if k not in skip and not _spacer(header, body, k)]
     names = [header[k] for k in columns]
     if not names:
         raise ValueError(f"{where}: no value columns after the time column(s)")

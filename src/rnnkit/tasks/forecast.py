@@ -45,7 +45,7 @@ import hashlib
 import math
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple, cast
@@ -562,6 +562,14 @@ def forecast(
         raise TypeError(
             f"forecast: series must be a list of series, each a sequence of numbers; got "
             f"{type(series).__name__}"
+        )
+    if isinstance(series, Mapping) or hasattr(series, "columns"):
+        # A dict or a DataFrame iterates over its names: each was refused as a series of
+        # characters ("series 1 must be a sequence of numbers; got str"), hiding the mistake.
+        raise TypeError(
+            "forecast: series must be a list of series, each a sequence of numbers; got a "
+            f"{type(series).__name__}, which iterates over its names (give list(d.values()) "
+            "for a dict, [df[c] for c in df] for a DataFrame)"
         )
     prepared = []
     for k, s in enumerate(series):
