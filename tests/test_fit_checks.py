@@ -321,6 +321,24 @@ def test_what_loss_and_metrics_return_is_checked_at_the_first_batch(tmp_path, kw
     assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json"]
 
 
+def test_string_labels_with_the_default_loss_are_refused_naming_the_target(tmp_path):
+    # Labels read as strings come out of pad_collate as a list; cross_entropy refused them
+    # in its own words ("cross_entropy_loss(): argument 'target' (position 2) must be
+    # Tensor, not list").
+    words = ["yes" if y else "no" for y in Y.tolist()]
+    batches = [(X[k : k + 4], words[k : k + 4]) for k in range(0, 16, 4)]
+    out = tmp_path / "r"
+    raises_exactly(TypeError, "rnnkit.fit: the default loss, F.cross_entropy, needs each "
+                   "batch's target as a tensor of class indices; got list (encode the labels "
+                   "as integers, or give loss=)", rnnkit.fit, M(), batches, out=out,
+                   **_quiet())  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json"]
+    # A loss of the user's own may take any target.
+    index = {"no": 0, "yes": 1}
+    own = lambda o, t: F.cross_entropy(o, torch.tensor([index[w] for w in t]))  # noqa: E731
+    assert rnnkit.fit(M(), batches, loss=own, out=tmp_path / "own", **_quiet()).step == 2
+
+
 def test_a_validation_loss_of_another_shape_is_named(tmp_path):
     # Training sees a mean; validation, in eval mode, a vector.
     def loss(output, target):

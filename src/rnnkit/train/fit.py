@@ -228,6 +228,14 @@ class FitTask(Task):
 
     def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
         inputs, target = _split(_to(batch, device))
+        if self.loss_fn is F.cross_entropy and not isinstance(target, Tensor):
+            # Labels read as strings ("yes"/"no") reach here as a list, and torch's refusal
+            # names its own internals ("cross_entropy_loss(): argument 'target' ...").
+            raise TypeError(
+                "rnnkit.fit: the default loss, F.cross_entropy, needs each batch's target "
+                f"as a tensor of class indices; got {_returned(target)} (encode the labels "
+                "as integers, or give loss=)"
+            )
         output = net(*inputs)
         loss = _loss_value(self.loss_fn(output, target))
         if not loss.requires_grad:
