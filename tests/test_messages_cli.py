@@ -233,6 +233,42 @@ def test_export_out_in_a_folder_that_does_not_exist(capsys, tmp_path, numbers_ru
 
 def test_generate_from_a_run_that_is_no_language_model(capsys, numbers_run):
     assert _refused(capsys, ["generate", str(numbers_run)], numbers_run) == (
-        f"rnnkit generate: error: {numbers_run} is not a language-model run (rnnkit generate "
-        "samples text)"
+        f"rnnkit generate: error: {numbers_run} is a run of task 'numbers', not a "
+        "language-model run (rnnkit generate samples text); translate numbers with rnnkit "
+        f"translate {numbers_run} TEXT"
     )
+
+
+def test_generate_judges_the_task_before_reading_any_weight(capsys, numbers_run, tmp_path):
+    # Before, the weights were loaded first: a run of another task without its weights was
+    # refused for the missing file, not for being no language model.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_bytes((numbers_run / "config.json").read_bytes())
+    assert _refused(capsys, ["generate", str(run)], tmp_path) == (
+        f"rnnkit generate: error: {run} is a run of task 'numbers', not a language-model run "
+        f"(rnnkit generate samples text); translate numbers with rnnkit translate {run} TEXT"
+    )
+
+
+def test_how_to_apply_names_a_command_for_every_task():
+    from rnnkit.cli.predict import how_to_apply
+    from rnnkit.tasks import NAMES
+
+    want = {
+        "classify": "label new data with rnnkit predict R --data FILE",
+        "tag": "label new data with rnnkit predict R --data FILE",
+        "forecast": "forecast new series with rnnkit forecast R --data FILE",
+        "lm": "it has no classes or tags to predict: continue a text with rnnkit generate R, "
+        "score one with rnnkit eval R --text FILE",
+        "numbers": "translate numbers with rnnkit translate R TEXT",
+        "fit": "apply its model in Python, on the model rnnkit.load(run, model=MyModel(...)) "
+        "returns",
+    }
+    synthetic = (
+        "a synthetic task has nothing to predict on new data (its inputs are generated); "
+        "score it with rnnkit eval R"
+    )
+    for task in [*NAMES, "fit"]:
+        assert how_to_apply(task, "R") == want.get(task, synthetic), task
+    assert set(want) - {"fit"} <= set(NAMES)

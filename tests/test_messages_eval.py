@@ -49,7 +49,9 @@ def test_eval_flags_of_another_kind_of_run(capsys, adding_run: Path) -> None:
 def test_forecast_of_another_kind_of_run(capsys, adding_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.csv"
     assert refused(capsys, ["forecast", str(adding_run), "--out", str(out)], tmp_path) == (
-        f"rnnkit forecast: error: {adding_run} is a run of task 'adding', not a forecast run"
+        f"rnnkit forecast: error: {adding_run} is a run of task 'adding', not a forecast "
+        "run; a synthetic task has nothing to predict on new data (its inputs are generated); "
+        f"score it with rnnkit eval {adding_run}"
     )
 
 

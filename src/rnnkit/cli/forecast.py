@@ -8,6 +8,7 @@ import sys
 from typing import cast
 
 from rnnkit.cli._lm_args import add_runtime, one_line_errors, positive_int, runtime
+from rnnkit.cli.predict import how_to_apply
 
 EXAMPLES = """examples:
   rnnkit forecast runs/m1                               # the run's own series, to stdout
@@ -96,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--series picks the series drawn by --plot; give --plot FILE.png")
     config = RunFolder(args.run_dir).read_config()
     if config.task != "forecast":
-        raise ValueError(f"{args.run_dir} is a run of task {config.task!r}, not a forecast run")
+        raise ValueError(
+            f"{args.run_dir} is a run of task {config.task!r}, not a forecast run; "
+            f"{how_to_apply(config.task, args.run_dir)}"
+        )
     check_derived(config.derived, f"{Path(args.run_dir) / 'config.json'}: derived")
     check_outputs(args, config.derived["source"].get("path"))
     trained = int(config.derived["horizon"])

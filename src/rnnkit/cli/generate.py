@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from typing import cast
 
 import torch
 
@@ -17,8 +18,9 @@ from rnnkit.cli._lm_args import (
     runtime,
     seed,
 )
+from rnnkit.cli.predict import how_to_apply
 from rnnkit.models.lm import CharLM
-from rnnkit.train import load
+from rnnkit.train import RunFolder, load
 
 EXAMPLES = """examples:
   rnnkit generate runs/lstm --prompt 'def ' --length 300
@@ -66,10 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     device, precision = runtime(args)
-    model = load(args.run_dir, device)
-    if not isinstance(model, CharLM):
-        what = "rnnkit generate samples text"
-        raise ValueError(f"{args.run_dir} is not a language-model run ({what})")
+    task = RunFolder(args.run_dir).read_config().task  # before any weight is read
+    if task != "lm":
+        raise ValueError(
+            f"{args.run_dir} is a run of task {task!r}, not a language-model run (rnnkit "
+            f"generate samples text); {how_to_apply(task, args.run_dir)}"
+        )
+    model = cast(CharLM, load(args.run_dir, device))
     missing = unknown_chars(model, args.prompt)
     if missing:  # generated all the same: the model reads each as its unknown class
         shown = ", ".join(repr(c) for c in missing)

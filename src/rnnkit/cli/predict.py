@@ -106,23 +106,35 @@ def refuse_task(task: str, run_dir: str) -> None:
     applies it."""
     if task in OUT_SUFFIX:
         return
+    raise ValueError(
+        f"{run_dir} is a run of task {task!r}, not a classify or tag run; "
+        f"{how_to_apply(task, run_dir)}"
+    )
+
+
+def how_to_apply(task: str, run_dir: str) -> str:
+    """The command that applies a run of ``task`` to new data, in words (for a refusal of
+    the run by a command of another task)."""
+    if task in OUT_SUFFIX:
+        return f"label new data with rnnkit predict {run_dir} --data FILE"
     if task == "forecast":
-        why = f"forecast new series with rnnkit forecast {run_dir} --data FILE"
-    elif task == "lm":
-        why = (
+        return f"forecast new series with rnnkit forecast {run_dir} --data FILE"
+    if task == "lm":
+        return (
             f"it has no classes or tags to predict: continue a text with rnnkit generate "
             f"{run_dir}, score one with rnnkit eval {run_dir} --text FILE"
         )
-    elif task == "numbers":
-        why = f"translate numbers with rnnkit translate {run_dir} TEXT"
-    elif task == "fit":
-        why = "apply its model in Python, on the model rnnkit.load(run, model=MyModel(...)) returns"
-    else:  # the memory tasks: their inputs are generated, there is no file of them
-        why = (
-            "a synthetic task has nothing to predict on new data (its inputs are "
-            f"generated); score it with rnnkit eval {run_dir}"
+    if task == "numbers":
+        return f"translate numbers with rnnkit translate {run_dir} TEXT"
+    if task == "fit":
+        return (
+            "apply its model in Python, on the model rnnkit.load(run, model=MyModel(...)) returns"
         )
-    raise ValueError(f"{run_dir} is a run of task {task!r}, not a classify or tag run; {why}")
+    # the memory tasks: their inputs are generated, there is no file of them
+    return (
+        "a synthetic task has nothing to predict on new data (its inputs are "
+        f"generated); score it with rnnkit eval {run_dir}"
+    )
 
 
 def check_data(name: str) -> None:
