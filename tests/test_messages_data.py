@@ -474,6 +474,14 @@ GOOD = json.dumps({"x": "ab", "y": ["A", "B"]})
         (["", "  "], ": no examples (the file is empty or blank)"),
         (['{"x": "ab", "y": ["A", "B"]'],
          "line 1: not valid JSON (Expecting ',' delimiter at column 28)"),
+        # json.dump(examples, f, indent=2): a valid JSON document, not JSON lines.
+        (["[", '  {"x": "ab", "y": ["A", "B"]}', "]"],
+         "line 1: not valid JSON (Expecting value at column 2); expected JSON lines, one "
+         '{"x": ..., "y": [...]} object per line, not a JSON document spread over lines'),
+        (["{", '  "x": "ab",', '  "y": ["A", "B"]', "}"],
+         "line 1: not valid JSON (Expecting property name enclosed in double quotes at "
+         'column 2); expected JSON lines, one {"x": ..., "y": [...]} object per line, not a '
+         "JSON document spread over lines"),
         (['{"x": [[NaN]], "y": ["A"]}'], "line 1: NaN is not a number JSON allows"),
         (["[1, 2]"], 'line 1: expected an object {"x": ..., "y": [...]}; got a list'),
         (['{"x": "ab"}'], 'line 1: missing key "y" (keys: x)'),

@@ -328,7 +328,15 @@ def _parse_line(raw: str, number: int, where: str, require_labels: bool = True) 
     except json.JSONDecodeError as err:
         # Some of json's messages end in "at" ("Unterminated string starting at").
         msg = err.msg if err.msg.endswith(" at") else f"{err.msg} at"
-        raise ValueError(f"{where}: not valid JSON ({msg} column {err.colno})") from None
+        # A lone bracket opens a JSON document written over many lines (json.dump(indent=)),
+        # which looks valid to its writer: say what a line must hold.
+        hint = (
+            '; expected JSON lines, one {"x": ..., "y": [...]} object per line, not a JSON '
+            "document spread over lines"
+            if raw.strip() in ("[", "{")
+            else ""
+        )
+        raise ValueError(f"{where}: not valid JSON ({msg} column {err.colno}){hint}") from None
     except RecursionError:
         # json's decoder recurses once per bracket: thousands of them exhaust the stack.
         raise ValueError(
