@@ -101,6 +101,8 @@ def load_session(
     else:
         source = os.fspath(path)
         name = source
+        if os.path.isdir(source):  # it exists: "does not exist" sent the user looking
+            raise ValueError(f"{where}: expected an ONNX file; {source!r} is a directory")
         if not os.path.isfile(source):
             raise ValueError(f"{where}: expected an ONNX file; {source!r} does not exist")
     try:

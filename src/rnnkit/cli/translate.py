@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from rnnkit.cli._lm_args import (
     add_runtime,
@@ -16,6 +17,10 @@ from rnnkit.cli._lm_args import (
 )
 from rnnkit.cli._outputs import check_figure_format, check_new_file, check_outside_runs
 from rnnkit.seq2seq import load_run, plot_attention, translate
+from rnnkit.seq2seq.evaluate import prepare_source
+
+if TYPE_CHECKING:
+    from rnnkit.seq2seq.run import NumbersRun
 
 EXAMPLES = """examples:
   rnnkit translate runs/en "three hundred and twelve"
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         check_figure_format("--plot", args.plot)
     device, precision = runtime(args)
     run_ = load_run(args.run_dir, device)  # the run folder is checked before input is read
-    texts = list(args.text) if args.text else [line.rstrip("\n") for line in sys.stdin]
+    texts = list(args.text) if args.text else _stdin_inputs(run_)
     if not texts:
         raise ValueError("empty input: give TEXT arguments or lines on standard input")
     if args.plot and len(texts) != 1:
@@ -95,3 +100,20 @@ def run(args: argparse.Namespace) -> int:
         plot_attention(results[0], args.plot, title=f"{results[0].source} -> {results[0].output}")
         print(f"attention heat map written to {args.plot}", file=sys.stderr)
     return 0
+
+
+def _stdin_inputs(run_: NumbersRun) -> list[str]:
+    """The lines of standard input as a file saved by an editor or a spreadsheet holds them:
+    a byte-order mark and CRLF line ends dropped, blank lines at the end ignored (they were
+    refused as "empty input" without saying where). Each line is checked here, so that a
+    refusal names its line number."""
+    lines = [line.removesuffix("\r") for line in sys.stdin.read().split("\n")]
+    lines[0] = lines[0].removeprefix("\ufeff")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        try:
+            prepare_source(run_, line)
+        except ValueError as err:
+            raise ValueError(f"standard input line {number}: {err}") from None
+    return lines

@@ -206,12 +206,39 @@ def _compare(got: Sequence[Any], expected: Sequence[Tensor], tolerance: float) -
 
 
 def read_metadata(model: Any) -> dict[str, Any]:
-    """The ``rnnkit`` JSON of an exported ModelProto (or of a file's bytes, read with onnx)."""
+    """The ``rnnkit`` JSON of an exported graph: a ModelProto, the path of its file or
+    its bytes."""
+    model = _load_graph("read_metadata", "model", model)
     for prop in model.metadata_props:
         if prop.key == "rnnkit":
             data: dict[str, Any] = json.loads(prop.value)
             return data
     raise ValueError("this ONNX graph was not exported by rnnkit (no 'rnnkit' metadata)")
+
+
+def _load_graph(where: str, name: str, graph: Any) -> Any:
+    """The ModelProto of ``graph`` (a ModelProto, a file's path or its bytes), or a
+    one-line refusal naming argument ``name`` of ``where``."""
+    import onnx
+
+    if isinstance(graph, onnx.ModelProto):
+        return graph
+    if not isinstance(graph, (str, os.PathLike, bytes)):
+        # A path was read as a ModelProto: "'str' object has no attribute 'metadata_props'".
+        raise TypeError(
+            f"{where}: {name} must be an onnx.ModelProto, the path of an ONNX file or its "
+            f"bytes; got {type(graph).__name__}"
+        )
+    if not isinstance(graph, bytes) and not os.path.isfile(graph):
+        what = "a directory" if os.path.isdir(graph) else "no such file"
+        raise ValueError(f"{where}: {name} must be an ONNX file; got {os.fspath(graph)!r}, {what}")
+    try:
+        return onnx.load_from_string(graph) if isinstance(graph, bytes) else onnx.load(graph)
+    except Exception:  # protobuf's DecodeError (untyped): its words name no file nor call
+        shown = "the given bytes" if isinstance(graph, bytes) else repr(os.fspath(graph))
+        raise ValueError(
+            f"{where}: {name} must be an ONNX graph; {shown} does not parse as one"
+        ) from None
 
 
 # ---- what is exported ---------------------------------------------------------------

@@ -44,14 +44,21 @@ def quantize_onnx(
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from rnnkit.export.onnx import _set_metadata, _target_path, read_metadata, writing
+    from rnnkit.export.onnx import (
+        _load_graph,
+        _set_metadata,
+        _target_path,
+        read_metadata,
+        writing,
+    )
     from rnnkit.train.files import atomic_write
 
-    model = onnx.load(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else src
-    if not isinstance(model, onnx.ModelProto):
+    if isinstance(src, bytes) or not isinstance(src, (str, os.PathLike, onnx.ModelProto)):
         raise TypeError(
             f"quantize_onnx: src must be a path or an onnx.ModelProto; got {type(src).__name__}"
         )
+    # A missing file was os's "[Errno 2]", a file that is not ONNX protobuf's DecodeError.
+    model = _load_graph("quantize_onnx", "src", src)
     meta = read_metadata(model)  # refuses a graph that is not rnnkit's
     if "quantization" in meta:
         raise ValueError("quantize_onnx: src is already quantized; expected a float graph")
@@ -61,6 +68,12 @@ def quantize_onnx(
     # The checks export_onnx makes: overwrite a bool, a directory never replaced.
     target = _target_path("quantize_onnx", "dst", dst, overwrite)
     assert target is not None  # dst is a path
+    if isinstance(src, (str, os.PathLike)) and _same_file(src, target):
+        # overwrite=True replaced the float graph by its int8 copy: the source was lost.
+        raise ValueError(
+            f"quantize_onnx: dst must be another file than src; got {os.fspath(dst)!r} for "
+            "both (the float graph would be lost)"
+        )
     if not isinstance(per_channel, bool):  # "no" would read as True
         raise TypeError(f"quantize_onnx: per_channel must be True or False; got {per_channel!r}")
     # A string was read letter by letter ("MatMul" as M, a, t, ...), quantizing nothing.
@@ -115,6 +128,14 @@ def quantize_onnx(
     with writing("quantize_onnx", target):
         atomic_write(target, result.SerializeToString())
     return result
+
+
+def _same_file(a: str | os.PathLike[str], b: Path) -> bool:
+    """Whether ``b`` names the existing file ``a`` (through links and other spellings)."""
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _eight_bit_weights(graph: Any) -> int:
