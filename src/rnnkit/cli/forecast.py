@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
             f"{how_to_apply(config.task, args.run_dir)}"
         )
     check_derived(config.derived, f"{Path(args.run_dir) / 'config.json'}: derived")
-    check_outputs(args, config.derived["source"].get("path"))
+    source = config.derived["source"]
+    check_outputs(args, source.get("path"), source.get("test", {}).get("path"))
     trained = int(config.derived["horizon"])
     if args.horizon is not None and args.horizon > trained:
         raise ValueError(
@@ -169,11 +170,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_outputs(args: argparse.Namespace, trained_on: str | None) -> None:
+def check_outputs(
+    args: argparse.Namespace, trained_on: str | None, tested_on: str | None = None
+) -> None:
     """Refuse, before the model or data is read or anything written, an output that would
     replace a file without --force, or at all the --data file, the run's own data file
-    (``trained_on``) or any file in the run folder (which holds only what rnnkit writes);
-    a folder, a missing folder, a CSV not named .csv or a figure not named .png."""
+    (``trained_on``) or test file (``tested_on``, its --test-data) or any file in the run
+    folder (which holds only what rnnkit writes); a folder, a missing folder, a CSV not
+    named .csv or a figure not named .png."""
     from rnnkit.cli._outputs import check_new_file, check_outside_runs, same_file
 
     if args.out is not None and args.plot is not None and same_file(args.out, args.plot):
@@ -182,7 +186,11 @@ def check_outputs(args: argparse.Namespace, trained_on: str | None) -> None:
     for flag, name, suffix in (("--out", args.out, ".csv"), ("--plot", args.plot, ".png")):
         if name is None:
             continue
-        for data, what in ((args.data, "the --data file"), (trained_on, "the run's data")):
+        for data, what in (
+            (args.data, "the --data file"),
+            (trained_on, "the run's data"),
+            (tested_on, "the run's test data"),
+        ):
             if data is not None and same_file(name, data):
                 raise ValueError(f"{flag} {name} is {what}; expected another file name")
         if same_file(os.path.dirname(os.path.abspath(name)), args.run_dir):

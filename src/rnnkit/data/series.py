@@ -31,8 +31,9 @@ Values are separated by ``,``: a file separated by ``;`` or tabs is refused.
 Missing values - in a CSV an empty cell, ``?``, ``NA``, ``NaN``, ``null`` - are filled by linear
 interpolation between the observed values around them; missing values before the first
 or after the last observation of a series are dropped (a wide CSV's shorter columns end
-early). The counts are kept on the :class:`SeriesSet`. A malformed file is refused with
-a one-line message naming the file and line.
+early). The counts are kept on the :class:`SeriesSet`. A test file (:func:`join_test`:
+each series' next values, matched by name to a training file's) may have none. A
+malformed file is refused with a one-line message naming the file and line.
 
 The shipped series (``--dataset``) are read with the same readers from files that aeon and
 statsmodels install (the ``timeseries`` extra); nothing is downloaded.
@@ -107,7 +108,8 @@ class SeriesSet:
         return len(self.values)
 
     def describe(self) -> str:
-        lengths = [len(v) for v in self.values]
+        held = int(self.info.get("test_values", 0))  # the test values join_test added
+        lengths = [len(v) - held for v in self.values]
         span = (
             f"{min(lengths)}"
             if min(lengths) == max(lengths)
@@ -117,7 +119,8 @@ class SeriesSet:
         gaps = ""
         if self.filled or self.dropped:
             gaps = f", {self.filled} missing value(s) interpolated, {self.dropped} dropped at ends"
-        return f"{self.source}: {len(self)} series of length {span}{freq}{gaps}"
+        test = f"; test: {self.info['test']}, the next {held} values of each" if held else ""
+        return f"{self.source}: {len(self)} series of length {span}{freq}{gaps}{test}"
 
 
 # ---- missing values -----------------------------------------------------------------
@@ -179,6 +182,7 @@ def _finish(
     from rnnkit.deploy import FORECAST_MAX  # deploy.py stands alone: it cannot import this
 
     values, filled, dropped = [], 0, 0
+    gaps: dict[str, int] = {}  # per series, for a test file, which may have none
     for name, series in zip(names, raw, strict=True):
         for k, value in enumerate(series, 1):
             # Before the gaps are filled: interpolating between -1e308 and 1e308 overflows.
@@ -194,9 +198,13 @@ def _finish(
         values.append(v)
         filled += f
         dropped += d
+        if f + d:
+            gaps[name] = f + d
     if not values:
         raise ValueError(f"{path}: no series found")
-    return SeriesSet(names, values, path, filled=filled, dropped=dropped, **kw)
+    data = SeriesSet(names, values, path, filled=filled, dropped=dropped, **kw)
+    data.info["missing"] = gaps
+    return data
 
 
 def _magnitude(value: float) -> str:
@@ -648,6 +656,81 @@ def read_series(
     return data
 
 
+def join_test(train: SeriesSet, test: SeriesSet, horizon: int | None = None) -> SeriesSet:
+    """Each series of ``train`` followed by its test values in ``test``: the next
+    ``horizon`` values of the same series, matched by name (as M4 and the Monash archive
+    ship a train and a test file). The result's ``info["test_values"]`` is the horizon;
+    its ``source`` is the training file's.
+
+    Refused in one line naming the file: a name on one side only, a missing test value
+    (a filled-in one would be scored as the series' own), and test series whose lengths
+    are not the horizon - ``horizon`` when given, else their common length, which must
+    agree with the training file's ``@horizon`` where it has one.
+    """
+    where = test.source
+    known = set(train.names)
+    for name in test.names:
+        if name not in known:
+            raise ValueError(
+                f"{where}: series {name!r} is not a series of {train.source}; a test file "
+                "holds the next values of the training file's series, by name"
+            )
+    index = {name: k for k, name in enumerate(test.names)}
+    for name in train.names:
+        if name not in index:
+            raise ValueError(
+                f"{where}: no test values for series {name!r} of {train.source}; a test "
+                "file holds the next values of every series of the training file, by name"
+            )
+    gaps = test.info.get("missing", {})
+    if gaps:
+        name, count = next(iter(gaps.items()))
+        raise ValueError(
+            f"{where}: series {name!r} has {count} missing value(s) (a missing cell, or a "
+            "column that ends early); every test value must be observed, as a filled-in "
+            "one would be scored as the series' own"
+        )
+    h = _test_length(train, test, horizon)
+    values = [train.values[k] + test.values[index[name]] for k, name in enumerate(train.names)]
+    return SeriesSet(
+        list(train.names),
+        values,
+        train.source,
+        frequency=train.frequency,
+        seasonality=train.seasonality,
+        horizon=h,
+        filled=train.filled,
+        dropped=train.dropped,
+        info={**train.info, "origins": 1, "test": test.source, "test_values": h},
+    )
+
+
+def _test_length(train: SeriesSet, test: SeriesSet, horizon: int | None) -> int:
+    """The horizon a test file gives: every test series holds exactly that many values."""
+    where = test.source
+    if horizon is not None:
+        for name, values in zip(test.names, test.values, strict=True):
+            if len(values) != horizon:
+                raise ValueError(
+                    f"{where}: series {name!r} has {len(values)} test value(s); expected "
+                    f"--horizon {horizon}, a test series holding the next horizon values"
+                )
+        return horizon
+    first, n = test.names[0], len(test.values[0])
+    for name, values in zip(test.names, test.values, strict=True):
+        if len(values) != n:
+            raise ValueError(
+                f"{where}: the test series differ in length: {first!r} has {n} value(s), "
+                f"{name!r} {len(values)}; expected each series' next horizon values"
+            )
+    if train.horizon is not None and train.horizon != n:
+        raise ValueError(
+            f"{where}: the test series hold {n} value(s) each, but {train.source} says "
+            f"@horizon {train.horizon}; give --horizon {n} to forecast {n} steps"
+        )
+    return n
+
+
 def _clip(text: str, n: int = 40) -> str:
     text = text.strip()
     return text if len(text) <= n else text[: n - 3] + "..."
@@ -794,6 +877,7 @@ __all__ = [
     "Dataset",
     "SeriesSet",
     "fill_missing",
+    "join_test",
     "load_dataset",
     "read_long_csv",
     "read_series",

@@ -36,7 +36,11 @@ for a set of many series, a rolling origin for a single long series - and scored
 (mean absolute error over the in-sample seasonal naive error of the history), sMAPE
 (``200 |y - f| / (|y| + |f|)``, 0 where both are 0) and the coverage of the 80 %
 intervals, next to seasonal naive. Validation uses the same number of origins just
-before the test's, and training sees only the values before validation.
+before the test's, and training sees only the values before validation. With
+``--test-data`` the test is a file of each series' next ``horizon`` values (M4's and the
+Monash archive's train and test files): the series are the training file's followed by
+them, with one origin, so the test forecasts each series from the end of ``--data`` and
+validation and training see ``--data`` alone.
 """
 
 from __future__ import annotations
@@ -119,6 +123,13 @@ class ForecastOptions:
         "your series: a Monash .tsf file, a wide CSV (a column per series) or a long CSV "
         "(id,time,value); see docs/forecast.md (default: --dataset)",
     )
+    test_data: str | None = option(
+        None,
+        "the test file: the next horizon values of every series of --data, named as there "
+        "and in a format --data takes (M4's and the Monash archive's test files); the test "
+        "forecasts each series once, from the end of --data (default: the last values of "
+        "each series of --data are the test)",
+    )
     dataset: str = option(
         "m1-yearly",
         "shipped series set, read from the files aeon and statsmodels install (used when "
@@ -127,18 +138,18 @@ class ForecastOptions:
     )
     format: str = option(
         "auto",
-        "format of --data: auto reads .tsf by extension, long CSV by its header",
+        "format of --data and --test-data: auto reads .tsf by extension, long CSV by its header",
         choices=("auto", "tsf", "wide", "long"),
     )
     time_column: str | None = option(
         None,
-        "the time column of a wide CSV, the one column skipped (default: the first, when "
-        "named like a time or holding no number)",
+        "the time column of a wide CSV (--data and --test-data), the one column skipped "
+        "(default: the first, when named like a time or holding no number)",
     )
     horizon: int | None = option(
         None,
         "steps ahead forecast at once (default: the data's: a .tsf @horizon or the "
-        "dataset's; required for a CSV)",
+        "dataset's, or the length of --test-data's series; required for a CSV)",
         low=1,
         high=10_000,
     )
@@ -151,7 +162,8 @@ class ForecastOptions:
     origins: int | None = option(
         None,
         "forecast origins per series for test and validation, one step apart (default: "
-        "the dataset's; 1 for --data with several series, the horizon for a single one)",
+        "the dataset's; 1 for --data with several series, the horizon for a single one; "
+        "with --test-data only 1)",
         low=1,
         high=10_000,
     )
@@ -242,6 +254,13 @@ class ForecastOptions:
 
     def __post_init__(self) -> None:
         _options.check(self)
+        if self.test_data is not None and self.origins not in (None, 1):
+            # A test file holds one forecast's values per series: earlier origins would
+            # score values of --data, which validation and training use.
+            raise ValueError(
+                "--test-data holds each series' next horizon values, forecast from one "
+                f"origin, the end of --data; got --origins {self.origins} (leave it out)"
+            )
         if self.interval_scale is not None and self.train_until != "test":
             raise ValueError(
                 "--interval-scale is for --train-until test (a refit); with --train-until "
@@ -1192,7 +1211,8 @@ class ForecastTask(Task):
     higher_is_better = False
     item_name = "windows"
     extra_files = ("forecast.png",)
-    added_options: ClassVar[dict[str, Any]] = {"adapt": 0.0}  # runs before --adapt
+    # runs before --adapt and --test-data
+    added_options: ClassVar[dict[str, Any]] = {"adapt": 0.0, "test_data": None}
 
     options: ForecastOptions
 
@@ -1208,9 +1228,7 @@ class ForecastTask(Task):
         o = self.options
         distributed.rows(ctx, o.batch_size)  # divisible by the number of processes
         if not self.derived:
-            source = source_of(o)
-            # Read as given (messages name the file as the user did); kept absolute.
-            data = read_given({**source, "path": o.data} if o.data else source)
+            data = read_new(o)
             self.derived = derive(o, data)
         else:
             check_derived(self.derived, "derived")
@@ -1441,11 +1459,14 @@ class ForecastTask(Task):
     def test_lines(self, model: nn.Module) -> list[str]:
         ours, naive = self.scores(model, "test")
         d = self.derived
-        what = (
-            f"the last {d['horizon']} values of each of {len(self.values)} series"
-            if d["origins"] == 1
-            else f"{d['origins']} rolling origins x horizon {d['horizon']}"
-        )
+        test = d["source"].get("test")
+        if test is not None:
+            what = f"{Path(test['path']).name}: the next {d['horizon']} values of each of "
+            what += f"{len(self.values)} series"
+        elif d["origins"] == 1:
+            what = f"the last {d['horizon']} values of each of {len(self.values)} series"
+        else:
+            what = f"{d['origins']} rolling origins x horizon {d['horizon']}"
         verdict = "better than" if ours.mase < naive.mase else "not better than"
         lines = [
             f"test ({what}, {ours.windows} forecasts):",
@@ -1494,7 +1515,13 @@ class ForecastTask(Task):
 
 
 def source_of(o: ForecastOptions) -> dict[str, Any]:
-    """How to read the run's data again (an absolute path, or a dataset's name)."""
+    """How to read the run's data again (an absolute path, or a dataset's name; and the
+    test file's absolute path, read with the same format and time column)."""
+    if o.test_data is not None and o.data is None:
+        raise ValueError(
+            "--test-data needs --data (the training file whose series it continues); got "
+            f"--test-data {o.test_data} without --data"
+        )
     if o.data is None:
         if o.format != "auto" or o.time_column is not None:
             raise ValueError("--format and --time-column describe --data; give --data FILE")
@@ -1502,7 +1529,34 @@ def source_of(o: ForecastOptions) -> dict[str, Any]:
     if o.dataset != DATASET_NAMES[0]:
         raise ValueError(f"give --data or --dataset, not both; got --data {o.data} and "
                          f"--dataset {o.dataset}")  # fmt: skip
-    return {"path": os.path.abspath(o.data), "format": o.format, "time_column": o.time_column}
+    source: dict[str, Any] = {
+        "path": os.path.abspath(o.data),
+        "format": o.format,
+        "time_column": o.time_column,
+    }
+    if o.test_data is not None:
+        source["test"] = {"path": os.path.abspath(o.test_data)}
+    return source
+
+
+def read_new(o: ForecastOptions) -> Any:
+    """A new run's data, read as given (messages name the files as the user did; the run
+    records them absolute): ``--data``, or the shipped set, followed by ``--test-data``'s
+    values where given (:func:`rnnkit.data.series.join_test`)."""
+    from rnnkit.data.series import join_test
+    from rnnkit.train.files import refuse_same_file
+
+    source = source_of(o)
+    if o.data is None:
+        return read_given(source)
+    data = read_given({**source, "path": o.data})
+    if o.test_data is None:
+        return data
+    test = read_given({**source, "path": o.test_data}, "--test-data")
+    refuse_same_file(
+        "--test-data", o.test_data, "--data", o.data, "a test of the last values of --data"
+    )
+    return join_test(data, test, o.horizon)
 
 
 def read_source(source: dict[str, Any]) -> Any:
@@ -1517,22 +1571,42 @@ def read_recorded(derived: dict[str, Any]) -> Any:
     """The data a run recorded (``derived["source"]``), refused if its values differ from
     those it started with: resuming, evaluating or forecasting from other values would
     pass them off as the run's own."""
-    data = read_source(derived["source"])
+    from rnnkit.data.series import join_test
+
+    source = derived["source"]
+    data = read_source(source)
     if checksum(data.values) != derived.get("checksum"):
-        raise ValueError(
-            f"{data.source} has changed since this run started (its values differ "
-            "from the ones recorded in config.json); start a new run"
-        )
-    return data
+        raise changed(data.source)
+    if source.get("test") is None:
+        return data
+    test = read_source({**source, "path": source["test"]["path"]})
+    joined = join_test(data, test, derived["horizon"])
+    if checksum(held_values(joined)) != derived.get("test_checksum"):
+        raise changed(test.source)
+    return joined
 
 
-def read_given(source: dict[str, Any]) -> Any:
-    """:func:`read_source` of a file the user names with ``--data`` now: a missing one
-    says so by the flag (a run's recorded file that is gone says which run needs it)."""
+def changed(where: str) -> ValueError:
+    return ValueError(
+        f"{where} has changed since this run started (its values differ from the ones "
+        "recorded in config.json); start a new run"
+    )
+
+
+def held_values(data: Any) -> list[list[float]]:
+    """The values a test file added to each series (:func:`rnnkit.data.series.join_test`),
+    in the training file's order of series; empty ones without a test file."""
+    held = int(data.info.get("test_values", 0))
+    return [v[len(v) - held :] for v in data.values] if held else [[] for _ in data.values]
+
+
+def read_given(source: dict[str, Any], flag: str = "--data") -> Any:
+    """:func:`read_source` of a file the user names with ``flag`` now: a missing one says
+    so by the flag (a run's recorded file that is gone says which run needs it)."""
     try:
         return read_source(source)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f"--data: {err}; expected a .tsf or .csv file") from None
+        raise FileNotFoundError(f"{flag}: {err}; expected a .tsf or .csv file") from None
 
 
 def checksum(values: Sequence[Sequence[float]]) -> str:
@@ -1556,11 +1630,14 @@ def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
     values = [np.asarray(v, dtype=np.float64) for v in data.values]
     scored = windows([len(v) for v in values], int(horizon), int(origins), "validation")
     validated = {a: anchor_mase(values, scored, int(horizon), int(seasonality), a) for a in ANCHORS}
+    held = held_values(data)  # the training file's values are checked apart from them
+    trained = [v[: len(v) - len(t)] for v, t in zip(data.values, held, strict=True)]
     return {
         "source": source_of(o),
         "described": data.describe(),
         "series": len(data),
-        "checksum": checksum(data.values),
+        "checksum": checksum(trained),
+        **({"test_checksum": checksum(held)} if "test_values" in data.info else {}),
         "horizon": int(horizon),
         "seasonality": int(seasonality),
         "origins": int(origins),
@@ -1590,6 +1667,9 @@ def check_derived(derived: dict[str, Any], where: str) -> None:
         raise DerivedError(
             f"{where}: source must be an object with a path or a dataset; got {source!r}"
         )
+    test = source.get("test")
+    if test is not None and not (isinstance(test, dict) and isinstance(test.get("path"), str)):
+        raise DerivedError(f"{where}: source's test must be an object with a path; got {test!r}")
     anchor = derived.get("anchor", ANCHORS[0])  # runs from before anchors have none
     if anchor not in ANCHORS:
         raise DerivedError(f"{where}: anchor must be one of {', '.join(ANCHORS)}; got {anchor!r}")

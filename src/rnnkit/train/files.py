@@ -70,14 +70,19 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def refuse_same_file(
-    test_flag: str, test: str | os.PathLike[str], data_flag: str, data: str | os.PathLike[str]
+    test_flag: str,
+    test: str | os.PathLike[str],
+    data_flag: str,
+    data: str | os.PathLike[str],
+    otherwise: str = "a seeded split",
 ) -> None:
     """Refuse a test file that is the training file, by path or by content: its scores
-    would be of the examples trained on, reported as held-out ones."""
+    would be of the examples trained on, reported as held-out ones. ``otherwise`` is
+    the test a run without ``test_flag`` makes."""
     if os.path.samefile(test, data) or file_sha256(test) == file_sha256(data):
         raise ValueError(
             f"{test_flag} {test} holds the same bytes as {data_flag} {data}; a test split "
-            f"must be other examples (leave out {test_flag} for a seeded split)"
+            f"must be other examples (leave out {test_flag} for {otherwise})"
         )
 
 
