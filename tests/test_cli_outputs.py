@@ -584,3 +584,15 @@ def test_train_out_a_file_or_a_link_is_refused_in_evals_words(
         "does not follow links)"
     )
     assert afile.read_text() == "mine\n" and list((tmp_path / "eo").iterdir()) == []
+
+
+def test_the_closing_hint_quotes_a_run_folder_with_spaces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Copied into a shell, "--resume runs/en 1" named the folder "runs/en".
+    out = tmp_path / "my runs" / "adding 1"
+    argv = ["train", "adding", "--length", "10", "--hidden", "4", "--steps", "2"]
+    assert main([*argv, "--eval-every", "2", "--n-val", "8", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"  continue: rnnkit train --resume '{out}' --steps N" in lines
+    assert f"  load:     rnnkit.load('{out}')" in lines

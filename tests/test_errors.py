@@ -339,7 +339,8 @@ def test_conversion_errors():
     )
     _raises(
         ValueError,
-        "LSTM.to_torch: torch.nn.LSTM has no layer_norm, zoneout; expected a layer without them",
+        "LSTM.to_torch: torch.nn.LSTM has no layer_norm, zoneout; expected a layer built "
+        "without those options; got layer_norm=True, zoneout=0.1",
         rnnkit.LSTM(4, 8, layer_norm=True, zoneout=0.1).to_torch,
     )
 

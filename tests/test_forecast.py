@@ -553,7 +553,7 @@ def test_forecast_refuses_values_that_are_not_finite(bad: float) -> None:
     with pytest.raises(ValueError) as err:
         forecast(model, [[1.0, 2.0, 3.0, 4.0], [1.0, bad, 3.0]])
     assert str(err.value) == (
-        f"series 2, value 2: a forecast value must be a finite number; got {bad!r}"
+        f"forecast: series 2, value 2: a forecast value must be a finite number; got {bad!r}"
     )
 
 

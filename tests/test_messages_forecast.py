@@ -58,7 +58,7 @@ def test_series_that_are_not_a_list(model) -> None:
 def test_an_empty_series(model) -> None:
     _raises(
         ValueError,
-        "series 2 is empty: a forecast needs at least one value",
+        "forecast: series 2 is empty: a forecast needs at least one value",
         forecast,
         model,
         [[1.0, 2.0], []],

@@ -116,7 +116,13 @@ def test_wide_csv_messages(tmp_path: Path) -> None:
         "b.csv: --time-column 'day' is not a column; the header has 'week', 'a'"
     )
     assert _refused(tmp_path, "c.csv", "t\n1\n2\n", time_column="t") == (
-        "c.csv: no value columns after the time column(s)"
+        "c.csv: no value columns after the time column(s); expected a column of values "
+        "beside them, got only 't'"
+    )
+    # An index pandas wrote, a time and an empty spacer column: no series among them.
+    assert _refused(tmp_path, "f.csv", ",date,\n0,2020-01,\n1,2020-02,\n") == (
+        "f.csv: no value columns after the time column(s); expected a column of values "
+        "beside them, got only '', 'date', ''"
     )
     assert _refused(tmp_path, "d.csv", "x\n1\n2,3\n") == (
         "d.csv, line 3: expected 1 cell as in the header; got 2"

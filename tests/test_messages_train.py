@@ -216,10 +216,12 @@ def test_load_names_weights_that_do_not_fit_the_model(run):
             super().__init__()
             self.lin = nn.Linear(2, 2)
 
+    # The model given, not the run's config, expects the shape (it said "the config").
     _raises(RunFolderError, f"{run / 'model.safetensors'}: head.bias has shape (2,); the "
-            "config expects (3,)", rnnkit.load, run, model=Wider())  # fmt: skip
-    _raises(RunFolderError, f"{run / 'model.safetensors'} does not fit the config: missing "
-            "['lin.bias', 'lin.weight'], unknown ", rnnkit.load, run, model=Other())  # fmt: skip
+            "Wider given expects (3,)", rnnkit.load, run, model=Wider())  # fmt: skip
+    _raises(RunFolderError, f"{run / 'model.safetensors'} does not fit the Other given: "
+            "missing ['lin.bias', 'lin.weight'], unknown ", rnnkit.load, run,
+            model=Other())  # fmt: skip
 
 
 def test_a_run_folder_with_links_or_a_linked_lock_is_refused(copy, tmp_path):

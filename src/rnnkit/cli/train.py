@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -271,7 +272,8 @@ def report(summary: Any) -> int:
               "any evaluation", file=sys.stderr)  # fmt: skip
         return 1
     print(f"run saved to {summary.run_dir}")
-    print(f"  continue: rnnkit train --resume {summary.run_dir} --steps N")
+    # Quoted as the shell needs it: a folder name with spaces is one argument.
+    print(f"  continue: rnnkit train --resume {shlex.quote(str(summary.run_dir))} --steps N")
     print(f"  load:     rnnkit.load({summary.run_dir!r})")
     sys.stdout.flush()
     return 0

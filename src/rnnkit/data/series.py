@@ -531,7 +531,11 @@ def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) 
     columns = [k for k in range(width) if k not in skip and not _spacer(header, body, k)]
     names = [header[k] for k in columns]
     if not names:
-        raise ValueError(f"{where}: no value columns after the time column(s)")
+        left_out = ", ".join(repr(header[k]) for k in range(width))
+        raise ValueError(
+            f"{where}: no value columns after the time column(s); expected a column of "
+            f"values beside them, got only {left_out}"
+        )
     raw: list[list[float | None]] = [[] for _ in names]
     what = "as in the header" if has_header else f"as on line {rows[0][0]}"
     for number, cells in body:

@@ -413,7 +413,8 @@ class RecurrentLayer(nn.Module):
         if unsupported:
             raise ValueError(
                 f"{owner}.to_torch: torch.nn.{self.torch_class.__name__} has no "
-                f"{', '.join(unsupported)}; expected a layer without them"
+                f"{', '.join(unsupported)}; expected a layer built without those options; "
+                f"got {', '.join(f'{n}={getattr(cell, n)!r}' for n in unsupported)}"
             )
         weights = _every_weight(
             f"{owner}.to_torch",

@@ -599,9 +599,11 @@ def forecast(
                 "forecast: series must be a list of series, each a sequence of numbers; got "
                 "a sequence of numbers (one series goes in as [values])"
             )
-        values = finite(s, f"series {k + 1}")
+        values = finite(s, f"forecast: series {k + 1}")
         if not values:
-            raise ValueError(f"series {k + 1} is empty: a forecast needs at least one value")
+            raise ValueError(
+                f"forecast: series {k + 1} is empty: a forecast needs at least one value"
+            )
         prepared.append(prepare_series(values, model.config))
     out = _run(model, prepared, [[len(p.y) - 1] for p in prepared])
     return [Forecast(*(b[0, : int(h)] for b in bands)) for bands in out]

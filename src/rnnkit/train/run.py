@@ -340,6 +340,7 @@ def load(
     device = _load_device(device)
     probe = RunFolder(run_dir)
     config = probe.read_config()
+    owner = "the config" if model is None else f"the {type(model).__name__} given"
     if model is None:
         if config.task == "fit":
             raise RunFolderError(
@@ -353,7 +354,7 @@ def load(
     else:
         folder = probe
     weights = folder.best_weights()
-    check_fits(model.state_dict(), weights, folder.path / "model.safetensors")
+    check_fits(model.state_dict(), weights, folder.path / "model.safetensors", owner)
     model.load_state_dict(weights)
     # A plain attribute, not part of the state_dict. (torch's stub types an attribute set on a
     # Module as Tensor | Module; any value is accepted at run time.)

@@ -430,18 +430,24 @@ def is_card(path: Path) -> bool:
     return marked(path, CARD_MARK)
 
 
-def check_fits(own: dict[str, Tensor], weights: dict[str, Tensor], where: object) -> None:
-    """Refuse ``weights`` whose names or shapes differ from a model's ``own`` state_dict."""
+def check_fits(
+    own: dict[str, Tensor],
+    weights: dict[str, Tensor],
+    where: object,
+    owner: str = "the config",
+) -> None:
+    """Refuse ``weights`` whose names or shapes differ from a model's ``own`` state_dict;
+    ``owner`` is what built that model (the run's config, or a model the user gave)."""
     missing, unknown = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
     if missing or unknown:
         raise RunFolderError(
-            f"{where} does not fit the config: missing {missing[:3]}, unknown {unknown[:3]}"
+            f"{where} does not fit {owner}: missing {missing[:3]}, unknown {unknown[:3]}"
         )
     for name in sorted(weights):  # in name order: the same first mismatch on every load
         value = weights[name]
         if value.shape != own[name].shape:
             raise RunFolderError(
-                f"{where}: {name} has shape {tuple(value.shape)}; the config expects "
+                f"{where}: {name} has shape {tuple(value.shape)}; {owner} expects "
                 f"{tuple(own[name].shape)}"
             )
 
