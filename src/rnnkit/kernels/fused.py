@@ -364,7 +364,7 @@ def reference_rnn(
 
     def step(gx_t: Tensor, h: Tensor) -> Tensor:
         h_in = h if mask is None else h * mask
-        return act(gx_t + torch.nn.functional.linear(h_in, w_hh, b_hh))  # 10.1
+        return act(gx_t + torch.nn.functional.linear(h_in, w_hh, b_hh))  # 10.2
 
     return _one_state_loop(step, gx, h0, valid, zero, reverse, keep, zoneout)
 

@@ -910,7 +910,7 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& gx_in, const at::Tensor& h
       const bool* kh = keep_mask.defined() ? keep_mask.data_ptr<bool>() + t * B * H : nullptr;
       T_* ap = act.data_ptr<T_>() + t * B * H;
       T_* o = out.data_ptr<T_>() + t * B * H;
-      for (int64_t e = 0; e < B * H; ++e) {  // 10.1
+      for (int64_t e = 0; e < B * H; ++e) {  // 10.2
         const T_ a = g[e] + ghp[e];
         ap[e] = relu ? (a > T_(0) ? a : T_(0)) : a;
       }
@@ -992,7 +992,7 @@ std::vector<at::Tensor> rnn_backward(const c10::optional<at::Tensor>& dout_opt,
             kept = p * dhz;
           }
           const T_ hn = ap[e];
-          da[e] = relu ? (hn > T_(0) ? g : T_(0)) : g * (T_(1) - hn * hn);  // through 10.1
+          da[e] = relu ? (hn > T_(0) ? g : T_(0)) : g * (T_(1) - hn * hn);  // through 10.2
           dp[e] = kept;
         }
       }
@@ -1018,7 +1018,7 @@ std::vector<at::Tensor> rnn_backward(const c10::optional<at::Tensor>& dout_opt,
 //
 // rnnkit.models.lm.CharLM.sample, once the prompt is read: per character, pick the next one
 // from softmax(logits / temperature) (10.2), feed it back through every stacked layer
-// (one step of 10.4-10.7 for the LSTM, of the GRU or of the Elman RNN 10.1), and score the
+// (one step of 10.4-10.7 for the LSTM, of the GRU or of the Elman RNN 10.2), and score the
 // next one with the head. At batch 1 every product is a matrix-vector one of a few
 // hundred rows; run from Python each costs its dispatch, several times its arithmetic.
 //
@@ -1129,7 +1129,7 @@ at::Tensor lm_generate(int64_t kind, const at::Tensor& table, std::vector<at::Te
             const T_ nv = std::tanh(gx[2 * H + j] + rv * gh[2 * H + j]);
             hk[j] = (T_(1) - zv) * nv + zv * hk[j];
           }
-        } else {  // h = tanh(a) or relu(a) (10.1)
+        } else {  // h = tanh(a) or relu(a) (10.2)
           for (int64_t j = 0; j < H; ++j) {
             const T_ a = gx[j] + gh[j];
             hk[j] = kind == 0 ? std::tanh(a) : (a > T_(0) ? a : T_(0));

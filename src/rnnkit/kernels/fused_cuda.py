@@ -17,7 +17,7 @@ Formulas (per sample row; x, h the step's input half and previous state):
 
 * GRU: r, z = sigmoid(gx_rz + gh_rz), n = tanh(gx_n + r gh_n), h' = (1 - z) n + z h.
 * LSTM: a = gx + gh; i, f, o = sigmoid, g = tanh; c' = f c + i g; h' = o tanh(c').
-* Elman: h' = tanh(gx + gh) or relu(gx + gh) (10.1).
+* Elman: h' = tanh(gx + gh) or relu(gx + gh) (10.2).
 
 with gh = W_h (m ∘ h) + b_h (m: recurrent dropout's mask), zoneout mixing (h', c') with
 (h, c), and a step past a sample's length keeping the state and writing zero.
@@ -210,7 +210,7 @@ if triton is not None:
         m = cols < H
         at = i * H
         a = tl.load(GX + at + cols, mask=m, other=0.0) + tl.load(GH + at + cols, mask=m, other=0.0)
-        act = tl.where(a > 0, a, 0.0) if RELU else _tanh(a)  # 10.1
+        act = tl.where(a > 0, a, 0.0) if RELU else _tanh(a)  # 10.2
         h = tl.load(HP + at + cols, mask=m, other=0.0)
         new = _zoneout(act, h, KEEP, P, at, cols, m, HAS_KEEP, BLEND)
         new, out = _lengths(new, h, VALID, i, HAS_VALID)
