@@ -184,7 +184,9 @@ def test_a_forecast_value_must_be_a_real_number(value, given, tmp_path):
         TypeError, f"OnnxForecaster: history, value 2: {refused}", deploy.OnnxForecaster, path,
         [1.0, value],
     )  # fmt: skip
-    raises_exactly(TypeError, f"series 1, value 3: {refused}", forecast, model, [[1.0, 2.0, value]])
+    raises_exactly(
+        TypeError, f"forecast: series 1, value 3: {refused}", forecast, model, [[1.0, 2.0, value]]
+    )
     raises_exactly(TypeError, f"value: {refused}", deploy.ForecastFeatures(1, 1, 2).push, value)
     assert (onnx.seen, online.seen) == (2, 2) and (onnx.forecast, online.forecast) == before
 
