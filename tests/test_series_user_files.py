@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from _refusals import raises_exactly, refused
+from rnnkit.cli import main
 from rnnkit.data.series import read_series
 
 LONG_HINT = (
@@ -136,3 +137,21 @@ def test_a_date_and_hour_that_come_again_together_are_refused(tmp_path: Path) ->
         "on line 2); "
     )
     raises_exactly(ValueError, message + LONG_HINT, read_series, path)
+
+
+def test_the_start_line_names_the_series_too_short_for_a_test_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A short series ends early in a wide CSV; it trains, but has no test forecast, and
+    # the test's scores left it out without saying so.
+    rows = [f"{t},{(t * 7) % 11},{t % 5 if t < 4 else ''}" for t in range(40)]
+    path = write(tmp_path, "two.csv", "t,long,short\n" + "\n".join(rows) + "\n")
+    argv = ["train", "forecast", "--data", str(path), "--horizon", "3", "--steps", "2",
+            "--eval-every", "2", "--hidden", "4", "--batch-size", "4", "--context", "8",
+            "--threads", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert (
+        " (1 series too short for a test forecast, which needs 5 values, left out of the "
+        "test: 'short'); seasonal naive on validation: " in said.out + said.err
+    )

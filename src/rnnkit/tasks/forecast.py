@@ -1293,8 +1293,21 @@ class ForecastTask(Task):
             f"{self.data.describe()}; horizon {d['horizon']}, seasonality "
             f"{d['seasonality']}, {d['origins']} origin(s) per series: {len(self.test)} test "
             f"and {len(self.valid)} validation forecasts, {positions:,} training "
-            f"positions{refit}; seasonal naive on validation: {self.naive_valid.line()}; "
-            f"{anchor_line(d)}"
+            f"positions{refit}{self.unscored()}; seasonal naive on validation: "
+            f"{self.naive_valid.line()}; {anchor_line(d)}"
+        )
+
+    def unscored(self) -> str:
+        """The series with no test forecast, too short for one, named (they are left out
+        of the test's scores, which would else not say so)."""
+        scored = {w.series for w in self.test}
+        names = [n for k, n in enumerate(self.data.names) if k not in scored]
+        if not names:
+            return ""
+        shown = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+        return (
+            f" ({len(names)} series too short for a test forecast, which needs "
+            f"{self.derived['horizon'] + 2} values, left out of the test: {shown})"
         )
 
     # ---- model ------------------------------------------------------------------------
