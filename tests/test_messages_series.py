@@ -33,7 +33,7 @@ def _refused(tmp_path: Path, name: str, text: str | bytes, **kw: str) -> str:
 def test_file_messages(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as err:
         read_series(tmp_path / "a.csv", format="xlsx")
-    assert str(err.value) == "format must be one of auto, tsf, wide, long; got 'xlsx'"
+    assert str(err.value) == "format must be one of auto, tsf, wide, long, rows; got 'xlsx'"
     assert _refused(tmp_path, "u.csv", b"x,y\n1,2\n3,\xff\n") == (
         "u.csv, line 3: not UTF-8 text (invalid start byte)"
     )

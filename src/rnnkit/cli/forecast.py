@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["auto", "tsf", "wide", "long"],
+        choices=["auto", "tsf", "wide", "long", "rows"],
         default="auto",
         help="format of --data (default: auto, by extension and header)",
     )

@@ -1,6 +1,6 @@
 """Time series that work offline: Monash ``.tsf`` files, CSV files, and shipped series.
 
-Three file formats are read (``read_series`` picks one by the file, or ``format=``):
+Four file formats are read (``read_series`` picks one by the file, or ``format=``):
 
 * **Monash ``.tsf``** (Godahewa et al. 2021): ``#`` comments, a header of ``@relation``,
   ``@attribute NAME TYPE``, ``@frequency``, ``@horizon``, ``@missing``,
@@ -21,6 +21,14 @@ Three file formats are read (``read_series`` picks one by the file, or ``format=
   missing values only has no header: its columns are series 1, 2, ... An unnamed column
   empty in every row (a spreadsheet's trailing ``,,``) is no series; a date twice in the
   time column (a long CSV read as wide) is an error.
+* **rows CSV**: one row per series, its id in the first cell and its values after it,
+  in time order (M4's CSV files). Empty cells after a series' last value pad it to the
+  table's width; a missing value inside it is filled as in any format. The first row is
+  a header, skipped, when its first cell names the id column (``id``, ``series``, ...,
+  R's ``V1``, or empty, as pandas writes an index) or its other cells are not all
+  values (times: ``Jan``, ``2020-01``); an id twice is an error. ``auto`` reads a CSV
+  this way when its header is R's ``V1,V2,...`` over ids that are no numbers (M4's), or
+  an id column's name followed by two or more times (``id,2001,2002``).
 * **long CSV**: a header with an id column (``id``, ``series``, ``unique_id``, ...) and a
   value column (``value``, ``y``, ``target``) - or an id, a time and exactly one more
   column (``id,date,sales``), the values - one row per observation, the rows of a series
@@ -78,7 +86,7 @@ SEASONALITY = {
     "minutely": 1440,
     "4_seconds": 21600,
 }
-FORMATS = ("auto", "tsf", "wide", "long")
+FORMATS = ("auto", "tsf", "wide", "long", "rows")
 # A .tsf file's missing value is '?' (NaN is read as one too); its dates, as Monash
 # writes them: '-' between the hours, minutes and seconds, as ':' separates the fields.
 _TSF_MISSING = frozenset({"?", "nan"})
@@ -465,7 +473,8 @@ def _skipped_columns(
             raise ValueError(
                 f"{where}: column {header[k]!r} holds series ids, not times: a long CSV "
                 f"needs a value column ({', '.join(VALUE_NAMES)}) or an id, a time and one "
-                "more column; rename its value column, or give --format long"
+                "more column; rename its value column, or give --format long (a row per "
+                "value) or --format rows (a row per series)"
             )
         skip.append(k)
         # More time columns right after it (year,month,sales; date,hour,load): a calendar
@@ -617,6 +626,85 @@ def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
     return _finish(list(series), list(series.values()), where)
 
 
+def _is_rows_header(cells: list[str], body: list[tuple[int, list[str]]]) -> bool:
+    """Whether a CSV's header says one row per series: M4's files (``V1,V2,...``, R's
+    names for unnamed columns, over ids that are no numbers: ``Y1,5172.1,...``), or an
+    id column followed by two or more times (``id,2001,2002``; ``series,2020-01,...``)."""
+    names = [h.strip() for h in cells]
+    if len(names) < 3:
+        return False
+    if names == [f"V{k}" for k in range(1, len(names) + 1)]:
+        return not any(_is_number(c[0]) for _, c in body if c)
+    times = names[1:]
+    return names[0].lower() in ID_NAMES and all(_is_number(t) or _ISO.fullmatch(t) for t in times)
+
+
+def _csv_kind(rows: list[tuple[int, list[str]]]) -> str:
+    """'rows', 'long' or 'wide', by the header (see :func:`read_series`)."""
+    header, body = rows[0][1], rows[1:]
+    if _is_rows_header(header, body):
+        return "rows"
+    return _header_kind(header)
+
+
+def read_rows_csv(path: str | os.PathLike[str]) -> SeriesSet:
+    """A CSV file with one row per series: its id, then its values (see the module
+    docstring)."""
+    where = str(path)
+    rows = _rows(path)
+    first = [c.strip() for c in rows[0][1]]
+    # A header, skipped, when it names the id column (id, V1, or pandas' unnamed index)
+    # or holds something besides values after its first cell (times: Jan, 2020-01).
+    rest = first[1:]
+    values_only = all(_is_number(c) or c.lower() in MISSING_TOKENS for c in rest)
+    has_header = first[0].lower() in (*ID_NAMES, "v1", "") or not values_only
+    body = rows[1:] if has_header else rows
+    width = len(first) if has_header else None
+    names: list[str] = []
+    raw: list[list[float | None]] = []
+    seen: dict[str, int] = {}
+    for number, cells in body:
+        if not any(c.strip() for c in cells):  # ",,": no id, no value - nothing to read
+            continue
+        if width is not None and len(cells) > width:
+            raise ValueError(
+                f"{where}, line {number}: expected at most {width} cells as in the header "
+                f"(an id and {width - 1} values); got {len(cells)}"
+            )
+        key = cells[0].strip()
+        if not key:
+            raise ValueError(
+                f"{where}, line {number}: the id cell is empty; expected the series' name "
+                "in the first cell of each row"
+            )
+        if key in seen:
+            raise ValueError(
+                f"{where}, line {number}: series {_clip(key)!r} comes again (first on line "
+                f"{seen[key]}); expected one row per series"
+            )
+        seen[key] = number
+        # Empty cells after the last value pad a shorter series to the table's width (as
+        # M4's files do): they end it, and are no missing values.
+        end = len(cells)
+        while end > 1 and not cells[end - 1].strip():
+            end -= 1
+        series: list[float | None] = []
+        for k, cell in enumerate(cells[1:end], 2):
+            try:
+                series.append(parse_value(cell))
+            except ValueError:
+                raise ValueError(
+                    f"{where}, line {number}: cell {k} of series {_clip(key)!r} has "
+                    f"{_clip(cell)!r}; expected a number, or an empty cell, ?, NA or NaN for "
+                    "a missing value"
+                ) from None
+        names.append(key)
+        raw.append(series)
+    if not names:
+        raise ValueError(f"{where}: a header row and no data rows")
+    return _finish(names, raw, where)
+
+
 def _time_key(text: str) -> Any:
     """A comparable time: a number, an ISO date string, or None (not checked)."""
     s = text.strip()
@@ -630,8 +718,9 @@ def _time_key(text: str) -> Any:
 def read_series(
     path: str | os.PathLike[str], format: str = "auto", time_column: str | None = None
 ) -> SeriesSet:
-    """Read a ``.tsf`` file, or a wide or long CSV file; ``format`` auto picks by the
-    extension (``.tsf``) and the CSV header (an id and a value column: long)."""
+    """Read a ``.tsf`` file, or a wide, long or rows CSV file; ``format`` auto picks by
+    the extension (``.tsf``) and the CSV header (an id and a value column: long; R's
+    ``V1,V2,...`` over ids, or an id column and times: rows; else wide)."""
     # Checked by name: Path(None) failed inside pathlib, and a number as time_column was
     # looked up among the header's names (never found) as if it were one.
     if not isinstance(path, (str, os.PathLike)):
@@ -647,11 +736,13 @@ def read_series(
     if not p.exists():
         raise FileNotFoundError(f"series file not found: {p}")
     if format == "auto":
-        format = "tsf" if p.suffix.lower() == ".tsf" else _header_kind(_rows(p)[0][1])
+        format = "tsf" if p.suffix.lower() == ".tsf" else _csv_kind(_rows(p))
     if format == "tsf":
         data = read_tsf(p)
     elif format == "long":
         data = read_long_csv(p)
+    elif format == "rows":
+        data = read_rows_csv(p)
     else:
         data = read_wide_csv(p, time_column)
     if time_column is not None and format != "wide":

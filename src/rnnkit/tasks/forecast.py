@@ -120,8 +120,9 @@ class ForecastOptions:
 
     data: str | None = option(
         None,
-        "your series: a Monash .tsf file, a wide CSV (a column per series) or a long CSV "
-        "(id,time,value); see docs/forecast.md (default: --dataset)",
+        "your series: a Monash .tsf file, a wide CSV (a column per series), a long CSV "
+        "(id,time,value) or a rows CSV (a row per series, as M4's files); see "
+        "docs/forecast.md (default: --dataset)",
     )
     test_data: str | None = option(
         None,
@@ -138,8 +139,9 @@ class ForecastOptions:
     )
     format: str = option(
         "auto",
-        "format of --data and --test-data: auto reads .tsf by extension, long CSV by its header",
-        choices=("auto", "tsf", "wide", "long"),
+        "format of --data and --test-data: auto reads .tsf by extension, a long or rows "
+        "CSV by its header, else a wide CSV",
+        choices=("auto", "tsf", "wide", "long", "rows"),  # rnnkit.data.series.FORMATS
     )
     time_column: str | None = option(
         None,
