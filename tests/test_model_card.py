@@ -340,7 +340,7 @@ def test_save_pretrained_refuses_a_folder_in_a_run_and_writes_nothing(made, tmp_
     link = tmp_path / "link"
     link.symlink_to(run)
     # A link that leads into the run is named as the user gave it.
-    inside = {run: run, run / "pub": run, run / "a" / "b": run, link / "pub": link}
+    inside = {run / "pub": run, run / "a" / "b": run, link / "pub": link}
     for dest, where in inside.items():
         for source in (run, model):
             with pytest.raises(ValueError) as err:
@@ -348,6 +348,15 @@ def test_save_pretrained_refuses_a_folder_in_a_run_and_writes_nothing(made, tmp_
             assert str(err.value) == (
                 f"save_pretrained: folder {dest}: expected a path outside any run folder; got "
                 f"one inside the run folder {where}"
+            )
+    # The run itself, or a link to it, is a folder that exists: said so.
+    for dest in (run, link):
+        for source in (run, model):
+            with pytest.raises(ValueError) as err:
+                rnnkit.save_pretrained(source, dest)
+            assert str(err.value) == (
+                f"{dest} already exists and is not empty (an rnnkit folder); save_pretrained "
+                "writes a new folder and overwrites nothing"
             )
     # Nothing was written there: no folder, no temporary, and the run still resumes.
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before

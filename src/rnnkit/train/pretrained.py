@@ -179,6 +179,11 @@ def _check_destination(dest: Path) -> None:
     # the real path are both checked: a link may lead into a run.
     for name in (dest, dest.resolve()):
         run = enclosing_run(name, itself=True)
+        if run is not None and run == Path(os.path.abspath(name)):  # the rnnkit folder itself
+            raise ValueError(
+                f"{dest} already exists and is not empty (an rnnkit folder); save_pretrained "
+                "writes a new folder and overwrites nothing"
+            )
         if run is not None:
             raise ValueError(
                 f"save_pretrained: folder {dest}: expected a path outside any run folder; got "
