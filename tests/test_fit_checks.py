@@ -370,3 +370,11 @@ def test_a_metric_may_return_a_number_of_any_kind(tmp_path):
     summary = rnnkit.fit(M(), _loader(), _loader(), metrics=metrics, out=tmp_path / "r",
                          **_quiet())  # fmt: skip
     assert {k: summary.metrics[k] for k in "abc"} == {"a": 1.0, "b": 0.5, "c": 0.25}
+
+
+def test_the_first_log_line_names_what_the_batches_came_in(tmp_path):
+    """A DataLoader is named so; a list or generator of batches by its type."""
+    for loader, data in ((_loader(), "DataLoaders"), (list(_loader()), "list of batches")):
+        lines: list[str] = []
+        rnnkit.fit(M(), loader, **{**_quiet(log=lines.append), "out": tmp_path / data})
+        assert lines[0] == f"fit: your M on your {data}; run folder: {tmp_path / data}"

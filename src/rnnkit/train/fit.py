@@ -218,7 +218,13 @@ class FitTask(Task):
         self._eval_every = train.eval_every
 
     def describe(self) -> str:
-        return f"your {type(self.model).__name__} on your DataLoaders"
+        loader = self.train_loader
+        data = (
+            "DataLoaders"
+            if isinstance(loader, torch.utils.data.DataLoader)
+            else f"{type(loader).__name__} of batches"
+        )
+        return f"your {type(self.model).__name__} on your {data}"
 
     def build_model(self) -> nn.Module:
         return self.model  # fit trains the model it was given, in place
@@ -365,7 +371,7 @@ def fit(
         >>> model = torch.nn.Linear(4, 2)
         >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +ELLIPSIS
         ...     summary = rnnkit.fit(model, batches, batches, steps=20, out=f"{tmp}/run")
-        fit: your Linear on your DataLoaders; run folder: .../run
+        fit: your Linear on your list of batches; run folder: .../run
         model: fit; 10 parameters; processes: 1
         >>> summary.step, summary.best["metric"], summary.best["step"]
         (20, 'loss', 20)
