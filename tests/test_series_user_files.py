@@ -155,3 +155,25 @@ def test_the_start_line_names_the_series_too_short_for_a_test_forecast(
         " (1 series too short for a test forecast, which needs 5 values, left out of the "
         "test: 'short'); seasonal naive on validation: " in said.out + said.err
     )
+
+
+@pytest.mark.parametrize("name", ["Jahr", "año", "anno", "fy"])
+def test_a_first_column_counting_years_is_time_under_any_name(tmp_path: Path, name: str) -> None:
+    data = read_series(write(tmp_path, "s.csv", f"{name},Umsatz\n2001,5\n2002,6\n2003,7.5\n"))
+    assert data.names == ["Umsatz"] and data.values == [[5, 6, 7.5]]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        ["1", "2", "3"],  # counts rows, not years: toy data, a series
+        ["2001", "2003", "2004"],  # a year skipped
+        ["2001", "2002"],  # two rows
+        ["2001", "", "2003"],  # a gap
+        ["2001.5", "2002.5", "2003.5"],
+    ],
+)
+def test_other_numeric_first_columns_stay_series(tmp_path: Path, first: list[str]) -> None:
+    rows = "".join(f"{t},{v}\n" for t, v in zip(first, ["5", "6", "7"], strict=False))
+    data = read_series(write(tmp_path, "s.csv", "a,b\n" + rows))
+    assert data.names == ["a", "b"]

@@ -12,10 +12,10 @@ Four file formats are read (``read_series`` picks one by the file, or ``format=`
   one ``YYYY-MM-DD HH-MM-SS`` (or ``YYYY-MM-DD``).
 * **wide CSV**: a header row and one column per series. One column is skipped as the
   time column: the one ``time_column=`` names, else the first when named like a time
-  (``time``, ``date``, ``year``, ``month``, ..., or an empty name) or holding no number at
-  all (``1991 Jul``), with the columns named like a time right after it (``year,month``)
-  - after an unnamed first column (pandas's index), skipped too. Any
-  other cell that is not a number is an error. A row may have fewer cells than the
+  (``time``, ``date``, ``year``, ``month``, ..., or an empty name), holding no number at
+  all (``1991 Jul``), or counting years one a row (``Jahr``: 1990, 1991, ...), with the
+  columns named like a time right after it (``year,month``) - after an unnamed first
+  column (pandas's index), skipped too. Any other cell that is not a number is an error. A row may have fewer cells than the
   header (its last series have ended), not more; a row of empty cells (``,,``) is a
   step with every value missing, a blank line no row. A file whose first row is numbers and
   missing values only has no header: its columns are series 1, 2, ... An unnamed column
@@ -56,6 +56,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -468,7 +469,8 @@ def _skipped_columns(
     skip = [0] if len(header) > 2 and not header[0] else []
     k = len(skip)
     numbers = any(_is_number(c[k]) for _, c in body if k < len(c))
-    if k < len(header) - 1 and (header[k].lower() in TIME_NAMES or not numbers):
+    years = _counts_years([c[k] if k < len(c) else "" for _, c in body])
+    if k < len(header) - 1 and (header[k].lower() in TIME_NAMES or not numbers or years):
         if header[k].lower() in ID_NAMES and not numbers:  # a long CSV taken for wide
             raise ValueError(
                 f"{where}: column {header[k]!r} holds series ids, not times: a long CSV "
@@ -483,6 +485,21 @@ def _skipped_columns(
             k += 1
             skip.append(k)
     return skip
+
+
+def _counts_years(cells: list[str]) -> bool:
+    """Whether a column counts years, one a row (``Jahr: 1990, 1991, ...``), over three
+    rows or more: a time column under a name not listed (``Jahr``, ``año``, ``anno``),
+    not a series anyone forecasts. A column counting 1, 2, 3 stays a series: toy data."""
+    try:
+        steps = [parse_number(c.strip()) for c in cells]
+    except ValueError:
+        return False
+    return (
+        len(steps) >= 3
+        and all(1000 <= v <= 2999 and v == int(v) for v in steps)
+        and all(b - a == 1 for a, b in pairwise(steps))
+    )
 
 
 def _spacer(header: list[str], body: list[tuple[int, list[str]]], k: int) -> bool:
