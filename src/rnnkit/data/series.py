@@ -15,10 +15,11 @@ Four file formats are read (``read_series`` picks one by the file, or ``format=`
   (``time``, ``date``, ``year``, ``month``, ..., or an empty name), holding no number at
   all (``1991 Jul``), or counting years one a row (``Jahr``: 1990, 1991, ...), with the
   columns named like a time right after it (``year,month``) - after an unnamed first
-  column (pandas's index), skipped too. Any other cell that is not a number is an error. A row may have fewer cells than the
-  header (its last series have ended), not more; a row of empty cells (``,,``) is a
-  step with every value missing, a blank line no row. A file whose first row is numbers and
-  missing values only has no header: its columns are series 1, 2, ... An unnamed column
+  column (pandas's index), skipped too. Any other cell that is not a number is an error.
+  A row may have fewer cells than the header (its last series have ended), not more; a
+  row of empty cells (``,,``) is a step with every value missing, a blank line no row. A
+  file whose first row is numbers and missing values only has no header: its columns
+  are series 1, 2, ... An unnamed column
   empty in every row (a spreadsheet's trailing ``,,``) is no series; a date twice in the
   time column (a long CSV read as wide) is an error.
 * **rows CSV**: one row per series, its id in the first cell and its values after it,
@@ -455,9 +456,9 @@ def _skipped_columns(
     where: str, header: list[str], body: list[tuple[int, list[str]]], time_column: str | None
 ) -> list[int]:
     """The columns of a wide CSV that hold no series: the one ``time_column`` names; else
-    the first column when it is named like a time or holds no number, and the columns
-    named like a time right after it - after an unnamed first column (an index, as pandas
-    writes), which is skipped too."""
+    the first column when it is named like a time, holds no number or counts years, and
+    the columns named like a time right after it - after an unnamed first column (an
+    index, as pandas writes), which is skipped too."""
     if time_column is not None:
         if time_column not in header:
             raise ValueError(
