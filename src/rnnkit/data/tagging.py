@@ -57,6 +57,7 @@ import reprlib
 import sys
 import tokenize
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,8 @@ class TaggedData:
     tags: list[str]
     source: dict[str, Any]  # how to read it again (stored in a run's derived)
     skipped: list[str] = field(default_factory=list)  # files the tokenizer refused
+    # The test tags outside ``tags`` (id -1, always wrong) and their steps, most first.
+    unseen: dict[str, int] = field(default_factory=dict)
 
     def split(self, name: str) -> list[Document]:
         if name not in corpus.SPLITS:
@@ -195,7 +198,12 @@ class TaggedData:
             )
         else:
             where = f"{self.source['data']}: lines"
-        return f"{where}: {sizes}; {len(self.tags)} tags"
+        unseen = ""
+        if self.unseen:
+            # Known before training: the test scores count these steps as wrong.
+            names = ", ".join(list(self.unseen)[:5]) + (", ..." if len(self.unseen) > 5 else "")
+            unseen = f" (the test data has {len(self.unseen):,} more, always wrong: {names})"
+        return f"{where}: {sizes}; {len(self.tags)} tags{unseen}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -276,6 +284,12 @@ def read_jsonl(
         raise ValueError(f"{flag}: {p} is a folder; expected a JSON-lines file")
     # The BOM goes first: "utf-8-sig" would count error offsets from after it.
     data = p.read_bytes().removeprefix(codecs.BOM_UTF8)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Notepad's "Unicode" and Excel's "Unicode text": every other byte is 0x00.
+        raise ValueError(
+            f"{flag} {p}: not UTF-8 text; got UTF-16 (the file begins with the byte-order "
+            f"mark 0x{data[0]:02x} 0x{data[1]:02x}): save it as UTF-8"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -313,6 +327,33 @@ def read_jsonl(
 
 
 _JSON_BLANK = " \t\r"  # what JSON calls whitespace, besides the "\n" that ends a line
+_ONE_A_LINE = 'expected JSON lines, one {"x": ..., "y": [...]} object per line'
+_PANDAS = (
+    'JSON lines hold one example a line, as pandas\' to_json(orient="records", lines=True) writes'
+)
+_SHOWN_KEYS = 5  # the keys a message lists
+
+
+def _keys(obj: dict[str, Any]) -> str:
+    """The keys of a JSON object as a message lists them: the first few and the count."""
+    keys = list(obj)
+    if len(keys) <= _SHOWN_KEYS:
+        return ", ".join(keys) or "none"
+    return f"{', '.join(keys[:_SHOWN_KEYS])}, ... {len(keys):,} in all"
+
+
+def _table(obj: dict[str, Any]) -> str:
+    """A hint for an object that is a whole pandas table (orient "index", "split" or
+    "table"), not one example."""
+    values = list(obj.values())
+    by_row = values and all(isinstance(v, dict) and "x" in v for v in values)
+    if by_row or set(obj) in ({"columns", "index", "data"}, {"schema", "data"}):
+        return f"; it is a whole table on one line ({_PANDAS})"
+    return ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _line_column(data: bytes, at: int) -> tuple[int, int]:
@@ -330,12 +371,15 @@ def _parse_line(raw: str, number: int, where: str, require_labels: bool = True) 
         msg = err.msg if err.msg.endswith(" at") else f"{err.msg} at"
         # A lone bracket opens a JSON document written over many lines (json.dump(indent=)),
         # which looks valid to its writer: say what a line must hold.
-        hint = (
-            '; expected JSON lines, one {"x": ..., "y": [...]} object per line, not a JSON '
-            "document spread over lines"
-            if raw.strip() in ("[", "{")
-            else ""
-        )
+        # A line that opens no JSON value at all is another format: CoNLL's token and tag
+        # columns, CSV, plain text. Say what a line must hold, and show what it holds.
+        start = raw.lstrip(_JSON_BLANK)[:1]
+        if raw.strip() in ("[", "{"):
+            hint = f"; {_ONE_A_LINE}, not a JSON document spread over lines"
+        elif start not in ("{", "["):
+            hint = f"; {_ONE_A_LINE}; got {reprlib.repr(raw.strip(_JSON_BLANK))}"
+        else:
+            hint = ""
         raise ValueError(f"{where}: not valid JSON ({msg} column {err.colno}){hint}") from None
     except RecursionError:
         # json's decoder recurses once per bracket: thousands of them exhaust the stack.
@@ -346,11 +390,22 @@ def _parse_line(raw: str, number: int, where: str, require_labels: bool = True) 
     except ValueError as err:
         raise ValueError(f"{where}: {err}") from None
     if not isinstance(obj, dict):
-        raise ValueError(f'{where}: expected an object {{"x": ..., "y": [...]}}; got {_kind(obj)}')
+        got = _kind(obj)
+        if isinstance(obj, list) and obj and all(isinstance(v, (dict, list)) for v in obj):
+            # pandas' to_json(orient="records") or "values": the whole table on one line.
+            items = "objects" if all(isinstance(v, dict) for v in obj) else "lists"
+            got = f"a list of {len(obj):,} {items}, a whole table on one line ({_PANDAS})"
+        raise ValueError(f'{where}: expected an object {{"x": ..., "y": [...]}}; got {got}')
     for key in ("x", "y") if require_labels or "y" in obj else ("x",):
         if key not in obj:
-            raise ValueError(f'{where}: missing key "{key}" (keys: {", ".join(obj) or "none"})')
+            raise ValueError(f'{where}: missing key "{key}" (keys: {_keys(obj)}){_table(obj)}')
     x, y = obj["x"], obj.get("y")
+    if isinstance(x, dict) and isinstance(y, dict):
+        # pandas' to_json() by default: {"x": {"0": ..., "1": ...}, "y": {"0": ...}}.
+        raise ValueError(
+            f"{where}: x and y must be one example's; got objects keyed by row ({len(x):,} "
+            f"and {len(y):,} rows), a whole table on one line ({_PANDAS})"
+        )
     if "y" in obj and (not isinstance(y, list) or not all(isinstance(t, str) and t for t in y)):
         raise ValueError(
             f"{where}: y must be a list of tag names (non-empty strings); "
@@ -381,9 +436,15 @@ def _parse_line(raw: str, number: int, where: str, require_labels: bool = True) 
             raise ValueError(f"{where}: x holds a number too large for float32")
         xs = xs.astype(np.float32)
     else:
+        hint = ""
+        if isinstance(x, list) and x and all(isinstance(v, str) for v in x):
+            hint = " (tokens: join them into one string and give each character its token's tag)"
+        elif isinstance(x, list) and x and all(_is_number(v) for v in x):
+            steps = ", ".join(f"[{json.dumps(v)}]" for v in x[:2])
+            hint = f" (one feature a step: each step a list of one, [{steps}, ...])"
         raise ValueError(
             f"{where}: x must be a string or a list of steps, each a list of numbers; got "
-            f"{_kind(x) if not isinstance(x, list) else _bad_item(x, list)}"
+            f"{_kind(x) if not isinstance(x, list) else _bad_item(x, list)}{hint}"
         )
     if len(xs) == 0:
         raise ValueError(f"{where}: x is empty; an example needs at least one step")
@@ -538,7 +599,11 @@ def load_jsonl(
             "test_data": None if test_data is None else file_sha256(test_data),
         },
     }
-    return TaggedData(parts["train"], parts["validation"], parts["test"], tags, source)
+    unseen = Counter(t for e in test_examples or [] for t in e.y if t not in tag_id)
+    return TaggedData(
+        parts["train"], parts["validation"], parts["test"], tags, source, [],
+        dict(unseen.most_common()),
+    )  # fmt: skip
 
 
 def _x_kind(x: str | np.ndarray) -> tuple[str, int]:
@@ -575,22 +640,44 @@ class TaggedSequences(torch.utils.data.Dataset):
         vocab: Vocabulary | None,
         tags: Sequence[str],
     ) -> None:
+        if isinstance(tags, str):  # "AB" would read as the tags "A" and "B"
+            raise TypeError(f"TaggedSequences: tags must be a list of tag names; got str {tags!r}")
         index = {t: i for i, t in enumerate(tags)}
+        if len(index) < len(tags):
+            # A tag listed twice would take the id of its last place: ids past the ones used.
+            twice = next(t for i, t in enumerate(tags) if index[t] != i)
+            raise ValueError(
+                f"TaggedSequences: tags must be distinct (a tag's place is its id); got "
+                f"{twice!r} more than once"
+            )
         self.items: list[tuple[Tensor, Tensor]] = []
         for e in examples:
+            where = f"line {e.line}" if isinstance(e, Example) else (e.name or "a document")
+            features = None if isinstance(e.x, str) else _features(e.x)
             if isinstance(e.x, str):
                 if vocab is None:
                     raise ValueError("TaggedSequences: text examples need a vocab")
                 x = vocab.encode(e.x)
-            else:
-                x = torch.from_numpy(np.asarray(e.x, dtype=np.float32))
+            elif features is not None:
+                x = features
+            else:  # a list of tokens ended in numpy's "could not convert string to float"
+                raise TypeError(
+                    f"TaggedSequences: {where}: x must be a str or a (T, F) array of "
+                    f"features; got {_x_shown(e.x)}"
+                )
+            if len(e.y) != len(x):
+                # An unlabelled line (read_jsonl(require_labels=False)) has y == [].
+                raise ValueError(
+                    f"TaggedSequences: {where}: y must hold one tag per step of x; got "
+                    f"{len(e.y)} tag(s) for {len(x)} step(s)"
+                )
             if isinstance(e, Document):
                 y = torch.from_numpy(e.y.astype(np.int64))
             else:
                 unknown = [t for t in e.y if t not in index]
                 if unknown:
                     raise ValueError(
-                        f"TaggedSequences: line {e.line}: tag {unknown[0]!r} is not one of "
+                        f"TaggedSequences: {where}: tag {unknown[0]!r} is not one of "
                         f"{', '.join(tags)}"
                     )
                 y = torch.tensor([index[t] for t in e.y], dtype=torch.long)
@@ -601,3 +688,20 @@ class TaggedSequences(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         return self.items[i]
+
+
+def _features(x: Any) -> Tensor | None:
+    """``x`` as a (T, F) float32 tensor, or None when it is no 2-d array of numbers."""
+    if isinstance(x, Tensor):
+        x = x.detach().cpu()
+    try:
+        array = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    return torch.from_numpy(array) if array.ndim == 2 else None
+
+
+def _x_shown(x: Any) -> str:
+    """What an example's x is, for a message: its type, and its shape if it has one."""
+    shape = getattr(x, "shape", None)
+    return f"{type(x).__name__} of shape {tuple(shape)}" if shape is not None else type(x).__name__

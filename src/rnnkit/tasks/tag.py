@@ -558,6 +558,7 @@ class TagTask(Task):
         m = self.evaluate(model)
         base, what = self.baseline(self.encoded["validation"], self.val_pick)
         n = int(self.encoded["validation"].bounds[-1])
+        unit = "character" if self.data.is_text else "step"
         # --eval-chars spreads whole windows over a longer split: about that many are scored
         scored = (
             f"all {n:,}"
@@ -565,7 +566,7 @@ class TagTask(Task):
             else f"about {self.options.eval_chars:,} of {n:,}"
         )
         return [
-            f"validation accuracy {m['accuracy']:.4%} per character ({scored}); {what} "
+            f"validation accuracy {m['accuracy']:.4%} per {unit} ({scored}); {what} "
             f"baseline {base:.4%}",
             f"  evaluate on the test split: rnnkit eval {run_dir}",
         ]
@@ -593,7 +594,8 @@ class TagTask(Task):
                 lines.append(f"  {name:<12} {right / total:8.4%}  of {total:,}")
         unseen = int((truth < 0).sum())
         if unseen:
-            lines.append(f"  (tags unseen in training, always wrong: {unseen:,})")
+            named = named_tags(self.data.unseen) or f"{unseen:,}"
+            lines.append(f"  (tags unseen in training, always wrong: {named})")
         wrong = confusions(pred, truth, tags)
         if wrong:
             lines.append("most frequent errors (true -> predicted): " + ", ".join(wrong))
@@ -601,6 +603,13 @@ class TagTask(Task):
         path = draw_tagged(test_docs, test, pred, truth, tags, out / FIGURE, self.title(model))
         lines.append(f"figure: {path}")
         return lines
+
+
+def named_tags(counts: dict[str, int], shown: int = 5) -> str:
+    """Tags and their steps as a report lists them: the first few, and how many in all."""
+    names = [f"{name} {count:,}" for name, count in list(counts.items())[:shown]]
+    more = f", ... {len(counts):,} tags in all" if len(counts) > shown else ""
+    return ", ".join(names) + more
 
 
 def derive(data: TaggedData) -> dict[str, Any]:
