@@ -270,7 +270,10 @@ def test_a_features_run_reports_per_step(tmp_path, capsys):
     argv = ["train", "tag", "--data", str(data), "--steps", "2", "--hidden", "2",
             "--seq-len", "8", "--out", str(tmp_path / "run")]  # fmt: skip
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     (line,) = [x for x in out.splitlines() if x.startswith("validation accuracy ")]
     assert re.fullmatch(r"validation accuracy [\d.]+% per step \(all 12\); most frequent tag "
                         r"baseline [\d.]+%", line), line  # fmt: skip
+    # The throughput counts steps too, in the progress line and the closing one.
+    assert re.search(r"^[\d,]+ training steps/s", out, re.M), out
+    assert "steps/s" in err and "chars/s" not in out + err

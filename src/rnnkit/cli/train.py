@@ -249,7 +249,7 @@ def report(summary: Any) -> int:
     1 when no evaluation gave a finite score, so that no model was saved."""
     if not summary.is_main:
         return 0
-    item = get_task(summary.task).item_name
+    item = summary.item_name
     how = {None: "finished", "goal": "reached its goal"}.get(
         summary.stopped_by, f"stopped by {summary.stopped_by}"
     )

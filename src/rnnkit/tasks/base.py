@@ -191,7 +191,7 @@ class Task(ABC):
         """How many examples (characters, sequences) ``batch`` holds, for throughput."""
         return 1
 
-    item_name: ClassVar[str] = "sequences"
+    item_name: str = "sequences"  # what the throughput counts; a task may set it per run
 
     def carried(self, ctx: Context) -> dict[str, Tensor]:
         """State a task carries from step to step (truncated BPTT's hidden state), whole

@@ -482,6 +482,7 @@ class TagTask(Task):
                     f"({', '.join(data.tags)})"
                 )
         self.data = data
+        self.item_name = "chars" if data.is_text else "steps"  # what /s counts, as printed
         vocab = self.vocab()
         self.encoded = {name: encode(data.split(name), vocab) for name in ("train", "validation")}
         self.prior = prior_table(self.encoded["train"], len(vocab) if vocab else 0, len(data.tags))

@@ -62,6 +62,7 @@ class Summary:
     is_main: bool = True
     scored_on: str = "validation"  # what the evaluations scored (Task.scored_on)
     selects: bool = True  # whether the model kept is the best evaluated, or the last
+    item_name: str = "sequences"  # what items_per_s counts (Task.item_name of this run)
 
 
 class Trainer:
@@ -203,6 +204,7 @@ class Trainer:
             is_main=self.ctx.is_main,
             scored_on=self.task.scored_on,
             selects=self.task.selects,
+            item_name=self.task.item_name,
         )
 
     def _one_step(self) -> float | None:
