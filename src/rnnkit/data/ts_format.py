@@ -29,7 +29,12 @@ value is ``?`` or ``NaN``. What happens to it is ``missing``:
 - ``"keep"``: left as NaN (for your own handling).
 
 A file of series to classify (``@classLabel false``, no label after the dimensions) is
-read with ``require_labels=False``; its labels are -1.
+read with ``require_labels=False``; its labels are -1. Such a line may end with a ':' and
+nothing after it (aeon's ``save_to_ts_file`` writes every series so when it has no labels).
+
+``classes=`` reads the labels as indices into a class list of your own, by name - the
+training file's ``classes`` for its test file, whose ``@classLabel`` may declare the
+classes in another order or leave one out (aeon declares the classes a file holds, sorted).
 
 Every problem is a one-line ``ValueError`` naming the file and the line: a header tag with
 a bad value, no ``@data``, a series with the wrong number of dimensions, dimensions of
@@ -53,6 +58,7 @@ Example (a file of two univariate series, written into a temporary folder)::
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -130,15 +136,22 @@ class _Header:
 
 
 def read_ts(
-    path: str | os.PathLike[str], missing: str = "ffill", require_labels: bool = True
+    path: str | os.PathLike[str],
+    missing: str = "ffill",
+    require_labels: bool = True,
+    classes: Sequence[str] | None = None,
 ) -> TSData:
     """The labelled series of the ``.ts`` file ``path`` (see the module's description).
 
     ``require_labels=False`` also reads a file of series to classify (``@classLabel
     false``, no label after the dimensions): every label is then -1 and ``classes`` empty.
+    ``classes`` (e.g. the training file's ``.classes``): the labels are indices into it,
+    matched by name, and it is the result's ``classes``; a label it lacks is an error. By
+    default the labels index the classes in the order the file's ``@classLabel`` declares.
     """
     if missing not in MISSING_MODES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}; got {missing!r}")
+    known = _class_list(classes)  # checked before the file is read
     where = str(path)
     p = Path(path)
     if not p.exists():
@@ -149,15 +162,22 @@ def read_ts(
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ValueError(f"{where} is not UTF-8 text; expected a .ts file") from None
-    return parse_ts(text, where, missing, require_labels)
+    return parse_ts(text, where, missing, require_labels, known)
 
 
 def parse_ts(
-    text: str, where: str = "<text>", missing: str = "ffill", require_labels: bool = True
+    text: str,
+    where: str = "<text>",
+    missing: str = "ffill",
+    require_labels: bool = True,
+    classes: Sequence[str] | None = None,
 ) -> TSData:
     """:func:`read_ts` of the text of a file; ``where`` names it in messages."""
     if not isinstance(text, str):
         raise TypeError(f"parse_ts: text must be a str; got {type(text).__name__}")
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_MODES)}; got {missing!r}")
+    known = _class_list(classes)
     lines = text_lines(text)
     header, first = _read_header(lines, where, require_labels)
     labelled = bool(header.class_label)
@@ -167,6 +187,8 @@ def parse_ts(
     n_missing = 0
     index = {name: k for k, name in enumerate(header.classes)}
     declared = ", ".join(header.classes)
+    if known is not None:
+        mine = {name: k for k, name in enumerate(known)}
     for n in range(first, len(lines)):
         line = lines[n].strip()
         if not line or line.startswith(COMMENTS):
@@ -184,6 +206,11 @@ def parse_ts(
         if labelled and label not in index:
             raise ValueError(
                 f"{at}: class label {label!r} is not declared by @classLabel ({declared})"
+                f"{_spaced(label)}"
+            )
+        if labelled and known is not None and label not in mine:
+            raise ValueError(
+                f"{at}: class label {label!r} is not one of classes ({', '.join(known)})"
             )
         columns = [_values(part, at, d + 1, header.timestamps) for d, part in enumerate(parts)]
         length = len(columns[0])
@@ -211,7 +238,8 @@ def parse_ts(
                 )
             if missing == "ffill":
                 x = _fill(x, at)
-        samples.append((x, index[label] if labelled else -1))
+        y = (mine[label] if known is not None else index[label]) if labelled else -1
+        samples.append((x, y))
         rows.append(n + 1)
     if not samples:
         raise ValueError(f"{where}: no series after @data (line {first})")
@@ -222,7 +250,31 @@ def parse_ts(
                 f"{where}: @equalLength true, but the series have {len(lengths)} different "
                 f"lengths ({min(lengths)} to {max(lengths)})"
             )
-    return TSData(where, list(header.classes), samples, header.problem_name, n_missing, rows)
+    names = list(header.classes) if known is None or not labelled else list(known)
+    return TSData(where, names, samples, header.problem_name, n_missing, rows)
+
+
+def _class_list(classes: Sequence[str] | None) -> list[str] | None:
+    """``classes`` as a list of distinct names, or None; refused otherwise."""
+    if classes is None:
+        return None
+    if isinstance(classes, str) or not isinstance(classes, Sequence):
+        raise TypeError(f"classes must be a list of class names; got {type(classes).__name__}")
+    names = list(classes)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"classes must be a list of class names (non-empty str); got {name!r}")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise ValueError(f"classes must name each class once; got {twice[0]!r} twice")
+    return names
+
+
+def _spaced(label: str) -> str:
+    """A hint for a label with a space: @classLabel separates the labels by spaces."""
+    if any(c.isspace() for c in label):
+        return "; a class label cannot hold a space (@classLabel separates the labels by spaces)"
+    return ""
 
 
 def text_lines(text: str) -> list[str]:
@@ -306,7 +358,10 @@ def _read_header(lines: list[str], where: str, require_labels: bool) -> tuple[_H
                 )
             if len(set(h.classes)) != len(h.classes):
                 twice = sorted({c for c in h.classes if h.classes.count(c) > 1})
-                raise ValueError(f"{at}: {tokens[0]} declares {', '.join(twice)} twice")
+                raise ValueError(
+                    f"{at}: {tokens[0]} declares {', '.join(twice)} twice (the labels are "
+                    "separated by spaces: a class label cannot hold one)"
+                )
         # other tags (@missing is read from the data itself; unknown tags) are skipped
     raise ValueError(f"{where}: no @data line; a .ts file's series follow a line '@data'")
 
@@ -353,6 +408,10 @@ def _split_series(line: str, at: str, stamped: bool, labelled: bool) -> tuple[li
     else:
         parts = line.split(":")
     if not labelled:
+        # aeon's save_to_ts_file ends every dimension with ':', so that a series without a
+        # label ends with one: an empty last part is that, never a dimension (it has no values)
+        if len(parts) > 1 and not parts[-1].strip():
+            parts = parts[:-1]
         return parts, ""
     if len(parts) < 2:
         raise ValueError(
@@ -411,6 +470,11 @@ def _values(text: str, at: str, dim: int, stamped: bool) -> list[float]:
         try:
             value = parse_number(t)
         except ValueError:
+            if _run_together(t):  # "1\t2\t3" or "1;2;3": a file of another separator
+                raise ValueError(
+                    f"{at}: dimension {dim}, value {k}: {_short(t)!r} is not a number; the "
+                    "values of a dimension are separated by ',' (not tabs, spaces or ';')"
+                ) from None
             raise ValueError(
                 f"{at}: dimension {dim}, value {k}: {_short(t)!r} is not a number (a missing "
                 "value is '?' or NaN)"
@@ -424,6 +488,20 @@ def _values(text: str, at: str, dim: int, stamped: bool) -> list[float]:
             )
         out.append(value)
     return out
+
+
+def _run_together(token: str) -> bool:
+    """Whether ``token`` is numbers separated by whitespace or ';' instead of ','."""
+    parts = re.split(r"[\s;]+", token.strip())
+    if len(parts) < 2:
+        return False
+    for part in parts:
+        try:
+            parse_number(part)
+        except ValueError:
+            if part != "?":
+                return False
+    return True
 
 
 def _stamped(text: str, at: str, dim: int) -> list[str]:
@@ -473,36 +551,48 @@ def _fill(x: Tensor, at: str) -> Tensor:
 def write_ts(
     path: str | os.PathLike[str],
     series: Sequence[Tensor | Sequence[Sequence[float]]],
-    labels: Sequence[int | str],
+    labels: Sequence[int | str] | None,
     classes: Sequence[str] | None = None,
     problem_name: str = "rnnkit",
     *,
     overwrite: bool = False,
 ) -> None:
     """Write series (each (T_i, D)) and their labels as a ``.ts`` file :func:`read_ts`
-    reads back. ``labels`` are indices into ``classes`` or class names; NaN is written
-    as ``?`` (a missing value). What :func:`read_ts` would refuse is refused here, before
-    anything is written: a series without steps, an infinite value or one beyond float32,
-    a dimension of a series with no value at all. An existing file is replaced only with
-    ``overwrite=True``, and atomically: a reader sees the old file or the new one."""
+    reads back. ``labels`` are indices into ``classes`` or class names (all one or all the
+    other); ``labels=None`` writes a file of series to classify (``@classLabel false``,
+    read with ``require_labels=False``). NaN is written as ``?`` (a missing value). What
+    :func:`read_ts` would refuse is refused here, before anything is written: a series
+    without steps, an infinite value or one beyond float32, a dimension of a series with
+    no value at all. An existing file is replaced only with ``overwrite=True``, and
+    atomically: a reader sees the old file or the new one."""
     from rnnkit.train.files import atomic_write, writable_file
 
     target = writable_file("write_ts", "path", path, overwrite)
     for name, value in (("series", series), ("labels", labels)):
+        if value is None and name == "labels":
+            continue
         if isinstance(value, str) or not hasattr(value, "__len__"):
             raise TypeError(f"write_ts: {name} must be a sequence; got {type(value).__name__}")
     if isinstance(classes, str):  # it would be read as one class per character
         raise TypeError("write_ts: classes must be a sequence of names; got str")
+    if labels is None and classes is not None:
+        raise ValueError(
+            "write_ts: classes must be None when labels is None (a file without labels); got "
+            f"{list(classes)!r}"
+        )
+    if not isinstance(problem_name, str):
+        raise TypeError(f"write_ts: problem_name must be a str; got {type(problem_name).__name__}")
     # Plain lists from here: a (N, T, D) array or tensor has no truth value, and a pandas
     # Series indexes by its labels, so [0] need not be its first item.
-    series, labels = _as_list(series), _as_list(labels)
-    if len(series) != len(labels):
-        raise ValueError(f"write_ts: {len(series)} series but {len(labels)} labels")
+    series = _as_list(series)
+    ys = None if labels is None else _as_list(labels)
+    if ys is not None and len(series) != len(ys):
+        raise ValueError(f"write_ts: {len(series)} series but {len(ys)} labels")
     if not series:
         raise ValueError("write_ts: no series to write")
     if any(c in problem_name for c in "\n\r"):
         raise ValueError(f"write_ts: problem_name must be one line; got {problem_name!r}")
-    xs = [torch.as_tensor(s, dtype=torch.float64) for s in series]
+    xs = [_series_tensor(s, i) for i, s in enumerate(series)]
     for i, x in enumerate(xs):
         if x.dim() != 2:
             raise ValueError(
@@ -513,18 +603,7 @@ def write_ts(
         raise ValueError(f"write_ts: the series have different dimensions {sorted(dims)}")
     for i, x in enumerate(xs):
         _check_writable(x, i)
-    if classes is None:
-        classes = (
-            sorted({str(y) for y in labels})
-            if isinstance(labels[0], str)
-            else [str(k) for k in range(max(int(y) for y in labels) + 1)]
-        )
-    names = [str(c) for c in classes]
-    if any(not c or any(ch.isspace() or ch == ":" for ch in c) for c in names):
-        raise ValueError("write_ts: class names must be non-empty, without spaces or ':'")
-    twice = sorted({c for c in names if names.count(c) > 1})
-    if twice:
-        raise ValueError(f"write_ts: class names must differ; {twice[0]!r} twice")
+    names = [] if ys is None else _label_names(ys, classes)
     lengths = {int(x.size(0)) for x in xs}
     (D,) = dims
     head = [
@@ -535,30 +614,84 @@ def write_ts(
         f"@dimensions {D}",
         f"@equalLength {'true' if len(lengths) == 1 else 'false'}",
         *([f"@seriesLength {lengths.pop()}"] if len(lengths) == 1 else []),
-        "@classLabel true " + " ".join(names),
+        "@classLabel true " + " ".join(names) if ys is not None else "@classLabel false",
         "@data",
     ]
     body = []
-    for i, (x, y) in enumerate(zip(xs, labels, strict=True)):
-        if isinstance(y, str):
-            name = y
-        elif int(y) == y and 0 <= int(y) < len(names):  # int(0.5) would pick class 0
-            name = names[int(y)]
-        else:
-            raise ValueError(
-                f"write_ts: series {i}: label {y!r} is not a class index in [0, {len(names)})"
-            )
-        if name not in names:
-            raise ValueError(f"write_ts: label {name!r} is not one of the classes")
+    for i, x in enumerate(xs):
         dims_text = [",".join("?" if math.isnan(v) else repr(float(v)) for v in col.tolist())
                      for col in x.T]  # fmt: skip
-        body.append(":".join([*dims_text, name]))
+        if ys is not None:
+            dims_text.append(_label_name(ys[i], i, names))
+        body.append(":".join(dims_text))
     atomic_write(target, ("\n".join(head + body) + "\n").encode("utf-8"))
 
 
+def _series_tensor(s: Any, i: int) -> Tensor:
+    """Series ``i`` as a float64 tensor; refused unless it is an array of real numbers."""
+    try:
+        t = torch.as_tensor(s)
+    except (TypeError, ValueError, RuntimeError):  # text, rows of unequal length, objects
+        raise TypeError(
+            f"write_ts: series {i} must be a (T, D) array of real numbers; got a "
+            f"{type(s).__name__} that torch cannot read as one"
+        ) from None
+    if t.is_complex():  # its imaginary part would be dropped with only a warning
+        raise TypeError(f"write_ts: series {i} must hold real numbers; got {t.dtype}")
+    return t.to(torch.float64)
+
+
+def _label_names(labels: list[Any], classes: Sequence[Any] | None) -> list[str]:
+    """The class names the header declares, checked, from ``classes`` or ``labels``."""
+    named = [isinstance(y, str) for y in labels]
+    if any(named) and not all(named):
+        k = named.index(not named[0])
+        raise TypeError(
+            "write_ts: labels must be all class names (str) or all class indices; got "
+            f"{labels[0]!r} (series 0) and {labels[k]!r} (series {k})"
+        )
+    if not named[0]:
+        for i, y in enumerate(labels):  # None or NaN: int() would fail in its own words
+            if not isinstance(y, numbers.Real) or not math.isfinite(y):
+                raise ValueError(
+                    f"write_ts: series {i}: label {y!r} is not a class index (an integer >= 0) "
+                    "or a class name"
+                )
+    if classes is None:
+        classes = sorted(set(labels)) if named[0] else [str(k) for k in range(int(max(labels)) + 1)]
+    names = [str(c) for c in classes]
+    for c in names:
+        if not c or any(ch.isspace() or ch == ":" for ch in c):
+            raise ValueError(
+                f"write_ts: class names must be non-empty, without spaces or ':'; got {c!r}"
+            )
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise ValueError(f"write_ts: class names must differ; {twice[0]!r} twice")
+    return names
+
+
+def _label_name(y: Any, i: int, names: list[str]) -> str:
+    """The class name of label ``y`` of series ``i``."""
+    if isinstance(y, str):
+        name = y
+    elif int(y) == y and 0 <= int(y) < len(names):  # int(0.5) would pick class 0
+        name = names[int(y)]
+    else:
+        raise ValueError(
+            f"write_ts: series {i}: label {y!r} is not a class index in [0, {len(names)})"
+        )
+    if name not in names:
+        raise ValueError(f"write_ts: label {name!r} is not one of the classes")
+    return name
+
+
 def _as_list(value: Any) -> list[Any]:
-    """``value``'s items in order: ``tolist()`` for arrays, tensors and pandas Series."""
+    """``value``'s items in order: ``tolist()`` for arrays, tensors and pandas Series, the
+    rows of a pandas DataFrame (iterating one gives its column names)."""
     tolist = getattr(value, "tolist", None)
+    if not callable(tolist) and callable(getattr(value, "to_numpy", None)):
+        tolist = value.to_numpy().tolist
     return list(tolist()) if callable(tolist) else list(value)
 
 

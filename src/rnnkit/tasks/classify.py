@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,15 +204,21 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
         if not isinstance(pool, str) or pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
-        if isinstance(downsample, bool) or not isinstance(downsample, int) or downsample < 1:
+        # numbers.Integral: a NumPy integer (len(np.unique(y)), y.max() + 1) is one too.
+        if not _integer(downsample) or downsample < 1:
             raise ValueError(f"downsample must be a positive integer; got {downsample!r}")
-        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        if not _integer(members) or members < 1:
             raise ValueError(f"members must be a positive integer; got {members!r}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        if not _integer(num_classes) or num_classes < 2:
             raise ValueError(
                 "SequenceClassifier: num_classes must be an integer >= 2 (a classifier "
                 f"chooses among classes); got {num_classes!r}"
             )
+        downsample, members, num_classes = int(downsample), int(members), int(num_classes)
+        # The layers take Python integers; a NumPy one (D = X.shape[1]) is the same number.
+        input_size, hidden_size, num_layers = (
+            int(v) if _integer(v) else v for v in (input_size, hidden_size, num_layers)
+        )
         _checks.probability("SequenceClassifier", "dropout", dropout, upper_open=True)
         finite = isinstance(noise, (int, float)) and not isinstance(noise, bool)
         if not finite or not 0 <= noise < math.inf:
@@ -351,6 +358,11 @@ class SequenceClassifier(nn.Module):
 # ---- batches -----------------------------------------------------------------------------
 
 
+def _integer(value: object) -> bool:
+    """Whether ``value`` is an integer (a Python or NumPy one), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def channel_values(name: str, values: Tensor | list[float]) -> Tensor:
     """``values`` (one number per channel) as a float tensor, refused unless finite."""
     try:
@@ -368,6 +380,8 @@ def channel_values(name: str, values: Tensor | list[float]) -> Tensor:
 def aggregate(x: Tensor, lengths: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Each window of ``k`` steps averaged into one (the last window of a series over its
     valid steps only): (B, ceil(T / k), D) and the new lengths ceil(length / k)."""
+    if not _integer(k) or k < 1:
+        raise ValueError(f"aggregate: k must be a positive integer (steps per window); got {k!r}")
     B, T, D = x.shape
     windows = -(-T // k)
     valid = (torch.arange(windows * k).unsqueeze(0) < lengths.unsqueeze(1)).to(x.device)
@@ -697,17 +711,56 @@ class ClassifyTask(Task):
 
 def accuracy(predicted: Tensor, truth: Tensor) -> float:
     """The share of ``predicted`` equal to ``truth``: a count over a count, in float64 (a
-    float32 mean was 363/370 to 7 digits only)."""
+    float32 mean was 363/370 to 7 digits only). Tensors, arrays or lists of class indices."""
+    predicted, truth = _class_indices("accuracy", predicted, truth)
     return int((predicted == truth).sum()) / max(truth.numel(), 1)
 
 
 def confusion_matrix(truth: Tensor, predicted: Tensor, classes: int) -> Tensor:
     """(classes, classes) counts: row the true class, column the predicted one; every
-    class has its row and column, whether or not it occurs."""
-    confusion = torch.zeros(classes, classes, dtype=torch.long)
-    truth, predicted = truth.long(), predicted.long()
+    class has its row and column, whether or not it occurs. ``truth`` and ``predicted``:
+    tensors, arrays or lists of class indices in [0, classes)."""
+    if not _integer(classes) or classes < 1:
+        raise ValueError(
+            f"confusion_matrix: classes must be a positive integer (the number of classes); "
+            f"got {classes!r}"
+        )
+    truth, predicted = _class_indices("confusion_matrix", truth, predicted)
+    for name, values in (("truth", truth), ("predicted", predicted)):
+        if values.numel() and not 0 <= int(values.min()) <= int(values.max()) < classes:
+            raise ValueError(
+                f"confusion_matrix: {name} must hold class indices in [0, {classes}); got "
+                f"values from {int(values.min())} to {int(values.max())}"
+            )
+    confusion = torch.zeros(int(classes), int(classes), dtype=torch.long)
     confusion.index_put_((truth, predicted), torch.ones_like(truth), accumulate=True)
     return confusion
+
+
+def _class_indices(owner: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """``a`` and ``b`` as 1-D long tensors of one length; refused unless integers."""
+    out = []
+    for name, values in zip(_PAIRS[owner], (a, b), strict=True):
+        try:
+            t = torch.as_tensor(values)
+        except (TypeError, ValueError, RuntimeError):
+            t = None
+        if t is None or t.dim() != 1 or t.is_floating_point() or t.is_complex():
+            what = type(values).__name__ if t is None else f"shape {tuple(t.shape)} of {t.dtype}"
+            raise TypeError(
+                f"{owner}: {name} must be a 1-D tensor, array or list of class indices; got {what}"
+            )
+        out.append(t.long())
+    if len(out[0]) != len(out[1]):
+        first, second = _PAIRS[owner]
+        raise ValueError(
+            f"{owner}: {first} and {second} must have one entry per series; got "
+            f"{len(out[0])} and {len(out[1])}"
+        )
+    return out[0], out[1]
+
+
+_PAIRS = {"accuracy": ("predicted", "truth"), "confusion_matrix": ("truth", "predicted")}
 
 
 def majority_class(labels: list[int], classes: int) -> int:
@@ -1009,6 +1062,11 @@ def confusion_png(confusion: Tensor, classes: list[str], title: str) -> bytes:
     from rnnkit.train.files import figure_bytes
 
     C = len(classes)
+    if tuple(confusion.shape) != (C, C):
+        raise ValueError(
+            f"confusion_png: confusion must be ({C}, {C}) for {C} class names; got shape "
+            f"{tuple(confusion.shape)}"
+        )
     size = min(max(3.6, 0.45 * C + 2.2), 14.0)
     fig = Figure(figsize=(size + 0.8, size), dpi=100)
     FigureCanvasAgg(fig)
