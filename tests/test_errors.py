@@ -417,3 +417,23 @@ def test_fit_and_load_errors(tmp_path):
         out,
         model="Classifier",
     )
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+def test_numpy_integer_sizes_are_sizes(kind):
+    """A size taken from a NumPy shape or config (np.int64) is an integer, held as int;
+    the layer matches one built from plain ints."""
+    import numpy as np
+
+    cls = getattr(rnnkit, kind)
+    extra = {} if kind.endswith("Cell") else {"num_layers": np.int64(2)}
+    torch.manual_seed(0)
+    a = cls(np.int64(3), np.int32(4), **extra)
+    torch.manual_seed(0)
+    b = cls(3, 4, **({} if kind.endswith("Cell") else {"num_layers": 2}))
+    assert type(a.input_size) is int and type(a.hidden_size) is int
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    what = "a non-negative integer" if kind.endswith("Cell") else "a positive integer"
+    with pytest.raises(TypeError) as err:
+        cls(3, np.float64(4.0))
+    assert str(err.value) == f"{kind}: hidden_size must be {what}; got np.float64(4.0)"

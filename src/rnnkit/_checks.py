@@ -13,6 +13,7 @@ The classes below inherit from both, so either ``except`` clause catches them.
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 
 import torch
@@ -60,11 +61,13 @@ def non_negative_int(owner: str, name: str, value: object) -> int:
 def _int_at_least(
     owner: str, name: str, value: object, low: int, what: str, error: type[Exception]
 ) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    # Any integer type is one (NumPy's np.int64 from a shape or a config), as int(): the
+    # layers then hold a plain int, as torch.nn's do.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SizeTypeError(f"{owner}: {name} must be {what}; got {value!r}")
     if value < low:
         raise error(f"{owner}: {name} must be {what}; got {value!r}")
-    return value
+    return int(value)
 
 
 def parameter_dtype(owner: str, dtype: object) -> None:
