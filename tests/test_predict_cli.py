@@ -295,6 +295,14 @@ def test_tag_jsonl_without_y_text_files_and_unknown_characters(capsys, root: Pat
     out, _ = run_cli(capsys, ["predict", str(run), "--data", str(data), "--format", "text"])
     whole = data.read_text(encoding="utf-8")
     assert json.loads(out) == {"x": whole, "y": predict_tags(run, [whole])[0]}
+    # JSON lines under the format's other names are JSON lines too, not text.
+    for suffix in (".ndjson", ".jl"):
+        other = tmp_path / f"plain{suffix}"
+        other.write_bytes(data.read_bytes())
+        assert (
+            run_cli(capsys, ["predict", str(run), "--data", str(other)])[0]
+            == run_cli(capsys, ["predict", str(run), "--data", str(data)])[0]
+        )
     out_file = tmp_path / "tagged.jsonl"
     out, err = run_cli(capsys, ["predict", str(run), "--data", str(data), "--out", str(out_file)])
     assert out == "" and err == f"tags of 2 input(s), 5 characters: {out_file}\n"
@@ -417,6 +425,10 @@ def test_command_line_refusals(capsys, root: Path, tmp_path: Path):
     cases.append((["predict", features, "--data", str(tmp_path / "wide.jsonl")],
                   f"--data {tmp_path / 'wide.jsonl'}: x has 3 feature(s) per step, and "
                   f"{features} was trained on 2"))  # fmt: skip
+    (tmp_path / "empty.txt").write_bytes(b"")
+    cases.append((["predict", tag, "--data", str(tmp_path / "empty.txt")],
+                  f"--data: text file {tmp_path / 'empty.txt'} is empty; expected a text "
+                  "file to tag"))  # fmt: skip
     jsonl(tmp_path / "bad.jsonl", [{"x": "ab"}, {"x": "ab", "y": ["N"]}])
     cases.append((["predict", tag, "--data", str(tmp_path / "bad.jsonl")],
                   f"--data {tmp_path / 'bad.jsonl'} line 2: len(y) must equal len(x); got 1 tags "

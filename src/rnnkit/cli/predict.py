@@ -21,7 +21,8 @@ EXAMPLES = """examples:
   rnnkit predict runs/tag --data script.py                    # every character of a file
   rnnkit predict runs/tag --data lines.jsonl --out tagged.jsonl"""
 
-JSONL_SUFFIXES = (".jsonl", ".json")  # --format auto reads these as JSON lines
+# --format auto reads these as JSON lines (.ndjson and .jl: the same format's other names)
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jl")
 OUT_SUFFIX = {"classify": ".csv", "tag": ".jsonl"}
 
 
@@ -248,7 +249,10 @@ def read_tag_data(args: argparse.Namespace, config: Any) -> tuple[list[Any], lis
                 f"--data {args.data} is read as text, and {args.run_dir} was trained on "
                 'feature sequences; give JSON lines of {"x": [[features], ...]}'
             )
-        text = read_text_file(Path(args.data))
+        try:
+            text = read_text_file(Path(args.data))
+        except ValueError as err:  # empty, binary, not UTF-8: named as the flag's
+            raise ValueError(f"--data: {err}; expected a text file to tag") from None
         return [text], [text], [[]]
     examples = read_jsonl(args.data, "--data", require_labels=False)
     first = examples[0].x
