@@ -49,6 +49,22 @@ def test_every_help_text_renders_its_percent_signs_once():
         assert "%%" not in text, (p.prog, text[text.index("%%") - 40 :][:80])
 
 
+def test_a_path_option_shows_what_it_takes_in_help():
+    """The placeholder of a file option says FILE, not the TEXT of any string option."""
+    parsers = [train.build_parser(get_task(name))[0] for name in NAMES]
+    shown = {}
+    for p in parsers:
+        for action in p._actions:
+            if action.dest in ("data", "test_data", "text", "time_column"):
+                shown[(p.prog, action.dest)] = action.metavar
+    assert shown == {
+        ("rnnkit train lm", "text"): "PATH",
+        **{(f"rnnkit train {t}", d): "FILE" for t in ("classify", "tag", "forecast")
+           for d in ("data", "test_data")},
+        ("rnnkit train forecast", "time_column"): "NAME",
+    }  # fmt: skip
+
+
 def test_bad_option_value_is_one_line_and_status_2():
     done = _run("demo", "--steps", "-3")
     assert done.returncode == 2

@@ -32,11 +32,13 @@ def option(
     choices: Sequence[str] | None = None,
     open_high: bool = False,
     cli: bool = True,
+    metavar: str | None = None,
 ) -> Any:
     """A dataclass field with its CLI flag (default ``--name-with-dashes``) and range.
 
     ``low``/``high`` bound numbers (inclusive; ``open_high`` excludes ``high``);
-    ``choices`` lists the strings allowed; ``cli=False`` keeps a field out of the parser.
+    ``choices`` lists the strings allowed; ``cli=False`` keeps a field out of the parser;
+    ``metavar`` names the value in ``--help`` (default: N, X or TEXT by the field's type).
     """
     meta = {
         "help": help,
@@ -46,6 +48,7 @@ def option(
         "choices": tuple(choices) if choices is not None else None,
         "open_high": open_high,
         "cli": cli,
+        "metavar": metavar,
     }
     return dataclasses.field(default=default, metadata=meta)
 

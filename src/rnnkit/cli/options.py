@@ -52,6 +52,8 @@ def add_fields(
 
 
 def _metavar(field: dataclasses.Field[Any], kind: type) -> str:
+    if field.metadata.get("metavar"):
+        return str(field.metadata["metavar"])
     choices = field.metadata.get("choices")
     if choices:
         return "{" + ",".join(choices) + "}"

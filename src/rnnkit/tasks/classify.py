@@ -75,12 +75,15 @@ class ClassifyOptions:
         choices=DATASETS,
     )
     data: str | None = option(
-        None, "your own labelled .ts file (UEA/UCR format) to train on, instead of --dataset"
+        None,
+        "your own labelled .ts file (UEA/UCR format) to train on, instead of --dataset",
+        metavar="FILE",
     )
     test_data: str | None = option(
         None,
         "your own .ts test file (default: a seeded stratified --test-fraction of --data is "
         "held out)",
+        metavar="FILE",
     )
     # Its range, (0, 1), is checked in __post_init__: option() has no open low bound, and
     # a declared [0, 1) would have the parser announce a range that 0 is not in.

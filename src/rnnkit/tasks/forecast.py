@@ -123,6 +123,7 @@ class ForecastOptions:
         "your series: a Monash .tsf file, a wide CSV (a column per series), a long CSV "
         "(id,time,value) or a rows CSV (a row per series, as M4's files); see "
         "docs/forecast.md (default: --dataset)",
+        metavar="FILE",
     )
     test_data: str | None = option(
         None,
@@ -130,6 +131,7 @@ class ForecastOptions:
         "and in a format --data takes (M4's and the Monash archive's test files); the test "
         "forecasts each series once, from the end of --data (default: the last values of "
         "each series of --data are the test)",
+        metavar="FILE",
     )
     dataset: str = option(
         "m1-yearly",
@@ -147,6 +149,7 @@ class ForecastOptions:
         None,
         "the time column of a wide CSV (--data and --test-data), the one column skipped "
         "(default: the first, when named like a time or holding no number)",
+        metavar="NAME",
     )
     horizon: int | None = option(
         None,

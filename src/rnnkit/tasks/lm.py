@@ -51,7 +51,9 @@ class LMOptions:
     """The language model's data and model options."""
 
     text: str | None = option(
-        None, "a UTF-8 text file, or a folder of them (default: the --corpus named)"
+        None,
+        "a UTF-8 text file, or a folder of them (default: the --corpus named)",
+        metavar="PATH",
     )
     corpus: str = option(
         "stdlib",

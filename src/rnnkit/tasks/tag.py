@@ -242,9 +242,12 @@ class TagOptions:
         None,
         'a JSON-lines file, one {"x": "text" or [[features], ...], "y": ["TAG", ...]} a line '
         "(default: the Python standard library, every character tagged by tokenize)",
+        metavar="FILE",
     )
     test_data: str | None = option(
-        None, "a JSON-lines file to test on (default: 10% of --data's lines)"
+        None,
+        "a JSON-lines file to test on (default: 10% of --data's lines)",
+        metavar="FILE",
     )
     split_seed: int = option(
         0,
