@@ -378,3 +378,43 @@ def test_the_first_log_line_names_what_the_batches_came_in(tmp_path):
         lines: list[str] = []
         rnnkit.fit(M(), loader, **{**_quiet(log=lines.append), "out": tmp_path / data})
         assert lines[0] == f"fit: your M on your {data}; run folder: {tmp_path / data}"
+
+
+def test_a_loader_of_unequal_sequences_without_padding_names_pad_collate(tmp_path):
+    """torch's default collate cannot stack series of different lengths; the refusal says
+    what to give (a .ts file read with read_ts is such a dataset)."""
+    from rnnkit.data.ts_format import read_ts, write_ts
+
+    write_ts(tmp_path / "a.ts", [torch.randn(5 + i % 3, 3) for i in range(8)], [0, 1] * 4)
+    loader = DataLoader(read_ts(tmp_path / "a.ts"), batch_size=4)
+    raises_exactly(ValueError, "rnnkit.fit: train_loader could not make a batch (stack expects "
+                   "each tensor to be equal size, but got [5, 3] at entry 0 and [6, 3] at entry "
+                   "1); expected items of one size, or a DataLoader with "
+                   "collate_fn=rnnkit.data.pad_collate for sequences of different lengths",
+                   rnnkit.fit, M(), loader, out=tmp_path / "r", **_quiet())  # fmt: skip
+
+
+def test_unlabelled_series_are_refused_by_the_default_loss(tmp_path):
+    """read_ts(require_labels=False) labels every series -1: torch's refusal named no
+    label ("Target -1 is out of bounds"). cross_entropy's ignored -100 is a target."""
+    from rnnkit.data.ts_format import read_ts, write_ts
+
+    write_ts(tmp_path / "u.ts", [torch.randn(5, 3) for _ in range(8)], None)
+    data = read_ts(tmp_path / "u.ts", require_labels=False)
+
+    class Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            return self.head(x.mean(1))
+
+    loader = DataLoader(data, batch_size=4, collate_fn=pad_collate)
+    raises_exactly(ValueError, "rnnkit.fit: the default loss, F.cross_entropy, needs class "
+                   "indices >= 0 as the target (or -100, ignored); got -1 in the first batch "
+                   "(read_ts(require_labels=False) labels its series -1: they have no class to "
+                   "train on)", rnnkit.fit, Pooled(), loader, out=tmp_path / "r",
+                   **_quiet())  # fmt: skip
+    ignored = [(X[k : k + 4], torch.tensor([0, -100, 1, -100])) for k in range(0, 16, 4)]
+    assert rnnkit.fit(M(), ignored, out=tmp_path / "ok", **_quiet()).step == 2

@@ -68,6 +68,16 @@ class LoaderBatches(BatchSource):
         assert self._it is not None
         try:
             batch = next(self._it)
+        except RuntimeError as err:
+            # torch's default collate stacks the items of a batch: sequences of different
+            # lengths (a .ts file, tagged lines) need padding, and the error named neither.
+            if not str(err).startswith("stack expects each tensor to be equal size"):
+                raise
+            raise ValueError(
+                f"rnnkit.fit: train_loader could not make a batch ({err}); expected items of "
+                "one size, or a DataLoader with collate_fn=rnnkit.data.pad_collate for "
+                "sequences of different lengths"
+            ) from err
         except StopIteration:
             if self.index == 0:
                 raise ValueError(
@@ -242,6 +252,17 @@ class FitTask(Task):
                 f"as a tensor of class indices; got {_returned(target)} (encode the labels "
                 "as integers, or give loss=)"
             )
+        if self._first and self.loss_fn is F.cross_entropy and not target.is_floating_point():
+            # Labels of -1 (a .ts file of series to classify, read_ts(require_labels=False))
+            # ended in torch's "Target -1 is out of bounds", naming no file or label.
+            bad = target[(target < 0) & (target != -100)]  # -100: cross_entropy's ignore_index
+            if bad.numel():
+                raise ValueError(
+                    "rnnkit.fit: the default loss, F.cross_entropy, needs class indices >= 0 "
+                    f"as the target (or -100, ignored); got {int(bad[0])} in the first batch "
+                    "(read_ts(require_labels=False) labels its series -1: they have no class "
+                    "to train on)"
+                )
         output = net(*inputs)
         loss = _loss_value(self.loss_fn(output, target))
         if not loss.requires_grad:
