@@ -17,9 +17,10 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, overload
 
 T = TypeVar("T")
+N = TypeVar("N")
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer, as rnnkit's --seed
 THREADS_MAX = 4096  # as rnnkit's --threads (TrainConfig.threads)
@@ -41,7 +42,15 @@ class _Parser(argparse.ArgumentParser):
             )
         return action
 
-    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:
+    @overload
+    def parse_args(
+        self, args: Iterable[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace: ...
+    @overload
+    def parse_args(self, args: Iterable[str] | None, namespace: N) -> N: ...
+    @overload
+    def parse_args(self, *, namespace: N) -> N: ...
+    def parse_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> Any:
         parsed = super().parse_args(args, namespace)
         if not getattr(parsed, "overwrite", False):
             for action in self._actions:

@@ -53,7 +53,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnxruntime as ort
@@ -248,7 +248,7 @@ def int8_table(tmp: Path, run: str, repeats: int, chars: int | None) -> None:
     model.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("error", QuantizationWarning)  # everything must quantize
-        torch_int8 = quantize_dynamic(model)
+        torch_int8 = cast(CharLM, quantize_dynamic(model))  # a copy of model, quantized
     path, int8 = tmp / "lm.onnx", tmp / "lm-int8.onnx"
     export_onnx(model, path, mode="step")
     quantize_onnx(path, int8)
@@ -413,7 +413,7 @@ def forecast_table(tmp: Path, run: str, repeats: int) -> None:
     _, naive = task.scores(model, "test")
     forecasts = {
         "PyTorch float": model_forecasts(model, values, test),
-        "PyTorch int8": model_forecasts(torch_int8, values, test),
+        "PyTorch int8": model_forecasts(cast(ForecastModel, torch_int8), values, test),
         "ONNX float": onnx_float,
         "ONNX int8": _onnx_forecasts(int8, values, test),
     }

@@ -28,6 +28,8 @@ torch.nn.LSTM(proj_size=P).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -40,12 +42,14 @@ SHAPES = {
     "fastrnns T=100 B=64 I=H=512": (100, 64, 512, 512),
     "long T=1000 B=1 I=32 H=64": (1000, 1, 32, 64),
 }
-CELLS = {"LSTM": (nn.LSTM, rnnkit.LSTM), "GRU": (nn.GRU, rnnkit.GRU), "RNN": (nn.RNN, rnnkit.RNN)}
+CELLS: dict[
+    str, tuple[type[nn.LSTM] | type[nn.GRU] | type[nn.RNN], type[rnnkit.RecurrentLayer]]
+] = {"LSTM": (nn.LSTM, rnnkit.LSTM), "GRU": (nn.GRU, rnnkit.GRU), "RNN": (nn.RNN, rnnkit.RNN)}
 
 
-def variants(name: str, ref: nn.Module) -> dict[str, nn.Module]:
+def variants(name: str, ref: nn.Module) -> dict[str, rnnkit.RecurrentLayer]:
     ours_cls = CELLS[name][1]
-    out: dict[str, nn.Module] = {
+    out: dict[str, rnnkit.RecurrentLayer] = {
         "native": ours_cls.from_torch(ref),
         "reference": ours_cls.from_torch(ref),
         "zoneout 0.1": ours_cls.from_torch(ref, zoneout=0.1, backend="reference"),
@@ -57,7 +61,7 @@ def variants(name: str, ref: nn.Module) -> dict[str, nn.Module]:
     return out
 
 
-def train_step(module: nn.Module, x: torch.Tensor):
+def train_step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
         out, _ = module(x)
         out.sum().backward()
@@ -65,7 +69,7 @@ def train_step(module: nn.Module, x: torch.Tensor):
     return run
 
 
-def infer(module: nn.Module, x: torch.Tensor):
+def infer(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
         with torch.no_grad():
             module(x)
@@ -89,7 +93,7 @@ def gru_table(repeats: int, device: str = "cpu") -> None:
             "auto": rnnkit.GRU.from_torch(ref),
             "fused": rnnkit.GRU.from_torch(ref, backend="fused"),
         }
-        chosen = mods["auto"].backend_for(x).name
+        chosen = cast(rnnkit.RecurrentLayer, mods["auto"]).backend_for(x).name
         for mode, make in (("train", train_step), ("inference", infer)):
             fns = {k: make(m, x) for k, m in mods.items()}
             times = interleaved_medians(fns, repeats=repeats, synchronize=synchronizer(device))
@@ -131,7 +135,7 @@ def options_table(repeats: int, device: str = "cpu") -> None:
         mods["RNN zoneout 0.1 (reference)"] = rnnkit.RNN.from_torch(
             elman, zoneout=0.1, backend="reference"
         )
-        chosen = mods["zoneout 0.1"].backend_for(x).name
+        chosen = cast(rnnkit.RecurrentLayer, mods["zoneout 0.1"]).backend_for(x).name
         fns = {k: train_step(m, x) for k, m in mods.items()}
         times = interleaved_medians(fns, repeats=repeats, synchronize=synchronizer(device))
         base = times["torch.nn.LSTM"]
@@ -158,7 +162,7 @@ def projection_table(repeats: int) -> None:
                 ref, zoneout=0.1, backend="reference"
             ),
         }
-        chosen = mods["zoneout 0.1 (fused)"].backend_for(x).name
+        chosen = cast(rnnkit.RecurrentLayer, mods["zoneout 0.1 (fused)"]).backend_for(x).name
         times = interleaved_medians({k: train_step(m, x) for k, m in mods.items()}, repeats=repeats)
         base = times["torch.nn.LSTM"]
         ratios = "  ".join(f"{k} {times[k] / base:.2f}" for k in mods if k != "torch.nn.LSTM")

@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,7 +33,7 @@ from _timing import interleaved_medians, machine, synchronizer
 SHAPES = [(4096, 8, 256, 256), (16384, 1, 64, 64)]  # (T, B, I, H)
 
 
-def make(kind: str, T: int, B: int, I: int, H: int, device: str = "cpu"):
+def make(kind: str, T: int, B: int, I: int, H: int, device: str = "cpu") -> Callable[[], None]:
     layer = {
         "gru": lambda: nn.GRU(I, H),
         "lstm": lambda: nn.LSTM(I, H),

@@ -18,6 +18,8 @@ and how much faster the segmented scan is than the loop with the same resets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 import _args
@@ -29,7 +31,7 @@ RESET_EVERY = 256  # mean steps between two resets of a sample (documents of ~25
 
 
 def make(kind: str, T: int, B: int, I: int, H: int, reset: torch.Tensor | None, backend: str,
-         device: str):  # fmt: skip
+         device: str) -> Callable[[], None]:  # fmt: skip
     layer = {"MinGRU": rnnkit.MinGRU, "MinLSTM": rnnkit.MinLSTM}[kind](I, H, backend=backend).to(
         device
     )

@@ -15,6 +15,7 @@ resident memory after 10^4, 10^5 and 10^6 steps; it must not grow with the strea
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 
 import torch
 
@@ -23,15 +24,7 @@ import rnnkit
 from _timing import interleaved_medians, machine
 
 
-def _repeat(n: int, fn, *args):
-    def run() -> None:
-        for _ in range(n):
-            fn(*args)
-
-    return run
-
-
-def _repeat(n: int, fn, *args):
+def _repeat(n: int, fn: Callable[..., object], *args: object) -> Callable[[], None]:
     def run() -> None:
         for _ in range(n):
             fn(*args)

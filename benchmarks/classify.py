@@ -124,7 +124,7 @@ def run_rnnkit(
     from rnnkit.train.distributed import Context
 
     root = Path(tempfile.mkdtemp(prefix=f"classify-{name}-"))
-    quiet = {"log": lambda _: None, "progress": io.StringIO()}
+    quiet: dict[str, Any] = {"log": lambda _: None, "progress": io.StringIO()}
 
     def choose(seed: int) -> tuple[str, dict[str, Any]]:
         tried = {}
@@ -190,7 +190,7 @@ def run_rnnkit(
                 all_tried[seed] = tried
                 chosen = time.perf_counter() - t0
             t0 = time.perf_counter()
-            more = {"members": members} if members > 1 else {}
+            more: dict[str, float] = {"members": members} if members > 1 else {}
             if refit:
                 more["val_fraction"] = 0.0
             scored = (
@@ -509,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.datasets:
             print(f"{name}:", flush=True)
             data = load(name)
-            row = {
+            row: dict[str, Any] = {
                 "rnnkit": run_rnnkit(
                     name,
                     args.candidates,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -23,6 +24,9 @@ import torch
 import _args
 import rnnkit
 from rnnkit.export import export_onnx
+
+if TYPE_CHECKING:
+    import onnx
 
 I, H, B = 8, 32, 1
 
@@ -40,13 +44,13 @@ CONFIGS = {
 }
 
 
-def _session(proto: object) -> ort.InferenceSession:
+def _session(proto: onnx.ModelProto) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    return ort.InferenceSession(proto.SerializeToString(), options)  # type: ignore[attr-defined]
+    return ort.InferenceSession(proto.SerializeToString(), options)
 
 
-def stream_error(layer: rnnkit.RNN, steps: int) -> tuple[float, float]:
+def stream_error(layer: rnnkit.RecurrentLayer, steps: int) -> tuple[float, float]:
     """Max |Δ| of the streamed step graph against rnnkit.Stream, and of float32 PyTorch
     against float64 PyTorch over the same stream (the floor)."""
     session = _session(export_onnx(layer, mode="step"))
@@ -70,7 +74,7 @@ def stream_error(layer: rnnkit.RNN, steps: int) -> tuple[float, float]:
     return worst, floor
 
 
-def sequence_errors(layer: rnnkit.RNN) -> tuple[list[float], float]:
+def sequence_errors(layer: rnnkit.RecurrentLayer) -> tuple[list[float], float]:
     session = _session(export_onnx(layer, mode="sequence", lengths=True))
     names = list(layer.first_cell.state_names)
     g = torch.Generator().manual_seed(1)

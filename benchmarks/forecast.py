@@ -49,7 +49,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -59,6 +59,7 @@ from _timing import machine
 from rnnkit.tasks.forecast import (
     DATASET_NAMES,
     Forecast,
+    ForecastModel,
     ForecastTask,
     Scores,
     anchor_forecasts,
@@ -187,7 +188,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     summary = _args.stop_if_signalled(
         train("forecast", options, config, out=out, log=lambda _: None, progress=io.StringIO())
     )
-    model = load(out)
+    model = cast(ForecastModel, load(out))
     # intervals: every outcome known at the origin, the level adapting by --adapt
     # from the first test origin on
     ours = task.test_forecasts(model, test, adapt=args.adapt)
@@ -210,7 +211,7 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         _args.stop_if_signalled(train("forecast", refit, again, out=out.with_name(f"{name}-refit"),
               log=lambda _: None, progress=io.StringIO()))  # fmt: skip
-        again_model = load(out.with_name(f"{name}-refit"))
+        again_model = cast(ForecastModel, load(out.with_name(f"{name}-refit")))
         # A refit's validation values are training data: the first run's check decides
         # whether the network's point forecasts or its anchor's are kept.
         again_model.correction.copy_(model.correction)

@@ -42,7 +42,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ from rnnkit.tasks.forecast import (
     model_forecasts,
     score,
 )
-from rnnkit.train import load
+from rnnkit.train import RunConfig, load
 from rnnkit.train.distributed import Context
 
 WAYS = ("the head's own", "validation only", "split conformal", "adaptive")
@@ -76,8 +76,9 @@ def prepared(folder: Path) -> tuple[ForecastModel, ForecastTask]:
     """A run's kept model and its task, its series split as the run split them."""
     if not (folder / "config.json").is_file():
         raise SystemExit(f"{folder}: no run folder; train it with benchmarks/forecast_check.py")
-    model = load(folder)
-    task = ForecastTask(ForecastTask.parse_options(model.rnnkit_config.options, "options"))
+    model = cast(ForecastModel, load(folder))
+    config = cast(RunConfig, model.rnnkit_config)  # a plain attribute, set by load
+    task = ForecastTask(ForecastTask.parse_options(config.options, "options"))
     task.prepare(ForecastTask.default_train(), Context(0, 1, torch.device("cpu")))
     return model, task
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +32,7 @@ from rnnkit.kernels import gemm
 # the loop's own code (a call from Python would cost more than the product itself).
 SMALL_PRODUCT = 1 << 15
 
-VARIANTS = {
+VARIANTS: dict[str, tuple[type[rnnkit.LSTM] | type[rnnkit.GRU], int, dict[str, Any]]] = {
     "lstm-zoneout": (rnnkit.LSTM, 4, {"zoneout": 0.1}),
     "lstm-layer-norm": (rnnkit.LSTM, 4, {"layer_norm": True}),
     "lstm-recurrent-dropout": (rnnkit.LSTM, 4, {"recurrent_dropout": 0.25}),
@@ -39,7 +41,7 @@ VARIANTS = {
 }
 
 
-def step(module: nn.Module, x: torch.Tensor):
+def step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
         out, _ = module(x)
         out.sum().backward()
@@ -47,7 +49,7 @@ def step(module: nn.Module, x: torch.Tensor):
     return run
 
 
-def parts(T: int, B: int, H: int, G: int) -> dict[str, object]:
+def parts(T: int, B: int, H: int, G: int) -> dict[str, Callable[[], None]]:
     """The fused step's matrix products alone, each with the shapes and on the path the
     backend takes (oneDNN's GEMM where rnnkit.kernels.gemm.pays, else torch.mm's)."""
     x, W_ih, b = torch.randn(T * B, H), torch.randn(G * H, H), torch.randn(G * H)

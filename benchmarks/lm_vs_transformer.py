@@ -253,8 +253,9 @@ def build_task(spec: dict[str, Any]) -> LanguageModelTask:
         dropout=spec.get("dropout"),  # None: rnnkit train's default for the corpus
         sample_chars=0,
     )
+    task: LanguageModelTask
     if spec["kind"] == "transformer":
-        task: LanguageModelTask = TransformerTask(options)
+        task = TransformerTask(options)
         task.shape = spec["shape"]
     else:
         task = LanguageModelTask(options)
@@ -501,6 +502,7 @@ def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
             raise SystemExit(f"the run of {specs[i]['name']} failed (exit {proc.returncode})")
         results[i] = json.loads(out.strip().splitlines()[-1])
         r = results[i]
+        assert r is not None
         print(f"  {r['name']}: test bpc {r['test_bpc']:.3f} after {r['steps']} steps", flush=True)
     return [r for r in results if r is not None]
 

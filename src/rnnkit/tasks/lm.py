@@ -199,7 +199,7 @@ class LanguageModelTask(Task):
     def describe(self) -> str:
         return self.corpus.describe()
 
-    def build_model(self) -> CharLM:
+    def build_model(self) -> nn.Module:
         vocab = Vocabulary.from_dict(self.derived["vocab"])
         # A run folder from before the default was resolved records its dropout in options.
         return CharLM(self.options.model_config(len(vocab), self.derived.get("dropout")), vocab)
