@@ -327,3 +327,26 @@ def test_the_cli_refuses_a_tab_separated_training_file_in_one_line(tmp_path, cap
     assert line == (f"rnnkit train: error: {data.resolve()}, line 3: dimension 1, value 1: "
                     "'1\\t2\\t3' is not a number; the values of a dimension are separated by ',' "
                     "(not tabs, spaces or ';')")  # fmt: skip
+
+
+def test_a_header_tag_given_again_must_say_the_same() -> None:
+    """A second @classLabel replaced the first's classes without a word; the same tag
+    again with the same value (in any case, for the others than @classLabel) is read."""
+    from rnnkit.data.ts_format import parse_ts
+
+    text = "@classLabel true a b\n@classLabel true a b c\n@data\n1,2:a\n"
+    with pytest.raises(ValueError) as err:
+        parse_ts(text, "f.ts")
+    assert str(err.value) == (
+        "f.ts, line 2: @classLabel 'true a b c' contradicts line 1's 'true a b'; expected "
+        "each tag of the header once"
+    )
+    with pytest.raises(ValueError) as err:
+        parse_ts("@dimensions 1\n@classLabel true a\n@dimensions 2\n@data\n1:a\n", "f.ts")
+    assert str(err.value) == (
+        "f.ts, line 3: @dimensions '2' contradicts line 1's '1'; expected each tag of the "
+        "header once"
+    )
+    same = "@univariate true\n@univariate TRUE\n@problemName x\n@problemName y\n"
+    data = parse_ts(same + "@classLabel true a b\n@classLabel true a b\n@data\n1,2:a\n")
+    assert data.classes == ["a", "b"] and data.problem_name == "y"

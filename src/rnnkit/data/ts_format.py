@@ -302,9 +302,17 @@ def spelled_out(text: str) -> bool:
     return _SPELLED.fullmatch(text.strip()) is not None
 
 
+# The header tags that set what the series are: each may come once (or again, the same).
+_READ_TAGS = frozenset(
+    {"timestamps", "univariate", "equallength", "targetlabel", "dimensions", "serieslength",
+     "classlabel"}
+)  # fmt: skip
+
+
 def _read_header(lines: list[str], where: str, require_labels: bool) -> tuple[_Header, int]:
     """The header's tags and the index of the first line after @data."""
     h = _Header()
+    seen: dict[str, tuple[int, list[str]]] = {}  # the tags read: their line and values
     for n, raw in enumerate(lines):
         line = raw.strip()
         if not line or line.startswith(COMMENTS):
@@ -317,6 +325,18 @@ def _read_header(lines: list[str], where: str, require_labels: bool) -> tuple[_H
             )
         tokens = line.split()
         tag, values = tokens[0][1:].lower(), tokens[1:]
+        # Class labels are case-sensitive; the other tags' values (true, 12) are not.
+        said = values if tag == "classlabel" else [v.lower() for v in values]
+        if tag in _READ_TAGS and tag in seen and seen[tag][1] != said:
+            # A second @classLabel would replace the first's classes without a word. The
+            # same tag again with the same value changes nothing (and a second
+            # @problemName, as aeon's own UnitTest file has, only renames the file).
+            first, before = seen[tag]
+            raise ValueError(
+                f"{at}: {tokens[0]} {' '.join(values)!r} contradicts line {first}'s "
+                f"{' '.join(before)!r}; expected each tag of the header once"
+            )
+        seen[tag] = (n + 1, said)
         if tag == "data":
             if values:
                 raise ValueError(f"{at}: @data takes no value; the series start on the next line")
