@@ -277,3 +277,26 @@ def test_a_features_run_reports_per_step(tmp_path, capsys):
     # The throughput counts steps too, in the progress line and the closing one.
     assert re.search(r"^[\d,]+ training steps/s", out, re.M), out
     assert "steps/s" in err and "chars/s" not in out + err
+
+
+def test_a_tag_no_training_line_holds_is_named_when_training_starts(tmp_path):
+    """A tag only the held-out lines of --data hold is an output the model never
+    learns: the first line of the run says so, and which."""
+    from rnnkit.data.tagging import load_jsonl, split_lines
+
+    held = split_lines(19, 0, ("validation", "test"))["test"][0]
+    rows = [{"x": "ab", "y": ["A", "B"]} for _ in range(19)]
+    rows[held] = {"x": "c", "y": ["C"]}
+    path = _write(tmp_path / "d.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    data = load_jsonl(str(path))
+    assert data.untrained == ["C"]
+    assert data.describe() == (
+        f"{path}: lines: train 15 (30 steps), validation 2 (4 steps), test 2 (3 steps); 3 "
+        "tags (1 in no training line, never learned: C; add lines that hold them, or another "
+        "--split-seed)"
+    )
+    # A split that trains on the line: nothing to say.
+    seed = next(
+        s for s in range(1, 50) if held in split_lines(19, s, ("validation", "test"))["train"]
+    )
+    assert load_jsonl(str(path), split_seed=seed).untrained == []

@@ -176,6 +176,8 @@ class TaggedData:
     skipped: list[str] = field(default_factory=list)  # files the tokenizer refused
     # The test tags outside ``tags`` (id -1, always wrong) and their steps, most first.
     unseen: dict[str, int] = field(default_factory=dict)
+    # Tags of ``tags`` that no training line holds: outputs the model never learns.
+    untrained: list[str] = field(default_factory=list)
 
     def split(self, name: str) -> list[Document]:
         if name not in corpus.SPLITS:
@@ -203,6 +205,12 @@ class TaggedData:
             # Known before training: the test scores count these steps as wrong.
             names = ", ".join(list(self.unseen)[:5]) + (", ..." if len(self.unseen) > 5 else "")
             unseen = f" (the test data has {len(self.unseen):,} more, always wrong: {names})"
+        if self.untrained:
+            shown = ", ".join(self.untrained[:5]) + (", ..." if len(self.untrained) > 5 else "")
+            unseen += (
+                f" ({len(self.untrained):,} in no training line, never learned: {shown}; "
+                "add lines that hold them, or another --split-seed)"
+            )
         return f"{where}: {sizes}; {len(self.tags)} tags{unseen}"
 
 
@@ -600,9 +608,10 @@ def load_jsonl(
         },
     }
     unseen = Counter(t for e in test_examples or [] for t in e.y if t not in tag_id)
+    trained = {t for i in index["train"] for t in examples[i].y}
     return TaggedData(
         parts["train"], parts["validation"], parts["test"], tags, source, [],
-        dict(unseen.most_common()),
+        dict(unseen.most_common()), [t for t in tags if t not in trained],
     )  # fmt: skip
 
 
