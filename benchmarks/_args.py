@@ -294,6 +294,15 @@ def existing_folder(text: str) -> str:
     return text
 
 
+def existing_file(text: str) -> str:
+    """A file the script reads."""
+    path = Path(nonempty(text))
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "which does not exist"
+        raise argparse.ArgumentTypeError(f"expected an existing file; got {text}, {what}")
+    return text
+
+
 def empty(path: Path) -> bool:
     """A folder with nothing in it."""
     return path.is_dir() and not any(path.iterdir())

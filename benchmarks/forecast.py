@@ -38,6 +38,11 @@ what the statistical peers do at every origin, done once.
     python benchmarks/forecast.py --markdown docs/forecast-table.md
     python benchmarks/forecast.py --sets elnino --origins 60   # five years of origins
     python benchmarks/forecast.py --sets elnino --origins 60 --adapt 0   # split conformal
+    python benchmarks/forecast.py --data Yearly-train.csv --test-data Yearly-test.csv
+
+``--data FILE`` (with ``--test-data``, ``--format``, ``--time-column``, ``--horizon`` and
+``--seasonality``, as ``rnnkit train forecast`` takes them) runs the same comparison on
+your own series instead of the shipped sets: the set is named by the file.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ import torch
 
 import _args
 from _timing import machine
+from rnnkit.data.series import FORMATS
 from rnnkit.tasks.forecast import (
     DATASET_NAMES,
     Forecast,
@@ -153,9 +159,18 @@ PEERS = {"ETS": ets, "Theta": theta, "ARIMA": arima}
 # ---- one series set --------------------------------------------------------------------------
 
 
+# The options of your own data, passed to rnnkit as given (with --data).
+DATA_OPTIONS = ("data", "test_data", "format", "time_column", "horizon", "seasonality")
+
+
 def set_options(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """rnnkit's options for the set ``name``."""
-    options: dict[str, Any] = {"dataset": name, "members": args.members}
+    """rnnkit's options for the set ``name`` (the stem of --data, when it is given)."""
+    options: dict[str, Any] = {"members": args.members}
+    if args.data is None:
+        options["dataset"] = name
+    for key in DATA_OPTIONS:
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     for key in ("anchor", "margin"):  # else the task's defaults
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
@@ -284,9 +299,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sets",
         type=_args.listed(_args.one_of(DATASET_NAMES, "datasets"), "datasets"),
-        default=",".join(DEFAULT_SETS),
-        help="comma-separated datasets",
+        default=None,
+        help=f"comma-separated datasets (default: {','.join(DEFAULT_SETS)})",
     )
+    p.add_argument(
+        "--data",
+        type=_args.existing_file,
+        metavar="FILE",
+        help="your own series instead of --sets: a .tsf file, or a wide, long or rows CSV "
+        "(as rnnkit train forecast --data)",
+    )
+    p.add_argument("--test-data", type=_args.existing_file, metavar="FILE",
+                   help="the test file of --data: each series' next values")  # fmt: skip
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="the format of --data and --test-data (default: auto)")  # fmt: skip
+    p.add_argument("--time-column", type=_args.nonempty, metavar="NAME",
+                   help="the time column of a wide CSV")  # fmt: skip
+    p.add_argument("--horizon", type=_args.int_in(1, 10_000), default=None,
+                   help="steps to forecast (default: --data's, or --test-data's)")  # fmt: skip
+    p.add_argument("--seasonality", type=_args.int_in(1, 10_000), default=None,
+                   help="the seasonal period m (default: by --data's frequency)")  # fmt: skip
     # The bounds are those of rnnkit's --steps, --seed, --members, --origins, --adapt and
     # --margin: a value past them would be refused by the task after the earlier sets ran.
     p.add_argument(
@@ -343,9 +375,19 @@ def main(argv: list[str] | None = None) -> int:
         "steps its run chose on validation (--train-until test), and score that too",
     )
     args = p.parse_args(argv)
+    if args.data is None:
+        mine = [flag for flag in DATA_OPTIONS[1:] if getattr(args, flag) is not None]
+        if mine:
+            _args.refuse(p, "--" + mine[0].replace("_", "-"), "describes --data; give --data FILE")
+        args.sets = args.sets or list(DEFAULT_SETS)
+    elif args.sets is not None:
+        _args.refuse(p, "--sets", "--data replaces the shipped sets; give one or the other")
+    else:
+        args.sets = [Path(args.data).stem]
     for name in args.sets:  # each set's options and split as the task takes them,
         # before any set trains (the series may be too short for --origins)
-        _args.check(p, "--origins" if args.origins else "--sets", prepared, name, args)
+        flag = "--origins" if args.origins else "--data" if args.data else "--sets"
+        _args.check(p, flag, prepared, name, args)
     runs = [Path(args.runs) / f"{name}{end}" for name in args.sets for end in ("", "-refit")]
     _args.replaceable_runs(p, "--runs", runs)
     start = time.perf_counter()

@@ -55,6 +55,13 @@ CASES = [
     ("forecast.py", ["--runs", ""], "--runs"),
     ("forecast.py", ["--runs", "{file}"], "--runs"),
     ("forecast.py", ["--runs", "{own}", "--sets", "nile"], "--runs"),
+    ("forecast.py", ["--data", "{missing}"], "--data"),
+    ("forecast.py", ["--data", "{dir}"], "--data"),
+    ("forecast.py", ["--data", "{file}", "--sets", "nile"], "--sets"),
+    ("forecast.py", ["--test-data", "{file}"], "--test-data"),
+    ("forecast.py", ["--horizon", "6"], "--horizon"),
+    ("forecast.py", ["--data", "{file}"], "--data"),  # the user's file is no series file
+    ("forecast.py", ["--data", "{file}", "--horizon", "0"], "--horizon"),
     ("forecast_check.py", ["--sets", "Foo"], "--sets"),
     ("forecast_check.py", ["--seeds", ""], "--seeds"),
     ("forecast_check.py", ["--seeds", "0,0"], "--seeds"),

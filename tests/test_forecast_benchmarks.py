@@ -126,3 +126,41 @@ def test_the_heads_own_intervals_are_those_of_a_run_that_does_not_calibrate(
     raw = forecast_coverage.scored(task, {"raw": model_forecasts(model, task.values, task.test)})
     assert ways["the head's own"] == pytest.approx(raw["raw"])
     assert ways["the head's own"] != ways["validation only"]  # the factor is not 1 here
+
+
+def test_the_comparison_runs_on_a_users_own_train_and_test_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks/forecast.py --data TRAIN --test-data TEST: the peers and rnnkit on the
+    user's series, scored on TEST's values from the end of TRAIN, as `rnnkit train
+    forecast` scores them."""
+    import forecast as bench_forecast
+    from rnnkit.data.series import join_test, read_series
+    from rnnkit.tasks.forecast import Window, naive_forecasts, score
+
+    rng = np.random.default_rng(2)
+    series = {f"s{k}": 30 + np.cumsum(rng.normal(0.5, 1.0, 33)) for k in range(4)}
+
+    def rows(part: slice) -> str:
+        return "".join(
+            f"{name}," + ",".join(f"{v:.3f}" for v in y[part]) + "\n" for name, y in series.items()
+        )
+
+    train_file, test_file = tmp_path / "shop.csv", tmp_path / "shop-test.csv"
+    train_file.write_text("id," + ",".join(str(t) for t in range(30)) + "\n" + rows(slice(30)))
+    test_file.write_text("id,30,31,32\n" + rows(slice(30, None)))
+    argv = ["--data", str(train_file), "--test-data", str(test_file), "--steps", "10",
+            "--runs", str(tmp_path / "runs"), "--skip", "ETS,ARIMA"]  # fmt: skip
+    assert bench_forecast.main(argv) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "runs" / "shop" / "model.safetensors").exists()
+    table = out[out.index("**shop**") :]
+    methods = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| ")]
+    assert methods[0] == "method" and {"rnnkit", "seasonal naive", "Theta"} <= set(methods)
+    # Seasonal naive's row is its score on the joined series, from the end of TRAIN.
+    joined = join_test(read_series(train_file), read_series(test_file))
+    values = [np.asarray(v) for v in joined.values]
+    test = [Window(k, 30) for k in range(4)]
+    naive = score(values, test, naive_forecasts(values, test, 3, 1), 3, 1)
+    (line,) = [x for x in table.splitlines() if x.startswith("| seasonal naive |")]
+    assert line.split(" | ")[1] == f"{naive.mase:.3f}"
