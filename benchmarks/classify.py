@@ -34,6 +34,11 @@ calls:
     python benchmarks/classify.py --datasets JapaneseVowels           # one dataset
     python benchmarks/classify.py --out docs/classify-table.md        # all six, then table
     python benchmarks/classify.py --table-only --out docs/classify-table.md --overwrite
+    python benchmarks/classify.py --data mine_TRAIN.ts --test-data mine_TEST.ts
+
+``--data TRAIN.ts --test-data TEST.ts`` runs the same comparison on your own files instead
+of the shipped datasets (the test file's labels matched to the training file's classes by
+name); the row is named by the training file (``mine``) and saved with the others.
 
 ``--cv`` is how the task's defaults were chosen, on the training file alone: each
 configuration of ``--grid`` (JSON objects of task options, e.g. ``{"noise": 1.5}``) is
@@ -81,26 +86,44 @@ def limit_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def load(name: str) -> dict[str, Any]:
-    """The official split as numpy arrays: lists of (D, T_i) series and label indices."""
+def source(name: str, args: argparse.Namespace) -> dict[str, str]:
+    """The task options that read the set ``name``: a shipped dataset, or --data's files."""
+    if args.data is not None:
+        return {"data": args.data, "test_data": args.test_data}
+    return {"dataset": name}
+
+
+def files(source: dict[str, str]) -> tuple[Path, Path]:
+    """The _TRAIN and _TEST files of a source."""
+    from rnnkit.tasks.classify import dataset_files
+
+    if "dataset" in source:
+        return dataset_files(source["dataset"])
+    return Path(source["data"]), Path(source["test_data"])
+
+
+def load(source: dict[str, str]) -> dict[str, Any]:
+    """The train and test files as numpy arrays: lists of (D, T_i) series and label
+    indices, the test file's labels those of the training file's classes, by name."""
     import numpy as np
 
     from rnnkit.data.ts_format import read_ts
-    from rnnkit.tasks.classify import dataset_files
 
-    train_file, test_file = (read_ts(p) for p in dataset_files(name))
-    index = {c: k for k, c in enumerate(train_file.classes)}
+    train_path, test_path = files(source)
+    train_file = read_ts(train_path)
+    test_file = read_ts(test_path, classes=train_file.classes)
     return {
         "X_train": [x.numpy().T.astype(np.float64) for x, _ in train_file],
         "y_train": np.array(train_file.labels),
         "X_test": [x.numpy().T.astype(np.float64) for x, _ in test_file],
-        "y_test": np.array([index[test_file.classes[y]] for y in test_file.labels]),
+        "y_test": np.array(test_file.labels),
         "classes": len(train_file.classes),
     }
 
 
 def run_rnnkit(
     name: str,
+    read: dict[str, str],
     candidates: list[str],
     seeds: list[int],
     threads: int,
@@ -115,7 +138,8 @@ def run_rnnkit(
     (``refit_steps`` "all") or for those at which it was best ("best"), once per seed, and
     score each refit on the test file. Without ``refit`` the validated runs themselves
     are scored (the candidates are trained once per seed).
-    ``members`` > 1 trains what is scored as an ensemble of that many networks."""
+    ``members`` > 1 trains what is scored as an ensemble of that many networks. ``read``:
+    the options that read the data (:func:`source`)."""
     import torch
 
     from rnnkit.tasks.classify import ClassifyTask, accuracy, predict
@@ -131,7 +155,7 @@ def run_rnnkit(
         for candidate in candidates:
             cell, noise = candidate.split(":")
             out = root / f"{candidate.replace(':', '-')}-{seed}"
-            options = {"dataset": name, "cell": cell, "noise": float(noise)}
+            options = {**read, "cell": cell, "noise": float(noise)}
             config = ClassifyTask.default_train(
                 seed=seed, threads=threads, steps=1500, minutes=minutes or None
             )
@@ -269,7 +293,7 @@ def run_dtw(data: dict[str, Any], threads: int) -> dict[str, Any]:
     }
 
 
-def cross_validate(name: str, grid: list[str], threads: int) -> None:
+def cross_validate(read: dict[str, str], grid: list[str], threads: int) -> None:
     """Each configuration of ``grid`` on half of the training file, three split seeds."""
     from rnnkit.tasks.classify import ClassifyTask
     from rnnkit.train import train
@@ -281,7 +305,7 @@ def cross_validate(name: str, grid: list[str], threads: int) -> None:
         runs = []
         for seed in (0, 1, 2):
             root = Path(tempfile.mkdtemp(prefix="classify-cv-"))
-            options = {"dataset": name, "val_fraction": 0.5, **given, "split_seed": seed}
+            options = {**read, "val_fraction": 0.5, **given, "split_seed": seed}
             config = ClassifyTask.default_train(seed=seed, threads=threads, eval_every=100)
             t0 = time.perf_counter()
             try:
@@ -386,8 +410,13 @@ def check_names(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from rnnkit.tasks.classify import DATASETS as KNOWN
     from rnnkit.tasks.classify import ClassifyTask
 
-    for name in args.datasets:
-        _args.check(p, "--datasets", _args.one_of(KNOWN, "datasets"), name)
+    if args.data is None:
+        for name in args.datasets:
+            _args.check(p, "--datasets", _args.one_of(KNOWN, "datasets"), name)
+    else:  # both files read as the task reads them, before any training
+        _args.check(p, "--data", ClassifyTask.parse_options, source("", args), "--data",
+                    partial=True)  # fmt: skip
+        _args.check(p, "--data", load, source("", args))
     for text in args.candidates:
         cell, _, noise = text.partition(":")
         options = {"cell": cell, "noise": float(noise)}
@@ -447,6 +476,11 @@ def main(argv: list[str] | None = None) -> int:
         "was best (its schedule compressed to them) (default: all)",
     )
     p.add_argument("--threads", type=_args.threads, default=1)
+    p.add_argument("--data", type=_args.existing_file, metavar="TRAIN.ts",
+                   help="your own training file instead of --datasets")  # fmt: skip
+    p.add_argument("--test-data", type=_args.existing_file, metavar="TEST.ts",
+                   help="your own test file (needed with --data): every method is scored "
+                   "on it")  # fmt: skip
     p.add_argument(
         "--results",
         type=_args.folder,
@@ -476,6 +510,15 @@ def main(argv: list[str] | None = None) -> int:
             _args.check(
                 p, "--results", _args.existing_folder, args.results or "runs/classify-bench"
             )
+    if args.data is not None or args.test_data is not None:
+        _args.no_effect(p, "with --data", {"--datasets": args.datasets})
+        _args.no_effect(p, "with --data", {"--table-only": args.table_only or None})
+        if args.data is None or args.test_data is None:
+            flag = "--test-data" if args.data is None else "--data"
+            _args.refuse(p, flag, "--data and --test-data go together: every method is "
+                         "trained on the one and scored on the other")  # fmt: skip
+        # The set's name: the training file's, without the archive's _TRAIN.
+        args.datasets = [Path(args.data).stem.removesuffix("_TRAIN") or "mine"]
     args.datasets = args.datasets or list(DATASETS)
     args.candidates = args.candidates or CANDIDATES.split(",")
     args.minutes_per_run = args.minutes_per_run or 0
@@ -490,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cv:
         for name in args.datasets:
             print(f"{name}, trained on half of its training file, validated on the other half:")
-            cross_validate(name, args.grid, args.threads)
+            cross_validate(source(name, args), args.grid, args.threads)
         return 0
     results = Path(args.results)
     if not args.table_only:
@@ -508,10 +551,11 @@ def main(argv: list[str] | None = None) -> int:
         warm_up_numba()
         for name in args.datasets:
             print(f"{name}:", flush=True)
-            data = load(name)
+            data = load(source(name, args))
             row: dict[str, Any] = {
                 "rnnkit": run_rnnkit(
                     name,
+                    source(name, args),
                     args.candidates,
                     seeds,
                     args.threads,

@@ -19,6 +19,15 @@ TIMEOUT = 120  # a refusal takes seconds; a script that started its work would r
 # and {own} a folder of the user's holding folders named as the scripts' run folders.
 CASES = [
     ("classify.py", ["--datasets", "Foo"], "--datasets"),
+    ("classify.py", ["--data", "{missing}"], "--data"),
+    ("classify.py", ["--data", "{file}"], "--data"),  # no --test-data
+    ("classify.py", ["--test-data", "{file}"], "--test-data"),
+    ("classify.py", ["--data", "{file}", "--test-data", "{file}"], "--data"),  # no .ts
+    (
+        "classify.py",
+        ["--data", "{file}", "--test-data", "{file}", "--datasets", "GunPoint"],
+        "--datasets",
+    ),
     ("classify.py", ["--datasets", ""], "--datasets"),
     ("classify.py", ["--datasets", "GunPoint,GunPoint"], "--datasets"),
     ("classify.py", ["--seeds", "-1"], "--seeds"),
