@@ -277,8 +277,10 @@ def table(result: dict[str, Any]) -> str:
     )
     naive = rows["seasonal naive"][0].mase
     kept = "the network's" if result["network"] else "its anchor's (the network did not beat it)"
+    # With --test-data the description names the test file and its values already.
+    test = "" if "test" in (d.get("source") or {}) else f"test: {what} "
     lines = [
-        f"**{result['name']}**: {task.data.describe()}; test: {what} ({len(task.test)} "
+        f"**{result['name']}**: {task.data.describe()}; {test}({len(task.test)} "
         f"forecasts), seasonality {d['seasonality']}; rnnkit's anchor: {d['anchor']}, point "
         f"forecasts: {kept}",
         "",
