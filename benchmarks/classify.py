@@ -321,17 +321,21 @@ def cross_validate(read: dict[str, str], grid: list[str], threads: int) -> None:
 
 
 def warm_up_numba() -> None:
-    """Compile aeon's numba kernels on a toy set, so no dataset's time includes it."""
+    """Compile aeon's numba kernels on toy sets, so no dataset's time includes it: a
+    univariate and a multivariate one of unequal lengths (MiniRocket and DTW compile
+    other kernels for several channels: JapaneseVowels' row once took 18 s for it)."""
     import numpy as np
 
-    toy = {
-        "X_train": [np.random.default_rng(0).normal(size=(1, 16)) for _ in range(6)],
-        "y_train": np.array([0, 1] * 3),
-        "X_test": [np.random.default_rng(1).normal(size=(1, 16)) for _ in range(2)],
-        "y_test": np.array([0, 1]),
-    }
-    run_minirocket(toy, [0], 1)
-    run_dtw(toy, 1)
+    rng = np.random.default_rng(0)
+    for channels, lengths in ((1, (16,)), (3, (16, 20))):
+        toy = {
+            "X_train": [rng.normal(size=(channels, lengths[i % len(lengths)])) for i in range(6)],
+            "y_train": np.array([0, 1] * 3),
+            "X_test": [rng.normal(size=(channels, lengths[-1])) for _ in range(2)],
+            "y_test": np.array([0, 1]),
+        }
+        run_minirocket(toy, [0], 1)
+        run_dtw(toy, 1)
 
 
 def ranks(row: dict[str, float]) -> dict[str, float]:
