@@ -421,6 +421,7 @@ def _parse_line(raw: str, number: int, where: str, require_labels: bool = True) 
         )
     for i, tag in enumerate(y or []):
         _check_unicode(tag, f"{where}: y[{i}]")
+        _check_visible(tag, f"{where}: y[{i}]")
     if isinstance(x, str):
         _check_unicode(x, f"{where}: x")
         xs: str | np.ndarray = x
@@ -475,6 +476,12 @@ def _check_unicode(text: str, what: str) -> None:
             f"{what} holds a lone surrogate \\u{ord(text[err.start]):04x} at character "
             f"{err.start + 1}; expected Unicode text"
         ) from None
+
+
+def _check_visible(tag: Any, what: str) -> None:
+    """Refuse a tag name of only whitespace: a report would print it as a blank row."""
+    if isinstance(tag, str) and not tag.strip():
+        raise ValueError(f"{what} must be a tag name with a visible character; got {tag!r}")
 
 
 def _no_constant(name: str) -> Any:
@@ -660,7 +667,13 @@ class TaggedSequences(torch.utils.data.Dataset):
                 f"{twice!r} more than once"
             )
         self.items: list[tuple[Tensor, Tensor]] = []
-        for e in examples:
+        for k, e in enumerate(examples):
+            if not isinstance(e, (Example, Document)):
+                # (x, y) pairs ended in AttributeError: 'tuple' object has no attribute 'name'.
+                raise TypeError(
+                    f"TaggedSequences: examples[{k}] must be an Example(x, y, line) (read_jsonl "
+                    f"gives them) or a Document; got {type(e).__name__}"
+                )
             where = f"line {e.line}" if isinstance(e, Example) else (e.name or "a document")
             features = None if isinstance(e.x, str) else _features(e.x)
             if isinstance(e.x, str):
@@ -669,10 +682,23 @@ class TaggedSequences(torch.utils.data.Dataset):
                 x = vocab.encode(e.x)
             elif features is not None:
                 x = features
+                bad = ~torch.isfinite(x)
+                if bad.any():
+                    # It reached the model, which named the step of a padded batch.
+                    step = int(bad.any(dim=1).nonzero()[0])
+                    value = float(x[step][bad[step]][0])
+                    raise ValueError(
+                        f"TaggedSequences: {where}: x must be finite features (fill missing "
+                        f"values first); got {value} at step {step}"
+                    )
             else:  # a list of tokens ended in numpy's "could not convert string to float"
                 raise TypeError(
                     f"TaggedSequences: {where}: x must be a str or a (T, F) array of "
                     f"features; got {_x_shown(e.x)}"
+                )
+            if len(x) == 0:
+                raise ValueError(
+                    f"TaggedSequences: {where}: x is empty; an example needs at least one step"
                 )
             if len(e.y) != len(x):
                 # An unlabelled line (read_jsonl(require_labels=False)) has y == [].
@@ -683,6 +709,8 @@ class TaggedSequences(torch.utils.data.Dataset):
             if isinstance(e, Document):
                 y = torch.from_numpy(e.y.astype(np.int64))
             else:
+                for i, tag in enumerate(e.y):
+                    _check_visible(tag, f"TaggedSequences: {where}: y[{i}]")
                 unknown = [t for t in e.y if t not in index]
                 if unknown:
                     raise ValueError(
@@ -691,6 +719,8 @@ class TaggedSequences(torch.utils.data.Dataset):
                     )
                 y = torch.tensor([index[t] for t in e.y], dtype=torch.long)
             self.items.append((x, y))
+        for i, tag in enumerate(tags):
+            _check_visible(tag, f"TaggedSequences: tags[{i}]")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -704,7 +734,8 @@ def _features(x: Any) -> Tensor | None:
     if isinstance(x, Tensor):
         x = x.detach().cpu()
     try:
-        array = np.asarray(x, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 is inf, which the caller refuses
+            array = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError):
         return None
     return torch.from_numpy(array) if array.ndim == 2 else None
