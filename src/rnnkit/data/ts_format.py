@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -650,7 +651,10 @@ def write_ts(
 def _series_tensor(s: Any, i: int) -> Tensor:
     """Series ``i`` as a float64 tensor; refused unless it is an array of real numbers."""
     try:
-        t = torch.as_tensor(s)
+        # A pandas DataFrame (T rows, D columns) is an array to numpy, not to torch.
+        t = torch.as_tensor(
+            np.array(s) if not isinstance(s, Tensor) and hasattr(s, "__array__") else s
+        )
     except (TypeError, ValueError, RuntimeError):  # text, rows of unequal length, objects
         raise TypeError(
             f"write_ts: series {i} must be a (T, D) array of real numbers; got a "

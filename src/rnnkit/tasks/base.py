@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,16 @@ def model_device(model: nn.Module) -> torch.device:
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: 2 for a wide or full-width character (CJK,
+    ``unicodedata.east_asian_width`` W or F), 0 for a combining mark, 1 for the rest; so
+    that per-class lines align whatever script the names are in."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
 
 
 def report_folder(out_dir: Any, figure: str) -> Path:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -35,7 +36,14 @@ from rnnkit.data.ts_format import TSData, read_ts
 from rnnkit.layers.base import RecurrentLayer
 from rnnkit.layers.members import AverageProbabilities, Members
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device, report_folder
+from rnnkit.tasks.base import (
+    DerivedError,
+    SeededBatches,
+    Task,
+    display_width,
+    model_device,
+    report_folder,
+)
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.files import file_sha256, refuse_same_file
@@ -696,11 +704,12 @@ class ClassifyTask(Task):
             f"test loss: {loss:.4f}",
             "per-class accuracy (true class: right/series):",
         ]
-        width = max(len(c) for c in classes)
+        width = max(display_width(c) for c in classes)
         for k, name in enumerate(classes):
             total = int(confusion[k].sum())
             share = f"{confusion[k, k] / total:7.2%}" if total else "    n/a"
-            lines.append(f"  {name:>{width}}: {share} ({int(confusion[k, k])}/{total})")
+            label = " " * (width - display_width(name)) + name
+            lines.append(f"  {label}: {share} ({int(confusion[k, k])}/{total})")
         path = report_folder(out_dir, "confusion.png") / "confusion.png"
         what = self.derived["source"].get("dataset") or self.train_name
         title = f"{what}: test accuracy {right / split.n:.2%} ({right}/{split.n})"
@@ -715,7 +724,7 @@ class ClassifyTask(Task):
 def accuracy(predicted: Tensor, truth: Tensor) -> float:
     """The share of ``predicted`` equal to ``truth``: a count over a count, in float64 (a
     float32 mean was 363/370 to 7 digits only). Tensors, arrays or lists of class indices."""
-    predicted, truth = _class_indices("accuracy", predicted, truth)
+    predicted, truth = _class_indices("accuracy", ("predicted", "truth"), predicted, truth)
     return int((predicted == truth).sum()) / max(truth.numel(), 1)
 
 
@@ -728,7 +737,7 @@ def confusion_matrix(truth: Tensor, predicted: Tensor, classes: int) -> Tensor:
             f"confusion_matrix: classes must be a positive integer (the number of classes); "
             f"got {classes!r}"
         )
-    truth, predicted = _class_indices("confusion_matrix", truth, predicted)
+    truth, predicted = _class_indices("confusion_matrix", ("truth", "predicted"), truth, predicted)
     for name, values in (("truth", truth), ("predicted", predicted)):
         if values.numel() and not 0 <= int(values.min()) <= int(values.max()) < classes:
             raise ValueError(
@@ -740,14 +749,19 @@ def confusion_matrix(truth: Tensor, predicted: Tensor, classes: int) -> Tensor:
     return confusion
 
 
-def _class_indices(owner: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
-    """``a`` and ``b`` as 1-D long tensors of one length; refused unless integers."""
+def _class_indices(owner: str, names: tuple[str, str], a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """``a`` and ``b`` (called ``names`` in ``owner``'s messages) as 1-D long tensors of
+    one length; refused unless integers."""
     out = []
-    for name, values in zip(_PAIRS[owner], (a, b), strict=True):
+    for name, values in zip(names, (a, b), strict=True):
         try:
-            t = torch.as_tensor(values)
+            # A pandas Series is an array to numpy, not to torch.
+            array = hasattr(values, "__array__") and not isinstance(values, Tensor)
+            t = torch.as_tensor(np.array(values) if array else values)
         except (TypeError, ValueError, RuntimeError):
             t = None
+        if t is not None and t.dim() == 1 and t.numel() == 0:
+            t = t.long()  # [] reads as float32: no entries, no class index to refuse
         if t is None or t.dim() != 1 or t.is_floating_point() or t.is_complex():
             what = type(values).__name__ if t is None else f"shape {tuple(t.shape)} of {t.dtype}"
             raise TypeError(
@@ -755,15 +769,12 @@ def _class_indices(owner: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
             )
         out.append(t.long())
     if len(out[0]) != len(out[1]):
-        first, second = _PAIRS[owner]
+        first, second = names
         raise ValueError(
             f"{owner}: {first} and {second} must have one entry per series; got "
             f"{len(out[0])} and {len(out[1])}"
         )
     return out[0], out[1]
-
-
-_PAIRS = {"accuracy": ("predicted", "truth"), "confusion_matrix": ("truth", "predicted")}
 
 
 def majority_class(labels: list[int], classes: int) -> int:

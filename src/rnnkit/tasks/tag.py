@@ -39,7 +39,14 @@ from rnnkit.data.tagging import IGNORE, Document, TaggedData
 from rnnkit.data.vocab import Vocabulary
 from rnnkit.models._config import config_from_dict
 from rnnkit.models.lm import CELLS
-from rnnkit.tasks.base import DerivedError, SeededBatches, Task, model_device, report_folder
+from rnnkit.tasks.base import (
+    DerivedError,
+    SeededBatches,
+    Task,
+    display_width,
+    model_device,
+    report_folder,
+)
 from rnnkit.train import distributed
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.files import write_figure
@@ -593,9 +600,14 @@ class TagTask(Task):
             f"loss: {loss_sum / max(int((truth >= 0).sum()), 1):.4g}",
             "per-tag accuracy (share of each true tag predicted right):",
         ]
-        for name, (right, total) in zip(tags, tag_counts(pred, truth, len(tags)), strict=True):
+        counts = tag_counts(pred, truth, len(tags))
+        # Names padded to the widest shown (at least 12 columns), by display width: a CJK
+        # tag takes two columns a character.
+        width = max([12] + [display_width(t) for t, (_, n) in zip(tags, counts, strict=True) if n])
+        for name, (right, total) in zip(tags, counts, strict=True):
             if total:
-                lines.append(f"  {name:<12} {right / total:8.4%}  of {total:,}")
+                label = name + " " * (width - display_width(name))
+                lines.append(f"  {label} {right / total:8.4%}  of {total:,}")
         unseen = int((truth < 0).sum())
         if unseen:
             named = named_tags(self.data.unseen) or f"{unseen:,}"
