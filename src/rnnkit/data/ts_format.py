@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 MISSING_MODES = ("ffill", "error", "keep")
 COMMENTS = ("#", "%")
@@ -87,10 +88,10 @@ _SPELLED = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
 
 @dataclass
-class TSData(Sequence[tuple[Tensor, int]]):
+class TSData(Dataset[tuple[Tensor, int]], Sequence[tuple[Tensor, int]]):
     """The series of one ``.ts`` file: a sequence of ``(x (T_i, D) float32, label index)``.
 
-    It is a dataset as ``torch.utils.data.DataLoader`` takes it: with
+    It is a ``torch.utils.data.Dataset`` (so ``DataLoader(data)`` type-checks too): with
     :func:`rnnkit.data.pad_collate` a batch is ``(padded (B, T, D), lengths, labels)``.
     """
 
@@ -571,8 +572,8 @@ def _fill(x: Tensor, at: str) -> Tensor:
 
 def write_ts(
     path: str | os.PathLike[str],
-    series: Sequence[Tensor | Sequence[Sequence[float]]],
-    labels: Sequence[int | str] | None,
+    series: Sequence[Tensor | np.ndarray | Sequence[Sequence[float]]] | Tensor | np.ndarray,
+    labels: Sequence[int | str] | Tensor | np.ndarray | None,
     classes: Sequence[str] | None = None,
     problem_name: str = "rnnkit",
     *,

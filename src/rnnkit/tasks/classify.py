@@ -21,9 +21,10 @@ import importlib.util
 import math
 import numbers
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import torch
@@ -721,14 +722,18 @@ class ClassifyTask(Task):
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def accuracy(predicted: Tensor, truth: Tensor) -> float:
+# Class indices as the functions below take them (a pandas Series too, untyped here).
+ClassIndices: TypeAlias = "Tensor | np.ndarray | Sequence[int]"
+
+
+def accuracy(predicted: ClassIndices, truth: ClassIndices) -> float:
     """The share of ``predicted`` equal to ``truth``: a count over a count, in float64 (a
     float32 mean was 363/370 to 7 digits only). Tensors, arrays or lists of class indices."""
     predicted, truth = _class_indices("accuracy", ("predicted", "truth"), predicted, truth)
     return int((predicted == truth).sum()) / max(truth.numel(), 1)
 
 
-def confusion_matrix(truth: Tensor, predicted: Tensor, classes: int) -> Tensor:
+def confusion_matrix(truth: ClassIndices, predicted: ClassIndices, classes: int) -> Tensor:
     """(classes, classes) counts: row the true class, column the predicted one; every
     class has its row and column, whether or not it occurs. ``truth`` and ``predicted``:
     tensors, arrays or lists of class indices in [0, classes)."""

@@ -562,11 +562,15 @@ def _run(model: ForecastModel, prepared: list[Prepared], steps: list[list[int]])
 
 
 def forecast(
-    model: ForecastModel, series: Sequence[Sequence[float]], horizon: int | None = None
+    model: nn.Module,
+    series: Sequence[Iterable[float] | Tensor] | np.ndarray | Tensor,
+    horizon: int | None = None,
 ) -> list[Forecast]:
     """The forecast of the next ``horizon`` values (at most the model's) after each series.
 
-    ``series`` is a list of series, each a sequence of numbers: one series is ``[values]``.
+    ``series`` is a list of series, each a sequence of numbers (a list, an array, a tensor,
+    a pandas Series): one series is ``[values]``. ``model`` is a :class:`ForecastModel`,
+    as :func:`rnnkit.load` of a forecast run gives it (typed there as ``nn.Module``).
     """
     if not isinstance(model, ForecastModel):
         raise TypeError(
