@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import os
 import types
 import typing
 from collections.abc import Sequence
@@ -80,7 +82,9 @@ def expectation(field: dataclasses.Field[Any], kind: type) -> str:
     if kind is bool:
         return "true or false"
     if kind is str:
-        return "a string"
+        return (
+            "a path (a string or a pathlib.Path)" if meta.get("metavar") in _PATHS else "a string"
+        )
     noun = "an integer" if kind is int else "a finite number"
     low, high = meta.get("low"), meta.get("high")
     if high is None:
@@ -104,7 +108,9 @@ def check_value(field: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
     kind, optional = base_type(hint)
     if value is None and optional:
         return None
-    bad = ValueError(f"{label(field)} must be {expectation(field, kind)}; got {value!r}")
+    bad = ValueError(f"{label(field)} must be {expectation(field, kind)}; got {_shown(value)}")
+    if kind is str and isinstance(value, os.PathLike) and field.metadata.get("metavar") in _PATHS:
+        value = os.fspath(value)  # a pathlib.Path given from Python; config.json keeps a str
     if kind is bool:
         if not isinstance(value, bool):
             raise bad
@@ -116,10 +122,14 @@ def check_value(field: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
         if choices and value not in choices:
             raise bad
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # NumPy's integers and floats (a value read from an array) are numbers too; they are
+    # stored as Python's, which config.json can hold.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise bad
-    if kind is int and not isinstance(value, int):
-        raise bad
+    if kind is int:
+        if not isinstance(value, numbers.Integral):
+            raise bad
+        value = int(value)
     if kind is float:
         value = float(value)
         if not math.isfinite(value):
@@ -130,6 +140,16 @@ def check_value(field: dataclasses.Field[Any], hint: Any, value: Any) -> Any:
     if high is not None and (value > high or (field.metadata.get("open_high") and value >= high)):
         raise bad
     return value
+
+
+_PATHS = ("FILE", "PATH")  # the metavars of options that name a file or a folder
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it: its repr, or its type where that runs long (a
+    DataFrame's repr is its whole table)."""
+    text = repr(value)
+    return text if len(text) <= 80 and "\n" not in text else f"a {type(value).__name__}"
 
 
 def check(config: Any) -> None:
