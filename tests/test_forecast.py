@@ -1353,3 +1353,13 @@ def test_scores_are_printed_in_exponent_notation_from_1e6_on() -> None:
     assert anchor_line(derived) == (
         "anchor: naive (MASE of each alone on validation: drift 2.000e+07, climatology 1.235)"
     )
+
+
+@pytest.mark.parametrize("bad", [np.float64("nan"), np.float32("inf"), torch.tensor(-math.inf)])
+def test_a_value_that_is_not_finite_shows_as_a_float_whatever_its_type(bad) -> None:
+    # A 2-D array's NaN showed as np.float64(nan), a list's as nan.
+    with pytest.raises(ValueError) as err:
+        forecast(small_model(), [[1.0, 2.0, 3.0, 4.0], [1.0, bad, 3.0]])
+    assert str(err.value) == (
+        f"forecast: series 2, value 2: a forecast value must be a finite number; got {float(bad)!r}"
+    )

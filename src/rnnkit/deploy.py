@@ -655,7 +655,7 @@ def forecast_value(value: object, what: str) -> float:
             f"{what}: a forecast value must be a number; got {type(value).__name__}"
         ) from None
     if not math.isfinite(y):
-        raise ValueError(f"{what}: a forecast value must be a finite number; got {value!r}")
+        raise ValueError(f"{what}: a forecast value must be a finite number; got {y!r}")
     if abs(y) > FORECAST_MAX:
         raise ValueError(
             f"{what}: a forecast value must be of magnitude at most {FORECAST_MAX:g} (the sums "
