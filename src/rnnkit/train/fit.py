@@ -25,9 +25,9 @@ from torch import Tensor, nn
 from rnnkit.tasks.base import BatchSource, Task
 from rnnkit.train import distributed
 from rnnkit.train.card import FIT_SCORED_ON_TRAINING
-from rnnkit.train.config import TrainConfig, autocast, resolve_device
+from rnnkit.train.config import BUDGET_KEYS, TrainConfig, autocast, resolve_device
 from rnnkit.train.loop import Summary, Trainer
-from rnnkit.train.runfolder import RunFolder, RunFolderError
+from rnnkit.train.runfolder import RunFolder, RunFolderError, check_fits
 
 Metric = Callable[[Tensor, Tensor], float | Tensor]
 _END = object()  # what next() gives at the end of an epoch
@@ -36,6 +36,14 @@ _END = object()  # what next() gives at the end of an epoch
 def accuracy(output: Tensor, target: Tensor) -> float:
     """The share of ``output.argmax(-1)`` equal to ``target`` (targets of -100 ignored):
     a count over a count, in float64 (nan when every target is -100)."""
+    if not isinstance(output, Tensor) or not isinstance(target, Tensor):
+        # A model returning a tuple or a dict failed in Python's words ("'dict' object has
+        # no attribute 'argmax'").
+        raise TypeError(
+            "rnnkit.train.accuracy: output and target must be tensors (class scores, class "
+            f"indices); got {type(output).__name__} and {type(target).__name__} (for a model "
+            "that returns several values, give a metric that takes the scores from them)"
+        )
     keep = target != -100
     scored = int(keep.sum())
     right = int((output.argmax(-1)[keep] == target[keep]).sum())
@@ -71,13 +79,7 @@ class LoaderBatches(BatchSource):
         except RuntimeError as err:
             # torch's default collate stacks the items of a batch: sequences of different
             # lengths (a .ts file, tagged lines) need padding, and the error named neither.
-            if not str(err).startswith("stack expects each tensor to be equal size"):
-                raise
-            raise ValueError(
-                f"rnnkit.fit: train_loader could not make a batch ({err}); expected items of "
-                "one size, or a DataLoader with collate_fn=rnnkit.data.pad_collate for "
-                "sequences of different lengths"
-            ) from err
+            raise _unstackable("train_loader", err) from err
         except StopIteration:
             if self.index == 0:
                 raise ValueError(
@@ -124,6 +126,32 @@ class LoaderBatches(BatchSource):
         finally:
             torch.set_rng_state(now)
         self.index = index
+
+
+def _unstackable(name: str, err: RuntimeError) -> Exception:
+    """torch's default collate stacks the items of a batch: sequences of different lengths
+    (a .ts file, tagged lines) need padding, and its error named neither. Any other error
+    is given back as it was."""
+    if not str(err).startswith("stack expects each tensor to be equal size"):
+        return err
+    return ValueError(
+        f"rnnkit.fit: {name} could not make a batch ({err}); expected items of one size, or "
+        "a DataLoader with collate_fn=rnnkit.data.pad_collate for sequences of different "
+        "lengths"
+    )
+
+
+def _val_batches(loader: Iterable[Any]) -> Iterator[Any]:
+    """The batches of ``loader``, with a batch it cannot stack named as the train loader's."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except RuntimeError as err:
+            raise _unstackable("val_loader", err) from err
+        yield batch
 
 
 def _to(batch: Any, device: torch.device) -> Any:
@@ -264,6 +292,8 @@ class FitTask(Task):
                     "to train on)"
                 )
         output = net(*inputs)
+        if self.loss_fn is F.cross_entropy:
+            self._check_scores(output, target)
         loss = _loss_value(self.loss_fn(output, target))
         if not loss.requires_grad:
             raise ValueError(
@@ -283,6 +313,27 @@ class FitTask(Task):
         if self._steps is not None:
             self._steps += 1
         return loss
+
+    def _check_scores(self, output: Any, target: Tensor) -> None:
+        """The default loss's input: a tensor of class scores (a tuple or dict of outputs
+        failed in torch's words, naming its internals), and at the first batch, targets
+        below the number of classes ("Target 6 is out of bounds.", naming neither)."""
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                "rnnkit.fit: the default loss, F.cross_entropy, needs the model's output as "
+                f"a tensor of class scores; got {_returned(output)} (give loss= that takes "
+                "the scores from it)"
+            )
+        if not self._first or target.is_floating_point() or not output.dim():
+            return
+        classes = output.size(1) if output.dim() >= 2 else output.size(0)
+        top = int(target.max()) if target.numel() else -1
+        if top >= classes:
+            raise ValueError(
+                "rnnkit.fit: the default loss, F.cross_entropy, needs class indices below the "
+                f"number of classes, the model's output.size(1) = {classes}; got {top} in the "
+                "first batch"
+            )
 
     def carried(self, ctx: distributed.Context) -> dict[str, Tensor]:
         if self.val_loader is not None:
@@ -327,7 +378,7 @@ class FitTask(Task):
         totals: dict[str, float] = {"loss": 0.0, **dict.fromkeys(self.metrics, 0.0)}
         count = 0
         try:
-            for batch in self.val_loader:
+            for batch in _val_batches(self.val_loader):
                 inputs, target = _split(_to(batch, self.device))
                 out = model(*inputs)
                 n = self.items(batch)
@@ -378,10 +429,11 @@ def fit(
     ``train_options`` are :class:`~rnnkit.train.TrainConfig` fields (``steps``,
     ``minutes``, ``lr``, ``eval_every``, ``precision``, ...); the default budget is 1000
     steps at lr 1e-3. ``out`` None is a new folder ``runs/fit-YYYYMMDD-HHMMSS``.
-    ``resume=True`` continues the run in ``out`` exactly where it stopped (a folder
-    without a checkpoint yet starts over); it must rank the checkpoints as the run did
-    (the same ``monitor``, ``higher_is_better``, and a ``val_loader`` or none, as its
-    config.json records).
+    ``resume=True`` continues the run in ``out`` exactly where it stopped, with the run's
+    own training settings (its config.json's: those left out are the run's, and only
+    ``steps`` and ``minutes`` may change; a folder without a checkpoint yet starts over);
+    it must rank the checkpoints as the run did (the same ``monitor``,
+    ``higher_is_better``, and a ``val_loader`` or none, as its config.json records).
 
     Example (the run folder in a temporary folder here; a list of batches as the loaders)::
 
@@ -399,6 +451,7 @@ def fit(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"rnnkit.fit: model must be a torch.nn.Module; got {type(model).__name__}")
+    _check_trainable(model)
     _check_loaders(train_loader, val_loader)
     if not callable(loss):
         raise TypeError(
@@ -406,13 +459,15 @@ def fit(
             f"{type(loss).__name__}"
         )
     _check_arguments(metrics, monitor, higher_is_better, out, resume, train_config, train_options,
-                     {"log": log, "on_step": on_step})  # fmt: skip
+                     {"log": log, "on_step": on_step}, progress)  # fmt: skip
     metrics = dict(metrics or {})
     _check_metrics(metrics)
     _check_monitor(monitor, metrics, val_loader)
     if higher_is_better is None:
         higher_is_better = infer_higher_is_better(monitor)
     task = FitTask(model, train_loader, val_loader, loss, metrics, monitor, higher_is_better)
+    # What the caller set: a resume compares these with the run's config.json.
+    given = train_config.to_dict() if train_config is not None else dict(train_options)
     if train_config is None:
         defaults = {"steps": 1000, "lr": 1e-3, "eval_every": 100}
         if any(train_options.get(k) is not None for k in ("steps", "minutes")):
@@ -434,9 +489,15 @@ def fit(
         config = folder.read_config()
         if config.task != "fit":
             raise RunFolderError(f"{out} is a run of task {config.task!r}, not of rnnkit.fit")
-        start = folder.read_checkpoint()
+        start = folder.read_checkpoint(for_fit=True)
         if start is not None:  # before it, nothing was ranked: the run starts over
             check_ranking(folder, config.options, task.options_dict())
+            train_config = resumed_training(folder, config.train, given)
+            # Named as the model given: the loop's own check names "the config".
+            given_by = f"{type(model).__name__} given"
+            where = folder.path / start.info["tensors"]
+            check_fits(model.state_dict(), start.prefixed("model"), where, f"the {given_by}")
+        _check_metrics_scored(metrics, val_loader)
         return launch(
             task,
             train_config,
@@ -446,6 +507,7 @@ def fit(
             progress=progress,
             on_step=on_step,
         )
+    _check_metrics_scored(metrics, val_loader)
     return launch(
         task, train_config, out=out, log=log, progress=progress, on_step=on_step, for_fit=True
     )
@@ -497,6 +559,29 @@ def check_ranking(folder: RunFolder, saved: dict[str, Any], given: dict[str, Any
             )
 
 
+def resumed_training(folder: RunFolder, saved: TrainConfig, given: dict[str, Any]) -> TrainConfig:
+    """The training settings a resume continues with: the run's own (its config.json),
+    with the budget (``steps``, ``minutes``) replaced when one is given. A setting given
+    with another value than the run's is refused: a resume continues the run exactly,
+    and one that left a setting out took fit's default (another rate, schedule, seed)."""
+    recorded = saved.to_dict()
+    changed = [
+        k for k, v in given.items() if k not in BUDGET_KEYS and k in recorded and v != recorded[k]
+    ]
+    if changed:
+        raise RunFolderError(
+            f"rnnkit.fit: {folder.path / 'config.json'} records "
+            + ", ".join(f"{k}={recorded[k]!r}" for k in changed)
+            + "; got "
+            + ", ".join(f"{k}={given[k]!r}" for k in changed)
+            + "; a resume continues the run's own training settings (only steps and minutes "
+            "may change; to train otherwise, start a new run with another out)"
+        )
+    if any(given.get(k) is not None for k in BUDGET_KEYS):
+        recorded.update({k: given.get(k) for k in BUDGET_KEYS})
+    return TrainConfig(**recorded)
+
+
 def _ranked_by(key: str, value: object) -> str:
     if key == "val_loader":
         return "a val_loader" if value else "no val_loader"
@@ -512,6 +597,7 @@ def _check_arguments(
     train_config: object,
     train_options: dict[str, Any],
     callbacks: dict[str, object],
+    progress: object = None,
 ) -> None:
     """fit's other arguments, named before the loop starts: a wrong one failed later in
     Python's own words ("argument of type 'int' is not iterable", "'str' object is not
@@ -543,6 +629,24 @@ def _check_arguments(
     for name, fn in callbacks.items():
         if fn is not None and not callable(fn):
             raise TypeError(f"rnnkit.fit: {name} must be a function; got {type(fn).__name__}")
+    if progress is not None and not callable(getattr(progress, "write", None)):
+        # It failed at the first progress line, after the run folder was made.
+        raise TypeError(
+            "rnnkit.fit: progress must be a text stream with write() (e.g. sys.stdout or an "
+            f"open file) or None; got {type(progress).__name__}"
+        )
+
+
+def _check_trainable(model: nn.Module) -> None:
+    """A model with nothing to train failed at the first batch as if the loss were not
+    computed from its output ("got one that needs no gradient")."""
+    params = list(model.parameters())
+    if not any(p.requires_grad for p in params):
+        has = "no parameters" if not params else f"{len(params)} parameters, all frozen"
+        raise ValueError(
+            "rnnkit.fit: model must have a parameter to train (requires_grad=True); got a "
+            f"{type(model).__name__} with {has}"
+        )
 
 
 def _check_loaders(train_loader: object, val_loader: object) -> None:
@@ -594,6 +698,17 @@ def _check_monitor(monitor: str, metrics: dict[str, Metric], val_loader: object)
         raise ValueError(
             f"rnnkit.fit: monitor must be one of {', '.join(sorted(known))}; got "
             f"{monitor!r}" + ("" if val_loader is not None else " (no val_loader)")
+        )
+
+
+def _check_metrics_scored(metrics: dict[str, Metric], val_loader: object) -> None:
+    """Metrics score the val_loader's batches: without one they were left out in silence.
+    (Checked after a resume's ranking check, which names a val_loader left out first.)"""
+    if metrics and val_loader is None:
+        raise ValueError(
+            f"rnnkit.fit: metrics ({', '.join(metrics)}) score the val_loader's batches; "
+            "expected a val_loader with them; got val_loader=None (give one, or leave "
+            "metrics out)"
         )
 
 

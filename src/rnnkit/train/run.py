@@ -56,6 +56,12 @@ def train(
     calls this; rank 0 writes.
     """
     _check_arguments(options, train_config, out, resume, steps, minutes, log, on_step)
+    if progress is not None and not callable(getattr(progress, "write", None)):
+        # It failed at the first progress line, after the run folder was made.
+        raise TypeError(
+            "rnnkit.train: progress must be a text stream with write() (e.g. sys.stdout or "
+            f"an open file) or None; got {type(progress).__name__}"
+        )
     if resume is not None:
         folder, config, task_obj, start = _check_resume(resume, steps, minutes)
         if get_task(task).name != config.task:  # the run's own task trains on, whatever given
@@ -247,7 +253,7 @@ def check_new_run(folder: RunFolder, for_fit: bool = False) -> str | None:
             f"{folder} already holds a run; continue it with --resume {folder} or choose "
             "another --out"
         )
-    folder.check_not_pretrained()
+    folder.check_not_pretrained(for_fit)
     if folder.has_config():
         folder.read_config()  # ours, or refused in one line
         return f"{folder} holds a run stopped before its first checkpoint; starting anew in it"

@@ -70,6 +70,8 @@ CARD_MARK = "<!-- rnnkit model card: generated from config.json and metrics.csv 
 OWNED = (CONFIG, MODEL, MANIFEST, METRICS, LOSS_PLOT, LOCK)
 _STATE = re.compile(r"train_state-(\d{8})\.safetensors")
 _TEMP = re.compile(r"\..+\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX))
+# What creating or writing in a folder this process may not write fails with.
+_NOT_PERMITTED = (errno.EACCES, errno.EPERM, errno.EROFS)
 # What `rnnkit export RUN` writes into the run by default (rnnkit.cli.export).
 _EXPORTED = re.compile(r"model-(step|sequence)(\.int8)?\.onnx")
 CONFIG_KEYS = ("format", "format_version", "rnnkit_version", "task", "options", "train", "derived")
@@ -274,12 +276,13 @@ class RunFolder:
             raise RunFolderError(f"{path} is corrupt: {why}")
         return info
 
-    def read_checkpoint(self) -> Checkpoint | None:
+    def read_checkpoint(self, for_fit: bool = False) -> Checkpoint | None:
         """The committed training state, or None before the first checkpoint; a
-        pretrained folder (weights, no manifest) is refused: it has nothing to continue."""
+        pretrained folder (weights, no manifest) is refused: it has nothing to continue.
+        ``for_fit``: refused in the words of :func:`rnnkit.fit`."""
         info = self.read_manifest()
         if info is None:
-            self.check_not_pretrained()
+            self.check_not_pretrained(for_fit)
             return None
         tensors = load_tensors(self.path / info["tensors"])
         if not any(k.startswith("model.") for k in tensors):
@@ -292,8 +295,16 @@ class RunFolder:
         model = self.path / MODEL
         return (model.exists() or model.is_symlink()) and not (self.path / MANIFEST).exists()
 
-    def check_not_pretrained(self) -> None:
-        """Refuse to train into a pretrained folder: it would replace its weights."""
+    def check_not_pretrained(self, for_fit: bool = False) -> None:
+        """Refuse to train into a pretrained folder: it would replace its weights.
+        ``for_fit``: named as rnnkit.fit's ``out``, which the command line's ``--config``
+        does not start (a run of rnnkit.fit trains in Python only)."""
+        if self.is_pretrained() and for_fit:
+            raise RunFolderError(
+                f"rnnkit.fit: out={str(self.path)!r} is a pretrained folder ({MODEL}, no "
+                f"{MANIFEST}); expected a new or empty folder, or a run to resume: a "
+                "pretrained folder is not trained into (choose another out)"
+            )
         if self.is_pretrained():
             raise RunFolderError(
                 f"{self.path} holds {MODEL} but no {MANIFEST}: a pretrained folder has no "
@@ -312,6 +323,15 @@ class RunFolder:
                 ckpt = self.read_checkpoint()
                 assert ckpt is not None
                 return ckpt.prefixed("model")
+        ranked = (info or {}).get("best") or {}
+        if not model.exists() and info is not None and ranked.get("step") is None:
+            # Evaluated, but no score was finite (a metric of nan at every evaluation): it
+            # did not stop before its first evaluation.
+            raise RunFolderError(
+                f"{self.path} has no {MODEL}: no evaluation up to step {info['step']} scored "
+                f"a finite {ranked.get('metric')}, so no weights were kept; expected at "
+                "least one finite score of the metric that ranks the checkpoints"
+            )
         if not model.exists():
             raise RunFolderError(
                 f"{self.path} has no {MODEL} yet: the run stopped before its first "
@@ -327,6 +347,11 @@ class RunFolder:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:  # e.g. a file where a folder of the path should be
+            if err.errno in _NOT_PERMITTED:
+                raise RunFolderError(
+                    f"cannot make the run folder {self.path}: {err.strerror}; expected a "
+                    "path where this process may create a folder"
+                ) from None
             raise RunFolderError(
                 f"cannot make the run folder {self.path}: {err.strerror}; expected a path "
                 "whose existing parts are folders"
@@ -338,6 +363,11 @@ class RunFolder:
             if err.errno == errno.ELOOP:
                 raise RunFolderError(
                     f"{lock} is a symbolic link; rnnkit does not follow it"
+                ) from None
+            if err.errno in _NOT_PERMITTED:
+                raise RunFolderError(
+                    f"cannot write in the run folder {self.path}: {err.strerror}; expected a "
+                    "folder this process may write in"
                 ) from None
             raise
         try:
