@@ -19,6 +19,7 @@ parametrizations, ``weight_norm`` and ``torch.func.functional_call`` reach every
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple, cast
 
 import torch
@@ -27,9 +28,15 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import _autocast, _checks, backends
+from rnnkit.backends.plan import flat_weights
 from rnnkit.cells.base import RecurrentCell, State, current_weight, zero_state
+from rnnkit.kernels.native_rnn import sequence as native_sequence
 
 LayerState = Tensor | tuple[Tensor, Tensor]
+
+
+# Why a call recorded by torch.jit.trace or torch.export runs torch's sequence kernel.
+_RECORDED = "recorded (torch.jit.trace, torch.export): torch's sequence kernel, as torch.nn's"
 
 
 class _Call(NamedTuple):
@@ -488,22 +495,47 @@ class RecurrentLayer(nn.Module):
         """
         call = self._check_call(input, state, lengths, reset, hx)
         plan = self.plan()
-        choice = backends.choose(plan, call.x.size(0), call.reset is not None, call.x)
-        if choice.fallback and not torch.compiler.is_compiling():
-            # The registry of warnings shows it once per call site; the message is fixed by
-            # the layer's class and the reason, so it is the same at every call. Not under
-            # the compiler, where a warning breaks the graph.
-            warnings.warn(
-                f"{plan.owner} runs on the reference backend ({choice.reason}); it is slower "
-                "than torch's fused kernel. Pass backend='reference' to choose it explicitly "
-                "and silence this.",
-                backends.PerformanceWarning,
-                stacklevel=4,  # forward <- Module._call_impl <- __call__ <- user
-            )
+        run: Callable[..., tuple[Tensor, State]]
+        if self._recorded_as_torch(plan, call):
+            # Not asked of backends.choose, whose choice for speed reads the batch size.
+            choice = backends.Choice("native", _RECORDED)
+            run = _native_sequence
+        else:
+            choice = backends.choose(plan, call.x.size(0), call.reset is not None, call.x)
+            if choice.fallback and not torch.compiler.is_compiling():
+                # The registry of warnings shows it once per call site; the message is
+                # fixed by the layer's class and the reason, so it is the same at every
+                # call. Not under the compiler, where a warning breaks the graph.
+                warnings.warn(
+                    f"{plan.owner} runs on the reference backend ({choice.reason}); it is "
+                    "slower than torch's fused kernel. Pass backend='reference' to choose it "
+                    "explicitly and silence this.",
+                    backends.PerformanceWarning,
+                    stacklevel=4,  # forward <- Module._call_impl <- __call__ <- user
+                )
+            run = backends.BACKENDS[choice.name]
         backends.note(self, choice)
-        run = backends.BACKENDS[choice.name]
         out, s_n = run(plan, self.read_weights(), call.x, call.state, call.lengths, call.reset)
         return self._output(call, out, s_n)
+
+    def _recorded_as_torch(self, plan: backends.Plan, call: _Call) -> bool:
+        """Whether this call is being recorded - by ``torch.jit.trace``, or by
+        ``torch.export`` without ``lengths`` (what ``torch.onnx.export`` runs) - and should
+        be recorded as torch.nn's layer is: torch's sequence kernel (``aten::lstm`` and
+        co.), one node for any T and B, which both ONNX exporters translate.
+
+        Only where torch's kernel computes the call exactly and no other backend was asked
+        for: the backend chosen for speed (a few steps on the one-step kernels, the GRU's
+        fused kernel) is not what a recording should keep - a trace of the one-step loop
+        holds the example's number of steps, and the exporters cannot translate rnnkit's
+        own operators. Ragged calls under ``torch.export`` keep ``rnnkit::native_rnn``:
+        torch's packed path branches on the lengths' values."""
+        if plan.backend not in ("auto", "native"):
+            return False
+        exporting = torch.compiler.is_exporting() and call.lengths is None
+        if not (torch.jit.is_tracing() or exporting):
+            return False
+        return backends.native.supports(plan, call.reset is not None) is None
 
     # ---- argument checks ------------------------------------------------------------
 
@@ -568,6 +600,11 @@ class RecurrentLayer(nn.Module):
         if packed is None:
             lengths_t = self._check_lengths(lengths, batched, T, B)
         if T == 0 and lengths_t is None:
+            if not batched:  # lengths needs a batched input: no way to run it empty
+                raise _checks.ShapeError(
+                    f"{owner}: input has T = 0 time steps; expected T >= 1 for an unbatched "
+                    f"(T, I) input; got shape {tuple(cast(Tensor, input).shape)}"
+                )
             raise _checks.ShapeError(
                 f"{owner}: input has T = 0 time steps; expected T >= 1, or "
                 "lengths (all 0) to run empty sequences"
@@ -588,6 +625,13 @@ class RecurrentLayer(nn.Module):
                 projection=self.proj_size > 0,
                 sequence_kernel=packed is None,
             )
+        if torch.compiler.is_compiling():
+            # The opaque operators' backward returns gradients in the contiguous layout,
+            # while their shape functions follow the input's strides: a strided input (the
+            # transpose of batch_first, a state sliced from a bigger tensor) would fail
+            # inductor's stride check in a training step. Contiguous, the two agree.
+            x = x.contiguous()
+            s0 = tuple(s.contiguous() for s in s0)
         return _Call(x, s0, lengths_t, reset_t, packed, batched, batch_first, dtypes)
 
     def _output(
@@ -700,6 +744,35 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
+
+
+def _native_sequence(
+    plan: backends.Plan,
+    weights: backends.Weights,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None,
+    reset: Tensor | None,
+) -> tuple[Tensor, State]:
+    """The native backend as ``torch.jit.trace`` and ``torch.export`` record it: torch's
+    sequence kernel for every T, as torch.nn's layers are recorded (``aten::lstm`` and co.),
+    so that a trace runs inputs of any length. The native backend's loop over the one-step
+    kernels for a few steps would be recorded step by step, and a trace of it would return
+    the example's number of steps whatever the input's."""
+    if x.size(0) == 0:  # lengths all 0: nothing runs
+        return backends.BACKENDS["native"](plan, weights, x, state, lengths, reset)
+    return native_sequence(
+        plan.kind,
+        x,
+        state,
+        flat_weights(weights),
+        plan.bias,
+        plan.num_layers,
+        plan.dropout,
+        plan.training,
+        plan.bidirectional,
+        lengths,
+    )
 
 
 def _every_weight(where: str, whose: str, weights: dict[str, Tensor | None]) -> dict[str, Tensor]:
