@@ -93,3 +93,16 @@ def test_a_frozen_part_stays_as_it_was(tmp_path):
     before = model[0].weight.clone()
     rnnkit.fit(model, [(X, Y)], out=tmp_path / "run", weight_decay=0.5, **QUIET)
     assert torch.equal(model[0].weight, before)
+
+
+def test_the_log_and_loss_plot_name_the_users_model_class(tmp_path, monkeypatch) -> None:
+    # They said "model: fit; 10 parameters", the task's name.
+    titles: list[str] = []
+    monkeypatch.setattr("rnnkit.train.loop.plot", lambda rows, title: titles.append(title) or b"")
+    lines: list[str] = []
+    rnnkit.fit(
+        nn.Linear(4, 2), [(X, Y)], out=tmp_path / "run", steps=1, log=lines.append,
+        progress=io.StringIO(),
+    )  # fmt: skip
+    assert "model: rnnkit.fit: Linear; 10 parameters; processes: 1" in lines
+    assert titles and set(titles) == {"rnnkit.fit: Linear"}

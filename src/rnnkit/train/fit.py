@@ -255,6 +255,10 @@ class FitTask(Task):
         self.device = ctx.device
         self._eval_every = train.eval_every
 
+    def title(self, model: nn.Module) -> str:
+        # The user's class, as the model card names it: the task's name said "fit".
+        return f"rnnkit.fit: {type(model).__name__}"
+
     def describe(self) -> str:
         loader = self.train_loader
         data = (
