@@ -73,6 +73,31 @@ def run(
         lengths = None  # nothing is padded
     if lengths is None and T <= SHORT_STEPS and not plan.proj_size:
         return _steps(plan, weights, x, state)
+    return _sequence(plan, weights, x, state, lengths)
+
+
+def recorded(
+    plan: Plan,
+    weights: Weights,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None,
+    reset: Tensor | None,
+) -> tuple[Tensor, State]:
+    """The backend as ``torch.jit.trace`` and ``torch.export`` record it: torch's sequence
+    kernel for every T, as torch.nn's layers are recorded (``aten::lstm`` and co.), so that
+    a trace runs inputs of any length. :func:`run`'s loop over the one-step kernels for a
+    few steps would be recorded step by step, and a trace of it would return the example's
+    number of steps whatever the input's."""
+    if x.size(0) == 0:  # lengths all 0: nothing runs
+        return run(plan, weights, x, state, lengths, reset)
+    return _sequence(plan, weights, x, state, lengths)
+
+
+def _sequence(
+    plan: Plan, weights: Weights, x: Tensor, state: State, lengths: Tensor | None
+) -> tuple[Tensor, State]:
+    """torch's sequence kernel over the whole stack (``aten::lstm``, ``aten::gru``, ...)."""
     return sequence(
         plan.kind,
         x,

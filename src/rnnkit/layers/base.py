@@ -28,9 +28,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import _autocast, _checks, backends
-from rnnkit.backends.plan import flat_weights
 from rnnkit.cells.base import RecurrentCell, State, current_weight, zero_state
-from rnnkit.kernels.native_rnn import sequence as native_sequence
 
 LayerState = Tensor | tuple[Tensor, Tensor]
 
@@ -499,7 +497,7 @@ class RecurrentLayer(nn.Module):
         if self._recorded_as_torch(plan, call):
             # Not asked of backends.choose, whose choice for speed reads the batch size.
             choice = backends.Choice("native", _RECORDED)
-            run = _native_sequence
+            run = backends.native.recorded
         else:
             choice = backends.choose(plan, call.x.size(0), call.reset is not None, call.x)
             if choice.fallback and not torch.compiler.is_compiling():
@@ -744,35 +742,6 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
-
-
-def _native_sequence(
-    plan: backends.Plan,
-    weights: backends.Weights,
-    x: Tensor,
-    state: State,
-    lengths: Tensor | None,
-    reset: Tensor | None,
-) -> tuple[Tensor, State]:
-    """The native backend as ``torch.jit.trace`` and ``torch.export`` record it: torch's
-    sequence kernel for every T, as torch.nn's layers are recorded (``aten::lstm`` and co.),
-    so that a trace runs inputs of any length. The native backend's loop over the one-step
-    kernels for a few steps would be recorded step by step, and a trace of it would return
-    the example's number of steps whatever the input's."""
-    if x.size(0) == 0:  # lengths all 0: nothing runs
-        return backends.BACKENDS["native"](plan, weights, x, state, lengths, reset)
-    return native_sequence(
-        plan.kind,
-        x,
-        state,
-        flat_weights(weights),
-        plan.bias,
-        plan.num_layers,
-        plan.dropout,
-        plan.training,
-        plan.bidirectional,
-        lengths,
-    )
 
 
 def _every_weight(where: str, whose: str, weights: dict[str, Tensor | None]) -> dict[str, Tensor]:
