@@ -224,11 +224,32 @@ def _newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+# Byte-order marks of the Unicode encodings other than UTF-8 (UTF-32's first: UTF-32-LE's
+# begins with UTF-16-LE's). Such a file (Windows Notepad's "Unicode") holds NUL bytes, yet
+# it is text in another encoding, not a binary file.
+_OTHER_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _other_unicode(data: bytes) -> str:
+    """ "UTF-16" or "UTF-32" for bytes that begin with that encoding's mark, else ""."""
+    return next((name for bom, name in _OTHER_BOMS if data.startswith(bom)), "")
+
+
 def read_text_file(path: Path) -> str:
     """One file's text; a one-line ValueError if it is empty, binary or not UTF-8."""
     data = path.read_bytes()
     if not data:
         raise ValueError(f"text file {path} is empty")
+    if encoding := _other_unicode(data):
+        raise ValueError(
+            f"{path} is not UTF-8 text; got {encoding} (the file begins with its "
+            "byte-order mark): save it as UTF-8"
+        )
     if b"\x00" in data:
         raise ValueError(f"{path} is a binary file (it contains NUL bytes); expected UTF-8 text")
     try:
@@ -256,6 +277,8 @@ def _read_or_why(path: Path) -> tuple[str, str]:
         return "", "unreadable"
     if not data:
         return "", "empty"
+    if _other_unicode(data):
+        return "", "not UTF-8"
     if b"\x00" in data:
         return "", "binary"
     try:
@@ -269,11 +292,17 @@ def text_files(root: Path) -> list[Path]:
     """The files a ``--text`` folder is read from, sorted by relative path.
 
     Hidden files and folders (names starting with ".") are left out, and so is anything
-    that is not a regular file (a named pipe would block the read for ever). Links to
+    that is not a regular file (a named pipe would block the read for ever), and so is an
+    rnnkit run folder inside it: ``--text .`` with the default ``--out runs/...`` writes
+    the run into the folder it reads, whose files would join the text of the next run and
+    change the text a ``--resume`` of this one reads. Links to
     files and folders are followed, but a link back to a folder above it is not (a cycle),
     and each file is read once: under its own path when the folder holds it outside any
     link, else under the first of its paths in sorted order.
     """
+    # Imported here: rnnkit.train imports the models, which import this package.
+    from rnnkit.train.runfolder import is_run_folder
+
     found: list[tuple[bool, str, Path]] = []  # (reached through a link, relative path, path)
     pending = [(root, False, frozenset({_identity(root)}))]
     while pending:  # a stack rather than recursion: no folder depth overflows it
@@ -282,7 +311,7 @@ def text_files(root: Path) -> list[Path]:
             path, via_link = Path(entry.path), linked or entry.is_symlink()
             if entry.is_dir():  # follows a link
                 here = _identity(path)
-                if here is not None and here not in above:
+                if here is not None and here not in above and not is_run_folder(path):
                     pending.append((path, via_link, above | {here}))
             elif entry.is_file():
                 found.append((via_link, path.relative_to(root).as_posix(), path))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -162,10 +163,12 @@ class CharLM(nn.Module):
         _checks.non_negative_int("CharLM.sample", "length", length)
         # Infinity too is refused: the two loops disagreed on it (uniform text from the
         # fused one, one repeated character from the other), and the CLI takes no infinity.
-        if not _is_number(temperature) or not 0 <= temperature < math.inf:
+        # An int past float's range is refused as infinity is (float() would overflow).
+        if not _is_number(temperature) or not 0 <= _as_float(temperature) < math.inf:
             raise ValueError(
                 f"CharLM.sample: temperature must be a finite number >= 0; got {temperature!r}"
             )
+        temperature = float(temperature)
         if top_k is not None:
             _checks.positive_int("CharLM.sample", "top_k", top_k)
         was_training = self.training
@@ -205,5 +208,14 @@ class CharLM(nn.Module):
             self.train(was_training)
 
 
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # Any real number type is one: NumPy's np.float32, a value read from an array, is
+    # no Python float.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

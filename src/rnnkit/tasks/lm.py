@@ -260,6 +260,8 @@ class LanguageModelTask(Task):
         return self.sample(model).splitlines() if self.options.sample_chars else []
 
     def finish(self, model: nn.Module, run_dir: Any) -> list[str]:
+        if not self.options.sample_chars:  # --sample-chars 0: no sample, so no heading
+            return []
         return ["sample from the best model:", *self.sample(model).splitlines()]
 
     def sample(self, model: nn.Module) -> str:
