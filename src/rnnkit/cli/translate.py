@@ -80,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
         check_figure_format("--plot", args.plot)
     device, precision = runtime(args)
     run_ = load_run(args.run_dir, device)  # the run folder is checked before input is read
+    if args.plot is not None and run_.model.config.attention == "none":
+        # It was refused after the translations were printed, naming no option.
+        raise ValueError(
+            f"--plot draws the attention weights; expected a run whose model has attention; "
+            f"got {args.run_dir}, with attention 'none'"
+        )
     texts = list(args.text) if args.text else _stdin_inputs(run_)
     if not texts:
         raise ValueError("empty input: give TEXT arguments or lines on standard input")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,13 +123,30 @@ def translate(
         raise TypeError(
             f"translate: texts must be a list of str, one per input; got the str {texts!r}"
         )
+    # None said "empty input", a number "'int' object has no attribute 'lower'".
+    if not isinstance(texts, Sequence):
+        raise TypeError(
+            f"translate: texts must be a list of str, one per input; got {type(texts).__name__}"
+        )
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                "translate: texts must be a list of str, one per input; got "
+                f"{type(text).__name__} {text!r} at index {index}"
+            )
     _check_beam("translate", beam)
     if temperature is not None and beam > 1:
-        raise ValueError("sampling (a temperature) and beam search exclude each other")
+        raise ValueError(
+            "translate: sampling (a temperature) and beam search exclude each other; expected "
+            f"temperature None or beam 1; got temperature {temperature!r} and beam {beam}"
+        )
+    # A float seed ended in torch's "manual_seed expected a long, but got float".
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)):
+        raise TypeError(f"translate: seed must be an integer or None; got {seed!r}")
     if not texts:
         raise ValueError("empty input: no text to translate")
     sources = [prepare_source(run, t) for t in texts]
-    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    generator = None if seed is None else torch.Generator().manual_seed(int(seed))
     decoded = decode_sources(
         run, sources, beam=beam, alpha=alpha, temperature=temperature, generator=generator
     )
@@ -199,6 +216,11 @@ def evaluate(
         _checks.positive_int("evaluate", "limit", limit)
     _checks.positive_int("evaluate", "batch_size", batch_size)
     _check_beam("evaluate", beam)
+    # "train" scored --n-valid training numbers, as if they were held out.
+    if split not in ("valid", "test"):
+        raise ValueError(
+            f"evaluate: split must be 'valid' or 'test' (the held-out numbers); got {split!r}"
+        )
     n = run.options.n_test if split == "test" else run.options.n_valid
     numbers = run.task.fixed_set(split, n)[:limit]
     examples = []
@@ -217,7 +239,12 @@ def evaluate(
 def plot_attention(translation: Translation, path: str | Path, title: str = "") -> None:
     """Write the attention weights as a heat map PNG (the longer of input and output across)."""
     if translation.attention is None:
-        raise ValueError("this model has no attention (attention='none'): nothing to plot")
+        raise ValueError(
+            "plot_attention: translation has no attention weights to plot; expected one by a "
+            "model with attention; got one by a model with attention='none'"
+        )
+    if Path(path).is_dir():  # the atomic write's rename said "[Errno 21] Is a directory"
+        raise ValueError(f"plot_attention: path must be a file name; got the folder {path}")
     # matplotlib's object API on an Agg canvas: no pyplot, no matplotlib.use, so the
     # backend and open figures of a notebook or application are left alone.
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -25,6 +25,7 @@ runs the very same step, so both compute the same numbers.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple, cast
@@ -84,10 +85,33 @@ class Seq2SeqConfig:
             )
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f"Seq2SeqConfig: {f.name} must be an integer; got {value!r}")
-            if f.type == "int" and value <= 0:
-                raise ValueError(f"Seq2SeqConfig: {f.name} must be positive; got {value}")
+            if f.type == "int":
+                # Any integer type is one (NumPy's np.int64 from a vocabulary's len or a
+                # config), stored as a plain int.
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise TypeError(f"Seq2SeqConfig: {f.name} must be an integer; got {value!r}")
+                if value <= 0:
+                    raise ValueError(f"Seq2SeqConfig: {f.name} must be positive; got {value}")
+                setattr(self, f.name, int(value))
+            if f.type == "bool" and not isinstance(value, bool):
+                # bidirectional="no" was read as True (a non-empty string), 0 as False.
+                raise TypeError(f"Seq2SeqConfig: {f.name} must be True or False; got {value!r}")
+        if self.tgt_vocab_size < 3:
+            # The decoders rule out padding (0) and begin (1) and stop at end (2): with fewer
+            # ids they failed with "index out of range in self" or scored every output -inf.
+            raise ValueError(
+                "Seq2SeqConfig: tgt_vocab_size must be at least 3 (ids 0, 1, 2 are padding, "
+                f"begin and end of sequence); got {self.tgt_vocab_size}"
+            )
+        out = self.encoder_hidden * (2 if self.bidirectional else 1)
+        if self.attention == "dot" and self.decoder_hidden != out:
+            directions = "2 directions" if self.bidirectional else "1 direction"
+            raise ValueError(
+                "Seq2SeqConfig: attention 'dot' needs the decoder hidden size to equal the "
+                f"encoder output size: decoder_hidden must be {out} (encoder_hidden "
+                f"{self.encoder_hidden} x {directions}); got {self.decoder_hidden} "
+                "(use 'general')"
+            )
         number = isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
         if not number or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"Seq2SeqConfig: dropout must lie in [0, 1); got {self.dropout!r}")
@@ -167,6 +191,26 @@ class Seq2Seq(nn.Module):
         S, B = src.shape
         if S == 0:  # the layer said "lengths must lie in [0, T] = [0, 0]"
             raise ValueError(f"Seq2Seq: src must have S >= 1 steps; got shape {tuple(src.shape)}")
+        if B == 0:  # src_lengths.min() said "Expected reduction dim to be specified ..."
+            raise ValueError(f"Seq2Seq: src must have B >= 1 columns; got shape {tuple(src.shape)}")
+        # A list or an int ended in "'list' object has no attribute 'numel'", a float or 2-D
+        # tensor in the encoder's own words ("GRU: lengths must ...").
+        if not isinstance(src_lengths, Tensor):
+            raise TypeError(
+                "Seq2Seq: src_lengths must be an integer tensor (B,) of lengths; got "
+                f"{type(src_lengths).__name__}"
+            )
+        kind = src_lengths.dtype
+        if (
+            kind.is_floating_point
+            or kind.is_complex
+            or kind == torch.bool
+            or src_lengths.dim() != 1
+        ):
+            raise TypeError(
+                "Seq2Seq: src_lengths must be an integer tensor (B,) of lengths; got "
+                f"{kind} tensor of shape {tuple(src_lengths.shape)}"
+            )
         if src_lengths.numel() != B or int(src_lengths.min()) < 1:
             raise ValueError(
                 f"Seq2Seq: src_lengths must have B = {B} entries, each >= 1; got "
@@ -230,6 +274,14 @@ class Seq2Seq(nn.Module):
         """
         _check_ids("tgt_in", "(T, B)", tgt_in, self.config.tgt_vocab_size)
         memory = self.encode(src, src_lengths)
+        T, B = tgt_in.shape
+        # No steps ended in "index 0 is out of bounds", another batch size in torch.cat's
+        # "Sizes of tensors must match".
+        if T == 0 or src.size(1) != B:
+            raise ValueError(
+                f"Seq2Seq: tgt_in must have T >= 1 steps and B = {src.size(1)} columns as src; "
+                f"got shape {tuple(tgt_in.shape)}"
+            )
         state = self.init_state(memory)
         logits_t: list[Tensor] = []
         y = tgt_in[0]

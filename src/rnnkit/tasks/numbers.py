@@ -73,8 +73,19 @@ class NumbersOptions:
         low=0,
         high=2**63 - 1,
     )
-    n_valid: int = option(300, "validation numbers scored at each evaluation", low=1, high=10**6)
-    n_test: int = option(2000, "test numbers scored by rnnkit eval", low=1, high=10**6)
+    n_valid: int = option(
+        300,
+        "validation numbers scored at each evaluation: N / (digit counts of the range) of "
+        "each digit count, all it has where one has fewer (300 gives 200 for 0..999999)",
+        low=1,
+        high=10**6,
+    )
+    n_test: int = option(
+        2000,
+        "test numbers scored by rnnkit eval, drawn as --n-valid's (2000 gives 1058 for 0..999999)",
+        low=1,
+        high=10**6,
+    )
     # -- the model (see Seq2SeqConfig)
     embed_size: int = option(32, "character embedding size", flag="--embed", low=1, high=65536)
     encoder: str = option("gru", "encoder: any rnnkit layer", choices=tuple(ENCODERS))
@@ -127,6 +138,15 @@ class NumbersOptions:
         if self.min_number > self.max_number:
             raise ValueError(
                 f"--min-number must be <= --max-number; got {self.min_number} > {self.max_number}"
+            )
+        out = self.encoder_hidden * (2 if self.bidirectional else 1)
+        if self.attention == "dot" and self.decoder_hidden != out:
+            # Said by Seq2SeqConfig in its field names, which a command line does not have.
+            directions = "2 directions" if self.bidirectional else "1 direction, --no-bidirectional"
+            raise ValueError(
+                f"--decoder-hidden must equal the encoder output size {out} (--encoder-hidden "
+                f"{self.encoder_hidden} x {directions}) with --attention dot; got "
+                f"{self.decoder_hidden} (or use --attention general)"
             )
         self.model_config(5, 5)  # the model's own checks
 
