@@ -165,3 +165,12 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path: Path, monkey
     monkeypatch.undo()
     assert torch.equal(load_tensors(path)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temporary left
+
+
+def test_a_short_minutes_budget_reads_in_significant_digits() -> None:
+    # A 0.01-minute budget reached read "0.0 of 0.01 minutes".
+    from rnnkit.train.loop import budget_reached
+
+    assert budget_reached(TrainConfig(minutes=0.01), 7, 0.63) == "0.0105 of 0.01 minutes"
+    assert budget_reached(TrainConfig(minutes=3), 700, 181.0) == "3.02 of 3 minutes"
+    assert budget_reached(TrainConfig(minutes=3), 700, 100.0) is None

@@ -444,7 +444,8 @@ def budget_reached(train: TrainConfig, step: int, elapsed_s: float) -> str | Non
     if train.steps is not None and step >= train.steps:
         return f"step {step} of {train.steps}"
     if train.minutes is not None and elapsed_s >= train.minutes * 60:
-        return f"{elapsed_s / 60:.1f} of {train.minutes:g} minutes"
+        # Three significant digits: a short budget read "0.0 of 0.01 minutes" at .1f.
+        return f"{elapsed_s / 60:.3g} of {train.minutes:g} minutes"
     return None
 
 
