@@ -2,9 +2,11 @@
 whatever the layout of what it feeds them: ``batch_first`` inputs (a transposed view in
 time-major form), an input or a state transposed by the caller.
 
-The opaque operators' backward returns contiguous gradients where their shape functions
-follow the input's strides; inductor checks the two agree, so a strided input failed the
-first compiled training step with an AssertionError about strides.
+The opaque operators return contiguous tensors whatever their inputs' strides, and their
+shape functions promise that layout (``rnnkit.kernels.native_rnn.like``): inductor checks
+the two agree, and when the shape functions copied a strided input's strides the first
+compiled training step failed with an AssertionError about strides
+(tests/test_custom_op_strides.py calls the operators themselves).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from rnnkit.backends.loop import loop
 from rnnkit.cells.base import RecurrentCell
-from rnnkit.kernels.native_rnn import recomputed_gradients
+from rnnkit.kernels.native_rnn import like, recomputed_gradients
 
 
 def key(cell: RecurrentCell) -> str | None:
@@ -86,8 +86,9 @@ def _run(
         keep=tuple(keep) or None,
     )
     # A custom operator's outputs must not alias its inputs (the state passes through
-    # unchanged where a sequence has no steps), nor each other.
-    return out, [s.clone() for s in final]
+    # unchanged where a sequence has no steps), nor each other; contiguous, as the shape
+    # function promises (``like``), whatever the strides of the state given.
+    return out.contiguous(), [s.clone(memory_format=torch.contiguous_format) for s in final]
 
 
 @torch.library.custom_op("rnnkit::cell_loop", mutates_args=())
@@ -123,7 +124,7 @@ def _(
 ) -> tuple[Tensor, list[Tensor]]:
     T, B, _ = gx.shape
     out = gx.new_empty(T, B, state[0].size(-1))  # h^t is the output: H, or P with projections
-    return out, [torch.empty_like(s) for s in state]
+    return out, [like(s) for s in state]
 
 
 @torch.library.custom_op("rnnkit::cell_loop_backward", mutates_args=())
@@ -170,11 +171,7 @@ def _(
     grad_out: Tensor,
     grad_final: list[Tensor],
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    return (
-        torch.empty_like(gx),
-        [torch.empty_like(s) for s in state],
-        [torch.empty_like(w) for w in weights],
-    )
+    return like(gx), [like(s) for s in state], [like(w) for w in weights]
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:

@@ -153,7 +153,23 @@ def recomputed_gradients(
     with torch.enable_grad(), autograd_below():
         leaves = [t.detach().requires_grad_(True) for t in inputs]
         found = torch.autograd.grad(forward(leaves), leaves, list(grads), allow_unused=True)
-    return [torch.zeros_like(t) if g is None else g for t, g in zip(leaves, found, strict=True)]
+    # Contiguous whatever the inputs' strides, as the shape functions promise (``like``).
+    return [
+        torch.zeros_like(t, memory_format=torch.contiguous_format) if g is None else g.contiguous()
+        for t, g in zip(leaves, found, strict=True)
+    ]
+
+
+def like(t: Tensor) -> Tensor:
+    """The shape functions' tensor of t's shape, dtype and device, in the contiguous layout.
+
+    The opaque operators return contiguous tensors whatever the strides of their inputs
+    (a transpose: the time-major view of a ``batch_first`` input; a state sliced from a
+    bigger tensor). ``empty_like`` would copy a dense input's strides, and inductor checks
+    that a kernel's outputs have the strides its shape function gave
+    (``assert_size_stride``): a strided input failed a compiled training step.
+    """
+    return torch.empty_like(t, memory_format=torch.contiguous_format)
 
 
 @torch.library.custom_op("rnnkit::native_rnn", mutates_args=())
@@ -169,7 +185,9 @@ def native_rnn(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(out (T, B, D*H), h_n (L*D, B, H), c_n (L*D, B, H), empty unless mode is LSTM)."""
     with torch.no_grad():  # the gradient is register_autograd's, below
-        return _run(mode, x, hx, weights, bias, num_layers, bidirectional, lengths)
+        out, h_n, c_n = _run(mode, x, hx, weights, bias, num_layers, bidirectional, lengths)
+    # Contiguous, as the shape function below promises (a no-op for the kernels' results).
+    return out.contiguous(), h_n.contiguous(), c_n.contiguous()
 
 
 @native_rnn.register_fake
@@ -187,8 +205,8 @@ def _(
     D = 2 if bidirectional else 1
     # h_n's width is the output's per direction: H, or P with projections.
     out = x.new_empty(T, B, D * hx[0].size(-1))
-    c_n = torch.empty_like(hx[1]) if mode == "LSTM" else x.new_empty(0)
-    return out, torch.empty_like(hx[0]), c_n
+    c_n = like(hx[1]) if mode == "LSTM" else x.new_empty(0)
+    return out, like(hx[0]), c_n
 
 
 @torch.library.custom_op("rnnkit::native_rnn_backward", mutates_args=())
@@ -234,11 +252,7 @@ def _(
     grad_h: Tensor,
     grad_c: Tensor,
 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    return (
-        torch.empty_like(x),
-        [torch.empty_like(h) for h in hx],
-        [torch.empty_like(w) for w in weights],
-    )
+    return like(x), [like(h) for h in hx], [like(w) for w in weights]
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:

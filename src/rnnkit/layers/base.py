@@ -623,13 +623,6 @@ class RecurrentLayer(nn.Module):
                 projection=self.proj_size > 0,
                 sequence_kernel=packed is None,
             )
-        if torch.compiler.is_compiling():
-            # The opaque operators' backward returns gradients in the contiguous layout,
-            # while their shape functions follow the input's strides: a strided input (the
-            # transpose of batch_first, a state sliced from a bigger tensor) would fail
-            # inductor's stride check in a training step. Contiguous, the two agree.
-            x = x.contiguous()
-            s0 = tuple(s.contiguous() for s in s0)
         return _Call(x, s0, lengths_t, reset_t, packed, batched, batch_first, dtypes)
 
     def _output(
