@@ -46,7 +46,10 @@ def enabled() -> bool:
 def pays(x: Tensor, macs: int) -> bool:
     """Whether a product of ``macs`` multiply-adds on ``x``'s data goes to oneDNN."""
     return (
-        macs >= MIN_MACS
+        # torch's own path where torch.jit.trace records the call: the choice by size
+        # would be kept for the example's, and oneDNN's product has no gradient formula
+        not torch.jit.is_tracing()
+        and macs >= MIN_MACS
         and x.dtype == torch.float32
         and x.device.type == "cpu"
         and enabled()

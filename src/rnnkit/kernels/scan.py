@@ -37,6 +37,8 @@ the unsegmented code above, unchanged.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Any
 
 import torch
@@ -165,14 +167,55 @@ def scan_forward(
     """h_t = a_t ∘ h_{t-1} + b_t into ``out`` (T, N), which may be ``b`` itself.
 
     ``reset`` (T, N) bool: h_t = b_t where set. The Triton kernel has no segments, so a
-    segmented scan runs the blocked scan on every device, CUDA included.
+    segmented scan runs the blocked scan on every device, CUDA included. Recorded by
+    ``torch.jit.trace``, the scan is a loop over T in TorchScript (``_recorded``).
     """
+    if torch.jit.is_tracing():
+        if torch.onnx.is_in_onnx_export():
+            # TorchScript's exporter turns the scripted loop into an ONNX Loop whose tensors
+            # have no type: the file is written, and onnxruntime refuses to load it.
+            raise ValueError(
+                "torch.onnx.export: the scan of MinGRU and MinLSTM has no translation by "
+                "torch's TorchScript exporter (dynamo=False); export the layer with "
+                "rnnkit.export.export_onnx(layer, path, mode='sequence') instead, whose "
+                "graphs keep T and B dynamic"
+            )
+        return out.copy_(_recorded()(a, b, h0, reset))
     if reset is not None:
         return _scan(a, b, h0, False, out, reset)
     gpu = gpu_kernels(b)
     if gpu is not None and out.is_contiguous():
         return gpu.scan_forward(a, b, h0, out)
     return _scan(a, b, h0, False, out)
+
+
+def _recorded_scan(a: Tensor, b: Tensor, h0: Tensor, reset: Tensor | None) -> Tensor:
+    """The step-by-step recurrence of ``_sequential`` as TorchScript compiles it."""
+    outs: list[Tensor] = []
+    prev = h0
+    for t in range(a.size(0)):
+        step = torch.addcmul(b[t], a[t], prev)
+        if reset is not None:
+            step = torch.where(reset[t], b[t], step)  # selected: 0 · inf would be NaN
+        prev = step
+        outs.append(prev)
+    return torch.stack(outs)
+
+
+@functools.cache
+def _recorded() -> Any:
+    """``_recorded_scan`` compiled by ``torch.jit.script``, for ``torch.jit.trace``.
+
+    A trace records what Python runs for the example: the blocked scan's loops, whose
+    lengths depend on T, would be kept for the example's T, and its ``divmod`` of a traced
+    size is a TypeError. A scripted function called while tracing is recorded as a call
+    (torch.jit docs, "Mixing Tracing and Scripting"): its loop runs for the T of each
+    input, and autograd differentiates it. Compiled on the first trace only; TorchScript's
+    deprecation notice is left to the trace itself, which gives its own.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.script(_recorded_scan)
 
 
 def scan_gradient(a: Tensor, grad_h: Tensor, reset: Tensor | None = None) -> Tensor:
