@@ -184,6 +184,8 @@ def test_metadata_describes_the_graph() -> None:
         "states": [{"name": "h", "shape": [2, "B", 3]}, {"name": "c", "shape": [2, "B", H]}],
         "input_size": I,
         "output_size": 3,
+        "layout": "time_major",
+        "batch_first": False,
     }
     assert [i.name for i in proto.graph.input] == meta["inputs"]
     assert [o.name for o in proto.graph.output] == meta["outputs"]

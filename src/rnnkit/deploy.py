@@ -55,6 +55,9 @@ __all__ = [
 
 FORMAT = "rnnkit.onnx"
 VERSION = 1  # the newest metadata version this file reads
+# A sequence graph's axis order (metadata "layout"): x (T, B, ...). Graphs exported before
+# the key was written are time-major too.
+LAYOUT = "time_major"
 
 State = Any  # one array (L, B, S), or a tuple of them (h, c) for an LSTM
 
@@ -155,6 +158,13 @@ def _open(
         raise ValueError(
             f"{where}: expected a graph exported with mode={mode!r}; got mode="
             f"{meta.get('mode')!r} (use {other} for it)"
+        )
+    layout = meta.get("layout", LAYOUT)
+    if mode == "sequence" and layout != LAYOUT:
+        # Read as time-major, another axis order would swap T and B without a word.
+        raise ValueError(
+            f"{where}: expected a sequence graph of layout {LAYOUT!r} (x (T, B, ...)); got "
+            f"layout {layout!r} (take deploy.py from the rnnkit that exported the graph)"
         )
     return session, meta
 
@@ -455,27 +465,42 @@ def run_sequence(
     x: Any,
     lengths: Any = None,
     state: State = None,
+    *,
+    batch_first: bool = False,
 ) -> tuple[np.ndarray, State]:
     """Run a sequence graph on ``x``; returns ``(y, final state)``.
 
-    ``x`` is time-major: (T, B, I) float32 for a layer, (T, B) int64 ids for a character
-    language model; y is (T, B, D·H) (logits (T, B, V)), zero past each sequence's
-    length. ``lengths`` (B,) needs a graph exported with ``lengths=True`` (without it every
+    ``x`` is time-major, as the graph reads it whatever the layer's ``batch_first``: (T, B, I)
+    float32 for a layer, (T, B) int64 ids for a character language model; y is
+    (T, B, D·H) (logits (T, B, V)), zero past each sequence's length. ``batch_first=True``
+    takes x as a ``batch_first`` layer's forward does, (B, T, I) or (B, T), transposes it
+    for the graph and returns y as (B, T, ...) (a classifier's (B, C) as it is).
+    ``lengths`` (B,) needs a graph exported with ``lengths=True`` (without it every
     sequence is T long); ``state`` defaults to zeros. Pass a loaded session as ``graph``
     to run many batches without loading the file each time.
     """
     where = "run_sequence"
+    if not isinstance(batch_first, (bool, np.bool_)):
+        raise TypeError(f"{where}: batch_first must be a bool; got {batch_first!r}")
     session, meta = _open(graph, "sequence", where)
+    if batch_first and meta.get("model") == "seq2seq":
+        raise ValueError(
+            f"{where}: batch_first must be False for an encoder-decoder's encoder graph (it "
+            "takes x (S, B) and returns its memory time-major); got True"
+        )
+    # The caller's axes: x[t, b] time-major, x[b, t] with batch_first.
+    t_axis, b_axis = (1, 0) if batch_first else (0, 1)
+    order = "(B, T" if batch_first else "(T, B"
     given = _as_array(x, "x", where)  # as given: a refused value is shown so
     if meta["input_size"] is None:  # the graph reads ids
-        x = _ids(given, "(T, B)", 2, _vocab_size(meta), "x", where)
+        x = _ids(given, f"{order})", 2, _vocab_size(meta), "x", where)
     else:
         I = meta["input_size"]
         # Checked once the lengths are known: the padding past them is not read.
-        x = _floats(given, f"(T, B, {I})", (None, None, I), "x", where, finite=False)
-    _not_empty(x, [(0, "T", "time steps"), (1, "B", "sequences")], "x", where)
-    T, B = x.shape[:2]
-    feed: dict[str, np.ndarray] = {"x": x}
+        x = _floats(given, f"{order}, {I})", (None, None, I), "x", where, finite=False)
+    _not_empty(x, [(t_axis, "T", "time steps"), (b_axis, "B", "sequences")], "x", where)
+    T, B = x.shape[t_axis], x.shape[b_axis]
+    feed: dict[str, np.ndarray] = {}
     if meta["lengths"]:
         if lengths is None:
             lengths = np.full((B,), T, dtype=np.int64)
@@ -501,10 +526,13 @@ def run_sequence(
         )
     if meta["input_size"] is not None:
         valid = np.arange(T)[:, None] < feed.get("lengths", np.full((B,), T))[None, :]
-        _check_finite(x, given, "x", where, valid)
+        _check_finite(x, given, "x", where, valid.T if batch_first else valid)
+    feed["x"] = np.ascontiguousarray(x.swapaxes(0, 1)) if batch_first else x
     arrays = _zeros(meta, B) if state is None else _state_arrays(state, meta, B, where)
     feed.update(zip((s["name"] for s in meta["states"]), arrays, strict=True))
     y, *final = session.run(list(meta["outputs"]), feed)
+    if batch_first and meta.get("model") != "classifier":  # a classifier's y is (B, C)
+        y = np.ascontiguousarray(y.swapaxes(0, 1))
     return y, _user_state(tuple(final))
 
 

@@ -15,8 +15,10 @@ state carried by the caller. Two graphs serve that:
 Graph inputs and outputs follow one contract, also written into the file as JSON under the
 metadata key ``rnnkit`` (:func:`read_metadata`): inputs ``x``, ``lengths`` (sequence mode,
 when asked for), then one per state (``h``, and ``c`` for an LSTM), each (L·D, B, S);
-outputs ``y``, ``h_out`` (, ``c_out``). Models are exported in evaluation mode: dropout
-does nothing, zoneout keeps its expected value.
+outputs ``y``, ``h_out`` (, ``c_out``). A sequence graph is time-major whatever the
+layer's ``batch_first`` (metadata ``layout``: ``"time_major"``; ``batch_first``: the
+layer's own flag). Models are exported in evaluation mode: dropout does nothing, zoneout
+keeps its expected value.
 
 Every export checks itself: it runs the graph in onnxruntime on random input and refuses
 (``ValueError``, nothing written) when the result differs from PyTorch's by more than
@@ -46,6 +48,7 @@ from rnnkit.export.parts import Embed, Parts, parts_of
 
 MODES = ("step", "sequence")
 FORMAT = "rnnkit.onnx"
+LAYOUT = "time_major"  # a sequence graph's axis order (metadata "layout"): x (T, B, ...)
 OPSET = 20
 
 
@@ -320,6 +323,12 @@ class _Subject:
         if self.parts.outputs is not None:
             data["outputs"] = [name for name, _, _ in self.parts.outputs]
             data["output_size"] = None
+        if mode == "sequence":
+            # The graph's axis order, whatever the layer's: x is (T, B, ...), and so is y
+            # where it has a step axis. A batch_first layer's own (B, T, ...) is transposed
+            # by the caller (deploy.run_sequence(batch_first=True)).
+            data["layout"] = LAYOUT
+            data["batch_first"] = bool(self.layer.batch_first)
         data.update(self.parts.extra)
         return data
 
