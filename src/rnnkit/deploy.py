@@ -385,9 +385,16 @@ class OnnxStream:
             )
         _not_empty(x, [(0, "B", "samples")], "x", "OnnxStream.step")
         if B is not None and x.shape[0] != B:
+            # reset() keeps a batch size given to the constructor: it cannot be the way out.
+            way = (
+                "reset() starts a new stream"
+                if self._fixed is None
+                else f"batch_size={self._fixed} was given to OnnxStream; a new OnnxStream "
+                "takes another"
+            )
             raise ValueError(
                 f"OnnxStream.step: x's batch size must equal the stream's; expected {B}, got "
-                f"{x.shape[0]} (reset() starts a new stream)"
+                f"{x.shape[0]} ({way})"
             )
         if self._state is None:
             self._state = _zeros(self.metadata, x.shape[0])

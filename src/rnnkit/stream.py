@@ -79,12 +79,7 @@ class Stream:
     @property
     def state(self) -> Any:
         """The carried state in the module's own form (None before the first chunk)."""
-        if self._layers is not None:
-            n = len(self._layers[0])
-            state = tuple(torch.stack([s[j] for s in self._layers]) for j in range(n))
-            self._state = state if n > 1 else state[0]
-            self._layers = None
-        return self._state
+        return self._gathered()
 
     @state.setter
     def state(self, value: Any) -> None:
@@ -94,6 +89,15 @@ class Stream:
         self._state, self._layers = value, None
         self.batch_size = _state_batch_size(value)
         self._assigned = True
+
+    def _gathered(self) -> Any:
+        """The state in the module's form, the per-layer states of single steps stacked."""
+        if self._layers is not None:
+            n = len(self._layers[0])
+            state = tuple(torch.stack([s[j] for s in self._layers]) for j in range(n))
+            self._state = state if n > 1 else state[0]
+            self._layers = None
+        return self._state
 
     def __call__(self, chunk: Tensor) -> Tensor:
         """Feed the next chunk; returns its outputs, shaped like the module's output.
@@ -117,11 +121,7 @@ class Stream:
                 f"Stream: a layer's chunk must be 3-D {layout}; got shape {tuple(chunk.shape)}"
             )
         T, B = (chunk.size(1), chunk.size(0)) if self.batch_first else chunk.shape[:2]
-        if self.batch_size is not None and self.batch_size != B and not self._assigned:
-            raise ValueError(
-                f"Stream: chunk batch size must equal the running stream's; expected "
-                f"{self.batch_size}, got {B} (reset() starts a new stream)"
-            )
+        self._check_batch(B, "chunk")
         if T == 0:
             if _takes_lengths(self.module):
                 return self._empty_chunk(chunk, B)
@@ -132,6 +132,18 @@ class Stream:
                 f"chunk runs on a layer only); got shape {tuple(chunk.shape)} for "
                 f"{type(self.module).__name__}"
             )
+        return self._run(chunk, T, B)
+
+    def _check_batch(self, B: int, what: str) -> None:
+        """A chunk's or a step's B: the running stream's, unless a state was assigned."""
+        if self.batch_size is not None and self.batch_size != B and not self._assigned:
+            raise ValueError(
+                f"Stream: {what} batch size must equal the running stream's; expected "
+                f"{self.batch_size}, got {B} (reset() starts a new stream)"
+            )
+
+    def _run(self, chunk: Tensor, T: int, B: int) -> Tensor:
+        """Run the module on a chunk of T >= 1 steps and B samples; carry its state."""
         with backends.trace() as ran:
             result = self.module(chunk, self.state)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
@@ -143,6 +155,7 @@ class Stream:
                 + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
             )
         out, state = result
+        _check_carried(state, B, type(self.module).__name__)
         self.state = detach_state(state) if self.detach and torch.is_grad_enabled() else state
         choice = ran.get(self.module)
         if choice is not None:  # an rnnkit layer
@@ -184,7 +197,8 @@ class Stream:
         if x.dim() < 1:
             raise ValueError("Stream: a step must have a batch axis (B, ...); got a scalar")
         axis = 1 if self.batch_first else 0
-        return self(x.unsqueeze(axis)).squeeze(axis)
+        self._check_batch(x.size(0), "step")
+        return self._run(x.unsqueeze(axis), 1, x.size(0)).squeeze(axis)
 
     def _layer_step(self, layer: RecurrentLayer, x: Tensor) -> Tensor:
         B, I = x.shape
@@ -207,6 +221,11 @@ class Stream:
                 layer(x.unsqueeze(0), self.state)  # the layer's own error names the mismatch
             self.last_backend, self._stepper = backends.stepper(layer.plan())
             self._stepper_key = key
+            # The layer moved (another dtype or device) or changed mode: the state carried
+            # per layer is checked again as an assigned one, below. Run unchecked, torch
+            # failed in its words ("mat1 and mat2 must have the same dtype") or a float32
+            # state was promoted to the layer's float64 without a word.
+            self._gathered()
         fresh = self._layers is None and self._state is None
         if self._layers is None:
             state = self._state
@@ -330,6 +349,27 @@ def _samples(samples: object) -> Tensor:
     if given.numel() == 0 and given.dtype != torch.bool:
         return given.to(torch.long)  # [] reads as float32: no index, nothing to reset
     return given
+
+
+def _check_carried(state: Any, B: int, owner: str) -> None:
+    """``state`` returned by a module for a chunk of B samples: tensors (L, B, ...), or a
+    tuple or list of them (nested too), refused in one line otherwise. A (B, H) state read
+    H as the batch size and a reset zeroed hidden units instead of samples; a dict failed
+    in detach_state's words after the module had run."""
+    if isinstance(state, (tuple, list)):
+        for part in state:
+            _check_carried(part, B, owner)
+        return
+    if not isinstance(state, Tensor):
+        raise TypeError(
+            "Stream: the module's state must be a tensor or a tuple or list of them "
+            f"(L, B, ...); got {type(state).__name__} from {owner}"
+        )
+    if state.dim() < 2 or state.size(1) != B:
+        raise ValueError(
+            f"Stream: the module's state must be tensors (L, B, ...) with the batch B = {B} "
+            f"on axis 1; got a tensor of shape {tuple(state.shape)} from {owner}"
+        )
 
 
 def _state_batch_size(state: Any) -> int | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,10 @@ def quantize_onnx(
     if not isinstance(per_channel, bool):  # "no" would read as True
         raise TypeError(f"quantize_onnx: per_channel must be True or False; got {per_channel!r}")
     # A string was read letter by letter ("MatMul" as M, a, t, ...), quantizing nothing.
-    types = [] if isinstance(op_types, str) else list(op_types)
+    # One that is no collection (3, None) failed in Python's words, "'int' object is not
+    # iterable".
+    iterable = isinstance(op_types, Iterable) and not isinstance(op_types, str)
+    types = list(op_types) if iterable else []
     if not types or not all(isinstance(t, str) for t in types):
         raise ValueError(f"quantize_onnx: op_types must name operators; got {op_types!r}")
 
