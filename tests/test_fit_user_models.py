@@ -104,5 +104,5 @@ def test_the_log_and_loss_plot_name_the_users_model_class(tmp_path, monkeypatch)
         nn.Linear(4, 2), [(X, Y)], out=tmp_path / "run", steps=1, log=lines.append,
         progress=io.StringIO(),
     )  # fmt: skip
-    assert "model: rnnkit.fit: Linear; 10 parameters; processes: 1" in lines
-    assert titles and set(titles) == {"rnnkit.fit: Linear"}
+    assert "model: Linear; 10 parameters; processes: 1" in lines
+    assert titles and set(titles) == {"Linear"}

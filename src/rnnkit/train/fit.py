@@ -257,7 +257,7 @@ class FitTask(Task):
 
     def title(self, model: nn.Module) -> str:
         # The user's class, as the model card names it: the task's name said "fit".
-        return f"rnnkit.fit: {type(model).__name__}"
+        return type(model).__name__
 
     def describe(self) -> str:
         loader = self.train_loader
@@ -449,7 +449,7 @@ def fit(
         >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +ELLIPSIS
         ...     summary = rnnkit.fit(model, batches, batches, steps=20, out=f"{tmp}/run")
         fit: your Linear on your list of batches; run folder: .../run
-        model: fit; 10 parameters; processes: 1
+        model: Linear; 10 parameters; processes: 1
         >>> summary.step, summary.best["metric"], summary.best["step"]
         (20, 'loss', 20)
     """
