@@ -103,3 +103,20 @@ def broadcast_str(ctx: Context, text: str) -> str:
     data[: raw.numel()] = raw.to(ctx.device)
     dist.broadcast(data, src=0)
     return bytes(data.cpu().tolist()).rstrip(b"\0").decode("utf-8")
+
+
+def broadcast_module(ctx: Context, module: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers in every process's ``module``, in place."""
+    if not ctx.distributed:
+        return
+    with torch.no_grad():
+        for t in module.state_dict(keep_vars=True).values():
+            data = t.data if isinstance(t, torch.nn.Parameter) else t
+            if not isinstance(data, Tensor) or not data.numel():
+                continue
+            if data.is_contiguous():
+                dist.broadcast(data, src=0)
+            else:
+                buf = data.contiguous()
+                dist.broadcast(buf, src=0)
+                data.copy_(buf)

@@ -68,7 +68,16 @@ class LoaderBatches(BatchSource):
         self._rng = torch.get_rng_state()
         gen = getattr(self.loader, "generator", None)
         self._gen = gen.get_state() if isinstance(gen, torch.Generator) else None
-        self._it = iter(self.loader)
+        self._it = self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        """A new pass over the loader. A sampler with ``set_epoch`` (a
+        ``DistributedSampler``) is told the epoch first, as PyTorch asks of the loop that
+        owns the epochs: without it every epoch is shuffled in the same order."""
+        set_epoch = getattr(getattr(self.loader, "sampler", None), "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.epoch)
+        return iter(self.loader)
 
     def __next__(self) -> Any:
         if self._it is None:
@@ -116,7 +125,7 @@ class LoaderBatches(BatchSource):
             if isinstance(gen, torch.Generator) and "epoch_generator" in state:
                 gen.set_state(state["epoch_generator"])
             self._rng, self._gen = state["epoch_rng"], state.get("epoch_generator")
-            self._it = iter(self.loader)
+            self._it = self._iterate()
             for done in range(index):  # the batches this epoch already gave
                 if next(self._it, _END) is _END:
                     raise ValueError(

@@ -115,6 +115,9 @@ class Trainer:
         self.history: list[tuple[int, float, dict[str, float]]] = []
         self.last_metrics: dict[str, float] = {}
         self.stop_reason: str | None = None
+        # A stop every process has agreed on: a signal that reaches one process between two
+        # agreements must not end its loop alone (the others would wait for it forever).
+        self._stop_agreed = False
         self._saved_step = -1
         self._plotted_at, self._plotted_step = -math.inf, -1
         if start is not None:
@@ -148,7 +151,7 @@ class Trainer:
         window: list[float] = []
         with self._signals():
             try:
-                while self.budget_left() and self.stop_reason is None:
+                while self.budget_left() and not self._stopping():
                     t0 = time.perf_counter()
                     loss = self._one_step()
                     train_time += time.perf_counter() - t0
@@ -164,10 +167,12 @@ class Trainer:
                             time.perf_counter() - start - paused,
                         ],
                     )
-                    if stop and self.stop_reason is None:
-                        self.stop_reason = "a stop in another process"
+                    if stop:
+                        self._stop_agreed = True
+                        if self.stop_reason is None:
+                            self.stop_reason = "a stop in another process"
                     evaluate = self.step % self.train.eval_every == 0
-                    last = not self.budget_left() or self.stop_reason is not None
+                    last = not self.budget_left() or self._stopping()
                     # The rows of a step are logged before its checkpoint commits them.
                     t1 = time.perf_counter()
                     if window and (self.step % self.train.log_every == 0 or evaluate or last):
@@ -186,9 +191,14 @@ class Trainer:
                 if self.progress is not None:
                     self.progress.close()
         lines = []
+        best = None
         if self.ctx.is_main and self.best["step"] is not None:
             best = self.task.build_model()
             best.load_state_dict(self.folder.best_weights())
+        # rnnkit.fit's build_model is the model it was given, the best weights just loaded
+        # into it: every process ends with them, not only the main one.
+        distributed.broadcast_module(self.ctx, self.model)
+        if best is not None:
             lines = self.task.finish(best.to(self.ctx.device).eval(), self.folder.path)
         return Summary(
             run_dir=str(self.folder.path),
@@ -282,9 +292,16 @@ class Trainer:
             improved = self._evaluate() if self.ctx.is_main else False
         self._commit(improved)
         (goal,) = distributed.agree_max(self.ctx, [float(self.stop_reason == "goal")])
-        if goal and self.stop_reason is None:
-            self.stop_reason = "goal"
+        if goal:
+            self._stop_agreed = True
+            if self.stop_reason is None:
+                self.stop_reason = "goal"
         self._saved_step = self.step
+
+    def _stopping(self) -> bool:
+        """Whether the loop ends after this step: at once in one process; in several, at
+        a stop they all agreed on."""
+        return self._stop_agreed if self.ctx.distributed else self.stop_reason is not None
 
     def _evaluate(self) -> bool:
         """Evaluate (main process), show the metrics; whether the weights are to be kept."""
