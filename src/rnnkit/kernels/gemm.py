@@ -46,16 +46,16 @@ def enabled() -> bool:
 def pays(x: Tensor, macs: int) -> bool:
     """Whether a product of ``macs`` multiply-adds on ``x``'s data goes to oneDNN."""
     return (
-        # torch's own path where torch.jit.trace records the call: the choice by size
-        # would be kept for the example's, and oneDNN's product has no gradient formula
-        not torch.jit.is_tracing()
-        and macs >= MIN_MACS
+        macs >= MIN_MACS
         and x.dtype == torch.float32
         and x.device.type == "cpu"
         and enabled()
         # torch's own path where autocast casts F.linear, or torch.compile traces it
         and not torch.is_autocast_enabled("cpu")
         and not torch.compiler.is_compiling()
+        # and where torch.jit.trace records the call: the choice by size would be kept for
+        # the example's, and oneDNN's product has no gradient formula
+        and not torch.jit.is_tracing()
     )
 
 
