@@ -88,7 +88,8 @@ class SeededBatches(BatchSource):
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"].to("cpu", torch.uint8).contiguous())
+        # A clone, never a view into other storage: set_state misreads a view's offset.
+        self.generator.set_state(state["generator"].to("cpu", torch.uint8).clone())
 
 
 # The options that name a task's data, by the names the tasks give them: files

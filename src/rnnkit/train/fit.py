@@ -120,10 +120,11 @@ class LoaderBatches(BatchSource):
             return
         now = torch.get_rng_state()
         try:
-            torch.set_rng_state(state["epoch_rng"])
+            # Clones: a state that is a view into other storage is misread (a crash).
+            torch.set_rng_state(state["epoch_rng"].clone())
             gen = getattr(self.loader, "generator", None)
             if isinstance(gen, torch.Generator) and "epoch_generator" in state:
-                gen.set_state(state["epoch_generator"])
+                gen.set_state(state["epoch_generator"].clone())
             self._rng, self._gen = state["epoch_rng"], state.get("epoch_generator")
             self._it = self._iterate()
             for done in range(index):  # the batches this epoch already gave

@@ -400,9 +400,11 @@ class Trainer:
                 f"the checkpoint {pair} is corrupt or does not fit ({why})"
             ) from None
         if rng.dim() == 2 and rng.size(0) == self.ctx.world_size:
-            torch.set_rng_state(rng[self.ctx.rank].contiguous())
+            # A clone: a row of the saved (world_size, n) tensor is a view, which
+            # set_rng_state misreads ("Invalid mt19937 state", or a crash) on rank > 0.
+            torch.set_rng_state(rng[self.ctx.rank].clone())
             if "rng.cuda" in ckpt.tensors and self.ctx.device.type == "cuda":
-                torch.cuda.set_rng_state(ckpt.tensors["rng.cuda"][self.ctx.rank].contiguous())
+                torch.cuda.set_rng_state(ckpt.tensors["rng.cuda"][self.ctx.rank].clone())
         else:
             # Another number of processes: dropout masks cannot continue exactly; reseed.
             torch.manual_seed(self.train.seed + 1 + self.ctx.rank + ckpt.step)
