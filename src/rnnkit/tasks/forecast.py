@@ -529,6 +529,16 @@ def output_loss(model: ForecastModel, raw: Tensor, target: Tensor, mask: Tensor)
     return (loss * mask).sum() / mask.sum().clamp(min=1)
 
 
+def _shared(loss: Tensor, mask: Tensor, share: float | None) -> Tensor:
+    """Under torchrun, :func:`output_loss`'s mean over this process's targets turned into
+    their sum over the process's share of the global batch's targets (``Windows``), so
+    that the processes' average is the mean over the whole batch, as one process takes it;
+    in one process (``share`` None), the mean itself."""
+    if share is None:
+        return loss
+    return loss * (float(mask.sum().clamp(min=1)) / max(share, 1e-12))
+
+
 def _values(raw: Tensor, model: ForecastModel, anchor: np.ndarray, unit: np.ndarray) -> Any:
     """Values from raw outputs at some steps: anchor + unit * band, for each band."""
     bands = [b.double().cpu().numpy() for b in model.bands(raw)]
@@ -1070,11 +1080,20 @@ class Batch(NamedTuple):
     lengths: Tensor  # (B,)
     target: Tensor  # (T, B, h) in output units
     mask: Tensor  # (T, B, h) bool: a target inside the training values
+    # Among several processes, per member: the global batch's number of targets over the
+    # number of processes (Windows); None in one process.
+    share: Tensor | None = None
 
 
 class Windows(SeededBatches):
     """Random training windows from one seeded generator; every process draws the global
-    batch and keeps its rows, so the batches do not depend on the number of processes."""
+    batch and keeps its rows, so the batches do not depend on the number of processes.
+
+    Among ``processes`` > 1 a batch also carries, per member, the global batch's number of
+    targets over the number of processes (``share``), by which :meth:`ForecastTask.loss`
+    divides this process's summed loss: DDP's average of the processes' losses is then the
+    mean over every target of the global batch - one process's loss - although windows
+    of different spans give the processes different numbers of targets."""
 
     def __init__(
         self,
@@ -1085,9 +1104,11 @@ class Windows(SeededBatches):
         seed: int,
         rows: slice,
         members: int = 1,
+        processes: int = 1,
     ) -> None:
         self.prepared, self.ends, self.context = prepared, ends, context
         self.batch_size, self.rows, self.members = batch_size, rows, members
+        self.processes = processes
         self.eligible = [i for i, e in enumerate(ends) if e >= 3]
         super().__init__(seed)
         self.targets = [_targets(p, e) for p, e in zip(prepared, ends, strict=True)]
@@ -1103,14 +1124,10 @@ class Windows(SeededBatches):
         g = self.generator
         picks = torch.randint(len(self.eligible), (self.batch_size,), generator=g).tolist()
         u = torch.rand(self.batch_size, generator=g, dtype=torch.float64).tolist()
-        series = [self.eligible[k] for k in picks][self.rows]
-        u = u[self.rows]
-        starts, spans = [], []
-        for i, r in zip(series, u, strict=True):
-            last = self.ends[i] - 1  # positions 0 .. last - 1 have a target
-            a = int(r * (max(0, last - self.context) + 1))
-            starts.append(a)
-            spans.append(min(self.context, last - a))
+        every = [self.eligible[k] for k in picks]
+        spots = [self._window(i, r) for i, r in zip(every, u, strict=True)]
+        series, starts = every[self.rows], [a for a, _ in spots][self.rows]
+        spans = [n for _, n in spots][self.rows]
         B, h = len(series), self.prepared[0].anchor.shape[1]
         Tb, T = max(starts), max(spans)
         F_ = self.prepared[0].x.shape[1]
@@ -1125,7 +1142,20 @@ class Windows(SeededBatches):
             tgt, ok = self.targets[i]
             target[:n, b] = tgt[a : a + n]
             mask[:n, b] = ok[a : a + n]
-        return Batch(burn, torch.tensor(starts), x, torch.tensor(spans), target, mask)
+        share = None
+        if self.processes > 1:  # the targets of every process's windows
+            count = sum(
+                int(self.targets[i][1][a : a + n].sum())
+                for i, (a, n) in zip(every, spots, strict=True)
+            )
+            share = torch.tensor([count / self.processes])
+        return Batch(burn, torch.tensor(starts), x, torch.tensor(spans), target, mask, share)
+
+    def _window(self, i: int, r: float) -> tuple[int, int]:
+        """The start and span of the window of series ``i`` at the uniform draw ``r``."""
+        last = self.ends[i] - 1  # positions 0 .. last - 1 have a target
+        a = int(r * (max(0, last - self.context) + 1))
+        return a, min(self.context, last - a)
 
 
 def _concat(batches: list[Batch]) -> Batch:
@@ -1141,7 +1171,14 @@ def _concat(batches: list[Batch]) -> Batch:
         cat([b.burn for b in batches]), torch.cat([b.burn_lengths for b in batches]),
         cat([b.x for b in batches]), torch.cat([b.lengths for b in batches]),
         cat([b.target for b in batches]), cat([b.mask for b in batches]),
+        _cat_shares([b.share for b in batches]),
     )  # fmt: skip
+
+
+def _cat_shares(shares: list[Tensor | None]) -> Tensor | None:
+    """The members' shares side by side (None in one process)."""
+    given = [s for s in shares if s is not None]
+    return torch.cat(given) if given else None
 
 
 def _targets(p: Prepared, end: int) -> tuple[Tensor, Tensor]:
@@ -1344,7 +1381,7 @@ class ForecastTask(Task):
         ]
         return Windows(
             prepared, self.ends, o.context, o.batch_size, train.seed,
-            distributed.rows(ctx, o.batch_size), o.members,
+            distributed.rows(ctx, o.batch_size), o.members, ctx.world_size,
         )  # fmt: skip
 
     def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
@@ -1363,14 +1400,17 @@ class ForecastTask(Task):
                                 b.burn_lengths.chunk(K), strict=True)  # fmt: skip
                     state = model.rnn.join_state([layer(x, lengths=n)[1] for layer, x, n in burns])
         target, mask = b.target.to(device), b.mask.to(device)
+        shares = [None] * K if b.share is None else [float(v) for v in b.share]
         if K == 1:
             raw, _ = net(b.x.to(device), state, lengths=b.lengths)
-            return output_loss(model, raw, target, mask)
+            return _shared(output_loss(model, raw, target, mask), mask, shares[0])
         # Each member scored on its own windows (the mean of their losses), so that the
         # members train as independent networks would - not as one mixture fitted together.
         raws, _ = net(b.x.to(device), state, lengths=b.lengths, members=True)
-        losses = zip(raws, target.chunk(K, 1), mask.chunk(K, 1), strict=True)
-        return torch.stack([output_loss(model, r, t, m) for r, t, m in losses]).mean()
+        losses = zip(raws, target.chunk(K, 1), mask.chunk(K, 1), shares, strict=True)
+        return torch.stack(
+            [_shared(output_loss(model, r, t, m), m, s) for r, t, m, s in losses]
+        ).mean()
 
     def items(self, batch: Any) -> int:
         return int(batch.lengths.numel())

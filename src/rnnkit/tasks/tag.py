@@ -373,18 +373,38 @@ def gather(data: Encoded, start: Tensor, length: Tensor) -> tuple[Tensor, Tensor
 
 
 class WindowBatches(SeededBatches):
-    """Random training windows from one seeded generator; this process keeps its rows."""
+    """Random training windows from one seeded generator; this process keeps its rows.
 
-    def __init__(self, data: Encoded, size: int, batch_size: int, seed: int, rows: slice) -> None:
+    Among ``processes`` > 1 a batch carries a fourth element: the global batch's number of
+    tagged steps over the number of processes, by which :meth:`TagTask.loss` divides this
+    process's summed loss. DDP's average of the processes' losses is then the mean over
+    every tagged step of the global batch - one process's loss - although the windows
+    (the last of a file is shorter) give the processes different numbers of steps.
+    """
+
+    def __init__(
+        self,
+        data: Encoded,
+        size: int,
+        batch_size: int,
+        seed: int,
+        rows: slice,
+        processes: int = 1,
+    ) -> None:
         self.data, self.batch_size, self.rows = data, batch_size, rows
+        self.processes = processes
         self.start, self.length, _ = windows(data.bounds, size)
         super().__init__(seed)
 
-    def __next__(self) -> tuple[Tensor, Tensor, Tensor]:
+    def __next__(self) -> tuple[Tensor, ...]:
         # Every process draws the whole global batch and keeps its share.
         pick = torch.randint(len(self.start), (self.batch_size,), generator=self.generator)
-        pick = pick[self.rows]
-        return gather(self.data, self.start[pick], self.length[pick])
+        batch = gather(self.data, self.start[pick[self.rows]], self.length[pick[self.rows]])
+        if self.processes == 1:
+            return batch
+        # Every step inside a window is tagged (only padding is IGNORE).
+        share = torch.tensor(float(self.length[pick].sum()) / self.processes)
+        return (*batch, share)
 
 
 @torch.no_grad()
@@ -532,12 +552,19 @@ class TagTask(Task):
     def batches(self, train: TrainConfig, ctx: distributed.Context) -> WindowBatches:
         o = self.options
         rows = distributed.rows(ctx, o.batch_size)
-        return WindowBatches(self.encoded["train"], o.seq_len, o.batch_size, train.seed, rows)
+        return WindowBatches(
+            self.encoded["train"], o.seq_len, o.batch_size, train.seed, rows, ctx.world_size
+        )
 
     def loss(self, net: nn.Module, batch: Any, device: Any) -> Tensor:
-        x, y, lengths = batch
+        x, y, lengths, *share = batch
         logits = net(x.to(device, non_blocking=True), lengths)
-        return tag_loss(logits, y.to(device, non_blocking=True))
+        loss = tag_loss(logits, y.to(device, non_blocking=True))
+        if not share:
+            return loss
+        # Under torchrun: this process's summed loss over its share of the global batch's
+        # tagged steps (WindowBatches), so that the processes' average is one process's.
+        return loss * (float(lengths.sum()) / max(float(share[0]), 1e-12))
 
     def items(self, batch: Any) -> int:
         return int(batch[2].sum())
