@@ -25,7 +25,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 import rnnkit  # noqa: F401 - registers the operators
 from rnnkit.backends import opaque
 from rnnkit.cells.lstm import LSTMCell
-from rnnkit.kernels.native_rnn import native_rnn
+from rnnkit.kernels.native_rnn import native_rnn, native_rnn_backward
 from rnnkit.kernels.scan import _scan_backward_op, _scan_op
 
 T, B, I, H = 7, 3, 8, 12
@@ -62,7 +62,7 @@ def _native_rnn() -> tuple[Callable[..., Any], tuple[Any, ...]]:
 def _native_rnn_backward() -> tuple[Callable[..., Any], tuple[Any, ...]]:
     _, (mode, x, hx, w, *rest) = _native_rnn()
     grads = (_strided(T, B, H), _strided(L, B, H), _strided(L, B, H, transposed=False))
-    return torch.ops.rnnkit.native_rnn_backward, (mode, x, hx, w, *rest, *grads)
+    return native_rnn_backward, (mode, x, hx, w, *rest, *grads)
 
 
 def _cell_loop() -> tuple[Callable[..., Any], tuple[Any, ...]]:
@@ -77,7 +77,7 @@ def _cell_loop() -> tuple[Callable[..., Any], tuple[Any, ...]]:
 def _cell_loop_backward() -> tuple[Callable[..., Any], tuple[Any, ...]]:
     _, args = _cell_loop()
     grads = (_strided(T, B, H), [_strided(B, H), _strided(B, H, transposed=False)])
-    return torch.ops.rnnkit.cell_loop_backward, (*args, *grads)
+    return opaque.cell_loop_backward, (*args, *grads)
 
 
 def _linear_scan() -> tuple[Callable[..., Any], tuple[Any, ...]]:

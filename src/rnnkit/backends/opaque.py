@@ -34,6 +34,7 @@ from torch import Tensor
 from rnnkit.backends.loop import loop
 from rnnkit.cells.base import RecurrentCell
 from rnnkit.kernels.native_rnn import like, recomputed_gradients
+from rnnkit.kernels.ops import op_name
 
 
 def key(cell: RecurrentCell) -> str | None:
@@ -91,7 +92,7 @@ def _run(
     return out.contiguous(), [s.clone(memory_format=torch.contiguous_format) for s in final]
 
 
-@torch.library.custom_op("rnnkit::cell_loop", mutates_args=())
+@torch.library.custom_op(op_name("cell_loop"), mutates_args=())
 def cell_loop(
     cell_key: str,
     training: bool,
@@ -127,7 +128,7 @@ def _(
     return out, [like(s) for s in state]
 
 
-@torch.library.custom_op("rnnkit::cell_loop_backward", mutates_args=())
+@torch.library.custom_op(op_name("cell_loop_backward"), mutates_args=())
 def cell_loop_backward(
     cell_key: str,
     training: bool,

@@ -1,1 +1,2 @@
-"""Leaf operations under the cells and backends: they import torch and nothing of rnnkit."""
+"""Leaf operations under the cells and backends: they import torch, and of rnnkit only the
+operators' names (``rnnkit.kernels.ops``)."""

@@ -1,8 +1,9 @@
 """torch's fused sequence kernels as one opaque operator, for ``torch.compile``.
 
-A leaf: it imports torch only. :func:`sequence` calls the kernels - ``torch.lstm`` and co.,
-through the packed form for ragged batches - and is what eager code runs; the operator
-``rnnkit::native_rnn`` wraps it for the compiler.
+A leaf: it imports torch and the operators' names (``rnnkit.kernels.ops``) only.
+:func:`sequence` calls the kernels - ``torch.lstm`` and co., through the packed form for
+ragged batches - and is what eager code runs; the operator ``rnnkit::native_rnn`` (named
+with its revision) wraps it for the compiler.
 
 Why: inductor decomposes ``aten.lstm``/``gru``/``rnn_tanh``/``rnn_relu`` into one cell per
 time step (``torch._decomp``), so the graph - and the compile time - grows with T (measured
@@ -29,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.kernels.ops import op_name
 
 # Each is an overloaded torch function; the call sites pick the overload by their arguments.
 KERNELS: dict[str, Callable[..., Any]] = {
@@ -172,7 +175,7 @@ def like(t: Tensor) -> Tensor:
     return torch.empty_like(t, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("rnnkit::native_rnn", mutates_args=())
+@torch.library.custom_op(op_name("native_rnn"), mutates_args=())
 def native_rnn(
     mode: str,
     x: Tensor,
@@ -209,7 +212,7 @@ def _(
     return out, like(hx[0]), c_n
 
 
-@torch.library.custom_op("rnnkit::native_rnn_backward", mutates_args=())
+@torch.library.custom_op(op_name("native_rnn_backward"), mutates_args=())
 def native_rnn_backward(
     mode: str,
     x: Tensor,

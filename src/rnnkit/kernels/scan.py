@@ -1,7 +1,7 @@
 """Linear recurrences h_t = a_t ∘ h_{t-1} + b_t computed for all t at once.
 
-A leaf: it imports torch only, so cells (minGRU's fused gates) and the scan backend both
-build on it.
+A leaf: it imports torch and its operators' names (``rnnkit.kernels.ops``) only, so cells
+(minGRU's fused gates) and the scan backend both build on it.
 
 minGRU and minLSTM (Feng et al. 2024, "Were RNNs All We Needed?") compute their gates from
 x_t alone, so their recurrence is linear in h and the whole sequence can be computed without
@@ -43,6 +43,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from rnnkit.kernels.ops import op_name
 
 CHUNK = 32  # steps per block; the Python-level loop runs ~2·C·log_C(T) small steps
 
@@ -280,7 +282,7 @@ class _LinearScan(torch.autograd.Function):
 # its ``register_fake`` shape function; its gradient (``register_autograd``) is a second
 # opaque operator running the same backward as ``_LinearScan`` (torch.library docs,
 # "Custom Python operators").
-@torch.library.custom_op("rnnkit::linear_scan", mutates_args=())
+@torch.library.custom_op(op_name("linear_scan"), mutates_args=())
 def _scan_op(a: Tensor, b: Tensor, h0: Tensor, reset: Tensor | None = None) -> Tensor:
     out = torch.empty_like(b, memory_format=torch.contiguous_format)
     return scan_forward(a, b, h0, out, reset)
@@ -291,7 +293,7 @@ def _(a: Tensor, b: Tensor, h0: Tensor, reset: Tensor | None = None) -> Tensor:
     return torch.empty_like(b, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("rnnkit::linear_scan_backward", mutates_args=())
+@torch.library.custom_op(op_name("linear_scan_backward"), mutates_args=())
 def _scan_backward_op(
     a: Tensor, h0: Tensor, h: Tensor, grad_h: Tensor, reset: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
