@@ -309,6 +309,6 @@ def test_min_count_that_leaves_no_character_is_refused(tmp_path: Path, capsys):
         tmp_path,
     )  # fmt: skip
     assert line == (
-        "rnnkit train: error: Vocabulary.from_text: min_count 1000 leaves no character; "
+        "rnnkit train: error: --min-count 1000 leaves no character of the training text; "
         "the most frequent one is seen 90 time(s)"
     )

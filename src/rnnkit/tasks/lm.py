@@ -172,7 +172,13 @@ class LanguageModelTask(Task):
             check_same_corpus(self.corpus, self.derived.get("corpus_sha256"), digest)
             self.vocab = Vocabulary.from_dict(self.derived["vocab"])
         else:
-            self.vocab = Vocabulary.from_text(self.corpus.train, o.min_count)
+            try:
+                self.vocab = Vocabulary.from_text(self.corpus.train, o.min_count)
+            except ValueError as err:  # the run was given --min-count, not from_text's argument
+                message = str(err).replace("Vocabulary.from_text: min_count", "--min-count")
+                raise ValueError(
+                    message.replace("no character;", "no character of the training text;")
+                ) from None
             self.derived = {
                 "vocab": self.vocab.to_dict(),
                 "corpus": self.corpus.source,
