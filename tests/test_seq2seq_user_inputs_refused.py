@@ -68,6 +68,23 @@ def test_an_empty_batch_is_refused() -> None:
     )
 
 
+def test_the_padding_id_inside_a_length_is_refused_and_past_it_taken() -> None:
+    # Ids from the caller's own vocabulary may use 0, rnnkit's <pad>: it was embedded as
+    # zeros inside the length, a silent hole in the source.
+    model = tiny()
+    src = torch.tensor([[5, 5], [0, 6], [7, 0]])  # column 0: <pad> at step 1 of 3
+    message = (
+        "Seq2Seq: src must not hold the padding id 0 within src_lengths (ids 0-3 are <pad>, "
+        "<bos>, <eos>, <unk>); got it at step 1 of column 0, whose length is 3"
+    )
+    for decode in (greedy, lambda *a: beam_search(*a, beam=2)):
+        raises_exactly(ValueError, message, decode, model, src, torch.tensor([3, 2]), 4)
+    raises_exactly(ValueError, message, model.encode, src, torch.tensor([3, 2]))
+    # Past the lengths, padding is what it is for.
+    memory = model.encode(torch.tensor([[5, 5], [6, 6], [7, 0]]), torch.tensor([3, 2]))
+    assert memory.mask.tolist() == [[True, True, True], [True, True, False]]
+
+
 @pytest.mark.parametrize(
     ("tgt_in", "shape"),
     [

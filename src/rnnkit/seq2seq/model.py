@@ -37,6 +37,7 @@ from torch import Tensor, nn
 import rnnkit
 from rnnkit.cells.base import RecurrentCell
 from rnnkit.seq2seq.attention import KINDS, Attention, Memory
+from rnnkit.seq2seq.data import PAD, SPECIALS, UNK
 
 
 def _exported(base: type) -> dict[str, type]:
@@ -215,6 +216,17 @@ class Seq2Seq(nn.Module):
             raise ValueError(
                 f"Seq2Seq: src_lengths must have B = {B} entries, each >= 1; got "
                 f"{src_lengths.tolist()}"
+            )
+        # <pad> inside a length reads as the zero embedding, a silent hole in the source: ids
+        # built by the caller's own vocabulary can collide with rnnkit's specials.
+        valid = torch.arange(S, device=src.device)[:, None] < src_lengths.to(src.device)[None, :]
+        holes = (src == PAD) & valid
+        if bool(holes.any()):
+            t, b = holes.nonzero()[0].tolist()
+            raise ValueError(
+                f"Seq2Seq: src must not hold the padding id {PAD} within src_lengths (ids "
+                f"{PAD}-{UNK} are {', '.join(SPECIALS)}); got it at step {t} of column {b}, "
+                f"whose length is {int(src_lengths[b])}"
             )
         x = self.src_embed(src)  # (S, B, emb)
         out, state = self.encoder(x, lengths=src_lengths)  # out (S, B, D*He), zero past end
