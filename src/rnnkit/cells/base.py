@@ -78,6 +78,26 @@ _ONLY_IN = {
 }
 
 
+# What makes a cell's step: a subclass that defines one of these computes other equations
+# than its parent's, whose kind would send it to kernels written for the parent's.
+_STEP_MEMBERS = frozenset(
+    {
+        "project",
+        "recur",
+        "step",
+        "parameter_shapes",
+        "num_gates",
+        "state_names",
+        "output_size",
+        "state_sizes",
+        "masked",
+        "_zoneout",
+        "coefficients",
+        "scan_coefficients",
+    }
+)
+
+
 def _refuse_unknown(owner: str, options: Mapping[str, object]) -> None:
     """Refuse the keyword arguments no class on the way up took (``options``)."""
     for name, value in options.items():
@@ -102,6 +122,16 @@ class RecurrentCell(nn.Module, abc.ABC):
     - ``forget_bias`` (Jozefowicz et al. 2015) and ``chrono_init`` (Tallec & Ollivier 2018):
       initialisation of the gate biases of gated cells; they change no math.
 
+    A cell of one's own subclasses this class (or one of rnnkit's cells) and defines
+    ``recur``, with ``num_gates`` (or its own ``parameter_shapes``) and ``state_names`` if
+    its state is not ``(h,)``. ``kind`` names its equations: the backends run torch's or
+    rnnkit's fused kernels for the kinds they have ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"),
+    and the reference loop over ``step`` for any other. A subclass that defines a member of
+    the step (``recur``, ``project``, ``step``, ``parameter_shapes``, ``coefficients``,
+    ...) without a ``kind`` of its own is given its qualified class name as kind, so a
+    variant of the LSTM or GRU is not run on their kernels; one whose equations are still
+    its parent's names that kind itself (``kind = "LSTM"``).
+
     A step is the input projection and the recurrence (see the module's description);
     called, a cell takes both::
 
@@ -113,12 +143,47 @@ class RecurrentCell(nn.Module, abc.ABC):
         >>> (h_next,) = cell.recur(p, cell.project(p, x), (h,), None)
         >>> torch.equal(h_next, cell(x, h))
         True
+
+    A cell of one's own (IndRNN, Li et al. 2018: h^t = relu(W x^t + b + u ∘ h^{t-1})),
+    and a layer of it, which runs on the reference loop over its ``step``::
+
+        >>> from rnnkit.cells.base import RecurrentCell
+        >>> class IndRNNCell(RecurrentCell):
+        ...     num_gates = 1  # weight_ih is (1 * H, I)
+        ...     def parameter_shapes(self):
+        ...         shapes = super().parameter_shapes()
+        ...         shapes["weight_hh"] = (self.hidden_size,)  # u: one weight per unit
+        ...         shapes.pop("bias_hh", None)  # b_ih is the one bias
+        ...         return shapes
+        ...     def recur(self, p, gx, state, mask):
+        ...         (h_prev,) = state
+        ...         return (torch.relu(gx + p["weight_hh"] * self.masked(h_prev, mask)),)
+        >>> class IndRNN(rnnkit.RecurrentLayer):
+        ...     cell_class = IndRNNCell
+        >>> out, h = IndRNN(3, 4, backend="reference")(torch.randn(5, 2, 3))  # (T, B, I)
+        >>> out.shape, h.shape
+        (torch.Size([5, 2, 4]), torch.Size([1, 2, 4]))
     """
 
-    kind: ClassVar[str]  # the torch mode name: "LSTM", "GRU", "RNN_TANH", "RNN_RELU"
+    # The name of the equations, which picks the kernels: torch's mode name ("LSTM", "GRU",
+    # "RNN_TANH", "RNN_RELU") for those it has; else the class's (see __init_subclass__).
+    kind: ClassVar[str]
     num_gates: ClassVar[int]  # blocks of H rows stacked in weight_ih / weight_hh
     state_names: ClassVar[tuple[str, ...]] = ("h",)
     has_projection: ClassVar[bool] = False  # takes proj_size (the LSTM's W_hr)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Give a subclass that changes the step, or has no kind, a kind of its own.
+
+        An inherited "LSTM" or "GRU" would run a peephole LSTM or another GRU on torch's
+        kernels for those, which compute the parent's equations: a silently different
+        result (or torch's "got an incorrect number of RNN parameters").
+        """
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            return
+        if _STEP_MEMBERS & cls.__dict__.keys() or not hasattr(cls, "kind"):
+            cls.kind = f"{cls.__module__}.{cls.__qualname__}"
 
     def __init__(
         self,
@@ -238,7 +303,13 @@ class RecurrentCell(nn.Module, abc.ABC):
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """torch's names and shapes; subclasses add their own (layer-norm gains)."""
-        G, H, I = self.num_gates, self.hidden_size, self.input_size
+        G, H, I = getattr(self, "num_gates", None), self.hidden_size, self.input_size
+        if isinstance(G, bool) or not isinstance(G, int) or G < 1:
+            raise TypeError(
+                f"{type(self).__name__}: num_gates must be set on the class, the number of "
+                "H-row blocks stacked in weight_ih and weight_hh (or parameter_shapes "
+                f"overridden); expected an int >= 1, got {'none' if G is None else repr(G)}"
+            )
         shapes: dict[str, tuple[int, ...]] = {"weight_ih": (G * H, I), "weight_hh": (G * H, H)}
         if self.bias:
             # Two biases, as cuDNN has them, so that torch's state_dicts load unchanged;
@@ -460,7 +531,8 @@ class RecurrentCell(nn.Module, abc.ABC):
             return (hx,)
         if not isinstance(hx, (tuple, list)) or len(hx) != n:
             given = f"{len(hx)} items" if isinstance(hx, (tuple, list)) else type(hx).__name__
-            raise _checks.StateError(f"{owner}: hx must be a tuple (h, c); got {given}")
+            names = ", ".join(self.state_names)
+            raise _checks.StateError(f"{owner}: hx must be a tuple ({names}); got {given}")
         return tuple(hx)
 
     def extra_repr(self) -> str:

@@ -61,9 +61,11 @@ class MinGRUCell(LinearRecurrentCell):
         return _Coefficients.apply(gx)
 
     def scan(self, p: Params, gx: Tensor, h0: Tensor) -> Tensor:
-        if self.zoneout or torch.compiler.is_compiling():
+        own_gates = type(self).coefficients is MinGRUCell.coefficients
+        if self.zoneout or torch.compiler.is_compiling() or not own_gates:
             # Compiled: the gates above, then the scan as one opaque operator
             # (rnnkit.kernels.scan.linear_scan); _GatedScan's out= writes break the graph.
+            # A subclass's own coefficients are not the gates _GatedScan has fused in.
             return super().scan(p, gx, h0)
         return _GatedScan.apply(gx, h0)
 
