@@ -43,13 +43,29 @@ _ONEDNN_FP16 = _ONEDNN and _probe("_is_mkldnn_fp16_supported")
 
 
 def enabled(device: torch.device) -> bool:
-    """Whether autocast is active for ``device``'s type (older torch spells it per device)."""
+    """Whether autocast is active for ``device``'s type (older torch spells it per device).
+
+    A device type autocast has no mode for (``meta``, ``lazy``) is never under autocast:
+    torch raises RuntimeError when asked, and torch.nn's layers run there (shape
+    inference on the meta device), so rnnkit's must not fail asking.
+    """
     try:
         return bool(torch.is_autocast_enabled(device.type))
     except TypeError:  # torch < 2.4
         if device.type == "cpu":
             return bool(torch.is_autocast_cpu_enabled())
         return bool(torch.is_autocast_enabled())
+    except RuntimeError:  # "unknown device type for autocast"
+        return False
+
+
+def applies(*tensors: torch.Tensor) -> bool:
+    """Whether autocast acts on a call with these tensors: floating-point ones only.
+
+    Autocast leaves complex tensors alone (torch.nn's complex layers return complex under
+    it), and a cast of a complex tensor to a real dtype would drop its imaginary part.
+    """
+    return all(t.is_floating_point() for t in tensors)
 
 
 def lower_dtype(device: torch.device) -> torch.dtype:
@@ -119,10 +135,14 @@ def result_dtypes(
 def cast_state(hx: object, dtype: torch.dtype) -> object:
     """``hx`` (a tensor, a tuple of them or None) in ``dtype``; anything else as it is.
 
-    A malformed ``hx`` passes through untouched, so the checks that follow name it.
+    A malformed ``hx`` passes through untouched, so the checks that follow name it; so
+    does a tensor autocast leaves alone (a complex one, which the cast would strip of its
+    imaginary part, or an integer one).
     """
-    if isinstance(hx, torch.Tensor):
-        return hx.to(dtype)
+
+    def cast(s: object) -> object:
+        return s.to(dtype) if isinstance(s, torch.Tensor) and s.is_floating_point() else s
+
     if isinstance(hx, (tuple, list)):
-        return type(hx)(s.to(dtype) if isinstance(s, torch.Tensor) else s for s in hx)
-    return hx
+        return type(hx)(cast(s) for s in hx)
+    return cast(hx)

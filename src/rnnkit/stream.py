@@ -213,7 +213,8 @@ class Stream:
                 f"{self.batch_size}, got {B} (reset() starts a new stream)"
             )
         weight = layer.weight_ih_l0  # a registered weight (or its parametrization)
-        autocast = _autocast.enabled(x.device)
+        # Autocast leaves a complex layer complex, as torch.nn's (rnnkit._autocast.applies).
+        autocast = _autocast.enabled(x.device) and _autocast.applies(x, weight)
         key = (layer.training, x.dtype, x.device)
         if self._stepper is None or key != self._stepper_key:
             dtype_ok = x.dtype == weight.dtype or autocast  # autocast: read as the layer does

@@ -475,7 +475,8 @@ class RecurrentCell(nn.Module, abc.ABC):
                 f"expected {self.input_size}, got {x.size(-1)}"
             )
         p = self.own_parameters()
-        autocast = _autocast.enabled(x.device)
+        # Autocast leaves a complex cell complex, as torch.nn's (rnnkit._autocast.applies).
+        autocast = _autocast.enabled(x.device) and _autocast.applies(x, p["weight_ih"])
         given_hx, input_dtype = hx, x.dtype
         state_hx: object = hx  # cast_state passes a malformed hx on, for _state_in to name
         if autocast:

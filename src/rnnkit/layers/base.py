@@ -576,18 +576,22 @@ class RecurrentLayer(nn.Module):
             elif batch_first:
                 x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
             lengths_t = None
-        if not x.is_floating_point():
+        weight = self._any_weight()
+        # A complex layer (dtype=torch.complex64, as torch.nn's layers and rnnkit's cells
+        # run) takes a complex input; any other layer a floating-point one.
+        if not (x.is_floating_point() or (x.is_complex() and weight.is_complex())):
             raise _checks.DtypeError(
                 f"{owner}: input must be a floating-point tensor; got {x.dtype}"
             )
+        if x.is_complex():
+            self._check_complex_options(x.dtype)
         if x.size(-1) != self.input_size:
             raise _checks.ShapeError(
                 f"{owner}: input.size(-1) must equal input_size; "
                 f"expected {self.input_size}, got {x.size(-1)}"
             )
-        weight = self._any_weight()
         input_dtype = x.dtype
-        autocast = _autocast.enabled(x.device)
+        autocast = _autocast.enabled(x.device) and _autocast.applies(weight, x)
         if x.dtype != weight.dtype and autocast:
             # A lower-precision layer upstream under autocast (torch.nn's layers accept this
             # too): the layer reads its input at the parameters' precision, and autocast
@@ -625,6 +629,33 @@ class RecurrentLayer(nn.Module):
             )
         return _Call(x, s0, lengths_t, reset_t, packed, batched, batch_first, dtypes)
 
+    def _check_complex_options(self, dtype: torch.dtype) -> None:
+        """Refuse, in one line, what cannot run on a complex input.
+
+        torch has no complex layer norm and draws no complex random masks, so layer norm,
+        and zoneout, recurrent dropout and dropout between layers in training, failed deep
+        inside torch ("LayerNormKernelImpl" not implemented for 'ComplexFloat'; torch.nn's
+        complex layers fail so with dropout).
+        """
+        cell = self.first_cell
+        names, given = [], []
+        if getattr(cell, "layer_norm", False):
+            names.append("layer_norm")
+            given.append("layer_norm=True")
+        for name in ("zoneout", "recurrent_dropout"):
+            if cell.training and getattr(cell, name):
+                names.append(f"{name} in training")
+                given.append(f"{name}={getattr(cell, name)!r}")
+        if self.training and self.dropout > 0 and self.num_layers > 1:
+            names.append("dropout in training")
+            given.append(f"dropout={self.dropout!r}")
+        if names:
+            raise _checks.DtypeError(
+                f"{type(self).__name__}: a complex input needs a layer without "
+                f"{', '.join(names)} (torch has no complex kernels for them); "
+                f"got {dtype} with {', '.join(given)}"
+            )
+
     def _output(
         self, call: _Call, out: Tensor, state: State
     ) -> tuple[Tensor | PackedSequence, LayerState]:
@@ -633,11 +664,14 @@ class RecurrentLayer(nn.Module):
             out = out.to(call.autocast_dtypes[0])
             state = tuple(s.to(d) for s, d in zip(state, call.autocast_dtypes[1:], strict=True))
         if call.packed is not None:
-            out_packed = pack_padded_sequence(
-                out,
-                call.lengths,  # type: ignore[arg-type]
-                enforce_sorted=call.packed.sorted_indices is None,
-            )
+            if out.is_complex():
+                out_packed = _pack_like(out, call.packed)
+            else:
+                out_packed = pack_padded_sequence(
+                    out,
+                    call.lengths,  # type: ignore[arg-type]
+                    enforce_sorted=call.packed.sorted_indices is None,
+                )
             return out_packed, self._state_out(state, True)
         if not call.batched:
             out = out.squeeze(1)
@@ -689,7 +723,7 @@ class RecurrentLayer(nn.Module):
         for name, size, s in zip(cell.state_names, cell.state_sizes, parts, strict=True):
             _checks.tensor_arg(owner, f"state {name}", s)
             _checks.shape_is(owner, f"state {name}", s, (LD, B, size) if batched else (LD, size))
-            if s.dtype != x.dtype and _autocast.enabled(x.device):
+            if s.dtype != x.dtype and _autocast.enabled(x.device) and _autocast.applies(s, x):
                 s = s.to(x.dtype)  # a state carried out of an autocast region
             _checks.same_dtype_device(owner, f"state {name}", s, x, "input")
             out.append(s if batched else s.unsqueeze(1))
@@ -735,6 +769,22 @@ class RecurrentLayer(nn.Module):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
+
+
+def _pack_like(out: Tensor, packed: PackedSequence) -> PackedSequence:
+    """``out`` (T, B, ...), in the input's original batch order, packed as ``packed`` is.
+
+    By indexing, which autograd differentiates in every dtype: torch's
+    ``pack_padded_sequence`` has no gradient for complex tensors ("_pack_padded_sequence
+    does not support automatic differentiation for outputs with complex dtype"), while
+    torch.nn's complex layers return a packed output that has one.
+    """
+    if packed.sorted_indices is not None:
+        out = out.index_select(1, packed.sorted_indices.to(out.device))
+    sizes = packed.batch_sizes  # (T,) on the CPU: step t holds the first sizes[t] samples
+    valid = torch.arange(out.size(1)) < sizes.unsqueeze(1)  # (T, B)
+    data = out[valid.to(out.device)]  # step by step, as the packed layout holds them
+    return PackedSequence(data, sizes, packed.sorted_indices, packed.unsorted_indices)
 
 
 def _every_weight(where: str, whose: str, weights: dict[str, Tensor | None]) -> dict[str, Tensor]:
