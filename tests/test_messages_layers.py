@@ -124,9 +124,11 @@ def test_a_forget_bias_for_a_cell_without_a_keep_gate():
     class Elman(rnnkit.RNNCell):
         kind = "ELMAN"
 
-    _raises_exactly(ValueError, "Elman has no gate that keeps the state", Elman, 2, 3,
+    _raises_exactly(ValueError, "Elman: forget_bias needs a cell with a gate that keeps the "
+                    "state (keep_gate_slice); got Elman", Elman, 2, 3,
                     forget_bias=1.0)  # fmt: skip
-    _raises_exactly(ValueError, "RNNCell has no gate that keeps the state",
+    _raises_exactly(ValueError, "RNNCell: keep_gate_slice needs a cell with a gate that keeps "
+                    "the state (keep_gate_slice); got RNNCell",
                     rnnkit.RNNCell(2, 3).keep_gate_slice)  # fmt: skip
 
 

@@ -17,7 +17,7 @@ product quantizes its activations on the fly (Jacob et al. 2018; PyTorch's dynam
 quantization tutorial for LSTMs). The rest stays float: torch has no dynamically quantized
 Elman ``RNN`` layer (only an ``RNNCell``) and no dynamic ``Embedding`` (embeddings quantize
 weight-only, statically), and options torch lacks (layer norm, zoneout, recurrent dropout,
-MinGRU/MinLSTM) have no quantized kernel. Those layers are named in one
+MinGRU/MinLSTM, cells of one's own) have no quantized kernel. Those layers are named in one
 :class:`QuantizationWarning`.
 
 torch's quantized kernels are CPU only and inference only (no gradient reaches the int8
@@ -214,15 +214,19 @@ def _convert_layer(
         return layer
     float_module = layer.to_torch()
     float_module.qconfig = _qconfig(dtype)
-    quantized = _quantized_classes()[layer.torch_class].from_float(float_module)
+    quantized = _quantized_classes()[type(float_module)].from_float(float_module)
     return QuantizedRecurrent(layer, quantized)
 
 
 def unquantizable_reason(layer: RecurrentLayer) -> str | None:
     """Why torch's dynamic quantized layers cannot compute ``layer`` exactly, or None."""
-    if layer.torch_class not in _quantized_classes():
-        torch_name = getattr(layer.torch_class, "__name__", type(layer).__name__)
+    torch_class = layer.torch_class
+    if torch_class is None or torch_class not in _quantized_classes():
+        torch_name = getattr(torch_class, "__name__", type(layer).__name__)
         return f"torch has no dynamically quantized {torch_name} layer"
+    mode = torch_class.__name__  # "LSTM" or "GRU": torch's names of their equations
+    if layer.kind != mode:  # a variant of them, on cells of one's own
+        return f"its cells are of kind {layer.kind!r}, not torch's {mode}"
     if parametrize.is_parametrized(layer):
         return "its weights are parametrized (weight_norm, spectral_norm, ...)"
     try:

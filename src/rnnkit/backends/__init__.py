@@ -121,7 +121,10 @@ def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Cho
             )
         return Choice("native", "forced by backend='native'")
     if unsupported:
-        return Choice("reference", unsupported, fallback=True)
+        # A slower path only for a kind some kernel knows: the reference loop is the one
+        # path for the equations of a cell of one's own, and nothing to warn about.
+        known = plan.kind in native.KERNELS or plan.kind in fused.KINDS
+        return Choice("reference", unsupported, fallback=known)
     return Choice("native", "standard configuration: torch's fused kernel")
 
 

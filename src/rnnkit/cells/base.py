@@ -348,8 +348,19 @@ class RecurrentCell(nn.Module, abc.ABC):
                 p["bias_hh"][tied] = 0.0
 
     def keep_gate_slice(self) -> slice:
-        """Rows of the gate whose bias says how much of the old state is kept."""
-        raise ValueError(f"{type(self).__name__} has no gate that keeps the state")
+        """Rows of the gate whose bias says how much of the old state is kept (what
+        ``forget_bias`` and ``chrono_init`` set); a cell without one raises ValueError."""
+        owner = type(self).__name__
+        if self.forget_bias is not None:
+            asked = "forget_bias"
+        elif self.chrono_init is not None:
+            asked = "chrono_init"
+        else:
+            asked = "keep_gate_slice"
+        raise ValueError(
+            f"{owner}: {asked} needs a cell with a gate that keeps the state "
+            f"(keep_gate_slice); got {owner}"
+        )
 
     def tied_input_slice(self) -> slice | None:
         """Rows of the gate that chrono init ties to minus the keep gate (LSTM's i)."""

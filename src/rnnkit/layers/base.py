@@ -52,7 +52,10 @@ class _Call(NamedTuple):
 
 
 class RecurrentLayer(nn.Module):
-    """Base of :class:`~rnnkit.RNN`, :class:`~rnnkit.LSTM` and :class:`~rnnkit.GRU`.
+    """Base of :class:`~rnnkit.RNN`, :class:`~rnnkit.LSTM` and :class:`~rnnkit.GRU`, and of
+    a layer of one's own cell: a subclass that sets ``cell_class`` (see
+    :class:`~rnnkit.RecurrentCell`), with ``torch_class`` only where the cells compute that
+    ``torch.nn`` class's equations (for :meth:`to_torch` and :meth:`from_torch`).
 
     Shape:
         input (T, B, I), or (B, T, I) with ``batch_first``, or unbatched (T, I);
@@ -74,7 +77,9 @@ class RecurrentLayer(nn.Module):
     """
 
     cell_class: ClassVar[type[RecurrentCell]]
-    torch_class: ClassVar[type[nn.Module]]
+    # The torch.nn layer of the same equations (to_torch, from_torch, quantization); None
+    # where torch.nn has none.
+    torch_class: ClassVar[type[nn.Module] | None] = None
     # The first layer's weights under torch's names, for type checkers only: nn.Module
     # types a registered parameter as Tensor | Module. (The biases are absent with
     # bias=False; the other layers' and directions' names are read with getattr.)
@@ -369,15 +374,18 @@ class RecurrentLayer(nn.Module):
         and the train/eval mode are ``module``'s too.
         """
         owner = cls.__name__
+        torch_class = cls.torch_class
+        if torch_class is None:
+            raise TypeError(f"{owner}.from_torch: torch.nn has no {owner} to convert")
         # torch.nn.utils.parametrize swaps the module's class for a subclass it makes.
         plain = type(module).__bases__ if parametrize.is_parametrized(module) else ()
-        if type(module) is not cls.torch_class and plain != (cls.torch_class,):
+        if type(module) is not torch_class and plain != (torch_class,):
             given = type(module).__name__
             if isinstance(module, RecurrentLayer):  # not torch's LSTM, though named the same
                 given = f"rnnkit.{given} (already an rnnkit layer)"
             raise TypeError(
-                f"{owner}.from_torch: module must be a {cls.torch_class.__module__}."
-                f"{cls.torch_class.__name__}; got {given}"
+                f"{owner}.from_torch: module must be a {torch_class.__module__}."
+                f"{torch_class.__name__}; got {given}"
             )
         kwargs = cls._kwargs_from_torch(module)
         names: list[str] = cast(nn.RNNBase, module)._flat_weights_names  # checked above
@@ -386,6 +394,7 @@ class RecurrentLayer(nn.Module):
         )
         w = weights["weight_ih_l0"]
         layer = cls(**kwargs, **options, device=w.device, dtype=w.dtype)
+        layer._check_torch_kind(f"{owner}.from_torch", torch_class, module)
         _copy_weights(weights, module.training, layer, strict=not options.get("layer_norm"))
         return layer
 
@@ -409,6 +418,9 @@ class RecurrentLayer(nn.Module):
         weight's computed value, a plain tensor set in place of a parameter (the weight-drop
         pattern: the tensor last set)."""
         owner = type(self).__name__
+        torch_class = self.torch_class
+        if torch_class is None:
+            raise TypeError(f"{owner}.to_torch: torch.nn has no {owner}")
         cell = self.cells[0]
         unsupported = [
             name
@@ -417,7 +429,7 @@ class RecurrentLayer(nn.Module):
         ]
         if unsupported:
             raise ValueError(
-                f"{owner}.to_torch: torch.nn.{self.torch_class.__name__} has no "
+                f"{owner}.to_torch: torch.nn.{torch_class.__name__} has no "
                 f"{', '.join(unsupported)}; expected a layer built without those options; "
                 f"got {', '.join(f'{n}={getattr(cell, n)!r}' for n in unsupported)}"
             )
@@ -427,9 +439,23 @@ class RecurrentLayer(nn.Module):
             dict(zip(self._flat_names, self._flat_weights, strict=True)),
         )
         w = weights["weight_ih_l0"]
-        module = self.torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
+        module = torch_class(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
+        self._check_torch_kind(f"{owner}.to_torch", torch_class, module)
         _copy_weights(weights, self.training, module)
         return module
+
+    def _check_torch_kind(
+        self, where: str, torch_class: type[nn.Module], module: nn.Module
+    ) -> None:
+        """Refuse, in one line, a ``torch_class`` ``module`` whose equations (its ``mode``)
+        are not the cells' (``kind``): a GRU variant's weights would load into torch's GRU
+        and compute torch's GRU, a silently different function."""
+        mode = getattr(module, "mode", None)
+        if mode != self.kind:
+            raise TypeError(
+                f"{where}: torch.nn.{torch_class.__name__} computes torch's {mode}; "
+                f"expected cells of kind {mode!r}, got {self.kind!r}"
+            )
 
     # ---- forward --------------------------------------------------------------------
 
@@ -732,7 +758,8 @@ class RecurrentLayer(nn.Module):
     def _state_parts(self, state: object) -> tuple:
         """``state`` as one entry per state name, or StateError naming what was given."""
         owner = type(self).__name__
-        n = len(self.first_cell.state_names)
+        names = self.first_cell.state_names
+        n = len(names)
         if n == 1:
             if not isinstance(state, Tensor):
                 raise _checks.StateError(
@@ -745,7 +772,9 @@ class RecurrentLayer(nn.Module):
                 if isinstance(state, (tuple, list))
                 else type(state).__name__
             )
-            raise _checks.StateError(f"{owner}: state must be a tuple (h, c); got {given}")
+            raise _checks.StateError(
+                f"{owner}: state must be a tuple ({', '.join(names)}); got {given}"
+            )
         return tuple(state)
 
     def _state_out(self, state: State, batched: bool) -> LayerState:

@@ -7,9 +7,7 @@ with a single step (streaming) runs the O(1) recurrence; both compute the same f
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from torch import nn
+from typing import ClassVar
 
 from rnnkit.cells.base import RecurrentCell
 from rnnkit.cells.mingru import MinGRUCell
@@ -17,18 +15,7 @@ from rnnkit.cells.minlstm import MinLSTMCell
 from rnnkit.layers.base import RecurrentLayer
 
 
-class _MinimalLayer(RecurrentLayer):
-    torch_class: ClassVar[type[nn.Module] | None] = None  # type: ignore[assignment]
-
-    @classmethod
-    def from_torch(cls, module: nn.Module, **options: Any) -> RecurrentLayer:
-        raise TypeError(f"{cls.__name__}.from_torch: torch.nn has no {cls.__name__} to convert")
-
-    def to_torch(self) -> nn.Module:
-        raise TypeError(f"{type(self).__name__}.to_torch: torch.nn has no {type(self).__name__}")
-
-
-class MinGRU(_MinimalLayer):
+class MinGRU(RecurrentLayer):
     """minGRU layer: h^t = (1 − z^t) ∘ h^{t-1} + z^t ∘ h̃^t with gates from x^t alone.
 
     Constructor and forward as :class:`rnnkit.GRU` (state: one tensor (L*D, B, H)).
@@ -53,7 +40,7 @@ class MinGRU(_MinimalLayer):
     cell_class: ClassVar[type[RecurrentCell]] = MinGRUCell
 
 
-class MinLSTM(_MinimalLayer):
+class MinLSTM(RecurrentLayer):
     """minLSTM layer: h^t = f'^t ∘ h^{t-1} + i'^t ∘ h̃^t with gates from x^t alone.
 
     Constructor and forward as :class:`rnnkit.GRU` (state: one tensor (L*D, B, H)).
