@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, overload
 
@@ -99,25 +101,78 @@ def check(
 # ---- stopping ------------------------------------------------------------------------------
 
 
-def stop_if_signalled(summary: Any) -> Any:
+def stop_if_signalled(summary: Any, *, saved: bool = True) -> Any:
     """``summary`` (of ``rnnkit.train.train``), unless Ctrl-C or SIGTERM stopped that run:
     then the whole script stops, exit 128 + the signal's number.
 
     The trainer takes those signals to end its run after the step and save it, then
     returns as at the end of its budget; a script that trains run after run would
-    otherwise go on to its next run and ignore the request. In a pool's worker the
-    SystemExit ends the worker, so a terminating pool does not hand it the next run.
+    otherwise go on to its next run and ignore the request. ``saved``: whether the run's
+    folder stays (False for a run in a temporary folder, removed as the script stops). In
+    a pool's worker, run the task through :func:`pool_task`, which hands the stop back to
+    the main process (:func:`gather`).
     """
     if summary.stopped_by in ("SIGINT", "SIGTERM"):
-        print(f"stopped by {summary.stopped_by}; the run is saved", file=sys.stderr, flush=True)
+        kept = "; the run is saved" if saved else ""
+        print(f"stopped by {summary.stopped_by}{kept}", file=sys.stderr, flush=True)
         raise SystemExit(128 + signal.Signals[summary.stopped_by])
     return summary
 
 
-def exit_on_sigterm() -> None:
-    """SIGTERM unwinds the main process as Ctrl-C does (exit 143), so that a pool's
-    ``with`` block terminates its workers instead of leaving them to run on."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+_STOP: Any = None  # in a pool's worker (pool()): the shared code the main process watches
+
+
+def pool(processes: int) -> tuple[Any, Any]:
+    """A spawn pool of ``processes`` workers whose tasks run through :func:`pool_task`, and
+    the shared stop code that :func:`gather` watches (0 while no task was stopped)."""
+    from multiprocessing import get_context
+
+    context = get_context("spawn")
+    stop = context.Value("i", 0)
+    return context.Pool(processes, initializer=_watched_by, initargs=(stop,)), stop
+
+
+def _watched_by(stop: Any) -> None:
+    global _STOP
+    _STOP = stop
+
+
+def pool_task(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker of :func:`pool`. A stop (:func:`stop_if_signalled`'s
+    SystemExit) still ends the worker - so that a terminating pool, whose workers a
+    SIGTERM stops after their step, is not left waiting for one - and its code is shared
+    first: the pool would start a new worker, hand it the next task and never return this
+    one's result, and :func:`gather` ends the script instead."""
+    try:
+        return fn(*args)
+    except SystemExit as stop:
+        if _STOP is not None:
+            _STOP.value = stop.code if isinstance(stop.code, int) else 1
+        raise
+
+
+def gather(results: Any, stop: Any) -> Iterator[Any]:
+    """The results of ``pool.imap_unordered`` over :func:`pool_task`s as they come, until
+    a task was stopped: then SystemExit with its code (the pool's ``with`` block then
+    terminates the other workers)."""
+    from multiprocessing import TimeoutError as Waited
+
+    while True:
+        try:
+            yield results.next(timeout=0.5)
+        except StopIteration:
+            return
+        except Waited:
+            if stop.value:
+                raise SystemExit(stop.value) from None
+
+
+def exit_on_signals() -> None:
+    """Ctrl-C and SIGTERM unwind the main process (exit 130 or 143, no traceback), so that
+    a pool's ``with`` block, or a ``finally``, ends the workers instead of leaving them to
+    run on."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda received, _: sys.exit(128 + received))
 
 
 # ---- numbers ---------------------------------------------------------------------------------
@@ -274,6 +329,12 @@ def new_file(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"expected a file name in an existing folder; got {text}, whose folder does not exist"
         )
+    # Only what permissions say (a root process passes): write_file names a later refusal.
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"expected a file name in a folder you may write to; got {text}, whose folder is "
+            "not writable"
+        )
     return text
 
 
@@ -283,6 +344,19 @@ def folder(text: str) -> str:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"expected a folder; got {text}, a file")
     return text
+
+
+def writable(p: argparse.ArgumentParser, flag: str, name: str) -> None:
+    """Refuse a folder the script will write into (made with its parents if missing) that
+    cannot be: one under a file, or one in a folder this process may not write to - now,
+    not when the first file is written after the work."""
+    path = Path(name)
+    existing = next(f for f in (path, *path.absolute().parents) if f.exists())
+    if not existing.is_dir():
+        refuse(p, flag, f"expected a folder; got {name}, under the file {existing}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        whose = "which" if existing == path else f"whose folder {existing}"
+        refuse(p, flag, f"expected a folder you may write to; got {name}, {whose} is not writable")
 
 
 def existing_folder(text: str) -> str:
@@ -301,6 +375,84 @@ def existing_file(text: str) -> str:
         what = "a folder" if path.is_dir() else "which does not exist"
         raise argparse.ArgumentTypeError(f"expected an existing file; got {text}, {what}")
     return text
+
+
+def write_file(
+    p: argparse.ArgumentParser, flag: str, name: str | Path, data: str | bytes, overwrite: bool
+) -> None:
+    """Write ``data`` (text as UTF-8) to the file ``name`` whole or not at all: into a
+    temporary file beside it, then renamed into place. Without ``overwrite`` an existing
+    file is never replaced, not even one made while the script ran; the system's refusal
+    (permissions, a full or read-only disk) is said in one line naming ``flag``."""
+    path = Path(name)
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are shared
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _place(tmp, path)
+    except FileExistsError:
+        refuse(
+            p,
+            flag,
+            f"expected a file name that does not exist; got {name}, a file made while the "
+            "script ran (--overwrite replaces it)",
+        )
+    except OSError as err:
+        refuse(
+            p,
+            flag,
+            f"expected a file in a folder you may write to; got {name}, which cannot be "
+            f"written ({err.strerror or err})",
+        )
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _place(tmp: str, path: Path) -> None:
+    """``tmp`` named ``path`` unless ``path`` exists (FileExistsError): a hard link fails
+    on an existing name, where a rename would replace it."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(path) from None
+        os.replace(tmp, path)
+
+
+def figure_bytes(fig: Any, name: str | Path, **savefig: Any) -> bytes:
+    """A matplotlib figure as the bytes of the format ``name``'s extension names (none:
+    PNG), for :func:`write_file`."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=Path(name).suffix.lstrip(".").lower() or "png", **savefig)
+    return buffer.getvalue()
+
+
+def cuda_device(p: argparse.ArgumentParser, flag: str, name: str) -> None:
+    """Refuse a CUDA device (:func:`device`) this machine does not have, before the work:
+    torch would else fail at the first tensor, in a traceback."""
+    if not name.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(name.partition(":")[2] or 0)
+    if count == 0:
+        refuse(p, flag, f"expected cpu (torch sees no CUDA device on this machine); got {name}")
+    if index >= count:
+        refuse(p, flag, f"expected cpu, cuda or cuda:N with N < {count}; got {name}")
 
 
 def empty(path: Path) -> bool:

@@ -85,7 +85,7 @@ from rnnkit.tasks.forecast import (
 )
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.distributed import Context
-from rnnkit.train.evaluate import bits_per_char
+from rnnkit.train.evaluate import bits_per_char, stream_lengths
 from rnnkit.train.run import load, train
 from rnnkit.train.runfolder import RunFolder
 
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--run", help="an lm run folder (default: train a small one first)")
     parser.add_argument("--repeats", type=_args.positive_int, default=21,
                         help="timed rounds (median)")  # fmt: skip
-    parser.add_argument("--chars", type=_args.positive_int, default=None,
+    parser.add_argument("--chars", type=_args.int_in(2), default=None,  # 2: one scored
                         help="score only this many test chars")  # fmt: skip
     parser.add_argument(
         "--parts",
@@ -237,7 +237,8 @@ def _train_small(tmp: str) -> str:
     config = TrainConfig(steps=TRAIN_STEPS, seed=0, threads=1)
     print(f"\ntraining an lm {TRAIN_OPTIONS} for {TRAIN_STEPS} steps ...", flush=True)
     _args.stop_if_signalled(
-        train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO())
+        train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO()),
+        saved=False,  # in a temporary folder
     )
     return out
 
@@ -308,21 +309,25 @@ def _speed_row(times: dict[str, float], cols: list[str]) -> None:
 
 
 def _onnx_bpc(path: Path, ids: np.ndarray) -> float:
-    """bits per character as rnnkit.train.evaluate.bits_per_char lays the text out."""
+    """bits per character over the streams of rnnkit.train.evaluate.bits_per_char: the
+    N - 1 predictable characters in ``stream_lengths(N, STREAMS)`` consecutive pieces, each
+    stream from a zero state, so that both score the same characters from the same
+    context."""
     N = ids.size
-    B = min(STREAMS, N - 1)
-    n = (N - 1) // B
-    streams = np.lib.stride_tricks.as_strided(ids, (B, n + 1), (n * ids.itemsize, ids.itemsize))
-    streams = streams.T.astype(np.int64)  # (n + 1, B)
-    stream = deploy.OnnxStream(_session(path), batch_size=B)
+    lengths = np.array(stream_lengths(N, STREAMS))
+    starts = np.cumsum(lengths) - lengths  # stream b's first input
+    stream = deploy.OnnxStream(_session(path), batch_size=lengths.size)
     total = 0.0
-    rows = np.arange(B)
-    for t in range(n):
-        logits = stream.step(streams[t]).astype(np.float64)
+    rows = np.arange(lengths.size)
+    for t in range(int(lengths.max())):
+        # a shorter stream reads past its end at its last step: scored by none, as there
+        inputs = ids[np.minimum(starts + t, N - 1)].astype(np.int64)
+        targets = ids[np.minimum(starts + t + 1, N - 1)].astype(np.int64)
+        logits = stream.step(inputs).astype(np.float64)
         top = logits.max(axis=1, keepdims=True)
         lse = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
-        total += float((lse - logits[rows, streams[t + 1]]).sum())
-    return total / (B * n) / math.log(2.0)
+        total += float((lse - logits[rows, targets])[t < lengths].sum())
+    return total / (N - 1) / math.log(2.0)
 
 
 def _torch_steps(model: torch.nn.Module, token: torch.Tensor, n: int) -> Callable[[], None]:
@@ -364,7 +369,8 @@ def _train_default(task: type[Task], tmp: str) -> str:
     config = task.default_train(seed=0, threads=1)
     print(f"\ntraining a {task.name} model (defaults) for {config.steps} steps ...", flush=True)
     _args.stop_if_signalled(
-        train(task.name, {}, config, out=out, log=lambda _: None, progress=io.StringIO())
+        train(task.name, {}, config, out=out, log=lambda _: None, progress=io.StringIO()),
+        saved=False,  # in a temporary folder
     )
     return out
 

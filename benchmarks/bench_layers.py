@@ -210,6 +210,7 @@ def main() -> None:
         _args.no_effect(parser, "with --quick", {"--repeats": args.repeats})
     args.cells = args.cells or list(CELLS)
     args.device = args.device or "cpu"
+    _args.cuda_device(parser, "--device", args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)

@@ -1,4 +1,4 @@
-"""MinGRU's scan against torch.nn.GRU: a training step (forward + backward) on the CPU.
+"""MinGRU's scan against torch.nn.GRU: a training step (forward + backward), CPU or GPU.
 
 torch.nn.LSTM and rnnkit.GRU (on its fused kernel at these sizes) are timed in the same
 rounds too, and the MinGRU's speed-up over each printed beside.
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--device", type=_args.device, default="cpu",
                         help="cpu or cuda (default: cpu)")  # fmt: skip
     args = parser.parse_args()
+    _args.cuda_device(parser, "--device", args.device)
     device = args.device
     torch.manual_seed(0)
     print(f"machine: {machine(device)}")
@@ -153,8 +154,7 @@ def main() -> None:
             flush=True,
         )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=1)
+        _args.write_file(parser, "--json", args.json, json.dumps(rows, indent=1), args.overwrite)
 
 
 if __name__ == "__main__":

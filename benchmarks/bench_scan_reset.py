@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--device", type=_args.device, default="cpu",
                         help="cpu or cuda (default: cpu)")  # fmt: skip
     args = parser.parse_args()
+    _args.cuda_device(parser, "--device", args.device)
     device = args.device
     torch.manual_seed(0)
     print(f"machine: {machine(device)}")

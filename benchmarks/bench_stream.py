@@ -58,15 +58,18 @@ def memory(steps: int, chunk: int) -> None:
     print(f"\nstreaming {steps:,} steps through LSTM(32, 256), chunks of {chunk} steps")
     stream = rnnkit.Stream(rnnkit.LSTM(32, 256))
     x = torch.randn(chunk, 1, 32)
-    marks = {10**4, 10**5, 10**6, steps}
+    # The marks up to the stream's end; a chunk is cut short to land on each, so that
+    # exactly ``steps`` steps are streamed and every mark is printed, whatever the chunk.
+    marks = sorted({m for m in (10**4, 10**5, 10**6) if m < steps} | {steps})
     done = 0
     with torch.no_grad():
-        while done < steps:
-            stream(x)
-            done += chunk
-            if done in marks:
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                print(f"after {done:>9,} steps: peak resident memory {peak:7.1f} MiB", flush=True)
+        for mark in marks:
+            while done < mark:
+                n = min(chunk, mark - done)
+                stream(x[:n])
+                done += n
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"after {done:>9,} steps: peak resident memory {peak:7.1f} MiB", flush=True)
 
 
 def main() -> None:

@@ -160,7 +160,9 @@ def run_rnnkit(
                 seed=seed, threads=threads, steps=1500, minutes=minutes or None
             )
             t0 = time.perf_counter()
-            summary = _args.stop_if_signalled(train("classify", options, config, out=out, **quiet))
+            summary = _args.stop_if_signalled(
+                train("classify", options, config, out=out, **quiet), saved=False
+            )
             at = {step: m for step, _, m in summary.history}[summary.best["step"]]
             tried[candidate] = {
                 "val_accuracy": summary.best["value"],
@@ -192,7 +194,7 @@ def run_rnnkit(
                                             eval_every=every)  # fmt: skip
         t0 = time.perf_counter()
         summary = _args.stop_if_signalled(
-            train("classify", {**pick["options"], **more}, config, out=out, **quiet)
+            train("classify", {**pick["options"], **more}, config, out=out, **quiet), saved=False
         )
         print(f"  rnnkit {tag}: {summary.step} steps, {time.perf_counter() - t0:.0f} s",
               flush=True)  # fmt: skip
@@ -310,7 +312,7 @@ def cross_validate(read: dict[str, str], grid: list[str], threads: int) -> None:
             t0 = time.perf_counter()
             try:
                 s = _args.stop_if_signalled(train("classify", options, config, out=root / "run",
-                          log=lambda _: None, progress=io.StringIO()))  # fmt: skip
+                          log=lambda _: None, progress=io.StringIO()), saved=False)  # fmt: skip
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             runs.append((s.best["value"], s.metrics["accuracy"], s.metrics["loss"],
@@ -396,6 +398,45 @@ def table(rows: dict[str, dict[str, Any]], machine: str) -> str:
         "MiniRocket. Machine: " + machine + ".\n"
     )
     return head + "\n".join(lines) + "\n" + notes
+
+
+def read_rows(
+    p: argparse.ArgumentParser, results: Path, names: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The rows saved in ``results`` (those of ``names``, or all): each must be a row this
+    script wrote, else it is refused in one line naming the file (it would end the table's
+    assembly in a KeyError or a JSON error)."""
+    rows = {}
+    for path in sorted(results.glob("*.json")):
+        if names is not None and path.stem not in names:
+            continue
+        try:
+            row = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            row = None
+        if not _is_row(row):
+            _args.refuse(
+                p,
+                "--results",
+                f"expected a folder of this script's rows (NAME.json); got {results}, whose "
+                f"{path.name} is not one",
+            )
+        rows[path.stem] = row
+    return rows
+
+
+def _is_row(row: Any) -> bool:
+    """Whether ``row`` holds what :func:`table` reads."""
+    if not isinstance(row, dict) or not isinstance(row.get("machine"), str):
+        return False
+    for m in METHODS:
+        r = row.get(m)
+        if not isinstance(r, dict) or not all(
+            isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+            for k in ("accuracy", "seconds")
+        ):
+            return False
+    return isinstance(row["rnnkit"].get("cell"), str)
 
 
 def candidate(text: str) -> str:
@@ -510,10 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         _args.no_effect(p, "without --cv", {"--grid": args.grid})
     if args.table_only:
         _args.no_effect(p, "with --table-only", {"--datasets": args.datasets, **training})
-        if args.results is not None or Path("runs/classify-bench").is_dir():
-            _args.check(
-                p, "--results", _args.existing_folder, args.results or "runs/classify-bench"
-            )
+        _args.check(p, "--results", _args.existing_folder, args.results or "runs/classify-bench")
     if args.data is not None or args.test_data is not None:
         _args.no_effect(p, "with --data", {"--datasets": args.datasets})
         _args.no_effect(p, "with --data", {"--table-only": args.table_only or None})
@@ -540,7 +578,18 @@ def main(argv: list[str] | None = None) -> int:
             cross_validate(source(name, args), args.grid, args.threads)
         return 0
     results = Path(args.results)
-    if not args.table_only:
+    saved: dict[str, dict[str, Any]] = {}
+    if args.table_only:  # every saved row, read before anything else
+        saved = read_rows(p, results)
+        if not saved:
+            _args.refuse(
+                p,
+                "--results",
+                f"expected a folder of this script's rows (NAME.json); got {results}, which "
+                "holds none",
+            )
+    else:
+        _args.writable(p, "--results", args.results)
         results.mkdir(parents=True, exist_ok=True)
     import platform
 
@@ -574,16 +623,13 @@ def main(argv: list[str] | None = None) -> int:
             }
             for m in METHODS:
                 print(f"  {m}: {row[m]['accuracy']:.4f} in {row[m]['seconds']:.1f} s", flush=True)
-            (results / f"{name}.json").write_text(json.dumps(row, indent=2) + "\n")
-    rows = {f.stem: json.loads(f.read_text()) for f in sorted(results.glob("*.json"))}
-    rows = {k: v for k, v in rows.items() if k in args.datasets or args.table_only}
-    if not rows:
-        print("no saved rows", file=sys.stderr)
-        return 1
+            row_file = results / f"{name}.json"  # a rerun of the set replaces its row
+            _args.write_file(p, "--results", row_file, json.dumps(row, indent=2) + "\n", True)
+    rows = saved if args.table_only else read_rows(p, results, args.datasets)
     text = table(rows, next(iter(rows.values()))["machine"])
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        _args.write_file(p, "--out", args.out, text, args.overwrite)
     return 0
 
 

@@ -13,6 +13,7 @@ minGRU/minLSTM scan each run as one opaque custom operator per layer call
 from __future__ import annotations
 
 import time
+import warnings
 
 import torch
 import torch._dynamo
@@ -39,7 +40,9 @@ def compile_seconds(name: str, T: int, backend: str) -> float:
     torch._dynamo.reset()
     layer = LAYERS[name]()
     x = torch.randn(T, 4, 8, requires_grad=True)
-    kwargs = {"lengths": torch.tensor([T, T // 2, 3, 1])} if name.endswith("ragged") else {}
+    # Ragged lengths within [0, T] at any T (T = 1 and 2 included).
+    lengths = torch.tensor([T, T // 2, min(3, T), 1])
+    kwargs = {"lengths": lengths} if name.endswith("ragged") else {}
     start = time.perf_counter()
     out, state = torch.compile(layer, backend=backend)(x, **kwargs)
     states = state if isinstance(state, tuple) else (state,)
@@ -64,6 +67,8 @@ def main() -> None:
     # Compile from scratch every time: inductor's on-disk caches would otherwise serve a
     # graph compiled earlier (any run with the same shapes), hiding the compile time.
     torch._inductor.config.force_disable_caches = True
+    # which torch then says at every compile, between the table's rows
+    warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")
     compile_seconds("RNN", 5, args.backend)  # the compiler's one-off imports and warm-up
     print(f"torch {torch.__version__}, backend={args.backend}, threads={torch.get_num_threads()}")
     for name in args.layers:

@@ -391,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         flag = "--origins" if args.origins else "--data" if args.data else "--sets"
         _args.check(p, flag, prepared, name, args)
     runs = [Path(args.runs) / f"{name}{end}" for name in args.sets for end in ("", "-refit")]
+    _args.writable(p, "--runs", args.runs)
     _args.replaceable_runs(p, "--runs", runs)
     start = time.perf_counter()
     tables = [table(run_set(name, args)) for name in args.sets]
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+        _args.write_file(p, "--markdown", args.markdown, text + "\n", args.overwrite)
     return 0
 
 

@@ -35,7 +35,6 @@ import math
 import shutil
 import sys
 import time
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +160,11 @@ def run_arguments(p: argparse.ArgumentParser) -> None:
                    help="rolling origins per series (default: each dataset's own)")  # fmt: skip
 
 
+def _record(job: tuple[Any, ...]) -> dict[str, Any]:
+    """:func:`record` in a pool's worker, a signal's stop shared (``_args.pool_task``)."""
+    return _args.pool_task(record, *job)
+
+
 def anchors_of(p: argparse.ArgumentParser, sets: list[str], origins: int | None) -> dict[str, str]:
     """:func:`auto_anchor` of each set, before any trains: a set whose series are too short
     for ``origins`` is refused now, in one line."""
@@ -187,10 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(n, a, s, args.runs, args.origins) for s in seeds for n in sets for a in anchors[n]]
     # record() replaces each run folder: a folder of that name the user made is refused.
     _args.replaceable_runs(p, "--runs", [folder_of(r, n, a, s, o) for n, a, s, r, o in jobs])
-    _args.exit_on_sigterm()  # the pool's exit then terminates its workers too
-    with get_context("spawn").Pool(args.jobs) as pool:
-        done = pool.starmap(record, jobs)
-        runs = {(r["set"], r["anchor"], r["seed"]): r for r in done}
+    _args.writable(p, "--runs", args.runs)
+    _args.exit_on_signals()  # the pool's exit then terminates its workers too
+    workers, stop = _args.pool(args.jobs)
+    with workers:
+        done = list(_args.gather(workers.imap_unordered(_record, jobs), stop))
+    runs = {(r["set"], r["anchor"], r["seed"]): r for r in done}
     for r in runs.values():  # a replay of the run's own options is what the run kept
         step, _, _ = replay(r, r["margin"])
         assert step == r["kept_step"], (r["set"], r["anchor"], r["seed"], step, r["kept_step"])

@@ -45,6 +45,7 @@ import json
 import math
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -485,25 +486,41 @@ def specs_of(args: argparse.Namespace, V: int) -> list[dict[str, Any]]:
     return specs
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
-    """Each spec in its own process (``jobs`` at a time), in order."""
+    """Each spec in its own process (``jobs`` at a time), in order. However this ends (a
+    failed run, Ctrl-C, SIGTERM), no worker is left running."""
     results: list[dict[str, Any] | None] = [None] * len(specs)
     pending = list(enumerate(specs))
     running: list[tuple[int, subprocess.Popen[str]]] = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            i, spec = pending.pop(0)
-            print(f"  training {spec['name']} for {spec['minutes']:g} min ...", flush=True)
-            cmd = [sys.executable, __file__, "--worker", json.dumps(spec)]
-            running.append((i, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)))
-        i, proc = running.pop(0)
-        out, _ = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"the run of {specs[i]['name']} failed (exit {proc.returncode})")
-        results[i] = json.loads(out.strip().splitlines()[-1])
-        r = results[i]
-        assert r is not None
-        print(f"  {r['name']}: test bpc {r['test_bpc']:.3f} after {r['steps']} steps", flush=True)
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                i, spec = pending.pop(0)
+                print(f"  training {spec['name']} for {spec['minutes']:g} min ...", flush=True)
+                cmd = [sys.executable, __file__, "--worker", json.dumps(spec)]
+                # SIGINT ignored: a worker importing torch would else end in a traceback
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                        preexec_fn=_ignore_sigint)  # fmt: skip
+                running.append((i, proc))
+            i, proc = running[0]
+            out, _ = proc.communicate()
+            running.pop(0)
+            if proc.returncode != 0:
+                raise SystemExit(f"the run of {specs[i]['name']} failed (exit {proc.returncode})")
+            results[i] = json.loads(out.strip().splitlines()[-1])
+            r = results[i]
+            assert r is not None
+            print(f"  {r['name']}: test bpc {r['test_bpc']:.3f} after {r['steps']} steps",
+                  flush=True)  # fmt: skip
+    finally:
+        for _, proc in running:
+            proc.terminate()
+        for _, proc in running:
+            proc.wait()
     return [r for r in results if r is not None]
 
 
@@ -545,7 +562,7 @@ def generation_ratios(results: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
+def plot(results: list[dict[str, Any]], path: Path, title: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -562,7 +579,9 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    data = _args.figure_bytes(fig, path, dpi=110)
+    plt.close(fig)
+    return data
 
 
 def parser() -> argparse.ArgumentParser:
@@ -656,9 +675,14 @@ def main() -> None:
     p = parser()
     args = p.parse_args()
     if args.worker:
+        # Ctrl-C reaches the driver alone (the workers ignore SIGINT, see run_all), whose
+        # SIGTERM ends a worker without a traceback.
+        signal.signal(signal.SIGTERM, lambda received, _: sys.exit(128 + received))
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    _args.exit_on_signals()  # the driver's exit then terminates its workers (run_all)
     check(p, args)
+    _args.writable(p, "--out", args.out)
 
     from rnnkit.data.corpus import load_corpus
 
@@ -687,14 +711,22 @@ def main() -> None:
     ratios = generation_ratios(results)
     if ratios:
         lines += ["", *ratios]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = f"{args.corpus}-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}"
-    (out / f"{stamp}.json").write_text(json.dumps(results, indent=1))
-    (out / f"{stamp}.md").write_text("\n".join(lines) + "\n")
-    plot(results, out / f"{stamp}.png", f"{args.corpus}: held-out bpc, {args.threads} thread(s)")
     print()
     print("\n".join(lines))
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _args.refuse(p, "--out", f"expected a folder you may write to; got {out} ({err.strerror})")
+    stamp = f"{args.corpus}-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}"
+    title = f"{args.corpus}: held-out bpc, {args.threads} thread(s)"
+    files: dict[str, str | bytes] = {
+        f"{stamp}.json": json.dumps(results, indent=1),
+        f"{stamp}.md": "\n".join(lines) + "\n",
+        f"{stamp}.png": plot(results, out / f"{stamp}.png", title),
+    }
+    for name, data in files.items():
+        _args.write_file(p, "--out", out / name, data, overwrite=False)
     print(
         f"\n{time.time() - started:.0f} s wall-clock; load average after: "
         f"{os.getloadavg()[0]:.2f}; results in {out}/{stamp}.*"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +152,7 @@ def train_row(name: str, row: dict, results: Path) -> tuple[str, dict]:
 
 
 def _train_job(job: tuple[str, dict, Path]) -> tuple[str, dict]:
-    return train_row(*job)
+    return _args.pool_task(train_row, *job)
 
 
 def table(rows: dict[str, dict], results: Path) -> list[str]:
@@ -245,18 +244,20 @@ def main() -> None:
     if not args.table_only:
         # A rerun replaces a row's run folder: one rnnkit did not write is refused now,
         # not by its worker after the other rows trained.
+        _args.writable(parser, "--results", str(args.results))
         _args.replaceable_runs(parser, "--results", [args.results / "runs" / n for n in chosen])
-        _args.exit_on_sigterm()  # the pool's exit then terminates its workers too
+        _args.exit_on_signals()  # the pool's exit then terminates its workers too
         jobs = [(name, rows[name], args.results) for name in chosen]
-        with get_context("spawn").Pool(args.jobs) as pool:
-            for name, result in pool.imap_unordered(_train_job, jobs):
+        workers, stop = _args.pool(args.jobs)
+        with workers:
+            for name, result in _args.gather(workers.imap_unordered(_train_job, jobs), stop):
                 args.results.mkdir(parents=True, exist_ok=True)
                 write_json(args.results / f"{name}.json", result)  # whole or absent
                 print(f"{name}: {verdict(result)}; goal reached at {reached(result)}", flush=True)
     lines = table(rows, args.results)
     print("\n".join(lines))
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _args.write_file(parser, "--out", args.out, "\n".join(lines) + "\n", args.overwrite)
     if args.plot:
         plot(rows, args.results, args.plot)
 

@@ -76,7 +76,8 @@ def _train_small(tmp: str) -> str:
     out = f"{tmp}/lm"
     config = TrainConfig(steps=TRAIN_STEPS, seed=0, threads=1)
     _args.stop_if_signalled(
-        train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO())
+        train("lm", TRAIN_OPTIONS, config, out=out, log=lambda _: None, progress=io.StringIO()),
+        saved=False,  # in a temporary folder
     )
     return out
 

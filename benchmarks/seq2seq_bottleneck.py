@@ -20,6 +20,7 @@ settings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -55,6 +56,62 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         NumbersOptions(lang=args.lang).pairs()  # num2words' languages
     except ValueError as e:
         _args.refuse(parser, "--lang", str(e))
+    missing = [kind for kind in args.attention if not _scored(run_of(args, kind))]
+    for kind in args.attention:
+        check_run(parser, args, kind)
+    if missing:
+        _args.writable(parser, "--runs", args.runs)
+
+
+def run_of(args: argparse.Namespace, kind: str) -> Path:
+    return Path(args.runs) / f"{args.lang}-{args.direction}-{kind}"
+
+
+def _scored(out: Path) -> bool:
+    """Whether the run folder ``out`` is scored as it is (it has weights), not trained."""
+    return (out / "model.safetensors").exists()
+
+
+def check_run(parser: argparse.ArgumentParser, args: argparse.Namespace, kind: str) -> None:
+    """A run folder with weights is scored, not trained again: refuse one of other settings,
+    or one stopped before its steps, whose scores would be printed and plotted as these
+    settings'. A folder without weights is trained into: refuse one that is not a run."""
+    from rnnkit.train.runfolder import RunFolder, is_run_folder
+
+    out = run_of(args, kind)
+    if not _scored(out):
+        if out.is_symlink() or (out.exists() and not (_args.empty(out) or is_run_folder(out))):
+            _args.refuse(
+                parser,
+                "--runs",
+                f"expected a folder whose {out.name} is absent or an rnnkit run folder (a run "
+                f"is trained there); got {out}, which is not a run folder",
+            )
+        return
+    folder = RunFolder(out)
+    try:
+        config, manifest = folder.read_config(), folder.read_manifest()
+    except ValueError as e:
+        _args.refuse(parser, "--runs", f"expected a numbers run folder; got {out}: {e}")
+    options = NumbersOptions(
+        lang=args.lang, direction=args.direction, max_number=args.max_number, attention=kind
+    )
+    wanted = dataclasses.asdict(options)
+    given = config.options
+    differ = [] if config.task == "numbers" else [f"task {config.task}"]
+    differ += [f"{k} {given.get(k)!r}" for k in wanted if given.get(k) != wanted[k]]
+    step = 0 if manifest is None else int(manifest["step"])
+    if config.train.steps != args.steps:
+        differ.append(f"steps {config.train.steps}")
+    elif step < args.steps:
+        differ.append(f"its training stopped at step {step}")
+    if differ:
+        _args.refuse(
+            parser,
+            "--runs",
+            f"expected {out} (scored, not trained again) to be a finished run of these "
+            f"settings; got one with {', '.join(differ)}",
+        )
 
 
 def main() -> None:
@@ -76,8 +133,8 @@ def main() -> None:
 
     results = {}
     for kind in args.attention:
-        out = Path(args.runs) / f"{args.lang}-{args.direction}-{kind}"
-        if not (out / "model.safetensors").exists():
+        out = run_of(args, kind)
+        if not _scored(out):
             options = NumbersOptions(
                 lang=args.lang,
                 direction=args.direction,
@@ -140,7 +197,8 @@ def main() -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(args.png)
+        _args.write_file(parser, "--png", args.png, _args.figure_bytes(fig, args.png),
+                         args.overwrite)  # fmt: skip
         print(f"plot written to {args.png}")
 
 

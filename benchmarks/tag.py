@@ -23,7 +23,7 @@ writes ``tag-uni-vs-bi.png`` (per-tag error rates) and ``tag-tagged.png`` (a tes
 coloured by the bidirectional model's tags).
 
     python benchmarks/tag.py --img docs/img --overwrite   # ~10 minutes on one CPU thread
-    python benchmarks/tag.py --quick                 # a smoke run (seconds)
+    python benchmarks/tag.py --quick                 # a smoke run (about a minute)
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ def main() -> None:
                    help="replace the figures in --img's folder (else refused)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="30 steps, 50 k sklearn characters")
     args = p.parse_args()
-    if args.img is not None and not args.overwrite:  # checked before ten minutes of work
-        _refuse_held_figures(p, Path(args.img))
+    if args.img is not None:  # checked before ten minutes of work
+        _args.writable(p, "--img", args.img)
+        if not args.overwrite:
+            _refuse_held_figures(p, Path(args.img))
     if args.quick:
         _args.no_effect(p, "with --quick", {"--steps": args.steps, "--sk-chars": args.sk_chars})
         args.steps, args.sk_chars = 30, 50_000
@@ -123,7 +125,7 @@ def main() -> None:
             start = time.perf_counter()
             out = Path(tmp) / name.replace(" ", "_")
             _args.stop_if_signalled(train("tag", options, config, out=out, log=lambda _: None,
-                                          progress=io.StringIO()))  # fmt: skip
+                                          progress=io.StringIO()), saved=False)  # fmt: skip
             seconds = time.perf_counter() - start
             model = rnnkit.load(out)
             pred, _, _ = predict(model, test, 256, 128)  # the task's default windows
