@@ -1,5 +1,5 @@
 """What the tests of refusals share: the CLI's one line, exit 2 and nothing written; an
-exception's message, in part or whole."""
+exception's message, in part or whole; a folder's tree, to compare before and after."""
 
 from __future__ import annotations
 
@@ -41,3 +41,12 @@ def raises_exactly(
     """``fn(*args, **kwargs)`` raises ``exc`` whose message is ``message``, whole."""
     with pytest.raises(exc, match="^" + re.escape(message) + "$"):
         fn(*args, **kwargs)
+
+
+def tree(root: Path) -> dict[str, tuple[bool, int, int]]:
+    """Every path under ``root``: whether a folder, its size and its modification time."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        out[str(path.relative_to(root))] = (path.is_dir(), st.st_size, st.st_mtime_ns)
+    return out

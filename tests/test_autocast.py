@@ -19,6 +19,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import rnnkit
+from _tensors import tensors
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -68,16 +69,8 @@ def _dtypes(result: Any) -> Any:
     return result.dtype
 
 
-def _tensors(result: Any) -> list[torch.Tensor]:
-    if isinstance(result, PackedSequence):
-        return [result.data]
-    if isinstance(result, (tuple, list)):
-        return [t for r in result for t in _tensors(r)]
-    return [result]
-
-
 def _assert_close(got: Any, expected: Any, atol: float = ATOL) -> None:
-    for g, e in zip(_tensors(got), _tensors(expected), strict=True):
+    for g, e in zip(tensors(got), tensors(expected), strict=True):
         torch.testing.assert_close(g.float(), e.float(), rtol=0, atol=atol)
 
 
@@ -262,7 +255,7 @@ def test_cell_options_on_reference(name, options, training, device, low):
         if training and "zoneout" in options:
             # Zoneout draws its mask like the new state, whose dtype autocast may lower: the
             # draws differ from the float32 run's, so only finiteness is checked.
-            assert all(torch.isfinite(t).all() for t in _tensors(got))
+            assert all(torch.isfinite(t).all() for t in tensors(got))
         else:
             # Same seed, same dropout mask (drawn in the parameters' dtype): only the
             # rounding differs.
@@ -307,7 +300,7 @@ def _backward_cases() -> list[Any]:
 
 
 def _loss(result: Any) -> torch.Tensor:
-    return sum(t.float().square().sum() for t in _tensors(result))  # type: ignore[return-value]
+    return sum(t.float().square().sum() for t in tensors(result))  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize(("device", "low"), AUTOCASTS)

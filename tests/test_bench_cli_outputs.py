@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from _refusals import tree
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import _args  # noqa: E402
@@ -195,14 +197,6 @@ def _run(script: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-def _tree(root: Path) -> dict[str, tuple[bool, int, int]]:
-    out = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        out[str(path.relative_to(root))] = (path.is_dir(), st.st_size, st.st_mtime_ns)
-    return out
-
-
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without CUDA")
 @pytest.mark.parametrize(
     "argv",
@@ -254,7 +248,7 @@ def test_classify_table_only_refuses_a_file_that_is_no_saved_row(
     results.mkdir()
     (results / "GunPoint.json").write_text(json.dumps(_row(0.9)))
     (results / other).write_text(text)
-    before = _tree(tmp_path)
+    before = tree(tmp_path)
     out = tmp_path / "table.md"
     done = _run("classify.py", "--table-only", "--results", str(results), "--out", str(out),
                 cwd=tmp_path)  # fmt: skip
@@ -264,7 +258,7 @@ def test_classify_table_only_refuses_a_file_that_is_no_saved_row(
         f"classify.py: error: argument --results: expected a folder of this script's rows "
         f"(NAME.json); got {results}, whose {other} is not one\n",
     )
-    assert _tree(tmp_path) == before
+    assert tree(tmp_path) == before
 
 
 def test_classify_table_only_refuses_a_folder_without_rows(tmp_path: Path) -> None:
@@ -329,7 +323,7 @@ def test_seq2seq_bottleneck_refuses_a_run_of_other_settings_it_would_score(
 ) -> None:
     # A run folder that exists is scored, not retrained: one of other settings was scored
     # silently and printed and plotted as the settings asked for ("8 steps each").
-    before = _tree(numbers_runs)
+    before = tree(numbers_runs)
     done = _run("seq2seq_bottleneck.py", "--runs", str(numbers_runs), "--attention", "none",
                 "--eval-every", "2", *argv, cwd=tmp_path)  # fmt: skip
     run = numbers_runs / "en-words2digits-none"
@@ -339,7 +333,7 @@ def test_seq2seq_bottleneck_refuses_a_run_of_other_settings_it_would_score(
         f"seq2seq_bottleneck.py: error: argument --runs: expected {run} (scored, not trained "
         f"again) to be a finished run of these settings; got one with {got}\n",
     )
-    assert _tree(numbers_runs) == before
+    assert tree(numbers_runs) == before
 
 
 def test_seq2seq_bottleneck_refuses_a_users_folder_before_training_the_others(
@@ -349,7 +343,7 @@ def test_seq2seq_bottleneck_refuses_a_users_folder_before_training_the_others(
     runs = tmp_path / "runs"
     (runs / "en-words2digits-general").mkdir(parents=True)
     (runs / "en-words2digits-general" / "notes.txt").write_text("the user's\n")
-    before = _tree(tmp_path)
+    before = tree(tmp_path)
     done = _run("seq2seq_bottleneck.py", "--runs", "runs", "--steps", "4", "--eval-every", "2",
                 "--max-number", "99", cwd=tmp_path)  # fmt: skip
     assert (done.returncode, done.stderr) == (
@@ -358,7 +352,7 @@ def test_seq2seq_bottleneck_refuses_a_users_folder_before_training_the_others(
         "en-words2digits-general is absent or an rnnkit run folder (a run is trained there); "
         "got runs/en-words2digits-general, which is not a run folder\n",
     )
-    assert _tree(tmp_path) == before
+    assert tree(tmp_path) == before
 
 
 def test_seq2seq_bottleneck_scores_a_run_of_its_settings_and_writes_the_plot_whole(

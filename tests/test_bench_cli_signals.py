@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from _processes import group, wait_for
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 STARTED: list[int] = []
 
@@ -51,32 +53,8 @@ def _start(script: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
     return proc
 
 
-def _group(pgid: int) -> dict[int, str]:
-    """The live processes of group ``pgid``: pid -> command line."""
-    alive = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            alive[int(entry.name)] = command
-    return alive
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 180) -> None:
-    end = time.monotonic() + seconds
-    while not path.exists():
-        assert proc.poll() is None, f"exited {proc.returncode} first: {proc.communicate()}"
-        assert time.monotonic() < end, f"{path} did not appear"
-        time.sleep(0.2)
-
-
 def _workers(proc: subprocess.Popen[str]) -> list[int]:
-    return [pid for pid, cmd in _group(proc.pid).items() if "spawn_main" in cmd]
+    return [pid for pid, cmd in group(proc.pid).items() if "spawn_main" in cmd]
 
 
 def _ended(proc: subprocess.Popen[str], seconds: float = 120) -> tuple[str, str]:
@@ -88,9 +66,9 @@ def _ended(proc: subprocess.Popen[str], seconds: float = 120) -> tuple[str, str]
 
 def _no_group_left(pgid: int) -> None:
     deadline = time.monotonic() + 30
-    while _group(pgid) and time.monotonic() < deadline:
+    while group(pgid) and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert _group(pgid) == {}
+    assert group(pgid) == {}
 
 
 ROWS = ("--rows", "adding-100-rnn,adding-100-lstm")  # the first trains for minutes
@@ -100,7 +78,7 @@ def test_sigterm_to_a_long_memory_worker_ends_the_script(tmp_path: Path) -> None
     # The worker stopped its row and exited; the pool started a new worker, handed it the
     # next row, and the script then waited for ever for the stopped row's result.
     proc = _start("long_memory.py", *ROWS, "--results", "res", cwd=tmp_path)
-    _wait_for(tmp_path / "res" / "runs" / "adding-100-rnn" / "config.json", proc)
+    wait_for(tmp_path / "res" / "runs" / "adding-100-rnn" / "config.json", proc)
     (worker,) = _workers(proc)
     os.kill(worker, signal.SIGTERM)
     _, err = _ended(proc)
@@ -112,7 +90,7 @@ def test_sigterm_to_a_long_memory_worker_ends_the_script(tmp_path: Path) -> None
 def test_ctrl_c_stops_long_memory_without_a_traceback(tmp_path: Path) -> None:
     # The script ended in a KeyboardInterrupt traceback from inside the pool.
     proc = _start("long_memory.py", *ROWS, "--results", "res", cwd=tmp_path)
-    _wait_for(tmp_path / "res" / "runs" / "adding-100-rnn" / "config.json", proc)
+    wait_for(tmp_path / "res" / "runs" / "adding-100-rnn" / "config.json", proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = _ended(proc)
     assert proc.returncode == 130, err
@@ -127,7 +105,7 @@ LM = ("--minutes", "2", "--models", "lstm,gru", "--eval-chars", "2000", "--curve
 def _lm_worker(proc: subprocess.Popen[str], seconds: float = 120) -> int:
     end = time.monotonic() + seconds
     while True:
-        workers = [pid for pid, cmd in _group(proc.pid).items() if "--worker" in cmd]
+        workers = [pid for pid, cmd in group(proc.pid).items() if "--worker" in cmd]
         if workers:
             return workers[0]
         assert proc.poll() is None, proc.communicate()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from _refusals import tree
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TIMEOUT = 120  # a refusal takes seconds; a script that started its work would run on
 
@@ -150,15 +152,6 @@ CASES = [
 ]
 
 
-def _tree(root: Path) -> dict[str, tuple[bool, int, int]]:
-    """Every path under ``root``: whether a folder, its size and its modification time."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        out[str(path.relative_to(root))] = (path.is_dir(), st.st_size, st.st_mtime_ns)
-    return out
-
-
 @pytest.mark.parametrize(
     ("script", "args", "flag"),
     CASES,
@@ -182,7 +175,7 @@ def test_a_bad_command_line_is_refused_in_one_line_before_any_work(
         for key, path in where.items():
             a = a.replace("{" + key + "}", path)
         argv.append(a)
-    before = _tree(tmp_path)
+    before = tree(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *argv],
@@ -197,7 +190,7 @@ def test_a_bad_command_line_is_refused_in_one_line_before_any_work(
     assert "Traceback" not in done.stderr
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"{script}: error: ") and flag in lines[0], lines[0]
-    assert _tree(tmp_path) == before  # nothing made, removed or written
+    assert tree(tmp_path) == before  # nothing made, removed or written
 
 
 def _parse(argv: list[str]) -> tuple[int | str | None, str]:
@@ -248,7 +241,7 @@ def test_tag_img_refuses_a_folder_holding_its_figures_unless_overwrite(tmp_path:
     held = tmp_path / "img"
     held.mkdir()
     (held / "tag-tagged.png").write_bytes(b"the user's figure")
-    before = _tree(tmp_path)
+    before = tree(tmp_path)
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "tag.py"), "--img", str(held)],
         cwd=tmp_path,
@@ -262,4 +255,4 @@ def test_tag_img_refuses_a_folder_holding_its_figures_unless_overwrite(tmp_path:
         "tag.py: error: argument --img: expected a folder without tag-uni-vs-bi.png or "
         f"tag-tagged.png; got {held}, which holds tag-tagged.png (--overwrite replaces them)\n"
     )
-    assert _tree(tmp_path) == before
+    assert tree(tmp_path) == before

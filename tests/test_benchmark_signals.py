@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from _processes import group, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
@@ -51,30 +53,6 @@ def _start(script: str, *args: str) -> subprocess.Popen[str]:
     return proc
 
 
-def _wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 240) -> None:
-    end = time.monotonic() + seconds
-    while not path.exists():
-        assert proc.poll() is None, f"exited {proc.returncode} first: {proc.communicate()}"
-        assert time.monotonic() < end, f"{path} did not appear"
-        time.sleep(0.2)
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """The processes still in process group ``pgid``."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            alive.append(int(entry.name))
-    return alive
-
-
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
     proc.send_signal(signal.SIGTERM)
     return proc.communicate(timeout=120)
@@ -84,13 +62,13 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
 def test_sigterm_stops_forecast_py_after_the_run_it_is_training(tmp_path):
     runs = tmp_path / "runs"
     proc = _start("forecast.py", "--sets", "nile,lynx", "--steps", "100000", "--runs", str(runs))
-    _wait_for(runs / "nile" / "config.json", proc)
+    wait_for(runs / "nile" / "config.json", proc)
     _, err = _stop(proc)
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM; the run is saved" in err
     assert not (runs / "lynx").exists()  # the next set never started
     assert (runs / "nile" / "metrics.csv").is_file() or (runs / "nile" / "config.json").is_file()
-    assert not _group_alive(proc.pid)
+    assert not group(proc.pid)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
@@ -100,14 +78,14 @@ def test_sigterm_stops_forecast_check_py_and_its_workers(tmp_path):
         "forecast_check.py", "--sets", "nile", "--seeds", "0,1,2", "--jobs", "1",
         "--runs", str(runs),
     )  # fmt: skip
-    _wait_for(runs, proc)
+    wait_for(runs, proc)
     while not any(runs.glob("*/config.json")):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.2)
     _, err = _stop(proc)
     assert proc.returncode == 143, err
     deadline = time.monotonic() + 60
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
+    while group(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _group_alive(proc.pid), "a worker is still running"
+    assert not group(proc.pid), "a worker is still running"
     assert len(list(runs.glob("*/config.json"))) == 1  # no worker took the next run

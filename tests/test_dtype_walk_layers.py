@@ -21,21 +21,14 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
+from _tensors import tensors
 from rnnkit._checks import DeviceError, DtypeError
 
 CLASSIC = ["RNN", "LSTM", "GRU"]
 T, B, I, H = 5, 3, 4, 6
-
-
-def _tensors(result: Any) -> list[torch.Tensor]:
-    if isinstance(result, PackedSequence):
-        return [result.data]
-    if isinstance(result, (tuple, list)):
-        return [t for r in result for t in _tensors(r)]
-    return [result]
 
 
 def _pair(name: str, dtype: torch.dtype, **kwargs: Any) -> tuple[nn.Module, nn.Module]:
@@ -48,7 +41,7 @@ def _pair(name: str, dtype: torch.dtype, **kwargs: Any) -> tuple[nn.Module, nn.M
 
 
 def _assert_same(got: Any, expected: Any, atol: float = 1e-5) -> None:
-    got, expected = _tensors(got), _tensors(expected)
+    got, expected = tensors(got), tensors(expected)
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
         assert g.dtype == e.dtype and g.shape == e.shape, (g.dtype, e.dtype, g.shape, e.shape)
@@ -76,7 +69,7 @@ def test_a_layer_on_the_meta_device_returns_torch_nn_shapes(name, kwargs, backen
     x = torch.empty(T, B, I, device="meta")
     got = getattr(rnnkit, name)(I, H, device="meta", backend=backend, **kwargs)(x)
     expected = getattr(nn, name)(I, H, device="meta", **kwargs)(x)
-    for g, e in zip(_tensors(got), _tensors(expected), strict=True):
+    for g, e in zip(tensors(got), tensors(expected), strict=True):
         assert g.device.type == "meta" and g.shape == e.shape and g.dtype == e.dtype
 
 
@@ -93,7 +86,7 @@ def test_a_cell_on_the_meta_device_returns_torch_nn_shapes(name):
     x = torch.empty(B, I, device="meta")
     got = getattr(rnnkit, f"{name}Cell")(I, H, device="meta")(x)
     expected = getattr(nn, f"{name}Cell")(I, H, device="meta")(x)
-    for g, e in zip(_tensors(got), _tensors(expected), strict=True):
+    for g, e in zip(tensors(got), tensors(expected), strict=True):
         assert g.device.type == "meta" and g.shape == e.shape
 
 
@@ -146,8 +139,8 @@ def test_a_complex_layer_matches_torch_nn_with_gradients(name, kwargs, backend, 
     got_x, ref_x = x.clone().requires_grad_(), x.clone().requires_grad_()
     got, expected = layer(got_x), reference(ref_x)
     _assert_same(got, expected, atol=1e-12)
-    sum(t.abs().sum() for t in _tensors(got)).backward()
-    sum(t.abs().sum() for t in _tensors(expected)).backward()
+    sum(t.abs().sum() for t in tensors(got)).backward()
+    sum(t.abs().sum() for t in tensors(expected)).backward()
     torch.testing.assert_close(got_x.grad, ref_x.grad, atol=1e-12, rtol=0)
     for (n, p), q in zip(layer.named_parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p.grad, q.grad, atol=1e-12, rtol=0, msg=n)
