@@ -8,7 +8,6 @@ process, the script or one of its workers.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -18,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from _processes import group, wait_for
+from _processes import group, kill_started, start, wait_for
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-STARTED: list[int] = []
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc").is_dir(), reason="reads the process table in /proc"
@@ -31,26 +29,12 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def _no_leftovers():
     yield
-    while STARTED:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(STARTED.pop(), signal.SIGKILL)
+    kill_started()
 
 
 def _start(script: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    proc = subprocess.Popen(
-        [sys.executable, str(BENCHMARKS / script), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its workers share its process group, which is checked
-        # Ctrl-C as a terminal's foreground job gets it (a shell's background job ignores it)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    STARTED.append(proc.pid)
-    return proc
+    return start([sys.executable, str(BENCHMARKS / script), *args], cwd, env, ctrl_c=True)
 
 
 def _workers(proc: subprocess.Popen[str]) -> list[int]:

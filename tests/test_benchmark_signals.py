@@ -7,7 +7,6 @@ as at the end of its budget; a script that trains run after run must stop there 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from _processes import group, wait_for
+from _processes import group, kill_started, start, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -26,31 +25,16 @@ pytest.importorskip("aeon")
 pytest.importorskip("statsmodels")
 
 
-STARTED: list[int] = []
-
-
 @pytest.fixture(autouse=True)
 def _no_leftovers():
     """Whatever a test leaves running in its scripts' process groups is killed."""
     yield
-    while STARTED:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(STARTED.pop(), signal.SIGKILL)
+    kill_started()
 
 
 def _start(script: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(BENCH), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, str(BENCH / script), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its workers share its process group, which is checked
-    )
-    STARTED.append(proc.pid)
-    return proc
+    return start([sys.executable, str(BENCH / script), *args], ROOT, env)
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
