@@ -127,8 +127,9 @@ def test_a_forget_bias_for_a_cell_without_a_keep_gate():
     _raises_exactly(ValueError, "Elman: forget_bias needs a cell with a gate that keeps the "
                     "state (keep_gate_slice); got Elman", Elman, 2, 3,
                     forget_bias=1.0)  # fmt: skip
-    _raises_exactly(ValueError, "RNNCell: keep_gate_slice needs a cell with a gate that keeps "
-                    "the state (keep_gate_slice); got RNNCell",
+    _raises_exactly(ValueError, "RNNCell.keep_gate_slice: expected a cell with a gate that "
+                    "keeps the state (an LSTM's forget gate, a GRU's update gate); got RNNCell, "
+                    "which has none",
                     rnnkit.RNNCell(2, 3).keep_gate_slice)  # fmt: skip
 
 

@@ -351,12 +351,12 @@ class RecurrentCell(nn.Module, abc.ABC):
         """Rows of the gate whose bias says how much of the old state is kept (what
         ``forget_bias`` and ``chrono_init`` set); a cell without one raises ValueError."""
         owner = type(self).__name__
-        if self.forget_bias is not None:
-            asked = "forget_bias"
-        elif self.chrono_init is not None:
-            asked = "chrono_init"
-        else:
-            asked = "keep_gate_slice"
+        if self.forget_bias is None and self.chrono_init is None:  # called directly
+            raise ValueError(
+                f"{owner}.keep_gate_slice: expected a cell with a gate that keeps the state "
+                f"(an LSTM's forget gate, a GRU's update gate); got {owner}, which has none"
+            )
+        asked = "forget_bias" if self.forget_bias is not None else "chrono_init"
         raise ValueError(
             f"{owner}: {asked} needs a cell with a gate that keeps the state "
             f"(keep_gate_slice); got {owner}"
