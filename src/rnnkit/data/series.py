@@ -21,7 +21,8 @@ Four file formats are read (``read_series`` picks one by the file, or ``format=`
   file whose first row is numbers and missing values only has no header: its columns
   are series 1, 2, ... An unnamed column
   empty in every row (a spreadsheet's trailing ``,,``) is no series; a date twice in the
-  time column (a long CSV read as wide) is an error.
+  time column (a long CSV read as wide) is an error, and so is a date earlier than the
+  row before's (a newest-first export).
 * **rows CSV**: one row per series, its id in the first cell and its values after it,
   in time order (M4's CSV files). Empty cells after a series' last value pad it to the
   table's width; a missing value inside it is filled as in any format. The first row is
@@ -36,6 +37,21 @@ Four file formats are read (``read_series`` picks one by the file, or ``format=`
   in time order (numeric and ISO-date times are checked).
 
 Values are separated by ``,``: a file separated by ``;`` or tabs is refused.
+
+A ``.tsf`` file's frequency is its ``@frequency``; a CSV's comes from its dates (a wide
+CSV's one time column, each series' times in a long CSV's, a rows CSV's header): ISO
+dates (``2020-03-01``), dates with a time (``2020-03-01 13:00``, ``T`` or seconds too),
+year-months (``2020-03``), quarters (``2020Q1``, ``2020-Q1``, ``2020 Q1``) and, in a
+column named ``year`` or counting up one a row, years (``1990``). The most common step
+between neighbouring rows, if it is at least half of them, sets it: 1, 3 or 12 calendar
+months (dates on one day of the month, or month ends): monthly, quarterly, yearly; a
+week, a day, an hour, 30, 10 or 1 minute(s), 4 seconds: weekly, daily, hourly,
+half_hourly, 10_minutes, minutely, 4_seconds. Steps that are whole multiples of it are
+missing dates (counted, not filled in: the rows stay consecutive). Other dates -
+irregular, out of order, of mixed formats, an unlisted step, a time split over columns,
+long series that disagree - give none, and ``info["frequency_note"]`` says why; times
+that are no dates (``1, 2, 3``, ``1991 Jul``) say nothing. The seasonality is
+:data:`SEASONALITY`'s for the frequency.
 
 Missing values - in a CSV an empty cell, ``?``, ``NA``, ``NaN``, ``null`` - are filled by linear
 interpolation between the observed values around them; missing values before the first
@@ -54,6 +70,7 @@ import csv
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,8 +117,10 @@ _ISO = re.compile(r"\d{4}-\d{2}(-\d{2})?([ T]\d{2}[:-]\d{2}([:-]\d{2})?)?")
 class SeriesSet:
     """Series read from a file or a shipped dataset, missing values handled.
 
-    ``values[i]`` is series ``names[i]`` as floats, gaps filled; ``seasonality`` and
-    ``horizon`` are what the data says (None when it says nothing).
+    ``values[i]`` is series ``names[i]`` as floats, gaps filled; ``frequency``,
+    ``seasonality`` and ``horizon`` are what the data says (None when it says nothing):
+    a CSV's frequency comes from its dates, and ``info["frequency_note"]`` says so, or
+    why its dates give none.
     """
 
     names: list[str]
@@ -126,6 +145,9 @@ class SeriesSet:
             else (f"{min(lengths)}-{max(lengths)}")
         )
         freq = f", {self.frequency}" if self.frequency else ""
+        note = self.info.get("frequency_note")  # how a CSV's dates gave it, or why not
+        if note:
+            freq = f"{freq} ({note})" if self.frequency else f", {note}"
         gaps = ""
         if self.filled or self.dropped:
             gaps = f", {self.filled} missing value(s) interpolated, {self.dropped} dropped at ends"
@@ -516,26 +538,199 @@ def _check_one_row_per_time(
     per observation (a long CSV whose id column has another name, ``date,store,sales``),
     and read as wide its ids and values would be series, each mixing every store's rows.
     With several time columns (``date,hour``) it is their values together that must not
-    come twice."""
+    come twice. Refuse, too, a date earlier than the row before's."""
     named = [k for k in skip if header[k]]  # not pandas' unnamed index
     first: dict[tuple[str, ...], int] = {}
+    last: tuple[tuple[str, ...], int] | None = None
     for number, cells in body:
         stamp = tuple(cells[k].strip() if k < len(cells) else "" for k in named)
         if not any(_ISO.fullmatch(s) for s in stamp):  # only a date with its year is a time
             continue
+        what = (
+            f"time {stamp[0]!r} of column {header[named[0]]!r}"
+            if len(named) == 1
+            else f"time ({', '.join(stamp)}) of columns "
+            + ", ".join(repr(header[k]) for k in named)
+        )
         if stamp in first:
-            what = (
-                f"time {stamp[0]!r} of column {header[named[0]]!r}"
-                if len(named) == 1
-                else f"time ({', '.join(stamp)}) of columns "
-                + ", ".join(repr(header[k]) for k in named)
-            )
             raise ValueError(
                 f"{where}, line {number}: {what} comes again (first on line "
                 f"{first[stamp]}); expected one row per time step in a wide CSV, and a long "
                 f"CSV's id column named {', '.join(ID_NAMES)}"
             )
         first[stamp] = number
+        # A date earlier than the row before (a repeat is refused above, as a long file):
+        # a newest-first export read as it stands would run backwards, and the forecast
+        # would continue its oldest value.
+        if last is not None and _earlier(stamp, last[0]):
+            raise ValueError(
+                f"{where}, line {number}: {what} comes before line {last[1]}'s; expected the "
+                "rows of a wide CSV in time order, oldest first"
+            )
+        last = (stamp, number)
+
+
+def _earlier(stamp: tuple[str, ...], before: tuple[str, ...]) -> bool:
+    """Whether one time column's date comes before the previous row's, both read as dates
+    of one kind (a date and a year-month, or a time over several columns, are not
+    compared)."""
+    if len(stamp) != 1:
+        return False
+    now, then = _stamp(stamp[0], years=False), _stamp(before[0], years=False)
+    return now is not None and then is not None and now[0] == then[0] and now[1] < then[1]
+
+
+# ---- frequency from a CSV's dates ----------------------------------------------------
+
+# A step between two dates, as a frequency of SEASONALITY: in calendar months (dates on
+# the same day of the month, year-months, quarters, years), else in seconds.
+_MONTH_STEPS = {1: "monthly", 3: "quarterly", 12: "yearly"}
+_SECOND_STEPS = {
+    4: "4_seconds",
+    60: "minutely",
+    600: "10_minutes",
+    1800: "half_hourly",
+    3600: "hourly",
+    86_400: "daily",
+    604_800: "weekly",
+}
+_UNITS = (("week", 604_800), ("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1))
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2})[:-](\d{2})(?:[:-](\d{2}))?)?")
+_YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_QUARTER = re.compile(r"(\d{4})[- ]?[Qq]([1-4])")
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _stamp(text: str, years: bool) -> tuple[str, Any] | None:
+    """(kind, value) of a time cell read as a date, None when it is none: a date or a
+    date and time (``datetime``), a year-month, a quarter (month numbers, from year 0),
+    or - with ``years`` - a whole number 1000-2999, a year."""
+    s = text.strip()
+    try:
+        if m := _DATE.fullmatch(s):
+            y, mo, d, h, mi, sec = (int(g) for g in m.groups(default="0"))
+            return "date", datetime(y, mo, d, h, mi, sec)  # ValueError for 02-30, 25:00
+        if m := _YEAR_MONTH.fullmatch(s):
+            year, month = int(m[1]), int(m[2])
+            return ("month", 12 * year + month - 1) if 1 <= month <= 12 else None
+        if m := _QUARTER.fullmatch(s):
+            return "quarter", 12 * int(m[1]) + 3 * (int(m[2]) - 1)
+        if years:
+            value = parse_number(s)
+            whole = math.isfinite(value) and value == int(value)
+            return ("year", 12 * int(value)) if whole and 1000 <= value <= 2999 else None
+    except ValueError:
+        return None
+    return None
+
+
+def _calendar_months(times: list[datetime]) -> list[int] | None:
+    """Month numbers of dates a whole number of calendar months apart: the same time of
+    day, and the same day of the month (a later day falling on the last day of a shorter
+    month: 01-31, 02-29, 03-31); None for other dates."""
+    import calendar
+
+    if len({t.time() for t in times}) > 1:
+        return None
+    day = max(t.day for t in times)
+    if any(t.day != min(day, calendar.monthrange(t.year, t.month)[1]) for t in times):
+        return None
+    return [12 * t.year + t.month - 1 for t in times]
+
+
+def _apart(step: int, in_months: bool) -> str:
+    if in_months:
+        return f"{step} months"
+    unit, size = next((u, n) for u, n in _UNITS if step % n == 0)
+    return f"{step // size} {unit}{'s' if step != size else ''}"
+
+
+def _dated(cells: list[tuple[int, str]], years: bool) -> list[tuple[int, Any]] | str | None:
+    """The (row, value) of every non-empty time cell (row, text) read as a date, all of
+    one kind (a date and a date with a time are one kind); None when no cell is a date
+    (an empty list when every cell is empty), a few words saying why when some are and
+    others are not, or are of another kind."""
+    given = [(row, text) for row, text in cells if text.strip()]
+    stamps = [(row, _stamp(text, years)) for row, text in given]
+    dated = [(row, s) for row, s in stamps if s is not None]
+    if not dated:
+        return None if given else []
+    if len(dated) < len(stamps) or len({s[0] for _, s in dated}) > 1:
+        return "the time column mixes formats"
+    return dated
+
+
+def _spacing(dated: list[tuple[int, Any]]) -> tuple[str | None, int, str | None]:
+    """(frequency, dates absent, why none) of one series' dates, each (row, (kind,
+    value)) as :func:`_dated` gives them, in increasing order: the most common step
+    between neighbouring rows is the base (the smallest if several are), which must be at
+    least half of the steps, and every other step a whole multiple of it (the multiples
+    past one counted as absent dates). Fewer than two dates say nothing (None, 0, None)."""
+    if len(dated) < 2:
+        return None, 0, None
+    rows = [row for row, _ in dated]
+    in_months, table = True, _MONTH_STEPS
+    if dated[0][1][0] == "date":
+        times = [s[1] for _, s in dated]
+        months = _calendar_months(times)
+        if months is None:
+            values = [int((t - _EPOCH).total_seconds()) for t in times]
+            in_months, table = False, _SECOND_STEPS
+        else:
+            values = months
+    else:
+        values = [s[1] for _, s in dated]
+    steps = [(b - a, rb - ra) for (ra, a), (rb, b) in pairwise(zip(rows, values, strict=True))]
+    if any(step <= 0 for step, _ in steps):
+        return None, 0, "dates not in increasing order"
+    adjacent = Counter(step for step, apart in steps if apart == 1) or Counter(
+        step for step, _ in steps
+    )
+    base = min(adjacent, key=lambda step: (-adjacent[step], step))
+    if 2 * adjacent[base] < adjacent.total():  # no step the usual one: 1, 3, 1, 5 days
+        return None, 0, "dates irregularly spaced"
+    absent = 0
+    for step, apart in steps:
+        if step % base or step // base < apart:
+            return None, 0, "dates irregularly spaced"
+        absent += step // base - apart
+    if base not in table:
+        return None, 0, f"dates {_apart(base, in_months)} apart"
+    return table[base], absent, None
+
+
+def _set_frequency(
+    data: SeriesSet, columns: list[tuple[str, list[tuple[int, str]]]], years: bool
+) -> SeriesSet:
+    """Give ``data`` the frequency (and seasonality) that the dates of its time cells
+    agree on: ``columns`` holds, per series (or once for all, as a wide CSV's), a label
+    for the note and its time cells (row, text). Where dates are found but give no
+    frequency, ``info["frequency_note"]`` says why; where none are, nothing changes."""
+    read = [(label, _dated(cells, years)) for label, cells in columns]
+    if all(dated is None or dated == [] for _, dated in read):
+        return data
+    why: str | None = None
+    if any(dated is None for _, dated in read):  # series of dates beside series of none
+        why = "the time column mixes formats"
+    spacings = [(label, _spacing(d) if isinstance(d, list) else (None, 0, d)) for label, d in read]
+    for label, (_, _, reason) in spacings:
+        if why is None and reason is not None:
+            why = f"{label}{': ' if label else ''}{reason}"
+    frequencies = sorted({s[0] for _, s in spacings if s[0] is not None})
+    if why is None and len(frequencies) > 1:
+        why = f"the series differ: {', '.join(frequencies)}"
+    if why is not None:
+        data.info["frequency_note"] = f"no frequency: {why}"
+        return data
+    if not frequencies:  # one date per series: no step to read
+        return data
+    absent = sum(s[1] for _, s in spacings)
+    data.frequency = frequencies[0]
+    data.seasonality = SEASONALITY[frequencies[0]]
+    data.info["frequency_note"] = "from the dates" + (
+        f"; {absent} missing date(s), not filled in" if absent else ""
+    )
+    return data
 
 
 def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) -> SeriesSet:
@@ -591,7 +786,17 @@ def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) 
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"{where}, line {rows[0][0]}: column name {dup!r} appears twice")
-    return _finish(names, raw, where)
+    data = _finish(names, raw, where)
+    times = skip[1:] if len(header) > 2 and not header[0] else skip  # not pandas' index
+    if len(times) > 1:
+        spans = ", ".join(repr(header[k]) for k in times)
+        data.info["frequency_note"] = f"no frequency: the time spans columns {spans}"
+    elif times:
+        k = times[0]
+        column = [(row, cells[k] if k < len(cells) else "") for row, (_, cells) in enumerate(body)]
+        years = header[k].lower() == "year" or _counts_years([text for _, text in column])
+        _set_frequency(data, [("", column)], years)
+    return data
 
 
 def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
@@ -608,6 +813,7 @@ def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
         )
     series: dict[str, list[float | None]] = {}
     last_time: dict[str, tuple[Any, int]] = {}
+    times: dict[str, list[tuple[int, str]]] = {}  # each series' time cells, for its frequency
     for number, cells in rows[1:]:
         if not any(c.strip() for c in cells):  # ",,": no id, no value - nothing to read
             continue
@@ -638,10 +844,17 @@ def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
                 )
             if stamp is not None:
                 last_time[key] = (stamp, number)
+            times.setdefault(key, []).append((len(series.get(key, [])), cells[time_col]))
         series.setdefault(key, []).append(value)
     if not series:
         raise ValueError(f"{where}: a header row and no data rows")
-    return _finish(list(series), list(series.values()), where)
+    data = _finish(list(series), list(series.values()), where)
+    if time_col is not None:
+        years = header[time_col] == "year" or all(
+            _counts_years([text for _, text in cells]) for cells in times.values()
+        )
+        _set_frequency(data, [(f"series {_clip(k)!r}", c) for k, c in times.items()], years)
+    return data
 
 
 def _is_rows_header(cells: list[str], body: list[tuple[int, list[str]]]) -> bool:
@@ -720,7 +933,10 @@ def read_rows_csv(path: str | os.PathLike[str]) -> SeriesSet:
         raw.append(series)
     if not names:
         raise ValueError(f"{where}: a header row and no data rows")
-    return _finish(names, raw, where)
+    data = _finish(names, raw, where)
+    if has_header:  # the header's times, one a value (id,2020-01,2020-02,...)
+        _set_frequency(data, [("", list(enumerate(rest)))], _counts_years(rest))
+    return data
 
 
 def _time_key(text: str) -> Any:
@@ -889,7 +1105,8 @@ def _statsmodels_file(*parts: str) -> Path:
 def _csv(locate: Callable[..., Path], *parts: str, name: str, frequency: str) -> SeriesSet:
     data = read_wide_csv(locate(*parts))
     data.names = [name] if len(data) == 1 else data.names
-    data.frequency = frequency
+    data.frequency = frequency  # the set's own, whatever its time column says
+    data.info.pop("frequency_note", None)
     return data
 
 

@@ -1337,11 +1337,22 @@ class ForecastTask(Task):
         )
         return (
             f"{self.data.describe()}; horizon {d['horizon']}, seasonality "
-            f"{d['seasonality']}, {d['origins']} origin(s) per series: {len(self.test)} test "
+            f"{d['seasonality']}{self.season_source()}, {d['origins']} origin(s) per series: "
+            f"{len(self.test)} test "
             f"and {len(self.valid)} validation forecasts, {positions:,} training "
             f"positions{refit}{self.unscored()}; seasonal naive on validation: "
             f"{self.naive_valid.line()}; {anchor_line(d)}"
         )
+
+    def season_source(self) -> str:
+        """Where the seasonality came from, when not from the data as read now: the
+        option, or the run's record (a run started before its file's dates gave one)."""
+        m, own = self.derived["seasonality"], self.data.seasonality or 1
+        if m == own:
+            return ""
+        if self.options.seasonality:
+            return " (--seasonality)"
+        return f" (as the run recorded it; its data now gives {own})"
 
     def unscored(self) -> str:
         """The series with no test forecast, too short for one, named (they are left out
