@@ -2,7 +2,9 @@
 
 Each command lives in its own module with ``register(subparsers)``; `rnnkit train` builds
 one parser per task (:mod:`rnnkit.cli.train`). A user's mistake ends in a one-line message
-and exit status 2, never a traceback; a run that diverged ends in one line and status 1.
+and exit status 2, never a traceback; a run that diverged, or that lost one of its
+processes under torchrun, ends in one line and status 1. Under torchrun a line that every
+process would print is printed once.
 """
 
 from __future__ import annotations
@@ -60,7 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _guarded(command: str, run: Callable[[], int]) -> int:
-    """Run a command; its errors become one line on stderr and an exit status."""
+    """Run a command; its errors become one line on stderr and an exit status.
+
+    Under torchrun the line is printed once, not once per process
+    (:func:`rnnkit.train.distributed.prints_error` says which process prints it); a process
+    that stays silent ends with the same status."""
+    from rnnkit.train.distributed import PeerLostError
     from rnnkit.train.loop import TrainingDivergedError
 
     try:
@@ -76,17 +83,33 @@ def _guarded(command: str, run: Callable[[], int]) -> int:
         if os.environ.get("RNNKIT_TRACEBACK"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
-        print(f"rnnkit {command}: error: {message}", file=sys.stderr)
+        _print_error(f"rnnkit {command}: error: {message}")
         return 1 if isinstance(err, TrainingDivergedError) else 2
+    except PeerLostError as err:
+        # Another process of a torchrun run is gone: no mistake of the user's; the run
+        # folder keeps its last checkpoint, as the message says.
+        if os.environ.get("RNNKIT_TRACEBACK"):
+            raise
+        _print_error(f"rnnkit {command}: error: {err}", peer_loss=True, lost=err.lost)
+        return 1
     except RuntimeError as err:
         oom = _out_of_memory(err)
         if oom is None or os.environ.get("RNNKIT_TRACEBACK"):
             raise  # any other RuntimeError is a bug: its traceback is wanted
-        print(f"rnnkit {command}: error: {oom}", file=sys.stderr)
+        _print_error(f"rnnkit {command}: error: {oom}")
         return 2
     except KeyboardInterrupt:
         print(f"rnnkit {command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _print_error(line: str, *, peer_loss: bool = False, lost: int | None = None) -> None:
+    """Print the one line of an error on stderr, unless another process of the same
+    torchrun run prints it."""
+    from rnnkit.train import distributed
+
+    if distributed.prints_error(line, peer_loss=peer_loss, lost=lost):
+        print(line, file=sys.stderr)
 
 
 def _out_of_memory(err: RuntimeError) -> str | None:

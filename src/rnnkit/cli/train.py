@@ -14,14 +14,14 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rnnkit.cli._lm_args import folder_name, one_line_errors
 from rnnkit.cli._outputs import check_out_folder, probe_new_folder
 from rnnkit.cli.options import add_fields, given
 from rnnkit.tasks import NAMES, REGISTRY, get_task
 from rnnkit.tasks.base import SOURCE_OPTIONS, SOURCES, Task
-from rnnkit.train import TrainConfig, train
+from rnnkit.train import TrainConfig, distributed, train
 from rnnkit.train.config import BUDGET_KEYS
 from rnnkit.train.files import read_json
 from rnnkit.train.runfolder import CONFIG, RunFolder, RunFolderError, not_found, parse_config
@@ -66,7 +66,7 @@ def build_parser(
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    one_line_errors(p)
+    _one_line_errors_once(p)
     task_dests = add_fields(p.add_argument_group(f"{task_cls.name} options"), task_cls.Options, {})
     defaults = task_cls.default_train().to_dict()
     group = p.add_argument_group(
@@ -95,6 +95,20 @@ def build_parser(
         "with it override it",
     )
     return p, task_dests, train_dests
+
+
+def _one_line_errors_once(parser: argparse.ArgumentParser) -> None:
+    """:func:`one_line_errors`, and under torchrun the line printed once, not once per
+    process (every process parses the same arguments)."""
+    one_line_errors(parser)
+
+    def error(message: str) -> NoReturn:
+        line = f"{parser.prog}: error: {' '.join(message.split())}"
+        if distributed.prints_error(line):
+            print(line, file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error  # type: ignore[method-assign]
 
 
 def main(argv: Sequence[str]) -> int:

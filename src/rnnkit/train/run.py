@@ -185,11 +185,36 @@ def launch(
             # process tears the group down under it (gloo can abort a peer at teardown).
             distributed.barrier(ctx)
             return summary
+    except RuntimeError as err:
+        lost = distributed.peer_lost(ctx, err)
+        if lost is None:
+            raise  # not a process gone: a bug, with its traceback
+        distributed.hold_sigterm()  # torchrun's SIGTERM must not cut the message short
+        what, rank = lost
+        raise distributed.PeerLostError(f"{what}; {_after_loss(folder, for_fit)}", rank) from err
     finally:
         # DistributedDataParallel's reducer holds the process group: freed first, or the
         # group's threads outlive its teardown and gloo can abort the process at exit.
         del trainer
         distributed.teardown(ctx)
+
+
+def _after_loss(folder: RunFolder | None, for_fit: bool) -> str:
+    """What a run whose processes lost one of them leaves, and how to go on: read from the
+    folder (the main process may have committed a checkpoint this process has not heard
+    of). A checkpoint is committed whole or not at all, so the folder holds the last one."""
+    again = "run it again" if for_fit else "run the command again"
+    if folder is None:  # lost before the folder was even named: nothing written
+        return f"no checkpoint was written: {again}"
+    try:
+        info = folder.read_manifest()
+    except (RunFolderError, OSError):
+        info = {}  # a checkpoint, but not readable here: the resume will say more
+    if info is None:
+        return f"no checkpoint was written: {again}"
+    at = f" (step {info['step']})" if "step" in info else ""
+    how = "continue it with resume=True" if for_fit else f"resume with --resume {folder}"
+    return f"{folder} keeps the last checkpoint{at}: {how}"
 
 
 def new_run_path(task_name: str) -> Path:
