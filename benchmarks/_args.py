@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import sys
@@ -110,31 +112,83 @@ def stop_if_signalled(summary: Any, *, saved: bool = True) -> Any:
     otherwise go on to its next run and ignore the request. ``saved``: whether the run's
     folder stays (False for a run in a temporary folder, removed as the script stops). In
     a pool's worker, run the task through :func:`pool_task`, which hands the stop back to
-    the main process (:func:`gather`).
+    the main process (:func:`gather`); there the line is said only by the process the
+    signal stopped first (:func:`pool`).
     """
     if summary.stopped_by in ("SIGINT", "SIGTERM"):
-        kept = "; the run is saved" if saved else ""
-        print(f"stopped by {summary.stopped_by}{kept}", file=sys.stderr, flush=True)
-        raise SystemExit(128 + signal.Signals[summary.stopped_by])
+        code = 128 + signal.Signals[summary.stopped_by]
+        if _STOP is None or _first_stop(_STOP, code, saved):
+            kept = "; the run is saved" if saved else ""
+            print(f"stopped by {summary.stopped_by}{kept}", file=sys.stderr, flush=True)
+        raise SystemExit(code)
     return summary
 
 
-_STOP: Any = None  # in a pool's worker (pool()): the shared code the main process watches
+# The stop a pool's processes share (pool()): CODE, the exit code of the first stop (0
+# while none); SAVED, the runs the workers saved as they stopped; MAIN, the signal that
+# stopped the main process first (0: none), which its pool reports as it closes.
+CODE, SAVED, MAIN = 0, 1, 2
+_STOP: Any = None  # in a pool's worker: the shared stop the main process watches
+_OPEN: Any = None  # in the main process, while its pool is open: the same
+
+
+def _first_stop(stop: Any, code: int, saved: bool = False) -> bool:
+    """Record a worker's stop in ``stop``; whether it is the first (the one to report)."""
+    with stop.get_lock():
+        first = stop[CODE] == 0
+        if first:
+            stop[CODE] = code
+        stop[SAVED] += saved
+    return first
+
+
+class _Pool(multiprocessing.pool.Pool):
+    """A pool whose ``with`` block, once its workers have ended, says what stopped the
+    main process when a signal did (:func:`exit_on_signals`), and how many runs its
+    workers saved as they stopped: one line for them all."""
+
+    stop: Any = None
+
+    def __exit__(self, *exc: Any) -> None:
+        global _OPEN
+        try:
+            super().__exit__(*exc)  # terminate(): a training worker stops after its step
+        finally:
+            _OPEN = None
+            if self.stop[MAIN]:
+                saved = self.stop[SAVED]
+                kept = {0: "", 1: "; the run is saved"}.get(saved, f"; the {saved} runs are saved")
+                name = signal.Signals(self.stop[MAIN]).name
+                print(f"stopped by {name}{kept}", file=sys.stderr, flush=True)
 
 
 def pool(processes: int) -> tuple[Any, Any]:
     """A spawn pool of ``processes`` workers whose tasks run through :func:`pool_task`, and
-    the shared stop code that :func:`gather` watches (0 while no task was stopped)."""
-    from multiprocessing import get_context
+    the shared stop that :func:`gather` watches.
 
-    context = get_context("spawn")
-    stop = context.Value("i", 0)
-    return context.Pool(processes, initializer=_watched_by, initargs=(stop,)), stop
+    Ctrl-C reaches every process of the terminal's group. The workers ignore SIGINT except
+    while they train (the trainer takes it: the run ends after its step and is saved); the
+    main process unwinds and terminates the pool (SIGTERM, which a worker's trainer would
+    then name). The stop is said once: by a worker that a signal stopped on its own, else
+    by the main process as its pool closes."""
+    global _OPEN
+    context = multiprocessing.get_context("spawn")
+    stop = context.Array("i", 3)
+    # The workers start with SIGINT ignored (importing torch, Ctrl-C would end one in a
+    # KeyboardInterrupt traceback); a spawned process keeps an ignored signal ignored.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        workers = _Pool(processes, _watched_by, (stop,), context=context)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    workers.stop = _OPEN = stop
+    return workers, stop
 
 
 def _watched_by(stop: Any) -> None:
     global _STOP
     _STOP = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a worker the pool starts later too
 
 
 def pool_task(fn: Callable[..., T], *args: Any) -> T:
@@ -147,7 +201,7 @@ def pool_task(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
     except SystemExit as stop:
         if _STOP is not None:
-            _STOP.value = stop.code if isinstance(stop.code, int) else 1
+            _first_stop(_STOP, stop.code if isinstance(stop.code, int) and stop.code else 1)
         raise
 
 
@@ -163,16 +217,26 @@ def gather(results: Any, stop: Any) -> Iterator[Any]:
         except StopIteration:
             return
         except Waited:
-            if stop.value:
-                raise SystemExit(stop.value) from None
+            if stop[CODE]:
+                raise SystemExit(stop[CODE]) from None
 
 
 def exit_on_signals() -> None:
     """Ctrl-C and SIGTERM unwind the main process (exit 130 or 143, no traceback), so that
     a pool's ``with`` block, or a ``finally``, ends the workers instead of leaving them to
-    run on."""
+    run on. While a :func:`pool` is open, the stop is shared first: its workers then stop
+    without a word, and the pool says it as it closes."""
+
+    def unwind(received: int, _: Any) -> None:
+        shared = _OPEN
+        if shared is not None:
+            with shared.get_lock():
+                if shared[CODE] == 0:
+                    shared[CODE], shared[MAIN] = 128 + received, received
+        sys.exit(128 + received)
+
     for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda received, _: sys.exit(128 + received))
+        signal.signal(number, unwind)
 
 
 # ---- numbers ---------------------------------------------------------------------------------

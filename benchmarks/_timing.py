@@ -37,7 +37,9 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def machine(device: str = "cpu") -> str:
+def machine(device: str = "cpu", *, threads: str | None = None) -> str:
+    """The processor, CPUs, torch and its threads (``threads``: what to say instead of
+    this process's count, for work done in other processes)."""
     import os
     import platform
 
@@ -45,7 +47,7 @@ def machine(device: str = "cpu") -> str:
 
     where = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"torch {torch.__version__}, {threads or f'{torch.get_num_threads()} threads'}"
     )
     if device.startswith("cuda"):
         where += f", GPU {torch.cuda.get_device_name(device)}"

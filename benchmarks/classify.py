@@ -38,7 +38,8 @@ calls:
 
 ``--data TRAIN.ts --test-data TEST.ts`` runs the same comparison on your own files instead
 of the shipped datasets (the test file's labels matched to the training file's classes by
-name); the row is named by the training file (``mine``) and saved with the others.
+name); the row is named by the training file as given (``mine_TRAIN.ts``) and saved with
+the others, in a file of its own (:func:`user_row`): never a shipped dataset's row.
 
 ``--cv`` is how the task's defaults were chosen, on the training file alone: each
 configuration of ``--grid`` (JSON objects of task options, e.g. ``{"noise": 1.5}``) is
@@ -53,6 +54,7 @@ validation accuracy and loss are printed. The test file is not read.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -91,6 +93,19 @@ def source(name: str, args: argparse.Namespace) -> dict[str, str]:
     if args.data is not None:
         return {"data": args.data, "test_data": args.test_data}
     return {"dataset": name}
+
+
+def user_row(data: str, test_data: str) -> tuple[str, str]:
+    """The saved row's file stem and the table's name of a comparison on the user's own
+    files. The name is the training file as given (``./`` before a bare name without an
+    extension, which could read as a dataset's): a path, where the shipped datasets have
+    names. The stem is the training file's name and a digest of both files' full paths:
+    the row of two files of one name in different folders is two rows, a rerun on the
+    same files replaces its own, and none is a shipped dataset's ``NAME.json``."""
+    both = f"{Path(data).resolve()}\n{Path(test_data).resolve()}"
+    digest = hashlib.sha256(both.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    name = data if Path(data).suffix or os.sep in data or "/" in data else f"./{data}"
+    return f"{Path(data).name}-{digest}", name
 
 
 def files(source: dict[str, str]) -> tuple[Path, Path]:
@@ -351,7 +366,14 @@ def ranks(row: dict[str, float]) -> dict[str, float]:
 
 
 def table(rows: dict[str, dict[str, Any]], machine: str) -> str:
-    names = [d for d in DATASETS if d in rows] + sorted(set(rows) - set(DATASETS))
+    """The markdown table of the saved ``rows`` (by file stem): the shipped datasets in
+    their order, then the others by name (a user's row: its files, :func:`user_row`)."""
+
+    def label(stem: str) -> str:
+        return str(rows[stem].get("name", stem))
+
+    names = [d for d in DATASETS if d in rows]
+    names += sorted(set(rows) - set(DATASETS), key=lambda stem: (label(stem), stem))
     head = (
         "| dataset | rnnkit | rnnkit's pick | MiniRocket | 1-NN DTW | rnnkit s | MiniRocket s "
         "| DTW s |\n"
@@ -377,8 +399,9 @@ def table(rows: dict[str, dict[str, Any]], machine: str) -> str:
         pick = r["rnnkit"]["cell"] + (f", {k} members" if k > 1 else "")
         if r["rnnkit"].get("refit"):
             pick += ", refit" + (" (best step)" if r["rnnkit"].get("refit_steps") == "best" else "")
+        shown = label(name).replace("|", "\\|")  # a path may hold the table's |
         lines.append(
-            f"| {name} | {cell('rnnkit')} | {pick} | {cell('MiniRocket')}{pad} "
+            f"| {shown} | {cell('rnnkit')} | {pick} | {cell('MiniRocket')}{pad} "
             f"| {cell('1-NN DTW')} | {r['rnnkit']['seconds']:.0f} | "
             f"{r['MiniRocket']['seconds']:.1f} | {r['1-NN DTW']['seconds']:.1f} |"
         )
@@ -428,6 +451,8 @@ def read_rows(
 def _is_row(row: Any) -> bool:
     """Whether ``row`` holds what :func:`table` reads."""
     if not isinstance(row, dict) or not isinstance(row.get("machine"), str):
+        return False
+    if not isinstance(row.get("name", ""), str):  # a user's row: its training file
         return False
     for m in METHODS:
         r = row.get(m)
@@ -559,9 +584,13 @@ def main(argv: list[str] | None = None) -> int:
             flag = "--test-data" if args.data is None else "--data"
             _args.refuse(p, flag, "--data and --test-data go together: every method is "
                          "trained on the one and scored on the other")  # fmt: skip
-        # The set's name: the training file's, without the archive's _TRAIN.
-        args.datasets = [Path(args.data).stem.removesuffix("_TRAIN") or "mine"]
+        # The row of the user's files: saved under a stem of its own, named by the files.
+        stem, shown_as = user_row(args.data, args.test_data)
+        args.datasets = [stem]
     args.datasets = args.datasets or list(DATASETS)
+    shown = {d: d for d in args.datasets}  # the name each row has in the table
+    if args.data is not None:
+        shown[stem] = shown_as
     args.candidates = args.candidates or CANDIDATES.split(",")
     args.minutes_per_run = args.minutes_per_run or 0
     args.members = args.members or 1
@@ -574,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     check_names(p, args)
     if args.cv:
         for name in args.datasets:
-            print(f"{name}, trained on half of its training file, validated on the other half:")
+            print(f"{shown[name]}, trained on half of its training file, validated on the "
+                  "other half:")  # fmt: skip
             cross_validate(source(name, args), args.grid, args.threads)
         return 0
     results = Path(args.results)
@@ -603,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table_only:
         warm_up_numba()
         for name in args.datasets:
-            print(f"{name}:", flush=True)
+            print(f"{shown[name]}:", flush=True)
             data = load(source(name, args))
             row: dict[str, Any] = {
                 "rnnkit": run_rnnkit(
@@ -621,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
                 "1-NN DTW": run_dtw(data, args.threads),
                 "machine": machine,
             }
+            if args.data is not None:  # the table's name of the row, and what it read
+                row.update(name=shown[name], data=args.data, test_data=args.test_data)
             for m in METHODS:
                 print(f"  {m}: {row[m]['accuracy']:.4f} in {row[m]['seconds']:.1f} s", flush=True)
             row_file = results / f"{name}.json"  # a rerun of the set replaces its row

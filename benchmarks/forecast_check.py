@@ -224,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     minutes = (time.perf_counter() - start) / 60
-    print(f"\n`{command.strip()}`: {minutes:.1f} minutes on {machine()}.")
+    # The runs trained in the pool's workers, on one thread each (record()); --jobs at once.
+    at_once = "one run at a time" if args.jobs == 1 else f"up to {args.jobs} runs side by side"
+    used = machine(threads=f"1 thread per run, {at_once}")
+    print(f"\n`{command.strip()}`: {minutes:.1f} minutes on {used}.")
     return 0
 
 

@@ -60,6 +60,13 @@ import _args
 from _timing import machine
 
 HASH_FEATURES = 1 << 20
+# The widest window of the sklearn classifier, +-K characters: its 2K + 1 one-hot offsets
+# (and the 2K pairs, 2K - 1 triples) are salted with n * 100 + offset before hashing
+# (window_features), distinct while every offset is below 100: at K = 50 a character at
+# offset 100 would hash as the pair at offset 0 that starts outside the file. A row holds
+# 6K hashed features: some 7 KB of memory per character at K = 49 while they are built,
+# 7 GB for the default 1 M training characters.
+K_MAX = 49
 FIGURES = ("tag-uni-vs-bi.png", "tag-tagged.png")  # what --img DIR receives
 
 
@@ -71,8 +78,8 @@ def main() -> None:
                    help="optimiser steps per rnnkit model (default: 3000)")  # fmt: skip
     p.add_argument("--hidden", type=_args.int_in(1, 65536), default=64,
                    help="H per direction of the LSTMs")  # fmt: skip
-    p.add_argument("--k", type=_args.nonnegative_int, default=16,
-                   help="the window of the sklearn classifier")  # fmt: skip
+    p.add_argument("--k", type=_args.int_in(0, K_MAX), default=16,
+                   help=f"sklearn's window: +-K characters, K <= {K_MAX}")  # fmt: skip
     p.add_argument("--sk-chars", type=_args.positive_int,
                    help="sklearn's training sample (default: 1000000)")  # fmt: skip
     p.add_argument("--seed", type=_args.seed, default=0)
