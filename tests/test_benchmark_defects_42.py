@@ -1,4 +1,4 @@
-"""Four defects of the benchmark scripts, each pinned where it was found:
+"""Five defects of the benchmark scripts, each pinned where it was found:
 
 - classify.py on a user's files named as a shipped dataset's replaced that dataset's saved
   row, and the table presented the user's files as the shipped benchmark;
@@ -6,7 +6,8 @@
 - after Ctrl-C, a pool's worker of long_memory.py and forecast_check.py said "stopped by
   SIGTERM" (the pool's terminate() reached its trainer after the SIGINT), and a Ctrl-C
   while the workers started ended one in a KeyboardInterrupt traceback;
-- forecast_check.py's last line named the main process's threads, not the runs'.
+- forecast_check.py's last line named the main process's threads, not the runs';
+- classify.py's MiniRocket ended in aeon's traceback on series under 9 steps.
 """
 
 from __future__ import annotations
@@ -128,6 +129,22 @@ def test_classify_names_a_users_row_by_its_file_never_as_a_dataset(
     row = {**_shipped_row(), "name": "a|b_TRAIN.ts"}  # the table's | inside a name
     table = classify.table({"a|b_TRAIN.ts-0": row}, "m").splitlines()
     assert table[2].startswith("| a\\|b_TRAIN.ts | **98.5** |")
+
+
+def test_classify_pads_series_under_minirockets_nine_steps() -> None:
+    # aeon's MiniRocket refuses a series under 9 steps ("n_timepoints must be >= 9"): a
+    # user's file of short series ended the script in that traceback.
+    import numpy as np
+
+    import classify
+
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((1, 5)) for _ in range(12)]
+    y = np.array([0, 1] * 6)
+    data = {"X_train": X[:8], "y_train": y[:8], "X_test": X[8:], "y_test": y[8:]}
+    result = classify.run_minirocket(data, [0], threads=1)
+    assert result["padded_to"] == classify.MINIROCKET_MIN == 9
+    assert 0.0 <= result["accuracy"] <= 1.0
 
 
 # ---- tag.py: --k bounded -----------------------------------------------------------------
