@@ -160,7 +160,7 @@ def test_missing_file_and_unknown_dataset(tmp_path: Path) -> None:
 
 def test_dataset_choices_are_the_shipped_datasets() -> None:
     from rnnkit.data.series import DATASETS
-    from rnnkit.tasks.forecast import DATASET_NAMES
+    from rnnkit.tasks.forecast.options import DATASET_NAMES
 
     assert tuple(DATASETS) == DATASET_NAMES
 
@@ -232,7 +232,7 @@ def test_seasonal_naive_is_finite_at_any_accepted_scale() -> None:
 def test_a_sample_deviation_is_finite_at_any_scale() -> None:
     """The anchor check's standard error squared the differences of MASE: past 1.3e154
     it was inf (a RuntimeWarning), and no network could be kept."""
-    from rnnkit.tasks.forecast import anchor_check, sample_deviation
+    from rnnkit.tasks.forecast.anchors import anchor_check, sample_deviation
 
     x = np.array([0.5, 0.6, 0.4, 0.5, -0.2])
     assert sample_deviation(x) == float(np.std(x, ddof=1))  # the plain formula, bit for bit
@@ -252,7 +252,7 @@ def test_training_targets_are_bounded_by_hand() -> None:
     bound is refused; at the bound it is taken, and only training values are checked."""
     from types import SimpleNamespace
 
-    from rnnkit.tasks.forecast import TARGET_LIMITS, check_targets
+    from rnnkit.tasks.forecast.batches import TARGET_LIMITS, check_targets
 
     data = SimpleNamespace(source="s.csv", names=["s"])
     for head, how in (("quantile", ""), ("gaussian", " and --head gaussian squares them")):
@@ -278,7 +278,7 @@ def test_training_targets_are_bounded_by_hand() -> None:
 def test_a_training_value_just_inside_the_bound_trains(tmp_path: Path, head: str) -> None:
     """The bound is low enough: a value within 10 % of it trains with every step's loss
     finite (at 1e39 every step was skipped as non-finite, and no model was saved)."""
-    from rnnkit.tasks.forecast import TARGET_LIMITS
+    from rnnkit.tasks.forecast.batches import TARGET_LIMITS
 
     def spiked(name: str, spike: float) -> Path:
         a, b = series(24, seed=1), series(24, seed=2)
@@ -434,7 +434,7 @@ def test_an_untrained_head_forecasts_its_anchor(anchor: str) -> None:
 
 
 def test_window_mases_and_distinct_horizons_by_hand() -> None:
-    from rnnkit.tasks.forecast import distinct_horizons, window_mases
+    from rnnkit.tasks.forecast.metrics import distinct_horizons, window_mases
 
     y = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0, 8.0, 7.0])
     flat = np.full(8, 2.0)  # scale 0: no MASE
@@ -452,7 +452,7 @@ def test_window_mases_and_distinct_horizons_by_hand() -> None:
 
 
 def test_anchor_check_by_hand() -> None:
-    from rnnkit.tasks.forecast import anchor_check
+    from rnnkit.tasks.forecast.anchors import anchor_check
 
     anchor = np.array([1.0, 1.2, 0.8, 1.0])
     clear = anchor - np.array([0.5, 0.6, 0.4, 0.5])  # better everywhere, by about the same
@@ -472,7 +472,7 @@ def test_anchor_check_by_hand() -> None:
 
 
 def test_a_model_that_keeps_its_anchor_forecasts_it_with_its_intervals() -> None:
-    from rnnkit.tasks.forecast import anchor_forecasts
+    from rnnkit.tasks.forecast.anchors import anchor_forecasts
 
     model = small_model(4, horizon=6, anchor="climatology")
     torch.nn.init.normal_(model.head.weight, std=0.3)
@@ -497,7 +497,7 @@ def test_a_model_that_keeps_its_anchor_forecasts_it_with_its_intervals() -> None
 
 
 def test_auto_anchor_is_the_one_that_validates_better() -> None:
-    from rnnkit.tasks.forecast import anchor_mase, choose_anchor
+    from rnnkit.tasks.forecast.anchors import anchor_mase, choose_anchor
 
     rng = np.random.default_rng(0)
     season = np.tile([0.0, 5.0, -3.0, 1.0], 30)
@@ -710,7 +710,7 @@ def test_training_load_and_forecast_command(
 def test_a_run_whose_network_does_not_beat_its_anchor_forecasts_the_anchor(
     tmp_path: Path,
 ) -> None:
-    from rnnkit.tasks.forecast import anchor_forecasts
+    from rnnkit.tasks.forecast.anchors import anchor_forecasts
 
     data = wide_csv(tmp_path)
     lines: list[str] = []
@@ -734,7 +734,7 @@ def test_a_run_whose_network_does_not_beat_its_anchor_forecasts_the_anchor(
         np.testing.assert_array_equal(got.mean, want.mean)
         assert np.all(got.upper > got.lower)
     # the validation MASE it is ranked by is the anchor's alone
-    from rnnkit.tasks.forecast import anchor_mase
+    from rnnkit.tasks.forecast.anchors import anchor_mase
 
     valid = windows([len(v) for v in values], 4, 1, "validation")
     assert summary.best["value"] == pytest.approx(anchor_mase(values, valid, 4, 4, "climatology"))
@@ -1338,7 +1338,8 @@ def test_online_recalibration_equals_recalibrated_on_the_longer_series(
 
 def test_scores_are_printed_in_exponent_notation_from_1e6_on() -> None:
     # A diverged model's MASE of 1e200 was printed with {:.3f}: a 200-digit number.
-    from rnnkit.tasks.forecast import Scores, anchor_line, shown
+    from rnnkit.tasks.forecast.anchors import anchor_line
+    from rnnkit.tasks.forecast.metrics import Scores, shown
 
     ordinary = Scores(mase=0.8765, smape=12.345, coverage=0.8125, windows=4)
     assert ordinary.line() == "MASE 0.876, sMAPE 12.35%, 80% coverage 81.2%"  # as before

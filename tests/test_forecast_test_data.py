@@ -20,13 +20,8 @@ from _refusals import raises_exactly, refused
 from rnnkit.cli import main
 from rnnkit.data.series import join_test, read_series
 from rnnkit.tasks.base import DerivedError
-from rnnkit.tasks.forecast import (
-    ForecastOptions,
-    ForecastTask,
-    check_derived,
-    checksum,
-    read_new,
-)
+from rnnkit.tasks.forecast import ForecastOptions, ForecastTask, check_derived
+from rnnkit.tasks.forecast.rundata import checksum, read_new
 from rnnkit.train import TrainConfig, train
 from rnnkit.train.distributed import Context
 from rnnkit.train.files import load_tensors

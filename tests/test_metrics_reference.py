@@ -27,11 +27,10 @@ from sklearn.dummy import DummyClassifier
 from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 
 from rnnkit.data.vocab import Vocabulary
-from rnnkit.deploy import Forecast
+from rnnkit.deploy import Z80, Forecast
 from rnnkit.models.lm import CharLM, CharLMConfig
 from rnnkit.tasks import classify, tag
 from rnnkit.tasks.forecast import (
-    Z80,
     Window,
     mase,
     mase_scale,

@@ -82,12 +82,11 @@ def run(args: argparse.Namespace) -> int:
         check_derived,
         forecast,
         plot_forecasts,
-        read_given,
-        read_recorded,
         recalibrated,
         recalibrates,
         write_csv,
     )
+    from rnnkit.tasks.forecast.rundata import read_given, read_recorded
     from rnnkit.train import load
     from rnnkit.train.runfolder import RunFolder
 
