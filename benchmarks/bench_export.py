@@ -20,7 +20,7 @@ trained here first with ``rnnkit train forecast``'s defaults: M1 yearly, horizon
 scored on its test windows as ``rnnkit eval`` scores it (``ForecastTask.scores``: MASE,
 sMAPE, 80 % interval coverage) in the same four forms: the ONNX step graphs run by
 ``rnnkit.deploy.OnnxForecaster`` over each series up to its forecast origin, PyTorch by
-``rnnkit.tasks.forecast.model_forecasts``. The float graph's forecasts are first checked
+``rnnkit.tasks.forecast.intervals.model_forecasts``. The float graph's forecasts are first checked
 against ``rnnkit.tasks.forecast.forecast``'s. Then the time of one update (one new value:
 features, step, forecast) at B = 1 of ``OnnxForecaster.update`` and of
 ``OnlineForecaster.update``.

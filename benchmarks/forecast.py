@@ -9,7 +9,7 @@ test window from the same history:
 
 * rnnkit: the best model (by validation MASE) of the run, one pass over each history;
   its 80 % intervals calibrated, at each origin, on every forecast from the validation
-  windows on whose outcome is known there (``rnnkit.tasks.forecast.recalibrated``, as
+  windows on whose outcome is known there (``rnnkit.tasks.forecast.intervals.recalibrated``, as
   the task's test scores);
 * seasonal naive: the last season repeated, with its normal 80 % interval;
 * ETS: statsmodels' ``ETSModel``, additive or multiplicative error (the latter for

@@ -2,7 +2,7 @@
 
 ``rnnkit train forecast`` keeps, among its evaluations, the model with the lowest
 validation MASE; with ``--margin K`` a network counts only where it beats the anchor it
-corrects by K standard errors (``rnnkit.tasks.forecast.anchor_check``), else the model
+corrects by K standard errors (``rnnkit.tasks.forecast.anchors.anchor_check``), else the model
 forecasts the anchor. The check decides what is kept, not how the network trains, so one
 run per set, seed and anchor (seasonal naive, and the one ``--anchor auto`` takes) serves
 every rule: at each evaluation this script records
@@ -137,7 +137,7 @@ def replay(run: dict[str, Any], margin: float | None) -> tuple[int, float, bool]
 
 def auto_anchor(name: str, origins: int | None = None) -> str:
     """The anchor ``--anchor auto`` takes for a set: the one whose forecasts alone have the
-    lowest validation MASE (``rnnkit.tasks.forecast.choose_anchor``; no training)."""
+    lowest validation MASE (``rnnkit.tasks.forecast.anchors.choose_anchor``; no training)."""
     options = options_of(name, origins)
     task = ForecastTask(ForecastTask.parse_options(options, "options", partial=True))
     task.prepare(ForecastTask.default_train(), Context(0, 1, torch.device("cpu")))

@@ -10,7 +10,7 @@ the intervals calibrated three ways, and as the head gave them:
   (``--no-calibrate``);
 * ``validation only``: the factor fitted on the validation windows (``interval_scale``);
 * ``split conformal``: at each origin, split conformal at 80 % on every forecast whose
-  outcome is known there (``rnnkit.tasks.forecast.recalibrated`` with ``adapt=0``);
+  outcome is known there (``rnnkit.tasks.forecast.intervals.recalibrated`` with ``adapt=0``);
 * ``adaptive`` (the default): the same, its level adapting from the first test origin on
   by ``--adapt`` (Gibbs & Candes 2021; ``rnnkit train forecast --adapt``, 0.05).
 

@@ -738,7 +738,7 @@ class ForecastFeatures:
     ``push(value)`` returns the step's inputs x (N_FEATURES,), the anchors (horizon,) - the
     seasonal naive forecast, the ``"climatology"`` or the ``"drift"`` anchor
     (:data:`ANCHORS`) - and the unit d_t of the outputs. It is
-    ``rnnkit.tasks.forecast.prepare_series`` one value at a time - the same sums in the
+    ``rnnkit.tasks.forecast.features.prepare_series`` one value at a time - the same sums in the
     same order, so the same numbers - and what
     ``rnnkit.tasks.forecast.OnlineForecaster`` uses too.
     """
@@ -995,7 +995,7 @@ class Recalibration:
     origins). Moving from the first of a few dozen values it overshoots, so the level
     holds still over the first ``hold`` time steps whose values arrive (their scores
     count in the quantile all the same) and moves from the next on:
-    ``rnnkit.tasks.forecast.recalibrated`` holds it over the validation values, the
+    ``rnnkit.tasks.forecast.intervals.recalibrated`` holds it over the validation values, the
     online forecasters over :func:`default_hold` steps.
     """
 
