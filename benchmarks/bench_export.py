@@ -28,12 +28,12 @@ features, step, forecast) at B = 1 of ``OnnxForecaster.update`` and of
 Classification (``--parts classify``): a trained classifier (``--classify-run``, or one
 trained here first with ``rnnkit train classify``'s defaults: JapaneseVowels, a
 bidirectional GRU 1x128 with a mean read-out), scored on its official test split as
-``rnnkit eval`` scores it (``rnnkit.tasks.classify.predict``: accuracy, cross-entropy)
-in the same four forms: the ONNX sequence graphs (``export_onnx(model, mode="sequence",
-lengths=True)``; a classifier has no step graph) run by ``rnnkit.deploy.run_sequence`` on
-the raw series, time-major, with their lengths. The float graph's logits are first
-checked against PyTorch's. Then the time of one batch of the whole test split and of one
-series of median length at B = 1.
+``rnnkit eval`` scores it (``rnnkit.tasks.classify.scoring.predict``: accuracy,
+cross-entropy) in the same four forms: the ONNX sequence graphs (``export_onnx(model,
+mode="sequence", lengths=True)``; a classifier has no step graph) run by
+``rnnkit.deploy.run_sequence`` on the raw series, time-major, with their lengths. The
+float graph's logits are first checked against PyTorch's. Then the time of one batch of
+the whole test split and of one series of median length at B = 1.
 
     python benchmarks/bench_export.py                     # trains a 1x128 LSTM LM first
     python benchmarks/bench_export.py --run /tmp/lmrun    # a run of `rnnkit train lm`

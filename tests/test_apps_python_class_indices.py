@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from _refusals import raises_exactly
-from rnnkit.tasks import classify as C
+from rnnkit.tasks.classify import scoring as C
 
 
 def test_the_helper_takes_the_names_of_its_caller() -> None:

@@ -205,10 +205,10 @@ def test_a_task_report_into_a_file(
 
 
 def test_a_dataset_aeon_lacks_a_file_of(capsys, tmp_path: Path, monkeypatch) -> None:
-    import rnnkit.tasks.classify as classify
+    import rnnkit.tasks.classify.rundata as rundata
 
     (tmp_path / "aeon" / "GunPoint").mkdir(parents=True)
-    monkeypatch.setattr(classify, "aeon_data_dir", lambda: tmp_path / "aeon")
+    monkeypatch.setattr(rundata, "aeon_data_dir", lambda: tmp_path / "aeon")
     argv = ["train", "classify", "--dataset", "GunPoint", "--steps", "1", "--out",
             str(tmp_path / "run")]  # fmt: skip
     train_file = tmp_path / "aeon" / "GunPoint" / "GunPoint_TRAIN.ts"

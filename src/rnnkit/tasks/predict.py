@@ -9,7 +9,8 @@ predictions the evaluation scores:
 
 - classify: the model holds the run's normalisation and downsampling; the series are
   read with the run's ``--missing`` and scored in the chunks of
-  :func:`rnnkit.tasks.classify.predict` (sorted by length, ``EVAL_BATCH`` at a time);
+  :func:`rnnkit.tasks.classify.scoring.predict` (sorted by length, ``EVAL_BATCH`` at a
+  time);
 - tag: the inputs are encoded with the run's vocabulary (a character outside it is the
   unknown class, as in training) by :func:`rnnkit.tasks.tag.encode`, and tagged by
   :func:`rnnkit.tasks.tag.predict` in windows of the run's ``--seq-len``, each read with
@@ -141,8 +142,9 @@ def _trained_on(derived: dict[str, Any]) -> str:
 @torch.no_grad()
 def class_logits(model: nn.Module, series: list[Tensor]) -> Tensor:
     """(N, classes) float32 logits of ``series`` (each (T_i, D) raw values), in eval mode,
-    scored as :func:`rnnkit.tasks.classify.predict` scores a split
-    (:func:`rnnkit.tasks.classify.logits_of`): the logits of the evaluation, bit for bit."""
+    scored as :func:`rnnkit.tasks.classify.scoring.predict` scores a split
+    (:func:`rnnkit.tasks.classify.scoring.logits_of`): the logits of the evaluation, bit for
+    bit."""
     from rnnkit.tasks.classify import logits_of, pad
 
     if not series:
