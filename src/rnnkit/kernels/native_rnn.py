@@ -29,7 +29,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.kernels.ops import op_name
 
@@ -93,18 +92,43 @@ def sequence(
 def _packed(
     mode: str, x: Tensor, hx: Sequence[Tensor], args: tuple[Any, ...], lengths: Tensor
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """The kernel's packed form, on lengths all > 0; output padded back to T steps."""
-    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-    order, unorder = packed.sorted_indices, packed.unsorted_indices
-    # enforce_sorted=False makes torch sort the batch, so both permutations are set.
-    assert order is not None and unorder is not None
+    """The kernel's packed form, on lengths all > 0; output padded back to T steps.
+
+    Packed and unpacked by indexing, as torch's ``pack_padded_sequence`` and
+    ``pad_packed_sequence`` would (same batch order, same packed layout, so the kernel
+    computes the same numbers bit for bit), because those two fail where indexing runs:
+    ``pack_padded_sequence`` has no gradient for complex tensors, and
+    ``pad_packed_sequence`` reads its indices back to the CPU, which a tensor on the meta
+    device cannot do. ``index_select`` and ``index_copy_`` differentiate in every dtype and
+    run on every device.
+    """
+    T, B = x.shape[:2]
+    # The bookkeeping runs on the CPU, where lengths are (no device sync), and the kernels
+    # take batch_sizes there, as a CPU int64 tensor.
+    # Longest first, by the call pack_padded_sequence makes: ties keep its order, so the
+    # kernel sees the batch's rows in the same order (a weight's gradient sums over them).
+    sorted_lengths, order = torch.sort(lengths, descending=True)
+    steps = torch.arange(int(sorted_lengths[0]))  # the longest sequence's steps
+    # running[t, j]: whether the j-th longest sequence has a step t; each step's sequences
+    # are a prefix of the sorted batch, so the kernel's batch_sizes[t] counts them.
+    running = steps.unsqueeze(1) < sorted_lengths  # (steps, B)
+    batch_sizes = running.sum(1)
+    # The row of x viewed as (T * B, I) that each row of the packed data holds: step by
+    # step, within a step the running sequences longest first (the packed layout).
+    rows = (steps.unsqueeze(1) * B + order)[running]
+    unorder = torch.empty_like(order).scatter_(0, order, torch.arange(B))  # order's inverse
+    # The three index tensors go to x's device in one copy, not three (none on the CPU).
+    rows, order, unorder = (
+        torch.cat([rows, order, unorder]).to(x.device).split([rows.numel(), B, B])
+    )
+    data = x.reshape(T * B, x.size(2)).index_select(0, rows)
     sorted_hx = tuple(h.index_select(1, order) for h in hx)
     state: Any = sorted_hx if mode == "LSTM" else sorted_hx[0]
-    result = KERNELS[mode](packed.data, packed.batch_sizes, state, *args)
-    out, _ = pad_packed_sequence(
-        PackedSequence(result[0], packed.batch_sizes, order, unorder), total_length=x.size(0)
-    )
-    return out, tuple(s.index_select(1, unorder) for s in result[1:])
+    result = KERNELS[mode](data, batch_sizes, state, *args)
+    # Each packed output row back to its (step, sample) place; zeros past each end.
+    packed_out, width = result[0], result[0].size(1)
+    out = packed_out.new_zeros(T * B, width).index_copy_(0, rows, packed_out)
+    return out.view(T, B, width), tuple(s.index_select(1, unorder) for s in result[1:])
 
 
 def _run(
