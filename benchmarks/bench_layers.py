@@ -22,7 +22,11 @@ shapes: one table of everything the fused kernels are measured by. ``--device cu
 ``--gru`` and ``--options`` on the GPU (the options on rnnkit's Triton kernels; the GRU
 stays on cuDNN there), timed to the end of the queued work. ``--projection`` times the
 LSTM with a projection and zoneout (fused, and on the reference loop) against
-torch.nn.LSTM(proj_size=P).
+torch.nn.LSTM(proj_size=P). ``--ragged`` times a batch of unequal lengths: rnnkit's layer
+called with ``lengths=`` (native backend, and the backend auto picks) against torch.nn's
+layer fed what a user writes by hand, ``pack_padded_sequence(enforce_sorted=False)`` and
+``pad_packed_sequence`` back, for --cells at (T, B, I=H) = (100, 64, 256) and (1000, 8, 128),
+lengths drawn uniformly from [T/2, T].
 """
 
 from __future__ import annotations
@@ -169,6 +173,60 @@ def projection_table(repeats: int) -> None:
         print(f"{f'{T}, {B}, {H}, {P}':18s} {base * 1e3:9.2f}  {ratios}  [auto: {chosen}]")
 
 
+RAGGED_SHAPES = ((100, 64, 256), (1000, 8, 128))
+
+
+def ragged_table(cells: list[str], repeats: int) -> None:
+    """rnnkit's ``lengths=`` against torch.nn with a pack/pad round trip (train, inference)."""
+    print(f"{'T, B, I=H':14s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  "
+          "ratios to torch.nn with pack_padded_sequence")  # fmt: skip
+    for T, B, H in RAGGED_SHAPES:
+        x = torch.randn(T, B, H)
+        lengths = torch.randint(T // 2, T + 1, (B,))
+        for name in cells:
+            calls, auto = _ragged_calls(name, x, lengths)
+            chosen = auto.backend_for(x).name
+            for mode in ("train", "inference"):
+                fns = {k: _ragged_run(call, mode == "train") for k, call in calls.items()}
+                times = interleaved_medians(fns, repeats=repeats)
+                base = times["torch.nn"]
+                ratios = "  ".join(f"{k} {times[k] / base:.2f}" for k in calls if k != "torch.nn")
+                print(f"{f'{T}, {B}, {H}':14s} {name:5s} {mode:9s} {base * 1e3:11.2f}  "
+                      f"{ratios}  [auto: {chosen}]", flush=True)  # fmt: skip
+
+
+def _ragged_calls(
+    name: str, x: torch.Tensor, lengths: torch.Tensor
+) -> tuple[dict[str, Callable[[], torch.Tensor]], rnnkit.RecurrentLayer]:
+    """The three calls of one ragged row (outputs padded to T), and rnnkit's auto layer."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    ref = CELLS[name][0](x.size(-1), x.size(-1))
+    native, auto = CELLS[name][1].from_torch(ref), CELLS[name][1].from_torch(ref)
+    native.backend = "native"
+
+    def by_hand() -> torch.Tensor:  # what a torch.nn user writes for a ragged batch
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        return pad_packed_sequence(ref(packed)[0], total_length=x.size(0))[0]
+
+    return {
+        "torch.nn": by_hand,
+        "native": lambda: native(x, lengths=lengths)[0],
+        "auto": lambda: auto(x, lengths=lengths)[0],
+    }, auto
+
+
+def _ragged_run(call: Callable[[], torch.Tensor], train: bool) -> Callable[[], None]:
+    def run() -> None:
+        if train:
+            call().sum().backward()
+        else:
+            with torch.no_grad():
+                call()
+
+    return run
+
+
 def main() -> None:
     parser = _args.parser(__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
@@ -194,16 +252,21 @@ def main() -> None:
     parser.add_argument(
         "--projection", action="store_true", help="the projected LSTM's table only (above)"
     )
+    parser.add_argument(
+        "--ragged", action="store_true", help="the table of unequal lengths only (above)"
+    )
     args = parser.parse_args()
     # One table per call: --gru, --options and --projection each print theirs alone, and
     # the options of the others would have no effect.
     table = [f for f, on in (("--gru", args.gru), ("--options", args.options),
-                              ("--projection", args.projection)) if on]  # fmt: skip
+                              ("--projection", args.projection),
+                              ("--ragged", args.ragged)) if on]  # fmt: skip
     if len(table) > 1:
         _args.refuse(parser, table[1], f"expected one table per call; got {' and '.join(table)}")
     if table:
-        _args.no_effect(parser, f"with {table[0]}", {"--cells": args.cells,
-                        "--native-only": args.native_only or None})  # fmt: skip
+        _args.no_effect(parser, f"with {table[0]}", {
+            "--cells": None if args.ragged else args.cells,
+            "--native-only": args.native_only or None})  # fmt: skip
     if not (args.gru or args.options):
         _args.no_effect(parser, "without --gru or --options", {"--device": args.device})
     if args.quick:
@@ -225,6 +288,9 @@ def main() -> None:
         return
     if args.projection:
         projection_table(repeats)
+        return
+    if args.ragged:
+        ragged_table(args.cells, repeats)
         return
     print(f"{'shape':28s} {'cell':5s} {'mode':9s} {'torch.nn ms':>11s}  ratios to torch.nn")
     for shape_name, (T, B, I, H) in SHAPES.items():

@@ -118,6 +118,8 @@ CASES = [
     ("bench_layers.py", ["--cells", "Foo"], "--cells"),
     ("bench_layers.py", ["--repeats", "0"], "--repeats"),
     ("bench_layers.py", ["--gru", "--options"], "--options"),
+    ("bench_layers.py", ["--projection", "--ragged"], "--ragged"),
+    ("bench_layers.py", ["--ragged", "--native-only"], "--native-only"),
     ("bench_layers.py", ["--quick", "--repeats", "5"], "--repeats"),
     ("bench_lm_throughput.py", ["--threads", "0"], "--threads"),
     ("bench_lm_throughput.py", ["--steps-per-sample", "0"], "--steps-per-sample"),
