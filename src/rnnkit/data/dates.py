@@ -9,17 +9,19 @@ gives them.
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 from rnnkit.data.ts_format import parse_number
 
 # A step between two dates, as a frequency of SEASONALITY: in calendar months (dates on
-# the same day of the month, year-months, quarters, years), else in seconds.
+# the same day of the month, or on a month's first or last working days; year-months,
+# quarters, years), else in seconds.
 _MONTH_STEPS = {1: "monthly", 3: "quarterly", 12: "yearly"}
 _SECOND_STEPS = {
     4: "4_seconds",
@@ -31,26 +33,45 @@ _SECOND_STEPS = {
     604_800: "weekly",
 }
 _UNITS = (("week", 604_800), ("day", 86_400), ("hour", 3600), ("minute", 60), ("second", 1))
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2})[:-](\d{2})(?:[:-](\d{2}))?)?")
+_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2})[:-](\d{2})(?:[:-](\d{2})(?:\.(\d{1,6}))?)?)?"
+)
 _YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
 _QUARTER = re.compile(r"(\d{4})[- ]?[Qq]([1-4])")
+_ISO_WEEK = re.compile(r"(\d{4})-?W(\d{2})")  # its Monday
 _EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_SECOND = 1_000_000  # steps between dates are counted in microseconds
+# A step of whole days may be an hour longer or shorter: a daily series stamped at local
+# midnight in UTC (or in local time, at 01:00 one season and 00:00 the other).
+_DST = 3600 * _SECOND
+# A month's first and last working days: the 1st to the 4th (a weekend, then a holiday),
+# the last day to 3 days before it.
+_FIRST_DAYS, _LAST_DAYS = 4, 3
 
 
 def stamp_of(text: str, years: bool) -> tuple[str, Any] | None:
     """(kind, value) of a time cell read as a date, None when it is none: a date or a
-    date and time (``datetime``), a year-month, a quarter (month numbers, from year 0),
-    or - with ``years`` - a whole number 1000-2999, a year."""
+    date and time (``datetime``; an ISO week, ``2020-W05``, is its Monday), a year-month,
+    a quarter (month numbers, from year 0), or - with ``years`` - a whole number
+    1000-2999, a year."""
     s = text.strip()
+    if not s[:4].isdigit():  # every form starts with its year (a count: 1, 2, 3)
+        return None
     try:
         if m := _DATE.fullmatch(s):
-            y, mo, d, h, mi, sec = (int(g) for g in m.groups(default="0"))
-            return "date", datetime(y, mo, d, h, mi, sec)  # ValueError for 02-30, 25:00
+            y, mo, d, h, mi, sec, part = m.groups()  # part: of a second (.5, .000)
+            return "date", datetime(  # ValueError for 02-30, 25:00
+                int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
+                int(part.ljust(6, "0")) if part else 0,
+            )  # fmt: skip
         if m := _YEAR_MONTH.fullmatch(s):
             year, month = int(m[1]), int(m[2])
             return ("month", 12 * year + month - 1) if 1 <= month <= 12 else None
         if m := _QUARTER.fullmatch(s):
             return "quarter", 12 * int(m[1]) + 3 * (int(m[2]) - 1)
+        if m := _ISO_WEEK.fullmatch(s):
+            return "date", datetime.fromisocalendar(int(m[1]), int(m[2]), 1)  # no week 54
         if years:
             value = parse_number(s)
             whole = math.isfinite(value) and value == int(value)
@@ -63,34 +84,60 @@ def stamp_of(text: str, years: bool) -> tuple[str, Any] | None:
 def _calendar_months(times: list[datetime]) -> list[int] | None:
     """Month numbers of dates a whole number of calendar months apart: the same time of
     day, and the same day of the month (a later day falling on the last day of a shorter
-    month: 01-31, 02-29, 03-31); None for other dates."""
-    import calendar
-
+    month: 01-31, 02-29, 03-31), or one date a month on its first or last working days
+    (a business month's start, 1st-4th, or end, its last 4 days); None for other dates."""
     if len({t.time() for t in times}) > 1:
         return None
+    months = [12 * t.year + t.month - 1 for t in times]
+    ends = [calendar.monthrange(t.year, t.month)[1] for t in times]
     day = max(t.day for t in times)
-    if any(t.day != min(day, calendar.monthrange(t.year, t.month)[1]) for t in times):
-        return None
-    return [12 * t.year + t.month - 1 for t in times]
+    if all(t.day == min(day, end) for t, end in zip(times, ends, strict=True)):
+        return months
+    first = all(t.day <= _FIRST_DAYS for t in times)
+    last = all(end - t.day <= _LAST_DAYS for t, end in zip(times, ends, strict=True))
+    if (first or last) and all(a < b for a, b in pairwise(months)):  # one date a month
+        return months
+    return None
 
 
 def _apart(step: int, in_months: bool) -> str:
     if in_months:
         return f"{step} months"
+    if step % _SECOND:
+        return f"{step / _SECOND:g} seconds"
+    step //= _SECOND
     unit, size = next((u, n) for u, n in _UNITS if step % n == 0)
     return f"{step // size} {unit}{'s' if step != size else ''}"
 
 
-def dated_cells(cells: list[tuple[int, str]], years: bool) -> list[tuple[int, Any]] | str | None:
+def _whole_days(step: int, base: int) -> int:
+    """A step between dates of a base of whole days, an hour's change of clocks (DST)
+    taken out of it: 23 or 25 hours are a day."""
+    if base % (86_400 * _SECOND) or step < base - _DST:
+        return step
+    days, off = divmod(step + _DST, base)
+    return days * base if off <= 2 * _DST else step
+
+
+def dated_cells(
+    cells: list[tuple[int, str]], years: bool, known: dict[str, Any] | None = None
+) -> list[tuple[int, Any]] | str | None:
     """The (row, value) of every non-empty time cell (row, text) read as a date, all of
     one kind (a date and a date with a time are one kind); None when no cell is a date
     (an empty list when every cell is empty), a few words saying why when some are and
-    others are not, or are of another kind."""
-    given = [(row, text) for row, text in cells if text.strip()]
-    stamps = [(row, stamp_of(text, years)) for row, text in given]
+    others are not, or are of another kind. ``known``: :func:`stamp_of` of texts already
+    read (stripped), with the same ``years``; the texts read here are added to it."""
+    read = {} if known is None else known
+    stamps = []
+    for row, text in cells:
+        key = text.strip()
+        if key:
+            if key not in read:
+                read[key] = stamp_of(key, years)
+            stamps.append((row, read[key]))
     dated = [(row, s) for row, s in stamps if s is not None]
     if not dated:
-        return None if given else []
+        return None if stamps else []
     if len(dated) < len(stamps) or len({s[0] for _, s in dated}) > 1:
         return "the time column mixes formats"
     return dated
@@ -110,8 +157,8 @@ def spacing(dated: list[tuple[int, Any]]) -> tuple[str | None, int, str | None]:
         times = [s[1] for _, s in dated]
         months = _calendar_months(times)
         if months is None:
-            values = [int((t - _EPOCH).total_seconds()) for t in times]
-            in_months, table = False, _SECOND_STEPS
+            values = [(t - _EPOCH) // _MICROSECOND for t in times]
+            in_months, table = False, {n * _SECOND: f for n, f in _SECOND_STEPS.items()}
         else:
             values = months
     else:
@@ -123,6 +170,9 @@ def spacing(dated: list[tuple[int, Any]]) -> tuple[str | None, int, str | None]:
         step for step, _ in steps
     )
     base = min(adjacent, key=lambda step: (-adjacent[step], step))
+    if not in_months:
+        steps = [(_whole_days(step, base), apart) for step, apart in steps]
+        adjacent = Counter(_whole_days(step, base) for step in adjacent.elements())
     if 2 * adjacent[base] < adjacent.total():  # no step the usual one: 1, 3, 1, 5 days
         return None, 0, "dates irregularly spaced"
     absent = 0

@@ -39,13 +39,15 @@ Four file formats are read (``read_series`` picks one by the file, or ``format=`
 Values are separated by ``,``: a file separated by ``;`` or tabs is refused.
 
 A ``.tsf`` file's frequency is its ``@frequency``; a CSV's comes from its dates (a wide
-CSV's one time column, each series' times in a long CSV's, a rows CSV's header): ISO
-dates (``2020-03-01``), dates with a time (``2020-03-01 13:00``, ``T`` or seconds too),
-year-months (``2020-03``), quarters (``2020Q1``, ``2020-Q1``, ``2020 Q1``) and, in a
-column named ``year`` or counting up one a row, years (``1990``). The most common step
-between neighbouring rows, if it is at least half of them, sets it: 1, 3 or 12 calendar
-months (dates on one day of the month, or month ends): monthly, quarterly, yearly; a
-week, a day, an hour, 30, 10 or 1 minute(s), 4 seconds: weekly, daily, hourly,
+CSV's one time column - pandas' unnamed index when it holds the dates -, each series'
+times in a long CSV's, a rows CSV's header): ISO dates (``2020-03-01``), dates with a
+time (``2020-03-01 13:00``, ``T``, seconds or a fraction of one too), year-months
+(``2020-03``), quarters (``2020Q1``, ``2020-Q1``, ``2020 Q1``), ISO weeks (``2020-W05``)
+and, in a column named ``year`` or counting up one a row, years (``1990``). The most
+common step between neighbouring rows, if it is at least half of them, sets it: 1, 3 or
+12 calendar months (dates on one day of the month, month ends, or a month's first or
+last working days): monthly, quarterly, yearly; a week, a day (23 or 25 hours too: a
+change of clocks), an hour, 30, 10 or 1 minute(s), 4 seconds: weekly, daily, hourly,
 half_hourly, 10_minutes, minutely, 4_seconds. Steps that are whole multiples of it are
 missing dates (counted, not filled in: the rows stay consecutive). Other dates -
 irregular, out of order, of mixed formats, an unlisted step, a time split over columns,
@@ -532,25 +534,36 @@ def _spacer(header: list[str], body: list[tuple[int, list[str]]], k: int) -> boo
 
 
 def _check_one_row_per_time(
-    where: str, header: list[str], body: list[tuple[int, list[str]]], skip: list[int]
-) -> None:
+    where: str,
+    header: list[str],
+    body: list[tuple[int, list[str]]],
+    times: list[int],
+    years: bool = False,
+) -> dict[str, Any]:
     """Refuse a date that comes twice in a wide CSV's time column: such a file holds a row
     per observation (a long CSV whose id column has another name, ``date,store,sales``),
     and read as wide its ids and values would be series, each mixing every store's rows.
     With several time columns (``date,hour``) it is their values together that must not
-    come twice. Refuse, too, a date earlier than the row before's."""
-    named = [k for k in skip if header[k]]  # not pandas' unnamed index
+    come twice. Refuse, too, a date earlier than the row before's. ``times``: the time
+    columns; ``years``: whether the one time column holds years. Returns the dates read
+    (:func:`stamp_of` of each text), which the frequency reads again."""
+    known: dict[str, Any] = {}
     first: dict[tuple[str, ...], int] = {}
-    last: tuple[tuple[str, ...], int] | None = None
+    last: tuple[Any, int] | None = None  # the last date read, and its line
     for number, cells in body:
-        stamp = tuple(cells[k].strip() if k < len(cells) else "" for k in named)
-        if not any(_ISO.fullmatch(s) for s in stamp):  # only a date with its year is a time
+        stamp = tuple(cells[k].strip() if k < len(cells) else "" for k in times)
+        # Only a date with its year is a time (a quarter, a week, a year in a column so
+        # named too): a count (1, 2, 3) may come twice.
+        date = None
+        if len(times) == 1:
+            date = known[stamp[0]] = stamp_of(stamp[0], years)
+        if date is None and not any(_ISO.fullmatch(s) for s in stamp):
             continue
         what = (
-            f"time {stamp[0]!r} of column {header[named[0]]!r}"
-            if len(named) == 1
+            f"time {stamp[0]!r} of column {header[times[0]]!r}"
+            if len(times) == 1
             else f"time ({', '.join(stamp)}) of columns "
-            + ", ".join(repr(header[k]) for k in named)
+            + ", ".join(repr(header[k]) for k in times)
         )
         if stamp in first:
             raise ValueError(
@@ -561,33 +574,47 @@ def _check_one_row_per_time(
         first[stamp] = number
         # A date earlier than the row before (a repeat is refused above, as a long file):
         # a newest-first export read as it stands would run backwards, and the forecast
-        # would continue its oldest value.
-        if last is not None and _earlier(stamp, last[0]):
+        # would continue its oldest value. Dates of two kinds (a date, a year-month) are
+        # not compared.
+        if date is None:
+            continue
+        if last is not None and last[0][0] == date[0] and date[1] < last[0][1]:
             raise ValueError(
                 f"{where}, line {number}: {what} comes before line {last[1]}'s; expected the "
                 "rows of a wide CSV in time order, oldest first"
             )
-        last = (stamp, number)
+        last = (date, number)
+    return known
 
 
-def _earlier(stamp: tuple[str, ...], before: tuple[str, ...]) -> bool:
-    """Whether one time column's date comes before the previous row's, both read as dates
-    of one kind (a date and a year-month, or a time over several columns, are not
-    compared)."""
-    if len(stamp) != 1:
-        return False
-    now, then = stamp_of(stamp[0], years=False), stamp_of(before[0], years=False)
-    return now is not None and then is not None and now[0] == then[0] and now[1] < then[1]
+def _time_columns(
+    header: list[str], body: list[tuple[int, list[str]]], skip: list[int]
+) -> list[int]:
+    """The columns of a wide CSV's time among those it skips: not pandas' unnamed index
+    (``,date,a,b``), unless that index is the one column of dates (a ``DatetimeIndex``
+    written by ``to_csv()``: ``,a,b`` over ``2020-01-01,1,2``)."""
+    if not (len(header) > 2 and not header[0]):
+        return skip
+    if skip[1:] or skip[:1] != [0]:
+        return skip[1:]
+    column = [(row, cells[0]) for row, (_, cells) in enumerate(body) if cells]
+    dated = dated_cells(column, _counts_years([text for _, text in column]))
+    return [0] if isinstance(dated, list) and dated else []
 
 
 def _set_frequency(
-    data: SeriesSet, columns: list[tuple[str, list[tuple[int, str]]]], years: bool
+    data: SeriesSet,
+    columns: list[tuple[str, list[tuple[int, str]]]],
+    years: bool,
+    known: dict[str, Any] | None = None,
 ) -> SeriesSet:
     """Give ``data`` the frequency (and seasonality) that the dates of its time cells
     agree on: ``columns`` holds, per series (or once for all, as a wide CSV's), a label
-    for the note and its time cells (row, text). Where dates are found but give no
-    frequency, ``info["frequency_note"]`` says why; where none are, nothing changes."""
-    read = [(label, dated_cells(cells, years)) for label, cells in columns]
+    for the note and its time cells (row, text); ``known``, the dates of texts already
+    read. Where dates are found but give no frequency, ``info["frequency_note"]`` says
+    why; where none are, nothing changes."""
+    known = {} if known is None else known  # each text read once (a long CSV's repeat)
+    read = [(label, dated_cells(cells, years, known)) for label, cells in columns]
     if all(dated is None or dated == [] for _, dated in read):
         return data
     why: str | None = None
@@ -630,7 +657,14 @@ def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) 
     if not body:
         raise ValueError(f"{where}: a header row and no data rows")
     skip = _skipped_columns(where, header, body, time_column) if has_header or time_column else []
-    _check_one_row_per_time(where, header, body, skip)
+    times = _time_columns(header, body, skip)
+    column = []  # the one time column's cells (row, text), for its frequency
+    years = False
+    if len(times) == 1:
+        k = times[0]
+        column = [(row, cells[k] if k < len(cells) else "") for row, (_, cells) in enumerate(body)]
+        years = header[k].lower() == "year" or _counts_years([text for _, text in column])
+    known = _check_one_row_per_time(where, header, body, times, years)
     columns = [k for k in range(width) if k not in skip and not _spacer(header, body, k)]
     names = [header[k] for k in columns]
     if not names:
@@ -668,15 +702,11 @@ def read_wide_csv(path: str | os.PathLike[str], time_column: str | None = None) 
         dup = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"{where}, line {rows[0][0]}: column name {dup!r} appears twice")
     data = _finish(names, raw, where)
-    times = skip[1:] if len(header) > 2 and not header[0] else skip  # not pandas' index
     if len(times) > 1:
         spans = ", ".join(repr(header[k]) for k in times)
         data.info["frequency_note"] = f"no frequency: the time spans columns {spans}"
     elif times:
-        k = times[0]
-        column = [(row, cells[k] if k < len(cells) else "") for row, (_, cells) in enumerate(body)]
-        years = header[k].lower() == "year" or _counts_years([text for _, text in column])
-        _set_frequency(data, [("", column)], years)
+        _set_frequency(data, [("", column)], years, known)
     return data
 
 
@@ -716,7 +746,7 @@ def read_long_csv(path: str | os.PathLike[str]) -> SeriesSet:
         if time_col is not None:
             stamp = _time_key(cells[time_col])
             before = last_time.get(key)
-            comparable = before is not None and type(before[0]) is type(stamp)
+            comparable = before is not None and _comparable(before[0], stamp)
             if stamp is not None and before is not None and comparable and stamp <= before[0]:
                 raise ValueError(
                     f"{where}, line {number}: time {cells[time_col].strip()!r} of series "
@@ -748,7 +778,9 @@ def _is_rows_header(cells: list[str], body: list[tuple[int, list[str]]]) -> bool
     if names == [f"V{k}" for k in range(1, len(names) + 1)]:
         return not any(_is_number(c[0]) for _, c in body if c)
     times = names[1:]
-    return names[0].lower() in ID_NAMES and all(_is_number(t) or _ISO.fullmatch(t) for t in times)
+    return names[0].lower() in ID_NAMES and all(
+        _is_number(t) or _ISO.fullmatch(t) or stamp_of(t, years=False) for t in times
+    )
 
 
 def _csv_kind(rows: list[tuple[int, list[str]]]) -> str:
@@ -821,13 +853,20 @@ def read_rows_csv(path: str | os.PathLike[str]) -> SeriesSet:
 
 
 def _time_key(text: str) -> Any:
-    """A comparable time: a number, an ISO date string, or None (not checked)."""
+    """A comparable time: a number, an ISO date string, another date (a quarter, an ISO
+    week, a time with a fraction of a second) as its (kind, value), or None (not
+    checked)."""
     s = text.strip()
     try:
         return parse_number(s)
     except ValueError:
         pass
-    return s if _ISO.fullmatch(s) else None
+    return s if _ISO.fullmatch(s) else stamp_of(s, years=False)
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    """Whether two :func:`_time_key` values are times of one kind."""
+    return type(a) is type(b) and (not isinstance(a, tuple) or a[0] == b[0])
 
 
 def read_series(
