@@ -67,7 +67,7 @@ def _guarded(command: str, run: Callable[[], int]) -> int:
     Under torchrun the line is printed once, not once per process
     (:func:`rnnkit.train.distributed.prints_error` says which process prints it); a process
     that stays silent ends with the same status."""
-    from rnnkit.train.distributed import PeerLostError
+    from rnnkit.train.distributed import PeerLostError, hold_sigterm
     from rnnkit.train.loop import TrainingDivergedError
 
     try:
@@ -87,7 +87,10 @@ def _guarded(command: str, run: Callable[[], int]) -> int:
         return 1 if isinstance(err, TrainingDivergedError) else 2
     except PeerLostError as err:
         # Another process of a torchrun run is gone: no mistake of the user's; the run
-        # folder keeps its last checkpoint, as the message says.
+        # folder keeps its last checkpoint, as the message says. torchrun's SIGTERM, sent
+        # as the other process ended, must not cut this one's line short: ignored, as the
+        # process ends.
+        hold_sigterm()
         if os.environ.get("RNNKIT_TRACEBACK"):
             raise
         _print_error(f"rnnkit {command}: error: {err}", peer_loss=True, lost=err.lost)

@@ -18,6 +18,7 @@ import gc
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -142,8 +143,11 @@ class PeerLostError(RuntimeError):
     no longer answering): the run cannot go on. The message says what happened and how to
     continue; ``lost`` is the rank of the process gone, where it is known.
 
-    From then on SIGTERM is ignored (see :func:`hold_sigterm`): torchrun sends one the
-    moment a process dies, and it must not cut this process's last message short.
+    SIGTERM is ignored while the process group is torn down (see :func:`sigterm_held`):
+    torchrun sends one the moment a process dies, and it must not cut this process's
+    last message short. The error leaves :func:`rnnkit.train.run.launch` with SIGTERM as
+    it was before: a program that catches it and goes on can still be stopped so. The
+    command line, which ends on it, ignores SIGTERM from then on (:func:`hold_sigterm`).
     """
 
     def __init__(self, message: str, lost: int | None = None) -> None:
@@ -195,7 +199,8 @@ def hold_sigterm() -> None:
     every process as soon as one has ended, and its default action would kill this one
     before it has said why it stops (or, during Python's exit, which restores the default
     action of a signal that has a Python handler, turn its exit status into a death by
-    signal). torchrun sends SIGKILL 30 s later to a process that has not ended."""
+    signal). torchrun sends SIGKILL 30 s later to a process that has not ended. Only for a
+    process that ends: one that goes on holds it for a while (:func:`sigterm_held`)."""
     if threading.current_thread() is threading.main_thread():  # signal.signal's rule
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -230,13 +235,15 @@ def prints_error(line: str, *, peer_loss: bool = False, lost: int | None = None)
     Where there is no such store (the processes were not started by torchrun, or it does
     not answer), every process prints its line, as it would alone.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    try:  # WORLD_SIZE or RANK set to no number: not torchrun's, so printed here
+        world, rank = (int(os.environ.get(k, d)) for k, d in (("WORLD_SIZE", "1"), ("RANK", "0")))
+    except ValueError:
+        return True
     if world <= 1:
         return True
     store = _store()
     if store is None:
         return True
-    rank = int(os.environ.get("RANK", "0"))
     run, attempt = (
         os.environ.get(k, "") for k in ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT")
     )
@@ -253,7 +260,7 @@ def prints_error(line: str, *, peer_loss: bool = False, lost: int | None = None)
             return True
         # Polled: the store's own wait logs a warning on stderr when it times out.
         deadline = time.monotonic() + WAIT_FOR_RANK_0_S
-        with _sigterm_held():
+        with sigterm_held():
             while not store.check([f"{prefix}0"]):
                 if time.monotonic() >= deadline:
                     return True
@@ -263,24 +270,31 @@ def prints_error(line: str, *, peer_loss: bool = False, lost: int | None = None)
         return True  # the store is gone (or the wait was interrupted): say it here
 
 
+# How long a process waits to reach torchrun's store before it prints its line itself.
+STORE_CONNECT_S = 2.0
+
+
 def _store() -> Any | None:
-    """A client of torchrun's key-value store, or None where this process has none."""
+    """A client of torchrun's key-value store, or None where this process has none.
+
+    The store's address is tried first with a plain socket: where nothing answers there
+    (torchrun itself was killed), a store client would retry for its whole timeout,
+    logging each try with a C++ stack on stderr, before the one line is printed."""
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
     try:
-        return dist.TCPStore(
-            os.environ["MASTER_ADDR"],
-            int(os.environ["MASTER_PORT"]),
-            is_master=False,
-            timeout=timedelta(seconds=10),
-        )
-    except (KeyError, ValueError, RuntimeError):
+        host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+        with socket.create_connection((host, port), timeout=STORE_CONNECT_S):
+            pass
+        return dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=10))
+    except (KeyError, ValueError, OSError, RuntimeError):
         return None
 
 
 @contextlib.contextmanager
-def _sigterm_held() -> Iterator[None]:
-    """SIGTERM ignored while waiting to print (as :func:`hold_sigterm`), then as before."""
+def sigterm_held() -> Iterator[None]:
+    """SIGTERM ignored for a while (as :func:`hold_sigterm`: while waiting to print, while
+    the process group is torn down), then as before."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

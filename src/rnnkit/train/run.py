@@ -154,6 +154,7 @@ def launch(
         raise ValueError("out must be a folder path; got an empty string")
     ctx = distributed.setup(train_config.device)
     trainer = None
+    held = contextlib.ExitStack()  # SIGTERM held while a group that lost a process ends
     try:
         if folder is None:
             path = distributed.broadcast_str(ctx, str(out or new_run_path(task.name)))
@@ -189,14 +190,19 @@ def launch(
         lost = distributed.peer_lost(ctx, err)
         if lost is None:
             raise  # not a process gone: a bug, with its traceback
-        distributed.hold_sigterm()  # torchrun's SIGTERM must not cut the message short
+        # torchrun's SIGTERM must not cut the message short: ignored until the group is
+        # torn down, then as before, for a caller that goes on (the command line, which
+        # ends, ignores it from then on).
+        held.enter_context(distributed.sigterm_held())
         what, rank = lost
         raise distributed.PeerLostError(f"{what}; {_after_loss(folder, for_fit)}", rank) from err
     finally:
-        # DistributedDataParallel's reducer holds the process group: freed first, or the
-        # group's threads outlive its teardown and gloo can abort the process at exit.
-        del trainer
-        distributed.teardown(ctx)
+        with held:
+            # DistributedDataParallel's reducer holds the process group: freed first, or
+            # the group's threads outlive its teardown and gloo can abort the process at
+            # exit.
+            del trainer
+            distributed.teardown(ctx)
 
 
 def _after_loss(folder: RunFolder | None, for_fit: bool) -> str:
