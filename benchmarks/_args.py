@@ -126,10 +126,13 @@ def stop_if_signalled(summary: Any, *, saved: bool = True) -> Any:
 
 # The stop a pool's processes share (pool()): CODE, the exit code of the first stop (0
 # while none); SAVED, the runs the workers saved as they stopped; MAIN, the signal that
-# stopped the main process first (0: none), which its pool reports as it closes.
-CODE, SAVED, MAIN = 0, 1, 2
+# stopped the main process first (0: none), which its pool reports as it closes; from
+# RUNNING on, one slot a worker: the process id of each worker running a task (0: none).
+CODE, SAVED, MAIN, RUNNING = 0, 1, 2, 3
 _STOP: Any = None  # in a pool's worker: the shared stop the main process watches
 _OPEN: Any = None  # in the main process, while its pool is open: the same
+_CLOSING = False  # in the main process, while its pool ends its workers
+_LATE = 0  # the signal that came meanwhile, for a pool that ends after its work
 
 
 def _first_stop(stop: Any, code: int, saved: bool = False) -> bool:
@@ -145,21 +148,35 @@ def _first_stop(stop: Any, code: int, saved: bool = False) -> bool:
 class _Pool(multiprocessing.pool.Pool):
     """A pool whose ``with`` block, once its workers have ended, says what stopped the
     main process when a signal did (:func:`exit_on_signals`), and how many runs its
-    workers saved as they stopped: one line for them all."""
+    workers saved as they stopped: one line for them all.
+
+    Ended otherwise (its results all in, an error in a worker or in the main process),
+    the stop is shared first, so that a worker stopped after its step by terminate()'s
+    SIGTERM says nothing of a signal no one sent: the error's traceback is what is said.
+    A signal while the workers end is taken once they have: a second Ctrl-C ends them at
+    once (their trainers take it) and is no new stop; one that comes as a pool that did
+    its work closes stops the script then."""
 
     stop: Any = None
 
     def __exit__(self, *exc: Any) -> None:
-        global _OPEN
+        global _OPEN, _CLOSING, _LATE
+        _CLOSING, _LATE = True, 0
         try:
+            with self.stop.get_lock():
+                if self.stop[CODE] == 0:
+                    self.stop[CODE] = 1  # no signal's: the workers stop without a word
             super().__exit__(*exc)  # terminate(): a training worker stops after its step
         finally:
-            _OPEN = None
-            if self.stop[MAIN]:
+            late = _LATE if exc[0] is None else 0  # else already ending: on that
+            _OPEN, _CLOSING, _LATE = None, False, 0
+            if self.stop[MAIN] or late:
                 saved = self.stop[SAVED]
                 kept = {0: "", 1: "; the run is saved"}.get(saved, f"; the {saved} runs are saved")
-                name = signal.Signals(self.stop[MAIN]).name
+                name = signal.Signals(self.stop[MAIN] or late).name
                 print(f"stopped by {name}{kept}", file=sys.stderr, flush=True)
+        if late:
+            raise SystemExit(128 + late)
 
 
 def pool(processes: int) -> tuple[Any, Any]:
@@ -173,7 +190,7 @@ def pool(processes: int) -> tuple[Any, Any]:
     by the main process as its pool closes."""
     global _OPEN
     context = multiprocessing.get_context("spawn")
-    stop = context.Array("i", 3)
+    stop = context.Array("i", RUNNING + processes)
     # The workers start with SIGINT ignored (importing torch, Ctrl-C would end one in a
     # KeyboardInterrupt traceback); a spawned process keeps an ignored signal ignored.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -196,13 +213,50 @@ def pool_task(fn: Callable[..., T], *args: Any) -> T:
     SystemExit) still ends the worker - so that a terminating pool, whose workers a
     SIGTERM stops after their step, is not left waiting for one - and its code is shared
     first: the pool would start a new worker, hand it the next task and never return this
-    one's result, and :func:`gather` ends the script instead."""
+    one's result, and :func:`gather` ends the script instead. So does a worker killed
+    mid-task (the kernel's out-of-memory killer): its slot keeps its process id."""
+    slot = _running(_STOP, os.getpid()) if _STOP is not None else None
     try:
         return fn(*args)
     except SystemExit as stop:
         if _STOP is not None:
             _first_stop(_STOP, stop.code if isinstance(stop.code, int) and stop.code else 1)
         raise
+    except KeyboardInterrupt:
+        # A second Ctrl-C, which the trainer turns into KeyboardInterrupt to stop at once
+        # (its last checkpoint kept): the worker ends as the stop asks, without the
+        # traceback multiprocessing prints for a worker that ends on an exception.
+        if _STOP is None:
+            raise
+        code = 128 + signal.SIGINT
+        _first_stop(_STOP, code)
+        raise SystemExit(code) from None
+    finally:
+        if slot is not None:
+            _STOP[slot] = 0
+
+
+def _running(stop: Any, pid: int) -> int | None:
+    """The slot of ``stop`` where a worker's process id says it runs a task."""
+    with stop.get_lock():
+        free = next((k for k in range(RUNNING, len(stop)) if stop[k] == 0), None)
+        if free is not None:
+            stop[free] = pid
+    return free
+
+
+def _ended_mid_task(stop: Any) -> int | None:
+    """The process id of a worker that ended while it ran a task, None while none did."""
+    for k in range(RUNNING, len(stop)):
+        pid = stop[k]
+        if pid:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:  # gone, and reaped by the pool
+                return pid
+            except PermissionError:  # another user's process now: this one is gone
+                return pid
+    return None
 
 
 def gather(results: Any, stop: Any) -> Iterator[Any]:
@@ -219,6 +273,17 @@ def gather(results: Any, stop: Any) -> Iterator[Any]:
         except Waited:
             if stop[CODE]:
                 raise SystemExit(stop[CODE]) from None
+            # A worker killed mid-task (SIGKILL: the out-of-memory killer) never hands its
+            # result back, and the pool, which starts another, would wait for it for ever.
+            pid = _ended_mid_task(stop)
+            if pid is not None:
+                print(
+                    f"stopped: pool worker {pid} ended in the middle of its run, killed (out "
+                    "of memory?); expected each run to end with a result or a stop",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise SystemExit(1) from None
 
 
 def exit_on_signals() -> None:
@@ -228,7 +293,15 @@ def exit_on_signals() -> None:
     without a word, and the pool says it as it closes."""
 
     def unwind(received: int, _: Any) -> None:
+        global _LATE
         shared = _OPEN
+        if _CLOSING:
+            # While the pool ends its workers (a second Ctrl-C): they take Ctrl-C
+            # themselves and end at once; unwinding out of terminate() would leave them
+            # to an exit that says the stop before they have ended. The pool's exit
+            # takes it once they have.
+            _LATE = _LATE or received
+            return
         if shared is not None:
             with shared.get_lock():
                 if shared[CODE] == 0:
