@@ -135,6 +135,11 @@ def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
         )
     seasonality = o.seasonality or data.seasonality or 1
     origins = o.origins or data.info.get("origins") or (1 if len(data) > 1 else horizon)
+    if not o.seasonality and seasonality >= longest_test_origin(data, horizon, origins):
+        # A season read from a CSV's dates (or a file's frequency) that no test origin has
+        # a whole season before it would be used nowhere: none, rather than a refusal of
+        # a file the user said nothing wrong about (40 weeks of weekly sales).
+        seasonality = 1
     values = [np.asarray(v, dtype=np.float64) for v in data.values]
     scored = windows([len(v) for v in values], int(horizon), int(origins), "validation")
     validated = {a: anchor_mase(values, scored, int(horizon), int(seasonality), a) for a in ANCHORS}
@@ -153,6 +158,12 @@ def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
         "anchor": choose_anchor(o.anchor, validated),
         "anchor_validation_mase": validated,
     }
+
+
+def longest_test_origin(data: Any, horizon: int, origins: int) -> int:
+    """The most history any test forecast has: a seasonality as long is used nowhere."""
+    tests = windows([len(v) for v in data.values], int(horizon), int(origins), "test")
+    return max((w.origin for w in tests), default=0)
 
 
 DERIVED_KEYS = ("source", "horizon", "seasonality", "origins", "scale_window")

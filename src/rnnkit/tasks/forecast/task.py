@@ -121,10 +121,10 @@ class ForecastTask(Task):
         longest = max(w.origin for w in self.test)
         if m > 1 and m >= longest:
             # Seasonal naive and MASE's scale would fall back to lag 1 at every origin
-            # (mase_scale, seasonal_naive): the season named would be used nowhere.
-            given = f"--seasonality {m}" if o.seasonality else f"its seasonality ({m})"
+            # (mase_scale, seasonal_naive): the season named would be used nowhere. Only a
+            # season the user gave gets here: the data's falls back to none (derive).
             raise ValueError(
-                f"{data.source}: {given} is as long as every series' history at its last "
+                f"{data.source}: --seasonality {m} is as long as every series' history at its last "
                 f"test origin or longer (the longest holds {longest} values), so no "
                 f"forecast could use the season; give --seasonality below {longest}, or 1 "
                 "for none"
@@ -164,12 +164,15 @@ class ForecastTask(Task):
 
     def season_source(self) -> str:
         """Where the seasonality came from, when not from the data as read now: the
-        option, or the run's record (a run started before its file's dates gave one)."""
+        option, none where the data's season is longer than every test forecast's
+        history, or the run's record (a run started before its file's dates gave one)."""
         m, own = self.derived["seasonality"], self.data.seasonality or 1
         if m == own:
             return ""
         if self.options.seasonality:
             return " (--seasonality)"
+        if m == 1 and own >= max(w.origin for w in self.test):
+            return f" (the data's {own} is as long as the history before any test forecast)"
         return f" (as the run recorded it; its data now gives {own})"
 
     def unscored(self) -> str:
