@@ -185,7 +185,7 @@ def ragged_table(cells: list[str], repeats: int) -> None:
         lengths = torch.randint(T // 2, T + 1, (B,))
         for name in cells:
             calls, auto = _ragged_calls(name, x, lengths)
-            chosen = auto.backend_for(x).name
+            chosen = auto.backend_for(x, lengths=lengths).name
             for mode in ("train", "inference"):
                 fns = {k: _ragged_run(call, mode == "train") for k, call in calls.items()}
                 times = interleaved_medians(fns, repeats=repeats)
