@@ -404,3 +404,26 @@ def test_a_peer_gone_ends_the_command_in_one_line_and_status_1(monkeypatch, caps
     assert capsys.readouterr().err == (
         f"rnnkit train: error: {said}was written: run the command again\n"
     )
+
+
+@pytest.mark.parametrize(("rank", "world"), [("1", "2"), ("0", "2"), ("1", "1"), ("x", "2")])
+def test_only_the_process_that_writes_the_run_folder_probes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rank: str, world: str
+) -> None:
+    # Every rank made and removed the --out folder to probe it: a rank's mkdir could meet
+    # the folder rank 0 had just made, and the run ended in "File exists".
+    from rnnkit.cli.train import _probe_out
+
+    (tmp_path / "file").write_text("")
+    out = tmp_path / "file" / "run"  # a folder no probe can make
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", world)
+    if rank == "1" and world == "2":
+        _probe_out(str(out))  # rank 0's to judge
+        return
+    with pytest.raises(NotADirectoryError) as err:
+        _probe_out(str(out))
+    assert str(err.value) == (
+        f"--out: cannot make the folder {out} (Not a directory); expected an existing folder "
+        "or a new one in a folder you may write to"
+    )

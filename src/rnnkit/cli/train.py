@@ -146,9 +146,18 @@ def main(argv: Sequence[str]) -> int:
             training = {**file_train, **training}
         opts = task_cls.parse_options(options, where=f"{task} options", partial=True)
         if args.out is not None:  # a folder the system refuses, said naming --out
-            probe_new_folder("--out", args.out)
+            _probe_out(args.out)
         summary = train(task, opts, task_cls.default_train(**training), out=args.out)
     return report(summary)
+
+
+def _probe_out(out: str) -> None:
+    """:func:`probe_new_folder` in the process that writes the run folder: under torchrun,
+    rank 0 alone. Each probe makes the folder and removes it, so another rank's probe
+    raced rank 0's, and its mkdir could meet the folder rank 0 had just made ("File
+    exists"), ending the run with a refusal of a folder nothing was wrong with."""
+    if distributed.launched_rank() == 0:
+        probe_new_folder("--out", out)
 
 
 def pick_task(argv: list[str]) -> tuple[str, list[str]]:

@@ -67,6 +67,15 @@ def setup(device: str) -> Context:
     return Context(rank, world_size, dev)
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (``RANK``), before any process group is
+    joined; 0 alone, or where RANK is no number."""
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    except ValueError:
+        return 0
+
+
 def teardown(ctx: Context) -> None:
     if ctx.distributed and dist.is_initialized():
         gc.collect()  # what still holds the group (DDP's reducer, in module cycles) first
