@@ -20,7 +20,47 @@ from torch.profiler import ProfilerActivity, profile
 import rnnkit
 from rnnkit.kernels import fused, gemm
 
-pytestmark = pytest.mark.skipif(not gemm.enabled(), reason="no oneDNN in this torch build")
+pytestmark = pytest.mark.skipif(gemm._operator() is None, reason="no oneDNN in this torch build")
+
+
+@pytest.fixture(autouse=True)
+def _onednn_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Route the products to oneDNN whatever this CPU is (by default only AMD's are)."""
+    monkeypatch.setenv("RNNKIT_ONEDNN", "1")
+
+
+@pytest.mark.parametrize(
+    ("setting", "vendor", "on"),
+    [
+        (None, "AuthenticAMD", True),
+        (None, "GenuineIntel", False),
+        (None, "", False),
+        ("1", "GenuineIntel", True),
+        ("0", "AuthenticAMD", False),
+        ("yes", "GenuineIntel", False),
+    ],
+)
+def test_enabled_by_the_cpu_unless_rnnkit_onednn_says(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, vendor: str, on: bool
+) -> None:
+    """oneDNN's GEMM was measured the faster on an AMD EPYC and the slower on an Intel Xeon
+    (the module's docstring): by default only AMD CPUs route to it."""
+    if setting is None:
+        monkeypatch.delenv("RNNKIT_ONEDNN")
+    else:
+        monkeypatch.setenv("RNNKIT_ONEDNN", setting)
+    monkeypatch.setattr(gemm, "cpu_vendor", lambda: vendor)
+    assert gemm.enabled() is on
+    assert gemm.pays(torch.zeros(1), gemm.MIN_MACS) is on
+
+
+def test_cpu_vendor_reads_this_machines_cpu() -> None:
+    vendor = gemm.cpu_vendor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            named = [line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")]
+        assert vendor == (named[0] if named else "")
+    assert isinstance(vendor, str)
 
 
 def test_pays_only_for_large_float32_cpu_products() -> None:
@@ -100,6 +140,29 @@ def test_a_large_fused_layer_runs_its_products_on_onednn_and_equals_the_referenc
 
     assert ours.backend_for(x).name == "fused"
     assert any("_linear_pointwise" in op for op in _ops(step))
+
+
+@pytest.mark.skipif(not fused.available(), reason="no C++ compiler here")
+@pytest.mark.parametrize("vendor", ["AuthenticAMD", "GenuineIntel"])
+def test_the_fused_kernels_follow_the_choice_at_each_call(
+    monkeypatch: pytest.MonkeyPatch, vendor: str
+) -> None:
+    """The C++ products read the choice Python makes at each call (``set_onednn``), so a
+    change of ``RNNKIT_ONEDNN`` or of the CPU's rule after the kernels were built counts."""
+    monkeypatch.delenv("RNNKIT_ONEDNN")
+    monkeypatch.setattr(gemm, "cpu_vendor", lambda: vendor)
+    layer = rnnkit.GRU(128, 128, zoneout=0.1)
+    x = torch.randn(6, 64, 128)
+
+    def step() -> None:
+        out, _ = layer(x.clone().requires_grad_())
+        out.sum().backward()
+
+    ops = _ops(step)
+    assert any("_linear_pointwise" in op for op in ops) is (vendor == "AuthenticAMD")
+    monkeypatch.setenv("RNNKIT_ONEDNN", "1" if vendor == "GenuineIntel" else "0")
+    ops = _ops(step)
+    assert any("_linear_pointwise" in op for op in ops) is (vendor == "GenuineIntel")
 
 
 @pytest.mark.skipif(not fused.available(), reason="no C++ compiler here")

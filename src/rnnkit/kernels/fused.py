@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rnnkit.kernels import gemm
+
 SOURCE = Path(__file__).with_name("fused_cpu.cpp")
 _lock = threading.Lock()
 _module: Any = None
@@ -81,7 +83,18 @@ def _one_builder(where: Path) -> Iterator[None]:
 
 
 def extension() -> Any:
-    """The compiled module, built on the first call; None where it cannot be built."""
+    """The compiled module, built on the first call; None where it cannot be built.
+
+    Each call tells the module where its large float32 products go (oneDNN or torch's
+    BLAS, :func:`rnnkit.kernels.gemm.enabled`), so that ``RNNKIT_ONEDNN`` set after the
+    first call still counts, as it does for the products outside the module."""
+    module = _load()
+    if module is not None:
+        module.set_onednn(gemm.enabled())
+    return module
+
+
+def _load() -> Any:
     global _module, _failed
     if _module is not None or _failed is not None or not enabled():
         return _module

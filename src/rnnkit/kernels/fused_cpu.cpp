@@ -22,6 +22,7 @@
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -138,19 +139,19 @@ void small_product(const T* x, const T* Wt, const T* b, T* y, int64_t B, int64_t
 }
 
 // From this many multiply-adds a float32 product goes to oneDNN's GEMM (the operator
-// mkldnn::_linear_pointwise, y = x w^T + b), which torch's fused LSTM uses too: on the AMD
-// EPYC this project is measured on it is 1.5-2.4 times faster there than at::mm's MKL
-// (rnnkit.kernels.gemm, the same rule for the products outside this file).
+// mkldnn::_linear_pointwise, y = x w^T + b), which torch's fused LSTM uses too, where
+// rnnkit.kernels.gemm.enabled() says so: on an AMD EPYC it is 1.5-2.4 times faster there
+// than at::mm's MKL, on an Intel Xeon slower (the same rule for the products outside this
+// file). Python sets the flag before each call (set_onednn, rnnkit.kernels.fused).
 constexpr int64_t kOneDNNProduct = 1 << 20;
+std::atomic<bool> onednn_on{false};
 
 const c10::OperatorHandle* onednn_linear() {
   static const std::optional<c10::OperatorHandle> op = [] {
-    const char* off = std::getenv("RNNKIT_ONEDNN");
-    if ((off != nullptr && std::string(off) == "0") || !at::hasMKLDNN())
-      return std::optional<c10::OperatorHandle>();
+    if (!at::hasMKLDNN()) return std::optional<c10::OperatorHandle>();
     return c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
   }();
-  return op.has_value() ? &*op : nullptr;
+  return op.has_value() && onednn_on.load(std::memory_order_relaxed) ? &*op : nullptr;
 }
 
 // x (M, K) w^T (w: (N, K), any strides) + b through oneDNN, or an undefined tensor where
@@ -1142,7 +1143,10 @@ at::Tensor lm_generate(int64_t kind, const at::Tensor& table, std::vector<at::Te
   return ids;
 }
 
+void set_onednn(bool on) { onednn_on.store(on, std::memory_order_relaxed); }
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("set_onednn", &set_onednn, "route large float32 products to oneDNN (rnnkit.kernels.gemm)");
   m.def("gru_forward", &gru_forward, "GRU recurrence, forward (rnnkit.kernels.fused)");
   m.def("gru_backward", &gru_backward, "GRU recurrence, backward (rnnkit.kernels.fused)");
   m.def("lstm_forward", &lstm_forward, "LSTM recurrence, forward (rnnkit.kernels.fused)");

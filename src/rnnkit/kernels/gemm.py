@@ -1,14 +1,17 @@
-"""Large float32 matrix products on the CPU through oneDNN, where torch has it.
+"""Large float32 matrix products on the CPU through oneDNN, where that is the faster.
 
 torch runs ``F.linear`` and ``torch.mm`` on the CPU through its BLAS (MKL in the x86
-wheels), and its fused LSTM through oneDNN, whose own GEMM is the faster of the two on
-some CPUs: on the AMD EPYC this project is measured on, 1.5-2.4 times at the products
-of a training step from 2^20 multiply-adds up (docs/layers.md, "The GRU's fused kernel",
-has the measurements). The fused backend (:mod:`rnnkit.backends.fused`) routes its large
-float32 products there: the input projection and its gradients here, the per-step
+wheels), and its fused LSTM through oneDNN. Which GEMM is the faster depends on the CPU
+(docs/layers.md, "The GRU's fused kernel", has the measurements): on an AMD EPYC
+oneDNN's is 1.5-2.4 times MKL's at the products of a training step from 2^20
+multiply-adds up; on an Intel Xeon (Sapphire Rapids) MKL's is the faster, by 1.2-2 times
+at the per-step products of a batch of 8-64 rows and level at the large ones. So the
+fused backend (:mod:`rnnkit.backends.fused`) routes its large float32 products to oneDNN
+on AMD CPUs (:func:`enabled`): the input projection and its gradients here, the per-step
 recurrent products and dW_h in ``fused_cpu.cpp``; the scan backend (minGRU, minLSTM) its
-projections. Smaller products, float64, autocast, torch.compile and machines without
-oneDNN keep torch's path; ``RNNKIT_ONEDNN=0`` turns the routing off.
+projections. Everywhere else, and for smaller products, float64, autocast, torch.compile
+and torch builds without oneDNN, torch's own path. ``RNNKIT_ONEDNN=1`` routes them to
+oneDNN on any CPU, ``RNNKIT_ONEDNN=0`` on none.
 
 oneDNN's product is ``mkldnn::_linear_pointwise`` (y = x w^T + b), an operator of torch's
 own oneDNN integration (inductor's CPU backend emits it for linear layers); it has no
@@ -19,13 +22,14 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 from typing import Any
 
 import torch
 from torch import Tensor
 
-# From this many multiply-adds oneDNN's product is faster than MKL's on the CPUs measured;
-# below, the call costs more than it saves (fused_cpu.cpp's kOneDNNProduct is the same).
+# From this many multiply-adds oneDNN's product is faster than MKL's on an AMD CPU; below,
+# the call costs more than it saves (fused_cpu.cpp's kOneDNNProduct is the same).
 MIN_MACS = 1 << 20
 
 
@@ -39,8 +43,29 @@ def _operator() -> Any:
         return None
 
 
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's vendor string as the CPU reports it ("AuthenticAMD", "GenuineIntel"), or
+    "" where it cannot be read: Linux's /proc/cpuinfo, else what Python's platform module
+    gives (Windows names the vendor there)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    name = platform.processor()
+    return next((v for v in ("AuthenticAMD", "GenuineIntel") if v in name), "")
+
+
 def enabled() -> bool:
-    return os.environ.get("RNNKIT_ONEDNN", "1") != "0" and _operator() is not None
+    """Whether large float32 products go to oneDNN: ``RNNKIT_ONEDNN`` "1" or "0" if set,
+    else on AMD CPUs only, where oneDNN's GEMM was measured the faster (module docstring)."""
+    setting = os.environ.get("RNNKIT_ONEDNN", "")
+    if setting == "0" or _operator() is None:
+        return False
+    return setting == "1" or cpu_vendor() == "AuthenticAMD"
 
 
 def pays(x: Tensor, macs: int) -> bool:
