@@ -37,16 +37,31 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def cpu_name() -> str:
+    """The processor's model name where Linux gives it (timings differ by vendor: which
+    GEMM rnnkit's fused kernels use depends on it, rnnkit.kernels.gemm), else what
+    Python's platform module says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine(device: str = "cpu", *, threads: str | None = None) -> str:
     """The processor, CPUs, torch and its threads (``threads``: what to say instead of
     this process's count, for work done in other processes)."""
     import os
-    import platform
 
     import torch
 
     where = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{cpu_name()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__}, {threads or f'{torch.get_num_threads()} threads'}"
     )
     if device.startswith("cuda"):

@@ -97,8 +97,9 @@ def gru_table(repeats: int, device: str = "cpu") -> None:
             "auto": rnnkit.GRU.from_torch(ref),
             "fused": rnnkit.GRU.from_torch(ref, backend="fused"),
         }
-        chosen = cast(rnnkit.RecurrentLayer, mods["auto"]).backend_for(x).name
         for mode, make in (("train", train_step), ("inference", infer)):
+            with torch.set_grad_enabled(mode == "train"):  # the choice reads the grad mode
+                chosen = cast(rnnkit.RecurrentLayer, mods["auto"]).backend_for(x).name
             fns = {k: make(m, x) for k, m in mods.items()}
             times = interleaved_medians(fns, repeats=repeats, synchronize=synchronizer(device))
             lstm, gru = times["torch.nn.LSTM"], times["torch.nn.GRU"]
@@ -185,8 +186,9 @@ def ragged_table(cells: list[str], repeats: int) -> None:
         lengths = torch.randint(T // 2, T + 1, (B,))
         for name in cells:
             calls, auto = _ragged_calls(name, x, lengths)
-            chosen = auto.backend_for(x, lengths=lengths).name
             for mode in ("train", "inference"):
+                with torch.set_grad_enabled(mode == "train"):  # the choice reads the grad mode
+                    chosen = auto.backend_for(x, lengths=lengths).name
                 fns = {k: _ragged_run(call, mode == "train") for k, call in calls.items()}
                 times = interleaved_medians(fns, repeats=repeats)
                 base = times["torch.nn"]

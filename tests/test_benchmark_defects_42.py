@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from _processes import group, kill_started, start, wait_for
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import _args  # noqa: E402
+import _timing  # noqa: E402
 
 # ---- classify.py: a user's files are rows of their own --------------------------------
 
@@ -342,6 +342,6 @@ def test_forecast_check_says_the_threads_its_runs_used(
     last = capsys.readouterr().out.splitlines()[-1]
     assert last == (
         f"`python benchmarks/forecast_check.py {' '.join(argv)}`: 0.0 minutes on "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{_timing.cpu_name()}, {os.cpu_count()} CPUs, torch "
         f"{torch.__version__}, 1 thread per run, {at_once}."
     )

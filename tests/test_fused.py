@@ -10,6 +10,7 @@ they ran before, after one warning.
 from __future__ import annotations
 
 import os
+import types
 import warnings
 
 import pytest
@@ -152,6 +153,56 @@ def test_the_auto_choice_is_fused_for_small_steps_and_resets_only() -> None:
     assert layer.to(torch.bfloat16).backend_for(small.bfloat16()).name == "native"
 
 
+@pytest.mark.parametrize("onednn", [True, False])
+def test_without_autograd_the_gru_takes_the_fused_kernel_by_the_cpus_rule(
+    monkeypatch: pytest.MonkeyPatch, onednn: bool
+) -> None:
+    """Under no_grad torch's GRU runs without autograd: where its products run on the
+    faster BLAS (products not on oneDNN: Intel) the fused kernel wins at small steps only
+    (rnnkit.backends.fused, MAX_INFERENCE_UNITS); where they go to oneDNN (AMD) the
+    training rule holds."""
+    from rnnkit.kernels import gemm
+
+    monkeypatch.setattr(gemm, "enabled", lambda: onednn)
+    wide, narrow, mid = rnnkit.GRU(3, 256), rnnkit.GRU(3, 64), rnnkit.GRU(3, 128)
+    at = {b: torch.zeros(5, b, 3) for b in (1, 4, 8, 16, 32, 64, 128)}
+    assert wide.backend_for(at[64]).name == "fused"  # with autograd: the training rule
+    with torch.no_grad():
+        names = {
+            "256 x 64": wide.backend_for(at[64]).name,
+            "256 x 8": wide.backend_for(at[8]).name,
+            "256 x 4": wide.backend_for(at[4]).name,
+            "128 x 16": mid.backend_for(at[16]).name,
+            "128 x 32": mid.backend_for(at[32]).name,
+            "64 x 32": narrow.backend_for(at[32]).name,
+            "64 x 64": narrow.backend_for(at[64]).name,
+            "64 x 128": narrow.backend_for(at[128]).name,
+        }
+        reason = mid.backend_for(at[16]).reason
+    with torch.inference_mode():
+        assert wide.backend_for(at[64]).name == ("fused" if onednn else "native")
+    if onednn:
+        assert set(names.values()) == {"fused"}
+        assert reason == "rnnkit's fused kernel (B = 16 <= 64: faster than torch's)"
+    else:
+        fused_ones = {"256 x 4", "128 x 16", "64 x 32"}
+        assert names == {k: "fused" if k in fused_ones else "native" for k in names}
+        assert reason == (
+            "rnnkit's fused kernel (B x H = 2048 <= 2048, H <= 128, without autograd: "
+            "faster than torch's)"
+        )
+
+
+def test_the_gru_rule_at_its_edges() -> None:
+    rule = rnnkit.backends.fused.faster_than_torchs_gru
+    assert rule(64, 4096) and rule(128, 128) and not rule(128, 129) and not rule(129, 64)
+    assert not rule(0, 64) and not rule(0, 64, grad=False, onednn=False)
+    assert rule(16, 128, grad=False, onednn=False) and not rule(17, 128, grad=False, onednn=False)
+    assert rule(4, 256, grad=False, onednn=False) and not rule(5, 256, grad=False, onednn=False)
+    assert not rule(1, 257, grad=False, onednn=False) and not rule(1, 512, grad=False, onednn=False)
+    assert rule(64, 4096, grad=False, onednn=True)
+
+
 def test_forcing_fused_where_it_cannot_run_is_an_error() -> None:
     message = (
         r"MinGRU: backend='fused' cannot run this call \(rnnkit's fused kernels have no MINGRU\)"
@@ -203,7 +254,7 @@ def test_a_build_killed_midway_does_not_hang_the_next_one(
     where = fused.build_directory()
     where.mkdir(parents=True)
     (where / "lock").touch()  # what the killed build left
-    built = object()
+    built = types.SimpleNamespace(set_onednn=lambda on: None)
 
     def load(**kwargs: object) -> object:
         assert kwargs["build_directory"] == str(where)

@@ -69,9 +69,11 @@ class PerformanceWarning(UserWarning):
 def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Choice:
     """The backend a call over ``steps`` time steps (with per-sample resets or not) runs on.
 
-    Pure: it reads the plan and the input's device, dtype and batch size (``x``, time-major),
-    so asking ahead gives what a call will do. A forced backend that cannot run the call
-    exactly raises ``ValueError`` here.
+    Pure: it reads the plan, the input's device, dtype and batch size (``x``, time-major)
+    and whether autograd records (``torch.no_grad()`` and ``torch.inference_mode()`` calls
+    may run the GRU elsewhere than training calls), so asking ahead under the same grad
+    mode gives what a call will do. A forced backend that cannot run the call exactly
+    raises ``ValueError`` here.
     """
     owner = plan.owner
     linear = isinstance(plan.cells[0], LinearRecurrentCell)
@@ -108,7 +110,8 @@ def choose(plan: Plan, steps: int, resets: bool, x: Tensor | None = None) -> Cho
         # only then, so that a call torch's kernel takes never builds the extension.
         on_cpu = x is None or x.device.type == "cpu"  # on CUDA, cuDNN's GRU is fused
         batch = 0 if x is None else x.size(1)
-        faster = fused.faster_than_torchs_gru(batch, plan.cells[0].hidden_size)
+        hidden, grad = plan.cells[0].hidden_size, torch.is_grad_enabled()
+        faster = fused.faster_than_torchs_gru(batch, hidden, grad)
         small = faster if plan.kind == "GRU" and on_cpu else None
         if (unsupported or small) and not fused.supports(plan, x):
             why = unsupported or small

@@ -29,21 +29,46 @@ from rnnkit.kernels import fused, gemm
 
 KINDS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
 DTYPES = (torch.float32, torch.float64)
-# Where the fused GRU is faster than torch's (which runs its step loop through autograd on
-# the CPU, its products on MKL): at batches up to 64 whatever the width, and up to 128 for
-# at most 16,384 units per step. Measured, training step, fused / torch.nn.GRU at T = 100
-# (I = H), B x H: 8 x 2048 0.18, 16 x 512 0.60, 32 x 1024 0.57, 64 x 512 0.72,
-# 64 x 128 0.72, 128 x 128 0.81; but 128 x 64 1.05, 128 x 256 1.00, 192 x 128 1.05,
-# 256 x 64 1.18, 256 x 256 1.21 (2-core AMD EPYC, torch 2.13, 3 December 2026).
+# Where the fused GRU is faster than torch's, which runs its step loop through autograd on
+# the CPU and its products on its BLAS (MKL). Training step, fused / torch.nn.GRU at
+# T = 100 (I = H), B x H, 2 threads: on an Intel Xeon (products on MKL) 1 x 1024 0.42,
+# 8 x 1024 0.63, 32 x 1024 0.90, 64 x 512 1.00, 64 x 128 0.75, 128 x 128 0.84; but
+# 128 x 256 1.11, 256 x 128 1.08, 256 x 256 1.20 (5 December 2026); on an AMD EPYC
+# (products on oneDNN) 8 x 2048 0.18, 32 x 1024 0.57, 64 x 512 0.72, 128 x 128 0.81; but
+# 128 x 256 1.00, 256 x 64 1.18, 256 x 256 1.21 (3 December 2026). So at batches up to 64
+# whatever the width, and up to 128 for at most 16,384 units per step.
 MAX_BATCH, MAX_UNITS = 64, 16384
+# Without autograd torch's GRU loses only its step loop's Python-free overhead, so where its
+# products run on the faster BLAS (MKL on Intel) the fused kernel wins at small steps
+# alone. Inference, fused / torch.nn.GRU at T = 100 on the Intel Xeon, full and ragged
+# batches: 1 x 256 0.70-0.77, 4 x 256 0.91-0.93, 16 x 128 0.85-0.86, 32 x 64 0.84-0.95;
+# but 8 x 256 1.04-1.07, 32 x 128 1.05-1.10, 64 x 64 0.98-1.04, 64 x 256 1.17-1.20,
+# 1 x 512 1.14. On the AMD EPYC, whose products go to oneDNN, the training rule held for
+# inference too (64 x 512 0.58, 8 x 128 0.61, 1 x 64 0.11 at one thread).
+MAX_INFERENCE_UNITS = 2048
 
 
-def faster_than_torchs_gru(batch: int, hidden: int) -> str | None:
-    """Why the fused GRU is the faster on the CPU for this batch and width, or None."""
-    if 0 < batch <= MAX_BATCH:
-        return f"B = {batch} <= {MAX_BATCH}: faster than torch's"
-    if 0 < batch <= 2 * MAX_BATCH and batch * hidden <= MAX_UNITS:
-        return f"B x H = {batch * hidden} <= {MAX_UNITS}: faster than torch's"
+def faster_than_torchs_gru(
+    batch: int, hidden: int, grad: bool = True, onednn: bool | None = None
+) -> str | None:
+    """Why the fused GRU is the faster on the CPU for this batch and width, or None.
+
+    ``grad``: whether autograd records the call (``torch.is_grad_enabled()``); ``onednn``:
+    whether the fused kernel's large products go to oneDNN (default:
+    :func:`rnnkit.kernels.gemm.enabled`, which decides by the CPU)."""
+    if grad or (gemm.enabled() if onednn is None else onednn):
+        if 0 < batch <= MAX_BATCH:
+            return f"B = {batch} <= {MAX_BATCH}: faster than torch's"
+        if 0 < batch <= 2 * MAX_BATCH and batch * hidden <= MAX_UNITS:
+            return f"B x H = {batch * hidden} <= {MAX_UNITS}: faster than torch's"
+        return None
+    if batch > 0 and hidden <= 128 and batch * hidden <= MAX_INFERENCE_UNITS:
+        return (
+            f"B x H = {batch * hidden} <= {MAX_INFERENCE_UNITS}, H <= 128, without autograd: "
+            "faster than torch's"
+        )
+    if 0 < batch <= 4 and hidden <= 256:
+        return f"B = {batch} <= 4, H <= 256, without autograd: faster than torch's"
     return None
 
 
