@@ -239,6 +239,31 @@ def test_ragged_calls_on_the_meta_device_return_torch_nn_shapes(name, kwargs, ba
     assert (out.device.type, tuple(out.shape)) == ("meta", (B, T, expected[0].size(-1)))
 
 
+@pytest.mark.parametrize("backend", ["native", "auto", "reference"])
+@pytest.mark.parametrize("name,kwargs", LAYERS, ids=lambda v: str(v) if isinstance(v, dict) else v)
+def test_an_unsorted_packed_sequence_on_the_meta_device_returns_torch_nn_shapes(
+    name, kwargs, backend
+):
+    """pad_packed_sequence cannot unpack it there (it reads the meta unsorting indices back
+    to the CPU); the layer unpacks it by indexing in the packed order (base._unpack_meta)."""
+    layer = getattr(rnnkit, name)(
+        I, H, 2, bidirectional=True, device="meta", backend=backend, **kwargs
+    )
+    reference = getattr(nn, name)(I, H, 2, bidirectional=True, device="meta", **kwargs)
+    x = torch.empty(T, B, I, device="meta", requires_grad=True)
+    packed = pack_padded_sequence(x, torch.tensor(UNSORTED), enforce_sorted=False)
+    state = [t.to("meta") for t in tensors(reference(packed)[1])]
+    hx = tuple(state) if name == "LSTM" else state[0]
+    for args in ((packed,), (packed, hx)):
+        got, expected = layer(*args), reference(*args)
+        assert _shapes(got) == _shapes(expected)
+        out = got[0]
+        assert out.batch_sizes.tolist() == expected[0].batch_sizes.tolist()
+        assert out.sorted_indices is packed.sorted_indices
+        assert out.unsorted_indices is packed.unsorted_indices
+        assert out.data.requires_grad  # the graph reaches the input, as torch.nn's does
+
+
 # ---- CUDA ---------------------------------------------------------------------------
 
 

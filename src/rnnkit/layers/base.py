@@ -587,7 +587,10 @@ class RecurrentLayer(nn.Module):
                     f"{owner}: lengths must be None for a PackedSequence input; "
                     "its lengths are taken from it"
                 )
-            x, lengths_t = pad_packed_sequence(packed)  # (T, B, I), original batch order
+            if packed.data.device.type == "meta" and packed.sorted_indices is not None:
+                x, lengths_t = _unpack_meta(packed)
+            else:
+                x, lengths_t = pad_packed_sequence(packed)  # (T, B, I), original batch order
             batched, batch_first = True, False
         else:
             x = _checks.tensor_arg(owner, "input", input)
@@ -690,7 +693,7 @@ class RecurrentLayer(nn.Module):
             out = out.to(call.autocast_dtypes[0])
             state = tuple(s.to(d) for s, d in zip(state, call.autocast_dtypes[1:], strict=True))
         if call.packed is not None:
-            if out.is_complex():
+            if out.is_complex() or out.device.type == "meta":
                 out_packed = _pack_like(out, call.packed)
             else:
                 out_packed = pack_padded_sequence(
@@ -811,9 +814,37 @@ def _pack_like(out: Tensor, packed: PackedSequence) -> PackedSequence:
     if packed.sorted_indices is not None:
         out = out.index_select(1, packed.sorted_indices.to(out.device))
     sizes = packed.batch_sizes  # (T,) on the CPU: step t holds the first sizes[t] samples
-    valid = torch.arange(out.size(1)) < sizes.unsqueeze(1)  # (T, B)
-    data = out[valid.to(out.device)]  # step by step, as the packed layout holds them
+    steps, samples = _packed_positions(sizes, out.size(1), out.device)
+    data = out[steps, samples]  # step by step, as the packed layout holds them
     return PackedSequence(data, sizes, packed.sorted_indices, packed.unsorted_indices)
+
+
+def _unpack_meta(packed: PackedSequence) -> tuple[Tensor, Tensor]:
+    """A meta ``PackedSequence`` packed unsorted as (T, B, I) and its (B,) lengths, both in
+    the packed (sorted) batch order.
+
+    torch's ``pad_packed_sequence`` puts the samples back in their original order, which
+    reads ``unsorted_indices`` back to the CPU: "Cannot copy out of meta tensor". A meta
+    tensor holds no values, so the order of its samples changes nothing a meta call can
+    give - the shapes of the output and the state - and the lengths in sorted order come
+    from ``batch_sizes``, which stays on the CPU. The output is packed again by
+    :func:`_pack_like` with the input's indices, as torch.nn's is.
+    """
+    sizes = packed.batch_sizes
+    T, B = sizes.numel(), int(sizes[0]) if sizes.numel() else 0
+    x = packed.data.new_zeros(T, B, packed.data.size(-1))
+    x = x.index_put(_packed_positions(sizes, B, x.device), packed.data)
+    return x, (torch.arange(B) < sizes.unsqueeze(1)).sum(0)
+
+
+def _packed_positions(sizes: Tensor, B: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The (step, sample) index of each row of a packed batch's data, in its order: step t
+    holds the first ``sizes[t]`` samples. Integer indices built on the CPU, where
+    ``batch_sizes`` lives, so that the meta device, which cannot index by a boolean mask
+    (its ``nonzero`` has no values to count), takes them too."""
+    valid = torch.arange(B) < sizes.unsqueeze(1)  # (T, B)
+    steps, samples = valid.nonzero(as_tuple=True)
+    return steps.to(device), samples.to(device)
 
 
 def _every_weight(where: str, whose: str, weights: dict[str, Tensor | None]) -> dict[str, Tensor]:
