@@ -40,8 +40,10 @@ def days(first: date, step: timedelta, n: int = 8) -> list[str]:
     return [str(first + k * step) for k in range(n)]
 
 
-def clock(step: timedelta, n: int = 8, sep: str = " ", seconds: bool = False) -> list[str]:
-    layout = f"%Y-%m-%d{sep}%H:%M" + (":%S" if seconds else "")
+def clock(
+    step: timedelta, n: int = 8, sep: str = " ", seconds: bool = False, zone: str = ""
+) -> list[str]:
+    layout = f"%Y-%m-%d{sep}%H:%M" + (":%S" if seconds else "") + zone
     return [(datetime(2020, 1, 1) + k * step).strftime(layout) for k in range(n)]
 
 
@@ -65,7 +67,19 @@ FREQUENCIES = [
     ("ds", clock(timedelta(minutes=30)), "half_hourly"),
     ("ds", clock(timedelta(minutes=10)), "10_minutes"),
     ("ds", clock(timedelta(minutes=1)), "minutely"),
-]
+    # with their offset from UTC: Z, pandas' +00:00, a clock change (Berlin, 2020)
+    ("ds", clock(timedelta(hours=1), sep="T", seconds=True, zone="Z"), "hourly"),
+    ("ds", clock(timedelta(days=1), seconds=True, zone="+00:00"), "daily"),
+    ("ds", ["2020-03-29T00:00+01:00", "2020-03-29T01:00+01:00", "2020-03-29T03:00+02:00",
+            "2020-03-29T04:00+02:00", "2020-03-29T05:00+0200"], "hourly"),
+    ("ds", ["2020-10-25 01:00+02:00", "2020-10-25 02:00+02:00", "2020-10-25 02:00+01:00",
+            "2020-10-25 03:00+01:00", "2020-10-25 04:00+01:00"], "hourly"),
+    ("date", ["2020-03-27T00:00+01:00", "2020-03-28T00:00+01:00", "2020-03-29T00:00+01:00",
+              "2020-03-30T00:00+02:00", "2020-03-31T00:00+02:00"], "daily"),
+    ("date", [f"2020-{m:02d}-01T00:00:00{'+02:00' if 4 <= m <= 10 else '+01:00'}"
+              for m in range(1, 13)], "monthly"),
+    ("date", [f"2020-{m:02d}-01T09:30-05:00" for m in range(1, 13)], "monthly"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("layout", [wide, long])
@@ -131,6 +145,12 @@ def test_a_row_of_empty_cells_is_a_step_not_a_missing_date(tmp_path: Path) -> No
         (["2020-01", "2020-02-01", "2020-03"], "the time column mixes formats"),
         (["2020-01", "soon", "2020-03"], "the time column mixes formats"),
         (["2020-01", "2020-13", "2020-03"], "the time column mixes formats"),
+        (["2020-01-01 00:00+01:00", "2020-01-01 01:00", "2020-01-01 02:00+01:00"],
+         "the time column mixes formats"),  # a time with no zone among zoned ones
+        (["2020-01-01 00:00Z", "2020-01-01 01:00+25:00", "2020-01-01 02:00Z"],
+         "the time column mixes formats"),  # no such offset: not a date
+        (["2020-01-01 00:00+01:00", "2020-01-01 01:00+01:00", "2020-01-01 03:00+01:00",
+          "2020-01-01 04:00+00:00"], "dates irregularly spaced"),  # 1, 2, 2 hours apart
     ],
 )  # fmt: skip
 def test_irregular_or_mixed_dates_give_no_frequency_and_say_so(
@@ -151,6 +171,17 @@ def test_a_wide_csv_newest_first_is_refused(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{path}, line 3: time '2020-02' of column 'date' comes before line 2's; expected "
         "the rows of a wide CSV in time order, oldest first"
+    )
+
+
+def test_zoned_times_are_ordered_as_instants(tmp_path: Path) -> None:
+    # 02:30 at UTC+1 is 01:30 UTC: before the row above, whatever its clock reads.
+    path = wide(tmp_path, ["2020-01-01T00:00Z", "2020-01-01T02:00+00:00", "2020-01-01T02:30+01:00"])
+    with pytest.raises(ValueError) as err:
+        read_series(path)
+    assert str(err.value) == (
+        f"{path}, line 4: time '2020-01-01T02:30+01:00' of column 'date' comes before line "
+        "3's; expected the rows of a wide CSV in time order, oldest first"
     )
 
 

@@ -13,7 +13,7 @@ import calendar
 import math
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
@@ -36,6 +36,9 @@ _UNITS = (("week", 604_800), ("day", 86_400), ("hour", 3600), ("minute", 60), ("
 _DATE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2})[:-](\d{2})(?:[:-](\d{2})(?:\.(\d{1,6}))?)?)?"
 )
+# A time's offset from UTC: Z, +01:00, -0500 (pandas writes +00:00 for an aware index).
+# Only after a time of day; "-05" alone is not one, for "13-00-05" is a time.
+_ZONED = re.compile(r"(.*\d{2}[:-]\d{2}(?:[:-]\d{2}(?:\.\d{1,6})?)?) ?(Z|[+-]\d{2}:?\d{2})")
 _YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
 _QUARTER = re.compile(r"(\d{4})[- ]?[Qq]([1-4])")
 _ISO_WEEK = re.compile(r"(\d{4})-?W(\d{2})")  # its Monday
@@ -52,19 +55,18 @@ _FIRST_DAYS, _LAST_DAYS = 4, 3
 
 def stamp_of(text: str, years: bool) -> tuple[str, Any] | None:
     """(kind, value) of a time cell read as a date, None when it is none: a date or a
-    date and time (``datetime``; an ISO week, ``2020-W05``, is its Monday), a year-month,
+    date and time (``datetime``; an ISO week, ``2020-W05``, is its Monday), a date and
+    time with its offset from UTC ("zoned": an aware ``datetime``), a year-month,
     a quarter (month numbers, from year 0), or - with ``years`` - a whole number
     1000-2999, a year."""
     s = text.strip()
     if not s[:4].isdigit():  # every form starts with its year (a count: 1, 2, 3)
         return None
     try:
+        if (z := _ZONED.fullmatch(s)) and (m := _DATE.fullmatch(z[1])):
+            return "zoned", _date(m).replace(tzinfo=_zone(z[2]))  # ValueError: +25:00
         if m := _DATE.fullmatch(s):
-            y, mo, d, h, mi, sec, part = m.groups()  # part: of a second (.5, .000)
-            return "date", datetime(  # ValueError for 02-30, 25:00
-                int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
-                int(part.ljust(6, "0")) if part else 0,
-            )  # fmt: skip
+            return "date", _date(m)
         if m := _YEAR_MONTH.fullmatch(s):
             year, month = int(m[1]), int(m[2])
             return ("month", 12 * year + month - 1) if 1 <= month <= 12 else None
@@ -79,6 +81,27 @@ def stamp_of(text: str, years: bool) -> tuple[str, Any] | None:
     except ValueError:
         return None
     return None
+
+
+def _date(m: re.Match[str]) -> datetime:
+    """The date and time a :data:`_DATE` match reads; ValueError for 02-30, 25:00."""
+    y, mo, d, h, mi, sec, part = m.groups()  # part: of a second (.5, .000)
+    return datetime(
+        int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
+        int(part.ljust(6, "0")) if part else 0,
+    )  # fmt: skip
+
+
+def _zone(text: str) -> timezone:
+    """UTC's offset a :data:`_ZONED` suffix names; ValueError past 24 hours or 59 minutes."""
+    if text == "Z":
+        return timezone.utc
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if minutes > 59:
+        raise ValueError(text)
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if text[0] == "-" else offset)
 
 
 def _calendar_months(times: list[datetime]) -> list[int] | None:
@@ -98,6 +121,12 @@ def _calendar_months(times: list[datetime]) -> list[int] | None:
     if (first or last) and all(a < b for a, b in pairwise(months)):  # one date a month
         return months
     return None
+
+
+def _utc(t: datetime) -> datetime:
+    """A zoned time as UTC's naive time; a time with no zone as it is."""
+    offset = t.utcoffset()
+    return t if offset is None else t.replace(tzinfo=None) - offset
 
 
 def _apart(step: int, in_months: bool) -> str:
@@ -153,11 +182,13 @@ def spacing(dated: list[tuple[int, Any]]) -> tuple[str | None, int, str | None]:
         return None, 0, None
     rows = [row for row, _ in dated]
     in_months, table = True, _MONTH_STEPS
-    if dated[0][1][0] == "date":
+    if dated[0][1][0] in ("date", "zoned"):
+        # Calendar months read the clocks' own dates and times; other steps are counted
+        # between instants, a zoned time's in UTC (an hour at a clock change is an hour).
         times = [s[1] for _, s in dated]
         months = _calendar_months(times)
         if months is None:
-            values = [(t - _EPOCH) // _MICROSECOND for t in times]
+            values = [(_utc(t) - _EPOCH) // _MICROSECOND for t in times]
             in_months, table = False, {n * _SECOND: f for n, f in _SECOND_STEPS.items()}
         else:
             values = months
