@@ -851,9 +851,17 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     # A season given with --seasonality as long as the histories would be used by no
     # forecast: refused (the data's own falls back to none: test_a_data_season_longer_...).
     thirteen = write(tmp_path, "thirteen.csv", "y\n" + "".join(f"{v % 5}\n" for v in range(13)))
+    monthly = write(tmp_path, "monthly.csv", "month,y\n" + "".join(
+        f"2020-{m:02d},{m}\n" for m in range(1, 13)))  # fmt: skip
+    hourly = write(tmp_path, "hourly.csv", "ds,y\n" + "".join(
+        f"2020-01-01T{h:02d}:00Z,{h}\n" for h in range(24)))  # fmt: skip
     cases = [
         (["--data", str(one)], f"{one} does not say how far to forecast: give --horizon (e.g. "
          "6 for yearly, 8 for quarterly, 18 for monthly series, as in M4)"),
+        (["--data", str(monthly)], f"{monthly} does not say how far to forecast: give "
+         "--horizon (e.g. 18, as M4 forecast its monthly series)"),
+        (["--data", str(hourly)], f"{hourly} does not say how far to forecast: give "
+         "--horizon (e.g. 48, as M4 forecast its hourly series)"),
         (["--data", str(one), "--horizon", "3"], f"{one}: the series are too short for "
          "--horizon 3 with --origins 3: a series needs at least 13 values (training, "
          "validation and test each need their share); the longest has 6"),

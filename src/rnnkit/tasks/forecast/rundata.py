@@ -117,6 +117,12 @@ def read_given(source: dict[str, Any], flag: str = "--data") -> Any:
         raise FileNotFoundError(f"{flag}: {err}; expected a .tsf or .csv file") from None
 
 
+# How far the M4 competition forecast each frequency (Makridakis et al. 2020): what the
+# refusal of a file that names no horizon suggests, never applied unasked.
+M4_HORIZONS = {"yearly": 6, "annual": 6, "quarterly": 8, "monthly": 18, "weekly": 13,
+               "daily": 14, "hourly": 48}  # fmt: skip
+
+
 def checksum(values: Sequence[Sequence[float]]) -> str:
     h = hashlib.sha256()
     for v in values:
@@ -129,9 +135,14 @@ def derive(o: ForecastOptions, data: Any) -> dict[str, Any]:
     """What a run takes from its data: horizon, seasonality, origins, scale window."""
     horizon = o.horizon or data.horizon
     if horizon is None:
+        frequency = data.frequency
+        example = (
+            f"{M4_HORIZONS[frequency]}, as M4 forecast its {frequency} series"
+            if frequency in M4_HORIZONS
+            else "6 for yearly, 8 for quarterly, 18 for monthly series, as in M4"
+        )
         raise ValueError(
-            f"{data.source} does not say how far to forecast: give --horizon (e.g. 6 for "
-            "yearly, 8 for quarterly, 18 for monthly series, as in M4)"
+            f"{data.source} does not say how far to forecast: give --horizon (e.g. {example})"
         )
     seasonality = o.seasonality or data.seasonality or 1
     origins = o.origins or data.info.get("origins") or (1 if len(data) > 1 else horizon)
