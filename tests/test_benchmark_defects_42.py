@@ -88,7 +88,7 @@ def test_classify_keeps_a_shipped_row_and_two_users_files_of_one_name_apart(
             "--data", f"{folder}/JapaneseVowels_TRAIN.ts",
             "--test-data", f"{folder}/JapaneseVowels_TEST.ts",
             "--results", "results", "--candidates", "gru:1.5", "--seeds", "0", "--no-refit",
-            "--minutes-per-run", "0.01",
+            "--minutes-per-run", "0.002",
         ]  # fmt: skip
         assert classify.main(argv) == 0
 

@@ -268,35 +268,46 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_the_cli_exports_a_trained_run_which_still_resumes(tmp_path: Path) -> None:
+def test_the_cli_exports_a_trained_run_which_still_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rnnkit.cli import main
+
+    def cli(*args: str) -> tuple[int, str, str]:  # in this process: imports paid once
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
     run = tmp_path / "run"
-    trained = _cli(
+    trained = _cli(  # the one run as its own process, as a user starts it
         "train", "--steps", "20", "--hidden", "16", "--eval-every", "10", "--out", str(run)
     )
     assert trained.returncode == 0, trained.stderr
-    done = _cli("export", str(run), "--mode", "step")
-    assert done.returncode == 0, done.stderr
-    assert "wrote" in done.stdout and (run / "model-step.onnx").is_file()
+    code, out, err = cli("export", str(run), "--mode", "step")
+    assert code == 0, err
+    assert "wrote" in out and (run / "model-step.onnx").is_file()
     meta = read_metadata(__import__("onnx").load(run / "model-step.onnx"))
     assert meta["model"] == "char_lm"
     before = (run / "model-step.onnx").read_bytes()
-    again = _cli("export", str(run), "--mode", "step")
-    assert again.returncode == 2 and again.stderr.count("\n") == 1
-    assert "exists; pass --force" in again.stderr
+    code, _, err = cli("export", str(run), "--mode", "step")
+    assert code == 2 and err.count("\n") == 1
+    assert "exists; pass --force" in err
     assert (run / "model-step.onnx").read_bytes() == before
-    stepwise = _cli("export", str(run), "--mode", "step", "--lengths", "--out", str(tmp_path / "x"))
-    assert stepwise.returncode == 2 and stepwise.stderr.count("\n") == 1
-    assert "--lengths applies to --mode sequence; got --mode step" in stepwise.stderr
+    code, _, err = cli(
+        "export", str(run), "--mode", "step", "--lengths", "--out", str(tmp_path / "x")
+    )
+    assert code == 2 and err.count("\n") == 1
+    assert "--lengths applies to --mode sequence; got --mode step" in err
     assert not (tmp_path / "x").exists()
-    assert _cli("export", str(run), "--mode", "sequence", "--lengths").returncode == 0
-    int8 = _cli("export", str(run), "--mode", "step", "--int8", "--force")
-    assert int8.returncode == 0, int8.stderr
+    assert cli("export", str(run), "--mode", "sequence", "--lengths")[0] == 0
+    code, _, err = cli("export", str(run), "--mode", "step", "--int8", "--force")
+    assert code == 0, err
     assert read_metadata(__import__("onnx").load(run / "model-step.int8.onnx"))["quantization"]
-    not_a_run = _cli("export", str(tmp_path))
-    assert not_a_run.returncode == 2 and "must be a run folder" in not_a_run.stderr
+    code, _, err = cli("export", str(tmp_path))
+    assert code == 2 and "must be a run folder" in err
     # the exported graphs belong to the run: training resumes in the folder
-    resumed = _cli("train", "--resume", str(run), "--steps", "30")
-    assert resumed.returncode == 0, resumed.stderr
+    code, _, err = cli("train", "--resume", str(run), "--steps", "30")
+    assert code == 0, err
     assert json.loads((run / "train_state.json").read_text())["step"] == 30
 
 

@@ -17,9 +17,8 @@ import io
 import json
 import math
 import os
-import subprocess
-import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ import torch
 from safetensors.torch import load_file
 
 import rnnkit
-from rnnkit.tasks import NAMES, get_task
+from _zygote import Zygote
+from rnnkit.tasks import NAMES, REGISTRY, get_task
 from rnnkit.train import RunFolder, RunFolderError, TrainConfig, TrainingDivergedError, train
 from rnnkit.train.runfolder import MANIFEST
 
@@ -157,16 +157,22 @@ POINTS = (
 )
 
 
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    """The killed runs' processes, forked with rnnkit and every task's module imported."""
+    server = Zygote(["rnnkit.train", *(REGISTRY[name].split(":")[0] for name in NAMES)])
+    yield server
+    server.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("task", "point", "when"), POINTS)
-def test_kill_during_save_then_resume_is_bitwise(task, point, when, reference, tmp_path):
+def test_kill_during_save_then_resume_is_bitwise(task, point, when, reference, tmp_path, zygote):
     s, expected = _reference(reference, task)
-    out = tmp_path / "run"
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLER, str(point), when, json.dumps({**s, "out": str(out)})],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert killed.returncode == -9, killed.stdout + killed.stderr[-2000:]
+    out, log = tmp_path / "run", tmp_path / "killed.log"
+    args = [str(point), when, json.dumps({**s, "out": str(out)})]
+    status = zygote.run(KILLER, args, log)
+    assert status == -9, log.read_text()[-2000:]
     complete = False
     if not (out / "config.json").exists():  # killed before anything was written
         run(s, out)  # a new run starts in the folder
