@@ -27,13 +27,22 @@ for line in sys.stdin:
     if pid == 0:  # the child: the request's script, its output to its log file
         code = 1
         try:
-            log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
+            for fd, name in ((1, "stdout"), (2, "stderr")):
+                log = os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                os.dup2(log, fd)
             sys.stdin = open(os.devnull)
-            sys.argv = ["-c", *request["args"]]
+            sys.argv = request["argv"]
+            os.environ.update(request["env"])
+            if request["cwd"]:
+                os.chdir(request["cwd"])
+            if request["path"]:  # a script's own folder, as python SCRIPT puts it first
+                sys.path.insert(0, request["path"])
             signal.alarm(request["timeout"])  # a hung child ends as SIGALRM, not a hung test
-            exec(compile(request["code"], "<child>", "exec"), {"__name__": "__main__"})
+            name = request["argv"][0]  # "-c", or the script's path
+            scope = {"__name__": "__main__"}
+            if name != "-c":
+                scope["__file__"] = name
+            exec(compile(request["code"], name, "exec"), scope)
             code = 0
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else 1
@@ -49,8 +58,9 @@ for line in sys.stdin:
 
 
 class Zygote:
-    """``run(code, args)`` is ``subprocess.run([python, "-c", code, *args])`` on a child
-    forked from a process that imported ``preload`` (module names) once."""
+    """:meth:`run` is ``subprocess.run([python, "-c", code, *args])`` and :meth:`script`
+    ``subprocess.run([python, script, *args])``, each on a child forked from a process
+    that imported ``preload`` (module names) once."""
 
     def __init__(self, preload: list[str]) -> None:
         self._server = subprocess.Popen(
@@ -63,8 +73,50 @@ class Zygote:
     def run(self, code: str, args: list[str], log: Path, timeout: int = 300) -> int:
         """The child's exit status (negative: the signal that ended it); its stdout and
         stderr are in ``log``."""
+        return self._ask(code, ["-c", *args], log, log, timeout=timeout)
+
+    def script(
+        self,
+        path: Path,
+        args: list[str],
+        logs: Path,
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: int = 300,
+    ) -> subprocess.CompletedProcess[str]:
+        """The script run as ``python path *args`` would run it, in ``cwd`` with ``env``
+        added; its output is kept in the folder ``logs`` (made here)."""
+        logs.mkdir(parents=True, exist_ok=True)
+        out, err = logs / "stdout", logs / "stderr"
+        for f in (out, err):
+            f.write_text("")
+        code = self._ask(
+            path.read_text(encoding="utf-8"), [str(path), *args], out, err,
+            cwd=cwd, env=env, path=path.parent, timeout=timeout,
+        )  # fmt: skip
+        return subprocess.CompletedProcess(
+            [str(path), *args], code, out.read_text(), err.read_text()
+        )
+
+    def _ask(
+        self,
+        code: str,
+        argv: list[str],
+        stdout: Path,
+        stderr: Path,
+        *,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        path: Path | None = None,
+        timeout: int,
+    ) -> int:
         assert self._server.stdin is not None and self._server.stdout is not None
-        request = {"code": code, "args": args, "log": str(log), "timeout": timeout}
+        request = {
+            "code": code, "argv": argv, "stdout": str(stdout), "stderr": str(stderr),
+            "cwd": str(cwd or ""), "env": env or {}, "path": str(path or ""),
+            "timeout": timeout,
+        }  # fmt: skip
         self._server.stdin.write(json.dumps(request) + "\n")
         self._server.stdin.flush()
         answer = self._server.stdout.readline()

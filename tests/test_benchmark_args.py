@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from _refusals import tree
+from _zygote import Zygote
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TIMEOUT = 120  # a refusal takes seconds; a script that started its work would run on
@@ -154,13 +156,22 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    """Each script runs as its own process, forked from one that imported what every
+    script imports first (torch, rnnkit)."""
+    server = Zygote(["numpy", "rnnkit"])
+    yield server
+    server.close()
+
+
 @pytest.mark.parametrize(
     ("script", "args", "flag"),
     CASES,
     ids=[f"{s}:{' '.join(a) or repr('')}" for s, a, _ in CASES],
 )
 def test_a_bad_command_line_is_refused_in_one_line_before_any_work(
-    tmp_path: Path, script: str, args: list[str], flag: str
+    tmp_path: Path, script: str, args: list[str], flag: str, zygote: Zygote
 ) -> None:
     # The script runs in a folder of its own, so that the default output folders (runs/,
     # bench-out/) would land there, and the fixtures sit beside it.
@@ -178,15 +189,9 @@ def test_a_bad_command_line_is_refused_in_one_line_before_any_work(
             a = a.replace("{" + key + "}", path)
         argv.append(a)
     before = tree(tmp_path)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    logs = tmp_path.parent / f"{tmp_path.name}-logs"  # outside the tree compared
+    env = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = zygote.script(BENCHMARKS / script, argv, logs, cwd=cwd, env=env, timeout=TIMEOUT)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
