@@ -38,13 +38,14 @@ DTYPES = (torch.float32, torch.float64)
 # 128 x 256 1.00, 256 x 64 1.18, 256 x 256 1.21 (3 December 2026). So at batches up to 64
 # whatever the width, and up to 128 for at most 16,384 units per step.
 MAX_BATCH, MAX_UNITS = 64, 16384
-# Without autograd torch's GRU loses only its step loop's Python-free overhead, so where its
-# products run on the faster BLAS (MKL on Intel) the fused kernel wins at small steps
-# alone. Inference, fused / torch.nn.GRU at T = 100 on the Intel Xeon, full and ragged
-# batches: 1 x 256 0.70-0.77, 4 x 256 0.91-0.93, 16 x 128 0.85-0.86, 32 x 64 0.84-0.95;
-# but 8 x 256 1.04-1.07, 32 x 128 1.05-1.10, 64 x 64 0.98-1.04, 64 x 256 1.17-1.20,
-# 1 x 512 1.14. On the AMD EPYC, whose products go to oneDNN, the training rule held for
-# inference too (64 x 512 0.58, 8 x 128 0.61, 1 x 64 0.11 at one thread).
+# Without autograd torch's GRU records no graph, which is most of what the fused kernel
+# saves it, so where torch's products run on the faster BLAS (MKL on Intel) the fused
+# kernel wins at small steps alone. Inference, fused / torch.nn.GRU at T = 100 on the
+# Intel Xeon, full and ragged batches: 1 x 256 0.70-0.77, 4 x 256 0.91-0.93, 16 x 128
+# 0.85-0.86, 32 x 64 0.84-0.95; but 8 x 256 1.04-1.07, 32 x 128 1.05-1.10, 64 x 64
+# 0.98-1.04, 64 x 256 1.17-1.20, 1 x 512 1.14. On the AMD EPYC, whose products go to
+# oneDNN, the training rule held for inference too (64 x 512 0.58, 8 x 128 0.61, 1 x 64
+# 0.11 at one thread).
 MAX_INFERENCE_UNITS = 2048
 
 
